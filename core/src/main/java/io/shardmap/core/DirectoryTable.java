@@ -1,0 +1,148 @@
+package io.shardmap.core;
+
+import io.shardmap.proto.v1.DirectoryLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BiConsumer;
+
+/**
+ * STRATEGY_DIRECTORY: explicit key → shard entries plus an optional fallback. Sized for millions of
+ * entries: the entries are split by hash into {@value #CHUNKS} immutable chunks, and a change copies only
+ * the chunks it touches, so snapshots stay immutable without copying the whole directory per change.
+ */
+public final class DirectoryTable {
+  static final int CHUNKS = 4096;
+  private static final Map<ByteKey, Route> EMPTY_CHUNK = Map.of();
+
+  private final Map<ByteKey, Route>[] chunks;
+  private final int size;
+  private final Route fallback;
+  private final DirectoryLayout layout;
+
+  private DirectoryTable(Map<ByteKey, Route>[] chunks, int size, Route fallback, DirectoryLayout layout) {
+    this.chunks = chunks;
+    this.size = size;
+    this.fallback = fallback;
+    this.layout = layout;
+  }
+
+  @SuppressWarnings("unchecked")
+  public static DirectoryTable empty(DirectoryLayout layout, long layoutRevision) {
+    Map<ByteKey, Route>[] chunks = new Map[CHUNKS];
+    Arrays.fill(chunks, EMPTY_CHUNK);
+    return new DirectoryTable(chunks, 0, fallbackRoute(layout, layoutRevision), layout);
+  }
+
+  private static Route fallbackRoute(DirectoryLayout layout, long revision) {
+    return layout.getFallbackShard().isEmpty()
+        ? null : new Route(layout.getFallbackShard(), layout.getFallbackEpoch(), null, revision);
+  }
+
+  public DirectoryLayout layout() {
+    return layout;
+  }
+
+  /** The fallback route, or {@code null} when keys without an entry have no owner. */
+  public Route fallback() {
+    return fallback;
+  }
+
+  public int size() {
+    return size;
+  }
+
+  /** The entry for a key, or {@code null}; does not consult the fallback. */
+  public Route entry(byte[] canonicalKey) {
+    ByteKey k = new ByteKey(canonicalKey);
+    return chunks[k.hash & (CHUNKS - 1)].get(k);
+  }
+
+  /** The entry for the key, else the fallback, else {@code null}. */
+  public Route route(byte[] canonicalKey) {
+    Route r = entry(canonicalKey);
+    return r != null ? r : fallback;
+  }
+
+  public DirectoryTable withLayout(DirectoryLayout newLayout, long revision) {
+    return new DirectoryTable(chunks, size, fallbackRoute(newLayout, revision), newLayout);
+  }
+
+  /** A new table with {@code removed} keys deleted and {@code puts} (canonical key → route) set. */
+  public DirectoryTable apply(List<byte[]> removed, Map<byte[], Route> puts) {
+    Map<Integer, Map<ByteKey, Route>> copies = new HashMap<>();
+    int newSize = size;
+    for (byte[] key : removed) {
+      ByteKey k = new ByteKey(key);
+      Map<ByteKey, Route> chunk = copies.computeIfAbsent(k.hash & (CHUNKS - 1),
+          c -> new HashMap<>(chunks[c]));
+      if (chunk.remove(k) != null) {
+        newSize--;
+      }
+    }
+    for (Map.Entry<byte[], Route> e : puts.entrySet()) {
+      ByteKey k = new ByteKey(e.getKey());
+      Map<ByteKey, Route> chunk = copies.computeIfAbsent(k.hash & (CHUNKS - 1),
+          c -> new HashMap<>(chunks[c]));
+      if (chunk.put(k, e.getValue()) == null) {
+        newSize++;
+      }
+    }
+    Map<ByteKey, Route>[] next = chunks.clone();
+    copies.forEach((c, m) -> next[c] = m);
+    return new DirectoryTable(next, newSize, fallback, layout);
+  }
+
+  /** Visits every entry (canonical key, route), in an order fixed for this instance. */
+  public void forEach(BiConsumer<byte[], Route> visitor) {
+    for (Map<ByteKey, Route> chunk : chunks) {
+      chunk.forEach((k, r) -> visitor.accept(k.bytes, r));
+    }
+  }
+
+  /** Up to {@code limit} entries starting at position {@code offset} of {@link #forEach}'s order. */
+  public List<Map.Entry<byte[], Route>> page(long offset, int limit) {
+    List<Map.Entry<byte[], Route>> out = new ArrayList<>(Math.min(limit, 1024));
+    long skipped = 0;
+    for (Map<ByteKey, Route> chunk : chunks) {
+      if (skipped + chunk.size() <= offset) {
+        skipped += chunk.size();
+        continue;
+      }
+      for (Map.Entry<ByteKey, Route> e : chunk.entrySet()) {
+        if (skipped++ < offset) {
+          continue;
+        }
+        out.add(Map.entry(e.getKey().bytes, e.getValue()));
+        if (out.size() == limit) {
+          return out;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** A byte[] usable as a hash key; its hash is the key's xxHash64, so chunking is uniform. */
+  static final class ByteKey {
+    final byte[] bytes;
+    final int hash;
+
+    ByteKey(byte[] bytes) {
+      this.bytes = bytes;
+      long h = XxHash64.hash(bytes);
+      this.hash = (int) (h ^ (h >>> 32));
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof ByteKey k && k.hash == hash && Arrays.equals(k.bytes, bytes);
+    }
+
+    @Override
+    public int hashCode() {
+      return hash;
+    }
+  }
+}

@@ -1,0 +1,49 @@
+package io.shardmap.core;
+
+import java.util.regex.Pattern;
+
+/** The naming rules of Shardmap objects, each enforced with an error that names the field and the rule. */
+public final class Names {
+  private static final Pattern KEYSPACE = Pattern.compile("[a-z][a-z0-9_]{0,62}");
+  private static final Pattern SHARD = Pattern.compile("[a-z][a-z0-9_-]{0,62}");
+  private static final Pattern REGION = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
+  private static final Pattern SQL_IDENTIFIER = Pattern.compile("[a-z_][a-z0-9_]{0,62}");
+  private static final Pattern HOST = Pattern.compile("[A-Za-z0-9.:\\[\\]-]{1,253}");
+
+  private Names() {}
+
+  public static String keyspace(String field, String value) {
+    return check(field, value, KEYSPACE, "a keyspace name is 1-63 characters of [a-z0-9_], starting with a letter");
+  }
+
+  public static String shard(String field, String value) {
+    return check(field, value, SHARD, "a shard name is 1-63 characters of [a-z0-9_-], starting with a letter");
+  }
+
+  public static String region(String field, String value) {
+    return check(field, value, REGION, "a region name is 1-63 characters of [a-z0-9-]");
+  }
+
+  public static String sqlIdentifier(String field, String value) {
+    return check(field, value, SQL_IDENTIFIER,
+        "an unquoted PostgreSQL identifier: 1-63 characters of [a-z0-9_], not starting with a digit");
+  }
+
+  public static String host(String field, String value) {
+    return check(field, value, HOST, "a host name or IP address");
+  }
+
+  private static String check(String field, String value, Pattern p, String rule) {
+    if (value == null || value.isEmpty()) {
+      throw ShardmapException.invalid(field, "is required (" + rule + ")");
+    }
+    if (!p.matcher(value).matches()) {
+      throw ShardmapException.invalid(field, rule + "; got '" + abbreviate(value) + "'");
+    }
+    return value;
+  }
+
+  static String abbreviate(String s) {
+    return s.length() <= 80 ? s : s.substring(0, 77) + "...";
+  }
+}

@@ -1,0 +1,17 @@
+package io.shardmap.core;
+
+/**
+ * Where a key lives: the owning shard and the epoch of the map entry that routed it (range, bucket,
+ * ring segment, directory entry or region). Immutable and shared: lookups return existing instances,
+ * never allocate one.
+ *
+ * @param range the range, for STRATEGY_RANGE routes; {@code null} for the other strategies
+ * @param modRevision the etcd revision that last wrote the entry (0 where unknown, e.g. in an SDK)
+ */
+public record Route(String shard, long epoch, KeyRange range, long modRevision) {
+  public Route {
+    if (shard == null || shard.isEmpty()) {
+      throw new IllegalArgumentException("a route needs a shard");
+    }
+  }
+}

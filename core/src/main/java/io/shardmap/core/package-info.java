@@ -1,0 +1,11 @@
+/**
+ * The routing core shared by the directory server and the client SDK: canonical keys ({@link
+ * io.shardmap.core.Keys}), the one half-open {@link io.shardmap.core.KeyRange}, the hash function
+ * ({@link io.shardmap.core.XxHash64}), the immutable table of each strategy, and {@link
+ * io.shardmap.core.DirectorySnapshot}, the immutable whole-directory value that server and SDK both
+ * build by applying {@code MapChange}s in revision order. Pure Java over the protobuf messages: no I/O,
+ * no threads, no clocks.
+ *
+ * <p>Errors are {@link io.shardmap.core.ShardmapException} with an {@link io.shardmap.core.ErrorCode}.
+ */
+package io.shardmap.core;
