@@ -64,17 +64,18 @@ public final class DirectorySnapshot {
    * before its layout is applied.
    */
   public DirectorySnapshot apply(long newRevision, List<MapChange> changes) {
-    if (newRevision <= revision) {
+    if (newRevision < revision || (newRevision == revision && !changes.isEmpty())) {
       throw new IllegalArgumentException("revision " + newRevision + " is not after " + revision);
     }
     Map<String, KeyspaceMap> ks = null;
     Map<String, Shard> sh = null;
     Map<String, List<MapChange>> layoutChanges = new LinkedHashMap<>();
     for (MapChange c : changes) {
+      long rev = c.getModRevision() != 0 ? c.getModRevision() : newRevision;
       switch (c.getChangeCase()) {
         case SHARD -> {
           sh = sh != null ? sh : new HashMap<>(shards);
-          sh.put(c.getShard().getName(), c.getShard().toBuilder().setRevision(newRevision).build());
+          sh.put(c.getShard().getName(), c.getShard().toBuilder().setRevision(rev).build());
         }
         case SHARD_REMOVED -> {
           sh = sh != null ? sh : new HashMap<>(shards);
@@ -84,8 +85,8 @@ public final class DirectorySnapshot {
           ks = ks != null ? ks : new HashMap<>(keyspaces);
           KeyspaceMap old = ks.get(c.getKeyspace());
           ks.put(c.getKeyspace(), old == null
-              ? KeyspaceMap.withoutLayout(c.getSpec(), newRevision)
-              : old.withSpec(c.getSpec(), newRevision));
+              ? KeyspaceMap.withoutLayout(c.getSpec(), rev)
+              : old.withSpec(c.getSpec(), rev));
         }
         case KEYSPACE_DROPPED -> {
           ks = ks != null ? ks : new HashMap<>(keyspaces);

@@ -211,18 +211,19 @@ public final class KeyspaceMap {
     KeyspaceMap m = this;
     try {
       for (MapChange c : changes) {
+        long rev = c.getModRevision() != 0 ? c.getModRevision() : revision;
         switch (c.getChangeCase()) {
-          case RANGE -> rangePuts.add(rangeRoute(type, c.getRange(), revision));
+          case RANGE -> rangePuts.add(rangeRoute(type, c.getRange(), rev));
           case RANGE_REMOVED_START -> removedStarts.add(Keys.canonical(type, c.getRangeRemovedStart(),
               "range_removed_start"));
-          case HASH -> m = m.withHash(c.getHash(), revision);
-          case RING -> m = m.withRing(c.getRing(), revision);
-          case GEO -> m = m.withGeo(c.getGeo(), revision);
-          case DIRECTORY -> m = m.withDirectoryLayout(c.getDirectory(), revision);
+          case HASH -> m = m.withHash(c.getHash(), rev);
+          case RING -> m = m.withRing(c.getRing(), rev);
+          case GEO -> m = m.withGeo(c.getGeo(), rev);
+          case DIRECTORY -> m = m.withDirectoryLayout(c.getDirectory(), rev);
           case ENTRY -> {
             DirectoryEntry e = c.getEntry();
             entryPuts.put(Keys.canonical(type, e.getKey(), "entry.key"),
-                new Route(e.getShard(), e.getEpoch(), null, revision));
+                new Route(e.getShard(), e.getEpoch(), null, rev));
           }
           case ENTRY_REMOVED -> removedEntries.add(Keys.canonical(type, c.getEntryRemoved(), "entry_removed"));
           default -> throw new IllegalArgumentException("not a layout change: " + c.getChangeCase());

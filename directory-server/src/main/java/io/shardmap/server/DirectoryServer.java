@@ -1,0 +1,229 @@
+package io.shardmap.server;
+
+import com.sun.net.httpserver.HttpServer;
+import io.grpc.ForwardingServerCall;
+import io.grpc.Metadata;
+import io.grpc.Server;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.ServerInterceptors;
+import io.grpc.Status;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.proto.v1.Freshness;
+import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
+import io.shardmap.proto.v1.ShardMapServiceGrpc;
+import io.shardmap.server.internal.AdminOps;
+import io.shardmap.server.internal.AdminService;
+import io.shardmap.server.internal.DirectoryState;
+import io.shardmap.server.internal.ReadService;
+import io.shardmap.server.internal.ServerMetrics;
+import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.server.internal.WatchStreams;
+import io.shardmap.store.EtcdMetaStore;
+import io.shardmap.store.MetaStore;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.logging.Logger;
+
+/**
+ * One stateless directory-server replica: a gRPC server (read service, admin service, health,
+ * reflection) over a watched in-memory copy of the maps in etcd, plus an HTTP endpoint with Prometheus
+ * metrics ({@code /metrics}) and a readiness check ({@code /healthz}).
+ */
+public final class DirectoryServer implements AutoCloseable {
+  private static final Logger log = Logger.getLogger(DirectoryServer.class.getName());
+
+  private final MetaStore store;
+  private final boolean ownsStore;
+  private final ServerMetrics metrics = new ServerMetrics();
+  private final ScheduledExecutorService scheduler;
+  private final ExecutorService adminExecutor;
+  private final DirectoryState state;
+  private final WatchStreams watches;
+  private final HealthStatusManager health = new HealthStatusManager();
+  private final Server grpc;
+  private final HttpServer http;
+
+  private DirectoryServer(ServerOptions o, MetaStore store, boolean ownsStore) throws IOException {
+    this.store = store;
+    this.ownsStore = ownsStore;
+    this.scheduler = Executors.newScheduledThreadPool(2, daemon("shardmap-scheduler"));
+    this.adminExecutor = Executors.newFixedThreadPool(8, daemon("shardmap-admin"));
+    StoreLayout layout = new StoreLayout(o.etcdPrefix());
+    this.state = new DirectoryState(store, layout, scheduler, System::nanoTime, o.etcdTimeout(),
+        o.probeInterval(), o.watchHistory(), metrics);
+    this.watches = new WatchStreams(state, o.watchQueueLimit());
+    AdminOps ops = new AdminOps(store, layout, state, o.etcdTimeout(), o.maxTxnOps(), System::nanoTime, metrics);
+    ServerInterceptor counting = new RpcCounter(metrics);
+    health.setStatus("", ServingStatus.NOT_SERVING);
+    health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    this.grpc = NettyServerBuilder.forAddress(new InetSocketAddress(o.host(), o.port()))
+        // Lookups never block, so they run on the transport threads; admin calls hop to their own pool.
+        .directExecutor()
+        .permitKeepAliveTime(5, TimeUnit.SECONDS)
+        .permitKeepAliveWithoutCalls(true)
+        .maxInboundMessageSize(32 << 20)
+        .addService(ServerInterceptors.intercept(new ReadService(state, metrics, watches), counting))
+        .addService(ServerInterceptors.intercept(new AdminService(ops, adminExecutor), counting))
+        .addService(health.getHealthService())
+        .addService(ProtoReflectionServiceV1.newInstance())
+        .build()
+        .start();
+    this.http = o.metricsHost() == null ? null : startHttp(o.metricsHost(), o.metricsPort());
+    long hb = o.watchHeartbeat().toMillis();
+    scheduler.scheduleWithFixedDelay(state::heartbeat, hb, hb, TimeUnit.MILLISECONDS);
+  }
+
+  /** Starts a server on etcd; returns once the maps are loaded (retrying while etcd is unreachable). */
+  public static DirectoryServer start(ServerOptions options) throws IOException, InterruptedException {
+    MetaStore store = EtcdMetaStore.builder().endpoints(options.etcdEndpoints())
+        .requestTimeout(options.etcdTimeout()).connectTimeout(options.etcdTimeout()).build();
+    return start(options, store, true);
+  }
+
+  /** Starts a server on the given store (tests use the in-memory fake); the caller keeps the store. */
+  public static DirectoryServer start(ServerOptions options, MetaStore store)
+      throws IOException, InterruptedException {
+    return start(options, store, false);
+  }
+
+  private static DirectoryServer start(ServerOptions options, MetaStore store, boolean owns)
+      throws IOException, InterruptedException {
+    DirectoryServer s = new DirectoryServer(options, store, owns);
+    try {
+      s.state.start();
+    } catch (InterruptedException | RuntimeException e) {
+      s.close();
+      throw e;
+    }
+    s.health.setStatus("", ServingStatus.SERVING);
+    s.health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    s.health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    log.info("directory server serving gRPC on " + options.host() + ":" + s.port()
+        + (s.http == null ? "" : ", metrics on http://" + options.metricsHost() + ":" + s.metricsPort()
+        + "/metrics") + " at revision " + s.snapshot().revision());
+    return s;
+  }
+
+  public int port() {
+    return grpc.getPort();
+  }
+
+  /** The metrics port, or -1 when the endpoint is off. */
+  public int metricsPort() {
+    return http == null ? -1 : http.getAddress().getPort();
+  }
+
+  public DirectorySnapshot snapshot() {
+    return state.snapshot();
+  }
+
+  public Freshness freshness() {
+    return state.freshness();
+  }
+
+  /** Waits until this replica has applied {@code revision}; false on timeout. */
+  public boolean awaitRevision(long revision, Duration timeout) throws InterruptedException {
+    return state.awaitRevision(revision, timeout);
+  }
+
+  public String scrapeMetrics() {
+    return metrics.scrape();
+  }
+
+  private HttpServer startHttp(String host, int port) throws IOException {
+    HttpServer h = HttpServer.create(new InetSocketAddress(host, port), 16);
+    h.createContext("/metrics", ex -> {
+      byte[] body = metrics.scrape().getBytes(StandardCharsets.UTF_8);
+      ex.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+      ex.sendResponseHeaders(200, body.length);
+      try (OutputStream os = ex.getResponseBody()) {
+        os.write(body);
+      }
+    });
+    h.createContext("/healthz", ex -> {
+      boolean ok = state.isLoaded();
+      Freshness f = state.freshness();
+      String text = (ok ? "serving" : "loading") + " revision=" + f.getRevision() + " age_ms="
+          + f.getAgeMillis() + " etcd_reachable=" + f.getEtcdReachable() + "\n";
+      byte[] body = text.getBytes(StandardCharsets.UTF_8);
+      ex.sendResponseHeaders(ok ? 200 : 503, body.length);
+      try (OutputStream os = ex.getResponseBody()) {
+        os.write(body);
+      }
+    });
+    h.setExecutor(Executors.newSingleThreadExecutor(daemon("shardmap-http")));
+    h.start();
+    return h;
+  }
+
+  @Override
+  public void close() {
+    health.enterTerminalState();
+    watches.close();
+    grpc.shutdown();
+    state.close();
+    try {
+      if (!grpc.awaitTermination(5, TimeUnit.SECONDS)) {
+        grpc.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      grpc.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    if (http != null) {
+      http.stop(0);
+    }
+    adminExecutor.shutdownNow();
+    scheduler.shutdownNow();
+    if (ownsStore) {
+      store.close();
+    }
+  }
+
+  private static ThreadFactory daemon(String name) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, name + "-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  /** Counts finished RPCs by method and status code. */
+  private static final class RpcCounter implements ServerInterceptor {
+    private final ServerMetrics metrics;
+
+    RpcCounter(ServerMetrics metrics) {
+      this.metrics = metrics;
+    }
+
+    @Override
+    public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
+                                                       ServerCallHandler<Q, R> next) {
+      String method = call.getMethodDescriptor().getBareMethodName();
+      return next.startCall(new ForwardingServerCall.SimpleForwardingServerCall<>(call) {
+        @Override
+        public void close(Status status, Metadata trailers) {
+          metrics.rpc(method, status.getCode().name());
+          super.close(status, trailers);
+        }
+      }, headers);
+    }
+  }
+}

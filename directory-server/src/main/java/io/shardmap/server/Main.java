@@ -1,0 +1,215 @@
+package io.shardmap.server;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Properties;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code shardmap-server}: runs one directory-server replica. Every option can also come from a
+ * properties file ({@code --config}, keys are the long option names without dashes, e.g.
+ * {@code etcd-endpoints=...}) or an environment variable ({@code SHARDMAP_ETCD_ENDPOINTS}); a flag beats
+ * the file, the file beats the environment.
+ */
+@Command(name = "shardmap-server", mixinStandardHelpOptions = true, version = "shardmap-server 0.1.0",
+    sortOptions = false,
+    description = "Serves shard maps stored in etcd over gRPC (shardmap.v1): lookups from an in-memory "
+        + "watched copy, admin changes as guarded etcd transactions.",
+    footer = {"", "Each option may also be set as SHARDMAP_<NAME> (e.g. SHARDMAP_ETCD_ENDPOINTS) or in the "
+        + "--config file as name=value."})
+public final class Main implements Callable<Integer> {
+
+  @Option(names = "--config", paramLabel = "FILE", description = "Properties file with option values.")
+  Path config;
+
+  @Option(names = "--listen", paramLabel = "HOST:PORT", description = "gRPC address (default: ${DEFAULT-VALUE}).")
+  String listen = "127.0.0.1:7700";
+
+  @Option(names = "--metrics-listen", paramLabel = "HOST:PORT",
+      description = "HTTP address of /metrics and /healthz, or 'off' (default: ${DEFAULT-VALUE}).")
+  String metricsListen = "127.0.0.1:7701";
+
+  @Option(names = "--etcd-endpoints", paramLabel = "URL[,URL...]", split = ",",
+      description = "etcd client URLs (default: ${DEFAULT-VALUE}).")
+  List<String> etcdEndpoints = List.of("http://127.0.0.1:2379");
+
+  @Option(names = "--etcd-prefix", paramLabel = "PREFIX",
+      description = "Key prefix of all Shardmap data in etcd (default: ${DEFAULT-VALUE}).")
+  String etcdPrefix = "/shardmap";
+
+  @Option(names = "--etcd-timeout", paramLabel = "DURATION",
+      description = "Deadline of each etcd request, e.g. 3s, 500ms (default: ${DEFAULT-VALUE}).")
+  String etcdTimeout = "3s";
+
+  @Option(names = "--probe-interval", paramLabel = "DURATION",
+      description = "How often a quorum read proves the snapshot fresh (default: ${DEFAULT-VALUE}).")
+  String probeInterval = "1s";
+
+  @Option(names = "--watch-heartbeat", paramLabel = "DURATION",
+      description = "Progress messages to idle client watches (default: ${DEFAULT-VALUE}).")
+  String watchHeartbeat = "2s";
+
+  @Option(names = "--watch-history", paramLabel = "N",
+      description = "Recent change batches kept so client watches resume without a re-read (default: ${DEFAULT-VALUE}).")
+  int watchHistory = 10_000;
+
+  @Option(names = "--watch-queue-limit", paramLabel = "N",
+      description = "Messages a slow watch client may fall behind before it must re-read (default: ${DEFAULT-VALUE}).")
+  int watchQueueLimit = 10_000;
+
+  @Option(names = "--max-txn-ops", paramLabel = "N",
+      description = "The etcd cluster's --max-txn-ops (default: ${DEFAULT-VALUE}, etcd's own default).")
+  int maxTxnOps = 128;
+
+  public static void main(String[] args) {
+    System.exit(commandLine(args).execute(args));
+  }
+
+  /** A command line whose defaults come from the --config file named in {@code args}, then the env. */
+  static CommandLine commandLine(String... args) {
+    CommandLine cl = new CommandLine(new Main());
+    Path file = null;
+    for (int i = 0; i < args.length - 1; i++) {
+      if (args[i].equals("--config")) {
+        file = Path.of(args[i + 1]);
+      }
+    }
+    cl.setDefaultValueProvider(new FileAndEnvDefaults(file));
+    return cl;
+  }
+
+  /** Options resolved against flags, file and environment (for tests). */
+  static ServerOptions parse(String... args) {
+    CommandLine cl = commandLine(args);
+    cl.parseArgs(args);
+    return ((Main) cl.getCommand()).options();
+  }
+
+  ServerOptions options() {
+    ServerOptions.Builder b = ServerOptions.builder();
+    String[] l = hostPort("--listen", listen);
+    b.listen(l[0], Integer.parseInt(l[1]));
+    if (metricsListen.equalsIgnoreCase("off")) {
+      b.metrics(null, 0);
+    } else {
+      String[] m = hostPort("--metrics-listen", metricsListen);
+      b.metrics(m[0], Integer.parseInt(m[1]));
+    }
+    return b.etcdEndpoints(etcdEndpoints).etcdPrefix(etcdPrefix)
+        .etcdTimeout(duration("--etcd-timeout", etcdTimeout))
+        .probeInterval(duration("--probe-interval", probeInterval))
+        .watchHeartbeat(duration("--watch-heartbeat", watchHeartbeat))
+        .watchHistory(watchHistory).watchQueueLimit(watchQueueLimit).maxTxnOps(maxTxnOps).build();
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    ServerOptions o;
+    try {
+      o = options();
+    } catch (IllegalArgumentException e) {
+      System.err.println("shardmap-server: " + e.getMessage());
+      return 2;
+    }
+    DirectoryServer server = DirectoryServer.start(o);
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      server.close();
+      stopped.countDown();
+    }, "shardmap-shutdown"));
+    stopped.await();
+    return 0;
+  }
+
+  static String[] hostPort(String option, String value) {
+    int c = value.lastIndexOf(':');
+    if (c <= 0 || c == value.length() - 1) {
+      throw new IllegalArgumentException(option + ": expected HOST:PORT, got '" + value + "'");
+    }
+    String port = value.substring(c + 1);
+    if (!port.chars().allMatch(Character::isDigit)) {
+      throw new IllegalArgumentException(option + ": port '" + port + "' is not a number");
+    }
+    return new String[] {value.substring(0, c), port};
+  }
+
+  /** Parses 250ms, 3s, 2m, 1h, or an ISO-8601 duration (PT3S). */
+  static Duration duration(String option, String v) {
+    String s = v.trim().toLowerCase(Locale.ROOT);
+    try {
+      if (s.startsWith("pt")) {
+        return Duration.parse(v.trim());
+      }
+      if (s.endsWith("ms")) {
+        return Duration.ofMillis(Long.parseLong(s.substring(0, s.length() - 2)));
+      }
+      long n = Long.parseLong(s.substring(0, s.length() - 1));
+      switch (s.charAt(s.length() - 1)) {
+        case 's': return Duration.ofSeconds(n);
+        case 'm': return Duration.ofMinutes(n);
+        case 'h': return Duration.ofHours(n);
+        default: break;
+      }
+    } catch (RuntimeException e) {
+      // reported below
+    }
+    throw new IllegalArgumentException(option + ": '" + v + "' is not a duration like 500ms, 3s, 2m");
+  }
+
+  /** Defaults from the --config file, then SHARDMAP_* environment variables, then the field values. */
+  static final class FileAndEnvDefaults implements CommandLine.IDefaultValueProvider {
+    private final Properties props = new Properties();
+    private boolean loaded;
+    private Path file;
+
+    FileAndEnvDefaults(Path file) {
+      this.file = file;
+    }
+
+    @Override
+    public String defaultValue(CommandLine.Model.ArgSpec arg) throws IOException {
+      if (!(arg instanceof CommandLine.Model.OptionSpec opt)) {
+        return null;
+      }
+      String name = opt.longestName().replaceFirst("^--", "");
+      if (name.equals("config") || name.equals("help") || name.equals("version")) {
+        return null;
+      }
+      if (!loaded) {
+        loaded = true;
+        if (file == null) {
+          String env = System.getenv("SHARDMAP_CONFIG");
+          file = env == null || env.isEmpty() ? null : Path.of(env);
+        }
+        if (file != null) {
+          try (Reader r = Files.newBufferedReader(file)) {
+            props.load(r);
+          }
+          for (String key : props.stringPropertyNames()) {
+            boolean known = Arrays.stream(opt.command().options().toArray(new CommandLine.Model.OptionSpec[0]))
+                .anyMatch(o -> o.longestName().equals("--" + key));
+            if (!known) {
+              throw new IllegalArgumentException("--config " + file + ": unknown option '" + key + "'");
+            }
+          }
+        }
+      }
+      String v = props.getProperty(name);
+      if (v != null) {
+        return v;
+      }
+      String env = System.getenv("SHARDMAP_" + name.toUpperCase(Locale.ROOT).replace('-', '_'));
+      return env == null || env.isEmpty() ? null : env;
+    }
+  }
+}

@@ -1,0 +1,169 @@
+package io.shardmap.server;
+
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * Immutable directory-server settings, built by {@link #builder()}, which rejects bad values at once with
+ * a message naming the option.
+ */
+public final class ServerOptions {
+  private final String host;
+  private final int port;
+  private final String metricsHost;
+  private final int metricsPort;
+  private final List<String> etcdEndpoints;
+  private final String etcdPrefix;
+  private final Duration etcdTimeout;
+  private final Duration probeInterval;
+  private final Duration watchHeartbeat;
+  private final int watchHistory;
+  private final int watchQueueLimit;
+  private final int maxTxnOps;
+
+  private ServerOptions(Builder b) {
+    host = b.host;
+    port = b.port;
+    metricsHost = b.metricsHost;
+    metricsPort = b.metricsPort;
+    etcdEndpoints = List.copyOf(b.etcdEndpoints);
+    etcdPrefix = b.etcdPrefix;
+    etcdTimeout = b.etcdTimeout;
+    probeInterval = b.probeInterval;
+    watchHeartbeat = b.watchHeartbeat;
+    watchHistory = b.watchHistory;
+    watchQueueLimit = b.watchQueueLimit;
+    maxTxnOps = b.maxTxnOps;
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  public String host() { return host; }
+  public int port() { return port; }
+  /** Null when the metrics endpoint is off. */
+  public String metricsHost() { return metricsHost; }
+  public int metricsPort() { return metricsPort; }
+  public List<String> etcdEndpoints() { return etcdEndpoints; }
+  public String etcdPrefix() { return etcdPrefix; }
+  public Duration etcdTimeout() { return etcdTimeout; }
+  public Duration probeInterval() { return probeInterval; }
+  public Duration watchHeartbeat() { return watchHeartbeat; }
+  public int watchHistory() { return watchHistory; }
+  public int watchQueueLimit() { return watchQueueLimit; }
+  public int maxTxnOps() { return maxTxnOps; }
+
+  public static final class Builder {
+    private String host = "127.0.0.1";
+    private int port = 7700;
+    private String metricsHost = "127.0.0.1";
+    private int metricsPort = 7701;
+    private List<String> etcdEndpoints = List.of("http://127.0.0.1:2379");
+    private String etcdPrefix = "/shardmap";
+    private Duration etcdTimeout = Duration.ofSeconds(3);
+    private Duration probeInterval = Duration.ofSeconds(1);
+    private Duration watchHeartbeat = Duration.ofSeconds(2);
+    private int watchHistory = 10_000;
+    private int watchQueueLimit = 10_000;
+    private int maxTxnOps = 128;
+
+    private Builder() {}
+
+    /** Where gRPC listens; port 0 picks a free port. */
+    public Builder listen(String host, int port) {
+      this.host = requireText("listen host", host);
+      this.port = requirePort("listen port", port);
+      return this;
+    }
+
+    /** Where /metrics and /healthz are served; {@code null} host turns it off. Port 0 picks one. */
+    public Builder metrics(String host, int port) {
+      this.metricsHost = host;
+      this.metricsPort = requirePort("metrics port", port);
+      return this;
+    }
+
+    public Builder etcdEndpoints(List<String> endpoints) {
+      if (endpoints == null || endpoints.isEmpty()) {
+        throw new IllegalArgumentException("etcd-endpoints: at least one endpoint is required");
+      }
+      for (String e : endpoints) {
+        if (!e.matches("https?://[^/\\s]+(:\\d+)?/?")) {
+          throw new IllegalArgumentException("etcd-endpoints: '" + e + "' is not http(s)://host:port");
+        }
+      }
+      this.etcdEndpoints = List.copyOf(endpoints);
+      return this;
+    }
+
+    public Builder etcdPrefix(String prefix) {
+      if (prefix == null || !prefix.matches("(/[A-Za-z0-9_.-]+)+")) {
+        throw new IllegalArgumentException("etcd-prefix: must look like /name or /a/b (no trailing /), got '"
+            + prefix + "'");
+      }
+      this.etcdPrefix = prefix;
+      return this;
+    }
+
+    public Builder etcdTimeout(Duration d) {
+      this.etcdTimeout = requirePositive("etcd-timeout", d);
+      return this;
+    }
+
+    public Builder probeInterval(Duration d) {
+      this.probeInterval = requirePositive("probe-interval", d);
+      return this;
+    }
+
+    public Builder watchHeartbeat(Duration d) {
+      this.watchHeartbeat = requirePositive("watch-heartbeat", d);
+      return this;
+    }
+
+    public Builder watchHistory(int n) {
+      this.watchHistory = requireRange("watch-history", n, 1, 10_000_000);
+      return this;
+    }
+
+    public Builder watchQueueLimit(int n) {
+      this.watchQueueLimit = requireRange("watch-queue-limit", n, 1, 10_000_000);
+      return this;
+    }
+
+    /** Must not exceed the etcd cluster's --max-txn-ops (128 by default). */
+    public Builder maxTxnOps(int n) {
+      this.maxTxnOps = requireRange("max-txn-ops", n, 16, 1_000_000);
+      return this;
+    }
+
+    public ServerOptions build() {
+      return new ServerOptions(this);
+    }
+
+    private static String requireText(String name, String v) {
+      if (v == null || v.isBlank()) {
+        throw new IllegalArgumentException(name + ": required");
+      }
+      return v;
+    }
+
+    private static int requirePort(String name, int p) {
+      return requireRange(name, p, 0, 65535);
+    }
+
+    private static int requireRange(String name, int v, int min, int max) {
+      if (v < min || v > max) {
+        throw new IllegalArgumentException(name + ": must be " + min + "-" + max + ", got " + v);
+      }
+      return v;
+    }
+
+    private static Duration requirePositive(String name, Duration d) {
+      if (d == null || d.isNegative() || d.isZero()) {
+        throw new IllegalArgumentException(name + ": must be a positive duration, got " + d);
+      }
+      return d;
+    }
+  }
+}

@@ -1,0 +1,470 @@
+package io.shardmap.server.internal;
+
+import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.KeyspaceMap;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.Freshness;
+import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.MapChange;
+import io.shardmap.store.MetaStore;
+import io.shardmap.store.RangeResult;
+import io.shardmap.store.StoreException;
+import io.shardmap.store.Watch;
+import io.shardmap.store.WatchEvent;
+import io.shardmap.store.WatchListener;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArraySet;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The server's watched copy of the maps. One etcd watch feeds it; each revision becomes a new immutable
+ * {@link DirectorySnapshot} published through a volatile field, so lookups read it without locking.
+ *
+ * <p>It also keeps a bounded history of recent changes (so client watches resume after a reconnect
+ * without a full re-read), and proves its freshness: every probe interval a quorum read gives the current
+ * etcd revision P; once the watch has delivered (or the store confirmed progress up to) P, the snapshot is
+ * known to have been current at the probe's start. {@link #freshness()} reports that age. While no quorum
+ * read succeeds, etcd counts as unreachable: lookups go on from the last snapshot and writes are refused.
+ */
+public final class DirectoryState implements AutoCloseable {
+  private static final Logger log = Logger.getLogger(DirectoryState.class.getName());
+
+  /** What a client watch stream receives. Calls for one sink never overlap. */
+  public interface ChangeSink {
+    void onChanges(long revision, List<MapChange> changes);
+
+    /** Nothing relevant happened up to {@code revision} beyond what was already sent. */
+    void onProgress(long revision);
+
+    /** The requested revision cannot be served contiguously: the client must re-read. Last call. */
+    void onResync();
+  }
+
+  private record Batch(long revision, List<MapChange> changes) {}
+
+  private final MetaStore store;
+  private final StoreLayout layout;
+  private final ScheduledExecutorService scheduler;
+  private final LongSupplier nanoTime;
+  private final Duration requestTimeout;
+  private final Duration probeInterval;
+  private final int historyLimit;
+  private final ServerMetrics metrics;
+
+  private volatile DirectorySnapshot snapshot;
+  private volatile boolean etcdReachable = true;
+  private volatile long confirmedAtNanos;
+  private volatile long unreachableSinceNanos;
+
+  private final Object lock = new Object();
+  private final ArrayDeque<Batch> history = new ArrayDeque<>();
+  private long historyFloor;
+  private final Set<ChangeSink> sinks = new CopyOnWriteArraySet<>();
+  private final LinkedHashMap<Long, DirectorySnapshot> pinned = new LinkedHashMap<>(16, 0.75f, true);
+
+  // Freshness proof in progress (guarded by lock).
+  private long progressRevision;
+  private long pendingProbeRevision = -1;
+  private long pendingProbeStart;
+
+  private volatile Watch watch;
+  private ScheduledFuture<?> probeTask;
+  private volatile boolean closed;
+
+  public DirectoryState(MetaStore store, StoreLayout layout, ScheduledExecutorService scheduler,
+                        LongSupplier nanoTime, Duration requestTimeout, Duration probeInterval,
+                        int historyLimit, ServerMetrics metrics) {
+    this.store = store;
+    this.layout = layout;
+    this.scheduler = scheduler;
+    this.nanoTime = nanoTime;
+    this.requestTimeout = requestTimeout;
+    this.probeInterval = probeInterval;
+    this.historyLimit = historyLimit;
+    this.metrics = metrics;
+  }
+
+  /** Loads the maps and starts following etcd; retries the first load until it succeeds or close(). */
+  public void start() throws InterruptedException {
+    long backoffMs = 100;
+    while (!closed) {
+      try {
+        loadAndWatch(false);
+        break;
+      } catch (ShardmapException e) {
+        log.warning("initial load of the maps from etcd failed (" + e.getMessage() + "); retrying in "
+            + backoffMs + " ms");
+        Thread.sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 5000);
+      }
+    }
+    long period = probeInterval.toMillis();
+    probeTask = scheduler.scheduleWithFixedDelay(this::probe, period, period, TimeUnit.MILLISECONDS);
+  }
+
+  public boolean isLoaded() {
+    return snapshot != null;
+  }
+
+  /** The current snapshot; fails with UNAVAILABLE before the first load. */
+  public DirectorySnapshot snapshot() {
+    DirectorySnapshot s = snapshot;
+    if (s == null) {
+      throw new ShardmapException(ErrorCode.UNAVAILABLE,
+          "the directory server has not loaded the maps from etcd yet");
+    }
+    return s;
+  }
+
+  public Freshness freshness() {
+    DirectorySnapshot s = snapshot;
+    return Freshness.newBuilder()
+        .setRevision(s == null ? 0 : s.revision())
+        .setAgeMillis(ageNanos() / 1_000_000)
+        .setEtcdReachable(etcdReachable)
+        .build();
+  }
+
+  long ageNanos() {
+    return Math.max(0, nanoTime.getAsLong() - confirmedAtNanos);
+  }
+
+  public boolean etcdReachable() {
+    return etcdReachable;
+  }
+
+  /** Fails fast with UNAVAILABLE while the last quorum probe failed. */
+  public void checkWritable() {
+    if (!etcdReachable) {
+      long s = (nanoTime.getAsLong() - unreachableSinceNanos) / 1_000_000_000L;
+      throw new ShardmapException(ErrorCode.UNAVAILABLE, "etcd has no reachable quorum (for " + s
+          + " s): map changes are refused until it recovers; lookups are served from revision "
+          + snapshot().revision());
+    }
+  }
+
+  /** Waits (bounded) until the snapshot reflects {@code revision}; false on timeout. */
+  public boolean awaitRevision(long revision, Duration timeout) throws InterruptedException {
+    long deadline = nanoTime.getAsLong() + timeout.toNanos();
+    synchronized (lock) {
+      while (snapshot == null || snapshot.revision() < revision) {
+        long left = deadline - nanoTime.getAsLong();
+        if (left <= 0 || closed) {
+          return false;
+        }
+        lock.wait(Math.max(1, left / 1_000_000), 0);
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Streams every change after {@code afterRevision} to the sink, then live ones. If the history no longer
+   * reaches back that far, the sink gets {@link ChangeSink#onResync} at once.
+   */
+  public AutoCloseable subscribe(long afterRevision, ChangeSink sink) {
+    synchronized (lock) {
+      if (snapshot == null || afterRevision < historyFloor) {
+        sink.onResync();
+        return () -> { };
+      }
+      for (Batch b : history) {
+        if (b.revision > afterRevision) {
+          sink.onChanges(b.revision, b.changes);
+        }
+      }
+      sinks.add(sink);
+    }
+    metrics.watchStreams(sinks.size());
+    return () -> {
+      sinks.remove(sink);
+      metrics.watchStreams(sinks.size());
+    };
+  }
+
+  /** Tells every sink the revision it is current to (it has been sent every change up to it). */
+  public void heartbeat() {
+    synchronized (lock) {
+      if (snapshot == null) {
+        return;
+      }
+      long rev = snapshot.revision();
+      for (ChangeSink s : sinks) {
+        s.onProgress(rev);
+      }
+    }
+  }
+
+  /** Keeps a snapshot reachable by revision for paged reads; returns it. */
+  public DirectorySnapshot pin(DirectorySnapshot s) {
+    synchronized (lock) {
+      pinned.put(s.revision(), s);
+      while (pinned.size() > 16) {
+        Long eldest = pinned.keySet().iterator().next();
+        pinned.remove(eldest);
+      }
+    }
+    return s;
+  }
+
+  /** A pinned snapshot, or ABORTED if it has been evicted. */
+  public DirectorySnapshot pinned(long revision) {
+    synchronized (lock) {
+      DirectorySnapshot s = pinned.get(revision);
+      if (s == null) {
+        throw new ShardmapException(ErrorCode.ABORTED, "page_token: the map at revision " + revision
+            + " is no longer held by this server; restart the read without a page token");
+      }
+      return s;
+    }
+  }
+
+  private void loadAndWatch(boolean reload) {
+    RangeResult all;
+    long t0 = nanoTime.getAsLong();
+    try {
+      all = store.getPrefix(layout.rootPrefix()).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
+      metrics.etcdRequest("get_prefix", "ok", nanoTime.getAsLong() - t0);
+    } catch (Exception e) {
+      metrics.etcdRequest("get_prefix", "error", nanoTime.getAsLong() - t0);
+      throw Errors.fromStore("reading the maps from etcd", e);
+    }
+    DirectorySnapshot loaded = DirectorySnapshot.empty(0).apply(all.revision(), layout.toChanges(all.kvs()));
+    List<ChangeSink> dropped;
+    synchronized (lock) {
+      snapshot = loaded;
+      history.clear();
+      historyFloor = all.revision();
+      progressRevision = all.revision();
+      confirmedAtNanos = t0;
+      dropped = new ArrayList<>(sinks);
+      sinks.clear();
+      lock.notifyAll();
+    }
+    for (ChangeSink s : dropped) {
+      s.onResync();
+    }
+    metrics.snapshot(loaded.revision());
+    metrics.resync();
+    logBroken(loaded);
+    if (reload) {
+      log.warning("reloaded the maps from etcd at revision " + all.revision() + " ("
+          + loaded.keyspaces().size() + " keyspaces, " + loaded.shards().size() + " shards); "
+          + dropped.size() + " client watches told to re-read");
+    } else {
+      log.info("loaded the maps from etcd at revision " + all.revision() + " ("
+          + loaded.keyspaces().size() + " keyspaces, " + loaded.shards().size() + " shards)");
+    }
+    Watch old = watch;
+    if (old != null) {
+      old.close();
+    }
+    watch = store.watch(layout.rootPrefix(), all.revision(), new Listener());
+  }
+
+  private void logBroken(DirectorySnapshot s) {
+    for (KeyspaceMap k : s.keyspaces().values()) {
+      if (k.broken() != null) {
+        log.severe("keyspace '" + k.name() + "' is inconsistent in etcd: " + k.broken());
+      }
+    }
+  }
+
+  private final class Listener implements WatchListener {
+    private boolean inOutage;
+
+    @Override
+    public void onBatch(long revision, List<WatchEvent> events) {
+      if (closed) {
+        return;
+      }
+      if (inOutage) {
+        inOutage = false;
+        log.info("etcd watch resumed at revision " + revision);
+      }
+      DirectorySnapshot current = snapshot;
+      if (revision <= current.revision()) {
+        return;
+      }
+      Map<String, KeyspaceSpec> specs = new HashMap<>();
+      current.keyspaces().forEach((name, k) -> specs.put(name, k.spec()));
+      List<MapChange> changes;
+      DirectorySnapshot next;
+      try {
+        changes = layout.toChanges(events, specs);
+        next = current.apply(revision, changes);
+      } catch (RuntimeException e) {
+        // Undecodable records are a bug or a hand edit; skipping them would silently diverge, so re-read.
+        log.log(Level.SEVERE, "could not apply etcd revision " + revision + "; re-reading the maps", e);
+        scheduler.execute(() -> reloadAfter("an unreadable change"));
+        return;
+      }
+      synchronized (lock) {
+        snapshot = next;
+        if (!changes.isEmpty()) {
+          history.addLast(new Batch(revision, changes));
+          while (history.size() > historyLimit) {
+            historyFloor = history.removeFirst().revision;
+          }
+        }
+        progressRevision = Math.max(progressRevision, revision);
+        confirmPendingLocked();
+        // Sinks only enqueue, so dispatching under the lock is cheap, and it orders every change
+        // before any heartbeat that claims its revision (see heartbeat()).
+        if (!changes.isEmpty()) {
+          for (ChangeSink s : sinks) {
+            s.onChanges(revision, changes);
+          }
+        }
+        lock.notifyAll();
+      }
+      metrics.snapshot(revision);
+      if (!changes.isEmpty()) {
+        for (KeyspaceMap k : next.keyspaces().values()) {
+          if (k.broken() != null && current.keyspaces().get(k.name()) != k) {
+            log.severe("keyspace '" + k.name() + "' is inconsistent in etcd: " + k.broken());
+          }
+        }
+      }
+    }
+
+    @Override
+    public void onProgress(long revision) {
+      synchronized (lock) {
+        progressRevision = Math.max(progressRevision, revision);
+        confirmPendingLocked();
+      }
+    }
+
+    @Override
+    public void onCompacted(long compactRevision) {
+      log.warning("etcd compacted revision " + compactRevision + " before this server read it; "
+          + "re-reading the maps");
+      scheduler.execute(() -> reloadAfter("compaction"));
+    }
+
+    @Override
+    public void onTransientError(StoreException error) {
+      metrics.watchError();
+      if (!inOutage) {
+        inOutage = true;
+        log.warning("etcd watch interrupted (" + error.getMessage() + "); resuming by itself");
+      }
+    }
+  }
+
+  private void reloadAfter(String why) {
+    long backoffMs = 100;
+    while (!closed) {
+      try {
+        loadAndWatch(true);
+        return;
+      } catch (ShardmapException e) {
+        log.warning("re-reading the maps after " + why + " failed (" + e.getMessage() + "); retrying");
+        try {
+          Thread.sleep(backoffMs);
+        } catch (InterruptedException ie) {
+          Thread.currentThread().interrupt();
+          return;
+        }
+        backoffMs = Math.min(backoffMs * 2, 5000);
+      }
+    }
+  }
+
+  private void confirmPendingLocked() {
+    if (pendingProbeRevision >= 0 && progressRevision >= pendingProbeRevision) {
+      confirmedAtNanos = Math.max(confirmedAtNanos, pendingProbeStart);
+      pendingProbeRevision = -1;
+    }
+  }
+
+  /** One freshness probe: a quorum read, then (if needed) a progress request on the watch. */
+  void probe() {
+    if (closed) {
+      return;
+    }
+    long t0 = nanoTime.getAsLong();
+    long current;
+    try {
+      current = store.currentRevision().get(probeTimeoutMillis(), TimeUnit.MILLISECONDS);
+      metrics.etcdRequest("probe", "ok", nanoTime.getAsLong() - t0);
+    } catch (Exception e) {
+      metrics.etcdRequest("probe", "error", nanoTime.getAsLong() - t0);
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      markUnreachable(e);
+      return;
+    }
+    markReachable();
+    boolean needProgress;
+    synchronized (lock) {
+      if (progressRevision >= current) {
+        confirmedAtNanos = Math.max(confirmedAtNanos, t0);
+        needProgress = false;
+      } else {
+        pendingProbeRevision = current;
+        pendingProbeStart = t0;
+        needProgress = true;
+      }
+    }
+    Watch w = watch;
+    if (needProgress && w != null) {
+      w.requestProgress();
+    }
+    metrics.freshness(ageNanos(), etcdReachable);
+  }
+
+  private long probeTimeoutMillis() {
+    return Math.max(100, Math.min(requestTimeout.toMillis(), probeInterval.toMillis() * 2));
+  }
+
+  private void markUnreachable(Exception e) {
+    if (etcdReachable) {
+      unreachableSinceNanos = nanoTime.getAsLong();
+      etcdReachable = false;
+      Throwable cause = e.getCause() != null ? e.getCause() : e;
+      log.warning("etcd quorum unreachable (" + cause.getMessage() + "): serving lookups from revision "
+          + (snapshot == null ? 0 : snapshot.revision()) + " and refusing map changes until it returns");
+    }
+    metrics.freshness(ageNanos(), false);
+  }
+
+  private void markReachable() {
+    if (!etcdReachable) {
+      etcdReachable = true;
+      long s = (nanoTime.getAsLong() - unreachableSinceNanos) / 1_000_000;
+      log.info("etcd quorum reachable again after " + s + " ms; catching up from revision "
+          + snapshot().revision());
+    }
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    if (probeTask != null) {
+      probeTask.cancel(false);
+    }
+    Watch w = watch;
+    if (w != null) {
+      w.close();
+    }
+    synchronized (lock) {
+      lock.notifyAll();
+    }
+  }
+}

@@ -1,0 +1,246 @@
+package io.shardmap.server.internal;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.shardmap.core.Keys;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.proto.v1.DirectoryEntry;
+import io.shardmap.proto.v1.DirectoryLayout;
+import io.shardmap.proto.v1.GeoLayout;
+import io.shardmap.proto.v1.HashLayout;
+import io.shardmap.proto.v1.KeyType;
+import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.MapChange;
+import io.shardmap.proto.v1.RangeAssignment;
+import io.shardmap.proto.v1.RingLayout;
+import io.shardmap.proto.v1.Shard;
+import io.shardmap.proto.v1.Strategy;
+import io.shardmap.store.KeyValue;
+import io.shardmap.store.WatchEvent;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Where each piece of the maps lives in etcd, and how etcd records turn into {@link MapChange}s.
+ * Documented for operators in docs/data-model.md; this class and that page change together.
+ *
+ * <pre>
+ * {root}/shards/{shard}                      Shard (protobuf)
+ * {root}/shardrefs/{shard}                   empty; rewritten by every write that makes {shard} an owner
+ * {root}/keyspaces/{ks}/spec                 KeyspaceSpec
+ * {root}/keyspaces/{ks}/layout               HashLayout | RingLayout | DirectoryLayout | GeoLayout
+ * {root}/keyspaces/{ks}/ranges/{hex start}   RangeAssignment (STRATEGY_RANGE; the first range's key ends in "/")
+ * {root}/keyspaces/{ks}/entries/{hex key}    DirectoryEntry (STRATEGY_DIRECTORY)
+ * </pre>
+ */
+public final class StoreLayout {
+  private final String root;
+  private final String shards;
+  private final String shardRefs;
+  private final String keyspaces;
+
+  public StoreLayout(String root) {
+    if (root.isEmpty() || !root.startsWith("/") || root.endsWith("/")) {
+      throw new IllegalArgumentException("etcd prefix must start with '/' and not end with '/', got '"
+          + root + "'");
+    }
+    this.root = root;
+    this.shards = root + "/shards/";
+    this.shardRefs = root + "/shardrefs/";
+    this.keyspaces = root + "/keyspaces/";
+  }
+
+  /** Every key of Shardmap starts with this. */
+  public String rootPrefix() {
+    return root + "/";
+  }
+
+  public String shard(String name) {
+    return shards + name;
+  }
+
+  public String shardRef(String name) {
+    return shardRefs + name;
+  }
+
+  public String keyspacePrefix(String ks) {
+    return keyspaces + ks + "/";
+  }
+
+  public String spec(String ks) {
+    return keyspacePrefix(ks) + "spec";
+  }
+
+  public String layout(String ks) {
+    return keyspacePrefix(ks) + "layout";
+  }
+
+  public String range(String ks, byte[] start) {
+    return keyspacePrefix(ks) + "ranges/" + Keys.hex(start);
+  }
+
+  public String entry(String ks, byte[] canonicalKey) {
+    return keyspacePrefix(ks) + "entries/" + Keys.hex(canonicalKey);
+  }
+
+  /**
+   * Translates the events of one revision into map changes. A keyspace dropped in this revision yields a
+   * single {@code keyspace_dropped} instead of one removal per record.
+   *
+   * @param specs the spec of every keyspace as of the previous revision (to decode keys of removed
+   *              records and layouts by strategy)
+   */
+  public List<MapChange> toChanges(List<WatchEvent> events, Map<String, KeyspaceSpec> specs) {
+    Map<String, KeyspaceSpec> known = new HashMap<>(specs);
+    Set<String> dropped = new HashSet<>();
+    // Specs first: a keyspace created in this revision must be known before its layout is decoded.
+    for (WatchEvent e : events) {
+      Parsed p = parse(e.kv().key());
+      if (p != null && p.kind == Kind.SPEC) {
+        if (e.type() == WatchEvent.Type.PUT) {
+          known.put(p.keyspace, decode(e.kv(), KeyspaceSpec.parser()));
+        } else {
+          dropped.add(p.keyspace);
+        }
+      }
+    }
+    List<MapChange> out = new ArrayList<>();
+    for (WatchEvent e : events) {
+      Parsed p = parse(e.kv().key());
+      if (p == null) {
+        continue;
+      }
+      boolean put = e.type() == WatchEvent.Type.PUT;
+      if (p.keyspace != null && dropped.contains(p.keyspace) && p.kind != Kind.SPEC) {
+        continue;
+      }
+      MapChange.Builder c = MapChange.newBuilder().setModRevision(e.kv().modRevision());
+      switch (p.kind) {
+        case SHARD -> {
+          if (put) {
+            c.setShard(decode(e.kv(), Shard.parser()));
+          } else {
+            c.setShardRemoved(p.name);
+          }
+        }
+        case SPEC -> {
+          c.setKeyspace(p.keyspace);
+          if (put) {
+            c.setSpec(known.get(p.keyspace));
+          } else {
+            c.setKeyspaceDropped(true);
+          }
+        }
+        case LAYOUT -> {
+          KeyspaceSpec spec = known.get(p.keyspace);
+          if (!put || spec == null) {
+            continue;
+          }
+          c.setKeyspace(p.keyspace);
+          decodeLayout(spec.getStrategy(), e.kv(), c);
+        }
+        case RANGE -> {
+          KeyspaceSpec spec = known.get(p.keyspace);
+          if (spec == null) {
+            continue;
+          }
+          c.setKeyspace(p.keyspace);
+          if (put) {
+            c.setRange(decode(e.kv(), RangeAssignment.parser()));
+          } else {
+            c.setRangeRemovedStart(Keys.toProto(spec.getKeyType(), p.bytes));
+          }
+        }
+        case ENTRY -> {
+          KeyspaceSpec spec = known.get(p.keyspace);
+          if (spec == null) {
+            continue;
+          }
+          c.setKeyspace(p.keyspace);
+          if (put) {
+            c.setEntry(decode(e.kv(), DirectoryEntry.parser()));
+          } else {
+            c.setEntryRemoved(Keys.toProto(spec.getKeyType(), p.bytes));
+          }
+        }
+        default -> {
+          continue;
+        }
+      }
+      out.add(c.build());
+    }
+    return out;
+  }
+
+  /** Map changes that rebuild the whole directory from a full read (each with its own mod revision). */
+  public List<MapChange> toChanges(List<KeyValue> all) {
+    List<WatchEvent> events = new ArrayList<>(all.size());
+    for (KeyValue kv : all) {
+      events.add(new WatchEvent(WatchEvent.Type.PUT, kv));
+    }
+    return toChanges(events, Map.of());
+  }
+
+  private static void decodeLayout(Strategy strategy, KeyValue kv, MapChange.Builder c) {
+    switch (strategy) {
+      case STRATEGY_HASH -> c.setHash(decode(kv, HashLayout.parser()));
+      case STRATEGY_CONSISTENT_HASH -> c.setRing(decode(kv, RingLayout.parser()));
+      case STRATEGY_DIRECTORY -> c.setDirectory(decode(kv, DirectoryLayout.parser()));
+      case STRATEGY_GEOGRAPHIC -> c.setGeo(decode(kv, GeoLayout.parser()));
+      default -> throw new ShardmapException(ErrorCode.INTERNAL, "keyspace layout record " + kv.key()
+          + " for strategy " + strategy);
+    }
+  }
+
+  static <T> T decode(KeyValue kv, com.google.protobuf.Parser<T> parser) {
+    try {
+      return parser.parseFrom(kv.value());
+    } catch (InvalidProtocolBufferException e) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not a valid "
+          + "protobuf value", e);
+    }
+  }
+
+  enum Kind { SHARD, SPEC, LAYOUT, RANGE, ENTRY }
+
+  record Parsed(Kind kind, String name, String keyspace, byte[] bytes) {}
+
+  /** Classifies a key; {@code null} for keys Shardmap does not route by (shardrefs, foreign keys). */
+  Parsed parse(String key) {
+    if (key.startsWith(shards)) {
+      return new Parsed(Kind.SHARD, key.substring(shards.length()), null, null);
+    }
+    if (!key.startsWith(keyspaces)) {
+      return null;
+    }
+    String rest = key.substring(keyspaces.length());
+    int slash = rest.indexOf('/');
+    if (slash <= 0) {
+      return null;
+    }
+    String ks = rest.substring(0, slash);
+    String tail = rest.substring(slash + 1);
+    if (tail.equals("spec")) {
+      return new Parsed(Kind.SPEC, null, ks, null);
+    }
+    if (tail.equals("layout")) {
+      return new Parsed(Kind.LAYOUT, null, ks, null);
+    }
+    try {
+      if (tail.startsWith("ranges/")) {
+        return new Parsed(Kind.RANGE, null, ks, Keys.fromHex(tail.substring(7)));
+      }
+      if (tail.startsWith("entries/")) {
+        return new Parsed(Kind.ENTRY, null, ks, Keys.fromHex(tail.substring(8)));
+      }
+    } catch (IllegalArgumentException e) {
+      return null;
+    }
+    return null;
+  }
+
+}
