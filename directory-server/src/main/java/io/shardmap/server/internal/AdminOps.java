@@ -48,7 +48,7 @@ import java.util.function.LongSupplier;
 public final class AdminOps {
   public static final int DEFAULT_VNODES = 512;
   public static final int MAX_DIRECTORY_BATCH = 100;
-  private static final int MAX_ATTEMPTS = 16;
+  private static final int MAX_ATTEMPTS = 32;
 
   private final MetaStore store;
   private final StoreLayout keys;
@@ -96,6 +96,9 @@ public final class AdminOps {
           throw new ShardmapException(ErrorCode.UNAVAILABLE, op + ": this server's copy of the maps "
               + "lags etcd (waiting for revision " + r.revision() + "); nothing was written");
         }
+        // Writers contending for one record would otherwise retry in lockstep and starve each other.
+        long capMs = Math.min(100, 1L << Math.min(attempt, 7));
+        Thread.sleep(java.util.concurrent.ThreadLocalRandom.current().nextLong(capMs + 1));
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new ShardmapException(ErrorCode.UNAVAILABLE, op + ": interrupted");
