@@ -1,0 +1,153 @@
+package io.shardmap.server;
+
+import static io.shardmap.server.TestSupport.create;
+import static io.shardmap.server.TestSupport.intKey;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.grpc.Status;
+import io.shardmap.proto.v1.*;
+import io.shardmap.testkit.EtcdCluster;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+
+/**
+ * The faults of a 3-member etcd cluster, on a cluster of its own: one member down (everything goes on),
+ * quorum lost (lookups go on from the last snapshot and say how stale it is; writes fail fast), quorum
+ * back (the server catches up by itself), and a server whose watch fell behind a compaction (it re-reads).
+ */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class FaultToleranceTest {
+  static EtcdCluster etcd;
+  static String prefix;
+  static DirectoryServer a;
+  static DirectoryServer b;
+  static TestSupport.Client ca;
+  static TestSupport.Client cb;
+
+  @BeforeAll
+  static void start() throws Exception {
+    etcd = EtcdCluster.start(3);
+    assumeTrue(etcd.canControlMembers(), "fault tests need an etcd cluster whose members they can stop");
+    prefix = TestSupport.uniquePrefix();
+    a = DirectoryServer.start(TestSupport.options(etcd.clientEndpoints(), prefix).build());
+    b = DirectoryServer.start(TestSupport.options(etcd.clientEndpoints(), prefix).build());
+    ca = new TestSupport.Client(a.port());
+    cb = new TestSupport.Client(b.port());
+    ca.registerShards("s1", "s2", "s3");
+    ca.admin().createKeyspace(create("users", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
+        .addAllRangeShards(List.of("s1", "s2", "s3")).build());
+  }
+
+  @AfterAll
+  static void stop() {
+    if (ca != null) {
+      ca.close();
+      cb.close();
+      a.close();
+      b.close();
+    }
+    etcd.close();
+  }
+
+  private static SplitRangeResponse split(TestSupport.Client c, long at) {
+    return c.admin().splitRange(SplitRangeRequest.newBuilder().setKeyspace("users").setSplitKey(intKey(at)).build());
+  }
+
+  @Test
+  @Order(1)
+  void oneMemberDownChangesNothingForClients() throws Exception {
+    etcd.stopMember(0);
+    try {
+      assertEquals("s1", ca.lookup("users", Long.MIN_VALUE).getRoute().getShard());
+      SplitRangeResponse s = split(ca, 100);
+      assertTrue(b.awaitRevision(s.getRevision(), Duration.ofSeconds(10)), "other replica follows");
+      assertEquals(100, cb.lookup("users", 100).getRoute().getRange().getStart().getIntKey());
+      split(cb, 200);
+      TestSupport.eventually(Duration.ofSeconds(5), "replica A reports etcd reachable",
+          () -> a.freshness().getEtcdReachable());
+    } finally {
+      etcd.startMember(0);
+      etcd.awaitHealthy(Duration.ofSeconds(30));
+    }
+  }
+
+  @Test
+  @Order(2)
+  void quorumLossKeepsLookupsAndFailsWritesFastThenRecovers() throws Exception {
+    long revisionBefore = a.snapshot().revision();
+    etcd.stopMember(1);
+    etcd.stopMember(2);
+    try {
+      TestSupport.eventually(Duration.ofSeconds(10), "replica A notices the lost quorum",
+          () -> !a.freshness().getEtcdReachable());
+      LookupResponse r = ca.lookup("users", 150);
+      assertEquals(100, r.getRoute().getRange().getStart().getIntKey(), "served from the last snapshot");
+      assertFalse(r.getFreshness().getEtcdReachable());
+      assertEquals(revisionBefore, r.getFreshness().getRevision());
+      long age1 = r.getFreshness().getAgeMillis();
+      Thread.sleep(600);
+      long age2 = ca.lookup("users", 150).getFreshness().getAgeMillis();
+      assertTrue(age2 >= age1 + 500, "age grows while cut off: " + age1 + " -> " + age2);
+
+      long t0 = System.nanoTime();
+      TestSupport.assertStatus(Status.Code.UNAVAILABLE, () -> split(ca, 300), "no reachable quorum",
+          "lookups are served from revision " + revisionBefore);
+      long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+      assertTrue(ms < 500, "write refused fast, took " + ms + " ms");
+    } finally {
+      etcd.startMember(1);
+      etcd.startMember(2);
+      etcd.awaitHealthy(Duration.ofSeconds(30));
+    }
+    TestSupport.eventually(Duration.ofSeconds(15), "both replicas see etcd again",
+        () -> a.freshness().getEtcdReachable() && b.freshness().getEtcdReachable());
+    SplitRangeResponse s = split(cb, 300);
+    assertTrue(a.awaitRevision(s.getRevision(), Duration.ofSeconds(10)), "A catches up by itself");
+    assertEquals(300, ca.lookup("users", 300).getRoute().getRange().getStart().getIntKey());
+    TestSupport.eventually(Duration.ofSeconds(5), "freshness age back under a second",
+        () -> a.freshness().getAgeMillis() < 1000);
+  }
+
+  @Test
+  @Order(3)
+  void aServerWhoseWatchFellBehindACompactionReReads() throws Exception {
+    // C talks only to member 0; while member 0 is down, the others move on and compact.
+    DirectoryServer c = DirectoryServer.start(TestSupport.options(List.of(etcd.clientEndpoint(0)), prefix)
+        .build());
+    try (TestSupport.Client cc = new TestSupport.Client(c.port())) {
+      assertEquals(300, cc.lookup("users", 300).getRoute().getRange().getStart().getIntKey());
+      etcd.stopMember(0);
+      long last = 0;
+      for (int i = 0; i < 5; i++) {
+        last = split(cb, 1000 + i).getRevision();
+      }
+      ProcessBuilder pb = new ProcessBuilder("etcdctl", "--endpoints=" + etcd.clientEndpoint(1), "compact",
+          Long.toString(last), "--physical");
+      pb.environment().put("ETCDCTL_API", "3");
+      Process p = pb.redirectErrorStream(true).start();
+      assertTrue(p.waitFor(20, TimeUnit.SECONDS) && p.exitValue() == 0,
+          "etcdctl compact: " + new String(p.getInputStream().readAllBytes()));
+      etcd.startMember(0);
+      etcd.awaitHealthy(Duration.ofSeconds(30));
+      assertTrue(c.awaitRevision(last, Duration.ofSeconds(20)), "C re-read the maps after the compaction");
+      assertEquals(1004, cc.lookup("users", 1004).getRoute().getRange().getStart().getIntKey());
+      GetMapResponse mc = cc.read().getMap(GetMapRequest.newBuilder().setKeyspace("users").build());
+      GetMapResponse mb = cb.read().getMap(GetMapRequest.newBuilder().setKeyspace("users").build());
+      assertEquals(mb.getRangesList(), mc.getRangesList());
+      assertTrue(c.scrapeMetrics().contains("shardmap_snapshot_loads_total 2.0"),
+          "one initial load and one re-read");
+    } finally {
+      c.close();
+    }
+  }
+}

@@ -1,0 +1,171 @@
+package io.shardmap.server;
+
+import static io.shardmap.server.TestSupport.create;
+import static io.shardmap.server.TestSupport.intKey;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.grpc.stub.StreamObserver;
+import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.proto.v1.*;
+import io.shardmap.testkit.EtcdCluster;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The client watch stream: ordered changes after a revision, heartbeats, and resync when history is gone. */
+class WatchTest {
+  static EtcdCluster etcd;
+  static String prefix;
+  static DirectoryServer server;
+  static TestSupport.Client c;
+
+  @BeforeAll
+  static void start() throws Exception {
+    etcd = EtcdCluster.shared();
+    prefix = TestSupport.uniquePrefix();
+    server = DirectoryServer.start(TestSupport.options(etcd.clientEndpoints(), prefix).watchHistory(5).build());
+    c = new TestSupport.Client(server.port());
+    c.registerShards("s1", "s2");
+    c.admin().createKeyspace(create("w", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
+        .addRangeShards("s1").build());
+    c.admin().createKeyspace(create("other", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_HASH)
+        .addHashBuckets("s1").build());
+  }
+
+  @AfterAll
+  static void stop() {
+    c.close();
+    server.close();
+  }
+
+  /** Collects a watch stream's messages. */
+  static final class Collector implements StreamObserver<WatchResponse> {
+    final LinkedBlockingQueue<Object> q = new LinkedBlockingQueue<>();
+
+    @Override
+    public void onNext(WatchResponse r) {
+      q.add(r);
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      q.add(t);
+    }
+
+    @Override
+    public void onCompleted() {
+      q.add("completed");
+    }
+
+    Object next() throws InterruptedException {
+      Object o = q.poll(10, TimeUnit.SECONDS);
+      if (o == null) {
+        throw new AssertionError("no watch message within 10 s");
+      }
+      return o;
+    }
+
+    /** The next message with changes, skipping heartbeats. */
+    WatchResponse nextChange() throws InterruptedException {
+      while (true) {
+        Object o = next();
+        assertTrue(o instanceof WatchResponse, "unexpected " + o);
+        WatchResponse r = (WatchResponse) o;
+        if (!r.getProgress()) {
+          return r;
+        }
+      }
+    }
+  }
+
+  @Test
+  void followsChangesInOrderAndAppliesToTheSameMap() throws Exception {
+    GetMapResponse map = c.read().getMap(GetMapRequest.newBuilder().setKeyspace("w").build());
+    Collector col = new Collector();
+    io.grpc.Context.CancellableContext ctx = io.grpc.Context.current().withCancellation();
+    ctx.run(() -> ShardMapServiceGrpc.newStub(c.channel).watch(WatchRequest.newBuilder().addKeyspaces("w")
+        .setAfterRevision(map.getRevision()).build(), col));
+    List<Long> revisions = new ArrayList<>();
+    long lastRev = 0;
+    for (int i = 1; i <= 3; i++) {
+      lastRev = c.admin().splitRange(SplitRangeRequest.newBuilder().setKeyspace("w")
+          .setSplitKey(intKey(i * 10)).build()).getRevision();
+      // A change in another keyspace must not reach this stream.
+      toggleBucket();
+    }
+    // Rebuild the map from the GetMap snapshot plus the stream, with the same core code the SDK uses.
+    DirectorySnapshot s = DirectorySnapshot.empty(0).apply(map.getRevision(), toChanges(map));
+    while (s.revision() < lastRev) {
+      WatchResponse r = col.nextChange();
+      assertFalse(r.getResyncRequired());
+      assertTrue(r.getRevision() > s.revision(), "strictly increasing revisions");
+      for (MapChange ch : r.getChangesList()) {
+        assertEquals("w", ch.getKeyspace());
+      }
+      revisions.add(r.getRevision());
+      s = s.apply(r.getRevision(), r.getChangesList());
+    }
+    assertEquals(3, revisions.size());
+    assertEquals(4, s.keyspace("w").ranges().size());
+    assertEquals(server.snapshot().keyspace("w").ranges().routes(), s.keyspace("w").ranges().routes());
+    // Idle streams get heartbeats that carry the current revision.
+    WatchResponse hb;
+    do {
+      hb = (WatchResponse) col.next();
+    } while (!hb.getProgress());
+    assertTrue(hb.getRevision() >= lastRev);
+    assertTrue(hb.getFreshness().getEtcdReachable());
+    ctx.cancel(null);
+  }
+
+  @Test
+  void aRevisionOlderThanTheHistoryAsksForAResync() throws Exception {
+    long old = c.read().getMap(GetMapRequest.newBuilder().setKeyspace("w").build()).getRevision();
+    for (int i = 0; i < 8; i++) {
+      toggleBucket();
+    }
+    Iterator<WatchResponse> it = c.read().watch(WatchRequest.newBuilder().setAfterRevision(old).build());
+    WatchResponse r = it.next();
+    assertTrue(r.getResyncRequired());
+    assertTrue(r.getRevision() >= old + 8);
+    assertFalse(it.hasNext(), "the stream ends after resync_required");
+    // From a current revision the same request streams normally.
+    long now = c.read().getMap(GetMapRequest.newBuilder().setKeyspace("other").build()).getRevision();
+    Collector col = new Collector();
+    io.grpc.Context.CancellableContext ctx = io.grpc.Context.current().withCancellation();
+    ctx.run(() -> ShardMapServiceGrpc.newStub(c.channel).watch(WatchRequest.newBuilder()
+        .setAfterRevision(now).build(), col));
+    ReassignBucketResponse moved = toggleBucket();
+    WatchResponse ch = col.nextChange();
+    assertEquals(moved.getRevision(), ch.getRevision());
+    assertEquals(moved.getBucket(), ch.getChanges(0).getHash().getBuckets(0));
+    ctx.cancel(null);
+  }
+
+  /** Moves bucket 0 of keyspace "other" to the shard that does not own it. */
+  private static ReassignBucketResponse toggleBucket() {
+    String owner = server.snapshot().keyspace("other").hash().bucket(0).shard();
+    return c.admin().reassignBucket(ReassignBucketRequest.newBuilder().setKeyspace("other").setBucket(0)
+        .setShard(owner.equals("s1") ? "s2" : "s1").build());
+  }
+
+  static List<MapChange> toChanges(GetMapResponse m) {
+    List<MapChange> out = new ArrayList<>();
+    for (Shard s : m.getShardsList()) {
+      out.add(MapChange.newBuilder().setShard(s).build());
+    }
+    String ks = m.getSpec().getName();
+    out.add(MapChange.newBuilder().setKeyspace(ks).setSpec(m.getSpec()).build());
+    for (RangeAssignment r : m.getRangesList()) {
+      out.add(MapChange.newBuilder().setKeyspace(ks).setRange(r).build());
+    }
+    return out;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Test kit: the real infrastructure Shardmap's tests run against, plus the store contract suite.
+ *
+ * <h2>Fixtures</h2>
+ *
+ * <ul>
+ *   <li>{@link io.shardmap.testkit.EtcdCluster}: a multi-member etcd cluster whose members can be
+ *       killed and restarted, for tests of the etcd store and of behaviour under quorum loss.
+ *   <li>{@link io.shardmap.testkit.PostgresFixture}: one PostgreSQL server and database per shard,
+ *       with servers that can be stopped and started, for tests that move data between shards.
+ *   <li>{@link io.shardmap.testkit.FreePorts}: loopback ports for the servers above, chosen so a
+ *       stopped server's port is still free when it restarts.
+ * </ul>
+ *
+ * <p>Both fixtures find their servers the same way, first match wins: servers named by
+ * environment variables ({@code SHARDMAP_TEST_ETCD_ENDPOINTS}, {@code SHARDMAP_TEST_PG_URLS}),
+ * which tests may use but not stop; else locally installed binaries (etcd on the PATH or in
+ * {@code /usr/bin}, PostgreSQL in {@code /usr/lib/postgresql/N/bin}), run as child processes on
+ * 127.0.0.1 with data in temporary directories; else Docker containers through Testcontainers.
+ * Fault tests ask {@code canControlMembers()} / {@code canControlInstances()} and skip when the
+ * answer is no. Each fixture has a JVM-wide shared instance for tests that only read and write
+ * (closed by a shutdown hook; use unique keys and table names) and a way to start a private one
+ * for tests that break things.
+ *
+ * <p>Every wait is bounded, and every failure message says where the server logs are.
+ *
+ * <h2>Store contract suite</h2>
+ *
+ * <p>{@code MetaStoreContract} is the behavioural specification of
+ * {@link io.shardmap.store.MetaStore} as tests: the same suite runs against the in-memory fake and
+ * against etcd started by {@link io.shardmap.testkit.EtcdCluster}, so domain code tested on the
+ * fast fake can rely on the same behaviour in production. It lives in main (not test) sources,
+ * which is why this module depends on JUnit at compile scope: other modules run it from their own
+ * tests.
+ */
+package io.shardmap.testkit;
