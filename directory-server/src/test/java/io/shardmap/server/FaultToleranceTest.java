@@ -112,7 +112,7 @@ class FaultToleranceTest {
     TestSupport.eventually(Duration.ofSeconds(15), "both replicas see etcd again",
         () -> a.freshness().getEtcdReachable() && b.freshness().getEtcdReachable());
     SplitRangeResponse s = split(cb, 300);
-    assertTrue(a.awaitRevision(s.getRevision(), Duration.ofSeconds(10)), "A catches up by itself");
+    assertTrue(a.awaitRevision(s.getRevision(), Duration.ofSeconds(20)), "A catches up by itself");
     assertEquals(300, ca.lookup("users", 300).getRoute().getRange().getStart().getIntKey());
     TestSupport.eventually(Duration.ofSeconds(5), "freshness age back under a second",
         () -> a.freshness().getAgeMillis() < 1000);

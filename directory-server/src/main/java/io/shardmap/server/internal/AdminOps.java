@@ -81,7 +81,24 @@ public final class AdminOps {
             txn.writes().size()) + " operations in one etcd transaction, more than the limit of "
             + maxTxnOps + " (etcd --max-txn-ops); make it in smaller steps");
       }
-      TxnResult r = commit(op, txn);
+      TxnResult r;
+      try {
+        r = commit(op, txn);
+      } catch (ShardmapException unknown) {
+        if (unknown.code() != ErrorCode.UNAVAILABLE) {
+          throw unknown;
+        }
+        // The outcome is unknown (e.g. the etcd leader died with the request in flight). Retrying
+        // blindly could apply it twice; find out instead.
+        Outcome o = verify(op, txn, unknown);
+        if (o.applied) {
+          r = new TxnResult(true, o.revision);
+        } else if (attempt < MAX_ATTEMPTS) {
+          continue;
+        } else {
+          throw unknown;
+        }
+      }
       try {
         if (r.succeeded()) {
           // Read-your-writes on this replica: answer once the change is visible to lookups here.
@@ -103,6 +120,104 @@ public final class AdminOps {
         Thread.currentThread().interrupt();
         throw new ShardmapException(ErrorCode.UNAVAILABLE, op + ": interrupted");
       }
+    }
+  }
+
+  /** What a transaction with an unknown outcome did: applied at {@code revision}, or provably not. */
+  private record Outcome(boolean applied, long revision) {}
+
+  /**
+   * Reads back every key a transaction compared or wrote. If all its compares still hold, it did not
+   * apply (each of our transactions writes a key it compares), so re-planning is safe. If every put
+   * holds exactly our value, written at one revision, and every delete is gone, it applied. Anything
+   * else means another writer touched the same records: the outcome stays unknown and the caller gets
+   * UNAVAILABLE saying so.
+   */
+  private Outcome verify(String op, Txn txn, ShardmapException unknown) {
+    long deadline = nanoTime.getAsLong() + 3 * timeout.toNanos();
+    while (true) {
+      try {
+        return verifyOnce(txn);
+      } catch (ShardmapException e) {
+        if (e.code() != ErrorCode.UNAVAILABLE) {
+          throw new ShardmapException(ErrorCode.UNAVAILABLE, unknown.getMessage() + "; it may have been "
+              + "applied: " + e.getMessage() + " since", e);
+        }
+        if (nanoTime.getAsLong() > deadline) {
+          throw new ShardmapException(ErrorCode.UNAVAILABLE, unknown.getMessage()
+              + "; could not read back whether it was applied (" + e.getMessage() + ")", e);
+        }
+      }
+      try {
+        Thread.sleep(100);
+      } catch (InterruptedException ie) {
+        Thread.currentThread().interrupt();
+        throw unknown;
+      }
+    }
+  }
+
+  private Outcome verifyOnce(Txn txn) {
+    Map<String, io.shardmap.store.KeyValue> current = new HashMap<>();
+    Set<String> keys = new LinkedHashSet<>();
+    txn.compares().forEach(c -> keys.add(c.key()));
+    for (Txn.Write w : txn.writes()) {
+      if (w instanceof Txn.Put p) {
+        keys.add(p.key());
+      } else if (w instanceof Txn.Delete d) {
+        keys.add(d.key());
+      }
+    }
+    long readRevision = 0;
+    for (String k : keys) {
+      io.shardmap.store.RangeResult rr = read(k, false);
+      readRevision = Math.max(readRevision, rr.revision());
+      rr.kvs().forEach(kv -> current.put(kv.key(), kv));
+    }
+    boolean comparesHold = true;
+    for (Compare c : txn.compares()) {
+      io.shardmap.store.KeyValue kv = current.get(c.key());
+      if (kv == null ? !c.test(0, 0, 0) : !c.test(kv.version(), kv.createRevision(), kv.modRevision())) {
+        comparesHold = false;
+      }
+    }
+    if (comparesHold) {
+      return new Outcome(false, 0);
+    }
+    long putRevision = 0;
+    for (Txn.Write w : txn.writes()) {
+      if (w instanceof Txn.Put p) {
+        io.shardmap.store.KeyValue kv = current.get(p.key());
+        if (kv == null || !java.util.Arrays.equals(kv.value(), p.value())
+            || (putRevision != 0 && kv.modRevision() != putRevision)) {
+          throw unknownOutcome();
+        }
+        putRevision = kv.modRevision();
+      } else if (w instanceof Txn.Delete d) {
+        if (current.containsKey(d.key())) {
+          throw unknownOutcome();
+        }
+      } else if (w instanceof Txn.DeletePrefix dp && !read(dp.prefix(), true).kvs().isEmpty()) {
+        throw unknownOutcome();
+      }
+    }
+    return new Outcome(true, putRevision != 0 ? putRevision : readRevision);
+  }
+
+  private static ShardmapException unknownOutcome() {
+    return new ShardmapException(ErrorCode.INTERNAL, "another writer changed the same records");
+  }
+
+  private io.shardmap.store.RangeResult read(String key, boolean prefix) {
+    long t0 = nanoTime.getAsLong();
+    try {
+      io.shardmap.store.RangeResult r = (prefix ? store.getPrefix(key) : store.get(key))
+          .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      metrics.etcdRequest("get", "ok", nanoTime.getAsLong() - t0);
+      return r;
+    } catch (Exception e) {
+      metrics.etcdRequest("get", "error", nanoTime.getAsLong() - t0);
+      throw Errors.fromStore("reading back an unconfirmed change", e);
     }
   }
 

@@ -429,8 +429,12 @@ public final class DirectoryState implements AutoCloseable {
     metrics.freshness(ageNanos(), etcdReachable);
   }
 
+  /**
+   * A probe gets the whole request timeout: with one member down the client needs time to fail over, and
+   * a shorter probe would declare a healthy cluster unreachable and refuse writes for nothing.
+   */
   private long probeTimeoutMillis() {
-    return Math.max(100, Math.min(requestTimeout.toMillis(), probeInterval.toMillis() * 2));
+    return requestTimeout.toMillis();
   }
 
   private void markUnreachable(Exception e) {
@@ -438,7 +442,9 @@ public final class DirectoryState implements AutoCloseable {
       unreachableSinceNanos = nanoTime.getAsLong();
       etcdReachable = false;
       Throwable cause = e.getCause() != null ? e.getCause() : e;
-      log.warning("etcd quorum unreachable (" + cause.getMessage() + "): serving lookups from revision "
+      String why = cause instanceof java.util.concurrent.TimeoutException
+          ? "no answer to a quorum read within " + probeTimeoutMillis() + " ms" : String.valueOf(cause.getMessage());
+      log.warning("etcd quorum unreachable (" + why + "): serving lookups from revision "
           + (snapshot == null ? 0 : snapshot.revision()) + " and refusing map changes until it returns");
     }
     metrics.freshness(ageNanos(), false);

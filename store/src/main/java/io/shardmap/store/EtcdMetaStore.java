@@ -1,0 +1,857 @@
+package io.shardmap.store;
+
+import io.etcd.jetcd.ByteSequence;
+import io.etcd.jetcd.Client;
+import io.etcd.jetcd.KV;
+import io.etcd.jetcd.Lease;
+import io.etcd.jetcd.common.exception.ClosedClientException;
+import io.etcd.jetcd.common.exception.CompactedException;
+import io.etcd.jetcd.common.exception.EtcdException;
+import io.etcd.jetcd.kv.GetResponse;
+import io.etcd.jetcd.op.Cmp;
+import io.etcd.jetcd.op.CmpTarget;
+import io.etcd.jetcd.op.Op;
+import io.etcd.jetcd.options.CompactOption;
+import io.etcd.jetcd.options.DeleteOption;
+import io.etcd.jetcd.options.GetOption;
+import io.etcd.jetcd.options.PutOption;
+import io.etcd.jetcd.options.WatchOption;
+import io.etcd.jetcd.watch.WatchResponse;
+import io.grpc.Status;
+import java.io.IOException;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@link MetaStore} on etcd (v3 API, 3.4 or later) through jetcd.
+ *
+ * <p>Reads are linearizable. Every call is bounded by the request timeout: unary RPCs carry it as a
+ * gRPC deadline and the returned future fails at the latest when it elapses. Errors are translated
+ * once, here: deadline, no leader, lost connection, overload → {@link StoreException.Kind#UNAVAILABLE};
+ * too many txn operations or too many bytes → {@link StoreException.Kind#TOO_LARGE}; compacted
+ * revision → {@link StoreException.Kind#COMPACTED}; unknown lease → {@link StoreException.Kind#NOT_FOUND}
+ * (except on revoke, where it is success); anything else → {@link StoreException.Kind#INTERNAL}.
+ * Futures complete on this store's own threads, never on jetcd's I/O threads.
+ *
+ * <p>Watches do not rely on jetcd's own reconnect: jetcd 0.8.7 resumes a broken watch from the
+ * header revision of its "created" response, which skips the history a watch was still replaying when
+ * the stream broke. Instead each failure ends the jetcd watcher (closing it inside jetcd's error
+ * callback cancels jetcd's scheduled resume) and a new one starts after the last delivered revision.
+ */
+public final class EtcdMetaStore implements MetaStore {
+
+  private static final Logger LOG = LoggerFactory.getLogger(EtcdMetaStore.class);
+
+  /** Any key works for a count-only read whose only purpose is its header revision. */
+  private static final ByteSequence REVISION_PROBE_KEY = ByteSequence.from(new byte[] {0});
+  /** The smallest key; as a range end it means "to the end of the keyspace". */
+  private static final ByteSequence ALL_KEYS = ByteSequence.from(new byte[] {0});
+
+  private static final long WATCH_RETRY_BASE_MILLIS = 100;
+  private static final long WATCH_RETRY_MAX_MILLIS = 3_000;
+  /**
+   * How long after a watch stream was created a progress answer is taken at face value even without
+   * proof that the server finished replaying history to it. etcd replays to lagging watchers every
+   * 100 ms; see {@link EtcdWatch} for why this matters on etcd before 3.4.25 / 3.5.8.
+   */
+  private static final long SYNC_GRACE_NANOS = TimeUnit.MILLISECONDS.toNanos(1_000);
+  private static final AtomicInteger STORE_COUNTER = new AtomicInteger();
+
+  private final List<String> endpoints;
+  private final Duration requestTimeout;
+  private final Client client;
+  private final KV kv;
+  private final Lease leases;
+  private final io.etcd.jetcd.Watch watchClient;
+  private final ExecutorService callbackExecutor;
+  private final ScheduledExecutorService timer;
+  private final Set<CompletableFuture<?>> pending = ConcurrentHashMap.newKeySet();
+  private final Set<EtcdWatch> watches = ConcurrentHashMap.newKeySet();
+  private volatile boolean closed;
+
+  private EtcdMetaStore(Builder b) {
+    this.endpoints = List.copyOf(b.endpoints);
+    this.requestTimeout = b.requestTimeout;
+    int id = STORE_COUNTER.incrementAndGet();
+    this.callbackExecutor = Executors.newCachedThreadPool(daemonThreads("etcd-metastore-" + id + "-callback-"));
+    this.timer = Executors.newSingleThreadScheduledExecutor(daemonThreads("etcd-metastore-" + id + "-timer-"));
+    try {
+      this.client = Client.builder()
+          .endpoints(endpoints.stream().map(URI::create).toArray(URI[]::new))
+          .connectTimeout(b.connectTimeout)
+          // jetcd retries idempotent reads on UNAVAILABLE (another member may answer); never past our budget.
+          .retryMaxDuration(requestTimeout)
+          .retryDelay(100)
+          .retryMaxDelay(1_000)
+          // Detect a silently dead member within ~15 s so watch streams move on; etcd allows pings every 5 s.
+          .keepaliveTime(Duration.ofSeconds(10))
+          .keepaliveTimeout(Duration.ofSeconds(5))
+          .interceptor(new UnaryDeadlineInterceptor(requestTimeout.toNanos()))
+          .build();
+    } catch (RuntimeException e) {
+      timer.shutdownNow();
+      callbackExecutor.shutdownNow();
+      throw e;
+    }
+    this.kv = client.getKVClient();
+    this.leases = client.getLeaseClient();
+    this.watchClient = client.getWatchClient();
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** Validating builder; each setter rejects a bad value at once with an exception naming the option. */
+  public static final class Builder {
+    private List<String> endpoints;
+    private Duration requestTimeout = Duration.ofSeconds(5);
+    private Duration connectTimeout = Duration.ofSeconds(3);
+
+    private Builder() {}
+
+    /** etcd client URLs, e.g. {@code http://127.0.0.1:2379}; at least one; plain http only (no TLS support yet). */
+    public Builder endpoints(List<String> endpoints) {
+      if (endpoints == null || endpoints.isEmpty()) {
+        throw new IllegalArgumentException("endpoints: at least one etcd client URL is required");
+      }
+      List<String> checked = new ArrayList<>();
+      for (String e : endpoints) {
+        checked.add(checkEndpoint(e));
+      }
+      this.endpoints = List.copyOf(checked);
+      return this;
+    }
+
+    /** Upper bound of every call, including connection setup and jetcd's retries. Default 5 s. */
+    public Builder requestTimeout(Duration requestTimeout) {
+      this.requestTimeout = checkDuration("requestTimeout", requestTimeout);
+      return this;
+    }
+
+    /** TCP connect timeout per member. Default 3 s. */
+    public Builder connectTimeout(Duration connectTimeout) {
+      this.connectTimeout = checkDuration("connectTimeout", connectTimeout);
+      return this;
+    }
+
+    /** Builds the store. No connection is made yet: an unreachable cluster shows up as UNAVAILABLE calls. */
+    public EtcdMetaStore build() {
+      if (endpoints == null) {
+        throw new IllegalArgumentException("endpoints: not set; at least one etcd client URL is required");
+      }
+      return new EtcdMetaStore(this);
+    }
+
+    private static String checkEndpoint(String endpoint) {
+      if (endpoint == null || endpoint.isBlank()) {
+        throw new IllegalArgumentException("endpoints: an endpoint is null or blank");
+      }
+      URI uri;
+      try {
+        uri = new URI(endpoint.trim());
+      } catch (URISyntaxException e) {
+        throw new IllegalArgumentException("endpoints: '" + endpoint + "' is not a URL: " + e.getMessage(), e);
+      }
+      if (!"http".equals(uri.getScheme())) {
+        throw new IllegalArgumentException("endpoints: '" + endpoint
+            + "' must start with http:// (TLS is not configured by this builder)");
+      }
+      if (uri.getHost() == null || uri.getPort() < 1 || uri.getPort() > 65_535) {
+        throw new IllegalArgumentException("endpoints: '" + endpoint + "' must name a host and a port, like http://127.0.0.1:2379");
+      }
+      if ((uri.getRawPath() != null && !uri.getRawPath().isEmpty() && !uri.getRawPath().equals("/"))
+          || uri.getRawQuery() != null || uri.getRawFragment() != null || uri.getRawUserInfo() != null) {
+        throw new IllegalArgumentException("endpoints: '" + endpoint + "' must be just http://host:port");
+      }
+      return "http://" + uri.getHost() + ":" + uri.getPort();
+    }
+
+    private static Duration checkDuration(String name, Duration d) {
+      if (d == null || d.isNegative() || d.isZero()) {
+        throw new IllegalArgumentException(name + " must be positive, got " + d);
+      }
+      if (d.compareTo(Duration.ofMillis(Integer.MAX_VALUE)) > 0) {
+        throw new IllegalArgumentException(name + " must be at most " + Duration.ofMillis(Integer.MAX_VALUE) + ", got " + d);
+      }
+      return d;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // MetaStore
+  // ---------------------------------------------------------------------------------------------
+
+  @Override
+  public CompletableFuture<RangeResult> get(String key) {
+    Objects.requireNonNull(key, "key");
+    return call("get " + describe(key), () -> kv.get(bytes(key)), EtcdMetaStore::toRangeResult);
+  }
+
+  @Override
+  public CompletableFuture<RangeResult> getPrefix(String prefix) {
+    Objects.requireNonNull(prefix, "prefix");
+    GetOption option = prefix.isEmpty()
+        ? GetOption.builder().withRange(ALL_KEYS).build()
+        : GetOption.builder().isPrefix(true).build();
+    ByteSequence key = prefix.isEmpty() ? ALL_KEYS : bytes(prefix);
+    return call("get prefix " + describe(prefix), () -> kv.get(key, option), EtcdMetaStore::toRangeResult);
+  }
+
+  @Override
+  public CompletableFuture<TxnResult> commit(Txn txn) {
+    Objects.requireNonNull(txn, "txn");
+    Cmp[] cmps = txn.compares().stream().map(EtcdMetaStore::toCmp).toArray(Cmp[]::new);
+    Op[] ops = txn.writes().stream().map(EtcdMetaStore::toOp).toArray(Op[]::new);
+    String what = "commit of txn (" + cmps.length + " compares, " + ops.length + " writes)";
+    return call(what, () -> kv.txn().If(cmps).Then(ops).commit(),
+        r -> new TxnResult(r.isSucceeded(), r.getHeader().getRevision()));
+  }
+
+  @Override
+  public CompletableFuture<Long> currentRevision() {
+    GetOption countOnly = GetOption.builder().withCountOnly(true).build();
+    return call("currentRevision (linearizable read)", () -> kv.get(REVISION_PROBE_KEY, countOnly),
+        r -> r.getHeader().getRevision());
+  }
+
+  @Override
+  public Watch watch(String prefix, long afterRevision, WatchListener listener) {
+    Objects.requireNonNull(prefix, "prefix");
+    Objects.requireNonNull(listener, "listener");
+    if (afterRevision < 0) {
+      throw new IllegalArgumentException("afterRevision must not be negative: " + afterRevision);
+    }
+    if (closed) {
+      throw new StoreException(StoreException.Kind.CLOSED, "etcd store is closed; cannot watch " + describe(prefix), null);
+    }
+    EtcdWatch watch = new EtcdWatch(prefix, afterRevision, listener);
+    watches.add(watch);
+    watch.start();
+    return watch;
+  }
+
+  @Override
+  public CompletableFuture<Long> grantLease(Duration ttl) {
+    Objects.requireNonNull(ttl, "ttl");
+    if (ttl.isNegative() || ttl.isZero()) {
+      throw new IllegalArgumentException("ttl must be positive: " + ttl);
+    }
+    // etcd counts TTLs in whole seconds; round up so a lease never lives shorter than asked.
+    long seconds = Math.max(1, (ttl.toNanos() + 999_999_999L) / 1_000_000_000L);
+    return call("grant of a " + seconds + " s lease", () -> leases.grant(seconds), r -> r.getID());
+  }
+
+  @Override
+  public CompletableFuture<Void> keepAliveOnce(long leaseId) {
+    return call("keep-alive of lease " + Long.toHexString(leaseId), () -> leases.keepAliveOnce(leaseId), r -> null);
+  }
+
+  @Override
+  public CompletableFuture<Void> revokeLease(long leaseId) {
+    String what = "revoke of lease " + Long.toHexString(leaseId);
+    return call(what, () -> leases.revoke(leaseId).handle((r, t) -> {
+      if (t != null && translate(what, t).kind() != StoreException.Kind.NOT_FOUND) {
+        throw new CompletionException(t);
+      }
+      // Already gone (expired or revoked): the contract makes that a success.
+      return null;
+    }), r -> null);
+  }
+
+  /**
+   * Compacts etcd's history at {@code revision} and waits until the compaction is physically applied,
+   * so watches started afterwards see it. Fails with {@link StoreException.Kind#COMPACTED} if that
+   * revision is already compacted.
+   */
+  public CompletableFuture<Void> compact(long revision) {
+    CompactOption physical = CompactOption.builder().withCompactPhysical(true).build();
+    return call("compaction at revision " + revision, () -> kv.compact(revision, physical), r -> null);
+  }
+
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    for (EtcdWatch w : List.copyOf(watches)) {
+      w.close();
+    }
+    for (CompletableFuture<?> f : List.copyOf(pending)) {
+      f.completeExceptionally(new StoreException(StoreException.Kind.CLOSED,
+          "etcd store closed while the call was in flight", null));
+    }
+    try {
+      client.close();
+    } finally {
+      timer.shutdownNow();
+      callbackExecutor.shutdown();
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "EtcdMetaStore" + endpoints;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Calls and errors
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Starts one jetcd call and returns a future that completes on this store's callback threads with
+   * the converted result or a translated {@link StoreException}, at the latest after the request
+   * timeout (then the jetcd future is cancelled).
+   */
+  private <R, T> CompletableFuture<T> call(String what, Supplier<CompletableFuture<R>> start,
+      Function<R, T> convert) {
+    if (closed) {
+      return CompletableFuture.failedFuture(new StoreException(StoreException.Kind.CLOSED,
+          "etcd store is closed; " + what + " not sent", null));
+    }
+    CompletableFuture<T> result = new CompletableFuture<>();
+    CompletableFuture<R> source;
+    try {
+      source = start.get();
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(translate(what, e));
+    }
+    pending.add(result);
+    result.whenComplete((r, t) -> pending.remove(result));
+    ScheduledFuture<?> deadline;
+    try {
+      deadline = timer.schedule(() -> {
+        StoreException timeout = new StoreException(StoreException.Kind.UNAVAILABLE,
+            "etcd " + what + " timed out after " + requestTimeout + " (endpoints " + endpoints + ")", null);
+        runOnCallbackThread(() -> result.completeExceptionally(timeout));
+        source.cancel(true);
+      }, requestTimeout.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (RejectedExecutionException closing) {
+      source.cancel(true);
+      result.completeExceptionally(new StoreException(StoreException.Kind.CLOSED,
+          "etcd store is closed; " + what + " abandoned", closing));
+      return result;
+    }
+    source.whenComplete((r, t) -> {
+      deadline.cancel(false);
+      runOnCallbackThread(() -> {
+        if (t != null) {
+          result.completeExceptionally(translate(what, t));
+          return;
+        }
+        try {
+          result.complete(convert.apply(r));
+        } catch (RuntimeException e) {
+          result.completeExceptionally(new StoreException(StoreException.Kind.INTERNAL,
+              "etcd " + what + ": unexpected answer: " + e, e));
+        }
+      });
+    });
+    return result;
+  }
+
+  private void runOnCallbackThread(Runnable r) {
+    try {
+      callbackExecutor.execute(r);
+    } catch (RejectedExecutionException closing) {
+      // Closing: the store's threads are gone; completing here is the only way to not leave it hanging.
+      r.run();
+    }
+  }
+
+  /** Translates anything jetcd, gRPC or the JDK throws into the one failure type of the contract. */
+  StoreException translate(String what, Throwable failure) {
+    Throwable t = unwrap(failure);
+    if (t instanceof StoreException se) {
+      return se;
+    }
+    String where = " (endpoints " + endpoints + ")";
+    if (t instanceof CompactedException ce) {
+      return new StoreException(StoreException.Kind.COMPACTED, "etcd " + what + ": revision compacted; oldest available is "
+          + ce.getCompactedRevision() + where, t, ce.getCompactedRevision());
+    }
+    if (closed || t instanceof ClosedClientException) {
+      return new StoreException(StoreException.Kind.CLOSED, "etcd " + what + ": store closed" + where, t);
+    }
+    if (t instanceof CancellationException) {
+      return new StoreException(StoreException.Kind.UNAVAILABLE, "etcd " + what + " was cancelled" + where, t);
+    }
+    String code;
+    String description;
+    if (t instanceof EtcdException ee) {
+      code = ee.getErrorCode().name();
+      description = ee.getMessage();
+    } else {
+      Status status = Status.fromThrowable(t);
+      code = status.getCode().name();
+      description = status.getDescription() != null ? status.getDescription() : String.valueOf(t);
+    }
+    String text = description == null ? "" : description.toLowerCase(java.util.Locale.ROOT);
+    String message = "etcd " + what + " failed: " + code + " " + description + where;
+    StoreException.Kind kind;
+    if (text.contains("too many operations in txn request") || text.contains("request is too large")) {
+      kind = StoreException.Kind.TOO_LARGE;
+    } else if (code.equals("RESOURCE_EXHAUSTED")) {
+      // etcd's "too many requests" is overload (retry later); a gRPC size limit is a too-large message.
+      kind = text.contains("too many requests") ? StoreException.Kind.UNAVAILABLE : StoreException.Kind.TOO_LARGE;
+    } else if (text.contains("required revision has been compacted")) {
+      kind = StoreException.Kind.COMPACTED;
+    } else if (code.equals("NOT_FOUND") || text.contains("lease not found")) {
+      kind = StoreException.Kind.NOT_FOUND;
+    } else if (code.equals("UNAVAILABLE") || code.equals("DEADLINE_EXCEEDED") || code.equals("CANCELLED")
+        || code.equals("ABORTED")) {
+      kind = StoreException.Kind.UNAVAILABLE;
+    } else if (code.equals("UNKNOWN") && hasCause(t, IOException.class)) {
+      kind = StoreException.Kind.UNAVAILABLE;
+    } else {
+      kind = StoreException.Kind.INTERNAL;
+    }
+    return new StoreException(kind, message, t);
+  }
+
+  private static Throwable unwrap(Throwable t) {
+    Throwable current = t;
+    for (int depth = 0; depth < 10 && current.getCause() != null; depth++) {
+      boolean wrapper = current instanceof CompletionException || current instanceof ExecutionException
+          || current.getClass().getName().startsWith("dev.failsafe.");
+      if (!wrapper) {
+        break;
+      }
+      current = current.getCause();
+    }
+    return current;
+  }
+
+  private static boolean hasCause(Throwable t, Class<? extends Throwable> type) {
+    Throwable current = t;
+    for (int depth = 0; depth < 10 && current != null; depth++) {
+      if (type.isInstance(current)) {
+        return true;
+      }
+      current = current.getCause();
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Conversions
+  // ---------------------------------------------------------------------------------------------
+
+  private static ByteSequence bytes(String s) {
+    return ByteSequence.from(s, StandardCharsets.UTF_8);
+  }
+
+  private static String describe(String key) {
+    return "'" + (key.length() > 120 ? key.substring(0, 120) + "…" : key) + "'";
+  }
+
+  private static RangeResult toRangeResult(GetResponse r) {
+    List<KeyValue> kvs = new ArrayList<>(r.getKvs().size());
+    for (io.etcd.jetcd.KeyValue kv : r.getKvs()) {
+      kvs.add(toKeyValue(kv));
+    }
+    return new RangeResult(r.getHeader().getRevision(), kvs);
+  }
+
+  private static KeyValue toKeyValue(io.etcd.jetcd.KeyValue kv) {
+    return new KeyValue(kv.getKey().toString(StandardCharsets.UTF_8), kv.getValue().getBytes(),
+        kv.getCreateRevision(), kv.getModRevision(), kv.getVersion(), kv.getLease());
+  }
+
+  private static Cmp toCmp(Compare c) {
+    Cmp.Op op = switch (c.op()) {
+      case EQUAL -> Cmp.Op.EQUAL;
+      case NOT_EQUAL -> Cmp.Op.NOT_EQUAL;
+      case GREATER -> Cmp.Op.GREATER;
+      case LESS -> Cmp.Op.LESS;
+    };
+    CmpTarget<?> target = switch (c.target()) {
+      case VERSION -> CmpTarget.version(c.number());
+      case CREATE_REVISION -> CmpTarget.createRevision(c.number());
+      case MOD_REVISION -> CmpTarget.modRevision(c.number());
+    };
+    return new Cmp(bytes(c.key()), op, target);
+  }
+
+  private static Op toOp(Txn.Write w) {
+    if (w instanceof Txn.Put put) {
+      PutOption option = put.lease() == 0 ? PutOption.DEFAULT : PutOption.builder().withLeaseId(put.lease()).build();
+      return Op.put(bytes(put.key()), ByteSequence.from(put.value()), option);
+    }
+    if (w instanceof Txn.Delete del) {
+      return Op.delete(bytes(del.key()), DeleteOption.DEFAULT);
+    }
+    Txn.DeletePrefix dp = (Txn.DeletePrefix) w;
+    return Op.delete(bytes(dp.prefix()), DeleteOption.builder().isPrefix(true).build());
+  }
+
+  private static WatchEvent toWatchEvent(io.etcd.jetcd.watch.WatchEvent e) {
+    WatchEvent.Type type = switch (e.getEventType()) {
+      case PUT -> WatchEvent.Type.PUT;
+      case DELETE -> WatchEvent.Type.DELETE;
+      default -> throw new StoreException(StoreException.Kind.INTERNAL,
+          "etcd sent a watch event of unknown type " + e.getEventType(), null);
+    };
+    return new WatchEvent(type, toKeyValue(e.getKeyValue()));
+  }
+
+  private static java.util.concurrent.ThreadFactory daemonThreads(String prefix) {
+    AtomicInteger n = new AtomicInteger();
+    return runnable -> {
+      Thread t = new Thread(runnable, prefix + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Watch
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * One contract watch, made of a sequence of jetcd watchers ("attempts"). All state lives on the
+   * watch's serial executor: jetcd callbacks only enqueue, so listener calls never overlap, keep
+   * jetcd's order, and never run on jetcd's I/O threads.
+   *
+   * <p>{@code delivered} is the resume point: every event under the prefix up to it has reached the
+   * listener. Batches at or below it are duplicates and dropped (a resumed stream may repeat); a new
+   * attempt starts at {@code delivered + 1}, so nothing is skipped. etcd never splits one revision
+   * across responses (the watch does not ask for fragmentation), so a response's events grouped by
+   * mod revision are whole batches.
+   *
+   * <p>Progress: etcd before 3.4.25 / 3.5.8 (etcd issue 15220) answers a progress request at once with
+   * the store's revision, even while the watcher is still replaying history, so the answer can overtake
+   * events. An attempt's progress answers are therefore trusted only once the watcher is known to be
+   * in sync: it started after the revision of its "created" response, or it delivered a batch at or
+   * past that revision, or {@link #SYNC_GRACE_NANOS} passed since creation (etcd's replay loop runs
+   * every 100 ms). An untrusted answer is dropped and the request repeated when trust is reached.
+   * A trusted answer also advances {@code delivered}, so a quiet watch does not resume from an old,
+   * possibly compacted revision.
+   */
+  private final class EtcdWatch implements Watch {
+    private final String prefix;
+    private final WatchListener listener;
+    private final SerialExecutor serial;
+    private volatile boolean closed;
+    private volatile Attempt attempt;
+
+    // Confined to the serial executor.
+    private long delivered;
+    private boolean ended;
+    private boolean progressWanted;
+    private int consecutiveFailures;
+
+    EtcdWatch(String prefix, long afterRevision, WatchListener listener) {
+      this.prefix = prefix;
+      this.listener = listener;
+      this.serial = new SerialExecutor(callbackExecutor);
+      this.delivered = afterRevision;
+    }
+
+    void start() {
+      serial.execute(this::openAttempt);
+    }
+
+    @Override
+    public void requestProgress() {
+      serial.execute(() -> {
+        if (closed || ended) {
+          return;
+        }
+        progressWanted = true;
+        Attempt a = attempt;
+        if (a != null && a.createdAtNanos != 0) {
+          askProgressWhenTrusted(a);
+        }
+        // Otherwise the request goes out once the current or next stream reports "created".
+      });
+    }
+
+    @Override
+    public void close() {
+      closed = true;
+      watches.remove(this);
+      Attempt a = attempt;
+      if (a != null) {
+        a.abandon();
+      }
+    }
+
+    private void openAttempt() {
+      if (closed || ended) {
+        return;
+      }
+      long start = delivered + 1;
+      Attempt a = new Attempt(start);
+      attempt = a;
+      WatchOption.Builder option = WatchOption.builder()
+          .withRevision(start)
+          .withProgressNotify(true)
+          .withCreateNotify(true)
+          // An isolated member cancels the stream instead of silently serving nothing.
+          .withRequireLeader(true);
+      ByteSequence key;
+      if (prefix.isEmpty()) {
+        key = ALL_KEYS;
+        option.withRange(ALL_KEYS);
+      } else {
+        key = bytes(prefix);
+        option.isPrefix(true);
+      }
+      try {
+        a.setWatcher(watchClient.watch(key, option.build(), a));
+      } catch (RuntimeException e) {
+        onFailure(a, e);
+        return;
+      }
+      if (closed) {
+        a.abandon();
+        return;
+      }
+      // jetcd waits for a ready connection without any deadline on streams, so with every member
+      // unreachable a new watcher would wait silently forever. Not "created" in time is a failure.
+      schedule(() -> {
+        if (a == attempt && a.createdAtNanos == 0 && !a.failed) {
+          a.abandon();
+          onFailure(a, new StoreException(StoreException.Kind.UNAVAILABLE, "etcd watch of prefix "
+              + describe(prefix) + " was not established within " + requestTimeout + " (endpoints " + endpoints + ")",
+              null));
+        }
+      }, requestTimeout.toNanos());
+    }
+
+    private void onResponse(Attempt a, WatchResponse response) {
+      if (closed || ended || a != attempt) {
+        return;
+      }
+      long headerRevision = response.getHeader().getRevision();
+      if (response.isCreatedNotify()) {
+        a.createdRevision = headerRevision;
+        a.createdAtNanos = System.nanoTime();
+        a.inSync = a.startRevision > headerRevision;
+        if (progressWanted) {
+          askProgressWhenTrusted(a);
+        }
+        return;
+      }
+      if (response.isProgressNotify()) {
+        if (!a.trusted()) {
+          if (progressWanted) {
+            askProgressWhenTrusted(a);
+          }
+          return;
+        }
+        consecutiveFailures = 0;
+        if (headerRevision > delivered) {
+          delivered = headerRevision;
+        }
+        progressWanted = false;
+        deliver(() -> listener.onProgress(headerRevision));
+        return;
+      }
+      List<io.etcd.jetcd.watch.WatchEvent> events = response.getEvents();
+      int i = 0;
+      while (i < events.size()) {
+        long revision = events.get(i).getKeyValue().getModRevision();
+        List<WatchEvent> batch = new ArrayList<>();
+        while (i < events.size() && events.get(i).getKeyValue().getModRevision() == revision) {
+          batch.add(toWatchEvent(events.get(i)));
+          i++;
+        }
+        if (revision <= delivered) {
+          continue;
+        }
+        delivered = revision;
+        consecutiveFailures = 0;
+        List<WatchEvent> frozen = List.copyOf(batch);
+        deliver(() -> listener.onBatch(revision, frozen));
+      }
+      if (!a.inSync && a.createdRevision != 0 && delivered >= a.createdRevision) {
+        a.inSync = true;
+        if (progressWanted) {
+          askProgressWhenTrusted(a);
+        }
+      }
+    }
+
+    private void askProgressWhenTrusted(Attempt a) {
+      if (a.trusted()) {
+        a.requestProgress();
+        return;
+      }
+      if (a.progressRetryScheduled) {
+        return;
+      }
+      a.progressRetryScheduled = true;
+      long wait = Math.max(0, a.createdAtNanos + SYNC_GRACE_NANOS - System.nanoTime());
+      schedule(() -> {
+        a.progressRetryScheduled = false;
+        if (!closed && !ended && a == attempt && progressWanted) {
+          askProgressWhenTrusted(a);
+        }
+      }, wait);
+    }
+
+    private void onFailure(Attempt a, Throwable failure) {
+      if (closed || ended || a != attempt) {
+        return;
+      }
+      attempt = null;
+      Throwable t = unwrap(failure);
+      if (t instanceof CompactedException ce) {
+        ended = true;
+        watches.remove(this);
+        long compactRevision = ce.getCompactedRevision();
+        deliver(() -> listener.onCompacted(compactRevision));
+        return;
+      }
+      StoreException error = translate("watch of prefix " + describe(prefix) + " after revision " + delivered, t);
+      if (error.kind() == StoreException.Kind.CLOSED) {
+        ended = true;
+        return;
+      }
+      deliver(() -> listener.onTransientError(error));
+      consecutiveFailures++;
+      long backoff = Math.min(WATCH_RETRY_MAX_MILLIS,
+          WATCH_RETRY_BASE_MILLIS << Math.min(consecutiveFailures - 1, 10));
+      long jittered = backoff / 2 + ThreadLocalRandom.current().nextLong(backoff / 2 + 1);
+      schedule(this::openAttempt, TimeUnit.MILLISECONDS.toNanos(jittered));
+    }
+
+    private void onStreamCompleted(Attempt a) {
+      if (closed || ended || a != attempt || a.failed) {
+        return;
+      }
+      onFailure(a, new StoreException(StoreException.Kind.UNAVAILABLE,
+          "etcd ended the watch stream of prefix " + describe(prefix) + " without an error", null));
+    }
+
+    /** Runs {@code task} on this watch's serial executor after {@code delayNanos}. */
+    private void schedule(Runnable task, long delayNanos) {
+      try {
+        timer.schedule(() -> serial.execute(task), delayNanos, TimeUnit.NANOSECONDS);
+      } catch (RejectedExecutionException storeClosing) {
+        ended = true;
+      }
+    }
+
+    private void deliver(Runnable listenerCall) {
+      if (closed) {
+        return;
+      }
+      try {
+        listenerCall.run();
+      } catch (RuntimeException e) {
+        LOG.warn("watch listener for prefix {} threw; the watch continues", describe(prefix), e);
+      }
+    }
+
+    /** One jetcd watcher. Its callbacks run on jetcd threads and only hand work to the serial executor. */
+    private final class Attempt implements io.etcd.jetcd.Watch.Listener {
+      final long startRevision;
+      // Serial-executor state.
+      long createdRevision;
+      long createdAtNanos;
+      boolean inSync;
+      boolean progressRetryScheduled;
+      // Shared with jetcd threads.
+      volatile boolean failed;
+      private io.etcd.jetcd.Watch.Watcher watcher;
+      private boolean abandoned;
+
+      Attempt(long startRevision) {
+        this.startRevision = startRevision;
+      }
+
+      boolean trusted() {
+        return inSync || (createdAtNanos != 0 && System.nanoTime() - createdAtNanos >= SYNC_GRACE_NANOS);
+      }
+
+      void setWatcher(io.etcd.jetcd.Watch.Watcher w) {
+        boolean closeNow;
+        synchronized (this) {
+          watcher = w;
+          closeNow = failed || abandoned;
+        }
+        if (closeNow) {
+          w.close();
+        }
+      }
+
+      void requestProgress() {
+        io.etcd.jetcd.Watch.Watcher w;
+        synchronized (this) {
+          w = abandoned || failed ? null : watcher;
+        }
+        if (w != null) {
+          w.requestProgress();
+        }
+      }
+
+      void abandon() {
+        io.etcd.jetcd.Watch.Watcher w;
+        synchronized (this) {
+          abandoned = true;
+          w = watcher;
+        }
+        if (w != null) {
+          w.close();
+        }
+      }
+
+      @Override
+      public void onNext(WatchResponse response) {
+        if (!failed) {
+          serial.execute(() -> onResponse(this, response));
+        }
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        io.etcd.jetcd.Watch.Watcher w;
+        synchronized (this) {
+          if (failed) {
+            return;
+          }
+          failed = true;
+          w = watcher;
+        }
+        serial.execute(() -> onFailure(this, t));
+        // Closing inside jetcd's error callback makes jetcd's own scheduled resume a no-op: the
+        // replacement stream is ours, started from the last delivered revision.
+        if (w != null) {
+          w.close();
+        }
+      }
+
+      @Override
+      public void onCompleted() {
+        serial.execute(() -> onStreamCompleted(this));
+      }
+    }
+  }
+}
