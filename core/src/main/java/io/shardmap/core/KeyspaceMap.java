@@ -103,6 +103,10 @@ public final class KeyspaceMap {
       throw ShardmapException.precondition("keyspace '" + name() + "' uses " + spec.getStrategy()
           + ", not " + s);
     }
+    if (table == null) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "keyspace '" + name() + "' uses " + s
+          + " but its layout in etcd is of another strategy");
+    }
     return table;
   }
 
@@ -241,7 +245,8 @@ public final class KeyspaceMap {
         m = m.copy(m.layoutRevision, m.ranges, m.hash, m.ring, d.apply(removedEntries, entryPuts), m.geo);
       }
       return m;
-    } catch (ShardmapException e) {
+    } catch (RuntimeException e) {
+      // A record no writer of ours produces (hand-edited etcd, say): keep serving the other keyspaces.
       return new KeyspaceMap(spec, specRevision, layoutRevision, null, null, null, null, null,
           e.getMessage() + " (at revision " + revision + ")");
     }

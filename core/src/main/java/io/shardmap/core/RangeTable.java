@@ -169,9 +169,15 @@ public final class RangeTable {
     if (n == 0) {
       throw new ShardmapException(ErrorCode.INTERNAL, "range map would become empty");
     }
-    for (int t = 0; t < touchedCount; t++) {
-      int at = touched[t];
-      checkCoverage(type, result, Math.max(0, at - 1), Math.min(n, at + 2), "ranges");
+    try {
+      for (int t = 0; t < touchedCount; t++) {
+        int at = touched[t];
+        checkCoverage(type, result, Math.max(0, at - 1), Math.min(n, at + 2), "ranges");
+      }
+    } catch (ShardmapException e) {
+      // Changes come from etcd, which only our guarded writers change: a broken partition is our bug
+      // or a hand edit, never the caller's input.
+      throw new ShardmapException(ErrorCode.INTERNAL, e.getMessage());
     }
     return new RangeTable(type, resultStarts, result);
   }

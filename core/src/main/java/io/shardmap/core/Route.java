@@ -11,7 +11,7 @@ package io.shardmap.core;
 public record Route(String shard, long epoch, KeyRange range, long modRevision) {
   public Route {
     if (shard == null || shard.isEmpty()) {
-      throw new IllegalArgumentException("a route needs a shard");
+      throw new ShardmapException(ErrorCode.INTERNAL, "a map entry without an owning shard");
     }
   }
 }

@@ -87,7 +87,7 @@ class DiscoveryTest {
         + server.metricsPort() + "/metrics")).build(), HttpResponse.BodyHandlers.ofString());
     assertEquals(200, m.statusCode());
     for (String name : new String[] {"shardmap_snapshot_revision", "shardmap_snapshot_age_millis",
-        "shardmap_etcd_reachable", "shardmap_etcd_requests_seconds_count", "shardmap_rpc_results_total",
+        "shardmap_etcd_reachable", "shardmap_watch_lag_revisions", "shardmap_etcd_requests_seconds_count", "shardmap_rpc_results_total",
         "shardmap_lookups_total"}) {
       assertTrue(m.body().contains(name), "metrics mention " + name);
     }

@@ -413,6 +413,7 @@ public final class DirectoryState implements AutoCloseable {
     markReachable();
     boolean needProgress;
     synchronized (lock) {
+      metrics.watchLag(current - progressRevision);
       if (progressRevision >= current) {
         confirmedAtNanos = Math.max(confirmedAtNanos, t0);
         needProgress = false;

@@ -26,6 +26,7 @@ public final class ServerMetrics {
   private final AtomicLong snapshotAgeMillis = new AtomicLong();
   private final AtomicLong etcdReachable = new AtomicLong(1);
   private final AtomicLong watchStreams = new AtomicLong();
+  private final AtomicLong watchLag = new AtomicLong();
 
   public ServerMetrics() {
     lookups = Counter.builder("shardmap.lookups").description("keys routed by Lookup")
@@ -42,6 +43,7 @@ public final class ServerMetrics {
     registry.gauge("shardmap.snapshot.age.millis", snapshotAgeMillis);
     registry.gauge("shardmap.etcd.reachable", etcdReachable);
     registry.gauge("shardmap.watch.streams", watchStreams);
+    registry.gauge("shardmap.watch.lag.revisions", watchLag);
   }
 
   public MeterRegistry registry() {
@@ -82,6 +84,11 @@ public final class ServerMetrics {
   public void freshness(long ageNanos, boolean reachable) {
     snapshotAgeMillis.set(ageNanos / 1_000_000);
     etcdReachable.set(reachable ? 1 : 0);
+  }
+
+  /** etcd revisions the watch had not yet delivered when the last probe read etcd's revision. */
+  public void watchLag(long revisions) {
+    watchLag.set(Math.max(0, revisions));
   }
 
   public void watchError() {
