@@ -17,7 +17,7 @@ import java.util.Map;
  */
 public final class Ring {
   /** Bounds the ring so its layout stays well under etcd's 1.5 MiB value limit. */
-  public static final int MAX_NODES = 65536;
+  public static final int MAX_NODES = 262_144;
   public static final int MAX_VNODES_PER_SHARD = 8192;
 
   private final RingLayout layout;
