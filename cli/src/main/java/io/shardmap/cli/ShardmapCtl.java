@@ -1,0 +1,285 @@
+package io.shardmap.cli;
+
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusException;
+import io.grpc.StatusRuntimeException;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.ListKeyspacesRequest;
+import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
+import io.shardmap.proto.v1.ShardMapServiceGrpc;
+import java.io.OutputStreamWriter;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ScopeType;
+
+/**
+ * The root command. It owns the global options, the one channel to the server (opened on first use,
+ * closed when the command ends) and the mapping of failures to messages and exit codes.
+ */
+@Command(
+    name = "shardmapctl",
+    description = "Operate a Shardmap directory: shards, keyspaces and their maps, lookups and watches.",
+    synopsisSubcommandLabel = "COMMAND",
+    subcommands = {
+      ShardCommands.class,
+      KeyspaceCommands.class,
+      LookupCommand.class,
+      RangeCommands.class,
+      BucketCommands.class,
+      HashCommands.class,
+      RingCommands.class,
+      DirectoryCommands.class,
+      RegionCommands.class,
+      WatchCommand.class
+    },
+    footer = {
+      "",
+      "Exit codes: 0 ok; 2 usage or INVALID_ARGUMENT; 3 NOT_FOUND;",
+      "4 ALREADY_EXISTS or FAILED_PRECONDITION; 5 UNAVAILABLE or DEADLINE_EXCEEDED; 1 anything else.",
+      "Run 'shardmapctl COMMAND --help' for the options of a command."
+    })
+public final class ShardmapCtl {
+  static final String DEFAULT_SERVER = "127.0.0.1:7700";
+  static final String SERVER_ENV = "SHARDMAP_SERVER";
+  static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(10);
+
+  public static final int EXIT_OK = 0;
+  public static final int EXIT_OTHER = 1;
+  public static final int EXIT_USAGE = 2;
+  public static final int EXIT_NOT_FOUND = 3;
+  public static final int EXIT_CONFLICT = 4;
+  public static final int EXIT_UNAVAILABLE = 5;
+
+  /** How results are printed. */
+  enum Format { text, json }
+
+  // Options are inherited so they may stand before or after the subcommand. They have no picocli
+  // defaults: a subcommand's copy would otherwise re-apply the default over a value given earlier.
+  @Option(names = "--server", scope = ScopeType.INHERIT, paramLabel = "HOST:PORT",
+      description = "Directory server to talk to (default: $SHARDMAP_SERVER, else " + DEFAULT_SERVER + ").")
+  String server;
+
+  @Option(names = {"-o", "--output"}, scope = ScopeType.INHERIT, paramLabel = "text|json",
+      description = "text (for people, the default) or json (protobuf JSON of the response, for scripts).")
+  Format format;
+
+  @Option(names = "--timeout", scope = ScopeType.INHERIT, paramLabel = "DURATION",
+      converter = DurationConverter.class,
+      description = "Deadline of each RPC, e.g. 500ms, 10s, 2m (default 10s; watch streams have none).")
+  Duration timeout;
+
+  @Option(names = {"-h", "--help"}, usageHelp = true, scope = ScopeType.INHERIT,
+      description = "Show this help and exit.")
+  boolean help;
+
+  private final Map<String, String> env;
+  private final Function<String, ManagedChannel> channels;
+  final PrintWriter out;
+  final PrintWriter err;
+  private ManagedChannel channel;
+
+  ShardmapCtl(Map<String, String> env, Function<String, ManagedChannel> channels, PrintWriter out,
+      PrintWriter err) {
+    this.env = env;
+    this.channels = channels;
+    this.out = out;
+    this.err = err;
+  }
+
+  public static void main(String[] args) {
+    PrintWriter out = new PrintWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8), true);
+    PrintWriter err = new PrintWriter(new OutputStreamWriter(System.err, StandardCharsets.UTF_8), true);
+    int code = run(args, System.getenv(), ShardmapCtl::plaintextChannel, out, err);
+    out.flush();
+    err.flush();
+    System.exit(code);
+  }
+
+  static ManagedChannel plaintextChannel(String target) {
+    return Grpc.newChannelBuilder(target, InsecureChannelCredentials.create()).build();
+  }
+
+  /**
+   * Runs one command line and returns its exit code. Never throws for a failed command: every failure
+   * has been printed to {@code err} by the time this returns, and the channel is shut down.
+   */
+  static int run(String[] args, Map<String, String> env, Function<String, ManagedChannel> channels,
+      PrintWriter out, PrintWriter err) {
+    ShardmapCtl root = new ShardmapCtl(env, channels, out, err);
+    CommandLine cl = new CommandLine(root);
+    cl.setOut(out);
+    cl.setErr(err);
+    cl.setCaseInsensitiveEnumValuesAllowed(true);
+    cl.setParameterExceptionHandler((ex, a) -> root.usageError(ex));
+    cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> root.failure(ex));
+    try {
+      return cl.execute(args);
+    } finally {
+      root.close();
+    }
+  }
+
+  Format format() {
+    return format == null ? Format.text : format;
+  }
+
+  boolean json() {
+    return format() == Format.json;
+  }
+
+  String target() {
+    if (server != null) {
+      return server;
+    }
+    String fromEnv = env.get(SERVER_ENV);
+    return fromEnv == null || fromEnv.isBlank() ? DEFAULT_SERVER : fromEnv.trim();
+  }
+
+  private ManagedChannel channel() {
+    if (channel == null) {
+      channel = channels.apply(target());
+    }
+    return channel;
+  }
+
+  private long deadlineMillis() {
+    return (timeout == null ? DEFAULT_TIMEOUT : timeout).toMillis();
+  }
+
+  /** A read stub whose deadline starts now: call it right before the RPC. */
+  ShardMapServiceGrpc.ShardMapServiceBlockingStub read() {
+    return ShardMapServiceGrpc.newBlockingStub(channel()).withDeadlineAfter(deadlineMillis(),
+        TimeUnit.MILLISECONDS);
+  }
+
+  /** An admin stub whose deadline starts now: call it right before the RPC. */
+  ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin() {
+    return ShardMapAdminServiceGrpc.newBlockingStub(channel()).withDeadlineAfter(deadlineMillis(),
+        TimeUnit.MILLISECONDS);
+  }
+
+  /** A read stub without deadline, for the watch stream (which lives until cancelled). */
+  ShardMapServiceGrpc.ShardMapServiceBlockingStub streaming() {
+    return ShardMapServiceGrpc.newBlockingStub(channel());
+  }
+
+  /**
+   * The definition of a keyspace, from ListKeyspaces: commands that parse keys need its key type before
+   * they can build the request.
+   */
+  KeyspaceSpec keyspace(String name) {
+    for (KeyspaceSpec s : read().listKeyspaces(ListKeyspacesRequest.getDefaultInstance()).getKeyspacesList()) {
+      if (s.getName().equals(name)) {
+        return s;
+      }
+    }
+    throw ShardmapException.notFound("keyspace '" + name + "' does not exist (see: shardmapctl keyspace list)");
+  }
+
+  private void close() {
+    if (channel == null) {
+      return;
+    }
+    channel.shutdownNow();
+    try {
+      channel.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private int usageError(ParameterException ex) {
+    err.println("error: usage: " + ex.getMessage());
+    CommandLine.UnmatchedArgumentException.printSuggestions(ex, err);
+    err.println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help'.");
+    err.flush();
+    return EXIT_USAGE;
+  }
+
+  private int failure(Exception ex) {
+    String code;
+    String message;
+    if (ex instanceof StatusRuntimeException || ex instanceof StatusException) {
+      Status s = Status.fromThrowable(ex);
+      code = s.getCode().name();
+      message = describe(s);
+    } else if (ex instanceof ShardmapException se) {
+      code = se.code().grpcCode();
+      message = se.getMessage();
+    } else if (ex instanceof WatchCommand.ResyncRequired r) {
+      code = Status.Code.FAILED_PRECONDITION.name();
+      message = r.getMessage();
+    } else {
+      code = Status.Code.UNKNOWN.name();
+      message = ex.toString();
+    }
+    err.println("error: " + code + ": " + message);
+    err.flush();
+    return exitCode(code);
+  }
+
+  private String describe(Status s) {
+    StringBuilder b = new StringBuilder(s.getDescription() == null ? "(no message)" : s.getDescription());
+    Throwable cause = s.getCause();
+    while (cause != null && cause.getCause() != null) {
+      cause = cause.getCause();
+    }
+    if (cause != null && cause.getMessage() != null && !b.toString().contains(cause.getMessage())) {
+      b.append(" (").append(cause.getMessage()).append(')');
+    }
+    if (s.getCode() == Status.Code.UNAVAILABLE || s.getCode() == Status.Code.DEADLINE_EXCEEDED) {
+      b.append(" [server ").append(target()).append(']');
+    }
+    return b.toString();
+  }
+
+  /** The exit code of a failure with this gRPC status code name. */
+  static int exitCode(String grpcCode) {
+    return switch (grpcCode) {
+      case "OK" -> EXIT_OK;
+      case "INVALID_ARGUMENT" -> EXIT_USAGE;
+      case "NOT_FOUND" -> EXIT_NOT_FOUND;
+      case "ALREADY_EXISTS", "FAILED_PRECONDITION" -> EXIT_CONFLICT;
+      case "UNAVAILABLE", "DEADLINE_EXCEEDED" -> EXIT_UNAVAILABLE;
+      default -> EXIT_OTHER;
+    };
+  }
+
+  /** Durations as people type them: {@code 250ms}, {@code 10s}, {@code 2m}; a bare number is seconds. */
+  static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+    private static final Pattern P = Pattern.compile("(\\d{1,9})(ms|s|m)?");
+
+    @Override
+    public Duration convert(String value) {
+      Matcher m = P.matcher(value.trim());
+      if (!m.matches()) {
+        throw new CommandLine.TypeConversionException("'" + value + "' is not a duration like 500ms, 10s or 2m");
+      }
+      long n = Long.parseLong(m.group(1));
+      String unit = m.group(2) == null ? "s" : m.group(2);
+      Duration d = switch (unit) {
+        case "ms" -> Duration.ofMillis(n);
+        case "m" -> Duration.ofMinutes(n);
+        default -> Duration.ofSeconds(n);
+      };
+      if (d.isZero()) {
+        throw new CommandLine.TypeConversionException("a timeout must be positive");
+      }
+      return d;
+    }
+  }
+}

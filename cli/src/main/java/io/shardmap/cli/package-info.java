@@ -1,0 +1,11 @@
+/**
+ * {@code shardmapctl}, the operator's command line for the Shardmap directory: one picocli subcommand per
+ * admin or read RPC of {@code shardmap.v1}, talking plaintext gRPC to one directory server.
+ *
+ * <p>Guarantees scripts can rely on: {@code --output json} prints exactly the protobuf JSON of the RPC's
+ * response (one document per command; one compact document per line for {@code watch}), errors go to
+ * stderr as {@code error: <STATUS>: <message>}, and the exit code classifies the failure (see {@link
+ * io.shardmap.cli.ShardmapCtl#exitCode}). Keys and range specs are parsed with the keyspace's key type by
+ * {@link io.shardmap.core.KeyRange}, the same parser the rest of Shardmap uses.
+ */
+package io.shardmap.cli;

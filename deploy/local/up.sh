@@ -1,0 +1,394 @@
+#!/usr/bin/env bash
+# Starts a local Shardmap on 127.0.0.1: a 3-member etcd cluster, three PostgreSQL 15 shards and two
+# directory servers, then registers the shards and a demo keyspace "users". Safe to run again: what runs
+# is left alone, what exists is not re-created. Everything it starts outlives it; deploy/local/down.sh
+# stops it. Ports, timeouts and paths are overridable by the environment variables below.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+RUN="$ROOT/deploy/.run"
+
+read -r -a ETCD_CLIENT_PORTS <<<"${SHARDMAP_LOCAL_ETCD_CLIENT_PORTS:-2379 22379 32379}"
+read -r -a ETCD_PEER_PORTS <<<"${SHARDMAP_LOCAL_ETCD_PEER_PORTS:-2380 22380 32380}"
+read -r -a PG_PORTS <<<"${SHARDMAP_LOCAL_PG_PORTS:-5433 5434 5435}"
+read -r -a GRPC_PORTS <<<"${SHARDMAP_LOCAL_GRPC_PORTS:-7700 7710}"
+read -r -a METRICS_PORTS <<<"${SHARDMAP_LOCAL_METRICS_PORTS:-7701 7711}"
+ETCD_PREFIX=${SHARDMAP_LOCAL_ETCD_PREFIX:-/shardmap}
+PG_BIN=${SHARDMAP_LOCAL_PG_BIN:-/usr/lib/postgresql/15/bin}
+WAIT_SECONDS=${SHARDMAP_LOCAL_WAIT_SECONDS:-90}
+JAVA=${JAVA:-java}
+
+SERVER_JAR="$ROOT/directory-server/target/shardmap-server.jar"
+CLI_JAR="$ROOT/cli/target/shardmapctl.jar"
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+[[ ${#ETCD_CLIENT_PORTS[@]} -eq 3 && ${#ETCD_PEER_PORTS[@]} -eq 3 && ${#PG_PORTS[@]} -eq 3 ]] \
+  || die "SHARDMAP_LOCAL_ETCD_CLIENT_PORTS, SHARDMAP_LOCAL_ETCD_PEER_PORTS and SHARDMAP_LOCAL_PG_PORTS take 3 ports each"
+[[ ${#GRPC_PORTS[@]} -eq 2 && ${#METRICS_PORTS[@]} -eq 2 ]] \
+  || die "SHARDMAP_LOCAL_GRPC_PORTS and SHARDMAP_LOCAL_METRICS_PORTS take 2 ports each"
+
+IS_ROOT=false
+[[ $(id -u) -eq 0 ]] && IS_ROOT=true
+
+# ---------------------------------------------------------------- (a) packages
+
+install_packages() {
+  local missing=()
+  command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+  command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+  [[ -x "$PG_BIN/initdb" && -x "$PG_BIN/pg_ctl" ]] || missing+=(postgresql)
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    return
+  fi
+  say "installing ${missing[*]} (Debian packages)"
+  local sudo=()
+  if ! $IS_ROOT; then
+    command -v sudo >/dev/null 2>&1 || die "need root or sudo to install ${missing[*]}"
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" apt-get update
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+  [[ -x "$PG_BIN/initdb" ]] \
+    || die "PostgreSQL installed, but $PG_BIN/initdb is missing; set SHARDMAP_LOCAL_PG_BIN to the PostgreSQL 15 bin directory"
+}
+
+# ---------------------------------------------------------------- (b) jars
+
+# Prints the first build input (a pom or a main source; tests do not go into the jars) newer than the
+# given jar; prints nothing if the jar is current.
+newer_source() {
+  local m dirs=("$ROOT/pom.xml")
+  for m in proto core store directory-server cli; do
+    [[ -f $ROOT/$m/pom.xml ]] && dirs+=("$ROOT/$m/pom.xml")
+    [[ -d $ROOT/$m/src/main ]] && dirs+=("$ROOT/$m/src/main")
+  done
+  find "${dirs[@]}" -type f -newer "$1" -print -quit 2>/dev/null
+}
+
+build_jars() {
+  local why="" jar
+  for jar in "$SERVER_JAR" "$CLI_JAR"; do
+    if [[ ! -f $jar ]]; then
+      why="$jar is missing"
+    elif [[ -n $(newer_source "$jar") ]]; then
+      why="$(newer_source "$jar") is newer than $jar"
+    fi
+    [[ -n $why ]] && break
+  done
+  if [[ -z $why ]]; then
+    say "jars are up to date"
+    return
+  fi
+  command -v mvn >/dev/null 2>&1 || die "$why, and mvn is not installed (needs Maven 3.8+ and JDK 17)"
+  local log="$RUN/build.log"
+  say "building jars ($why); log $log"
+  local ok=true
+  (cd "$ROOT" && mvn -B -q -DskipTests package -pl directory-server,cli -am) >"$log" 2>&1 || ok=false
+  if ! $ok; then
+    grep -E 'ERROR|FAIL' "$log" | head -n 20 >&2 || true
+    die "the build failed; log: $log"
+  fi
+  [[ -f $SERVER_JAR && -f $CLI_JAR ]] || die "the build did not produce $SERVER_JAR and $CLI_JAR"
+}
+
+# ---------------------------------------------------------------- process helpers
+
+# True when the pid file names a live process whose command line contains the marker (guards against a
+# recycled pid).
+running() {
+  local pidfile=$1 marker=$2 pid
+  [[ -f $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker"
+}
+
+port_in_use() {
+  # bash's /dev/tcp connect succeeds only if something listens.
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+require_free_port() {
+  local port=$1 what=$2
+  if port_in_use "$port"; then
+    die "port $port (for $what) is already in use by another program; stop it or choose other ports (see deploy/README.md)"
+  fi
+}
+
+# Starts a command detached from this script (own session, no terminal), so it outlives it.
+spawn() {
+  local pidfile=$1 log=$2
+  shift 2
+  setsid nohup "$@" >>"$log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+}
+
+# Polls a check until it passes, at most WAIT_SECONDS; fails with the log path if it does not, or at once
+# if the process died.
+wait_until() {
+  local what=$1 log=$2 pidfile=$3 marker=$4
+  shift 4
+  local deadline=$((SECONDS + WAIT_SECONDS))
+  until "$@" >/dev/null 2>&1; do
+    if [[ -n $pidfile ]] && ! running "$pidfile" "$marker"; then
+      tail -n 20 "$log" >&2 || true
+      die "$what exited during startup; log: $log"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 20 "$log" >&2 || true
+      die "$what was not healthy after ${WAIT_SECONDS}s; log: $log"
+    fi
+    sleep 0.5
+  done
+}
+
+as_postgres() {
+  if $IS_ROOT; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# The ports are part of the data (etcd members record their peer URLs, PostgreSQL its port): refuse to
+# run against a deploy/.run that was set up with other ones.
+check_settings() {
+  local settings="etcd client ports ${ETCD_CLIENT_PORTS[*]}; etcd peer ports ${ETCD_PEER_PORTS[*]}; PostgreSQL ports ${PG_PORTS[*]}; gRPC ports ${GRPC_PORTS[*]}; metrics ports ${METRICS_PORTS[*]}; etcd prefix $ETCD_PREFIX"
+  local file="$RUN/settings"
+  if [[ -f $file && $(<"$file") != "$settings" ]]; then
+    die "$RUN was set up with other settings ($(<"$file")); run with those, or delete it first with deploy/local/down.sh --purge"
+  fi
+  printf '%s\n' "$settings" >"$file"
+}
+
+# Fails before anything starts if a port of a component that is not running yet is taken by another
+# program, so a conflict never leaves a half-started setup behind.
+preflight_ports() {
+  local i
+  for i in 0 1 2; do
+    if ! running "$RUN/etcd$((i + 1)).pid" "$RUN/etcd$((i + 1))"; then
+      require_free_port "${ETCD_CLIENT_PORTS[i]}" "etcd$((i + 1)) client"
+      require_free_port "${ETCD_PEER_PORTS[i]}" "etcd$((i + 1)) peer"
+    fi
+    if ! { [[ -f $RUN/pg$((i + 1))/PG_VERSION ]] && pg_running "$RUN/pg$((i + 1))"; }; then
+      require_free_port "${PG_PORTS[i]}" "pg$((i + 1))"
+    fi
+  done
+  for i in 0 1; do
+    if ! running "$RUN/directory$((i + 1)).pid" "--listen 127.0.0.1:${GRPC_PORTS[i]}"; then
+      require_free_port "${GRPC_PORTS[i]}" "directory$((i + 1)) gRPC"
+      require_free_port "${METRICS_PORTS[i]}" "directory$((i + 1)) metrics"
+    fi
+  done
+}
+
+# ---------------------------------------------------------------- (c) etcd
+
+ETCD_ENDPOINTS=""
+for p in "${ETCD_CLIENT_PORTS[@]}"; do
+  ETCD_ENDPOINTS+="${ETCD_ENDPOINTS:+,}http://127.0.0.1:$p"
+done
+
+start_etcd() {
+  local cluster="" i
+  for i in 0 1 2; do
+    cluster+="${cluster:+,}etcd$((i + 1))=http://127.0.0.1:${ETCD_PEER_PORTS[i]}"
+  done
+  for i in 0 1 2; do
+    local name="etcd$((i + 1))" data="$RUN/etcd$((i + 1))"
+    local pidfile="$RUN/$name.pid" log="$RUN/$name.log"
+    if running "$pidfile" "$data"; then
+      say "$name already running (pid $(<"$pidfile"))"
+      continue
+    fi
+    require_free_port "${ETCD_CLIENT_PORTS[i]}" "$name client"
+    require_free_port "${ETCD_PEER_PORTS[i]}" "$name peer"
+    mkdir -p "$data"
+    chmod 700 "$data"
+    # On a restart the member's data directory wins; the initial-cluster flags only matter the first time.
+    spawn "$pidfile" "$log" etcd --name "$name" --data-dir "$data" \
+      --listen-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORTS[i]}" \
+      --advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORTS[i]}" \
+      --listen-peer-urls "http://127.0.0.1:${ETCD_PEER_PORTS[i]}" \
+      --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER_PORTS[i]}" \
+      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token shardmap-local
+    say "$name started (pid $(<"$pidfile"), client port ${ETCD_CLIENT_PORTS[i]}, log $log)"
+  done
+  for i in 0 1 2; do
+    local name="etcd$((i + 1))"
+    wait_until "$name" "$RUN/$name.log" "$RUN/$name.pid" "$RUN/$name" \
+      env ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:${ETCD_CLIENT_PORTS[i]}" --command-timeout 2s \
+      endpoint health
+  done
+  say "etcd cluster healthy ($ETCD_ENDPOINTS)"
+}
+
+# ---------------------------------------------------------------- (c) PostgreSQL
+
+pg_running() {
+  as_postgres "$PG_BIN/pg_ctl" status -D "$1" >/dev/null 2>&1
+}
+
+start_postgres() {
+  local i
+  if $IS_ROOT; then
+    id postgres >/dev/null 2>&1 || die "user postgres does not exist (it comes with the postgresql package)"
+    runuser -u postgres -- test -x "$RUN" \
+      || die "user postgres cannot reach $RUN (a parent directory is not searchable by others); put the repository elsewhere"
+  fi
+  for i in 0 1 2; do
+    local n=$((i + 1)) port=${PG_PORTS[i]}
+    local data="$RUN/pg$n" log="$RUN/pg$n.log" pidfile="$RUN/pg$n.pid"
+    if [[ ! -f $data/PG_VERSION ]]; then
+      mkdir -p "$data"
+      chmod 700 "$data"
+      touch "$log"
+      if $IS_ROOT; then
+        chown postgres: "$data" "$log"
+      fi
+      say "initdb pg$n"
+      as_postgres "$PG_BIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C >>"$log" 2>&1 \
+        || die "initdb of pg$n failed; log: $log"
+      cat >>"$data/postgresql.conf" <<EOF
+
+# deploy/local/up.sh: loopback TCP only, no Unix socket (socket paths have a length limit).
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = ''
+EOF
+      cat >"$data/pg_hba.conf" <<'EOF'
+# deploy/local/up.sh: a local development cluster; anyone on 127.0.0.1 may connect as anyone.
+host  all  all  127.0.0.1/32  trust
+EOF
+    fi
+    if pg_running "$data"; then
+      say "pg$n already running (port $port)"
+    else
+      require_free_port "$port" "pg$n"
+      as_postgres "$PG_BIN/pg_ctl" start -D "$data" -l "$log" -w -t "$WAIT_SECONDS" >/dev/null \
+        || { tail -n 20 "$log" >&2 || true; die "pg$n did not start; log: $log"; }
+      say "pg$n started (port $port, log $log)"
+    fi
+    head -n 1 "$data/postmaster.pid" >"$pidfile"
+    wait_until "pg$n" "$log" "" "" "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" -U postgres -t 2
+    if [[ -z $("$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
+      "SELECT 1 FROM pg_database WHERE datname = 'shard$n'") ]]; then
+      "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres "shard$n"
+      say "created database shard$n on port $port"
+    fi
+    # The demo keyspace shards table users by id; give each shard the table so the lookups lead somewhere.
+    PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d "shard$n" -v ON_ERROR_STOP=1 \
+      -c "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text NOT NULL)" >/dev/null
+  done
+}
+
+# ---------------------------------------------------------------- (c) directory servers
+
+healthz() {
+  curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/healthz"
+}
+
+start_directories() {
+  local i
+  for i in 0 1; do
+    local name="directory$((i + 1))"
+    local pidfile="$RUN/$name.pid" log="$RUN/$name.log"
+    local marker="--listen 127.0.0.1:${GRPC_PORTS[i]}"
+    if running "$pidfile" "$marker"; then
+      say "$name already running (pid $(<"$pidfile"), gRPC port ${GRPC_PORTS[i]})"
+      continue
+    fi
+    require_free_port "${GRPC_PORTS[i]}" "$name gRPC"
+    require_free_port "${METRICS_PORTS[i]}" "$name metrics"
+    spawn "$pidfile" "$log" "$JAVA" -jar "$SERVER_JAR" --listen "127.0.0.1:${GRPC_PORTS[i]}" \
+      --metrics-listen "127.0.0.1:${METRICS_PORTS[i]}" --etcd-endpoints "$ETCD_ENDPOINTS" \
+      --etcd-prefix "$ETCD_PREFIX"
+    say "$name started (pid $(<"$pidfile"), gRPC port ${GRPC_PORTS[i]}, metrics port ${METRICS_PORTS[i]}, log $log)"
+  done
+  for i in 0 1; do
+    local name="directory$((i + 1))"
+    wait_until "$name" "$RUN/$name.log" "$RUN/$name.pid" "--listen 127.0.0.1:${GRPC_PORTS[i]}" \
+      healthz "${METRICS_PORTS[i]}"
+  done
+  say "directory servers serving (gRPC ${GRPC_PORTS[*]})"
+}
+
+# ---------------------------------------------------------------- (e) demo data
+
+ctl() {
+  "$JAVA" -jar "$CLI_JAR" --server "127.0.0.1:${GRPC_PORTS[0]}" "$@"
+}
+
+register_demo() {
+  local registered i
+  registered=$(ctl shard list | awk 'NR > 1 { print $1 }') || die "shardmapctl shard list failed"
+  for i in 0 1 2; do
+    local n=$((i + 1))
+    if grep -qx "shard$n" <<<"$registered"; then
+      say "shard$n already registered"
+    else
+      ctl shard register "shard$n" --host 127.0.0.1 --port "${PG_PORTS[i]}" --database "shard$n" >/dev/null
+      say "registered shard$n (127.0.0.1:${PG_PORTS[i]}/shard$n)"
+    fi
+  done
+  local code=0
+  ctl keyspace get users >/dev/null 2>"$RUN/keyspace-get.err" || code=$?
+  case $code in
+    0) say "keyspace users already exists" ;;
+    3)
+      ctl keyspace create users --key-type int64 --strategy range --table users:id \
+        --range-shards shard1,shard2,shard3 >/dev/null
+      say "created keyspace users (int64 keys, range strategy, split evenly over shard1..3)"
+      ;;
+    *) cat "$RUN/keyspace-get.err" >&2; die "shardmapctl keyspace get users failed (exit $code)" ;;
+  esac
+  rm -f "$RUN/keyspace-get.err"
+}
+
+try_it() {
+  local g=${GRPC_PORTS[0]}
+  local pg_ports
+  pg_ports=$(IFS=,; echo "${PG_PORTS[*]}")
+  cat <<EOF
+
+Shardmap is up: etcd $ETCD_ENDPOINTS, PostgreSQL shard1..3 on 127.0.0.1 ports $pg_ports,
+directory servers on 127.0.0.1:${GRPC_PORTS[0]} and 127.0.0.1:${GRPC_PORTS[1]} (metrics ${METRICS_PORTS[0]}, ${METRICS_PORTS[1]}).
+Logs and data: $RUN
+
+Try it:
+  export SHARDMAP_SERVER=127.0.0.1:$g
+  alias shardmapctl='$JAVA -jar $CLI_JAR'
+  shardmapctl keyspace get users
+  shardmapctl lookup users 42
+  shardmapctl lookup users -5 42 9000000000000000000
+  shardmapctl --server 127.0.0.1:${GRPC_PORTS[1]} shard list
+  shardmapctl watch users            # then, in another terminal: shardmapctl range split users 1000
+
+  buf curl --protocol grpc --http2-prior-knowledge --data '{"keyspace":"users","key":{"int_key":"42"}}' http://127.0.0.1:$g/shardmap.v1.ShardMapService/Lookup
+  grpcurl -plaintext -d '{"keyspace":"users","key":{"int_key":"42"}}' 127.0.0.1:$g shardmap.v1.ShardMapService/Lookup
+
+  psql -h 127.0.0.1 -p ${PG_PORTS[0]} -U postgres shard1
+  curl -s http://127.0.0.1:${METRICS_PORTS[0]}/metrics | head
+
+Stop it: deploy/local/down.sh   (--purge also deletes $RUN)
+EOF
+}
+
+main() {
+  install_packages
+  mkdir -p "$RUN"
+  check_settings
+  preflight_ports
+  build_jars
+  start_etcd
+  start_postgres
+  start_directories
+  register_demo
+  try_it
+}
+
+main "$@"
