@@ -39,7 +39,7 @@ public final class Main implements Callable<Integer> {
       description = "HTTP address of /metrics and /healthz, or 'off' (default: ${DEFAULT-VALUE}).")
   String metricsListen = "127.0.0.1:7701";
 
-  @Option(names = "--etcd-endpoints", paramLabel = "URL[,URL...]", split = ",",
+  @Option(names = "--etcd-endpoints", paramLabel = "URL", split = ",", hideParamSyntax = false,
       description = "etcd client URLs (default: ${DEFAULT-VALUE}).")
   List<String> etcdEndpoints = List.of("http://127.0.0.1:2379");
 
@@ -121,7 +121,19 @@ public final class Main implements Callable<Integer> {
       System.err.println("shardmap-server: " + e.getMessage());
       return 2;
     }
-    DirectoryServer server = DirectoryServer.start(o);
+    DirectoryServer server;
+    try {
+      server = DirectoryServer.start(o);
+    } catch (IOException e) {
+      Throwable root = e;
+      while (root.getCause() != null) {
+        root = root.getCause();
+      }
+      System.err.println("shardmap-server: cannot listen on " + o.host() + ":" + o.port()
+          + (o.metricsHost() == null ? "" : " / " + o.metricsHost() + ":" + o.metricsPort()) + ": "
+          + root.getMessage());
+      return 1;
+    }
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       server.close();

@@ -46,7 +46,7 @@ import java.util.function.LongSupplier;
  * key unchanged since the snapshot that showed the shard owns nothing.
  */
 public final class AdminOps {
-  public static final int DEFAULT_VNODES = 512;
+  public static final int DEFAULT_VNODES = 1024;
   public static final int MAX_DIRECTORY_BATCH = 100;
   private static final int MAX_ATTEMPTS = 32;
 
