@@ -2,31 +2,20 @@ package io.shardmap.testkit;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.InetAddress;
 import java.net.URI;
-import java.net.UnknownHostException;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
-import java.util.function.Predicate;
 import java.util.stream.Collectors;
-import java.util.stream.Stream;
-import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.Network;
 import org.testcontainers.containers.wait.strategy.WaitStrategy;
@@ -78,27 +67,20 @@ public final class EtcdCluster implements AutoCloseable {
   private static final Duration HTTP_TIMEOUT = Duration.ofSeconds(2);
   /** Attempts with fresh ports when a member dies during start-up (typically a port taken meanwhile). */
   private static final int START_ATTEMPTS = 3;
-  private static final int LOG_TAIL_LINES = 40;
 
-  private static final Object SHARED_LOCK = new Object();
-  private static EtcdCluster shared;
-  private static RuntimeException sharedFailure;
-  private static final Set<EtcdCluster> OPEN = ConcurrentHashMap.newKeySet();
-
-  static {
-    Runtime.getRuntime().addShutdownHook(new Thread(EtcdCluster::closeAllAtExit, "etcd-fixture-shutdown"));
-  }
+  /** The shared cluster, and the shutdown hook that closes every cluster still open at exit. */
+  private static final FixtureRegistry<EtcdCluster> REGISTRY = new FixtureRegistry<>("etcd-fixture-shutdown",
+      "EtcdCluster", "the shared etcd cluster", "cluster", "member", "members of an external etcd cluster ("
+          + ENDPOINTS_ENV + ") cannot be stopped or started; check canControlMembers() and skip");
 
   private final Backend backend;
-  private final boolean isShared;
   private final HttpClient http;
-  private volatile boolean failed;
-  private volatile boolean closed;
+  private final FixtureLifecycle lifecycle;
 
   private EtcdCluster(Backend backend, boolean isShared) {
     this.backend = backend;
-    this.isShared = isShared;
     this.http = newHttpClient();
+    this.lifecycle = new FixtureLifecycle(REGISTRY, this, backend, isShared); // registers; keep last
   }
 
   /**
@@ -107,20 +89,7 @@ public final class EtcdCluster implements AutoCloseable {
    * starting failed, every later call fails with the same cause instead of trying again.
    */
   public static EtcdCluster shared() {
-    synchronized (SHARED_LOCK) {
-      if (sharedFailure != null) {
-        throw new IllegalStateException("the shared etcd cluster failed to start earlier", sharedFailure);
-      }
-      if (shared == null) {
-        try {
-          shared = create(SHARED_MEMBERS, true);
-        } catch (RuntimeException e) {
-          sharedFailure = e;
-          throw e;
-        }
-      }
-      return shared;
-    }
+    return REGISTRY.shared(() -> create(SHARED_MEMBERS, true));
   }
 
   /**
@@ -140,7 +109,6 @@ public final class EtcdCluster implements AutoCloseable {
     String external = System.getenv(ENDPOINTS_ENV);
     if (external != null && !external.isBlank()) {
       EtcdCluster cluster = new EtcdCluster(new ExternalBackend(external), isShared);
-      OPEN.add(cluster);
       cluster.awaitHealthy(CLUSTER_START_TIMEOUT, false);
       return cluster;
     }
@@ -148,7 +116,7 @@ public final class EtcdCluster implements AutoCloseable {
     if (binary != null) {
       return startLocal(binary, members, isShared);
     }
-    if (!dockerAvailable()) {
+    if (!Docker.available()) {
       throw new IllegalStateException("no etcd available for tests: set " + ENDPOINTS_ENV
           + " to an existing cluster, install etcd (on the PATH, /usr/bin/etcd, or " + BINARY_ENV
           + "), or run a Docker engine for Testcontainers");
@@ -161,7 +129,6 @@ public final class EtcdCluster implements AutoCloseable {
     for (int attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
       LocalBackend backend = new LocalBackend(binary, members);
       EtcdCluster cluster = new EtcdCluster(backend, isShared);
-      OPEN.add(cluster);
       try {
         backend.launchAll();
         cluster.awaitHealthy(CLUSTER_START_TIMEOUT, true);
@@ -171,8 +138,8 @@ public final class EtcdCluster implements AutoCloseable {
         for (int i = 0; i < members; i++) {
           someoneDied |= !backend.isRunning(i);
         }
-        cluster.failed = true;
-        cluster.shutDown();
+        cluster.lifecycle.markFailed();
+        cluster.lifecycle.shutDown();
         lastFailure = e instanceof IllegalStateException ise
             ? ise : new IllegalStateException("starting local etcd failed", e);
         if (!someoneDied) {
@@ -189,25 +156,24 @@ public final class EtcdCluster implements AutoCloseable {
   private static EtcdCluster startContainers(int members, boolean isShared) {
     ContainerBackend backend = new ContainerBackend(members);
     EtcdCluster cluster = new EtcdCluster(backend, isShared);
-    OPEN.add(cluster);
     try {
       backend.launchAll();
       cluster.awaitHealthy(CLUSTER_START_TIMEOUT.multipliedBy(4), true); // includes image pull
       return cluster;
     } catch (RuntimeException e) {
-      cluster.failed = true;
-      cluster.shutDown();
+      cluster.lifecycle.markFailed();
+      cluster.lifecycle.shutDown();
       throw e;
     }
   }
 
   /** Whether {@link #stopMember}/{@link #startMember} work; false for an external cluster. */
   public boolean canControlMembers() {
-    return backend.canControlMembers();
+    return backend.canControl();
   }
 
   public int memberCount() {
-    return backend.clientEndpoints().size();
+    return backend.size();
   }
 
   /** Client URLs of all members, e.g. {@code http://127.0.0.1:23791}, including stopped ones. */
@@ -216,17 +182,13 @@ public final class EtcdCluster implements AutoCloseable {
   }
 
   public String clientEndpoint(int member) {
-    checkIndex(member);
+    lifecycle.checkIndex(member);
     return backend.clientEndpoints().get(member);
   }
 
   /** Where each member's output goes, for humans reading a failure (external clusters have none here). */
   public String describeLogs() {
-    StringBuilder out = new StringBuilder(backend.description());
-    for (int i = 0; i < memberCount(); i++) {
-      out.append("\n  member ").append(i).append(": ").append(backend.logLocation(i));
-    }
-    return out.toString();
+    return lifecycle.describeLogs();
   }
 
   /**
@@ -237,8 +199,7 @@ public final class EtcdCluster implements AutoCloseable {
    * @throws UnsupportedOperationException if {@link #canControlMembers()} is false
    */
   public synchronized void stopMember(int i) {
-    requireControl();
-    checkIndex(i);
+    lifecycle.requireControl(i);
     backend.stop(i);
   }
 
@@ -253,8 +214,7 @@ public final class EtcdCluster implements AutoCloseable {
    * @throws UnsupportedOperationException if {@link #canControlMembers()} is false
    */
   public synchronized void startMember(int i) {
-    requireControl();
-    checkIndex(i);
+    lifecycle.requireControl(i);
     if (backend.isRunning(i)) {
       return;
     }
@@ -268,7 +228,7 @@ public final class EtcdCluster implements AutoCloseable {
     String last = "not polled";
     while (Instant.now().isBefore(deadline)) {
       if (!backend.isRunning(i)) {
-        failed = true;
+        lifecycle.markFailed();
         throw new IllegalStateException("etcd member " + i + " exited while restarting\n"
             + backend.diagnostics(i));
       }
@@ -276,9 +236,9 @@ public final class EtcdCluster implements AutoCloseable {
       if (quorum ? last.equals(HEALTHY) : last.startsWith("200")) {
         return;
       }
-      sleep(POLL_INTERVAL);
+      FixtureSupport.sleep(POLL_INTERVAL, "etcd");
     }
-    failed = true;
+    lifecycle.markFailed();
     throw new IllegalStateException("etcd member " + i + " did not " + (quorum ? "become healthy" : "serve metrics")
         + " within " + MEMBER_START_TIMEOUT + " after restart; last answer: " + last + "\n"
         + backend.diagnostics(i));
@@ -286,7 +246,7 @@ public final class EtcdCluster implements AutoCloseable {
 
   /** Whether member {@code i} is up; always true for an external cluster (it cannot be observed). */
   public boolean isRunning(int i) {
-    checkIndex(i);
+    lifecycle.checkIndex(i);
     return backend.isRunning(i);
   }
 
@@ -324,9 +284,11 @@ public final class EtcdCluster implements AutoCloseable {
       if (!Instant.now().isBefore(deadline)) {
         break;
       }
-      sleep(POLL_INTERVAL);
+      FixtureSupport.sleep(POLL_INTERVAL, "etcd");
     }
-    failed |= failureKeepsLogs;
+    if (failureKeepsLogs) {
+      lifecycle.markFailed();
+    }
     StringBuilder message = new StringBuilder("etcd cluster not healthy within " + timeout + " (" + backend.description() + ")");
     for (int i = 0; i < memberCount(); i++) {
       message.append("\nmember ").append(i).append(" at ").append(clientEndpoint(i)).append(": ").append(last[i]);
@@ -345,48 +307,7 @@ public final class EtcdCluster implements AutoCloseable {
    */
   @Override
   public void close() {
-    if (isShared) {
-      throw new IllegalStateException("the shared etcd cluster is closed by a JVM shutdown hook, not by tests");
-    }
-    shutDown();
-  }
-
-  private synchronized void shutDown() {
-    if (closed) {
-      return;
-    }
-    closed = true;
-    OPEN.remove(this);
-    backend.close(failed);
-    if (failed && backend.keepsLogs()) {
-      System.err.println("[EtcdCluster] a failure occurred; logs kept: " + describeLogs());
-    }
-  }
-
-  private static void closeAllAtExit() {
-    for (EtcdCluster cluster : List.copyOf(OPEN)) {
-      try {
-        cluster.shutDown();
-      } catch (RuntimeException e) {
-        System.err.println("[EtcdCluster] cleanup at exit failed: " + e);
-      }
-    }
-  }
-
-  private void requireControl() {
-    if (!backend.canControlMembers()) {
-      throw new UnsupportedOperationException("members of an external etcd cluster (" + ENDPOINTS_ENV
-          + ") cannot be stopped or started; check canControlMembers() and skip");
-    }
-    if (closed) {
-      throw new IllegalStateException("cluster is closed");
-    }
-  }
-
-  private void checkIndex(int member) {
-    if (member < 0 || member >= memberCount()) {
-      throw new IndexOutOfBoundsException("member " + member + " of " + memberCount());
-    }
+    lifecycle.close();
   }
 
   // ---------------------------------------------------------------- HTTP probing
@@ -422,15 +343,6 @@ public final class EtcdCluster implements AutoCloseable {
         .build();
   }
 
-  private static void sleep(Duration duration) {
-    try {
-      Thread.sleep(duration.toMillis());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException("interrupted while waiting for etcd", e);
-    }
-  }
-
   // ---------------------------------------------------------------- discovery
 
   private static Path findLocalBinary() {
@@ -445,97 +357,38 @@ public final class EtcdCluster implements AutoCloseable {
       }
       return path;
     }
-    String pathVariable = System.getenv("PATH");
-    if (pathVariable != null) {
-      for (String dir : pathVariable.split(java.io.File.pathSeparator)) {
-        if (dir.isEmpty()) {
-          continue;
-        }
-        Path candidate = Path.of(dir, "etcd");
-        if (Files.isRegularFile(candidate) && Files.isExecutable(candidate)) {
-          return candidate;
-        }
-      }
+    Path onPath = FixtureSupport.firstOnPath(
+        dir -> Files.isRegularFile(dir.resolve("etcd")) && Files.isExecutable(dir.resolve("etcd")));
+    if (onPath != null) {
+      return onPath.resolve("etcd");
     }
     Path debian = Path.of("/usr/bin/etcd");
     return Files.isExecutable(debian) ? debian : null;
   }
 
-  private static boolean dockerAvailable() {
-    try {
-      return DockerClientFactory.instance().isDockerAvailable();
-    } catch (RuntimeException | LinkageError e) {
-      return false;
-    }
-  }
-
-  private static String tail(Path file, int lines) {
-    if (!Files.isReadable(file)) {
-      return "(no log at " + file + ")";
-    }
-    try {
-      List<String> all = Files.readAllLines(file, StandardCharsets.UTF_8);
-      return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
-    } catch (IOException | UncheckedIOException e) {
-      return "(log at " + file + " unreadable: " + e + ")";
-    }
-  }
-
-  private static void deleteRecursively(Path root, Predicate<Path> keep) {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> walk = Files.walk(root)) {
-      for (Path path : walk.sorted(Comparator.reverseOrder()).collect(Collectors.toList())) {
-        if (keep.test(path)) {
-          continue;
-        }
-        try {
-          Files.deleteIfExists(path);
-        } catch (java.nio.file.DirectoryNotEmptyException keptInside) {
-          // Holds a kept log file.
-        }
-      }
-    } catch (IOException e) {
-      System.err.println("[EtcdCluster] could not delete " + root + ": " + e);
-    }
-  }
-
   // ---------------------------------------------------------------- backends
 
-  /** One way of providing members. Implementations are not thread-safe; EtcdCluster tests are sequential. */
-  private interface Backend {
-    String description();
-
+  /**
+   * One way of providing members (member i is server i). Implementations are not thread-safe;
+   * EtcdCluster tests are sequential.
+   */
+  private interface Backend extends ServerBackend {
     List<String> clientEndpoints();
 
     /** Base URL of member i's metrics listener, which etcd serves before it can serve clients. */
     String metricsEndpoint(int i);
 
-    boolean canControlMembers();
-
-    /** Hard-kills member i and waits for it to exit; no-op if stopped. */
-    void stop(int i);
-
-    /** Launches member i again with its old data and ports; does not wait for it to serve. */
-    void start(int i);
-
-    boolean isRunning(int i);
-
-    String logLocation(int i);
-
-    /** Log location and recent output of member i, for failure messages. */
-    String diagnostics(int i);
-
-    boolean keepsLogs();
-
-    void close(boolean keepLogs);
+    @Override
+    default int size() {
+      return clientEndpoints().size();
+    }
   }
 
-  private static final class ExternalBackend implements Backend {
+  private static final class ExternalBackend extends ExternalServers implements Backend {
     private final List<String> endpoints;
 
     ExternalBackend(String commaSeparated) {
+      super("external cluster");
       endpoints = Arrays.stream(commaSeparated.split(","))
           .map(String::strip)
           .filter(s -> !s.isEmpty())
@@ -562,43 +415,8 @@ public final class EtcdCluster implements AutoCloseable {
     }
 
     @Override
-    public boolean canControlMembers() {
-      return false;
-    }
-
-    @Override
-    public void stop(int i) {
-      throw new UnsupportedOperationException("external cluster");
-    }
-
-    @Override
-    public void start(int i) {
-      throw new UnsupportedOperationException("external cluster");
-    }
-
-    @Override
-    public boolean isRunning(int i) {
-      return true;
-    }
-
-    @Override
-    public String logLocation(int i) {
-      return "(external; no logs)";
-    }
-
-    @Override
     public String diagnostics(int i) {
       return "member " + i + " is external (" + endpoints.get(i) + "); no logs available";
-    }
-
-    @Override
-    public boolean keepsLogs() {
-      return false;
-    }
-
-    @Override
-    public void close(boolean keepLogs) {
-      // The cluster belongs to whoever set ENDPOINTS_ENV; nothing here to release.
     }
   }
 
@@ -609,7 +427,7 @@ public final class EtcdCluster implements AutoCloseable {
     private final int[] clientPorts;
     private final int[] peerPorts;
     private final int[] metricsPorts;
-    private final Process[] processes;
+    private final ManagedProcess[] processes;
     private final List<String> endpoints;
     private final String token = "shardmap-test-" + UUID.randomUUID();
 
@@ -625,7 +443,7 @@ public final class EtcdCluster implements AutoCloseable {
       this.clientPorts = Arrays.copyOfRange(ports, 0, size);
       this.peerPorts = Arrays.copyOfRange(ports, size, 2 * size);
       this.metricsPorts = Arrays.copyOfRange(ports, 2 * size, 3 * size);
-      this.processes = new Process[size];
+      this.processes = new ManagedProcess[size];
       List<String> urls = new ArrayList<>();
       for (int i = 0; i < size; i++) {
         urls.add("http://127.0.0.1:" + clientPorts[i]);
@@ -698,26 +516,17 @@ public final class EtcdCluster implements AutoCloseable {
     }
 
     @Override
-    public boolean canControlMembers() {
+    public boolean canControl() {
       return true;
     }
 
     @Override
     public void stop(int i) {
-      Process process = processes[i];
+      ManagedProcess process = processes[i];
       if (process == null || !process.isAlive()) {
         return;
       }
-      process.destroyForcibly(); // SIGKILL on Unix: no chance to flush or say goodbye to peers
-      try {
-        if (!process.waitFor(EXIT_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
-          throw new IllegalStateException("etcd member " + i + " (pid " + process.pid()
-              + ") still alive " + EXIT_TIMEOUT + " after SIGKILL");
-        }
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IllegalStateException("interrupted while killing etcd member " + i, e);
-      }
+      process.kill(EXIT_TIMEOUT, "etcd member " + i);
     }
 
     @Override
@@ -731,14 +540,8 @@ public final class EtcdCluster implements AutoCloseable {
         // etcd 3.4 refuses to run on architectures it calls unsupported (arm64 among them) unless told.
         builder.environment().put("ETCD_UNSUPPORTED_ARCH", goArch);
       }
-      builder.redirectErrorStream(true);
-      builder.redirectOutput(ProcessBuilder.Redirect.appendTo(log(i).toFile()));
       try {
-        Files.writeString(log(i), "=== shardmap: " + Instant.now() + " starting " + String.join(" ", command) + "\n",
-            StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
-        Process process = builder.start();
-        process.getOutputStream().close();
-        processes[i] = process;
+        processes[i] = ManagedProcess.start(builder, log(i), "starting " + String.join(" ", command));
       } catch (IOException e) {
         throw new UncheckedIOException("cannot start " + binary + " for member " + i, e);
       }
@@ -770,10 +573,10 @@ public final class EtcdCluster implements AutoCloseable {
 
     @Override
     public String diagnostics(int i) {
-      Process process = processes[i];
-      String state = process == null ? "never started"
-          : process.isAlive() ? "running, pid " + process.pid() : "exited with " + process.exitValue();
-      return "--- member " + i + " (" + state + "), log " + log(i) + ", last lines:\n" + tail(log(i), LOG_TAIL_LINES);
+      ManagedProcess process = processes[i];
+      String state = process == null ? "never started" : process.state();
+      return "--- member " + i + " (" + state + "), log " + log(i) + ", last lines:\n"
+          + FixtureSupport.tail(log(i), FixtureSupport.LOG_TAIL_LINES);
     }
 
     @Override
@@ -791,7 +594,7 @@ public final class EtcdCluster implements AutoCloseable {
           first = first == null ? e : first;
         }
       }
-      deleteRecursively(root, path -> keepLogs && path.getFileName().toString().endsWith(".log"));
+      FixtureSupport.deleteRecursively(root, keepLogs, REGISTRY.logTag);
       if (first != null) {
         throw first;
       }
@@ -803,30 +606,19 @@ public final class EtcdCluster implements AutoCloseable {
    * client port of each member is published on a host port chosen up front, so the endpoint
    * survives {@code docker kill} / {@code docker start} (Docker would pick a new random port).
    */
-  private static final class ContainerBackend implements Backend {
+  private static final class ContainerBackend extends ContainerServers implements Backend {
     private final int size;
-    private final String image;
-    private final boolean local;
-    private final String host;
     private final int[] hostPorts;
     private final List<String> endpoints;
     private final Network network;
-    private final List<GenericContainer<?>> containers = new ArrayList<>();
 
     ContainerBackend(int size) {
+      super(IMAGE_ENV, DEFAULT_IMAGE, "member", REGISTRY.logTag);
       this.size = size;
-      String configured = System.getenv(IMAGE_ENV);
-      this.image = configured == null || configured.isBlank() ? DEFAULT_IMAGE : configured.strip();
-      String dockerHost = DockerClientFactory.instance().dockerHostIpAddress();
-      // Ports are published on loopback only when Docker runs on this machine (a remote
-      // engine's loopback is unreachable from here); name it by address so that clients do not
-      // try ::1, where nothing is published.
-      this.local = isLoopback(dockerHost);
-      this.host = local ? "127.0.0.1" : dockerHost;
       this.hostPorts = FreePorts.allocate(2 * size); // client ports, then metrics ports
       List<String> urls = new ArrayList<>();
       for (int i = 0; i < size; i++) {
-        urls.add("http://" + host + ":" + hostPorts[i]);
+        urls.add("http://" + host.address() + ":" + hostPorts[i]);
       }
       this.endpoints = List.copyOf(urls);
       this.network = Network.newNetwork();
@@ -841,7 +633,6 @@ public final class EtcdCluster implements AutoCloseable {
         }
         initialCluster.append(alias(m)).append("=http://").append(alias(m)).append(":2380");
       }
-      String bindIp = local ? "127.0.0.1:" : "";
       for (int i = 0; i < size; i++) {
         GenericContainer<?> container = new GenericContainer<>(DockerImageName.parse(image))
             .withNetwork(network)
@@ -863,27 +654,14 @@ public final class EtcdCluster implements AutoCloseable {
                 "--election-timeout=500",
                 "--max-txn-ops=1024",
                 "--auto-compaction-retention=0");
-        container.setPortBindings(List.of(bindIp + hostPorts[i] + ":2379", bindIp + hostPorts[size + i] + ":2381"));
+        container.setPortBindings(List.of(host.binding(hostPorts[i], 2379), host.binding(hostPorts[size + i], 2381)));
         containers.add(container);
         container.start();
       }
     }
 
-    private static boolean isLoopback(String host) {
-      try {
-        return InetAddress.getByName(host).isLoopbackAddress();
-      } catch (UnknownHostException e) {
-        return false;
-      }
-    }
-
     private static String alias(int i) {
       return "etcd-" + i;
-    }
-
-    @Override
-    public String description() {
-      return "Testcontainers " + image;
     }
 
     @Override
@@ -893,12 +671,7 @@ public final class EtcdCluster implements AutoCloseable {
 
     @Override
     public String metricsEndpoint(int i) {
-      return "http://" + host + ":" + hostPorts[size + i];
-    }
-
-    @Override
-    public boolean canControlMembers() {
-      return true;
+      return "http://" + host.address() + ":" + hostPorts[size + i];
     }
 
     @Override
@@ -906,65 +679,13 @@ public final class EtcdCluster implements AutoCloseable {
       if (!isRunning(i)) {
         return;
       }
-      GenericContainer<?> container = containers.get(i);
       // docker kill sends SIGKILL and, unlike GenericContainer.stop(), keeps the container and its data.
-      container.getDockerClient().killContainerCmd(container.getContainerId()).exec();
-      Instant deadline = Instant.now().plus(EXIT_TIMEOUT);
-      while (isRunning(i)) {
-        if (!Instant.now().isBefore(deadline)) {
-          throw new IllegalStateException("container of etcd member " + i + " still running after docker kill");
-        }
-        sleep(POLL_INTERVAL);
-      }
-    }
-
-    @Override
-    public void start(int i) {
-      GenericContainer<?> container = containers.get(i);
-      container.getDockerClient().startContainerCmd(container.getContainerId()).exec();
-    }
-
-    @Override
-    public boolean isRunning(int i) {
-      return i < containers.size() && containers.get(i).isRunning();
-    }
-
-    @Override
-    public String logLocation(int i) {
-      return i < containers.size() && containers.get(i).getContainerId() != null
-          ? "docker logs " + containers.get(i).getContainerId() : "(container not created)";
-    }
-
-    @Override
-    public String diagnostics(int i) {
-      if (i >= containers.size() || containers.get(i).getContainerId() == null) {
-        return "--- member " + i + ": container not created";
-      }
-      String logs;
-      try {
-        String all = containers.get(i).getLogs();
-        String[] lines = all.split("\n");
-        logs = String.join("\n", Arrays.asList(lines).subList(Math.max(0, lines.length - LOG_TAIL_LINES), lines.length));
-      } catch (RuntimeException e) {
-        logs = "(logs unavailable: " + e + ")";
-      }
-      return "--- member " + i + " (" + logLocation(i) + "), last lines:\n" + logs;
-    }
-
-    @Override
-    public boolean keepsLogs() {
-      return false;
+      Docker.kill(containers.get(i), "etcd member " + i, "etcd", EXIT_TIMEOUT, POLL_INTERVAL);
     }
 
     @Override
     public void close(boolean keepLogs) {
-      for (GenericContainer<?> container : containers) {
-        try {
-          container.stop(); // removes the container and its data
-        } catch (RuntimeException e) {
-          System.err.println("[EtcdCluster] could not remove container: " + e);
-        }
-      }
+      super.close(keepLogs);
       network.close();
     }
   }

@@ -2,9 +2,7 @@ package io.shardmap.testkit;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.InetAddress;
 import java.net.URI;
-import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,18 +21,14 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Properties;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
-import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.wait.strategy.Wait;
 import org.testcontainers.utility.DockerImageName;
@@ -107,25 +101,18 @@ public final class PostgresFixture implements AutoCloseable {
   private static final Duration CONTAINER_START_TIMEOUT = Duration.ofMinutes(3);
   private static final Duration POLL_INTERVAL = Duration.ofMillis(50);
   private static final int START_ATTEMPTS = 3;
-  private static final int LOG_TAIL_LINES = 40;
 
-  private static final Object SHARED_LOCK = new Object();
-  private static PostgresFixture shared;
-  private static RuntimeException sharedFailure;
-  private static final Set<PostgresFixture> OPEN = ConcurrentHashMap.newKeySet();
-
-  static {
-    Runtime.getRuntime().addShutdownHook(new Thread(PostgresFixture::closeAllAtExit, "postgres-fixture-shutdown"));
-  }
+  /** The shared fixture, and the shutdown hook that closes every fixture still open at exit. */
+  private static final FixtureRegistry<PostgresFixture> REGISTRY = new FixtureRegistry<>("postgres-fixture-shutdown",
+      "PostgresFixture", "the shared PostgreSQL fixture", "fixture", "shard", "databases from " + URLS_ENV
+          + " cannot be stopped or started; check canControlInstances() and skip");
 
   private final Backend backend;
-  private final boolean isShared;
-  private volatile boolean failed;
-  private volatile boolean closed;
+  private final FixtureLifecycle lifecycle;
 
   private PostgresFixture(Backend backend, boolean isShared) {
     this.backend = backend;
-    this.isShared = isShared;
+    this.lifecycle = new FixtureLifecycle(REGISTRY, this, backend, isShared); // registers; keep last
   }
 
   /**
@@ -135,27 +122,11 @@ public final class PostgresFixture implements AutoCloseable {
    */
   public static PostgresFixture shared(int shards) {
     checkShardCount(shards);
-    synchronized (SHARED_LOCK) {
-      if (sharedFailure != null) {
-        throw new IllegalStateException("the shared PostgreSQL fixture failed to start earlier", sharedFailure);
-      }
-      try {
-        if (shared == null) {
-          PostgresFixture fixture = new PostgresFixture(chooseBackend(), true);
-          OPEN.add(fixture);
-          shared = fixture;
-        }
-        shared.ensureShards(shards);
-        return shared;
-      } catch (RuntimeException e) {
-        if (shared == null || shared.failed) {
-          // Nothing to use, or a half-grown fixture that cannot be grown again reliably: fail
-          // every later caller fast with the original cause instead of piling up servers.
-          sharedFailure = e;
-        }
-        throw e;
-      }
-    }
+    // Sticky failure if there is nothing to use, or a half-grown fixture that cannot be grown
+    // again reliably: every later caller then fails fast with the original cause instead of
+    // piling up servers. Too few URLS_ENV databases is no failure of the fixture (see ensureShards).
+    return REGISTRY.shared(() -> new PostgresFixture(chooseBackend(), true),
+        fixture -> fixture.ensureShards(shards), fixture -> fixture.lifecycle.failed());
   }
 
   /**
@@ -166,12 +137,11 @@ public final class PostgresFixture implements AutoCloseable {
   public static PostgresFixture startNew(int shards) {
     checkShardCount(shards);
     PostgresFixture fixture = new PostgresFixture(chooseBackend(), false);
-    OPEN.add(fixture);
     try {
       fixture.ensureShards(shards);
       return fixture;
     } catch (RuntimeException e) {
-      fixture.shutDown();
+      fixture.lifecycle.shutDown();
       throw e;
     }
   }
@@ -191,7 +161,7 @@ public final class PostgresFixture implements AutoCloseable {
     if (bin != null) {
       return new LocalBackend(bin);
     }
-    if (!dockerAvailable()) {
+    if (!Docker.available()) {
       throw new IllegalStateException("no PostgreSQL available for tests: set " + URLS_ENV
           + ", install PostgreSQL server binaries (/usr/lib/postgresql/N/bin, initdb on the PATH, or "
           + BIN_ENV + "), or run a Docker engine for Testcontainers");
@@ -200,9 +170,7 @@ public final class PostgresFixture implements AutoCloseable {
   }
 
   private synchronized void ensureShards(int shards) {
-    if (closed) {
-      throw new IllegalStateException("fixture is closed");
-    }
+    lifecycle.requireOpen();
     if (backend.instances().size() >= shards) {
       return;
     }
@@ -217,7 +185,7 @@ public final class PostgresFixture implements AutoCloseable {
         awaitReady(i, READY_TIMEOUT);
       }
     } catch (RuntimeException e) {
-      failed = true;
+      lifecycle.markFailed();
       throw e;
     }
   }
@@ -228,7 +196,7 @@ public final class PostgresFixture implements AutoCloseable {
   }
 
   public PgInstance shard(int i) {
-    checkIndex(i);
+    lifecycle.checkIndex(i);
     return backend.instances().get(i);
   }
 
@@ -244,12 +212,11 @@ public final class PostgresFixture implements AutoCloseable {
    * @throws UnsupportedOperationException if {@link #canControlInstances()} is false
    */
   public synchronized void stop(int i) {
-    requireControl();
-    checkIndex(i);
+    lifecycle.requireControl(i);
     try {
       backend.stop(i);
     } catch (RuntimeException e) {
-      failed = true;
+      lifecycle.markFailed();
       throw e;
     }
   }
@@ -261,32 +228,27 @@ public final class PostgresFixture implements AutoCloseable {
    * @throws UnsupportedOperationException if {@link #canControlInstances()} is false
    */
   public synchronized void start(int i) {
-    requireControl();
-    checkIndex(i);
+    lifecycle.requireControl(i);
     try {
       if (!backend.isRunning(i)) {
         backend.start(i);
       }
       awaitReady(i, READY_TIMEOUT);
     } catch (RuntimeException e) {
-      failed = true;
+      lifecycle.markFailed();
       throw e;
     }
   }
 
   /** Whether shard {@code i}'s server is up; always true for external databases. */
   public boolean isRunning(int i) {
-    checkIndex(i);
+    lifecycle.checkIndex(i);
     return backend.isRunning(i);
   }
 
   /** Server log locations, for humans reading a failure. */
   public String describeLogs() {
-    StringBuilder out = new StringBuilder(backend.description());
-    for (int i = 0; i < backend.instances().size(); i++) {
-      out.append("\n  shard ").append(i).append(": ").append(backend.logLocation(i));
-    }
-    return out.toString();
+    return lifecycle.describeLogs();
   }
 
   /**
@@ -296,49 +258,7 @@ public final class PostgresFixture implements AutoCloseable {
    */
   @Override
   public void close() {
-    if (isShared) {
-      throw new IllegalStateException("the shared PostgreSQL fixture is closed by a JVM shutdown hook, not by tests");
-    }
-    shutDown();
-  }
-
-  private synchronized void shutDown() {
-    if (closed) {
-      return;
-    }
-    closed = true;
-    OPEN.remove(this);
-    backend.close(failed);
-    if (failed && backend.keepsLogs()) {
-      System.err.println("[PostgresFixture] a failure occurred; logs kept: " + describeLogs());
-    }
-  }
-
-  private static void closeAllAtExit() {
-    for (PostgresFixture fixture : List.copyOf(OPEN)) {
-      try {
-        fixture.shutDown();
-      } catch (RuntimeException e) {
-        System.err.println("[PostgresFixture] cleanup at exit failed: " + e);
-      }
-    }
-  }
-
-  private void requireControl() {
-    if (!backend.canControl()) {
-      throw new UnsupportedOperationException("databases from " + URLS_ENV
-          + " cannot be stopped or started; check canControlInstances() and skip");
-    }
-    if (closed) {
-      throw new IllegalStateException("fixture is closed");
-    }
-  }
-
-  private void checkIndex(int i) {
-    int size = backend.instances().size();
-    if (i < 0 || i >= size) {
-      throw new IndexOutOfBoundsException("shard " + i + " of " + size);
-    }
+    lifecycle.close();
   }
 
   /** Polls {@code select 1} on shard i's database until it answers. */
@@ -362,9 +282,9 @@ public final class PostgresFixture implements AutoCloseable {
       if (backend.canControl() && !backend.isRunning(i)) {
         break; // it will not come up by itself
       }
-      sleep(POLL_INTERVAL);
+      FixtureSupport.sleep(POLL_INTERVAL, "PostgreSQL");
     }
-    failed = true;
+    lifecycle.markFailed();
     throw new IllegalStateException("shard " + i + " (" + instance.jdbcUrl() + ") not answering select 1 within "
         + timeout + (last == null ? "" : "; last error: " + last.getMessage()) + "\n" + backend.diagnostics(i), last);
   }
@@ -376,47 +296,6 @@ public final class PostgresFixture implements AutoCloseable {
     properties.setProperty("connectTimeout", "5");
     properties.setProperty("loginTimeout", "10");
     return properties;
-  }
-
-  private static void sleep(Duration duration) {
-    try {
-      Thread.sleep(duration.toMillis());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException("interrupted while waiting for PostgreSQL", e);
-    }
-  }
-
-  private static String tail(Path file, int lines) {
-    if (!Files.isReadable(file)) {
-      return "(no log at " + file + ")";
-    }
-    try {
-      List<String> all = Files.readAllLines(file, StandardCharsets.UTF_8);
-      return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
-    } catch (IOException | UncheckedIOException e) {
-      return "(log at " + file + " unreadable: " + e + ")";
-    }
-  }
-
-  private static void deleteRecursively(Path root, Predicate<Path> keep) {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> walk = Files.walk(root)) {
-      for (Path path : walk.sorted(Comparator.reverseOrder()).collect(Collectors.toList())) {
-        if (keep.test(path)) {
-          continue;
-        }
-        try {
-          Files.deleteIfExists(path);
-        } catch (java.nio.file.DirectoryNotEmptyException keptInside) {
-          // Holds a kept log file.
-        }
-      }
-    } catch (IOException | UncheckedIOException e) {
-      System.err.println("[PostgresFixture] could not delete " + root + ": " + e);
-    }
   }
 
   // ---------------------------------------------------------------- discovery
@@ -446,58 +325,31 @@ public final class PostgresFixture implements AutoCloseable {
         throw new UncheckedIOException("cannot list " + debian, e);
       }
     }
-    String pathVariable = System.getenv("PATH");
-    if (pathVariable != null) {
-      for (String dir : pathVariable.split(java.io.File.pathSeparator)) {
-        if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, "initdb")) && Files.isExecutable(Path.of(dir, "pg_ctl"))) {
-          return Path.of(dir);
-        }
-      }
-    }
-    return null;
-  }
-
-  private static boolean dockerAvailable() {
-    try {
-      return DockerClientFactory.instance().isDockerAvailable();
-    } catch (RuntimeException | LinkageError e) {
-      return false;
-    }
+    return FixtureSupport.firstOnPath(
+        dir -> Files.isExecutable(dir.resolve("initdb")) && Files.isExecutable(dir.resolve("pg_ctl")));
   }
 
   // ---------------------------------------------------------------- backends
 
-  private interface Backend {
-    String description();
-
+  /** One way of providing shards (shard i is server i); the fixture waits for readiness. */
+  private interface Backend extends ServerBackend {
     /** Snapshot of the shards so far. */
     List<PgInstance> instances();
 
     /** Adds shards until there are {@code total}; returns once each accepts connections. */
     void grow(int total);
 
-    boolean canControl();
-
-    void stop(int i);
-
-    /** Starts shard i's server; the caller waits for readiness. */
-    void start(int i);
-
-    boolean isRunning(int i);
-
-    String logLocation(int i);
-
-    String diagnostics(int i);
-
-    boolean keepsLogs();
-
-    void close(boolean keepLogs);
+    @Override
+    default int size() {
+      return instances().size();
+    }
   }
 
-  private static final class ExternalBackend implements Backend {
+  private static final class ExternalBackend extends ExternalServers implements Backend {
     private final List<PgInstance> instances;
 
     ExternalBackend(String commaSeparated) {
+      super("external database");
       String user = envOr(USER_ENV, "postgres");
       String password = envOr(PASSWORD_ENV, "");
       List<PgInstance> parsed = new ArrayList<>();
@@ -553,43 +405,8 @@ public final class PostgresFixture implements AutoCloseable {
     }
 
     @Override
-    public boolean canControl() {
-      return false;
-    }
-
-    @Override
-    public void stop(int i) {
-      throw new UnsupportedOperationException("external database");
-    }
-
-    @Override
-    public void start(int i) {
-      throw new UnsupportedOperationException("external database");
-    }
-
-    @Override
-    public boolean isRunning(int i) {
-      return true;
-    }
-
-    @Override
-    public String logLocation(int i) {
-      return "(external; no logs)";
-    }
-
-    @Override
     public String diagnostics(int i) {
       return "shard " + i + " is external (" + instances.get(i).jdbcUrl() + "); no logs available";
-    }
-
-    @Override
-    public boolean keepsLogs() {
-      return false;
-    }
-
-    @Override
-    public void close(boolean keepLogs) {
-      // The databases belong to whoever set URLS_ENV.
     }
   }
 
@@ -743,7 +560,7 @@ public final class PostgresFixture implements AutoCloseable {
         try {
           pgCtlStart(i);
         } catch (IllegalStateException e) {
-          String log = tail(serverLog(i), LOG_TAIL_LINES);
+          String log = FixtureSupport.tail(serverLog(i), FixtureSupport.LOG_TAIL_LINES);
           boolean portTaken = log.contains("could not bind") || log.contains("could not create any TCP/IP sockets");
           if (portTaken && attempt < START_ATTEMPTS) {
             continue; // someone took the port between allocation and bind
@@ -801,27 +618,21 @@ public final class PostgresFixture implements AutoCloseable {
       ProcessBuilder builder = new ProcessBuilder(full);
       // PGDATA, PGPORT and friends from a developer's shell must not redirect the tools.
       builder.environment().keySet().removeIf(key -> key.startsWith("PG"));
-      builder.redirectErrorStream(true);
-      builder.redirectOutput(ProcessBuilder.Redirect.appendTo(commandLog(i).toFile()));
+      int exitCode;
       try {
-        Files.writeString(commandLog(i), "=== shardmap: " + Instant.now() + " " + String.join(" ", full) + "\n",
-            StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
-        Process process = builder.start();
-        process.getOutputStream().close();
-        if (!process.waitFor(COMMAND_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
-          process.destroyForcibly();
-          throw new IllegalStateException(what + " for shard " + i + " did not finish within " + COMMAND_TIMEOUT
-              + "\n" + diagnostics(i));
-        }
-        if (process.exitValue() != 0) {
-          throw new IllegalStateException(what + " for shard " + i + " failed with exit code "
-              + process.exitValue() + "\n" + diagnostics(i));
-        }
+        exitCode = ManagedProcess.start(builder, commandLog(i), String.join(" ", full)).awaitExit(COMMAND_TIMEOUT);
+      } catch (TimeoutException e) {
+        throw new IllegalStateException(what + " for shard " + i + " did not finish within " + COMMAND_TIMEOUT
+            + "\n" + diagnostics(i));
       } catch (IOException e) {
         throw new UncheckedIOException("cannot run " + what + " for shard " + i, e);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new IllegalStateException("interrupted while running " + what, e);
+      }
+      if (exitCode != 0) {
+        throw new IllegalStateException(what + " for shard " + i + " failed with exit code " + exitCode
+            + "\n" + diagnostics(i));
       }
     }
 
@@ -862,8 +673,10 @@ public final class PostgresFixture implements AutoCloseable {
 
     @Override
     public String diagnostics(int i) {
-      return "--- shard " + i + " tool output " + commandLog(i) + ", last lines:\n" + tail(commandLog(i), LOG_TAIL_LINES)
-          + "\n--- shard " + i + " server log " + serverLog(i) + ", last lines:\n" + tail(serverLog(i), LOG_TAIL_LINES);
+      return "--- shard " + i + " tool output " + commandLog(i) + ", last lines:\n"
+          + FixtureSupport.tail(commandLog(i), FixtureSupport.LOG_TAIL_LINES)
+          + "\n--- shard " + i + " server log " + serverLog(i) + ", last lines:\n"
+          + FixtureSupport.tail(serverLog(i), FixtureSupport.LOG_TAIL_LINES);
     }
 
     @Override
@@ -891,39 +704,23 @@ public final class PostgresFixture implements AutoCloseable {
         first = new UncheckedIOException(e);
       }
       if (first == null) {
-        deleteRecursively(root, path -> keepLogs && path.getFileName().toString().endsWith(".log"));
+        FixtureSupport.deleteRecursively(root, keepLogs, REGISTRY.logTag);
       } else {
         // A server we could not stop still uses its directory; leave it for inspection.
-        System.err.println("[PostgresFixture] not deleting " + root + ": " + first.getMessage());
+        System.err.println("[" + REGISTRY.logTag + "] not deleting " + root + ": " + first.getMessage());
         throw first;
       }
     }
   }
 
   /** One postgres container per shard, client port published on a host port chosen up front. */
-  private static final class ContainerBackend implements Backend {
+  private static final class ContainerBackend extends ContainerServers implements Backend {
     private static final String PASSWORD = "shardmap";
 
-    private final String image;
-    private final boolean local;
-    private final String host;
-    private final List<GenericContainer<?>> containers = new ArrayList<>();
     private final List<PgInstance> instances = new ArrayList<>();
 
     ContainerBackend() {
-      String configured = System.getenv(IMAGE_ENV);
-      this.image = configured == null || configured.isBlank() ? DEFAULT_IMAGE : configured.strip();
-      String dockerHost = DockerClientFactory.instance().dockerHostIpAddress();
-      // Ports are published on loopback only when Docker runs on this machine (a remote
-      // engine's loopback is unreachable from here); name it by address so that clients do not
-      // try ::1, where nothing is published.
-      this.local = isLoopback(dockerHost);
-      this.host = local ? "127.0.0.1" : dockerHost;
-    }
-
-    @Override
-    public String description() {
-      return "Testcontainers " + image;
+      super(IMAGE_ENV, DEFAULT_IMAGE, "shard", REGISTRY.logTag);
     }
 
     @Override
@@ -933,7 +730,6 @@ public final class PostgresFixture implements AutoCloseable {
 
     @Override
     public synchronized void grow(int total) {
-      String bindIp = local ? "127.0.0.1:" : "";
       for (int i = instances.size(); i < total; i++) {
         // A fixed host port (rather than Docker's random one) survives docker kill / docker start.
         int port = FreePorts.allocate();
@@ -951,24 +747,11 @@ public final class PostgresFixture implements AutoCloseable {
             // second "ready" line is the real one.
             .waitingFor(Wait.forLogMessage(".*database system is ready to accept connections.*\\s", 2)
                 .withStartupTimeout(CONTAINER_START_TIMEOUT));
-        container.setPortBindings(List.of(bindIp + port + ":5432"));
+        container.setPortBindings(List.of(host.binding(port, 5432)));
         containers.add(container);
         container.start();
-        instances.add(new PgInstance(host, port, "shard_" + i, "postgres", PASSWORD));
+        instances.add(new PgInstance(host.address(), port, "shard_" + i, "postgres", PASSWORD));
       }
-    }
-
-    private static boolean isLoopback(String host) {
-      try {
-        return InetAddress.getByName(host).isLoopbackAddress();
-      } catch (UnknownHostException e) {
-        return false;
-      }
-    }
-
-    @Override
-    public boolean canControl() {
-      return true;
     }
 
     @Override
@@ -976,60 +759,8 @@ public final class PostgresFixture implements AutoCloseable {
       if (!isRunning(i)) {
         return;
       }
-      GenericContainer<?> container = containers.get(i);
       // docker kill, unlike GenericContainer.stop(), keeps the container and its data for start().
-      container.getDockerClient().killContainerCmd(container.getContainerId()).exec();
-      Instant deadline = Instant.now().plus(Duration.ofSeconds(15));
-      while (isRunning(i)) {
-        if (!Instant.now().isBefore(deadline)) {
-          throw new IllegalStateException("container of shard " + i + " still running after docker kill");
-        }
-        sleep(POLL_INTERVAL);
-      }
-    }
-
-    @Override
-    public void start(int i) {
-      GenericContainer<?> container = containers.get(i);
-      container.getDockerClient().startContainerCmd(container.getContainerId()).exec();
-    }
-
-    @Override
-    public boolean isRunning(int i) {
-      return containers.get(i).isRunning();
-    }
-
-    @Override
-    public String logLocation(int i) {
-      return "docker logs " + containers.get(i).getContainerId();
-    }
-
-    @Override
-    public String diagnostics(int i) {
-      String logs;
-      try {
-        String[] lines = containers.get(i).getLogs().split("\n");
-        logs = String.join("\n", Arrays.asList(lines).subList(Math.max(0, lines.length - LOG_TAIL_LINES), lines.length));
-      } catch (RuntimeException e) {
-        logs = "(logs unavailable: " + e + ")";
-      }
-      return "--- shard " + i + " (" + logLocation(i) + "), last lines:\n" + logs;
-    }
-
-    @Override
-    public boolean keepsLogs() {
-      return false;
-    }
-
-    @Override
-    public void close(boolean keepLogs) {
-      for (GenericContainer<?> container : containers) {
-        try {
-          container.stop();
-        } catch (RuntimeException e) {
-          System.err.println("[PostgresFixture] could not remove container: " + e);
-        }
-      }
+      Docker.kill(containers.get(i), "shard " + i, "PostgreSQL", Duration.ofSeconds(15), POLL_INTERVAL);
     }
   }
 }
