@@ -1,0 +1,96 @@
+package io.shardmap.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.shardmap.bench.jmh.MapChangeBenchmark;
+import io.shardmap.bench.jmh.RouteLookupBenchmark;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import picocli.CommandLine;
+
+/**
+ * Each benchmark once with tiny bounds: the wiring works and the numbers are sane. No timing is asserted;
+ * the real runs are manual (docs/benchmarks.md).
+ */
+class SmokeTest {
+  private final ByteArrayOutputStream buf = new ByteArrayOutputStream();
+  private final PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
+
+  private String output() {
+    return buf.toString(StandardCharsets.UTF_8);
+  }
+
+  @Test
+  @Timeout(60)
+  void lookupLoadDrivesBothTargetsWithinItsBounds() throws Exception {
+    LookupLoadCommand c = new LookupLoadCommand();
+    new CommandLine(c).parseArgs("--initial-warmup-seconds", "0.1", "--warmup-seconds", "0.2", "--seconds", "5", "--max-calls", "300",
+        "--rounds", "2", "--concurrency", "4", "--channels", "2", "--distinct-keys", "64");
+    LookupLoadCommand.Result r = c.run(out);
+    for (Report.Summary s : new Report.Summary[] {r.echo(), r.shardmap()}) {
+      assertEquals(0, s.errors(), () -> s.target() + ": " + s.firstError());
+      // Two rounds, each bounded by the call limit well before the time limit.
+      assertEquals(600, s.completed(), s.target());
+      assertTrue(s.p50() > 0 && s.p50() <= s.p99() && s.p99() <= s.p999() && s.p999() <= s.max(), s.toString());
+    }
+    assertTrue(r.ratio() > 0, output());
+    assertTrue(output().contains("throughput shardmap/echo"), output());
+  }
+
+  @Test
+  @Timeout(60)
+  void batchLoadComparesWithEchoAndInProcessRouting() throws Exception {
+    BatchLoadCommand c = new BatchLoadCommand();
+    new CommandLine(c).parseArgs("--initial-warmup-seconds", "0.1", "--warmup-seconds", "0.1", "--seconds", "0.3", "--max-calls", "50",
+        "--rounds", "1", "--batch", "100", "--concurrency", "2", "--channels", "1", "--distinct-batches", "4");
+    BatchLoadCommand.Result r = c.run(out);
+    assertEquals(0, r.echo().errors() + r.shardmap().errors(), output());
+    assertTrue(r.shardmap().completed() > 0 && r.shardmap().completed() <= 50, output());
+    assertTrue(r.inProcess().keys() > 0 && r.inProcess().keysPerSecond() > 0, output());
+    assertTrue(output().contains("shardmap keys/s"), output());
+  }
+
+  @Test
+  @Timeout(60)
+  void lookupLoadTimeLimitEndsAPhase() throws Exception {
+    LookupLoadCommand c = new LookupLoadCommand();
+    new CommandLine(c).parseArgs("--initial-warmup-seconds", "0.1", "--warmup-seconds", "0", "--seconds", "0.3", "--max-calls", "100000000",
+        "--rounds", "1", "--concurrency", "2", "--channels", "1", "--distinct-keys", "8");
+    long t0 = System.nanoTime();
+    LookupLoadCommand.Result r = c.run(out);
+    assertTrue(r.echo().completed() > 0 && r.echo().seconds() < 5, r.echo().toString());
+    assertTrue((System.nanoTime() - t0) / 1e9 < 30, "two 0.3 s phases plus setup");
+  }
+
+  @Test
+  @Timeout(60)
+  void heapMeasuresBothStructures() throws Exception {
+    HeapCommand c = new HeapCommand();
+    new CommandLine(c).parseArgs("--ranges", "2000", "--trials", "1");
+    HeapCommand.Result r = c.run(out);
+    assertTrue(r.snapshotBytes() > 0 && r.treeMapBytes() > 0, output());
+  }
+
+  @Test
+  void microBenchmarkStatesBuildAndRun() {
+    MapChangeBenchmark m = new MapChangeBenchmark();
+    m.ranges = 1000;
+    m.setUp();
+    assertEquals(1001, m.applySplit().keyspace(RangeMaps.KEYSPACE).ranges().size());
+    assertEquals(1001, m.watchBatch().keyspace(RangeMaps.KEYSPACE).ranges().size());
+    assertEquals(2, m.toChangesOnly().size());
+    assertNotNull(m.baselineTreeMapSplit());
+    RouteLookupBenchmark l = new RouteLookupBenchmark();
+    l.ranges = 1000;
+    // setUp checks that the three lookups agree on every key.
+    l.setUp();
+    assertNotNull(l.routeOrNull());
+    assertNotNull(l.baselineTreeMapFloorEntry());
+    assertNotNull(l.baselineBinarySearch());
+  }
+}
