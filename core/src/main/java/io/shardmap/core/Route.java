@@ -13,5 +13,7 @@ public record Route(String shard, long epoch, KeyRange range, long modRevision) 
     if (shard == null || shard.isEmpty()) {
       throw new ShardmapException(ErrorCode.INTERNAL, "a map entry without an owning shard");
     }
+    // A map has few shards and many entries: one String per shard name, not one per entry.
+    shard = shard.intern();
   }
 }
