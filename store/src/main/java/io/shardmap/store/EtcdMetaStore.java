@@ -256,12 +256,7 @@ public final class EtcdMetaStore implements MetaStore {
 
   @Override
   public CompletableFuture<Long> grantLease(Duration ttl) {
-    Objects.requireNonNull(ttl, "ttl");
-    if (ttl.isNegative() || ttl.isZero()) {
-      throw new IllegalArgumentException("ttl must be positive: " + ttl);
-    }
-    // etcd counts TTLs in whole seconds; round up so a lease never lives shorter than asked.
-    long seconds = Math.max(1, (ttl.toNanos() + 999_999_999L) / 1_000_000_000L);
+    long seconds = LeaseTtl.wholeSeconds(ttl);
     return call("grant of a " + seconds + " s lease", () -> leases.grant(seconds), r -> r.getID());
   }
 
