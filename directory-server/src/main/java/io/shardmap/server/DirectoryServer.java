@@ -175,8 +175,10 @@ public final class DirectoryServer implements AutoCloseable {
   @Override
   public void close() {
     health.enterTerminalState();
-    watches.close();
+    // Refuse new calls before ending the watch streams: a client reconnecting in between would otherwise
+    // open a fresh stream that graceful shutdown then waits for.
     grpc.shutdown();
+    watches.close();
     state.close();
     try {
       if (!grpc.awaitTermination(5, TimeUnit.SECONDS)) {

@@ -194,7 +194,10 @@ class ConcurrentAdminTest {
         .addRangeShards("s1").build());
     ExecutorService pool = Executors.newFixedThreadPool(2);
     for (int round = 0; round < 15; round++) {
-      ca.admin().registerShard(RegisterShardRequest.newBuilder().setShard(TestSupport.shard("s9", 6009)).build());
+      long registeredAt = ca.admin().registerShard(RegisterShardRequest.newBuilder()
+          .setShard(TestSupport.shard("s9", 6009)).build()).getRevision();
+      // The race starts once both replicas know s9; before that B would rightly answer NOT_FOUND.
+      assertTrue(b.awaitRevision(registeredAt, Duration.ofSeconds(10)));
       CyclicBarrier go = new CyclicBarrier(2);
       Future<?> assign = pool.submit(() -> {
         go.await();

@@ -75,10 +75,11 @@ public final class DirectoryState implements AutoCloseable {
   private final Set<ChangeSink> sinks = new CopyOnWriteArraySet<>();
   private final LinkedHashMap<Long, DirectorySnapshot> pinned = new LinkedHashMap<>(16, 0.75f, true);
 
-  // Freshness proof in progress (guarded by lock).
+  // Freshness proofs in progress (guarded by lock): probes whose etcd revision the watch has not yet
+  // reached, oldest first. Each is confirmed as soon as progress covers it; keeping only the newest would
+  // starve confirmation while etcd keeps moving (every answer would cover an older probe than the last).
   private long progressRevision;
-  private long pendingProbeRevision = -1;
-  private long pendingProbeStart;
+  private final ArrayDeque<long[]> pendingProbes = new ArrayDeque<>();
 
   private volatile Watch watch;
   private ScheduledFuture<?> probeTask;
@@ -386,9 +387,8 @@ public final class DirectoryState implements AutoCloseable {
   }
 
   private void confirmPendingLocked() {
-    if (pendingProbeRevision >= 0 && progressRevision >= pendingProbeRevision) {
-      confirmedAtNanos = Math.max(confirmedAtNanos, pendingProbeStart);
-      pendingProbeRevision = -1;
+    while (!pendingProbes.isEmpty() && pendingProbes.peekFirst()[0] <= progressRevision) {
+      confirmedAtNanos = Math.max(confirmedAtNanos, pendingProbes.pollFirst()[1]);
     }
   }
 
@@ -407,7 +407,10 @@ public final class DirectoryState implements AutoCloseable {
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
       }
-      markUnreachable(e);
+      if (!closed) {
+        // A probe cut short by our own shutdown says nothing about etcd.
+        markUnreachable(e);
+      }
       return;
     }
     markReachable();
@@ -418,8 +421,10 @@ public final class DirectoryState implements AutoCloseable {
         confirmedAtNanos = Math.max(confirmedAtNanos, t0);
         needProgress = false;
       } else {
-        pendingProbeRevision = current;
-        pendingProbeStart = t0;
+        pendingProbes.addLast(new long[] {current, t0});
+        while (pendingProbes.size() > 64) {
+          pendingProbes.pollFirst();
+        }
         needProgress = true;
       }
     }

@@ -21,6 +21,7 @@ public final class WatchStreams implements AutoCloseable {
   private final DirectoryState state;
   private final int maxQueued;
   private final Set<Stream> open = ConcurrentHashMap.newKeySet();
+  private volatile boolean closed;
 
   public WatchStreams(DirectoryState state, int maxQueued) {
     this.state = state;
@@ -28,6 +29,10 @@ public final class WatchStreams implements AutoCloseable {
   }
 
   public void open(ServerCallStreamObserver<WatchResponse> observer, Set<String> keyspaces, long after) {
+    if (closed) {
+      observer.onError(Status.UNAVAILABLE.withDescription("directory server shutting down").asRuntimeException());
+      return;
+    }
     Stream s = new Stream(observer, keyspaces, after);
     observer.setOnCancelHandler(s::close);
     observer.setOnReadyHandler(s::drain);
@@ -46,6 +51,7 @@ public final class WatchStreams implements AutoCloseable {
 
   @Override
   public void close() {
+    closed = true;
     for (Stream s : open) {
       s.shutdown();
     }
