@@ -1,0 +1,221 @@
+package io.shardmap.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.Route;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.*;
+import io.shardmap.server.DirectoryServer;
+import io.shardmap.server.ServerOptions;
+import io.shardmap.testkit.EtcdCluster;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.List;
+import java.util.Random;
+import java.util.UUID;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The client on real etcd and real directory servers: agreement, propagation, failover, resync, staleness. */
+class ShardmapClientTest {
+  EtcdCluster etcd;
+  String prefix;
+  DirectoryServer a;
+  ManagedChannel adminChannel;
+  ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin;
+  ShardMapServiceGrpc.ShardMapServiceBlockingStub read;
+
+  @BeforeEach
+  void start() throws Exception {
+    etcd = EtcdCluster.shared();
+    prefix = "/c" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+    a = server(0);
+    adminChannel = NettyChannelBuilder.forAddress("127.0.0.1", a.port()).usePlaintext().build();
+    admin = ShardMapAdminServiceGrpc.newBlockingStub(adminChannel);
+    read = ShardMapServiceGrpc.newBlockingStub(adminChannel);
+    for (String s : List.of("s1", "s2", "s3", "s4")) {
+      admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(s)
+          .setPrimary(Endpoint.newBuilder().setHost("127.0.0.1").setPort(5432).setDatabase(s))).build());
+    }
+    admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(spec("users", KeyType.KEY_TYPE_INT64,
+        Strategy.STRATEGY_RANGE)).addAllRangeShards(List.of("s1", "s2", "s3")).build());
+    admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(spec("carts", KeyType.KEY_TYPE_INT64,
+        Strategy.STRATEGY_CONSISTENT_HASH)).addAllRingShards(List.of("s1", "s2")).build());
+    admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(spec("sessions", KeyType.KEY_TYPE_BYTES,
+        Strategy.STRATEGY_HASH)).addAllHashBuckets(List.of("s1", "s2", "s3")).build());
+    admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(spec("tenants", KeyType.KEY_TYPE_BYTES,
+        Strategy.STRATEGY_DIRECTORY)).setFallbackShard("s4").build());
+    admin.putDirectoryEntries(PutDirectoryEntriesRequest.newBuilder().setKeyspace("tenants")
+        .addEntries(DirectoryEntry.newBuilder().setKey(Key.newBuilder().setStringKey("acme")).setShard("s2"))
+        .build());
+    admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(spec("profiles", KeyType.KEY_TYPE_BYTES,
+        Strategy.STRATEGY_GEOGRAPHIC)).addRegions(RegionAssignment.newBuilder().setRegion("eu").setShard("s3"))
+        .build());
+  }
+
+  @AfterEach
+  void stop() {
+    adminChannel.shutdownNow();
+    a.close();
+  }
+
+  private DirectoryServer server(int port) throws Exception {
+    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", port).metrics(null, 0)
+        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
+        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).maxTxnOps(1024).build());
+  }
+
+  private static List<String> view(DirectorySnapshot s) {
+    return s.keyspace("users").ranges().routes().stream()
+        .map(r -> r.range() + " " + r.shard() + "@" + r.epoch()).toList();
+  }
+
+  private static KeyspaceSpec spec(String name, KeyType type, Strategy s) {
+    return KeyspaceSpec.newBuilder().setName(name).setKeyType(type).setStrategy(s).build();
+  }
+
+  private ClientOptions.Builder options(String... targets) {
+    return ClientOptions.builder().targets(targets).keyspaces("users", "carts", "sessions", "tenants", "profiles")
+        .backoff(Duration.ofMillis(20), Duration.ofMillis(200));
+  }
+
+  private static void eventually(String what, BooleanSupplier cond) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+    while (!cond.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("timed out waiting for: " + what);
+      }
+      Thread.sleep(10);
+    }
+  }
+
+  @Test
+  void everyStrategyAgreesWithTheServerAndChangesArrive() throws Exception {
+    try (ShardmapClient c = ShardmapClient.start(options("127.0.0.1:" + a.port()).build())) {
+      Random rnd = new Random(3);
+      for (int i = 0; i < 2000; i++) {
+        long k = rnd.nextLong();
+        for (String ks : List.of("users", "carts")) {
+          LookupResponse s = read.lookup(LookupRequest.newBuilder().setKeyspace(ks)
+              .setKey(Key.newBuilder().setIntKey(k)).build());
+          Route r = c.route(ks, k);
+          assertEquals(s.getRoute().getShard(), r.shard(), ks + " key " + k);
+          assertEquals(s.getRoute().getEpoch(), r.epoch(), ks + " key " + k);
+        }
+        String sk = "k" + rnd.nextInt();
+        assertEquals(read.lookup(LookupRequest.newBuilder().setKeyspace("sessions")
+            .setKey(Key.newBuilder().setStringKey(sk)).build()).getRoute().getShard(), c.route("sessions", sk).shard());
+      }
+      assertEquals("s2", c.route("tenants", "acme").shard());
+      assertEquals("s4", c.route("tenants", "globex").shard());
+      assertEquals("s3", c.route("profiles", "us").shard(), "unknown region goes to the default");
+      assertEquals(5432, c.shard("s1").getPrimary().getPort());
+
+      LinkedBlockingQueue<DirectorySnapshot> seen = new LinkedBlockingQueue<>();
+      c.addListener((before, after, resync) -> seen.add(after));
+      SplitRangeResponse split = admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users")
+          .setSplitKey(Key.newBuilder().setIntKey(1000)).build());
+      admin.reassignRange(ReassignRangeRequest.newBuilder().setKeyspace("users")
+          .setRange(split.getRight().getRange()).setShard("s4").build());
+      eventually("the client applies the reassign", () -> "s4".equals(c.route("users", 1000).shard()));
+      assertEquals(2, c.route("users", 1000).epoch());
+      // Owner, epoch and range agree with the server (etcd mod revisions are the server's business).
+      assertEquals(view(a.snapshot()), view(c.snapshot()));
+      DirectorySnapshot last = seen.poll(5, TimeUnit.SECONDS);
+      assertNotNull(last, "listener called");
+      // A keyspace created after the client started arrives through the watch.
+      admin.dropKeyspace(DropKeyspaceRequest.newBuilder().setName("profiles").build());
+      eventually("drop reaches the client", () -> !c.snapshot().keyspaces().containsKey("profiles"));
+      ShardmapException gone = assertThrows(ShardmapException.class, () -> c.route("profiles", "eu"));
+      assertEquals(ErrorCode.NOT_FOUND, gone.code());
+      ShardmapException notFollowed = assertThrows(ShardmapException.class, () -> c.route("other", 1));
+      assertTrue(notFollowed.getMessage().contains("not followed"), notFollowed.getMessage());
+      // Same Route instance for keys of one range: lookups allocate nothing per call.
+      assertSame(c.route("users", 5), c.route("users", 6));
+    }
+  }
+
+  @Test
+  void failsOverWhenAReplicaDiesAndResyncsWhenHistoryIsGone() throws Exception {
+    int portB;
+    try (ServerSocket s = new ServerSocket(0)) {
+      portB = s.getLocalPort();
+    }
+    DirectoryServer b = server(0);
+    try (ShardmapClient c = ShardmapClient.start(options("127.0.0.1:" + b.port(), "127.0.0.1:" + portB,
+        "127.0.0.1:" + a.port()).build())) {
+      b.close();
+      long rev = admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users")
+          .setSplitKey(Key.newBuilder().setIntKey(77)).build()).getRevision();
+      eventually("the client moves to a live replica", () -> c.revision() >= rev);
+      assertTrue(c.failovers() >= 1, "failovers " + c.failovers());
+      assertEquals(77, io.shardmap.core.Keys.decodeInt64(c.route("users", 77).range().start()));
+    }
+    // Resync: a client whose revision predates a fresh server's history re-reads the map.
+    DirectoryServer fresh = null;
+    ShardmapClient c = ShardmapClient.start(options("127.0.0.1:" + a.port(), "127.0.0.1:" + portB).build());
+    try {
+      a.close();
+      DirectoryServer writer = server(0);
+      ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", writer.port()).usePlaintext().build();
+      ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub w = ShardMapAdminServiceGrpc.newBlockingStub(ch);
+      w.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users").setSplitKey(Key.newBuilder().setIntKey(88)).build());
+      writer.close();
+      ch.shutdownNow();
+      fresh = server(portB);
+      DirectoryServer f = fresh;
+      eventually("the client re-reads from the fresh server", () -> c.revision() >= f.snapshot().revision());
+      assertTrue(c.resyncs() >= 1, "resyncs " + c.resyncs());
+      assertEquals(88, io.shardmap.core.Keys.decodeInt64(c.route("users", 88).range().start()));
+    } finally {
+      c.close();
+      if (fresh != null) {
+        fresh.close();
+      }
+      a = server(0);
+    }
+  }
+
+  @Test
+  void cutOffClientServesItsLastMapUntilMaxStaleness() throws Exception {
+    ShardmapClient c = ShardmapClient.start(options("127.0.0.1:" + a.port()).maxStaleness(Duration.ofMillis(1500))
+        .build());
+    try {
+      String owner = c.route("users", 1).shard();
+      a.close();
+      Thread.sleep(300);
+      assertEquals(owner, c.route("users", 1).shard(), "still routes from the last map");
+      eventually("staleness passes the maximum", () -> c.staleness().toMillis() > 1500);
+      ShardmapException e = assertThrows(ShardmapException.class, () -> c.route("users", 1));
+      assertEquals(ErrorCode.UNAVAILABLE, e.code());
+      assertTrue(e.getMessage().contains("maximum staleness"), e.getMessage());
+    } finally {
+      c.close();
+      a = server(0);
+    }
+  }
+
+  @Test
+  void badOptionsAreRejectedNamingTheOption() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> ClientOptions.builder().targets("nohost").keyspaces("users").build());
+    assertTrue(e.getMessage().startsWith("targets:"), e.getMessage());
+    e = assertThrows(IllegalArgumentException.class, () -> ClientOptions.builder().targets("h:1").build());
+    assertTrue(e.getMessage().startsWith("keyspaces:"), e.getMessage());
+    e = assertThrows(IllegalArgumentException.class,
+        () -> ClientOptions.builder().maxStaleness(Duration.ZERO));
+    assertTrue(e.getMessage().startsWith("maxStaleness:"), e.getMessage());
+  }
+}
