@@ -148,6 +148,28 @@ class ShardmapClientTest {
   }
 
   @Test
+  void integerLookupsAllocateNothing() throws Exception {
+    try (ShardmapClient c = ShardmapClient.start(options("127.0.0.1:" + a.port())
+        .maxStaleness(Duration.ofMinutes(1)).build())) {
+      long[] keys = new Random(5).longs(1024).toArray();
+      long sink = 0;
+      // Warm up so the JIT has compiled the path (and escape analysis has done its work).
+      for (int i = 0; i < 300_000; i++) {
+        sink += c.route("users", keys[i & 1023]).epoch() + c.route("carts", keys[(i + 7) & 1023]).epoch();
+      }
+      com.sun.management.ThreadMXBean mx =
+          (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+      long before = mx.getThreadAllocatedBytes(Thread.currentThread().getId());
+      for (int i = 0; i < 100_000; i++) {
+        sink += c.route("users", keys[i & 1023]).epoch() + c.route("carts", keys[(i + 7) & 1023]).epoch();
+      }
+      long allocated = mx.getThreadAllocatedBytes(Thread.currentThread().getId()) - before;
+      // 200,000 lookups; a single allocation per lookup would be >= 3.2 MB.
+      assertTrue(allocated < 64 * 1024, "200,000 lookups allocated " + allocated + " bytes (sink " + sink + ")");
+    }
+  }
+
+  @Test
   void failsOverWhenAReplicaDiesAndResyncsWhenHistoryIsGone() throws Exception {
     int portB;
     try (ServerSocket s = new ServerSocket(0)) {
