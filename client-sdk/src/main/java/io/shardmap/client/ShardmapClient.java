@@ -52,9 +52,7 @@ public final class ShardmapClient implements AutoCloseable {
 
   /** Routes an INT64 key. */
   public Route route(String keyspace, long key) {
-    KeyspaceMap k = keyspace(keyspace);
-    Route r = k.routeOrNull(key);
-    return r != null ? r : k.route(Keys.encodeInt64(key));
+    return keyspace(keyspace).route(key);
   }
 
   /** Routes a string key (its UTF-8 bytes) of a BYTES keyspace; for a geographic keyspace, a region. */

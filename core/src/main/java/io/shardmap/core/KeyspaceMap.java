@@ -169,6 +169,12 @@ public final class KeyspaceMap {
     }
   }
 
+  /** Routes an INT64 key, failing with NOT_FOUND where no shard owns it (a directory miss). */
+  public Route route(long key) {
+    Route r = routeOrNull(key);
+    return r != null ? r : route(Keys.encodeInt64(key));
+  }
+
   /** Routes a canonical key, failing with NOT_FOUND where no shard owns it. */
   public Route route(byte[] canonicalKey) {
     Route r = routeOrNull(canonicalKey);

@@ -10,9 +10,7 @@ import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.MapChange;
 import io.shardmap.store.WatchEvent;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
@@ -127,17 +125,18 @@ public class MapChangeBenchmark {
 
   /** As DirectoryState's watch listener does it per batch. */
   private DirectorySnapshot watchBatchOn(List<WatchEvent> batch) {
-    Map<String, KeyspaceSpec> specs = new HashMap<>();
-    base.keyspaces().forEach((name, k) -> specs.put(name, k.spec()));
-    List<MapChange> c = RangeMaps.LAYOUT.toChanges(batch, specs);
+    List<MapChange> c = RangeMaps.LAYOUT.toChanges(batch, this::specOf);
     return base.apply(REVISION, c);
   }
 
   @Benchmark
   public List<MapChange> toChangesOnly() {
-    Map<String, KeyspaceSpec> specs = new HashMap<>();
-    base.keyspaces().forEach((name, k) -> specs.put(name, k.spec()));
-    return RangeMaps.LAYOUT.toChanges(events.get(next()), specs);
+    return RangeMaps.LAYOUT.toChanges(events.get(next()), this::specOf);
+  }
+
+  private KeyspaceSpec specOf(String keyspace) {
+    io.shardmap.core.KeyspaceMap k = base.keyspaces().get(keyspace);
+    return k == null ? null : k.spec();
   }
 
   @Benchmark

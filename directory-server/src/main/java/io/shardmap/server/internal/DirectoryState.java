@@ -5,7 +5,6 @@ import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Freshness;
-import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.MapChange;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.RangeResult;
@@ -16,10 +15,8 @@ import io.shardmap.store.WatchListener;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArraySet;
 import java.util.concurrent.ScheduledExecutorService;
@@ -300,12 +297,13 @@ public final class DirectoryState implements AutoCloseable {
       if (revision <= current.revision()) {
         return;
       }
-      Map<String, KeyspaceSpec> specs = new HashMap<>();
-      current.keyspaces().forEach((name, k) -> specs.put(name, k.spec()));
       List<MapChange> changes;
       DirectorySnapshot next;
       try {
-        changes = layout.toChanges(events, specs);
+        changes = layout.toChanges(events, name -> {
+          KeyspaceMap k = current.keyspaces().get(name);
+          return k == null ? null : k.spec();
+        });
         next = current.apply(revision, changes);
       } catch (RuntimeException e) {
         // Undecodable records are a bug or a hand edit; skipping them would silently diverge, so re-read.

@@ -43,10 +43,7 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
       KeyspaceMap k = keyspace(snap, req.getKeyspace());
       Route r;
       if (req.getKey().getValueCase() == Key.ValueCase.INT_KEY && k.keyType() == KeyType.KEY_TYPE_INT64) {
-        r = k.routeOrNull(req.getKey().getIntKey());
-        if (r == null) {
-          r = k.route(Keys.encodeInt64(req.getKey().getIntKey()));
-        }
+        r = k.route(req.getKey().getIntKey());
       } else {
         r = k.route(Keys.canonical(k.keyType(), req.getKey(), "key"));
       }

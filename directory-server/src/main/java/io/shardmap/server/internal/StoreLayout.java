@@ -23,6 +23,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Function;
 
 /**
  * Where each piece of the maps lives in etcd, and how etcd records turn into {@link MapChange}s.
@@ -91,18 +92,20 @@ public final class StoreLayout {
    * Translates the events of one revision into map changes. A keyspace dropped in this revision yields a
    * single {@code keyspace_dropped} instead of one removal per record.
    *
-   * @param specs the spec of every keyspace as of the previous revision (to decode keys of removed
-   *              records and layouts by strategy)
+   * @param specOf the spec of a keyspace as of the previous revision, or null (to decode keys of removed
+   *              records and layouts by strategy); read only for keyspaces this batch touches
    */
-  public List<MapChange> toChanges(List<WatchEvent> events, Map<String, KeyspaceSpec> specs) {
-    Map<String, KeyspaceSpec> known = new HashMap<>(specs);
+  public List<MapChange> toChanges(List<WatchEvent> events, Function<String, KeyspaceSpec> specOf) {
+    // Specs written by this batch; every other keyspace is looked up in the previous revision's map.
+    Map<String, KeyspaceSpec> written = new HashMap<>();
+    Function<String, KeyspaceSpec> known = ks -> written.containsKey(ks) ? written.get(ks) : specOf.apply(ks);
     Set<String> dropped = new HashSet<>();
     // Specs first: a keyspace created in this revision must be known before its layout is decoded.
     for (WatchEvent e : events) {
       Parsed p = parse(e.kv().key());
       if (p != null && p.kind == Kind.SPEC) {
         if (e.type() == WatchEvent.Type.PUT) {
-          known.put(p.keyspace, decode(e.kv(), KeyspaceSpec.parser()));
+          written.put(p.keyspace, decode(e.kv(), KeyspaceSpec.parser()));
         } else {
           dropped.add(p.keyspace);
         }
@@ -130,13 +133,13 @@ public final class StoreLayout {
         case SPEC -> {
           c.setKeyspace(p.keyspace);
           if (put) {
-            c.setSpec(known.get(p.keyspace));
+            c.setSpec(written.get(p.keyspace));
           } else {
             c.setKeyspaceDropped(true);
           }
         }
         case LAYOUT -> {
-          KeyspaceSpec spec = known.get(p.keyspace);
+          KeyspaceSpec spec = known.apply(p.keyspace);
           if (!put || spec == null) {
             continue;
           }
@@ -144,7 +147,7 @@ public final class StoreLayout {
           decodeLayout(spec.getStrategy(), e.kv(), c);
         }
         case RANGE -> {
-          KeyspaceSpec spec = known.get(p.keyspace);
+          KeyspaceSpec spec = known.apply(p.keyspace);
           if (spec == null) {
             continue;
           }
@@ -156,7 +159,7 @@ public final class StoreLayout {
           }
         }
         case ENTRY -> {
-          KeyspaceSpec spec = known.get(p.keyspace);
+          KeyspaceSpec spec = known.apply(p.keyspace);
           if (spec == null) {
             continue;
           }
@@ -182,7 +185,7 @@ public final class StoreLayout {
     for (KeyValue kv : all) {
       events.add(new WatchEvent(WatchEvent.Type.PUT, kv));
     }
-    return toChanges(events, Map.of());
+    return toChanges(events, ks -> null);
   }
 
   private static void decodeLayout(Strategy strategy, KeyValue kv, MapChange.Builder c) {
