@@ -1,5 +1,6 @@
 package io.shardmap.client;
 
+import io.shardmap.client.internal.ClientStats;
 import io.shardmap.client.internal.MapFollower;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
@@ -27,6 +28,7 @@ public final class ShardmapClient implements AutoCloseable {
   private final ClientOptions options;
   private final MapFollower follower;
   private final long maxStalenessNanos;
+  private final ClientStats stats = new ClientStats();
 
   private ShardmapClient(ClientOptions options) {
     this.options = options;
@@ -112,6 +114,15 @@ public final class ShardmapClient implements AutoCloseable {
   /** A key range in the keyspace's spec syntax, for callers that take ranges from configuration. */
   public KeyRange parseRange(String keyspace, String spec) {
     return KeyRange.parse(keyspace(keyspace).keyType(), spec, "range");
+  }
+
+  /** Counters shared with the shard-access layer and the metrics binder. */
+  ClientStats stats() {
+    return stats;
+  }
+
+  ClientOptions options() {
+    return options;
   }
 
   private DirectorySnapshot current() {

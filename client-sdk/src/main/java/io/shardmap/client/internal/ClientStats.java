@@ -1,0 +1,91 @@
+package io.shardmap.client.internal;
+
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * The client's counters, kept in plain {@link LongAdder}s so the hot path (a lookup, a shard call) never
+ * touches a metrics library and never allocates. A metrics binder (Micrometer, when the application
+ * supplies a registry) reads them on scrape.
+ */
+public final class ClientStats {
+  /** Why a shard call was retried. */
+  public enum RetryCause {
+    /** The shard refused the call because its range moved (fenced); re-routed by a newer map. */
+    STALE_ROUTE("stale_route"),
+    /** No connection from any replica of the shard; the read went to the primary. */
+    REPLICA_UNAVAILABLE("replica_unavailable"),
+    /** The connection broke before the call could have run; tried once more. */
+    CONNECTION("connection");
+
+    private final String tag;
+
+    RetryCause(String tag) {
+      this.tag = tag;
+    }
+
+    /** The metric tag value. */
+    public String tag() {
+      return tag;
+    }
+  }
+
+  private final LongAdder lookups = new LongAdder();
+  private final LongAdder calls = new LongAdder();
+  private final LongAdder callFailures = new LongAdder();
+  private final LongAdder callNanos = new LongAdder();
+  private final AtomicLong callMaxNanos = new AtomicLong();
+  private final LongAdder[] retries = new LongAdder[RetryCause.values().length];
+
+  public ClientStats() {
+    for (int i = 0; i < retries.length; i++) {
+      retries[i] = new LongAdder();
+    }
+  }
+
+  public void lookup() {
+    lookups.increment();
+  }
+
+  /** A finished shard call (including its retries) and how long it took. */
+  public void call(long nanos, boolean failed) {
+    calls.increment();
+    callNanos.add(nanos);
+    if (failed) {
+      callFailures.increment();
+    }
+    long max = callMaxNanos.get();
+    while (nanos > max && !callMaxNanos.compareAndSet(max, nanos)) {
+      max = callMaxNanos.get();
+    }
+  }
+
+  public void retry(RetryCause cause) {
+    retries[cause.ordinal()].increment();
+  }
+
+  public long lookups() {
+    return lookups.sum();
+  }
+
+  public long calls() {
+    return calls.sum();
+  }
+
+  public long callFailures() {
+    return callFailures.sum();
+  }
+
+  public long callNanos() {
+    return callNanos.sum();
+  }
+
+  /** The longest call so far. */
+  public long callMaxNanos() {
+    return callMaxNanos.get();
+  }
+
+  public long retries(RetryCause cause) {
+    return retries[cause.ordinal()].sum();
+  }
+}
