@@ -96,6 +96,11 @@ public final class ShardmapClient implements AutoCloseable {
     follower.addListener(listener);
   }
 
+  /** Removes a listener added with {@link #addListener}; it may still receive a change already under way. */
+  public void removeListener(MapListener listener) {
+    follower.removeListener(listener);
+  }
+
   /** Watch streams that failed and were re-opened. */
   public long reconnects() {
     return follower.reconnects();

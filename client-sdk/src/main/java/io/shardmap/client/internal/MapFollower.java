@@ -108,6 +108,10 @@ public final class MapFollower implements AutoCloseable {
     listeners.add(l);
   }
 
+  public void removeListener(MapListener l) {
+    listeners.remove(l);
+  }
+
   public long reconnects() {
     return reconnects.get();
   }

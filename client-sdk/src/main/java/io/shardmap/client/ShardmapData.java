@@ -1,0 +1,350 @@
+package io.shardmap.client;
+
+import com.zaxxer.hikari.HikariDataSource;
+import io.shardmap.client.internal.ClientStats;
+import io.shardmap.client.internal.ClientStats.RetryCause;
+import io.shardmap.client.internal.ShardPools;
+import io.shardmap.client.internal.ShardPools.ShardPool;
+import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.Route;
+import io.shardmap.core.ShardmapException;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import javax.sql.DataSource;
+
+/**
+ * Runs work on the PostgreSQL shard that owns a key: routes the key with the client's local map, takes a
+ * connection from that shard's pool, and handles the faults a moving fleet produces.
+ *
+ * <p><b>Stale routes.</b> Each call remembers the route (owner and epoch) it used. When the migrator has
+ * fenced the range on that shard, the shard refuses with {@link StaleRoute#SQLSTATE}; the SDK then waits
+ * for its map to name the range's new owner and runs the call again there, without the caller seeing it,
+ * if the call provably did not run: {@link #inTransaction} always (PostgreSQL rolled the transaction
+ * back), {@link #read} always, {@link #withConnection} only when declared {@link Idempotence#IDEMPOTENT}.
+ * Otherwise, or when no newer route comes within {@link DataOptions#staleRouteTimeout()}, the call fails
+ * with a {@link ShardmapException} of code {@link ErrorCode#STALE_EPOCH}, chaining the database error.
+ *
+ * <p><b>Lost connections.</b> A connection that breaks while a transaction's work runs (before the SDK
+ * sends COMMIT) means the transaction did not commit, so the call runs again on a fresh connection. A
+ * break during COMMIT leaves the outcome unknown and is reported, never retried.
+ *
+ * <p><b>Replicas.</b> {@link #read} uses a random replica of the shard when it has any, moving to the next
+ * replica and finally to the primary when one cannot give a connection in
+ * {@link DataOptions#replicaConnectionTimeout()}. Replica reads may lag the primary.
+ *
+ * <p>Errors of the work itself (its SQL) reach the caller unchanged as {@link SQLException}s; routing
+ * failures (unknown keyspace, stale map past its limit) are {@link ShardmapException}s.
+ */
+public final class ShardmapData implements AutoCloseable {
+  /** Whether running a {@link #withConnection} work twice is harmless. */
+  public enum Idempotence { IDEMPOTENT, NOT_IDEMPOTENT }
+
+  private enum Mode { TRANSACTION, AUTOCOMMIT_IDEMPOTENT, AUTOCOMMIT, READ }
+
+  private final ShardmapClient client;
+  private final DataOptions options;
+  private final ClientStats stats;
+  private final ShardPools pools;
+  private final Object mapChanged = new Object();
+  private final MapListener listener = (before, after, resync) -> onMapChange(after);
+  private volatile long mapChanges;
+  private volatile boolean closed;
+
+  private ShardmapData(ShardmapClient client, DataOptions options) {
+    this.client = client;
+    this.options = options;
+    this.stats = client.stats();
+    this.pools = new ShardPools(options);
+  }
+
+  /** Opens pools for the shards of the client's map and keeps them in step with it. */
+  public static ShardmapData open(ShardmapClient client, DataOptions options) {
+    ShardmapData d = new ShardmapData(client, options);
+    client.addListener(d.listener);
+    d.pools.sync(client.snapshot());
+    return d;
+  }
+
+  private void onMapChange(DirectorySnapshot after) {
+    if (closed) {
+      return;
+    }
+    pools.sync(after);
+    synchronized (mapChanged) {
+      mapChanges++;
+      mapChanged.notifyAll();
+    }
+  }
+
+  /** Runs {@code work} in a transaction on the primary of the INT64 key's shard and commits it. */
+  public <T> T inTransaction(String keyspace, long key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, key, null, Mode.TRANSACTION, work);
+  }
+
+  /** Runs {@code work} in a transaction on the primary of the string key's (or region's) shard. */
+  public <T> T inTransaction(String keyspace, String key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, 0, key.getBytes(StandardCharsets.UTF_8), Mode.TRANSACTION, work);
+  }
+
+  /** Runs {@code work} in a transaction on the primary of the byte-string key's shard. */
+  public <T> T inTransaction(String keyspace, byte[] key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, 0, key, Mode.TRANSACTION, work);
+  }
+
+  /** Runs {@code work} on an autocommit connection to the primary of the INT64 key's shard. */
+  public <T> T withConnection(String keyspace, long key, Idempotence idempotence, SqlWork<T> work)
+      throws SQLException {
+    return call(keyspace, key, null, autocommit(idempotence), work);
+  }
+
+  public <T> T withConnection(String keyspace, String key, Idempotence idempotence, SqlWork<T> work)
+      throws SQLException {
+    return call(keyspace, 0, key.getBytes(StandardCharsets.UTF_8), autocommit(idempotence), work);
+  }
+
+  public <T> T withConnection(String keyspace, byte[] key, Idempotence idempotence, SqlWork<T> work)
+      throws SQLException {
+    return call(keyspace, 0, key, autocommit(idempotence), work);
+  }
+
+  /** Runs read-only {@code work} on a replica of the INT64 key's shard, or its primary if it has none. */
+  public <T> T read(String keyspace, long key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, key, null, Mode.READ, work);
+  }
+
+  public <T> T read(String keyspace, String key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, 0, key.getBytes(StandardCharsets.UTF_8), Mode.READ, work);
+  }
+
+  public <T> T read(String keyspace, byte[] key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, 0, key, Mode.READ, work);
+  }
+
+  /**
+   * The primary pool of a shard, for work not tied to a key (schema changes, per-shard jobs). No routing
+   * and no stale-route protection.
+   */
+  public DataSource primary(String shard) {
+    ShardPool p = pools.get(shard, client.snapshot());
+    if (p == null) {
+      throw ShardmapException.notFound("shard '" + shard + "' is not registered");
+    }
+    return p.primary();
+  }
+
+  /** Shards whose pools are open, as of the last map change. */
+  public Set<String> openShards() {
+    return pools.pools().keySet();
+  }
+
+  /** Pools opened and closed so far (primaries and replicas), for operators and tests. */
+  public int poolsOpened() {
+    return pools.openedCount();
+  }
+
+  public int poolsClosed() {
+    return pools.closedCount();
+  }
+
+  private static Mode autocommit(Idempotence i) {
+    return i == Idempotence.IDEMPOTENT ? Mode.AUTOCOMMIT_IDEMPOTENT : Mode.AUTOCOMMIT;
+  }
+
+  private Route route(String keyspace, long intKey, byte[] bytesKey) {
+    return bytesKey == null ? client.route(keyspace, intKey) : client.route(keyspace, bytesKey);
+  }
+
+  private <T> T call(String keyspace, long intKey, byte[] bytesKey, Mode mode, SqlWork<T> work)
+      throws SQLException {
+    if (closed) {
+      throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this ShardmapData is closed");
+    }
+    long start = System.nanoTime();
+    boolean failed = true;
+    try {
+      Route route = route(keyspace, intKey, bytesKey);
+      for (int attempt = 1; ; attempt++) {
+        try {
+          ShardPool pool = pools.get(route.shard(), client.snapshot());
+          if (pool == null) {
+            // Deregistered since we routed (only a shard owning nothing can be): the route is stale.
+            route = route(keyspace, intKey, bytesKey);
+            pool = pools.get(route.shard(), client.snapshot());
+            if (pool == null) {
+              throw new ShardmapException(ErrorCode.INTERNAL, "shard '" + route.shard() + "' owns the key but "
+                  + "is not registered in the map at revision " + client.revision());
+            }
+          }
+          T result = runOnce(pool, mode, work);
+          failed = false;
+          return result;
+        } catch (SQLException e) {
+          if (StaleRoute.isStaleRoute(e)) {
+            long fenced = StaleRoute.fencedEpoch(e);
+            Route newer = awaitNewerRoute(keyspace, intKey, bytesKey, fenced < 0 ? route.epoch() : fenced, route, e);
+            if (mode == Mode.AUTOCOMMIT) {
+              throw new ShardmapException(ErrorCode.STALE_EPOCH, "shard " + route.shard() + " refused the call "
+                  + "because the key's range in keyspace '" + keyspace + "' moved to " + newer.shard()
+                  + " (epoch " + route.epoch() + " -> " + newer.epoch() + "); not retried because the work is "
+                  + "not idempotent and ran in autocommit mode, so part of it may have been applied", e);
+            }
+            if (attempt >= options.maxAttempts()) {
+              throw exhausted(keyspace, route, attempt, e);
+            }
+            stats.retry(RetryCause.STALE_ROUTE);
+            route = newer;
+          } else if (e instanceof NotRunException n) {
+            if (attempt >= options.maxAttempts()) {
+              throw n.original;
+            }
+            stats.retry(RetryCause.CONNECTION);
+            route = route(keyspace, intKey, bytesKey);
+          } else {
+            throw e;
+          }
+        }
+      }
+    } finally {
+      stats.call(System.nanoTime() - start, failed);
+    }
+  }
+
+  private ShardmapException exhausted(String keyspace, Route route, int attempts, SQLException e) {
+    return new ShardmapException(ErrorCode.STALE_EPOCH, "gave up after " + attempts + " runs: the key's range in "
+        + "keyspace '" + keyspace + "' kept being refused as moved (last tried shard " + route.shard()
+        + " at epoch " + route.epoch() + ")", e);
+  }
+
+  /**
+   * Waits until the key routes at an epoch above {@code fencedEpoch} in the watched map.
+   * Between the fence and the cutover's etcd commit there is a short window in which no newer route
+   * exists anywhere yet; waiting covers it.
+   */
+  private Route awaitNewerRoute(String keyspace, long intKey, byte[] bytesKey, long fencedEpoch, Route used,
+      SQLException cause) {
+    long start = System.nanoTime();
+    long deadline = start + options.staleRouteTimeout().toNanos();
+    while (true) {
+      long seen = mapChanges;
+      Route r = route(keyspace, intKey, bytesKey);
+      if (r.epoch() > fencedEpoch) {
+        return r;
+      }
+      long now = System.nanoTime();
+      if (now - deadline >= 0) {
+        throw new ShardmapException(ErrorCode.STALE_EPOCH, "shard " + used.shard() + " refused the call because "
+            + "the key's range in keyspace '" + keyspace + "' is fenced up to epoch " + fencedEpoch + ", and no "
+            + "newer route appeared within " + options.staleRouteTimeout().toMillis() + " ms (the map routes it "
+            + "to " + r.shard() + " at epoch " + r.epoch() + ")", cause);
+      }
+      synchronized (mapChanged) {
+        if (mapChanges == seen) {
+          try {
+            mapChanged.wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(deadline - now), 50)));
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ShardmapException(ErrorCode.UNAVAILABLE, "interrupted while waiting for a newer route", cause);
+          }
+        }
+      }
+    }
+  }
+
+  private <T> T runOnce(ShardPool pool, Mode mode, SqlWork<T> work) throws SQLException {
+    Connection c = mode == Mode.READ ? readConnection(pool) : primaryConnection(pool);
+    try {
+      if (mode != Mode.TRANSACTION) {
+        try {
+          return work.run(c);
+        } catch (SQLException e) {
+          if (mode != Mode.AUTOCOMMIT && isConnectionLoss(e)) {
+            throw new NotRunException(e);
+          }
+          throw e;
+        }
+      }
+      c.setAutoCommit(false);
+      T result;
+      try {
+        result = work.run(c);
+      } catch (SQLException e) {
+        rollbackQuietly(c, e);
+        // COMMIT was never sent, so a transaction on a broken connection did not commit.
+        throw isConnectionLoss(e) ? new NotRunException(e) : e;
+      } catch (RuntimeException | Error e) {
+        rollbackQuietly(c, e);
+        throw e;
+      }
+      // A failure in COMMIT itself is passed on as is: if the connection broke, the outcome is unknown.
+      c.commit();
+      return result;
+    } finally {
+      c.close();
+    }
+  }
+
+  private Connection primaryConnection(ShardPool pool) throws SQLException {
+    try {
+      return pool.primary().getConnection();
+    } catch (SQLException e) {
+      if (pool.isClosed()) {
+        // Replaced between lookup and borrow (endpoints changed): nothing ran; route again.
+        throw new NotRunException(e);
+      }
+      throw e;
+    }
+  }
+
+  private Connection readConnection(ShardPool pool) throws SQLException {
+    HikariDataSource[] replicas = pool.replicas();
+    if (replicas.length > 0) {
+      int first = replicas.length == 1 ? 0 : ThreadLocalRandom.current().nextInt(replicas.length);
+      for (int i = 0; i < replicas.length; i++) {
+        try {
+          return replicas[(first + i) % replicas.length].getConnection();
+        } catch (SQLException e) {
+          stats.retry(RetryCause.REPLICA_UNAVAILABLE);
+        }
+      }
+    }
+    return primaryConnection(pool);
+  }
+
+  private static void rollbackQuietly(Connection c, Throwable failure) {
+    try {
+      c.rollback();
+    } catch (SQLException e) {
+      failure.addSuppressed(e);
+    }
+  }
+
+  /** Connection-class SQLSTATEs, and the server ending the session (shutdown, pg_terminate_backend). */
+  static boolean isConnectionLoss(SQLException e) {
+    String s = e.getSQLState();
+    return s != null && (s.startsWith("08") || s.equals("57P01") || s.equals("57P02") || s.equals("57P03"));
+  }
+
+  /** Marks a failure after which the call provably did not run; never reaches the caller. */
+  private static final class NotRunException extends SQLException {
+    final SQLException original;
+
+    NotRunException(SQLException original) {
+      super(original.getMessage(), original.getSQLState(), original);
+      this.original = original;
+    }
+  }
+
+  /** Closes every pool (waiting for borrowed connections). The client stays open. */
+  @Override
+  public void close() {
+    closed = true;
+    client.removeListener(listener);
+    pools.close();
+  }
+}

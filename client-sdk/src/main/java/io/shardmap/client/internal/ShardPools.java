@@ -1,0 +1,246 @@
+package io.shardmap.client.internal;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import io.shardmap.client.DataOptions;
+import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.proto.v1.Endpoint;
+import io.shardmap.proto.v1.Shard;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.logging.Logger;
+
+/**
+ * One HikariCP pool per shard primary and per replica, kept in step with the map: a registered shard gets
+ * pools, a shard whose endpoints change gets new ones (the old are closed in the background once their
+ * borrowed connections come back), a deregistered shard's pools are closed.
+ *
+ * <p>The pool table is an immutable map swapped by one writer at a time; callers read it without a lock.
+ * A caller can route with a map newer than the table (the table is updated by a listener that runs just
+ * after the map is published); {@link #get} then catches the table up before answering.
+ */
+public final class ShardPools implements AutoCloseable {
+  private static final Logger log = Logger.getLogger(ShardPools.class.getName());
+
+  /** The pools of one shard, for one set of endpoints. */
+  public static final class ShardPool {
+    private final String shard;
+    private final Endpoint primaryEndpoint;
+    private final List<Endpoint> replicaEndpoints;
+    private final HikariDataSource primary;
+    private final HikariDataSource[] replicas;
+
+    private ShardPool(String shard, Endpoint primaryEndpoint, List<Endpoint> replicaEndpoints,
+        HikariDataSource primary, HikariDataSource[] replicas) {
+      this.shard = shard;
+      this.primaryEndpoint = primaryEndpoint;
+      this.replicaEndpoints = replicaEndpoints;
+      this.primary = primary;
+      this.replicas = replicas;
+    }
+
+    public String shard() {
+      return shard;
+    }
+
+    public HikariDataSource primary() {
+      return primary;
+    }
+
+    /** Replica pools in registration order; empty when the shard has none. */
+    public HikariDataSource[] replicas() {
+      return replicas;
+    }
+
+    /** True once closed (replaced or deregistered); a caller holding it should look the shard up again. */
+    public boolean isClosed() {
+      return primary.isClosed();
+    }
+
+    boolean sameEndpoints(Shard s) {
+      return primaryEndpoint.equals(s.getPrimary()) && replicaEndpoints.equals(s.getReplicasList());
+    }
+
+    void close() {
+      primary.close();
+      for (HikariDataSource r : replicas) {
+        r.close();
+      }
+    }
+  }
+
+  private final DataOptions options;
+  private final ScheduledExecutorService housekeeping;
+  private final ExecutorService closer;
+  private final AtomicInteger opened = new AtomicInteger();
+  private final AtomicInteger closed = new AtomicInteger();
+  /** Pools by shard, and the map revision they reflect; replaced whole. */
+  private record Table(Map<String, ShardPool> pools, long revision) {}
+
+  private volatile Table table = new Table(Map.of(), -1);
+  private boolean shutDown;
+
+  public ShardPools(DataOptions options) {
+    this.options = options;
+    // One housekeeping thread for every pool instead of HikariCP's one per pool: a fleet has many shards.
+    ScheduledThreadPoolExecutor hk = new ScheduledThreadPoolExecutor(1, daemon("shardmap-pool-housekeeping"));
+    hk.setRemoveOnCancelPolicy(true);
+    this.housekeeping = hk;
+    // Closing a pool waits for its borrowed connections; never on the map follower's thread.
+    this.closer = Executors.newSingleThreadExecutor(daemon("shardmap-pool-closer"));
+  }
+
+  /**
+   * The shard's pools as of {@code map} (the map the caller routed with), or null when {@code map} has no
+   * such shard. If the table lags {@code map} (the listener has not run yet) and the shard's endpoints
+   * differ, the table is brought up to {@code map} first, so a call never uses an endpoint older than its
+   * route.
+   */
+  public ShardPool get(String shard, DirectorySnapshot map) {
+    Table t = table;
+    ShardPool p = t.pools.get(shard);
+    if (map.revision() <= t.revision) {
+      return p;
+    }
+    Shard s = map.shards().get(shard);
+    if (s == null) {
+      return null;
+    }
+    if (p != null && p.sameEndpoints(s)) {
+      return p;
+    }
+    sync(map);
+    return table.pools.get(shard);
+  }
+
+  /** Brings the table in line with {@code map}'s shard registrations; an older map than the table's is ignored. */
+  public synchronized void sync(DirectorySnapshot map) {
+    Table t = table;
+    if (shutDown || map.revision() <= t.revision) {
+      return;
+    }
+    Map<String, ShardPool> current = t.pools;
+    Map<String, ShardPool> next = new HashMap<>();
+    for (Shard s : map.shards().values()) {
+      ShardPool old = current.get(s.getName());
+      if (old != null && old.sameEndpoints(s)) {
+        next.put(s.getName(), old);
+      } else {
+        next.put(s.getName(), open(s));
+        if (old != null) {
+          closeLater(old, "its endpoints changed in the map at revision " + map.revision());
+        }
+      }
+    }
+    for (ShardPool old : current.values()) {
+      if (!next.containsKey(old.shard)) {
+        closeLater(old, "it was deregistered at revision " + map.revision());
+      }
+    }
+    table = new Table(Map.copyOf(next), map.revision());
+  }
+
+  /** Shards with open pools. */
+  public Map<String, ShardPool> pools() {
+    return table.pools;
+  }
+
+  /** Pools opened so far (primaries and replicas). */
+  public int openedCount() {
+    return opened.get();
+  }
+
+  /** Pools closed so far. */
+  public int closedCount() {
+    return closed.get();
+  }
+
+  private ShardPool open(Shard s) {
+    HikariDataSource primary = dataSource(s.getName(), "primary", s.getPrimary(), false);
+    HikariDataSource[] replicas = new HikariDataSource[s.getReplicasCount()];
+    for (int i = 0; i < replicas.length; i++) {
+      replicas[i] = dataSource(s.getName(), "replica" + i, s.getReplicas(i), true);
+    }
+    log.info("shardmap data: opened pools for shard " + s.getName() + " (primary " + describe(s.getPrimary())
+        + (replicas.length == 0 ? "" : ", " + replicas.length + " replicas") + ")");
+    return new ShardPool(s.getName(), s.getPrimary(), List.copyOf(s.getReplicasList()), primary, replicas);
+  }
+
+  private HikariDataSource dataSource(String shard, String role, Endpoint e, boolean replica) {
+    HikariConfig c = new HikariConfig();
+    c.setPoolName("shardmap-" + shard + "-" + role);
+    c.setJdbcUrl("jdbc:postgresql://" + hostForUrl(e.getHost()) + ":" + e.getPort() + "/" + e.getDatabase());
+    c.setUsername(options.user());
+    if (options.password() != null) {
+      c.setPassword(options.password());
+    }
+    c.setMaximumPoolSize(options.maxPoolSize());
+    c.setMinimumIdle(options.minIdle());
+    c.setConnectionTimeout((replica ? options.replicaConnectionTimeout() : options.connectionTimeout()).toMillis());
+    // A shard that is down when its pool opens must not fail the map update; calls to it fail instead.
+    c.setInitializationFailTimeout(-1);
+    c.setReadOnly(replica);
+    c.setScheduledExecutor(housekeeping);
+    c.setThreadFactory(daemon("shardmap-pool-" + shard + "-" + role));
+    options.properties().forEach(c::addDataSourceProperty);
+    if (options.poolCustomizer() != null) {
+      options.poolCustomizer().accept(shard, c);
+    }
+    opened.incrementAndGet();
+    return new HikariDataSource(c);
+  }
+
+  private void closeLater(ShardPool p, String why) {
+    log.info("shardmap data: closing pools of shard " + p.shard + " because " + why);
+    closer.execute(() -> {
+      p.close();
+      closed.addAndGet(1 + p.replicas.length);
+    });
+  }
+
+  private static String hostForUrl(String host) {
+    return host.indexOf(':') >= 0 && !host.startsWith("[") ? "[" + host + "]" : host;
+  }
+
+  private static String describe(Endpoint e) {
+    return e.getHost() + ":" + e.getPort() + "/" + e.getDatabase();
+  }
+
+  private static ThreadFactory daemon(String name) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, name + "-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  @Override
+  public void close() {
+    Map<String, ShardPool> last;
+    synchronized (this) {
+      shutDown = true;
+      last = table.pools;
+      table = new Table(Map.of(), Long.MAX_VALUE);
+    }
+    for (ShardPool p : last.values()) {
+      p.close();
+      closed.addAndGet(1 + p.replicas.length);
+    }
+    closer.shutdown();
+    try {
+      closer.awaitTermination(30, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    housekeeping.shutdownNow();
+  }
+}

@@ -1,0 +1,482 @@
+package io.shardmap.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.shardmap.client.ShardmapData.Idempotence;
+import io.shardmap.client.internal.ClientStats.RetryCause;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.Route;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.*;
+import io.shardmap.server.DirectoryServer;
+import io.shardmap.server.ServerOptions;
+import io.shardmap.testkit.EtcdCluster;
+import io.shardmap.testkit.PostgresFixture;
+import io.shardmap.testkit.PostgresFixture.PgInstance;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * ShardmapData on real etcd, a real directory server and three real PostgreSQL servers: rows land where
+ * the directory says for every strategy, pools follow registrations, fenced ranges are retried on the
+ * new owner, replicas serve reads, and a connection lost mid-transaction is retried exactly once.
+ */
+class ShardmapDataTest {
+  static final List<String> SHARDS = List.of("s1", "s2", "s3");
+
+  PostgresFixture pg;
+  String prefix;
+  String table;
+  DirectoryServer server;
+  ManagedChannel channel;
+  ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin;
+  ShardMapServiceGrpc.ShardMapServiceBlockingStub read;
+  ShardmapClient client;
+  ShardmapData data;
+
+  @BeforeEach
+  void start() throws Exception {
+    EtcdCluster etcd = EtcdCluster.shared();
+    pg = PostgresFixture.shared(3);
+    String uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
+    prefix = "/d" + uid;
+    table = "t_" + uid;
+    server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
+        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
+        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).build());
+    channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+    admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
+    read = ShardMapServiceGrpc.newBlockingStub(channel);
+    for (int i = 0; i < SHARDS.size(); i++) {
+      admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(SHARDS.get(i))
+          .setPrimary(endpoint(pg.shard(i)))).build());
+      exec(pg.shard(i), "CREATE TABLE " + table + " (id bigint, skey text, v text)");
+    }
+    createKeyspace("users", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE, b -> b.addAllRangeShards(SHARDS));
+    createKeyspace("carts", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_CONSISTENT_HASH, b -> b.addAllRingShards(SHARDS));
+    createKeyspace("sessions", KeyType.KEY_TYPE_BYTES, Strategy.STRATEGY_HASH, b -> b.addAllHashBuckets(SHARDS));
+    createKeyspace("tenants", KeyType.KEY_TYPE_BYTES, Strategy.STRATEGY_DIRECTORY, b -> b.setFallbackShard("s3"));
+    createKeyspace("profiles", KeyType.KEY_TYPE_BYTES, Strategy.STRATEGY_GEOGRAPHIC, b -> b
+        .addRegions(RegionAssignment.newBuilder().setRegion("eu").setShard("s1"))
+        .addRegions(RegionAssignment.newBuilder().setRegion("us").setShard("s2"))
+        .addRegions(RegionAssignment.newBuilder().setRegion("ap").setShard("s3")));
+    client = ShardmapClient.start(ClientOptions.builder().targets("127.0.0.1:" + server.port())
+        .keyspaces("users", "carts", "sessions", "tenants", "profiles")
+        .backoff(Duration.ofMillis(20), Duration.ofMillis(200)).build());
+    data = ShardmapData.open(client, DataOptions.builder().user(pg.shard(0).user()).password(pg.shard(0).password())
+        .maxPoolSize(4).staleRouteTimeout(Duration.ofSeconds(3)).build());
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    if (data != null) {
+      data.close();
+    }
+    if (client != null) {
+      client.close();
+    }
+    channel.shutdownNow();
+    server.close();
+    for (int i = 0; i < SHARDS.size(); i++) {
+      exec(pg.shard(i), "DROP TABLE IF EXISTS " + table + " CASCADE");
+    }
+  }
+
+  interface SpecCustomizer {
+    void customize(CreateKeyspaceRequest.Builder b);
+  }
+
+  private void createKeyspace(String name, KeyType type, Strategy strategy, SpecCustomizer c) {
+    CreateKeyspaceRequest.Builder b = CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder()
+        .setName(name).setKeyType(type).setStrategy(strategy)
+        .addTables(ShardedTable.newBuilder().setName(table).setKeyColumn(type == KeyType.KEY_TYPE_INT64 ? "id" : "skey")));
+    c.customize(b);
+    admin.createKeyspace(b.build());
+  }
+
+  private static Endpoint endpoint(PgInstance p) {
+    return Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()).build();
+  }
+
+  private static void exec(PgInstance p, String sql) throws SQLException {
+    try (Connection c = p.connect(); Statement s = c.createStatement()) {
+      s.execute(sql);
+    }
+  }
+
+  /** Keys present in the table of each shard, as "id" or "skey" values. */
+  private Map<String, List<String>> rowsByShard(String column) throws SQLException {
+    Map<String, List<String>> out = new TreeMap<>();
+    for (int i = 0; i < SHARDS.size(); i++) {
+      List<String> keys = new ArrayList<>();
+      try (Connection c = pg.shard(i).connect(); Statement s = c.createStatement();
+           ResultSet rs = s.executeQuery("SELECT " + column + " FROM " + table + " WHERE " + column
+               + " IS NOT NULL ORDER BY 1")) {
+        while (rs.next()) {
+          keys.add(rs.getString(1));
+        }
+      }
+      out.put(SHARDS.get(i), keys);
+    }
+    return out;
+  }
+
+  private String serverShard(String keyspace, Key key) {
+    return read.lookup(LookupRequest.newBuilder().setKeyspace(keyspace).setKey(key).build()).getRoute().getShard();
+  }
+
+  private static int insertInt(Connection c, String table, long id, String v) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + table + " (id, v) VALUES (?, ?)")) {
+      ps.setLong(1, id);
+      ps.setString(2, v);
+      return ps.executeUpdate();
+    }
+  }
+
+  private static int insertString(Connection c, String table, String key, String v) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + table + " (skey, v) VALUES (?, ?)")) {
+      ps.setString(1, key);
+      ps.setString(2, v);
+      return ps.executeUpdate();
+    }
+  }
+
+  private static void eventually(String what, BooleanSupplier cond) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+    while (!cond.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("timed out waiting for: " + what);
+      }
+      Thread.sleep(10);
+    }
+  }
+
+  @Test
+  void rowsLandOnTheShardTheDirectoryNamesForEveryStrategy() throws Exception {
+    admin.putDirectoryEntries(PutDirectoryEntriesRequest.newBuilder().setKeyspace("tenants")
+        .addEntries(DirectoryEntry.newBuilder().setKey(Key.newBuilder().setStringKey("acme")).setShard("s1"))
+        .addEntries(DirectoryEntry.newBuilder().setKey(Key.newBuilder().setStringKey("globex")).setShard("s2"))
+        .build());
+    eventually("entries reach the client", () -> "s2".equals(client.route("tenants", "globex").shard()));
+    Random rnd = new Random(11);
+    // INT64 keyspaces share the id column, so give each its own key set and check them separately.
+    for (String ks : List.of("users", "carts")) {
+      exec(pg.shard(0), "TRUNCATE " + table);
+      exec(pg.shard(1), "TRUNCATE " + table);
+      exec(pg.shard(2), "TRUNCATE " + table);
+      Map<String, Set<String>> expected = new TreeMap<>();
+      for (int i = 0; i < 150; i++) {
+        long k = rnd.nextLong();
+        String v = ks + i;
+        assertEquals(1, (int) data.inTransaction(ks, k, c -> insertInt(c, table, k, v)));
+        expected.computeIfAbsent(serverShard(ks, Key.newBuilder().setIntKey(k).build()), s -> new TreeSet<>())
+            .add(Long.toString(k));
+      }
+      assertEquals(3, expected.size(), ks + ": keys spread over all three shards");
+      assertEquals(expected, asSets(rowsByShard("id")), ks);
+    }
+    Map<String, List<String>> keysets = new java.util.LinkedHashMap<>();
+    keysets.put("sessions", List.of("sess-1", "sess-2", "sess-3", "sess-4", "sess-5", "sess-6", "sess-7", "sess-8"));
+    keysets.put("tenants", List.of("acme", "globex", "initech", "umbrella"));
+    keysets.put("profiles", List.of("eu", "us", "ap", "mars"));
+    for (var e : keysets.entrySet()) {
+      for (int i = 0; i < 3; i++) {
+        exec(pg.shard(i), "TRUNCATE " + table);
+      }
+      Map<String, Set<String>> expected = new TreeMap<>();
+      for (String k : e.getValue()) {
+        data.inTransaction(e.getKey(), k, c -> insertString(c, table, k, "x"));
+        expected.computeIfAbsent(serverShard(e.getKey(), Key.newBuilder().setStringKey(k).build()),
+            s -> new TreeSet<>()).add(k);
+      }
+      assertEquals(expected, asSets(rowsByShard("skey")), e.getKey());
+    }
+    // The last loop ran profiles: the directory named s1/s2/s3 for eu/us/ap, and "mars" is no region.
+    assertTrue(rowsByShard("skey").get("s1").contains("eu"));
+    // Reads see what the writes put there, through the same routing.
+    assertEquals("x", data.read("profiles", "us", c -> queryOne(c, "SELECT v FROM " + table + " WHERE skey = 'us'")));
+    assertTrue(client.stats().calls() >= 300 + 17);
+  }
+
+  private static Map<String, Set<String>> asSets(Map<String, List<String>> m) {
+    Map<String, Set<String>> out = new TreeMap<>();
+    m.forEach((k, v) -> {
+      if (!v.isEmpty()) {
+        out.put(k, new TreeSet<>(v));
+      }
+    });
+    return out;
+  }
+
+  private static String queryOne(Connection c, String sql) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+      return rs.next() ? rs.getString(1) : null;
+    }
+  }
+
+  @Test
+  void poolsOpenAndCloseWithShardRegistrations() throws Exception {
+    PgInstance p0 = pg.shard(0);
+    String dbA = "a_" + table;
+    String dbB = "b_" + table;
+    exec(p0, "CREATE DATABASE " + dbA);
+    exec(p0, "CREATE DATABASE " + dbB);
+    try {
+      eventually("pools for the three shards", () -> data.openShards().equals(Set.copyOf(SHARDS)));
+      int opened = data.poolsOpened();
+      admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
+          .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbA))).build());
+      eventually("a pool for the new shard", () -> data.openShards().contains("s4"));
+      assertEquals(opened + 1, data.poolsOpened());
+      assertEquals(dbA, currentDatabase("s4"));
+
+      int closed = data.poolsClosed();
+      admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
+          .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))).build());
+      eventually("the old pool closes when the endpoint changes", () -> data.poolsClosed() == closed + 1);
+      assertEquals(dbB, currentDatabase("s4"));
+
+      // A state change alone keeps the pool (and its warm connections).
+      int openedBefore = data.poolsOpened();
+      admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
+          .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))
+          .setState(ShardState.SHARD_STATE_DRAINING)).build());
+      long rev = read.listShards(ListShardsRequest.getDefaultInstance()).getRevision();
+      eventually("the state change arrives", () -> client.revision() >= rev);
+      assertEquals(openedBefore, data.poolsOpened());
+
+      admin.deregisterShard(DeregisterShardRequest.newBuilder().setName("s4").build());
+      eventually("the pool closes when the shard is deregistered",
+          () -> !data.openShards().contains("s4") && data.poolsClosed() == closed + 2);
+      ShardmapException gone = assertThrows(ShardmapException.class, () -> data.primary("s4"));
+      assertEquals(ErrorCode.NOT_FOUND, gone.code());
+    } finally {
+      // Pools of s4 are closed by now; drop with FORCE in case a connection lingers.
+      exec(p0, "DROP DATABASE IF EXISTS " + dbA + " WITH (FORCE)");
+      exec(p0, "DROP DATABASE IF EXISTS " + dbB + " WITH (FORCE)");
+    }
+  }
+
+  private String currentDatabase(String shard) throws SQLException {
+    try (Connection c = data.primary(shard).getConnection()) {
+      return queryOne(c, "SELECT current_database()");
+    }
+  }
+
+  /**
+   * The fence the migrator installs, reduced to what the SDK sees: writes to ids in [lo, hi) fail with
+   * SQLSTATE SMF01 naming the fenced epoch.
+   */
+  private void fence(int shardIndex, Route route) throws SQLException {
+    long lo = route.range().unboundedBelow() ? Long.MIN_VALUE : io.shardmap.core.Keys.decodeInt64(route.range().start());
+    long hi = route.range().unboundedAbove() ? Long.MAX_VALUE : io.shardmap.core.Keys.decodeInt64(route.range().end());
+    String msg = StaleRoute.message("users", route.epoch()).replace("'", "''");
+    exec(pg.shard(shardIndex), "CREATE TABLE IF NOT EXISTS fence_" + table + " (lo bigint, hi bigint, msg text)");
+    exec(pg.shard(shardIndex), "INSERT INTO fence_" + table + " VALUES (" + lo + ", " + hi + ", '" + msg + "')");
+    exec(pg.shard(shardIndex), "CREATE OR REPLACE FUNCTION fence_" + table + "() RETURNS trigger LANGUAGE plpgsql AS $$"
+        + " DECLARE m text; BEGIN"
+        + " SELECT msg INTO m FROM fence_" + table + " WHERE NEW.id >= lo AND NEW.id < hi;"
+        + " IF FOUND THEN RAISE EXCEPTION USING ERRCODE = '" + StaleRoute.SQLSTATE + "', MESSAGE = m; END IF;"
+        + " RETURN NEW; END $$");
+    exec(pg.shard(shardIndex), "DROP TRIGGER IF EXISTS fence ON " + table);
+    exec(pg.shard(shardIndex), "CREATE TRIGGER fence BEFORE INSERT OR UPDATE ON " + table
+        + " FOR EACH ROW EXECUTE FUNCTION fence_" + table + "()");
+  }
+
+  private long count(int shardIndex, long id) throws SQLException {
+    try (Connection c = pg.shard(shardIndex).connect()) {
+      return Long.parseLong(queryOne(c, "SELECT count(*) FROM " + table + " WHERE id = " + id));
+    }
+  }
+
+  private void reassignLater(Route route, String to, long delayMillis, List<CompletableFuture<?>> pending) {
+    pending.add(CompletableFuture.runAsync(() -> {
+      try {
+        Thread.sleep(delayMillis);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      admin.reassignRange(ReassignRangeRequest.newBuilder().setKeyspace("users")
+          .setRange(route.range().toProto(KeyType.KEY_TYPE_INT64)).setShard(to).setExpectedEpoch(route.epoch()).build());
+    }));
+  }
+
+  @Test
+  void aFencedRangeIsRetriedOnTheNewOwnerOnlyWhenTheWorkProvablyDidNotRun() throws Exception {
+    // users is split evenly over s1, s2, s3; pick one key in each of the first two ranges.
+    long k1 = Long.MIN_VALUE + 10;
+    Route r1 = client.route("users", k1);
+    assertEquals("s1", r1.shard());
+    fence(0, r1);
+    List<CompletableFuture<?>> pending = new ArrayList<>();
+    reassignLater(r1, "s3", 300, pending);
+    long retries = client.stats().retries(RetryCause.STALE_ROUTE);
+    long t0 = System.nanoTime();
+    // A transaction refused by the fence is rolled back by PostgreSQL, so the SDK reruns it on s3.
+    assertEquals(1, (int) data.inTransaction("users", k1, c -> insertInt(c, table, k1, "moved")));
+    long waitedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+    pending.forEach(CompletableFuture::join);
+    assertTrue(waitedMs >= 250, "the call waited for the cutover, " + waitedMs + " ms");
+    assertEquals(retries + 1, client.stats().retries(RetryCause.STALE_ROUTE));
+    assertEquals(0, count(0, k1), "nothing on the fenced source");
+    assertEquals(1, count(2, k1), "exactly once on the new owner");
+
+    // Autocommit work that is not declared idempotent may have partly run: not retried, but the error
+    // names the new owner, and the client's map already routes there.
+    long k2 = 0;
+    Route r2 = client.route("users", k2);
+    assertEquals("s2", r2.shard());
+    fence(1, r2);
+    reassignLater(r2, "s3", 200, pending);
+    ShardmapException stale = assertThrows(ShardmapException.class,
+        () -> data.withConnection("users", k2, Idempotence.NOT_IDEMPOTENT, c -> insertInt(c, table, k2, "x")));
+    assertEquals(ErrorCode.STALE_EPOCH, stale.code());
+    assertTrue(stale.getMessage().contains("moved to s3"), stale.getMessage());
+    assertTrue(stale.getCause() instanceof SQLException s && StaleRoute.isStaleRoute(s));
+    pending.forEach(CompletableFuture::join);
+    assertEquals("s3", client.route("users", k2).shard());
+    assertEquals(0, count(1, k2) + count(2, k2));
+
+    // The same work declared idempotent is rerun on the new owner.
+    long k3 = 1;
+    assertEquals("s3", client.route("users", k3).shard());
+    assertEquals(1, (int) data.withConnection("users", k3, Idempotence.IDEMPOTENT, c -> insertInt(c, table, k3, "y")));
+    assertEquals(1, count(2, k3));
+
+    // A fence with no cutover behind it: after staleRouteTimeout the call fails, clearly, and did nothing.
+    long k4 = Long.MAX_VALUE - 10;
+    Route r4 = client.route("users", k4);
+    exec(pg.shard(2), "DROP TRIGGER IF EXISTS fence ON " + table);
+    fence(2, r4);
+    ShardmapException timeout = assertThrows(ShardmapException.class,
+        () -> data.inTransaction("users", k4, c -> insertInt(c, table, k4, "z")));
+    assertEquals(ErrorCode.STALE_EPOCH, timeout.code());
+    assertTrue(timeout.getMessage().contains("no newer route appeared within 3000 ms"), timeout.getMessage());
+    assertEquals(0, count(2, k4));
+  }
+
+  @Test
+  void readsUseAReplicaAndFallBackToThePrimary() throws Exception {
+    PgInstance p1 = pg.shard(1);
+    String replicaDb = "r_" + table;
+    exec(p1, "CREATE DATABASE " + replicaDb);
+    try {
+      PgInstance replica = new PgInstance(p1.host(), p1.port(), replicaDb, p1.user(), p1.password());
+      exec(replica, "CREATE TABLE " + table + " (id bigint, skey text, v text)");
+      exec(replica, "INSERT INTO " + table + " (skey, v) VALUES ('us', 'from-replica')");
+      exec(pg.shard(1), "INSERT INTO " + table + " (skey, v) VALUES ('us', 'from-primary')");
+      String q = "SELECT v FROM " + table + " WHERE skey = 'us'";
+      admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
+          .setPrimary(endpoint(p1)).addReplicas(endpoint(replica))).build());
+      eventually("the replica is in the map", () -> client.shard("s2").getReplicasCount() == 1);
+      assertEquals("from-replica", data.read("profiles", "us", c -> queryOne(c, q)));
+      assertEquals("from-primary", data.inTransaction("profiles", "us", c -> queryOne(c, q)));
+      assertTrue(data.read("profiles", "us", Connection::isReadOnly), "replica connections are read-only");
+
+      // A replica that cannot be reached: reads go to the primary, and the detour is counted.
+      int deadPort;
+      try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+        deadPort = s.getLocalPort();
+      }
+      admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
+          .setPrimary(endpoint(p1)).addReplicas(Endpoint.newBuilder().setHost("127.0.0.1").setPort(deadPort)
+              .setDatabase(replicaDb))).build());
+      eventually("the dead replica is in the map", () -> client.shard("s2").getReplicas(0).getPort() == deadPort);
+      long detours = client.stats().retries(RetryCause.REPLICA_UNAVAILABLE);
+      assertEquals("from-primary", data.read("profiles", "us", c -> queryOne(c, q)));
+      assertEquals(detours + 1, client.stats().retries(RetryCause.REPLICA_UNAVAILABLE));
+    } finally {
+      admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
+          .setPrimary(endpoint(p1))).build());
+      long rev = read.listShards(ListShardsRequest.getDefaultInstance()).getRevision();
+      eventually("replica removed", () -> client.revision() >= rev);
+      exec(p1, "DROP DATABASE IF EXISTS " + replicaDb + " WITH (FORCE)");
+    }
+  }
+
+  @Test
+  void aTransactionWhoseConnectionDiesBeforeCommitRunsAgainOnce() throws Exception {
+    long k = 42;
+    AtomicInteger runs = new AtomicInteger();
+    long before = client.stats().retries(RetryCause.CONNECTION);
+    int inserted = data.inTransaction("users", k, c -> {
+      int n = insertInt(c, table, k, "v" + runs.incrementAndGet());
+      if (runs.get() == 1) {
+        // The server ends this session mid-transaction (as a restart or failover would).
+        try (Statement s = c.createStatement()) {
+          s.execute("SELECT pg_terminate_backend(pg_backend_pid())");
+        }
+      }
+      return n;
+    });
+    assertEquals(1, inserted);
+    assertEquals(2, runs.get());
+    assertEquals(before + 1, client.stats().retries(RetryCause.CONNECTION));
+    int owner = SHARDS.indexOf(client.route("users", k).shard());
+    try (Connection c = pg.shard(owner).connect()) {
+      assertEquals("1", queryOne(c, "SELECT count(*) FROM " + table + " WHERE id = " + k));
+      assertEquals("v2", queryOne(c, "SELECT v FROM " + table + " WHERE id = " + k));
+    }
+
+    // The same loss in autocommit work that is not idempotent is reported, not retried.
+    AtomicInteger autoRuns = new AtomicInteger();
+    assertThrows(SQLException.class, () -> data.withConnection("users", k, Idempotence.NOT_IDEMPOTENT, c -> {
+      autoRuns.incrementAndGet();
+      try (Statement s = c.createStatement()) {
+        return s.execute("SELECT pg_terminate_backend(pg_backend_pid())");
+      }
+    }));
+    assertEquals(1, autoRuns.get());
+
+    // A plain SQL error is the caller's: passed through unchanged, never retried.
+    AtomicInteger badRuns = new AtomicInteger();
+    SQLException bad = assertThrows(SQLException.class, () -> data.inTransaction("users", k, c -> {
+      badRuns.incrementAndGet();
+      return insertInt(c, "no_such_table_" + table, k, "x");
+    }));
+    assertEquals("42P01", bad.getSQLState());
+    assertEquals(1, badRuns.get());
+    assertFalse(StaleRoute.isStaleRoute(bad));
+  }
+
+  @Test
+  void badOptionsAreRefusedNamingTheOption() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> DataOptions.builder().user("u").maxPoolSize(2).minIdle(3).build());
+    assertTrue(e.getMessage().startsWith("minIdle:"), e.getMessage());
+    e = assertThrows(IllegalArgumentException.class, () -> DataOptions.builder().build());
+    assertTrue(e.getMessage().startsWith("user:"), e.getMessage());
+    e = assertThrows(IllegalArgumentException.class,
+        () -> DataOptions.builder().replicaConnectionTimeout(Duration.ofMillis(10)));
+    assertTrue(e.getMessage().startsWith("replicaConnectionTimeout:"), e.getMessage());
+    // An unknown keyspace is a routing error, before any connection is taken.
+    ShardmapException nf = assertThrows(ShardmapException.class,
+        () -> data.inTransaction("nope", 1L, c -> 1));
+    assertEquals(ErrorCode.NOT_FOUND, nf.code());
+  }
+}
