@@ -14,9 +14,13 @@ import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.server.internal.StoreLayout;
 import io.shardmap.store.KeyValue;
+import io.shardmap.store.MetaStore;
+import io.shardmap.store.Txn;
+import io.shardmap.store.TxnResult;
 import io.shardmap.store.WatchEvent;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Builds the large INT64 range maps the micro-benchmarks and the heap measurement use, the way a directory
@@ -101,18 +105,53 @@ public final class RangeMaps {
    * {@code shards} shards, plus the shards' records, exactly as the admin service writes them.
    */
   public static List<KeyValue> storeRecords(String keyspace, int ranges, int shards) {
+    return storeRecords(LAYOUT, keyspace, ranges, shards);
+  }
+
+  /** {@link #storeRecords(String, int, int)} under another etcd prefix. */
+  public static List<KeyValue> storeRecords(StoreLayout layout, String keyspace, int ranges, int shards) {
     long[] starts = evenStarts(ranges);
     List<String> names = shardNames(shards);
     List<KeyValue> kvs = new ArrayList<>(ranges + shards + 1);
     for (int s = 0; s < shards; s++) {
-      kvs.add(record(LAYOUT.shard(names.get(s)), shard(names.get(s), 5432 + s).toByteArray()));
+      kvs.add(record(layout.shard(names.get(s)), shard(names.get(s), 5432 + s).toByteArray()));
     }
-    kvs.add(record(LAYOUT.spec(keyspace), spec(keyspace).toByteArray()));
+    kvs.add(record(layout.spec(keyspace), spec(keyspace).toByteArray()));
     for (int i = 0; i < ranges; i++) {
-      kvs.add(record(LAYOUT.range(keyspace, startBytes(starts, i)),
+      kvs.add(record(layout.range(keyspace, startBytes(starts, i)),
           range(starts, i, names.get(i % shards), 1).toByteArray()));
     }
     return kvs;
+  }
+
+  /**
+   * Writes {@link #storeRecords(StoreLayout, String, int, int)} into a store, {@code opsPerTxn} puts per
+   * transaction, the way a restore would (no admin RPC can create 100,000 ranges at once: CreateKeyspace
+   * takes at most 1,024). Write before any directory server starts on the prefix: a server already
+   * watching would apply every transaction as one change of the whole map. Returns the last revision.
+   */
+  public static long write(MetaStore store, StoreLayout layout, String keyspace, int ranges, int shards,
+                           int opsPerTxn) {
+    List<KeyValue> kvs = storeRecords(layout, keyspace, ranges, shards);
+    long revision = 0;
+    for (int from = 0; from < kvs.size(); from += opsPerTxn) {
+      Txn.Builder txn = Txn.builder();
+      for (KeyValue kv : kvs.subList(from, Math.min(kvs.size(), from + opsPerTxn))) {
+        txn.put(kv.key(), kv.value());
+      }
+      TxnResult r;
+      try {
+        r = store.commit(txn.build()).get(30, TimeUnit.SECONDS);
+      } catch (Exception e) {
+        throw new IllegalStateException("writing the records of keyspace '" + keyspace + "' failed at record "
+            + from + " of " + kvs.size() + ": " + e, e);
+      }
+      if (!r.succeeded()) {
+        throw new IllegalStateException("a transaction without compares did not succeed");
+      }
+      revision = r.revision();
+    }
+    return revision;
   }
 
   private static KeyValue record(String key, byte[] value) {

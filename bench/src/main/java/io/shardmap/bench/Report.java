@@ -57,6 +57,44 @@ public final class Report {
     }
   }
 
+  /** A distribution of durations (ns, may be negative), for the event-timing benchmarks. */
+  public record Dist(long[] sorted) {
+    public static Dist of(long[] values) {
+      long[] s = values.clone();
+      Arrays.sort(s);
+      return new Dist(s);
+    }
+
+    public int count() {
+      return sorted.length;
+    }
+
+    public long p(double q) {
+      return quantile(sorted, q);
+    }
+
+    public long min() {
+      return sorted.length == 0 ? 0 : sorted[0];
+    }
+
+    public long max() {
+      return sorted.length == 0 ? 0 : sorted[sorted.length - 1];
+    }
+
+    public double mean() {
+      double sum = 0;
+      for (long v : sorted) {
+        sum += v;
+      }
+      return sorted.length == 0 ? 0 : sum / sorted.length;
+    }
+  }
+
+  /** Nanoseconds as milliseconds with {@code decimals} places. */
+  public static String millis(double nanos, int decimals) {
+    return String.format(Locale.ROOT, "%,." + decimals + "f", nanos / 1e6);
+  }
+
   public static String micros(long nanos) {
     return String.format(Locale.ROOT, "%.1f", nanos / 1e3);
   }

@@ -77,6 +77,60 @@ class SmokeTest {
   }
 
   @Test
+  @Timeout(120)
+  void propagationReachesEveryClientAndTheRawWatch() throws Exception {
+    PropagationCommand c = new PropagationCommand();
+    new CommandLine(c).parseArgs("--etcd-members", "1", "--servers", "2", "--clients", "3", "--warmup-writes", "1",
+        "--writes", "5", "--pause-ms", "0", "--max-seconds", "60");
+    PropagationCommand.Result r = c.run(out);
+    assertEquals(0, r.timeouts() + r.wrongRevisions(), output());
+    assertEquals(5, r.writes(), output());
+    // The last client cannot see a write before the first one, nor before it was sent.
+    assertTrue(r.allFromSend().min() >= r.firstFromSend().min() && r.firstFromSend().min() > 0, output());
+    assertTrue(r.rawFromSend().min() > 0, output());
+    assertTrue(output().contains("all clients / raw etcd watch"), output());
+  }
+
+  @Test
+  @Timeout(180)
+  void watchRecoveryMovesEveryClientOffAKilledReplica() throws Exception {
+    WatchRecoveryCommand c = new WatchRecoveryCommand();
+    new CommandLine(c).parseArgs("--etcd-members", "1", "--replicas", "2", "--clients", "3", "--rounds", "1",
+        "--round-timeout-seconds", "30", "--max-seconds", "120");
+    WatchRecoveryCommand.Result r = c.run(out);
+    assertTrue(r.complete(), output());
+    assertEquals(1, r.rounds().size(), output());
+    assertEquals(3, r.rounds().get(0).failovers(), output());
+    assertTrue(r.allClients().min() > 0, output());
+  }
+
+  @Test
+  @Timeout(120)
+  void clientHeapMeasuresARealClient() throws Exception {
+    ClientHeapCommand c = new ClientHeapCommand();
+    new CommandLine(c).parseArgs("--ranges", "20000", "--trials", "1");
+    ClientHeapCommand.Result r = c.run(out);
+    // 20,000 ranges take well over 1 MB however they are held; a client of 2 ranges far less.
+    assertTrue(r.mapBytes() > 1_000_000 && r.tinyClientBytes() < r.mapBytes() && r.treeMapBytes() > 0, output());
+  }
+
+  @Test
+  @Timeout(60)
+  void sdkLookupStateRoutesLikeTheMap() throws Exception {
+    RouteLookupBenchmark l = new RouteLookupBenchmark();
+    l.ranges = 1000;
+    l.setUp();
+    try {
+      // startSdk checks that both clients agree with the map on every key.
+      l.startSdk();
+      assertNotNull(l.sdkRoute());
+      assertNotNull(l.sdkRouteMaxStaleness());
+    } finally {
+      l.tearDown();
+    }
+  }
+
+  @Test
   void microBenchmarkStatesBuildAndRun() {
     MapChangeBenchmark m = new MapChangeBenchmark();
     m.ranges = 1000;

@@ -1,8 +1,14 @@
 package io.shardmap.bench.jmh;
 
 import io.shardmap.bench.RangeMaps;
+import io.shardmap.client.ClientOptions;
+import io.shardmap.client.ShardmapClient;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Route;
+import io.shardmap.server.DirectoryServer;
+import io.shardmap.server.ServerOptions;
+import io.shardmap.store.InMemoryMetaStore;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -11,6 +17,7 @@ import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
@@ -18,7 +25,9 @@ import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
+import org.openjdk.jmh.infra.BenchmarkParams;
 
 /**
  * A cached INT64 lookup on a 100,000-range map: {@code KeyspaceMap.routeOrNull(long)}, what the SDK and
@@ -26,6 +35,13 @@ import org.openjdk.jmh.annotations.Warmup;
  * {@code Arrays.binarySearch} over the same starts. Keys are uniformly random over the INT64 space
  * (4,096 precomputed, cycled), so every call walks a full binary search. Run with {@code -prof gc} for
  * the allocation rate: routeOrNull should show 0 B/op.
+ *
+ * <p>The SDK path, {@code sdkRoute}: {@code ShardmapClient.route(keyspace, key)} on a real client that
+ * loaded the same map from a directory server in this JVM (on {@link InMemoryMetaStore}) and follows its
+ * watch stream: the staleness check (when configured), the volatile snapshot read, the keyspace lookup by
+ * name, then {@code KeyspaceMap.route(long)}. {@code sdkRouteMaxStaleness} is the same with
+ * {@code maxStaleness} set, which adds a clock read per lookup. Server and clients are started only for
+ * the sdk benchmarks; they sit idle during measurement (a heartbeat every 2 s).
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -46,7 +62,20 @@ public class RouteLookupBenchmark {
   private long[] keys;
   private int cursor;
 
-  @Setup
+  private InMemoryMetaStore sdkStore;
+  private DirectoryServer sdkServer;
+  private ShardmapClient client;
+  private ShardmapClient stalenessClient;
+
+  @Setup(Level.Trial)
+  public void trialSetUp(BenchmarkParams params) throws Exception {
+    setUp();
+    if (params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1).startsWith("sdk")) {
+      startSdk();
+    }
+  }
+
+  /** The maps and keys of every benchmark (checks that the three lookups agree). */
   public void setUp() {
     map = RangeMaps.rangeSnapshot(ranges, 16).keyspace(RangeMaps.KEYSPACE);
     starts = RangeMaps.evenStarts(ranges);
@@ -67,6 +96,43 @@ public class RouteLookupBenchmark {
     }
   }
 
+  /**
+   * A directory server on loopback holding the same map (written to its store as records, then loaded),
+   * and two clients that have loaded it from the server; checks the clients agree with the map on every key.
+   */
+  public void startSdk() throws Exception {
+    sdkStore = new InMemoryMetaStore();
+    RangeMaps.write(sdkStore, RangeMaps.LAYOUT, RangeMaps.KEYSPACE, ranges, 16, InMemoryMetaStore.DEFAULT_MAX_TXN_OPS);
+    sdkServer = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
+        .etcdPrefix(RangeMaps.PREFIX).build(), sdkStore);
+    ClientOptions.Builder o = ClientOptions.builder().targets("127.0.0.1:" + sdkServer.port())
+        .keyspaces(RangeMaps.KEYSPACE);
+    client = ShardmapClient.start(o.build());
+    stalenessClient = ShardmapClient.start(o.maxStaleness(Duration.ofHours(1)).build());
+    for (long k : keys) {
+      Route want = map.routeOrNull(k);
+      for (ShardmapClient c : new ShardmapClient[] {client, stalenessClient}) {
+        Route got = c.route(RangeMaps.KEYSPACE, k);
+        if (!got.shard().equals(want.shard()) || got.epoch() != want.epoch() || !got.range().equals(want.range())) {
+          throw new IllegalStateException("the client routes key " + k + " to " + got + ", the map to " + want);
+        }
+      }
+    }
+  }
+
+  @TearDown(Level.Trial)
+  public void tearDown() {
+    for (AutoCloseable c : new AutoCloseable[] {client, stalenessClient, sdkServer, sdkStore}) {
+      if (c != null) {
+        try {
+          c.close();
+        } catch (Exception ignored) {
+          // the fork ends anyway
+        }
+      }
+    }
+  }
+
   private long nextKey() {
     return keys[cursor++ & (KEYS - 1)];
   }
@@ -79,6 +145,16 @@ public class RouteLookupBenchmark {
   @Benchmark
   public Route routeOrNull() {
     return map.routeOrNull(nextKey());
+  }
+
+  @Benchmark
+  public Route sdkRoute() {
+    return client.route(RangeMaps.KEYSPACE, nextKey());
+  }
+
+  @Benchmark
+  public Route sdkRouteMaxStaleness() {
+    return stalenessClient.route(RangeMaps.KEYSPACE, nextKey());
   }
 
   @Benchmark
