@@ -93,7 +93,7 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
 
   /** One round: nanoseconds from the fault, per client, and the round's reference times. */
   public record Round(long[] fromFault, int missing, int stayedOnA, long faultNanos, long writeRpcNanos,
-                      long steadyAllFromSend, long reconnects, long failovers) {
+                      long allFromWriteReturn, long steadyAllFromSend, long reconnects, long failovers) {
     public long all() {
       long m = 0;
       for (long v : fromFault) {
@@ -110,6 +110,10 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
 
     public Report.Dist perClient() {
       return Report.Dist.of(rounds.stream().flatMapToLong(r -> java.util.Arrays.stream(r.fromFault())).toArray());
+    }
+
+    public Report.Dist allFromWriteReturn() {
+      return Report.Dist.of(rounds.stream().mapToLong(Round::allFromWriteReturn).toArray());
     }
 
     public Report.Dist steady() {
@@ -280,13 +284,15 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
         throw new IllegalStateException("round " + n + ": a client's first revision after the fault was not the "
             + "write's " + after + ": " + got);
       }
-      Round r = new Round(fromFault, missing, stayed, f1 - f0, w1 - f1, steadyAll, reconnects, failovers);
+      Round r = new Round(fromFault, missing, stayed, f1 - f0, w1 - f1, rec.last() - w1, steadyAll, reconnects,
+          failovers);
       Report.Dist d = Report.Dist.of(fromFault);
       out.printf(Locale.ROOT, "round %2d: all clients %s ms (first %s, median %s) after the fault; fault took %s ms, "
-              + "write RPC %s ms; missing %d, still on A %d; reconnects %d, failovers %d; healthy write to all "
-              + "clients %s ms%n", n, Report.millis(d.max(), 1), Report.millis(d.min(), 1),
-          Report.millis(d.p(0.5), 1), Report.millis(f1 - f0, 1), Report.millis(w1 - f1, 1), missing, stayed,
-          reconnects, failovers, Report.millis(steadyAll, 1));
+              + "write RPC %s ms, all clients %s ms after its return; missing %d, still on A %d; reconnects %d, "
+              + "failovers %d; healthy write to all clients %s ms%n", n, Report.millis(d.max(), 1),
+          Report.millis(d.min(), 1), Report.millis(d.p(0.5), 1), Report.millis(f1 - f0, 1), Report.millis(w1 - f1, 1),
+          Report.millis(r.allFromWriteReturn(), 1), missing, stayed, reconnects, failovers,
+          Report.millis(steadyAll, 1));
       return new RoundAndRevision(r, after);
     }
   }
@@ -295,6 +301,7 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
     Report.Dist all = r.allClients();
     Report.Dist per = r.perClient();
     Report.Dist steady = r.steady();
+    Report.Dist fromReturn = r.allFromWriteReturn();
     out.println();
     out.print(Report.table(List.of("measure (ms)", "n", "p50", "p99", "max", "min"), List.of(
         List.of("all clients recovered, from the fault (per round)", Integer.toString(all.count()),
@@ -303,6 +310,9 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
         List.of("one client recovered, from the fault (pooled)", Integer.toString(per.count()),
             Report.millis(per.p(0.5), 1), Report.millis(per.p(0.99), 1), Report.millis(per.max(), 1),
             Report.millis(per.min(), 1)),
+        List.of("all clients recovered, from the write's return", Integer.toString(fromReturn.count()),
+            Report.millis(fromReturn.p(0.5), 1), Report.millis(fromReturn.p(0.99), 1),
+            Report.millis(fromReturn.max(), 1), Report.millis(fromReturn.min(), 1)),
         List.of("baseline: healthy write to all clients, from send", Integer.toString(steady.count()),
             Report.millis(steady.p(0.5), 1), Report.millis(steady.p(0.99), 1), Report.millis(steady.max(), 1),
             Report.millis(steady.min(), 1)))));
