@@ -12,6 +12,10 @@ import java.util.function.BiConsumer;
  * STRATEGY_DIRECTORY: explicit key → shard entries plus an optional fallback. Sized for millions of
  * entries: the entries are split by hash into {@value #CHUNKS} immutable chunks, and a change copies only
  * the chunks it touches, so snapshots stay immutable without copying the whole directory per change.
+ *
+ * <p>A copy may hold only the layout ({@link #withoutEntries()}): a client that loads a big directory
+ * lazily keeps the fallback here and the entries it needs elsewhere. Such a table refuses to route,
+ * because answering from the fallback alone would send every key with an entry to the wrong shard.
  */
 public final class DirectoryTable {
   static final int CHUNKS = 4096;
@@ -21,19 +25,33 @@ public final class DirectoryTable {
   private final int size;
   private final Route fallback;
   private final DirectoryLayout layout;
+  private final boolean entriesHeld;
 
-  private DirectoryTable(Map<ByteKey, Route>[] chunks, int size, Route fallback, DirectoryLayout layout) {
+  private DirectoryTable(Map<ByteKey, Route>[] chunks, int size, Route fallback, DirectoryLayout layout,
+                         boolean entriesHeld) {
     this.chunks = chunks;
     this.size = size;
     this.fallback = fallback;
     this.layout = layout;
+    this.entriesHeld = entriesHeld;
   }
 
   @SuppressWarnings("unchecked")
   public static DirectoryTable empty(DirectoryLayout layout, long layoutRevision) {
     Map<ByteKey, Route>[] chunks = new Map[CHUNKS];
     Arrays.fill(chunks, EMPTY_CHUNK);
-    return new DirectoryTable(chunks, 0, fallbackRoute(layout, layoutRevision), layout);
+    return new DirectoryTable(chunks, 0, fallbackRoute(layout, layoutRevision), layout, true);
+  }
+
+  /** The same layout and fallback without any entries; see the class comment. */
+  public DirectoryTable withoutEntries() {
+    DirectoryTable empty = empty(layout, 0);
+    return new DirectoryTable(empty.chunks, 0, fallback, layout, false);
+  }
+
+  /** False for a layout-only copy ({@link #withoutEntries()}), which cannot route. */
+  public boolean entriesHeld() {
+    return entriesHeld;
   }
 
   private static Route fallbackRoute(DirectoryLayout layout, long revision) {
@@ -50,12 +68,17 @@ public final class DirectoryTable {
     return fallback;
   }
 
+  /** Entries held by this table (0 for a layout-only copy, whatever the directory holds). */
   public int size() {
     return size;
   }
 
   /** The entry for a key, or {@code null}; does not consult the fallback. */
   public Route entry(byte[] canonicalKey) {
+    if (!entriesHeld) {
+      throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this copy of the directory holds only its "
+          + "layout, not its entries (a client loading it lazily routes its keys itself)");
+    }
     ByteKey k = new ByteKey(canonicalKey);
     return chunks[k.hash & (CHUNKS - 1)].get(k);
   }
@@ -67,11 +90,14 @@ public final class DirectoryTable {
   }
 
   public DirectoryTable withLayout(DirectoryLayout newLayout, long revision) {
-    return new DirectoryTable(chunks, size, fallbackRoute(newLayout, revision), newLayout);
+    return new DirectoryTable(chunks, size, fallbackRoute(newLayout, revision), newLayout, entriesHeld);
   }
 
   /** A new table with {@code removed} keys deleted and {@code puts} (canonical key → route) set. */
   public DirectoryTable apply(List<byte[]> removed, Map<byte[], Route> puts) {
+    if (!entriesHeld) {
+      throw new IllegalStateException("entry changes applied to a layout-only copy of a directory");
+    }
     Map<Integer, Map<ByteKey, Route>> copies = new HashMap<>();
     int newSize = size;
     for (byte[] key : removed) {
@@ -92,7 +118,7 @@ public final class DirectoryTable {
     }
     Map<ByteKey, Route>[] next = chunks.clone();
     copies.forEach((c, m) -> next[c] = m);
-    return new DirectoryTable(next, newSize, fallback, layout);
+    return new DirectoryTable(next, newSize, fallback, layout, true);
   }
 
   /** Visits every entry (canonical key, route), in an order fixed for this instance. */

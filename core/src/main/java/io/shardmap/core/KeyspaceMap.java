@@ -258,6 +258,16 @@ public final class KeyspaceMap {
     }
   }
 
+  /**
+   * This directory keyspace with its spec and layout (fallback) but none of its entries: what a client
+   * holds for a directory it loads lazily. Routing through the result fails with FAILED_PRECONDITION
+   * (see {@link DirectoryTable#withoutEntries()}); entry changes must not be applied to it.
+   */
+  public KeyspaceMap withoutDirectoryEntries() {
+    DirectoryTable d = directory();
+    return copy(layoutRevision, null, null, null, d.withoutEntries(), null);
+  }
+
   public KeyspaceMap withSpec(KeyspaceSpec newSpec, long revision) {
     return new KeyspaceMap(newSpec, revision, layoutRevision, ranges, hash, ring, directory, geo, broken);
   }

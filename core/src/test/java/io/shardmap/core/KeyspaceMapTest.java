@@ -159,6 +159,32 @@ class KeyspaceMapTest {
   }
 
   @Test
+  void layoutOnlyDirectoryKeepsItsFallbackButRefusesToRoute() {
+    String ks = "tenants";
+    KeyspaceMap full = KeyspaceMap.withoutLayout(spec(ks, INT64, Strategy.STRATEGY_DIRECTORY), 1)
+        .apply(2, List.of(
+            MapChange.newBuilder().setKeyspace(ks).setEntry(DirectoryEntry.newBuilder().setKey(ik(7)).setShard("s1").setEpoch(3)).build(),
+            MapChange.newBuilder().setKeyspace(ks).setDirectory(DirectoryLayout.newBuilder().setFallbackShard("fb").setFallbackEpoch(2)).build()));
+    KeyspaceMap lazy = full.withoutDirectoryEntries();
+    assertFalse(lazy.directory().entriesHeld());
+    assertTrue(full.directory().entriesHeld());
+    assertEquals(0, lazy.directory().size());
+    assertEquals(new Route("fb", 2, null, 2), lazy.directory().fallback());
+    // Key 7 has an entry on s1: a layout-only copy must not answer "fb" for it.
+    assertError(ErrorCode.FAILED_PRECONDITION, () -> lazy.route(7L), "holds only its layout");
+    assertError(ErrorCode.FAILED_PRECONDITION, () -> lazy.routeOrNull(8L), "holds only its layout");
+    // Layout and spec changes still apply and keep it layout-only; entry changes are a caller bug.
+    KeyspaceMap moved = lazy.apply(5, List.of(MapChange.newBuilder().setKeyspace(ks)
+        .setDirectory(DirectoryLayout.newBuilder().setFallbackShard("fb2").setFallbackEpoch(4)).build()));
+    assertEquals(new Route("fb2", 4, null, 5), moved.directory().fallback());
+    assertFalse(moved.directory().entriesHeld());
+    assertFalse(moved.withSpec(lazy.spec(), 6).directory().entriesHeld());
+    assertNotNull(lazy.apply(7, List.of(MapChange.newBuilder().setKeyspace(ks)
+        .setEntry(DirectoryEntry.newBuilder().setKey(ik(9)).setShard("s1")).build())).broken());
+    assertEquals("s1", full.route(7L).shard(), "the full map is unchanged");
+  }
+
+  @Test
   void directoryEntriesBeforeTheLayoutRecordAreKept() {
     String ks = "tenants";
     KeyspaceMap m = KeyspaceMap.withoutLayout(spec(ks, INT64, Strategy.STRATEGY_DIRECTORY), 1)

@@ -221,6 +221,50 @@ class RoutingTest {
   }
 
   @Test
+  void directoryLayoutWithoutEntriesAndBatchAnswersSayingWhichKeysFellBack() {
+    client.admin().createKeyspace(create("accounts", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_DIRECTORY)
+        .setFallbackShard("s1").build());
+    PutDirectoryEntriesRequest.Builder put = PutDirectoryEntriesRequest.newBuilder().setKeyspace("accounts");
+    for (long k = 0; k < 25; k++) {
+      // Key 3 sits on the fallback's own shard: same shard and epoch as the fallback, yet an entry.
+      put.addEntries(DirectoryEntry.newBuilder().setKey(intKey(k)).setShard(k == 3 ? "s1" : "s2"));
+    }
+    client.admin().putDirectoryEntries(put.build());
+
+    // skip_entries: spec, fallback and the count; no entries and no next page even with a tiny page size.
+    GetMapResponse head = client.read().getMap(GetMapRequest.newBuilder().setKeyspace("accounts")
+        .setSkipEntries(true).setPageSize(2).build());
+    assertEquals(0, head.getEntriesCount());
+    assertEquals("", head.getNextPageToken());
+    assertEquals(25, head.getEntryCount());
+    assertEquals("s1", head.getDirectory().getFallbackShard());
+    assertEquals(Strategy.STRATEGY_DIRECTORY, head.getSpec().getStrategy());
+    assertEquals(head.getRevision(), head.getFreshness().getRevision(), "freshness names the revision read");
+    GetMapResponse full = client.read().getMap(GetMapRequest.newBuilder().setKeyspace("accounts")
+        .setPageSize(10).build());
+    assertEquals(10, full.getEntriesCount());
+    assertEquals(25, full.getEntryCount());
+    assertFalse(full.getNextPageToken().isEmpty());
+    // Other strategies ignore the flag: their layout is the map.
+    client.admin().createKeyspace(create("ledgers", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
+        .addAllRangeShards(List.of("s1", "s2", "s3")).build());
+    assertEquals(3, client.read().getMap(GetMapRequest.newBuilder().setKeyspace("ledgers").setSkipEntries(true)
+        .build()).getRangesCount());
+
+    BatchLookupResponse b = client.read().batchLookup(BatchLookupRequest.newBuilder().setKeyspace("accounts")
+        .addIntKeys(2).addIntKeys(3).addIntKeys(1000).build());
+    assertEquals(List.of(false, false, true), b.getFromFallbackList());
+    assertEquals("s2", b.getShards(b.getShardIndexes(0)));
+    assertEquals("s1", b.getShards(b.getShardIndexes(1)));
+    assertEquals("s1", b.getShards(b.getShardIndexes(2)));
+    assertEquals(b.getEpochs(1), b.getEpochs(2), "entry on the fallback's shard carries the fallback's epoch");
+    assertTrue(b.getFreshness().getRevision() >= head.getRevision());
+    // Not a directory: no from_fallback column.
+    assertEquals(0, client.read().batchLookup(BatchLookupRequest.newBuilder().setKeyspace("ledgers")
+        .addIntKeys(1).build()).getFromFallbackCount());
+  }
+
+  @Test
   void directoryPagingReturnsEveryEntryOnceAtOneRevision() {
     client.admin().createKeyspace(create("devices", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_DIRECTORY)
         .setFallbackShard("s1").build());

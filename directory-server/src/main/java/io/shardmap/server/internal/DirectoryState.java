@@ -128,7 +128,16 @@ public final class DirectoryState implements AutoCloseable {
   }
 
   public Freshness freshness() {
-    DirectorySnapshot s = snapshot;
+    return freshness(snapshot);
+  }
+
+  /**
+   * Freshness of an answer computed from {@code answeredFrom}, which may already be older than the
+   * current snapshot: the revision must be the one the answer reflects, or a client ordering answers by
+   * revision (the SDK's lazy directory cache) would take an old answer for a newer one.
+   */
+  public Freshness freshness(DirectorySnapshot answeredFrom) {
+    DirectorySnapshot s = answeredFrom;
     return Freshness.newBuilder()
         .setRevision(s == null ? 0 : s.revision())
         .setAgeMillis(ageNanos() / 1_000_000)

@@ -47,7 +47,7 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
       } else {
         r = k.route(Keys.canonical(k.keyType(), req.getKey(), "key"));
       }
-      LookupResponse.Builder b = LookupResponse.newBuilder().setFreshness(state.freshness());
+      LookupResponse.Builder b = LookupResponse.newBuilder().setFreshness(state.freshness(snap));
       io.shardmap.proto.v1.Route.Builder route = b.getRouteBuilder().setShard(r.shard()).setEpoch(r.epoch());
       if (r.range() != null) {
         route.setRange(r.range().toProto(k.keyType()));
@@ -84,6 +84,11 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
       long[] epochs = new long[n];
       Route last = null;
       int lastIdx = -1;
+      // For a directory, which keys the fallback answered: the fallback is one shared Route instance, an
+      // entry never is, so identity tells them apart without a second lookup.
+      boolean directory = k.strategy() == Strategy.STRATEGY_DIRECTORY;
+      Route fallback = directory ? k.directory().fallback() : null;
+      boolean[] fromFallback = directory ? new boolean[n] : null;
       for (int i = 0; i < n; i++) {
         Route r;
         if (req.getIntKeysCount() > 0) {
@@ -101,6 +106,9 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
           r = k.routeOrNull(Keys.checkBytesKey(key, "bytes_keys[" + i + "]"));
         } else {
           r = k.routeOrNull(Keys.canonical(k.keyType(), req.getKeys(i), "keys[" + i + "]"));
+        }
+        if (directory) {
+          fromFallback[i] = r == null || r == fallback;
         }
         if (r == null) {
           shardIdx[i] = -1;
@@ -126,7 +134,12 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
       for (int i = 0; i < n; i++) {
         b.addEpochs(epochs[i]);
       }
-      b.setFreshness(state.freshness());
+      if (directory) {
+        for (int i = 0; i < n; i++) {
+          b.addFromFallback(fromFallback[i]);
+        }
+      }
+      b.setFreshness(state.freshness(snap));
       metrics.batchLookup(n);
       out.onNext(b.build());
       out.onCompleted();
@@ -154,7 +167,7 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
       KeyspaceMap k = keyspace(snap, req.getKeyspace());
       KeyType type = k.keyType();
       GetMapResponse.Builder b = GetMapResponse.newBuilder().setSpec(k.spec()).setRevision(snap.revision())
-          .addAllShards(snap.shards().values()).setFreshness(state.freshness());
+          .addAllShards(snap.shards().values()).setFreshness(state.freshness(snap));
       long total = 0;
       switch (k.strategy()) {
         case STRATEGY_RANGE -> {
@@ -168,11 +181,13 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
         case STRATEGY_CONSISTENT_HASH -> b.setRing(k.ring().layout());
         case STRATEGY_GEOGRAPHIC -> b.setGeo(k.geo().layout());
         case STRATEGY_DIRECTORY -> {
-          b.setDirectory(k.directory().layout());
-          total = k.directory().size();
-          for (Map.Entry<byte[], Route> e : k.directory().page(offset, pageSize)) {
-            b.addEntries(DirectoryEntry.newBuilder().setKey(Keys.toProto(type, e.getKey()))
-                .setShard(e.getValue().shard()).setEpoch(e.getValue().epoch()));
+          b.setDirectory(k.directory().layout()).setEntryCount(k.directory().size());
+          if (!req.getSkipEntries()) {
+            total = k.directory().size();
+            for (Map.Entry<byte[], Route> e : k.directory().page(offset, pageSize)) {
+              b.addEntries(DirectoryEntry.newBuilder().setKey(Keys.toProto(type, e.getKey()))
+                  .setShard(e.getValue().shard()).setEpoch(e.getValue().epoch()));
+            }
           }
         }
         default -> throw new ShardmapException(ErrorCode.INTERNAL, "strategy " + k.strategy());
