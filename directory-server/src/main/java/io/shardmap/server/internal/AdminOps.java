@@ -870,7 +870,10 @@ public final class AdminOps {
           epoch = old.shard().equals(shard) ? old.epoch() : old.epoch() + 1;
         } else {
           txn.compare(Compare.absent(keys.entry(k.name(), key)));
-          epoch = fallback == null ? 1 : fallback.shard().equals(shard) ? fallback.epoch() : fallback.epoch() + 1;
+          // Without a fallback the layout still keeps the last fallback epoch (raised past every deleted
+          // entry), and the key may have routed at it before: start above it.
+          epoch = fallback == null ? d.layout().getFallbackEpoch() + 1
+              : fallback.shard().equals(shard) ? fallback.epoch() : fallback.epoch() + 1;
         }
         DirectoryEntry stored = DirectoryEntry.newBuilder().setKey(Keys.toProto(type, key)).setShard(shard)
             .setEpoch(epoch).build();
@@ -912,11 +915,12 @@ public final class AdminOps {
         maxEpoch = Math.max(maxEpoch, old.epoch());
         deleted++;
       }
-      Route fallback = d.fallback();
-      if (deleted > 0 && fallback != null) {
-        // The deleted keys now route to the fallback; its epoch must pass theirs so no key's epoch drops.
+      if (deleted > 0) {
+        // The deleted keys now route to the fallback, or to no one until a fallback or a new entry comes;
+        // either takes its epoch from the fallback epoch, which must therefore pass theirs so that no
+        // key's epoch ever drops. Kept even while there is no fallback shard.
         DirectoryLayout next = d.layout().toBuilder()
-            .setFallbackEpoch(Math.max(fallback.epoch(), maxEpoch) + 1).build();
+            .setFallbackEpoch(Math.max(d.layout().getFallbackEpoch(), maxEpoch) + 1).build();
         txn.put(keys.layout(k.name()), bytes(next));
       }
       int count = deleted;
