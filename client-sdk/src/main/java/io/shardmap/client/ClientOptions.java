@@ -10,6 +10,9 @@ import java.util.Set;
  * naming the option.
  */
 public final class ClientOptions {
+  /** Default of {@link Builder#directoryCacheSize}. */
+  public static final int DEFAULT_DIRECTORY_CACHE_SIZE = 100_000;
+
   private final List<String> targets;
   private final Set<String> keyspaces;
   private final Duration rpcTimeout;
@@ -17,6 +20,8 @@ public final class ClientOptions {
   private final Duration maxStaleness;
   private final Duration initialBackoff;
   private final Duration maxBackoff;
+  private final int directoryCacheSize;
+  private final Object meterRegistry;
 
   private ClientOptions(Builder b) {
     targets = List.copyOf(b.targets);
@@ -26,6 +31,8 @@ public final class ClientOptions {
     maxStaleness = b.maxStaleness;
     initialBackoff = b.initialBackoff;
     maxBackoff = b.maxBackoff;
+    directoryCacheSize = b.directoryCacheSize;
+    meterRegistry = b.meterRegistry;
   }
 
   public static Builder builder() {
@@ -41,6 +48,13 @@ public final class ClientOptions {
   public Duration maxStaleness() { return maxStaleness; }
   public Duration initialBackoff() { return initialBackoff; }
   public Duration maxBackoff() { return maxBackoff; }
+  /** See {@link Builder#directoryCacheSize}. */
+  public int directoryCacheSize() { return directoryCacheSize; }
+  /**
+   * The Micrometer {@code MeterRegistry} given to {@link Builder#meterRegistry}, or null. Typed Object so
+   * that this class, and the client, never load a Micrometer class unless a registry was given.
+   */
+  public Object meterRegistry() { return meterRegistry; }
 
   public static final class Builder {
     private List<String> targets;
@@ -50,6 +64,8 @@ public final class ClientOptions {
     private Duration maxStaleness;
     private Duration initialBackoff = Duration.ofMillis(50);
     private Duration maxBackoff = Duration.ofSeconds(2);
+    private int directoryCacheSize = DEFAULT_DIRECTORY_CACHE_SIZE;
+    private Object meterRegistry;
 
     private Builder() {}
 
@@ -109,6 +125,50 @@ public final class ClientOptions {
       if (max.compareTo(initial) < 0) {
         throw new IllegalArgumentException("backoff: max " + max + " is below initial " + initial);
       }
+      return this;
+    }
+
+    /**
+     * The most directory entries the client holds for one directory keyspace (default
+     * {@value ClientOptions#DEFAULT_DIRECTORY_CACHE_SIZE}). This decides, per directory keyspace, how it
+     * is held:
+     *
+     * <ul>
+     *   <li>a directory with at most this many entries when it is loaded (at start and at every re-read)
+     *       is held whole, like every other strategy: lookups never make an RPC;
+     *   <li>a bigger one is loaded <em>lazily</em>: the client reads only its spec and fallback, and keeps
+     *       at most this many per-key answers (entries, and keys that have none) in a cache. A lookup that
+     *       misses asks a directory server (BatchLookup, bounded by {@link #rpcTimeout}, failing over
+     *       between targets) and fails with UNAVAILABLE naming the key if none answers; the watch stream
+     *       keeps cached answers current. Eviction is approximately least-recently-used (CLOCK).
+     * </ul>
+     *
+     * A directory held whole that grows past this size through the watch turns lazy at once; a lazy one
+     * that shrinks stays lazy until the next re-read. Why a size rather than a switch: a small directory
+     * costs no more memory held whole than a full cache would, and then no lookup ever waits for an RPC.
+     * {@code Integer.MAX_VALUE} holds every directory whole (the behaviour before lazy loading).
+     */
+    public Builder directoryCacheSize(int maxEntries) {
+      if (maxEntries < 1) {
+        throw new IllegalArgumentException("directoryCacheSize: must be at least 1 entry, got " + maxEntries);
+      }
+      this.directoryCacheSize = maxEntries;
+      return this;
+    }
+
+    /**
+     * Publishes the client's metrics ({@code shardmap.client.*}: lookups, shard calls and their failures,
+     * retries by cause, reconnects, resyncs, failovers, watch lag, map age and revision, lazy directory
+     * cache hits, misses and size) to this Micrometer registry. Micrometer is an optional dependency of
+     * the SDK: without this option none of its classes are loaded. The meters read the client's own
+     * counters when the registry is scraped (nothing is recorded on the lookup path) and are removed
+     * when the client closes. Give each client its own registry, or only the first one's meters appear.
+     */
+    public Builder meterRegistry(io.micrometer.core.instrument.MeterRegistry registry) {
+      if (registry == null) {
+        throw new IllegalArgumentException("meterRegistry: must not be null (leave it unset for no metrics)");
+      }
+      this.meterRegistry = registry;
       return this;
     }
 

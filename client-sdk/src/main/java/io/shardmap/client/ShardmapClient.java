@@ -1,7 +1,10 @@
 package io.shardmap.client;
 
+import com.google.protobuf.ByteString;
 import io.shardmap.client.internal.ClientStats;
+import io.shardmap.client.internal.LazyDirectory;
 import io.shardmap.client.internal.MapFollower;
+import io.shardmap.client.internal.MicrometerMetrics;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyRange;
@@ -9,8 +12,10 @@ import io.shardmap.core.Keys;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.Shard;
+import io.shardmap.proto.v1.Strategy;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -23,16 +28,23 @@ import java.util.concurrent.TimeUnit;
  * <p>When every directory server is unreachable the client keeps routing with its last map and reports
  * its age ({@link #staleness()}); with {@link ClientOptions.Builder#maxStaleness} set, lookups past that
  * age fail with UNAVAILABLE rather than guess.
+ *
+ * <p>A directory keyspace with more entries than {@link ClientOptions.Builder#directoryCacheSize} is held
+ * <em>lazily</em>: {@link #route} serves it from a bounded cache kept current by the watch stream, and a
+ * key that is not cached costs one RPC to a directory server (UNAVAILABLE, naming the key, if none
+ * answers within the RPC timeout). See {@link #snapshot()} for what the map holds for such a keyspace.
  */
 public final class ShardmapClient implements AutoCloseable {
   private final ClientOptions options;
   private final MapFollower follower;
   private final long maxStalenessNanos;
   private final ClientStats stats = new ClientStats();
+  /** Removes the Micrometer meters; null without a registry (Micrometer classes are then never loaded). */
+  private volatile AutoCloseable metrics;
 
   private ShardmapClient(ClientOptions options) {
     this.options = options;
-    this.follower = new MapFollower(options, System::nanoTime);
+    this.follower = new MapFollower(options, stats, System::nanoTime);
     this.maxStalenessNanos = options.maxStaleness() == null ? Long.MAX_VALUE : options.maxStaleness().toNanos();
   }
 
@@ -43,6 +55,9 @@ public final class ShardmapClient implements AutoCloseable {
    */
   public static ShardmapClient start(ClientOptions options) throws InterruptedException {
     ShardmapClient c = new ShardmapClient(options);
+    if (options.meterRegistry() != null) {
+      c.metrics = MicrometerMetrics.bind(options.meterRegistry(), c.stats, c.follower);
+    }
     c.follower.start();
     if (!c.follower.awaitFirstLoad(options.startTimeout().toNanos(), TimeUnit.NANOSECONDS)) {
       c.close();
@@ -52,9 +67,17 @@ public final class ShardmapClient implements AutoCloseable {
     return c;
   }
 
-  /** Routes an INT64 key. */
+  /**
+   * Routes an INT64 key. From the local map, except for a key of a lazily held directory keyspace that
+   * is not cached (see the class comment).
+   */
   public Route route(String keyspace, long key) {
-    return keyspace(keyspace).route(key);
+    stats.lookup();
+    KeyspaceMap k = keyspace(keyspace);
+    if (k.strategy() == Strategy.STRATEGY_DIRECTORY && !k.directory().entriesHeld()) {
+      return lazy(k).route(key);
+    }
+    return k.route(key);
   }
 
   /** Routes a string key (its UTF-8 bytes) of a BYTES keyspace; for a geographic keyspace, a region. */
@@ -62,13 +85,75 @@ public final class ShardmapClient implements AutoCloseable {
     return route(keyspace, key.getBytes(StandardCharsets.UTF_8));
   }
 
-  /** Routes a byte-string key of a BYTES keyspace. */
+  /** Routes a byte-string key of a BYTES keyspace (lazily held directories as for INT64 keys). */
   public Route route(String keyspace, byte[] key) {
+    stats.lookup();
     KeyspaceMap k = keyspace(keyspace);
     if (k.keyType() != KeyType.KEY_TYPE_BYTES) {
       throw ShardmapException.invalid("key", "keyspace '" + keyspace + "' has INT64 keys");
     }
-    return k.route(Keys.checkBytesKey(key, "key"));
+    Keys.checkBytesKey(key, "key");
+    if (k.strategy() == Strategy.STRATEGY_DIRECTORY && !k.directory().entriesHeld()) {
+      return lazy(k).route(key);
+    }
+    return k.route(key);
+  }
+
+  /**
+   * Asks a directory server, not the local map, where an INT64 key lives: for refreshing one route after
+   * a shard said the local one is stale. Starts at the server the client follows and fails over between
+   * the targets, all within {@link ClientOptions#rpcTimeout()}; prefers a server whose map is at least as
+   * new as the client's. For a lazily held directory keyspace the answer also refreshes the cache.
+   * Works for keyspaces the client does not follow too.
+   *
+   * @throws ShardmapException UNAVAILABLE when no server answered in time; the server's code (NOT_FOUND,
+   *     INVALID_ARGUMENT, ...) when it refused the question
+   */
+  public Route lookupRemote(String keyspace, long key) {
+    LazyDirectory d = lazyOrNull(keyspace, KeyType.KEY_TYPE_INT64);
+    if (d != null) {
+      return d.refresh(key);
+    }
+    return follower.rpc().lookup(keyspace, Key.newBuilder().setIntKey(key).build(), localRevision());
+  }
+
+  /** {@link #lookupRemote(String, long)} for a byte-string key. */
+  public Route lookupRemote(String keyspace, byte[] key) {
+    Keys.checkBytesKey(key, "key");
+    LazyDirectory d = lazyOrNull(keyspace, KeyType.KEY_TYPE_BYTES);
+    if (d != null) {
+      return d.refresh(key);
+    }
+    return follower.rpc().lookup(keyspace, Key.newBuilder().setBytesKey(ByteString.copyFrom(key)).build(),
+        localRevision());
+  }
+
+  private long localRevision() {
+    DirectorySnapshot s = current();
+    return s == null ? 0 : s.revision();
+  }
+
+  /**
+   * The lazy cache of keyspace, when the current map holds it lazily and its keys are of the given type
+   * (otherwise the server's Lookup answers, and refuses a key of the wrong type itself).
+   */
+  private LazyDirectory lazyOrNull(String keyspace, KeyType keyType) {
+    DirectorySnapshot s = current();
+    KeyspaceMap k = s == null ? null : s.keyspaces().get(keyspace);
+    if (k == null || k.broken() != null || !k.hasLayout() || k.strategy() != Strategy.STRATEGY_DIRECTORY
+        || k.keyType() != keyType || k.directory().entriesHeld()) {
+      return null;
+    }
+    return follower.lazy(keyspace);
+  }
+
+  private LazyDirectory lazy(KeyspaceMap k) {
+    LazyDirectory d = follower.lazy(k.name());
+    if (d == null) {
+      // The keyspace was dropped (and its cache with it) after this lookup read the map.
+      throw ShardmapException.notFound("keyspace '" + k.name() + "' does not exist");
+    }
+    return d;
   }
 
   /** The registration of a shard (its PostgreSQL endpoints), as of the current map. */
@@ -76,7 +161,14 @@ public final class ShardmapClient implements AutoCloseable {
     return current().shard(name);
   }
 
-  /** The current map; immutable. */
+  /**
+   * The current map; immutable. For a lazily held directory keyspace it holds the spec and the layout
+   * ({@code keyspace(ks).directory().fallback()}), but no entries: {@code directory().entriesHeld()} is
+   * false, {@code size()} is 0, and routing through that map fails with FAILED_PRECONDITION rather than
+   * answer with the fallback for a key that has an entry; use {@link #route}. {@link MapListener}s see
+   * the spec and fallback changes of such keyspaces, not their entry changes (which only update the
+   * cache).
+   */
   public DirectorySnapshot snapshot() {
     return current();
   }
@@ -130,6 +222,11 @@ public final class ShardmapClient implements AutoCloseable {
     return options;
   }
 
+  /** For tests of this package: the follower's lazy caches and counters. */
+  MapFollower follower() {
+    return follower;
+  }
+
   private DirectorySnapshot current() {
     return follower.snapshot();
   }
@@ -155,6 +252,16 @@ public final class ShardmapClient implements AutoCloseable {
 
   @Override
   public void close() {
-    follower.close();
+    AutoCloseable m = metrics;
+    metrics = null;
+    try {
+      if (m != null) {
+        m.close();
+      }
+    } catch (Exception e) {
+      throw new IllegalStateException("removing the client's meters failed", e);
+    } finally {
+      follower.close();
+    }
   }
 }

@@ -1,8 +1,22 @@
 /**
  * The Shardmap client SDK: {@link io.shardmap.client.ShardmapClient} routes keys from a locally held,
  * watched copy of the shard maps (no RPC per lookup), using the same routing code as the directory
- * server ({@code io.shardmap.core}). Options come from {@link io.shardmap.client.ClientOptions}; map
- * changes can be observed with a {@link io.shardmap.client.MapListener}. Implementation details live in
+ * server ({@code io.shardmap.core}); {@link io.shardmap.client.ShardmapData} runs work on the PostgreSQL
+ * shard that owns a key. Options come from {@link io.shardmap.client.ClientOptions}; map changes can be
+ * observed with a {@link io.shardmap.client.MapListener}. Implementation details live in
  * {@code io.shardmap.client.internal}.
+ *
+ * <p><b>Big directories.</b> A directory keyspace with more entries than
+ * {@link io.shardmap.client.ClientOptions.Builder#directoryCacheSize} (default 100,000) is not loaded
+ * whole: the client holds its spec and fallback, caches per-key answers (bounded, CLOCK eviction, kept
+ * current by the watch stream) and asks a directory server on a miss, failing with UNAVAILABLE rather
+ * than guessing when none answers. {@link io.shardmap.client.ShardmapClient#snapshot()} describes what
+ * the map holds for such a keyspace; {@link io.shardmap.client.ShardmapClient#lookupRemote} asks a
+ * server directly for any key.
+ *
+ * <p><b>Metrics.</b> With {@link io.shardmap.client.ClientOptions.Builder#meterRegistry} the client
+ * publishes {@code shardmap.client.*} meters to Micrometer, an optional dependency (never loaded without
+ * a registry). Failovers and full re-reads are also logged through {@code java.util.logging}, naming the
+ * directory servers and revisions involved.
  */
 package io.shardmap.client;

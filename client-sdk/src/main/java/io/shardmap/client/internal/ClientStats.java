@@ -36,6 +36,8 @@ public final class ClientStats {
   private final LongAdder callNanos = new LongAdder();
   private final AtomicLong callMaxNanos = new AtomicLong();
   private final LongAdder[] retries = new LongAdder[RetryCause.values().length];
+  private final LongAdder directoryHits = new LongAdder();
+  private final LongAdder directoryMisses = new LongAdder();
 
   public ClientStats() {
     for (int i = 0; i < retries.length; i++) {
@@ -62,6 +64,24 @@ public final class ClientStats {
 
   public void retry(RetryCause cause) {
     retries[cause.ordinal()].increment();
+  }
+
+  /** A lookup of a lazily loaded directory keyspace answered from the client's cache. */
+  public void directoryHit() {
+    directoryHits.increment();
+  }
+
+  /** A lookup of a lazily loaded directory keyspace that had to ask a directory server (or wait for one). */
+  public void directoryMiss() {
+    directoryMisses.increment();
+  }
+
+  public long directoryHits() {
+    return directoryHits.sum();
+  }
+
+  public long directoryMisses() {
+    return directoryMisses.sum();
   }
 
   public long lookups() {

@@ -18,13 +18,17 @@ import io.shardmap.proto.v1.MapChange;
 import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
+import io.shardmap.proto.v1.Strategy;
 import io.shardmap.proto.v1.WatchRequest;
 import io.shardmap.proto.v1.WatchResponse;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ThreadLocalRandom;
@@ -42,20 +46,28 @@ import java.util.logging.Logger;
  * (revision Rk ≥ R0). The watch starts after R0; a change of keyspace k at a revision ≤ Rk is already in
  * its map and is skipped, so no keyspace ever sees changes applied out of order.
  *
+ * <p>Directory keyspaces with more entries than {@link ClientOptions#directoryCacheSize()} are held
+ * lazily: the snapshot keeps their spec and fallback only (a layout-only map that refuses to route), and a
+ * {@link LazyDirectory} caches per-key answers. Their entry changes go to that cache instead of the
+ * snapshot, before the snapshot of the same revision is published.
+ *
  * <p>Faults: any stream or RPC failure moves to the next directory server after a jittered exponential
- * backoff, resuming from the last applied revision; {@code resync_required} triggers a full re-read; a
- * stream silent for longer than the idle limit (the server sends heartbeats) is abandoned as dead.
+ * backoff, resuming from the last applied revision; {@code resync_required} triggers a full re-read (which
+ * also drops the lazy caches); a stream silent for longer than the idle limit (the server sends heartbeats)
+ * is abandoned as dead. Every failover and every re-read is logged with the targets and revisions.
  */
 public final class MapFollower implements AutoCloseable {
   private static final Logger log = Logger.getLogger(MapFollower.class.getName());
 
   private final ClientOptions options;
+  private final ClientStats stats;
   private final LongSupplier nanoTime;
   private final List<ManagedChannel> channels = new ArrayList<>();
   private final List<MapListener> listeners = new CopyOnWriteArrayList<>();
   private final CountDownLatch firstLoad = new CountDownLatch(1);
   private final Thread worker;
   private final long idleLimitNanos;
+  private final DirectoryRpc rpc;
 
   private volatile DirectorySnapshot snapshot;
   /** Local time at which a directory server last vouched that the map was current. */
@@ -63,13 +75,25 @@ public final class MapFollower implements AutoCloseable {
   private volatile boolean closed;
   private volatile Context.CancellableContext streamContext;
   private volatile long lastMessageNanos;
+  /** The directory server the follower uses now; single-key RPCs start there. */
+  private volatile int target;
+  /** Lazily held directory keyspaces; replaced whole (never mutated) by the follower thread. */
+  private volatile Map<String, LazyDirectory> lazy = Map.of();
+  /** Newest snapshot revision a directory server reported, and the newest the client is current to. */
+  private volatile long serverRevision;
+  private volatile long caughtUpRevision;
 
   private final AtomicLong reconnects = new AtomicLong();
   private final AtomicLong resyncs = new AtomicLong();
   private final AtomicLong failovers = new AtomicLong();
 
   public MapFollower(ClientOptions options, LongSupplier nanoTime) {
+    this(options, new ClientStats(), nanoTime);
+  }
+
+  public MapFollower(ClientOptions options, ClientStats stats, LongSupplier nanoTime) {
     this.options = options;
+    this.stats = stats;
     this.nanoTime = nanoTime;
     // Heartbeats arrive every few seconds; several missed in a row means the server or path is dead.
     this.idleLimitNanos = TimeUnit.SECONDS.toNanos(15);
@@ -82,6 +106,8 @@ public final class MapFollower implements AutoCloseable {
           .maxInboundMessageSize(64 << 20)
           .build());
     }
+    this.rpc = new DirectoryRpc(options.targets(), channels, () -> target, options.rpcTimeout().toNanos(),
+        options.initialBackoff().toNanos(), options.maxBackoff().toNanos(), nanoTime);
     this.worker = new Thread(this::run, "shardmap-client-follower");
     this.worker.setDaemon(true);
   }
@@ -98,6 +124,35 @@ public final class MapFollower implements AutoCloseable {
   /** The current map, or null before the first load. */
   public DirectorySnapshot snapshot() {
     return snapshot;
+  }
+
+  /** The cache of a lazily held directory keyspace, or null if the keyspace is not held lazily. */
+  public LazyDirectory lazy(String keyspace) {
+    return lazy.get(keyspace);
+  }
+
+  /** Single-key questions to the directory servers (lazy misses, remote lookups). */
+  public DirectoryRpc rpc() {
+    return rpc;
+  }
+
+  /** Answers cached over all lazily held directory keyspaces. */
+  public long lazyCacheSize() {
+    long n = 0;
+    for (LazyDirectory d : lazy.values()) {
+      n += d.size();
+    }
+    return n;
+  }
+
+  /**
+   * How many etcd revisions the client's map trails the newest snapshot a directory server reported:
+   * 0 when the stream is live, large while it catches up. Revisions, not time: the stream carries no
+   * commit timestamps. etcd revisions count changes of every keyspace, so this measures catching up, not
+   * how many changes of the followed keyspaces are missing.
+   */
+  public long watchLagRevisions() {
+    return Math.max(0, serverRevision - caughtUpRevision);
   }
 
   public long ageNanos() {
@@ -124,24 +179,28 @@ public final class MapFollower implements AutoCloseable {
     return failovers.get();
   }
 
+  /** Set after a failure; logged (then cleared) once the next server delivers. */
+  private String recovering;
+
   private void run() {
-    int target = 0;
+    int t = 0;
     long backoff = options.initialBackoff().toNanos();
     boolean needLoad = true;
     String lastFailure = null;
     while (!closed) {
-      ShardMapServiceGrpc.ShardMapServiceBlockingStub stub = ShardMapServiceGrpc.newBlockingStub(channels.get(target));
+      target = t;
+      ShardMapServiceGrpc.ShardMapServiceBlockingStub stub = ShardMapServiceGrpc.newBlockingStub(channels.get(t));
       try {
         if (needLoad) {
-          load(stub, snapshot != null);
+          load(stub, t);
           needLoad = false;
         }
-        boolean resync = follow(stub);
+        boolean resync = follow(stub, t);
         if (resync) {
           needLoad = true;
           resyncs.incrementAndGet();
-          log.info("shardmap client: directory " + options.targets().get(target) + " asked for a full "
-              + "re-read (our revision " + snapshot.revision() + " is no longer in its history)");
+          log.info("shardmap client: directory " + options.targets().get(t) + " asked for a full re-read "
+              + "(our revision " + snapshot.revision() + " is no longer in its history)");
         }
         backoff = options.initialBackoff().toNanos();
         lastFailure = null;
@@ -149,27 +208,36 @@ public final class MapFollower implements AutoCloseable {
         if (closed) {
           break;
         }
-        String failure = options.targets().get(target) + ": " + e.getStatus().getCode() + " "
-            + e.getStatus().getDescription();
-        if (!failure.equals(lastFailure)) {
-          log.warning("shardmap client: lost directory " + failure + "; serving lookups from revision "
-              + (snapshot == null ? "(none yet)" : snapshot.revision()) + " and trying "
-              + options.targets().get((target + 1) % channels.size()));
+        String failure = options.targets().get(t) + " (" + e.getStatus().getCode()
+            + (e.getStatus().getDescription() == null ? "" : ": " + e.getStatus().getDescription()) + ")";
+        String revision = snapshot == null ? "(none yet)" : Long.toString(snapshot.revision());
+        reconnects.incrementAndGet();
+        long pause = ThreadLocalRandom.current().nextLong(backoff / 2, backoff + 1);
+        if (channels.size() > 1) {
+          int next = (t + 1) % channels.size();
+          failovers.incrementAndGet();
+          // Every failover, even a repeated one: it is bounded by the backoff and says where we went.
+          log.warning("shardmap client: failing over from directory " + failure + " to "
+              + options.targets().get(next) + " in " + TimeUnit.NANOSECONDS.toMillis(pause)
+              + " ms; lookups use revision " + revision + " meanwhile");
+          recovering = "after failing over from " + options.targets().get(t);
+          t = next;
+        } else {
+          if (!failure.equals(lastFailure)) {
+            log.warning("shardmap client: lost directory " + failure + "; retrying it, lookups use revision "
+                + revision + " meanwhile");
+          }
+          recovering = "after losing it";
         }
         lastFailure = failure;
-        reconnects.incrementAndGet();
-        if (channels.size() > 1) {
-          failovers.incrementAndGet();
-          target = (target + 1) % channels.size();
-        }
-        sleepNanos(ThreadLocalRandom.current().nextLong(backoff / 2, backoff + 1));
+        sleepNanos(pause);
         backoff = Math.min(backoff * 2, options.maxBackoff().toNanos());
       }
     }
   }
 
   /** A full read: shards at R0, then every followed keyspace at its own revision. */
-  private void load(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, boolean reload) {
+  private void load(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, int t) {
     ListShardsResponse shardsResp = stub.withDeadlineAfter(options.rpcTimeout().toNanos(), TimeUnit.NANOSECONDS)
         .listShards(ListShardsRequest.getDefaultInstance());
     Map<String, Shard> shards = new HashMap<>();
@@ -178,11 +246,15 @@ public final class MapFollower implements AutoCloseable {
     }
     Map<String, KeyspaceMap> keyspaces = new HashMap<>();
     Map<String, Long> loadedAt = new HashMap<>();
+    Map<String, LazyDirectory> lazies = new HashMap<>();
     for (String ks : options.keyspaces()) {
       try {
         KeyspaceRead read = readKeyspace(stub, ks);
         keyspaces.put(ks, read.map);
         loadedAt.put(ks, read.revision);
+        if (read.lazy) {
+          lazies.put(ks, newLazy(read.map, read.revision));
+        }
       } catch (StatusRuntimeException e) {
         if (e.getStatus().getCode() != Status.Code.NOT_FOUND) {
           throw e;
@@ -193,23 +265,69 @@ public final class MapFollower implements AutoCloseable {
     DirectorySnapshot before = snapshot;
     DirectorySnapshot loaded = new DirectorySnapshot(shardsResp.getRevision(), keyspaces, shards);
     this.keyspaceLoadRevisions = loadedAt;
+    int droppedCaches = lazy.size();
+    // New caches before the snapshot: a lookup that sees a layout-only map must find its cache. The old
+    // caches go with the old map (a re-read means we may have missed changes they depend on).
+    this.lazy = Map.copyOf(lazies);
+    caughtUpRevision = Math.max(caughtUpRevision, loaded.revision());
     publish(before, loaded, true);
-    log.info("shardmap client: " + (reload ? "re-read" : "loaded") + " " + keyspaces.size() + " keyspaces at "
-        + "revision " + loaded.revision());
+    String lazyNote = lazies.isEmpty() ? "" : "; lazily held directories: " + new TreeSet<>(lazies.keySet());
+    if (before == null) {
+      log.info("shardmap client: loaded " + keyspaces.size() + " keyspaces from " + options.targets().get(t)
+          + " at revision " + loaded.revision() + lazyNote);
+    } else {
+      log.info("shardmap client: re-read " + keyspaces.size() + " keyspaces from " + options.targets().get(t)
+          + ": revision " + before.revision() + " -> " + loaded.revision()
+          + (droppedCaches == 0 ? "" : "; dropped " + droppedCaches + " lazy directory caches") + lazyNote);
+    }
+    if (recovering != null) {
+      log.info("shardmap client: following directory " + options.targets().get(t) + " again at revision "
+          + loaded.revision() + " " + recovering);
+      recovering = null;
+    }
     firstLoad.countDown();
   }
 
   private Map<String, Long> keyspaceLoadRevisions = Map.of();
 
-  private record KeyspaceRead(KeyspaceMap map, long revision) {}
+  private record KeyspaceRead(KeyspaceMap map, long revision, boolean lazy) {}
 
+  private LazyDirectory newLazy(KeyspaceMap layoutOnly, long revision) {
+    return new LazyDirectory(layoutOnly.name(), layoutOnly.keyType(), options.directoryCacheSize(), rpc, stats,
+        revision, layoutOnly.directory().fallback(), 2 * options.rpcTimeout().toNanos());
+  }
+
+  private GetMapResponse getMap(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, String ks, String token,
+                                boolean skipEntries) {
+    return stub.withDeadlineAfter(options.rpcTimeout().toNanos(), TimeUnit.NANOSECONDS)
+        .getMap(GetMapRequest.newBuilder().setKeyspace(ks).setPageToken(token).setSkipEntries(skipEntries).build());
+  }
+
+  /**
+   * Reads one keyspace. The first request skips directory entries: it tells the strategy and the entry
+   * count, so a big directory is never transferred, and for other strategies it is simply the first page.
+   */
   private KeyspaceRead readKeyspace(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, String ks) {
+    GetMapResponse page = getMap(stub, ks, "", true);
+    if (page.getSpec().getStrategy() == Strategy.STRATEGY_DIRECTORY) {
+      if (page.getEntryCount() > options.directoryCacheSize()) {
+        confirm(page.getFreshness());
+        KeyspaceMap map = KeyspaceMap.withoutLayout(page.getSpec(), page.getRevision())
+            .apply(page.getRevision(), List.of(layout(ks).setDirectory(page.getDirectory()).build()));
+        return new KeyspaceRead(map.broken() == null ? map.withoutDirectoryEntries() : map, page.getRevision(),
+            map.broken() == null);
+      }
+      // Small enough to hold whole: read it again with its entries. (A server that predates skip_entries
+      // reports no count and lands here too, which is the old behaviour.)
+      page = null;
+    }
     List<MapChange> changes = new ArrayList<>();
     String token = "";
     GetMapResponse first = null;
     do {
-      GetMapResponse page = stub.withDeadlineAfter(options.rpcTimeout().toNanos(), TimeUnit.NANOSECONDS)
-          .getMap(GetMapRequest.newBuilder().setKeyspace(ks).setPageToken(token).build());
+      if (page == null) {
+        page = getMap(stub, ks, token, false);
+      }
       if (first == null) {
         first = page;
         confirm(page.getFreshness());
@@ -228,10 +346,11 @@ public final class MapFollower implements AutoCloseable {
         changes.add(layout(ks).setEntry(e).build());
       }
       token = page.getNextPageToken();
+      page = null;
     } while (!token.isEmpty());
     KeyspaceMap map = KeyspaceMap.withoutLayout(first.getSpec(), first.getRevision())
         .apply(first.getRevision(), changes);
-    return new KeyspaceRead(map, first.getRevision());
+    return new KeyspaceRead(map, first.getRevision(), false);
   }
 
   private static MapChange.Builder layout(String ks) {
@@ -239,7 +358,7 @@ public final class MapFollower implements AutoCloseable {
   }
 
   /** Follows the watch stream; returns true when the server asks for a full re-read. */
-  private boolean follow(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub) {
+  private boolean follow(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, int t) {
     Context.CancellableContext ctx = Context.current().withCancellation();
     streamContext = ctx;
     lastMessageNanos = nanoTime.getAsLong();
@@ -263,12 +382,20 @@ public final class MapFollower implements AutoCloseable {
           WatchResponse r = it.next();
           lastMessageNanos = nanoTime.getAsLong();
           confirm(r.getFreshness());
+          if (recovering != null) {
+            log.info("shardmap client: following directory " + options.targets().get(t) + " again from "
+                + "revision " + snapshot.revision() + " " + recovering);
+            recovering = null;
+          }
           if (r.getResyncRequired()) {
             return true;
           }
           if (!r.getProgress() && r.getRevision() > snapshot.revision()) {
             apply(r);
           }
+          // A change or a heartbeat: either way the client is current up to r's revision.
+          caughtUpRevision = Math.max(caughtUpRevision, r.getRevision());
+          serverRevision = Math.max(serverRevision, r.getFreshness().getRevision());
         }
         throw Status.UNAVAILABLE.withDescription("the directory ended the watch stream").asRuntimeException();
       });
@@ -309,7 +436,80 @@ public final class MapFollower implements AutoCloseable {
       }
     }
     DirectorySnapshot before = snapshot;
-    publish(before, before.apply(rev, changes), false);
+    Map<String, LazyDirectory> lazies = lazy;
+    List<MapChange> forMap = changes;
+    Map<String, List<MapChange>> lazyChanges = Map.of();
+    Set<String> dropped = Set.of();
+    if (!lazies.isEmpty()) {
+      // Entry changes of lazy keyspaces go to their caches; everything else (spec, fallback) to the map.
+      // A lazy keyspace dropped in this revision ends here: all its changes go to the map, where a
+      // re-creation in the same revision starts a new, whole keyspace.
+      dropped = new HashSet<>();
+      for (MapChange c : changes) {
+        if (c.getChangeCase() == MapChange.ChangeCase.KEYSPACE_DROPPED && lazies.containsKey(c.getKeyspace())) {
+          dropped.add(c.getKeyspace());
+        }
+      }
+      forMap = new ArrayList<>(changes.size());
+      lazyChanges = new HashMap<>();
+      for (MapChange c : changes) {
+        LazyDirectory d = lazies.get(c.getKeyspace());
+        if (d == null || dropped.contains(c.getKeyspace())) {
+          forMap.add(c);
+          continue;
+        }
+        List<MapChange> mine = lazyChanges.computeIfAbsent(c.getKeyspace(), k -> new ArrayList<>());
+        if (c.getChangeCase() == MapChange.ChangeCase.ENTRY
+            || c.getChangeCase() == MapChange.ChangeCase.ENTRY_REMOVED) {
+          mine.add(c);
+        } else {
+          forMap.add(c);
+        }
+      }
+    }
+    DirectorySnapshot after = before.apply(rev, forMap);
+    for (Map.Entry<String, List<MapChange>> e : lazyChanges.entrySet()) {
+      KeyspaceMap k = after.keyspaces().get(e.getKey());
+      if (k != null && k.broken() == null) {
+        lazies.get(e.getKey()).apply(rev, e.getValue(), k.directory().fallback());
+      }
+    }
+    // A directory held whole that grew past the cache size turns lazy, so memory stays bounded.
+    Map<String, LazyDirectory> grown = null;
+    for (MapChange c : forMap) {
+      String ks = c.getKeyspace();
+      if (c.getChangeCase() != MapChange.ChangeCase.ENTRY || (grown != null && grown.containsKey(ks))) {
+        continue;
+      }
+      KeyspaceMap k = after.keyspaces().get(ks);
+      if (k != null && k.broken() == null && k.strategy() == Strategy.STRATEGY_DIRECTORY
+          && k.directory().entriesHeld() && k.directory().size() > options.directoryCacheSize()) {
+        KeyspaceMap layoutOnly = k.withoutDirectoryEntries();
+        Map<String, KeyspaceMap> ksMaps = new HashMap<>(after.keyspaces());
+        ksMaps.put(ks, layoutOnly);
+        after = new DirectorySnapshot(after.revision(), ksMaps, after.shards());
+        grown = grown == null ? new HashMap<>() : grown;
+        grown.put(ks, newLazy(layoutOnly, rev));
+        log.info("shardmap client: directory keyspace '" + ks + "' grew to " + k.directory().size()
+            + " entries at revision " + rev + ", past directoryCacheSize " + options.directoryCacheSize()
+            + "; its entries are now cached on demand");
+      }
+    }
+    if (grown != null) {
+      Map<String, LazyDirectory> next = new HashMap<>(lazies);
+      next.putAll(grown);
+      this.lazy = Map.copyOf(next); // before the snapshot that needs them
+    }
+    publish(before, after, false);
+    if (!dropped.isEmpty()) {
+      Map<String, LazyDirectory> next = new HashMap<>(lazy);
+      for (String ks : dropped) {
+        if (grown == null || !grown.containsKey(ks)) {
+          next.remove(ks);
+        }
+      }
+      this.lazy = Map.copyOf(next); // after the snapshot without them
+    }
   }
 
   private void publish(DirectorySnapshot before, DirectorySnapshot after, boolean resync) {

@@ -1,0 +1,92 @@
+package io.shardmap.client.internal;
+
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.FunctionTimer;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.TimeGauge;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Publishes the client's counters to a Micrometer registry. The only class of the SDK that names a
+ * Micrometer type: it is loaded only when the application gave a registry, so Micrometer stays an
+ * optional dependency. Every meter is a function of counters the client keeps anyway ({@link ClientStats},
+ * {@link MapFollower}), read when the registry is scraped; nothing here runs on the lookup path.
+ */
+public final class MicrometerMetrics implements AutoCloseable {
+  private final MeterRegistry registry;
+  private final List<Meter> meters = new ArrayList<>();
+
+  private MicrometerMetrics(MeterRegistry registry) {
+    this.registry = registry;
+  }
+
+  /**
+   * Registers the meters; closing the result removes them.
+   *
+   * @param registry a {@code MeterRegistry} (typed Object so callers need not load Micrometer)
+   */
+  public static AutoCloseable bind(Object registry, ClientStats stats, MapFollower follower) {
+    MicrometerMetrics m = new MicrometerMetrics((MeterRegistry) registry);
+    m.register(stats, follower);
+    return m;
+  }
+
+  private void register(ClientStats stats, MapFollower follower) {
+    MeterRegistry r = registry;
+    add(FunctionCounter.builder("shardmap.client.lookups", stats, ClientStats::lookups)
+        .description("keys routed by ShardmapClient.route").register(r));
+
+    add(FunctionTimer.builder("shardmap.client.calls", stats, ClientStats::calls, ClientStats::callNanos,
+            TimeUnit.NANOSECONDS)
+        .description("calls on a shard through ShardmapData, retries included").register(r));
+    add(FunctionCounter.builder("shardmap.client.call.failures", stats, ClientStats::callFailures)
+        .description("shard calls that failed after their retries").register(r));
+    add(TimeGauge.builder("shardmap.client.call.max", stats, TimeUnit.NANOSECONDS, ClientStats::callMaxNanos)
+        .description("the longest shard call since the client started").register(r));
+    for (ClientStats.RetryCause cause : ClientStats.RetryCause.values()) {
+      add(FunctionCounter.builder("shardmap.client.retries", stats, s -> s.retries(cause))
+          .tag("cause", cause.tag()).description("shard call attempts repeated, by cause").register(r));
+    }
+
+    add(FunctionCounter.builder("shardmap.client.reconnects", follower, MapFollower::reconnects)
+        .description("watch streams that failed and were re-opened").register(r));
+    add(FunctionCounter.builder("shardmap.client.resyncs", follower, MapFollower::resyncs)
+        .description("full re-reads of the maps a directory server asked for").register(r));
+    add(FunctionCounter.builder("shardmap.client.failovers", follower, MapFollower::failovers)
+        .description("moves to another directory server").register(r));
+    add(Gauge.builder("shardmap.client.watch.lag", follower, MapFollower::watchLagRevisions)
+        .baseUnit("revisions")
+        .description("etcd revisions between the newest snapshot a directory server reported and the "
+            + "client's map (the stream carries no commit times, so revisions rather than seconds)")
+        .register(r));
+    add(TimeGauge.builder("shardmap.client.map.age", follower, TimeUnit.NANOSECONDS, MapFollower::ageNanos)
+        .description("time since a directory server last confirmed the client's map current (staleness)")
+        .register(r));
+    add(Gauge.builder("shardmap.client.map.revision", follower,
+            f -> f.snapshot() == null ? 0 : f.snapshot().revision())
+        .description("the etcd revision the client's map reflects").register(r));
+
+    add(FunctionCounter.builder("shardmap.client.directory.cache.hits", stats, ClientStats::directoryHits)
+        .description("lookups of lazily loaded directory keyspaces answered from the cache").register(r));
+    add(FunctionCounter.builder("shardmap.client.directory.cache.misses", stats, ClientStats::directoryMisses)
+        .description("lookups of lazily loaded directory keyspaces that asked a directory server").register(r));
+    add(Gauge.builder("shardmap.client.directory.cache.size", follower, MapFollower::lazyCacheSize)
+        .baseUnit("entries").description("keys cached for lazily loaded directory keyspaces").register(r));
+  }
+
+  private void add(Meter m) {
+    meters.add(m);
+  }
+
+  @Override
+  public void close() {
+    for (Meter m : meters) {
+      registry.remove(m);
+    }
+    meters.clear();
+  }
+}
