@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Proves the README's Quick start from a newcomer's shell: up.sh brings everything up, the demo keyspace
-# answers a lookup through shardmapctl on both replicas, server reflection lists the services (so tools
-# need no .proto file), and down.sh --purge leaves nothing behind. Run by CI after the tests.
+# answers a lookup through shardmapctl on both replicas, the example service's rows (examples/, run by
+# up.sh) are on the shards the directory names, the example keeps working while the map changes, server
+# reflection lists the services (so tools need no .proto file), and down.sh --purge leaves nothing behind.
+# Run by CI after the tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -9,10 +11,40 @@ cd "$ROOT"
 cleanup() { deploy/local/down.sh --purge >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
-deploy/local/up.sh
+SHARDMAP_LOCAL_EXAMPLE_USERS=1000 deploy/local/up.sh
 
 ctl() { java -jar cli/target/shardmapctl.jar "$@"; }
+example() { java -jar examples/target/shardmap-example.jar "$@"; }
 fail() { echo "smoke: $*" >&2; exit 1; }
+PSQL="${SHARDMAP_LOCAL_PG_BIN:-/usr/lib/postgresql/15/bin}/psql"
+# psql on shard N (1..3): database shardN on port 5432+N.
+shard_sql() { "$PSQL" -h 127.0.0.1 -p $((5432 + $1)) -U postgres -d "shard$1" -tAq -v ON_ERROR_STOP=1 -c "$2"; }
+
+# The example's rows, read from each shard with psql (not through the SDK), against the directory's answer
+# for a sample of their ids (shardmapctl lookup): every sampled row must be on the shard the directory names,
+# every shard must hold some (the ids spread over the key space), and the total must be what was written.
+check_example_rows() {
+  local expected=$1 total=0 checked=0 n count ids out wrong
+  for n in 1 2 3; do
+    count=$(shard_sql "$n" "SELECT count(*) FROM users") || fail "psql on shard$n failed"
+    [ "$count" -gt 0 ] || fail "shard$n holds none of the example's users; they should spread over all three shards"
+    total=$((total + count))
+    # The 3 smallest and 3 largest ids on the shard (its range's edges) and 14 from anywhere in it.
+    ids=$(shard_sql "$n" "(SELECT id FROM users ORDER BY id LIMIT 3) UNION (SELECT id FROM users ORDER BY id DESC LIMIT 3)
+      UNION (SELECT id FROM users ORDER BY md5(id::text) LIMIT 14)") || fail "psql on shard$n failed"
+    # shellcheck disable=SC2086 # one argument per id
+    out=$(ctl lookup users $ids) || fail "shardmapctl lookup of shard$n's sample failed"
+    [ "$(awk 'NR > 1' <<<"$out" | wc -l)" -eq "$(wc -w <<<"$ids")" ] || fail "lookup answered for the wrong number of ids: $out"
+    wrong=$(awk -v s="shard$n" 'NR > 1 && $2 != s' <<<"$out")
+    [ -z "$wrong" ] || fail "rows on shard$n that the directory routes elsewhere (KEY SHARD EPOCH):
+$wrong"
+    checked=$((checked + $(wc -w <<<"$ids")))
+  done
+  [ "$total" -eq "$expected" ] || fail "the shards hold $total users in all, expected $expected"
+  echo "smoke: $total example users on the shards; $checked sampled ids are where the directory says"
+}
+
+check_example_rows 1000
 
 out=$(ctl lookup users 42) || fail "lookup on 127.0.0.1:7700 failed"
 grep -q '^shard  *shard2$' <<<"$out" || fail "key 42 should be on shard2, got: $out"
@@ -23,6 +55,30 @@ grep -q '^shard  *shard3$' <<<"$out" || fail "key 9e18 should be on shard3, got:
 ctl range split users 1000 >/dev/null || fail "split failed"
 out=$(ctl --server 127.0.0.1:7710 lookup users 1000)
 grep -q '^range  *1000\.\.' <<<"$out" || fail "replica 2 does not see the split: $out"
+
+# The example keeps working while an operator changes the map: it writes and reads 2,000 users in rounds
+# while a range is split and reassigned, then checks every row on every shard's primary (--verify). The
+# reassigned range [1000, 2000) holds none of its users: a reassign moves no rows (the migrator does).
+log=deploy/.run/example-live.log
+example --users 2000 --duration 15s --verify >"$log" 2>&1 &
+example_pid=$!
+for _ in $(seq 1 300); do
+  grep -q '^  round 1:' "$log" && break
+  kill -0 "$example_pid" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q '^  round 1:' "$log" || { cat "$log" >&2; fail "the example did not finish its first round"; }
+ctl range split users 2000 >/dev/null || fail "split at 2000 failed"
+ctl range reassign users 1000..2000 shard3 >/dev/null || fail "reassign of 1000..2000 failed"
+kill -0 "$example_pid" 2>/dev/null || { cat "$log" >&2; fail "the example ended before the map changes were made (too slow a machine for --duration 15s?)"; }
+wait "$example_pid" || { cat "$log" >&2; fail "the example failed while the map changed"; }
+cat "$log"
+grep -q 'map changed: revision' "$log" || fail "the example did not follow the map changes while running"
+grep -q '^Verify: ' "$log" || fail "the example did not verify its rows"
+grep -qx 'OK' "$log" || fail "the example did not report OK"
+check_example_rows 2000
+out=$(ctl lookup users 1500)
+grep -q '^shard  *shard3$' <<<"$out" || fail "key 1500 should be on shard3 after the reassign, got: $out"
 
 # Reflection: list the services without any .proto file (buf from npm, when npm is available).
 if [ -x proto/.buf/node_modules/.bin/buf ] || command -v npm >/dev/null 2>&1; then

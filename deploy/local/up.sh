@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts a local Shardmap on 127.0.0.1: a 3-member etcd cluster, three PostgreSQL 15 shards and two
-# directory servers, then registers the shards and a demo keyspace "users". Safe to run again: what runs
-# is left alone, what exists is not re-created. Everything it starts outlives it; deploy/local/down.sh
-# stops it. Ports, timeouts and paths are overridable by the environment variables below.
+# directory servers, then registers the shards and a demo keyspace "users", and runs the example service
+# (examples/) once: it writes and reads users through the client SDK. Safe to run again: what runs is left
+# alone, what exists is not re-created, and the example upserts the same users again. Everything it starts
+# outlives it; deploy/local/down.sh stops it. Ports, timeouts and paths are overridable by the environment variables below.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,9 +19,11 @@ ETCD_PREFIX=${SHARDMAP_LOCAL_ETCD_PREFIX:-/shardmap}
 PG_BIN=${SHARDMAP_LOCAL_PG_BIN:-/usr/lib/postgresql/15/bin}
 WAIT_SECONDS=${SHARDMAP_LOCAL_WAIT_SECONDS:-90}
 JAVA=${JAVA:-java}
+EXAMPLE_USERS=${SHARDMAP_LOCAL_EXAMPLE_USERS:-1000}
 
 SERVER_JAR="$ROOT/directory-server/target/shardmap-server.jar"
 CLI_JAR="$ROOT/cli/target/shardmapctl.jar"
+EXAMPLE_JAR="$ROOT/examples/target/shardmap-example.jar"
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -29,6 +32,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
   || die "SHARDMAP_LOCAL_ETCD_CLIENT_PORTS, SHARDMAP_LOCAL_ETCD_PEER_PORTS and SHARDMAP_LOCAL_PG_PORTS take 3 ports each"
 [[ ${#GRPC_PORTS[@]} -eq 2 && ${#METRICS_PORTS[@]} -eq 2 ]] \
   || die "SHARDMAP_LOCAL_GRPC_PORTS and SHARDMAP_LOCAL_METRICS_PORTS take 2 ports each"
+[[ $EXAMPLE_USERS =~ ^[0-9]+$ ]] || die "SHARDMAP_LOCAL_EXAMPLE_USERS must be a number of users (0 skips the example run)"
 
 IS_ROOT=false
 [[ $(id -u) -eq 0 ]] && IS_ROOT=true
@@ -61,7 +65,7 @@ install_packages() {
 # given jar; prints nothing if the jar is current.
 newer_source() {
   local m dirs=("$ROOT/pom.xml")
-  for m in proto core store directory-server cli; do
+  for m in proto core store directory-server cli client-sdk examples; do
     [[ -f $ROOT/$m/pom.xml ]] && dirs+=("$ROOT/$m/pom.xml")
     [[ -d $ROOT/$m/src/main ]] && dirs+=("$ROOT/$m/src/main")
   done
@@ -70,7 +74,7 @@ newer_source() {
 
 build_jars() {
   local why="" jar
-  for jar in "$SERVER_JAR" "$CLI_JAR"; do
+  for jar in "$SERVER_JAR" "$CLI_JAR" "$EXAMPLE_JAR"; do
     if [[ ! -f $jar ]]; then
       why="$jar is missing"
     elif [[ -n $(newer_source "$jar") ]]; then
@@ -86,12 +90,13 @@ build_jars() {
   local log="$RUN/build.log"
   say "building jars ($why); log $log"
   local ok=true
-  (cd "$ROOT" && mvn -B -q -DskipTests package -pl directory-server,cli -am) >"$log" 2>&1 || ok=false
+  (cd "$ROOT" && mvn -B -q -DskipTests package -pl directory-server,cli,examples -am) >"$log" 2>&1 || ok=false
   if ! $ok; then
     grep -E 'ERROR|FAIL' "$log" | head -n 20 >&2 || true
     die "the build failed; log: $log"
   fi
-  [[ -f $SERVER_JAR && -f $CLI_JAR ]] || die "the build did not produce $SERVER_JAR and $CLI_JAR"
+  [[ -f $SERVER_JAR && -f $CLI_JAR && -f $EXAMPLE_JAR ]] \
+    || die "the build did not produce $SERVER_JAR, $CLI_JAR and $EXAMPLE_JAR"
 }
 
 # ---------------------------------------------------------------- process helpers
@@ -349,6 +354,30 @@ register_demo() {
   rm -f "$RUN/keyspace-get.err"
 }
 
+# ---------------------------------------------------------------- (f) the example service
+
+# The directory servers as the example's --directory list.
+directory_list() {
+  local p list=""
+  for p in "${GRPC_PORTS[@]}"; do
+    list+="${list:+,}127.0.0.1:$p"
+  done
+  echo "$list"
+}
+
+# Writes and reads EXAMPLE_USERS users through the client SDK (examples/, UsersExample) and prints its
+# report. The users are the same on every run (upserts), so running up.sh again changes nothing but names.
+run_example() {
+  if [[ $EXAMPLE_USERS -eq 0 ]]; then
+    say "example run skipped (SHARDMAP_LOCAL_EXAMPLE_USERS=0)"
+    return
+  fi
+  say ""
+  say "running the example service: $EXAMPLE_USERS users through the client SDK (examples/, io.shardmap.examples.UsersExample)"
+  "$JAVA" -jar "$EXAMPLE_JAR" --directory "$(directory_list)" --users "$EXAMPLE_USERS" --pg-user postgres \
+    || die "the example service failed (above); the system itself is up: rerun it with: $JAVA -jar $EXAMPLE_JAR --directory $(directory_list)"
+}
+
 try_it() {
   local g=${GRPC_PORTS[0]}
   local pg_ports
@@ -374,6 +403,10 @@ Try it:
   psql -h 127.0.0.1 -p ${PG_PORTS[0]} -U postgres shard1
   curl -s http://127.0.0.1:${METRICS_PORTS[0]}/metrics | head
 
+  # the example service (examples/): upserts the same users again, then checks each row's shard against the map
+  $JAVA -jar $EXAMPLE_JAR --directory $(directory_list) --users 1000 --verify
+  $JAVA -jar $EXAMPLE_JAR --directory $(directory_list) --duration 60s   # meanwhile: shardmapctl range split users 5000
+
 Stop it: deploy/local/down.sh   (--purge also deletes $RUN)
 EOF
 }
@@ -388,6 +421,7 @@ main() {
   start_postgres
   start_directories
   register_demo
+  run_example
   try_it
 }
 

@@ -1,0 +1,593 @@
+package io.shardmap.examples;
+
+import io.shardmap.client.ClientOptions;
+import io.shardmap.client.DataOptions;
+import io.shardmap.client.MapListener;
+import io.shardmap.client.ShardmapClient;
+import io.shardmap.client.ShardmapData;
+import io.shardmap.core.Route;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.Endpoint;
+import io.shardmap.proto.v1.KeyType;
+import io.shardmap.proto.v1.Shard;
+import java.io.PrintWriter;
+import java.sql.Array;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * A small service on the client SDK: starts a {@link ShardmapClient} (which follows the directory's
+ * map), opens {@link ShardmapData} (connection pools per shard), upserts users by id through a
+ * {@link UserStore}, reads each one back, and reports where the rows went. It routes every call by the
+ * client's current map, so it keeps working while an operator splits or reassigns ranges; run it with
+ * {@code --duration 60s} and change the map from another terminal to watch it follow.
+ *
+ * <p>User number {@code n} (1..N) gets the id {@link #userId(long) userId(n)}: ids spread over the whole
+ * INT64 key space like random 64-bit ids, but the same on every run, so a rerun updates the same rows.
+ */
+@Command(name = "shardmap-example", mixinStandardHelpOptions = true, version = "shardmap-example 0.1.0",
+    sortOptions = false,
+    description = {"Writes users through the Shardmap client SDK and reads them back: each upsert "
+        + "(INSERT ... ON CONFLICT (id) DO UPDATE) runs in a transaction on the shard that owns the user's id, "
+        + "each read on that shard too. Prints rows per shard, where some ids went, the map revision and the "
+        + "SDK's calls and re-runs.",
+        "Exit status: 0 when every user was written, read back as written and (with --verify) found on exactly "
+            + "the shard the map names; 1 otherwise, with the reason on stderr; 2 for bad options."})
+public final class UsersExample implements Callable<Integer> {
+  static final String DEFAULT_DIRECTORY = "127.0.0.1:7700,127.0.0.1:7710";
+
+  @Option(names = "--directory", paramLabel = "HOST:PORT", split = ",",
+      defaultValue = DEFAULT_DIRECTORY,
+      description = "Directory servers, comma-separated, tried in order (default: ${DEFAULT-VALUE}: the "
+          + "two replicas of deploy/local/up.sh).")
+  List<String> directory;
+
+  @Option(names = "--keyspace", defaultValue = "users", paramLabel = "NAME",
+      description = "INT64 keyspace that shards the table (default: ${DEFAULT-VALUE}).")
+  String keyspace;
+
+  @Option(names = "--table", defaultValue = "users", paramLabel = "NAME",
+      description = "Table (id bigint PRIMARY KEY, name text NOT NULL) on every shard (default: ${DEFAULT-VALUE}).")
+  String table;
+
+  @Option(names = "--users", defaultValue = "1000", paramLabel = "N",
+      description = "Users to write and read, numbers 1..N (default: ${DEFAULT-VALUE}).")
+  int users;
+
+  @Option(names = "--threads", defaultValue = "4", paramLabel = "T",
+      description = "Concurrent calls; also the connections per shard pool (default: ${DEFAULT-VALUE}).")
+  int threads;
+
+  @Option(names = "--pg-user", defaultValue = "postgres", paramLabel = "ROLE",
+      description = "PostgreSQL role on every shard (default: ${DEFAULT-VALUE}, as deploy/local/up.sh sets up).")
+  String pgUser;
+
+  @Option(names = "--pg-password", defaultValue = "${env:SHARDMAP_PG_PASSWORD}", paramLabel = "PASSWORD",
+      description = "Its password (default: $SHARDMAP_PG_PASSWORD; none, as deploy/local/up.sh's trust "
+          + "authentication needs none).")
+  String pgPassword;
+
+  @Option(names = "--duration", paramLabel = "DURATION", converter = DurationConverter.class,
+      description = "Keep writing and reading all N users in rounds for this long (e.g. 60s, 2m); "
+          + "default: one round. Change the map meanwhile to see the example follow it.")
+  Duration duration;
+
+  @Option(names = "--verify",
+      description = "Afterwards, query every shard's primary directly and check that each user is on the "
+          + "shard the map names, and on no other.")
+  boolean verify;
+
+  @Option(names = "--samples", defaultValue = "5", paramLabel = "K",
+      description = "Users whose route the report shows (default: ${DEFAULT-VALUE}).")
+  int samples;
+
+  @Option(names = "--start-timeout", defaultValue = "15s", paramLabel = "DURATION",
+      converter = DurationConverter.class,
+      description = "How long to wait for the first map from a directory server (default: ${DEFAULT-VALUE}).")
+  Duration startTimeout;
+
+  @Option(names = "--verbose", description = "Also show the SDK's informational log (pools opened, maps loaded).")
+  boolean verbose;
+
+  @Spec
+  CommandSpec spec;
+
+  /** Kept so the level set on it is not lost to garbage collection. */
+  private static Logger sdkLogger;
+
+  public static void main(String[] args) {
+    if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
+      System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tT.%1$tL %4$s %5$s%6$s%n");
+    }
+    System.exit(commandLine().execute(args));
+  }
+
+  static CommandLine commandLine() {
+    return new CommandLine(new UsersExample()).setUsageHelpWidth(110)
+        .setParameterExceptionHandler((e, args) -> {
+          PrintWriter err = e.getCommandLine().getErr();
+          err.println("error: " + e.getMessage());
+          err.println("Options: shardmap-example --help");
+          err.flush();
+          return 2;
+        });
+  }
+
+  /** The id of user number {@code n}: a fixed bijection of the 64-bit integers (SplitMix64's finalizer). */
+  public static long userId(long n) {
+    long z = n * 0x9E3779B97F4A7C15L;
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+    return z ^ (z >>> 31);
+  }
+
+  /** A failure the example explains itself; the message is the whole story. */
+  static final class Failure extends Exception {
+    Failure(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  @Override
+  public Integer call() {
+    PrintWriter out = spec.commandLine().getOut();
+    PrintWriter err = spec.commandLine().getErr();
+    try {
+      checkOptions();
+      sdkLogger = Logger.getLogger("io.shardmap");
+      sdkLogger.setLevel(verbose ? Level.INFO : Level.WARNING);
+      run(out);
+      out.flush();
+      return 0;
+    } catch (CommandLine.ParameterException e) {
+      throw e;
+    } catch (Failure e) {
+      out.flush();
+      err.println("error: " + e.getMessage());
+      err.flush();
+      return 1;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      err.println("error: interrupted");
+      err.flush();
+      return 1;
+    } catch (RuntimeException | SQLException e) {
+      out.flush();
+      err.println("error: " + describe(e));
+      err.flush();
+      return 1;
+    }
+  }
+
+  private void checkOptions() {
+    if (users < 1 || users > 10_000_000) {
+      throw bad("--users: must be 1..10000000, got " + users);
+    }
+    if (threads < 1 || threads > 64) {
+      throw bad("--threads: must be 1..64, got " + threads);
+    }
+    if (samples < 0) {
+      throw bad("--samples: must be >= 0, got " + samples);
+    }
+    if (!table.matches("[a-z_][a-z0-9_]{0,62}")) {
+      throw bad("--table: '" + table + "' is not a plain lower-case SQL name");
+    }
+    try {
+      ClientOptions.builder().targets(directory).keyspaces(keyspace);
+    } catch (IllegalArgumentException e) {
+      throw bad("--directory/--keyspace: " + e.getMessage());
+    }
+  }
+
+  private CommandLine.ParameterException bad(String message) {
+    return new CommandLine.ParameterException(spec.commandLine(), message);
+  }
+
+  private void run(PrintWriter out) throws Failure, InterruptedException, SQLException {
+    ClientOptions clientOptions = ClientOptions.builder()
+        .targets(directory)
+        .keyspaces(keyspace)
+        .startTimeout(startTimeout)
+        .build();
+    DataOptions dataOptions = DataOptions.builder()
+        .user(pgUser)
+        .password(pgPassword == null || pgPassword.isEmpty() ? null : pgPassword)
+        .maxPoolSize(threads)
+        .build();
+    out.printf("Shardmap users example: %,d users in keyspace '%s' (table %s), %d threads, directory %s%n",
+        users, keyspace, table, threads, String.join(",", directory));
+    out.flush();
+
+    ShardmapClient client;
+    try {
+      client = ShardmapClient.start(clientOptions);
+    } catch (ShardmapException e) {
+      throw new Failure(e.getMessage() + " (is the system up? deploy/local/up.sh starts it)", e);
+    }
+    AtomicLong mapChanges = new AtomicLong();
+    MapListener onChange = (before, after, resync) -> {
+      mapChanges.incrementAndGet();
+      out.printf("  map changed: revision %d -> %d%s%n", before == null ? 0 : before.revision(), after.revision(),
+          resync ? " (full re-read)" : "");
+      out.flush();
+    };
+    try (client; ShardmapData data = ShardmapData.open(client, dataOptions)) {
+      checkKeyspace(client);
+      long startRevision = client.revision();
+      client.addListener(onChange);
+      UserStore store = new UserStore(data, keyspace, table);
+
+      long deadline = duration == null ? 0 : System.nanoTime() + duration.toNanos();
+      List<Round> rounds = new ArrayList<>();
+      do {
+        Round r = round(store, rounds.size() + 1);
+        rounds.add(r);
+        if (duration != null) {
+          out.printf("  round %d: upserted %,d users in %,d ms (%,d inserted), read them back in %,d ms; map revision %d%n",
+              r.number, users, r.writeMillis, r.inserted, r.readMillis, client.revision());
+          out.flush();
+        }
+      } while (duration != null && System.nanoTime() - deadline < 0);
+      client.removeListener(onChange);
+
+      report(out, client, data, store, rounds, startRevision, mapChanges.get());
+      if (verify) {
+        verify(out, client, data);
+      }
+      out.println("OK");
+    }
+  }
+
+  private void checkKeyspace(ShardmapClient client) throws Failure {
+    var k = client.snapshot().keyspaces().get(keyspace);
+    if (k == null) {
+      throw new Failure("keyspace '" + keyspace + "' does not exist in the directory (deploy/local/up.sh creates "
+          + "'users'; or: shardmapctl keyspace create " + keyspace + " --key-type int64 --strategy range ...)", null);
+    }
+    if (k.keyType() != KeyType.KEY_TYPE_INT64) {
+      throw new Failure("keyspace '" + keyspace + "' has " + k.keyType() + " keys; this example writes "
+          + "bigint ids and needs an INT64 keyspace", null);
+    }
+  }
+
+  /** One round: every user upserted, then every user read back. */
+  private record Round(int number, long inserted, long writeMillis, long readMillis, long laggingReads) {}
+
+  private Round round(UserStore store, int number) throws Failure, InterruptedException {
+    String stamp = "round " + number + " of " + Instant.now();
+    AtomicLong inserted = new AtomicLong();
+    long t0 = System.nanoTime();
+    forEachUser("upserting", n -> {
+      if (store.upsert(userId(n), name(n, stamp))) {
+        inserted.incrementAndGet();
+      }
+    });
+    long t1 = System.nanoTime();
+    AtomicLong lagging = new AtomicLong();
+    forEachUser("reading back", n -> {
+      String expected = name(n, stamp);
+      String got = store.name(userId(n));
+      // A replica may lag its primary for a moment; the local system has none, so this never waits there.
+      long until = System.nanoTime() + 2_000_000_000L;
+      if (!expected.equals(got)) {
+        lagging.incrementAndGet();
+        while (!expected.equals(got) && System.nanoTime() - until < 0) {
+          Thread.sleep(20);
+          got = store.name(userId(n));
+        }
+      }
+      if (!expected.equals(got)) {
+        throw new Failure("read back " + (got == null ? "no row" : "'" + got + "'") + ", expected '" + expected
+            + "'", null);
+      }
+    });
+    long t2 = System.nanoTime();
+    return new Round(number, inserted.get(), (t1 - t0) / 1_000_000, (t2 - t1) / 1_000_000, lagging.get());
+  }
+
+  private static String name(long n, String stamp) {
+    return "user " + n + " (" + stamp + ")";
+  }
+
+  @FunctionalInterface
+  private interface UserTask {
+    void run(long n) throws Exception;
+  }
+
+  /** Runs the task for users 1..N on {@code threads} threads; stops at the first failure and throws it. */
+  private void forEachUser(String what, UserTask task) throws Failure, InterruptedException {
+    AtomicInteger next = new AtomicInteger(1);
+    AtomicReference<Failure> failure = new AtomicReference<>();
+    ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
+      Thread t = new Thread(r, "example-worker");
+      t.setDaemon(true);
+      return t;
+    });
+    try {
+      List<Future<?>> workers = new ArrayList<>();
+      for (int i = 0; i < threads; i++) {
+        workers.add(pool.submit(() -> {
+          while (failure.get() == null) {
+            int n = next.getAndIncrement();
+            if (n > users) {
+              return;
+            }
+            try {
+              task.run(n);
+            } catch (Exception e) {
+              failure.compareAndSet(null, new Failure(what + " user " + n + " (id " + userId(n) + ") failed: "
+                  + describe(e), e));
+            }
+          }
+        }));
+      }
+      for (Future<?> w : workers) {
+        try {
+          w.get();
+        } catch (ExecutionException e) {
+          failure.compareAndSet(null, new Failure(what + " failed: " + describe(e.getCause()), e.getCause()));
+        }
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+    if (failure.get() != null) {
+      throw failure.get();
+    }
+  }
+
+  private void report(PrintWriter out, ShardmapClient client, ShardmapData data, UserStore store, List<Round> rounds,
+      long startRevision, long mapChanges) throws Failure {
+    Round first = rounds.get(0);
+    Round last = rounds.get(rounds.size() - 1);
+    long writeMillis = rounds.stream().mapToLong(Round::writeMillis).sum();
+    long readMillis = rounds.stream().mapToLong(Round::readMillis).sum();
+    long written = (long) users * rounds.size();
+    out.println();
+    if (rounds.size() == 1) {
+      out.printf("Upserted %,d users in %,d ms (%,d/s; %,d inserted, %,d updated); read all back as written in %,d ms.%n",
+          users, writeMillis, perSecond(written, writeMillis), first.inserted, users - first.inserted, readMillis);
+    } else {
+      out.printf("%d rounds: upserted %,d users %d times in %,d ms (%,d/s; %,d inserted in round 1, %,d in the last); "
+              + "read all back as written each round (%,d ms in all).%n",
+          rounds.size(), users, rounds.size(), writeMillis, perSecond(written, writeMillis), first.inserted,
+          last.inserted, readMillis);
+    }
+    long lagging = rounds.stream().mapToLong(Round::laggingReads).sum();
+    if (lagging > 0) {
+      out.printf("%,d reads first saw an older row (a replica lagging its primary) and were repeated.%n", lagging);
+    }
+
+    // Rows per shard: this run's users by the map as it is now, and everything in each shard's table.
+    Map<String, Long> mine = new TreeMap<>();
+    for (String s : client.snapshot().shards().keySet()) {
+      mine.put(s, 0L);
+    }
+    for (long n = 1; n <= users; n++) {
+      mine.merge(client.route(keyspace, userId(n)).shard(), 1L, Long::sum);
+    }
+    out.println();
+    out.println("Rows per shard (this run's users by the current map; all rows of table " + table
+        + " on the shard's primary):");
+    List<List<String>> rows = new ArrayList<>();
+    rows.add(List.of("SHARD", "PRIMARY", "USERS", "TABLE ROWS"));
+    for (Map.Entry<String, Long> e : mine.entrySet()) {
+      rows.add(List.of(e.getKey(), endpoint(client.shard(e.getKey()).getPrimary()), String.format("%,d", e.getValue()),
+          String.format("%,d", countRows(data, e.getKey()))));
+    }
+    table(out, rows, 2, 3);
+
+    if (samples > 0) {
+      out.println();
+      out.println("Where some users went:");
+      rows = new ArrayList<>();
+      rows.add(List.of("USER", "ID", "SHARD", "EPOCH", "RANGE"));
+      for (long n = 1; n <= Math.min(samples, users); n++) {
+        Route r = client.route(keyspace, userId(n));
+        rows.add(List.of(Long.toString(n), Long.toString(userId(n)), r.shard(), Long.toString(r.epoch()),
+            r.range() == null ? "-" : r.range().format(KeyType.KEY_TYPE_INT64)));
+      }
+      table(out, rows, 1);
+    }
+
+    out.println();
+    long revision = client.revision();
+    out.printf("Map: revision %d at the start, %d at the end (%d %s followed while running); "
+            + "directory reconnects %d, failovers %d, full re-reads %d.%n",
+        startRevision, revision, mapChanges, mapChanges == 1 ? "change" : "changes", client.reconnects(),
+        client.failovers(), client.resyncs());
+    long calls = store.calls();
+    long reruns = store.workRuns() - calls;
+    out.printf("SDK calls: %,d (%,d inTransaction, %,d read); %,d re-run by the SDK (a range moved or a "
+            + "connection broke before commit).%n",
+        calls, written, calls - written, reruns);
+  }
+
+  private long countRows(ShardmapData data, String shard) throws Failure {
+    try (Connection c = data.primary(shard).getConnection(); Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("SELECT count(*) FROM " + table)) {
+      rs.next();
+      return rs.getLong(1);
+    } catch (SQLException e) {
+      throw new Failure("counting the rows of table " + table + " on shard " + shard + " failed: " + describe(e), e);
+    }
+  }
+
+  /**
+   * Queries every shard's primary directly (no routing) for this run's ids and checks that each id is on
+   * the shard the client's map names, and on no other. An operator's reassign moves no rows (that is the
+   * migrator's job), so after reassigning a range that holds users this reports them as misplaced.
+   */
+  private void verify(PrintWriter out, ShardmapClient client, ShardmapData data) throws Failure {
+    long[] ids = new long[users];
+    for (int n = 1; n <= users; n++) {
+      ids[n - 1] = userId(n);
+    }
+    Map<Long, List<String>> foundOn = new HashMap<>();
+    Set<String> shards = new TreeMap<>(client.snapshot().shards()).keySet();
+    for (String shard : shards) {
+      try (Connection c = data.primary(shard).getConnection();
+           PreparedStatement ps = c.prepareStatement("SELECT id FROM " + table + " WHERE id = ANY (?)")) {
+        for (int from = 0; from < ids.length; from += 10_000) {
+          int to = Math.min(ids.length, from + 10_000);
+          Long[] chunk = new Long[to - from];
+          for (int i = from; i < to; i++) {
+            chunk[i - from] = ids[i];
+          }
+          Array array = c.createArrayOf("bigint", chunk);
+          ps.setArray(1, array);
+          try (ResultSet rs = ps.executeQuery()) {
+            while (rs.next()) {
+              foundOn.computeIfAbsent(rs.getLong(1), k -> new ArrayList<>(1)).add(shard);
+            }
+          }
+          array.free();
+        }
+      } catch (SQLException e) {
+        throw new Failure("verify: querying table " + table + " on shard " + shard + " failed: " + describe(e), e);
+      }
+    }
+    List<String> problems = new ArrayList<>();
+    int wrong = 0;
+    for (int n = 1; n <= users; n++) {
+      long id = userId(n);
+      String owner = client.route(keyspace, id).shard();
+      List<String> on = foundOn.getOrDefault(id, List.of());
+      if (on.size() == 1 && on.get(0).equals(owner)) {
+        continue;
+      }
+      wrong++;
+      if (problems.size() < 10) {
+        problems.add("user " + n + " (id " + id + "): the map names " + owner + ", the row is "
+            + (on.isEmpty() ? "on no shard" : "on " + String.join(" and ", on)));
+      }
+    }
+    if (wrong > 0) {
+      throw new Failure(String.format("verify: %,d of %,d", wrong, users) + " users are not on exactly the shard the map "
+          + "(revision " + client.revision() + ") names:\n  " + String.join("\n  ", problems)
+          + (wrong > problems.size() ? "\n  ..." : "")
+          + "\n(a reassign moves no rows; rows in a reassigned range stay behind until the migrator moves them)", null);
+    }
+    out.printf("Verify: queried the primaries of %s directly: each of the %,d users is on the shard the map "
+        + "(revision %d) names, and on no other.%n", String.join(", ", shards), users, client.revision());
+  }
+
+  private static long perSecond(long n, long millis) {
+    return millis == 0 ? n * 1000 : n * 1000 / millis;
+  }
+
+  private static String endpoint(Endpoint e) {
+    String host = e.getHost().contains(":") ? "[" + e.getHost() + "]" : e.getHost();
+    return host + ":" + e.getPort() + "/" + e.getDatabase();
+  }
+
+  /** Prints aligned columns; the given columns are right-aligned (numbers). */
+  private static void table(PrintWriter out, List<List<String>> rows, int... rightAligned) {
+    int cols = rows.get(0).size();
+    int[] width = new int[cols];
+    for (List<String> r : rows) {
+      for (int i = 0; i < cols; i++) {
+        width[i] = Math.max(width[i], r.get(i).length());
+      }
+    }
+    Set<Integer> right = new LinkedHashSet<>();
+    for (int c : rightAligned) {
+      right.add(c);
+    }
+    for (List<String> r : rows) {
+      StringBuilder line = new StringBuilder("  ");
+      for (int i = 0; i < cols; i++) {
+        String v = r.get(i);
+        String pad = " ".repeat(width[i] - v.length());
+        line.append(right.contains(i) ? pad + v : v + (i == cols - 1 ? "" : pad));
+        if (i < cols - 1) {
+          line.append("  ");
+        }
+      }
+      out.println(line.toString().stripTrailing());
+    }
+  }
+
+  /** The message of an exception and of its causes, each once, with SQLSTATEs, plus a hint where one helps. */
+  static String describe(Throwable e) {
+    StringBuilder b = new StringBuilder();
+    Set<String> seen = new LinkedHashSet<>();
+    String hint = null;
+    for (Throwable t = e; t != null && seen.size() < 6; t = t.getCause() == t ? null : t.getCause()) {
+      String m = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage().strip();
+      if (t instanceof SQLException s && s.getSQLState() != null && !m.contains(s.getSQLState())) {
+        m += " (SQLSTATE " + s.getSQLState() + ")";
+      }
+      if (t instanceof SQLException s && "42P01".equals(s.getSQLState())) {
+        hint = "every shard needs the table: CREATE TABLE <table> (id bigint PRIMARY KEY, name text NOT NULL); "
+            + "deploy/local/up.sh creates users";
+      }
+      if (t instanceof SQLException s && s.getSQLState() != null && s.getSQLState().startsWith("08")) {
+        hint = "is the shard's PostgreSQL running? (deploy/local/up.sh starts them)";
+      }
+      String message = m;
+      if (seen.stream().noneMatch(x -> x.contains(message))) {
+        seen.add(message);
+      }
+    }
+    b.append(String.join(": ", seen));
+    if (hint != null) {
+      b.append(" (").append(hint).append(')');
+    }
+    return b.toString();
+  }
+
+  /** Durations as people type them: {@code 500ms}, {@code 30s}, {@code 2m}; a bare number is seconds. */
+  static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+    private static final Pattern P = Pattern.compile("(\\d{1,9})(ms|s|m|h)?");
+
+    @Override
+    public Duration convert(String value) {
+      Matcher m = P.matcher(value.trim().toLowerCase(Locale.ROOT));
+      if (!m.matches()) {
+        throw new CommandLine.TypeConversionException("'" + value + "' is not a duration like 500ms, 30s or 2m");
+      }
+      long n = Long.parseLong(m.group(1));
+      Duration d = switch (m.group(2) == null ? "s" : m.group(2)) {
+        case "ms" -> Duration.ofMillis(n);
+        case "m" -> Duration.ofMinutes(n);
+        case "h" -> Duration.ofHours(n);
+        default -> Duration.ofSeconds(n);
+      };
+      if (d.isZero()) {
+        throw new CommandLine.TypeConversionException("'" + value + "' is not a positive duration");
+      }
+      return d;
+    }
+  }
+}

@@ -1,0 +1,103 @@
+package io.shardmap.examples;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.File;
+import java.io.StringWriter;
+import java.net.URISyntaxException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import javax.tools.JavaCompiler;
+import javax.tools.ToolProvider;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The README's "Use it from your service" code compiles against the SDK as it is, and still shows the
+ * calls the example service makes; the user-id scheme the smoke test relies on stays as documented.
+ */
+class ReadmeSnippetTest {
+  static final String SECTION = "## Use it from your service";
+
+  static Path readme() {
+    Path dir = Path.of(System.getProperty("basedir", System.getProperty("user.dir"))).toAbsolutePath();
+    for (Path p = dir; p != null; p = p.getParent()) {
+      if (Files.isRegularFile(p.resolve("README.md")) && Files.isDirectory(p.resolve("examples"))) {
+        return p.resolve("README.md");
+      }
+    }
+    throw new AssertionError("no README.md above " + dir);
+  }
+
+  /** The first ```java block of the section. */
+  static String snippet() throws Exception {
+    String md = Files.readString(readme(), StandardCharsets.UTF_8);
+    int section = md.indexOf("\n" + SECTION + "\n");
+    assertTrue(section >= 0, "README.md has a section '" + SECTION + "'");
+    int start = md.indexOf("```java\n", section);
+    int next = md.indexOf("\n## ", section + 1);
+    assertTrue(start > 0 && (next < 0 || start < next), "the section has a ```java block");
+    start += "```java\n".length();
+    return md.substring(start, md.indexOf("```", start));
+  }
+
+  @Test
+  void theReadmeSnippetCompiles(@TempDir Path tmp) throws Exception {
+    String code = snippet();
+    var m = java.util.regex.Pattern.compile("public class (\\w+)").matcher(code);
+    assertTrue(m.find(), "the snippet is a public class: " + code);
+    Path src = tmp.resolve(m.group(1) + ".java");
+    Files.writeString(src, code);
+    JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
+    assertNotNull(javac, "a JDK, not a JRE");
+    StringWriter diagnostics = new StringWriter();
+    int rc = javac.getTask(diagnostics, null, null,
+        List.of("--release", "17", "-Xlint:all,-path,-processing", "-Werror", "-proc:none", "-classpath", classpath(), "-d",
+            tmp.resolve("classes").toString()),
+        null, javac.getStandardFileManager(null, null, StandardCharsets.UTF_8).getJavaFileObjects(src.toFile()))
+        .call() ? 0 : 1;
+    assertEquals(0, rc, "the README snippet does not compile:\n" + diagnostics + "\n" + code);
+    assertTrue(Files.isRegularFile(tmp.resolve("classes").resolve(m.group(1) + ".class")));
+  }
+
+  @Test
+  void theSnippetMakesTheCallsTheExampleMakes() throws Exception {
+    String code = snippet();
+    for (String call : List.of("ClientOptions.builder()", ".targets(", ".keyspaces(", "ShardmapClient.start(",
+        "ShardmapData.open(", "DataOptions.builder().user(", "data.inTransaction(", "data.read(",
+        "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name RETURNING (xmax = 0)", "SELECT name FROM users WHERE id = ?")) {
+      assertTrue(code.contains(call), "README snippet lacks " + call);
+    }
+  }
+
+  @Test
+  void userIdsAreDistinctAndSpreadAndAvoidTheRangeTheSmokeTestReassigns() {
+    Set<Long> seen = new LinkedHashSet<>();
+    long negative = 0;
+    for (long n = 1; n <= 100_000; n++) {
+      long id = UsersExample.userId(n);
+      assertTrue(seen.add(id), "user " + n + " repeats an id");
+      // deploy/local/smoke.sh reassigns [1000, 2000) while the example runs and expects no users there.
+      assertTrue(id < 1000 || id >= 2000, "user " + n + " has id " + id);
+      negative += id < 0 ? 1 : 0;
+    }
+    assertTrue(negative > 45_000 && negative < 55_000, "ids spread over the signed key space: " + negative);
+    assertEquals(-2152535657050944081L, UsersExample.userId(1), "user 1's id is fixed (reruns update it)");
+  }
+
+  /** The test classpath (Surefire sets java.class.path to it), plus where the SDK's classes came from. */
+  private static String classpath() throws URISyntaxException {
+    Set<String> entries = new LinkedHashSet<>(List.of(System.getProperty("java.class.path").split(File.pathSeparator)));
+    for (Class<?> c : List.of(io.shardmap.client.ShardmapClient.class, io.shardmap.core.Route.class,
+        io.shardmap.proto.v1.Shard.class, com.google.protobuf.Message.class)) {
+      entries.add(Path.of(c.getProtectionDomain().getCodeSource().getLocation().toURI()).toString());
+    }
+    return String.join(File.pathSeparator, entries);
+  }
+}
