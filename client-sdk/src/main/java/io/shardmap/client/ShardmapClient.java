@@ -62,7 +62,7 @@ public final class ShardmapClient implements AutoCloseable {
     if (!c.follower.awaitFirstLoad(options.startTimeout().toNanos(), TimeUnit.NANOSECONDS)) {
       c.close();
       throw new ShardmapException(ErrorCode.UNAVAILABLE, "no directory server of " + options.targets()
-          + " delivered the maps within " + options.startTimeout());
+          + " delivered the maps within " + options.startTimeout().toMillis() + " ms");
     }
     return c;
   }

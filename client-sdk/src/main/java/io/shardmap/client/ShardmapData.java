@@ -47,6 +47,9 @@ public final class ShardmapData implements AutoCloseable {
 
   private enum Mode { TRANSACTION, AUTOCOMMIT_IDEMPOTENT, AUTOCOMMIT, READ }
 
+  /** How long the watched map gets to bring a cutover before the directory is asked directly. */
+  private static final long REMOTE_LOOKUP_AFTER_NANOS = TimeUnit.MILLISECONDS.toNanos(200);
+
   private final ShardmapClient client;
   private final DataOptions options;
   private final ClientStats stats;
@@ -222,7 +225,10 @@ public final class ShardmapData implements AutoCloseable {
   }
 
   /**
-   * Waits until the key routes at an epoch above {@code fencedEpoch} in the watched map.
+   * Waits until the key routes at an epoch above {@code fencedEpoch}: through the watched map, and every
+   * 200 ms also by asking a directory server ({@link ShardmapClient#lookupRemote}), so a stalled watch does
+   * not hold the call to its timeout. The remote answer is used for this call only; the map itself still
+   * changes only through the watch, in revision order.
    * Between the fence and the cutover's etcd commit there is a short window in which no newer route
    * exists anywhere yet; waiting covers it.
    */
@@ -230,6 +236,8 @@ public final class ShardmapData implements AutoCloseable {
       SQLException cause) {
     long start = System.nanoTime();
     long deadline = start + options.staleRouteTimeout().toNanos();
+    long nextRemote = start + REMOTE_LOOKUP_AFTER_NANOS;
+    boolean remoteUsable = true;
     while (true) {
       long seen = mapChanges;
       Route r = route(keyspace, intKey, bytesKey);
@@ -237,6 +245,23 @@ public final class ShardmapData implements AutoCloseable {
         return r;
       }
       long now = System.nanoTime();
+      if (remoteUsable && now - nextRemote >= 0) {
+        try {
+          Route remote = bytesKey == null ? client.lookupRemote(keyspace, intKey)
+              : client.lookupRemote(keyspace, bytesKey);
+          if (remote.epoch() > fencedEpoch) {
+            return remote;
+          }
+        } catch (ShardmapException e) {
+          if (!e.code().retryableForIdempotent()) {
+            throw e;
+          }
+          // No directory answers (each try can take rpcTimeout): leave it to the watched map.
+          remoteUsable = false;
+        }
+        now = System.nanoTime();
+        nextRemote = now + REMOTE_LOOKUP_AFTER_NANOS;
+      }
       if (now - deadline >= 0) {
         throw new ShardmapException(ErrorCode.STALE_EPOCH, "shard " + used.shard() + " refused the call because "
             + "the key's range in keyspace '" + keyspace + "' is fenced up to epoch " + fencedEpoch + ", and no "

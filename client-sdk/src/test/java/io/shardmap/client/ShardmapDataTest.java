@@ -380,6 +380,67 @@ class ShardmapDataTest {
     assertEquals(0, count(2, k4));
   }
 
+  /**
+   * The followed directory replica is cut off from the store, so the client's watch brings nothing; a
+   * fenced call must still find the new owner by asking another replica, well within staleRouteTimeout.
+   */
+  @Test
+  void aFencedCallFindsTheNewOwnerWhileTheWatchIsStalled() throws Exception {
+    try (io.shardmap.store.InMemoryMetaStore root = new io.shardmap.store.InMemoryMetaStore();
+         io.shardmap.store.InMemoryMetaStore storeA = root.newClient();
+         io.shardmap.store.InMemoryMetaStore storeB = root.newClient()) {
+      ServerOptions o = ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0).etcdPrefix("/stall")
+          .probeInterval(Duration.ofMillis(100)).watchHeartbeat(Duration.ofMillis(200)).build();
+      try (DirectoryServer serverA = DirectoryServer.start(o, storeA);
+           DirectoryServer serverB = DirectoryServer.start(o, storeB)) {
+        ManagedChannel chB = NettyChannelBuilder.forAddress("127.0.0.1", serverB.port()).usePlaintext().build();
+        try {
+          var adminB = ShardMapAdminServiceGrpc.newBlockingStub(chB);
+          for (int i = 0; i < SHARDS.size(); i++) {
+            adminB.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder()
+                .setName(SHARDS.get(i)).setPrimary(endpoint(pg.shard(i)))).build());
+          }
+          adminB.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder()
+              .setName("users").setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE))
+              .addAllRangeShards(SHARDS).build());
+          try (ShardmapClient c2 = ShardmapClient.start(ClientOptions.builder()
+                  .targets("127.0.0.1:" + serverA.port(), "127.0.0.1:" + serverB.port()).keyspaces("users")
+                  .backoff(Duration.ofMillis(20), Duration.ofMillis(200)).rpcTimeout(Duration.ofSeconds(2)).build());
+               ShardmapData d2 = ShardmapData.open(c2, DataOptions.builder().user(pg.shard(0).user())
+                   .password(pg.shard(0).password()).staleRouteTimeout(Duration.ofSeconds(3)).build())) {
+            long k = Long.MIN_VALUE + 99;
+            Route r = c2.route("users", k);
+            assertEquals("s1", r.shard());
+            fence(0, r);
+            storeA.setUnavailable(true);
+            ManagedChannel chA = NettyChannelBuilder.forAddress("127.0.0.1", serverA.port()).usePlaintext().build();
+            try {
+              var readA = ShardMapServiceGrpc.newBlockingStub(chA);
+              eventually("replica A notices it lost the store", () -> !readA.lookup(LookupRequest.newBuilder()
+                  .setKeyspace("users").setKey(Key.newBuilder().setIntKey(k)).build()).getFreshness().getEtcdReachable());
+            } finally {
+              chA.shutdownNow();
+            }
+            adminB.reassignRange(ReassignRangeRequest.newBuilder().setKeyspace("users")
+                .setRange(r.range().toProto(KeyType.KEY_TYPE_INT64)).setShard("s3").setExpectedEpoch(r.epoch())
+                .build());
+            long t0 = System.nanoTime();
+            assertEquals(1, (int) d2.inTransaction("users", k, c -> insertInt(c, table, k, "via-remote")));
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+            assertTrue(ms < 2000, "found the new owner in " + ms + " ms, not at the 3 s timeout");
+            assertEquals("s1", c2.route("users", k).shard(), "the watched map is still stalled");
+            assertEquals(0, count(0, k));
+            assertEquals(1, count(2, k));
+            storeA.setUnavailable(false);
+            eventually("the watch catches up", () -> "s3".equals(c2.route("users", k).shard()));
+          }
+        } finally {
+          chB.shutdownNow();
+        }
+      }
+    }
+  }
+
   @Test
   void readsUseAReplicaAndFallBackToThePrimary() throws Exception {
     PgInstance p1 = pg.shard(1);

@@ -108,6 +108,12 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
         throw new Behind(target + " is at revision " + revision + ", behind the client's "
             + preferAtLeastRevision, resp);
       }
+      if (!resp.getFreshness().getEtcdReachable()) {
+        // Cut off from etcd: its answer is only as new as its last watch event, which is exactly what a
+        // caller asking past its own watched map (a stalled stream) cannot use. Prefer a server that is not.
+        throw new Behind(target + " cannot reach etcd (its map is " + resp.getFreshness().getAgeMillis()
+            + " ms old)", resp);
+      }
       return resp;
     });
     io.shardmap.proto.v1.Route p = r.getRoute();

@@ -240,6 +240,13 @@ public final class MapFollower implements AutoCloseable {
   private void load(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, int t) {
     ListShardsResponse shardsResp = stub.withDeadlineAfter(options.rpcTimeout().toNanos(), TimeUnit.NANOSECONDS)
         .listShards(ListShardsRequest.getDefaultInstance());
+    DirectorySnapshot current = snapshot;
+    if (current != null && shardsResp.getRevision() < current.revision()) {
+      // A replica that lags etcd (just restarted, or cut off) must not take the client's map back in time;
+      // move on and let the failover loop find a server that has caught up.
+      throw Status.UNAVAILABLE.withDescription("it is at revision " + shardsResp.getRevision()
+          + ", behind this client's " + current.revision()).asRuntimeException();
+    }
     Map<String, Shard> shards = new HashMap<>();
     for (Shard s : shardsResp.getShardsList()) {
       shards.put(s.getName(), s);
