@@ -13,7 +13,7 @@ import picocli.CommandLine.Unmatched;
 @Command(name = "shardmap-bench", mixinStandardHelpOptions = true,
     description = "Shardmap benchmarks. See docs/benchmarks.md for what each measures and the recorded numbers.",
     subcommands = {BenchMain.Jmh.class, LookupLoadCommand.class, BatchLoadCommand.class, HeapCommand.class,
-        PropagationCommand.class, ClientHeapCommand.class, WatchRecoveryCommand.class})
+        PropagationCommand.class, ClientHeapCommand.class, WatchRecoveryCommand.class, DataLoadCommand.class})
 public final class BenchMain implements Callable<Integer> {
   /**
    * Kept strongly reachable: java.util.logging holds loggers weakly, and a collected logger would lose
@@ -23,6 +23,10 @@ public final class BenchMain implements Callable<Integer> {
 
   public static void main(String[] args) {
     SHARDMAP_LOG.setLevel(Level.WARNING);
+    // HikariCP logs pool start and shutdown at INFO through slf4j-simple; keep the results readable.
+    if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
+      System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
+    }
     System.exit(new CommandLine(new BenchMain()).execute(args));
   }
 
