@@ -92,6 +92,9 @@ public final class EtcdMetaStore implements MetaStore {
   private final Set<EtcdWatch> watches = ConcurrentHashMap.newKeySet();
   private volatile boolean closed;
 
+  /** Largest etcd response accepted (gRPC's own limit is 2 GiB). */
+  static final int MAX_RESPONSE_BYTES = 1 << 30;
+
   private EtcdMetaStore(Builder b) {
     this.endpoints = List.copyOf(b.endpoints);
     this.requestTimeout = b.requestTimeout;
@@ -109,6 +112,9 @@ public final class EtcdMetaStore implements MetaStore {
           // Detect a silently dead member within ~15 s so watch streams move on; etcd allows pings every 5 s.
           .keepaliveTime(Duration.ofSeconds(10))
           .keepaliveTimeout(Duration.ofSeconds(5))
+          // The initial load reads a whole prefix in one response: 100,000 ranges are ~11 MB, a few million
+          // directory entries some hundreds. gRPC's default 4 MiB would make such a server retry forever.
+          .maxInboundMessageSize(MAX_RESPONSE_BYTES)
           .interceptor(new UnaryDeadlineInterceptor(requestTimeout.toNanos()))
           .build();
     } catch (RuntimeException e) {
