@@ -43,12 +43,16 @@ public final class ServerProcess implements AutoCloseable {
    * {@code minRevision} (it has loaded the maps); retries with another port if the first was taken.
    */
   public static ServerProcess start(String name, List<String> etcdEndpoints, String etcdPrefix, Path logDir,
-                                    long minRevision) throws IOException, InterruptedException {
-    return start(name, logDir, minRevision, "-Xmx512m", port -> List.of("io.shardmap.server.Main",
-        "--listen", "127.0.0.1:" + port,
-        "--metrics-listen", "off",
-        "--etcd-endpoints", String.join(",", etcdEndpoints),
-        "--etcd-prefix", etcdPrefix));
+                                    long minRevision, String... extraArgs) throws IOException, InterruptedException {
+    return start(name, logDir, minRevision, "-Xmx512m", port -> {
+      List<String> args = new java.util.ArrayList<>(List.of("io.shardmap.server.Main",
+          "--listen", "127.0.0.1:" + port,
+          "--metrics-listen", "off",
+          "--etcd-endpoints", String.join(",", etcdEndpoints),
+          "--etcd-prefix", etcdPrefix));
+      args.addAll(List.of(extraArgs));
+      return args;
+    });
   }
 
   /**

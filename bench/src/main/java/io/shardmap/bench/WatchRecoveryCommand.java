@@ -84,6 +84,14 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
       description = "ClientOptions backoff max; 0 (default) keeps the SDK default.")
   long maxBackoffMs;
 
+  @Option(names = "--watch-idle-timeout-ms", defaultValue = "0",
+      description = "ClientOptions watchIdleTimeout; 0 (default) keeps the SDK default.")
+  long watchIdleTimeoutMs;
+
+  @Option(names = "--heartbeat-ms", defaultValue = "0",
+      description = "The replicas' --watch-heartbeat; 0 (default) keeps the server default (2 s).")
+  long heartbeatMs;
+
   @Option(names = "--round-timeout-seconds", defaultValue = "40",
       description = "Longest wait for every client to see a write, per write.")
   int roundTimeoutSeconds;
@@ -160,7 +168,7 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
       List<ServerProcess> alternates = new ArrayList<>();
       for (int i = 1; i < replicas; i++) {
         alternates.add(closer.add(ServerProcess.start("replica-" + (char) ('a' + i), etcd.endpoints(), prefix,
-            logDir, prev)));
+            logDir, prev, serverArgs())));
       }
       ServerProcess b = alternates.get(0);
       ManagedChannel adminCh = NettyChannelBuilder.forAddress("127.0.0.1", b.port()).usePlaintext().build();
@@ -175,9 +183,12 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
               + defaults.maxBackoff().toMillis() + " ms)";
       out.println("etcd:     " + etcd.description() + ", prefix " + prefix);
       out.println("replicas: " + replicas + " directory servers, each a child JVM (io.shardmap.server.Main, default "
-          + "options: heartbeat 2 s); A is started fresh every round; writes go through B; keyspace '"
+          + "options" + (heartbeatMs > 0 ? " but --watch-heartbeat " + heartbeatMs + "ms" : ": heartbeat 2 s")
+          + "); A is started fresh every round; writes go through B; keyspace '"
           + RangeMaps.KEYSPACE + "': " + ranges + " ranges over " + shards + " shards");
-      out.println("clients:  " + clients + " ShardmapClients per round, targets A, B, ...; " + backoff);
+      out.println("clients:  " + clients + " ShardmapClients per round, targets A, B, ...; " + backoff
+          + "; watchIdleTimeout " + (watchIdleTimeoutMs > 0 ? watchIdleTimeoutMs + " ms"
+              : defaults.watchIdleTimeout().toMillis() + " ms (default)"));
       out.println("fault:    " + (fault == Fault.kill ? "SIGKILL of A" : "SIGSTOP of A (then SIGKILL at the "
           + "round's end)") + ", then at once ReassignRange through B; a client has recovered when its map "
           + "listener sees that write");
@@ -204,12 +215,17 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
     }
   }
 
+  private String[] serverArgs() {
+    return heartbeatMs > 0 ? new String[] {"--watch-heartbeat", heartbeatMs + "ms"} : new String[0];
+  }
+
   private record RoundAndRevision(Round round, long lastRevision) {}
 
   private RoundAndRevision round(int n, LocalEtcd etcd, String prefix, Path logDir, List<ServerProcess> alternates,
                                  Reassigner writer, long prev, PrintStream out) throws Exception {
     try (Closer closer = new Closer()) {
-      ServerProcess a = closer.add(ServerProcess.start("replica-a-round-" + n, etcd.endpoints(), prefix, logDir, prev));
+      ServerProcess a = closer.add(ServerProcess.start("replica-a-round-" + n, etcd.endpoints(), prefix, logDir, prev,
+          serverArgs()));
       List<String> targets = new ArrayList<>();
       targets.add(a.target());
       alternates.forEach(s -> targets.add(s.target()));
@@ -219,6 +235,9 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
         ClientOptions.Builder o = ClientOptions.builder().targets(targets).keyspaces(RangeMaps.KEYSPACE);
         if (initialBackoffMs > 0) {
           o.backoff(Duration.ofMillis(initialBackoffMs), Duration.ofMillis(maxBackoffMs));
+        }
+        if (watchIdleTimeoutMs > 0) {
+          o.watchIdleTimeout(Duration.ofMillis(watchIdleTimeoutMs));
         }
         ShardmapClient client = closer.add(ShardmapClient.start(o.build()));
         int idx = c;

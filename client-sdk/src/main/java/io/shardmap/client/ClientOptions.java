@@ -20,6 +20,7 @@ public final class ClientOptions {
   private final Duration maxStaleness;
   private final Duration initialBackoff;
   private final Duration maxBackoff;
+  private final Duration watchIdleTimeout;
   private final int directoryCacheSize;
   private final Object meterRegistry;
 
@@ -31,6 +32,7 @@ public final class ClientOptions {
     maxStaleness = b.maxStaleness;
     initialBackoff = b.initialBackoff;
     maxBackoff = b.maxBackoff;
+    watchIdleTimeout = b.watchIdleTimeout;
     directoryCacheSize = b.directoryCacheSize;
     meterRegistry = b.meterRegistry;
   }
@@ -48,6 +50,8 @@ public final class ClientOptions {
   public Duration maxStaleness() { return maxStaleness; }
   public Duration initialBackoff() { return initialBackoff; }
   public Duration maxBackoff() { return maxBackoff; }
+  /** A watch stream silent for this long is treated as dead and the client moves to another server. */
+  public Duration watchIdleTimeout() { return watchIdleTimeout; }
   /** See {@link Builder#directoryCacheSize}. */
   public int directoryCacheSize() { return directoryCacheSize; }
   /**
@@ -64,6 +68,7 @@ public final class ClientOptions {
     private Duration maxStaleness;
     private Duration initialBackoff = Duration.ofMillis(50);
     private Duration maxBackoff = Duration.ofSeconds(2);
+    private Duration watchIdleTimeout = Duration.ofSeconds(6);
     private int directoryCacheSize = DEFAULT_DIRECTORY_CACHE_SIZE;
     private Object meterRegistry;
 
@@ -116,6 +121,22 @@ public final class ClientOptions {
      */
     public Builder maxStaleness(Duration d) {
       this.maxStaleness = positive("maxStaleness", d);
+      return this;
+    }
+
+    /**
+     * How long a watch stream may stay silent before the client gives up on that directory server and
+     * fails over (default 6 s). Servers send a heartbeat on every idle stream (their
+     * {@code --watch-heartbeat}, default 2 s), so this should be about three heartbeats: it is what finds
+     * a replica that hangs or is partitioned away without closing its connections (a crash is seen at
+     * once). With servers at {@code --watch-heartbeat 500ms}, 1.5 s here recovers from a frozen replica
+     * in under 2 s (docs/benchmarks.md, watch-recovery).
+     */
+    public Builder watchIdleTimeout(Duration d) {
+      if (d == null || d.compareTo(Duration.ofMillis(100)) < 0) {
+        throw new IllegalArgumentException("watchIdleTimeout: must be at least 100 ms, got " + d);
+      }
+      this.watchIdleTimeout = d;
       return this;
     }
 

@@ -1,5 +1,6 @@
 package io.shardmap.client;
 
+import static io.shardmap.client.Eventually.eventually;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -22,7 +23,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import java.util.logging.Handler;
 import java.util.logging.LogRecord;
 import java.util.logging.Logger;
@@ -80,16 +80,6 @@ class ClientMetricsTest {
     return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", port).metrics(null, 0)
         .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
         .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).maxTxnOps(1024).build());
-  }
-
-  private static void eventually(String what, BooleanSupplier cond) throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-    while (!cond.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("timed out waiting for: " + what);
-      }
-      Thread.sleep(10);
-    }
   }
 
   static double counter(MeterRegistry r, String name) {

@@ -1,5 +1,6 @@
 package io.shardmap.client;
 
+import static io.shardmap.client.Eventually.eventually;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -34,7 +35,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -116,16 +116,6 @@ class LazyDirectoryClientTest {
   private io.shardmap.proto.v1.Route server(String ks, long key) {
     return read.lookup(LookupRequest.newBuilder().setKeyspace(ks).setKey(Key.newBuilder().setIntKey(key)).build())
         .getRoute();
-  }
-
-  private static void eventually(String what, BooleanSupplier cond) throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-    while (!cond.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("timed out waiting for: " + what);
-      }
-      Thread.sleep(10);
-    }
   }
 
   private static void assertRoute(io.shardmap.proto.v1.Route expected, Route actual, String what) {

@@ -1,5 +1,6 @@
 package io.shardmap.client;
 
+import static io.shardmap.client.Eventually.eventually;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -23,7 +24,6 @@ import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -89,16 +89,6 @@ class ShardmapClientTest {
   private ClientOptions.Builder options(String... targets) {
     return ClientOptions.builder().targets(targets).keyspaces("users", "carts", "sessions", "tenants", "profiles")
         .backoff(Duration.ofMillis(20), Duration.ofMillis(200));
-  }
-
-  private static void eventually(String what, BooleanSupplier cond) throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-    while (!cond.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("timed out waiting for: " + what);
-      }
-      Thread.sleep(10);
-    }
   }
 
   @Test

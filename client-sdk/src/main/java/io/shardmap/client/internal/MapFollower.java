@@ -95,8 +95,8 @@ public final class MapFollower implements AutoCloseable {
     this.options = options;
     this.stats = stats;
     this.nanoTime = nanoTime;
-    // Heartbeats arrive every few seconds; several missed in a row means the server or path is dead.
-    this.idleLimitNanos = TimeUnit.SECONDS.toNanos(15);
+    // Servers send heartbeats on idle streams; several missed in a row means the server or path is dead.
+    this.idleLimitNanos = options.watchIdleTimeout().toNanos();
     for (String t : options.targets()) {
       int c = t.lastIndexOf(':');
       channels.add(NettyChannelBuilder.forAddress(t.substring(0, c), Integer.parseInt(t.substring(c + 1)))
@@ -373,10 +373,10 @@ public final class MapFollower implements AutoCloseable {
       while (!ctx.isCancelled()) {
         if (nanoTime.getAsLong() - lastMessageNanos > idleLimitNanos) {
           ctx.cancel(Status.UNAVAILABLE.withDescription("no message from the directory for "
-              + TimeUnit.NANOSECONDS.toSeconds(idleLimitNanos) + " s").asRuntimeException());
+              + TimeUnit.NANOSECONDS.toMillis(idleLimitNanos) + " ms (watchIdleTimeout)").asRuntimeException());
           return;
         }
-        sleepNanos(TimeUnit.MILLISECONDS.toNanos(200));
+        sleepNanos(Math.min(TimeUnit.MILLISECONDS.toNanos(200), idleLimitNanos / 4));
       }
     }, "shardmap-client-watchdog");
     watchdog.setDaemon(true);
