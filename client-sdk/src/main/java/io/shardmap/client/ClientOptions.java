@@ -117,7 +117,9 @@ public final class ClientOptions {
 
     /**
      * Past this age (time since a directory server last confirmed the map current), lookups fail with
-     * UNAVAILABLE instead of answering from an old map. Unset: always answer from the last map.
+     * UNAVAILABLE instead of answering from an old map. Unset: always answer from the last map. The age is
+     * judged by a timer every min(20 ms, maxStaleness / 20), so lookups read a flag rather than the clock
+     * and may still answer for up to one such period past the limit.
      */
     public Builder maxStaleness(Duration d) {
       this.maxStaleness = positive("maxStaleness", d);

@@ -38,6 +38,13 @@ public final class ShardmapClient implements AutoCloseable {
   private final ClientOptions options;
   private final MapFollower follower;
   private final long maxStalenessNanos;
+  /**
+   * Set while the map is older than maxStaleness, by a timer every {@link #stalenessCheckNanos}, so a lookup
+   * reads one volatile flag instead of the clock (lookups may answer up to one period past the limit).
+   */
+  private volatile boolean stale;
+  private final long stalenessCheckNanos;
+  private final java.util.concurrent.ScheduledExecutorService stalenessTimer;
   private final ClientStats stats = new ClientStats();
   /** Removes the Micrometer meters; null without a registry (Micrometer classes are then never loaded). */
   private volatile AutoCloseable metrics;
@@ -46,6 +53,19 @@ public final class ShardmapClient implements AutoCloseable {
     this.options = options;
     this.follower = new MapFollower(options, stats, System::nanoTime);
     this.maxStalenessNanos = options.maxStaleness() == null ? Long.MAX_VALUE : options.maxStaleness().toNanos();
+    this.stalenessCheckNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(1),
+        Math.min(TimeUnit.MILLISECONDS.toNanos(20), maxStalenessNanos / 20));
+    if (options.maxStaleness() == null) {
+      this.stalenessTimer = null;
+    } else {
+      this.stalenessTimer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "shardmap-client-staleness");
+        t.setDaemon(true);
+        return t;
+      });
+      stalenessTimer.scheduleAtFixedRate(() -> stale = follower.ageNanos() > maxStalenessNanos,
+          stalenessCheckNanos, stalenessCheckNanos, TimeUnit.NANOSECONDS);
+    }
   }
 
   /**
@@ -232,7 +252,8 @@ public final class ShardmapClient implements AutoCloseable {
   }
 
   private KeyspaceMap keyspace(String name) {
-    if (maxStalenessNanos != Long.MAX_VALUE) {
+    if (stale) {
+      // The flag may be a period old: confirm with the clock before refusing.
       long age = follower.ageNanos();
       if (age > maxStalenessNanos) {
         throw new ShardmapException(ErrorCode.UNAVAILABLE, "the client's shard map is "
@@ -252,6 +273,9 @@ public final class ShardmapClient implements AutoCloseable {
 
   @Override
   public void close() {
+    if (stalenessTimer != null) {
+      stalenessTimer.shutdownNow();
+    }
     AutoCloseable m = metrics;
     metrics = null;
     try {
