@@ -1,0 +1,290 @@
+package io.shardmap.migrator.internal;
+
+import io.shardmap.client.StaleRoute;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.Objects;
+import org.postgresql.PGConnection;
+import org.postgresql.copy.CopyManager;
+import org.postgresql.copy.PGCopyOutputStream;
+
+/**
+ * The PostgreSQL side of moving one INT64 key range [lo, hi) of one sharded table from a source shard to a
+ * target shard (docs/migrator-design.md): change capture on the source, snapshot copy, replay by key,
+ * and the fence. Every operation is idempotent, so a migrator restarted at any step can run it again.
+ *
+ * <p>Objects it creates on the source live in schema {@code shardmap} and carry the migration id in their
+ * names, so moves of different ranges or tables never share them.
+ */
+public final class RangeTableMove {
+  /** Session setting with which the migrator's own cleanup passes the fence. */
+  public static final String BYPASS_SETTING = "shardmap.bypass_fence";
+
+  private final String id;
+  private final String keyspace;
+  private final String table;
+  private final String keyColumn;
+  private final Long lo;
+  private final Long hi;
+
+  /**
+   * @param id the migration id: lower-case letters, digits and underscores (it becomes part of SQL names)
+   * @param lo the first key of the range, or null for unbounded below
+   * @param hi the first key after the range, or null for unbounded above
+   */
+  public RangeTableMove(String id, String keyspace, String table, String keyColumn, Long lo, Long hi) {
+    if (id == null || !id.matches("[a-z0-9_]{1,40}")) {
+      throw new IllegalArgumentException("id: 1 to 40 of [a-z0-9_], got '" + id + "'");
+    }
+    this.id = id;
+    this.keyspace = Objects.requireNonNull(keyspace, "keyspace");
+    this.table = Objects.requireNonNull(table, "table");
+    this.keyColumn = Objects.requireNonNull(keyColumn, "keyColumn");
+    if (lo != null && hi != null && lo >= hi) {
+      throw new IllegalArgumentException("range: start " + lo + " is not below end " + hi);
+    }
+    this.lo = lo;
+    this.hi = hi;
+  }
+
+  /** A quoted SQL identifier (a table name may be schema-qualified: each part is quoted). */
+  static String ident(String name) {
+    StringBuilder b = new StringBuilder();
+    for (String part : name.split("\\.", -1)) {
+      if (b.length() > 0) {
+        b.append('.');
+      }
+      b.append('"').append(part.replace("\"", "\"\"")).append('"');
+    }
+    return b.toString();
+  }
+
+  static String literal(String text) {
+    return "'" + text.replace("'", "''") + "'";
+  }
+
+  /** The SQL condition "{@code ref} lies in the range", e.g. for NEW.id or a column. */
+  String inRange(String ref) {
+    String c = lo == null ? "" : ref + " >= " + lo;
+    if (hi != null) {
+      c = (c.isEmpty() ? "" : c + " AND ") + ref + " < " + hi;
+    }
+    return c.isEmpty() ? "true" : "(" + c + ")";
+  }
+
+  private String changeLog() {
+    return "shardmap." + ident("changes_" + id);
+  }
+
+  private String objectName(String kind) {
+    // Trigger and function names per table: the table's name may be long or quoted, so hash it in.
+    return kind + "_" + id + "_" + Integer.toHexString(table.hashCode());
+  }
+
+  /**
+   * Source: creates the change log and the trigger that appends, in the writer's own transaction, the key
+   * of every row written inside the range (both keys when an UPDATE moves a row across the edge), and
+   * refuses TRUNCATE of the table while the move runs (it would not be captured).
+   */
+  public void installCapture(Connection source) throws SQLException {
+    String k = ident(keyColumn);
+    String fn = "shardmap." + ident(objectName("capture"));
+    String truncFn = "shardmap." + ident(objectName("notruncate"));
+    inTransaction(source, s -> {
+      s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
+      s.execute("CREATE TABLE IF NOT EXISTS " + changeLog() + " (seq bigserial PRIMARY KEY, key bigint NOT NULL)");
+      s.execute("CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
+          + " IF TG_OP <> 'DELETE' AND " + inRange("NEW." + k) + " THEN"
+          + "   INSERT INTO " + changeLog() + " (key) VALUES (NEW." + k + "); END IF;"
+          + " IF TG_OP <> 'INSERT' AND " + inRange("OLD." + k)
+          + "   AND (TG_OP = 'DELETE' OR OLD." + k + " IS DISTINCT FROM NEW." + k + ") THEN"
+          + "   INSERT INTO " + changeLog() + " (key) VALUES (OLD." + k + "); END IF;"
+          + " RETURN NULL; END $f$");
+      s.execute("CREATE OR REPLACE FUNCTION " + truncFn + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
+          + " RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = " + literal("shardmap: table " + table
+              + " is being moved by migration " + id + "; TRUNCATE is refused until it ends") + "; END $f$");
+      s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("capture")) + " ON " + ident(table));
+      s.execute("CREATE TRIGGER " + ident(objectName("capture")) + " AFTER INSERT OR UPDATE OR DELETE ON "
+          + ident(table) + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()");
+      s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("notruncate")) + " ON " + ident(table));
+      s.execute("CREATE TRIGGER " + ident(objectName("notruncate")) + " BEFORE TRUNCATE ON " + ident(table)
+          + " FOR EACH STATEMENT EXECUTE FUNCTION " + truncFn + "()");
+    });
+  }
+
+  /** Source: removes the capture trigger and the change log (after cutover, or on cancel). */
+  public void removeCapture(Connection source) throws SQLException {
+    inTransaction(source, s -> {
+      s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("capture")) + " ON " + ident(table));
+      s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("notruncate")) + " ON " + ident(table));
+      s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(objectName("capture")) + "()");
+      s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(objectName("notruncate")) + "()");
+      s.execute("DROP TABLE IF EXISTS " + changeLog());
+    });
+  }
+
+  /**
+   * Copies every row of the range from source to target through binary COPY, streaming (nothing is held
+   * in memory). The target must not hold rows of the range yet (a restarted copy first calls
+   * {@link #clearTarget}). Returns the rows copied.
+   */
+  public long copyRange(Connection source, Connection target) throws SQLException {
+    CopyManager out = source.unwrap(PGConnection.class).getCopyAPI();
+    try (PGCopyOutputStream in = new PGCopyOutputStream(target.unwrap(PGConnection.class),
+        "COPY " + ident(table) + " FROM STDIN (FORMAT binary)")) {
+      return out.copyOut("COPY (SELECT * FROM " + ident(table) + " WHERE " + inRange(ident(keyColumn))
+          + ") TO STDOUT (FORMAT binary)", in);
+    } catch (IOException e) {
+      throw new SQLException("copying " + table + " failed: " + e.getMessage(), "08000", e);
+    }
+  }
+
+  /** Target: deletes the range's rows (a restarted copy, or a cancel). */
+  public int clearTarget(Connection target) throws SQLException {
+    try (Statement s = target.createStatement()) {
+      return s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + inRange(ident(keyColumn)));
+    }
+  }
+
+  /**
+   * One round of catch-up: takes up to {@code limit} logged keys off the source's change log and makes the
+   * target's rows of each key equal to the source's current rows, in one target transaction. The keys
+   * leave the log only once the target has committed, so a crash at any point replays them again
+   * (harmless: replay copies the latest state). Keys whose writers have not committed yet are not
+   * visible and come in a later round, so no cursor can skip them. Returns the keys replayed.
+   */
+  public int replayRound(Connection source, Connection target, int limit) throws SQLException {
+    boolean srcAuto = source.getAutoCommit();
+    source.setAutoCommit(false);
+    try {
+      long[] keys;
+      try (PreparedStatement ps = source.prepareStatement("DELETE FROM " + changeLog() + " WHERE seq IN "
+          + "(SELECT seq FROM " + changeLog() + " ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING key")) {
+        ps.setInt(1, limit);
+        try (ResultSet rs = ps.executeQuery()) {
+          long[] buf = new long[Math.min(limit, 1024)];
+          int n = 0;
+          while (rs.next()) {
+            if (n == buf.length) {
+              buf = Arrays.copyOf(buf, buf.length * 2);
+            }
+            buf[n++] = rs.getLong(1);
+          }
+          keys = Arrays.stream(buf, 0, n).distinct().toArray();
+        }
+      }
+      if (keys.length > 0) {
+        copyKeys(source, target, keys);
+      }
+      source.commit();
+      return keys.length;
+    } catch (SQLException | RuntimeException e) {
+      source.rollback();
+      throw e;
+    } finally {
+      source.setAutoCommit(srcAuto);
+    }
+  }
+
+  /** Keys waiting in the change log (the catch-up lag, in keys). */
+  public long pendingKeys(Connection source) throws SQLException {
+    try (Statement s = source.createStatement();
+         ResultSet rs = s.executeQuery("SELECT count(*) FROM " + changeLog())) {
+      rs.next();
+      return rs.getLong(1);
+    }
+  }
+
+  /** Makes the target's rows for {@code keys} equal to the source's, in one target transaction. */
+  public void copyKeys(Connection source, Connection target, long[] keys) throws SQLException {
+    StringBuilder arr = new StringBuilder("'{");
+    for (int i = 0; i < keys.length; i++) {
+      arr.append(i == 0 ? "" : ",").append(keys[i]);
+    }
+    String array = arr.append("}'::bigint[]").toString();
+    ByteArrayOutputStream rows = new ByteArrayOutputStream();
+    try {
+      source.unwrap(PGConnection.class).getCopyAPI().copyOut("COPY (SELECT * FROM " + ident(table) + " WHERE "
+          + ident(keyColumn) + " = ANY(" + array + ")) TO STDOUT (FORMAT binary)", rows);
+    } catch (IOException e) {
+      throw new SQLException("reading keys of " + table + " failed: " + e.getMessage(), "08000", e);
+    }
+    inTransaction(target, s -> {
+      s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + ident(keyColumn) + " = ANY(" + array + ")");
+      try {
+        target.unwrap(PGConnection.class).getCopyAPI().copyIn("COPY " + ident(table) + " FROM STDIN (FORMAT binary)",
+            new java.io.ByteArrayInputStream(rows.toByteArray()));
+      } catch (IOException e) {
+        throw new SQLException("writing keys of " + table + " failed: " + e.getMessage(), "08000", e);
+      }
+    });
+  }
+
+  /**
+   * Source: fences the range — from the moment this returns true, no write to a key of the range can
+   * commit on the source (writers get {@link StaleRoute#SQLSTATE} naming {@code fencedEpoch}). Creating
+   * the trigger takes a lock that waits for every transaction already writing the table, so once it is
+   * held no earlier write to the range is still open: the lock is the drain. Returns false, having changed
+   * nothing, when the lock did not come within {@code budget}.
+   */
+  public boolean fence(Connection source, long fencedEpoch, Duration budget) throws SQLException {
+    String k = ident(keyColumn);
+    String fn = "shardmap." + ident(objectName("fence"));
+    try {
+      inTransaction(source, s -> {
+        s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
+        s.execute("CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
+            + " IF coalesce(current_setting(" + literal(BYPASS_SETTING) + ", true), '') = 'on' THEN"
+            + "   RETURN coalesce(NEW, OLD); END IF;"
+            + " IF (TG_OP <> 'DELETE' AND " + inRange("NEW." + k) + ") OR (TG_OP <> 'INSERT' AND "
+            + inRange("OLD." + k) + ") THEN"
+            + "   RAISE EXCEPTION USING ERRCODE = " + literal(StaleRoute.SQLSTATE) + ", MESSAGE = "
+            + literal(StaleRoute.message(keyspace, fencedEpoch)) + "; END IF;"
+            + " RETURN coalesce(NEW, OLD); END $f$");
+        s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, budget.toMillis()) + "ms"));
+        s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("fence")) + " ON " + ident(table));
+        s.execute("CREATE TRIGGER " + ident(objectName("fence")) + " BEFORE INSERT OR UPDATE OR DELETE ON "
+            + ident(table) + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()");
+      });
+      return true;
+    } catch (SQLException e) {
+      if ("55P03".equals(e.getSQLState())) {
+        return false;
+      }
+      throw e;
+    }
+  }
+
+  /** Source: lifts the fence (a range moved back here, or a cancel that had fenced). */
+  public void removeFence(Connection source) throws SQLException {
+    inTransaction(source, s -> {
+      s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("fence")) + " ON " + ident(table));
+      s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(objectName("fence")) + "()");
+    });
+  }
+
+  private interface SqlBody {
+    void run(Statement s) throws SQLException;
+  }
+
+  private static void inTransaction(Connection c, SqlBody body) throws SQLException {
+    boolean auto = c.getAutoCommit();
+    c.setAutoCommit(false);
+    try (Statement s = c.createStatement()) {
+      body.run(s);
+      c.commit();
+    } catch (SQLException | RuntimeException e) {
+      c.rollback();
+      throw e;
+    } finally {
+      c.setAutoCommit(auto);
+    }
+  }
+}
