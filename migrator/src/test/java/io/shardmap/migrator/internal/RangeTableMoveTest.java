@@ -113,14 +113,17 @@ class RangeTableMoveTest {
               default -> "DELETE FROM " + table + " WHERE id = " + key;
             };
             boolean inside = key >= LO && key < HI;
+            // Read before the statement starts: a statement that began before fence() returned may
+            // legitimately have committed first (the fence waited for it) and answer only afterwards.
+            boolean fencedBefore = fenced.get();
             try (Statement s = c.createStatement()) {
               int changed = s.executeUpdate(sql);
               writes.incrementAndGet();
               // An UPDATE or DELETE of an absent key changes no row, fires no trigger, writes nothing.
-              if (inside && changed > 0 && fenced.get()) {
+              if (inside && changed > 0 && fencedBefore) {
                 errors.add(new AssertionError("a write to key " + key + " committed on the source after the fence"));
               }
-              if (!inside && fenced.get()) {
+              if (!inside && fencedBefore) {
                 fencedAfterOutside.incrementAndGet();
               }
             } catch (SQLException e) {
