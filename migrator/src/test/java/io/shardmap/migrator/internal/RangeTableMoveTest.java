@@ -168,6 +168,7 @@ class RangeTableMoveTest {
       assertEquals(0, move.pendingKeys(s), "nothing was logged after the fence");
       assertTrue(fencedRefusals.get() > 0, "writers hit the fence");
       assertTrue(fencedAfterOutside.get() > 0, "keys outside the range stayed writable");
+      assertEquals(0, move.verifyAndRepair(s, d, 1000).mismatched(), "the checksums agree after the fence");
       List<String> source = rows(src);
       assertEquals(source, rows(dst), "target rows of the range equal the source's");
       assertTrue(source.size() > 5_000);
@@ -191,6 +192,27 @@ class RangeTableMoveTest {
           copied, replayed, writes.get(), fencedRefusals.get());
     } finally {
       stop.set(true);
+    }
+  }
+
+  @Test
+  void verificationFindsAndRepairsEveryDifferingChunk() throws Exception {
+    RangeTableMove move = new RangeTableMove(id, "ks", table, "id", LO, HI);
+    try (Connection s = src.connect(); Connection d = dst.connect()) {
+      move.copyRange(s, d);
+      assertEquals(new RangeTableMove.Verification(10, 0, 0), move.verifyAndRepair(s, d, 1000));
+      // Damage the target three ways in three different chunks: a row lost, a row changed, a row that
+      // should not be there (inside the range, between source keys).
+      exec(dst, "DELETE FROM " + table + " WHERE id = 100");
+      exec(dst, "UPDATE " + table + " SET payload = 'changed' WHERE id = 500000");
+      exec(dst, "INSERT INTO " + table + " VALUES (999950, 0, 'extra', NULL)");
+      RangeTableMove.Verification v = move.verifyAndRepair(s, d, 1000);
+      assertEquals(3, v.mismatched(), v.toString());
+      assertEquals(rows(src), rows(dst));
+      assertEquals(0, move.verifyAndRepair(s, d, 1000).mismatched());
+      // Keys the target holds outside the range are none of this move's business.
+      exec(dst, "INSERT INTO " + table + " VALUES (-5, 0, 'outside', NULL)");
+      assertEquals(0, move.verifyAndRepair(s, d, 1000).mismatched());
     }
   }
 
