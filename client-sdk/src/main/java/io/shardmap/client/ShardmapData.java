@@ -204,7 +204,7 @@ public final class ShardmapData implements AutoCloseable {
             route = newer;
           } else if (e instanceof NotRunException n) {
             if (attempt >= options.maxAttempts()) {
-              throw n.original;
+              throw n.original();
             }
             stats.retry(RetryCause.CONNECTION);
             route = route(keyspace, intKey, bytesKey);
@@ -357,11 +357,12 @@ public final class ShardmapData implements AutoCloseable {
 
   /** Marks a failure after which the call provably did not run; never reaches the caller. */
   private static final class NotRunException extends SQLException {
-    final SQLException original;
-
     NotRunException(SQLException original) {
       super(original.getMessage(), original.getSQLState(), original);
-      this.original = original;
+    }
+
+    SQLException original() {
+      return (SQLException) getCause();
     }
   }
 

@@ -63,9 +63,6 @@ public final class StaleRoute {
           }
         }
       }
-      if (t.getCause() == t) {
-        break;
-      }
     }
     return null;
   }
