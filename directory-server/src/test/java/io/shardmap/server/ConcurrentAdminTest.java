@@ -64,7 +64,7 @@ class ConcurrentAdminTest {
 
   @Test
   void concurrentSplitsOfOneRangeAllLand() throws Exception {
-    ca.admin().createKeyspace(create("splits", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
+    createOnBoth(create("splits", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
         .addRangeShards("s1").build());
     int threads = 8;
     int perThread = 8;
@@ -87,6 +87,8 @@ class ConcurrentAdminTest {
       f.get(120, TimeUnit.SECONDS);
     }
     pool.shutdown();
+    // Splits through b answer once b has them; a may still be a few revisions behind.
+    awaitBoth(Math.max(a.snapshot().revision(), b.snapshot().revision()));
     GetMapResponse map = ca.read().getMap(GetMapRequest.newBuilder().setKeyspace("splits").build());
     assertEquals(threads * perThread + 1, map.getRangesCount(), "every split landed once");
     RangeTable table = toTable(map);
@@ -102,7 +104,7 @@ class ConcurrentAdminTest {
 
   @Test
   void racingReassignsWithExpectedEpochSerialize() throws Exception {
-    ca.admin().createKeyspace(create("race", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
+    createOnBoth(create("race", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
         .addRangeShards("s1").build());
     KeyRange whole = KeyRange.getDefaultInstance();
     AtomicInteger wins = new AtomicInteger();
@@ -146,7 +148,7 @@ class ConcurrentAdminTest {
 
   @Test
   void concurrentDirectoryWritersLoseNothing() throws Exception {
-    ca.admin().createKeyspace(create("accounts", KeyType.KEY_TYPE_BYTES, Strategy.STRATEGY_DIRECTORY)
+    createOnBoth(create("accounts", KeyType.KEY_TYPE_BYTES, Strategy.STRATEGY_DIRECTORY)
         .setFallbackShard("s3").build());
     int threads = 6;
     ExecutorService pool = Executors.newFixedThreadPool(threads);
@@ -190,7 +192,7 @@ class ConcurrentAdminTest {
   void shardCannotBeDeregisteredWhileAConcurrentWriteMakesItAnOwner() throws Exception {
     // Repeatedly race "make s9 an owner" against "deregister s9": afterwards s9 either owns data and is
     // registered, or owns nothing; never an owner that is not registered.
-    ca.admin().createKeyspace(create("owners", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
+    createOnBoth(create("owners", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
         .addRangeShards("s1").build());
     ExecutorService pool = Executors.newFixedThreadPool(2);
     for (int round = 0; round < 15; round++) {
@@ -242,6 +244,19 @@ class ConcurrentAdminTest {
     }
     // build() re-checks the invariants: sorted, no gap, no overlap, whole space covered.
     return RangeTable.build(map.getSpec().getKeyType(), routes, "ranges");
+  }
+
+  /**
+   * Creates through replica a and waits until b has it too: the tests then use both replicas at once, and
+   * a replica serves reads from its own watched copy, which can lag the other's acknowledged write.
+   */
+  private static void createOnBoth(CreateKeyspaceRequest request) throws InterruptedException {
+    awaitBoth(ca.admin().createKeyspace(request).getRevision());
+  }
+
+  private static void awaitBoth(long revision) throws InterruptedException {
+    assertTrue(a.awaitRevision(revision, Duration.ofSeconds(10)), "replica a reaches revision " + revision);
+    assertTrue(b.awaitRevision(revision, Duration.ofSeconds(10)), "replica b reaches revision " + revision);
   }
 
   private static void assertConverged(String keyspace) throws InterruptedException {
