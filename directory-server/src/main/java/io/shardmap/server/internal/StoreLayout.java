@@ -36,6 +36,10 @@ import java.util.function.Function;
  * {root}/keyspaces/{ks}/layout               HashLayout | RingLayout | DirectoryLayout | GeoLayout
  * {root}/keyspaces/{ks}/ranges/{hex start}   RangeAssignment (STRATEGY_RANGE; the first range's key ends in "/")
  * {root}/keyspaces/{ks}/entries/{hex key}    DirectoryEntry (STRATEGY_DIRECTORY)
+ * {root}/keyspaces/{ks}/moving/{hex start}   UTF-8 migration id; the range starting there is being moved
+ * {root}/migrations/{id}                     Migration (the migrator's persisted state machine)
+ * {root}/migration-owners/{id}               UTF-8 worker name, under the driving worker's lease
+ * {root}/clients/{server}                    ClientPresence, under that directory server's lease
  * </pre>
  */
 public final class StoreLayout {
@@ -86,6 +90,40 @@ public final class StoreLayout {
 
   public String entry(String ks, byte[] canonicalKey) {
     return keyspacePrefix(ks) + "entries/" + Keys.hex(canonicalKey);
+  }
+
+  /** The marker of a range being moved (its value is the migration id); see docs/migrator-design.md. */
+  public String moving(String ks, byte[] rangeStart) {
+    return movingPrefix(ks) + Keys.hex(rangeStart);
+  }
+
+  public String movingPrefix(String ks) {
+    return keyspacePrefix(ks) + "moving/";
+  }
+
+  public String migrationsPrefix() {
+    return root + "/migrations/";
+  }
+
+  public String migration(String id) {
+    return migrationsPrefix() + id;
+  }
+
+  public String migrationOwnersPrefix() {
+    return root + "/migration-owners/";
+  }
+
+  public String migrationOwner(String id) {
+    return migrationOwnersPrefix() + id;
+  }
+
+  /** Where each directory server publishes the revisions its watching clients have applied. */
+  public String clientsPrefix() {
+    return root + "/clients/";
+  }
+
+  public String clients(String serverId) {
+    return clientsPrefix() + serverId;
   }
 
   /**
