@@ -74,11 +74,40 @@ public final class RangeTableMove {
 
   /** The SQL condition "{@code ref} lies in the range", e.g. for NEW.id or a column. */
   String inRange(String ref) {
+    return inRange(ref, lo, hi);
+  }
+
+  /** The SQL condition "{@code ref} lies in [lo, hi)" (null: unbounded on that side). */
+  static String inRange(String ref, Long lo, Long hi) {
     String c = lo == null ? "" : ref + " >= " + lo;
     if (hi != null) {
       c = (c.isEmpty() ? "" : c + " AND ") + ref + " < " + hi;
     }
     return c.isEmpty() ? "true" : "(" + c + ")";
+  }
+
+  public String id() {
+    return id;
+  }
+
+  public String keyspace() {
+    return keyspace;
+  }
+
+  public String table() {
+    return table;
+  }
+
+  public String keyColumn() {
+    return keyColumn;
+  }
+
+  public Long lo() {
+    return lo;
+  }
+
+  public Long hi() {
+    return hi;
   }
 
   private String changeLog() {
@@ -233,50 +262,148 @@ public final class RangeTableMove {
   public record Verification(int chunks, int mismatched, long keysRepaired) {}
 
   /**
-   * Compares the range on both sides chunk by chunk — {@code chunkRows} source rows per chunk, each
-   * summarized by PostgreSQL as (row count, sum of a 64-bit hash of each row's text), so only two numbers
-   * per chunk cross the network — and repairs every chunk that differs by re-copying all keys either side
-   * holds in it (keys only on the target are deleted). While writers run, a chunk can differ because a
-   * logged key is not replayed yet; repairing it is harmless (replay by key converges) and the final
-   * verification after the fence is exact.
+   * Compares the range on both sides chunk by chunk and repairs every chunk that differs (see
+   * {@link #verifyChunk}).
    */
   public Verification verifyAndRepair(Connection source, Connection target, int chunkRows) throws SQLException {
+    int chunks = 0;
+    int mismatched = 0;
+    long repaired = 0;
+    Long after = null;
+    while (true) {
+      VerifiedChunk v = verifyChunk(source, target, after, chunkRows);
+      chunks++;
+      mismatched += v.mismatched() ? 1 : 0;
+      repaired += v.keysRepaired();
+      if (v.done()) {
+        return new Verification(chunks, mismatched, repaired);
+      }
+      after = v.last();
+    }
+  }
+
+  /** One chunk of a copy or a verification: keys (after, last] of the range, or to its end when done. */
+  public record CopiedChunk(long rows, long bytes, Long last, boolean done) {}
+
+  public record VerifiedChunk(Long last, boolean done, boolean mismatched, long keysRepaired) {}
+
+  /**
+   * The last key of the chunk of {@code chunkRows} source rows after {@code after} (null: from the range's
+   * start), or null when no more rows than that remain: then the chunk runs to the range's end. All rows of one key
+   * fall in one chunk.
+   */
+  private Long chunkEnd(Connection source, Long after, int chunkRows) throws SQLException {
     if (chunkRows < 1) {
       throw new IllegalArgumentException("chunkRows: must be at least 1, got " + chunkRows);
     }
     String k = ident(keyColumn);
-    List<Long> bounds = new ArrayList<>();
-    try (PreparedStatement ps = source.prepareStatement("SELECT " + k + " FROM (SELECT " + k + ", row_number() "
-        + "OVER (ORDER BY " + k + ") AS rn FROM " + ident(table) + " WHERE " + inRange(k) + ") c WHERE rn % ? = 1 "
-        + "ORDER BY 1")) {
-      ps.setLong(1, chunkRows);
+    try (PreparedStatement ps = source.prepareStatement("SELECT " + k + " FROM " + ident(table) + " WHERE "
+        + inRange(k) + (after == null ? "" : " AND " + k + " > " + after) + " ORDER BY " + k + " OFFSET ? LIMIT 2")) {
+      ps.setInt(1, chunkRows - 1);
       try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          bounds.add(rs.getLong(1));
+        // A chunk ending at the range's last row is the last chunk: it runs to the range's end.
+        if (!rs.next()) {
+          return null;
         }
+        long last = rs.getLong(1);
+        return rs.next() ? last : null;
       }
     }
-    // Chunk i is [bounds[i], bounds[i+1]); the first also takes keys below it (the target may hold extra
-    // rows there) and the last everything up to the range's end.
-    int chunks = Math.max(1, bounds.size());
-    int mismatched = 0;
+  }
+
+  private String chunkWhere(Long after, Long last) {
+    String k = ident(keyColumn);
+    return inRange(k) + (after == null ? "" : " AND " + k + " > " + after) + (last == null ? "" : " AND " + k + " <= " + last);
+  }
+
+  /**
+   * Copies the next chunk (up to {@code chunkRows} source rows after {@code after}) with binary COPY,
+   * streaming, in one target transaction that first deletes whatever the target holds of the chunk — so
+   * a copy restarted from a persisted cursor that lags the target by a chunk converges. Capture must be
+   * installed first: a row written on the source after this read is replayed by key later.
+   */
+  public CopiedChunk copyChunk(Connection source, Connection target, Long after, int chunkRows) throws SQLException {
+    Long last = chunkEnd(source, after, chunkRows);
+    String where = chunkWhere(after, last);
+    long[] bytes = new long[1];
+    long[] rows = new long[1];
+    inTransaction(target, s -> {
+      s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + where);
+      CopyManager out = source.unwrap(PGConnection.class).getCopyAPI();
+      try (PGCopyOutputStream in = new PGCopyOutputStream(target.unwrap(PGConnection.class),
+          "COPY " + ident(table) + " FROM STDIN (FORMAT binary)", 1 << 16);
+           java.io.OutputStream counting = new java.io.FilterOutputStream(in) {
+             @Override
+             public void write(byte[] b, int off, int len) throws IOException {
+               in.write(b, off, len);
+               bytes[0] += len;
+             }
+           }) {
+        rows[0] = out.copyOut("COPY (SELECT * FROM " + ident(table) + " WHERE " + where + ") TO STDOUT (FORMAT binary)",
+            counting);
+      } catch (IOException e) {
+        throw new SQLException("copying " + table + " failed: " + e.getMessage(), "08000", e);
+      }
+    });
+    return new CopiedChunk(rows[0], bytes[0], last, last == null);
+  }
+
+  /**
+   * Compares one chunk on both sides — summarized by PostgreSQL as (row count, sum of a 64-bit hash of each
+   * row's text), so only two numbers per side cross the network — and, if they differ, re-copies every key
+   * whose rows' hashes differ (keys only on the target are deleted). While writers run, a chunk can differ
+   * because a logged key is not replayed yet; repairing it is harmless (replay by key converges).
+   */
+  public VerifiedChunk verifyChunk(Connection source, Connection target, Long after, int chunkRows) throws SQLException {
+    Long last = chunkEnd(source, after, chunkRows);
+    String where = chunkWhere(after, last);
+    String summary = "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM " + ident(table)
+        + " t WHERE " + where;
     long repaired = 0;
-    for (int i = 0; i < chunks; i++) {
-      String from = i == 0 || bounds.isEmpty() ? null : k + " >= " + bounds.get(i);
-      String to = bounds.isEmpty() || i + 1 >= bounds.size() ? null : k + " < " + bounds.get(i + 1);
-      String where = inRange(k) + (from == null ? "" : " AND " + from) + (to == null ? "" : " AND " + to);
-      String summary = "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM " + ident(table)
-          + " t WHERE " + where;
-      if (!summarize(source, summary).equals(summarize(target, summary))) {
-        mismatched++;
-        java.util.TreeSet<Long> keys = new java.util.TreeSet<>();
-        keys.addAll(keysIn(source, where));
-        keys.addAll(keysIn(target, where));
+    boolean mismatched = !summarize(source, summary).equals(summarize(target, summary));
+    if (mismatched) {
+      // Find the keys that differ by their rows' hashes (one small result per side) and re-copy only those.
+      String perKey = "SELECT " + ident(keyColumn) + ", sum(hashtextextended(t::text, 0)) FROM " + ident(table)
+          + " t WHERE " + where + " GROUP BY 1";
+      java.util.Map<Long, Long> a = keyHashes(source, perKey);
+      java.util.Map<Long, Long> b = keyHashes(target, perKey);
+      java.util.TreeSet<Long> keys = new java.util.TreeSet<>();
+      a.forEach((key, h) -> {
+        if (!h.equals(b.get(key))) {
+          keys.add(key);
+        }
+      });
+      b.keySet().stream().filter(key -> !a.containsKey(key)).forEach(keys::add);
+      if (!keys.isEmpty()) {
         copyKeys(source, target, keys.stream().mapToLong(Long::longValue).toArray());
-        repaired += keys.size();
       }
+      repaired = keys.size();
     }
-    return new Verification(chunks, mismatched, repaired);
+    return new VerifiedChunk(last, last == null, mismatched, repaired);
+  }
+
+  /**
+   * Deletes up to {@code batchRows} rows of the range from {@code c} in one short transaction, passing
+   * the fence (the source's cleanup, or a cancelled move's target). Returns the rows deleted; 0 means none
+   * is left.
+   */
+  public int deleteBatch(Connection c, int batchRows) throws SQLException {
+    int[] n = new int[1];
+    inTransaction(c, s -> {
+      s.execute("SET LOCAL " + BYPASS_SETTING + " = 'on'");
+      n[0] = s.executeUpdate("DELETE FROM " + ident(table) + " WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
+          + ident(table) + " WHERE " + inRange(ident(keyColumn)) + " LIMIT " + batchRows + "))");
+    });
+    return n[0];
+  }
+
+  /** Rows of the range on {@code c}. */
+  public long countRange(Connection c) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT count(*) FROM " + ident(table)
+        + " WHERE " + inRange(ident(keyColumn)))) {
+      rs.next();
+      return rs.getLong(1);
+    }
   }
 
   private static String summarize(Connection c, String sql) throws SQLException {
@@ -286,65 +413,35 @@ public final class RangeTableMove {
     }
   }
 
-  private List<Long> keysIn(Connection c, String where) throws SQLException {
-    List<Long> out = new ArrayList<>();
-    try (Statement s = c.createStatement();
-         ResultSet rs = s.executeQuery("SELECT " + ident(keyColumn) + " FROM " + ident(table) + " WHERE " + where)) {
+  private static java.util.Map<Long, Long> keyHashes(Connection c, String sql) throws SQLException {
+    java.util.Map<Long, Long> out = new java.util.HashMap<>();
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
       while (rs.next()) {
-        out.add(rs.getLong(1));
+        out.put(rs.getLong(1), rs.getBigDecimal(2).longValue());
       }
     }
     return out;
   }
 
   /**
-   * Source: fences the range — from the moment this returns true, no write to a key of the range can
-   * commit on the source (writers get {@link StaleRoute#SQLSTATE} naming {@code fencedEpoch}). Creating
-   * the trigger takes a lock that waits for every transaction already writing the table, so once it is
-   * held no earlier write to the range is still open: the lock is the drain. Returns false, having changed
-   * nothing, when the lock did not come within {@code budget}.
+   * Source: fences the range of this table alone (see {@link Fences#fence}, which fences every table of a
+   * migration in one transaction). Returns false, having changed nothing, when the lock did not come
+   * within {@code budget}.
    */
   public boolean fence(Connection source, long fencedEpoch, Duration budget) throws SQLException {
-    String k = ident(keyColumn);
-    String fn = "shardmap." + ident(objectName("fence"));
-    try {
-      inTransaction(source, s -> {
-        s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
-        s.execute("CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
-            + " IF coalesce(current_setting(" + literal(BYPASS_SETTING) + ", true), '') = 'on' THEN"
-            + "   RETURN coalesce(NEW, OLD); END IF;"
-            + " IF (TG_OP <> 'DELETE' AND " + inRange("NEW." + k) + ") OR (TG_OP <> 'INSERT' AND "
-            + inRange("OLD." + k) + ") THEN"
-            + "   RAISE EXCEPTION USING ERRCODE = " + literal(StaleRoute.SQLSTATE) + ", MESSAGE = "
-            + literal(StaleRoute.message(keyspace, fencedEpoch)) + "; END IF;"
-            + " RETURN coalesce(NEW, OLD); END $f$");
-        s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, budget.toMillis()) + "ms"));
-        s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("fence")) + " ON " + ident(table));
-        s.execute("CREATE TRIGGER " + ident(objectName("fence")) + " BEFORE INSERT OR UPDATE OR DELETE ON "
-            + ident(table) + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()");
-      });
-      return true;
-    } catch (SQLException e) {
-      if ("55P03".equals(e.getSQLState())) {
-        return false;
-      }
-      throw e;
-    }
+    return Fences.fence(source, List.of(this), fencedEpoch, budget);
   }
 
-  /** Source: lifts the fence (a range moved back here, or a cancel that had fenced). */
+  /** Source: lifts this migration's fence of this table (a cancel that had fenced). */
   public void removeFence(Connection source) throws SQLException {
-    inTransaction(source, s -> {
-      s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("fence")) + " ON " + ident(table));
-      s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(objectName("fence")) + "()");
-    });
+    Fences.unfence(source, id, List.of(table));
   }
 
-  private interface SqlBody {
+  interface SqlBody {
     void run(Statement s) throws SQLException;
   }
 
-  private static void inTransaction(Connection c, SqlBody body) throws SQLException {
+  static void inTransaction(Connection c, SqlBody body) throws SQLException {
     boolean auto = c.getAutoCommit();
     c.setAutoCommit(false);
     try (Statement s = c.createStatement()) {

@@ -1,0 +1,214 @@
+package io.shardmap.migrator;
+
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.migrator.internal.MigrationStore;
+import io.shardmap.migrator.internal.MoveDriver;
+import io.shardmap.migrator.internal.PgConnector;
+import io.shardmap.migrator.internal.Planner;
+import io.shardmap.migrator.internal.States;
+import io.shardmap.proto.v1.Migration;
+import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.store.EtcdMetaStore;
+import io.shardmap.store.MetaStore;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * Plans, drives, cancels and lists migrations — online moves of key ranges between PostgreSQL shards
+ * (docs/migrator-design.md). Any number of Migrators (processes) may run against one directory: a
+ * migration is driven by whichever holds its etcd owner key, and resumed by another after a crash.
+ */
+public final class Migrator implements AutoCloseable {
+  private static final Logger log = Logger.getLogger(Migrator.class.getName());
+
+  private final MigratorOptions options;
+  private final MetaStore store;
+  private final boolean ownsStore;
+  private final MigrationStore ms;
+  private final PgConnector pg;
+  private final MoveDriver.ClientAckSource acks;
+  private final ScheduledExecutorService timers;
+  private final ConcurrentHashMap<String, Boolean> driving = new ConcurrentHashMap<>();
+
+  private Migrator(MigratorOptions options, MetaStore store, boolean ownsStore) {
+    this.options = options;
+    this.store = store;
+    this.ownsStore = ownsStore;
+    this.ms = new MigrationStore(store, new StoreLayout(options.etcdPrefix()), options.etcdTimeout());
+    this.pg = new PgConnector(ms, options.pgUser(), options.pgPassword(), options.pgConnectTimeout());
+    this.acks = revision -> Optional.of("client acknowledgements are not wired yet");
+    this.timers = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "migrator-lease");
+      t.setDaemon(true);
+      return t;
+    });
+  }
+
+  public static Migrator open(MigratorOptions options) {
+    MetaStore store = EtcdMetaStore.builder().endpoints(options.etcdEndpoints()).requestTimeout(options.etcdTimeout())
+        .build();
+    return new Migrator(options, store, true);
+  }
+
+  /** Validates and records a move (state PLANNED); nothing is copied until a worker drives it. */
+  public Migration plan(MoveSpec spec) {
+    return new Planner(ms, pg, options.clock()).plan(spec).migration();
+  }
+
+  public Migration status(String id) {
+    return ms.list().stream().filter(v -> v.id().equals(id)).findFirst()
+        .orElseThrow(() -> ShardmapException.notFound("id: no migration '" + id + "'")).migration();
+  }
+
+  public List<Migration> list() {
+    return ms.list().stream().map(MigrationStore.Versioned::migration).toList();
+  }
+
+  /**
+   * Asks for a migration to be cancelled. Before cutover the worker driving it (or the next {@link #drive})
+   * undoes it; after cutover it fails with FAILED_PRECONDITION.
+   */
+  public Migration requestCancel(String id) {
+    return ms.requestCancel(id).migration();
+  }
+
+  /**
+   * Drives a migration to DONE or CANCELLED in this thread, calling {@code progress} after every persisted
+   * step. If another worker holds it, waits for that worker to finish or die (up to {@code waitForOwner})
+   * and fails with ABORTED naming it after that.
+   */
+  public Migration drive(String id, Consumer<Migration> progress, Duration waitForOwner) {
+    long deadline = System.nanoTime() + waitForOwner.toNanos();
+    while (true) {
+      MigrationStore.Versioned v = ms.require(id);
+      if (States.terminal(v.migration().getState())) {
+        return v.migration();
+      }
+      long lease = ms.await("granting a lease", store.grantLease(options.leaseTtl()));
+      Optional<MigrationStore.Ownership> own = ms.claim(id, options.workerName(), lease);
+      if (own.isPresent()) {
+        return driveOwned(own.get(), progress);
+      }
+      ms.await("revoking a lease", store.revokeLease(lease));
+      if (System.nanoTime() > deadline) {
+        throw new ShardmapException(ErrorCode.ABORTED, "id: migration '" + id + "' is being driven by worker '"
+            + ms.owners().getOrDefault(id, "?") + "'");
+      }
+      sleepQuietly(options.pollInterval());
+    }
+  }
+
+  private Migration driveOwned(MigrationStore.Ownership own, Consumer<Migration> progress) {
+    driving.put(own.id(), true);
+    long ttlMs = options.leaseTtl().toMillis();
+    AtomicLong renewedAt = new AtomicLong(System.nanoTime());
+    ScheduledFuture<?> renewal = timers.scheduleAtFixedRate(() -> {
+      try {
+        ms.await("renewing lease", store.keepAliveOnce(own.leaseId()));
+        renewedAt.set(System.nanoTime());
+      } catch (RuntimeException e) {
+        log.log(Level.WARNING, "migration " + own.id() + ": lease renewal failed: " + e.getMessage());
+      }
+    }, ttlMs / 3, ttlMs / 3, TimeUnit.MILLISECONDS);
+    // The lease counts as alive while the last renewal is younger than two thirds of its TTL: a worker cut
+    // off from etcd stops before etcd could let another take over.
+    BooleanSupplier alive = () -> System.nanoTime() - renewedAt.get() < TimeUnit.MILLISECONDS.toNanos(ttlMs * 2 / 3);
+    boolean crashed = true;
+    try {
+      Migration m = new MoveDriver(ms, pg, own, alive, acks, options.clock(), options.pollInterval(),
+          options.faultPoints(), progress).drive();
+      crashed = false;
+      return m;
+    } catch (ShardmapException e) {
+      crashed = false;
+      throw e;
+    } catch (SQLException e) {
+      crashed = false;
+      throw new ShardmapException(ErrorCode.UNAVAILABLE, "migration " + own.id() + ": " + e.getMessage()
+          + " (SQLSTATE " + e.getSQLState() + "); the step is retried when the migration is driven again", e);
+    } finally {
+      renewal.cancel(false);
+      driving.remove(own.id());
+      if (!crashed) {
+        // A clean stop hands the migration over at once; a crash leaves the lease to expire.
+        try {
+          ms.release(own);
+          ms.await("revoking a lease", store.revokeLease(own.leaseId()));
+        } catch (RuntimeException e) {
+          log.log(Level.WARNING, "migration " + own.id() + ": releasing it failed (its lease expires): " + e);
+        }
+      }
+    }
+  }
+
+  /**
+   * Runs as a worker until {@code stop} says so: drives every unfinished migration nobody holds, up to
+   * {@code parallel} at once, and retries failed ones after {@code retryDelay}.
+   */
+  public void runWorker(BooleanSupplier stop, int parallel, Duration retryDelay) {
+    ExecutorService pool = Executors.newFixedThreadPool(parallel);
+    ConcurrentHashMap<String, Long> retryAfter = new ConcurrentHashMap<>();
+    try {
+      while (!stop.getAsBoolean()) {
+        try {
+          var owners = ms.owners();
+          for (MigrationStore.Versioned v : ms.list()) {
+            String id = v.id();
+            if (States.terminal(v.migration().getState()) || owners.containsKey(id) || driving.containsKey(id)
+                || driving.size() >= parallel || retryAfter.getOrDefault(id, 0L) > System.nanoTime()) {
+              continue;
+            }
+            driving.put(id, true);
+            pool.execute(() -> {
+              try {
+                Migration m = drive(id, p -> { }, Duration.ZERO);
+                log.info(() -> "migration " + id + " ended " + States.label(m.getState()));
+              } catch (RuntimeException e) {
+                log.log(Level.WARNING, "migration " + id + " failed; retrying later: " + e.getMessage());
+                retryAfter.put(id, System.nanoTime() + retryDelay.toNanos());
+              } finally {
+                driving.remove(id);
+              }
+            });
+          }
+        } catch (ShardmapException e) {
+          log.log(Level.WARNING, "worker: listing migrations failed: " + e.getMessage());
+        }
+        sleepQuietly(options.pollInterval().multipliedBy(5));
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  private static void sleepQuietly(Duration d) {
+    try {
+      Thread.sleep(d.toMillis());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ShardmapException(ErrorCode.UNAVAILABLE, "interrupted");
+    }
+  }
+
+  @Override
+  public void close() {
+    timers.shutdownNow();
+    if (ownsStore) {
+      store.close();
+    }
+  }
+}

@@ -1,0 +1,181 @@
+package io.shardmap.migrator;
+
+import java.lang.management.ManagementFactory;
+import java.net.InetAddress;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+import java.util.function.Consumer;
+
+/**
+ * How a {@link Migrator} reaches etcd and the shards. Immutable; built by {@link #builder()}, which
+ * validates every value when it is set.
+ */
+public final class MigratorOptions {
+  private final List<String> etcdEndpoints;
+  private final String etcdPrefix;
+  private final Duration etcdTimeout;
+  private final String pgUser;
+  private final String pgPassword;
+  private final Duration pgConnectTimeout;
+  private final String workerName;
+  private final Duration leaseTtl;
+  private final Duration pollInterval;
+  private final Clock clock;
+  private final Consumer<String> faultPoints;
+
+  private MigratorOptions(Builder b) {
+    if (b.etcdEndpoints == null || b.etcdEndpoints.isEmpty()) {
+      throw new IllegalArgumentException("etcdEndpoints: at least one etcd endpoint is required");
+    }
+    etcdEndpoints = List.copyOf(b.etcdEndpoints);
+    etcdPrefix = b.etcdPrefix;
+    etcdTimeout = b.etcdTimeout;
+    pgUser = Objects.requireNonNull(b.pgUser, "pgUser: the PostgreSQL user is required");
+    pgPassword = b.pgPassword;
+    pgConnectTimeout = b.pgConnectTimeout;
+    workerName = b.workerName != null ? b.workerName : defaultWorkerName();
+    leaseTtl = b.leaseTtl;
+    pollInterval = b.pollInterval;
+    clock = b.clock;
+    faultPoints = b.faultPoints;
+  }
+
+  static String defaultWorkerName() {
+    String host;
+    try {
+      host = InetAddress.getLocalHost().getHostName();
+    } catch (Exception e) {
+      host = "localhost";
+    }
+    return host + "-" + ManagementFactory.getRuntimeMXBean().getPid();
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  public List<String> etcdEndpoints() { return etcdEndpoints; }
+  public String etcdPrefix() { return etcdPrefix; }
+  public Duration etcdTimeout() { return etcdTimeout; }
+  public String pgUser() { return pgUser; }
+  public String pgPassword() { return pgPassword; }
+  public Duration pgConnectTimeout() { return pgConnectTimeout; }
+  public String workerName() { return workerName; }
+  public Duration leaseTtl() { return leaseTtl; }
+  public Duration pollInterval() { return pollInterval; }
+  public Clock clock() { return clock; }
+  public Consumer<String> faultPoints() { return faultPoints; }
+
+  public static final class Builder {
+    private List<String> etcdEndpoints;
+    private String etcdPrefix = "/shardmap";
+    private Duration etcdTimeout = Duration.ofSeconds(5);
+    private String pgUser;
+    private String pgPassword;
+    private Duration pgConnectTimeout = Duration.ofSeconds(5);
+    private String workerName;
+    private Duration leaseTtl = Duration.ofSeconds(10);
+    private Duration pollInterval = Duration.ofMillis(200);
+    private Clock clock = Clock.systemUTC();
+    private Consumer<String> faultPoints = p -> { };
+
+    private Builder() {}
+
+    /** etcd client URLs, e.g. {@code http://127.0.0.1:2379}. */
+    public Builder etcdEndpoints(List<String> endpoints) {
+      if (endpoints == null || endpoints.isEmpty() || endpoints.stream().anyMatch(e -> e == null || e.isBlank())) {
+        throw new IllegalArgumentException("etcdEndpoints: at least one non-empty endpoint is required");
+      }
+      this.etcdEndpoints = List.copyOf(endpoints);
+      return this;
+    }
+
+    /** The key prefix of the Shardmap directory in etcd (the directory servers' --etcd-prefix). */
+    public Builder etcdPrefix(String prefix) {
+      if (prefix == null || !prefix.startsWith("/") || prefix.endsWith("/")) {
+        throw new IllegalArgumentException("etcdPrefix: must start with '/' and not end with '/', got '" + prefix + "'");
+      }
+      this.etcdPrefix = prefix;
+      return this;
+    }
+
+    public Builder etcdTimeout(Duration d) {
+      this.etcdTimeout = positive("etcdTimeout", d);
+      return this;
+    }
+
+    /** The PostgreSQL role used on every shard: it needs to create tables, triggers and functions. */
+    public Builder pgUser(String user) {
+      if (user == null || user.isBlank()) {
+        throw new IllegalArgumentException("pgUser: must not be empty");
+      }
+      this.pgUser = user;
+      return this;
+    }
+
+    public Builder pgPassword(String password) {
+      this.pgPassword = password;
+      return this;
+    }
+
+    public Builder pgConnectTimeout(Duration d) {
+      this.pgConnectTimeout = positive("pgConnectTimeout", d);
+      return this;
+    }
+
+    /** How this worker names itself in the owner keys (default host-pid). */
+    public Builder workerName(String name) {
+      if (name == null || name.isBlank()) {
+        throw new IllegalArgumentException("workerName: must not be empty");
+      }
+      this.workerName = name;
+      return this;
+    }
+
+    /**
+     * TTL of the lease under which this worker holds its migrations: after a crash, another worker takes
+     * over at most this long later. At least 2 s (renewals happen every third of it).
+     */
+    public Builder leaseTtl(Duration d) {
+      if (d == null || d.compareTo(Duration.ofSeconds(2)) < 0) {
+        throw new IllegalArgumentException("leaseTtl: must be at least 2s, got " + d);
+      }
+      this.leaseTtl = d;
+      return this;
+    }
+
+    /** How often waiting steps (client acknowledgements, a busy owner) look again. */
+    public Builder pollInterval(Duration d) {
+      this.pollInterval = positive("pollInterval", d);
+      return this;
+    }
+
+    public Builder clock(Clock clock) {
+      this.clock = Objects.requireNonNull(clock, "clock");
+      return this;
+    }
+
+    /**
+     * For tests: called with the name of each point a crash can happen at ("copying:chunk",
+     * "cutting-over:fenced", ...); an exception thrown here ends the worker as a crash would (no cleanup,
+     * lease left to expire).
+     */
+    public Builder faultPoints(Consumer<String> points) {
+      this.faultPoints = Objects.requireNonNull(points, "faultPoints");
+      return this;
+    }
+
+    public MigratorOptions build() {
+      return new MigratorOptions(this);
+    }
+
+    private static Duration positive(String field, Duration d) {
+      if (d == null || d.isNegative() || d.isZero()) {
+        throw new IllegalArgumentException(field + ": must be positive, got " + d);
+      }
+      return d;
+    }
+  }
+}

@@ -1,0 +1,230 @@
+package io.shardmap.migrator.internal;
+
+import static io.shardmap.migrator.internal.RangeTableMove.ident;
+import static io.shardmap.migrator.internal.RangeTableMove.literal;
+
+import io.shardmap.client.StaleRoute;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The fences of one PostgreSQL shard: ranges of sharded tables that this shard no longer owns (or is about
+ * to give up), where every write is refused with {@link StaleRoute#SQLSTATE}. They are rows of
+ * {@code shardmap.fences}, enforced by one {@code BEFORE} row trigger per table whose function is
+ * regenerated from those rows whenever they change.
+ *
+ * <p>Why a generated function rather than a trigger that queries the table: PostgreSQL resolves triggers
+ * and functions from the latest catalog, but a query inside a trigger of a REPEATABLE READ transaction
+ * sees that transaction's snapshot, which may predate the fence. Catalog changes are seen by everyone.
+ *
+ * <p>A fence is installed in one transaction that first locks every fenced table in SHARE ROW EXCLUSIVE
+ * mode, under {@code lock_timeout}: the lock waits for every transaction that has written one of the
+ * tables and blocks new writers until the fence commits, so when {@link #fence} returns true no write to
+ * a fenced range is still open on this shard, and none can commit later.
+ */
+public final class Fences {
+  /** The trigger's name on every fenced table; its function lives in schema {@code shardmap}. */
+  static final String TRIGGER = "shardmap_fence";
+
+  private Fences() {}
+
+  /**
+   * Fences, in one transaction, the range of every move (all of one migration: same id and range) with
+   * {@code fencedEpoch}. Returns false, having changed nothing, when the table locks did not come within
+   * {@code budget}. Idempotent.
+   */
+  public static boolean fence(Connection c, List<RangeTableMove> moves, long fencedEpoch, Duration budget)
+      throws SQLException {
+    try {
+      RangeTableMove.inTransaction(c, s -> {
+        ensureSchema(s);
+        s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, budget.toMillis()) + "ms"));
+        List<String> tables = new ArrayList<>();
+        moves.forEach(m -> tables.add(ident(m.table())));
+        s.execute("LOCK TABLE " + String.join(", ", tables) + " IN SHARE ROW EXCLUSIVE MODE");
+        try (PreparedStatement ps = c.prepareStatement("INSERT INTO shardmap.fences (tbl, migration, key_column, lo, hi, "
+            + "keyspace, epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, migration) DO UPDATE SET "
+            + "key_column = EXCLUDED.key_column, lo = EXCLUDED.lo, hi = EXCLUDED.hi, keyspace = EXCLUDED.keyspace, "
+            + "epoch = EXCLUDED.epoch")) {
+          for (RangeTableMove m : moves) {
+            ps.setString(1, m.table());
+            ps.setString(2, m.id());
+            ps.setString(3, m.keyColumn());
+            ps.setObject(4, m.lo(), java.sql.Types.BIGINT);
+            ps.setObject(5, m.hi(), java.sql.Types.BIGINT);
+            ps.setString(6, m.keyspace());
+            ps.setLong(7, fencedEpoch);
+            ps.addBatch();
+          }
+          ps.executeBatch();
+        }
+        for (RangeTableMove m : moves) {
+          regenerate(c, s, m.table());
+        }
+      });
+      return true;
+    } catch (SQLException e) {
+      if ("55P03".equals(e.getSQLState())) {
+        return false;
+      }
+      throw e;
+    }
+  }
+
+  /** Lifts the fences a migration put on this shard (a cancel after fencing). Idempotent. */
+  public static void unfence(Connection c, String migrationId, List<String> tables) throws SQLException {
+    RangeTableMove.inTransaction(c, s -> {
+      ensureSchema(s);
+      try (PreparedStatement ps = c.prepareStatement("DELETE FROM shardmap.fences WHERE migration = ?")) {
+        ps.setString(1, migrationId);
+        ps.executeUpdate();
+      }
+      for (String t : tables) {
+        regenerate(c, s, t);
+      }
+    });
+  }
+
+  /**
+   * Lifts every fence of this shard on keys in [lo, hi) of {@code tables}: the range is moving (back) to
+   * this shard. A fence that covers more than the range keeps the parts outside it. Idempotent.
+   */
+  public static void unfenceRange(Connection c, List<String> tables, Long lo, Long hi) throws SQLException {
+    RangeTableMove.inTransaction(c, s -> {
+      ensureSchema(s);
+      for (String t : tables) {
+        List<Object[]> rows = new ArrayList<>();
+        try (PreparedStatement ps = c.prepareStatement("SELECT migration, key_column, lo, hi, keyspace, epoch "
+            + "FROM shardmap.fences WHERE tbl = ?")) {
+          ps.setString(1, t);
+          try (ResultSet rs = ps.executeQuery()) {
+            while (rs.next()) {
+              rows.add(new Object[] {rs.getString(1), rs.getString(2), (Long) rs.getObject(3), (Long) rs.getObject(4),
+                  rs.getString(5), rs.getLong(6)});
+            }
+          }
+        }
+        boolean changed = false;
+        for (Object[] r : rows) {
+          Long flo = (Long) r[2];
+          Long fhi = (Long) r[3];
+          if (!overlaps(flo, fhi, lo, hi)) {
+            continue;
+          }
+          changed = true;
+          try (PreparedStatement del = c.prepareStatement("DELETE FROM shardmap.fences WHERE tbl = ? AND migration = ?")) {
+            del.setString(1, t);
+            del.setString(2, (String) r[0]);
+            del.executeUpdate();
+          }
+          // What is left of the fence below and above the range, under derived names.
+          if (lo != null && (flo == null || flo < lo)) {
+            insert(c, t, r[0] + ":below", (String) r[1], flo, lo, (String) r[4], (Long) r[5]);
+          }
+          if (hi != null && (fhi == null || fhi > hi)) {
+            insert(c, t, r[0] + ":above", (String) r[1], hi, fhi, (String) r[4], (Long) r[5]);
+          }
+        }
+        if (changed) {
+          regenerate(c, s, t);
+        }
+      }
+    });
+  }
+
+  /** True when [alo, ahi) and [blo, bhi) share a key (null = unbounded). */
+  static boolean overlaps(Long alo, Long ahi, Long blo, Long bhi) {
+    boolean aBeforeB = ahi != null && blo != null && ahi <= blo;
+    boolean bBeforeA = bhi != null && alo != null && bhi <= alo;
+    return !aBeforeB && !bBeforeA;
+  }
+
+  private static void insert(Connection c, String tbl, String migration, String keyColumn, Long lo, Long hi,
+                             String keyspace, long epoch) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement("INSERT INTO shardmap.fences (tbl, migration, key_column, lo, hi, "
+        + "keyspace, epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, migration) DO NOTHING")) {
+      ps.setString(1, tbl);
+      ps.setString(2, migration);
+      ps.setString(3, keyColumn);
+      ps.setObject(4, lo, java.sql.Types.BIGINT);
+      ps.setObject(5, hi, java.sql.Types.BIGINT);
+      ps.setString(6, keyspace);
+      ps.setLong(7, epoch);
+      ps.executeUpdate();
+    }
+  }
+
+  /** The migrations whose fences are on {@code table} of this shard (for tests and status). */
+  public static Set<String> fencesOn(Connection c, String table) throws SQLException {
+    Set<String> out = new LinkedHashSet<>();
+    try (Statement s = c.createStatement()) {
+      ensureSchema(s);
+    }
+    try (PreparedStatement ps = c.prepareStatement("SELECT migration FROM shardmap.fences WHERE tbl = ? ORDER BY 1")) {
+      ps.setString(1, table);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          out.add(rs.getString(1));
+        }
+      }
+    }
+    return out;
+  }
+
+  static void ensureSchema(Statement s) throws SQLException {
+    s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
+    s.execute("CREATE TABLE IF NOT EXISTS shardmap.fences (tbl text NOT NULL, migration text NOT NULL, "
+        + "key_column text NOT NULL, lo bigint, hi bigint, keyspace text NOT NULL, epoch bigint NOT NULL, "
+        + "PRIMARY KEY (tbl, migration))");
+  }
+
+  private static String functionName(String table) {
+    return "shardmap." + ident("fence_" + Integer.toHexString(table.hashCode()) + "_"
+        + table.replaceAll("[^A-Za-z0-9_]", "_").substring(0, Math.min(table.length(), 30)));
+  }
+
+  /** Rewrites the table's fence function from its rows and makes sure the trigger calls it. */
+  private static void regenerate(Connection c, Statement s, String table) throws SQLException {
+    StringBuilder body = new StringBuilder();
+    try (PreparedStatement ps = c.prepareStatement("SELECT key_column, lo, hi, keyspace, epoch FROM shardmap.fences "
+        + "WHERE tbl = ? ORDER BY lo NULLS FIRST")) {
+      ps.setString(1, table);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          String k = ident(rs.getString(1));
+          Long lo = (Long) rs.getObject(2);
+          Long hi = (Long) rs.getObject(3);
+          body.append(" IF (TG_OP <> 'DELETE' AND ").append(RangeTableMove.inRange("NEW." + k, lo, hi))
+              .append(") OR (TG_OP <> 'INSERT' AND ").append(RangeTableMove.inRange("OLD." + k, lo, hi))
+              .append(") THEN RAISE EXCEPTION USING ERRCODE = ").append(literal(StaleRoute.SQLSTATE))
+              .append(", MESSAGE = ").append(literal(StaleRoute.message(rs.getString(4), rs.getLong(5))))
+              .append("; END IF;");
+        }
+      }
+    }
+    String fn = functionName(table);
+    s.execute("CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
+        + " IF coalesce(current_setting(" + literal(RangeTableMove.BYPASS_SETTING) + ", true), '') = 'on' THEN"
+        + "   RETURN coalesce(NEW, OLD); END IF;" + body + " RETURN coalesce(NEW, OLD); END $f$");
+    boolean exists;
+    try (PreparedStatement ps = c.prepareStatement("SELECT 1 FROM pg_trigger WHERE tgrelid = ?::regclass AND tgname = ?")) {
+      ps.setString(1, ident(table));
+      ps.setString(2, TRIGGER);
+      try (ResultSet rs = ps.executeQuery()) {
+        exists = rs.next();
+      }
+    }
+    if (!exists) {
+      s.execute("CREATE TRIGGER " + TRIGGER + " BEFORE INSERT OR UPDATE OR DELETE ON " + ident(table)
+          + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()");
+    }
+  }
+}

@@ -1,0 +1,203 @@
+package io.shardmap.migrator.internal;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.Migration;
+import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.store.Compare;
+import io.shardmap.store.KeyValue;
+import io.shardmap.store.MetaStore;
+import io.shardmap.store.RangeResult;
+import io.shardmap.store.StoreException;
+import io.shardmap.store.Txn;
+import io.shardmap.store.TxnResult;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Migration records in etcd: {@code {prefix}/migrations/{id}} (a {@link Migration}) and the owner key
+ * {@code {prefix}/migration-owners/{id}}, held under the driving worker's lease. Every state write of a
+ * driving worker compares the record's mod revision and the owner key's create revision, so a worker
+ * whose lease expired (and whose migration another worker took over) can never write again.
+ */
+public final class MigrationStore {
+  private final MetaStore store;
+  private final StoreLayout keys;
+  private final Duration timeout;
+
+  public MigrationStore(MetaStore store, StoreLayout keys, Duration timeout) {
+    this.store = store;
+    this.keys = keys;
+    this.timeout = timeout;
+  }
+
+  public MetaStore store() {
+    return store;
+  }
+
+  public StoreLayout keys() {
+    return keys;
+  }
+
+  /** A migration record with the mod revision it was read at. */
+  public record Versioned(Migration migration, long modRevision) {
+    public String id() {
+      return migration.getId();
+    }
+  }
+
+  /** The proof that this worker drives a migration: its owner key, created at {@code createRevision}. */
+  public record Ownership(String id, long leaseId, long createRevision, String worker) {}
+
+  public Optional<Versioned> load(String id) {
+    RangeResult r = await("reading migration " + id, store.get(keys.migration(id)));
+    if (r.kvs().isEmpty()) {
+      return Optional.empty();
+    }
+    return Optional.of(decode(r.kvs().get(0)));
+  }
+
+  public Versioned require(String id) {
+    return load(id).orElseThrow(() -> ShardmapException.notFound("id: no migration '" + id + "'"));
+  }
+
+  /** Every migration, with its current owner (worker name) filled in, sorted by id. */
+  public List<Versioned> list() {
+    RangeResult all = await("listing migrations", store.getPrefix(keys.migrationsPrefix()));
+    Map<String, String> owners = owners();
+    List<Versioned> out = new ArrayList<>();
+    for (KeyValue kv : all.kvs()) {
+      Versioned v = decode(kv);
+      String owner = owners.get(v.id());
+      out.add(owner == null ? v : new Versioned(v.migration().toBuilder().setOwner(owner).build(), v.modRevision()));
+    }
+    return out;
+  }
+
+  /** Migration id → the worker holding it. */
+  public Map<String, String> owners() {
+    Map<String, String> out = new HashMap<>();
+    for (KeyValue kv : await("listing migration owners", store.getPrefix(keys.migrationOwnersPrefix())).kvs()) {
+      out.put(kv.key().substring(keys.migrationOwnersPrefix().length()), kv.valueUtf8());
+    }
+    return out;
+  }
+
+  /**
+   * Takes a migration for {@code worker} if nobody holds it. Returns empty when another worker (or an
+   * earlier life of this one whose lease has not expired yet) holds it.
+   */
+  public Optional<Ownership> claim(String id, String worker, long leaseId) {
+    String key = keys.migrationOwner(id);
+    TxnResult r = commit("claiming migration " + id, Txn.builder().compare(Compare.absent(key))
+        .put(key, worker.getBytes(StandardCharsets.UTF_8), leaseId).build());
+    if (!r.succeeded()) {
+      return Optional.empty();
+    }
+    return Optional.of(new Ownership(id, leaseId, r.revision(), worker));
+  }
+
+  /** Gives a migration up (its owner key is deleted only if it is still ours). */
+  public void release(Ownership o) {
+    commit("releasing migration " + o.id(), Txn.builder()
+        .compare(new Compare(keys.migrationOwner(o.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
+            o.createRevision()))
+        .delete(keys.migrationOwner(o.id())).build());
+  }
+
+  /** The guards of every write by the owner: the record is unchanged since read, and still ours. */
+  public Txn.Builder ownedTxn(Versioned v, Ownership o) {
+    return Txn.builder()
+        .compare(Compare.modRevision(keys.migration(v.id()), v.modRevision()))
+        .compare(new Compare(keys.migrationOwner(v.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
+            o.createRevision()));
+  }
+
+  /**
+   * Writes the next version of a migration this worker drives. Fails with ABORTED when the record changed
+   * since it was read (an operator's cancel request: re-read and go on) or when ownership was lost.
+   */
+  public Versioned update(Versioned v, Ownership o, Migration next) {
+    return commitOwned(v, o, ownedTxn(v, o), next);
+  }
+
+  /** Commits {@code txn} (built from {@link #ownedTxn}) plus the put of {@code next}. */
+  public Versioned commitOwned(Versioned v, Ownership o, Txn.Builder txn, Migration next) {
+    TxnResult r = commit("updating migration " + v.id(), txn.put(keys.migration(v.id()), next.toByteArray()).build());
+    if (!r.succeeded()) {
+      throw new ShardmapException(ErrorCode.ABORTED, "migration " + v.id() + " changed under worker "
+          + o.worker() + " (a cancel request, or its ownership was lost); re-read");
+    }
+    return new Versioned(next, r.revision());
+  }
+
+  /** Stores an operator's request to cancel; the driving worker honours it at its next step. */
+  public Versioned requestCancel(String id) {
+    for (int attempt = 0; attempt < 32; attempt++) {
+      Versioned v = require(id);
+      Migration m = v.migration();
+      switch (m.getState()) {
+        case MIGRATION_STATE_CLEANING_UP, MIGRATION_STATE_DONE -> throw ShardmapException.precondition("id: migration '"
+            + id + "' has already cut over (" + States.label(m.getState()) + "): the target owns the range; move it "
+            + "back with a new migration instead");
+        case MIGRATION_STATE_CANCELLED, MIGRATION_STATE_CANCELLING -> {
+          return v;
+        }
+        default -> { }
+      }
+      if (m.getCancelRequested()) {
+        return v;
+      }
+      Migration next = m.toBuilder().setCancelRequested(true).setUpdatedUnixMs(System.currentTimeMillis()).build();
+      TxnResult r = commit("cancelling migration " + id, Txn.builder()
+          .compare(Compare.modRevision(keys.migration(id), v.modRevision()))
+          .put(keys.migration(id), next.toByteArray()).build());
+      if (r.succeeded()) {
+        return new Versioned(next, r.revision());
+      }
+    }
+    throw new ShardmapException(ErrorCode.ABORTED, "id: migration '" + id + "' kept changing; retry the cancel");
+  }
+
+  public TxnResult commit(String what, Txn txn) {
+    return await(what, store.commit(txn));
+  }
+
+  public <T> T await(String what, CompletableFuture<T> f) {
+    try {
+      return f.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": interrupted");
+    } catch (TimeoutException e) {
+      f.cancel(true);
+      throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": etcd did not answer within " + timeout.toMillis()
+          + " ms");
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof StoreException se) {
+        ErrorCode code = se.kind() == StoreException.Kind.NOT_FOUND ? ErrorCode.NOT_FOUND : ErrorCode.UNAVAILABLE;
+        throw new ShardmapException(code, what + ": " + se.getMessage(), se);
+      }
+      throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": " + c, c);
+    }
+  }
+
+  static Versioned decode(KeyValue kv) {
+    try {
+      return new Versioned(Migration.parseFrom(kv.value()), kv.modRevision());
+    } catch (InvalidProtocolBufferException e) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not a valid Migration", e);
+    }
+  }
+}

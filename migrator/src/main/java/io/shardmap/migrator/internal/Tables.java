@@ -1,0 +1,166 @@
+package io.shardmap.migrator.internal;
+
+import static io.shardmap.migrator.internal.RangeTableMove.ident;
+
+import io.shardmap.core.ShardmapException;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Table definitions on a shard: the columns binary COPY depends on (names, types, order), checks that
+ * source and target agree, and creation of a missing target table from the source's definition.
+ */
+public final class Tables {
+  private Tables() {}
+
+  /** One column as binary COPY sees it: name and exact type (with modifiers). */
+  public record Column(String name, String type, boolean notNull, String defaultExpr) {
+    String signature() {
+      return name + " " + type;
+    }
+  }
+
+  /** The table's columns in order, or null when the table does not exist. */
+  public static List<Column> columns(Connection c, String table) throws SQLException {
+    Long oid;
+    try (PreparedStatement ps = c.prepareStatement("SELECT to_regclass(?)::oid")) {
+      ps.setString(1, ident(table));
+      try (ResultSet rs = ps.executeQuery()) {
+        rs.next();
+        oid = (Long) rs.getObject(1);
+      }
+    }
+    if (oid == null) {
+      return null;
+    }
+    List<Column> out = new ArrayList<>();
+    try (PreparedStatement ps = c.prepareStatement("SELECT a.attname, format_type(a.atttypid, a.atttypmod), "
+        + "a.attnotnull, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d "
+        + "ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = ? AND a.attnum > 0 "
+        + "AND NOT a.attisdropped ORDER BY a.attnum")) {
+      ps.setLong(1, oid);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          out.add(new Column(rs.getString(1), rs.getString(2), rs.getBoolean(3), rs.getString(4)));
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Refuses (FAILED_PRECONDITION naming the table, both shards and the first difference) when the target's
+   * columns differ from the source's in name, type or order: binary COPY would fail or, worse, misread.
+   */
+  public static void requireSameColumns(String table, String source, List<Column> src, String target,
+                                        List<Column> dst) {
+    for (int i = 0; i < Math.max(src.size(), dst.size()); i++) {
+      String a = i < src.size() ? src.get(i).signature() : "(none)";
+      String b = i < dst.size() ? dst.get(i).signature() : "(none)";
+      if (!a.equals(b)) {
+        throw ShardmapException.precondition("target: table " + table + " on shard '" + target
+            + "' has a different schema than on source shard '" + source + "': column " + (i + 1) + " is '" + b
+            + "' there and '" + a + "' on the source; make them equal first");
+      }
+    }
+  }
+
+  /** The key column must exist and hold integers (this version moves INT64 keyspaces). */
+  public static void requireIntegerKey(String table, String shard, List<Column> cols, String keyColumn) {
+    for (Column c : cols) {
+      if (c.name().equals(keyColumn)) {
+        if (!List.of("bigint", "integer", "smallint").contains(c.type())) {
+          throw ShardmapException.precondition("tables: key column " + keyColumn + " of table " + table + " on shard '"
+              + shard + "' is " + c.type() + "; an INT64 keyspace needs bigint, integer or smallint");
+        }
+        return;
+      }
+    }
+    throw ShardmapException.precondition("tables: table " + table + " on shard '" + shard + "' has no key column '"
+        + keyColumn + "'");
+  }
+
+  /**
+   * The DDL that recreates the source's table elsewhere: columns with types, NOT NULL and defaults (except
+   * those drawing from a sequence, which would not exist there), primary key, unique and check
+   * constraints, and the other indexes. Foreign keys are left out: they cannot span shards.
+   */
+  public static List<String> createStatements(Connection source, String table) throws SQLException {
+    List<Column> cols = columns(source, table);
+    if (cols == null) {
+      throw ShardmapException.precondition("tables: table " + table + " does not exist on the source");
+    }
+    List<String> out = new ArrayList<>();
+    int dot = table.indexOf('.');
+    if (dot > 0) {
+      out.add("CREATE SCHEMA IF NOT EXISTS " + ident(table.substring(0, dot)));
+    }
+    StringBuilder ddl = new StringBuilder("CREATE TABLE " + ident(table) + " (");
+    for (int i = 0; i < cols.size(); i++) {
+      Column c = cols.get(i);
+      ddl.append(i == 0 ? "" : ", ").append(ident(c.name())).append(' ').append(c.type());
+      if (c.notNull()) {
+        ddl.append(" NOT NULL");
+      }
+      if (c.defaultExpr() != null && !c.defaultExpr().contains("nextval(")) {
+        ddl.append(" DEFAULT ").append(c.defaultExpr());
+      }
+    }
+    try (PreparedStatement ps = source.prepareStatement("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        + "WHERE conrelid = ?::regclass AND contype IN ('p', 'u', 'c') ORDER BY contype, conname")) {
+      ps.setString(1, ident(table));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          ddl.append(", CONSTRAINT ").append(ident(rs.getString(1))).append(' ').append(rs.getString(2));
+        }
+      }
+    }
+    out.add(ddl.append(')').toString());
+    try (PreparedStatement ps = source.prepareStatement("SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        + "WHERE i.indrelid = ?::regclass AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)")) {
+      ps.setString(1, ident(table));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          out.add(rs.getString(1));
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Creates the table on the target in one transaction; false if it already exists. */
+  public static boolean createIfMissing(Connection source, Connection target, String table) throws SQLException {
+    if (columns(target, table) != null) {
+      return false;
+    }
+    List<String> ddl = createStatements(source, table);
+    RangeTableMove.inTransaction(target, s -> {
+      for (String sql : ddl) {
+        s.execute(sql);
+      }
+    });
+    return true;
+  }
+
+  /** Drops a table this migration created, if it holds no rows (a cancelled move). */
+  public static void dropIfEmpty(Connection target, String table) throws SQLException {
+    if (columns(target, table) == null) {
+      return;
+    }
+    try (Statement s = target.createStatement(); ResultSet rs = s.executeQuery("SELECT EXISTS (SELECT 1 FROM "
+        + ident(table) + ")")) {
+      rs.next();
+      if (rs.getBoolean(1)) {
+        return;
+      }
+    }
+    try (Statement s = target.createStatement()) {
+      s.execute("DROP TABLE IF EXISTS " + ident(table));
+    }
+  }
+}

@@ -1,0 +1,90 @@
+package io.shardmap.migrator;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.shardmap.core.Route;
+import io.shardmap.migrator.internal.Fences;
+import io.shardmap.proto.v1.Migration;
+import io.shardmap.proto.v1.MigrationState;
+import java.sql.Connection;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A whole move on real etcd, a real directory server and real PostgreSQL, while SDK writers insert, update
+ * and delete keys inside and outside the moving range throughout: every acknowledged write ends exactly
+ * once on the key's new owner, and the source keeps none of the range.
+ */
+class MigrationTest {
+  MoveHarness h;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    h = new MoveHarness();
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    h.close();
+  }
+
+  @Test
+  void moveUnderWritersKeepsEveryAcknowledgedWrite() throws Exception {
+    List<String> states = new ArrayList<>();
+    try (Migrator m = Migrator.open(h.migratorOptions().build())) {
+      h.startWriters(3, Duration.ofSeconds(60));
+      Thread.sleep(300);
+      long before = h.acknowledged.get();
+      Migration planned = m.plan(MoveSpec.builder().id("mv1").keyspace(MoveHarness.KS).range("5000..25000")
+          .target("s3").split(true).chunkRows(2_000).cleanupGrace(Duration.ofSeconds(1)).build());
+      assertEquals(MigrationState.MIGRATION_STATE_PLANNED, planned.getState());
+      assertEquals("s2", planned.getSource());
+      Migration done = m.drive("mv1", p -> {
+        String s = p.getState().name();
+        if (states.isEmpty() || !states.get(states.size() - 1).equals(s)) {
+          states.add(s);
+        }
+      }, Duration.ofSeconds(5));
+      Thread.sleep(300);
+      h.stopWriters();
+      assertTrue(h.acknowledged.get() - before > 200, "writers made progress during the move: "
+          + (h.acknowledged.get() - before));
+      assertTrue(h.writerErrors.isEmpty(), () -> "writer errors: " + h.writerErrors);
+      assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState(), done.toString());
+      System.out.println("move finished: " + io.shardmap.migrator.internal.States.label(done.getState()) + " rows="
+          + done.getRowsCopied() + " replayed=" + done.getKeysReplayed() + " repaired=" + done.getKeysRepaired()
+          + " pause=" + done.getPauseMs() + "ms attempts=" + done.getCutoverAttempts() + " deleted=" + done.getRowsDeleted()
+          + " acknowledged writes=" + h.acknowledged.get());
+      assertEquals(List.of("MIGRATION_STATE_PREPARING", "MIGRATION_STATE_COPYING", "MIGRATION_STATE_CATCHING_UP",
+          "MIGRATION_STATE_VERIFYING", "MIGRATION_STATE_CUTTING_OVER", "MIGRATION_STATE_CLEANING_UP",
+          "MIGRATION_STATE_DONE"), dedupe(states));
+      assertTrue(done.getRowsCopied() >= 9_000, "rows copied " + done.getRowsCopied());
+      assertTrue(done.getCutoverRevision() > 0);
+      Route r = h.client.route(MoveHarness.KS, 10_000);
+      assertEquals("s3", r.shard());
+      assertEquals(planned.getRangeEpoch() + 1, r.epoch());
+      assertEquals("s2", h.client.route(MoveHarness.KS, 25_000).shard());
+      assertEquals("s2", h.client.route(MoveHarness.KS, 4_999).shard());
+      assertEquals(0, h.rows(1, 5_000L, 25_000L).size(), "the source keeps none of the range");
+      h.assertEveryAcknowledgedWriteOnItsOwner();
+      try (Connection c = h.pg.shard(1).connect()) {
+        assertEquals(java.util.Set.of("mv1"), Fences.fencesOn(c, h.table), "the source stays fenced");
+      }
+    }
+  }
+
+  static List<String> dedupe(List<String> states) {
+    List<String> out = new ArrayList<>();
+    for (String s : states) {
+      if (out.isEmpty() || !out.get(out.size() - 1).equals(s)) {
+        out.add(s);
+      }
+    }
+    return out;
+  }
+}
