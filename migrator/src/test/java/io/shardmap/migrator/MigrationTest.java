@@ -78,6 +78,44 @@ class MigrationTest {
     }
   }
 
+  @Test
+  void aCutoverThatCannotMeetItsPauseBudgetCancelsTheMoveWithoutFencing() throws Exception {
+    // An open transaction that has written the table holds a lock the fence must wait for: every attempt
+    // misses the 50 ms budget, and after the last one the move undoes itself.
+    try (Connection blocker = h.pg.shard(1).connect(); Migrator m = Migrator.open(h.migratorOptions().build())) {
+      m.plan(MoveSpec.builder().id("slow").keyspace(MoveHarness.KS).range("5000..6000").target("s3").split(true)
+          .pauseBudget(Duration.ofMillis(50)).maxCutoverAttempts(2).cleanupGrace(Duration.ofSeconds(1)).build());
+      List<String> errors = new ArrayList<>();
+      Migration end = m.drive("slow", p -> {
+        if (p.getState() == MigrationState.MIGRATION_STATE_CUTTING_OVER && p.getCutoverAttempts() == 0) {
+          try {
+            blocker.setAutoCommit(false);
+            blocker.createStatement().executeUpdate("UPDATE " + h.table + " SET v = v WHERE id = -1");
+          } catch (java.sql.SQLException e) {
+            throw new IllegalStateException(e);
+          }
+        }
+        if (p.getState() == MigrationState.MIGRATION_STATE_CANCELLING) {
+          try {
+            blocker.rollback(); // the long transaction ends; cancel's own DDL then gets its locks
+          } catch (java.sql.SQLException e) {
+            throw new IllegalStateException(e);
+          }
+        }
+        if (!p.getLastError().isEmpty() && !errors.contains(p.getLastError())) {
+          errors.add(p.getLastError());
+        }
+      }, Duration.ofSeconds(5));
+      assertEquals(MigrationState.MIGRATION_STATE_CANCELLED, end.getState(), end.toString());
+      assertEquals(2, end.getCutoverAttempts());
+      assertTrue(end.getLastError().contains("pause budget could not be met"), end.getLastError());
+      assertTrue(errors.stream().anyMatch(e -> e.contains("did not come within the 50 ms pause budget")), errors.toString());
+      assertEquals("s2", h.client.route(MoveHarness.KS, 5_000).shard());
+      assertEquals(0, h.rows(2, 5_000L, 6_000L).size());
+      h.assertEveryAcknowledgedWriteOnItsOwner();
+    }
+  }
+
   static List<String> dedupe(List<String> states) {
     List<String> out = new ArrayList<>();
     for (String s : states) {

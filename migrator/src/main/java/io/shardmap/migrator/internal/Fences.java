@@ -81,14 +81,18 @@ public final class Fences {
 
   /** Lifts the fences a migration put on this shard (a cancel after fencing). Idempotent. */
   public static void unfence(Connection c, String migrationId, List<String> tables) throws SQLException {
-    RangeTableMove.inTransaction(c, s -> {
+    RangeTableMove.ddl(c, s -> {
       ensureSchema(s);
+      int removed;
       try (PreparedStatement ps = c.prepareStatement("DELETE FROM shardmap.fences WHERE migration = ?")) {
         ps.setString(1, migrationId);
-        ps.executeUpdate();
+        removed = ps.executeUpdate();
       }
-      for (String t : tables) {
-        regenerate(c, s, t);
+      // Nothing fenced (the usual case on resume): touch no table, so no lock is requested at all.
+      if (removed > 0) {
+        for (String t : tables) {
+          regenerate(c, s, t);
+        }
       }
     });
   }
@@ -98,7 +102,7 @@ public final class Fences {
    * this shard. A fence that covers more than the range keeps the parts outside it. Idempotent.
    */
   public static void unfenceRange(Connection c, List<String> tables, Long lo, Long hi) throws SQLException {
-    RangeTableMove.inTransaction(c, s -> {
+    RangeTableMove.ddl(c, s -> {
       ensureSchema(s);
       for (String t : tables) {
         List<Object[]> rows = new ArrayList<>();

@@ -128,7 +128,7 @@ public final class RangeTableMove {
     String k = ident(keyColumn);
     String fn = "shardmap." + ident(objectName("capture"));
     String truncFn = "shardmap." + ident(objectName("notruncate"));
-    inTransaction(source, s -> {
+    ddl(source, s -> {
       s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
       s.execute("CREATE TABLE IF NOT EXISTS " + changeLog() + " (seq bigserial PRIMARY KEY, key bigint NOT NULL)");
       s.execute("CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
@@ -152,7 +152,7 @@ public final class RangeTableMove {
 
   /** Source: removes the capture trigger and the change log (after cutover, or on cancel). */
   public void removeCapture(Connection source) throws SQLException {
-    inTransaction(source, s -> {
+    ddl(source, s -> {
       s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("capture")) + " ON " + ident(table));
       s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("notruncate")) + " ON " + ident(table));
       s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(objectName("capture")) + "()");
@@ -435,6 +435,39 @@ public final class RangeTableMove {
   /** Source: lifts this migration's fence of this table (a cancel that had fenced). */
   public void removeFence(Connection source) throws SQLException {
     Fences.unfence(source, id, List.of(table));
+  }
+
+  /** How long one DDL attempt on a live table may wait for its lock (writers queue behind the request). */
+  static final Duration DDL_LOCK_WAIT = Duration.ofMillis(200);
+  /** How long DDL keeps retrying before it fails naming the cause. */
+  static final Duration DDL_GIVE_UP = Duration.ofMinutes(5);
+
+  /**
+   * Runs DDL on a table that takes traffic. A DDL lock request queues every later writer behind it, so
+   * one that waits for a long transaction would stop all writes: each attempt waits at most
+   * {@link #DDL_LOCK_WAIT}, then gives way and retries after a pause.
+   */
+  static void ddl(Connection c, SqlBody body) throws SQLException {
+    long deadline = System.nanoTime() + DDL_GIVE_UP.toNanos();
+    for (int attempt = 1; ; attempt++) {
+      try {
+        inTransaction(c, s -> {
+          s.execute("SET LOCAL lock_timeout = " + literal(DDL_LOCK_WAIT.toMillis() + "ms"));
+          body.run(s);
+        });
+        return;
+      } catch (SQLException e) {
+        if (!"55P03".equals(e.getSQLState()) || System.nanoTime() > deadline) {
+          throw e;
+        }
+      }
+      try {
+        Thread.sleep(Math.min(2_000, 50L * attempt));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new SQLException("interrupted while waiting for a table lock", "57014", e);
+      }
+    }
   }
 
   interface SqlBody {

@@ -1,0 +1,73 @@
+package io.shardmap.migrator;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.ShardmapException;
+import java.time.Duration;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Every refusal of a move happens before anything is written, with the right code and the field named. */
+class MigratorBadInputTest {
+  static MoveHarness h;
+  static Migrator m;
+
+  @BeforeAll
+  static void setUp() throws Exception {
+    h = new MoveHarness();
+    m = Migrator.open(h.migratorOptions().build());
+  }
+
+  @AfterAll
+  static void tearDown() throws Exception {
+    m.close();
+    h.close();
+  }
+
+  private void refused(ErrorCode code, String fieldAndText, Consumer<MoveSpec.Builder> c) {
+    MoveSpec.Builder b = MoveSpec.builder().keyspace(MoveHarness.KS).range("0..").target("s3");
+    c.accept(b);
+    int before = m.list().size();
+    ShardmapException e = assertThrows(ShardmapException.class, () -> m.plan(b.build()));
+    assertEquals(code, e.code(), e.getMessage());
+    assertTrue(e.getMessage().startsWith(fieldAndText.split(" ")[0]), e.getMessage());
+    assertTrue(e.getMessage().contains(fieldAndText.substring(fieldAndText.indexOf(' ') + 1)), e.getMessage());
+    assertEquals(before, m.list().size(), "nothing was recorded");
+  }
+
+  @Test
+  void refusals() throws Exception {
+    refused(ErrorCode.NOT_FOUND, "keyspace: no keyspace 'nope'", b -> b.keyspace("nope"));
+    refused(ErrorCode.NOT_FOUND, "target: no shard 's9'", b -> b.target("s9"));
+    refused(ErrorCode.FAILED_PRECONDITION, "target: already owns", b -> b.target("s2"));
+    refused(ErrorCode.NOT_FOUND, "range: is not a range", b -> b.range("10..20"));
+    refused(ErrorCode.INVALID_ARGUMENT, "range: ", b -> b.range("20..10"));
+    refused(ErrorCode.ALREADY_EXISTS, "id: already exists", b -> {
+      m.plan(MoveSpec.builder().id("taken").keyspace(MoveHarness.KS).range("..0").target("s3").build());
+      b.id("taken");
+    });
+    refused(ErrorCode.FAILED_PRECONDITION, "range: already being moved by migration 'taken'",
+        b -> b.range("..0").target("s2"));
+    m.requestCancel("taken");
+    m.drive("taken", p -> { }, Duration.ofSeconds(5));
+
+    MoveHarness.exec(h.pg.shard(2), "CREATE TABLE " + h.table + " (id bigint PRIMARY KEY, v text NOT NULL, payload text)");
+    refused(ErrorCode.FAILED_PRECONDITION, "target: different schema", b -> { });
+    MoveHarness.exec(h.pg.shard(2), "DROP TABLE " + h.table);
+    refused(ErrorCode.FAILED_PRECONDITION, "target: does not exist on shard 's3'", b -> b.createMissingTables(false));
+    MoveHarness.exec(h.pg.shard(1), "ALTER TABLE " + h.table + " RENAME TO " + h.table + "_x");
+    try {
+      refused(ErrorCode.FAILED_PRECONDITION, "tables: does not exist on source shard 's2'", b -> { });
+    } finally {
+      MoveHarness.exec(h.pg.shard(1), "ALTER TABLE " + h.table + "_x RENAME TO " + h.table);
+    }
+    assertThrows(IllegalArgumentException.class, () -> MoveSpec.builder().id("Bad-Id"));
+    assertThrows(IllegalArgumentException.class, () -> MoveSpec.builder().pauseBudget(Duration.ZERO));
+    assertThrows(IllegalArgumentException.class, () -> MoveSpec.builder().chunkRows(0));
+  }
+}
