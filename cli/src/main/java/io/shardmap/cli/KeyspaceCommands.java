@@ -13,6 +13,7 @@ import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.ListKeyspacesRequest;
 import io.shardmap.proto.v1.ListKeyspacesResponse;
+import io.shardmap.proto.v1.MovingRange;
 import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.RegionAssignment;
 import io.shardmap.proto.v1.ShardShare;
@@ -244,6 +245,9 @@ final class KeyspaceCommands {
       head.put("tables", Text.tables(s.getTablesList()));
       head.put("layout", r.getLayoutEntries() + " " + layoutNoun(s.getStrategy()));
       head.put("revision", Long.toString(r.getRevision()));
+      if (r.getMovingUnknown()) {
+        head.put("moving", "unknown (the server could not read etcd)");
+      }
       keyValues(head);
       line("");
       List<List<String>> rows = new ArrayList<>();
@@ -251,6 +255,15 @@ final class KeyspaceCommands {
         rows.add(List.of(share.getShard(), Text.percent(share.getFraction()), Long.toString(share.getEntries())));
       }
       table(List.of("SHARD", "SHARE", "ENTRIES"), rows);
+      if (r.getMovingCount() > 0) {
+        // Ranges the migrator is moving: split, merge, reassign and drop refuse to touch them.
+        line("");
+        List<List<String>> moving = new ArrayList<>();
+        for (MovingRange m : r.getMovingList()) {
+          moving.add(List.of(Text.range(m.getRange()), m.getMigrationId()));
+        }
+        table(List.of("MOVING", "MIGRATION"), moving);
+      }
     }
 
     private static String layoutNoun(Strategy s) {

@@ -284,6 +284,51 @@ class CommandsTest {
   }
 
   @Test
+  void keyspaceDescribeListsTheMovingRanges() {
+    fake.answer("DescribeKeyspace", DescribeKeyspaceResponse.newBuilder().setSpec(USERS).setLayoutEntries(3)
+        .addShares(ShardShare.newBuilder().setShard("shard1").setFraction(1).setEntries(3)).setRevision(8)
+        .addMoving(MovingRange.newBuilder().setRange(KeyRange.newBuilder().setEnd(intKey(-100)))
+            .setMigrationId("m-7f3a"))
+        .addMoving(MovingRange.newBuilder()
+            .setRange(KeyRange.newBuilder().setStart(intKey(100)).setEnd(intKey(200))).setMigrationId("m2"))
+        .build(),
+        DescribeKeyspaceResponse.newBuilder().setSpec(USERS).setLayoutEntries(3).setRevision(9)
+            .addShares(ShardShare.newBuilder().setShard("shard1").setFraction(1).setEntries(3))
+            .setMovingUnknown(true).build());
+
+    Result known = fake.run("keyspace", "describe", "users");
+    Result unknown = fake.run("keyspace", "describe", "users");
+
+    ok(known);
+    assertEquals(""
+        + "keyspace  users\n"
+        + "key type  int64\n"
+        + "strategy  range\n"
+        + "tables    users(id)\n"
+        + "layout    3 ranges\n"
+        + "revision  8\n"
+        + "\n"
+        + "SHARD   SHARE    ENTRIES\n"
+        + "shard1  100.00%  3\n"
+        + "\n"
+        + "MOVING    MIGRATION\n"
+        + "..-100    m-7f3a\n"
+        + "100..200  m2\n", known.out());
+    ok(unknown);
+    assertEquals(""
+        + "keyspace  users\n"
+        + "key type  int64\n"
+        + "strategy  range\n"
+        + "tables    users(id)\n"
+        + "layout    3 ranges\n"
+        + "revision  9\n"
+        + "moving    unknown (the server could not read etcd)\n"
+        + "\n"
+        + "SHARD   SHARE    ENTRIES\n"
+        + "shard1  100.00%  3\n", unknown.out());
+  }
+
+  @Test
   void keyspaceGetReadsEveryPageAndPrintsRanges() {
     GetMapResponse page1 = GetMapResponse.newBuilder().setSpec(USERS).setRevision(21).setNextPageToken("21:2")
         .addRanges(RangeAssignment.newBuilder().setRange(KeyRange.newBuilder().setEnd(intKey(-100)))

@@ -44,6 +44,14 @@ import java.util.function.LongSupplier;
  * because every plan checks them against the records it pins. Ownership has one extra guard: every write
  * that makes a shard an owner also rewrites {@code shardrefs/{shard}}, and deregistration requires that
  * key unchanged since the snapshot that showed the shard owns nothing.
+ *
+ * <p>Ranges being moved by the migrator carry a marker, {@code keyspaces/{ks}/moving/{hex start}} (value:
+ * the migration id), which the migrator writes in a transaction that compares the mod revision of the
+ * range record it marks (and of the keyspace spec), and which also rewrites
+ * {@code keyspaces/{ks}/moving-guard}. Split, merge and reassign refuse to change a marked range, and
+ * DropKeyspace refuses while any marker exists; why neither can race past a marker is argued at
+ * {@link #refuseIfMoving} and {@link #dropKeyspace}. Markers are not part of the watched maps: planners
+ * read them from etcd (one linearizable prefix read) on every attempt.
  */
 public final class AdminOps {
   public static final int DEFAULT_VNODES = 1024;
@@ -170,7 +178,7 @@ public final class AdminOps {
     }
     long readRevision = 0;
     for (String k : keys) {
-      io.shardmap.store.RangeResult rr = read(k, false);
+      io.shardmap.store.RangeResult rr = read("reading back an unconfirmed change", k, false);
       readRevision = Math.max(readRevision, rr.revision());
       rr.kvs().forEach(kv -> current.put(kv.key(), kv));
     }
@@ -197,7 +205,8 @@ public final class AdminOps {
         if (current.containsKey(d.key())) {
           throw unknownOutcome();
         }
-      } else if (w instanceof Txn.DeletePrefix dp && !read(dp.prefix(), true).kvs().isEmpty()) {
+      } else if (w instanceof Txn.DeletePrefix dp
+          && !read("reading back an unconfirmed change", dp.prefix(), true).kvs().isEmpty()) {
         throw unknownOutcome();
       }
     }
@@ -208,7 +217,7 @@ public final class AdminOps {
     return new ShardmapException(ErrorCode.INTERNAL, "another writer changed the same records");
   }
 
-  private io.shardmap.store.RangeResult read(String key, boolean prefix) {
+  private io.shardmap.store.RangeResult read(String what, String key, boolean prefix) {
     long t0 = nanoTime.getAsLong();
     try {
       io.shardmap.store.RangeResult r = (prefix ? store.getPrefix(key) : store.get(key))
@@ -217,7 +226,7 @@ public final class AdminOps {
       return r;
     } catch (Exception e) {
       metrics.etcdRequest("get", "error", nanoTime.getAsLong() - t0);
-      throw Errors.fromStore("reading back an unconfirmed change", e);
+      throw Errors.fromStore(what, e);
     }
   }
 
@@ -538,10 +547,34 @@ public final class AdminOps {
 
   public DescribeKeyspaceResponse describeKeyspace(DescribeKeyspaceRequest req) {
     String ks = Names.keyspace("name", req.getName());
+    state.snapshot().keyspace(ks);
+    // The moving markers are not in the map: read them from etcd, then describe a map at least as new
+    // as that read, so that the ranges they mark are in it. Without etcd the rest is still answered.
+    Markers markers = null;
+    if (state.etcdReachable()) {
+      try {
+        markers = markers(ks);
+        state.awaitRevision(markers.revision(), timeout);
+      } catch (ShardmapException e) {
+        if (e.code() != ErrorCode.UNAVAILABLE) {
+          throw e;
+        }
+        markers = null;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new ShardmapException(ErrorCode.UNAVAILABLE, "DescribeKeyspace: interrupted");
+      }
+    }
     DirectorySnapshot snap = state.snapshot();
     KeyspaceMap k = snap.keyspace(ks);
     DescribeKeyspaceResponse.Builder out = DescribeKeyspaceResponse.newBuilder().setSpec(k.spec())
         .setRevision(snap.revision());
+    if (markers == null) {
+      out.setMovingUnknown(true);
+    } else {
+      markers.ids().forEach((key, id) -> out.addMoving(MovingRange.newBuilder()
+          .setRange(markedRange(k, key.substring(keys.movingPrefix(ks).length()))).setMigrationId(id)));
+    }
     Map<String, double[]> shares = new TreeMap<>();
     switch (k.strategy()) {
       case STRATEGY_RANGE -> {
@@ -586,6 +619,26 @@ public final class AdminOps {
     return out.build();
   }
 
+  /** The range of the map that starts where a marker says, or the empty range at that key if none does. */
+  private static io.shardmap.proto.v1.KeyRange markedRange(KeyspaceMap k, String hexStart) {
+    byte[] start;
+    try {
+      start = Keys.fromHex(hexStart);
+    } catch (IllegalArgumentException e) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "moving marker '" + hexStart + "' of keyspace '"
+          + k.name() + "' is not the hex of a key");
+    }
+    if (k.strategy() == Strategy.STRATEGY_RANGE) {
+      int i = k.ranges().indexOfStart(start);
+      if (i >= 0) {
+        return k.ranges().get(i).range().toProto(k.keyType());
+      }
+    }
+    Key at = Keys.toProto(k.keyType(), start);
+    return start.length == 0 ? io.shardmap.proto.v1.KeyRange.getDefaultInstance()
+        : io.shardmap.proto.v1.KeyRange.newBuilder().setStart(at).setEnd(at).build();
+  }
+
   private static void add(Map<String, double[]> shares, String shard, double f) {
     double[] v = shares.computeIfAbsent(shard, s -> new double[2]);
     v[0] += f;
@@ -610,14 +663,88 @@ public final class AdminOps {
     return f;
   }
 
+  /**
+   * Drops a keyspace unless one of its ranges is being moved.
+   *
+   * <p>Why a drop and a migrator's marker can never both succeed. The marker's transaction compares the
+   * mod revision of the range record it marks (and of the spec) as the migrator read them, and rewrites
+   * {@code moving-guard}. This transaction compares the spec's mod revision and
+   * {@code mod_revision(moving-guard) <= R}, R being the revision of the marker read that found none, and
+   * deletes the whole keyspace, spec, ranges and guard included. etcd applies one transaction at a time:
+   * <ul>
+   *   <li>a marker committed at or before R was seen by the read (unless already removed again, which is
+   *       fine): the drop is refused;
+   *   <li>a marker committed after R and before the drop raised the guard's mod revision above R: the drop
+   *       fails its compare, re-plans, reads the marker and is refused;
+   *   <li>a marker transaction evaluated after the drop finds the records it read gone (mod revision 0;
+   *       a re-created keyspace has new revisions, as etcd never reuses one): it fails.
+   * </ul>
+   * The spec compare alone would not do: a marker written between our read and our commit changes no key
+   * we compare, and the drop would then delete it with everything else while its migration runs on.
+   * Nor can we compare the absence of each marker key we might meet: a marker's key is only known once the
+   * range it marks exists, and comparing all of them would not fit etcd's limit on compares.
+   */
   public DropKeyspaceResponse dropKeyspace(DropKeyspaceRequest req) {
     String ks = Names.keyspace("name", req.getName());
     return execute("DropKeyspace", snap -> {
       KeyspaceMap k = snap.keyspace(ks);
+      Markers m = markers(ks);
+      if (!m.ids().isEmpty()) {
+        Set<String> ids = new java.util.TreeSet<>(m.ids().values());
+        String quoted = "'" + String.join("', '", ids) + "'";
+        String cancel = "migrator cancel " + String.join("; migrator cancel ", ids);
+        throw ShardmapException.precondition("name: keyspace '" + ks + "' has " + m.ids().size()
+            + (m.ids().size() == 1 ? " range" : " ranges") + " being moved by "
+            + (ids.size() == 1 ? "migration " : "migrations ") + quoted + "; wait for "
+            + (ids.size() == 1 ? "it" : "them") + " or cancel " + (ids.size() == 1 ? "it" : "them")
+            + " (" + cancel + ")");
+      }
       Txn txn = Txn.builder().compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
+          .compare(new Compare(keys.movingGuard(ks), Compare.Target.MOD_REVISION, Compare.Op.LESS,
+              m.revision() + 1))
           .deletePrefix(keys.keyspacePrefix(ks)).build();
       return new Plan<>(txn, rev -> DropKeyspaceResponse.newBuilder().setRevision(rev).build());
     });
+  }
+
+  // ---------------------------------------------------------------- moving markers
+
+  /** A keyspace's moving markers as etcd held them at {@code revision}: marker key → migration id. */
+  private record Markers(Map<String, String> ids, long revision) {}
+
+  /** One linearizable read of a keyspace's moving markers (the watched snapshot does not hold them). */
+  private Markers markers(String ks) {
+    io.shardmap.store.RangeResult rr = read("reading the moving markers of keyspace '" + ks + "'",
+        keys.movingPrefix(ks), true);
+    Map<String, String> ids = new TreeMap<>();
+    for (io.shardmap.store.KeyValue kv : rr.kvs()) {
+      ids.put(kv.key(), new String(kv.value(), java.nio.charset.StandardCharsets.UTF_8));
+    }
+    return new Markers(ids, rr.revision());
+  }
+
+  /**
+   * Refuses a change of {@code range} (a range of {@code k} starting where a record is rewritten or
+   * deleted) while the migrator moves it. The plan must also compare
+   * {@code Compare.absent(keys.moving(ks, range.start()))}: that compare, not this read, is what makes the
+   * refusal race-free.
+   *
+   * <p>Why a change of a range and the migrator's marker on it can never both succeed: our transaction
+   * compares the range record's mod revision (pinned from the snapshot) and the marker's absence, and
+   * rewrites or deletes the range record; the marker's transaction compares the range record's mod
+   * revision as the migrator read it, and puts the marker. etcd applies one transaction at a time. If the
+   * marker's comes first, the marker exists when ours is evaluated and ours fails; its re-plan reads the
+   * marker here and refuses (FAILED_PRECONDITION, not a retry until ABORTED). If ours comes first, the
+   * range record now has a new mod revision (put) or none (delete), and etcd never reuses a revision, so
+   * the migrator's compare fails and it must re-read the range before marking it.
+   */
+  private static void refuseIfMoving(Markers m, StoreLayout keys, String field, KeyspaceMap k, KeyRange range) {
+    String id = m.ids().get(keys.moving(k.name(), range.start()));
+    if (id != null) {
+      throw ShardmapException.precondition(field + ": " + range.format(k.keyType()) + " of keyspace '"
+          + k.name() + "' is being moved by migration '" + id + "'; wait for it or cancel it (migrator cancel "
+          + id + ")");
+    }
   }
 
   // ---------------------------------------------------------------- range strategy
@@ -643,13 +770,24 @@ public final class AdminOps {
         throw ShardmapException.precondition("split_key: " + Keys.describe(type, at)
             + " is already a range boundary");
       }
+      String ks = k.name();
+      Markers m = markers(ks);
+      refuseIfMoving(m, keys, "split_key", k, range);
+      String stray = m.ids().get(keys.moving(ks, at));
+      if (stray != null) {
+        // No range starts there, so no migration can be moving one; but the new range would look marked.
+        throw ShardmapException.precondition("split_key: keyspace '" + ks + "' has a moving marker of "
+            + "migration '" + stray + "' at " + Keys.describe(type, at) + ", where no range starts; cancel "
+            + "that migration (migrator cancel " + stray + ")");
+      }
       Route left = new Route(r.shard(), r.epoch(), KeyRange.of(range.start(), at, "split_key"), 0);
       Route right = new Route(r.shard(), r.epoch(), KeyRange.of(at, range.end(), "split_key"), 0);
-      String ks = k.name();
       Txn txn = Txn.builder()
           .compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
           .compare(Compare.modRevision(keys.range(ks, range.start()), r.modRevision()))
           .compare(Compare.absent(keys.range(ks, at)))
+          .compare(Compare.absent(keys.moving(ks, range.start())))
+          .compare(Compare.absent(keys.moving(ks, at)))
           .put(keys.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, left)))
           .put(keys.range(ks, at), bytes(KeyspaceMap.toProto(type, right))).build();
       return new Plan<>(txn, rev -> SplitRangeResponse.newBuilder().setLeft(KeyspaceMap.toProto(type, left))
@@ -670,6 +808,9 @@ public final class AdminOps {
       }
       Route left = t.get(i - 1);
       Route right = t.get(i);
+      Markers m = markers(k.name());
+      refuseIfMoving(m, keys, "boundary", k, left.range());
+      refuseIfMoving(m, keys, "boundary", k, right.range());
       if (!left.shard().equals(right.shard())) {
         throw ShardmapException.precondition("boundary: the ranges on both sides of "
             + Keys.describe(type, boundary) + " have different owners ('" + left.shard() + "' and '"
@@ -682,6 +823,8 @@ public final class AdminOps {
           .compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
           .compare(Compare.modRevision(keys.range(ks, left.range().start()), left.modRevision()))
           .compare(Compare.modRevision(keys.range(ks, boundary), right.modRevision()))
+          .compare(Compare.absent(keys.moving(ks, left.range().start())))
+          .compare(Compare.absent(keys.moving(ks, boundary)))
           .delete(keys.range(ks, boundary))
           .put(keys.range(ks, left.range().start()), bytes(KeyspaceMap.toProto(type, merged))).build();
       return new Plan<>(txn, rev -> MergeRangesResponse.newBuilder()
@@ -706,6 +849,7 @@ public final class AdminOps {
             + "); split first so that it is one");
       }
       Route r = k.ranges().get(i);
+      refuseIfMoving(markers(k.name()), keys, "range", k, range);
       if (req.getExpectedEpoch() != 0 && req.getExpectedEpoch() != r.epoch()) {
         throw ShardmapException.precondition("expected_epoch: range " + range.format(type) + " is at epoch "
             + r.epoch() + ", not " + req.getExpectedEpoch());
@@ -719,6 +863,7 @@ public final class AdminOps {
       Txn.Builder txn = Txn.builder()
           .compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
           .compare(Compare.modRevision(keys.range(ks, range.start()), r.modRevision()))
+          .compare(Compare.absent(keys.moving(ks, range.start())))
           .put(keys.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, moved)));
       guardOwners(txn, Set.of(target));
       return new Plan<>(txn.build(), rev -> ReassignRangeResponse.newBuilder()

@@ -37,6 +37,7 @@ import java.util.function.Function;
  * {root}/keyspaces/{ks}/ranges/{hex start}   RangeAssignment (STRATEGY_RANGE; the first range's key ends in "/")
  * {root}/keyspaces/{ks}/entries/{hex key}    DirectoryEntry (STRATEGY_DIRECTORY)
  * {root}/keyspaces/{ks}/moving/{hex start}   UTF-8 migration id; the range starting there is being moved
+ * {root}/keyspaces/{ks}/moving-guard        empty; rewritten by every transaction that writes a moving marker
  * {root}/migrations/{id}                     Migration (the migrator's persisted state machine)
  * {root}/migration-owners/{id}               UTF-8 worker name, under the driving worker's lease
  * {root}/clients/{server}                    ClientPresence, under that directory server's lease
@@ -99,6 +100,16 @@ public final class StoreLayout {
 
   public String movingPrefix(String ks) {
     return keyspacePrefix(ks) + "moving/";
+  }
+
+  /**
+   * Rewritten (empty value) by every transaction that writes a moving marker of {@code ks}, so that
+   * DropKeyspace can require "no marker written since I read none" with a compare on one known key:
+   * etcd compares (as {@code store.Compare} exposes them) are per key, and a new marker's key is not known
+   * in advance. See AdminOps#dropKeyspace.
+   */
+  public String movingGuard(String ks) {
+    return keyspacePrefix(ks) + "moving-guard";
   }
 
   public String migrationsPrefix() {

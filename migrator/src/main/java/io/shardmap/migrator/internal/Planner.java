@@ -33,9 +33,10 @@ import java.util.concurrent.ThreadLocalRandom;
  * range's moving marker, in one etcd transaction. Every refusal happens before anything is written:
  * INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS or FAILED_PRECONDITION with a message naming the field.
  *
- * <p>The creating transaction compares the range record's and the keyspace spec's mod revisions: the
- * directory server's split, merge, reassign and drop each rewrite one of those (and compare the marker's
- * absence), so a marker and a concurrent admin change of the same range can never both commit.
+ * <p>The creating transaction compares the range record's and the keyspace spec's mod revisions and
+ * rewrites the keyspace's moving guard: the directory server's split, merge and reassign rewrite the range
+ * record and compare the marker's absence, and a drop compares the guard, so a marker and a concurrent
+ * admin change of the same range can never both commit (docs/data-model.md, "Moving ranges").
  */
 public final class Planner {
   private static final int MAX_ATTEMPTS = 16;
@@ -109,7 +110,8 @@ public final class Planner {
           .compare(Compare.modRevision(keys.range(ks.getName(), range.start()), rangeKv.modRevision()))
           .compare(Compare.modRevision(keys.spec(ks.getName()), specKv.modRevision()))
           .put(keys.migration(id), m.toByteArray())
-          .put(keys.moving(ks.getName(), range.start()), id.getBytes(StandardCharsets.UTF_8)).build());
+          .put(keys.moving(ks.getName(), range.start()), id.getBytes(StandardCharsets.UTF_8))
+          .put(keys.movingGuard(ks.getName()), new byte[0]).build());
       if (res.succeeded()) {
         return new MigrationStore.Versioned(m, res.revision());
       }
