@@ -50,7 +50,10 @@ public final class Migrator implements AutoCloseable {
     this.ownsStore = ownsStore;
     this.ms = new MigrationStore(store, new StoreLayout(options.etcdPrefix()), options.etcdTimeout());
     this.pg = new PgConnector(ms, options.pgUser(), options.pgPassword(), options.pgConnectTimeout());
-    this.acks = revision -> Optional.of("client acknowledgements are not wired yet");
+    // Directory servers do not publish which revision their clients applied yet, so cleanup waits out the
+    // whole grace time after cutover (the fence keeps refusing stale writes meanwhile).
+    this.acks = revision -> Optional.of("acknowledgements of revision " + revision + " (not published by this "
+        + "directory version)");
     this.timers = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "migrator-lease");
       t.setDaemon(true);
