@@ -548,13 +548,15 @@ public final class AdminOps {
   public DescribeKeyspaceResponse describeKeyspace(DescribeKeyspaceRequest req) {
     String ks = Names.keyspace("name", req.getName());
     state.snapshot().keyspace(ks);
-    // The moving markers are not in the map: read them from etcd, then describe a map at least as new
-    // as that read, so that the ranges they mark are in it. Without etcd the rest is still answered.
+    // The moving markers are not in the map: read them from etcd, then describe a map that includes the
+    // last marker write, and so the range records each marker pinned. (Not the read's revision: that is
+    // etcd's, which keys outside our prefix advance too, and the watch would never deliver it.) Without
+    // etcd the rest is still answered.
     Markers markers = null;
     if (state.etcdReachable()) {
       try {
         markers = markers(ks);
-        state.awaitRevision(markers.revision(), timeout);
+        state.awaitRevision(markers.lastWrite(), timeout);
       } catch (ShardmapException e) {
         if (e.code() != ErrorCode.UNAVAILABLE) {
           throw e;
@@ -709,18 +711,23 @@ public final class AdminOps {
 
   // ---------------------------------------------------------------- moving markers
 
-  /** A keyspace's moving markers as etcd held them at {@code revision}: marker key → migration id. */
-  private record Markers(Map<String, String> ids, long revision) {}
+  /**
+   * A keyspace's moving markers as etcd held them at {@code revision}: marker key → migration id, and the
+   * largest of their mod revisions.
+   */
+  private record Markers(Map<String, String> ids, long revision, long lastWrite) {}
 
   /** One linearizable read of a keyspace's moving markers (the watched snapshot does not hold them). */
   private Markers markers(String ks) {
     io.shardmap.store.RangeResult rr = read("reading the moving markers of keyspace '" + ks + "'",
         keys.movingPrefix(ks), true);
     Map<String, String> ids = new TreeMap<>();
+    long lastWrite = 0;
     for (io.shardmap.store.KeyValue kv : rr.kvs()) {
       ids.put(kv.key(), new String(kv.value(), java.nio.charset.StandardCharsets.UTF_8));
+      lastWrite = Math.max(lastWrite, kv.modRevision());
     }
-    return new Markers(ids, rr.revision());
+    return new Markers(ids, rr.revision(), lastWrite);
   }
 
   /**
