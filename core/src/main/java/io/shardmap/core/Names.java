@@ -9,6 +9,7 @@ public final class Names {
   private static final Pattern REGION = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
   private static final Pattern SQL_IDENTIFIER = Pattern.compile("[a-z_][a-z0-9_]{0,62}");
   private static final Pattern HOST = Pattern.compile("[A-Za-z0-9.:\\[\\]-]{1,253}");
+  private static final Pattern PROCESS_ID = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
 
   private Names() {}
 
@@ -31,6 +32,38 @@ public final class Names {
 
   public static String host(String field, String value) {
     return check(field, value, HOST, "a host name or IP address");
+  }
+
+  /**
+   * The id of a client or directory-server process in client presence records ({@code ReportApplied}'s
+   * {@code client_id}, a server's {@code --server-id}, which ends an etcd key).
+   */
+  public static String processId(String field, String value) {
+    return check(field, value, PROCESS_ID, "an id is 1-128 characters of [A-Za-z0-9._:-]");
+  }
+
+  /**
+   * This machine's host name reduced to the characters of {@link #processId} (at most 80), for default
+   * ids. Read without a DNS lookup (which can hang on a misconfigured host): the HOSTNAME or COMPUTERNAME
+   * environment variable, else /etc/hostname, else {@code fallback}.
+   */
+  public static String localHostName(String fallback) {
+    String h = System.getenv("HOSTNAME");
+    if (h == null || h.isBlank()) {
+      h = System.getenv("COMPUTERNAME");
+    }
+    if (h == null || h.isBlank()) {
+      try {
+        h = java.nio.file.Files.readString(java.nio.file.Path.of("/etc/hostname")).trim();
+      } catch (java.io.IOException | RuntimeException e) {
+        h = null;
+      }
+    }
+    if (h == null || h.isBlank()) {
+      return fallback;
+    }
+    h = h.trim().replaceAll("[^A-Za-z0-9._-]", "-");
+    return h.length() <= 80 ? h : h.substring(0, 80);
   }
 
   private static String check(String field, String value, Pattern p, String rule) {
