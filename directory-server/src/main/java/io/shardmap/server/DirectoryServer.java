@@ -19,6 +19,7 @@ import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
 import io.shardmap.server.internal.AdminOps;
 import io.shardmap.server.internal.AdminService;
+import io.shardmap.server.internal.ClientRegistry;
 import io.shardmap.server.internal.DirectoryState;
 import io.shardmap.server.internal.ReadService;
 import io.shardmap.server.internal.ServerMetrics;
@@ -54,6 +55,7 @@ public final class DirectoryServer implements AutoCloseable {
   private final ExecutorService adminExecutor;
   private final DirectoryState state;
   private final WatchStreams watches;
+  private final ClientRegistry clients;
   private final HealthStatusManager health = new HealthStatusManager();
   private final Server grpc;
   private final HttpServer http;
@@ -69,6 +71,7 @@ public final class DirectoryServer implements AutoCloseable {
     this.watches = new WatchStreams(state, o.watchQueueLimit());
     AdminOps ops = new AdminOps(store, layout, state, o.etcdTimeout(), o.maxTxnOps(), System::nanoTime, metrics);
     ServerInterceptor counting = new RpcCounter(metrics);
+    ReadService read = new ReadService(state, metrics, watches);
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
@@ -78,12 +81,16 @@ public final class DirectoryServer implements AutoCloseable {
         .permitKeepAliveTime(5, TimeUnit.SECONDS)
         .permitKeepAliveWithoutCalls(true)
         .maxInboundMessageSize(32 << 20)
-        .addService(ServerInterceptors.intercept(new ReadService(state, metrics, watches), counting))
+        .addService(ServerInterceptors.intercept(read, counting))
         .addService(ServerInterceptors.intercept(new AdminService(ops, adminExecutor), counting))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance())
         .build()
         .start();
+    String id = o.serverId() != null ? o.serverId() : defaultServerId(grpc.getPort());
+    this.clients = new ClientRegistry(store, layout, id, o.clientReportTimeout(), o.etcdTimeout(),
+        state::changeBracket, System::nanoTime, System::currentTimeMillis, metrics);
+    read.clients(clients);
     this.http = o.metricsHost() == null ? null : startHttp(o.metricsHost(), o.metricsPort());
     long hb = o.watchHeartbeat().toMillis();
     scheduler.scheduleWithFixedDelay(state::heartbeat, hb, hb, TimeUnit.MILLISECONDS);
@@ -107,6 +114,7 @@ public final class DirectoryServer implements AutoCloseable {
     DirectoryServer s = new DirectoryServer(options, store, owns);
     try {
       s.state.start();
+      s.clients.start();
     } catch (InterruptedException | RuntimeException e) {
       s.close();
       throw e;
@@ -116,8 +124,14 @@ public final class DirectoryServer implements AutoCloseable {
     s.health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
     log.info("directory server serving gRPC on " + options.host() + ":" + s.port()
         + (s.http == null ? "" : ", metrics on http://" + options.metricsHost() + ":" + s.metricsPort()
-        + "/metrics") + " at revision " + s.snapshot().revision());
+        + "/metrics") + " at revision " + s.snapshot().revision() + "; server id '" + s.serverId()
+        + "' (client presence record " + new StoreLayout(options.etcdPrefix()).clients(s.serverId()) + ")");
     return s;
+  }
+
+  /** This server's id in client presence records ({@link ServerOptions.Builder#serverId}). */
+  public String serverId() {
+    return clients.serverId();
   }
 
   public int port() {
@@ -179,6 +193,9 @@ public final class DirectoryServer implements AutoCloseable {
     // open a fresh stream that graceful shutdown then waits for.
     grpc.shutdown();
     watches.close();
+    if (clients != null) {
+      clients.close();
+    }
     state.close();
     try {
       if (!grpc.awaitTermination(5, TimeUnit.SECONDS)) {
@@ -196,6 +213,12 @@ public final class DirectoryServer implements AutoCloseable {
     if (ownsStore) {
       store.close();
     }
+  }
+
+  /** {@code hostname:port-random}: readable in etcd, and unique per run even for servers on one host. */
+  private static String defaultServerId(int port) {
+    String random = Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong() >>> 16);
+    return io.shardmap.core.Names.localHostName("localhost") + ":" + port + "-" + random;
   }
 
   private static ThreadFactory daemon(String name) {

@@ -71,6 +71,16 @@ public final class Main implements Callable<Integer> {
       description = "The etcd cluster's --max-txn-ops (default: ${DEFAULT-VALUE}, etcd's own default).")
   int maxTxnOps = 128;
 
+  @Option(names = "--server-id", paramLabel = "ID",
+      description = "This server's id in client presence records ({prefix}/clients/{id}); 1-128 characters of "
+          + "[A-Za-z0-9._:-], unique per etcd prefix (default: hostname:port-random).")
+  String serverId;
+
+  @Option(names = "--client-report-timeout", paramLabel = "DURATION",
+      description = "Forget an SDK client that has not reported its applied revision for this long "
+          + "(default: ${DEFAULT-VALUE}).")
+  String clientReportTimeout = "10s";
+
   public static void main(String[] args) {
     System.exit(commandLine(args).execute(args));
   }
@@ -105,10 +115,14 @@ public final class Main implements Callable<Integer> {
       String[] m = hostPort("--metrics-listen", metricsListen);
       b.metrics(m[0], Integer.parseInt(m[1]));
     }
+    if (serverId != null && !serverId.isEmpty()) {
+      b.serverId(serverId);
+    }
     return b.etcdEndpoints(etcdEndpoints).etcdPrefix(etcdPrefix)
         .etcdTimeout(duration("--etcd-timeout", etcdTimeout))
         .probeInterval(duration("--probe-interval", probeInterval))
         .watchHeartbeat(duration("--watch-heartbeat", watchHeartbeat))
+        .clientReportTimeout(duration("--client-report-timeout", clientReportTimeout))
         .watchHistory(watchHistory).watchQueueLimit(watchQueueLimit).maxTxnOps(maxTxnOps).build();
   }
 

@@ -20,6 +20,8 @@ public final class ServerOptions {
   private final int watchHistory;
   private final int watchQueueLimit;
   private final int maxTxnOps;
+  private final String serverId;
+  private final Duration clientReportTimeout;
 
   private ServerOptions(Builder b) {
     host = b.host;
@@ -34,6 +36,8 @@ public final class ServerOptions {
     watchHistory = b.watchHistory;
     watchQueueLimit = b.watchQueueLimit;
     maxTxnOps = b.maxTxnOps;
+    serverId = b.serverId;
+    clientReportTimeout = b.clientReportTimeout;
   }
 
   public static Builder builder() {
@@ -53,6 +57,13 @@ public final class ServerOptions {
   public int watchHistory() { return watchHistory; }
   public int watchQueueLimit() { return watchQueueLimit; }
   public int maxTxnOps() { return maxTxnOps; }
+  /**
+   * The id this server publishes its clients' acknowledgements under ({@code {prefix}/clients/{id}}), or
+   * null for the default: {@code hostname:port-random}, unique per run.
+   */
+  public String serverId() { return serverId; }
+  /** A client that has not reported its applied revision for this long is forgotten (not waited for). */
+  public Duration clientReportTimeout() { return clientReportTimeout; }
 
   public static final class Builder {
     private String host = "127.0.0.1";
@@ -67,6 +78,8 @@ public final class ServerOptions {
     private int watchHistory = 10_000;
     private int watchQueueLimit = 10_000;
     private int maxTxnOps = 128;
+    private String serverId;
+    private Duration clientReportTimeout = Duration.ofSeconds(10);
 
     private Builder() {}
 
@@ -134,6 +147,30 @@ public final class ServerOptions {
     /** Must not exceed the etcd cluster's --max-txn-ops (128 by default). */
     public Builder maxTxnOps(int n) {
       this.maxTxnOps = requireRange("max-txn-ops", n, 16, 1_000_000);
+      return this;
+    }
+
+    /**
+     * The id of this server in client presence records, 1-128 characters of [A-Za-z0-9._:-]; it must be
+     * unique among the servers of one etcd prefix (two servers with one id overwrite each other's
+     * record). Default: {@code hostname:port-random}, new on every start.
+     */
+    public Builder serverId(String id) {
+      if (id == null || !id.matches("[A-Za-z0-9._:-]{1,128}")) {
+        throw new IllegalArgumentException("server-id: must be 1-128 characters of [A-Za-z0-9._:-], got '"
+            + id + "'");
+      }
+      this.serverId = id;
+      return this;
+    }
+
+    /**
+     * How long a client may go without reporting its applied revision before this server forgets it
+     * (default 10 s). The SDK reports every {@code ClientOptions.reportInterval} (default 2 s), so this
+     * should be several of those. A forgotten client is no longer waited for by the migrator.
+     */
+    public Builder clientReportTimeout(Duration d) {
+      this.clientReportTimeout = requirePositive("client-report-timeout", d);
       return this;
     }
 

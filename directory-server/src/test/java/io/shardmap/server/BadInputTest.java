@@ -100,6 +100,18 @@ class BadInputTest {
         GetMapRequest.newBuilder().setKeyspace("ints").setPageSize(-1).build()), "page_size"));
     l.add(new Case("forged page token", Code.INVALID_ARGUMENT, () -> c.read().getMap(
         GetMapRequest.newBuilder().setKeyspace("ints").setPageToken("garbage").build()), "page_token"));
+    // Client presence reports.
+    l.add(new Case("report without client id", Code.INVALID_ARGUMENT, () -> c.read().reportApplied(
+        ReportAppliedRequest.newBuilder().setAppliedRevision(1).build()), "client_id", "is required"));
+    l.add(new Case("report with a bad client id", Code.INVALID_ARGUMENT, () -> c.read().reportApplied(
+        ReportAppliedRequest.newBuilder().setClientId("app/1").setAppliedRevision(1).build()),
+        "client_id", "1-128 characters of [A-Za-z0-9._:-]"));
+    l.add(new Case("report with a negative revision", Code.INVALID_ARGUMENT, () -> c.read().reportApplied(
+        ReportAppliedRequest.newBuilder().setClientId("app-1").setAppliedRevision(-1).build()),
+        "applied_revision", "must be >= 0"));
+    l.add(new Case("report with a negative staleness", Code.INVALID_ARGUMENT, () -> c.read().reportApplied(
+        ReportAppliedRequest.newBuilder().setClientId("app-1").setMaxStalenessMs(-1).build()),
+        "max_staleness_ms", "must be >= 0"));
     // Shards.
     l.add(new Case("bad shard name", Code.INVALID_ARGUMENT, () -> c.admin().registerShard(
         RegisterShardRequest.newBuilder().setShard(TestSupport.shard("1abc", 5432)).build()),

@@ -114,5 +114,17 @@ class DiscoveryTest {
     e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
         () -> Main.parse("--probe-interval", "soon"));
     assertTrue(e.getMessage().contains("--probe-interval"), e.getMessage());
+    // Client presence options.
+    assertEquals(null, o.serverId(), "default: made at start from host, port and a random part");
+    assertEquals(10, o.clientReportTimeout().toSeconds());
+    o = Main.parse("--server-id", "dir-eu-1", "--client-report-timeout", "4s");
+    assertEquals("dir-eu-1", o.serverId());
+    assertEquals(4, o.clientReportTimeout().toSeconds());
+    e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        () -> Main.parse("--server-id", "a/b"));
+    assertTrue(e.getMessage().startsWith("server-id:"), e.getMessage());
+    e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        () -> Main.parse("--client-report-timeout", "0s"));
+    assertTrue(e.getMessage().startsWith("client-report-timeout:"), e.getMessage());
   }
 }

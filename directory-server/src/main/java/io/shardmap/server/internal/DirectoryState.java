@@ -215,6 +215,36 @@ public final class DirectoryState implements AutoCloseable {
     }
   }
 
+  /**
+   * Where {@code revision} falls among the revisions that changed the maps, as far as this server knows:
+   * {@code [0]} is the newest revision at or before it that changed them (or the revision the maps were
+   * loaded at, when no later change is held), {@code [1]} the oldest one after it ({@link Long#MAX_VALUE}
+   * when none is known yet). A revision past this server's snapshot is treated like the snapshot's (the
+   * changes in between are not known here, so {@code [0]} may be below the true value, never above).
+   * When the history does not reach back to {@code revision}, nothing is rounded: {@code [0]} is the
+   * revision itself and {@code [1]} the next one.
+   *
+   * <p>Revisions that changed nothing the maps are made of (client presence records, migration state)
+   * have no batch in the history: the map at such a revision is the map at {@code [0]}.
+   */
+  public long[] changeBracket(long revision) {
+    synchronized (lock) {
+      if (snapshot == null || revision < historyFloor) {
+        return new long[] {revision, revision + 1};
+      }
+      long next = Long.MAX_VALUE;
+      java.util.Iterator<Batch> it = history.descendingIterator();
+      while (it.hasNext()) {
+        Batch b = it.next();
+        if (b.revision <= revision) {
+          return new long[] {b.revision, next};
+        }
+        next = b.revision;
+      }
+      return new long[] {historyFloor, next};
+    }
+  }
+
   /** Keeps a snapshot reachable by revision for paged reads; returns it. */
   public DirectorySnapshot pin(DirectorySnapshot s) {
     synchronized (lock) {

@@ -29,6 +29,7 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
   private final DirectoryState state;
   private final ServerMetrics metrics;
   private final WatchStreams watches;
+  private volatile ClientRegistry clients;
 
   public ReadService(DirectoryState state, ServerMetrics metrics, WatchStreams watches) {
     this.state = state;
@@ -256,6 +257,35 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
         throw ShardmapException.invalid("after_revision", "must be >= 0");
       }
       watches.open((ServerCallStreamObserver<WatchResponse>) out, filter, req.getAfterRevision());
+    } catch (RuntimeException e) {
+      out.onError(Errors.toStatus(e));
+    }
+  }
+
+  /** Set once the server knows its id (after binding its port), before it serves. */
+  public void clients(ClientRegistry registry) {
+    this.clients = registry;
+  }
+
+  @Override
+  public void reportApplied(ReportAppliedRequest req, StreamObserver<ReportAppliedResponse> out) {
+    try {
+      Names.processId("client_id", req.getClientId());
+      if (req.getAppliedRevision() < 0) {
+        throw ShardmapException.invalid("applied_revision", "must be >= 0, got " + req.getAppliedRevision());
+      }
+      if (req.getMaxStalenessMs() < 0) {
+        throw ShardmapException.invalid("max_staleness_ms", "must be >= 0 (0 = no limit), got "
+            + req.getMaxStalenessMs());
+      }
+      ClientRegistry registry = clients;
+      if (registry == null) {
+        throw new ShardmapException(ErrorCode.UNAVAILABLE, "the directory server is starting");
+      }
+      registry.report(req.getClientId(), req.getAppliedRevision(), req.getMaxStalenessMs());
+      out.onNext(ReportAppliedResponse.newBuilder().setServerId(registry.serverId())
+          .setClientReportTimeoutMs(registry.clientTimeout().toMillis()).build());
+      out.onCompleted();
     } catch (RuntimeException e) {
       out.onError(Errors.toStatus(e));
     }

@@ -1,6 +1,7 @@
 package io.shardmap.server.internal;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
@@ -27,6 +28,7 @@ public final class ServerMetrics {
   private final AtomicLong etcdReachable = new AtomicLong(1);
   private final AtomicLong watchStreams = new AtomicLong();
   private final AtomicLong watchLag = new AtomicLong();
+  private final AtomicLong reportingClients = new AtomicLong();
 
   public ServerMetrics() {
     lookups = Counter.builder("shardmap.lookups").description("keys routed by Lookup")
@@ -44,6 +46,9 @@ public final class ServerMetrics {
     registry.gauge("shardmap.etcd.reachable", etcdReachable);
     registry.gauge("shardmap.watch.streams", watchStreams);
     registry.gauge("shardmap.watch.lag.revisions", watchLag);
+    Gauge.builder("shardmap.clients.reporting", reportingClients, AtomicLong::get)
+        .description("SDK clients that reported their applied revision within --client-report-timeout")
+        .register(registry);
   }
 
   public MeterRegistry registry() {
@@ -101,5 +106,10 @@ public final class ServerMetrics {
 
   public void watchStreams(int n) {
     watchStreams.set(n);
+  }
+
+  /** SDK clients this server currently counts in its client presence record. */
+  public void reportingClients(int n) {
+    reportingClients.set(n);
   }
 }
