@@ -12,6 +12,10 @@ import java.util.Set;
 public final class ClientOptions {
   /** Default of {@link Builder#directoryCacheSize}. */
   public static final int DEFAULT_DIRECTORY_CACHE_SIZE = 100_000;
+  /** Default of {@link Builder#reportInterval}. */
+  public static final Duration DEFAULT_REPORT_INTERVAL = Duration.ofSeconds(2);
+  /** The longest {@link Builder#reportInterval}: half of the directory servers' default client report timeout. */
+  public static final Duration MAX_REPORT_INTERVAL = Duration.ofSeconds(5);
 
   private final List<String> targets;
   private final Set<String> keyspaces;
@@ -23,6 +27,8 @@ public final class ClientOptions {
   private final Duration watchIdleTimeout;
   private final int directoryCacheSize;
   private final Object meterRegistry;
+  private final String clientId;
+  private final Duration reportInterval;
 
   private ClientOptions(Builder b) {
     targets = List.copyOf(b.targets);
@@ -35,6 +41,8 @@ public final class ClientOptions {
     watchIdleTimeout = b.watchIdleTimeout;
     directoryCacheSize = b.directoryCacheSize;
     meterRegistry = b.meterRegistry;
+    clientId = b.clientId;
+    reportInterval = b.reportInterval;
   }
 
   public static Builder builder() {
@@ -59,6 +67,13 @@ public final class ClientOptions {
    * that this class, and the client, never load a Micrometer class unless a registry was given.
    */
   public Object meterRegistry() { return meterRegistry; }
+  /**
+   * The id given to {@link Builder#clientId}, or null: each {@link ShardmapClient} then makes its own
+   * ({@link ShardmapClient#clientId()}).
+   */
+  public String clientId() { return clientId; }
+  /** See {@link Builder#reportInterval}. */
+  public Duration reportInterval() { return reportInterval; }
 
   public static final class Builder {
     private List<String> targets;
@@ -71,6 +86,8 @@ public final class ClientOptions {
     private Duration watchIdleTimeout = Duration.ofSeconds(6);
     private int directoryCacheSize = DEFAULT_DIRECTORY_CACHE_SIZE;
     private Object meterRegistry;
+    private String clientId;
+    private Duration reportInterval = DEFAULT_REPORT_INTERVAL;
 
     private Builder() {}
 
@@ -192,6 +209,37 @@ public final class ClientOptions {
         throw new IllegalArgumentException("meterRegistry: must not be null (leave it unset for no metrics)");
       }
       this.meterRegistry = registry;
+      return this;
+    }
+
+    /**
+     * The id under which the client reports its applied map revision to the directory servers, shown to
+     * operators and the migrator when the client holds a cleanup back: 1-128 characters of
+     * [A-Za-z0-9._:-]. Unset (the default), each client makes one: {@code hostname-pid-random}. Two
+     * live clients must not share an id (the servers would take them for one).
+     */
+    public Builder clientId(String id) {
+      if (id == null || !id.matches("[A-Za-z0-9._:-]{1,128}")) {
+        throw new IllegalArgumentException("clientId: must be 1-128 characters of [A-Za-z0-9._:-], got '"
+            + id + "'");
+      }
+      this.clientId = id;
+      return this;
+    }
+
+    /**
+     * How often the client reports its applied revision to the directory server it follows even when
+     * nothing changed (default 2 s); a new revision is reported within 100 ms anyway. Directory servers
+     * forget a client that has not reported for their {@code --client-report-timeout} (default 10 s), and
+     * the migrator no longer waits for a forgotten client, so this is 100 ms to 5 s: a few heartbeats fit
+     * in the timeout. With a shorter server timeout, make this at most half of it.
+     */
+    public Builder reportInterval(Duration d) {
+      if (d == null || d.compareTo(Duration.ofMillis(100)) < 0 || d.compareTo(MAX_REPORT_INTERVAL) > 0) {
+        throw new IllegalArgumentException("reportInterval: must be 100 ms to " + MAX_REPORT_INTERVAL.toSeconds()
+            + " s (well below the directory servers' client report timeout, 10 s by default), got " + d);
+      }
+      this.reportInterval = d;
       return this;
     }
 

@@ -36,6 +36,7 @@ import java.util.concurrent.TimeUnit;
  */
 public final class ShardmapClient implements AutoCloseable {
   private final ClientOptions options;
+  private final String clientId;
   private final MapFollower follower;
   private final long maxStalenessNanos;
   /**
@@ -51,7 +52,8 @@ public final class ShardmapClient implements AutoCloseable {
 
   private ShardmapClient(ClientOptions options) {
     this.options = options;
-    this.follower = new MapFollower(options, stats, System::nanoTime);
+    this.clientId = options.clientId() != null ? options.clientId() : defaultClientId();
+    this.follower = new MapFollower(options, clientId, stats, System::nanoTime);
     this.maxStalenessNanos = options.maxStaleness() == null ? Long.MAX_VALUE : options.maxStaleness().toNanos();
     this.stalenessCheckNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(1),
         Math.min(TimeUnit.MILLISECONDS.toNanos(20), maxStalenessNanos / 20));
@@ -193,6 +195,14 @@ public final class ShardmapClient implements AutoCloseable {
     return current();
   }
 
+  /**
+   * The id this client reports its applied map revision under (see docs/client-sdk.md, "Acknowledged
+   * revisions"): {@link ClientOptions.Builder#clientId}, or {@code hostname-pid-random} made at start.
+   */
+  public String clientId() {
+    return clientId;
+  }
+
   /** The etcd revision the client's map reflects. */
   public long revision() {
     return current().revision();
@@ -245,6 +255,11 @@ public final class ShardmapClient implements AutoCloseable {
   /** For tests of this package: the follower's lazy caches and counters. */
   MapFollower follower() {
     return follower;
+  }
+
+  private static String defaultClientId() {
+    String random = Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong() >>> 16);
+    return io.shardmap.core.Names.localHostName("client") + "-" + ProcessHandle.current().pid() + "-" + random;
   }
 
   private DirectorySnapshot current() {

@@ -682,7 +682,8 @@ class ClientConsistencyTest {
             for (int i = 0; i < clients.size(); i++) {
               ShardmapClient c = clients.get(i);
               sb.append("\n  client ").append(i).append(" ").append(c.options().targets()).append(" at ")
-                  .append(c.revision()).append(", failovers ").append(c.failovers()).append(", reconnects ")
+                  .append(c.follower().appliedRevision()).append(" (map of ").append(c.revision())
+                  .append("), failovers ").append(c.failovers()).append(", reconnects ")
                   .append(c.reconnects()).append(", resyncs ").append(c.resyncs()).append(", staleness ")
                   .append(c.staleness().toMillis()).append(" ms");
             }
@@ -694,7 +695,7 @@ class ClientConsistencyTest {
         boolean late = false;
         for (ShardmapClient c : clients) {
           DirectorySnapshot s = c.snapshot();
-          late |= s.revision() != fresh.revision();
+          late |= c.follower().appliedRevision() != fresh.revision() || s.revision() > fresh.revision();
           seen.add(s);
         }
         for (Replica r : replicas) {
@@ -709,8 +710,13 @@ class ClientConsistencyTest {
           assertEquals(null, k.broken(), tag + "etcd holds an inconsistent map for " + k.name());
         }
         assertEquals(KEYSPACES.size(), fresh.keyspaces().size(), tag + "keyspaces in etcd");
+        // A client's map carries the revision of the last change it applied: revisions that changed no map
+        // (the directory servers' client presence records) reach it only as heartbeats, which advance its
+        // applied revision (checked above to be etcd's) but not its map.
+        long lastChange = truth.lastChangeAtOrBefore(fresh.revision());
         for (int i = 0; i < seen.size(); i++) {
-          assertEquals(fresh.revision(), seen.get(i).revision(), tag + "client " + i + " revision");
+          assertEquals(lastChange, seen.get(i).revision(), tag + "client " + i + " revision (etcd is at "
+              + fresh.revision() + ")");
           assertSameMap("client " + i, expected, describe(seen.get(i)));
         }
         for (Replica r : replicas) {
@@ -725,9 +731,10 @@ class ClientConsistencyTest {
     }
   }
 
+  /** Every client's map is current to {@code revision} (applied changes and heartbeats up to it). */
   private boolean allClientsAt(long revision) {
     for (ShardmapClient c : clients) {
-      if (c.revision() < revision) {
+      if (c.follower().appliedRevision() < revision) {
         return false;
       }
     }
@@ -1047,6 +1054,35 @@ class ClientConsistencyTest {
       synchronized (this) {
         notifyAll();
       }
+    }
+
+    /**
+     * The newest revision at or before {@code revision} that changed the maps. A revision that changed
+     * none (a client presence record) keeps every keyspace map and shard object (DirectorySnapshot.apply).
+     */
+    long lastChangeAtOrBefore(long revision) {
+      Map.Entry<Long, DirectorySnapshot> e = history.floorEntry(revision);
+      while (e != null) {
+        Map.Entry<Long, DirectorySnapshot> prev = history.lowerEntry(e.getKey());
+        if (prev == null || !sameObjects(prev.getValue().keyspaces(), e.getValue().keyspaces())
+            || !sameObjects(prev.getValue().shards(), e.getValue().shards())) {
+          return e.getKey();
+        }
+        e = prev;
+      }
+      throw new IllegalStateException("no history at or before " + revision);
+    }
+
+    private static boolean sameObjects(Map<String, ?> a, Map<String, ?> b) {
+      if (a.size() != b.size()) {
+        return false;
+      }
+      for (Map.Entry<String, ?> e : a.entrySet()) {
+        if (b.get(e.getKey()) != e.getValue()) {
+          return false;
+        }
+      }
+      return true;
     }
 
     @Override

@@ -153,6 +153,9 @@ class ClientMetricsTest {
       double age = reg.get("shardmap.client.map.age").timeGauge().value(TimeUnit.SECONDS);
       assertTrue(age >= 0 && age < 5, "map age " + age + " s");
       eventually("no watch lag while live", () -> gauge(reg, "shardmap.client.watch.lag") == 0);
+      eventually("the applied revision reported", () -> counter(reg, "shardmap.client.reports") >= 1);
+      assertEquals(c.stats().reports(), (long) counter(reg, "shardmap.client.reports"), 1.0);
+      assertEquals(0, counter(reg, "shardmap.client.report.failures"));
 
       // Shard calls and retries are recorded by the data layer into the same counters.
       c.stats().call(TimeUnit.MILLISECONDS.toNanos(2), false);

@@ -38,6 +38,8 @@ public final class ClientStats {
   private final LongAdder[] retries = new LongAdder[RetryCause.values().length];
   private final LongAdder directoryHits = new LongAdder();
   private final LongAdder directoryMisses = new LongAdder();
+  private final LongAdder reports = new LongAdder();
+  private final LongAdder reportFailures = new LongAdder();
 
   public ClientStats() {
     for (int i = 0; i < retries.length; i++) {
@@ -107,5 +109,23 @@ public final class ClientStats {
 
   public long retries(RetryCause cause) {
     return retries[cause.ordinal()].sum();
+  }
+
+  /** A directory server accepted a report of the client's applied revision. */
+  public void report() {
+    reports.increment();
+  }
+
+  /** A report of the applied revision failed (it is only counted and logged). */
+  public void reportFailure() {
+    reportFailures.increment();
+  }
+
+  public long reports() {
+    return reports.sum();
+  }
+
+  public long reportFailures() {
+    return reportFailures.sum();
   }
 }

@@ -68,6 +68,7 @@ public final class MapFollower implements AutoCloseable {
   private final Thread worker;
   private final long idleLimitNanos;
   private final DirectoryRpc rpc;
+  private final AppliedReporter reporter;
 
   private volatile DirectorySnapshot snapshot;
   /** Local time at which a directory server last vouched that the map was current. */
@@ -87,11 +88,7 @@ public final class MapFollower implements AutoCloseable {
   private final AtomicLong resyncs = new AtomicLong();
   private final AtomicLong failovers = new AtomicLong();
 
-  public MapFollower(ClientOptions options, LongSupplier nanoTime) {
-    this(options, new ClientStats(), nanoTime);
-  }
-
-  public MapFollower(ClientOptions options, ClientStats stats, LongSupplier nanoTime) {
+  public MapFollower(ClientOptions options, String clientId, ClientStats stats, LongSupplier nanoTime) {
     this.options = options;
     this.stats = stats;
     this.nanoTime = nanoTime;
@@ -108,12 +105,39 @@ public final class MapFollower implements AutoCloseable {
     }
     this.rpc = new DirectoryRpc(options.targets(), channels, () -> target, options.rpcTimeout().toNanos(),
         options.initialBackoff().toNanos(), options.maxBackoff().toNanos(), nanoTime);
+    long maxStalenessMs = options.maxStaleness() == null ? 0 : Math.max(1, options.maxStaleness().toMillis());
+    this.reporter = new AppliedReporter(clientId, maxStalenessMs, options.reportInterval().toNanos(),
+        options.rpcTimeout().toNanos(), options.targets(), channels, () -> target, () -> caughtUpRevision,
+        stats, nanoTime);
     this.worker = new Thread(this::run, "shardmap-client-follower");
     this.worker.setDaemon(true);
   }
 
   public void start() {
     worker.start();
+    reporter.start();
+  }
+
+  /**
+   * The revision the client's map is current to: the map holds every change up to it of the followed
+   * keyspaces and the shards (a heartbeat of the watch stream advances it without a change). 0 before the
+   * first load. This is what the client reports to the directory server it follows.
+   */
+  public long appliedRevision() {
+    return caughtUpRevision;
+  }
+
+  /** Reports {@link #appliedRevision()} to the followed directory server. */
+  public AppliedReporter reporter() {
+    return reporter;
+  }
+
+  /** Only the follower thread calls this; the map of {@code revision} must already be published. */
+  private void caughtUp(long revision) {
+    if (revision > caughtUpRevision) {
+      caughtUpRevision = revision;
+      reporter.advanced();
+    }
   }
 
   /** Waits for the first full map; false on timeout. */
@@ -188,7 +212,10 @@ public final class MapFollower implements AutoCloseable {
     boolean needLoad = true;
     String lastFailure = null;
     while (!closed) {
-      target = t;
+      if (target != t) {
+        target = t;
+        reporter.advanced();
+      }
       ShardMapServiceGrpc.ShardMapServiceBlockingStub stub = ShardMapServiceGrpc.newBlockingStub(channels.get(t));
       try {
         if (needLoad) {
@@ -276,8 +303,8 @@ public final class MapFollower implements AutoCloseable {
     // New caches before the snapshot: a lookup that sees a layout-only map must find its cache. The old
     // caches go with the old map (a re-read means we may have missed changes they depend on).
     this.lazy = Map.copyOf(lazies);
-    caughtUpRevision = Math.max(caughtUpRevision, loaded.revision());
     publish(before, loaded, true);
+    caughtUp(loaded.revision());
     String lazyNote = lazies.isEmpty() ? "" : "; lazily held directories: " + new TreeSet<>(lazies.keySet());
     if (before == null) {
       log.info("shardmap client: loaded " + keyspaces.size() + " keyspaces from " + options.targets().get(t)
@@ -401,7 +428,7 @@ public final class MapFollower implements AutoCloseable {
             apply(r);
           }
           // A change or a heartbeat: either way the client is current up to r's revision.
-          caughtUpRevision = Math.max(caughtUpRevision, r.getRevision());
+          caughtUp(r.getRevision());
           serverRevision = Math.max(serverRevision, r.getFreshness().getRevision());
         }
         throw Status.UNAVAILABLE.withDescription("the directory ended the watch stream").asRuntimeException();
@@ -541,6 +568,7 @@ public final class MapFollower implements AutoCloseable {
   @Override
   public void close() {
     closed = true;
+    reporter.close();
     Context.CancellableContext ctx = streamContext;
     if (ctx != null) {
       ctx.cancel(null);

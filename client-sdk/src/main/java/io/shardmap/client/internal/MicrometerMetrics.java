@@ -70,6 +70,12 @@ public final class MicrometerMetrics implements AutoCloseable {
             f -> f.snapshot() == null ? 0 : f.snapshot().revision())
         .description("the etcd revision the client's map reflects").register(r));
 
+    add(FunctionCounter.builder("shardmap.client.reports", stats, ClientStats::reports)
+        .description("applied revisions reported to a directory server (ReportApplied)").register(r));
+    add(FunctionCounter.builder("shardmap.client.report.failures", stats, ClientStats::reportFailures)
+        .description("reports of the applied revision that failed (they are retried, never thrown)")
+        .register(r));
+
     add(FunctionCounter.builder("shardmap.client.directory.cache.hits", stats, ClientStats::directoryHits)
         .description("lookups of lazily loaded directory keyspaces answered from the cache").register(r));
     add(FunctionCounter.builder("shardmap.client.directory.cache.misses", stats, ClientStats::directoryMisses)
