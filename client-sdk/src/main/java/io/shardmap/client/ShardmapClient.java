@@ -203,7 +203,12 @@ public final class ShardmapClient implements AutoCloseable {
     return clientId;
   }
 
-  /** The etcd revision the client's map reflects. */
+  /**
+   * The etcd revision the client's map reflects: that of the last change it applied. Later revisions that
+   * changed nothing the client follows (other keyspaces, the directory servers' client presence records)
+   * reach it as watch heartbeats and do not change this number; the revision the client reports as applied
+   * (see docs/client-sdk.md, "Acknowledged revisions") includes them.
+   */
   public long revision() {
     return current().revision();
   }
