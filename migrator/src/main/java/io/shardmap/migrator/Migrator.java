@@ -50,10 +50,16 @@ public final class Migrator implements AutoCloseable {
     this.ownsStore = ownsStore;
     this.ms = new MigrationStore(store, new StoreLayout(options.etcdPrefix()), options.etcdTimeout());
     this.pg = new PgConnector(ms, options.pgUser(), options.pgPassword(), options.pgConnectTimeout());
-    // Directory servers do not publish which revision their clients applied yet, so cleanup waits out the
-    // whole grace time after cutover (the fence keeps refusing stale writes meanwhile).
-    this.acks = revision -> Optional.of("acknowledgements of revision " + revision + " (not published by this "
-        + "directory version)");
+    // Every directory server publishes the lowest map revision its live clients applied; cleanup waits for
+    // all of them to pass the cutover. An unreadable etcd counts as "still waiting" (the grace bounds it).
+    StoreLayout layout = new StoreLayout(options.etcdPrefix());
+    this.acks = revision -> {
+      try {
+        return io.shardmap.server.ClientAcks.read(store, layout, options.etcdTimeout()).behind(revision);
+      } catch (ShardmapException e) {
+        return Optional.of("client acknowledgements (unreadable: " + e.getMessage() + ")");
+      }
+    };
     this.timers = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "migrator-lease");
       t.setDaemon(true);

@@ -65,6 +65,7 @@ class MigrationTest {
           "MIGRATION_STATE_DONE"), dedupe(states));
       assertTrue(done.getRowsCopied() >= 9_000, "rows copied " + done.getRowsCopied());
       assertTrue(done.getCutoverRevision() > 0);
+      assertTrue(done.getCleanupReason().startsWith("every live client acknowledged"), done.getCleanupReason());
       Route r = h.client.route(MoveHarness.KS, 10_000);
       assertEquals("s3", r.shard());
       assertEquals(planned.getRangeEpoch() + 1, r.epoch());
