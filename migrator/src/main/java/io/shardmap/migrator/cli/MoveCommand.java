@@ -1,0 +1,151 @@
+package io.shardmap.migrator.cli;
+
+import io.shardmap.migrator.MoveSpec;
+import io.shardmap.proto.v1.Migration;
+import io.shardmap.proto.v1.MigrationState;
+import java.time.Duration;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(
+    name = "move",
+    description = {
+      "Move a key range to another shard while applications keep writing.",
+      "Plans the move of RANGE of KEYSPACE to SHARD (every check happens here, before anything is written),",
+      "then drives it here to the end, showing progress on stderr. With --detach it is only recorded",
+      "(state planned) for a 'migrator worker' to run, and its id is printed.",
+      "RANGE is start..end, half-open, either side may be empty: 5000..25000, ..0, 1000..",
+      "Ctrl-C (SIGINT) or SIGTERM stops after the current step and hands the migration back; 'resume' goes on."
+    },
+    footer = {
+      "",
+      "Exit codes: 0 done (or recorded, with --detach); 2 usage or INVALID_ARGUMENT; 3 NOT_FOUND (keyspace,",
+      "shard, range); 4 FAILED_PRECONDITION or ALREADY_EXISTS (refused before anything was copied);",
+      "5 UNAVAILABLE (etcd or a shard unreachable: 'migrator resume ID' later); 6 the move ended cancelled;",
+      "7 ABORTED (held by another worker, or concurrent changes); 130/143 stopped by SIGINT/SIGTERM; 1 else."
+    })
+final class MoveCommand extends Cmd {
+  @Parameters(index = "0", paramLabel = "KEYSPACE", description = "A range keyspace.")
+  String keyspace;
+
+  @Parameters(index = "1", paramLabel = "RANGE",
+      description = "start..end: one range of the map, or any range with --split.")
+  String range;
+
+  @Option(names = "--to", required = true, paramLabel = "SHARD", description = "The target shard.")
+  String target;
+
+  @Option(names = "--id", paramLabel = "ID",
+      description = "The migration's id: 1-40 of a-z, 0-9 and _ (default: generated).")
+  String id;
+
+  @Option(names = "--split", description = "Split the range out of the ranges holding its bounds first.")
+  boolean split;
+
+  @Option(names = "--pause-budget", paramLabel = "DURATION", converter = Durations.Converter.class,
+      description = "Longest write pause the cutover may cause, 1ms to 60s (default 100ms).")
+  Duration pauseBudget;
+
+  @Option(names = "--chunk-rows", paramLabel = "N",
+      description = "Rows per copy and verification chunk (default 50000).")
+  Integer chunkRows;
+
+  @Option(names = "--cleanup-grace", paramLabel = "DURATION", converter = Durations.Converter.class,
+      description = "Longest wait after cutover for clients to see the new owner before the source's rows "
+          + "are deleted (default 60s).")
+  Duration cleanupGrace;
+
+  @Option(names = "--cleanup-batch-rows", paramLabel = "N", description = "Rows per cleanup DELETE (default 5000).")
+  Integer cleanupBatchRows;
+
+  @Option(names = "--cleanup-pause", paramLabel = "DURATION", converter = Durations.Converter.class,
+      description = "Pause between two cleanup DELETEs (default 10ms).")
+  Duration cleanupPause;
+
+  @Option(names = "--max-cutover-attempts", paramLabel = "N",
+      description = "Cutover attempts that may miss the pause budget before the move cancels itself (default 5).")
+  Integer maxCutoverAttempts;
+
+  @Option(names = "--no-create-tables",
+      description = "Refuse the move if the target lacks a table, instead of creating it from the source's definition.")
+  boolean noCreateTables;
+
+  @Option(names = "--detach", description = "Only record the move for a worker; print its id and return.")
+  boolean detach;
+
+  @Override
+  int execute(MigratorCli cli) {
+    MoveSpec spec = spec();
+    Migration planned = migrator().plan(spec);
+    if (detach) {
+      if (cli.json()) {
+        cli.out.println(json(planned, false));
+      } else {
+        cli.out.println(planned.getId());
+        cli.err.println("recorded migration " + planned.getId() + ": " + planned.getKeyspace() + " "
+            + Show.range(planned) + " from " + planned.getSource() + " to " + planned.getTarget()
+            + "; a 'migrator worker' runs it, or 'migrator resume " + planned.getId() + "' here");
+      }
+      return MigratorCli.EXIT_OK;
+    }
+    Progress progress = Progress.of(cli, m -> RowEstimate.of(options(), m));
+    progress.show(planned);
+    Migration end = Follow.untilEnd(cli, migrator(), planned.getId(), progress, null);
+    return ended(cli, end);
+  }
+
+  private MoveSpec spec() {
+    MoveSpec.Builder b = MoveSpec.builder();
+    set("KEYSPACE", () -> b.keyspace(keyspace));
+    set("RANGE", () -> b.range(range));
+    set("--to", () -> b.target(target));
+    if (id != null) {
+      set("--id", () -> b.id(id));
+    }
+    b.split(split);
+    if (pauseBudget != null) {
+      set("--pause-budget", () -> b.pauseBudget(pauseBudget));
+    }
+    if (chunkRows != null) {
+      set("--chunk-rows", () -> b.chunkRows(chunkRows));
+    }
+    if (cleanupGrace != null) {
+      set("--cleanup-grace", () -> b.cleanupGrace(cleanupGrace));
+    }
+    if (cleanupBatchRows != null || cleanupPause != null) {
+      // The builder sets both at once; an option not given keeps its default.
+      var defaults = MoveSpec.builder().keyspace("k").range("..").target("t").build().options();
+      int rows = cleanupBatchRows != null ? cleanupBatchRows : defaults.getCleanupBatchRows();
+      Duration pause = cleanupPause != null ? cleanupPause : Duration.ofMillis(defaults.getCleanupPauseMs());
+      set(cleanupBatchRows != null ? "--cleanup-batch-rows" : "--cleanup-pause", () -> {
+        try {
+          b.cleanupBatch(rows, pause);
+        } catch (IllegalArgumentException e) {
+          boolean aboutPause = e.getMessage() != null && e.getMessage().startsWith("cleanupPause");
+          throw new IllegalArgumentException((aboutPause && cleanupPause != null ? "(--cleanup-pause) "
+              : !aboutPause && cleanupBatchRows != null ? "(--cleanup-batch-rows) " : "") + e.getMessage(), e);
+        }
+      });
+    }
+    if (maxCutoverAttempts != null) {
+      set("--max-cutover-attempts", () -> b.maxCutoverAttempts(maxCutoverAttempts));
+    }
+    b.createMissingTables(!noCreateTables);
+    return b.build();
+  }
+
+  /**
+   * Prints how a driven migration ended (stdout) and returns 0 for DONE; a move that ended CANCELLED (by
+   * request, or because the pause budget could not be met) fails with exit 6.
+   */
+  static int ended(MigratorCli cli, Migration end) {
+    StatusCommand.print(cli, end);
+    if (end.getState() == MigrationState.MIGRATION_STATE_CANCELLED) {
+      throw new MigratorCli.Ended("CANCELLED", MigratorCli.EXIT_CANCELLED, "migration '" + end.getId()
+          + "' ended cancelled: " + (end.getLastError().isEmpty() ? "a cancel was requested" : end.getLastError())
+          + "; " + end.getSource() + " still owns " + end.getKeyspace() + " " + Show.range(end));
+    }
+    return MigratorCli.EXIT_OK;
+  }
+}
