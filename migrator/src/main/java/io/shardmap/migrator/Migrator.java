@@ -83,6 +83,26 @@ public final class Migrator implements AutoCloseable {
         .orElseThrow(() -> ShardmapException.notFound("id: no migration '" + id + "'")).migration();
   }
 
+  /**
+   * The rows a migration copies, as PostgreSQL's planner estimates them on the source (summed over its
+   * tables; see {@link io.shardmap.migrator.internal.RangeTableMove#estimateRange}). Empty when the source
+   * cannot be asked: an estimate is for progress display only.
+   */
+  public java.util.OptionalLong estimateRows(Migration m) {
+    if (m.getKeyType() != io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64 || m.getTablesCount() == 0) {
+      return java.util.OptionalLong.empty();
+    }
+    try (java.sql.Connection c = pg.open("source", m.getSource())) {
+      long total = 0;
+      for (io.shardmap.migrator.internal.RangeTableMove t : MoveDriver.tableMoves(m)) {
+        total += t.estimateRange(c);
+      }
+      return java.util.OptionalLong.of(total);
+    } catch (SQLException | RuntimeException e) {
+      return java.util.OptionalLong.empty();
+    }
+  }
+
   public List<Migration> list() {
     return ms.list().stream().map(MigrationStore.Versioned::migration).toList();
   }

@@ -4,27 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.client.ClientOptions;
 import io.shardmap.client.DataOptions;
 import io.shardmap.client.ShardmapClient;
 import io.shardmap.client.ShardmapData;
 import io.shardmap.client.ShardmapData.Idempotence;
 import io.shardmap.core.Route;
-import io.shardmap.proto.v1.CreateKeyspaceRequest;
-import io.shardmap.proto.v1.Endpoint;
-import io.shardmap.proto.v1.Key;
-import io.shardmap.proto.v1.KeyRange;
-import io.shardmap.proto.v1.KeyType;
-import io.shardmap.proto.v1.KeyspaceSpec;
-import io.shardmap.proto.v1.RangeAssignment;
-import io.shardmap.proto.v1.RegisterShardRequest;
-import io.shardmap.proto.v1.Shard;
-import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
-import io.shardmap.proto.v1.ShardedTable;
-import io.shardmap.proto.v1.Strategy;
 import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
@@ -40,7 +26,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
-import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -53,12 +38,13 @@ import java.util.concurrent.atomic.AtomicLong;
  * acknowledged write (each writer owns the keys congruent to its number, so a key's writes are ordered).
  */
 final class MoveHarness implements AutoCloseable {
-  static final List<String> SHARDS = List.of("s1", "s2", "s3");
+  static final List<String> SHARDS = DirectoryFixture.SHARDS;
   static final String KS = "users";
   /** Preloaded keys: every key in [-PRELOAD, PRELOAD). Writers touch [-WRITE_SPAN, WRITE_SPAN). */
   static final long PRELOAD = 15_000;
   static final long WRITE_SPAN = 40_000;
 
+  final DirectoryFixture fixture;
   final PostgresFixture pg;
   final EtcdCluster etcd;
   final String prefix;
@@ -78,41 +64,14 @@ final class MoveHarness implements AutoCloseable {
   private final List<Thread> writers = new ArrayList<>();
 
   MoveHarness() throws Exception {
-    etcd = EtcdCluster.shared();
-    pg = PostgresFixture.shared(3);
-    String uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
-    prefix = "/m" + uid;
-    table = "users_" + uid;
-    server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).build());
-    channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-    var admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
-    for (int i = 0; i < SHARDS.size(); i++) {
-      PgInstance p = pg.shard(i);
-      admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(SHARDS.get(i))
-          .setPrimary(Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()))).build());
-      // s3 starts without the table: the migrator creates it from the source's definition.
-      if (i < 2) {
-        exec(p, "CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL, payload text)");
-      }
-    }
-    Key zero = Key.newBuilder().setIntKey(0).build();
-    admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder().setName(KS)
-            .setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
-            .addTables(ShardedTable.newBuilder().setName(table).setKeyColumn("id")))
-        .addRanges(RangeAssignment.newBuilder().setRange(KeyRange.newBuilder().setEnd(zero)).setShard("s1"))
-        .addRanges(RangeAssignment.newBuilder().setRange(KeyRange.newBuilder().setStart(zero)).setShard("s2"))
-        .build());
-    for (int i = 0; i < 2; i++) {
-      boolean negative = i == 0;
-      try (Connection c = pg.shard(i).connect(); PreparedStatement ps = c.prepareStatement("INSERT INTO " + table
-          + " SELECT g, g, 'row ' || g FROM generate_series(?, ?) g")) {
-        ps.setLong(1, negative ? -PRELOAD : 0);
-        ps.setLong(2, negative ? -1 : PRELOAD - 1);
-        ps.executeUpdate();
-      }
-    }
+    fixture = new DirectoryFixture("m");
+    pg = fixture.pg;
+    etcd = fixture.etcd;
+    prefix = fixture.prefix;
+    table = "users_" + fixture.uid;
+    server = fixture.server;
+    channel = fixture.channel;
+    fixture.rangeKeyspace(KS, table, PRELOAD);
     for (long k = -PRELOAD; k < PRELOAD; k++) {
       model.put(k, k);
     }
@@ -123,9 +82,7 @@ final class MoveHarness implements AutoCloseable {
   }
 
   MigratorOptions.Builder migratorOptions() {
-    return MigratorOptions.builder().etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix)
-        .pgUser(pg.shard(0).user()).pgPassword(pg.shard(0).password()).leaseTtl(Duration.ofSeconds(2))
-        .pollInterval(Duration.ofMillis(50));
+    return fixture.migratorOptions();
   }
 
   /** Starts {@code n} SDK writers, each doing a bounded number of writes for at most {@code limit}. */
@@ -252,9 +209,7 @@ final class MoveHarness implements AutoCloseable {
   }
 
   static void exec(PgInstance p, String sql) throws SQLException {
-    try (Connection c = p.connect(); Statement s = c.createStatement()) {
-      s.execute(sql);
-    }
+    DirectoryFixture.exec(p, sql);
   }
 
   @Override
@@ -262,12 +217,6 @@ final class MoveHarness implements AutoCloseable {
     stopWriters();
     data.close();
     client.close();
-    channel.shutdownNow();
-    server.close();
-    for (int i = 0; i < SHARDS.size(); i++) {
-      exec(pg.shard(i), "DROP TABLE IF EXISTS " + table + " CASCADE");
-      exec(pg.shard(i), "DO $$ BEGIN IF to_regclass('shardmap.fences') IS NOT NULL THEN "
-          + "DELETE FROM shardmap.fences WHERE tbl = '" + table + "'; END IF; END $$");
-    }
+    fixture.close();
   }
 }

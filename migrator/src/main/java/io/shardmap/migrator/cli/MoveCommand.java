@@ -89,7 +89,7 @@ final class MoveCommand extends Cmd {
       }
       return MigratorCli.EXIT_OK;
     }
-    Progress progress = Progress.of(cli, m -> RowEstimate.of(options(), m));
+    Progress progress = Progress.of(cli, migrator()::estimateRows);
     progress.show(planned);
     Migration end = Follow.untilEnd(cli, migrator(), planned.getId(), progress, null);
     return ended(cli, end);

@@ -20,7 +20,7 @@ import java.util.function.LongSupplier;
  * </ul>
  *
  * <p>The copy shows rows copied, rows/s and MB/s (averages since the copy began); with an estimate of the
- * rows to copy ({@link RowEstimate}) also a bar, the share and an ETA.
+ * rows to copy ({@link io.shardmap.migrator.Migrator#estimateRows}) also a bar, the share and an ETA.
  */
 final class Progress {
   enum Mode { JSON, LIVE, LINES, NONE }

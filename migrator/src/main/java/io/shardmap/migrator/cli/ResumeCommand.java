@@ -31,7 +31,7 @@ final class ResumeCommand extends Cmd {
 
   @Override
   int execute(MigratorCli cli) {
-    Progress progress = Progress.of(cli, m -> RowEstimate.of(options(), m));
+    Progress progress = Progress.of(cli, migrator()::estimateRows);
     Migration end = Follow.untilEnd(cli, migrator(), id, progress, waitForOwner);
     return MoveCommand.ended(cli, end);
   }

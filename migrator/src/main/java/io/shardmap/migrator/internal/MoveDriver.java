@@ -82,13 +82,10 @@ public final class MoveDriver {
   public Migration drive() throws SQLException {
     v = ms.require(own.id());
     Migration m = v.migration();
-    KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
-    lo = range.unboundedBelow() ? null : Keys.decodeInt64(range.start());
-    hi = range.unboundedAbove() ? null : Keys.decodeInt64(range.end());
-    moves = new ArrayList<>();
-    for (ShardedTable t : m.getTablesList()) {
-      moves.add(new RangeTableMove(m.getId(), m.getKeyspace(), t.getName(), t.getKeyColumn(), lo, hi));
-    }
+    moves = tableMoves(m);
+    // Every table moves the same range (the planner refuses a keyspace without tables).
+    lo = moves.get(0).lo();
+    hi = moves.get(0).hi();
     try (Connection src = pg.open("source", m.getSource()); Connection dst = pg.open("target", m.getTarget())) {
       lockSource(src);
       while (!States.terminal(v.migration().getState())) {
@@ -112,6 +109,18 @@ public final class MoveDriver {
       }
       return v.migration();
     }
+  }
+
+  /** The data path of each sharded table of a migration (INT64 ranges). */
+  public static List<RangeTableMove> tableMoves(Migration m) {
+    KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
+    Long lo = range.unboundedBelow() ? null : Keys.decodeInt64(range.start());
+    Long hi = range.unboundedAbove() ? null : Keys.decodeInt64(range.end());
+    List<RangeTableMove> out = new ArrayList<>();
+    for (ShardedTable t : m.getTablesList()) {
+      out.add(new RangeTableMove(m.getId(), m.getKeyspace(), t.getName(), t.getKeyColumn(), lo, hi));
+    }
+    return out;
   }
 
   /**

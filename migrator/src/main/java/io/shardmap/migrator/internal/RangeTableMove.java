@@ -397,6 +397,23 @@ public final class RangeTableMove {
     return n[0];
   }
 
+  private static final java.util.regex.Pattern PLAN_ROWS = java.util.regex.Pattern.compile("\"Plan Rows\"\\s*:\\s*(\\d+)");
+
+  /**
+   * PostgreSQL's planner estimate of the range's rows on {@code c} ({@code EXPLAIN}: no row is read, so it
+   * costs nothing on a big table; only as good as the table's statistics).
+   */
+  public long estimateRange(Connection c) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("EXPLAIN (FORMAT JSON) SELECT 1 FROM "
+        + ident(table) + " WHERE " + inRange(ident(keyColumn)))) {
+      java.util.regex.Matcher m = rs.next() ? PLAN_ROWS.matcher(rs.getString(1)) : null;
+      if (m == null || !m.find()) {
+        throw new SQLException("EXPLAIN of " + table + " gave no row estimate", "XX000");
+      }
+      return Long.parseLong(m.group(1));
+    }
+  }
+
   /** Rows of the range on {@code c}. */
   public long countRange(Connection c) throws SQLException {
     try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT count(*) FROM " + ident(table)

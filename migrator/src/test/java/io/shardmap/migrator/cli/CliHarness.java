@@ -1,39 +1,23 @@
 package io.shardmap.migrator.cli;
 
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.shardmap.migrator.DirectoryFixture;
 import io.shardmap.migrator.Migrator;
 import io.shardmap.migrator.MigratorOptions;
-import io.shardmap.proto.v1.CreateKeyspaceRequest;
-import io.shardmap.proto.v1.Endpoint;
-import io.shardmap.proto.v1.Key;
-import io.shardmap.proto.v1.KeyRange;
-import io.shardmap.proto.v1.KeyType;
-import io.shardmap.proto.v1.KeyspaceSpec;
-import io.shardmap.proto.v1.RangeAssignment;
-import io.shardmap.proto.v1.RegisterShardRequest;
-import io.shardmap.proto.v1.Shard;
-import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
-import io.shardmap.proto.v1.ShardedTable;
-import io.shardmap.proto.v1.Strategy;
 import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.sql.Connection;
-import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.UUID;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.IntConsumer;
 
@@ -44,11 +28,12 @@ import java.util.function.IntConsumer;
  * {@code migrator} command line in-process against it, with its own etcd prefix.
  */
 final class CliHarness implements AutoCloseable {
-  static final List<String> SHARDS = List.of("s1", "s2", "s3");
+  static final List<String> SHARDS = io.shardmap.migrator.DirectoryFixture.SHARDS;
   static final String KS = "users";
   static final String GHOSTS = "ghosts";
   static final long ROWS = 3_000;
 
+  final DirectoryFixture fixture;
   final PostgresFixture pg;
   final EtcdCluster etcd;
   final String prefix;
@@ -67,42 +52,15 @@ final class CliHarness implements AutoCloseable {
   }
 
   CliHarness() throws Exception {
-    etcd = EtcdCluster.shared();
-    pg = PostgresFixture.shared(3);
-    String uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
-    prefix = "/c" + uid;
-    table = "cli_users_" + uid;
-    server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).build());
-    channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-    var admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
-    for (int i = 0; i < SHARDS.size(); i++) {
-      PgInstance p = pg.shard(i);
-      admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(SHARDS.get(i))
-          .setPrimary(Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()))).build());
-      if (i < 2) {
-        exec(p, "CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL, payload text)");
-      }
-    }
-    Key zero = Key.newBuilder().setIntKey(0).build();
-    for (String ks : List.of(KS, GHOSTS)) {
-      String t = ks.equals(KS) ? table : "ghost_" + uid;
-      admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder().setName(ks)
-              .setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
-              .addTables(ShardedTable.newBuilder().setName(t).setKeyColumn("id")))
-          .addRanges(RangeAssignment.newBuilder().setRange(KeyRange.newBuilder().setEnd(zero)).setShard("s1"))
-          .addRanges(RangeAssignment.newBuilder().setRange(KeyRange.newBuilder().setStart(zero)).setShard("s2"))
-          .build());
-    }
-    for (int i = 0; i < 2; i++) {
-      try (Connection c = pg.shard(i).connect(); PreparedStatement ps = c.prepareStatement("INSERT INTO " + table
-          + " SELECT g, g, 'row ' || g FROM generate_series(?, ?) g")) {
-        ps.setLong(1, i == 0 ? -ROWS : 0);
-        ps.setLong(2, i == 0 ? -1 : ROWS - 1);
-        ps.executeUpdate();
-      }
-    }
+    fixture = new DirectoryFixture("c");
+    pg = fixture.pg;
+    etcd = fixture.etcd;
+    prefix = fixture.prefix;
+    table = "cli_users_" + fixture.uid;
+    server = fixture.server;
+    channel = fixture.channel;
+    fixture.rangeKeyspace(KS, table, ROWS);
+    fixture.rangeKeyspace(GHOSTS, "ghost_" + fixture.uid, 0);
   }
 
   /** The environment the command line sees: etcd from SHARDMAP_ETCD, the role and password from PG*. */
@@ -146,9 +104,7 @@ final class CliHarness implements AutoCloseable {
   }
 
   MigratorOptions.Builder migratorOptions() {
-    return MigratorOptions.builder().etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix)
-        .pgUser(pg.shard(0).user()).pgPassword(pg.shard(0).password()).leaseTtl(Duration.ofSeconds(2))
-        .pollInterval(Duration.ofMillis(50));
+    return fixture.migratorOptions();
   }
 
   /** Rows of the users table on one shard with keys in [lo, hi); 0 if the table does not exist there. */
@@ -167,19 +123,11 @@ final class CliHarness implements AutoCloseable {
   }
 
   static void exec(PgInstance p, String sql) throws SQLException {
-    try (Connection c = p.connect(); Statement s = c.createStatement()) {
-      s.execute(sql);
-    }
+    DirectoryFixture.exec(p, sql);
   }
 
   @Override
   public void close() throws SQLException {
-    channel.shutdownNow();
-    server.close();
-    for (int i = 0; i < SHARDS.size(); i++) {
-      exec(pg.shard(i), "DROP TABLE IF EXISTS " + table + " CASCADE");
-      exec(pg.shard(i), "DO $$ BEGIN IF to_regclass('shardmap.fences') IS NOT NULL THEN "
-          + "DELETE FROM shardmap.fences WHERE tbl = '" + table + "'; END IF; END $$");
-    }
+    fixture.close();
   }
 }

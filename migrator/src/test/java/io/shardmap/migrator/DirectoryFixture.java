@@ -1,0 +1,116 @@
+package io.shardmap.migrator;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.shardmap.proto.v1.CreateKeyspaceRequest;
+import io.shardmap.proto.v1.Endpoint;
+import io.shardmap.proto.v1.Key;
+import io.shardmap.proto.v1.KeyRange;
+import io.shardmap.proto.v1.KeyType;
+import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.RangeAssignment;
+import io.shardmap.proto.v1.RegisterShardRequest;
+import io.shardmap.proto.v1.Shard;
+import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
+import io.shardmap.proto.v1.ShardedTable;
+import io.shardmap.proto.v1.Strategy;
+import io.shardmap.server.DirectoryServer;
+import io.shardmap.server.ServerOptions;
+import io.shardmap.testkit.EtcdCluster;
+import io.shardmap.testkit.PostgresFixture;
+import io.shardmap.testkit.PostgresFixture.PgInstance;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.List;
+import java.util.UUID;
+
+/**
+ * What every migrator test starts from: real etcd under its own prefix, one directory server, three real
+ * PostgreSQL shards s1..s3, and range keyspaces ([..0) on s1, [0..) on s2) whose tables exist on s1 and s2
+ * only (the migrator creates them on s3).
+ */
+public final class DirectoryFixture implements AutoCloseable {
+  public static final List<String> SHARDS = List.of("s1", "s2", "s3");
+
+  public final PostgresFixture pg;
+  public final EtcdCluster etcd;
+  public final String uid;
+  public final String prefix;
+  public final DirectoryServer server;
+  public final ManagedChannel channel;
+  private final ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin;
+  private final List<String> tables = new java.util.ArrayList<>();
+
+  public DirectoryFixture(String prefixTag) throws Exception {
+    etcd = EtcdCluster.shared();
+    pg = PostgresFixture.shared(3);
+    uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
+    prefix = "/" + prefixTag + uid;
+    server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
+        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
+        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).build());
+    channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+    admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
+    for (int i = 0; i < SHARDS.size(); i++) {
+      PgInstance p = pg.shard(i);
+      admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(SHARDS.get(i))
+          .setPrimary(Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()))).build());
+    }
+  }
+
+  /**
+   * Creates range keyspace {@code name} sharding {@code table} by column id; with {@code preload} &gt; 0 also
+   * creates the table on s1 and s2 and fills it with keys [-preload, preload) (value = key) on their owners.
+   */
+  public void rangeKeyspace(String name, String table, long preload) throws SQLException {
+    Key zero = Key.newBuilder().setIntKey(0).build();
+    admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder().setName(name)
+            .setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
+            .addTables(ShardedTable.newBuilder().setName(table).setKeyColumn("id")))
+        .addRanges(RangeAssignment.newBuilder().setRange(KeyRange.newBuilder().setEnd(zero)).setShard("s1"))
+        .addRanges(RangeAssignment.newBuilder().setRange(KeyRange.newBuilder().setStart(zero)).setShard("s2"))
+        .build());
+    tables.add(table);
+    if (preload <= 0) {
+      return;
+    }
+    for (int i = 0; i < 2; i++) {
+      exec(pg.shard(i), "CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL, payload text)");
+      try (Connection c = pg.shard(i).connect(); PreparedStatement ps = c.prepareStatement("INSERT INTO " + table
+          + " SELECT g, g, 'row ' || g FROM generate_series(?, ?) g")) {
+        ps.setLong(1, i == 0 ? -preload : 0);
+        ps.setLong(2, i == 0 ? -1 : preload - 1);
+        ps.executeUpdate();
+      }
+    }
+  }
+
+  public MigratorOptions.Builder migratorOptions() {
+    return MigratorOptions.builder().etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix)
+        .pgUser(pg.shard(0).user()).pgPassword(pg.shard(0).password()).leaseTtl(Duration.ofSeconds(2))
+        .pollInterval(Duration.ofMillis(50));
+  }
+
+  public static void exec(PgInstance p, String sql) throws SQLException {
+    try (Connection c = p.connect(); Statement s = c.createStatement()) {
+      s.execute(sql);
+    }
+  }
+
+  /** Stops the server and drops every keyspace table and its fences from all shards. */
+  @Override
+  public void close() throws SQLException {
+    channel.shutdownNow();
+    server.close();
+    for (int i = 0; i < SHARDS.size(); i++) {
+      for (String t : tables) {
+        exec(pg.shard(i), "DROP TABLE IF EXISTS " + t + " CASCADE");
+        exec(pg.shard(i), "DO $$ BEGIN IF to_regclass('shardmap.fences') IS NOT NULL THEN "
+            + "DELETE FROM shardmap.fences WHERE tbl = '" + t + "'; END IF; END $$");
+      }
+    }
+  }
+}
