@@ -210,9 +210,16 @@ public final class KeyspaceMap {
   /**
    * Applies the changes of one revision that belong to this keyspace (spec changes excluded: see
    * {@link #withSpec}). Range and directory changes of the batch are applied together, so a split or a
-   * merge (two records in one transaction) never shows a half-done state.
+   * merge (two records in one transaction) never shows a half-done state. A broken map stays as it
+   * is, with the reason of the first failure.
    */
   public KeyspaceMap apply(long revision, List<MapChange> changes) {
+    if (broken != null) {
+      // Later batches change records this map no longer holds: applying them would build a table from
+      // the batch's puts alone, a fraction of the keyspace that may even look whole. Only a full read
+      // of the keyspace repairs it (the directory server re-reads when a batch touches a broken one).
+      return this;
+    }
     KeyType type = spec.getKeyType();
     List<byte[]> removedStarts = new ArrayList<>();
     List<Route> rangePuts = new ArrayList<>();

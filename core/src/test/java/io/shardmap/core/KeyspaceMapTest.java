@@ -241,6 +241,15 @@ class KeyspaceMapTest {
   }
 
   @Test
+  void aBrokenKeyspaceIgnoresLaterBatchesUntilAFullRead() {
+    KeyspaceMap half = rangeMap().apply(3, List.of(rangeChange("orders", 0L, 100L, "b", 1)));
+    // The records of a later batch alone would make a table that looks whole: one unbounded range.
+    KeyspaceMap later = half.apply(4, List.of(rangeChange("orders", null, null, "c", 2)));
+    assertSame(half, later);
+    assertBroken(later, "nothing covers keys from 100", "revision 3");
+  }
+
+  @Test
   void invalidLayoutsOfEachStrategyBreakTheKeyspace() {
     KeyspaceMap hash = KeyspaceMap.withoutLayout(spec("h", INT64, Strategy.STRATEGY_HASH), 1)
         .apply(2, List.of(MapChange.newBuilder().setKeyspace("h").setHash(io.shardmap.proto.v1.HashLayout.getDefaultInstance()).build()));

@@ -149,6 +149,62 @@ class WatchTest {
     ctx.cancel(null);
   }
 
+  /**
+   * A batch that leaves a keyspace inconsistent makes the server re-read etcd rather than keep a map
+   * it can no longer update (it may have missed a change); clients are told to re-read too. Here a hand
+   * edit breaks the keyspace and a second hand edit mends it: the mended map is served again.
+   */
+  @Test
+  void aChangeToAnInconsistentKeyspaceMakesTheServerReRead() throws Exception {
+    c.admin().createKeyspace(create("edited", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE)
+        .addRangeShards("s1").build());
+    long split = c.admin().splitRange(SplitRangeRequest.newBuilder().setKeyspace("edited")
+        .setSplitKey(intKey(100)).build()).getRevision();
+    awaitSnapshot(split);
+    io.shardmap.server.internal.StoreLayout keys = new io.shardmap.server.internal.StoreLayout(prefix);
+    try (io.shardmap.store.MetaStore etcdStore = TestSupport.etcdClient(etcd.clientEndpoints())) {
+      // Drop the range at 100 without widening its predecessor: a gap from 100 on.
+      long broke = etcdStore.commit(io.shardmap.store.Txn.builder()
+          .delete(keys.range("edited", io.shardmap.core.Keys.encodeInt64(100))).build())
+          .get(5, TimeUnit.SECONDS).revision();
+      awaitSnapshot(broke);
+      TestSupport.assertStatus(io.grpc.Status.Code.INTERNAL, () -> c.lookup("edited", 5), "inconsistent");
+
+      Collector col = new Collector();
+      io.grpc.Context.CancellableContext ctx = io.grpc.Context.current().withCancellation();
+      ctx.run(() -> ShardMapServiceGrpc.newStub(c.channel).watch(WatchRequest.newBuilder()
+          .setAfterRevision(broke).build(), col));
+      // The mend: the first range covers everything again.
+      RangeAssignment whole = RangeAssignment.newBuilder().setRange(KeyRange.getDefaultInstance())
+          .setShard("s2").setEpoch(7).build();
+      long mended = etcdStore.commit(io.shardmap.store.Txn.builder()
+          .put(keys.range("edited", new byte[0]), whole.toByteArray()).build())
+          .get(5, TimeUnit.SECONDS).revision();
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (server.snapshot().keyspace("edited").broken() != null && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      assertEquals(null, server.snapshot().keyspace("edited").broken(), "the server re-read the keyspace");
+      assertTrue(server.snapshot().revision() >= mended);
+      assertEquals("s2", c.lookup("edited", 500).getRoute().getShard());
+      assertEquals(7, c.lookup("edited", 5).getRoute().getEpoch());
+      // The mend itself reaches the stream first; then, after the re-read, the order to re-read.
+      WatchResponse r;
+      do {
+        r = (WatchResponse) col.next();
+      } while (!r.getResyncRequired());
+      ctx.cancel(null);
+    }
+  }
+
+  private static void awaitSnapshot(long revision) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (server.snapshot().revision() < revision) {
+      assertTrue(System.nanoTime() < deadline, "the server did not reach revision " + revision);
+      Thread.sleep(10);
+    }
+  }
+
   /** Moves bucket 0 of keyspace "other" to the shard that does not own it. */
   private static ReassignBucketResponse toggleBucket() {
     String owner = server.snapshot().keyspace("other").hash().bucket(0).shard();

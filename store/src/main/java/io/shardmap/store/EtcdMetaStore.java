@@ -538,20 +538,29 @@ public final class EtcdMetaStore implements MetaStore {
    * watch's serial executor: jetcd callbacks only enqueue, so listener calls never overlap, keep
    * jetcd's order, and never run on jetcd's I/O threads.
    *
-   * <p>{@code delivered} is the resume point: every event under the prefix up to it has reached the
-   * listener. Batches at or below it are duplicates and dropped (a resumed stream may repeat); a new
-   * attempt starts at {@code delivered + 1}, so nothing is skipped. etcd never splits one revision
-   * across responses (the watch does not ask for fragmentation), so a response's events grouped by
-   * mod revision are whole batches.
+   * <p>{@code delivered} is the revision of the last event batch that reached the listener, and the
+   * resume point: batches at or below it are duplicates and dropped (a resumed stream may repeat); a
+   * new attempt starts at {@code delivered + 1}, so nothing is skipped. etcd never splits one revision
+   * across responses (the watch does not ask for fragmentation), so a response's events grouped by mod
+   * revision are whole batches.
    *
-   * <p>Progress: etcd before 3.4.25 / 3.5.8 (etcd issue 15220) answers a progress request at once with
-   * the store's revision, even while the watcher is still replaying history, so the answer can overtake
-   * events. An attempt's progress answers are therefore trusted only once the watcher is known to be
-   * in sync: it started after the revision of its "created" response, or it delivered a batch at or
-   * past that revision, or {@link #SYNC_GRACE_NANOS} passed since creation (etcd's replay loop runs
-   * every 100 ms). An untrusted answer is dropped and the request repeated when trust is reached.
-   * A trusted answer also advances {@code delivered}, so a quiet watch does not resume from an old,
-   * possibly compacted revision.
+   * <p>Progress answers never move {@code delivered}. etcd before 3.4.25 / 3.5.8 (etcd issue 15220)
+   * sends a requested progress answer around the watcher's event queue: it carries the store's
+   * revision and can overtake events of that revision still queued for the watcher, even on a watcher
+   * that is in sync. Taking such an answer as the duplicate mark dropped those events for good (a
+   * directory server lost one revision of a split under concurrent admin calls;
+   * {@code MetaStoreContract#progressRequestsRacingWritesLoseNoEvent}). The price: a watch that was
+   * quiet while etcd compacted past its last event resumes into compacted history after a stream
+   * failure and reports {@link WatchListener#onCompacted}, so its owner re-reads; that is rare and
+   * always correct, where resuming from a progress answer could silently skip a revision.
+   *
+   * <p>Progress answers are still passed on, for freshness. To keep the answer meaningful on those
+   * etcd versions, an attempt's answers are trusted only once the watcher is known to be in sync: it
+   * started after the revision of its "created" response, or it delivered a batch at or past that
+   * revision, or {@link #SYNC_GRACE_NANOS} passed since creation (etcd's replay loop runs every
+   * 100 ms). An untrusted answer is dropped and the request repeated when trust is reached. A trusted
+   * answer can still precede queued events of its revision by a moment; they are then delivered after
+   * it (and counted in a log line), never dropped.
    */
   private final class EtcdWatch implements Watch {
     private final String prefix;
@@ -562,6 +571,8 @@ public final class EtcdMetaStore implements MetaStore {
 
     // Confined to the serial executor.
     private long delivered;
+    private long progressed;
+    private long lateBatches;
     private boolean ended;
     private boolean progressWanted;
     private int consecutiveFailures;
@@ -667,9 +678,7 @@ public final class EtcdMetaStore implements MetaStore {
           return;
         }
         consecutiveFailures = 0;
-        if (headerRevision > delivered) {
-          delivered = headerRevision;
-        }
+        progressed = Math.max(progressed, headerRevision);
         progressWanted = false;
         deliver(() -> listener.onProgress(headerRevision));
         return;
@@ -685,6 +694,15 @@ public final class EtcdMetaStore implements MetaStore {
         }
         if (revision <= delivered) {
           continue;
+        }
+        if (revision <= progressed) {
+          lateBatches++;
+          if (Long.bitCount(lateBatches) == 1) {
+            LOG.warn("etcd sent the events of revision {} after a progress answer for revision {} on the "
+                + "watch of prefix {} ({} such batches so far); they are delivered now. etcd before 3.4.25 "
+                + "and 3.5.8 has this bug (etcd issue 15220)", revision, progressed, describe(prefix),
+                lateBatches);
+          }
         }
         delivered = revision;
         consecutiveFailures = 0;

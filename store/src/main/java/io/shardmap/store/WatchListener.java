@@ -14,6 +14,10 @@ public interface WatchListener {
   /**
    * The store has sent every event up to {@code revision} (answer to {@link Watch#requestProgress()},
    * or sent unprompted). Not a proof of quorum: an isolated member answers from its own state.
+   *
+   * <p>On etcd before 3.4.25 / 3.5.8 an answer can overtake events of its own revision by a moment
+   * (etcd issue 15220); such events still arrive, later, through {@link #onBatch}. Use progress for
+   * freshness, never to conclude that a revision had no events.
    */
   default void onProgress(long revision) {}
 

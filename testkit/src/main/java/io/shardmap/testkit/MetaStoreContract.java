@@ -605,6 +605,60 @@ public abstract class MetaStoreContract {
     }
   }
 
+  /**
+   * Progress requests racing concurrent writes must never cost an event. etcd before 3.4.25 / 3.5.8
+   * (etcd issue 15220) sends a requested progress answer around the watcher's event queue, so an
+   * answer for revision R can arrive before events of revisions at or below R; a watch that took the
+   * answer as its resume or duplicate mark dropped those events (a directory server then lost a split).
+   */
+  @Test
+  void progressRequestsRacingWritesLoseNoEvent() throws Exception {
+    long start = await(store.currentRevision());
+    Recorder recorder = new Recorder();
+    int writers = 4;
+    int perWriter = 60;
+    ExecutorService pool = Executors.newFixedThreadPool(writers);
+    try (Watch watch = store.watch(prefix, start, recorder)) {
+      List<Future<List<Long>>> futures = new ArrayList<>();
+      for (int w = 0; w < writers; w++) {
+        int ww = w;
+        futures.add(pool.submit(() -> {
+          List<Long> revisions = new ArrayList<>();
+          for (int i = 0; i < perWriter; i++) {
+            revisions.add(put(prefix + "w" + ww + "-" + (i % 5), Integer.toString(i)));
+          }
+          return revisions;
+        }));
+      }
+      // Bounded by the writers' end and by a hard cap on requests.
+      for (int i = 0; i < 5_000 && !futures.stream().allMatch(Future::isDone); i++) {
+        watch.requestProgress();
+        Thread.sleep(0, 200_000);
+      }
+      java.util.TreeSet<Long> written = new java.util.TreeSet<>();
+      for (Future<List<Long>> f : futures) {
+        written.addAll(f.get(AWAIT.toMillis(), TimeUnit.MILLISECONDS));
+      }
+      java.util.TreeSet<Long> seen = new java.util.TreeSet<>();
+      while (!seen.containsAll(written)) {
+        Signal s;
+        try {
+          s = recorder.next(x -> x instanceof Batch);
+        } catch (AssertionError nothingWithinAwait) {
+          break;
+        }
+        seen.add(((Batch) s).revision());
+      }
+      java.util.TreeSet<Long> missing = new java.util.TreeSet<>(written);
+      missing.removeAll(seen);
+      assertTrue(missing.isEmpty(), () -> "the watch lost the events of revisions " + missing + " of "
+          + written.size() + " writes");
+      recorder.assertNoOverlap();
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Leases
   // ---------------------------------------------------------------------------------------------

@@ -55,6 +55,9 @@ public final class DirectoryState implements AutoCloseable {
   private final MetaStore store;
   private final StoreLayout layout;
   private final ScheduledExecutorService scheduler;
+  private final java.util.concurrent.atomic.AtomicBoolean reloadQueued =
+      new java.util.concurrent.atomic.AtomicBoolean();
+  private final Object reloadLock = new Object();
   private final LongSupplier nanoTime;
   private final Duration requestTimeout;
   private final Duration probeInterval;
@@ -347,7 +350,7 @@ public final class DirectoryState implements AutoCloseable {
       } catch (RuntimeException e) {
         // Undecodable records are a bug or a hand edit; skipping them would silently diverge, so re-read.
         log.log(Level.SEVERE, "could not apply etcd revision " + revision + "; re-reading the maps", e);
-        scheduler.execute(() -> reloadAfter("an unreadable change"));
+        scheduleReload("an unreadable change");
         return;
       }
       synchronized (lock) {
@@ -370,12 +373,23 @@ public final class DirectoryState implements AutoCloseable {
         lock.notifyAll();
       }
       metrics.snapshot(revision);
-      if (!changes.isEmpty()) {
-        for (KeyspaceMap k : next.keyspaces().values()) {
-          if (k.broken() != null && current.keyspaces().get(k.name()) != k) {
-            log.severe("keyspace '" + k.name() + "' is inconsistent in etcd: " + k.broken());
+      String touchedBroken = null;
+      for (MapChange c : changes) {
+        KeyspaceMap k = next.keyspaces().get(c.getKeyspace());
+        if (k != null && k.broken() != null) {
+          touchedBroken = k.name();
+          if (current.keyspaces().get(k.name()) != k) {
+            log.severe("keyspace '" + k.name() + "' became inconsistent at revision " + revision + ": "
+                + k.broken());
           }
+          break;
         }
+      }
+      if (touchedBroken != null) {
+        // Our writers keep every keyspace whole in etcd, so a batch that breaks one (or lands on one
+        // already broken) most likely means this copy missed a change, or a hand edit is under way.
+        // Either way only a full read tells; it also tells every client watch to re-read.
+        scheduleReload("a change to inconsistent keyspace '" + touchedBroken + "'");
       }
     }
 
@@ -391,7 +405,7 @@ public final class DirectoryState implements AutoCloseable {
     public void onCompacted(long compactRevision) {
       log.warning("etcd compacted revision " + compactRevision + " before this server read it; "
           + "re-reading the maps");
-      scheduler.execute(() -> reloadAfter("compaction"));
+      scheduleReload("compaction");
     }
 
     @Override
@@ -404,7 +418,24 @@ public final class DirectoryState implements AutoCloseable {
     }
   }
 
+  /**
+   * Re-reads the maps on the scheduler. Triggers that arrive while a re-read is queued join it; one
+   * that arrives once it has started queues another, because the running read may predate its cause.
+   */
+  private void scheduleReload(String why) {
+    if (reloadQueued.compareAndSet(false, true)) {
+      scheduler.execute(() -> reloadAfter(why));
+    }
+  }
+
   private void reloadAfter(String why) {
+    synchronized (reloadLock) {
+      reloadQueued.set(false);
+      reloadWithBackoff(why);
+    }
+  }
+
+  private void reloadWithBackoff(String why) {
     long backoffMs = 100;
     while (!closed) {
       try {
