@@ -409,6 +409,44 @@ class MovingMarkerTest {
     c.admin().dropKeyspace(drop(ks));
   }
 
+  /**
+   * A change whose compare failed is planned again once this server holds every change up to the failed
+   * transaction's revision. When another user of the same etcd made that revision, progress past it is
+   * enough: the server's snapshot never reaches it, and waiting for that made the call fail with
+   * UNAVAILABLE after the etcd timeout.
+   */
+  @Test
+  void aRetryAfterAFailedCompareDoesNotWaitForRevisionsOutsideThePrefix() throws Exception {
+    String ks = "retry_outside";
+    createUsers(ks);
+    AtomicInteger fired = new AtomicInteger();
+    AtomicReference<Throwable> hookFailure = new AtomicReference<>();
+    serverStore.beforeCommit(txn -> {
+      if (fired.getAndIncrement() == 0) {
+        try {
+          // A concurrent writer rewrites the range record, so the split's compare fails...
+          KeyValue r = only(etcd.get(keys.range(ks, start(100))).get(5, TimeUnit.SECONDS));
+          etcd.commit(Txn.builder().put(r.key(), r.value()).build()).get(5, TimeUnit.SECONDS);
+          // ...and someone else writes last, so the failed transaction reports their revision.
+          etcd.commit(Txn.builder().put(TestSupport.uniquePrefix() + "/unrelated", new byte[1]).build())
+              .get(5, TimeUnit.SECONDS);
+        } catch (Exception | AssertionError e) {
+          hookFailure.set(e);
+        }
+      }
+    });
+    SplitRangeResponse done;
+    try {
+      done = c.admin().splitRange(split(ks, 150));
+    } finally {
+      serverStore.beforeCommit(null);
+    }
+    assertEquals(null, hookFailure.get());
+    assertEquals(2, fired.get(), "one failed commit, then one that landed");
+    assertEquals(range(150L, 200L), done.getRight().getRange());
+    c.admin().dropKeyspace(drop(ks));
+  }
+
   /** Without etcd the moving ranges are unknown, and DescribeKeyspace says so instead of listing none. */
   @Test
   void describeSaysWhenTheMovingRangesAreUnknown() throws Exception {

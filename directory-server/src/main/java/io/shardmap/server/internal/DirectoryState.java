@@ -166,6 +166,39 @@ public final class DirectoryState implements AutoCloseable {
     }
   }
 
+  /**
+   * Waits (bounded) until this copy holds every map change up to {@code revision}: the snapshot reached
+   * it, or the watch confirmed progress past it. Unlike {@link #awaitRevision}, this ends for a revision
+   * made by keys outside our prefix (an etcd shared with other users), which never reaches the snapshot.
+   * On etcd before 3.4.25 / 3.5.8 a progress answer can precede events of its revision by a moment
+   * (see {@code WatchListener#onProgress}), so use it only where an early answer costs a retry, not
+   * correctness: after a failed compare, say. False on timeout.
+   */
+  public boolean awaitObserved(long revision, Duration timeout) throws InterruptedException {
+    long deadline = nanoTime.getAsLong() + timeout.toNanos();
+    while (true) {
+      synchronized (lock) {
+        if (snapshot != null && (snapshot.revision() >= revision || progressRevision >= revision)) {
+          return true;
+        }
+      }
+      long left = deadline - nanoTime.getAsLong();
+      if (left <= 0 || closed) {
+        return false;
+      }
+      Watch w = watch;
+      if (w != null) {
+        w.requestProgress();
+      }
+      synchronized (lock) {
+        if (snapshot == null || (snapshot.revision() < revision && progressRevision < revision)) {
+          // Re-ask now and then: an answer given before the watch was in sync is dropped by the store.
+          lock.wait(Math.max(1, Math.min(100, left / 1_000_000)));
+        }
+      }
+    }
+  }
+
   /** Waits (bounded) until the snapshot reflects {@code revision}; false on timeout. */
   public boolean awaitRevision(long revision, Duration timeout) throws InterruptedException {
     long deadline = nanoTime.getAsLong() + timeout.toNanos();
@@ -398,6 +431,7 @@ public final class DirectoryState implements AutoCloseable {
       synchronized (lock) {
         progressRevision = Math.max(progressRevision, revision);
         confirmPendingLocked();
+        lock.notifyAll();
       }
     }
 
