@@ -35,6 +35,7 @@ public final class RangeTableMove {
   private final String keyColumn;
   private final Long lo;
   private final Long hi;
+  private volatile String copyColumns;
 
   /**
    * @param id the migration id: lower-case letters, digits and underscores (it becomes part of SQL names)
@@ -169,12 +170,36 @@ public final class RangeTableMove {
   public long copyRange(Connection source, Connection target) throws SQLException {
     CopyManager out = source.unwrap(PGConnection.class).getCopyAPI();
     try (PGCopyOutputStream in = new PGCopyOutputStream(target.unwrap(PGConnection.class),
-        "COPY " + ident(table) + " FROM STDIN (FORMAT binary)")) {
-      return out.copyOut("COPY (SELECT * FROM " + ident(table) + " WHERE " + inRange(ident(keyColumn))
+        "COPY " + ident(table) + " (" + copyColumns(source) + ") FROM STDIN (FORMAT binary)")) {
+      return out.copyOut("COPY (SELECT " + copyColumns(source) + " FROM " + ident(table) + " WHERE " + inRange(ident(keyColumn))
           + ") TO STDOUT (FORMAT binary)", in);
     } catch (IOException e) {
       throw new SQLException("copying " + table + " failed: " + e.getMessage(), "08000", e);
     }
+  }
+
+  /**
+   * The columns COPY moves, in table order: all but generated ones, which each shard computes itself
+   * and COPY FROM refuses values for. Read once from the source (the planner checked that the target's
+   * columns, generated ones included, are the same).
+   */
+  private String copyColumns(Connection source) throws SQLException {
+    String cols = copyColumns;
+    if (cols == null) {
+      List<Tables.Column> all = Tables.columns(source, table);
+      if (all == null) {
+        throw new SQLException("table " + table + " does not exist on the source", "42P01");
+      }
+      StringBuilder b = new StringBuilder();
+      for (Tables.Column c : all) {
+        if (!c.generated()) {
+          b.append(b.length() == 0 ? "" : ", ").append(ident(c.name()));
+        }
+      }
+      cols = b.toString();
+      copyColumns = cols;
+    }
+    return cols;
   }
 
   /** Target: deletes the range's rows (a restarted copy, or a cancel). */
@@ -242,7 +267,7 @@ public final class RangeTableMove {
     String array = arr.append("}'::bigint[]").toString();
     ByteArrayOutputStream rows = new ByteArrayOutputStream();
     try {
-      source.unwrap(PGConnection.class).getCopyAPI().copyOut("COPY (SELECT * FROM " + ident(table) + " WHERE "
+      source.unwrap(PGConnection.class).getCopyAPI().copyOut("COPY (SELECT " + copyColumns(source) + " FROM " + ident(table) + " WHERE "
           + ident(keyColumn) + " = ANY(" + array + ")) TO STDOUT (FORMAT binary)", rows);
     } catch (IOException e) {
       throw new SQLException("reading keys of " + table + " failed: " + e.getMessage(), "08000", e);
@@ -250,7 +275,7 @@ public final class RangeTableMove {
     inTransaction(target, s -> {
       s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + ident(keyColumn) + " = ANY(" + array + ")");
       try {
-        target.unwrap(PGConnection.class).getCopyAPI().copyIn("COPY " + ident(table) + " FROM STDIN (FORMAT binary)",
+        target.unwrap(PGConnection.class).getCopyAPI().copyIn("COPY " + ident(table) + " (" + copyColumns(source) + ") FROM STDIN (FORMAT binary)",
             new java.io.ByteArrayInputStream(rows.toByteArray()));
       } catch (IOException e) {
         throw new SQLException("writing keys of " + table + " failed: " + e.getMessage(), "08000", e);
@@ -331,7 +356,7 @@ public final class RangeTableMove {
       s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + where);
       CopyManager out = source.unwrap(PGConnection.class).getCopyAPI();
       try (PGCopyOutputStream in = new PGCopyOutputStream(target.unwrap(PGConnection.class),
-          "COPY " + ident(table) + " FROM STDIN (FORMAT binary)", 1 << 16);
+          "COPY " + ident(table) + " (" + copyColumns(source) + ") FROM STDIN (FORMAT binary)", 1 << 16);
            java.io.OutputStream counting = new java.io.FilterOutputStream(in) {
              @Override
              public void write(byte[] b, int off, int len) throws IOException {
@@ -339,7 +364,7 @@ public final class RangeTableMove {
                bytes[0] += len;
              }
            }) {
-        rows[0] = out.copyOut("COPY (SELECT * FROM " + ident(table) + " WHERE " + where + ") TO STDOUT (FORMAT binary)",
+        rows[0] = out.copyOut("COPY (SELECT " + copyColumns(source) + " FROM " + ident(table) + " WHERE " + where + ") TO STDOUT (FORMAT binary)",
             counting);
       } catch (IOException e) {
         throw new SQLException("copying " + table + " failed: " + e.getMessage(), "08000", e);

@@ -18,10 +18,14 @@ import java.util.List;
 public final class Tables {
   private Tables() {}
 
-  /** One column as binary COPY sees it: name and exact type (with modifiers). */
-  public record Column(String name, String type, boolean notNull, String defaultExpr) {
+  /**
+   * One column as binary COPY sees it: name and exact type (with modifiers). {@code defaultExpr} is the
+   * generation expression of a generated column: such a column is computed by each shard and never
+   * copied (COPY FROM refuses values for it), so source and target must agree on it too.
+   */
+  public record Column(String name, String type, boolean notNull, String defaultExpr, boolean generated) {
     String signature() {
-      return name + " " + type;
+      return name + " " + type + (generated ? " GENERATED ALWAYS AS (" + defaultExpr + ") STORED" : "");
     }
   }
 
@@ -40,13 +44,13 @@ public final class Tables {
     }
     List<Column> out = new ArrayList<>();
     try (PreparedStatement ps = c.prepareStatement("SELECT a.attname, format_type(a.atttypid, a.atttypmod), "
-        + "a.attnotnull, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d "
+        + "a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attgenerated <> '' FROM pg_attribute a LEFT JOIN pg_attrdef d "
         + "ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = ? AND a.attnum > 0 "
         + "AND NOT a.attisdropped ORDER BY a.attnum")) {
       ps.setLong(1, oid);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
-          out.add(new Column(rs.getString(1), rs.getString(2), rs.getBoolean(3), rs.getString(4)));
+          out.add(new Column(rs.getString(1), rs.getString(2), rs.getBoolean(3), rs.getString(4), rs.getBoolean(5)));
         }
       }
     }
@@ -86,8 +90,9 @@ public final class Tables {
   }
 
   /**
-   * The DDL that recreates the source's table elsewhere: columns with types, NOT NULL and defaults (except
-   * those drawing from a sequence, which would not exist there), primary key, unique and check
+   * The DDL that recreates the source's table elsewhere: columns with types, NOT NULL, generation
+   * expressions and defaults (except those drawing from a sequence, which would not exist there), primary
+   * key, unique and check
    * constraints, and the other indexes. Foreign keys are left out: they cannot span shards.
    */
   public static List<String> createStatements(Connection source, String table) throws SQLException {
@@ -107,7 +112,9 @@ public final class Tables {
       if (c.notNull()) {
         ddl.append(" NOT NULL");
       }
-      if (c.defaultExpr() != null && !c.defaultExpr().contains("nextval(")) {
+      if (c.generated()) {
+        ddl.append(" GENERATED ALWAYS AS (").append(c.defaultExpr()).append(") STORED");
+      } else if (c.defaultExpr() != null && !c.defaultExpr().contains("nextval(")) {
         ddl.append(" DEFAULT ").append(c.defaultExpr());
       }
     }
