@@ -287,8 +287,19 @@ public final class MoveDriver {
    * One cutover attempt. Before fencing: catch up, then estimate the final drain from the measured replay
    * rate; if it would not fit half the budget, the attempt ends without fencing. Then fence (the lock
    * waits at most the budget), drain, and switch the owner in one etcd transaction.
+   *
+   * <p>The target may still fence part of the range, from a move that took it away earlier. Its
+   * applications' writes must stay refused until etcd names it the owner, and be accepted right after:
+   * the lifting of that fence is prepared on a connection of its own before the source is fenced, and
+   * committed once the owner switch has committed (rolled back, with the connection, otherwise).
    */
   private void cutOver(Connection src, Connection dst) throws SQLException {
+    try (Connection lift = pg.open("target", v.migration().getTarget())) {
+      cutOver(src, dst, lift);
+    }
+  }
+
+  private void cutOver(Connection src, Connection dst, Connection lift) throws SQLException {
     Migration m = v.migration();
     MigrationOptions o = m.getOptions();
     long budgetMs = o.getPauseBudgetMs();
@@ -319,6 +330,12 @@ public final class MoveDriver {
       return;
     }
     faults.accept("cutting-over:caught-up");
+    if (!Fences.prepareUnfenceRange(lift, tableNames(), lo, hi, Duration.ofMillis(budgetMs))) {
+      missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
+          "cutover deferred: the target's fence rows did not come within the " + budgetMs + " ms pause budget "
+              + "(another migration is changing its fences)");
+      return;
+    }
     long fenceStart = System.nanoTime();
     if (!Fences.fence(src, moves, m.getRangeEpoch(), Duration.ofMillis(budgetMs))) {
       missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
@@ -384,6 +401,13 @@ public final class MoveDriver {
     log.info(() -> "migration " + m.getId() + ": cut over at revision " + revision + ", write pause "
         + pauseMs + " ms (budget " + budgetMs + " ms)");
     faults.accept("cutting-over:committed");
+    try {
+      lift.commit();
+    } catch (SQLException e) {
+      // The target refuses its own range's writes until the cleanup step (next) lifts its fence again.
+      log.log(Level.WARNING, "migration " + m.getId() + ": lifting the target's old fence at cutover failed; "
+          + "cleanup lifts it: " + e.getMessage());
+    }
     update(v.migration().toBuilder().setCutoverRevision(revision));
   }
 
@@ -425,7 +449,8 @@ public final class MoveDriver {
 
   private void cleanUp(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
-    // The target owns the range: lift fences it kept from moving the range away earlier.
+    // The target owns the range: lift fences it kept from moving the range away earlier (the cutover
+    // did, unless it crashed or failed between etcd's commit and the target's).
     Fences.unfenceRange(dst, tableNames(), lo, hi);
     for (RangeTableMove t : moves) {
       t.removeCapture(src);
