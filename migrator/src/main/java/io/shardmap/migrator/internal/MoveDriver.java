@@ -23,6 +23,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.logging.Level;
@@ -53,6 +54,7 @@ public final class MoveDriver {
   private final PgConnector pg;
   private final MigrationStore.Ownership own;
   private final BooleanSupplier leaseAlive;
+  private final BooleanSupplier stop;
   private final ClientAckSource acks;
   private final Clock clock;
   private final Duration poll;
@@ -64,13 +66,18 @@ public final class MoveDriver {
   private Long lo;
   private Long hi;
 
+  /**
+   * @param stop asked at every step boundary (and in cleanup's waits): once true, the drive returns the
+   *     record as persisted, not ended, so that its caller can hand the migration back
+   */
   public MoveDriver(MigrationStore ms, PgConnector pg, MigrationStore.Ownership own, BooleanSupplier leaseAlive,
-                    ClientAckSource acks, Clock clock, Duration poll, Consumer<String> faults,
+                    BooleanSupplier stop, ClientAckSource acks, Clock clock, Duration poll, Consumer<String> faults,
                     Consumer<Migration> progress) {
     this.ms = ms;
     this.pg = pg;
     this.own = own;
     this.leaseAlive = leaseAlive;
+    this.stop = stop;
     this.acks = acks;
     this.clock = clock;
     this.poll = poll;
@@ -78,7 +85,10 @@ public final class MoveDriver {
     this.progress = progress;
   }
 
-  /** Runs the migration to DONE or CANCELLED and returns its final record. */
+  /**
+   * Runs the migration to DONE or CANCELLED and returns its final record; or, once {@code stop} is true,
+   * returns at the next step boundary with the record as persisted there.
+   */
   public Migration drive() throws SQLException {
     v = ms.require(own.id());
     Migration m = v.migration();
@@ -89,6 +99,9 @@ public final class MoveDriver {
     try (Connection src = pg.open("source", m.getSource()); Connection dst = pg.open("target", m.getTarget())) {
       lockSource(src);
       while (!States.terminal(v.migration().getState())) {
+        if (stop.getAsBoolean()) {
+          return v.migration();
+        }
         if (!leaseAlive.getAsBoolean()) {
           throw new ShardmapException(ErrorCode.ABORTED, "migration " + own.id() + ": worker " + own.worker()
               + " lost its etcd lease; stopping (another worker will resume it)");
@@ -444,7 +457,10 @@ public final class MoveDriver {
       return;
     }
     update(next);
-    sleep(Duration.ofMillis(Math.min(5_000, 200L << Math.min(attempts, 5))));
+    long backoffEnd = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.min(5_000, 200L << Math.min(attempts, 5)));
+    while (System.nanoTime() < backoffEnd && !stop.getAsBoolean()) {
+      sleep(poll);
+    }
   }
 
   private void cleanUp(Connection src, Connection dst) throws SQLException {
@@ -471,6 +487,9 @@ public final class MoveDriver {
         reason = "grace time elapsed (" + m.getOptions().getCleanupGraceMs() + " ms); still behind: " + behind.get();
         break;
       }
+      if (stop.getAsBoolean()) {
+        return; // nothing to persist: whoever resumes waits out the same grace, counted from the cutover
+      }
       if (!leaseAlive.getAsBoolean()) {
         throw new ShardmapException(ErrorCode.ABORTED, "migration " + own.id() + ": lease lost during cleanup");
       }
@@ -487,6 +506,10 @@ public final class MoveDriver {
       while ((n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows())) > 0) {
         deleted += n;
         faults.accept("cleaning-up:batch");
+        if (stop.getAsBoolean()) {
+          update(v.migration().toBuilder().setRowsDeleted(deleted));
+          return;
+        }
         if (System.nanoTime() - lastPersist > 1_000_000_000L) {
           update(v.migration().toBuilder().setRowsDeleted(deleted));
           lastPersist = System.nanoTime();
