@@ -15,6 +15,7 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -121,16 +122,28 @@ public final class Migrator implements AutoCloseable {
    * and fails with ABORTED naming it after that.
    */
   public Migration drive(String id, Consumer<Migration> progress, Duration waitForOwner) {
+    return drive(id, progress, waitForOwner, () -> false);
+  }
+
+  /**
+   * Like {@link #drive(String, Consumer, Duration)}, until {@code stop} is true. It is asked at every step
+   * boundary (after each persisted step, between cleanup batches, in waits): the step in progress ends and
+   * is persisted, then the migration is handed back at once — connections closed (so the source's advisory
+   * lock is released), owner key deleted, lease revoked — so any worker can resume it without waiting for
+   * the lease to expire. Returns the record as it then stands, whose state is not terminal; or the final
+   * record if it ended first.
+   */
+  public Migration drive(String id, Consumer<Migration> progress, Duration waitForOwner, BooleanSupplier stop) {
     long deadline = System.nanoTime() + waitForOwner.toNanos();
     while (true) {
       MigrationStore.Versioned v = ms.require(id);
-      if (States.terminal(v.migration().getState())) {
+      if (States.terminal(v.migration().getState()) || stop.getAsBoolean()) {
         return v.migration();
       }
       long lease = ms.await("granting a lease", store.grantLease(options.leaseTtl()));
       Optional<MigrationStore.Ownership> own = ms.claim(id, options.workerName(), lease);
       if (own.isPresent()) {
-        return driveOwned(own.get(), progress);
+        return driveOwned(own.get(), progress, stop);
       }
       ms.await("revoking a lease", store.revokeLease(lease));
       if (System.nanoTime() > deadline) {
@@ -141,7 +154,7 @@ public final class Migrator implements AutoCloseable {
     }
   }
 
-  private Migration driveOwned(MigrationStore.Ownership own, Consumer<Migration> progress) {
+  private Migration driveOwned(MigrationStore.Ownership own, Consumer<Migration> progress, BooleanSupplier stop) {
     driving.put(own.id(), true);
     long ttlMs = options.leaseTtl().toMillis();
     AtomicLong renewedAt = new AtomicLong(System.nanoTime());
@@ -158,7 +171,7 @@ public final class Migrator implements AutoCloseable {
     BooleanSupplier alive = () -> System.nanoTime() - renewedAt.get() < TimeUnit.MILLISECONDS.toNanos(ttlMs * 2 / 3);
     boolean crashed = true;
     try {
-      Migration m = new MoveDriver(ms, pg, own, alive, acks, options.clock(), options.pollInterval(),
+      Migration m = new MoveDriver(ms, pg, own, alive, stop, acks, options.clock(), options.pollInterval(),
           options.faultPoints(), progress).drive();
       crashed = false;
       return m;
@@ -187,41 +200,81 @@ public final class Migrator implements AutoCloseable {
   /**
    * Runs as a worker until {@code stop} says so: drives every unfinished migration nobody holds, up to
    * {@code parallel} at once, and retries failed ones after {@code retryDelay}.
+   *
+   * <p>Once {@code stop} is true it claims nothing more, and each drive in progress ends its current step
+   * and hands its migration back (see {@link #drive(String, Consumer, Duration, BooleanSupplier)}); nothing
+   * is interrupted. Returns when all have, or after {@code drainTimeout}: then the drives still running are
+   * interrupted (the interrupted step is repeated by whoever continues; their migrations are free once
+   * their leases expire), and their ids are returned.
+   *
+   * @return the migrations still being driven when the drain timed out; empty when all were handed back
    */
-  public void runWorker(BooleanSupplier stop, int parallel, Duration retryDelay) {
+  public List<String> runWorker(BooleanSupplier stop, int parallel, Duration retryDelay, Duration drainTimeout) {
+    if (parallel < 1) {
+      throw new IllegalArgumentException("parallel: must be at least 1, got " + parallel);
+    }
+    if (retryDelay == null || retryDelay.isNegative() || drainTimeout == null || drainTimeout.isNegative()) {
+      throw new IllegalArgumentException("retryDelay, drainTimeout: must not be negative, got " + retryDelay + ", "
+          + drainTimeout);
+    }
     ExecutorService pool = Executors.newFixedThreadPool(parallel);
     ConcurrentHashMap<String, Long> retryAfter = new ConcurrentHashMap<>();
+    // This worker's drives: `driving` also holds foreground drives of this Migrator, which are not ours to wait for.
+    Set<String> mine = ConcurrentHashMap.newKeySet();
     try {
       while (!stop.getAsBoolean()) {
         try {
           var owners = ms.owners();
           for (MigrationStore.Versioned v : ms.list()) {
             String id = v.id();
+            if (stop.getAsBoolean()) {
+              break;
+            }
             if (States.terminal(v.migration().getState()) || owners.containsKey(id) || driving.containsKey(id)
                 || driving.size() >= parallel || retryAfter.getOrDefault(id, 0L) > System.nanoTime()) {
               continue;
             }
             driving.put(id, true);
+            mine.add(id);
             pool.execute(() -> {
               try {
-                Migration m = drive(id, p -> { }, Duration.ZERO);
-                log.info(() -> "migration " + id + " ended " + States.label(m.getState()));
+                Migration m = drive(id, p -> { }, Duration.ZERO, stop);
+                if (States.terminal(m.getState())) {
+                  log.info(() -> "migration " + id + " ended " + States.label(m.getState()));
+                } else {
+                  log.info(() -> "migration " + id + " handed back at " + States.label(m.getState()));
+                }
               } catch (RuntimeException e) {
                 log.log(Level.WARNING, "migration " + id + " failed; retrying later: " + e.getMessage());
                 retryAfter.put(id, System.nanoTime() + retryDelay.toNanos());
               } finally {
                 driving.remove(id);
+                mine.remove(id);
               }
             });
           }
         } catch (ShardmapException e) {
           log.log(Level.WARNING, "worker: listing migrations failed: " + e.getMessage());
         }
-        sleepQuietly(options.pollInterval().multipliedBy(5));
+        for (int i = 0; i < 5 && !stop.getAsBoolean(); i++) {
+          sleepQuietly(options.pollInterval());
+        }
       }
-    } finally {
-      pool.shutdownNow();
+    } catch (RuntimeException e) {
+      pool.shutdownNow(); // this thread was interrupted: so are its drives
+      throw e;
     }
+    pool.shutdown();
+    try {
+      if (pool.awaitTermination(drainTimeout.toMillis(), TimeUnit.MILLISECONDS)) {
+        return List.of();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    List<String> held = List.copyOf(new java.util.TreeSet<>(mine));
+    pool.shutdownNow();
+    return held;
   }
 
   private static void sleepQuietly(Duration d) {

@@ -1,8 +1,10 @@
 package io.shardmap.migrator;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.shardmap.client.StaleRoute;
 import io.shardmap.core.Route;
 import io.shardmap.migrator.internal.Fences;
 import io.shardmap.proto.v1.Migration;
@@ -114,6 +116,76 @@ class MigrationTest {
       assertEquals("s2", h.client.route(MoveHarness.KS, 5_000).shard());
       assertEquals(0, h.rows(2, 5_000L, 6_000L).size());
       h.assertEveryAcknowledgedWriteOnItsOwner();
+    }
+  }
+
+  /**
+   * s2 → s3, then the same range back s3 → s2 under SDK writers, with a worker crash right after the
+   * move back's owner switch commits in etcd. s2 still fences the range from the first move: the
+   * migrator's own writes pass that fence, applications' writes to s2 stay refused until the cutover,
+   * and then s2 takes writes while s3 refuses them.
+   */
+  @Test
+  void aRangeMovesBackToTheShardThatStillFencesIt() throws Exception {
+    List<String> refusedOnTarget = new ArrayList<>();
+    java.util.concurrent.atomic.AtomicBoolean crashed = new java.util.concurrent.atomic.AtomicBoolean();
+    java.util.function.Consumer<String> faults = p -> {
+      if (p.equals("cutting-over:caught-up") && refusedOnTarget.isEmpty()) {
+        // The move back has copied and verified everything, so s2 holds the range's rows now; an
+        // application write there must still be refused: s3 owns the range.
+        try (Connection c = h.pg.shard(1).connect(); java.sql.Statement st = c.createStatement()) {
+          st.executeUpdate("INSERT INTO " + h.table + " (id, v) VALUES (24999, -1) ON CONFLICT (id) DO UPDATE "
+              + "SET v = EXCLUDED.v");
+          refusedOnTarget.add("accepted");
+        } catch (java.sql.SQLException e) {
+          refusedOnTarget.add(e.getSQLState());
+        }
+      }
+      if (p.equals("cutting-over:committed") && crashed.compareAndSet(false, true)) {
+        throw new MigrationFaultTest.SimulatedCrash(p);
+      }
+    };
+    try (Migrator m = Migrator.open(h.migratorOptions().workerName("first").build());
+         Migrator back = Migrator.open(h.migratorOptions().workerName("back").faultPoints(faults).build())) {
+      h.startWriters(3, Duration.ofSeconds(120));
+      Thread.sleep(300);
+      m.plan(MoveSpec.builder().id("away").keyspace(MoveHarness.KS).range("5000..25000").target("s3")
+          .split(true).chunkRows(2_000).cleanupGrace(Duration.ofSeconds(1)).build());
+      assertEquals(MigrationState.MIGRATION_STATE_DONE, m.drive("away", p -> { }, Duration.ofSeconds(5)).getState());
+      long epochAway = h.client.route(MoveHarness.KS, 10_000).epoch();
+      long before = h.acknowledged.get();
+
+      Migration planned = back.plan(MoveSpec.builder().id("back").keyspace(MoveHarness.KS).range("5000..25000")
+          .target("s2").chunkRows(2_000).cleanupGrace(Duration.ofSeconds(1)).build());
+      assertEquals("s3", planned.getSource());
+      assertThrows(MigrationFaultTest.SimulatedCrash.class, () -> back.drive("back", p -> { }, Duration.ZERO));
+      assertEquals(MigrationState.MIGRATION_STATE_CLEANING_UP, m.status("back").getState());
+      Migration done = m.drive("back", p -> { }, Duration.ofSeconds(15));
+      Thread.sleep(300);
+      h.stopWriters();
+
+      assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState(), done.toString());
+      assertEquals(List.of(StaleRoute.SQLSTATE), refusedOnTarget, "an application write to s2 before the cutover");
+      assertTrue(h.acknowledged.get() - before > 100, "writers made progress during the move back: "
+          + (h.acknowledged.get() - before));
+      assertTrue(h.writerErrors.isEmpty(), () -> "writer errors: " + h.writerErrors);
+      Route r = h.client.route(MoveHarness.KS, 10_000);
+      assertEquals("s2", r.shard());
+      assertEquals(epochAway + 1, r.epoch());
+      assertEquals(0, h.rows(2, 5_000L, 25_000L).size(), "s3 keeps none of the range");
+      assertTrue(h.rows(1, 5_000L, 25_000L).size() > 9_000, "s2 holds the range again");
+      h.assertEveryAcknowledgedWriteOnItsOwner();
+      try (Connection s2 = h.pg.shard(1).connect(); Connection s3 = h.pg.shard(2).connect()) {
+        assertEquals(java.util.Set.of(), Fences.fencesOn(s2, h.table), "s2's fence of the range is lifted");
+        assertEquals(java.util.Set.of("back"), Fences.fencesOn(s3, h.table), "s3 fences the range now");
+        String write = "INSERT INTO " + h.table + " (id, v) VALUES (24999, -1) ON CONFLICT (id) DO UPDATE SET v = -1";
+        s2.setAutoCommit(false);
+        assertEquals(1, s2.createStatement().executeUpdate(write), "s2 takes writes to the range");
+        s2.rollback();
+        java.sql.SQLException e = assertThrows(java.sql.SQLException.class, () -> s3.createStatement()
+            .executeUpdate(write));
+        assertTrue(StaleRoute.isStaleRoute(e), e.toString());
+      }
     }
   }
 

@@ -32,7 +32,6 @@ final class Follow {
   static Migration untilEnd(MigratorCli cli, Migrator migrator, String id, Progress progress,
       Duration liveOwnerLimit) {
     AtomicInteger signal = new AtomicInteger();
-    ShardmapException stopMarker = new ShardmapException(ErrorCode.UNAVAILABLE, "stopped by a signal");
     Signals.Handle handle = cli.signals.onStop(s -> {
       signal.set(s);
       synchronized (progress) {
@@ -58,20 +57,16 @@ final class Follow {
         }
         if (s.getOwner().isEmpty()) {
           try {
-            Migration end = migrator.drive(id, rec -> {
-              progress.show(rec);
-              if (signal.get() != 0 && !States.terminal(rec.getState())) {
-                throw stopMarker; // after a persisted step: Migrator hands the migration back at once
-              }
-            }, Duration.ZERO);
+            // A signal stops the drive at the next step boundary; Migrator then hands the migration back.
+            Migration end = migrator.drive(id, progress::show, Duration.ZERO, () -> signal.get() != 0);
             progress.show(end);
             progress.finish();
+            if (!States.terminal(end.getState())) {
+              throw stopped(id, end, signal.get(), true);
+            }
             return end;
           } catch (ShardmapException e) {
             progress.finish();
-            if (e == stopMarker) {
-              throw stopped(id, progress.last() != null ? progress.last() : s, signal.get(), true);
-            }
             if (e.code() == ErrorCode.ABORTED && ++lostClaims <= MAX_LOST_CLAIMS) {
               // Another worker claimed it first, or took it over from us: follow that one.
               continue;

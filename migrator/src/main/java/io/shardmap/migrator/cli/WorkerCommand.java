@@ -1,7 +1,6 @@
 package io.shardmap.migrator.cli;
 
 import io.shardmap.migrator.internal.States;
-import io.shardmap.proto.v1.Migration;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -16,8 +15,8 @@ import picocli.CommandLine.Option;
       "Drives every migration that has not ended and that no other worker holds (those recorded with",
       "'move --detach', and those a crashed worker left behind once its lease expires), up to --parallel",
       "at once; a migration whose step fails is retried after --retry-delay.",
-      "The first SIGTERM/SIGINT stops claiming migrations, stops the drives in progress and waits up to",
-      "--drain-timeout for them to hand their migrations back; a second one quits at once (held migrations",
+      "The first SIGTERM/SIGINT stops claiming migrations; each drive in progress finishes its current step",
+      "and hands its migration back, for up to --drain-timeout; a second one quits at once (held migrations",
       "are then taken over when their leases expire). Logs go to stderr."
     },
     footer = {
@@ -34,8 +33,8 @@ final class WorkerCommand extends Cmd {
   Duration retryDelay;
 
   @Option(names = "--drain-timeout", paramLabel = "DURATION", converter = Durations.Converter.class,
-      defaultValue = "15s", description = "After a stop signal, how long to wait for the migrations being driven "
-          + "to be handed back (default 15s).")
+      defaultValue = "15s", description = "After a stop signal, how long the drives in progress may take to finish "
+          + "their step and hand their migrations back (default 15s).")
   Duration drainTimeout;
 
   @Override
@@ -63,44 +62,18 @@ final class WorkerCommand extends Cmd {
           + Follow.signalName(s) + " again quits at once)");
       cli.err.flush();
     });
+    List<String> held;
     try {
-      migrator().runWorker(() -> signal.get() != 0, parallel, retryDelay);
-      awaitHandBack(cli, name);
+      held = migrator().runWorker(() -> signal.get() != 0, parallel, retryDelay, drainTimeout);
     } finally {
       handle.close();
     }
+    if (!held.isEmpty()) {
+      cli.err.println("worker " + name + ": still driving after " + Durations.option(drainTimeout) + ": "
+          + String.join(", ", held) + " (interrupted; taken over by another worker or 'migrator resume ID' once "
+          + "the lease expires)");
+    }
     cli.err.println("worker " + name + ": stopped");
     return MigratorCli.EXIT_OK;
-  }
-
-  /**
-   * Migrator.runWorker returns without waiting for the drives it started; they end at their next
-   * interruptible point and hand their migrations back. Waits for that (up to --drain-timeout) before the
-   * process exits, so that another worker can continue them at once rather than after their leases expire.
-   */
-  private void awaitHandBack(MigratorCli cli, String name) {
-    long deadline = System.nanoTime() + drainTimeout.toNanos();
-    List<String> held = List.of();
-    while (true) {
-      try {
-        held = migrator().list().stream().filter(m -> m.getOwner().equals(name)).map(Migration::getId).toList();
-      } catch (RuntimeException e) {
-        cli.err.println("worker " + name + ": cannot check what it still holds: " + e.getMessage());
-        return;
-      }
-      if (held.isEmpty() || System.nanoTime() > deadline) {
-        break;
-      }
-      try {
-        Thread.sleep(200);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        break;
-      }
-    }
-    if (!held.isEmpty()) {
-      cli.err.println("worker " + name + ": still held after " + Durations.option(drainTimeout) + ": "
-          + String.join(", ", held) + " (taken over by another worker or 'migrator resume ID' once the lease expires)");
-    }
   }
 }

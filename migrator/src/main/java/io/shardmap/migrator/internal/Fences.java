@@ -49,6 +49,9 @@ public final class Fences {
         s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, budget.toMillis()) + "ms"));
         List<String> tables = new ArrayList<>();
         moves.forEach(m -> tables.add(ident(m.table())));
+        for (RangeTableMove m : moves) {
+          serialize(c, m.table());
+        }
         s.execute("LOCK TABLE " + String.join(", ", tables) + " IN SHARE ROW EXCLUSIVE MODE");
         try (PreparedStatement ps = c.prepareStatement("INSERT INTO shardmap.fences (tbl, migration, key_column, lo, hi, "
             + "keyspace, epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, migration) DO UPDATE SET "
@@ -83,6 +86,9 @@ public final class Fences {
   public static void unfence(Connection c, String migrationId, List<String> tables) throws SQLException {
     RangeTableMove.ddl(c, s -> {
       ensureSchema(s);
+      for (String t : tables) {
+        serialize(c, t);
+      }
       int removed;
       try (PreparedStatement ps = c.prepareStatement("DELETE FROM shardmap.fences WHERE migration = ?")) {
         ps.setString(1, migrationId);
@@ -102,46 +108,98 @@ public final class Fences {
    * this shard. A fence that covers more than the range keeps the parts outside it. Idempotent.
    */
   public static void unfenceRange(Connection c, List<String> tables, Long lo, Long hi) throws SQLException {
-    RangeTableMove.ddl(c, s -> {
-      ensureSchema(s);
-      for (String t : tables) {
-        List<Object[]> rows = new ArrayList<>();
-        try (PreparedStatement ps = c.prepareStatement("SELECT migration, key_column, lo, hi, keyspace, epoch "
-            + "FROM shardmap.fences WHERE tbl = ?")) {
-          ps.setString(1, t);
-          try (ResultSet rs = ps.executeQuery()) {
-            while (rs.next()) {
-              rows.add(new Object[] {rs.getString(1), rs.getString(2), (Long) rs.getObject(3), (Long) rs.getObject(4),
-                  rs.getString(5), rs.getLong(6)});
-            }
+    RangeTableMove.ddl(c, s -> unfenceRange(c, s, tables, lo, hi));
+  }
+
+  /**
+   * {@link #unfenceRange} in a transaction that is left open: it takes effect when the caller commits
+   * {@code c}, and not at all when it rolls back or closes {@code c}. The cutover prepares the new owner's
+   * unfence this way before it fences the source, so that once etcd has switched the owner only a COMMIT
+   * separates the new owner from accepting writes. Until then its fence stays in force for everyone else
+   * (they see the committed fence function). Returns false, with the transaction rolled back, when the
+   * locks did not come within {@code lockWait}.
+   */
+  public static boolean prepareUnfenceRange(Connection c, List<String> tables, Long lo, Long hi, Duration lockWait)
+      throws SQLException {
+    c.setAutoCommit(false);
+    try (Statement s = c.createStatement()) {
+      s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, lockWait.toMillis()) + "ms"));
+      unfenceRange(c, s, tables, lo, hi);
+      return true;
+    } catch (SQLException | RuntimeException e) {
+      c.rollback();
+      if (e instanceof SQLException se && "55P03".equals(se.getSQLState())) {
+        return false;
+      }
+      throw e;
+    }
+  }
+
+  private static void unfenceRange(Connection c, Statement s, List<String> tables, Long lo, Long hi)
+      throws SQLException {
+    ensureSchema(s);
+    for (String t : tables) {
+      serialize(c, t);
+      List<Object[]> rows = new ArrayList<>();
+      try (PreparedStatement ps = c.prepareStatement("SELECT migration, key_column, lo, hi, keyspace, epoch "
+          + "FROM shardmap.fences WHERE tbl = ?")) {
+        ps.setString(1, t);
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            rows.add(new Object[] {rs.getString(1), rs.getString(2), (Long) rs.getObject(3), (Long) rs.getObject(4),
+                rs.getString(5), rs.getLong(6)});
           }
-        }
-        boolean changed = false;
-        for (Object[] r : rows) {
-          Long flo = (Long) r[2];
-          Long fhi = (Long) r[3];
-          if (!overlaps(flo, fhi, lo, hi)) {
-            continue;
-          }
-          changed = true;
-          try (PreparedStatement del = c.prepareStatement("DELETE FROM shardmap.fences WHERE tbl = ? AND migration = ?")) {
-            del.setString(1, t);
-            del.setString(2, (String) r[0]);
-            del.executeUpdate();
-          }
-          // What is left of the fence below and above the range, under derived names.
-          if (lo != null && (flo == null || flo < lo)) {
-            insert(c, t, r[0] + ":below", (String) r[1], flo, lo, (String) r[4], (Long) r[5]);
-          }
-          if (hi != null && (fhi == null || fhi > hi)) {
-            insert(c, t, r[0] + ":above", (String) r[1], hi, fhi, (String) r[4], (Long) r[5]);
-          }
-        }
-        if (changed) {
-          regenerate(c, s, t);
         }
       }
-    });
+      boolean changed = false;
+      for (Object[] r : rows) {
+        Long flo = (Long) r[2];
+        Long fhi = (Long) r[3];
+        if (!overlaps(flo, fhi, lo, hi)) {
+          continue;
+        }
+        changed = true;
+        try (PreparedStatement del = c.prepareStatement("DELETE FROM shardmap.fences WHERE tbl = ? AND migration = ?")) {
+          del.setString(1, t);
+          del.setString(2, (String) r[0]);
+          del.executeUpdate();
+        }
+        // What is left of the fence below and above the range, under derived names.
+        if (lo != null && (flo == null || flo < lo)) {
+          insert(c, t, r[0] + ":below", (String) r[1], flo, lo, (String) r[4], (Long) r[5]);
+        }
+        if (hi != null && (fhi == null || fhi > hi)) {
+          insert(c, t, r[0] + ":above", (String) r[1], hi, fhi, (String) r[4], (Long) r[5]);
+        }
+      }
+      if (changed) {
+        regenerate(c, s, t);
+      }
+    }
+  }
+
+  /**
+   * Serializes, until the transaction ends, every change of {@code table}'s fences on this shard. Each
+   * change reads the table's fence rows and regenerates its function from what it read; two at once (a
+   * fence of one migration, an unfence of another) could otherwise each write a function missing the
+   * other's change. A transaction-level advisory lock, so writers of the table never wait for it.
+   */
+  private static void serialize(Connection c, String table) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))")) {
+      ps.setString(1, "shardmap.fences." + table);
+      ps.execute();
+    }
+  }
+
+  /**
+   * Lets the writes of the current transaction on {@code s}'s connection pass every fence of the shard:
+   * the migrator's own writes (copy, replay and repair on a target that still fences the range it gave
+   * away earlier; cleanup on a source it fenced). The setting holds the transaction's id and the fence
+   * compares it with its own transaction's, so it works only in the transaction that set it: a session
+   * {@code SET}, a role or database default, or a value left on a pooled connection passes nothing.
+   */
+  static void passFence(Statement s) throws SQLException {
+    s.execute("SELECT set_config(" + literal(RangeTableMove.BYPASS_SETTING) + ", txid_current()::text, true)");
   }
 
   /** True when [alo, ahi) and [blo, bhi) share a key (null = unbounded). */
@@ -216,7 +274,7 @@ public final class Fences {
     }
     String fn = functionName(table);
     s.execute("CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
-        + " IF coalesce(current_setting(" + literal(RangeTableMove.BYPASS_SETTING) + ", true), '') = 'on' THEN"
+        + " IF current_setting(" + literal(RangeTableMove.BYPASS_SETTING) + ", true) = txid_current()::text THEN"
         + "   RETURN coalesce(NEW, OLD); END IF;" + body + " RETURN coalesce(NEW, OLD); END $f$");
     boolean exists;
     try (PreparedStatement ps = c.prepareStatement("SELECT 1 FROM pg_trigger WHERE tgrelid = ?::regclass AND tgname = ?")) {

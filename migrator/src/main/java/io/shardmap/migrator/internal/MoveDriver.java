@@ -23,6 +23,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.logging.Level;
@@ -53,6 +54,7 @@ public final class MoveDriver {
   private final PgConnector pg;
   private final MigrationStore.Ownership own;
   private final BooleanSupplier leaseAlive;
+  private final BooleanSupplier stop;
   private final ClientAckSource acks;
   private final Clock clock;
   private final Duration poll;
@@ -64,13 +66,18 @@ public final class MoveDriver {
   private Long lo;
   private Long hi;
 
+  /**
+   * @param stop asked at every step boundary (and in cleanup's waits): once true, the drive returns the
+   *     record as persisted, not ended, so that its caller can hand the migration back
+   */
   public MoveDriver(MigrationStore ms, PgConnector pg, MigrationStore.Ownership own, BooleanSupplier leaseAlive,
-                    ClientAckSource acks, Clock clock, Duration poll, Consumer<String> faults,
+                    BooleanSupplier stop, ClientAckSource acks, Clock clock, Duration poll, Consumer<String> faults,
                     Consumer<Migration> progress) {
     this.ms = ms;
     this.pg = pg;
     this.own = own;
     this.leaseAlive = leaseAlive;
+    this.stop = stop;
     this.acks = acks;
     this.clock = clock;
     this.poll = poll;
@@ -78,7 +85,10 @@ public final class MoveDriver {
     this.progress = progress;
   }
 
-  /** Runs the migration to DONE or CANCELLED and returns its final record. */
+  /**
+   * Runs the migration to DONE or CANCELLED and returns its final record; or, once {@code stop} is true,
+   * returns at the next step boundary with the record as persisted there.
+   */
   public Migration drive() throws SQLException {
     v = ms.require(own.id());
     Migration m = v.migration();
@@ -89,6 +99,9 @@ public final class MoveDriver {
     try (Connection src = pg.open("source", m.getSource()); Connection dst = pg.open("target", m.getTarget())) {
       lockSource(src);
       while (!States.terminal(v.migration().getState())) {
+        if (stop.getAsBoolean()) {
+          return v.migration();
+        }
         if (!leaseAlive.getAsBoolean()) {
           throw new ShardmapException(ErrorCode.ABORTED, "migration " + own.id() + ": worker " + own.worker()
               + " lost its etcd lease; stopping (another worker will resume it)");
@@ -287,8 +300,19 @@ public final class MoveDriver {
    * One cutover attempt. Before fencing: catch up, then estimate the final drain from the measured replay
    * rate; if it would not fit half the budget, the attempt ends without fencing. Then fence (the lock
    * waits at most the budget), drain, and switch the owner in one etcd transaction.
+   *
+   * <p>The target may still fence part of the range, from a move that took it away earlier. Its
+   * applications' writes must stay refused until etcd names it the owner, and be accepted right after:
+   * the lifting of that fence is prepared on a connection of its own before the source is fenced, and
+   * committed once the owner switch has committed (rolled back, with the connection, otherwise).
    */
   private void cutOver(Connection src, Connection dst) throws SQLException {
+    try (Connection lift = pg.open("target", v.migration().getTarget())) {
+      cutOver(src, dst, lift);
+    }
+  }
+
+  private void cutOver(Connection src, Connection dst, Connection lift) throws SQLException {
     Migration m = v.migration();
     MigrationOptions o = m.getOptions();
     long budgetMs = o.getPauseBudgetMs();
@@ -319,6 +343,12 @@ public final class MoveDriver {
       return;
     }
     faults.accept("cutting-over:caught-up");
+    if (!Fences.prepareUnfenceRange(lift, tableNames(), lo, hi, Duration.ofMillis(budgetMs))) {
+      missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
+          "cutover deferred: the target's fence rows did not come within the " + budgetMs + " ms pause budget "
+              + "(another migration is changing its fences)");
+      return;
+    }
     long fenceStart = System.nanoTime();
     if (!Fences.fence(src, moves, m.getRangeEpoch(), Duration.ofMillis(budgetMs))) {
       missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
@@ -384,6 +414,13 @@ public final class MoveDriver {
     log.info(() -> "migration " + m.getId() + ": cut over at revision " + revision + ", write pause "
         + pauseMs + " ms (budget " + budgetMs + " ms)");
     faults.accept("cutting-over:committed");
+    try {
+      lift.commit();
+    } catch (SQLException e) {
+      // The target refuses its own range's writes until the cleanup step (next) lifts its fence again.
+      log.log(Level.WARNING, "migration " + m.getId() + ": lifting the target's old fence at cutover failed; "
+          + "cleanup lifts it: " + e.getMessage());
+    }
     update(v.migration().toBuilder().setCutoverRevision(revision));
   }
 
@@ -420,12 +457,16 @@ public final class MoveDriver {
       return;
     }
     update(next);
-    sleep(Duration.ofMillis(Math.min(5_000, 200L << Math.min(attempts, 5))));
+    long backoffEnd = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.min(5_000, 200L << Math.min(attempts, 5)));
+    while (System.nanoTime() < backoffEnd && !stop.getAsBoolean()) {
+      sleep(poll);
+    }
   }
 
   private void cleanUp(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
-    // The target owns the range: lift fences it kept from moving the range away earlier.
+    // The target owns the range: lift fences it kept from moving the range away earlier (the cutover
+    // did, unless it crashed or failed between etcd's commit and the target's).
     Fences.unfenceRange(dst, tableNames(), lo, hi);
     for (RangeTableMove t : moves) {
       t.removeCapture(src);
@@ -446,6 +487,9 @@ public final class MoveDriver {
         reason = "grace time elapsed (" + m.getOptions().getCleanupGraceMs() + " ms); still behind: " + behind.get();
         break;
       }
+      if (stop.getAsBoolean()) {
+        return; // nothing to persist: whoever resumes waits out the same grace, counted from the cutover
+      }
       if (!leaseAlive.getAsBoolean()) {
         throw new ShardmapException(ErrorCode.ABORTED, "migration " + own.id() + ": lease lost during cleanup");
       }
@@ -462,6 +506,10 @@ public final class MoveDriver {
       while ((n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows())) > 0) {
         deleted += n;
         faults.accept("cleaning-up:batch");
+        if (stop.getAsBoolean()) {
+          update(v.migration().toBuilder().setRowsDeleted(deleted));
+          return;
+        }
         if (System.nanoTime() - lastPersist > 1_000_000_000L) {
           update(v.migration().toBuilder().setRowsDeleted(deleted));
           lastPersist = System.nanoTime();

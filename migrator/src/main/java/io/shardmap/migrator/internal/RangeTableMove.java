@@ -26,7 +26,7 @@ import org.postgresql.copy.PGCopyOutputStream;
  * names, so moves of different ranges or tables never share them.
  */
 public final class RangeTableMove {
-  /** Session setting with which the migrator's own cleanup passes the fence. */
+  /** The setting with which the migrator's own writes pass a fence (see {@link Fences#passFence}). */
   public static final String BYPASS_SETTING = "shardmap.bypass_fence";
 
   private final String id;
@@ -273,6 +273,7 @@ public final class RangeTableMove {
       throw new SQLException("reading keys of " + table + " failed: " + e.getMessage(), "08000", e);
     }
     inTransaction(target, s -> {
+      Fences.passFence(s); // the target may still fence the range: it moved away from there once
       s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + ident(keyColumn) + " = ANY(" + array + ")");
       try {
         target.unwrap(PGConnection.class).getCopyAPI().copyIn("COPY " + ident(table) + " (" + copyColumns(source) + ") FROM STDIN (FORMAT binary)",
@@ -353,6 +354,7 @@ public final class RangeTableMove {
     long[] bytes = new long[1];
     long[] rows = new long[1];
     inTransaction(target, s -> {
+      Fences.passFence(s); // the target may still fence the range: it moved away from there once
       s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + where);
       CopyManager out = source.unwrap(PGConnection.class).getCopyAPI();
       try (PGCopyOutputStream in = new PGCopyOutputStream(target.unwrap(PGConnection.class),
@@ -415,7 +417,7 @@ public final class RangeTableMove {
   public int deleteBatch(Connection c, int batchRows) throws SQLException {
     int[] n = new int[1];
     inTransaction(c, s -> {
-      s.execute("SET LOCAL " + BYPASS_SETTING + " = 'on'");
+      Fences.passFence(s);
       n[0] = s.executeUpdate("DELETE FROM " + ident(table) + " WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
           + ident(table) + " WHERE " + inRange(ident(keyColumn)) + " LIMIT " + batchRows + "))");
     });

@@ -202,17 +202,26 @@ class RangeTableMoveTest {
       move.copyKeys(s, d, source.stream().mapToLong(r -> Long.parseLong(r.substring(1, r.indexOf(','))))
           .toArray());
       assertEquals(source, rows(dst));
-      // The migrator's own cleanup passes the fence; nobody else does.
+      // The migrator's own writes pass the fence; nobody else does, not even with the setting given a
+      // value by hand for the session or the transaction.
+      String deleteRange = "DELETE FROM " + table + " WHERE id >= " + LO + " AND id < " + HI;
       try (Statement st = s.createStatement()) {
-        SQLException e = assertThrows(SQLException.class, () -> st.executeUpdate("DELETE FROM " + table
-            + " WHERE id >= " + LO + " AND id < " + HI));
-        assertTrue(StaleRoute.isStaleRoute(e));
+        assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> st.executeUpdate(deleteRange))));
+        st.execute("SET " + RangeTableMove.BYPASS_SETTING + " = 'on'");
+        assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> st.executeUpdate(deleteRange))),
+            "a session setting passes no fence");
         s.setAutoCommit(false);
-        st.execute("SET LOCAL " + RangeTableMove.BYPASS_SETTING + " = 'on'");
-        assertEquals(source.size(), st.executeUpdate("DELETE FROM " + table + " WHERE id >= " + LO
-            + " AND id < " + HI));
+        st.execute("SELECT set_config('" + RangeTableMove.BYPASS_SETTING + "', (txid_current() + 1)::text, true)");
+        assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> st.executeUpdate(deleteRange))),
+            "another transaction's id passes no fence");
+        s.rollback();
+        Fences.passFence(st);
+        assertEquals(source.size(), st.executeUpdate(deleteRange));
         s.commit();
         s.setAutoCommit(true);
+        // The pass ended with its transaction.
+        assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> st.executeUpdate("INSERT INTO "
+            + table + " (id, v) VALUES (" + LO + ", 0)"))));
       }
       System.out.printf("move: %d rows copied, %d keys replayed, %d writes, %d refused by the fence%n",
           copied, replayed, writes.get(), fencedRefusals.get());
@@ -300,6 +309,44 @@ class RangeTableMoveTest {
     } finally {
       exec(src, "DROP TABLE IF EXISTS " + gen);
       exec(dst, "DROP TABLE IF EXISTS " + gen);
+    }
+  }
+
+  /**
+   * A range moving back to a shard that fenced it when it moved away: the migrator's copy and replay
+   * pass that fence, applications stay refused until the prepared unfence commits (a rolled-back one
+   * changes nothing), and a fence wider than the range keeps its parts outside it.
+   */
+  @Test
+  void aTargetThatStillFencesTheRangeTakesOnlyTheMigratorsWritesUntilItsUnfenceCommits() throws Exception {
+    RangeTableMove away = new RangeTableMove(id + "_away", "ks", table, "id", LO - 500_000, HI + 500_000);
+    RangeTableMove back = new RangeTableMove(id, "ks", table, "id", LO, HI);
+    String write = "INSERT INTO " + table + " (id, v) VALUES (500, 1) ON CONFLICT (id) DO UPDATE SET v = 1";
+    String outside = "INSERT INTO " + table + " (id, v) VALUES (" + (HI + 100) + ", 1)";
+    try (Connection s = src.connect(); Connection d = dst.connect(); Connection lift = dst.connect();
+         Statement app = d.createStatement()) {
+      assertTrue(away.fence(d, 4, Duration.ofSeconds(5)));
+      back.installCapture(s);
+      RangeTableMove.CopiedChunk c = back.copyChunk(s, d, null, 1_000_000);
+      assertTrue(c.done() && c.rows() > 5_000, c.toString());
+      exec(src, "UPDATE " + table + " SET v = 9 WHERE id = 100");
+      assertEquals(1, back.replayRound(s, d, 100));
+      assertEquals(rows(src), rows(dst), "copy and replay passed the target's fence");
+      assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> app.executeUpdate(write))));
+
+      assertTrue(Fences.prepareUnfenceRange(lift, List.of(table), LO, HI, Duration.ofSeconds(5)));
+      assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> app.executeUpdate(write))),
+          "a prepared unfence changes nothing before it commits");
+      lift.rollback();
+      assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> app.executeUpdate(write))),
+          "nor after a rollback");
+
+      assertTrue(Fences.prepareUnfenceRange(lift, List.of(table), LO, HI, Duration.ofSeconds(5)));
+      lift.commit();
+      assertEquals(1, app.executeUpdate(write), "the range is writable once the unfence committed");
+      assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> app.executeUpdate(outside))),
+          "the rest of the old fence stays");
+      assertEquals(java.util.Set.of(id + "_away:above", id + "_away:below"), Fences.fencesOn(d, table));
     }
   }
 
