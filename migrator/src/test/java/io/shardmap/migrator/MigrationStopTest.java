@@ -111,17 +111,23 @@ class MigrationStopTest {
 
   @Test
   void aStoppedWorkerLetsItsDrivesEndTheirStepAndHandsEveryMigrationBack() throws Exception {
-    // Chunks are slowed down so that both moves are surely copying when the worker is stopped.
+    // Each drive copies (and saves) one chunk, then holds its second chunk until the stop is requested:
+    // both moves are surely copying when the worker is stopped, however slow the machine (a timed
+    // slowdown let one move finish first under load).
+    AtomicBoolean stop = new AtomicBoolean();
+    ThreadLocal<int[]> chunks = ThreadLocal.withInitial(() -> new int[1]);
     MigratorOptions slow = h.migratorOptions().workerName("worker").leaseTtl(LONG_LEASE).faultPoints(p -> {
-      if (p.equals("copying:chunk")) {
-        try {
-          Thread.sleep(50);
-        } catch (InterruptedException e) {
-          throw new IllegalStateException("a graceful stop interrupts nothing", e);
+      if (p.equals("copying:chunk") && ++chunks.get()[0] >= 2) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (!stop.get() && System.nanoTime() < deadline) {
+          try {
+            Thread.sleep(5);
+          } catch (InterruptedException e) {
+            throw new IllegalStateException("a graceful stop interrupts nothing", e);
+          }
         }
       }
     }).build();
-    AtomicBoolean stop = new AtomicBoolean();
     AtomicReference<Object> outcome = new AtomicReference<>();
     try (Migrator w = Migrator.open(slow);
          Migrator b = Migrator.open(h.migratorOptions().workerName("second").leaseTtl(LONG_LEASE).build())) {
