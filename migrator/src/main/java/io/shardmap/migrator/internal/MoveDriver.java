@@ -351,6 +351,7 @@ public final class MoveDriver {
     }
     long fenceStart = System.nanoTime();
     if (!Fences.fence(src, moves, m.getRangeEpoch(), Duration.ofMillis(budgetMs))) {
+      lift.rollback(); // not held through the backoff
       missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
           "cutover deferred: the fence's table lock did not come within the " + budgetMs + " ms pause budget "
               + "(a long transaction is writing a moved table)");
