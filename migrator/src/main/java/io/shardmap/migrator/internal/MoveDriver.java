@@ -193,8 +193,7 @@ public final class MoveDriver {
             + m.getSource() + "'");
       }
       if (Tables.columns(dst, t.table()) == null && m.getOptions().getCreateMissingTables()) {
-        Tables.createIfMissing(src, dst, t.table());
-        if (!next.getCreatedTablesList().contains(t.table())) {
+        if (Tables.createIfMissing(src, dst, t.table()) && !next.getCreatedTablesList().contains(t.table())) {
           next.addCreatedTables(t.table());
         }
       }
