@@ -24,6 +24,8 @@ EXAMPLE_USERS=${SHARDMAP_LOCAL_EXAMPLE_USERS:-1000}
 SERVER_JAR="$ROOT/directory-server/target/shardmap-server.jar"
 CLI_JAR="$ROOT/cli/target/shardmapctl.jar"
 EXAMPLE_JAR="$ROOT/examples/target/shardmap-example.jar"
+# Not run here, but built with the rest: deploy/local/migrator runs it (docs/migrator.md's quick tour).
+MIGRATOR_JAR="$ROOT/migrator/target/shardmap-migrator.jar"
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -65,7 +67,7 @@ install_packages() {
 # given jar; prints nothing if the jar is current.
 newer_source() {
   local m dirs=("$ROOT/pom.xml")
-  for m in proto core store directory-server cli client-sdk examples; do
+  for m in proto core store directory-server cli client-sdk examples migrator; do
     [[ -f $ROOT/$m/pom.xml ]] && dirs+=("$ROOT/$m/pom.xml")
     [[ -d $ROOT/$m/src/main ]] && dirs+=("$ROOT/$m/src/main")
   done
@@ -74,7 +76,7 @@ newer_source() {
 
 build_jars() {
   local why="" jar
-  for jar in "$SERVER_JAR" "$CLI_JAR" "$EXAMPLE_JAR"; do
+  for jar in "$SERVER_JAR" "$CLI_JAR" "$EXAMPLE_JAR" "$MIGRATOR_JAR"; do
     if [[ ! -f $jar ]]; then
       why="$jar is missing"
     elif [[ -n $(newer_source "$jar") ]]; then
@@ -90,13 +92,13 @@ build_jars() {
   local log="$RUN/build.log"
   say "building jars ($why); log $log"
   local ok=true
-  (cd "$ROOT" && mvn -B -q -DskipTests package -pl directory-server,cli,examples -am) >"$log" 2>&1 || ok=false
+  (cd "$ROOT" && mvn -B -q -DskipTests package -pl directory-server,cli,examples,migrator -am) >"$log" 2>&1 || ok=false
   if ! $ok; then
     grep -E 'ERROR|FAIL' "$log" | head -n 20 >&2 || true
     die "the build failed; log: $log"
   fi
-  [[ -f $SERVER_JAR && -f $CLI_JAR && -f $EXAMPLE_JAR ]] \
-    || die "the build did not produce $SERVER_JAR, $CLI_JAR and $EXAMPLE_JAR"
+  [[ -f $SERVER_JAR && -f $CLI_JAR && -f $EXAMPLE_JAR && -f $MIGRATOR_JAR ]] \
+    || die "the build did not produce $SERVER_JAR, $CLI_JAR, $EXAMPLE_JAR and $MIGRATOR_JAR"
 }
 
 # ---------------------------------------------------------------- process helpers
@@ -406,6 +408,10 @@ Try it:
   # the example service (examples/): upserts the same users again, then checks each row's shard against the map
   $JAVA -jar $EXAMPLE_JAR --directory $(directory_list) --users 1000 --verify
   $JAVA -jar $EXAMPLE_JAR --directory $(directory_list) --duration 60s   # meanwhile: shardmapctl range split users 5000
+
+  # the migrator (docs/migrator.md): moves a range's rows to another shard while applications write
+  $ROOT/deploy/local/migrator move users 3074457345618258602.. --to shard2 --cleanup-grace 5s
+  $ROOT/deploy/local/migrator list
 
 Stop it: deploy/local/down.sh   (--purge also deletes $RUN)
 EOF

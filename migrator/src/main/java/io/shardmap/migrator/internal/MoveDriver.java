@@ -193,8 +193,7 @@ public final class MoveDriver {
             + m.getSource() + "'");
       }
       if (Tables.columns(dst, t.table()) == null && m.getOptions().getCreateMissingTables()) {
-        Tables.createIfMissing(src, dst, t.table());
-        if (!next.getCreatedTablesList().contains(t.table())) {
+        if (Tables.createIfMissing(src, dst, t.table()) && !next.getCreatedTablesList().contains(t.table())) {
           next.addCreatedTables(t.table());
         }
       }
@@ -351,6 +350,7 @@ public final class MoveDriver {
     }
     long fenceStart = System.nanoTime();
     if (!Fences.fence(src, moves, m.getRangeEpoch(), Duration.ofMillis(budgetMs))) {
+      lift.rollback(); // not held through the backoff
       missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
           "cutover deferred: the fence's table lock did not come within the " + budgetMs + " ms pause budget "
               + "(a long transaction is writing a moved table)");

@@ -140,17 +140,28 @@ public final class Tables {
     return out;
   }
 
-  /** Creates the table on the target in one transaction; false if it already exists. */
+  /**
+   * Creates the table on the target in one transaction; false if it already exists, also when another
+   * migration to the same target created it at the same moment (then this transaction fails with
+   * "already exists", or a unique violation in the catalog, and rolls back).
+   */
   public static boolean createIfMissing(Connection source, Connection target, String table) throws SQLException {
     if (columns(target, table) != null) {
       return false;
     }
     List<String> ddl = createStatements(source, table);
-    RangeTableMove.inTransaction(target, s -> {
-      for (String sql : ddl) {
-        s.execute(sql);
+    try {
+      RangeTableMove.inTransaction(target, s -> {
+        for (String sql : ddl) {
+          s.execute(sql);
+        }
+      });
+    } catch (SQLException e) {
+      if (("42P07".equals(e.getSQLState()) || "23505".equals(e.getSQLState())) && columns(target, table) != null) {
+        return false;
       }
-    });
+      throw e;
+    }
     return true;
   }
 

@@ -322,6 +322,47 @@ class MigratorCliTest {
   }
 
   @Test
+  void aSignalledWorkerLetsItsDriveEndItsStepAndHandsTheMigrationBack() throws Exception {
+    assertEquals(0, h.run("move", "users", "0..3000", "--to", "s3", "--split", "--id", "wk1", "--chunk-rows", "10",
+        "--cleanup-grace", "0", "--detach").code());
+    AtomicReference<Result> worker = new AtomicReference<>();
+    Thread t = new Thread(() -> worker.set(h.run("worker", "--worker-name", "wk", "--drain-timeout", "60s")));
+    t.start();
+    Migration seen = null;
+    try (Migrator m = Migrator.open(h.migratorOptions().build())) {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (System.nanoTime() < deadline) {
+        seen = m.status("wk1");
+        if (seen.getState() == MigrationState.MIGRATION_STATE_COPYING && seen.getRowsCopied() > 0) {
+          break;
+        }
+        Thread.sleep(5);
+      }
+    } finally {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (!h.signal(15) && System.nanoTime() < deadline) {
+        Thread.sleep(10); // the worker installs its handler once it reached etcd
+      }
+      t.join(90_000);
+    }
+    assertTrue(seen != null && seen.getState() == MigrationState.MIGRATION_STATE_COPYING, String.valueOf(seen));
+    assertFalse(t.isAlive(), "the worker stopped");
+    Result r = worker.get();
+    assertEquals(0, r.code(), r::toString);
+    assertTrue(r.err().endsWith("worker wk: stopped\n"), r::toString);
+    assertFalse(r.err().contains("still driving"), r::toString);
+    Migration stopped = statusJson("wk1");
+    assertEquals(MigrationState.MIGRATION_STATE_COPYING, stopped.getState(), stopped::toString);
+    assertEquals("", stopped.getOwner(), "handed back at once, not left to its lease");
+    assertTrue(stopped.getRowsCopied() < 3000, stopped::toString);
+
+    Result resume = h.run("resume", "wk1", "--wait-for-owner", "0");
+    assertEquals(0, resume.code(), resume::toString);
+    assertEquals(3000, h.count(2, 0, 3000));
+    assertEquals(0, h.count(1, 0, 3000));
+  }
+
+  @Test
   void etcdAndOptionProblems() throws Exception {
     Map<String, String> env = h.env();
     env.put("SHARDMAP_ETCD", "http://127.0.0.1:1");

@@ -350,6 +350,38 @@ class RangeTableMoveTest {
     }
   }
 
+  /** Two migrations to one target may both find a table missing and create it at the same moment. */
+  @Test
+  void aTableCreatedOnTheTargetByAnotherMigrationAtTheSameMomentIsNoError() throws Exception {
+    exec(dst, "DROP TABLE " + table);
+    try (Connection s = src.connect(); Connection d = dst.connect(); Connection other = dst.connect();
+         Connection w = dst.connect(); Statement watch = w.createStatement()) {
+      other.setAutoCommit(false);
+      other.createStatement().execute("CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL, "
+          + "payload text, tags text[])");
+      java.util.concurrent.CompletableFuture<Boolean> created = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+        try {
+          return Tables.createIfMissing(s, d, table);
+        } catch (SQLException e) {
+          throw new java.util.concurrent.CompletionException(e);
+        }
+      });
+      // Wait (bounded) until its CREATE TABLE waits for the other, uncommitted one.
+      boolean waiting = false;
+      for (int i = 0; i < 500 && !waiting && !created.isDone(); i++) {
+        try (ResultSet rs = watch.executeQuery("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            + "AND query LIKE 'CREATE TABLE%" + table + "%'")) {
+          rs.next();
+          waiting = rs.getInt(1) > 0;
+        }
+        Thread.sleep(10);
+      }
+      assertTrue(waiting, "createIfMissing raced the other CREATE TABLE");
+      other.commit();
+      assertFalse(created.get(30, java.util.concurrent.TimeUnit.SECONDS), "the other transaction created it");
+    }
+  }
+
   @Test
   void badArgumentsAreRefused() {
     assertThrows(IllegalArgumentException.class, () -> new RangeTableMove("Bad-Id", "ks", table, "id", LO, HI));
