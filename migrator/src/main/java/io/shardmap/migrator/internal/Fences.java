@@ -25,6 +25,10 @@ import java.util.Set;
  * and functions from the latest catalog, but a query inside a trigger of a REPEATABLE READ transaction
  * sees that transaction's snapshot, which may predate the fence. Catalog changes are seen by everyone.
  *
+ * <p>A fence of an INT64 range is stored as its bounds ({@code lo}, {@code hi}), so that a range moving back
+ * can lift part of it ({@link #unfenceRange}); a fence of any other unit ({@link MoveUnit}) as its SQL
+ * condition on NEW and OLD ({@code cond_new}, {@code cond_old}), lifted only as a whole.
+ *
  * <p>A fence is installed in one transaction that first locks every fenced table in SHARE ROW EXCLUSIVE
  * mode, under {@code lock_timeout}: the lock waits for every transaction that has written one of the
  * tables and blocks new writers until the fence commits, so when {@link #fence} returns true no write to
@@ -51,17 +55,21 @@ public final class Fences {
         moves.forEach(m -> tables.add(ident(m.table())));
         s.execute("LOCK TABLE " + String.join(", ", tables) + " IN SHARE ROW EXCLUSIVE MODE");
         try (PreparedStatement ps = c.prepareStatement("INSERT INTO shardmap.fences (tbl, migration, key_column, lo, hi, "
-            + "keyspace, epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, migration) DO UPDATE SET "
-            + "key_column = EXCLUDED.key_column, lo = EXCLUDED.lo, hi = EXCLUDED.hi, keyspace = EXCLUDED.keyspace, "
-            + "epoch = EXCLUDED.epoch")) {
+            + "keyspace, epoch, cond_new, cond_old) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, migration) "
+            + "DO UPDATE SET key_column = EXCLUDED.key_column, lo = EXCLUDED.lo, hi = EXCLUDED.hi, "
+            + "keyspace = EXCLUDED.keyspace, epoch = EXCLUDED.epoch, cond_new = EXCLUDED.cond_new, "
+            + "cond_old = EXCLUDED.cond_old")) {
           for (RangeTableMove m : moves) {
+            MoveUnit.Range r = m.int64Range();
             ps.setString(1, m.table());
             ps.setString(2, m.id());
             ps.setString(3, m.keyColumn());
-            ps.setObject(4, m.lo(), java.sql.Types.BIGINT);
-            ps.setObject(5, m.hi(), java.sql.Types.BIGINT);
+            ps.setObject(4, r == null ? null : r.lo(), java.sql.Types.BIGINT);
+            ps.setObject(5, r == null ? null : r.hi(), java.sql.Types.BIGINT);
             ps.setString(6, m.keyspace());
             ps.setLong(7, fencedEpoch);
+            ps.setString(8, r == null ? m.inRange("NEW." + ident(m.keyColumn())) : null);
+            ps.setString(9, r == null ? m.inRange("OLD." + ident(m.keyColumn())) : null);
             ps.addBatch();
           }
           ps.executeBatch();
@@ -107,7 +115,7 @@ public final class Fences {
       for (String t : tables) {
         List<Object[]> rows = new ArrayList<>();
         try (PreparedStatement ps = c.prepareStatement("SELECT migration, key_column, lo, hi, keyspace, epoch "
-            + "FROM shardmap.fences WHERE tbl = ?")) {
+            + "FROM shardmap.fences WHERE tbl = ? AND cond_new IS NULL")) {
           ps.setString(1, t);
           try (ResultSet rs = ps.executeQuery()) {
             while (rs.next()) {
@@ -139,6 +147,35 @@ public final class Fences {
         }
         if (changed) {
           regenerate(c, s, t);
+        }
+      }
+    });
+  }
+
+  /**
+   * Lifts the fences of this shard on the units of {@code moves} (all of one migration), which are moving
+   * (back) to this shard: for an INT64 range, every fence on keys in it ({@link #unfenceRange}); for any
+   * other unit, fences of exactly that unit. Idempotent.
+   */
+  public static void unfenceMoved(Connection c, List<RangeTableMove> moves) throws SQLException {
+    List<String> tables = new ArrayList<>();
+    moves.forEach(m -> tables.add(m.table()));
+    MoveUnit.Range r = moves.get(0).int64Range();
+    if (r != null) {
+      unfenceRange(c, tables, r.lo(), r.hi());
+      return;
+    }
+    RangeTableMove.ddl(c, s -> {
+      ensureSchema(s);
+      for (RangeTableMove m : moves) {
+        int removed;
+        try (PreparedStatement ps = c.prepareStatement("DELETE FROM shardmap.fences WHERE tbl = ? AND cond_new = ?")) {
+          ps.setString(1, m.table());
+          ps.setString(2, m.inRange("NEW." + ident(m.keyColumn())));
+          removed = ps.executeUpdate();
+        }
+        if (removed > 0) {
+          regenerate(c, s, m.table());
         }
       }
     });
@@ -188,6 +225,15 @@ public final class Fences {
     s.execute("CREATE TABLE IF NOT EXISTS shardmap.fences (tbl text NOT NULL, migration text NOT NULL, "
         + "key_column text NOT NULL, lo bigint, hi bigint, keyspace text NOT NULL, epoch bigint NOT NULL, "
         + "PRIMARY KEY (tbl, migration))");
+    // Fences of units other than INT64 ranges (added after the first release: shards fenced by it lack them).
+    try (ResultSet rs = s.executeQuery("SELECT count(*) FROM pg_attribute WHERE attrelid = 'shardmap.fences'::regclass "
+        + "AND attname IN ('cond_new', 'cond_old') AND NOT attisdropped")) {
+      rs.next();
+      if (rs.getInt(1) == 2) {
+        return;
+      }
+    }
+    s.execute("ALTER TABLE shardmap.fences ADD COLUMN IF NOT EXISTS cond_new text, ADD COLUMN IF NOT EXISTS cond_old text");
   }
 
   private static String functionName(String table) {
@@ -198,16 +244,19 @@ public final class Fences {
   /** Rewrites the table's fence function from its rows and makes sure the trigger calls it. */
   private static void regenerate(Connection c, Statement s, String table) throws SQLException {
     StringBuilder body = new StringBuilder();
-    try (PreparedStatement ps = c.prepareStatement("SELECT key_column, lo, hi, keyspace, epoch FROM shardmap.fences "
-        + "WHERE tbl = ? ORDER BY lo NULLS FIRST")) {
+    try (PreparedStatement ps = c.prepareStatement("SELECT key_column, lo, hi, keyspace, epoch, cond_new, cond_old "
+        + "FROM shardmap.fences WHERE tbl = ? ORDER BY lo NULLS FIRST, migration")) {
       ps.setString(1, table);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           String k = ident(rs.getString(1));
           Long lo = (Long) rs.getObject(2);
           Long hi = (Long) rs.getObject(3);
-          body.append(" IF (TG_OP <> 'DELETE' AND ").append(RangeTableMove.inRange("NEW." + k, lo, hi))
-              .append(") OR (TG_OP <> 'INSERT' AND ").append(RangeTableMove.inRange("OLD." + k, lo, hi))
+          String condNew = rs.getString(6);
+          body.append(" IF (TG_OP <> 'DELETE' AND ")
+              .append(condNew != null ? condNew : RangeTableMove.inRange("NEW." + k, lo, hi))
+              .append(") OR (TG_OP <> 'INSERT' AND ")
+              .append(condNew != null ? rs.getString(7) : RangeTableMove.inRange("OLD." + k, lo, hi))
               .append(") THEN RAISE EXCEPTION USING ERRCODE = ").append(literal(StaleRoute.SQLSTATE))
               .append(", MESSAGE = ").append(literal(StaleRoute.message(rs.getString(4), rs.getLong(5))))
               .append("; END IF;");

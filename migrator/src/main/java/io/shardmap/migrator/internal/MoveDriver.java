@@ -61,8 +61,6 @@ public final class MoveDriver {
 
   private MigrationStore.Versioned v;
   private List<RangeTableMove> moves;
-  private Long lo;
-  private Long hi;
 
   public MoveDriver(MigrationStore ms, PgConnector pg, MigrationStore.Ownership own, BooleanSupplier leaseAlive,
                     ClientAckSource acks, Clock clock, Duration poll, Consumer<String> faults,
@@ -82,11 +80,9 @@ public final class MoveDriver {
   public Migration drive() throws SQLException {
     v = ms.require(own.id());
     Migration m = v.migration();
-    moves = tableMoves(m);
-    // Every table moves the same range (the planner refuses a keyspace without tables).
-    lo = moves.get(0).lo();
-    hi = moves.get(0).hi();
     try (Connection src = pg.open("source", m.getSource()); Connection dst = pg.open("target", m.getTarget())) {
+      // Every table moves the same unit (the planner refuses a keyspace without tables).
+      moves = tableMoves(m, src);
       lockSource(src);
       while (!States.terminal(v.migration().getState())) {
         if (!leaseAlive.getAsBoolean()) {
@@ -111,14 +107,19 @@ public final class MoveDriver {
     }
   }
 
-  /** The data path of each sharded table of a migration (INT64 ranges). */
-  public static List<RangeTableMove> tableMoves(Migration m) {
-    KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
-    Long lo = range.unboundedBelow() ? null : Keys.decodeInt64(range.start());
-    Long hi = range.unboundedAbove() ? null : Keys.decodeInt64(range.end());
+  /**
+   * The data path of each sharded table of a migration. The key columns' kinds (integer, text, bytea) are
+   * read from {@code source} for BYTES keyspaces.
+   */
+  public static List<RangeTableMove> tableMoves(Migration m, Connection source) throws SQLException {
+    MoveUnit unit = MoveUnits.of(m);
     List<RangeTableMove> out = new ArrayList<>();
     for (ShardedTable t : m.getTablesList()) {
-      out.add(new RangeTableMove(m.getId(), m.getKeyspace(), t.getName(), t.getKeyColumn(), lo, hi));
+      KeyKind kind = KeyKind.INT64;
+      if (m.getKeyType() != io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64) {
+        kind = Tables.keyKind(source, m.getKeyType(), t.getName(), t.getKeyColumn(), m.getSource());
+      }
+      out.add(new RangeTableMove(m.getId(), m.getKeyspace(), t.getName(), t.getKeyColumn(), kind, unit));
     }
     return out;
   }
@@ -191,6 +192,10 @@ public final class MoveDriver {
             + m.getTarget() + "'");
       }
       Tables.requireSameColumns(t.table(), m.getSource(), s, m.getTarget(), d);
+      if (t.unit().needsRouting()) {
+        SqlRouting.install(src);
+        SqlRouting.install(dst);
+      }
       t.installCapture(src);
     }
     faults.accept("preparing:captured");
@@ -205,7 +210,7 @@ public final class MoveDriver {
       update(m.toBuilder().setState(MigrationState.MIGRATION_STATE_CATCHING_UP));
       return;
     }
-    Long after = m.getCopyAfter().isEmpty() ? null : Keys.decodeInt64(m.getCopyAfter().toByteArray());
+    byte[] after = m.getCopyAfter().isEmpty() ? null : m.getCopyAfter().toByteArray();
     RangeTableMove.CopiedChunk c = moves.get(t).copyChunk(src, dst, after, m.getOptions().getChunkRows());
     faults.accept("copying:chunk");
     Migration.Builder next = m.toBuilder().setRowsCopied(m.getRowsCopied() + c.rows())
@@ -216,7 +221,7 @@ public final class MoveDriver {
         next.setState(MigrationState.MIGRATION_STATE_CATCHING_UP);
       }
     } else {
-      next.setCopyAfter(ByteString.copyFrom(Keys.encodeInt64(c.last())));
+      next.setCopyAfter(ByteString.copyFrom(c.last()));
     }
     update(next);
   }
@@ -265,7 +270,7 @@ public final class MoveDriver {
     }
     // Keep the lag small while verifying: a chunk differs less often, and cutover starts closer.
     long replayed = replayAll(src, dst);
-    Long after = m.getVerifyAfter().isEmpty() ? null : Keys.decodeInt64(m.getVerifyAfter().toByteArray());
+    byte[] after = m.getVerifyAfter().isEmpty() ? null : m.getVerifyAfter().toByteArray();
     RangeTableMove.VerifiedChunk c = moves.get(t).verifyChunk(src, dst, after, m.getOptions().getChunkRows());
     faults.accept("verifying:chunk");
     Migration.Builder next = m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed)
@@ -278,7 +283,7 @@ public final class MoveDriver {
         next.setState(MigrationState.MIGRATION_STATE_CUTTING_OVER);
       }
     } else {
-      next.setVerifyAfter(ByteString.copyFrom(Keys.encodeInt64(c.last())));
+      next.setVerifyAfter(ByteString.copyFrom(c.last()));
     }
     update(next);
   }
@@ -425,8 +430,8 @@ public final class MoveDriver {
 
   private void cleanUp(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
-    // The target owns the range: lift fences it kept from moving the range away earlier.
-    Fences.unfenceRange(dst, tableNames(), lo, hi);
+    // The target owns the unit: lift fences it kept from moving the unit away earlier.
+    Fences.unfenceMoved(dst, moves);
     for (RangeTableMove t : moves) {
       t.removeCapture(src);
     }

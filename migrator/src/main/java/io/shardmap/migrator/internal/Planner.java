@@ -181,7 +181,7 @@ public final class Planner {
           throw ShardmapException.precondition("tables: table " + t.getName() + " of keyspace '" + ks.getName()
               + "' does not exist on source shard '" + source + "'");
         }
-        Tables.requireIntegerKey(t.getName(), source, s, t.getKeyColumn());
+        Tables.requireKeyColumn(t.getName(), source, s, t.getKeyColumn(), ks.getKeyType());
         List<Tables.Column> d = Tables.columns(dst, t.getName());
         if (d == null) {
           if (!createMissing) {

@@ -70,19 +70,36 @@ public final class Tables {
     }
   }
 
-  /** The key column must exist and hold integers (this version moves INT64 keyspaces). */
-  public static void requireIntegerKey(String table, String shard, List<Column> cols, String keyColumn) {
+  /**
+   * The kind of the table's key column: it must exist and be able to hold the keyspace's keys (integers for
+   * INT64; text, varchar or bytea for BYTES), else FAILED_PRECONDITION naming the table, shard and column.
+   */
+  public static KeyKind requireKeyColumn(String table, String shard, List<Column> cols, String keyColumn,
+                                         io.shardmap.proto.v1.KeyType keyType) {
     for (Column c : cols) {
       if (c.name().equals(keyColumn)) {
-        if (!List.of("bigint", "integer", "smallint").contains(c.type())) {
+        KeyKind kind = KeyKind.of(keyType, c.type());
+        if (kind == null) {
           throw ShardmapException.precondition("tables: key column " + keyColumn + " of table " + table + " on shard '"
-              + shard + "' is " + c.type() + "; an INT64 keyspace needs bigint, integer or smallint");
+              + shard + "' is " + c.type() + "; " + (keyType == io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64
+              ? "an INT64 keyspace needs bigint, integer or smallint"
+              : "a BYTES keyspace needs text, varchar or bytea"));
         }
-        return;
+        return kind;
       }
     }
     throw ShardmapException.precondition("tables: table " + table + " on shard '" + shard + "' has no key column '"
         + keyColumn + "'");
+  }
+
+  /** {@link #requireKeyColumn} of a table as it is on {@code c}; FAILED_PRECONDITION if it is missing. */
+  public static KeyKind keyKind(Connection c, io.shardmap.proto.v1.KeyType keyType, String table, String keyColumn,
+                                String shard) throws SQLException {
+    List<Column> cols = columns(c, table);
+    if (cols == null) {
+      throw ShardmapException.precondition("tables: table " + table + " does not exist on shard '" + shard + "'");
+    }
+    return requireKeyColumn(table, shard, cols, keyColumn, keyType);
   }
 
   /**

@@ -173,8 +173,8 @@ class RangeTableMoveTest {
       assertEquals(source, rows(dst), "target rows of the range equal the source's");
       assertTrue(source.size() > 5_000);
       // Replaying is idempotent: copying every key again changes nothing.
-      move.copyKeys(s, d, source.stream().mapToLong(r -> Long.parseLong(r.substring(1, r.indexOf(','))))
-          .toArray());
+      move.copyKeys(s, d, source.stream().map(r -> io.shardmap.core.Keys.encodeInt64(
+          Long.parseLong(r.substring(1, r.indexOf(','))))).toList());
       assertEquals(source, rows(dst));
       // The migrator's own cleanup passes the fence; nobody else does.
       try (Statement st = s.createStatement()) {
