@@ -220,6 +220,17 @@ public final class Fences {
     return out;
   }
 
+  /**
+   * Creates schema {@code shardmap} and the fences table if missing, one session at a time (see
+   * {@link RangeTableMove#serialized}); later {@code IF NOT EXISTS} inside transactions then find them.
+   */
+  public static void ensureSchema(Connection c) throws SQLException {
+    RangeTableMove.serialized(c, "schema", () -> {
+      RangeTableMove.inTransaction(c, Fences::ensureSchema);
+      return null;
+    });
+  }
+
   static void ensureSchema(Statement s) throws SQLException {
     s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
     s.execute("CREATE TABLE IF NOT EXISTS shardmap.fences (tbl text NOT NULL, migration text NOT NULL, "

@@ -10,8 +10,9 @@ import java.nio.charset.StandardCharsets;
 /**
  * How a key column's SQL values map to Shardmap's canonical key bytes ({@link Keys}): integer columns of
  * INT64 keyspaces, and {@code text}/{@code varchar} (a key is the string's UTF-8) or {@code bytea} columns
- * of BYTES keyspaces. Literals are rendered from canonical bytes without any quoting of user data (hex
- * through {@code decode}), so they are safe in generated SQL and trigger bodies whatever the key holds.
+ * of BYTES keyspaces. Literals are constants no key can break out of (bytea as hex through {@code decode},
+ * text as an escape string with '$' escaped), so they are safe in generated SQL and in dollar-quoted
+ * trigger bodies whatever the key holds.
  */
 public enum KeyKind {
   INT64("bigint"),
@@ -70,9 +71,30 @@ public enum KeyKind {
   public String literal(byte[] canonical) {
     return switch (this) {
       case INT64 -> Long.toString(Keys.decodeInt64(canonical));
-      case TEXT -> "convert_from(decode('" + Keys.hex(canonical) + "', 'hex'), 'UTF8')";
+      case TEXT -> text(new String(canonical, StandardCharsets.UTF_8));
       case BYTEA -> bytea(canonical);
     };
+  }
+
+  /**
+   * SQL: a text constant. An escape string ({@code E'...'}) means the same whatever
+   * {@code standard_conforming_strings} says; '$' is escaped too, so the literal can sit inside a
+   * dollar-quoted function body (a fence) whatever the key holds. A constant, not an expression such as
+   * {@code convert_from(...)} (STABLE): the planner folds it, so an IN list of keys stays an index lookup
+   * and no row re-evaluates it.
+   */
+  static String text(String s) {
+    StringBuilder b = new StringBuilder("E'");
+    for (int i = 0; i < s.length(); i++) {
+      char ch = s.charAt(i);
+      switch (ch) {
+        case '\\' -> b.append("\\\\");
+        case '\'' -> b.append("''");
+        case '$' -> b.append("\\x24");
+        default -> b.append(ch);
+      }
+    }
+    return b.append('\'').toString();
   }
 
   /** SQL: a {@code bytea} literal. */

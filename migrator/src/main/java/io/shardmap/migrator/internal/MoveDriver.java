@@ -174,6 +174,8 @@ public final class MoveDriver {
   private void prepare(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     Migration.Builder next = m.toBuilder();
+    Fences.ensureSchema(src);
+    Fences.ensureSchema(dst);
     for (RangeTableMove t : moves) {
       List<Tables.Column> s = Tables.columns(src, t.table());
       if (s == null) {
@@ -181,8 +183,8 @@ public final class MoveDriver {
             + m.getSource() + "'");
       }
       if (Tables.columns(dst, t.table()) == null && m.getOptions().getCreateMissingTables()) {
-        Tables.createIfMissing(src, dst, t.table());
-        if (!next.getCreatedTablesList().contains(t.table())) {
+        // Only a table this migration created is its to drop on cancel (another may be filling it).
+        if (Tables.createIfMissing(src, dst, t.table()) && !next.getCreatedTablesList().contains(t.table())) {
           next.addCreatedTables(t.table());
         }
       }
@@ -339,27 +341,36 @@ public final class MoveDriver {
     }
     faults.accept("cutting-over:drained");
     StoreLayout keys = ms.keys();
-    KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
-    Route moved = new Route(m.getTarget(), m.getRangeEpoch() + 1, range, 0);
     long now = clock.millis();
     long pauseMs = (System.nanoTime() - fenceStart) / 1_000_000;
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CLEANING_UP)
         .setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(0).setCutoverAttempts(m.getCutoverAttempts() + 1)
         .setPauseMs(pauseMs).setCutoverUnixMs(now).setUpdatedUnixMs(now).setLastError("").build();
-    Txn.Builder txn = ms.ownedTxn(v, own)
-        .compare(Compare.modRevision(keys.range(m.getKeyspace(), range.start()), m.getRangeModRevision()))
-        .compare(Compare.modRevision(keys.spec(m.getKeyspace()), m.getSpecModRevision()))
-        .compare(Compare.present(keys.shard(m.getTarget())))
-        .put(keys.range(m.getKeyspace(), range.start()), KeyspaceMap.toProto(m.getKeyType(), moved).toByteArray())
-        .put(keys.shardRef(m.getTarget()), new byte[0])
-        .delete(keys.moving(m.getKeyspace(), range.start()))
-        .put(keys.migration(m.getId()), next.toByteArray());
     TxnResult r;
-    try {
-      r = ms.commit("cutover of migration " + m.getId(), txn.build());
-    } catch (ShardmapException unknown) {
-      // The outcome is unknown. Keep the fence (writers wait, nothing is lost) until etcd tells which.
-      r = readBack(next, unknown);
+    String changed;
+    for (int attempt = 1; ; attempt++) {
+      Txn.Builder txn = ms.ownedTxn(v, own)
+          .compare(Compare.modRevision(keys.spec(m.getKeyspace()), m.getSpecModRevision()))
+          .compare(Compare.present(keys.shard(m.getTarget())));
+      changed = UnitRecords.handOver(ms, m, txn);
+      if (changed != null) {
+        r = new TxnResult(false, 0);
+        break;
+      }
+      txn.put(keys.shardRef(m.getTarget()), new byte[0]);
+      UnitRecords.markers(keys, m).forEach(txn::delete);
+      txn.put(keys.migration(m.getId()), next.toByteArray());
+      try {
+        r = ms.commit("cutover of migration " + m.getId(), txn.build());
+      } catch (ShardmapException unknown) {
+        // The outcome is unknown. Keep the fence (writers wait, nothing is lost) until etcd tells which.
+        r = readBack(next, unknown);
+      }
+      // A layout record is rewritten by other units' cutovers: unless our record changed, read it again.
+      if (r.succeeded() || !UnitRecords.inLayout(m) || attempt >= 16
+          || ms.require(m.getId()).modRevision() != v.modRevision()) {
+        break;
+      }
     }
     if (!r.succeeded()) {
       MigrationStore.Versioned current = ms.require(m.getId());
@@ -374,11 +385,11 @@ public final class MoveDriver {
         if (recordChanged) {
           update(current.migration().toBuilder().setLastError("a cutover attempt met a change of the record"));
         } else {
-          // The range, the spec or the target's registration changed since the move was planned (the admin
-          // API refuses such changes while the marker exists, so someone bypassed it): undo the move.
+          // The unit's records, the spec or the target's registration changed since the move was planned
+          // (the admin API refuses such changes while the marker exists, so someone bypassed it): undo it.
           update(current.migration().toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLING)
-              .setLastError("cutover refused by etcd: the range, the keyspace spec or the target's registration "
-                  + "changed since the move was planned"));
+              .setLastError("cutover refused: " + (changed != null ? changed : "the " + (m.hasUnit() ? "unit's records"
+                  : "range") + ", the keyspace spec or the target's registration changed since the move was planned")));
         }
         Fences.unfence(src, m.getId(), tableNames());
         return;
@@ -496,11 +507,12 @@ public final class MoveDriver {
     for (String created : m.getCreatedTablesList()) {
       Tables.dropIfEmpty(dst, created);
     }
-    KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
     long now = clock.millis();
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLED).setUpdatedUnixMs(now)
         .setFinishedUnixMs(now).build();
-    v = ms.commitOwned(v, own, ms.ownedTxn(v, own).delete(ms.keys().moving(m.getKeyspace(), range.start())), next);
+    Txn.Builder txn = ms.ownedTxn(v, own);
+    UnitRecords.markers(ms.keys(), m).forEach(txn::delete);
+    v = ms.commitOwned(v, own, txn, next);
   }
 
   private List<String> tableNames() {

@@ -155,6 +155,7 @@ public final class RangeTableMove {
     String k = ident(keyColumn);
     String fn = "shardmap." + ident(objectName("capture"));
     String truncFn = "shardmap." + ident(objectName("notruncate"));
+    Fences.ensureSchema(source);
     ddl(source, s -> {
       s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
       s.execute("CREATE TABLE IF NOT EXISTS " + changeLog() + " (seq bigserial PRIMARY KEY, key " + kind.sqlType()
@@ -531,6 +532,33 @@ public final class RangeTableMove {
         throw new SQLException("interrupted while waiting for a table lock", "57014", e);
       }
     }
+  }
+
+  /**
+   * Runs {@code body} while holding a session-level advisory lock named after a catalog object, on an
+   * autocommit connection. Two concurrent {@code CREATE ... IF NOT EXISTS} of one name (two migrations
+   * preparing on one shard at once) can both miss it, and one then fails on a catalog unique index. Why a
+   * session lock and transactions inside it rather than one transaction behind a transaction-level lock: a
+   * transaction keeps its cached catalog lookups (a negative "no such table" included) until it next
+   * locks a relation, so after waiting it could still miss what the other one created; a transaction
+   * begun after the wait reads the catalog afresh.
+   */
+  static <T> T serialized(Connection c, String object, SqlCall<T> body) throws SQLException {
+    String key = literal("shardmap.ddl." + object);
+    try (Statement s = c.createStatement()) {
+      s.execute("SELECT pg_advisory_lock(hashtextextended(" + key + ", 0))");
+    }
+    try {
+      return body.call();
+    } finally {
+      try (Statement s = c.createStatement()) {
+        s.execute("SELECT pg_advisory_unlock(hashtextextended(" + key + ", 0))");
+      }
+    }
+  }
+
+  interface SqlCall<T> {
+    T call() throws SQLException;
   }
 
   interface SqlBody {

@@ -56,23 +56,24 @@ public final class SqlRouting {
   }
 
   /**
-   * Installs the functions on a shard unless this version is there already. Concurrent installers are
-   * serialized by a transaction-level advisory lock (two {@code CREATE OR REPLACE} of one function at
-   * once fail with "tuple concurrently updated").
+   * Installs the functions on a shard (an autocommit connection) unless this version is there already.
+   * Concurrent installers take turns (two {@code CREATE OR REPLACE} of one function at once fail with
+   * "tuple concurrently updated"); see {@link RangeTableMove#serialized}.
    */
   public static void install(Connection c) throws SQLException {
     if (installed(c)) {
       return;
     }
-    RangeTableMove.inTransaction(c, s -> {
-      s.execute("SELECT pg_advisory_xact_lock(hashtextextended('shardmap.routing." + VERSION + "', 0))");
-      if (installed(c)) {
-        return;
+    Fences.ensureSchema(c);
+    RangeTableMove.serialized(c, "routing." + VERSION, () -> {
+      if (!installed(c)) {
+        RangeTableMove.inTransaction(c, s -> {
+          for (String ddl : ddl()) {
+            s.execute(ddl);
+          }
+        });
       }
-      s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
-      for (String ddl : ddl()) {
-        s.execute(ddl);
-      }
+      return null;
     });
   }
 

@@ -150,18 +150,26 @@ public final class Tables {
     return out;
   }
 
-  /** Creates the table on the target in one transaction; false if it already exists. */
+  /**
+   * Creates the table on the target in one transaction; false if it already exists. Migrations preparing
+   * at once on one target (two units moving to a new shard) create it once: the second waits, then finds it.
+   */
   public static boolean createIfMissing(Connection source, Connection target, String table) throws SQLException {
     if (columns(target, table) != null) {
       return false;
     }
     List<String> ddl = createStatements(source, table);
-    RangeTableMove.inTransaction(target, s -> {
-      for (String sql : ddl) {
-        s.execute(sql);
+    return RangeTableMove.serialized(target, "table." + table, () -> {
+      if (columns(target, table) != null) {
+        return false;
       }
+      RangeTableMove.inTransaction(target, s -> {
+        for (String sql : ddl) {
+          s.execute(sql);
+        }
+      });
+      return true;
     });
-    return true;
   }
 
   /** Drops a table this migration created, if it holds no rows (a cancelled move). */

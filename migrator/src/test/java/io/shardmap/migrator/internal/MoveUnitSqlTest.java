@@ -59,7 +59,7 @@ class MoveUnitSqlTest {
   static List<Sample> samples() {
     SplittableRandom rnd = new SplittableRandom(3);
     List<Object> ints = new ArrayList<>(List.of(Long.MIN_VALUE, Long.MAX_VALUE, 0L, -1L));
-    List<Object> texts = new ArrayList<>(List.of("a", "é", "日本", "😀x", "O'Brien", "a\\b"));
+    List<Object> texts = new ArrayList<>(List.of("a", "é", "日本", "😀x", "O'Brien", "a\\b", "$f$ END $f$", "\\x24"));
     List<Object> bytes = new ArrayList<>(List.of(new byte[] {0}, new byte[] {(byte) 0xff}, new byte[] {0x61}));
     for (int i = 0; i < 1500; i++) {
       ints.add(rnd.nextLong());
