@@ -119,6 +119,25 @@ class UnitMigrationTest {
   }
 
   @Test
+  void aRangeOfTextKeysMovesUnderWriters() throws Exception {
+    try (MoveHarness h = new MoveHarness(Layout.RANGE, true); Migrator m = Migrator.open(h.migratorOptions().build())) {
+      // Two ranges split at 0x80: every "u..." key is on s1.
+      h.startWriters(3, Duration.ofSeconds(60));
+      Thread.sleep(300);
+      Migration planned = m.plan(spec().id("txt").range("'u1'..'u5'").split(true).target("s3").chunkRows(3_000)
+          .cleanupGrace(Duration.ofSeconds(1)).build());
+      Migration done = m.drive("txt", p -> { }, Duration.ofSeconds(5));
+      Thread.sleep(300);
+      h.stopWriters();
+      io.shardmap.core.KeyRange r = io.shardmap.core.KeyRange.parse(io.shardmap.proto.v1.KeyType.KEY_TYPE_BYTES,
+          "'u1'..'u5'", "range");
+      assertMoved(h, done, k -> r.contains(("u" + k).getBytes(StandardCharsets.UTF_8)), 0);
+      assertEquals("s1", planned.getSource());
+      assertTrue(done.getRowsCopied() > 5_000, "rows copied " + done.getRowsCopied());
+    }
+  }
+
+  @Test
   void directoryEntriesMoveUnderWriters() throws Exception {
     try (MoveHarness h = new MoveHarness(Layout.DIRECTORY, false); Migrator m = Migrator.open(h.migratorOptions().build())) {
       List<String> keys = new ArrayList<>();
