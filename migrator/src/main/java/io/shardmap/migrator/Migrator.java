@@ -90,12 +90,12 @@ public final class Migrator implements AutoCloseable {
    * cannot be asked: an estimate is for progress display only.
    */
   public java.util.OptionalLong estimateRows(Migration m) {
-    if (m.getKeyType() != io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64 || m.getTablesCount() == 0) {
+    if (m.getTablesCount() == 0) {
       return java.util.OptionalLong.empty();
     }
     try (java.sql.Connection c = pg.open("source", m.getSource())) {
       long total = 0;
-      for (io.shardmap.migrator.internal.RangeTableMove t : MoveDriver.tableMoves(m)) {
+      for (io.shardmap.migrator.internal.RangeTableMove t : MoveDriver.tableMoves(m, c)) {
         total += t.estimateRange(c);
       }
       return java.util.OptionalLong.of(total);

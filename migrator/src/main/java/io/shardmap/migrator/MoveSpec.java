@@ -2,17 +2,27 @@ package io.shardmap.migrator;
 
 import io.shardmap.proto.v1.MigrationOptions;
 import java.time.Duration;
+import java.util.List;
 import java.util.Objects;
 
 /**
- * What to move: a key range of a keyspace to a target shard. Immutable; {@link #builder()} validates
- * each value as it is set. What can only be checked against etcd and the shards (the keyspace, the
- * range, the shards, the tables) is checked by {@link Migrator#plan}, before anything is written.
+ * What to move: one unit of a keyspace to a target shard. The unit depends on the keyspace's strategy: a
+ * key range (range keyspaces), a bucket (hash), a ring node joining or leaving (consistent hash), or
+ * directory entries. Immutable; {@link #builder()} validates each value as it is set. What can only be
+ * checked against etcd and the shards (the keyspace, the unit, the shards, the tables) is checked by
+ * {@link Migrator#plan}, before anything is written.
  */
 public final class MoveSpec {
+  /** Most entries one migration moves: its cutover writes them all in one etcd transaction. */
+  public static final int MAX_ENTRIES = 50;
+
   private final String id;
   private final String keyspace;
   private final String range;
+  private final Integer bucket;
+  private final boolean ringJoin;
+  private final String ringLeave;
+  private final List<String> entries;
   private final String target;
   private final boolean split;
   private final MigrationOptions options;
@@ -20,8 +30,24 @@ public final class MoveSpec {
   private MoveSpec(Builder b) {
     this.id = b.id;
     this.keyspace = Objects.requireNonNull(b.keyspace, "keyspace: required");
-    this.range = Objects.requireNonNull(b.range, "range: required");
-    this.target = Objects.requireNonNull(b.target, "target: required");
+    this.range = b.range;
+    this.bucket = b.bucket;
+    this.ringJoin = b.ringJoin;
+    this.ringLeave = b.ringLeave;
+    this.entries = b.entries;
+    int units = (range != null ? 1 : 0) + (bucket != null ? 1 : 0) + (ringJoin ? 1 : 0) + (ringLeave != null ? 1 : 0)
+        + (entries != null ? 1 : 0);
+    if (units != 1) {
+      throw new IllegalArgumentException("unit: exactly one of range, bucket, ringJoin, ringLeave and entries, got "
+          + units);
+    }
+    if (b.target == null && ringLeave == null) {
+      throw new NullPointerException("target: required");
+    }
+    if (b.split && range == null) {
+      throw new IllegalArgumentException("split: only applies to a range");
+    }
+    this.target = b.target;
     this.split = b.split;
     this.options = b.options.build();
   }
@@ -33,8 +59,17 @@ public final class MoveSpec {
   /** The migration id, or null to have one generated. */
   public String id() { return id; }
   public String keyspace() { return keyspace; }
-  /** The range in the CLI's syntax, e.g. {@code 100..200}, {@code ..0}, {@code 5000..}. */
+  /** The range in the CLI's syntax, e.g. {@code 100..200}, {@code ..0}, {@code 5000..}; null for other units. */
   public String range() { return range; }
+  /** The hash bucket, or null. */
+  public Integer bucket() { return bucket; }
+  /** The target's next ring node joins the ring, taking its arc from the node after it. */
+  public boolean ringJoin() { return ringJoin; }
+  /** The shard whose last ring node leaves the ring, handing its arc to the node after it; or null. */
+  public String ringLeave() { return ringLeave; }
+  /** Directory keys in the CLI's syntax ({@code 42}, {@code 'name'}, {@code 0x00ff}), or null. */
+  public List<String> entries() { return entries; }
+  /** The target shard; null for a ring node leaving (its successor's shard is the target). */
   public String target() { return target; }
   /** Split the range out of the ranges that contain its bounds first, instead of requiring it to be one. */
   public boolean split() { return split; }
@@ -44,6 +79,10 @@ public final class MoveSpec {
     private String id;
     private String keyspace;
     private String range;
+    private Integer bucket;
+    private boolean ringJoin;
+    private String ringLeave;
+    private List<String> entries;
     private String target;
     private boolean split;
     private final MigrationOptions.Builder options = MigrationOptions.newBuilder().setPauseBudgetMs(100)
@@ -67,6 +106,43 @@ public final class MoveSpec {
 
     public Builder range(String range) {
       this.range = nonEmpty("range", range);
+      return this;
+    }
+
+    /** Moves bucket {@code bucket} of a hash keyspace. */
+    public Builder bucket(int bucket) {
+      if (bucket < 0) {
+        throw new IllegalArgumentException("bucket: must not be negative, got " + bucket);
+      }
+      this.bucket = bucket;
+      return this;
+    }
+
+    /** The target's next virtual node joins a consistent-hash ring; the arc it takes moves to the target. */
+    public Builder ringJoin() {
+      this.ringJoin = true;
+      return this;
+    }
+
+    /**
+     * The last virtual node of {@code shard} leaves a consistent-hash ring; its arc moves to the shard of the
+     * node after it (the target, which may be left unset or must name that shard).
+     */
+    public Builder ringLeave(String shard) {
+      this.ringLeave = nonEmpty("ringLeave", shard);
+      return this;
+    }
+
+    /** Moves these entries of a directory keyspace (1 to {@value MoveSpec#MAX_ENTRIES}, all of one owner). */
+    public Builder entries(List<String> keys) {
+      if (keys == null || keys.isEmpty() || keys.size() > MAX_ENTRIES) {
+        throw new IllegalArgumentException("entries: 1 to " + MAX_ENTRIES + " keys, got "
+            + (keys == null ? 0 : keys.size()));
+      }
+      for (int i = 0; i < keys.size(); i++) {
+        nonEmpty("entries[" + i + "]", keys.get(i));
+      }
+      this.entries = List.copyOf(keys);
       return this;
     }
 

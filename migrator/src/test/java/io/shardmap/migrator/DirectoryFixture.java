@@ -88,6 +88,23 @@ public final class DirectoryFixture implements AutoCloseable {
     }
   }
 
+  /**
+   * Creates a keyspace with {@code req} (any strategy) and {@code table} (key column id of SQL type
+   * {@code keyType}, v bigint, payload text) on s1 and s2, empty.
+   */
+  public void keyspace(CreateKeyspaceRequest req, String table, String keyType) throws SQLException {
+    admin.createKeyspace(req);
+    tables.add(table);
+    for (int i = 0; i < 2; i++) {
+      exec(pg.shard(i), "CREATE TABLE " + table + " (id " + keyType + " PRIMARY KEY, v bigint NOT NULL, payload text)");
+    }
+  }
+
+  /** The directory server's admin API. */
+  public ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin() {
+    return admin;
+  }
+
   public MigratorOptions.Builder migratorOptions() {
     return MigratorOptions.builder().etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix)
         .pgUser(pg.shard(0).user()).pgPassword(pg.shard(0).password()).leaseTtl(Duration.ofSeconds(2))

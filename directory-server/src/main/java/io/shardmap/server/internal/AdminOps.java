@@ -575,8 +575,7 @@ public final class AdminOps {
     if (markers == null) {
       out.setMovingUnknown(true);
     } else {
-      markers.ids().forEach((key, id) -> out.addMoving(MovingRange.newBuilder()
-          .setRange(markedRange(k, key.substring(keys.movingPrefix(ks).length()))).setMigrationId(id)));
+      markers.ids().forEach((key, id) -> out.addMoving(moving(k, key.substring(keys.movingPrefix(ks).length()), id)));
     }
     Map<String, double[]> shares = new TreeMap<>();
     switch (k.strategy()) {
@@ -620,6 +619,30 @@ public final class AdminOps {
     shares.forEach((s, v) -> out.addShares(ShardShare.newBuilder().setShard(s).setFraction(v[0])
         .setEntries((long) v[1])));
     return out.build();
+  }
+
+  /**
+   * What a marker marks: a range (its key suffix is the hex of the range's start), or a bucket, the ring or a
+   * directory entry (suffix {@code bucket/N}, {@code ring}, {@code entry/HEX}; see StoreLayout), whose
+   * migration the marker's value names.
+   */
+  private MovingRange moving(KeyspaceMap k, String suffix, String id) {
+    MovingRange.Builder b = MovingRange.newBuilder().setMigrationId(id);
+    if (suffix.startsWith("bucket/")) {
+      return b.setUnit("bucket " + suffix.substring(7)).build();
+    }
+    if (suffix.equals("ring")) {
+      return b.setUnit("ring node (migration " + id + ")").build();
+    }
+    if (suffix.startsWith("entry/")) {
+      String hex = suffix.substring(6);
+      try {
+        return b.setUnit("entry " + Keys.describe(k.keyType(), Keys.fromHex(hex))).build();
+      } catch (IllegalArgumentException e) {
+        return b.setUnit("entry 0x" + hex).build();
+      }
+    }
+    return b.setRange(markedRange(k, suffix)).build();
   }
 
   /** The range of the map that starts where a marker says, or the empty range at that key if none does. */
@@ -697,7 +720,8 @@ public final class AdminOps {
         String quoted = "'" + String.join("', '", ids) + "'";
         String cancel = "migrator cancel " + String.join("; migrator cancel ", ids);
         throw ShardmapException.precondition("name: keyspace '" + ks + "' has " + m.ids().size()
-            + (m.ids().size() == 1 ? " range" : " ranges") + " being moved by "
+            + (m.ids().size() == 1 ? " range (or bucket, ring node, entry)" : " ranges (or buckets, ring nodes, entries)")
+            + " being moved by "
             + (ids.size() == 1 ? "migration " : "migrations ") + quoted + "; wait for "
             + (ids.size() == 1 ? "it" : "them") + " or cancel " + (ids.size() == 1 ? "it" : "them")
             + " (" + cancel + ")");
@@ -752,6 +776,36 @@ public final class AdminOps {
       throw ShardmapException.precondition(field + ": " + range.format(k.keyType()) + " of keyspace '"
           + k.name() + "' is being moved by migration '" + id + "'; wait for it or cancel it (migrator cancel "
           + id + ")");
+    }
+  }
+
+  /**
+   * Refuses a change of a whole layout (ReshardHash) while any unit of the keyspace moves. The plan must
+   * also compare {@link #unmarkedSince}: a marker written after this read then fails the transaction, whose
+   * re-plan reads the marker here and refuses.
+   */
+  private static void refuseIfAnyMoving(Markers m, String field, String ks) {
+    if (!m.ids().isEmpty()) {
+      Set<String> ids = new java.util.TreeSet<>(m.ids().values());
+      throw ShardmapException.precondition(field + ": keyspace '" + ks + "' has units being moved by migration"
+          + (ids.size() == 1 ? " '" : "s '") + String.join("', '", ids) + "'; wait for them or cancel them");
+    }
+  }
+
+  /**
+   * "No marker of {@code ks} was written since the read {@code m}": every marker transaction rewrites the
+   * moving guard (see {@link #dropKeyspace} for why one compare on it is enough).
+   */
+  private Compare unmarkedSince(String ks, Markers m) {
+    return new Compare(keys.movingGuard(ks), Compare.Target.MOD_REVISION, Compare.Op.LESS, m.revision() + 1);
+  }
+
+  /** Refuses a change of a marked bucket, ring or entry (marker key {@code marker}). */
+  private static void refuseIfMarked(Markers m, String marker, String field, String what, String ks) {
+    String id = m.ids().get(marker);
+    if (id != null) {
+      throw ShardmapException.precondition(field + ": " + what + " of keyspace '" + ks + "' is being moved by "
+          + "migration '" + id + "'; wait for it or cancel it (migrator cancel " + id + ")");
     }
   }
 
@@ -898,6 +952,8 @@ public final class AdminOps {
       }
       String target = registered(snap, "shard", req.getShard());
       BucketAssignment b = h.getBuckets(req.getBucket());
+      String marker = keys.movingBucket(k.name(), req.getBucket());
+      refuseIfMarked(markers(k.name()), marker, "bucket", "bucket " + req.getBucket(), k.name());
       if (req.getExpectedEpoch() != 0 && req.getExpectedEpoch() != b.getEpoch()) {
         throw ShardmapException.precondition("expected_epoch: bucket " + req.getBucket() + " is at epoch "
             + b.getEpoch() + ", not " + req.getExpectedEpoch());
@@ -908,7 +964,8 @@ public final class AdminOps {
       }
       BucketAssignment nb = BucketAssignment.newBuilder().setShard(target).setEpoch(b.getEpoch() + 1).build();
       HashLayout next = h.toBuilder().setBuckets(req.getBucket(), nb).build();
-      Txn.Builder txn = layoutTxn(k, next);
+      // Race-free like a range's: the migrator's marker transaction compares the layout's mod revision.
+      Txn.Builder txn = layoutTxn(k, next).compare(Compare.absent(marker));
       guardOwners(txn, Set.of(target));
       return new Plan<>(txn.build(), rev -> ReassignBucketResponse.newBuilder().setBucket(nb)
           .setRevision(rev).build());
@@ -919,6 +976,8 @@ public final class AdminOps {
     return execute("ReshardHash", snap -> {
       KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_HASH);
       HashLayout h = k.hash().layout();
+      Markers marked = markers(k.name());
+      refuseIfAnyMoving(marked, "buckets", k.name());
       int n = req.getBucketsCount();
       if (n == 0 || n > HashTable.MAX_BUCKETS) {
         throw ShardmapException.invalid("buckets", "1 to " + HashTable.MAX_BUCKETS + " buckets, got " + n);
@@ -945,7 +1004,7 @@ public final class AdminOps {
       }
       double moved = HashTable.movedFraction(before, after);
       HashLayout layout = next.build();
-      Txn.Builder txn = layoutTxn(k, layout);
+      Txn.Builder txn = layoutTxn(k, layout).compare(unmarkedSince(k.name(), marked));
       guardOwners(txn, owners);
       return new Plan<>(txn.build(), rev -> ReshardHashResponse.newBuilder().setHash(layout)
           .setMovedFraction(moved).setRevision(rev).build());
@@ -956,6 +1015,7 @@ public final class AdminOps {
     return execute("AddRingNodes", snap -> {
       KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
       String target = registered(snap, "shard", req.getShard());
+      refuseIfMarked(markers(k.name()), keys.movingRing(k.name()), "keyspace", "a ring node", k.name());
       int count = req.getVnodes() == 0 ? k.spec().getDefaultVnodes() : req.getVnodes();
       if (count < 1 || count > Ring.MAX_VNODES_PER_SHARD) {
         throw ShardmapException.invalid("vnodes", "must be 1-" + Ring.MAX_VNODES_PER_SHARD + ", got " + count);
@@ -964,7 +1024,7 @@ public final class AdminOps {
       RingLayout layout = before.withAddedNodes(target, count);
       Ring after = Ring.of(layout, 0);
       double moved = Ring.movedFraction(before, after);
-      Txn.Builder txn = layoutTxn(k, layout);
+      Txn.Builder txn = layoutTxn(k, layout).compare(Compare.absent(keys.movingRing(k.name())));
       guardOwners(txn, Set.of(target));
       return new Plan<>(txn.build(), rev -> AddRingNodesResponse.newBuilder().setRing(layout)
           .setMovedFraction(moved).setRevision(rev).build());
@@ -975,13 +1035,14 @@ public final class AdminOps {
     return execute("RemoveRingNodes", snap -> {
       KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
       Names.shard("shard", req.getShard());
+      refuseIfMarked(markers(k.name()), keys.movingRing(k.name()), "keyspace", "a ring node", k.name());
       if (req.getVnodes() < 0) {
         throw ShardmapException.invalid("vnodes", "must be 0 (all) or a positive count, got " + req.getVnodes());
       }
       Ring before = k.ring();
       RingLayout layout = before.withRemovedNodes(req.getShard(), req.getVnodes());
       double moved = Ring.movedFraction(before, Ring.of(layout, 0));
-      Txn txn = layoutTxn(k, layout).build();
+      Txn txn = layoutTxn(k, layout).compare(Compare.absent(keys.movingRing(k.name()))).build();
       return new Plan<>(txn, rev -> RemoveRingNodesResponse.newBuilder().setRing(layout)
           .setMovedFraction(moved).setRevision(rev).build());
     });
@@ -999,10 +1060,14 @@ public final class AdminOps {
       KeyType type = k.keyType();
       DirectoryTable d = k.directory();
       Route fallback = d.fallback();
+      // Entries being moved by the migrator are refused; one compare on the moving guard (not one per key,
+      // which would not fit etcd's limit with a full batch) makes that race-free.
+      Markers marked = markers(k.name());
       Txn.Builder txn = Txn.builder()
           .compare(Compare.modRevision(keys.spec(k.name()), k.specRevision()))
           // New entries take their epoch from the fallback's, so the fallback must not move meanwhile.
-          .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()));
+          .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()))
+          .compare(unmarkedSince(k.name(), marked));
       Set<String> owners = new LinkedHashSet<>();
       Map<String, Integer> seen = new HashMap<>();
       List<DirectoryEntry> written = new ArrayList<>();
@@ -1014,6 +1079,8 @@ public final class AdminOps {
         if (dup != null) {
           throw ShardmapException.invalid(field + ".key", "the same key as entries[" + dup + "]");
         }
+        refuseIfMarked(marked, keys.movingEntry(k.name(), key), field + ".key", "entry "
+            + Keys.describe(type, key), k.name());
         String shard = registered(snap, field + ".shard", e.getShard());
         owners.add(shard);
         Route old = d.entry(key);
@@ -1047,9 +1114,11 @@ public final class AdminOps {
         throw ShardmapException.invalid("keys", "1 to " + MAX_DIRECTORY_BATCH + " keys per call, got " + n);
       }
       DirectoryTable d = k.directory();
+      Markers marked = markers(k.name());
       Txn.Builder txn = Txn.builder()
           .compare(Compare.modRevision(keys.spec(k.name()), k.specRevision()))
-          .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()));
+          .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()))
+          .compare(unmarkedSince(k.name(), marked));
       int deleted = 0;
       long maxEpoch = 0;
       Set<String> seen = new HashSet<>();
@@ -1058,6 +1127,8 @@ public final class AdminOps {
         if (!seen.add(Keys.hex(key))) {
           continue;
         }
+        refuseIfMarked(marked, keys.movingEntry(k.name(), key), "keys[" + i + "]", "entry "
+            + Keys.describe(k.keyType(), key), k.name());
         Route old = d.entry(key);
         if (old == null) {
           txn.compare(Compare.absent(keys.entry(k.name(), key)));

@@ -37,6 +37,9 @@ import java.util.function.Function;
  * {root}/keyspaces/{ks}/ranges/{hex start}   RangeAssignment (STRATEGY_RANGE; the first range's key ends in "/")
  * {root}/keyspaces/{ks}/entries/{hex key}    DirectoryEntry (STRATEGY_DIRECTORY)
  * {root}/keyspaces/{ks}/moving/{hex start}   UTF-8 migration id; the range starting there is being moved
+ * {root}/keyspaces/{ks}/moving/bucket/{b}    UTF-8 migration id; hash bucket b is being moved
+ * {root}/keyspaces/{ks}/moving/ring          UTF-8 migration id; a ring node is joining or leaving
+ * {root}/keyspaces/{ks}/moving/entry/{hex}   UTF-8 migration id; the directory entry is being moved
  * {root}/keyspaces/{ks}/moving-guard        empty; rewritten by every transaction that writes a moving marker
  * {root}/migrations/{id}                     Migration (the migrator's persisted state machine)
  * {root}/migration-owners/{id}               UTF-8 worker name, under the driving worker's lease
@@ -96,6 +99,21 @@ public final class StoreLayout {
   /** The marker of a range being moved (its value is the migration id); see docs/migrator-design.md. */
   public String moving(String ks, byte[] rangeStart) {
     return movingPrefix(ks) + Keys.hex(rangeStart);
+  }
+
+  /** The marker of a hash bucket being moved. ('/' is no hex digit: no range marker looks like it.) */
+  public String movingBucket(String ks, int bucket) {
+    return movingPrefix(ks) + "bucket/" + bucket;
+  }
+
+  /** The marker of a ring node joining or leaving: one key, so one such move per keyspace at a time. */
+  public String movingRing(String ks) {
+    return movingPrefix(ks) + "ring";
+  }
+
+  /** The marker of a directory entry being moved. */
+  public String movingEntry(String ks, byte[] canonicalKey) {
+    return movingPrefix(ks) + "entry/" + Keys.hex(canonicalKey);
   }
 
   public String movingPrefix(String ks) {

@@ -11,11 +11,15 @@ import picocli.CommandLine.Parameters;
 @Command(
     name = "move",
     description = {
-      "Move a key range to another shard while applications keep writing.",
+      "Move a key range (or a hash bucket, a ring node's arc, directory entries) to another shard while",
+      "applications keep writing.",
       "Plans the move of RANGE of KEYSPACE to SHARD (every check happens here, before anything is written),",
       "then drives it here to the end, showing progress on stderr. With --detach it is only recorded",
       "(state planned) for a 'migrator worker' to run, and its id is printed.",
       "RANGE is start..end, half-open, either side may be empty: 5000..25000, ..0, 1000..",
+      "Other keyspaces name their unit instead of RANGE: --bucket N (hash), --ring-join (the target's next",
+      "virtual node joins the ring), --ring-leave SHARD (its last node leaves; --to may be left out), or",
+      "--entries KEY,KEY,... (directory, up to 50 entries of one shard).",
       "Ctrl-C (SIGINT) or SIGTERM stops after the current step and hands the migration back; 'resume' goes on."
     },
     footer = {
@@ -26,14 +30,29 @@ import picocli.CommandLine.Parameters;
       "7 ABORTED (held by another worker, or concurrent changes); 130/143 stopped by SIGINT/SIGTERM; 1 else."
     })
 final class MoveCommand extends Cmd {
-  @Parameters(index = "0", paramLabel = "KEYSPACE", description = "A range keyspace.")
+  @Parameters(index = "0", paramLabel = "KEYSPACE", description = "The keyspace.")
   String keyspace;
 
-  @Parameters(index = "1", paramLabel = "RANGE",
-      description = "start..end: one range of the map, or any range with --split.")
+  @Parameters(index = "1", paramLabel = "RANGE", arity = "0..1",
+      description = "start..end: one range of the map, or any range with --split (range keyspaces).")
   String range;
 
-  @Option(names = "--to", required = true, paramLabel = "SHARD", description = "The target shard.")
+  @Option(names = "--bucket", paramLabel = "N", description = "Move hash bucket N (hash keyspaces).")
+  Integer bucket;
+
+  @Option(names = "--ring-join", description = "The target's next virtual node joins the ring and takes its "
+      + "arc from the node after it (consistent-hash keyspaces).")
+  boolean ringJoin;
+
+  @Option(names = "--ring-leave", paramLabel = "SHARD", description = "SHARD's last virtual node leaves the ring; "
+      + "its arc moves to the node after it (consistent-hash keyspaces).")
+  String ringLeave;
+
+  @Option(names = "--entries", paramLabel = "KEY", split = ",",
+      description = "Move these directory entries: 42, 'name', 0x00ff (directory keyspaces; all of one shard).")
+  java.util.List<String> entries;
+
+  @Option(names = "--to", paramLabel = "SHARD", description = "The target shard (required but with --ring-leave).")
   String target;
 
   @Option(names = "--id", paramLabel = "ID",
@@ -98,8 +117,24 @@ final class MoveCommand extends Cmd {
   private MoveSpec spec() {
     MoveSpec.Builder b = MoveSpec.builder();
     set("KEYSPACE", () -> b.keyspace(keyspace));
-    set("RANGE", () -> b.range(range));
-    set("--to", () -> b.target(target));
+    if (range != null) {
+      set("RANGE", () -> b.range(range));
+    }
+    if (bucket != null) {
+      set("--bucket", () -> b.bucket(bucket));
+    }
+    if (ringJoin) {
+      b.ringJoin();
+    }
+    if (ringLeave != null) {
+      set("--ring-leave", () -> b.ringLeave(ringLeave));
+    }
+    if (entries != null) {
+      set("--entries", () -> b.entries(entries));
+    }
+    if (target != null) {
+      set("--to", () -> b.target(target));
+    }
     if (id != null) {
       set("--id", () -> b.id(id));
     }
@@ -132,7 +167,19 @@ final class MoveCommand extends Cmd {
       set("--max-cutover-attempts", () -> b.maxCutoverAttempts(maxCutoverAttempts));
     }
     b.createMissingTables(!noCreateTables);
-    return b.build();
+    int units = (range != null ? 1 : 0) + (bucket != null ? 1 : 0) + (ringJoin ? 1 : 0) + (ringLeave != null ? 1 : 0)
+        + (entries != null ? 1 : 0);
+    if (units != 1) {
+      throw usage("give exactly one of RANGE, --bucket, --ring-join, --ring-leave and --entries");
+    }
+    if (target == null && ringLeave == null) {
+      throw usage("--to SHARD is required (but with --ring-leave)");
+    }
+    try {
+      return b.build();
+    } catch (IllegalArgumentException e) {
+      throw usage(e.getMessage());
+    }
   }
 
   /**

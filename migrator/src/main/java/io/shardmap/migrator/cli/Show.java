@@ -29,6 +29,9 @@ final class Show {
 
   /** The range in the syntax {@code move} reads, e.g. {@code 5000..25000}, {@code ..0}. */
   static String range(Migration m) {
+    if (m.hasUnit()) {
+      return io.shardmap.migrator.internal.MoveUnits.describe(m);
+    }
     try {
       return KeyRange.fromProto(m.getKeyType(), m.getRange(), "range").format(m.getKeyType());
     } catch (RuntimeException e) {

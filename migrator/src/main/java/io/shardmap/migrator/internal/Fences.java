@@ -25,6 +25,10 @@ import java.util.Set;
  * and functions from the latest catalog, but a query inside a trigger of a REPEATABLE READ transaction
  * sees that transaction's snapshot, which may predate the fence. Catalog changes are seen by everyone.
  *
+ * <p>A fence of an INT64 range is stored as its bounds ({@code lo}, {@code hi}), so that a range moving back
+ * can lift part of it ({@link #unfenceRange}); a fence of any other unit ({@link MoveUnit}) as its SQL
+ * condition on NEW and OLD ({@code cond_new}, {@code cond_old}), lifted only as a whole.
+ *
  * <p>A fence is installed in one transaction that first locks every fenced table in SHARE ROW EXCLUSIVE
  * mode, under {@code lock_timeout}: the lock waits for every transaction that has written one of the
  * tables and blocks new writers until the fence commits, so when {@link #fence} returns true no write to
@@ -54,17 +58,21 @@ public final class Fences {
         }
         s.execute("LOCK TABLE " + String.join(", ", tables) + " IN SHARE ROW EXCLUSIVE MODE");
         try (PreparedStatement ps = c.prepareStatement("INSERT INTO shardmap.fences (tbl, migration, key_column, lo, hi, "
-            + "keyspace, epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, migration) DO UPDATE SET "
-            + "key_column = EXCLUDED.key_column, lo = EXCLUDED.lo, hi = EXCLUDED.hi, keyspace = EXCLUDED.keyspace, "
-            + "epoch = EXCLUDED.epoch")) {
+            + "keyspace, epoch, cond_new, cond_old) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, migration) "
+            + "DO UPDATE SET key_column = EXCLUDED.key_column, lo = EXCLUDED.lo, hi = EXCLUDED.hi, "
+            + "keyspace = EXCLUDED.keyspace, epoch = EXCLUDED.epoch, cond_new = EXCLUDED.cond_new, "
+            + "cond_old = EXCLUDED.cond_old")) {
           for (RangeTableMove m : moves) {
+            MoveUnit.Range r = m.int64Range();
             ps.setString(1, m.table());
             ps.setString(2, m.id());
             ps.setString(3, m.keyColumn());
-            ps.setObject(4, m.lo(), java.sql.Types.BIGINT);
-            ps.setObject(5, m.hi(), java.sql.Types.BIGINT);
+            ps.setObject(4, r == null ? null : r.lo(), java.sql.Types.BIGINT);
+            ps.setObject(5, r == null ? null : r.hi(), java.sql.Types.BIGINT);
             ps.setString(6, m.keyspace());
             ps.setLong(7, fencedEpoch);
+            ps.setString(8, r == null ? m.inRange("NEW." + ident(m.keyColumn())) : null);
+            ps.setString(9, r == null ? m.inRange("OLD." + ident(m.keyColumn())) : null);
             ps.addBatch();
           }
           ps.executeBatch();
@@ -121,10 +129,14 @@ public final class Fences {
    */
   public static boolean prepareUnfenceRange(Connection c, List<String> tables, Long lo, Long hi, Duration lockWait)
       throws SQLException {
+    return prepare(c, lockWait, s -> unfenceRange(c, s, tables, lo, hi));
+  }
+
+  private static boolean prepare(Connection c, Duration lockWait, RangeTableMove.SqlBody work) throws SQLException {
     c.setAutoCommit(false);
     try (Statement s = c.createStatement()) {
       s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, lockWait.toMillis()) + "ms"));
-      unfenceRange(c, s, tables, lo, hi);
+      work.run(s);
       return true;
     } catch (SQLException | RuntimeException e) {
       c.rollback();
@@ -142,7 +154,7 @@ public final class Fences {
       serialize(c, t);
       List<Object[]> rows = new ArrayList<>();
       try (PreparedStatement ps = c.prepareStatement("SELECT migration, key_column, lo, hi, keyspace, epoch "
-          + "FROM shardmap.fences WHERE tbl = ?")) {
+          + "FROM shardmap.fences WHERE tbl = ? AND cond_new IS NULL")) {
         ps.setString(1, t);
         try (ResultSet rs = ps.executeQuery()) {
           while (rs.next()) {
@@ -202,6 +214,48 @@ public final class Fences {
     s.execute("SELECT set_config(" + literal(RangeTableMove.BYPASS_SETTING) + ", txid_current()::text, true)");
   }
 
+  /**
+   * Lifts the fences of this shard on the units of {@code moves} (all of one migration), which are moving
+   * (back) to this shard: for an INT64 range, every fence on keys in it ({@link #unfenceRange}); for any
+   * other unit, fences of exactly that unit. Idempotent.
+   */
+  public static void unfenceMoved(Connection c, List<RangeTableMove> moves) throws SQLException {
+    RangeTableMove.ddl(c, s -> unfenceMoved(c, s, moves));
+  }
+
+  /**
+   * {@link #unfenceMoved} in a transaction left open, as {@link #prepareUnfenceRange} does for a range:
+   * it takes effect when the caller commits {@code c}. False, rolled back, when the locks did not come
+   * within {@code lockWait}.
+   */
+  public static boolean prepareUnfenceMoved(Connection c, List<RangeTableMove> moves, Duration lockWait)
+      throws SQLException {
+    return prepare(c, lockWait, s -> unfenceMoved(c, s, moves));
+  }
+
+  private static void unfenceMoved(Connection c, Statement s, List<RangeTableMove> moves) throws SQLException {
+    MoveUnit.Range r = moves.get(0).int64Range();
+    if (r != null) {
+      List<String> tables = new ArrayList<>();
+      moves.forEach(m -> tables.add(m.table()));
+      unfenceRange(c, s, tables, r.lo(), r.hi());
+      return;
+    }
+    ensureSchema(s);
+    for (RangeTableMove m : moves) {
+      serialize(c, m.table());
+      int removed;
+      try (PreparedStatement ps = c.prepareStatement("DELETE FROM shardmap.fences WHERE tbl = ? AND cond_new = ?")) {
+        ps.setString(1, m.table());
+        ps.setString(2, m.inRange("NEW." + ident(m.keyColumn())));
+        removed = ps.executeUpdate();
+      }
+      if (removed > 0) {
+        regenerate(c, s, m.table());
+      }
+    }
+  }
+
   /** True when [alo, ahi) and [blo, bhi) share a key (null = unbounded). */
   static boolean overlaps(Long alo, Long ahi, Long blo, Long bhi) {
     boolean aBeforeB = ahi != null && blo != null && ahi <= blo;
@@ -241,11 +295,31 @@ public final class Fences {
     return out;
   }
 
+  /**
+   * Creates schema {@code shardmap} and the fences table if missing, one session at a time (see
+   * {@link RangeTableMove#serialized}); later {@code IF NOT EXISTS} inside transactions then find them.
+   */
+  public static void ensureSchema(Connection c) throws SQLException {
+    RangeTableMove.serialized(c, "schema", () -> {
+      RangeTableMove.inTransaction(c, Fences::ensureSchema);
+      return null;
+    });
+  }
+
   static void ensureSchema(Statement s) throws SQLException {
     s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
     s.execute("CREATE TABLE IF NOT EXISTS shardmap.fences (tbl text NOT NULL, migration text NOT NULL, "
         + "key_column text NOT NULL, lo bigint, hi bigint, keyspace text NOT NULL, epoch bigint NOT NULL, "
         + "PRIMARY KEY (tbl, migration))");
+    // Fences of units other than INT64 ranges (added after the first release: shards fenced by it lack them).
+    try (ResultSet rs = s.executeQuery("SELECT count(*) FROM pg_attribute WHERE attrelid = 'shardmap.fences'::regclass "
+        + "AND attname IN ('cond_new', 'cond_old') AND NOT attisdropped")) {
+      rs.next();
+      if (rs.getInt(1) == 2) {
+        return;
+      }
+    }
+    s.execute("ALTER TABLE shardmap.fences ADD COLUMN IF NOT EXISTS cond_new text, ADD COLUMN IF NOT EXISTS cond_old text");
   }
 
   private static String functionName(String table) {
@@ -256,16 +330,19 @@ public final class Fences {
   /** Rewrites the table's fence function from its rows and makes sure the trigger calls it. */
   private static void regenerate(Connection c, Statement s, String table) throws SQLException {
     StringBuilder body = new StringBuilder();
-    try (PreparedStatement ps = c.prepareStatement("SELECT key_column, lo, hi, keyspace, epoch FROM shardmap.fences "
-        + "WHERE tbl = ? ORDER BY lo NULLS FIRST")) {
+    try (PreparedStatement ps = c.prepareStatement("SELECT key_column, lo, hi, keyspace, epoch, cond_new, cond_old "
+        + "FROM shardmap.fences WHERE tbl = ? ORDER BY lo NULLS FIRST, migration")) {
       ps.setString(1, table);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           String k = ident(rs.getString(1));
           Long lo = (Long) rs.getObject(2);
           Long hi = (Long) rs.getObject(3);
-          body.append(" IF (TG_OP <> 'DELETE' AND ").append(RangeTableMove.inRange("NEW." + k, lo, hi))
-              .append(") OR (TG_OP <> 'INSERT' AND ").append(RangeTableMove.inRange("OLD." + k, lo, hi))
+          String condNew = rs.getString(6);
+          body.append(" IF (TG_OP <> 'DELETE' AND ")
+              .append(condNew != null ? condNew : RangeTableMove.inRange("NEW." + k, lo, hi))
+              .append(") OR (TG_OP <> 'INSERT' AND ")
+              .append(condNew != null ? rs.getString(7) : RangeTableMove.inRange("OLD." + k, lo, hi))
               .append(") THEN RAISE EXCEPTION USING ERRCODE = ").append(literal(StaleRoute.SQLSTATE))
               .append(", MESSAGE = ").append(literal(StaleRoute.message(rs.getString(4), rs.getLong(5))))
               .append("; END IF;");

@@ -63,8 +63,6 @@ public final class MoveDriver {
 
   private MigrationStore.Versioned v;
   private List<RangeTableMove> moves;
-  private Long lo;
-  private Long hi;
 
   /**
    * @param stop asked at every step boundary (and in cleanup's waits): once true, the drive returns the
@@ -92,11 +90,9 @@ public final class MoveDriver {
   public Migration drive() throws SQLException {
     v = ms.require(own.id());
     Migration m = v.migration();
-    moves = tableMoves(m);
-    // Every table moves the same range (the planner refuses a keyspace without tables).
-    lo = moves.get(0).lo();
-    hi = moves.get(0).hi();
     try (Connection src = pg.open("source", m.getSource()); Connection dst = pg.open("target", m.getTarget())) {
+      // Every table moves the same unit (the planner refuses a keyspace without tables).
+      moves = tableMoves(m, src);
       lockSource(src);
       while (!States.terminal(v.migration().getState())) {
         if (stop.getAsBoolean()) {
@@ -124,14 +120,19 @@ public final class MoveDriver {
     }
   }
 
-  /** The data path of each sharded table of a migration (INT64 ranges). */
-  public static List<RangeTableMove> tableMoves(Migration m) {
-    KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
-    Long lo = range.unboundedBelow() ? null : Keys.decodeInt64(range.start());
-    Long hi = range.unboundedAbove() ? null : Keys.decodeInt64(range.end());
+  /**
+   * The data path of each sharded table of a migration. The key columns' kinds (integer, text, bytea) are
+   * read from {@code source} for BYTES keyspaces.
+   */
+  public static List<RangeTableMove> tableMoves(Migration m, Connection source) throws SQLException {
+    MoveUnit unit = MoveUnits.of(m);
     List<RangeTableMove> out = new ArrayList<>();
     for (ShardedTable t : m.getTablesList()) {
-      out.add(new RangeTableMove(m.getId(), m.getKeyspace(), t.getName(), t.getKeyColumn(), lo, hi));
+      KeyKind kind = KeyKind.INT64;
+      if (m.getKeyType() != io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64) {
+        kind = Tables.keyKind(source, m.getKeyType(), t.getName(), t.getKeyColumn(), m.getSource());
+      }
+      out.add(new RangeTableMove(m.getId(), m.getKeyspace(), t.getName(), t.getKeyColumn(), kind, unit));
     }
     return out;
   }
@@ -186,6 +187,8 @@ public final class MoveDriver {
   private void prepare(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     Migration.Builder next = m.toBuilder();
+    Fences.ensureSchema(src);
+    Fences.ensureSchema(dst);
     for (RangeTableMove t : moves) {
       List<Tables.Column> s = Tables.columns(src, t.table());
       if (s == null) {
@@ -193,6 +196,7 @@ public final class MoveDriver {
             + m.getSource() + "'");
       }
       if (Tables.columns(dst, t.table()) == null && m.getOptions().getCreateMissingTables()) {
+        // Only a table this migration created is its to drop on cancel (another may be filling it).
         if (Tables.createIfMissing(src, dst, t.table()) && !next.getCreatedTablesList().contains(t.table())) {
           next.addCreatedTables(t.table());
         }
@@ -203,6 +207,10 @@ public final class MoveDriver {
             + m.getTarget() + "'");
       }
       Tables.requireSameColumns(t.table(), m.getSource(), s, m.getTarget(), d);
+      if (t.unit().needsRouting()) {
+        SqlRouting.install(src);
+        SqlRouting.install(dst);
+      }
       t.installCapture(src);
     }
     faults.accept("preparing:captured");
@@ -217,7 +225,7 @@ public final class MoveDriver {
       update(m.toBuilder().setState(MigrationState.MIGRATION_STATE_CATCHING_UP));
       return;
     }
-    Long after = m.getCopyAfter().isEmpty() ? null : Keys.decodeInt64(m.getCopyAfter().toByteArray());
+    byte[] after = m.getCopyAfter().isEmpty() ? null : m.getCopyAfter().toByteArray();
     RangeTableMove.CopiedChunk c = moves.get(t).copyChunk(src, dst, after, m.getOptions().getChunkRows());
     faults.accept("copying:chunk");
     Migration.Builder next = m.toBuilder().setRowsCopied(m.getRowsCopied() + c.rows())
@@ -228,7 +236,7 @@ public final class MoveDriver {
         next.setState(MigrationState.MIGRATION_STATE_CATCHING_UP);
       }
     } else {
-      next.setCopyAfter(ByteString.copyFrom(Keys.encodeInt64(c.last())));
+      next.setCopyAfter(ByteString.copyFrom(c.last()));
     }
     update(next);
   }
@@ -277,7 +285,7 @@ public final class MoveDriver {
     }
     // Keep the lag small while verifying: a chunk differs less often, and cutover starts closer.
     long replayed = replayAll(src, dst);
-    Long after = m.getVerifyAfter().isEmpty() ? null : Keys.decodeInt64(m.getVerifyAfter().toByteArray());
+    byte[] after = m.getVerifyAfter().isEmpty() ? null : m.getVerifyAfter().toByteArray();
     RangeTableMove.VerifiedChunk c = moves.get(t).verifyChunk(src, dst, after, m.getOptions().getChunkRows());
     faults.accept("verifying:chunk");
     Migration.Builder next = m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed)
@@ -290,7 +298,7 @@ public final class MoveDriver {
         next.setState(MigrationState.MIGRATION_STATE_CUTTING_OVER);
       }
     } else {
-      next.setVerifyAfter(ByteString.copyFrom(Keys.encodeInt64(c.last())));
+      next.setVerifyAfter(ByteString.copyFrom(c.last()));
     }
     update(next);
   }
@@ -342,7 +350,7 @@ public final class MoveDriver {
       return;
     }
     faults.accept("cutting-over:caught-up");
-    if (!Fences.prepareUnfenceRange(lift, tableNames(), lo, hi, Duration.ofMillis(budgetMs))) {
+    if (!Fences.prepareUnfenceMoved(lift, moves, Duration.ofMillis(budgetMs))) {
       missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
           "cutover deferred: the target's fence rows did not come within the " + budgetMs + " ms pause budget "
               + "(another migration is changing its fences)");
@@ -364,27 +372,36 @@ public final class MoveDriver {
     }
     faults.accept("cutting-over:drained");
     StoreLayout keys = ms.keys();
-    KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
-    Route moved = new Route(m.getTarget(), m.getRangeEpoch() + 1, range, 0);
     long now = clock.millis();
     long pauseMs = (System.nanoTime() - fenceStart) / 1_000_000;
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CLEANING_UP)
         .setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(0).setCutoverAttempts(m.getCutoverAttempts() + 1)
         .setPauseMs(pauseMs).setCutoverUnixMs(now).setUpdatedUnixMs(now).setLastError("").build();
-    Txn.Builder txn = ms.ownedTxn(v, own)
-        .compare(Compare.modRevision(keys.range(m.getKeyspace(), range.start()), m.getRangeModRevision()))
-        .compare(Compare.modRevision(keys.spec(m.getKeyspace()), m.getSpecModRevision()))
-        .compare(Compare.present(keys.shard(m.getTarget())))
-        .put(keys.range(m.getKeyspace(), range.start()), KeyspaceMap.toProto(m.getKeyType(), moved).toByteArray())
-        .put(keys.shardRef(m.getTarget()), new byte[0])
-        .delete(keys.moving(m.getKeyspace(), range.start()))
-        .put(keys.migration(m.getId()), next.toByteArray());
     TxnResult r;
-    try {
-      r = ms.commit("cutover of migration " + m.getId(), txn.build());
-    } catch (ShardmapException unknown) {
-      // The outcome is unknown. Keep the fence (writers wait, nothing is lost) until etcd tells which.
-      r = readBack(next, unknown);
+    String changed;
+    for (int attempt = 1; ; attempt++) {
+      Txn.Builder txn = ms.ownedTxn(v, own)
+          .compare(Compare.modRevision(keys.spec(m.getKeyspace()), m.getSpecModRevision()))
+          .compare(Compare.present(keys.shard(m.getTarget())));
+      changed = UnitRecords.handOver(ms, m, txn);
+      if (changed != null) {
+        r = new TxnResult(false, 0);
+        break;
+      }
+      txn.put(keys.shardRef(m.getTarget()), new byte[0]);
+      UnitRecords.markers(keys, m).forEach(txn::delete);
+      txn.put(keys.migration(m.getId()), next.toByteArray());
+      try {
+        r = ms.commit("cutover of migration " + m.getId(), txn.build());
+      } catch (ShardmapException unknown) {
+        // The outcome is unknown. Keep the fence (writers wait, nothing is lost) until etcd tells which.
+        r = readBack(next, unknown);
+      }
+      // A layout record is rewritten by other units' cutovers: unless our record changed, read it again.
+      if (r.succeeded() || !UnitRecords.inLayout(m) || attempt >= 16
+          || ms.require(m.getId()).modRevision() != v.modRevision()) {
+        break;
+      }
     }
     if (!r.succeeded()) {
       MigrationStore.Versioned current = ms.require(m.getId());
@@ -399,11 +416,11 @@ public final class MoveDriver {
         if (recordChanged) {
           update(current.migration().toBuilder().setLastError("a cutover attempt met a change of the record"));
         } else {
-          // The range, the spec or the target's registration changed since the move was planned (the admin
-          // API refuses such changes while the marker exists, so someone bypassed it): undo the move.
+          // The unit's records, the spec or the target's registration changed since the move was planned
+          // (the admin API refuses such changes while the marker exists, so someone bypassed it): undo it.
           update(current.migration().toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLING)
-              .setLastError("cutover refused by etcd: the range, the keyspace spec or the target's registration "
-                  + "changed since the move was planned"));
+              .setLastError("cutover refused: " + (changed != null ? changed : "the " + (m.hasUnit() ? "unit's records"
+                  : "range") + ", the keyspace spec or the target's registration changed since the move was planned")));
         }
         Fences.unfence(src, m.getId(), tableNames());
         return;
@@ -465,9 +482,9 @@ public final class MoveDriver {
 
   private void cleanUp(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
-    // The target owns the range: lift fences it kept from moving the range away earlier (the cutover
+    // The target owns the unit: lift fences it kept from moving the unit away earlier (the cutover
     // did, unless it crashed or failed between etcd's commit and the target's).
-    Fences.unfenceRange(dst, tableNames(), lo, hi);
+    Fences.unfenceMoved(dst, moves);
     for (RangeTableMove t : moves) {
       t.removeCapture(src);
     }
@@ -539,11 +556,12 @@ public final class MoveDriver {
     for (String created : m.getCreatedTablesList()) {
       Tables.dropIfEmpty(dst, created);
     }
-    KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
     long now = clock.millis();
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLED).setUpdatedUnixMs(now)
         .setFinishedUnixMs(now).build();
-    v = ms.commitOwned(v, own, ms.ownedTxn(v, own).delete(ms.keys().moving(m.getKeyspace(), range.start())), next);
+    Txn.Builder txn = ms.ownedTxn(v, own);
+    UnitRecords.markers(ms.keys(), m).forEach(txn::delete);
+    v = ms.commitOwned(v, own, txn, next);
   }
 
   private List<String> tableNames() {

@@ -8,8 +8,17 @@ import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.migrator.MoveSpec;
+import io.shardmap.core.Ring;
+import io.shardmap.proto.v1.BucketAssignment;
+import io.shardmap.proto.v1.DirectoryEntriesUnit;
+import io.shardmap.proto.v1.DirectoryEntry;
+import io.shardmap.proto.v1.HashBucketUnit;
+import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.MigrationUnit;
+import io.shardmap.proto.v1.RingLayout;
+import io.shardmap.proto.v1.RingNodeUnit;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
 import io.shardmap.proto.v1.RangeAssignment;
@@ -25,18 +34,21 @@ import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Clock;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * Validates a move against etcd and both shards and records it (state PLANNED) together with the
- * range's moving marker, in one etcd transaction. Every refusal happens before anything is written:
- * INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS or FAILED_PRECONDITION with a message naming the field.
+ * Validates a move against etcd and both shards and records it (state PLANNED) together with the unit's
+ * moving markers (a range's, a bucket's, the ring's, or each entry's), in one etcd transaction. Every
+ * refusal happens before anything is written: INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS or
+ * FAILED_PRECONDITION with a message naming the field.
  *
- * <p>The creating transaction compares the range record's and the keyspace spec's mod revisions and
- * rewrites the keyspace's moving guard: the directory server's split, merge and reassign rewrite the range
- * record and compare the marker's absence, and a drop compares the guard, so a marker and a concurrent
- * admin change of the same range can never both commit (docs/data-model.md, "Moving ranges").
+ * <p>The creating transaction compares the mod revisions of the keyspace spec and of the records the unit
+ * was read from (range record, layout, entries), compares the markers' absence and rewrites the keyspace's
+ * moving guard: the directory server's admin changes compare the absence of the markers of what they
+ * rewrite (or the guard), so a marker and a concurrent admin change of the same unit can never both commit
+ * (docs/data-model.md, "Moving ranges").
  */
 public final class Planner {
   private static final int MAX_ATTEMPTS = 16;
@@ -51,6 +63,10 @@ public final class Planner {
     this.clock = clock;
   }
 
+  /** What a plan of one unit found: its owner, target, epoch, records to compare and markers to write. */
+  private record Proposal(String source, String target, long epoch, long recordRevision, KeyRange range,
+                          MigrationUnit unit, List<Compare> compares, List<String> markers, List<byte[]> entries) {}
+
   public MigrationStore.Versioned plan(MoveSpec spec) {
     String id = spec.id() != null ? spec.id() : generatedId();
     if (ms.load(id).isPresent()) {
@@ -63,55 +79,47 @@ public final class Planner {
         throw ShardmapException.notFound("keyspace: no keyspace '" + spec.keyspace() + "'");
       }
       KeyspaceSpec ks = parse(specKv, KeyspaceSpec.parser());
-      if (ks.getStrategy() != Strategy.STRATEGY_RANGE) {
-        throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' uses " + ks.getStrategy()
-            + "; this version of the migrator moves ranges of STRATEGY_RANGE keyspaces");
-      }
-      if (ks.getKeyType() != KeyType.KEY_TYPE_INT64) {
-        throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' has " + ks.getKeyType()
-            + " keys; this version of the migrator moves INT64 keyspaces");
-      }
+      requireUnitFits(spec, ks);
       if (ks.getTablesCount() == 0) {
         throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' has no sharded tables, so there is no "
-            + "data to move; reassign the range with shardmapctl instead");
+            + "data to move; change the map with shardmapctl instead");
       }
-      KeyType type = ks.getKeyType();
-      KeyRange range = KeyRange.parse(type, spec.range(), "range");
-      if (spec.split() && (splitAt(ks, specKv.modRevision(), range.start()) | splitAt(ks, specKv.modRevision(), range.end()))) {
+      Proposal p = switch (ks.getStrategy()) {
+        case STRATEGY_RANGE -> range(spec, ks, specKv);
+        case STRATEGY_HASH -> bucket(spec, ks);
+        case STRATEGY_CONSISTENT_HASH -> ringNode(spec, ks);
+        case STRATEGY_DIRECTORY -> entries(spec, ks);
+        default -> throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' uses " + ks.getStrategy()
+            + ", whose units the migrator does not move (move its data yourself, then change the map)");
+      };
+      if (p == null) {
         continue; // a split changed the spec's ranges: read again
       }
-      KeyValue rangeKv = one(keys.range(ks.getName(), range.start()));
-      Route r = rangeKv == null ? null : KeyspaceMap.rangeRoute(type, parse(rangeKv, RangeAssignment.parser()), 0);
-      if (r == null || !r.range().equals(range)) {
-        throw ShardmapException.notFound("range: " + range.format(type) + " is not a range of keyspace '"
-            + ks.getName() + "'" + (r == null ? "" : " (the range starting there is " + r.range().format(type) + ")")
-            + "; pass --split to split it out first");
+      List<KeyKind> kinds = checkTables(ks, p.source(), p.target(), spec.options().getCreateMissingTables());
+      if (p.entries() != null) {
+        requireStorable(ks, kinds, p.entries());
       }
-      KeyValue marker = one(keys.moving(ks.getName(), range.start()));
-      if (marker != null) {
-        throw ShardmapException.precondition("range: " + range.format(type) + " of keyspace '" + ks.getName()
-            + "' is already being moved by migration '" + marker.valueUtf8() + "'");
-      }
-      pg.shard("target", spec.target());
-      if (r.shard().equals(spec.target())) {
-        throw ShardmapException.precondition("target: shard '" + spec.target() + "' already owns range "
-            + range.format(type) + " of keyspace '" + ks.getName() + "'");
-      }
-      checkTables(ks, r.shard(), spec.target(), spec.options().getCreateMissingTables());
       long now = clock.millis();
-      Migration m = Migration.newBuilder().setId(id).setKeyspace(ks.getName()).setRange(range.toProto(type))
-          .setKeyType(type).setSource(r.shard()).setTarget(spec.target()).addAllTables(ks.getTablesList())
-          .setRangeEpoch(r.epoch()).setRangeModRevision(rangeKv.modRevision()).setSpecModRevision(specKv.modRevision())
+      Migration.Builder mb = Migration.newBuilder().setId(id).setKeyspace(ks.getName()).setKeyType(ks.getKeyType())
+          .setSource(p.source()).setTarget(p.target()).addAllTables(ks.getTablesList())
+          .setRangeEpoch(p.epoch()).setRangeModRevision(p.recordRevision()).setSpecModRevision(specKv.modRevision())
           .setOptions(spec.options()).setState(MigrationState.MIGRATION_STATE_PLANNED).setCreatedUnixMs(now)
-          .setUpdatedUnixMs(now).build();
-      TxnResult res = ms.commit("recording migration " + id, Txn.builder()
+          .setUpdatedUnixMs(now);
+      if (p.unit() != null) {
+        mb.setUnit(p.unit());
+      } else {
+        mb.setRange(p.range().toProto(ks.getKeyType()));
+      }
+      Migration m = mb.build();
+      Txn.Builder txn = Txn.builder()
           .compare(Compare.absent(keys.migration(id)))
-          .compare(Compare.absent(keys.moving(ks.getName(), range.start())))
-          .compare(Compare.modRevision(keys.range(ks.getName(), range.start()), rangeKv.modRevision()))
           .compare(Compare.modRevision(keys.spec(ks.getName()), specKv.modRevision()))
-          .put(keys.migration(id), m.toByteArray())
-          .put(keys.moving(ks.getName(), range.start()), id.getBytes(StandardCharsets.UTF_8))
-          .put(keys.movingGuard(ks.getName()), new byte[0]).build());
+          .put(keys.migration(id), m.toByteArray());
+      p.compares().forEach(txn::compare);
+      for (String marker : p.markers()) {
+        txn.compare(Compare.absent(marker)).put(marker, id.getBytes(StandardCharsets.UTF_8));
+      }
+      TxnResult res = ms.commit("recording migration " + id, txn.put(keys.movingGuard(ks.getName()), new byte[0]).build());
       if (res.succeeded()) {
         return new MigrationStore.Versioned(m, res.revision());
       }
@@ -119,10 +127,234 @@ public final class Planner {
         throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "id: a migration '" + id + "' already exists");
       }
       if (attempt >= MAX_ATTEMPTS) {
-        throw new ShardmapException(ErrorCode.ABORTED, "range: the keyspace kept changing while the move was "
-            + "planned; nothing was written; retry");
+        throw new ShardmapException(ErrorCode.ABORTED, "keyspace: '" + ks.getName() + "' kept changing while the "
+            + "move was planned; nothing was written; retry");
       }
-      // The range, the spec or the marker changed meanwhile: plan again against the new state.
+      // The unit's records, the spec or a marker changed meanwhile: plan again against the new state.
+    }
+  }
+
+  /** Refuses a unit the keyspace's strategy does not have, naming the spec's field. */
+  private static void requireUnitFits(MoveSpec spec, KeyspaceSpec ks) {
+    String field;
+    Strategy wants;
+    if (spec.range() != null) {
+      field = "range";
+      wants = Strategy.STRATEGY_RANGE;
+    } else if (spec.bucket() != null) {
+      field = "bucket";
+      wants = Strategy.STRATEGY_HASH;
+    } else if (spec.ringJoin() || spec.ringLeave() != null) {
+      field = spec.ringJoin() ? "ringJoin" : "ringLeave";
+      wants = Strategy.STRATEGY_CONSISTENT_HASH;
+    } else {
+      field = "entries";
+      wants = Strategy.STRATEGY_DIRECTORY;
+    }
+    if (ks.getStrategy() != wants) {
+      String unit = switch (ks.getStrategy()) {
+        case STRATEGY_RANGE -> "a range";
+        case STRATEGY_HASH -> "a bucket";
+        case STRATEGY_CONSISTENT_HASH -> "a ring node joining or leaving";
+        case STRATEGY_DIRECTORY -> "directory entries";
+        default -> "nothing (the migrator does not move its units)";
+      };
+      throw ShardmapException.precondition(field + ": keyspace '" + ks.getName() + "' uses " + ks.getStrategy()
+          + ", which " + field + " does not apply to; move " + unit + " of it instead");
+    }
+  }
+
+  private Proposal range(MoveSpec spec, KeyspaceSpec ks, KeyValue specKv) {
+    StoreLayout keys = ms.keys();
+    KeyType type = ks.getKeyType();
+    KeyRange range = KeyRange.parse(type, spec.range(), "range");
+    if (spec.split() && (splitAt(ks, specKv.modRevision(), range.start()) | splitAt(ks, specKv.modRevision(), range.end()))) {
+      return null;
+    }
+    KeyValue rangeKv = one(keys.range(ks.getName(), range.start()));
+    Route r = rangeKv == null ? null : KeyspaceMap.rangeRoute(type, parse(rangeKv, RangeAssignment.parser()), 0);
+    if (r == null || !r.range().equals(range)) {
+      throw ShardmapException.notFound("range: " + range.format(type) + " is not a range of keyspace '"
+          + ks.getName() + "'" + (r == null ? "" : " (the range starting there is " + r.range().format(type) + ")")
+          + "; pass --split to split it out first");
+    }
+    KeyValue marker = one(keys.moving(ks.getName(), range.start()));
+    if (marker != null) {
+      throw ShardmapException.precondition("range: " + range.format(type) + " of keyspace '" + ks.getName()
+          + "' is already being moved by migration '" + marker.valueUtf8() + "'");
+    }
+    pg.shard("target", spec.target());
+    if (r.shard().equals(spec.target())) {
+      throw ShardmapException.precondition("target: shard '" + spec.target() + "' already owns range "
+          + range.format(type) + " of keyspace '" + ks.getName() + "'");
+    }
+    return new Proposal(r.shard(), spec.target(), r.epoch(), rangeKv.modRevision(), range, null,
+        List.of(Compare.modRevision(keys.range(ks.getName(), range.start()), rangeKv.modRevision())),
+        List.of(keys.moving(ks.getName(), range.start())), null);
+  }
+
+  private KeyValue layout(KeyspaceSpec ks) {
+    KeyValue kv = one(ms.keys().layout(ks.getName()));
+    if (kv == null) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "keyspace: '" + ks.getName() + "' has no layout record");
+    }
+    return kv;
+  }
+
+  private Proposal bucket(MoveSpec spec, KeyspaceSpec ks) {
+    StoreLayout keys = ms.keys();
+    KeyValue kv = layout(ks);
+    HashLayout h = parse(kv, HashLayout.parser());
+    int i = spec.bucket();
+    if (i >= h.getBucketsCount()) {
+      throw ShardmapException.invalid("bucket", "keyspace '" + ks.getName() + "' has buckets 0-"
+          + (h.getBucketsCount() - 1) + ", got " + i);
+    }
+    KeyValue marker = one(keys.movingBucket(ks.getName(), i));
+    if (marker != null) {
+      throw ShardmapException.precondition("bucket: bucket " + i + " of keyspace '" + ks.getName()
+          + "' is already being moved by migration '" + marker.valueUtf8() + "'");
+    }
+    BucketAssignment b = h.getBuckets(i);
+    pg.shard("target", spec.target());
+    if (b.getShard().equals(spec.target())) {
+      throw ShardmapException.precondition("target: shard '" + spec.target() + "' already owns bucket " + i
+          + " of keyspace '" + ks.getName() + "'");
+    }
+    MigrationUnit unit = MigrationUnit.newBuilder().setBucket(HashBucketUnit.newBuilder().setBucket(i)
+        .setBuckets(h.getBucketsCount())).build();
+    return new Proposal(b.getShard(), spec.target(), b.getEpoch(), kv.modRevision(), null, unit,
+        List.of(Compare.modRevision(keys.layout(ks.getName()), kv.modRevision())),
+        List.of(keys.movingBucket(ks.getName(), i)), null);
+  }
+
+  private Proposal ringNode(MoveSpec spec, KeyspaceSpec ks) {
+    StoreLayout keys = ms.keys();
+    KeyValue kv = layout(ks);
+    RingLayout layout = parse(kv, RingLayout.parser());
+    KeyValue marker = one(keys.movingRing(ks.getName()));
+    String field = spec.ringJoin() ? "ringJoin" : "ringLeave";
+    if (marker != null) {
+      throw ShardmapException.precondition(field + ": a ring node of keyspace '" + ks.getName() + "' is already "
+          + "joining or leaving (migration '" + marker.valueUtf8() + "'); nodes join and leave one at a time");
+    }
+    RingNodes.Change c;
+    String source;
+    String target;
+    long epoch;
+    if (spec.ringJoin()) {
+      target = spec.target();
+      pg.shard("target", target);
+      if (RingNodes.vnodes(layout, target) >= Ring.MAX_VNODES_PER_SHARD) {
+        throw ShardmapException.precondition("ringJoin: shard '" + target + "' already has the most virtual nodes a "
+            + "shard can have (" + Ring.MAX_VNODES_PER_SHARD + ")");
+      }
+      c = RingNodes.join(layout, target);
+      String node = target + "#" + c.node().vnode();
+      if (c.collides()) {
+        throw ShardmapException.precondition("ringJoin: ring node " + node + " would sit at the position of "
+            + c.successor().shard() + "#" + c.successor().vnode() + "; give the shard another name");
+      }
+      if (c.successor().shard().equals(target)) {
+        throw ShardmapException.precondition("ringJoin: ring node " + node + " would take its arc from "
+            + target + "#" + c.successor().vnode() + ", a node of the same shard, so no data moves; add it with "
+            + "shardmapctl (AddRingNodes)");
+      }
+      source = c.successor().shard();
+      epoch = c.successor().epoch();
+    } else {
+      source = spec.ringLeave();
+      c = RingNodes.leave(layout, source);
+      if (c == null) {
+        throw ShardmapException.notFound("ringLeave: shard '" + source + "' has no node on the ring of keyspace '"
+            + ks.getName() + "'");
+      }
+      String node = source + "#" + c.node().vnode();
+      if (c.successor().equals(c.node())) {
+        throw ShardmapException.precondition("ringLeave: " + node + " is the last node of the ring of keyspace '"
+            + ks.getName() + "'; a ring needs one");
+      }
+      target = c.successor().shard();
+      if (target.equals(source)) {
+        throw ShardmapException.precondition("ringLeave: ring node " + node + " hands its arc to " + source + "#"
+            + c.successor().vnode() + ", a node of the same shard, so no data moves; remove it with shardmapctl "
+            + "(RemoveRingNodes)");
+      }
+      if (spec.target() != null && !spec.target().equals(target)) {
+        throw ShardmapException.precondition("target: ring node " + node + " hands its arc to the shard of the node "
+            + "after it, '" + target + "', not '" + spec.target() + "'; leave the target out");
+      }
+      pg.shard("target", target);
+      epoch = c.node().epoch();
+    }
+    MigrationUnit unit = MigrationUnit.newBuilder().setRingNode(RingNodeUnit.newBuilder()
+        .setShard(c.node().shard()).setVnode(c.node().vnode()).setRemove(!spec.ringJoin())
+        .setArcAfter(c.after()).setArcUpTo(c.upTo()).setSuccessorShard(c.successor().shard())
+        .setSuccessorVnode(c.successor().vnode())).build();
+    return new Proposal(source, target, epoch, kv.modRevision(), null, unit,
+        List.of(Compare.modRevision(keys.layout(ks.getName()), kv.modRevision())),
+        List.of(keys.movingRing(ks.getName())), null);
+  }
+
+  private Proposal entries(MoveSpec spec, KeyspaceSpec ks) {
+    StoreLayout keys = ms.keys();
+    KeyType type = ks.getKeyType();
+    List<byte[]> parsed = new ArrayList<>();
+    List<Compare> compares = new ArrayList<>();
+    List<String> markers = new ArrayList<>();
+    DirectoryEntriesUnit.Builder unit = DirectoryEntriesUnit.newBuilder();
+    java.util.Map<String, Integer> seen = new java.util.HashMap<>();
+    String source = null;
+    long epoch = 0;
+    for (int i = 0; i < spec.entries().size(); i++) {
+      String field = "entries[" + i + "]";
+      byte[] key = KeyRange.parseKey(type, spec.entries().get(i), field);
+      Integer dup = seen.put(Keys.hex(key), i);
+      if (dup != null) {
+        throw ShardmapException.invalid(field, "the same key as entries[" + dup + "]");
+      }
+      KeyValue kv = one(keys.entry(ks.getName(), key));
+      if (kv == null) {
+        throw ShardmapException.notFound(field + ": key " + Keys.describe(type, key) + " has no entry in keyspace '"
+            + ks.getName() + "' (keys routed by the fallback do not move one by one: give them entries first)");
+      }
+      DirectoryEntry e = parse(kv, DirectoryEntry.parser());
+      if (source == null) {
+        source = e.getShard();
+      } else if (!source.equals(e.getShard())) {
+        throw ShardmapException.precondition(field + ": key " + Keys.describe(type, key) + " is owned by '"
+            + e.getShard() + "', entries[0] by '" + source + "'; one migration moves the entries of one shard");
+      }
+      KeyValue marker = one(keys.movingEntry(ks.getName(), key));
+      if (marker != null) {
+        throw ShardmapException.precondition(field + ": key " + Keys.describe(type, key) + " of keyspace '"
+            + ks.getName() + "' is already being moved by migration '" + marker.valueUtf8() + "'");
+      }
+      epoch = Math.max(epoch, e.getEpoch());
+      parsed.add(key);
+      compares.add(Compare.modRevision(kv.key(), kv.modRevision()));
+      markers.add(keys.movingEntry(ks.getName(), key));
+      unit.addKeys(Keys.toProto(type, key)).addModRevisions(kv.modRevision());
+    }
+    pg.shard("target", spec.target());
+    if (source.equals(spec.target())) {
+      throw ShardmapException.precondition("target: shard '" + spec.target() + "' already owns these entries of "
+          + "keyspace '" + ks.getName() + "'");
+    }
+    return new Proposal(source, spec.target(), epoch, 0, null, MigrationUnit.newBuilder().setEntries(unit).build(),
+        compares, markers, parsed);
+  }
+
+  /** A text key column holds only valid UTF-8 without NUL: refuse entries no table could hold. */
+  private static void requireStorable(KeyspaceSpec ks, List<KeyKind> kinds, List<byte[]> entries) {
+    for (int t = 0; t < kinds.size(); t++) {
+      for (int i = 0; i < entries.size(); i++) {
+        String why = kinds.get(t).unstorable(entries.get(i));
+        if (why != null) {
+          throw ShardmapException.precondition("entries[" + i + "]: key " + Keys.describe(ks.getKeyType(),
+              entries.get(i)) + " cannot be a row of table " + ks.getTables(t).getName() + ": " + why);
+        }
+      }
     }
   }
 
@@ -172,8 +404,12 @@ public final class Planner {
     return true;
   }
 
-  /** Refuses tables missing on the source, wrong key columns, and targets with a different schema. */
-  private void checkTables(KeyspaceSpec ks, String source, String target, boolean createMissing) {
+  /**
+   * Refuses tables missing on the source, wrong key columns, and targets with a different schema; returns
+   * the kind of each table's key column.
+   */
+  private List<KeyKind> checkTables(KeyspaceSpec ks, String source, String target, boolean createMissing) {
+    List<KeyKind> kinds = new ArrayList<>();
     try (Connection src = pg.open("source", source); Connection dst = pg.open("target", target)) {
       for (ShardedTable t : ks.getTablesList()) {
         List<Tables.Column> s = Tables.columns(src, t.getName());
@@ -181,7 +417,7 @@ public final class Planner {
           throw ShardmapException.precondition("tables: table " + t.getName() + " of keyspace '" + ks.getName()
               + "' does not exist on source shard '" + source + "'");
         }
-        Tables.requireIntegerKey(t.getName(), source, s, t.getKeyColumn());
+        kinds.add(Tables.requireKeyColumn(t.getName(), source, s, t.getKeyColumn(), ks.getKeyType()));
         List<Tables.Column> d = Tables.columns(dst, t.getName());
         if (d == null) {
           if (!createMissing) {
@@ -192,6 +428,7 @@ public final class Planner {
         }
         Tables.requireSameColumns(t.getName(), source, s, target, d);
       }
+      return kinds;
     } catch (SQLException e) {
       throw new ShardmapException(ErrorCode.UNAVAILABLE, "tables: reading table definitions failed: "
           + e.getMessage(), e);

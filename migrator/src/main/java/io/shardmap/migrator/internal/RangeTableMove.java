@@ -8,9 +8,10 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import io.shardmap.core.KeyRange;
+import io.shardmap.core.Keys;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import org.postgresql.PGConnection;
@@ -18,12 +19,18 @@ import org.postgresql.copy.CopyManager;
 import org.postgresql.copy.PGCopyOutputStream;
 
 /**
- * The PostgreSQL side of moving one INT64 key range [lo, hi) of one sharded table from a source shard to a
- * target shard (docs/migrator-design.md): change capture on the source, snapshot copy, replay by key,
- * and the fence. Every operation is idempotent, so a migrator restarted at any step can run it again.
+ * The PostgreSQL side of moving one unit (a {@link MoveUnit}: a key range, a hash bucket, a ring arc or
+ * directory entries) of one sharded table from a source shard to a target shard
+ * (docs/migrator-design.md): change capture on the source, snapshot copy, replay by key, and the fence.
+ * Every row is selected by the unit's SQL condition; chunks follow the key column's order (its index),
+ * narrowed by the unit's index bound where it has one. Every operation is idempotent, so a migrator
+ * restarted at any step can run it again. (Named after the first kind of unit it moved.)
+ *
+ * <p>Keys cross the migrator as canonical bytes ({@link io.shardmap.core.Keys}) and go back into SQL as
+ * literals of the column's type ({@link KeyKind#literal}).
  *
  * <p>Objects it creates on the source live in schema {@code shardmap} and carry the migration id in their
- * names, so moves of different ranges or tables never share them.
+ * names, so moves of different units or tables never share them.
  */
 public final class RangeTableMove {
   /** The setting with which the migrator's own writes pass a fence (see {@link Fences#passFence}). */
@@ -33,16 +40,26 @@ public final class RangeTableMove {
   private final String keyspace;
   private final String table;
   private final String keyColumn;
-  private final Long lo;
-  private final Long hi;
+  private final KeyKind kind;
+  private final MoveUnit unit;
   private volatile String copyColumns;
 
   /**
+   * Moves the INT64 range [lo, hi) of an integer key column.
+   *
    * @param id the migration id: lower-case letters, digits and underscores (it becomes part of SQL names)
    * @param lo the first key of the range, or null for unbounded below
    * @param hi the first key after the range, or null for unbounded above
    */
   public RangeTableMove(String id, String keyspace, String table, String keyColumn, Long lo, Long hi) {
+    this(id, keyspace, table, keyColumn, KeyKind.INT64, int64Range(lo, hi));
+  }
+
+  /**
+   * @param id the migration id: lower-case letters, digits and underscores (it becomes part of SQL names)
+   * @param kind how the key column's values map to canonical keys
+   */
+  public RangeTableMove(String id, String keyspace, String table, String keyColumn, KeyKind kind, MoveUnit unit) {
     if (id == null || !id.matches("[a-z0-9_]{1,40}")) {
       throw new IllegalArgumentException("id: 1 to 40 of [a-z0-9_], got '" + id + "'");
     }
@@ -50,11 +67,16 @@ public final class RangeTableMove {
     this.keyspace = Objects.requireNonNull(keyspace, "keyspace");
     this.table = Objects.requireNonNull(table, "table");
     this.keyColumn = Objects.requireNonNull(keyColumn, "keyColumn");
+    this.kind = Objects.requireNonNull(kind, "kind");
+    this.unit = Objects.requireNonNull(unit, "unit");
+  }
+
+  private static MoveUnit int64Range(Long lo, Long hi) {
     if (lo != null && hi != null && lo >= hi) {
       throw new IllegalArgumentException("range: start " + lo + " is not below end " + hi);
     }
-    this.lo = lo;
-    this.hi = hi;
+    return new MoveUnit.Range(KeyRange.of(lo == null ? new byte[0] : Keys.encodeInt64(lo),
+        hi == null ? new byte[0] : Keys.encodeInt64(hi), "range"));
   }
 
   /** A quoted SQL identifier (a table name may be schema-qualified: each part is quoted). */
@@ -73,9 +95,9 @@ public final class RangeTableMove {
     return "'" + text.replace("'", "''") + "'";
   }
 
-  /** The SQL condition "{@code ref} lies in the range", e.g. for NEW.id or a column. */
+  /** The SQL condition "the key in {@code ref} lies in the unit", e.g. for NEW.id or a column. */
   String inRange(String ref) {
-    return inRange(ref, lo, hi);
+    return unit.contains(kind, ref);
   }
 
   /** The SQL condition "{@code ref} lies in [lo, hi)" (null: unbounded on that side). */
@@ -103,12 +125,17 @@ public final class RangeTableMove {
     return keyColumn;
   }
 
-  public Long lo() {
-    return lo;
+  public KeyKind kind() {
+    return kind;
   }
 
-  public Long hi() {
-    return hi;
+  public MoveUnit unit() {
+    return unit;
+  }
+
+  /** The unit as an INT64 range, or null when it is something else (fences store those by condition). */
+  MoveUnit.Range int64Range() {
+    return kind == KeyKind.INT64 && unit instanceof MoveUnit.Range r ? r : null;
   }
 
   private String changeLog() {
@@ -129,9 +156,11 @@ public final class RangeTableMove {
     String k = ident(keyColumn);
     String fn = "shardmap." + ident(objectName("capture"));
     String truncFn = "shardmap." + ident(objectName("notruncate"));
+    Fences.ensureSchema(source);
     ddl(source, s -> {
       s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
-      s.execute("CREATE TABLE IF NOT EXISTS " + changeLog() + " (seq bigserial PRIMARY KEY, key bigint NOT NULL)");
+      s.execute("CREATE TABLE IF NOT EXISTS " + changeLog() + " (seq bigserial PRIMARY KEY, key " + kind.sqlType()
+          + " NOT NULL)");
       s.execute("CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
           + " IF TG_OP <> 'DELETE' AND " + inRange("NEW." + k) + " THEN"
           + "   INSERT INTO " + changeLog() + " (key) VALUES (NEW." + k + "); END IF;"
@@ -220,27 +249,22 @@ public final class RangeTableMove {
     boolean srcAuto = source.getAutoCommit();
     source.setAutoCommit(false);
     try {
-      long[] keys;
+      java.util.Map<String, byte[]> keys = new java.util.LinkedHashMap<>();
       try (PreparedStatement ps = source.prepareStatement("DELETE FROM " + changeLog() + " WHERE seq IN "
           + "(SELECT seq FROM " + changeLog() + " ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING key")) {
         ps.setInt(1, limit);
         try (ResultSet rs = ps.executeQuery()) {
-          long[] buf = new long[Math.min(limit, 1024)];
-          int n = 0;
           while (rs.next()) {
-            if (n == buf.length) {
-              buf = Arrays.copyOf(buf, buf.length * 2);
-            }
-            buf[n++] = rs.getLong(1);
+            byte[] key = kind.canonical(rs.getObject(1));
+            keys.putIfAbsent(Keys.hex(key), key);
           }
-          keys = Arrays.stream(buf, 0, n).distinct().toArray();
         }
       }
-      if (keys.length > 0) {
-        copyKeys(source, target, keys);
+      if (!keys.isEmpty()) {
+        copyKeys(source, target, new ArrayList<>(keys.values()));
       }
       source.commit();
-      return keys.length;
+      return keys.size();
     } catch (SQLException | RuntimeException e) {
       source.rollback();
       throw e;
@@ -258,23 +282,22 @@ public final class RangeTableMove {
     }
   }
 
-  /** Makes the target's rows for {@code keys} equal to the source's, in one target transaction. */
-  public void copyKeys(Connection source, Connection target, long[] keys) throws SQLException {
-    StringBuilder arr = new StringBuilder("'{");
-    for (int i = 0; i < keys.length; i++) {
-      arr.append(i == 0 ? "" : ",").append(keys[i]);
-    }
-    String array = arr.append("}'::bigint[]").toString();
+  /**
+   * Makes the target's rows for {@code keys} (canonical bytes) equal to the source's, in one target
+   * transaction. Callers pass keys of the unit only: captured or found in a chunk of it.
+   */
+  public void copyKeys(Connection source, Connection target, List<byte[]> keys) throws SQLException {
+    String where = new MoveUnit.Entries(keys).contains(kind, ident(keyColumn));
     ByteArrayOutputStream rows = new ByteArrayOutputStream();
     try {
-      source.unwrap(PGConnection.class).getCopyAPI().copyOut("COPY (SELECT " + copyColumns(source) + " FROM " + ident(table) + " WHERE "
-          + ident(keyColumn) + " = ANY(" + array + ")) TO STDOUT (FORMAT binary)", rows);
+      source.unwrap(PGConnection.class).getCopyAPI().copyOut("COPY (SELECT " + copyColumns(source) + " FROM "
+          + ident(table) + " WHERE " + where + ") TO STDOUT (FORMAT binary)", rows);
     } catch (IOException e) {
       throw new SQLException("reading keys of " + table + " failed: " + e.getMessage(), "08000", e);
     }
     inTransaction(target, s -> {
-      Fences.passFence(s); // the target may still fence the range: it moved away from there once
-      s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + ident(keyColumn) + " = ANY(" + array + ")");
+      Fences.passFence(s); // the target may still fence the unit: it moved away from there once
+      s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + where);
       try {
         target.unwrap(PGConnection.class).getCopyAPI().copyIn("COPY " + ident(table) + " (" + copyColumns(source) + ") FROM STDIN (FORMAT binary)",
             new java.io.ByteArrayInputStream(rows.toByteArray()));
@@ -295,7 +318,7 @@ public final class RangeTableMove {
     int chunks = 0;
     int mismatched = 0;
     long repaired = 0;
-    Long after = null;
+    byte[] after = null;
     while (true) {
       VerifiedChunk v = verifyChunk(source, target, after, chunkRows);
       chunks++;
@@ -308,38 +331,47 @@ public final class RangeTableMove {
     }
   }
 
-  /** One chunk of a copy or a verification: keys (after, last] of the range, or to its end when done. */
-  public record CopiedChunk(long rows, long bytes, Long last, boolean done) {}
+  /**
+   * One chunk of a copy or a verification: keys (after, last] of the key order, or to its end when done
+   * (keys as canonical bytes).
+   */
+  public record CopiedChunk(long rows, long bytes, byte[] last, boolean done) {}
 
-  public record VerifiedChunk(Long last, boolean done, boolean mismatched, long keysRepaired) {}
+  public record VerifiedChunk(byte[] last, boolean done, boolean mismatched, long keysRepaired) {}
 
   /**
-   * The last key of the chunk of {@code chunkRows} source rows after {@code after} (null: from the range's
-   * start), or null when no more rows than that remain: then the chunk runs to the range's end. All rows of one key
-   * fall in one chunk.
+   * The last key of the chunk of {@code chunkRows} source rows after {@code after} (null: from the start),
+   * or null when no more rows than that remain: then the chunk runs to the end. All rows of one key fall
+   * in one chunk. Rows are counted in the key column's order within the unit's index bound (so a chunk of a
+   * hash bucket scans {@code chunkRows} rows of the table, of which the bucket's are copied): the count
+   * walks the index and evaluates no routing function.
    */
-  private Long chunkEnd(Connection source, Long after, int chunkRows) throws SQLException {
+  private byte[] chunkEnd(Connection source, byte[] after, int chunkRows) throws SQLException {
     if (chunkRows < 1) {
       throw new IllegalArgumentException("chunkRows: must be at least 1, got " + chunkRows);
     }
     String k = ident(keyColumn);
+    String bound = unit.indexBound(kind, k);
+    String where = bound == null ? "true" : bound;
     try (PreparedStatement ps = source.prepareStatement("SELECT " + k + " FROM " + ident(table) + " WHERE "
-        + inRange(k) + (after == null ? "" : " AND " + k + " > " + after) + " ORDER BY " + k + " OFFSET ? LIMIT 2")) {
+        + where + (after == null ? "" : " AND " + k + " > " + kind.literal(after)) + " ORDER BY " + k
+        + " OFFSET ? LIMIT 2")) {
       ps.setInt(1, chunkRows - 1);
       try (ResultSet rs = ps.executeQuery()) {
-        // A chunk ending at the range's last row is the last chunk: it runs to the range's end.
+        // A chunk ending at the last row is the last chunk: it runs to the end.
         if (!rs.next()) {
           return null;
         }
-        long last = rs.getLong(1);
+        byte[] last = kind.canonical(rs.getObject(1));
         return rs.next() ? last : null;
       }
     }
   }
 
-  private String chunkWhere(Long after, Long last) {
+  private String chunkWhere(byte[] after, byte[] last) {
     String k = ident(keyColumn);
-    return inRange(k) + (after == null ? "" : " AND " + k + " > " + after) + (last == null ? "" : " AND " + k + " <= " + last);
+    return inRange(k) + (after == null ? "" : " AND " + k + " > " + kind.literal(after))
+        + (last == null ? "" : " AND " + k + " <= " + kind.literal(last));
   }
 
   /**
@@ -348,8 +380,8 @@ public final class RangeTableMove {
    * a copy restarted from a persisted cursor that lags the target by a chunk converges. Capture must be
    * installed first: a row written on the source after this read is replayed by key later.
    */
-  public CopiedChunk copyChunk(Connection source, Connection target, Long after, int chunkRows) throws SQLException {
-    Long last = chunkEnd(source, after, chunkRows);
+  public CopiedChunk copyChunk(Connection source, Connection target, byte[] after, int chunkRows) throws SQLException {
+    byte[] last = chunkEnd(source, after, chunkRows);
     String where = chunkWhere(after, last);
     long[] bytes = new long[1];
     long[] rows = new long[1];
@@ -381,8 +413,8 @@ public final class RangeTableMove {
    * whose rows' hashes differ (keys only on the target are deleted). While writers run, a chunk can differ
    * because a logged key is not replayed yet; repairing it is harmless (replay by key converges).
    */
-  public VerifiedChunk verifyChunk(Connection source, Connection target, Long after, int chunkRows) throws SQLException {
-    Long last = chunkEnd(source, after, chunkRows);
+  public VerifiedChunk verifyChunk(Connection source, Connection target, byte[] after, int chunkRows) throws SQLException {
+    byte[] last = chunkEnd(source, after, chunkRows);
     String where = chunkWhere(after, last);
     String summary = "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM " + ident(table)
         + " t WHERE " + where;
@@ -392,9 +424,10 @@ public final class RangeTableMove {
       // Find the keys that differ by their rows' hashes (one small result per side) and re-copy only those.
       String perKey = "SELECT " + ident(keyColumn) + ", sum(hashtextextended(t::text, 0)) FROM " + ident(table)
           + " t WHERE " + where + " GROUP BY 1";
-      java.util.Map<Long, Long> a = keyHashes(source, perKey);
-      java.util.Map<Long, Long> b = keyHashes(target, perKey);
-      java.util.TreeSet<Long> keys = new java.util.TreeSet<>();
+      java.util.Map<String, byte[]> keyOf = new java.util.HashMap<>();
+      java.util.Map<String, Long> a = keyHashes(source, perKey, keyOf);
+      java.util.Map<String, Long> b = keyHashes(target, perKey, keyOf);
+      java.util.TreeSet<String> keys = new java.util.TreeSet<>();
       a.forEach((key, h) -> {
         if (!h.equals(b.get(key))) {
           keys.add(key);
@@ -402,7 +435,7 @@ public final class RangeTableMove {
       });
       b.keySet().stream().filter(key -> !a.containsKey(key)).forEach(keys::add);
       if (!keys.isEmpty()) {
-        copyKeys(source, target, keys.stream().mapToLong(Long::longValue).toArray());
+        copyKeys(source, target, keys.stream().map(keyOf::get).toList());
       }
       repaired = keys.size();
     }
@@ -427,17 +460,26 @@ public final class RangeTableMove {
   private static final java.util.regex.Pattern PLAN_ROWS = java.util.regex.Pattern.compile("\"Plan Rows\"\\s*:\\s*(\\d+)");
 
   /**
-   * PostgreSQL's planner estimate of the range's rows on {@code c} ({@code EXPLAIN}: no row is read, so it
-   * costs nothing on a big table; only as good as the table's statistics).
+   * PostgreSQL's planner estimate of the unit's rows on {@code c} ({@code EXPLAIN}: no row is read, so it
+   * costs nothing on a big table; only as good as the table's statistics). A bucket or an arc is the
+   * table's estimate times its share of the hash space: the planner cannot see into the hash.
    */
   public long estimateRange(Connection c) throws SQLException {
+    double share = 1.0;
+    if (unit instanceof MoveUnit.Bucket b) {
+      share = 1.0 / b.buckets();
+    } else if (unit instanceof MoveUnit.Arc a && a.after() != a.upTo()) {
+      double d = a.upTo() - a.after();
+      share = (d > 0 ? d : d + 0x1p64) / 0x1p64;
+    }
+    String where = unit.needsRouting() ? "true" : inRange(ident(keyColumn));
     try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("EXPLAIN (FORMAT JSON) SELECT 1 FROM "
-        + ident(table) + " WHERE " + inRange(ident(keyColumn)))) {
+        + ident(table) + " WHERE " + where)) {
       java.util.regex.Matcher m = rs.next() ? PLAN_ROWS.matcher(rs.getString(1)) : null;
       if (m == null || !m.find()) {
         throw new SQLException("EXPLAIN of " + table + " gave no row estimate", "XX000");
       }
-      return Long.parseLong(m.group(1));
+      return Math.round(Long.parseLong(m.group(1)) * share);
     }
   }
 
@@ -457,11 +499,16 @@ public final class RangeTableMove {
     }
   }
 
-  private static java.util.Map<Long, Long> keyHashes(Connection c, String sql) throws SQLException {
-    java.util.Map<Long, Long> out = new java.util.HashMap<>();
+  /** Key (hex of its canonical bytes) → the sum of its rows' hashes; records each key's bytes in keyOf. */
+  private java.util.Map<String, Long> keyHashes(Connection c, String sql, java.util.Map<String, byte[]> keyOf)
+      throws SQLException {
+    java.util.Map<String, Long> out = new java.util.HashMap<>();
     try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
       while (rs.next()) {
-        out.put(rs.getLong(1), rs.getBigDecimal(2).longValue());
+        byte[] key = kind.canonical(rs.getObject(1));
+        String hex = Keys.hex(key);
+        keyOf.put(hex, key);
+        out.put(hex, rs.getBigDecimal(2).longValue());
       }
     }
     return out;
@@ -512,6 +559,33 @@ public final class RangeTableMove {
         throw new SQLException("interrupted while waiting for a table lock", "57014", e);
       }
     }
+  }
+
+  /**
+   * Runs {@code body} while holding a session-level advisory lock named after a catalog object, on an
+   * autocommit connection. Two concurrent {@code CREATE ... IF NOT EXISTS} of one name (two migrations
+   * preparing on one shard at once) can both miss it, and one then fails on a catalog unique index. Why a
+   * session lock and transactions inside it rather than one transaction behind a transaction-level lock: a
+   * transaction keeps its cached catalog lookups (a negative "no such table" included) until it next
+   * locks a relation, so after waiting it could still miss what the other one created; a transaction
+   * begun after the wait reads the catalog afresh.
+   */
+  static <T> T serialized(Connection c, String object, SqlCall<T> body) throws SQLException {
+    String key = literal("shardmap.ddl." + object);
+    try (Statement s = c.createStatement()) {
+      s.execute("SELECT pg_advisory_lock(hashtextextended(" + key + ", 0))");
+    }
+    try {
+      return body.call();
+    } finally {
+      try (Statement s = c.createStatement()) {
+        s.execute("SELECT pg_advisory_unlock(hashtextextended(" + key + ", 0))");
+      }
+    }
+  }
+
+  interface SqlCall<T> {
+    T call() throws SQLException;
   }
 
   interface SqlBody {

@@ -74,19 +74,36 @@ public final class Tables {
     }
   }
 
-  /** The key column must exist and hold integers (this version moves INT64 keyspaces). */
-  public static void requireIntegerKey(String table, String shard, List<Column> cols, String keyColumn) {
+  /**
+   * The kind of the table's key column: it must exist and be able to hold the keyspace's keys (integers for
+   * INT64; text, varchar or bytea for BYTES), else FAILED_PRECONDITION naming the table, shard and column.
+   */
+  public static KeyKind requireKeyColumn(String table, String shard, List<Column> cols, String keyColumn,
+                                         io.shardmap.proto.v1.KeyType keyType) {
     for (Column c : cols) {
       if (c.name().equals(keyColumn)) {
-        if (!List.of("bigint", "integer", "smallint").contains(c.type())) {
+        KeyKind kind = KeyKind.of(keyType, c.type());
+        if (kind == null) {
           throw ShardmapException.precondition("tables: key column " + keyColumn + " of table " + table + " on shard '"
-              + shard + "' is " + c.type() + "; an INT64 keyspace needs bigint, integer or smallint");
+              + shard + "' is " + c.type() + "; " + (keyType == io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64
+              ? "an INT64 keyspace needs bigint, integer or smallint"
+              : "a BYTES keyspace needs text, varchar or bytea"));
         }
-        return;
+        return kind;
       }
     }
     throw ShardmapException.precondition("tables: table " + table + " on shard '" + shard + "' has no key column '"
         + keyColumn + "'");
+  }
+
+  /** {@link #requireKeyColumn} of a table as it is on {@code c}; FAILED_PRECONDITION if it is missing. */
+  public static KeyKind keyKind(Connection c, io.shardmap.proto.v1.KeyType keyType, String table, String keyColumn,
+                                String shard) throws SQLException {
+    List<Column> cols = columns(c, table);
+    if (cols == null) {
+      throw ShardmapException.precondition("tables: table " + table + " does not exist on shard '" + shard + "'");
+    }
+    return requireKeyColumn(table, shard, cols, keyColumn, keyType);
   }
 
   /**
@@ -141,28 +158,34 @@ public final class Tables {
   }
 
   /**
-   * Creates the table on the target in one transaction; false if it already exists, also when another
-   * migration to the same target created it at the same moment (then this transaction fails with
-   * "already exists", or a unique violation in the catalog, and rolls back).
+   * Creates the table on the target in one transaction; false if it already exists. Migrations preparing
+   * at once on one target (two units moving to a new shard) create it once: the second waits, then finds it.
+   * Anyone else creating it at the same moment (an operator, an older migrator) makes this transaction
+   * fail with "already exists", or a unique violation in the catalog; that is a false too.
    */
   public static boolean createIfMissing(Connection source, Connection target, String table) throws SQLException {
     if (columns(target, table) != null) {
       return false;
     }
     List<String> ddl = createStatements(source, table);
-    try {
-      RangeTableMove.inTransaction(target, s -> {
-        for (String sql : ddl) {
-          s.execute(sql);
-        }
-      });
-    } catch (SQLException e) {
-      if (("42P07".equals(e.getSQLState()) || "23505".equals(e.getSQLState())) && columns(target, table) != null) {
+    return RangeTableMove.serialized(target, "table." + table, () -> {
+      if (columns(target, table) != null) {
         return false;
       }
-      throw e;
-    }
-    return true;
+      try {
+        RangeTableMove.inTransaction(target, s -> {
+          for (String sql : ddl) {
+            s.execute(sql);
+          }
+        });
+      } catch (SQLException e) {
+        if (("42P07".equals(e.getSQLState()) || "23505".equals(e.getSQLState())) && columns(target, table) != null) {
+          return false;
+        }
+        throw e;
+      }
+      return true;
+    });
   }
 
   /** Drops a table this migration created, if it holds no rows (a cancelled move). */

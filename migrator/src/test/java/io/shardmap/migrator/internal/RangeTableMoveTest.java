@@ -199,8 +199,8 @@ class RangeTableMoveTest {
       assertEquals(source, rows(dst), "target rows of the range equal the source's");
       assertTrue(source.size() > 5_000);
       // Replaying is idempotent: copying every key again changes nothing.
-      move.copyKeys(s, d, source.stream().mapToLong(r -> Long.parseLong(r.substring(1, r.indexOf(','))))
-          .toArray());
+      move.copyKeys(s, d, source.stream().map(r -> io.shardmap.core.Keys.encodeInt64(
+          Long.parseLong(r.substring(1, r.indexOf(','))))).toList());
       assertEquals(source, rows(dst));
       // The migrator's own writes pass the fence; nobody else does, not even with the setting given a
       // value by hand for the session or the transaction.
@@ -292,7 +292,8 @@ class RangeTableMoveTest {
       }
       assertEquals(0, move.verifyAndRepair(s, d, 1000).mismatched(), "copied whole, totals computed alike");
       exec(src, "UPDATE " + gen + " SET price = price + 1 WHERE id IN (10, 20, 2990)");
-      move.copyKeys(s, d, new long[] {10, 20, 2990});
+      move.copyKeys(s, d, List.of(io.shardmap.core.Keys.encodeInt64(10), io.shardmap.core.Keys.encodeInt64(20),
+          io.shardmap.core.Keys.encodeInt64(2990)));
       assertEquals(0, move.verifyAndRepair(s, d, 1000).mismatched(), "the re-copied keys match");
       try (Statement st = d.createStatement(); ResultSet rs = st.executeQuery("SELECT total FROM " + gen
           + " WHERE id = 2990")) {

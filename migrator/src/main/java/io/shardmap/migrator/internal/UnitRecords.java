@@ -1,0 +1,139 @@
+package io.shardmap.migrator.internal;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.KeyRange;
+import io.shardmap.core.Keys;
+import io.shardmap.core.KeyspaceMap;
+import io.shardmap.core.Ring;
+import io.shardmap.core.Route;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.BucketAssignment;
+import io.shardmap.proto.v1.DirectoryEntry;
+import io.shardmap.proto.v1.HashBucketUnit;
+import io.shardmap.proto.v1.HashLayout;
+import io.shardmap.proto.v1.Migration;
+import io.shardmap.proto.v1.RingLayout;
+import io.shardmap.proto.v1.RingNodeUnit;
+import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.store.Compare;
+import io.shardmap.store.KeyValue;
+import io.shardmap.store.RangeResult;
+import io.shardmap.store.Txn;
+import java.util.List;
+
+/**
+ * The etcd records a migration's unit lives in, and the cutover's change of them: the range record, the
+ * hash or ring layout record, or the directory entries; and the unit's moving markers.
+ *
+ * <p>A range record or a directory entry belongs to the unit alone, and the admin API refuses to change
+ * it while it is marked, so the cutover compares its mod revision as planned. A layout record holds every
+ * bucket or node: other migrations' cutovers rewrite it while this unit moves. So the cutover reads it
+ * again and compares the mod revision it read, after checking that the layout still routes the unit as
+ * planned (the same owner and epoch of the bucket; the same arc, successor and epoch on the ring). A
+ * transaction that loses to another layout change is built again from the new layout.
+ */
+final class UnitRecords {
+  private UnitRecords() {}
+
+  /** Whether the unit lives in the keyspace's layout record (rewritten by other units' cutovers). */
+  static boolean inLayout(Migration m) {
+    return m.hasUnit() && !m.getUnit().hasEntries();
+  }
+
+  /** The unit's moving markers (one per directory entry). */
+  static List<String> markers(StoreLayout keys, Migration m) {
+    String ks = m.getKeyspace();
+    if (!m.hasUnit()) {
+      return List.of(keys.moving(ks, KeyRange.fromProto(m.getKeyType(), m.getRange(), "range").start()));
+    }
+    return switch (m.getUnit().getKindCase()) {
+      case BUCKET -> List.of(keys.movingBucket(ks, m.getUnit().getBucket().getBucket()));
+      case RING_NODE -> List.of(keys.movingRing(ks));
+      case ENTRIES -> MoveUnits.keys(m).stream().map(k -> keys.movingEntry(ks, k)).toList();
+      case KIND_NOT_SET -> throw new IllegalStateException("migration " + m.getId() + " has an empty unit");
+    };
+  }
+
+  /**
+   * Adds to {@code txn} the compares and writes that give the unit to the target at epoch
+   * {@code range_epoch + 1} (for a ring node leaving: the successor's epoch past both). Returns null, or why
+   * the map no longer routes the unit as planned (then {@code txn} must not be committed).
+   */
+  static String handOver(MigrationStore ms, Migration m, Txn.Builder txn) {
+    StoreLayout keys = ms.keys();
+    String ks = m.getKeyspace();
+    if (!m.hasUnit()) {
+      KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
+      Route moved = new Route(m.getTarget(), m.getRangeEpoch() + 1, range, 0);
+      txn.compare(Compare.modRevision(keys.range(ks, range.start()), m.getRangeModRevision()))
+          .put(keys.range(ks, range.start()), KeyspaceMap.toProto(m.getKeyType(), moved).toByteArray());
+      return null;
+    }
+    switch (m.getUnit().getKindCase()) {
+      case BUCKET -> {
+        KeyValue kv = one(ms, keys.layout(ks));
+        if (kv == null) {
+          return "the keyspace's layout record is gone";
+        }
+        HashLayout h = parse(kv, HashLayout.parser());
+        HashBucketUnit u = m.getUnit().getBucket();
+        if (h.getBucketsCount() != u.getBuckets()) {
+          return "the keyspace now has " + h.getBucketsCount() + " buckets, not " + u.getBuckets();
+        }
+        BucketAssignment b = h.getBuckets(u.getBucket());
+        if (!b.getShard().equals(m.getSource()) || b.getEpoch() != m.getRangeEpoch()) {
+          return "bucket " + u.getBucket() + " is now owned by '" + b.getShard() + "' at epoch " + b.getEpoch();
+        }
+        HashLayout next = h.toBuilder().setBuckets(u.getBucket(), BucketAssignment.newBuilder()
+            .setShard(m.getTarget()).setEpoch(b.getEpoch() + 1)).build();
+        txn.compare(Compare.modRevision(keys.layout(ks), kv.modRevision())).put(keys.layout(ks), next.toByteArray());
+        return null;
+      }
+      case RING_NODE -> {
+        KeyValue kv = one(ms, keys.layout(ks));
+        if (kv == null) {
+          return "the keyspace's layout record is gone";
+        }
+        RingLayout layout = parse(kv, RingLayout.parser());
+        RingNodeUnit u = m.getUnit().getRingNode();
+        RingNodes.Change now = u.getRemove() ? RingNodes.leave(layout, u.getShard()) : RingNodes.join(layout, u.getShard());
+        long epoch = now == null ? -1 : u.getRemove() ? now.node().epoch() : now.successor().epoch();
+        if (now == null || now.node().vnode() != u.getVnode() || now.after() != u.getArcAfter()
+            || now.upTo() != u.getArcUpTo() || !now.successor().shard().equals(u.getSuccessorShard())
+            || now.successor().vnode() != u.getSuccessorVnode() || epoch != m.getRangeEpoch()) {
+          return "the ring no longer has ring node " + u.getShard() + "#" + u.getVnode() + "'s arc as planned";
+        }
+        Ring ring = Ring.of(layout, 0);
+        RingLayout next = u.getRemove() ? ring.withRemovedNodes(u.getShard(), 1) : ring.withAddedNodes(u.getShard(), 1);
+        txn.compare(Compare.modRevision(keys.layout(ks), kv.modRevision())).put(keys.layout(ks), next.toByteArray());
+        return null;
+      }
+      case ENTRIES -> {
+        List<byte[]> entryKeys = MoveUnits.keys(m);
+        List<Long> revisions = m.getUnit().getEntries().getModRevisionsList();
+        for (int i = 0; i < entryKeys.size(); i++) {
+          byte[] k = entryKeys.get(i);
+          DirectoryEntry e = DirectoryEntry.newBuilder().setKey(Keys.toProto(m.getKeyType(), k))
+              .setShard(m.getTarget()).setEpoch(m.getRangeEpoch() + 1).build();
+          txn.compare(Compare.modRevision(keys.entry(ks, k), revisions.get(i))).put(keys.entry(ks, k), e.toByteArray());
+        }
+        return null;
+      }
+      default -> throw new IllegalStateException("migration " + m.getId() + " has an empty unit");
+    }
+  }
+
+  static KeyValue one(MigrationStore ms, String key) {
+    RangeResult r = ms.await("reading " + key, ms.store().get(key));
+    return r.kvs().isEmpty() ? null : r.kvs().get(0);
+  }
+
+  static <T> T parse(KeyValue kv, com.google.protobuf.Parser<T> parser) {
+    try {
+      return parser.parseFrom(kv.value());
+    } catch (InvalidProtocolBufferException e) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not valid", e);
+    }
+  }
+}
