@@ -54,7 +54,10 @@ class MigrationProcessKillTest {
     List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
         "io.shardmap.migrator.cli.MigratorCli",
+        // A fresh JVM's first etcd call (class loading, channel setup) took over the default 5 s on a
+        // loaded CI machine; the kill points do not depend on this timeout.
         "--etcd", String.join(",", h.etcd.clientEndpoints()), "--etcd-prefix", h.prefix, "--lease-ttl", "2s",
+        "--etcd-timeout", "30s",
         "--worker-name", "child", "--progress", "none",
         "move", MoveHarness.KS, range, "--to", "s3", "--split", "--id", id));
     cmd.addAll(List.of(options));
