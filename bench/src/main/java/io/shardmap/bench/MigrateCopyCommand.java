@@ -2,9 +2,11 @@ package io.shardmap.bench;
 
 import io.shardmap.migrator.Migrator;
 import io.shardmap.migrator.MoveSpec;
+import io.shardmap.migrator.internal.RangeTableMove;
 import io.shardmap.proto.v1.MigrationState;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.io.PrintStream;
+import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -46,13 +48,21 @@ public final class MigrateCopyCommand implements Callable<Integer> {
       description = "Loopback etcd to use instead of starting a 1-member etcd from the local binary.")
   List<String> etcdEndpoints = new ArrayList<>();
 
+  @Option(names = "--decompose", description = "Also time, per round, the migrator's chunk copy without the "
+      + "move around it (RangeTableMove.copyChunk in a loop: no etcd writes, no state machine) and the range in "
+      + "one streamed COPY (RangeTableMove.copyRange: no chunks), to see where the time goes.")
+  boolean decompose;
+
   @Option(names = "--step-timeout-seconds", defaultValue = "900",
       description = "Longest a single pipe may run before the benchmark gives up.")
   long stepTimeoutSeconds;
 
-  /** Per round: the pipe's and the migrator's copy seconds, the whole move's seconds, its phases (ns). */
+  /**
+   * Per round: the pipe's and the migrator's copy seconds, the whole move's seconds, its phases (ns); with
+   * --decompose the chunk loop's and the single COPY's seconds (else 0).
+   */
   public record Round(double pipeSeconds, double copySeconds, double moveSeconds, long rowsCopied, long bytesCopied,
-                      long[] phaseNanos) {}
+                      long[] phaseNanos, double chunkLoopSeconds, double singleCopySeconds) {}
 
   public record Result(long rows, long bytes, List<Round> rounds, double medianPipeSeconds, double medianCopySeconds,
                        double medianMoveSeconds, double ratio) {}
@@ -87,23 +97,34 @@ public final class MigrateCopyCommand implements Callable<Integer> {
       List<Round> done = new ArrayList<>();
       for (int r = 1; r <= rounds; r++) {
         double pipeSeconds = 0;
+        double chunkLoop = 0;
+        double single = 0;
         MoveTimeline move = null;
-        for (String what : r % 2 == 1 ? List.of("pipe", "move") : List.of("move", "pipe")) {
-          if (what.equals("pipe")) {
-            pipeSeconds = pipeRound(bed, pipe, select, r, limit);
-          } else {
-            move = moveRound(bed, migrator, r);
+        List<String> order = new ArrayList<>(decompose ? List.of("pipe", "move", "chunks", "single")
+            : List.of("pipe", "move"));
+        // Each round starts with the next one: drift and caches hit every target alike.
+        java.util.Collections.rotate(order, -(r - 1));
+        for (String what : order) {
+          switch (what) {
+            case "pipe" -> pipeSeconds = pipeRound(bed, pipe, select, r, limit);
+            case "move" -> move = moveRound(bed, migrator, r);
+            case "chunks" -> chunkLoop = pieceRound(bed, r, true);
+            default -> single = pieceRound(bed, r, false);
           }
         }
         long[] phases = MoveTimeline.PHASES.stream().mapToLong(move::phaseNanos).toArray();
         Round round = new Round(pipeSeconds, move.copyNanos() / 1e9, move.totalNanos() / 1e9,
-            move.result.getRowsCopied(), move.result.getBytesCopied(), phases);
+            move.result.getRowsCopied(), move.result.getBytesCopied(), phases, chunkLoop, single);
         done.add(round);
         out.printf("  round %d (%s first, load %s): pipe %.2f s = %,.0f rows/s %.1f MB/s | migrator copy %.2f s = "
-                + "%,.0f rows/s %.1f MB/s (%,d B) | ratio %.3f | whole move %.2f s%n", r, r % 2 == 1 ? "pipe" : "move",
+                + "%,.0f rows/s %.1f MB/s (%,d B) | ratio %.3f | whole move %.2f s%n", r, order.get(0),
             Report.loadAverage(), pipeSeconds, rows / pipeSeconds, bytes / 1e6 / pipeSeconds, round.copySeconds(),
             round.rowsCopied() / round.copySeconds(), round.bytesCopied() / 1e6 / round.copySeconds(),
             round.bytesCopied(), pipeSeconds / round.copySeconds(), round.moveSeconds());
+        if (decompose) {
+          out.printf("          chunk loop alone %.2f s (ratio %.3f) | one streamed COPY %.2f s (ratio %.3f)%n", chunkLoop,
+              pipeSeconds / chunkLoop, single, pipeSeconds / single);
+        }
       }
       double pipeMedian = median(done.stream().mapToDouble(Round::pipeSeconds));
       double copyMedian = median(done.stream().mapToDouble(Round::copySeconds));
@@ -157,6 +178,39 @@ public final class MigrateCopyCommand implements Callable<Integer> {
     return t;
   }
 
+  /**
+   * The migrator's data path without the move around it, from the seed into a fresh table on s2: its
+   * chunk copy in a loop ({@code chunks}), or the range in one streamed COPY. Returns seconds.
+   */
+  private double pieceRound(MoveBed bed, int r, boolean chunks) throws SQLException {
+    String table = "copy_piece_" + r;
+    bed.createTable("s2", table);
+    // The seed is read under the piece's table name on s2: RangeTableMove names one table on both sides.
+    bed.exec("s1", "CREATE VIEW " + table + " AS SELECT * FROM " + SEED);
+    bed.checkpoint();
+    RangeTableMove m = new RangeTableMove("piece_" + r, "copy", table, "id", 0L, rows);
+    long t0 = System.nanoTime();
+    try (Connection src = bed.shard("s1").connect(); Connection dst = bed.shard("s2").connect()) {
+      if (chunks) {
+        Long after = null;
+        RangeTableMove.CopiedChunk c;
+        do {
+          c = m.copyChunk(src, dst, after, chunkRows);
+          after = c.last();
+        } while (!c.done());
+      } else {
+        m.copyRange(src, dst);
+      }
+    }
+    double seconds = (System.nanoTime() - t0) / 1e9;
+    if (bed.count("s2", table, 0, rows) != rows) {
+      throw new IllegalStateException("the " + (chunks ? "chunk loop" : "single COPY") + " did not copy " + rows + " rows");
+    }
+    bed.exec("s1", "DROP VIEW " + table);
+    bed.exec("s2", "DROP TABLE " + table);
+    return seconds;
+  }
+
   private void print(PrintStream out, Result r) {
     double mb = r.bytes() / 1e6;
     List<List<String>> lines = new ArrayList<>();
@@ -165,6 +219,14 @@ public final class MigrateCopyCommand implements Callable<Integer> {
     lines.add(List.of("migrator copy phase", Report.fmt(r.medianCopySeconds(), 2),
         Report.fmt(r.rows() / r.medianCopySeconds(), 0), Report.fmt(mb / r.medianCopySeconds(), 1),
         Report.fmt(r.ratio(), 3)));
+    if (r.rounds().get(0).chunkLoopSeconds() > 0) {
+      double chunks = median(r.rounds().stream().mapToDouble(Round::chunkLoopSeconds));
+      double single = median(r.rounds().stream().mapToDouble(Round::singleCopySeconds));
+      lines.add(List.of("chunk loop alone", Report.fmt(chunks, 2), Report.fmt(r.rows() / chunks, 0),
+          Report.fmt(mb / chunks, 1), Report.fmt(r.medianPipeSeconds() / chunks, 3)));
+      lines.add(List.of("one streamed COPY", Report.fmt(single, 2), Report.fmt(r.rows() / single, 0),
+          Report.fmt(mb / single, 1), Report.fmt(r.medianPipeSeconds() / single, 3)));
+    }
     lines.add(List.of("migrator whole move", Report.fmt(r.medianMoveSeconds(), 2),
         Report.fmt(r.rows() / r.medianMoveSeconds(), 0), Report.fmt(mb / r.medianMoveSeconds(), 1),
         Report.fmt(r.medianPipeSeconds() / r.medianMoveSeconds(), 3)));

@@ -245,14 +245,21 @@ public final class MigrateLoadCommand implements Callable<Integer> {
     List<String> header = List.of("window", "keys", "writes", "failed", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
         "longest gap ms");
     List<List<String>> lines = new ArrayList<>();
+    boolean outside = insideFraction < 1;
     lines.add(row("baseline (no move)", "inside", r.baselineInside()));
-    lines.add(row("", "outside", r.baselineOutside()));
+    if (outside) {
+      lines.add(row("", "outside", r.baselineOutside()));
+    }
     for (int i = 0; i < r.moves().size(); i++) {
       MoveResult m = r.moves().get(i);
       lines.add(row("move " + (i + 1) + ", whole move", "inside", m.moveInside()));
-      lines.add(row("", "outside", m.moveOutside()));
+      if (outside) {
+        lines.add(row("", "outside", m.moveOutside()));
+      }
       lines.add(row("move " + (i + 1) + ", cutover window", "inside", m.cutoverInside()));
-      lines.add(row("", "outside", m.cutoverOutside()));
+      if (outside) {
+        lines.add(row("", "outside", m.cutoverOutside()));
+      }
     }
     if (r.moves().size() > 1) {
       lines.add(row("all cutover windows", "inside", r.cutoverInside()));

@@ -118,13 +118,14 @@ class SmokeTest {
   @Timeout(300)
   void migrateCopyTimesTheMigratorAndThePipeOnTheSameRows() throws Exception {
     MigrateCopyCommand c = new MigrateCopyCommand();
-    new CommandLine(c).parseArgs("--rows", "3000", "--rounds", "2", "--chunk-rows", "1000");
+    new CommandLine(c).parseArgs("--rows", "3000", "--rounds", "2", "--chunk-rows", "1000", "--decompose");
     MigrateCopyCommand.Result r = c.run(out);
     assertEquals(2, r.rounds().size(), output());
     for (MigrateCopyCommand.Round round : r.rounds()) {
       assertEquals(3000, round.rowsCopied(), output());
       assertTrue(round.pipeSeconds() > 0 && round.copySeconds() > 0 && round.moveSeconds() > round.copySeconds(),
           output());
+      assertTrue(round.chunkLoopSeconds() > 0 && round.singleCopySeconds() > 0, output());
     }
     // ~200-byte rows, and the migrator carried the same binary stream as the pipe (plus a header per chunk).
     assertTrue(r.bytes() > 3000L * 150 && r.bytes() < 3000L * 300, output());
