@@ -115,6 +115,44 @@ class SmokeTest {
   }
 
   @Test
+  @Timeout(300)
+  void migrateCopyTimesTheMigratorAndThePipeOnTheSameRows() throws Exception {
+    MigrateCopyCommand c = new MigrateCopyCommand();
+    new CommandLine(c).parseArgs("--rows", "3000", "--rounds", "2", "--chunk-rows", "1000", "--decompose");
+    MigrateCopyCommand.Result r = c.run(out);
+    assertEquals(2, r.rounds().size(), output());
+    for (MigrateCopyCommand.Round round : r.rounds()) {
+      assertEquals(3000, round.rowsCopied(), output());
+      assertTrue(round.pipeSeconds() > 0 && round.copySeconds() > 0 && round.moveSeconds() > round.copySeconds(),
+          output());
+      assertTrue(round.chunkLoopSeconds() > 0 && round.singleCopySeconds() > 0, output());
+    }
+    // ~200-byte rows, and the migrator carried the same binary stream as the pipe (plus a header per chunk).
+    assertTrue(r.bytes() > 3000L * 150 && r.bytes() < 3000L * 300, output());
+    assertTrue(Math.abs(r.rounds().get(0).bytesCopied() - r.bytes()) < 1000, output());
+    assertTrue(output().contains("migrator copy / pipe rate"), output());
+  }
+
+  @Test
+  @Timeout(300)
+  void migrateLoadMovesTwoRangesUnderAFixedRateWriter() throws Exception {
+    MigrateLoadCommand c = new MigrateLoadCommand();
+    new CommandLine(c).parseArgs("--rows", "3000", "--outside-rows", "1000", "--rate", "100", "--moves", "2",
+        "--warmup-seconds", "0.5", "--baseline-seconds", "1", "--settle-seconds", "0.5", "--chunk-rows", "1000",
+        "--threads", "8", "--pool-size", "4", "--max-seconds", "200");
+    MigrateLoadCommand.Result r = c.run(out);
+    assertEquals(0, r.errors(), output());
+    assertEquals(2, r.moves().size(), output());
+    assertTrue(r.baselineInside().latency().count() > 0 && r.baselineOutside().latency().count() > 0, output());
+    for (MigrateLoadCommand.MoveResult m : r.moves()) {
+      assertEquals(3000, m.migration().getRowsCopied(), output());
+      assertTrue(m.moveInside().latency().count() > 0 && m.cutoverInside().latency().count() > 0, output());
+    }
+    assertTrue(r.pipeSeconds() > 0, output());
+    assertTrue(output().contains("check:   moved keys on s2: 6,000 rows, on s1: 0"), output());
+  }
+
+  @Test
   @Timeout(60)
   void sdkLookupStateRoutesLikeTheMap() throws Exception {
     RouteLookupBenchmark l = new RouteLookupBenchmark();

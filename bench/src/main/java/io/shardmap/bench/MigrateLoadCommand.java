@@ -1,0 +1,411 @@
+package io.shardmap.bench;
+
+import io.shardmap.client.ClientOptions;
+import io.shardmap.client.DataOptions;
+import io.shardmap.client.ShardmapClient;
+import io.shardmap.client.ShardmapData;
+import io.shardmap.client.ShardmapData.Idempotence;
+import io.shardmap.migrator.Migrator;
+import io.shardmap.migrator.MoveSpec;
+import io.shardmap.proto.v1.Migration;
+import io.shardmap.proto.v1.MigrationState;
+import io.shardmap.testkit.PostgresFixture.PgInstance;
+import java.io.PrintStream;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * Moves of key ranges while a fixed-rate writer upserts through the SDK, part of its keys inside the
+ * range being moved: the writes' latency during each cutover and during the whole move against the same
+ * writer's before any move (same run), the migrator's own pause figure, the phases of each move, the
+ * change-log backlog catch-up had to drain, and a bare psql pipe of the same rows as the copy baseline.
+ */
+@Command(name = "migrate-load", mixinStandardHelpOptions = true,
+    description = {
+        "Moves key ranges of --rows rows from s1 to s2, two local PostgreSQL shards (move m: [(m-1)*rows, m*rows)), "
+            + "while an open-loop writer upserts through ShardmapData at a fixed rate, a fraction of its keys "
+            + "inside the range; baseline: the same writer before any move, and a bare psql pipe of the rows.",
+        "Prints write latency (from each write's scheduled start) in the cutover window and the whole move vs. "
+            + "the baseline (goal: cutover p99 < 100 ms), the migrator's pause, phases, catch-up backlog."})
+public final class MigrateLoadCommand implements Callable<Integer> {
+  public static final long GOAL_CUTOVER_P99_NANOS = 100_000_000L;
+  static final String KS = "load";
+  static final String TABLE = "load_rows";
+  /** Writes due this long after the cutover was recorded still count to its window: clients learn of it then. */
+  static final long CUTOVER_TAIL_NANOS = 1_000_000_000L;
+  static final String UPSERT = "INSERT INTO " + TABLE + " (id, v, created_at, name, payload) VALUES (?, ?, now(), ?, ?) "
+      + "ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v, created_at = EXCLUDED.created_at, payload = EXCLUDED.payload";
+  private static final String PAYLOAD = "x".repeat(140);
+
+  @Option(names = "--rows", defaultValue = "1000000", description = "Rows in each moved range (~200 B each).")
+  long rows;
+
+  @Option(names = "--outside-rows", defaultValue = "100000",
+      description = "Rows just below the range, [-outside-rows, 0), on the same source shard; they never move.")
+  long outsideRows;
+
+  @Option(names = "--rate", defaultValue = "1000", description = "Writes per second, open loop.")
+  double rate;
+
+  @Option(names = "--inside-fraction", defaultValue = "0.5",
+      description = "Fraction of writes to keys in the range being moved (or moved last, or to be moved next).")
+  double insideFraction;
+
+  /*
+   * Each move takes a range of its own from s1 to s2 rather than moving one range there and back: a range
+   * cannot move back to a shard that still fences it (docs/benchmarks.md, Migrator, what limits the numbers).
+   */
+  @Option(names = "--moves", defaultValue = "1", description = "Moves, one after the other, each of its own range.")
+  int moves;
+
+  @Option(names = "--warmup-seconds", defaultValue = "5", description = "Writing before the baseline window.")
+  double warmupSeconds;
+
+  @Option(names = "--baseline-seconds", defaultValue = "20", description = "The baseline window: writing, no move.")
+  double baselineSeconds;
+
+  @Option(names = "--settle-seconds", defaultValue = "5", description = "Writing after each move.")
+  double settleSeconds;
+
+  @Option(names = "--chunk-rows", defaultValue = "50000", description = "The migrator's chunk size (its default).")
+  int chunkRows;
+
+  @Option(names = "--pause-budget-ms", defaultValue = "100", description = "The moves' pause budget (the default).")
+  long pauseBudgetMs;
+
+  @Option(names = "--threads", defaultValue = "64", description = "Writer threads the scheduled writes run on.")
+  int threads;
+
+  @Option(names = "--pool-size", defaultValue = "16", description = "SDK connections per shard (all kept open).")
+  int poolSize;
+
+  @Option(names = "--max-seconds", defaultValue = "900", description = "The writer stops after this long whatever happens.")
+  double maxSeconds;
+
+  @Option(names = "--seed", defaultValue = "11", description = "Seed of the writer's keys.")
+  long seed;
+
+  @Option(names = "--pipe", defaultValue = "true", negatable = true,
+      description = "Time a bare psql pipe of the same rows first (same run); --no-pipe skips it.")
+  boolean pipe;
+
+  @Option(names = "--psql", description = "psql binary (default: the local PostgreSQL's).")
+  String psql = CopyPipe.defaultPsql();
+
+  @Option(names = "--etcd-endpoints", split = ",",
+      description = "Loopback etcd to use instead of starting a 1-member etcd from the local binary.")
+  List<String> etcdEndpoints = new ArrayList<>();
+
+  /** One move: where, its timeline, the change-log backlog, and the writes during it and its cutover. */
+  public record MoveResult(String from, String to, MoveTimeline timeline, Backlog.Peak backlog,
+                           FixedRateWriter.Window moveInside, FixedRateWriter.Window moveOutside,
+                           FixedRateWriter.Window cutoverInside, FixedRateWriter.Window cutoverOutside) {
+    Migration migration() {
+      return timeline.result;
+    }
+  }
+
+  public record Result(double pipeSeconds, long bytes, FixedRateWriter.Window baselineInside,
+                       FixedRateWriter.Window baselineOutside, List<MoveResult> moves,
+                       FixedRateWriter.Window cutoverInside, long writes, long errors) {}
+
+  @Override
+  public Integer call() throws Exception {
+    Result r = run(System.out);
+    return r.errors() == 0 ? 0 : 1;
+  }
+
+  Result run(PrintStream out) throws Exception {
+    if (rows < 10 || rows > 100_000_000 || outsideRows < 10 || moves < 1 || moves > 20 || chunkRows < 1
+        || threads < 1 || poolSize < 1 || baselineSeconds <= 0 || maxSeconds <= 0) {
+      throw new IllegalArgumentException("rows 10-100000000, outside-rows >= 10, moves 1-20, chunk-rows, threads, "
+          + "pool-size >= 1, baseline-seconds and max-seconds > 0");
+    }
+    out.println("migrate-load | " + Report.environment());
+    CopyPipe copyPipe = pipe ? new CopyPipe(psql) : null;
+    try (MoveBed bed = new MoveBed(etcdEndpoints); Migrator migrator = bed.migrator()) {
+      for (String s : MoveBed.SHARDS) {
+        bed.createTable(s, TABLE);
+      }
+      // s2 owns keys below the outside rows from the start, so the SDK's pool for it is open and warm.
+      bed.rangeKeyspace(KS, TABLE, -outsideRows, "s2", "s1");
+      bed.fill("s1", TABLE, -outsideRows, rows * moves);
+      double pipeSeconds = 0;
+      long bytes = 0;
+      String select = CopyPipe.select(TABLE, 0, rows);
+      if (copyPipe != null) {
+        Duration limit = Duration.ofMinutes(15);
+        bytes = copyPipe.bytes(bed.shard("s1"), select, limit);
+        bed.createTable("s2", "load_pipe");
+        bed.checkpoint();
+        pipeSeconds = copyPipe.copy(bed.shard("s1"), select, bed.shard("s2"), "load_pipe", limit);
+        if (bed.count("s2", "load_pipe", 0, rows) != rows) {
+          throw new IllegalStateException("the pipe did not copy " + rows + " rows");
+        }
+        bed.exec("s2", "DROP TABLE load_pipe");
+        out.printf("pipe:    %,d rows (%.1f MB binary) in %.2f s = %,.0f rows/s: %s%n", rows, bytes / 1e6, pipeSeconds,
+            rows / pipeSeconds, copyPipe.describe(bed.shard("s1"), select, bed.shard("s2"), "load_pipe"));
+      }
+      out.printf("setup:   2 PostgreSQL 15 servers, etcd %s, directory server in this JVM; %s keys [%d, %d) on s1, "
+              + "moving %d range(s) of %,d rows to s2; writer %,.0f/s open loop, %.0f%% inside the range, upsert by id through "
+              + "ShardmapData.withConnection (IDEMPOTENT), %d threads, %d connections per shard%n",
+          bed.etcd.description(), KS, -outsideRows, rows * moves, moves, rows, rate, insideFraction * 100, threads, poolSize);
+      try (ShardmapClient client = ShardmapClient.start(ClientOptions.builder()
+               .targets("127.0.0.1:" + bed.server.port()).keyspaces(KS).build());
+           ShardmapData data = ShardmapData.open(client, DataOptions.builder().user(bed.shard("s1").user())
+               .password(bed.shard("s1").password()).maxPoolSize(poolSize).minIdle(poolSize).build())) {
+        Result r = measure(out, bed, migrator, data, pipeSeconds, bytes);
+        check(out, bed);
+        return r;
+      }
+    }
+  }
+
+  private Result measure(PrintStream out, MoveBed bed, Migrator migrator, ShardmapData data, double pipeSeconds,
+                         long bytes) throws Exception {
+    FixedRateWriter.Write upsert = (key, seq) -> data.withConnection(KS, key, Idempotence.IDEMPOTENT, c -> {
+      try (PreparedStatement ps = c.prepareStatement(UPSERT)) {
+        ps.setLong(1, key);
+        ps.setLong(2, seq);
+        ps.setString(3, "user-" + key);
+        ps.setString(4, PAYLOAD);
+        if (ps.executeUpdate() != 1) {
+          throw new IllegalStateException("upsert of key " + key + " changed no row");
+        }
+        return null;
+      }
+    });
+    List<MoveTimeline> timelines = new ArrayList<>();
+    List<Backlog.Peak> peaks = new ArrayList<>();
+    long baselineFrom;
+    long baselineTo;
+    FixedRateWriter.Samples samples;
+    try (FixedRateWriter writer = new FixedRateWriter(rate, threads, Duration.ofMillis((long) (maxSeconds * 1000)),
+        insideFraction, rows, -outsideRows, 0, seed, upsert)) {
+      long t0 = writer.start();
+      sleepUntil(t0 + seconds(warmupSeconds));
+      baselineFrom = System.nanoTime();
+      sleepUntil(baselineFrom + seconds(baselineSeconds));
+      baselineTo = System.nanoTime();
+      out.printf("baseline window done (%.1f s of writing, no move; load %s)%n", baselineSeconds, Report.loadAverage());
+      String source = "s1";
+      String target = "s2";
+      for (int m = 1; m <= moves; m++) {
+        long lo = (m - 1) * rows;
+        writer.insideBase(lo);
+        String id = "load_" + m;
+        MoveTimeline t;
+        try (Backlog backlog = Backlog.start(bed.shard(source), "shardmap.\"changes_" + id + "\"")) {
+          t = MoveTimeline.run(migrator, MoveSpec.builder().id(id).keyspace(KS).range(lo + ".." + (lo + rows)).target(target)
+              .split(true).chunkRows(chunkRows).pauseBudget(Duration.ofMillis(pauseBudgetMs)).build(),
+              p -> backlog.phase(p.getState()));
+          peaks.add(backlog.peak());
+        }
+        timelines.add(t);
+        out.printf("move %d [%d, %d) %s -> %s done in %.1f s, pause %d ms (load %s)%n", m, lo, lo + rows, source, target,
+            t.totalNanos() / 1e9, t.result.getPauseMs(), Report.loadAverage());
+        sleepUntil(System.nanoTime() + seconds(settleSeconds));
+      }
+      samples = writer.stop(Duration.ofSeconds(60));
+    }
+    FixedRateWriter.Window baseIn = samples.window(baselineFrom, baselineTo, true);
+    FixedRateWriter.Window baseOut = samples.window(baselineFrom, baselineTo, false);
+    List<MoveResult> results = new ArrayList<>();
+    long[] cutoverFrom = new long[timelines.size()];
+    long[] cutoverTo = new long[timelines.size()];
+    for (int i = 0; i < timelines.size(); i++) {
+      MoveTimeline t = timelines.get(i);
+      cutoverFrom[i] = t.at(MigrationState.MIGRATION_STATE_CUTTING_OVER);
+      cutoverTo[i] = t.at(MigrationState.MIGRATION_STATE_CLEANING_UP) + CUTOVER_TAIL_NANOS;
+      results.add(new MoveResult("s1", "s2", t, peaks.get(i),
+          samples.window(t.start, t.end, true), samples.window(t.start, t.end, false),
+          samples.window(cutoverFrom[i], cutoverTo[i], true), samples.window(cutoverFrom[i], cutoverTo[i], false)));
+    }
+    FixedRateWriter.Window allCutovers = samples.windows(cutoverFrom, cutoverTo, true);
+    Result r = new Result(pipeSeconds, bytes, baseIn, baseOut, results, allCutovers, samples.due().length,
+        samples.errors());
+    print(out, r);
+    if (samples.firstError() != null) {
+      out.println("first write error: " + samples.firstError());
+    }
+    return r;
+  }
+
+  private void print(PrintStream out, Result r) {
+    out.println();
+    List<String> header = List.of("window", "keys", "writes", "failed", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
+        "longest gap ms");
+    List<List<String>> lines = new ArrayList<>();
+    boolean outside = insideFraction < 1;
+    lines.add(row("baseline (no move)", "inside", r.baselineInside()));
+    if (outside) {
+      lines.add(row("", "outside", r.baselineOutside()));
+    }
+    for (int i = 0; i < r.moves().size(); i++) {
+      MoveResult m = r.moves().get(i);
+      lines.add(row("move " + (i + 1) + ", whole move", "inside", m.moveInside()));
+      if (outside) {
+        lines.add(row("", "outside", m.moveOutside()));
+      }
+      lines.add(row("move " + (i + 1) + ", cutover window", "inside", m.cutoverInside()));
+      if (outside) {
+        lines.add(row("", "outside", m.cutoverOutside()));
+      }
+    }
+    if (r.moves().size() > 1) {
+      lines.add(row("all cutover windows", "inside", r.cutoverInside()));
+    }
+    out.println("write latency from each write's scheduled start (cutover window: from entering cutting-over to 1 s "
+        + "after the cutover was recorded):");
+    out.print(Report.table(header, lines));
+    List<List<String>> phases = new ArrayList<>();
+    for (int i = 0; i < r.moves().size(); i++) {
+      MoveResult m = r.moves().get(i);
+      MoveTimeline t = m.timeline();
+      Migration g = m.migration();
+      List<String> cells = new ArrayList<>(List.of((i + 1) + " " + m.from() + "->" + m.to(),
+          Report.fmt(t.totalNanos() / 1e9, 1)));
+      for (MigrationState s : MoveTimeline.PHASES.subList(0, MoveTimeline.PHASES.size() - 1)) {
+        cells.add(Report.fmt(t.phaseNanos(s) / 1e9, 2));
+      }
+      cells.add(Report.fmt(g.getRowsCopied() / (t.copyNanos() / 1e9), 0));
+      cells.add(String.format("%,d", m.backlog().keys()));
+      cells.add(m.backlog().keys() == 0 ? "-" : MoveTimeline.label(m.backlog().phase()) + " +"
+          + Report.fmt((m.backlog().at() - t.start) / 1e9, 1) + " s");
+      cells.add(String.format("%,d", g.getKeysReplayed()));
+      cells.add(String.format("%,d", g.getKeysRepaired()));
+      cells.add(g.getPauseMs() + " / " + g.getOptions().getPauseBudgetMs());
+      cells.add(Integer.toString(g.getCutoverAttempts()));
+      phases.add(cells);
+    }
+    out.println("moves (seconds; backlog = most keys in the source's change log, sampled every 100 ms):");
+    out.print(Report.table(List.of("move", "total", "prepare", "copy", "catch-up", "verify", "cutover", "cleanup",
+        "copy rows/s", "max backlog", "at", "replayed", "repaired", "pause ms / budget", "attempts"), phases));
+    if (r.pipeSeconds() > 0) {
+      double copy = MigrateCopyCommand.median(r.moves().stream().mapToDouble(m -> m.timeline().copyNanos() / 1e9));
+      double total = MigrateCopyCommand.median(r.moves().stream().mapToDouble(m -> m.timeline().totalNanos() / 1e9));
+      out.printf("baseline bare pipe of the same %,d rows (no writes): %.2f s; move under load: copy phase %.2f s "
+          + "(%.2fx the pipe's time), whole move %.2f s (%.2fx) (medians over moves)%n", rows, r.pipeSeconds(), copy,
+          copy / r.pipeSeconds(), total, total / r.pipeSeconds());
+    }
+    long p99 = r.cutoverInside().latency().p(0.99);
+    out.printf("cutover p99 of writes inside the range: %s ms (baseline p99 %s ms, %.1fx); goal < %d ms: %s; "
+            + "migrator's pause per move: %s ms; writes %,d, failed %,d%n", Report.millis(p99, 1),
+        Report.millis(r.baselineInside().latency().p(0.99), 1),
+        (double) p99 / Math.max(1, r.baselineInside().latency().p(0.99)), GOAL_CUTOVER_P99_NANOS / 1_000_000,
+        p99 < GOAL_CUTOVER_P99_NANOS ? "met" : "NOT met",
+        r.moves().stream().map(m -> Long.toString(m.migration().getPauseMs())).toList(), r.writes(), r.errors());
+  }
+
+  private static List<String> row(String window, String keys, FixedRateWriter.Window w) {
+    Report.Dist d = w.latency();
+    return List.of(window, keys, String.format("%,d", d.count()), String.format("%,d", w.failed()),
+        Report.millis(d.p(0.50), 2), Report.millis(d.p(0.99), 2), Report.millis(d.p(0.999), 2),
+        Report.millis(d.max(), 2), Report.millis(w.longestGapNanos(), 2));
+  }
+
+  /** Every moved key on s2 once, none left on s1, the outside rows where they were. */
+  private void check(PrintStream out, MoveBed bed) throws SQLException {
+    long there = bed.count("s2", TABLE, 0, rows * moves);
+    long left = bed.count("s1", TABLE, 0, rows * moves);
+    long outside = bed.count("s1", TABLE, -outsideRows, 0);
+    boolean ok = there == rows * moves && left == 0 && outside == outsideRows;
+    out.printf("check:   moved keys on s2: %,d rows, on s1: %,d; outside rows on s1: %,d: %s%n", there, left, outside,
+        ok ? "as expected" : "WRONG");
+    if (!ok) {
+      throw new IllegalStateException("rows are not where the map says after the moves");
+    }
+  }
+
+  private static long seconds(double s) {
+    return (long) (s * 1e9);
+  }
+
+  private static void sleepUntil(long nanoTime) throws InterruptedException {
+    long wait;
+    while ((wait = nanoTime - System.nanoTime()) > 0) {
+      Thread.sleep(Math.max(1, wait / 1_000_000));
+    }
+  }
+
+  /**
+   * Samples the size of a move's change log on the source every 100 ms on its own connection (the table
+   * exists from preparation to cleanup) and keeps the peak, with when and in which phase it was seen.
+   */
+  static final class Backlog implements AutoCloseable {
+    record Peak(long keys, long at, MigrationState phase) {}
+
+    private final Connection c;
+    private final String table;
+    private final Thread thread;
+    private volatile boolean stop;
+    private volatile MigrationState phase = MigrationState.MIGRATION_STATE_PLANNED;
+    private volatile Peak peak = new Peak(0, 0, MigrationState.MIGRATION_STATE_PLANNED);
+    private volatile Exception failure;
+
+    private Backlog(Connection c, String table) {
+      this.c = c;
+      this.table = table;
+      this.thread = new Thread(this::sample, "backlog-sampler");
+      thread.setDaemon(true);
+    }
+
+    static Backlog start(PgInstance source, String table) throws SQLException {
+      Backlog b = new Backlog(source.connect(), table);
+      b.thread.start();
+      return b;
+    }
+
+    void phase(MigrationState s) {
+      phase = s;
+    }
+
+    private void sample() {
+      try (Statement s = c.createStatement()) {
+        while (!stop) {
+          try (ResultSet rs = s.executeQuery("SELECT count(*) FROM " + table)) {
+            rs.next();
+            long n = rs.getLong(1);
+            if (n > peak.keys()) {
+              peak = new Peak(n, System.nanoTime(), phase);
+            }
+          } catch (SQLException e) {
+            if (!"42P01".equals(e.getSQLState())) {
+              throw e; // only "no such table" (before preparation, after cleanup) is expected
+            }
+          }
+          Thread.sleep(100);
+        }
+      } catch (SQLException | InterruptedException e) {
+        failure = e;
+      }
+    }
+
+    Peak peak() {
+      if (failure != null) {
+        throw new IllegalStateException("sampling the change log failed: " + failure.getMessage(), failure);
+      }
+      return peak;
+    }
+
+    @Override
+    public void close() throws SQLException {
+      stop = true;
+      try {
+        thread.join(5_000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      c.close();
+    }
+  }
+}
