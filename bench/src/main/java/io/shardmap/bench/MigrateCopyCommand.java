@@ -192,7 +192,7 @@ public final class MigrateCopyCommand implements Callable<Integer> {
     long t0 = System.nanoTime();
     try (Connection src = bed.shard("s1").connect(); Connection dst = bed.shard("s2").connect()) {
       if (chunks) {
-        Long after = null;
+        byte[] after = null;
         RangeTableMove.CopiedChunk c;
         do {
           c = m.copyChunk(src, dst, after, chunkRows);
