@@ -218,6 +218,19 @@ public final class MoveDriver {
         .setCopyStartedUnixMs(clock.millis()));
   }
 
+  /** Longest stretch of copying between two saves of the copy cursor. */
+  private static final long COPY_SAVE_MAX_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+  /** What the last save of the copy cursor took; the next save waits ten times that (see copy()). */
+  private long copySaveNanos;
+
+  /**
+   * Copies chunks of the current table, then saves the cursor once: after ten times as long as the last
+   * save took, at most {@link #COPY_SAVE_MAX_NANOS}, so the etcd writes cost at most about a tenth of the
+   * copy. Saving after every chunk cost an etcd round trip per chunk, a fifth of the copy time (docs/
+   * benchmarks.md, "Migrator"). A crash repeats the copying since the last save, which converges all
+   * the same because each chunk first deletes the target's rows of its keys.
+   */
   private void copy(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     int t = m.getCopyTable();
@@ -226,19 +239,28 @@ public final class MoveDriver {
       return;
     }
     byte[] after = m.getCopyAfter().isEmpty() ? null : m.getCopyAfter().toByteArray();
-    RangeTableMove.CopiedChunk c = moves.get(t).copyChunk(src, dst, after, m.getOptions().getChunkRows());
-    faults.accept("copying:chunk");
-    Migration.Builder next = m.toBuilder().setRowsCopied(m.getRowsCopied() + c.rows())
-        .setBytesCopied(m.getBytesCopied() + c.bytes());
-    if (c.done()) {
-      next.setCopyTable(t + 1).clearCopyAfter();
-      if (t + 1 >= moves.size()) {
-        next.setState(MigrationState.MIGRATION_STATE_CATCHING_UP);
+    Migration.Builder next = m.toBuilder();
+    long saveBy = System.nanoTime() + Math.min(COPY_SAVE_MAX_NANOS, 10 * copySaveNanos);
+    while (true) {
+      RangeTableMove.CopiedChunk c = moves.get(t).copyChunk(src, dst, after, m.getOptions().getChunkRows());
+      faults.accept("copying:chunk");
+      next.setRowsCopied(next.getRowsCopied() + c.rows()).setBytesCopied(next.getBytesCopied() + c.bytes());
+      if (c.done()) {
+        next.setCopyTable(t + 1).clearCopyAfter();
+        if (t + 1 >= moves.size()) {
+          next.setState(MigrationState.MIGRATION_STATE_CATCHING_UP);
+        }
+        break;
       }
-    } else {
-      next.setCopyAfter(ByteString.copyFrom(c.last()));
+      after = c.last();
+      next.setCopyAfter(ByteString.copyFrom(after));
+      if (System.nanoTime() - saveBy >= 0 || stop.getAsBoolean()) {
+        break;
+      }
     }
+    long t0 = System.nanoTime();
     update(next);
+    copySaveNanos = System.nanoTime() - t0;
   }
 
   /** Replays one round of logged keys of every table; returns the keys replayed. */
