@@ -28,8 +28,9 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Plans, drives, cancels and lists migrations — online moves of key ranges between PostgreSQL shards
- * (docs/migrator-design.md). Any number of Migrators (processes) may run against one directory: a
+ * Plans, drives, cancels and lists migrations — online moves of key ranges, hash buckets, ring arcs and
+ * directory entries between PostgreSQL shards (docs/migrator-design.md) — and reshards hash and
+ * consistent-hash keyspaces with them. Any number of Migrators (processes) may run against one directory: a
  * migration is driven by whichever holds its etcd owner key, and resumed by another after a crash.
  */
 public final class Migrator implements AutoCloseable {
@@ -187,7 +188,9 @@ public final class Migrator implements AutoCloseable {
   private Migration reshardStep(MoveSpec.Builder spec, String what, int before, Consumer<String> log) {
     Migration planned = plan(spec.build());
     log.accept(what + ": migration " + planned.getId());
-    Migration end = drive(planned.getId(), p -> { }, options.leaseTtl().multipliedBy(3));
+    // A worker elsewhere may have claimed it first: then wait for that worker to finish it (or to die, when
+    // this process takes over once its lease expires).
+    Migration end = drive(planned.getId(), p -> { }, Duration.ofDays(1));
     if (end.getState() != io.shardmap.proto.v1.MigrationState.MIGRATION_STATE_DONE) {
       throw ShardmapException.precondition("reshard stopped: migration '" + end.getId() + "' (" + what + ") ended "
           + States.label(end.getState()) + (end.getLastError().isEmpty() ? "" : ": " + end.getLastError()) + "; "
