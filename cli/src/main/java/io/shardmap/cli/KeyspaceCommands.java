@@ -256,11 +256,12 @@ final class KeyspaceCommands {
       }
       table(List.of("SHARD", "SHARE", "ENTRIES"), rows);
       if (r.getMovingCount() > 0) {
-        // Ranges the migrator is moving: split, merge, reassign and drop refuse to touch them.
+        // Units the migrator is moving (ranges, buckets, ring nodes, entries): the admin API refuses to
+        // change them.
         line("");
         List<List<String>> moving = new ArrayList<>();
         for (MovingRange m : r.getMovingList()) {
-          moving.add(List.of(Text.range(m.getRange()), m.getMigrationId()));
+          moving.add(List.of(m.getUnit().isEmpty() ? Text.range(m.getRange()) : m.getUnit(), m.getMigrationId()));
         }
         table(List.of("MOVING", "MIGRATION"), moving);
       }

@@ -291,6 +291,7 @@ class CommandsTest {
             .setMigrationId("m-7f3a"))
         .addMoving(MovingRange.newBuilder()
             .setRange(KeyRange.newBuilder().setStart(intKey(100)).setEnd(intKey(200))).setMigrationId("m2"))
+        .addMoving(MovingRange.newBuilder().setUnit("bucket 3").setMigrationId("m3"))
         .build(),
         DescribeKeyspaceResponse.newBuilder().setSpec(USERS).setLayoutEntries(3).setRevision(9)
             .addShares(ShardShare.newBuilder().setShard("shard1").setFraction(1).setEntries(3))
@@ -313,7 +314,8 @@ class CommandsTest {
         + "\n"
         + "MOVING    MIGRATION\n"
         + "..-100    m-7f3a\n"
-        + "100..200  m2\n", known.out());
+        + "100..200  m2\n"
+        + "bucket 3  m3\n", known.out());
     ok(unknown);
     assertEquals(""
         + "keyspace  users\n"

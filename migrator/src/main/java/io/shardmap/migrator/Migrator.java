@@ -29,8 +29,9 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Plans, drives, cancels and lists migrations — online moves of key ranges between PostgreSQL shards
- * (docs/migrator-design.md). Any number of Migrators (processes) may run against one directory: a
+ * Plans, drives, cancels and lists migrations — online moves of key ranges, hash buckets, ring arcs and
+ * directory entries between PostgreSQL shards (docs/migrator-design.md) — and reshards hash and
+ * consistent-hash keyspaces with them. Any number of Migrators (processes) may run against one directory: a
  * migration is driven by whichever holds its etcd owner key, and resumed by another after a crash.
  */
 public final class Migrator implements AutoCloseable {
@@ -102,6 +103,102 @@ public final class Migrator implements AutoCloseable {
     } catch (SQLException | RuntimeException e) {
       return java.util.OptionalLong.empty();
     }
+  }
+
+  /**
+   * What {@link #reshard} would do now, one line per step: the buckets and their owners, or how many ring
+   * nodes join or leave and the share of keys that changes owner. Nothing is written.
+   */
+  public List<String> reshardPlan(String keyspace, String shard, boolean add, int vnodes) {
+    io.shardmap.migrator.internal.Resharder r = new io.shardmap.migrator.internal.Resharder(ms);
+    io.shardmap.proto.v1.KeyspaceSpec spec = r.spec(keyspace, io.shardmap.proto.v1.Strategy.STRATEGY_HASH,
+        io.shardmap.proto.v1.Strategy.STRATEGY_CONSISTENT_HASH);
+    if (add) {
+      pg.shard("shard", shard);
+    }
+    List<String> out = new java.util.ArrayList<>();
+    if (spec.getStrategy() == io.shardmap.proto.v1.Strategy.STRATEGY_HASH) {
+      for (io.shardmap.migrator.internal.Resharder.BucketMove b : r.hashMoves(keyspace, shard, add)) {
+        out.add("bucket " + b.bucket() + ": " + b.from() + " -> " + b.to());
+      }
+      return out;
+    }
+    int count = ringSteps(r, spec, shard, add, vnodes);
+    out.add(count + " ring node" + (count == 1 ? "" : "s") + " of " + shard + (add ? " join" : " leave")
+        + String.format(java.util.Locale.ROOT, "; %.1f%% of the keys change owner",
+        100 * r.ringMovedFraction(keyspace, shard, add, count)));
+    return out;
+  }
+
+  private static int ringSteps(io.shardmap.migrator.internal.Resharder r, io.shardmap.proto.v1.KeyspaceSpec spec,
+                               String shard, boolean add, int vnodes) {
+    int has = r.vnodes(spec.getName(), shard);
+    if (add && has > 0) {
+      throw ShardmapException.precondition("shard: '" + shard + "' already has " + has + " nodes on the ring of "
+          + "keyspace '" + spec.getName() + "'");
+    }
+    if (!add && has == 0) {
+      throw ShardmapException.notFound("shard: '" + shard + "' has no node on the ring of keyspace '"
+          + spec.getName() + "'");
+    }
+    return add ? (vnodes > 0 ? vnodes : spec.getDefaultVnodes()) : has;
+  }
+
+  /**
+   * Adds {@code shard} to ({@code add}) or removes it from a hash or consistent-hash keyspace: the moves of
+   * {@link #reshardPlan}, each planned and driven here to its end before the next (a ring's next node
+   * depends on the previous one). A shard added to a ring gets {@code vnodes} nodes (0: the keyspace's
+   * default). {@code tuning} sets the options of every move; {@code log} hears of each step. Stops at the
+   * first move that does not end DONE (FAILED_PRECONDITION naming it). Returns the migrations driven.
+   */
+  public List<Migration> reshard(String keyspace, String shard, boolean add, int vnodes,
+                                 java.util.function.UnaryOperator<MoveSpec.Builder> tuning, Consumer<String> log) {
+    io.shardmap.migrator.internal.Resharder r = new io.shardmap.migrator.internal.Resharder(ms);
+    io.shardmap.proto.v1.KeyspaceSpec spec = r.spec(keyspace, io.shardmap.proto.v1.Strategy.STRATEGY_HASH,
+        io.shardmap.proto.v1.Strategy.STRATEGY_CONSISTENT_HASH);
+    if (add) {
+      pg.shard("shard", shard);
+    }
+    List<Migration> done = new java.util.ArrayList<>();
+    if (spec.getStrategy() == io.shardmap.proto.v1.Strategy.STRATEGY_HASH) {
+      for (io.shardmap.migrator.internal.Resharder.BucketMove b : r.hashMoves(keyspace, shard, add)) {
+        done.add(reshardStep(tuning.apply(MoveSpec.builder().keyspace(keyspace).bucket(b.bucket()).target(b.to())),
+            "bucket " + b.bucket() + " from " + b.from() + " to " + b.to(), done.size(), log));
+      }
+      return done;
+    }
+    int steps = ringSteps(r, spec, shard, add, vnodes);
+    for (int i = 0; i < steps; i++) {
+      io.shardmap.migrator.internal.Resharder.RingStep s = r.nextRingStep(keyspace, shard, add);
+      String what = "ring node " + s.shard() + "#" + s.vnode() + (add ? " joins" : " leaves");
+      if (!s.movesData()) {
+        log.accept(what + ": its arc stays on " + shard + ", no data moves (layout changed)");
+        continue;
+      }
+      MoveSpec.Builder b = MoveSpec.builder().keyspace(keyspace);
+      if (add) {
+        b.ringJoin().target(shard);
+      } else {
+        b.ringLeave(shard);
+      }
+      done.add(reshardStep(tuning.apply(b), what + " (" + s.from() + " -> " + s.to() + ")", done.size(), log));
+    }
+    return done;
+  }
+
+  private Migration reshardStep(MoveSpec.Builder spec, String what, int before, Consumer<String> log) {
+    Migration planned = plan(spec.build());
+    log.accept(what + ": migration " + planned.getId());
+    // A worker elsewhere may have claimed it first: then wait for that worker to finish it (or to die, when
+    // this process takes over once its lease expires).
+    Migration end = drive(planned.getId(), p -> { }, Duration.ofDays(1));
+    if (end.getState() != io.shardmap.proto.v1.MigrationState.MIGRATION_STATE_DONE) {
+      throw ShardmapException.precondition("reshard stopped: migration '" + end.getId() + "' (" + what + ") ended "
+          + States.label(end.getState()) + (end.getLastError().isEmpty() ? "" : ": " + end.getLastError()) + "; "
+          + before + " earlier move" + (before == 1 ? "" : "s") + " done");
+    }
+    log.accept(what + ": done, " + end.getRowsCopied() + " rows, write pause " + end.getPauseMs() + " ms");
+    return end;
   }
 
   public List<Migration> list() {

@@ -38,7 +38,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * keys congruent to its number, so a key's writes are ordered).
  *
  * <p>The keyspace is one of {@link Layout}: a range keyspace ([..0) on s1, [0..) on s2), a hash keyspace
- * (8 buckets, s1 and s2 alternating), a ring (s1 and s2, 8 nodes each), or a directory (fallback s1, keys
+ * (8 buckets, s1 and s2 alternating), a ring (s1 and s2, 8 nodes each unless told), or a directory (fallback s1, keys
  * {@link #DIRECTORY_KEYS} with entries on s2). Keys are the model's numbers, or with text keys the
  * strings {@code "u" + number} in a text column.
  */
@@ -64,6 +64,7 @@ final class MoveHarness implements AutoCloseable {
   final ShardmapClient client;
   final ShardmapData data;
   final boolean textKeys;
+  private final int ringVnodes;
 
   /** key → value of the last acknowledged write, absent when deleted or never written. */
   final Map<Long, Long> model = new ConcurrentHashMap<>();
@@ -81,7 +82,13 @@ final class MoveHarness implements AutoCloseable {
   }
 
   MoveHarness(Layout layout, boolean textKeys) throws Exception {
+    this(layout, textKeys, 8);
+  }
+
+  /** With {@code ringVnodes} nodes per shard on a ring. */
+  MoveHarness(Layout layout, boolean textKeys, int ringVnodes) throws Exception {
     this.textKeys = textKeys;
+    this.ringVnodes = ringVnodes;
     fixture = new DirectoryFixture("m");
     pg = fixture.pg;
     etcd = fixture.etcd;
@@ -123,7 +130,7 @@ final class MoveHarness implements AutoCloseable {
         }
       }
       case RING -> {
-        spec.setStrategy(io.shardmap.proto.v1.Strategy.STRATEGY_CONSISTENT_HASH).setDefaultVnodes(8);
+        spec.setStrategy(io.shardmap.proto.v1.Strategy.STRATEGY_CONSISTENT_HASH).setDefaultVnodes(ringVnodes);
         req.addRingShards("s1").addRingShards("s2");
       }
       case DIRECTORY -> {

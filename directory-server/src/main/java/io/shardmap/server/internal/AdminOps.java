@@ -52,6 +52,13 @@ import java.util.function.LongSupplier;
  * DropKeyspace refuses while any marker exists; why neither can race past a marker is argued at
  * {@link #refuseIfMoving} and {@link #dropKeyspace}. Markers are not part of the watched maps: planners
  * read them from etcd (one linearizable prefix read) on every attempt.
+ *
+ * <p>Other units have markers too ({@code moving/bucket/N}, {@code moving/ring}, {@code moving/entry/HEX}):
+ * ReassignBucket refuses a marked bucket and compares its marker's absence, Add/RemoveRingNodes compare
+ * {@code moving/ring} absent, ReshardHash (while anything moves) and Put/DeleteDirectoryEntries (of a
+ * marked key) compare the moving guard unchanged since their marker read, like a drop. The migrator's
+ * marker transactions compare the layout's or the entries' mod revisions, so either side commits second
+ * and fails (docs/migrator-design.md, "Units in etcd").
  */
 public final class AdminOps {
   public static final int DEFAULT_VNODES = 1024;

@@ -34,6 +34,7 @@ import picocli.CommandLine.ScopeType;
     synopsisSubcommandLabel = "COMMAND",
     subcommands = {
       MoveCommand.class,
+      ReshardCommand.class,
       ResumeCommand.class,
       CancelCommand.class,
       StatusCommand.class,

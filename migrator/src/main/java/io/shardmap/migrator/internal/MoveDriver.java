@@ -2,10 +2,6 @@ package io.shardmap.migrator.internal;
 
 import com.google.protobuf.ByteString;
 import io.shardmap.core.ErrorCode;
-import io.shardmap.core.KeyRange;
-import io.shardmap.core.Keys;
-import io.shardmap.core.KeyspaceMap;
-import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationOptions;

@@ -1,0 +1,186 @@
+package io.shardmap.migrator.internal;
+
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.Ring;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.HashLayout;
+import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.RingLayout;
+import io.shardmap.proto.v1.Strategy;
+import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.store.Compare;
+import io.shardmap.store.KeyValue;
+import io.shardmap.store.Txn;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Decides the moves that add a shard to, or remove one from, a hash or consistent-hash keyspace.
+ *
+ * <p>Hash: adding gives the new shard N / (owners + 1) buckets, each taken from the shard that owns the
+ * most at that point; removing gives each of the shard's buckets to the shard that owns the fewest. The
+ * list is fixed up front (buckets move independently).
+ *
+ * <p>Ring: adding joins the shard's nodes one at a time, removing makes its nodes leave one at a time,
+ * each step decided on the layout as the previous step left it (a node's arc depends on its neighbours).
+ * A node whose arc stays within its own shard (its successor is a node of the same shard) moves no data:
+ * its layout change is written here directly, with the admin API's epoch rules and the same guards
+ * ({@link #layoutOnly}).
+ */
+public final class Resharder {
+  private final MigrationStore ms;
+
+  public Resharder(MigrationStore ms) {
+    this.ms = ms;
+  }
+
+  /** One bucket to move and where. */
+  public record BucketMove(int bucket, String from, String to) {}
+
+  /** The next ring step: a node joining or leaving, and whether data moves (else it is applied already). */
+  public record RingStep(String shard, int vnode, boolean join, String from, String to, boolean movesData) {}
+
+  public KeyspaceSpec spec(String keyspace, Strategy... allowed) {
+    KeyValue kv = UnitRecords.one(ms, ms.keys().spec(keyspace));
+    if (kv == null) {
+      throw ShardmapException.notFound("keyspace: no keyspace '" + keyspace + "'");
+    }
+    KeyspaceSpec spec = UnitRecords.parse(kv, KeyspaceSpec.parser());
+    if (!List.of(allowed).contains(spec.getStrategy())) {
+      throw ShardmapException.precondition("keyspace: '" + keyspace + "' uses " + spec.getStrategy()
+          + "; resharding adds or removes shards of STRATEGY_HASH and STRATEGY_CONSISTENT_HASH keyspaces");
+    }
+    return spec;
+  }
+
+  private KeyValue layout(String keyspace) {
+    KeyValue kv = UnitRecords.one(ms, ms.keys().layout(keyspace));
+    if (kv == null) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "keyspace: '" + keyspace + "' has no layout record");
+    }
+    return kv;
+  }
+
+  /** The bucket moves that add {@code shard} to (or remove it from) a hash keyspace. */
+  public List<BucketMove> hashMoves(String keyspace, String shard, boolean add) {
+    HashLayout h = UnitRecords.parse(layout(keyspace), HashLayout.parser());
+    Map<String, List<Integer>> owned = new LinkedHashMap<>();
+    for (int i = 0; i < h.getBucketsCount(); i++) {
+      owned.computeIfAbsent(h.getBuckets(i).getShard(), s -> new ArrayList<>()).add(i);
+    }
+    List<BucketMove> out = new ArrayList<>();
+    if (add) {
+      if (owned.containsKey(shard)) {
+        throw ShardmapException.precondition("shard: '" + shard + "' already owns buckets " + owned.get(shard)
+            + " of keyspace '" + keyspace + "'");
+      }
+      int share = h.getBucketsCount() / (owned.size() + 1);
+      if (share == 0) {
+        throw ShardmapException.precondition("shard: keyspace '" + keyspace + "' has " + h.getBucketsCount()
+            + " buckets, too few to give one to a shard beside " + owned.size() + " owners; reshard it to more "
+            + "buckets first (ReshardHash)");
+      }
+      for (int n = 0; n < share; n++) {
+        // Take from the most loaded owner (ties: the first listed), its highest bucket.
+        String from = owned.entrySet().stream().max(Comparator.comparingInt(e -> e.getValue().size()))
+            .orElseThrow().getKey();
+        List<Integer> b = owned.get(from);
+        out.add(new BucketMove(b.remove(b.size() - 1), from, shard));
+      }
+      return out;
+    }
+    List<Integer> mine = owned.remove(shard);
+    if (mine == null) {
+      throw ShardmapException.notFound("shard: '" + shard + "' owns no bucket of keyspace '" + keyspace + "'");
+    }
+    if (owned.isEmpty()) {
+      throw ShardmapException.precondition("shard: '" + shard + "' owns every bucket of keyspace '" + keyspace
+          + "'; there is no other shard to move them to");
+    }
+    for (int b : mine) {
+      String to = owned.entrySet().stream().min(Comparator.comparingInt(e -> e.getValue().size())).orElseThrow()
+          .getKey();
+      owned.get(to).add(b);
+      out.add(new BucketMove(b, shard, to));
+    }
+    return out;
+  }
+
+  /** How many nodes {@code shard} has on the ring. */
+  public int vnodes(String keyspace, String shard) {
+    return RingNodes.vnodes(UnitRecords.parse(layout(keyspace), RingLayout.parser()), shard);
+  }
+
+  /** The share of the ring (hash space) that changes owner if {@code shard} gets {@code count} more nodes, or loses all. */
+  public double ringMovedFraction(String keyspace, String shard, boolean add, int count) {
+    Ring before = Ring.of(UnitRecords.parse(layout(keyspace), RingLayout.parser()), 0);
+    Ring after = Ring.of(add ? before.withAddedNodes(shard, count) : before.withRemovedNodes(shard, 0), 0);
+    return Ring.movedFraction(before, after);
+  }
+
+  /**
+   * The next node of {@code shard} to join (or leave) the ring. When its arc stays with its own shard, the
+   * layout change is written here and the step says no data moves; otherwise the caller moves it with a
+   * migration.
+   */
+  public RingStep nextRingStep(String keyspace, String shard, boolean join) {
+    for (int attempt = 1; ; attempt++) {
+      KeyspaceSpec spec = spec(keyspace, Strategy.STRATEGY_CONSISTENT_HASH);
+      KeyValue kv = layout(keyspace);
+      RingLayout layout = UnitRecords.parse(kv, RingLayout.parser());
+      RingNodes.Change c = join ? RingNodes.join(layout, shard) : RingNodes.leave(layout, shard);
+      if (c == null) {
+        throw ShardmapException.notFound("shard: '" + shard + "' has no node on the ring of keyspace '" + keyspace + "'");
+      }
+      if (c.collides()) {
+        throw ShardmapException.precondition("shard: ring node " + shard + "#" + c.node().vnode() + " would sit at the "
+            + "position of " + c.successor().shard() + "#" + c.successor().vnode());
+      }
+      if (!join && c.successor().equals(c.node())) {
+        throw ShardmapException.precondition("shard: '" + shard + "' holds the last node of the ring of keyspace '"
+            + keyspace + "'; a ring needs one");
+      }
+      String other = c.successor().shard();
+      if (!other.equals(shard)) {
+        return new RingStep(shard, c.node().vnode(), join, join ? other : shard, join ? shard : other, true);
+      }
+      if (layoutOnly(keyspace, spec, kv, layout, shard, join)) {
+        return new RingStep(shard, c.node().vnode(), join, shard, shard, false);
+      }
+      if (attempt >= 16) {
+        throw new ShardmapException(ErrorCode.ABORTED, "keyspace: the ring of '" + keyspace + "' kept changing; retry");
+      }
+    }
+  }
+
+  /**
+   * Adds or removes one node whose arc stays with its shard, as AddRingNodes / RemoveRingNodes would: one
+   * transaction comparing the spec and the layout as read and the absence of the ring's moving marker (no
+   * node may join or leave while a migration moves one). Returns false when it lost a race (read again).
+   */
+  private boolean layoutOnly(String keyspace, KeyspaceSpec spec, KeyValue kv, RingLayout layout, String shard,
+                             boolean join) {
+    StoreLayout keys = ms.keys();
+    KeyValue marker = UnitRecords.one(ms, keys.movingRing(keyspace));
+    if (marker != null) {
+      throw ShardmapException.precondition("shard: a ring node of keyspace '" + keyspace + "' is being moved by "
+          + "migration '" + marker.valueUtf8() + "'");
+    }
+    Ring ring = Ring.of(layout, 0);
+    RingLayout next = join ? ring.withAddedNodes(shard, 1) : ring.withRemovedNodes(shard, 1);
+    KeyValue specKv = UnitRecords.one(ms, keys.spec(keyspace));
+    Txn.Builder txn = Txn.builder()
+        .compare(Compare.modRevision(keys.spec(keyspace), specKv == null ? 0 : specKv.modRevision()))
+        .compare(Compare.modRevision(keys.layout(keyspace), kv.modRevision()))
+        .compare(Compare.absent(keys.movingRing(keyspace)))
+        .put(keys.layout(keyspace), next.toByteArray());
+    if (join) {
+      // The ownership guard (docs/data-model.md): the shard is registered, and deregistering it must fail.
+      txn.compare(Compare.present(keys.shard(shard))).put(keys.shardRef(shard), new byte[0]);
+    }
+    return ms.commit("ring node of " + spec.getName() + (join ? " joining" : " leaving"), txn.build()).succeeded();
+  }
+}
