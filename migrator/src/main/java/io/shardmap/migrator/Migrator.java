@@ -6,8 +6,11 @@ import io.shardmap.migrator.internal.MigrationStore;
 import io.shardmap.migrator.internal.MoveDriver;
 import io.shardmap.migrator.internal.PgConnector;
 import io.shardmap.migrator.internal.Planner;
+import io.shardmap.migrator.internal.Resharder;
 import io.shardmap.migrator.internal.States;
+import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.Migration;
+import io.shardmap.proto.v1.Strategy;
 import io.shardmap.server.internal.StoreLayout;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.MetaStore;
@@ -105,20 +108,25 @@ public final class Migrator implements AutoCloseable {
     }
   }
 
+  /** The keyspace's spec, refusing one that is neither hash nor ring, and a shard to add that is unknown. */
+  private KeyspaceSpec reshardable(Resharder r, String keyspace, String shard, boolean add) {
+    KeyspaceSpec spec = r.spec(keyspace, Strategy.STRATEGY_HASH, Strategy.STRATEGY_CONSISTENT_HASH);
+    if (add) {
+      pg.shard("shard", shard);
+    }
+    return spec;
+  }
+
   /**
    * What {@link #reshard} would do now, one line per step: the buckets and their owners, or how many ring
    * nodes join or leave and the share of keys that changes owner. Nothing is written.
    */
   public List<String> reshardPlan(String keyspace, String shard, boolean add, int vnodes) {
-    io.shardmap.migrator.internal.Resharder r = new io.shardmap.migrator.internal.Resharder(ms);
-    io.shardmap.proto.v1.KeyspaceSpec spec = r.spec(keyspace, io.shardmap.proto.v1.Strategy.STRATEGY_HASH,
-        io.shardmap.proto.v1.Strategy.STRATEGY_CONSISTENT_HASH);
-    if (add) {
-      pg.shard("shard", shard);
-    }
+    Resharder r = new Resharder(ms);
+    KeyspaceSpec spec = reshardable(r, keyspace, shard, add);
     List<String> out = new java.util.ArrayList<>();
-    if (spec.getStrategy() == io.shardmap.proto.v1.Strategy.STRATEGY_HASH) {
-      for (io.shardmap.migrator.internal.Resharder.BucketMove b : r.hashMoves(keyspace, shard, add)) {
+    if (spec.getStrategy() == Strategy.STRATEGY_HASH) {
+      for (Resharder.BucketMove b : r.hashMoves(keyspace, shard, add)) {
         out.add("bucket " + b.bucket() + ": " + b.from() + " -> " + b.to());
       }
       return out;
@@ -130,7 +138,7 @@ public final class Migrator implements AutoCloseable {
     return out;
   }
 
-  private static int ringSteps(io.shardmap.migrator.internal.Resharder r, io.shardmap.proto.v1.KeyspaceSpec spec,
+  private static int ringSteps(Resharder r, KeyspaceSpec spec,
                                String shard, boolean add, int vnodes) {
     int has = r.vnodes(spec.getName(), shard);
     if (add && has > 0) {
@@ -153,15 +161,11 @@ public final class Migrator implements AutoCloseable {
    */
   public List<Migration> reshard(String keyspace, String shard, boolean add, int vnodes,
                                  java.util.function.UnaryOperator<MoveSpec.Builder> tuning, Consumer<String> log) {
-    io.shardmap.migrator.internal.Resharder r = new io.shardmap.migrator.internal.Resharder(ms);
-    io.shardmap.proto.v1.KeyspaceSpec spec = r.spec(keyspace, io.shardmap.proto.v1.Strategy.STRATEGY_HASH,
-        io.shardmap.proto.v1.Strategy.STRATEGY_CONSISTENT_HASH);
-    if (add) {
-      pg.shard("shard", shard);
-    }
+    Resharder r = new Resharder(ms);
+    KeyspaceSpec spec = reshardable(r, keyspace, shard, add);
     List<Migration> done = new java.util.ArrayList<>();
-    if (spec.getStrategy() == io.shardmap.proto.v1.Strategy.STRATEGY_HASH) {
-      for (io.shardmap.migrator.internal.Resharder.BucketMove b : r.hashMoves(keyspace, shard, add)) {
+    if (spec.getStrategy() == Strategy.STRATEGY_HASH) {
+      for (Resharder.BucketMove b : r.hashMoves(keyspace, shard, add)) {
         done.add(reshardStep(tuning.apply(MoveSpec.builder().keyspace(keyspace).bucket(b.bucket()).target(b.to())),
             "bucket " + b.bucket() + " from " + b.from() + " to " + b.to(), done.size(), log));
       }
@@ -169,7 +173,7 @@ public final class Migrator implements AutoCloseable {
     }
     int steps = ringSteps(r, spec, shard, add, vnodes);
     for (int i = 0; i < steps; i++) {
-      io.shardmap.migrator.internal.Resharder.RingStep s = r.nextRingStep(keyspace, shard, add);
+      Resharder.RingStep s = r.nextRingStep(keyspace, shard, add);
       String what = "ring node " + s.shard() + "#" + s.vnode() + (add ? " joins" : " leaves");
       if (!s.movesData()) {
         log.accept(what + ": its arc stays on " + shard + ", no data moves (layout changed)");
