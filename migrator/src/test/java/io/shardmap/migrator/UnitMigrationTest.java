@@ -15,6 +15,7 @@ import io.shardmap.core.ShardmapException;
 import io.shardmap.core.XxHash64;
 import io.shardmap.migrator.MoveHarness.Layout;
 import io.shardmap.migrator.internal.Fences;
+import io.shardmap.migrator.internal.Tables;
 import io.shardmap.proto.v1.AddRingNodesRequest;
 import io.shardmap.proto.v1.DeleteDirectoryEntriesRequest;
 import io.shardmap.proto.v1.DescribeKeyspaceRequest;
@@ -112,6 +113,34 @@ class UnitMigrationTest {
           ps.executeUpdate();
         }
       }
+    }
+  }
+
+  /**
+   * Two buckets move to a shard that lacks the table: the first creates it, the second finds it. Cancelling
+   * the first must not drop the (still empty) table the second is about to fill.
+   */
+  @Test
+  void aCancelKeepsATableAnotherMoveToTheSameShardNeeds() throws Exception {
+    try (MoveHarness h = new MoveHarness(Layout.HASH, false); Migrator m = Migrator.open(h.migratorOptions().build())) {
+      m.plan(spec().id("ca").bucket(3).target("s3").cleanupGrace(Duration.ofSeconds(1)).build());
+      m.plan(spec().id("cb").bucket(5).target("s3").cleanupGrace(Duration.ofSeconds(1)).build());
+      for (String id : List.of("ca", "cb")) {
+        java.util.concurrent.atomic.AtomicBoolean copying = new java.util.concurrent.atomic.AtomicBoolean();
+        Migration held = m.drive(id, p -> copying.compareAndSet(false,
+            p.getState() == MigrationState.MIGRATION_STATE_COPYING), Duration.ofSeconds(5), copying::get);
+        assertEquals(MigrationState.MIGRATION_STATE_COPYING, held.getState(), held.toString());
+        assertEquals(0, held.getRowsCopied(), "stopped before the first chunk");
+      }
+      assertEquals(List.of(h.table), m.status("ca").getCreatedTablesList());
+      assertEquals(List.of(), m.status("cb").getCreatedTablesList());
+      m.requestCancel("ca");
+      assertEquals(MigrationState.MIGRATION_STATE_CANCELLED, m.drive("ca", p -> { }, Duration.ofSeconds(5)).getState());
+      try (Connection c = h.pg.shard(2).connect()) {
+        assertTrue(Tables.columns(c, h.table) != null, "the table 'cb' needs is still there");
+      }
+      Migration done = m.drive("cb", p -> { }, Duration.ofSeconds(5));
+      assertMoved(h, done, k -> HashTable.bucketOf(XxHash64.hashInt64(k), 8) == 5, 1);
     }
   }
 

@@ -572,7 +572,7 @@ public final class MoveDriver {
       }
     }
     for (String created : m.getCreatedTablesList()) {
-      Tables.dropIfEmpty(dst, created);
+      Tables.dropIfEmpty(dst, created, () -> neededElsewhere(m, created));
     }
     long now = clock.millis();
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLED).setUpdatedUnixMs(now)
@@ -580,6 +580,18 @@ public final class MoveDriver {
     Txn.Builder txn = ms.ownedTxn(v, own);
     UnitRecords.markers(ms.keys(), m).forEach(txn::delete);
     v = ms.commitOwned(v, own, txn, next);
+  }
+
+  /** Whether another unfinished migration to this one's target moves rows of {@code table}. */
+  private boolean neededElsewhere(Migration m, String table) {
+    for (MigrationStore.Versioned other : ms.list()) {
+      Migration o = other.migration();
+      if (!o.getId().equals(m.getId()) && o.getTarget().equals(m.getTarget()) && !States.terminal(o.getState())
+          && o.getTablesList().stream().anyMatch(t -> t.getName().equals(table))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private List<String> tableNames() {

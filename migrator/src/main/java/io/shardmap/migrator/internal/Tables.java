@@ -188,20 +188,29 @@ public final class Tables {
     });
   }
 
-  /** Drops a table this migration created, if it holds no rows (a cancelled move). */
-  public static void dropIfEmpty(Connection target, String table) throws SQLException {
-    if (columns(target, table) == null) {
-      return;
-    }
-    try (Statement s = target.createStatement(); ResultSet rs = s.executeQuery("SELECT EXISTS (SELECT 1 FROM "
-        + ident(table) + ")")) {
-      rs.next();
-      if (rs.getBoolean(1)) {
-        return;
+  /**
+   * Drops a table this migration created, if it holds no rows (a cancelled move) and no other migration
+   * still moves rows into it ({@code neededElsewhere}, asked under the same lock that serializes table
+   * creation: a migration that found the table in its prepare step is recorded before that step, so it is
+   * seen here, and one that comes later creates the table again).
+   */
+  public static void dropIfEmpty(Connection target, String table, RangeTableMove.SqlCall<Boolean> neededElsewhere)
+      throws SQLException {
+    RangeTableMove.serialized(target, "table." + table, () -> {
+      if (columns(target, table) == null || neededElsewhere.call()) {
+        return null;
       }
-    }
-    try (Statement s = target.createStatement()) {
-      s.execute("DROP TABLE IF EXISTS " + ident(table));
-    }
+      try (Statement s = target.createStatement(); ResultSet rs = s.executeQuery("SELECT EXISTS (SELECT 1 FROM "
+          + ident(table) + ")")) {
+        rs.next();
+        if (rs.getBoolean(1)) {
+          return null;
+        }
+      }
+      try (Statement s = target.createStatement()) {
+        s.execute("DROP TABLE IF EXISTS " + ident(table));
+      }
+      return null;
+    });
   }
 }
