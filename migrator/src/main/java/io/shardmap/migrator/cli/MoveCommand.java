@@ -3,8 +3,8 @@ package io.shardmap.migrator.cli;
 import io.shardmap.migrator.MoveSpec;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
-import java.time.Duration;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -62,33 +62,8 @@ final class MoveCommand extends Cmd {
   @Option(names = "--split", description = "Split the range out of the ranges holding its bounds first.")
   boolean split;
 
-  @Option(names = "--pause-budget", paramLabel = "DURATION", converter = Durations.Converter.class,
-      description = "Longest write pause the cutover may cause, 1ms to 60s (default 100ms).")
-  Duration pauseBudget;
-
-  @Option(names = "--chunk-rows", paramLabel = "N",
-      description = "Rows per copy and verification chunk (default 50000).")
-  Integer chunkRows;
-
-  @Option(names = "--cleanup-grace", paramLabel = "DURATION", converter = Durations.Converter.class,
-      description = "Longest wait after cutover for clients to see the new owner before the source's rows "
-          + "are deleted (default 60s).")
-  Duration cleanupGrace;
-
-  @Option(names = "--cleanup-batch-rows", paramLabel = "N", description = "Rows per cleanup DELETE (default 5000).")
-  Integer cleanupBatchRows;
-
-  @Option(names = "--cleanup-pause", paramLabel = "DURATION", converter = Durations.Converter.class,
-      description = "Pause between two cleanup DELETEs (default 10ms).")
-  Duration cleanupPause;
-
-  @Option(names = "--max-cutover-attempts", paramLabel = "N",
-      description = "Cutover attempts that may miss the pause budget before the move cancels itself (default 5).")
-  Integer maxCutoverAttempts;
-
-  @Option(names = "--no-create-tables",
-      description = "Refuse the move if the target lacks a table, instead of creating it from the source's definition.")
-  boolean noCreateTables;
+  @Mixin
+  MoveTuning tuning;
 
   @Option(names = "--detach", description = "Only record the move for a worker; print its id and return.")
   boolean detach;
@@ -139,34 +114,7 @@ final class MoveCommand extends Cmd {
       set("--id", () -> b.id(id));
     }
     b.split(split);
-    if (pauseBudget != null) {
-      set("--pause-budget", () -> b.pauseBudget(pauseBudget));
-    }
-    if (chunkRows != null) {
-      set("--chunk-rows", () -> b.chunkRows(chunkRows));
-    }
-    if (cleanupGrace != null) {
-      set("--cleanup-grace", () -> b.cleanupGrace(cleanupGrace));
-    }
-    if (cleanupBatchRows != null || cleanupPause != null) {
-      // The builder sets both at once; an option not given keeps its default.
-      var defaults = MoveSpec.builder().keyspace("k").range("..").target("t").build().options();
-      int rows = cleanupBatchRows != null ? cleanupBatchRows : defaults.getCleanupBatchRows();
-      Duration pause = cleanupPause != null ? cleanupPause : Duration.ofMillis(defaults.getCleanupPauseMs());
-      set(cleanupBatchRows != null ? "--cleanup-batch-rows" : "--cleanup-pause", () -> {
-        try {
-          b.cleanupBatch(rows, pause);
-        } catch (IllegalArgumentException e) {
-          boolean aboutPause = e.getMessage() != null && e.getMessage().startsWith("cleanupPause");
-          throw new IllegalArgumentException((aboutPause && cleanupPause != null ? "(--cleanup-pause) "
-              : !aboutPause && cleanupBatchRows != null ? "(--cleanup-batch-rows) " : "") + e.getMessage(), e);
-        }
-      });
-    }
-    if (maxCutoverAttempts != null) {
-      set("--max-cutover-attempts", () -> b.maxCutoverAttempts(maxCutoverAttempts));
-    }
-    b.createMissingTables(!noCreateTables);
+    tuning.applyTo(b, this::set);
     int units = (range != null ? 1 : 0) + (bucket != null ? 1 : 0) + (ringJoin ? 1 : 0) + (ringLeave != null ? 1 : 0)
         + (entries != null ? 1 : 0);
     if (units != 1) {

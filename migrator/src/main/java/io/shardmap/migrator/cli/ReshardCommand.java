@@ -2,10 +2,10 @@ package io.shardmap.migrator.cli;
 
 import io.shardmap.migrator.MoveSpec;
 import io.shardmap.proto.v1.Migration;
-import java.time.Duration;
 import java.util.List;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -47,16 +47,8 @@ final class ReshardCommand extends Cmd {
   @Option(names = "--dry-run", description = "Print the plan; move nothing.")
   boolean dryRun;
 
-  @Option(names = "--pause-budget", paramLabel = "DURATION", converter = Durations.Converter.class,
-      description = "Each move's longest write pause (default 100ms).")
-  Duration pauseBudget;
-
-  @Option(names = "--chunk-rows", paramLabel = "N", description = "Each move's rows per chunk (default 50000).")
-  Integer chunkRows;
-
-  @Option(names = "--cleanup-grace", paramLabel = "DURATION", converter = Durations.Converter.class,
-      description = "Each move's longest wait for clients before cleanup (default 60s).")
-  Duration cleanupGrace;
+  @Mixin
+  MoveTuning tuning;
 
   @Override
   int execute(MigratorCli cli) {
@@ -90,14 +82,6 @@ final class ReshardCommand extends Cmd {
   }
 
   private void tune(MoveSpec.Builder b) {
-    if (pauseBudget != null) {
-      set("--pause-budget", () -> b.pauseBudget(pauseBudget));
-    }
-    if (chunkRows != null) {
-      set("--chunk-rows", () -> b.chunkRows(chunkRows));
-    }
-    if (cleanupGrace != null) {
-      set("--cleanup-grace", () -> b.cleanupGrace(cleanupGrace));
-    }
+    tuning.applyTo(b, this::set);
   }
 }

@@ -155,6 +155,11 @@ class MigratorCliTest {
         new Case(4, "FAILED_PRECONDITION: bucket: keyspace 'users' uses STRATEGY_RANGE", "move", "users",
             "--bucket", "1", "--to", "s3"),
         new Case(2, "usage: Unknown option: '--bogus'", "move", "users", "0..", "--to", "s3", "--bogus"),
+        // reshard takes move's tuning options and checks them before its first move.
+        new Case(2, "usage: invalid value for option '--chunk-rows': chunkRows: must be 1 to", "reshard", "users",
+            "--add", "s3", "--chunk-rows", "0"),
+        new Case(2, "usage: invalid value for option '--cleanup-pause': (--cleanup-pause) cleanupPause: must be",
+            "reshard", "users", "--add", "s3", "--cleanup-pause", "11s"),
         new Case(2, "usage: invalid value for option '--parallel': must be 1 to 64", "worker", "--parallel", "0"),
         new Case(3, "NOT_FOUND: id: no migration 'nope'", "status", "nope"),
         new Case(3, "NOT_FOUND: id: no migration 'nope'", "resume", "nope"),
