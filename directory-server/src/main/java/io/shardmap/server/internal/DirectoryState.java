@@ -22,6 +22,7 @@ import java.util.concurrent.CopyOnWriteArraySet;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.LongSupplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -55,8 +56,7 @@ public final class DirectoryState implements AutoCloseable {
   private final MetaStore store;
   private final StoreLayout layout;
   private final ScheduledExecutorService scheduler;
-  private final java.util.concurrent.atomic.AtomicBoolean reloadQueued =
-      new java.util.concurrent.atomic.AtomicBoolean();
+  private final AtomicBoolean reloadQueued = new AtomicBoolean();
   private final Object reloadLock = new Object();
   private final LongSupplier nanoTime;
   private final Duration requestTimeout;
@@ -465,25 +465,21 @@ public final class DirectoryState implements AutoCloseable {
   private void reloadAfter(String why) {
     synchronized (reloadLock) {
       reloadQueued.set(false);
-      reloadWithBackoff(why);
-    }
-  }
-
-  private void reloadWithBackoff(String why) {
-    long backoffMs = 100;
-    while (!closed) {
-      try {
-        loadAndWatch(true);
-        return;
-      } catch (ShardmapException e) {
-        log.warning("re-reading the maps after " + why + " failed (" + e.getMessage() + "); retrying");
+      long backoffMs = 100;
+      while (!closed) {
         try {
-          Thread.sleep(backoffMs);
-        } catch (InterruptedException ie) {
-          Thread.currentThread().interrupt();
+          loadAndWatch(true);
           return;
+        } catch (ShardmapException e) {
+          log.warning("re-reading the maps after " + why + " failed (" + e.getMessage() + "); retrying");
+          try {
+            Thread.sleep(backoffMs);
+          } catch (InterruptedException ie) {
+            Thread.currentThread().interrupt();
+            return;
+          }
+          backoffMs = Math.min(backoffMs * 2, 5000);
         }
-        backoffMs = Math.min(backoffMs * 2, 5000);
       }
     }
   }

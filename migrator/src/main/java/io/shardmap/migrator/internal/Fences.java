@@ -26,7 +26,7 @@ import java.util.Set;
  * sees that transaction's snapshot, which may predate the fence. Catalog changes are seen by everyone.
  *
  * <p>A fence of an INT64 range is stored as its bounds ({@code lo}, {@code hi}), so that a range moving back
- * can lift part of it ({@link #unfenceRange}); a fence of any other unit ({@link MoveUnit}) as its SQL
+ * can lift part of it ({@link #unfenceMoved}); a fence of any other unit ({@link MoveUnit}) as its SQL
  * condition on NEW and OLD ({@code cond_new}, {@code cond_old}), lifted only as a whole.
  *
  * <p>A fence is installed in one transaction that first locks every fenced table in SHARE ROW EXCLUSIVE
@@ -109,27 +109,6 @@ public final class Fences {
         }
       }
     });
-  }
-
-  /**
-   * Lifts every fence of this shard on keys in [lo, hi) of {@code tables}: the range is moving (back) to
-   * this shard. A fence that covers more than the range keeps the parts outside it. Idempotent.
-   */
-  public static void unfenceRange(Connection c, List<String> tables, Long lo, Long hi) throws SQLException {
-    RangeTableMove.ddl(c, s -> unfenceRange(c, s, tables, lo, hi));
-  }
-
-  /**
-   * {@link #unfenceRange} in a transaction that is left open: it takes effect when the caller commits
-   * {@code c}, and not at all when it rolls back or closes {@code c}. The cutover prepares the new owner's
-   * unfence this way before it fences the source, so that once etcd has switched the owner only a COMMIT
-   * separates the new owner from accepting writes. Until then its fence stays in force for everyone else
-   * (they see the committed fence function). Returns false, with the transaction rolled back, when the
-   * locks did not come within {@code lockWait}.
-   */
-  public static boolean prepareUnfenceRange(Connection c, List<String> tables, Long lo, Long hi, Duration lockWait)
-      throws SQLException {
-    return prepare(c, lockWait, s -> unfenceRange(c, s, tables, lo, hi));
   }
 
   private static boolean prepare(Connection c, Duration lockWait, RangeTableMove.SqlBody work) throws SQLException {
@@ -216,17 +195,20 @@ public final class Fences {
 
   /**
    * Lifts the fences of this shard on the units of {@code moves} (all of one migration), which are moving
-   * (back) to this shard: for an INT64 range, every fence on keys in it ({@link #unfenceRange}); for any
-   * other unit, fences of exactly that unit. Idempotent.
+   * (back) to this shard: for an INT64 range, every fence on keys in it, a fence that covers more keeping
+   * the parts outside the range; for any other unit, fences of exactly that unit. Idempotent.
    */
   public static void unfenceMoved(Connection c, List<RangeTableMove> moves) throws SQLException {
     RangeTableMove.ddl(c, s -> unfenceMoved(c, s, moves));
   }
 
   /**
-   * {@link #unfenceMoved} in a transaction left open, as {@link #prepareUnfenceRange} does for a range:
-   * it takes effect when the caller commits {@code c}. False, rolled back, when the locks did not come
-   * within {@code lockWait}.
+   * {@link #unfenceMoved} in a transaction that is left open: it takes effect when the caller commits
+   * {@code c}, and not at all when it rolls back or closes {@code c}. The cutover prepares the new owner's
+   * unfence this way before it fences the source, so that once etcd has switched the owner only a COMMIT
+   * separates the new owner from accepting writes. Until then its fence stays in force for everyone else
+   * (they see the committed fence function). Returns false, with the transaction rolled back, when the
+   * locks did not come within {@code lockWait}.
    */
   public static boolean prepareUnfenceMoved(Connection c, List<RangeTableMove> moves, Duration lockWait)
       throws SQLException {

@@ -335,14 +335,14 @@ class RangeTableMoveTest {
       assertEquals(rows(src), rows(dst), "copy and replay passed the target's fence");
       assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> app.executeUpdate(write))));
 
-      assertTrue(Fences.prepareUnfenceRange(lift, List.of(table), LO, HI, Duration.ofSeconds(5)));
+      assertTrue(Fences.prepareUnfenceMoved(lift, List.of(back), Duration.ofSeconds(5)));
       assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> app.executeUpdate(write))),
           "a prepared unfence changes nothing before it commits");
       lift.rollback();
       assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> app.executeUpdate(write))),
           "nor after a rollback");
 
-      assertTrue(Fences.prepareUnfenceRange(lift, List.of(table), LO, HI, Duration.ofSeconds(5)));
+      assertTrue(Fences.prepareUnfenceMoved(lift, List.of(back), Duration.ofSeconds(5)));
       lift.commit();
       assertEquals(1, app.executeUpdate(write), "the range is writable once the unfence committed");
       assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> app.executeUpdate(outside))),
