@@ -2,8 +2,6 @@ package io.shardmap.store;
 
 import io.etcd.jetcd.ByteSequence;
 import io.etcd.jetcd.Client;
-import io.etcd.jetcd.KV;
-import io.etcd.jetcd.Lease;
 import io.etcd.jetcd.common.exception.ClosedClientException;
 import io.etcd.jetcd.common.exception.CompactedException;
 import io.etcd.jetcd.common.exception.EtcdException;
@@ -41,7 +39,6 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
-import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -82,10 +79,7 @@ public final class EtcdMetaStore implements MetaStore {
 
   private final List<String> endpoints;
   private final Duration requestTimeout;
-  private final Client client;
-  private final KV kv;
-  private final Lease leases;
-  private final io.etcd.jetcd.Watch watchClient;
+  private final EtcdMembers members;
   private final ExecutorService callbackExecutor;
   private final ScheduledExecutorService timer;
   private final Set<CompletableFuture<?>> pending = ConcurrentHashMap.newKeySet();
@@ -102,29 +96,31 @@ public final class EtcdMetaStore implements MetaStore {
     this.callbackExecutor = Executors.newCachedThreadPool(daemonThreads("etcd-metastore-" + id + "-callback-"));
     this.timer = Executors.newSingleThreadScheduledExecutor(daemonThreads("etcd-metastore-" + id + "-timer-"));
     try {
-      this.client = Client.builder()
-          .endpoints(endpoints.stream().map(URI::create).toArray(URI[]::new))
+      this.members = new EtcdMembers(endpoints, endpoint -> Client.builder()
+          .endpoints(URI.create(endpoint))
           .connectTimeout(b.connectTimeout)
-          // jetcd retries idempotent reads on UNAVAILABLE (another member may answer); never past our budget.
-          .retryMaxDuration(requestTimeout)
-          .retryDelay(100)
-          .retryMaxDelay(1_000)
-          // Detect a silently dead member within ~15 s so watch streams move on; etcd allows pings every 5 s.
+          // Retries and the move to another member are this store's (call()): jetcd would retry on the
+          // one member its client knows, and with wait-for-ready a call to a crashed member would wait
+          // for its restart instead of failing at once.
+          .retryMaxAttempts(0)
+          .waitForReady(false)
+          // grpc-java pings no more often than every 10 s whatever is asked (etcd's default
+          // --grpc-keepalive-min-time is 5 s, so no GOAWAY "too_many_pings"); hung members are found
+          // by EtcdMembers' liveness checks within memberTimeout, the pings only close dead connections.
           .keepaliveTime(Duration.ofSeconds(10))
-          .keepaliveTimeout(Duration.ofSeconds(5))
+          .keepaliveTimeout(Duration.ofSeconds(2))
+          .keepaliveWithoutCalls(true)
           // The initial load reads a whole prefix in one response: 100,000 ranges are ~11 MB, a few million
           // directory entries some hundreds. gRPC's default 4 MiB would make such a server retry forever.
           .maxInboundMessageSize(MAX_RESPONSE_BYTES)
           .interceptor(new UnaryDeadlineInterceptor(requestTimeout.toNanos()))
-          .build();
+          .build(), b.memberTimeout.toNanos(), requestTimeout.toNanos(), timer, this::translate);
     } catch (RuntimeException e) {
       timer.shutdownNow();
       callbackExecutor.shutdownNow();
       throw e;
     }
-    this.kv = client.getKVClient();
-    this.leases = client.getLeaseClient();
-    this.watchClient = client.getWatchClient();
+    members.start();
   }
 
   public static Builder builder() {
@@ -136,6 +132,7 @@ public final class EtcdMetaStore implements MetaStore {
     private List<String> endpoints;
     private Duration requestTimeout = Duration.ofSeconds(5);
     private Duration connectTimeout = Duration.ofSeconds(3);
+    private Duration memberTimeout = Duration.ofSeconds(1);
 
     private Builder() {}
 
@@ -161,6 +158,23 @@ public final class EtcdMetaStore implements MetaStore {
     /** TCP connect timeout per member. Default 3 s. */
     public Builder connectTimeout(Duration connectTimeout) {
       this.connectTimeout = checkDuration("connectTimeout", connectTimeout);
+      return this;
+    }
+
+    /**
+     * How long a member may leave a liveness check (a serializable read, sent every quarter of this)
+     * unanswered before it counts as down and requests and watches move to another member; also how
+     * long a request may stay unanswered after its member saw a new raft leader. Default 1 s; at
+     * least 100 ms. Too short on a loaded machine only moves clients more often (calls in flight are
+     * re-sent, watches resumed, writes reported as of unknown outcome); too long is how long a hung
+     * member stalls everything.
+     */
+    public Builder memberTimeout(Duration memberTimeout) {
+      Duration d = checkDuration("memberTimeout", memberTimeout);
+      if (d.compareTo(Duration.ofMillis(100)) < 0) {
+        throw new IllegalArgumentException("memberTimeout must be at least 100 ms, got " + d);
+      }
+      this.memberTimeout = d;
       return this;
     }
 
@@ -214,7 +228,7 @@ public final class EtcdMetaStore implements MetaStore {
   @Override
   public CompletableFuture<RangeResult> get(String key) {
     Objects.requireNonNull(key, "key");
-    return call("get " + describe(key), () -> kv.get(bytes(key)), EtcdMetaStore::toRangeResult);
+    return call("get " + describe(key), true, m -> m.kv.get(bytes(key)), EtcdMetaStore::toRangeResult);
   }
 
   @Override
@@ -224,7 +238,7 @@ public final class EtcdMetaStore implements MetaStore {
         ? GetOption.builder().withRange(ALL_KEYS).build()
         : GetOption.builder().isPrefix(true).build();
     ByteSequence key = prefix.isEmpty() ? ALL_KEYS : bytes(prefix);
-    return call("get prefix " + describe(prefix), () -> kv.get(key, option), EtcdMetaStore::toRangeResult);
+    return call("get prefix " + describe(prefix), true, m -> m.kv.get(key, option), EtcdMetaStore::toRangeResult);
   }
 
   @Override
@@ -233,14 +247,14 @@ public final class EtcdMetaStore implements MetaStore {
     Cmp[] cmps = txn.compares().stream().map(EtcdMetaStore::toCmp).toArray(Cmp[]::new);
     Op[] ops = txn.writes().stream().map(EtcdMetaStore::toOp).toArray(Op[]::new);
     String what = "commit of txn (" + cmps.length + " compares, " + ops.length + " writes)";
-    return call(what, () -> kv.txn().If(cmps).Then(ops).commit(),
+    return call(what, false, m -> m.kv.txn().If(cmps).Then(ops).commit(),
         r -> new TxnResult(r.isSucceeded(), r.getHeader().getRevision()));
   }
 
   @Override
   public CompletableFuture<Long> currentRevision() {
     GetOption countOnly = GetOption.builder().withCountOnly(true).build();
-    return call("currentRevision (linearizable read)", () -> kv.get(REVISION_PROBE_KEY, countOnly),
+    return call("currentRevision (linearizable read)", true, m -> m.kv.get(REVISION_PROBE_KEY, countOnly),
         r -> r.getHeader().getRevision());
   }
 
@@ -263,18 +277,20 @@ public final class EtcdMetaStore implements MetaStore {
   @Override
   public CompletableFuture<Long> grantLease(Duration ttl) {
     long seconds = LeaseTtl.wholeSeconds(ttl);
-    return call("grant of a " + seconds + " s lease", () -> leases.grant(seconds), r -> r.getID());
+    // Not re-sent: a grant whose answer was lost leaves a lease nobody uses, which only expires.
+    return call("grant of a " + seconds + " s lease", false, m -> m.leases.grant(seconds), r -> r.getID());
   }
 
   @Override
   public CompletableFuture<Void> keepAliveOnce(long leaseId) {
-    return call("keep-alive of lease " + Long.toHexString(leaseId), () -> leases.keepAliveOnce(leaseId), r -> null);
+    return call("keep-alive of lease " + Long.toHexString(leaseId), true, m -> m.leases.keepAliveOnce(leaseId),
+        r -> null);
   }
 
   @Override
   public CompletableFuture<Void> revokeLease(long leaseId) {
     String what = "revoke of lease " + Long.toHexString(leaseId);
-    return call(what, () -> leases.revoke(leaseId).handle((r, t) -> {
+    return call(what, true, m -> m.leases.revoke(leaseId).handle((r, t) -> {
       if (t != null && translate(what, t).kind() != StoreException.Kind.NOT_FOUND) {
         throw new CompletionException(t);
       }
@@ -290,7 +306,7 @@ public final class EtcdMetaStore implements MetaStore {
    */
   public CompletableFuture<Void> compact(long revision) {
     CompactOption physical = CompactOption.builder().withCompactPhysical(true).build();
-    return call("compaction at revision " + revision, () -> kv.compact(revision, physical), r -> null);
+    return call("compaction at revision " + revision, false, m -> m.kv.compact(revision, physical), r -> null);
   }
 
   @Override
@@ -307,7 +323,7 @@ public final class EtcdMetaStore implements MetaStore {
           "etcd store closed while the call was in flight", null));
     }
     try {
-      client.close();
+      members.close();
     } finally {
       timer.shutdownNow();
       callbackExecutor.shutdown();
@@ -324,55 +340,207 @@ public final class EtcdMetaStore implements MetaStore {
   // ---------------------------------------------------------------------------------------------
 
   /**
-   * Starts one jetcd call and returns a future that completes on this store's callback threads with
-   * the converted result or a translated {@link StoreException}, at the latest after the request
-   * timeout (then the jetcd future is cancelled).
+   * Starts one jetcd call on the current member and returns a future that completes on this store's
+   * callback threads with the converted result or a translated {@link StoreException}, at the latest
+   * after the request timeout (then the jetcd future is cancelled).
+   *
+   * <p>Within that budget: an {@code idempotent} call that fails with {@link StoreException.Kind#UNAVAILABLE}
+   * is sent again (after a short backoff, or at once if the current member changed), and one whose member
+   * is declared down ({@link EtcdMembers}) is sent again at once to the new current member. A
+   * non-idempotent call (a txn) is sent again only when it provably never left this process (the
+   * connection could not be made); if its member is declared down, or its member saw a new leader and
+   * it is still unanswered a member timeout later, it fails at once with UNAVAILABLE, its outcome
+   * unknown, instead of waiting out the deadline (the caller reads back: a retry of it then goes to a
+   * member that answers).
    */
-  private <R, T> CompletableFuture<T> call(String what, Supplier<CompletableFuture<R>> start,
-      Function<R, T> convert) {
+  private <R, T> CompletableFuture<T> call(String what, boolean idempotent,
+      Function<EtcdMembers.Member, CompletableFuture<R>> start, Function<R, T> convert) {
     if (closed) {
       return CompletableFuture.failedFuture(new StoreException(StoreException.Kind.CLOSED,
           "etcd store is closed; " + what + " not sent", null));
     }
-    CompletableFuture<T> result = new CompletableFuture<>();
-    CompletableFuture<R> source;
+    Call<R, T> call = new Call<>(what, idempotent, start, convert);
+    pending.add(call.result);
+    call.result.whenComplete((r, t) -> pending.remove(call.result));
     try {
-      source = start.get();
-    } catch (RuntimeException e) {
-      return CompletableFuture.failedFuture(translate(what, e));
-    }
-    pending.add(result);
-    result.whenComplete((r, t) -> pending.remove(result));
-    ScheduledFuture<?> deadline;
-    try {
-      deadline = timer.schedule(() -> {
-        StoreException timeout = new StoreException(StoreException.Kind.UNAVAILABLE,
-            "etcd " + what + " timed out after " + requestTimeout + " (endpoints " + endpoints + ")", null);
-        runOnCallbackThread(() -> result.completeExceptionally(timeout));
-        source.cancel(true);
-      }, requestTimeout.toNanos(), TimeUnit.NANOSECONDS);
+      ScheduledFuture<?> deadline = timer.schedule(() -> runOnCallbackThread(call::timedOut),
+          requestTimeout.toNanos(), TimeUnit.NANOSECONDS);
+      call.result.whenComplete((r, t) -> deadline.cancel(false));
     } catch (RejectedExecutionException closing) {
-      source.cancel(true);
-      result.completeExceptionally(new StoreException(StoreException.Kind.CLOSED,
-          "etcd store is closed; " + what + " abandoned", closing));
-      return result;
+      call.result.completeExceptionally(new StoreException(StoreException.Kind.CLOSED,
+          "etcd store is closed; " + what + " not sent", closing));
+      return call.result;
     }
-    source.whenComplete((r, t) -> {
-      deadline.cancel(false);
-      runOnCallbackThread(() -> {
-        if (t != null) {
-          result.completeExceptionally(translate(what, t));
+    call.send();
+    return call.result;
+  }
+
+  /** One contract call: a sequence of jetcd calls ("sends"), at most one outstanding. */
+  private final class Call<R, T> {
+    final String what;
+    final boolean idempotent;
+    final Function<EtcdMembers.Member, CompletableFuture<R>> start;
+    final Function<R, T> convert;
+    final CompletableFuture<T> result = new CompletableFuture<>();
+    final long deadlineNanos = System.nanoTime() + requestTimeout.toNanos();
+    private Send current; // guarded by this
+    private int sends; // guarded by this
+
+    Call(String what, boolean idempotent, Function<EtcdMembers.Member, CompletableFuture<R>> start,
+        Function<R, T> convert) {
+      this.what = what;
+      this.idempotent = idempotent;
+      this.start = start;
+      this.convert = convert;
+    }
+
+    /** One jetcd call to one member. */
+    final class Send implements EtcdMembers.Occupant {
+      final EtcdMembers.Member member;
+      final long term;
+      volatile CompletableFuture<R> source;
+
+      Send(EtcdMembers.Member member) {
+        this.member = member;
+        this.term = member.term();
+      }
+
+      @Override
+      public long startTerm() {
+        return term;
+      }
+
+      @Override
+      public void memberLost(EtcdMembers.Member m, EtcdMembers.Member replacement, String why) {
+        runOnCallbackThread(() -> abandon(this, m + " stopped answering (" + why + ") with the " + what
+            + " in flight; requests now go to " + replacement.endpoint));
+      }
+
+      @Override
+      public void leaderChanged(EtcdMembers.Member m, long newTerm) {
+        runOnCallbackThread(() -> abandon(this, "the etcd leader changed (raft term " + term + " -> " + newTerm
+            + " at " + m.endpoint + ") with the " + what + " unanswered; a request forwarded to the old leader"
+            + " is lost with it"));
+      }
+    }
+
+    void send() {
+      EtcdMembers.Member m = members.current();
+      Send s = new Send(m);
+      synchronized (this) {
+        if (result.isDone()) {
           return;
         }
-        try {
-          result.complete(convert.apply(r));
-        } catch (RuntimeException e) {
-          result.completeExceptionally(new StoreException(StoreException.Kind.INTERNAL,
-              "etcd " + what + ": unexpected answer: " + e, e));
+        current = s;
+        sends++;
+      }
+      m.occupy(s);
+      CompletableFuture<R> source;
+      try {
+        source = start.apply(m);
+      } catch (RuntimeException e) {
+        m.leave(s);
+        runOnCallbackThread(() -> failed(s, e));
+        return;
+      }
+      s.source = source;
+      if (isCurrent(s)) {
+        source.whenComplete((r, t) -> runOnCallbackThread(() -> finished(s, r, t)));
+      } else {
+        source.cancel(true); // abandoned before it was even started
+      }
+    }
+
+    private synchronized boolean isCurrent(Send s) {
+      return current == s && !result.isDone();
+    }
+
+    private void finished(Send s, R r, Throwable t) {
+      s.member.leave(s);
+      if (!isCurrent(s)) {
+        return;
+      }
+      if (t != null) {
+        failed(s, t);
+        return;
+      }
+      try {
+        result.complete(convert.apply(r));
+      } catch (RuntimeException e) {
+        result.completeExceptionally(new StoreException(StoreException.Kind.INTERNAL,
+            "etcd " + what + ": unexpected answer: " + e, e));
+      }
+    }
+
+    private void failed(Send s, Throwable t) {
+      if (!isCurrent(s)) {
+        return;
+      }
+      StoreException e = translate(what, t);
+      // A connection that could not be made carried nothing: even a txn may go elsewhere.
+      boolean resend = e.kind() == StoreException.Kind.UNAVAILABLE && (idempotent || hasCause(t, java.net.ConnectException.class));
+      long left = deadlineNanos - System.nanoTime();
+      if (!resend || left <= 0 || closed) {
+        result.completeExceptionally(e);
+        return;
+      }
+      long backoffMillis;
+      synchronized (this) {
+        backoffMillis = Math.min(500, 25L << Math.min(sends, 5));
+      }
+      long waitNanos = members.current() != s.member ? 0
+          : TimeUnit.MILLISECONDS.toNanos(backoffMillis / 2 + ThreadLocalRandom.current().nextLong(backoffMillis / 2 + 1));
+      if (waitNanos >= left) {
+        result.completeExceptionally(e);
+        return;
+      }
+      try {
+        timer.schedule(() -> runOnCallbackThread(() -> {
+          if (isCurrent(s)) {
+            send();
+          }
+        }), waitNanos, TimeUnit.NANOSECONDS);
+      } catch (RejectedExecutionException closing) {
+        result.completeExceptionally(e);
+      }
+    }
+
+    /** Leaves a send that will not be answered in time: sends again if that is safe, else fails now. */
+    private void abandon(Send s, String why) {
+      synchronized (this) {
+        if (current != s || result.isDone()) {
+          return;
         }
-      });
-    });
-    return result;
+        current = null; // so the cancellation below is not taken for the answer
+      }
+      CompletableFuture<R> source = s.source;
+      if (source != null) {
+        source.cancel(true);
+      }
+      if (idempotent && System.nanoTime() < deadlineNanos && !closed) {
+        send();
+        return;
+      }
+      result.completeExceptionally(new StoreException(StoreException.Kind.UNAVAILABLE, "etcd " + what
+          + " failed: " + why + (idempotent ? "" : "; whether it was applied is unknown") + " (endpoints "
+          + endpoints + ")", null));
+    }
+
+    void timedOut() {
+      Send s;
+      synchronized (this) {
+        s = current;
+      }
+      boolean mine = result.completeExceptionally(new StoreException(StoreException.Kind.UNAVAILABLE,
+          "etcd " + what + " timed out after " + requestTimeout + " (endpoints " + endpoints + ")", null));
+      if (mine && s != null) {
+        s.member.leave(s);
+        CompletableFuture<R> source = s.source;
+        if (source != null) {
+          source.cancel(true);
+        }
+      }
+    }
   }
 
   private void runOnCallbackThread(Runnable r) {
@@ -609,6 +777,7 @@ public final class EtcdMetaStore implements MetaStore {
       watches.remove(this);
       Attempt a = attempt;
       if (a != null) {
+        a.member.leave(a);
         a.abandon();
       }
     }
@@ -618,7 +787,8 @@ public final class EtcdMetaStore implements MetaStore {
         return;
       }
       long start = delivered + 1;
-      Attempt a = new Attempt(start);
+      EtcdMembers.Member member = members.current();
+      Attempt a = new Attempt(start, member);
       attempt = a;
       WatchOption.Builder option = WatchOption.builder()
           .withRevision(start)
@@ -634,9 +804,11 @@ public final class EtcdMetaStore implements MetaStore {
         key = bytes(prefix);
         option.isPrefix(true);
       }
+      member.occupy(a);
       try {
-        a.setWatcher(watchClient.watch(key, option.build(), a));
+        a.setWatcher(member.watch.watch(key, option.build(), a));
       } catch (RuntimeException e) {
+        member.leave(a);
         onFailure(a, e);
         return;
       }
@@ -736,6 +908,12 @@ public final class EtcdMetaStore implements MetaStore {
     }
 
     private void onFailure(Attempt a, Throwable failure) {
+      onFailure(a, failure, false);
+    }
+
+    /** {@code now}: the stream's member was declared down; the next one (another member) starts at once. */
+    private void onFailure(Attempt a, Throwable failure, boolean now) {
+      a.member.leave(a);
       if (closed || ended || a != attempt) {
         return;
       }
@@ -754,6 +932,10 @@ public final class EtcdMetaStore implements MetaStore {
         return;
       }
       deliver(() -> listener.onTransientError(error));
+      if (now) {
+        openAttempt();
+        return;
+      }
       consecutiveFailures++;
       long backoff = Math.min(WATCH_RETRY_MAX_MILLIS,
           WATCH_RETRY_BASE_MILLIS << Math.min(consecutiveFailures - 1, 10));
@@ -790,8 +972,9 @@ public final class EtcdMetaStore implements MetaStore {
     }
 
     /** One jetcd watcher. Its callbacks run on jetcd threads and only hand work to the serial executor. */
-    private final class Attempt implements io.etcd.jetcd.Watch.Listener {
+    private final class Attempt implements io.etcd.jetcd.Watch.Listener, EtcdMembers.Occupant {
       final long startRevision;
+      final EtcdMembers.Member member;
       // Serial-executor state.
       long createdRevision;
       long createdAtNanos;
@@ -802,8 +985,32 @@ public final class EtcdMetaStore implements MetaStore {
       private io.etcd.jetcd.Watch.Watcher watcher;
       private boolean abandoned;
 
-      Attempt(long startRevision) {
+      Attempt(long startRevision, EtcdMembers.Member member) {
         this.startRevision = startRevision;
+        this.member = member;
+      }
+
+      /** 0: a leader change does not concern a watch (its member serves it from its own store). */
+      @Override
+      public long startTerm() {
+        return 0;
+      }
+
+      @Override
+      public void memberLost(EtcdMembers.Member m, EtcdMembers.Member replacement, String why) {
+        serial.execute(() -> {
+          if (closed || this != attempt || failed) {
+            return;
+          }
+          abandon();
+          onFailure(this, new StoreException(StoreException.Kind.UNAVAILABLE, m + " stopped answering (" + why
+              + "); the watch of prefix " + describe(prefix) + " resumes on " + replacement.endpoint, null), true);
+        });
+      }
+
+      @Override
+      public void leaderChanged(EtcdMembers.Member m, long newTerm) {
+        // Never called: startTerm() is 0.
       }
 
       boolean trusted() {

@@ -76,10 +76,13 @@ public final class EtcdCluster implements AutoCloseable {
   private final Backend backend;
   private final HttpClient http;
   private final FixtureLifecycle lifecycle;
+  /** Members frozen by {@link #pauseMember} and not yet resumed, stopped or restarted. */
+  private final boolean[] paused;
 
   private EtcdCluster(Backend backend, boolean isShared) {
     this.backend = backend;
     this.http = newHttpClient();
+    this.paused = new boolean[backend.size()];
     this.lifecycle = new FixtureLifecycle(REGISTRY, this, backend, isShared); // registers; keep last
   }
 
@@ -201,6 +204,98 @@ public final class EtcdCluster implements AutoCloseable {
   public synchronized void stopMember(int i) {
     lifecycle.requireControl(i);
     backend.stop(i);
+    paused[i] = false;
+  }
+
+  /**
+   * Freezes member {@code i} without closing anything: {@code SIGSTOP} of its process ({@code docker
+   * pause} for a container). Its sockets stay open and the kernel keeps accepting connections and
+   * bytes for it, but it answers nothing, neither clients nor peers: a hung machine, which a client
+   * cannot tell from a slow one except by waiting. Undo with {@link #resumeMember}; {@link #close()}
+   * and {@link #stopMember} also work on a paused member. Does nothing if it is already paused.
+   *
+   * @throws IllegalStateException if the member is not running
+   * @throws UnsupportedOperationException if {@link #canControlMembers()} is false
+   */
+  public synchronized void pauseMember(int i) {
+    lifecycle.requireControl(i);
+    if (paused[i]) {
+      return;
+    }
+    if (!backend.isRunning(i)) {
+      throw new IllegalStateException("etcd member " + i + " is not running; cannot pause it\n" + backend.diagnostics(i));
+    }
+    backend.pause(i);
+    paused[i] = true;
+  }
+
+  /**
+   * Resumes a member frozen by {@link #pauseMember} ({@code SIGCONT}, {@code docker unpause}) and
+   * returns at once; it catches up with its peers by itself (use {@link #awaitHealthy}). Does nothing
+   * if the member is not paused.
+   */
+  public synchronized void resumeMember(int i) {
+    lifecycle.requireControl(i);
+    if (!paused[i]) {
+      return;
+    }
+    backend.resume(i);
+    paused[i] = false;
+  }
+
+  /** Whether member {@code i} is frozen by {@link #pauseMember}. */
+  public synchronized boolean isPaused(int i) {
+    lifecycle.checkIndex(i);
+    return paused[i];
+  }
+
+  /**
+   * The index of the member that is raft leader now, as the running, unpaused members report it
+   * (etcd's maintenance status, {@code POST /v3/maintenance/status}); waits up to {@code timeout}
+   * for one that every answering member agrees on, as during an election there is none.
+   *
+   * @throws IllegalStateException on timeout, with each member's last answer
+   */
+  public int leader(Duration timeout) {
+    Instant deadline = Instant.now().plus(timeout);
+    String[] last = new String[memberCount()];
+    Arrays.fill(last, "not asked");
+    while (true) {
+      // member id (decimal, as etcd's JSON gateway prints uint64) -> index, and the leaders named.
+      java.util.Map<String, Integer> ids = new java.util.HashMap<>();
+      java.util.Set<String> leaders = new java.util.HashSet<>();
+      for (int i = 0; i < memberCount(); i++) {
+        if (!backend.isRunning(i) || isPaused(i)) {
+          last[i] = "stopped or paused";
+          continue;
+        }
+        last[i] = post(clientEndpoint(i) + "/v3/maintenance/status", "{}");
+        String member = jsonString(last[i], "member_id");
+        String leader = jsonString(last[i], "leader");
+        if (last[i].startsWith("200 ") && member != null) {
+          ids.put(member, i);
+          leaders.add(leader == null ? "0" : leader);
+        }
+      }
+      if (leaders.size() == 1 && ids.containsKey(leaders.iterator().next())) {
+        return ids.get(leaders.iterator().next());
+      }
+      if (!Instant.now().isBefore(deadline)) {
+        break;
+      }
+      FixtureSupport.sleep(POLL_INTERVAL, "etcd");
+    }
+    StringBuilder message = new StringBuilder("no etcd leader agreed on within " + timeout);
+    for (int i = 0; i < memberCount(); i++) {
+      message.append("\nmember ").append(i).append(": ").append(last[i]);
+    }
+    throw new IllegalStateException(message.toString());
+  }
+
+  /** The value of {@code "name":"..."} in a flat JSON answer, or null. */
+  private static String jsonString(String json, String name) {
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"" + name + "\"\\s*:\\s*\"([^\"]*)\"").matcher(json);
+    return m.find() ? m.group(1) : null;
   }
 
   /**
@@ -218,6 +313,7 @@ public final class EtcdCluster implements AutoCloseable {
     if (backend.isRunning(i)) {
       return;
     }
+    paused[i] = false;
     backend.start(i);
     int running = 0;
     for (int m = 0; m < memberCount(); m++) {
@@ -253,7 +349,7 @@ public final class EtcdCluster implements AutoCloseable {
   /**
    * Waits until every running member (every endpoint, for an external cluster) reports healthy on
    * {@code GET /health}, which etcd answers positively only when it has a leader and no alarms.
-   * Stopped members are not waited for, but at least one member must be running.
+   * Stopped and paused members are not waited for, but at least one member must be running.
    *
    * @throws IllegalStateException on timeout, with each member's last answer and log
    */
@@ -272,6 +368,10 @@ public final class EtcdCluster implements AutoCloseable {
       for (int i = 0; i < memberCount(); i++) {
         if (!backend.isRunning(i)) {
           last[i] = "stopped";
+          continue;
+        }
+        if (isPaused(i)) {
+          last[i] = "paused";
           continue;
         }
         running++;
@@ -307,6 +407,19 @@ public final class EtcdCluster implements AutoCloseable {
    */
   @Override
   public void close() {
+    synchronized (this) {
+      for (int i = 0; i < paused.length; i++) {
+        if (paused[i]) {
+          try {
+            // A paused container cannot be killed; a stopped process could, but resuming costs nothing.
+            backend.resume(i);
+            paused[i] = false;
+          } catch (RuntimeException e) {
+            // Closing goes on: killing the member is what matters, and it reports its own failures.
+          }
+        }
+      }
+    }
     lifecycle.close();
   }
 
@@ -323,8 +436,17 @@ public final class EtcdCluster implements AutoCloseable {
 
   /** "STATUS BODY" for an answered GET, or the failure's description; never throws. */
   private String probe(String url) {
+    return send(HttpRequest.newBuilder(URI.create(url)).timeout(HTTP_TIMEOUT).GET().build(), url);
+  }
+
+  /** "STATUS BODY" for an answered POST of a JSON body, or the failure's description; never throws. */
+  private String post(String url, String json) {
+    return send(HttpRequest.newBuilder(URI.create(url)).timeout(HTTP_TIMEOUT)
+        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(json)).build(), url);
+  }
+
+  private String send(HttpRequest request, String url) {
     try {
-      HttpRequest request = HttpRequest.newBuilder(URI.create(url)).timeout(HTTP_TIMEOUT).GET().build();
       HttpResponse<String> response = http.send(request, HttpResponse.BodyHandlers.ofString());
       return response.statusCode() + " " + response.body().strip();
     } catch (IOException e) {
@@ -378,6 +500,12 @@ public final class EtcdCluster implements AutoCloseable {
     /** Base URL of member i's metrics listener, which etcd serves before it can serve clients. */
     String metricsEndpoint(int i);
 
+    /** Freezes running member i (SIGSTOP or docker pause) without closing its sockets. */
+    void pause(int i);
+
+    /** Resumes member i frozen by {@link #pause}. */
+    void resume(int i);
+
     @Override
     default int size() {
       return clientEndpoints().size();
@@ -411,6 +539,16 @@ public final class EtcdCluster implements AutoCloseable {
 
     @Override
     public String metricsEndpoint(int i) {
+      throw new UnsupportedOperationException("external cluster");
+    }
+
+    @Override
+    public void pause(int i) {
+      throw new UnsupportedOperationException("external cluster");
+    }
+
+    @Override
+    public void resume(int i) {
       throw new UnsupportedOperationException("external cluster");
     }
 
@@ -527,6 +665,16 @@ public final class EtcdCluster implements AutoCloseable {
         return;
       }
       process.kill(EXIT_TIMEOUT, "etcd member " + i);
+    }
+
+    @Override
+    public void pause(int i) {
+      processes[i].signal("STOP", "etcd member " + i);
+    }
+
+    @Override
+    public void resume(int i) {
+      processes[i].signal("CONT", "etcd member " + i);
     }
 
     @Override
@@ -681,6 +829,16 @@ public final class EtcdCluster implements AutoCloseable {
       }
       // docker kill sends SIGKILL and, unlike GenericContainer.stop(), keeps the container and its data.
       Docker.kill(containers.get(i), "etcd member " + i, "etcd", EXIT_TIMEOUT, POLL_INTERVAL);
+    }
+
+    @Override
+    public void pause(int i) {
+      containers.get(i).getDockerClient().pauseContainerCmd(containers.get(i).getContainerId()).exec();
+    }
+
+    @Override
+    public void resume(int i) {
+      containers.get(i).getDockerClient().unpauseContainerCmd(containers.get(i).getContainerId()).exec();
     }
 
     @Override

@@ -62,6 +62,42 @@ final class ManagedProcess {
   }
 
   /**
+   * Sends {@code SIGSTOP} (freeze: the process keeps its sockets, and the kernel keeps accepting
+   * connections and data for it, but nothing answers, as on a hung machine) or {@code SIGCONT}
+   * (resume) with {@code kill(1)}, and returns once {@code kill} has exited.
+   *
+   * @param signal "STOP" or "CONT"
+   * @throws IllegalStateException if the process has exited or {@code kill} failed
+   */
+  void signal(String signal, String what) {
+    if (!signal.equals("STOP") && !signal.equals("CONT")) {
+      throw new IllegalArgumentException("signal must be STOP or CONT, got " + signal);
+    }
+    if (!process.isAlive()) {
+      throw new IllegalStateException(what + " is not running (" + state() + "); cannot send SIG" + signal);
+    }
+    try {
+      Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(process.pid()))
+          .redirectErrorStream(true).start();
+      kill.getOutputStream().close();
+      if (!kill.waitFor(10, TimeUnit.SECONDS)) {
+        kill.destroyForcibly();
+        throw new IllegalStateException("kill -" + signal + " " + process.pid() + " (" + what + ") did not finish in 10 s");
+      }
+      String out = new String(kill.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+      if (kill.exitValue() != 0) {
+        throw new IllegalStateException("kill -" + signal + " " + process.pid() + " (" + what + ") failed with "
+            + kill.exitValue() + ": " + out);
+      }
+    } catch (IOException e) {
+      throw new IllegalStateException("cannot run kill -" + signal + " for " + what, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while sending SIG" + signal + " to " + what, e);
+    }
+  }
+
+  /**
    * Waits for the process to finish and returns its exit code.
    *
    * @throws TimeoutException if it did not finish within {@code timeout}; it has then been sent
