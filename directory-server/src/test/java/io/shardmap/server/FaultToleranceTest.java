@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.shardmap.proto.v1.*;
 import io.shardmap.testkit.EtcdCluster;
 import java.time.Duration;
@@ -257,6 +258,33 @@ class FaultToleranceTest {
     assertEquals(null, lookupFailure.get(), "every lookup answered");
     assertTrue(lookups.get() > 0);
     assertTrue(unreachable.isEmpty(), "etcd reported unreachable while a quorum was up: " + unreachable);
+  }
+
+  /**
+   * A split sent right after quorum loss, before the freshness probe notices, fails while reading the
+   * moving markers: it must say so and that nothing was written (it said "a write may or may not have
+   * been applied"), and indeed nothing was.
+   */
+  @Test
+  @Order(5)
+  void aSplitRefusedWhileReadingAfterQuorumLossSaysNothingWasWritten() throws Exception {
+    etcd.stopMember(1);
+    etcd.stopMember(2);
+    try {
+      assertTrue(a.freshness().getEtcdReachable(), "sent before the probe noticed (else it is refused up front)");
+      StatusRuntimeException e = TestSupport.assertStatus(Status.Code.UNAVAILABLE, () -> split(ca, 30_000),
+          "SplitRange: could not read the moving markers of keyspace 'users' from etcd", "nothing was written");
+      assertFalse(e.getStatus().getDescription().contains("may or may not"), e.getStatus().getDescription());
+    } finally {
+      etcd.startMember(1);
+      etcd.startMember(2);
+      etcd.awaitHealthy(Duration.ofSeconds(30));
+    }
+    TestSupport.eventually(Duration.ofSeconds(15), "A sees etcd again", () -> a.freshness().getEtcdReachable());
+    SplitRangeResponse s = split(cb, 30_001);
+    assertTrue(a.awaitRevision(s.getRevision(), Duration.ofSeconds(20)));
+    assertEquals(30_001, ca.lookup("users", 30_000).getRoute().getRange().getEnd().getIntKey(),
+        "no range starts at 30000: the refused split wrote nothing");
   }
 
   /**

@@ -89,7 +89,16 @@ public final class AdminOps {
   private <T> T execute(String op, Function<DirectorySnapshot, Plan<T>> planner) {
     for (int attempt = 1; ; attempt++) {
       state.checkWritable();
-      Plan<T> plan = planner.apply(state.snapshot());
+      Plan<T> plan;
+      try {
+        plan = planner.apply(state.snapshot());
+      } catch (ShardmapException e) {
+        if (e.code() != ErrorCode.UNAVAILABLE) {
+          throw e;
+        }
+        // Only a planning read fails a plan with UNAVAILABLE, and its message says nothing was written.
+        throw new ShardmapException(ErrorCode.UNAVAILABLE, op + ": " + e.getMessage(), e);
+      }
       Txn txn = plan.txn();
       if (txn.compares().size() > maxTxnOps || txn.writes().size() > maxTxnOps) {
         throw ShardmapException.invalid("request", "the change needs " + Math.max(txn.compares().size(),
@@ -186,7 +195,7 @@ public final class AdminOps {
     }
     long readRevision = 0;
     for (String k : keys) {
-      io.shardmap.store.RangeResult rr = read("reading back an unconfirmed change", k, false);
+      io.shardmap.store.RangeResult rr = read("reading back an unconfirmed change", k, false, false);
       readRevision = Math.max(readRevision, rr.revision());
       rr.kvs().forEach(kv -> current.put(kv.key(), kv));
     }
@@ -214,7 +223,7 @@ public final class AdminOps {
           throw unknownOutcome();
         }
       } else if (w instanceof Txn.DeletePrefix dp
-          && !read("reading back an unconfirmed change", dp.prefix(), true).kvs().isEmpty()) {
+          && !read("reading back an unconfirmed change", dp.prefix(), true, false).kvs().isEmpty()) {
         throw unknownOutcome();
       }
     }
@@ -225,7 +234,12 @@ public final class AdminOps {
     return new ShardmapException(ErrorCode.INTERNAL, "another writer changed the same records");
   }
 
-  private io.shardmap.store.RangeResult read(String what, String key, boolean prefix) {
+  /**
+   * One linearizable read. {@code planning}: a read that decides a change before anything is sent, so a
+   * failure says nothing was written ({@code what} names the data); otherwise {@code what} names the
+   * activity and the caller says what the failure means.
+   */
+  private io.shardmap.store.RangeResult read(String what, String key, boolean prefix, boolean planning) {
     long t0 = nanoTime.getAsLong();
     try {
       io.shardmap.store.RangeResult r = (prefix ? store.getPrefix(key) : store.get(key))
@@ -234,7 +248,7 @@ public final class AdminOps {
       return r;
     } catch (Exception e) {
       metrics.etcdRequest("get", "error", nanoTime.getAsLong() - t0);
-      throw Errors.fromStore(what, e);
+      throw planning ? Errors.fromStoreRead(what, e) : Errors.fromStore(what, e);
     }
   }
 
@@ -246,7 +260,7 @@ public final class AdminOps {
       return r;
     } catch (Exception e) {
       metrics.etcdRequest("txn", "error", nanoTime.getAsLong() - t0);
-      throw Errors.fromStore(op, e);
+      throw Errors.fromStoreWrite(op, e);
     }
   }
 
@@ -751,8 +765,8 @@ public final class AdminOps {
 
   /** One linearizable read of a keyspace's moving markers (the watched snapshot does not hold them). */
   private Markers markers(String ks) {
-    io.shardmap.store.RangeResult rr = read("reading the moving markers of keyspace '" + ks + "'",
-        keys.movingPrefix(ks), true);
+    io.shardmap.store.RangeResult rr = read("the moving markers of keyspace '" + ks + "'",
+        keys.movingPrefix(ks), true, true);
     Map<String, String> ids = new TreeMap<>();
     long lastWrite = 0;
     for (io.shardmap.store.KeyValue kv : rr.kvs()) {
