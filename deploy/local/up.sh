@@ -217,6 +217,8 @@ start_etcd() {
     mkdir -p "$data"
     chmod 700 "$data"
     # On a restart the member's data directory wins; the initial-cluster flags only matter the first time.
+    # Keep-alive: etcd's default --grpc-keepalive-min-time (5 s) is what Shardmap needs (its clients ping
+    # every 10 s at most and find hung members with their own 1 s checks); never set it above 10 s.
     spawn "$pidfile" "$log" etcd --name "$name" --data-dir "$data" \
       --listen-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORTS[i]}" \
       --advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORTS[i]}" \

@@ -53,6 +53,17 @@ import org.slf4j.LoggerFactory;
  * (except on revoke, where it is success); anything else → {@link StoreException.Kind#INTERNAL}.
  * Futures complete on this store's own threads, never on jetcd's I/O threads.
  *
+ * <p>Each member has its own connection, and the store uses one member at a time ({@link EtcdMembers}):
+ * every quarter of the member timeout (default 1 s) each member gets a liveness check, and a member
+ * that leaves one unanswered for the member timeout, or fails it, is down. Then requests and watches
+ * move to a member that answers: reads, lease keep-alives and revokes in flight are sent again there at
+ * once; a txn in flight fails at once with UNAVAILABLE (its outcome is unknown: the caller reads back)
+ * instead of hanging until its deadline; watches resume there from the last delivered revision. So a
+ * hung member (SIGSTOP, frozen VM: sockets open, nothing answers) costs about a second, where gRPC
+ * keep-alive alone, never more often than every 10 s in grpc-java, cost 10 to 15 s. A request
+ * unanswered a member timeout after its member saw a new raft term is treated the same way: a
+ * follower forwards writes to the leader, and what it forwarded to a leader that hung is lost.
+ *
  * <p>Watches do not rely on jetcd's own reconnect: jetcd 0.8.7 resumes a broken watch from the
  * header revision of its "created" response, which skips the history a watch was still replaying when
  * the stream broke. Instead each failure ends the jetcd watcher (closing it inside jetcd's error
@@ -104,12 +115,14 @@ public final class EtcdMetaStore implements MetaStore {
           // for its restart instead of failing at once.
           .retryMaxAttempts(0)
           .waitForReady(false)
-          // grpc-java pings no more often than every 10 s whatever is asked (etcd's default
-          // --grpc-keepalive-min-time is 5 s, so no GOAWAY "too_many_pings"); hung members are found
-          // by EtcdMembers' liveness checks within memberTimeout, the pings only close dead connections.
+          // Hung members are found by EtcdMembers' liveness checks within memberTimeout; pings only
+          // close connections that died silently. grpc-java pings no more often than every 10 s whatever
+          // is asked, and only while a call is open: etcd answers pings more often than its
+          // --grpc-keepalive-min-time (default 5 s), or any ping without an open stream, with GOAWAY
+          // "too_many_pings". So etcd needs that flag at 10 s or less, which its default is.
           .keepaliveTime(Duration.ofSeconds(10))
           .keepaliveTimeout(Duration.ofSeconds(2))
-          .keepaliveWithoutCalls(true)
+          .keepaliveWithoutCalls(false)
           // The initial load reads a whole prefix in one response: 100,000 ranges are ~11 MB, a few million
           // directory entries some hundreds. gRPC's default 4 MiB would make such a server retry forever.
           .maxInboundMessageSize(MAX_RESPONSE_BYTES)

@@ -64,6 +64,29 @@ class EtcdClusterTest {
   }
 
   @Test
+  @Timeout(120)
+  void aPausedLeaderIsReplacedAndResumesAsAFollower() throws Exception {
+    try (EtcdCluster cluster = EtcdCluster.start(3)) {
+      assumeTrue(cluster.canControlMembers(), "members of an external cluster cannot be paused");
+      int leader = cluster.leader(Duration.ofSeconds(10));
+      cluster.pauseMember(leader);
+      assertTrue(cluster.isPaused(leader));
+      assertTrue(cluster.isRunning(leader), "paused is not stopped");
+      int next = cluster.leader(Duration.ofSeconds(10));
+      assertNotEquals(leader, next, "the other two elect a new leader");
+      String key = "/testkit/paused/" + UUID.randomUUID();
+      int writer = (leader + 1) % 3;
+      assertTrue(put(cluster.clientEndpoint(writer), key, "v1", Duration.ofSeconds(5)), "the two keep a quorum");
+      cluster.resumeMember(leader);
+      assertFalse(cluster.isPaused(leader));
+      cluster.awaitHealthy(Duration.ofSeconds(30));
+      assertEquals("v1", get(cluster.clientEndpoint(leader), key), "the resumed member caught up");
+      assertEquals(next, cluster.leader(Duration.ofSeconds(10)), "and rejoined as a follower");
+      cluster.pauseMember(next); // close() must also end a paused member
+    }
+  }
+
+  @Test
   @Timeout(180)
   void survivesLossOfOneMemberLosesQuorumWithTwoAndRecoversWithData() throws Exception {
     Instant begin = Instant.now();
