@@ -174,7 +174,7 @@ public final class DirectoryServer implements AutoCloseable {
       boolean ok = state.isLoaded();
       Freshness f = state.freshness();
       String text = (ok ? "serving" : "loading") + " revision=" + f.getRevision() + " age_ms="
-          + f.getAgeMillis() + " etcd_reachable=" + f.getEtcdReachable() + "\n";
+          + f.getAgeMillis() + " etcd_reachable=" + state.etcdReachable() + "\n";
       byte[] body = text.getBytes(StandardCharsets.UTF_8);
       ex.sendResponseHeaders(ok ? 200 : 503, body.length);
       try (OutputStream os = ex.getResponseBody()) {

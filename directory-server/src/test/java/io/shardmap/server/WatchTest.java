@@ -121,7 +121,9 @@ class WatchTest {
       hb = (WatchResponse) col.next();
     } while (!hb.getProgress());
     assertTrue(hb.getRevision() >= lastRev);
-    assertTrue(hb.getFreshness().getEtcdReachable());
+    assertEquals(io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE, hb.getFreshness().getEtcdQuorum());
+    assertTrue(com.google.protobuf.util.JsonFormat.printer().print(hb)
+        .contains("\"etcdQuorum\": \"ETCD_QUORUM_REACHABLE\""), hb::toString);
     ctx.cancel(null);
   }
 

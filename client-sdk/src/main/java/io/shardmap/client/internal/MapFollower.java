@@ -444,9 +444,12 @@ public final class MapFollower implements AutoCloseable {
     }
   }
 
-  /** A server's word that its map was current {@code age_millis} ago (only while it reaches etcd). */
+  /**
+   * A server's word that its map was current {@code age_millis} ago: only while it reaches etcd (an answer
+   * without etcd_quorum, from a server that predates it, proves nothing).
+   */
   private void confirm(io.shardmap.proto.v1.Freshness f) {
-    if (f.getEtcdReachable()) {
+    if (f.getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE) {
       confirmedAtNanos = Math.max(confirmedAtNanos,
           nanoTime.getAsLong() - TimeUnit.MILLISECONDS.toNanos(f.getAgeMillis()));
     }

@@ -4,6 +4,7 @@ import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.EtcdQuorum;
 import io.shardmap.proto.v1.Freshness;
 import io.shardmap.proto.v1.MapChange;
 import io.shardmap.store.MetaStore;
@@ -144,7 +145,8 @@ public final class DirectoryState implements AutoCloseable {
     return Freshness.newBuilder()
         .setRevision(s == null ? 0 : s.revision())
         .setAgeMillis(ageNanos() / 1_000_000)
-        .setEtcdReachable(etcdReachable)
+        // Both states are non-zero enum values, so protobuf JSON shows the alarm (see types.proto).
+        .setEtcdQuorum(etcdReachable ? EtcdQuorum.ETCD_QUORUM_REACHABLE : EtcdQuorum.ETCD_QUORUM_UNREACHABLE)
         .build();
   }
 
