@@ -40,6 +40,11 @@ import java.util.logging.Logger;
  * etcd revision P; once the watch has delivered (or the store confirmed progress up to) P, the snapshot is
  * known to have been current at the probe's start. {@link #freshness()} reports that age. While no quorum
  * read succeeds, etcd counts as unreachable: lookups go on from the last snapshot and writes are refused.
+ *
+ * <p>etcd's revision never goes down, except when etcd is restored from a backup: a quorum read below the
+ * snapshot (or a new cluster id on the watch) makes this copy re-read everything and every client watch
+ * re-read, at the lower revision. Client watches from a revision etcd has not reached are refused
+ * ({@link #checkReached}).
  */
 public final class DirectoryState implements AutoCloseable {
   private static final Logger log = Logger.getLogger(DirectoryState.class.getName());
