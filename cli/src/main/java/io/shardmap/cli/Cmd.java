@@ -3,6 +3,7 @@ package io.shardmap.cli;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.MessageOrBuilder;
 import com.google.protobuf.util.JsonFormat;
+import io.shardmap.proto.v1.EtcdQuorum;
 import io.shardmap.proto.v1.Freshness;
 import java.util.List;
 import java.util.Map;
@@ -79,9 +80,15 @@ abstract class Cmd implements Callable<Integer> {
 
   /** Warns on stderr when the answer came from a server that cannot currently confirm it is up to date. */
   void warnIfStale(Freshness f) {
-    if (f.getRevision() > 0 && !f.getEtcdReachable()) {
+    if (f.getRevision() <= 0) {
+      return;
+    }
+    if (f.getEtcdQuorum() == EtcdQuorum.ETCD_QUORUM_UNREACHABLE) {
       ctl().err.println("warning: the server cannot reach etcd; this answer is from its snapshot at revision "
           + f.getRevision() + ", last confirmed current " + f.getAgeMillis() + " ms ago");
+    } else if (f.getEtcdQuorum() != EtcdQuorum.ETCD_QUORUM_REACHABLE) {
+      ctl().err.println("warning: the server does not say whether it reaches etcd (a server from before "
+          + "freshness.etcd_quorum); this answer is from its snapshot at revision " + f.getRevision());
     }
   }
 }

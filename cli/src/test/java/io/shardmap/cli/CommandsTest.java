@@ -424,7 +424,7 @@ class CommandsTest {
         .setRoute(Route.newBuilder().setShard("shard1").setEpoch(4)
             .setRange(KeyRange.newBuilder().setEnd(intKey(0))))
         .setShard(shard("shard1", 5433))
-        .setFreshness(Freshness.newBuilder().setRevision(40).setEtcdReachable(true)).build());
+        .setFreshness(Freshness.newBuilder().setRevision(40).setEtcdQuorum(io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE)).build());
 
     Result r = fake.run("lookup", "users", "-42");
 
@@ -449,7 +449,7 @@ class CommandsTest {
     fake.answer("BatchLookup", BatchLookupResponse.newBuilder().addShards("s2").addShards("s1")
         .addShardIndexes(0).addShardIndexes(-1).addShardIndexes(1)
         .addEpochs(3).addEpochs(0).addEpochs(1)
-        .setFreshness(Freshness.newBuilder().setRevision(40).setEtcdReachable(true)).build());
+        .setFreshness(Freshness.newBuilder().setRevision(40).setEtcdQuorum(io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE)).build());
 
     Result r = fake.run("lookup", "tenants", "acme", "0x00ff", "'a b'");
 
@@ -503,7 +503,7 @@ class CommandsTest {
   void lookupWarnsWhenTheServerCannotReachEtcd() {
     fake.answer("ListKeyspaces", keyspaces());
     fake.answer("Lookup", LookupResponse.newBuilder().setRoute(Route.newBuilder().setShard("s1").setEpoch(1))
-        .setFreshness(Freshness.newBuilder().setRevision(40).setAgeMillis(12000).setEtcdReachable(false)).build());
+        .setFreshness(Freshness.newBuilder().setRevision(40).setAgeMillis(12000).setEtcdQuorum(io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_UNREACHABLE)).build());
 
     Result r = fake.run("lookup", "users", "5");
 
@@ -516,7 +516,7 @@ class CommandsTest {
   void lookupJsonIsTheLookupResponse() throws Exception {
     fake.answer("ListKeyspaces", keyspaces());
     LookupResponse resp = LookupResponse.newBuilder().setRoute(Route.newBuilder().setShard("s1").setEpoch(1))
-        .setFreshness(Freshness.newBuilder().setRevision(40).setEtcdReachable(true)).build();
+        .setFreshness(Freshness.newBuilder().setRevision(40).setEtcdQuorum(io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE)).build();
     fake.answer("Lookup", resp);
 
     // The output option is inherited: it may follow the subcommand.

@@ -406,8 +406,9 @@ class ShardmapDataTest {
             ManagedChannel chA = NettyChannelBuilder.forAddress("127.0.0.1", serverA.port()).usePlaintext().build();
             try {
               var readA = ShardMapServiceGrpc.newBlockingStub(chA);
-              eventually("replica A notices it lost the store", () -> !readA.lookup(LookupRequest.newBuilder()
-                  .setKeyspace("users").setKey(Key.newBuilder().setIntKey(k)).build()).getFreshness().getEtcdReachable());
+              eventually("replica A notices it lost the store", () -> readA.lookup(LookupRequest.newBuilder()
+                  .setKeyspace("users").setKey(Key.newBuilder().setIntKey(k)).build()).getFreshness().getEtcdQuorum()
+                  == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_UNREACHABLE);
             } finally {
               chA.shutdownNow();
             }

@@ -21,6 +21,7 @@ import io.shardmap.server.internal.AdminOps;
 import io.shardmap.server.internal.AdminService;
 import io.shardmap.server.internal.ClientRegistry;
 import io.shardmap.server.internal.DirectoryState;
+import io.shardmap.server.internal.MalformedRequests;
 import io.shardmap.server.internal.ReadService;
 import io.shardmap.server.internal.ServerMetrics;
 import io.shardmap.server.internal.StoreLayout;
@@ -81,10 +82,13 @@ public final class DirectoryServer implements AutoCloseable {
         .permitKeepAliveTime(5, TimeUnit.SECONDS)
         .permitKeepAliveWithoutCalls(true)
         .maxInboundMessageSize(32 << 20)
-        .addService(ServerInterceptors.intercept(read, counting))
-        .addService(ServerInterceptors.intercept(new AdminService(ops, adminExecutor), counting))
-        .addService(health.getHealthService())
-        .addService(ProtoReflectionServiceV1.newInstance())
+        // Every method of every service refuses undecodable requests with INVALID_ARGUMENT (see
+        // MalformedRequests); the counter goes outside that guard so it counts the refusals too.
+        .addService(ServerInterceptors.intercept(MalformedRequests.guard(read.bindService()), counting))
+        .addService(ServerInterceptors.intercept(
+            MalformedRequests.guard(new AdminService(ops, adminExecutor).bindService()), counting))
+        .addService(MalformedRequests.guard(health.getHealthService().bindService()))
+        .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance().bindService()))
         .build()
         .start();
     String id = o.serverId() != null ? o.serverId() : defaultServerId(grpc.getPort());
@@ -174,7 +178,7 @@ public final class DirectoryServer implements AutoCloseable {
       boolean ok = state.isLoaded();
       Freshness f = state.freshness();
       String text = (ok ? "serving" : "loading") + " revision=" + f.getRevision() + " age_ms="
-          + f.getAgeMillis() + " etcd_reachable=" + f.getEtcdReachable() + "\n";
+          + f.getAgeMillis() + " etcd_reachable=" + state.etcdReachable() + "\n";
       byte[] body = text.getBytes(StandardCharsets.UTF_8);
       ex.sendResponseHeaders(ok ? 200 : 503, body.length);
       try (OutputStream os = ex.getResponseBody()) {

@@ -93,7 +93,7 @@ class FaultToleranceTest {
       assertEquals(100, cb.lookup("users", 100).getRoute().getRange().getStart().getIntKey());
       split(cb, 200);
       TestSupport.eventually(Duration.ofSeconds(5), "replica A reports etcd reachable",
-          () -> a.freshness().getEtcdReachable());
+          () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
     } finally {
       etcd.startMember(0);
       etcd.awaitHealthy(Duration.ofSeconds(30));
@@ -108,10 +108,13 @@ class FaultToleranceTest {
     etcd.stopMember(2);
     try {
       TestSupport.eventually(Duration.ofSeconds(10), "replica A notices the lost quorum",
-          () -> !a.freshness().getEtcdReachable());
+          () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_UNREACHABLE);
       LookupResponse r = ca.lookup("users", 150);
       assertEquals(100, r.getRoute().getRange().getStart().getIntKey(), "served from the last snapshot");
-      assertFalse(r.getFreshness().getEtcdReachable());
+      assertEquals(io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_UNREACHABLE, r.getFreshness().getEtcdQuorum());
+      // What grpcurl and buf curl print (protobuf JSON, default fields omitted): the alarm must be in it.
+      String json = com.google.protobuf.util.JsonFormat.printer().print(r);
+      assertTrue(json.contains("\"etcdQuorum\": \"ETCD_QUORUM_UNREACHABLE\""), json);
       assertEquals(revisionBefore, r.getFreshness().getRevision());
       long age1 = r.getFreshness().getAgeMillis();
       Thread.sleep(600);
@@ -129,7 +132,8 @@ class FaultToleranceTest {
       etcd.awaitHealthy(Duration.ofSeconds(30));
     }
     TestSupport.eventually(Duration.ofSeconds(15), "both replicas see etcd again",
-        () -> a.freshness().getEtcdReachable() && b.freshness().getEtcdReachable());
+        () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE
+            && b.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
     SplitRangeResponse s = split(cb, 300);
     assertTrue(a.awaitRevision(s.getRevision(), Duration.ofSeconds(20)), "A catches up by itself");
     assertEquals(300, ca.lookup("users", 300).getRoute().getRange().getStart().getIntKey());

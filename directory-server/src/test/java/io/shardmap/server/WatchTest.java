@@ -4,11 +4,15 @@ import static io.shardmap.server.TestSupport.create;
 import static io.shardmap.server.TestSupport.intKey;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.proto.v1.*;
+import io.shardmap.store.MetaStore;
 import io.shardmap.testkit.EtcdCluster;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -121,7 +125,9 @@ class WatchTest {
       hb = (WatchResponse) col.next();
     } while (!hb.getProgress());
     assertTrue(hb.getRevision() >= lastRev);
-    assertTrue(hb.getFreshness().getEtcdReachable());
+    assertEquals(io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE, hb.getFreshness().getEtcdQuorum());
+    assertTrue(com.google.protobuf.util.JsonFormat.printer().print(hb)
+        .contains("\"etcdQuorum\": \"ETCD_QUORUM_REACHABLE\""), hb::toString);
     ctx.cancel(null);
   }
 
@@ -146,6 +152,67 @@ class WatchTest {
     WatchResponse ch = col.nextChange();
     assertEquals(moved.getRevision(), ch.getRevision());
     assertEquals(moved.getBucket(), ch.getChanges(0).getHash().getBuckets(0));
+    ctx.cancel(null);
+  }
+
+  /**
+   * A revision etcd has not reached can never be served contiguously: before, the stream was accepted, its
+   * heartbeats claimed that revision and every change up to it was silently skipped (a split at the next
+   * revision never reached it). Now OUT_OF_RANGE, naming the field and etcd's revision.
+   */
+  @Test
+  void aWatchFromTheFutureIsRefused() throws Exception {
+    long now = c.read().getMap(GetMapRequest.newBuilder().setKeyspace("w").build()).getRevision();
+    for (long future : new long[] {now + 1000, 9_000_000_000_000_000_000L}) {
+      Iterator<WatchResponse> it = c.read().watch(WatchRequest.newBuilder().addKeyspaces("w")
+          .setAfterRevision(future).build());
+      StatusRuntimeException e = assertThrows(StatusRuntimeException.class, it::hasNext);
+      assertEquals(Status.Code.OUT_OF_RANGE, e.getStatus().getCode(), e::toString);
+      String d = e.getStatus().getDescription();
+      assertTrue(d.startsWith("after_revision: " + future + " is past etcd's current revision "), d);
+      long etcdRevision = Long.parseLong(d.substring(("after_revision: " + future + " is past etcd's current "
+          + "revision ").length()).split(" ")[0]);
+      assertTrue(etcdRevision >= now && etcdRevision < future, d);
+    }
+    assertTrue(server.scrapeMetrics().contains(
+        "shardmap_rpc_results_total{method=\"Watch\",status=\"OUT_OF_RANGE\"} 2.0"));
+
+    // The current revision still streams: the next split arrives.
+    Collector col = new Collector();
+    io.grpc.Context.CancellableContext ctx = io.grpc.Context.current().withCancellation();
+    ctx.run(() -> ShardMapServiceGrpc.newStub(c.channel).watch(WatchRequest.newBuilder().addKeyspaces("w")
+        .setAfterRevision(server.snapshot().revision()).build(), col));
+    long split = c.admin().splitRange(SplitRangeRequest.newBuilder().setKeyspace("w")
+        .setSplitKey(intKey(-1000)).build()).getRevision();
+    assertEquals(split, col.nextChange().getRevision());
+    ctx.cancel(null);
+  }
+
+  /**
+   * A revision past this server's snapshot that etcd has reached is valid (another replica, further
+   * along, served it): the stream is accepted and carries the changes after it. Revisions written outside
+   * the server's prefix move etcd without moving the snapshot, which makes such a revision on demand.
+   */
+  @Test
+  void aRevisionEtcdHasButThisServerHasNotIsAccepted() throws Exception {
+    long ahead;
+    try (MetaStore direct = TestSupport.etcdClient(etcd.clientEndpoints())) {
+      long r = 0;
+      for (int i = 0; i < 3; i++) {
+        r = direct.commit(io.shardmap.store.Txn.builder().put(prefix + "-elsewhere/" + i, new byte[] {1}).build())
+            .get(10, TimeUnit.SECONDS).revision();
+      }
+      ahead = r;
+    }
+    assertTrue(server.snapshot().revision() < ahead, "the writes outside the prefix did not move the snapshot");
+    Collector col = new Collector();
+    io.grpc.Context.CancellableContext ctx = io.grpc.Context.current().withCancellation();
+    ctx.run(() -> ShardMapServiceGrpc.newStub(c.channel).watch(WatchRequest.newBuilder().addKeyspaces("w")
+        .setAfterRevision(ahead).build(), col));
+    long split = c.admin().splitRange(SplitRangeRequest.newBuilder().setKeyspace("w")
+        .setSplitKey(intKey(-2000)).build()).getRevision();
+    assertTrue(split > ahead);
+    assertEquals(split, col.nextChange().getRevision());
     ctx.cancel(null);
   }
 

@@ -754,6 +754,8 @@ public final class EtcdMetaStore implements MetaStore {
     private long delivered;
     private long progressed;
     private long lateBatches;
+    /** The etcd cluster id of the first stream that reported "created"; 0 before. */
+    private long clusterId;
     private boolean ended;
     private boolean progressWanted;
     private int consecutiveFailures;
@@ -847,6 +849,22 @@ public final class EtcdMetaStore implements MetaStore {
       }
       long headerRevision = response.getHeader().getRevision();
       if (response.isCreatedNotify()) {
+        long cluster = response.getHeader().getClusterId();
+        if (clusterId != 0 && cluster != 0 && cluster != clusterId) {
+          // A restore from a backup (with a new cluster token) or another cluster behind the same
+          // endpoints: its revisions after `delivered` are not the ones this watch missed.
+          ended = true;
+          watches.remove(this);
+          a.abandon();
+          String reason = "etcd's cluster id changed from " + Long.toHexString(clusterId) + " to "
+              + Long.toHexString(cluster) + " (at revision " + headerRevision + "; this watch had delivered up to "
+              + delivered + ")";
+          deliver(() -> listener.onHistoryReset(headerRevision, reason));
+          return;
+        }
+        if (clusterId == 0) {
+          clusterId = cluster;
+        }
         a.createdRevision = headerRevision;
         a.createdAtNanos = System.nanoTime();
         a.inSync = a.startRevision > headerRevision;

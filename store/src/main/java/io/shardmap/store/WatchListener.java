@@ -25,6 +25,18 @@ public interface WatchListener {
   void onCompacted(long compactRevision);
 
   /**
+   * The store the watch reconnected to does not continue the history it was following: etcd restored
+   * from a backup (a restore makes a new cluster id unless the old cluster token is reused) or endpoints
+   * that now reach another cluster. Revisions after the last delivered one would come from another
+   * history, so the watch has ended without delivering any; the owner must re-read. By default this is
+   * reported like a compaction ({@link #onCompacted} with etcd's current revision), which asks for the
+   * same re-read.
+   */
+  default void onHistoryReset(long storeRevision, String reason) {
+    onCompacted(storeRevision);
+  }
+
+  /**
    * A transient fault (connection lost, member down). The watch retries by itself and resumes after the
    * last delivered revision; this call is for logging and metrics only.
    */

@@ -340,6 +340,61 @@ public final class EtcdCluster implements AutoCloseable {
         + backend.diagnostics(i));
   }
 
+  /**
+   * Saves a snapshot of the cluster's data to {@code file} ({@code etcdctl snapshot save} against the
+   * first running member, etcd's backup tool), and returns the etcd revision it holds. Local clusters
+   * only.
+   *
+   * @throws UnsupportedOperationException for an external or container cluster
+   */
+  public synchronized long saveSnapshot(Path file) {
+    LocalBackend local = localBackend("snapshot save");
+    int member = -1;
+    for (int i = 0; i < memberCount() && member < 0; i++) {
+      member = backend.isRunning(i) ? i : -1;
+    }
+    if (member < 0) {
+      throw new IllegalStateException("snapshot save needs a running member");
+    }
+    local.etcdctl("snapshot save", "--endpoints=" + clientEndpoint(member), "snapshot", "save", file.toString());
+    String status = local.etcdctl("snapshot status", "snapshot", "status", file.toString(), "--write-out=json");
+    // {"hash":...,"revision":34,"totalKey":...,"totalSize":...}
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"revision\":(\\d+)").matcher(status);
+    if (!m.find()) {
+      throw new IllegalStateException("etcdctl snapshot status printed no revision: " + status);
+    }
+    return Long.parseLong(m.group(1));
+  }
+
+  /**
+   * Disaster recovery from a backup, as an operator does it: kills every member, restores each one
+   * from {@code file} ({@code etcdctl snapshot restore}) into a fresh data directory with a new cluster
+   * token (so the restored cluster has a new cluster id), starts them on the same ports, and returns
+   * once every member is healthy. The cluster's revision goes back to the snapshot's. Local clusters
+   * only.
+   *
+   * @throws UnsupportedOperationException for an external or container cluster
+   */
+  public synchronized void restoreSnapshot(Path file) {
+    LocalBackend local = localBackend("snapshot restore");
+    for (int i = 0; i < memberCount(); i++) {
+      backend.stop(i);
+    }
+    local.restore(file);
+    for (int i = 0; i < memberCount(); i++) {
+      backend.start(i);
+    }
+    awaitHealthy(CLUSTER_START_TIMEOUT, true);
+  }
+
+  private LocalBackend localBackend(String what) {
+    if (backend instanceof LocalBackend local) {
+      return local;
+    }
+    throw new UnsupportedOperationException(what + " needs a cluster of local etcd processes, not "
+        + backend.description());
+  }
+
   /** Whether member {@code i} is up; always true for an external cluster (it cannot be observed). */
   public boolean isRunning(int i) {
     lifecycle.checkIndex(i);
@@ -567,7 +622,9 @@ public final class EtcdCluster implements AutoCloseable {
     private final int[] metricsPorts;
     private final ManagedProcess[] processes;
     private final List<String> endpoints;
-    private final String token = "shardmap-test-" + UUID.randomUUID();
+    private String token = "shardmap-test-" + UUID.randomUUID();
+    /** Incremented by each restore: member data goes to a fresh directory every time. */
+    private int generation;
 
     LocalBackend(Path binary, int size) {
       this.binary = binary;
@@ -596,13 +653,7 @@ public final class EtcdCluster implements AutoCloseable {
     }
 
     private List<String> command(int i) {
-      StringBuilder initialCluster = new StringBuilder();
-      for (int m = 0; m < size; m++) {
-        if (m > 0) {
-          initialCluster.append(',');
-        }
-        initialCluster.append(name(m)).append("=http://127.0.0.1:").append(peerPorts[m]);
-      }
+      String initialCluster = initialCluster();
       // On restart the data directory already holds the membership, and etcd ignores the
       // --initial-* flags, so the same command line serves both first start and rejoin.
       return List.of(
@@ -631,7 +682,57 @@ public final class EtcdCluster implements AutoCloseable {
     }
 
     private Path dataDir(int i) {
-      return root.resolve(name(i) + ".etcd");
+      return root.resolve(name(i) + (generation == 0 ? "" : "-restored-" + generation) + ".etcd");
+    }
+
+    private String initialCluster() {
+      StringBuilder b = new StringBuilder();
+      for (int m = 0; m < size; m++) {
+        b.append(m > 0 ? "," : "").append(name(m)).append("=http://127.0.0.1:").append(peerPorts[m]);
+      }
+      return b.toString();
+    }
+
+    /** Restores every member's data from {@code snapshot} into fresh directories; members must be stopped. */
+    void restore(Path snapshot) {
+      generation++;
+      token = "shardmap-test-restored-" + UUID.randomUUID();
+      for (int i = 0; i < size; i++) {
+        etcdctl("snapshot restore of member " + i, "snapshot", "restore", snapshot.toString(),
+            "--name=" + name(i), "--data-dir=" + dataDir(i), "--initial-cluster=" + initialCluster(),
+            "--initial-cluster-token=" + token, "--initial-advertise-peer-urls=http://127.0.0.1:" + peerPorts[i]);
+      }
+    }
+
+    /** Runs etcdctl (v3 API; next to the etcd binary, else on the PATH) and returns its output. */
+    String etcdctl(String what, String... args) {
+      Path sibling = binary.resolveSibling("etcdctl");
+      List<String> command = new ArrayList<>();
+      command.add(Files.isExecutable(sibling) ? sibling.toString() : "etcdctl");
+      command.addAll(List.of(args));
+      Path output = root.resolve("etcdctl.out");
+      ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
+          .redirectOutput(output.toFile());
+      builder.environment().keySet().removeIf(key -> key.startsWith("ETCD"));
+      builder.environment().put("ETCDCTL_API", "3");
+      try {
+        Process p = builder.start();
+        if (!p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)) {
+          p.destroyForcibly();
+          throw new IllegalStateException("etcdctl " + what + " did not finish within 60 s");
+        }
+        String text = Files.readString(output);
+        if (p.exitValue() != 0) {
+          throw new IllegalStateException("etcdctl " + what + " failed (exit " + p.exitValue() + "): "
+              + String.join(" ", command) + "\n" + text);
+        }
+        return text;
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot run etcdctl for " + what, e);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException("interrupted while running etcdctl for " + what, e);
+      }
     }
 
     private Path log(int i) {

@@ -5,7 +5,9 @@
  *
  * <ul>
  *   <li>{@link io.shardmap.testkit.EtcdCluster}: a multi-member etcd cluster whose members can be
- *       killed and restarted, for tests of the etcd store and of behaviour under quorum loss.
+ *       killed and restarted, for tests of the etcd store and of behaviour under quorum loss; a
+ *       local cluster can also be backed up and restored from the backup with etcdctl, for tests
+ *       of etcd going back in time.
  *   <li>{@link io.shardmap.testkit.PostgresFixture}: one PostgreSQL server and database per shard,
  *       with servers that can be stopped and started, for tests that move data between shards.
  *   <li>{@link io.shardmap.testkit.FreePorts}: loopback ports for the servers above, chosen so a

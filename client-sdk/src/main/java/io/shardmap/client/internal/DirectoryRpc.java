@@ -11,6 +11,7 @@ import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.BatchLookupRequest;
 import io.shardmap.proto.v1.BatchLookupResponse;
+import io.shardmap.proto.v1.EtcdQuorum;
 import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.LookupRequest;
@@ -108,11 +109,13 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
         throw new Behind(target + " is at revision " + revision + ", behind the client's "
             + preferAtLeastRevision, resp);
       }
-      if (!resp.getFreshness().getEtcdReachable()) {
-        // Cut off from etcd: its answer is only as new as its last watch event, which is exactly what a
-        // caller asking past its own watched map (a stalled stream) cannot use. Prefer a server that is not.
-        throw new Behind(target + " cannot reach etcd (its map is " + resp.getFreshness().getAgeMillis()
-            + " ms old)", resp);
+      if (resp.getFreshness().getEtcdQuorum() != EtcdQuorum.ETCD_QUORUM_REACHABLE) {
+        // Cut off from etcd (or not saying: a server from before etcd_quorum): its answer is only as new as
+        // its last watch event, which is exactly what a caller asking past its own watched map (a stalled
+        // stream) cannot use. Prefer a server that is not.
+        throw new Behind(target + (resp.getFreshness().getEtcdQuorum() == EtcdQuorum.ETCD_QUORUM_UNREACHABLE
+            ? " cannot reach etcd (its map is " + resp.getFreshness().getAgeMillis() + " ms old)"
+            : " does not say whether it reaches etcd (a server from before etcd_quorum)"), resp);
       }
       return resp;
     });

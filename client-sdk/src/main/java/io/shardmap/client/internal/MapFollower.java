@@ -210,6 +210,9 @@ public final class MapFollower implements AutoCloseable {
     int t = 0;
     long backoff = options.initialBackoff().toNanos();
     boolean needLoad = true;
+    // Set once a directory server refused to watch from our revision because etcd has not reached it:
+    // etcd went back in time (restored from a backup), so the next full read may be older than our map.
+    boolean acceptOlder = false;
     String lastFailure = null;
     while (!closed) {
       if (target != t) {
@@ -219,7 +222,17 @@ public final class MapFollower implements AutoCloseable {
       ShardMapServiceGrpc.ShardMapServiceBlockingStub stub = ShardMapServiceGrpc.newBlockingStub(channels.get(t));
       try {
         if (needLoad) {
-          load(stub, t);
+          try {
+            load(stub, t, acceptOlder);
+            acceptOlder = false;
+          } catch (ServerBehind b) {
+            // Either the server lags etcd, or etcd itself went back. A watch from our own revision tells
+            // which: a lagging server accepts it (etcd has that revision) and streams what follows once it
+            // has caught up, so our map stays valid; a server whose etcd never reached it refuses with
+            // OUT_OF_RANGE (handled below).
+            log.info("shardmap client: directory " + options.targets().get(t) + " " + b.getMessage()
+                + "; watching it from our revision instead of re-reading");
+          }
           needLoad = false;
         }
         boolean resync = follow(stub, t);
@@ -234,6 +247,18 @@ public final class MapFollower implements AutoCloseable {
       } catch (StatusRuntimeException e) {
         if (closed) {
           break;
+        }
+        if (e.getStatus().getCode() == Status.Code.OUT_OF_RANGE && snapshot != null) {
+          // Only a Watch from a revision etcd has not reached is refused so; etcd's revision never goes
+          // down unless it was restored from a backup (or the servers now use another cluster). Our map
+          // is from a history etcd no longer has: re-read it, even at an older revision.
+          resyncs.incrementAndGet();
+          log.warning("shardmap client: directory " + options.targets().get(t) + " refused to watch from "
+              + "revision " + snapshot.revision() + " (" + e.getStatus().getDescription() + "); etcd went "
+              + "back in time, re-reading the maps and accepting an older revision");
+          needLoad = true;
+          acceptOlder = true;
+          continue;
         }
         String failure = options.targets().get(t) + " (" + e.getStatus().getCode()
             + (e.getStatus().getDescription() == null ? "" : ": " + e.getStatus().getDescription()) + ")";
@@ -263,16 +288,27 @@ public final class MapFollower implements AutoCloseable {
     }
   }
 
-  /** A full read: shards at R0, then every followed keyspace at its own revision. */
-  private void load(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, int t) {
+  /** The server's maps are older than the client's; the client keeps its own. */
+  private static final class ServerBehind extends RuntimeException {
+    ServerBehind(String message) {
+      super(message, null, false, false);
+    }
+  }
+
+  /**
+   * A full read: shards at R0, then every followed keyspace at its own revision. A server behind the
+   * client's map is refused ({@link ServerBehind}) unless {@code acceptOlder}: a replica that lags etcd
+   * (just restarted, or cut off) must not take the client's map back in time, but after etcd went back
+   * (a restore) the older map is the only true one.
+   */
+  private void load(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, int t, boolean acceptOlder) {
     ListShardsResponse shardsResp = stub.withDeadlineAfter(options.rpcTimeout().toNanos(), TimeUnit.NANOSECONDS)
         .listShards(ListShardsRequest.getDefaultInstance());
     DirectorySnapshot current = snapshot;
-    if (current != null && shardsResp.getRevision() < current.revision()) {
-      // A replica that lags etcd (just restarted, or cut off) must not take the client's map back in time;
-      // move on and let the failover loop find a server that has caught up.
-      throw Status.UNAVAILABLE.withDescription("it is at revision " + shardsResp.getRevision()
-          + ", behind this client's " + current.revision()).asRuntimeException();
+    boolean older = current != null && shardsResp.getRevision() < current.revision();
+    if (older && !acceptOlder) {
+      throw new ServerBehind("is at revision " + shardsResp.getRevision() + ", behind this client's "
+          + current.revision());
     }
     Map<String, Shard> shards = new HashMap<>();
     for (Shard s : shardsResp.getShardsList()) {
@@ -304,6 +340,12 @@ public final class MapFollower implements AutoCloseable {
     // caches go with the old map (a re-read means we may have missed changes they depend on).
     this.lazy = Map.copyOf(lazies);
     publish(before, loaded, true);
+    if (older) {
+      // Everything we reported or saw was from the history etcd lost; report the map we hold now.
+      caughtUpRevision = loaded.revision();
+      serverRevision = loaded.revision();
+      reporter.advanced();
+    }
     caughtUp(loaded.revision());
     String lazyNote = lazies.isEmpty() ? "" : "; lazily held directories: " + new TreeSet<>(lazies.keySet());
     if (before == null) {
@@ -444,9 +486,12 @@ public final class MapFollower implements AutoCloseable {
     }
   }
 
-  /** A server's word that its map was current {@code age_millis} ago (only while it reaches etcd). */
+  /**
+   * A server's word that its map was current {@code age_millis} ago: only while it reaches etcd (an answer
+   * without etcd_quorum, from a server that predates it, proves nothing).
+   */
   private void confirm(io.shardmap.proto.v1.Freshness f) {
-    if (f.getEtcdReachable()) {
+    if (f.getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE) {
       confirmedAtNanos = Math.max(confirmedAtNanos,
           nanoTime.getAsLong() - TimeUnit.MILLISECONDS.toNanos(f.getAgeMillis()));
     }

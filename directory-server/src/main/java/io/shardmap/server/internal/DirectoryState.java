@@ -1,9 +1,11 @@
 package io.shardmap.server.internal;
 
+import io.grpc.Status;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.EtcdQuorum;
 import io.shardmap.proto.v1.Freshness;
 import io.shardmap.proto.v1.MapChange;
 import io.shardmap.store.MetaStore;
@@ -18,6 +20,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.CopyOnWriteArraySet;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -36,6 +40,11 @@ import java.util.logging.Logger;
  * etcd revision P; once the watch has delivered (or the store confirmed progress up to) P, the snapshot is
  * known to have been current at the probe's start. {@link #freshness()} reports that age. While no quorum
  * read succeeds, etcd counts as unreachable: lookups go on from the last snapshot and writes are refused.
+ *
+ * <p>etcd's revision never goes down, except when etcd is restored from a backup: a quorum read below the
+ * snapshot (or a new cluster id on the watch) makes this copy re-read everything and every client watch
+ * re-read, at the lower revision. Client watches from a revision etcd has not reached are refused
+ * ({@link #checkReached}).
  */
 public final class DirectoryState implements AutoCloseable {
   private static final Logger log = Logger.getLogger(DirectoryState.class.getName());
@@ -68,6 +77,8 @@ public final class DirectoryState implements AutoCloseable {
   private volatile boolean etcdReachable = true;
   private volatile long confirmedAtNanos;
   private volatile long unreachableSinceNanos;
+  /** etcd's revision as the last quorum read (probe or watch check) found it; 0 before the first. */
+  private volatile long etcdRevision;
 
   private final Object lock = new Object();
   private final ArrayDeque<Batch> history = new ArrayDeque<>();
@@ -144,7 +155,8 @@ public final class DirectoryState implements AutoCloseable {
     return Freshness.newBuilder()
         .setRevision(s == null ? 0 : s.revision())
         .setAgeMillis(ageNanos() / 1_000_000)
-        .setEtcdReachable(etcdReachable)
+        // Both states are non-zero enum values, so protobuf JSON shows the alarm (see types.proto).
+        .setEtcdQuorum(etcdReachable ? EtcdQuorum.ETCD_QUORUM_REACHABLE : EtcdQuorum.ETCD_QUORUM_UNREACHABLE)
         .build();
   }
 
@@ -215,8 +227,73 @@ public final class DirectoryState implements AutoCloseable {
   }
 
   /**
+   * Completes once a client may watch from {@code afterRevision}: at once when this server's snapshot, or
+   * the last quorum read of etcd's revision, has reached it; otherwise after a quorum read of etcd's
+   * current revision. Fails with OUT_OF_RANGE when etcd has not reached {@code afterRevision} (a revision
+   * from the future is one no change can ever be delivered after: such a watch would claim that revision
+   * in its heartbeats and miss every change up to it, as after etcd was restored from a backup), and with
+   * UNAVAILABLE when etcd cannot be asked. A replica that merely lags etcd thus accepts a revision another
+   * replica served, and streams the changes after it once it has caught up.
+   */
+  public CompletableFuture<Void> checkReached(long afterRevision) {
+    DirectorySnapshot s = snapshot;
+    if (s == null || afterRevision <= Math.max(s.revision(), etcdRevision)) {
+      return CompletableFuture.completedFuture(null);
+    }
+    long snapshotBefore = s.revision();
+    long t0 = nanoTime.getAsLong();
+    CompletableFuture<Long> read;
+    try {
+      read = store.currentRevision().orTimeout(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (RuntimeException e) {
+      read = CompletableFuture.failedFuture(e);
+    }
+    return read.handle((current, error) -> {
+      if (error != null) {
+        metrics.etcdRequest("watch_check", "error", nanoTime.getAsLong() - t0);
+        Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+        throw Status.UNAVAILABLE.withDescription("after_revision: " + afterRevision + " is past this server's "
+            + "snapshot (revision " + snapshotBefore + ") and etcd could not be asked whether it has reached it ("
+            + (cause instanceof java.util.concurrent.TimeoutException ? "no answer within "
+            + requestTimeout.toMillis() + " ms" : cause.getMessage()) + "); try another directory server")
+            .asRuntimeException();
+      }
+      metrics.etcdRequest("watch_check", "ok", nanoTime.getAsLong() - t0);
+      observeEtcdRevision(current, snapshotBefore);
+      if (afterRevision > current) {
+        throw Status.OUT_OF_RANGE.withDescription("after_revision: " + afterRevision + " is past etcd's "
+            + "current revision " + current + " (this server's snapshot is at revision " + snapshot().revision()
+            + "); watch from a revision this cluster gave you (GetMap, ListShards, Watch). A client ahead of "
+            + "etcd usually means etcd was restored from a backup: re-read the maps with GetMap and watch "
+            + "from their revision").asRuntimeException();
+      }
+      return null;
+    });
+  }
+
+  /**
+   * A quorum read found etcd at revision {@code current}; {@code snapshotBefore} is this server's snapshot
+   * revision from before the read was sent. etcd's revision never goes down, and a linearizable read sent
+   * after the snapshot was taken answers at least its revision, so an answer below it means etcd was
+   * restored from a backup (or the endpoints now reach another cluster): its revisions after {@code current}
+   * will not be the ones this server holds, so re-read everything and make every client watch re-read.
+   */
+  private boolean observeEtcdRevision(long current, long snapshotBefore) {
+    etcdRevision = current;
+    if (current >= snapshotBefore) {
+      return false;
+    }
+    log.warning("etcd is at revision " + current + ", behind this server's snapshot at revision "
+        + snapshotBefore + ": etcd went back in time (restored from a backup, or another cluster behind the "
+        + "same endpoints); re-reading the maps and telling every client watch to re-read");
+    scheduleReload("etcd went back to revision " + current);
+    return true;
+  }
+
+  /**
    * Streams every change after {@code afterRevision} to the sink, then live ones. If the history no longer
-   * reaches back that far, the sink gets {@link ChangeSink#onResync} at once.
+   * reaches back that far, the sink gets {@link ChangeSink#onResync} at once. Callers check
+   * {@link #checkReached} first.
    */
   public AutoCloseable subscribe(long afterRevision, ChangeSink sink) {
     synchronized (lock) {
@@ -322,6 +399,10 @@ public final class DirectoryState implements AutoCloseable {
       history.clear();
       historyFloor = all.revision();
       progressRevision = all.revision();
+      // Probes still waiting belong to the old copy (after a restore, to revisions etcd may never reach
+      // again, which would block every later confirmation); this read itself proves the copy current.
+      pendingProbes.clear();
+      etcdRevision = all.revision();
       confirmedAtNanos = t0;
       dropped = new ArrayList<>(sinks);
       sinks.clear();
@@ -443,6 +524,13 @@ public final class DirectoryState implements AutoCloseable {
     }
 
     @Override
+    public void onHistoryReset(long storeRevision, String reason) {
+      log.warning("etcd no longer continues the history this server followed (" + reason + "); re-reading "
+          + "the maps and telling every client watch to re-read");
+      scheduleReload("etcd's history reset");
+    }
+
+    @Override
     public void onTransientError(StoreException error) {
       metrics.watchError();
       if (!inOutage) {
@@ -496,6 +584,7 @@ public final class DirectoryState implements AutoCloseable {
       return;
     }
     long t0 = nanoTime.getAsLong();
+    DirectorySnapshot before = snapshot;
     long current;
     try {
       current = store.currentRevision().get(probeTimeoutMillis(), TimeUnit.MILLISECONDS);
@@ -512,6 +601,9 @@ public final class DirectoryState implements AutoCloseable {
       return;
     }
     markReachable();
+    if (observeEtcdRevision(current, before == null ? 0 : before.revision())) {
+      return; // this copy is from another history: nothing to confirm until the re-read
+    }
     boolean needProgress;
     synchronized (lock) {
       metrics.watchLag(current - progressRevision);

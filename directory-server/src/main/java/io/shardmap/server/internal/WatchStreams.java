@@ -7,6 +7,8 @@ import io.shardmap.proto.v1.WatchResponse;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.logging.Logger;
 
@@ -34,15 +36,23 @@ public final class WatchStreams implements AutoCloseable {
       return;
     }
     Stream s = new Stream(observer, keyspaces, after);
+    // Handlers must be set before this call returns, even when the stream starts later (below).
     observer.setOnCancelHandler(s::close);
     observer.setOnReadyHandler(s::drain);
     open.add(s);
-    s.subscription = state.subscribe(after, s);
-    if (s.isDone()) {
-      // Cancelled or finished before the subscription was recorded.
-      s.close();
+    CompletableFuture<Void> check = state.checkReached(after);
+    if (check.isDone() && !check.isCompletedExceptionally()) {
+      s.start(after);
+    } else {
+      // A revision past this server's snapshot: etcd answers whether it exists (off the transport thread).
+      check.whenComplete((ok, error) -> {
+        if (error == null) {
+          s.start(after);
+        } else {
+          s.refuse(error instanceof CompletionException && error.getCause() != null ? error.getCause() : error);
+        }
+      });
     }
-    s.drain();
   }
 
   public int size() {
@@ -65,6 +75,8 @@ public final class WatchStreams implements AutoCloseable {
     private boolean finishing;
     private boolean done;
     volatile AutoCloseable subscription;
+    /** Set by {@link #close}; a subscription made after it is closed at once. */
+    private volatile boolean closed;
 
     Stream(ServerCallStreamObserver<WatchResponse> observer, Set<String> keyspaces, long after) {
       this.observer = observer;
@@ -118,6 +130,28 @@ public final class WatchStreams implements AutoCloseable {
       drain();
     }
 
+    void start(long after) {
+      subscription = state.subscribe(after, this);
+      if (closed || isDone()) {
+        // Cancelled or finished before the subscription was recorded.
+        close();
+      }
+      drain();
+    }
+
+    /** Ends the stream with the error of the revision check, unless it already ended. */
+    synchronized void refuse(Throwable error) {
+      if (!done) {
+        done = true;
+        try {
+          observer.onError(Errors.toStatus(error));
+        } catch (RuntimeException ignored) {
+          // already cancelled
+        }
+      }
+      close();
+    }
+
     synchronized boolean isDone() {
       return done;
     }
@@ -156,6 +190,7 @@ public final class WatchStreams implements AutoCloseable {
     }
 
     void close() {
+      closed = true;
       open.remove(this);
       AutoCloseable sub = subscription;
       if (sub != null) {
