@@ -489,9 +489,21 @@ public final class Fences {
    * copy, replay and repair writes on a target that still fences the unit, cleanup on the source): a
    * superuser, or a member of {@value #PASS_ROLE}. Creates that role (NOLOGIN) if missing and grants it to
    * the connection's role if it can (CREATEROLE); otherwise fails, saying what an administrator must run.
+   * On an autocommit connection.
    */
   public static void requirePass(Connection c, String shard) throws SQLException {
     RangeTableMove.serialized(c, "role", () -> {
+      // The role exists on every shard the migrator has prepared, so that operators can grant it.
+      if (!roleExists(c)) {
+        try (Statement s = c.createStatement()) {
+          s.execute("CREATE ROLE " + PASS_ROLE + " NOLOGIN");
+        } catch (SQLException e) {
+          // 42501: no CREATEROLE (said below if it matters); 42710: another migrator created it meanwhile.
+          if (!"42501".equals(e.getSQLState()) && !"42710".equals(e.getSQLState())) {
+            throw e;
+          }
+        }
+      }
       if (mayPass(c)) {
         return null;
       }
@@ -500,15 +512,14 @@ public final class Fences {
         rs.next();
         me = rs.getString(1);
       }
-      try (Statement s = c.createStatement()) {
-        if (!roleExists(c)) {
-          s.execute("CREATE ROLE " + PASS_ROLE + " NOLOGIN");
-        }
-        s.execute("GRANT " + PASS_ROLE + " TO \"" + me.replace("\"", "\"\"") + "\"");
-      } catch (SQLException e) {
-        // 42501: no CREATEROLE (or no ADMIN OPTION on the role); 42710: created meanwhile by another.
-        if (!"42501".equals(e.getSQLState()) && !"0LP01".equals(e.getSQLState()) && !"42710".equals(e.getSQLState())) {
-          throw e;
+      if (roleExists(c)) {
+        try (Statement s = c.createStatement()) {
+          s.execute("GRANT " + PASS_ROLE + " TO \"" + me.replace("\"", "\"\"") + "\"");
+        } catch (SQLException e) {
+          // 42501 / 0LP01: neither CREATEROLE nor ADMIN OPTION on the role.
+          if (!"42501".equals(e.getSQLState()) && !"0LP01".equals(e.getSQLState())) {
+            throw e;
+          }
         }
       }
       if (!mayPass(c)) {
