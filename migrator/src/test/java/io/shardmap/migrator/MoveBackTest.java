@@ -128,6 +128,48 @@ class MoveBackTest {
     }
   }
 
+  /**
+   * Issue 10, item 3: bucket 3 of 8 moves s2 → s3; ReshardHash makes it buckets 3 and 11 of 16 (owners
+   * unchanged); bucket 11 of 16 moves back to s2. s2's fence from the first move is not of the returning
+   * unit, yet its keys of bucket 11 of 16 take plain JDBC writes (no SDK, no declaration) with no manual
+   * cleanup, while its keys of bucket 3 of 16 stay refused, and the refusal names the unit.
+   */
+  @Test
+  void aBucketComingBackAfterReshardHashIsLiftedFromTheOldBucketsFence() throws Exception {
+    try (MoveHarness h = new MoveHarness(Layout.HASH, false); Migrator m = Migrator.open(h.migratorOptions().build())) {
+      m.plan(MoveSpec.builder().id("away").keyspace(MoveHarness.KS).bucket(3).target("s3").chunkRows(5_000)
+          .cleanupGrace(Duration.ofMillis(300)).build());
+      assertEquals(MigrationState.MIGRATION_STATE_DONE, m.drive("away", p -> { }, Duration.ofSeconds(5)).getState());
+      io.shardmap.proto.v1.ReshardHashRequest.Builder reshard = io.shardmap.proto.v1.ReshardHashRequest.newBuilder()
+          .setKeyspace(MoveHarness.KS);
+      for (int b = 0; b < 16; b++) {
+        reshard.addBuckets(b % 8 == 3 ? "s3" : b % 2 == 0 ? "s1" : "s2"); // every key keeps its owner
+      }
+      h.fixture.admin().reshardHash(reshard.build());
+      m.plan(MoveSpec.builder().id("back").keyspace(MoveHarness.KS).bucket(11).target("s2").chunkRows(5_000)
+          .cleanupGrace(Duration.ofMillis(300)).build());
+      assertEquals(MigrationState.MIGRATION_STATE_DONE, m.drive("back", p -> { }, Duration.ofSeconds(5)).getState());
+
+      LongPredicate in11 = k -> HashTable.bucketOf(XxHash64.hashInt64(k), 16) == 11;
+      LongPredicate in3 = k -> HashTable.bucketOf(XxHash64.hashInt64(k), 16) == 3;
+      List<Long> back = java.util.stream.LongStream.range(0, 400).filter(in11).limit(20).boxed().toList();
+      List<Long> away = java.util.stream.LongStream.range(0, 400).filter(in3).limit(20).boxed().toList();
+      try (java.sql.Connection s2 = h.pg.shard(1).connect(); java.sql.Statement st = s2.createStatement()) {
+        for (long k : back) {
+          assertEquals(1, st.executeUpdate("INSERT INTO " + h.table + " (id, v) VALUES (" + k + ", -1) ON CONFLICT (id) "
+              + "DO UPDATE SET v = -1"), "key " + k + " of the returned bucket 11 of 16 is writable on s2");
+        }
+        for (long k : away) {
+          java.sql.SQLException e = assertThrows(java.sql.SQLException.class, () -> st.executeUpdate("INSERT INTO "
+              + h.table + " (id, v) VALUES (" + k + ", -1)"), "key " + k + " of bucket 3 of 16 (still on s3)");
+          assertTrue(io.shardmap.client.StaleRoute.isStaleRoute(e), e.toString());
+          assertTrue(e.getMessage().contains("no longer owns part of hash bucket 3 of 8 of keyspace 'users'"),
+              e.getMessage());
+        }
+      }
+    }
+  }
+
   static void assertNoFailedCall(MoveHarness h) {
     assertTrue(h.writerErrors.isEmpty(), () -> "writer errors: " + h.writerErrors);
     assertEquals(0, h.failed.get(), () -> "failed calls, first ones: " + h.failures);
