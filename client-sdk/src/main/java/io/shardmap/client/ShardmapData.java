@@ -33,6 +33,10 @@ import javax.sql.DataSource;
  * back), {@link #read} always, {@link #withConnection} only when declared {@link Idempotence#IDEMPOTENT}.
  * Otherwise, or when no newer route comes within {@link DataOptions#staleRouteTimeout()}, the call fails
  * with a {@link ShardmapException} of code {@link ErrorCode#STALE_EPOCH}, chaining the database error.
+ * A refusal whose fenced epoch is below the route's own (the key came back to that shard, and its old
+ * fence is not lifted yet) is rerun at once on the same shard with the route declared, under the same
+ * conditions ({@link StaleRoute}, "Declared routes"); only such reruns declare, so the normal path sends
+ * no extra statement.
  *
  * <p><b>Lost connections.</b> A connection that breaks while a transaction's work runs (before the SDK
  * sends COMMIT) means the transaction did not commit, so the call runs again on a fresh connection. A
@@ -331,7 +335,8 @@ public final class ShardmapData implements AutoCloseable {
   }
 
   private <T> T runOnce(ShardPool pool, Mode mode, SqlWork<T> work, Declaration declared) throws SQLException {
-    HikariDataSource[] from = new HikariDataSource[1];
+    // Which pool the connection came from matters only for clearing a declaration: allocate nothing otherwise.
+    HikariDataSource[] from = declared == null ? null : new HikariDataSource[1];
     Connection c = mode == Mode.READ ? readConnection(pool, from) : primaryConnection(pool, from);
     try {
       if (mode != Mode.TRANSACTION) {
@@ -397,11 +402,13 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  /** A connection of the shard's primary; {@code from[0]} is set to its pool. */
+  /** A connection of the shard's primary; {@code from[0]}, unless null, is set to its pool. */
   private Connection primaryConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
     try {
-      from[0] = pool.primary();
-      return from[0].getConnection();
+      if (from != null) {
+        from[0] = pool.primary();
+      }
+      return pool.primary().getConnection();
     } catch (SQLException e) {
       if (pool.isClosed()) {
         // Replaced between lookup and borrow (endpoints changed): nothing ran; route again.
@@ -411,15 +418,19 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  /** A connection of a replica, else of the primary; {@code from[0]} is set to its pool. */
+  /** A connection of a replica, else of the primary; {@code from[0]}, unless null, is set to its pool. */
   private Connection readConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
     HikariDataSource[] replicas = pool.replicas();
     if (replicas.length > 0) {
       int first = replicas.length == 1 ? 0 : ThreadLocalRandom.current().nextInt(replicas.length);
       for (int i = 0; i < replicas.length; i++) {
         try {
-          from[0] = replicas[(first + i) % replicas.length];
-          return from[0].getConnection();
+          HikariDataSource r = replicas[(first + i) % replicas.length];
+          Connection c = r.getConnection();
+          if (from != null) {
+            from[0] = r;
+          }
+          return c;
         } catch (SQLException e) {
           stats.retry(RetryCause.REPLICA_UNAVAILABLE);
         }
