@@ -11,11 +11,15 @@ import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
 import java.sql.SQLException;
+import java.sql.Statement;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import javax.sql.DataSource;
 
 /**
@@ -29,6 +33,10 @@ import javax.sql.DataSource;
  * back), {@link #read} always, {@link #withConnection} only when declared {@link Idempotence#IDEMPOTENT}.
  * Otherwise, or when no newer route comes within {@link DataOptions#staleRouteTimeout()}, the call fails
  * with a {@link ShardmapException} of code {@link ErrorCode#STALE_EPOCH}, chaining the database error.
+ * A refusal whose fenced epoch is below the route's own (the key came back to that shard, and its old
+ * fence is not lifted yet) is rerun at once on the same shard with the route declared, under the same
+ * conditions ({@link StaleRoute}, "Declared routes"); only such reruns declare, so the normal path sends
+ * no extra statement.
  *
  * <p><b>Lost connections.</b> A connection that breaks while a transaction's work runs (before the SDK
  * sends COMMIT) means the transaction did not commit, so the call runs again on a fresh connection. A
@@ -172,6 +180,9 @@ public final class ShardmapData implements AutoCloseable {
     boolean failed = true;
     try {
       Route route = route(keyspace, intKey, bytesKey);
+      // Set once a shard refused with a fence older than the route (see StaleRoute, "Declared routes"):
+      // from then on every run of this call declares its route.
+      boolean declare = false;
       for (int attempt = 1; ; attempt++) {
         try {
           ShardPool pool = pools.get(route.shard(), client.snapshot());
@@ -184,16 +195,39 @@ public final class ShardmapData implements AutoCloseable {
                   + "is not registered in the map at revision " + client.revision());
             }
           }
-          T result = runOnce(pool, mode, work);
+          Declaration d = declare ? new Declaration(keyspace, route.epoch(),
+              bytesKey == null ? StaleRoute.declaredKey(intKey) : StaleRoute.declaredKey(bytesKey)) : null;
+          T result = runOnce(pool, mode, work, d);
           failed = false;
           return result;
         } catch (SQLException e) {
           if (StaleRoute.isStaleRoute(e)) {
             long fenced = StaleRoute.fencedEpoch(e);
+            if (fenced >= 0 && fenced < route.epoch()) {
+              // An old fence on the key's current owner: the key came back to this shard and the fence
+              // from when it left is not lifted yet. No newer route can come; declare this one instead.
+              if (mode == Mode.AUTOCOMMIT) {
+                throw new ShardmapException(ErrorCode.STALE_EPOCH, "shard " + route.shard() + " refused the call "
+                    + "with a fence from before the key's move back to it (" + fenceWording(e, keyspace)
+                    + ": fenced_epoch=" + fenced + ", the map routes the key there at epoch " + route.epoch()
+                    + "); not retried because the work is not idempotent and ran in autocommit mode, so part of "
+                    + "it may have been applied", e);
+              }
+              if (attempt >= options.maxAttempts()) {
+                throw exhausted(keyspace, route, attempt, e);
+              }
+              stats.retry(declare ? RetryCause.STALE_ROUTE : RetryCause.OLD_FENCE);
+              declare = true;
+              Route now = route(keyspace, intKey, bytesKey);
+              if (now.epoch() > route.epoch()) {
+                route = now; // the map moved on meanwhile: declare what it says now
+              }
+              continue;
+            }
             Route newer = awaitNewerRoute(keyspace, intKey, bytesKey, fenced < 0 ? route.epoch() : fenced, route, e);
             if (mode == Mode.AUTOCOMMIT) {
               throw new ShardmapException(ErrorCode.STALE_EPOCH, "shard " + route.shard() + " refused the call "
-                  + "because the key's range in keyspace '" + keyspace + "' moved to " + newer.shard()
+                  + "because " + fenceWording(e, keyspace) + " moved to " + newer.shard()
                   + " (epoch " + route.epoch() + " -> " + newer.epoch() + "); not retried because the work is "
                   + "not idempotent and ran in autocommit mode, so part of it may have been applied", e);
             }
@@ -218,9 +252,28 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
+  /** A route declared to the shard (see {@link StaleRoute}); {@code key} in {@link StaleRoute#declaredKey} form. */
+  private record Declaration(String keyspace, long epoch, String key) {}
+
+  private static final Pattern FENCE_UNIT = Pattern.compile("no longer owns (.+) of keyspace '");
+
+  /**
+   * What the fence said it covers ("hash bucket 3 of 8", "range [0, 100)"), or "the key's map entry" when
+   * it said nothing this SDK reads (a fence of another version), with the keyspace.
+   */
+  static String fenceWording(SQLException e, String keyspace) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      Matcher m = FENCE_UNIT.matcher(String.valueOf(t.getMessage()));
+      if (m.find() && !m.group(1).startsWith("the key's")) {
+        return m.group(1) + " of keyspace '" + keyspace + "'";
+      }
+    }
+    return "the key's map entry in keyspace '" + keyspace + "'";
+  }
+
   private ShardmapException exhausted(String keyspace, Route route, int attempts, SQLException e) {
-    return new ShardmapException(ErrorCode.STALE_EPOCH, "gave up after " + attempts + " runs: the key's range in "
-        + "keyspace '" + keyspace + "' kept being refused as moved (last tried shard " + route.shard()
+    return new ShardmapException(ErrorCode.STALE_EPOCH, "gave up after " + attempts + " runs: "
+        + fenceWording(e, keyspace) + " kept being refused as moved (last tried shard " + route.shard()
         + " at epoch " + route.epoch() + ")", e);
   }
 
@@ -264,7 +317,7 @@ public final class ShardmapData implements AutoCloseable {
       }
       if (now - deadline >= 0) {
         throw new ShardmapException(ErrorCode.STALE_EPOCH, "shard " + used.shard() + " refused the call because "
-            + "the key's range in keyspace '" + keyspace + "' is fenced up to epoch " + fencedEpoch + ", and no "
+            + fenceWording(cause, keyspace) + " is fenced up to epoch " + fencedEpoch + ", and no "
             + "newer route appeared within " + options.staleRouteTimeout().toMillis() + " ms (the map routes it "
             + "to " + r.shard() + " at epoch " + r.epoch() + ")", cause);
       }
@@ -281,12 +334,26 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  private <T> T runOnce(ShardPool pool, Mode mode, SqlWork<T> work) throws SQLException {
-    Connection c = mode == Mode.READ ? readConnection(pool) : primaryConnection(pool);
+  private <T> T runOnce(ShardPool pool, Mode mode, SqlWork<T> work, Declaration declared) throws SQLException {
+    // Which pool the connection came from matters only for clearing a declaration: allocate nothing otherwise.
+    HikariDataSource[] from = declared == null ? null : new HikariDataSource[1];
+    Connection c = mode == Mode.READ ? readConnection(pool, from) : primaryConnection(pool, from);
     try {
       if (mode != Mode.TRANSACTION) {
         try {
-          return work.run(c);
+          if (declared == null) {
+            return work.run(c);
+          }
+          // Autocommit: a transaction-local setting would end with the declaration's own statement, so the
+          // declaration is made for the session and cleared before the connection goes back to the pool.
+          // Were the clearing lost, the connection is evicted; a declaration that stayed would still only
+          // state a fact about the map (see StaleRoute), so it could pass no fence it should not.
+          declare(c, declared, false);
+          try {
+            return work.run(c);
+          } finally {
+            clearDeclaration(from[0], c);
+          }
         } catch (SQLException e) {
           if (mode != Mode.AUTOCOMMIT && isConnectionLoss(e)) {
             throw new NotRunException(e);
@@ -297,6 +364,9 @@ public final class ShardmapData implements AutoCloseable {
       c.setAutoCommit(false);
       T result;
       try {
+        if (declared != null) {
+          declare(c, declared, true); // ends with the transaction
+        }
         result = work.run(c);
       } catch (SQLException e) {
         rollbackQuietly(c, e);
@@ -314,8 +384,30 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  private Connection primaryConnection(ShardPool pool) throws SQLException {
+  private static void declare(Connection c, Declaration d, boolean local) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(StaleRoute.declarationSql(local))) {
+      ps.setString(1, d.keyspace());
+      ps.setString(2, Long.toString(d.epoch()));
+      ps.setString(3, d.key());
+      ps.execute();
+    }
+  }
+
+  private static void clearDeclaration(HikariDataSource from, Connection c) {
+    try (Statement s = c.createStatement()) {
+      s.execute(StaleRoute.clearDeclarationSql());
+    } catch (SQLException e) {
+      // Not worth failing a call that ran: the connection just does not go back to the pool.
+      from.evictConnection(c);
+    }
+  }
+
+  /** A connection of the shard's primary; {@code from[0]}, unless null, is set to its pool. */
+  private Connection primaryConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
     try {
+      if (from != null) {
+        from[0] = pool.primary();
+      }
       return pool.primary().getConnection();
     } catch (SQLException e) {
       if (pool.isClosed()) {
@@ -326,19 +418,25 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  private Connection readConnection(ShardPool pool) throws SQLException {
+  /** A connection of a replica, else of the primary; {@code from[0]}, unless null, is set to its pool. */
+  private Connection readConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
     HikariDataSource[] replicas = pool.replicas();
     if (replicas.length > 0) {
       int first = replicas.length == 1 ? 0 : ThreadLocalRandom.current().nextInt(replicas.length);
       for (int i = 0; i < replicas.length; i++) {
         try {
-          return replicas[(first + i) % replicas.length].getConnection();
+          HikariDataSource r = replicas[(first + i) % replicas.length];
+          Connection c = r.getConnection();
+          if (from != null) {
+            from[0] = r;
+          }
+          return c;
         } catch (SQLException e) {
           stats.retry(RetryCause.REPLICA_UNAVAILABLE);
         }
       }
     }
-    return primaryConnection(pool);
+    return primaryConnection(pool, from);
   }
 
   private static void rollbackQuietly(Connection c, Throwable failure) {

@@ -1,6 +1,8 @@
 package io.shardmap.client;
 
+import java.nio.charset.StandardCharsets;
 import java.sql.SQLException;
+import java.util.HexFormat;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -14,10 +16,38 @@ import java.util.regex.Pattern;
  * routes the key at an epoch above E (the watch brings it within milliseconds; a direct lookup covers a
  * stalled watch), then runs the call again on the new owner, provided the call provably did not run (a
  * transaction, which PostgreSQL rolled back) or is declared idempotent.
+ *
+ * <p><b>Declared routes.</b> A shard may also refuse with a fenced epoch <i>below</i> the epoch of the route
+ * the call used: the key left this shard at that epoch and has since come back (a newer route names this
+ * shard again), but the migrator has not lifted the old fence yet (the instant between etcd's owner switch
+ * and the lift, or longer when the migrator died in between). Then the SDK runs the call again on the same
+ * shard with a <i>declaration</i> as its first statement: the three settings {@link #ROUTE_KEYSPACE},
+ * {@link #ROUTE_EPOCH} and {@link #ROUTE_KEY} say "my map routes this key of this keyspace to this shard at
+ * this epoch" ({@link #declarationSql}). A fence lets a row through when a declaration names the row's key
+ * and keyspace at an epoch above the fence's: that is a true statement about the map, and the map says
+ * this shard owns the key again.
+ *
+ * <p>Why a declaration cannot open a fence it should not, even one set by hand or left on a pooled
+ * connection: for any key, the epoch of the map entry routing it never decreases and rises whenever its
+ * owner changes (docs/data-model.md, "Epochs"). A fence on shard S for key K is put at E, the highest
+ * epoch K has had, when K leaves S. Any route of K to S after that has an epoch above E, and exists only
+ * once K has been moved back to S (its rows copied there); any later fence of K on S is put at an epoch at
+ * least as high as every epoch K had before it, so no declaration made earlier passes it. A declaration
+ * with epoch e &gt; E for K on S is thus a permanent fact: K belonged to S again after that fence.
  */
 public final class StaleRoute {
   /** The SQLSTATE a fence raises ("SMF01": Shardmap fence, a user-defined class PostgreSQL allows). */
   public static final String SQLSTATE = "SMF01";
+
+  /** Declaration setting: the keyspace whose map routed the call's key to this shard. */
+  public static final String ROUTE_KEYSPACE = "shardmap.route_keyspace";
+  /** Declaration setting: the epoch of the map entry that routed the key (decimal). */
+  public static final String ROUTE_EPOCH = "shardmap.route_epoch";
+  /**
+   * Declaration setting: the key, as the fence compares it: an INT64 key in decimal, any other key as the
+   * lower-case hex of its bytes (a string key's UTF-8) ({@link #declaredKey}).
+   */
+  public static final String ROUTE_KEY = "shardmap.route_key";
 
   private static final Pattern FENCED_EPOCH = Pattern.compile("fenced_epoch=(\\d+)");
 
@@ -28,8 +58,49 @@ public final class StaleRoute {
    * {@code RAISE EXCEPTION USING ERRCODE = 'SMF01', MESSAGE = StaleRoute.message(...)}.
    */
   public static String message(String keyspace, long fencedEpoch) {
-    return "shardmap: this shard no longer owns the key's range in keyspace '" + keyspace
+    return message(keyspace, "the key's map entry", fencedEpoch);
+  }
+
+  /**
+   * The same, naming what the fence covers ({@code unit}: e.g. "hash bucket 3 of 8", "range [0, 100)").
+   * Whatever {@code unit} says, the message carries {@code fenced_epoch=E} as {@link #fencedEpoch} reads it.
+   */
+  public static String message(String keyspace, String unit, long fencedEpoch) {
+    return "shardmap: this shard no longer owns " + unit + " of keyspace '" + keyspace
         + "' (fenced_epoch=" + fencedEpoch + "); re-route with a newer map";
+  }
+
+  /**
+   * SQL that sets the declaration for the current transaction ({@code local}) or session, with three
+   * parameters: keyspace, epoch (as text), key ({@link #declaredKey}).
+   */
+  public static String declarationSql(boolean local) {
+    return "SELECT set_config('" + ROUTE_KEYSPACE + "', ?, " + local + "), set_config('" + ROUTE_EPOCH
+        + "', ?, " + local + "), set_config('" + ROUTE_KEY + "', ?, " + local + ")";
+  }
+
+  /** SQL that clears a session-level declaration. */
+  public static String clearDeclarationSql() {
+    return "SELECT set_config('" + ROUTE_KEYSPACE + "', '', false), set_config('" + ROUTE_EPOCH
+        + "', '', false), set_config('" + ROUTE_KEY + "', '', false)";
+  }
+
+  /** The declared form of an INT64 key: decimal, as PostgreSQL prints an integer column. */
+  public static String declaredKey(long key) {
+    return Long.toString(key);
+  }
+
+  /**
+   * The declared form of a byte-string key: lower-case hex, as {@code encode(col, 'hex')} prints a bytea
+   * column and {@code encode(convert_to(col, 'UTF8'), 'hex')} a text one.
+   */
+  public static String declaredKey(byte[] key) {
+    return HexFormat.of().formatHex(key);
+  }
+
+  /** The declared form of a string key: the hex of its UTF-8. */
+  public static String declaredKey(String key) {
+    return declaredKey(key.getBytes(StandardCharsets.UTF_8));
   }
 
   /** True when {@code e}, or an exception it chains, is a fence's refusal. */

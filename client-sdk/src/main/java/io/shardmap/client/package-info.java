@@ -3,8 +3,9 @@
  * watched copy of the shard maps (no RPC per lookup), using the same routing code as the directory
  * server ({@code io.shardmap.core}); {@link io.shardmap.client.ShardmapData} runs work on the PostgreSQL
  * shard that owns a key. Options come from {@link io.shardmap.client.ClientOptions}; map changes can be
- * observed with a {@link io.shardmap.client.MapListener}. Implementation details live in
- * {@code io.shardmap.client.internal}.
+ * observed with a {@link io.shardmap.client.MapListener}. {@link io.shardmap.client.StaleRoute} is the
+ * contract with fenced shards (the refusal, and the route declaration of a rerun after an old fence).
+ * Implementation details live in {@code io.shardmap.client.internal}.
  *
  * <p><b>Big directories.</b> A directory keyspace with more entries than
  * {@link io.shardmap.client.ClientOptions.Builder#directoryCacheSize} (default 100,000) is not loaded

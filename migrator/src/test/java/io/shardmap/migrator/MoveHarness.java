@@ -71,6 +71,9 @@ final class MoveHarness implements AutoCloseable {
   /** Keys whose last write had an unknown outcome: checked for "at most once", not for the value. */
   final Map<Long, Boolean> uncertain = new ConcurrentHashMap<>();
   final AtomicLong acknowledged = new AtomicLong();
+  /** Calls that failed (not acknowledged), and the first few failures, for tests that allow none. */
+  final AtomicLong failed = new AtomicLong();
+  final List<String> failures = new CopyOnWriteArrayList<>();
   /** Keys writers pick every fourth write (their own ones), so that a small unit sees writes too. */
   volatile List<Long> hotKeys = List.of();
   final List<Throwable> writerErrors = new CopyOnWriteArrayList<>();
@@ -256,6 +259,9 @@ final class MoveHarness implements AutoCloseable {
       } catch (SQLException | RuntimeException e) {
         // Not acknowledged: the write may or may not have happened.
         uncertain.put(k, true);
+        if (failed.incrementAndGet() <= 5) {
+          failures.add("key " + k + ": " + e);
+        }
         if (!(e instanceof SQLException) && !(e instanceof io.shardmap.core.ShardmapException)) {
           writerErrors.add(e);
         }

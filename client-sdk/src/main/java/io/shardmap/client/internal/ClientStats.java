@@ -13,6 +13,11 @@ public final class ClientStats {
   public enum RetryCause {
     /** The shard refused the call because its range moved (fenced); re-routed by a newer map. */
     STALE_ROUTE("stale_route"),
+    /**
+     * The key's current owner refused with a fence older than the route (the key moved back and the old
+     * fence is not lifted yet); run again on the same shard with the route declared.
+     */
+    OLD_FENCE("old_fence"),
     /** No connection from any replica of the shard; the read went to the primary. */
     REPLICA_UNAVAILABLE("replica_unavailable"),
     /** The connection broke before the call could have run; tried once more. */

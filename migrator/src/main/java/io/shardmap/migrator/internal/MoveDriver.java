@@ -128,7 +128,8 @@ public final class MoveDriver {
       if (m.getKeyType() != io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64) {
         kind = Tables.keyKind(source, m.getKeyType(), t.getName(), t.getKeyColumn(), m.getSource());
       }
-      out.add(new RangeTableMove(m.getId(), m.getKeyspace(), t.getName(), t.getKeyColumn(), kind, unit));
+      out.add(new RangeTableMove(m.getId(), m.getKeyspace(), t.getName(), t.getKeyColumn(), kind, unit,
+          Fences.wording(m)));
     }
     return out;
   }
@@ -183,6 +184,10 @@ public final class MoveDriver {
   private void prepare(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     Migration.Builder next = m.toBuilder();
+    // The migrator writes through fences on both sides (cleanup on the source; copy, replay and repair on
+    // a target that still fences the unit): its role must be allowed to, or the move would fail late.
+    Fences.requirePass(src, m.getSource());
+    Fences.requirePass(dst, m.getTarget());
     Fences.ensureSchema(src);
     Fences.ensureSchema(dst);
     for (RangeTableMove t : moves) {

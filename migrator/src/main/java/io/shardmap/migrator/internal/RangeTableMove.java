@@ -42,6 +42,7 @@ public final class RangeTableMove {
   private final String keyColumn;
   private final KeyKind kind;
   private final MoveUnit unit;
+  private final String wording;
   private volatile String copyColumns;
 
   /**
@@ -60,6 +61,15 @@ public final class RangeTableMove {
    * @param kind how the key column's values map to canonical keys
    */
   public RangeTableMove(String id, String keyspace, String table, String keyColumn, KeyKind kind, MoveUnit unit) {
+    this(id, keyspace, table, keyColumn, kind, unit, null);
+  }
+
+  /**
+   * @param wording how the fence's refusal names the unit ({@link Fences#wording}); null: derived from
+   *     {@code unit}
+   */
+  public RangeTableMove(String id, String keyspace, String table, String keyColumn, KeyKind kind, MoveUnit unit,
+                        String wording) {
     if (id == null || !id.matches("[a-z0-9_]{1,40}")) {
       throw new IllegalArgumentException("id: 1 to 40 of [a-z0-9_], got '" + id + "'");
     }
@@ -69,6 +79,7 @@ public final class RangeTableMove {
     this.keyColumn = Objects.requireNonNull(keyColumn, "keyColumn");
     this.kind = Objects.requireNonNull(kind, "kind");
     this.unit = Objects.requireNonNull(unit, "unit");
+    this.wording = wording != null ? wording : Fences.wording(unit, kind);
   }
 
   private static MoveUnit int64Range(Long lo, Long hi) {
@@ -131,6 +142,11 @@ public final class RangeTableMove {
 
   public MoveUnit unit() {
     return unit;
+  }
+
+  /** How the fence's refusal names the unit, e.g. {@code hash bucket 3 of 8}. */
+  public String wording() {
+    return wording;
   }
 
   /** The unit as an INT64 range, or null when it is something else (fences store those by condition). */
