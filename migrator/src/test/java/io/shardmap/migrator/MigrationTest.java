@@ -42,8 +42,11 @@ class MigrationTest {
       h.startWriters(3, Duration.ofSeconds(60));
       Thread.sleep(300);
       long before = h.acknowledged.get();
+      // A budget a loaded test machine can meet: this test is about the data; MigrationPauseBudgetTest is
+      // about the budget (with the default 100 ms, a machine busy enough abandons every attempt).
       Migration planned = m.plan(MoveSpec.builder().id("mv1").keyspace(MoveHarness.KS).range("5000..25000")
-          .target("s3").split(true).chunkRows(2_000).cleanupGrace(Duration.ofSeconds(1)).build());
+          .target("s3").split(true).chunkRows(2_000).cleanupGrace(Duration.ofSeconds(1))
+          .pauseBudget(Duration.ofSeconds(1)).build());
       assertEquals(MigrationState.MIGRATION_STATE_PLANNED, planned.getState());
       assertEquals("s2", planned.getSource());
       Migration done = m.drive("mv1", p -> {

@@ -56,8 +56,10 @@ final class CutoverBudget {
   }
 
   /**
-   * The latest few samples of one latency (etcd's commit, a PostgreSQL commit); the estimate is the
-   * largest of them, so a single fast sample on a loaded machine does not promise too much.
+   * The latest few samples of one latency (etcd's commit); the estimate is the larger of the latest
+   * sample (how it is right now: the cutover takes one just before it locks) and the median of the window
+   * (so one fast sample on a loaded machine does not promise too much, and one slow spike does not hold
+   * back the attempts after it, as the largest sample would).
    */
   static final class Recent {
     private final int window;
@@ -77,9 +79,13 @@ final class CutoverBudget {
       samples.addLast(Math.max(0, nanos));
     }
 
-    /** The largest recent sample; {@code otherwise} when none was taken yet. */
+    /** The larger of the latest sample and the recent median; {@code otherwise} when none was taken yet. */
     long estimate(long otherwise) {
-      return samples.stream().mapToLong(Long::longValue).max().orElse(otherwise);
+      if (samples.isEmpty()) {
+        return otherwise;
+      }
+      long[] sorted = samples.stream().mapToLong(Long::longValue).sorted().toArray();
+      return Math.max(samples.getLast(), sorted[sorted.length / 2]);
     }
 
     boolean isEmpty() {

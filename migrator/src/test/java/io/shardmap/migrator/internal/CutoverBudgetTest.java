@@ -45,17 +45,21 @@ class CutoverBudgetTest {
   }
 
   @Test
-  void theEstimateIsTheLargestRecentSample() {
+  void theEstimateIsTheLatestSampleOrTheRecentMedianWhicheverIsLarger() {
     CutoverBudget.Recent r = new CutoverBudget.Recent(3);
     assertEquals(9, r.estimate(9), "no sample yet: the caller's fallback");
     r.add(5 * MS);
+    assertEquals(5 * MS, r.estimate(0));
     r.add(40 * MS);
+    assertEquals(40 * MS, r.estimate(0), "etcd is slow right now: the latest sample counts");
     r.add(6 * MS);
-    assertEquals(40 * MS, r.estimate(0));
-    r.add(7 * MS); // 5 leaves
-    assertEquals(40 * MS, r.estimate(0));
-    r.add(8 * MS); // 40 leaves: one slow commit is not remembered forever
-    assertEquals(8 * MS, r.estimate(0));
+    assertEquals(6 * MS, r.estimate(0), "one spike among fast commits does not hold the next attempt back");
+    r.add(30 * MS); // 5 leaves: 40, 6, 30
+    assertEquals(30 * MS, r.estimate(0));
+    r.add(20 * MS); // 40 leaves: 6, 30, 20; median 20, latest 20
+    assertEquals(20 * MS, r.estimate(0));
+    r.add(2 * MS); // 6 leaves: 30, 20, 2; median 20 > latest 2: one fast sample does not promise too much
+    assertEquals(20 * MS, r.estimate(0));
   }
 
   @Test
