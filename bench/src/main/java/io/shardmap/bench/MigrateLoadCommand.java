@@ -45,6 +45,12 @@ public final class MigrateLoadCommand implements Callable<Integer> {
   static final String UPSERT = "INSERT INTO " + TABLE + " (id, v, created_at, name, payload) VALUES (?, ?, now(), ?, ?) "
       + "ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v, created_at = EXCLUDED.created_at, payload = EXCLUDED.payload";
   private static final String PAYLOAD = "x".repeat(140);
+  /**
+   * The migrator's cutover lines (INFO: each cutover's pause by part, lock to target commit; WARNING: each
+   * abandoned or deferred attempt) go to stderr. Held here: java.util.logging keeps loggers weakly.
+   */
+  private static final java.util.logging.Logger CUTOVER_LOG =
+      java.util.logging.Logger.getLogger("io.shardmap.migrator.internal.MoveDriver");
 
   @Option(names = "--rows", defaultValue = "1000000", description = "Rows in each moved range (~200 B each).")
   long rows;
@@ -146,6 +152,7 @@ public final class MigrateLoadCommand implements Callable<Integer> {
       throw new IllegalArgumentException("rows 10-100000000, outside-rows >= 10, moves 1-20, chunk-rows, threads, "
           + "pool-size >= 1, baseline-seconds and max-seconds > 0");
     }
+    CUTOVER_LOG.setLevel(java.util.logging.Level.INFO);
     out.println("migrate-load | " + Report.environment());
     CopyPipe copyPipe = pipe ? new CopyPipe(psql) : null;
     try (MoveBed bed = new MoveBed(etcdEndpoints); Migrator migrator = bed.migrator()) {

@@ -401,20 +401,21 @@ public final class MoveDriver {
     m = v.migration();
     replayed = 0;
     faults.accept("cutting-over:caught-up");
+    // What the commits that must follow the drain cost right now (PostgreSQL commits flush WAL): the
+    // target's, probed before its lift is prepared on the same connection, and the source's fence's.
+    long liftCommit = probeCommit(lift);
     if (!Fences.prepareUnfenceMoved(lift, moves, budget)) {
       missed(m.toBuilder(), "cutover deferred: the target's fence rows did not come within the " + budgetMs
           + " ms pause budget (another migration is changing its fences)");
       return;
     }
-    // What must still fit after the drain: the fence's commit and the target's (PostgreSQL commits, which
-    // flush WAL) and etcd's owner switch.
-    long pgCommit = probeCommit(fence);
-    long etcdCommit = etcdCommits.estimate(pgCommit);
-    long commits = 2 * pgCommit + etcdCommit;
+    long fenceCommit = probeCommit(fence);
+    long etcdCommit = etcdCommits.estimate(fenceCommit);
+    long commits = fenceCommit + etcdCommit + liftCommit;
     long drain = (long) (estimateMs * 1e6);
     Duration lockWait = CutoverBudget.lockWait(budget, Duration.ofNanos(drain + commits));
-    String costs = "etcd commit ~" + ms(etcdCommit) + " ms, PostgreSQL commit ~" + ms(pgCommit) + " ms, drain ~"
-        + Math.round(estimateMs) + " ms";
+    String costs = "etcd commit ~" + ms(etcdCommit) + " ms, PostgreSQL commits ~" + ms(fenceCommit) + " ms (source) and ~"
+        + ms(liftCommit) + " ms (target), drain ~" + Math.round(estimateMs) + " ms";
     if (lockWait.toMillis() < 1) {
       lift.rollback();
       missed(m.toBuilder(), "cutover deferred before fencing: the measured costs (" + costs + ") leave nothing of "
@@ -447,8 +448,8 @@ public final class MoveDriver {
     if (!fits || !pause.fits(drained, commits)) {
       // Before the point of no return: roll back, and the writers waiting on the locks go on at the source.
       fence.rollback();
-      lift.rollback();
       long held = ticker.getAsLong();
+      lift.rollback();
       faults.accept("cutting-over:abandoned");
       missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed), "cutover abandoned before the owner "
           + "switch: " + ms(pause.elapsedNanos(drained)) + " ms into the pause (locks " + ms(locked - lockRequested)
