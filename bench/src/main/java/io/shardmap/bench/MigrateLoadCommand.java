@@ -45,6 +45,12 @@ public final class MigrateLoadCommand implements Callable<Integer> {
   static final String UPSERT = "INSERT INTO " + TABLE + " (id, v, created_at, name, payload) VALUES (?, ?, now(), ?, ?) "
       + "ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v, created_at = EXCLUDED.created_at, payload = EXCLUDED.payload";
   private static final String PAYLOAD = "x".repeat(140);
+  /**
+   * The migrator's cutover lines (INFO: each cutover's pause by part, lock to target commit; WARNING: each
+   * abandoned or deferred attempt) go to stderr. Held here: java.util.logging keeps loggers weakly.
+   */
+  private static final java.util.logging.Logger CUTOVER_LOG =
+      java.util.logging.Logger.getLogger("io.shardmap.migrator.internal.MoveDriver");
 
   @Option(names = "--rows", defaultValue = "1000000", description = "Rows in each moved range (~200 B each).")
   long rows;
@@ -67,6 +73,12 @@ public final class MigrateLoadCommand implements Callable<Integer> {
   @Option(names = "--moves", defaultValue = "1", description = "Moves, one after the other, each of its own range.")
   int moves;
 
+  @Option(names = "--move-back", defaultValue = "false",
+      description = "After each move s1 -> s2, move the same range back s2 -> s1: to a shard that still fences it "
+          + "from the first move. Each cutover window is reported as 'fresh' (to a shard that never had the range) "
+          + "or 'back'.")
+  boolean moveBack;
+
   @Option(names = "--warmup-seconds", defaultValue = "5", description = "Writing before the baseline window.")
   double warmupSeconds;
 
@@ -81,6 +93,10 @@ public final class MigrateLoadCommand implements Callable<Integer> {
 
   @Option(names = "--pause-budget-ms", defaultValue = "100", description = "The moves' pause budget (the default).")
   long pauseBudgetMs;
+
+  @Option(names = "--max-cutover-attempts", defaultValue = "5",
+      description = "Cutover attempts that may miss the pause budget before a move cancels itself (the default).")
+  int maxCutoverAttempts;
 
   @Option(names = "--threads", defaultValue = "64", description = "Writer threads the scheduled writes run on.")
   int threads;
@@ -106,7 +122,7 @@ public final class MigrateLoadCommand implements Callable<Integer> {
   List<String> etcdEndpoints = new ArrayList<>();
 
   /** One move: where, its timeline, the change-log backlog, and the writes during it and its cutover. */
-  public record MoveResult(String from, String to, MoveTimeline timeline, Backlog.Peak backlog,
+  public record MoveResult(String from, String to, boolean back, MoveTimeline timeline, Backlog.Peak backlog,
                            FixedRateWriter.Window moveInside, FixedRateWriter.Window moveOutside,
                            FixedRateWriter.Window cutoverInside, FixedRateWriter.Window cutoverOutside) {
     Migration migration() {
@@ -114,9 +130,15 @@ public final class MigrateLoadCommand implements Callable<Integer> {
     }
   }
 
+  /**
+   * @param cutoverInside writes inside the moved ranges in every cutover window
+   * @param freshInside the same, of moves to a shard that never had the range
+   * @param backInside the same, of moves back to a shard that still fenced the range (empty without --move-back)
+   */
   public record Result(double pipeSeconds, long bytes, FixedRateWriter.Window baselineInside,
                        FixedRateWriter.Window baselineOutside, List<MoveResult> moves,
-                       FixedRateWriter.Window cutoverInside, long writes, long errors) {}
+                       FixedRateWriter.Window cutoverInside, FixedRateWriter.Window freshInside,
+                       FixedRateWriter.Window backInside, long writes, long errors) {}
 
   @Override
   public Integer call() throws Exception {
@@ -130,6 +152,7 @@ public final class MigrateLoadCommand implements Callable<Integer> {
       throw new IllegalArgumentException("rows 10-100000000, outside-rows >= 10, moves 1-20, chunk-rows, threads, "
           + "pool-size >= 1, baseline-seconds and max-seconds > 0");
     }
+    CUTOVER_LOG.setLevel(java.util.logging.Level.INFO);
     out.println("migrate-load | " + Report.environment());
     CopyPipe copyPipe = pipe ? new CopyPipe(psql) : null;
     try (MoveBed bed = new MoveBed(etcdEndpoints); Migrator migrator = bed.migrator()) {
@@ -197,22 +220,33 @@ public final class MigrateLoadCommand implements Callable<Integer> {
       sleepUntil(baselineFrom + seconds(baselineSeconds));
       baselineTo = System.nanoTime();
       out.printf("baseline window done (%.1f s of writing, no move; load %s)%n", baselineSeconds, Report.loadAverage());
-      String source = "s1";
-      String target = "s2";
-      for (int m = 1; m <= moves; m++) {
-        long lo = (m - 1) * rows;
+      int steps = moveBack ? 2 * moves : moves;
+      for (int m = 1; m <= steps; m++) {
+        // With --move-back, step 2i-1 moves range i away and step 2i brings it back.
+        int range = moveBack ? (m + 1) / 2 : m;
+        boolean back = moveBack && m % 2 == 0;
+        String source = back ? "s2" : "s1";
+        String target = back ? "s1" : "s2";
+        long lo = (range - 1) * rows;
         writer.insideBase(lo);
         String id = "load_" + m;
         MoveTimeline t;
         try (Backlog backlog = Backlog.start(bed.shard(source), "shardmap.\"changes_" + id + "\"")) {
           t = MoveTimeline.run(migrator, MoveSpec.builder().id(id).keyspace(KS).range(lo + ".." + (lo + rows)).target(target)
-              .split(true).chunkRows(chunkRows).pauseBudget(Duration.ofMillis(pauseBudgetMs)).build(),
+              .split(true).chunkRows(chunkRows).pauseBudget(Duration.ofMillis(pauseBudgetMs))
+              .maxCutoverAttempts(maxCutoverAttempts).build(),
               p -> backlog.phase(p.getState()));
           peaks.add(backlog.peak());
         }
         timelines.add(t);
-        out.printf("move %d [%d, %d) %s -> %s done in %.1f s, pause %d ms (load %s)%n", m, lo, lo + rows, source, target,
-            t.totalNanos() / 1e9, t.result.getPauseMs(), Report.loadAverage());
+        out.printf("move %d [%d, %d) %s -> %s%s %s in %.1f s, migrator pause %d ms, clients routed after %s ms, "
+                + "%d cutover attempt(s) (load %s)%n", m, lo, lo + rows, source, target, back ? " (back)" : "",
+            MoveTimeline.label(t.result.getState()), t.totalNanos() / 1e9, t.result.getPauseMs(),
+            t.result.getClientsRoutedMs() > 0 ? Long.toString(t.result.getClientsRoutedMs()) : "-",
+            t.result.getCutoverAttempts(), Report.loadAverage());
+        if (!t.result.getLastError().isEmpty()) {
+          out.println("  last error: " + t.result.getLastError());
+        }
         sleepUntil(System.nanoTime() + seconds(settleSeconds));
       }
       samples = writer.stop(Duration.ofSeconds(60));
@@ -222,22 +256,37 @@ public final class MigrateLoadCommand implements Callable<Integer> {
     List<MoveResult> results = new ArrayList<>();
     long[] cutoverFrom = new long[timelines.size()];
     long[] cutoverTo = new long[timelines.size()];
+    List<long[]> fresh = new ArrayList<>();
+    List<long[]> back = new ArrayList<>();
     for (int i = 0; i < timelines.size(); i++) {
       MoveTimeline t = timelines.get(i);
+      boolean isBack = moveBack && i % 2 == 1;
       cutoverFrom[i] = t.at(MigrationState.MIGRATION_STATE_CUTTING_OVER);
       cutoverTo[i] = t.at(MigrationState.MIGRATION_STATE_CLEANING_UP) + CUTOVER_TAIL_NANOS;
-      results.add(new MoveResult("s1", "s2", t, peaks.get(i),
+      (isBack ? back : fresh).add(new long[] {cutoverFrom[i], cutoverTo[i]});
+      results.add(new MoveResult(isBack ? "s2" : "s1", isBack ? "s1" : "s2", isBack, t, peaks.get(i),
           samples.window(t.start, t.end, true), samples.window(t.start, t.end, false),
           samples.window(cutoverFrom[i], cutoverTo[i], true), samples.window(cutoverFrom[i], cutoverTo[i], false)));
     }
     FixedRateWriter.Window allCutovers = samples.windows(cutoverFrom, cutoverTo, true);
-    Result r = new Result(pipeSeconds, bytes, baseIn, baseOut, results, allCutovers, samples.due().length,
-        samples.errors());
+    Result r = new Result(pipeSeconds, bytes, baseIn, baseOut, results, allCutovers, windows(samples, fresh),
+        windows(samples, back), samples.due().length, samples.errors());
     print(out, r);
     if (samples.firstError() != null) {
       out.println("first write error: " + samples.firstError());
     }
     return r;
+  }
+
+  /** The inside writes of several cutover windows together. */
+  private static FixedRateWriter.Window windows(FixedRateWriter.Samples samples, List<long[]> spans) {
+    long[] from = new long[spans.size()];
+    long[] to = new long[spans.size()];
+    for (int i = 0; i < spans.size(); i++) {
+      from[i] = spans.get(i)[0];
+      to[i] = spans.get(i)[1];
+    }
+    return samples.windows(from, to, true);
   }
 
   private void print(PrintStream out, Result r) {
@@ -264,6 +313,10 @@ public final class MigrateLoadCommand implements Callable<Integer> {
     if (r.moves().size() > 1) {
       lines.add(row("all cutover windows", "inside", r.cutoverInside()));
     }
+    if (moveBack) {
+      lines.add(row("cutovers to a fresh shard", "inside", r.freshInside()));
+      lines.add(row("cutovers back (target fenced it)", "inside", r.backInside()));
+    }
     out.println("write latency from each write's scheduled start (cutover window: from entering cutting-over to 1 s "
         + "after the cutover was recorded):");
     out.print(Report.table(header, lines));
@@ -284,12 +337,17 @@ public final class MigrateLoadCommand implements Callable<Integer> {
       cells.add(String.format("%,d", g.getKeysReplayed()));
       cells.add(String.format("%,d", g.getKeysRepaired()));
       cells.add(g.getPauseMs() + " / " + g.getOptions().getPauseBudgetMs());
+      cells.add(g.getClientsRoutedMs() > 0 ? Long.toString(g.getClientsRoutedMs()) : "-");
+      cells.add(Report.millis(m.cutoverInside().latency().max(), 1));
       cells.add(Integer.toString(g.getCutoverAttempts()));
       phases.add(cells);
     }
-    out.println("moves (seconds; backlog = most keys in the source's change log, sampled every 100 ms):");
+    out.println("moves (seconds; backlog = most keys in the source's change log, sampled every 100 ms; pause = the "
+        + "migrator's, lock request to new owner accepting; clients routed = lock request to every client's "
+        + "acknowledgement, an upper bound; client max = slowest inside write of the cutover window):");
     out.print(Report.table(List.of("move", "total", "prepare", "copy", "catch-up", "verify", "cutover", "cleanup",
-        "copy rows/s", "max backlog", "at", "replayed", "repaired", "pause ms / budget", "attempts"), phases));
+        "copy rows/s", "max backlog", "at", "replayed", "repaired", "pause ms / budget", "clients routed ms",
+        "client max ms", "attempts"), phases));
     if (r.pipeSeconds() > 0) {
       double copy = MigrateCopyCommand.median(r.moves().stream().mapToDouble(m -> m.timeline().copyNanos() / 1e9));
       double total = MigrateCopyCommand.median(r.moves().stream().mapToDouble(m -> m.timeline().totalNanos() / 1e9));
@@ -304,6 +362,13 @@ public final class MigrateLoadCommand implements Callable<Integer> {
         (double) p99 / Math.max(1, r.baselineInside().latency().p(0.99)), GOAL_CUTOVER_P99_NANOS / 1_000_000,
         p99 < GOAL_CUTOVER_P99_NANOS ? "met" : "NOT met",
         r.moves().stream().map(m -> Long.toString(m.migration().getPauseMs())).toList(), r.writes(), r.errors());
+    out.printf("client-visible cutover pause (inside writes of the cutover windows, from each write's scheduled "
+            + "start): fresh shard p99 %s ms, max %s ms%s; baseline (no move) p99 %s ms, max %s ms%n",
+        Report.millis(r.freshInside().latency().p(0.99), 1), Report.millis(r.freshInside().latency().max(), 1),
+        moveBack ? String.format("; back to a fencing shard p99 %s ms, max %s ms, %,d failed",
+            Report.millis(r.backInside().latency().p(0.99), 1), Report.millis(r.backInside().latency().max(), 1),
+            r.backInside().failed()) : "",
+        Report.millis(r.baselineInside().latency().p(0.99), 1), Report.millis(r.baselineInside().latency().max(), 1));
   }
 
   private static List<String> row(String window, String keys, FixedRateWriter.Window w) {
@@ -315,12 +380,14 @@ public final class MigrateLoadCommand implements Callable<Integer> {
 
   /** Every moved key on s2 once, none left on s1, the outside rows where they were. */
   private void check(PrintStream out, MoveBed bed) throws SQLException {
-    long there = bed.count("s2", TABLE, 0, rows * moves);
-    long left = bed.count("s1", TABLE, 0, rows * moves);
+    // With --move-back every range ends where it started.
+    String owner = moveBack ? "s1" : "s2";
+    long there = bed.count(owner, TABLE, 0, rows * moves);
+    long left = bed.count(moveBack ? "s2" : "s1", TABLE, 0, rows * moves);
     long outside = bed.count("s1", TABLE, -outsideRows, 0);
     boolean ok = there == rows * moves && left == 0 && outside == outsideRows;
-    out.printf("check:   moved keys on s2: %,d rows, on s1: %,d; outside rows on s1: %,d: %s%n", there, left, outside,
-        ok ? "as expected" : "WRONG");
+    out.printf("check:   moved keys on %s (their owner): %,d rows, elsewhere: %,d; outside rows on s1: %,d: %s%n",
+        owner, there, left, outside, ok ? "as expected" : "WRONG");
     if (!ok) {
       throw new IllegalStateException("rows are not where the map says after the moves");
     }

@@ -60,9 +60,10 @@ public final class Migrator implements AutoCloseable {
     StoreLayout layout = new StoreLayout(options.etcdPrefix());
     this.acks = revision -> {
       try {
-        return io.shardmap.server.ClientAcks.read(store, layout, options.etcdTimeout()).behind(revision);
+        io.shardmap.server.ClientAcks.Acks a = io.shardmap.server.ClientAcks.read(store, layout, options.etcdTimeout());
+        return new MoveDriver.Acked(a.behind(revision), a.clients());
       } catch (ShardmapException e) {
-        return Optional.of("client acknowledgements (unreadable: " + e.getMessage() + ")");
+        return new MoveDriver.Acked(Optional.of("client acknowledgements (unreadable: " + e.getMessage() + ")"), 0);
       }
     };
     this.timers = Executors.newSingleThreadScheduledExecutor(r -> {

@@ -28,6 +28,7 @@ class MigrationFaultTest {
   /** Every point a crash is injected at, in the order a move reaches them. */
   static final List<String> CRASH_POINTS = List.of("preparing:captured", "copying:chunk", "catching-up:round",
       "verifying:chunk", "cutting-over:caught-up", "cutting-over:fenced", "cutting-over:drained",
+      "cutting-over:fence-committed",
       "cutting-over:committed", "cleaning-up:batch");
   static final List<String> CANCEL_POINTS = List.of("planned", "preparing:captured", "copying:chunk",
       "catching-up:round", "verifying:chunk", "cutting-over:caught-up", "cutting-over:fenced");

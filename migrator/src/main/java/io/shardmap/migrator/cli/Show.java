@@ -132,8 +132,10 @@ final class Show {
           + o.getPauseBudgetMs() + " ms)";
       if (m.getCutoverRevision() > 0) {
         c = "at revision " + m.getCutoverRevision() + " (" + time(m.getCutoverUnixMs()) + "), write pause "
-            + m.getPauseMs() + " ms of the " + o.getPauseBudgetMs() + " ms budget, attempt "
-            + Math.max(1, m.getCutoverAttempts()) + " of " + o.getMaxCutoverAttempts();
+            + m.getPauseMs() + " ms of the " + o.getPauseBudgetMs() + " ms budget (lock request to the new owner "
+            + "accepting writes), attempt " + Math.max(1, m.getCutoverAttempts()) + " of " + o.getMaxCutoverAttempts()
+            + (m.getClientsRoutedMs() > 0 ? "; every client routed to it within " + m.getClientsRoutedMs() + " ms ("
+                + plural(m.getClientsRoutedCount(), "client") + " acknowledged it; an upper bound)" : "");
       }
       d.put("cutover", c);
     }

@@ -78,8 +78,27 @@ public final class Fences {
    */
   public static boolean fence(Connection c, List<RangeTableMove> moves, long fencedEpoch, Duration budget)
       throws SQLException {
+    return fence(c, moves, fencedEpoch, budget, true);
+  }
+
+  /**
+   * {@link #fence} in a transaction that is left open, holding the tables' locks: writers of the tables
+   * wait (they are not refused) until the caller commits {@code c}, which puts the fence in force, or rolls
+   * it back (or closes {@code c}), which lets them write on as if nothing had happened. The cutover drains
+   * the change logs on another connection meanwhile (no write can be logged while the locks are held), and
+   * commits the fence only once the rest of the pause fits its budget; an attempt that would overrun is
+   * abandoned by a rollback, before any write was refused. Returns false, with the transaction rolled back,
+   * when the locks did not come within {@code lockWait}.
+   */
+  public static boolean prepareFence(Connection c, List<RangeTableMove> moves, long fencedEpoch, Duration lockWait)
+      throws SQLException {
+    return fence(c, moves, fencedEpoch, lockWait, false);
+  }
+
+  private static boolean fence(Connection c, List<RangeTableMove> moves, long fencedEpoch, Duration budget,
+                               boolean commit) throws SQLException {
     try {
-      RangeTableMove.inTransaction(c, s -> {
+      RangeTableMove.SqlBody body = s -> {
         ensureSchema(s);
         s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, budget.toMillis()) + "ms"));
         List<String> tables = new ArrayList<>();
@@ -113,7 +132,11 @@ public final class Fences {
         for (RangeTableMove m : moves) {
           regenerate(c, s, m.table());
         }
-      });
+      };
+      if (!commit) {
+        return prepare(c, budget, body);
+      }
+      RangeTableMove.inTransaction(c, body);
       return true;
     } catch (SQLException e) {
       if ("55P03".equals(e.getSQLState())) {

@@ -15,6 +15,7 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -22,6 +23,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -42,9 +44,15 @@ public final class MoveDriver {
 
   /** Who has acknowledged which map revision; see {@link ClientAckSource}. */
   public interface ClientAckSource {
-    /** Empty when every live client has applied {@code revision}; else who is still behind. */
-    java.util.Optional<String> waitingFor(long revision);
+    /** Whether every live client has applied {@code revision}, and how many were counted. */
+    Acked waitingFor(long revision);
   }
+
+  /**
+   * @param behind empty when every live client has applied the revision; else who is still behind
+   * @param clients live clients counted (0 when none are listed, or the acknowledgements were unreadable)
+   */
+  public record Acked(java.util.Optional<String> behind, long clients) {}
 
   private final MigrationStore ms;
   private final PgConnector pg;
@@ -56,6 +64,10 @@ public final class MoveDriver {
   private final Duration poll;
   private final Consumer<String> faults;
   private final Consumer<Migration> progress;
+  /** Monotonic nanoseconds: the budget's clock (see {@link CutoverBudget}). */
+  private final LongSupplier ticker;
+  /** How long this driver's recent etcd record writes took: what the owner switch is expected to cost. */
+  private final CutoverBudget.Recent etcdCommits = new CutoverBudget.Recent(5);
 
   private MigrationStore.Versioned v;
   private List<RangeTableMove> moves;
@@ -67,6 +79,14 @@ public final class MoveDriver {
   public MoveDriver(MigrationStore ms, PgConnector pg, MigrationStore.Ownership own, BooleanSupplier leaseAlive,
                     BooleanSupplier stop, ClientAckSource acks, Clock clock, Duration poll, Consumer<String> faults,
                     Consumer<Migration> progress) {
+    this(ms, pg, own, leaseAlive, stop, acks, clock, System::nanoTime, poll, faults, progress);
+  }
+
+  /** With the monotonic nanosecond {@code ticker} that times the cutover's pause and its budget. */
+  public MoveDriver(MigrationStore ms, PgConnector pg, MigrationStore.Ownership own, BooleanSupplier leaseAlive,
+                    BooleanSupplier stop, ClientAckSource acks, Clock clock, LongSupplier ticker, Duration poll,
+                    Consumer<String> faults, Consumer<Migration> progress) {
+    this.ticker = ticker;
     this.ms = ms;
     this.pg = pg;
     this.own = own;
@@ -327,9 +347,16 @@ public final class MoveDriver {
   }
 
   /**
-   * One cutover attempt. Before fencing: catch up, then estimate the final drain from the measured replay
-   * rate; if it would not fit half the budget, the attempt ends without fencing. Then fence (the lock
-   * waits at most the budget), drain, and switch the owner in one etcd transaction.
+   * One cutover attempt, held to the write-pause budget end to end (docs/migrator-design.md, "Cutover").
+   * Before any lock: catch up, estimate the final drain from the measured replay rate (the attempt ends
+   * unfenced if it would not fit half the budget), and measure what the commits ahead cost (etcd's, from
+   * this driver's recent record writes; PostgreSQL's, with a probe transaction). Then one deadline runs
+   * from the lock request: the source's locks are waited for only as long as the budget less the drain
+   * and the commits; the fence is written but not committed, so writers wait rather than being refused;
+   * the change logs are drained while it holds them. Only if the commits still fit what is left of the
+   * budget does the fence commit and the owner switch follow; otherwise the fence's transaction and the
+   * target's prepared lift are rolled back, and writers go on at the source as if nothing had happened
+   * (none was refused), and the attempt is retried after a backoff ({@link #missed}).
    *
    * <p>The target may still fence part of the range, from a move that took it away earlier. Its
    * applications' writes must stay refused until etcd names it the owner, and be accepted right after:
@@ -337,31 +364,33 @@ public final class MoveDriver {
    * committed once the owner switch has committed (rolled back, with the connection, otherwise).
    */
   private void cutOver(Connection src, Connection dst) throws SQLException {
-    try (Connection lift = pg.open("target", v.migration().getTarget())) {
-      cutOver(src, dst, lift);
+    try (Connection lift = pg.open("target", v.migration().getTarget());
+         Connection fence = pg.open("source", v.migration().getSource())) {
+      cutOver(src, dst, lift, fence);
     }
   }
 
-  private void cutOver(Connection src, Connection dst, Connection lift) throws SQLException {
+  private void cutOver(Connection src, Connection dst, Connection lift, Connection fence) throws SQLException {
     Migration m = v.migration();
     MigrationOptions o = m.getOptions();
     long budgetMs = o.getPauseBudgetMs();
+    Duration budget = Duration.ofMillis(budgetMs);
     // A fence left by an attempt that did not commit (this worker's or a crashed one's) comes off first:
     // the source is still the owner.
     Fences.unfence(src, m.getId(), tableNames());
-    long catchUpEnd = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+    long catchUpEnd = ticker.getAsLong() + Duration.ofSeconds(5).toNanos();
     long replayed = 0;
     double msPerKey = 0.05;
     long lag;
     while (true) {
-      long t0 = System.nanoTime();
+      long t0 = ticker.getAsLong();
       long n = replayAll(src, dst);
       replayed += n;
       if (n > 0) {
-        msPerKey = (System.nanoTime() - t0) / 1e6 / n;
+        msPerKey = (ticker.getAsLong() - t0) / 1e6 / n;
       }
       lag = pending(src);
-      if (lag == 0 || lag * msPerKey <= budgetMs / 4.0 || System.nanoTime() > catchUpEnd) {
+      if (lag == 0 || lag * msPerKey <= budgetMs / 4.0 || ticker.getAsLong() - catchUpEnd > 0) {
         break;
       }
     }
@@ -372,34 +401,78 @@ public final class MoveDriver {
               + " ms to drain, over half the " + budgetMs + " ms pause budget");
       return;
     }
+    // Record the catch-up; the write is also a fresh sample of what an etcd commit costs right now.
+    update(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag));
+    m = v.migration();
+    replayed = 0;
     faults.accept("cutting-over:caught-up");
-    if (!Fences.prepareUnfenceMoved(lift, moves, Duration.ofMillis(budgetMs))) {
-      missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
-          "cutover deferred: the target's fence rows did not come within the " + budgetMs + " ms pause budget "
-              + "(another migration is changing its fences)");
+    // What the commits that must follow the drain cost right now (PostgreSQL commits flush WAL): the
+    // target's, probed before its lift is prepared on the same connection, and the source's fence's.
+    long liftCommit = probeCommit(lift);
+    if (!Fences.prepareUnfenceMoved(lift, moves, budget)) {
+      missed(m.toBuilder(), "cutover deferred: the target's fence rows did not come within the " + budgetMs
+          + " ms pause budget (another migration is changing its fences)");
       return;
     }
-    long fenceStart = System.nanoTime();
-    if (!Fences.fence(src, moves, m.getRangeEpoch(), Duration.ofMillis(budgetMs))) {
+    long fenceCommit = probeCommit(fence);
+    long etcdCommit = etcdCommits.estimate(fenceCommit);
+    long commits = fenceCommit + etcdCommit + liftCommit;
+    long drain = (long) (estimateMs * 1e6);
+    Duration lockWait = CutoverBudget.lockWait(budget, Duration.ofNanos(drain + commits));
+    String costs = "etcd commit ~" + ms(etcdCommit) + " ms, PostgreSQL commits ~" + ms(fenceCommit) + " ms (source) and ~"
+        + ms(liftCommit) + " ms (target), drain ~" + Math.round(estimateMs) + " ms";
+    if (lockWait.toMillis() < 1) {
+      lift.rollback();
+      missed(m.toBuilder(), "cutover deferred before fencing: the measured costs (" + costs + ") leave nothing of "
+          + "the " + budgetMs + " ms pause budget to wait for the source's table locks");
+      return;
+    }
+    long pauseStartedUnixMs = clock.millis();
+    long lockRequested = ticker.getAsLong();
+    CutoverBudget pause = new CutoverBudget(budget, lockRequested);
+    if (!Fences.prepareFence(fence, moves, m.getRangeEpoch(), lockWait)) {
       lift.rollback(); // not held through the backoff
-      missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
-          "cutover deferred: the fence's table lock did not come within the " + budgetMs + " ms pause budget "
-              + "(a long transaction is writing a moved table)");
+      missed(m.toBuilder(), "cutover deferred: the fence's table locks did not come within " + lockWait.toMillis()
+          + " ms (the " + budgetMs + " ms pause budget less " + costs + "; a long transaction is writing a moved "
+          + "table)");
       return;
     }
+    long locked = ticker.getAsLong();
     faults.accept("cutting-over:fenced");
-    // Fenced: nothing can be logged any more; the log holds the last changes.
-    long n;
-    while ((n = replayAll(src, dst)) > 0) {
+    // The locks are held: nothing can be logged any more, and the log holds the last changes.
+    boolean fits;
+    while ((fits = pause.fits(ticker.getAsLong(), commits))) {
+      long n = replayAll(src, dst);
+      if (n == 0) {
+        break;
+      }
       replayed += n;
     }
     faults.accept("cutting-over:drained");
+    long drained = ticker.getAsLong();
+    if (!fits || !pause.fits(drained, commits)) {
+      // Before the point of no return: roll back, and the writers waiting on the locks go on at the source.
+      fence.rollback();
+      long held = ticker.getAsLong();
+      lift.rollback();
+      faults.accept("cutting-over:abandoned");
+      missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed), "cutover abandoned before the owner "
+          + "switch: " + ms(pause.elapsedNanos(drained)) + " ms into the pause (locks " + ms(locked - lockRequested)
+          + " ms, drain " + ms(drained - locked) + " ms), less than the " + ms(commits) + " ms the commits ahead need "
+          + "was left of the " + budgetMs + " ms pause budget; the fence was rolled back, writers waited "
+          + ms(held - lockRequested) + " ms and none was refused");
+      return;
+    }
+    fence.commit();
+    long fenceCommitted = ticker.getAsLong();
+    faults.accept("cutting-over:fence-committed");
     StoreLayout keys = ms.keys();
     long now = clock.millis();
-    long pauseMs = (System.nanoTime() - fenceStart) / 1_000_000;
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CLEANING_UP)
         .setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(0).setCutoverAttempts(m.getCutoverAttempts() + 1)
-        .setPauseMs(pauseMs).setCutoverUnixMs(now).setUpdatedUnixMs(now).setLastError("").build();
+        .setPauseMs(ms(pause.elapsedNanos(ticker.getAsLong()))).setPauseStartedUnixMs(pauseStartedUnixMs)
+        .setClientsRoutedMs(0).setClientsRoutedCount(0)
+        .setCutoverUnixMs(now).setUpdatedUnixMs(now).setLastError("").build();
     TxnResult r;
     String changed;
     for (int attempt = 1; ; attempt++) {
@@ -449,10 +522,10 @@ public final class MoveDriver {
         return;
       }
     }
+    long switched = ticker.getAsLong();
+    etcdCommits.add(switched - fenceCommitted);
     long revision = r.revision();
     v = new MigrationStore.Versioned(next, revision);
-    log.info(() -> "migration " + m.getId() + ": cut over at revision " + revision + ", write pause "
-        + pauseMs + " ms (budget " + budgetMs + " ms)");
     faults.accept("cutting-over:committed");
     try {
       lift.commit();
@@ -461,7 +534,15 @@ public final class MoveDriver {
       log.log(Level.WARNING, "migration " + m.getId() + ": lifting the target's old fence at cutover failed; "
           + "cleanup lifts it: " + e.getMessage());
     }
-    update(v.migration().toBuilder().setCutoverRevision(revision));
+    long end = ticker.getAsLong();
+    long pauseMs = ms(pause.elapsedNanos(end));
+    String id = m.getId();
+    String parts = "locks " + ms(locked - lockRequested) + " ms, drain " + ms(drained - locked) + " ms, fence commit "
+        + ms(fenceCommitted - drained) + " ms, etcd switch " + ms(switched - fenceCommitted) + " ms, target commit "
+        + ms(end - switched) + " ms";
+    log.info(() -> "migration " + id + ": cut over at revision " + revision + ", write pause " + pauseMs
+        + " ms (budget " + budgetMs + " ms): " + parts);
+    update(v.migration().toBuilder().setCutoverRevision(revision).setPauseMs(pauseMs));
   }
 
   /** After an unknown cutover outcome: the record says whether it applied; wait for etcd to say. */
@@ -497,11 +578,14 @@ public final class MoveDriver {
       return;
     }
     update(next);
-    long backoffEnd = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.min(5_000, 200L << Math.min(attempts, 5)));
-    while (System.nanoTime() < backoffEnd && !stop.getAsBoolean()) {
+    long backoffEnd = ticker.getAsLong() + TimeUnit.MILLISECONDS.toNanos(Math.min(5_000, 200L << Math.min(attempts, 5)));
+    while (ticker.getAsLong() - backoffEnd < 0 && !stop.getAsBoolean()) {
       sleep(poll);
     }
   }
+
+  /** How long after the cutover cleanup polls the client acknowledgements every 20 ms rather than every poll. */
+  private static final long ACK_FAST_POLL_MS = 3_000;
 
   private void cleanUp(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
@@ -517,10 +601,17 @@ public final class MoveDriver {
     }
     long graceEnd = m.getCutoverUnixMs() + m.getOptions().getCleanupGraceMs();
     String reason;
+    Migration.Builder routed = null;
     while (true) {
-      java.util.Optional<String> behind = acks.waitingFor(revision);
+      Acked acked = acks.waitingFor(revision);
+      java.util.Optional<String> behind = acked.behind();
       if (behind.isEmpty()) {
         reason = "every live client acknowledged revision " + revision;
+        // The end of the pause a client can see, as far as the acknowledgements tell (an upper bound).
+        if (m.getClientsRoutedMs() == 0 && m.getPauseStartedUnixMs() > 0 && acked.clients() > 0) {
+          routed = m.toBuilder().setClientsRoutedMs(Math.max(1, clock.millis() - m.getPauseStartedUnixMs()))
+              .setClientsRoutedCount(acked.clients());
+        }
         break;
       }
       if (clock.millis() >= graceEnd) {
@@ -533,10 +624,13 @@ public final class MoveDriver {
       if (!leaseAlive.getAsBoolean()) {
         throw new ShardmapException(ErrorCode.ABORTED, "migration " + own.id() + ": lease lost during cleanup");
       }
-      sleep(poll);
+      // Right after the switch clients learn the map within milliseconds: look often, so that the figure
+      // measures them and not this loop.
+      sleep(clock.millis() - m.getCutoverUnixMs() < ACK_FAST_POLL_MS ? Duration.ofMillis(Math.min(20, poll.toMillis()))
+          : poll);
     }
-    if (!reason.equals(m.getCleanupReason())) {
-      update(m.toBuilder().setCleanupReason(reason));
+    if (!reason.equals(m.getCleanupReason()) || routed != null) {
+      update((routed != null ? routed : m.toBuilder()).setCleanupReason(reason));
       m = v.migration();
     }
     long deleted = m.getRowsDeleted();
@@ -606,7 +700,30 @@ public final class MoveDriver {
   }
 
   private void update(Migration.Builder next) {
+    long t0 = ticker.getAsLong();
     v = ms.update(v, own, next.setUpdatedUnixMs(clock.millis()).build());
+    etcdCommits.add(ticker.getAsLong() - t0);
+  }
+
+  /**
+   * What a PostgreSQL commit costs on {@code c} right now: a transaction that is given an id, so that its
+   * commit writes and flushes a WAL record like the fence's and the lift's do. Leaves {@code c} in autocommit.
+   */
+  private long probeCommit(Connection c) throws SQLException {
+    long t0 = ticker.getAsLong();
+    c.setAutoCommit(false);
+    try (Statement s = c.createStatement()) {
+      s.execute("SELECT txid_current()");
+      c.commit();
+    } finally {
+      c.setAutoCommit(true);
+    }
+    return ticker.getAsLong() - t0;
+  }
+
+  /** Nanoseconds as whole milliseconds, rounded up (a pause of 0.2 ms is reported as 1 ms, not 0). */
+  static long ms(long nanos) {
+    return nanos <= 0 ? 0 : (nanos + 999_999) / 1_000_000;
   }
 
   private static void sleep(Duration d) {
