@@ -1,7 +1,8 @@
 package io.shardmap.migrator;
 
-import java.lang.management.ManagementFactory;
-import java.net.InetAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
@@ -42,14 +43,22 @@ public final class MigratorOptions {
     faultPoints = b.faultPoints;
   }
 
+  /**
+   * {@code host-pid}. The host name is the kernel's (no name-service lookup: InetAddress.getLocalHost
+   * resolves the name, which on a host missing from /etc/hosts waits for DNS timeouts, seconds before
+   * every command), and the pid comes from ProcessHandle (the JMX runtime bean cost ~100 ms of class loading).
+   */
   static String defaultWorkerName() {
-    String host;
+    String host = null;
     try {
-      host = InetAddress.getLocalHost().getHostName();
+      host = Files.readString(Path.of("/proc/sys/kernel/hostname"), StandardCharsets.UTF_8).trim();
     } catch (Exception e) {
-      host = "localhost";
+      // Not Linux: the environment's name, if the shell exported one.
     }
-    return host + "-" + ManagementFactory.getRuntimeMXBean().getPid();
+    if (host == null || host.isEmpty()) {
+      host = System.getenv().getOrDefault("HOSTNAME", System.getenv().getOrDefault("COMPUTERNAME", "localhost"));
+    }
+    return host + "-" + ProcessHandle.current().pid();
   }
 
   public static Builder builder() {

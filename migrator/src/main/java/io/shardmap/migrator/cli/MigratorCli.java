@@ -176,6 +176,12 @@ public final class MigratorCli {
     if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
       System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
     }
+    // Netty 4.2 registers JFR events for its buffer allocator when its first buffer is allocated: ~400 ms
+    // of class loading and bytecode generation on the way to the first etcd answer, for events nobody
+    // records here (docs/benchmarks.md, "Migrator command latency").
+    if (System.getProperty("io.netty.jfr.enabled") == null) {
+      System.setProperty("io.netty.jfr.enabled", "false");
+    }
     if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
       System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %3$s: %5$s%6$s%n");
     }
