@@ -92,6 +92,12 @@ public final class MigratorCli {
       converter = Durations.Converter.class, description = "Deadline of each etcd request (default 5s).")
   Duration etcdTimeout;
 
+  @Option(names = "--etcd-retry-for", scope = ScopeType.INHERIT, paramLabel = "DURATION",
+      converter = Durations.Converter.class, description = "How long an etcd read that failed transiently "
+          + "(unavailable, or unanswered within --etcd-timeout) is retried before the command gives up "
+          + "(default 30s; 0 never retries).")
+  Duration etcdRetryFor;
+
   @Option(names = "--pg-user", scope = ScopeType.INHERIT, paramLabel = "ROLE",
       description = "PostgreSQL role used on every shard (default: $PGUSER, else " + DEFAULT_PG_USER + ").")
   String pgUser;
@@ -236,6 +242,9 @@ public final class MigratorCli {
     }
     if (etcdTimeout != null) {
       set(command, "--etcd-timeout", () -> b.etcdTimeout(etcdTimeout));
+    }
+    if (etcdRetryFor != null) {
+      set(command, "--etcd-retry-for", () -> b.etcdRetryFor(etcdRetryFor));
     }
     String user = pgUser != null ? pgUser : env.getOrDefault("PGUSER", "");
     String role = user.isBlank() ? DEFAULT_PG_USER : user;
