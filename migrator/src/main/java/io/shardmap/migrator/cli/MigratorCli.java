@@ -30,7 +30,8 @@ import picocli.CommandLine.ScopeType;
  */
 @Command(
     name = "migrator",
-    description = "Move key ranges between PostgreSQL shards while applications keep writing.",
+    description = "Move key ranges, hash buckets, ring arcs and directory entries between PostgreSQL shards "
+        + "while applications keep writing.",
     synopsisSubcommandLabel = "COMMAND",
     subcommands = {
       MoveCommand.class,

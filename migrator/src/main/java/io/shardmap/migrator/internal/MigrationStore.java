@@ -169,8 +169,8 @@ public final class MigrationStore {
       Migration m = v.migration();
       switch (m.getState()) {
         case MIGRATION_STATE_CLEANING_UP, MIGRATION_STATE_DONE -> throw ShardmapException.precondition("id: migration '"
-            + id + "' has already cut over (" + States.label(m.getState()) + "): the target owns the range; move it "
-            + "back with a new migration instead");
+            + id + "' has already cut over (" + States.label(m.getState()) + "): " + m.getTarget() + " owns "
+            + MoveUnits.name(m) + " of keyspace '" + m.getKeyspace() + "'; move it back with a new migration instead");
         case MIGRATION_STATE_CANCELLED, MIGRATION_STATE_CANCELLING -> {
           return v;
         }

@@ -39,6 +39,8 @@ public final class MoveDriver {
   /** Catch-up hands over to verification once fewer keys than this wait. */
   static final long CATCH_UP_THRESHOLD = 1_000;
   private static final int REPLAY_BATCH = 5_000;
+  /** Longest time a long step (cleanup's wait, its deletes) goes without persisting, and so showing, progress. */
+  private static final long PROGRESS_PERSIST_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   /** Who has acknowledged which map revision; see {@link ClientAckSource}. */
   public interface ClientAckSource {
@@ -512,6 +514,7 @@ public final class MoveDriver {
     }
     long graceEnd = m.getCutoverUnixMs() + m.getOptions().getCleanupGraceMs();
     String reason;
+    long lastPersist = 0;
     while (true) {
       java.util.Optional<String> behind = acks.waitingFor(revision);
       if (behind.isEmpty()) {
@@ -523,19 +526,24 @@ public final class MoveDriver {
         break;
       }
       if (stop.getAsBoolean()) {
-        return; // nothing to persist: whoever resumes waits out the same grace, counted from the cutover
+        return; // nothing more to persist: whoever resumes waits out the same grace, counted from the cutover
       }
       if (!leaseAlive.getAsBoolean()) {
         throw new ShardmapException(ErrorCode.ABORTED, "migration " + own.id() + ": lease lost during cleanup");
       }
+      // The wait shows as progress (and in status): who is still behind, rewritten about every second.
+      if (lastPersist == 0 || System.nanoTime() - lastPersist >= PROGRESS_PERSIST_NANOS) {
+        update(v.migration().toBuilder().setCleanupWaitingFor(behind.get()));
+        lastPersist = System.nanoTime();
+      }
       sleep(poll);
     }
-    if (!reason.equals(m.getCleanupReason())) {
-      update(m.toBuilder().setCleanupReason(reason));
-      m = v.migration();
+    if (!reason.equals(m.getCleanupReason()) || !v.migration().getCleanupWaitingFor().isEmpty()) {
+      update(v.migration().toBuilder().setCleanupReason(reason).clearCleanupWaitingFor());
     }
+    m = v.migration();
     long deleted = m.getRowsDeleted();
-    long lastPersist = System.nanoTime();
+    lastPersist = System.nanoTime();
     for (RangeTableMove t : moves) {
       int n;
       while ((n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows())) > 0) {
@@ -545,7 +553,8 @@ public final class MoveDriver {
           update(v.migration().toBuilder().setRowsDeleted(deleted));
           return;
         }
-        if (System.nanoTime() - lastPersist > 1_000_000_000L) {
+        // Persisted (and so shown as progress) about every second; a crash repeats at most that much.
+        if (System.nanoTime() - lastPersist >= PROGRESS_PERSIST_NANOS) {
           update(v.migration().toBuilder().setRowsDeleted(deleted));
           lastPersist = System.nanoTime();
         }
@@ -600,8 +609,14 @@ public final class MoveDriver {
     return out;
   }
 
+  /**
+   * Persists the next version of the record and reports it as progress: every persisted version reaches
+   * the progress consumer, also those written inside a long step (cleanup's wait and delete batches), not
+   * only the one a step ends with.
+   */
   private void update(Migration.Builder next) {
     v = ms.update(v, own, next.setUpdatedUnixMs(clock.millis()).build());
+    progress.accept(v.migration());
   }
 
   private static void sleep(Duration d) {
