@@ -53,7 +53,8 @@ public final class Migrator implements AutoCloseable {
     this.options = options;
     this.store = store;
     this.ownsStore = ownsStore;
-    this.ms = new MigrationStore(store, new StoreLayout(options.etcdPrefix()), options.etcdTimeout());
+    this.ms = new MigrationStore(store, new StoreLayout(options.etcdPrefix()), options.etcdTimeout(),
+        options.etcdRetryFor());
     this.pg = new PgConnector(ms, options.pgUser(), options.pgPassword(), options.pgConnectTimeout());
     // Every directory server publishes the lowest map revision its live clients applied; cleanup waits for
     // all of them to pass the cutover. An unreadable etcd counts as "still waiting" (the grace bounds it).
@@ -79,7 +80,19 @@ public final class Migrator implements AutoCloseable {
     return new Migrator(options, store, true);
   }
 
-  /** Validates and records a move (state PLANNED); nothing is copied until a worker drives it. */
+  /**
+   * A Migrator on a store the caller owns (and closes after this Migrator): for embedding the migrator in
+   * a process that already holds an etcd client, and for tests that put a store between it and etcd.
+   */
+  public static Migrator open(MigratorOptions options, MetaStore store) {
+    return new Migrator(options, java.util.Objects.requireNonNull(store, "store"), false);
+  }
+
+  /**
+   * Validates and records a move (state PLANNED); nothing is copied until a worker drives it. Reads that
+   * fail transiently are retried for {@link MigratorOptions#etcdRetryFor}; a recording whose outcome etcd
+   * left unknown is read back, so the move is recorded at most once and reported as it stands.
+   */
   public Migration plan(MoveSpec spec) {
     return new Planner(ms, pg, options.clock()).plan(spec).migration();
   }

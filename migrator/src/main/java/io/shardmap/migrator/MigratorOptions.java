@@ -1,7 +1,8 @@
 package io.shardmap.migrator;
 
-import java.lang.management.ManagementFactory;
-import java.net.InetAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
@@ -16,6 +17,7 @@ public final class MigratorOptions {
   private final List<String> etcdEndpoints;
   private final String etcdPrefix;
   private final Duration etcdTimeout;
+  private final Duration etcdRetryFor;
   private final String pgUser;
   private final String pgPassword;
   private final Duration pgConnectTimeout;
@@ -32,6 +34,7 @@ public final class MigratorOptions {
     etcdEndpoints = List.copyOf(b.etcdEndpoints);
     etcdPrefix = b.etcdPrefix;
     etcdTimeout = b.etcdTimeout;
+    etcdRetryFor = b.etcdRetryFor;
     pgUser = Objects.requireNonNull(b.pgUser, "pgUser: the PostgreSQL user is required");
     pgPassword = b.pgPassword;
     pgConnectTimeout = b.pgConnectTimeout;
@@ -42,14 +45,22 @@ public final class MigratorOptions {
     faultPoints = b.faultPoints;
   }
 
+  /**
+   * {@code host-pid}. The host name is the kernel's (no name-service lookup: InetAddress.getLocalHost
+   * resolves the name, which on a host missing from /etc/hosts waits for DNS timeouts, seconds before
+   * every command), and the pid comes from ProcessHandle (the JMX runtime bean cost ~100 ms of class loading).
+   */
   static String defaultWorkerName() {
-    String host;
+    String host = null;
     try {
-      host = InetAddress.getLocalHost().getHostName();
+      host = Files.readString(Path.of("/proc/sys/kernel/hostname"), StandardCharsets.UTF_8).trim();
     } catch (Exception e) {
-      host = "localhost";
+      // Not Linux: the environment's name, if the shell exported one.
     }
-    return host + "-" + ManagementFactory.getRuntimeMXBean().getPid();
+    if (host == null || host.isEmpty()) {
+      host = System.getenv().getOrDefault("HOSTNAME", System.getenv().getOrDefault("COMPUTERNAME", "localhost"));
+    }
+    return host + "-" + ProcessHandle.current().pid();
   }
 
   public static Builder builder() {
@@ -59,6 +70,7 @@ public final class MigratorOptions {
   public List<String> etcdEndpoints() { return etcdEndpoints; }
   public String etcdPrefix() { return etcdPrefix; }
   public Duration etcdTimeout() { return etcdTimeout; }
+  public Duration etcdRetryFor() { return etcdRetryFor; }
   public String pgUser() { return pgUser; }
   public String pgPassword() { return pgPassword; }
   public Duration pgConnectTimeout() { return pgConnectTimeout; }
@@ -72,6 +84,7 @@ public final class MigratorOptions {
     private List<String> etcdEndpoints;
     private String etcdPrefix = "/shardmap";
     private Duration etcdTimeout = Duration.ofSeconds(5);
+    private Duration etcdRetryFor = Duration.ofSeconds(30);
     private String pgUser;
     private String pgPassword;
     private Duration pgConnectTimeout = Duration.ofSeconds(5);
@@ -101,8 +114,22 @@ public final class MigratorOptions {
       return this;
     }
 
+    /** Deadline of each etcd request (default 5 s). */
     public Builder etcdTimeout(Duration d) {
       this.etcdTimeout = positive("etcdTimeout", d);
+      return this;
+    }
+
+    /**
+     * How long an idempotent etcd read (and the read-back of a write whose outcome is unknown) is retried
+     * after failing transiently, unavailable or unanswered within {@link #etcdTimeout}, before the command
+     * gives up (default 30 s; 0 to never retry, at most 1 h).
+     */
+    public Builder etcdRetryFor(Duration d) {
+      if (d == null || d.isNegative() || d.compareTo(Duration.ofHours(1)) > 0) {
+        throw new IllegalArgumentException("etcdRetryFor: must be 0 to 1h, got " + d);
+      }
+      this.etcdRetryFor = d;
       return this;
     }
 

@@ -11,10 +11,11 @@ import picocli.CommandLine.Parameters;
     name = "cancel",
     description = {
       "Cancel a migration that has not cut over.",
-      "The source keeps the range; the target's copy is removed.",
+      "The source keeps what was moving (a range, a bucket, a ring node's arc, directory entries); the",
+      "target's copy is removed.",
       "Records the request, then drives the migration to cancelled here, or, when a worker holds it, waits",
       "for that worker to do so. With --no-wait only the request is recorded. Refused once the move has cut",
-      "over (the target owns the range: move it back with a new migration)."
+      "over (the target owns it: move it back with a new migration)."
     },
     footer = {
       "",
@@ -50,7 +51,7 @@ final class CancelCommand extends Cmd {
     if (end.getState() != MigrationState.MIGRATION_STATE_CANCELLED) {
       throw new MigratorCli.Ended("FAILED_PRECONDITION", MigratorCli.EXIT_REFUSED, "id: migration '" + id
           + "' cut over before the cancel was honoured (" + Show.state(end) + "): " + end.getTarget() + " owns "
-          + end.getKeyspace() + " " + Show.range(end) + "; move it back with a new migration instead");
+          + Show.named(end) + " of " + end.getKeyspace() + "; move it back with a new migration instead");
     }
     return MigratorCli.EXIT_OK;
   }

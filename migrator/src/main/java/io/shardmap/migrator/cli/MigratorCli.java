@@ -30,7 +30,8 @@ import picocli.CommandLine.ScopeType;
  */
 @Command(
     name = "migrator",
-    description = "Move key ranges between PostgreSQL shards while applications keep writing.",
+    description = "Move key ranges, hash buckets, ring arcs and directory entries between PostgreSQL shards "
+        + "while applications keep writing.",
     synopsisSubcommandLabel = "COMMAND",
     subcommands = {
       MoveCommand.class,
@@ -91,6 +92,12 @@ public final class MigratorCli {
   @Option(names = "--etcd-timeout", scope = ScopeType.INHERIT, paramLabel = "DURATION",
       converter = Durations.Converter.class, description = "Deadline of each etcd request (default 5s).")
   Duration etcdTimeout;
+
+  @Option(names = "--etcd-retry-for", scope = ScopeType.INHERIT, paramLabel = "DURATION",
+      converter = Durations.Converter.class, description = "How long an etcd read that failed transiently "
+          + "(unavailable, or unanswered within --etcd-timeout) is retried before the command gives up "
+          + "(default 30s; 0 never retries).")
+  Duration etcdRetryFor;
 
   @Option(names = "--pg-user", scope = ScopeType.INHERIT, paramLabel = "ROLE",
       description = "PostgreSQL role used on every shard (default: $PGUSER, else " + DEFAULT_PG_USER + ").")
@@ -176,6 +183,12 @@ public final class MigratorCli {
     if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
       System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
     }
+    // Netty 4.2 registers JFR events for its buffer allocator when its first buffer is allocated: ~400 ms
+    // of class loading and bytecode generation on the way to the first etcd answer, for events nobody
+    // records here (docs/benchmarks.md, "Migrator command latency").
+    if (System.getProperty("io.netty.jfr.enabled") == null) {
+      System.setProperty("io.netty.jfr.enabled", "false");
+    }
     if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
       System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %3$s: %5$s%6$s%n");
     }
@@ -230,6 +243,9 @@ public final class MigratorCli {
     }
     if (etcdTimeout != null) {
       set(command, "--etcd-timeout", () -> b.etcdTimeout(etcdTimeout));
+    }
+    if (etcdRetryFor != null) {
+      set(command, "--etcd-retry-for", () -> b.etcdRetryFor(etcdRetryFor));
     }
     String user = pgUser != null ? pgUser : env.getOrDefault("PGUSER", "");
     String role = user.isBlank() ? DEFAULT_PG_USER : user;

@@ -78,7 +78,7 @@ final class MoveCommand extends Cmd {
       } else {
         cli.out.println(planned.getId());
         cli.err.println("recorded migration " + planned.getId() + ": " + planned.getKeyspace() + " "
-            + Show.range(planned) + " from " + planned.getSource() + " to " + planned.getTarget()
+            + Show.named(planned) + " from " + planned.getSource() + " to " + planned.getTarget()
             + "; a 'migrator worker' runs it, or 'migrator resume " + planned.getId() + "' here");
       }
       return MigratorCli.EXIT_OK;
@@ -139,7 +139,7 @@ final class MoveCommand extends Cmd {
     if (end.getState() == MigrationState.MIGRATION_STATE_CANCELLED) {
       throw new MigratorCli.Ended("CANCELLED", MigratorCli.EXIT_CANCELLED, "migration '" + end.getId()
           + "' ended cancelled: " + (end.getLastError().isEmpty() ? "a cancel was requested" : end.getLastError())
-          + "; " + end.getSource() + " still owns " + end.getKeyspace() + " " + Show.range(end));
+          + "; " + end.getSource() + " still owns " + Show.named(end) + " of " + end.getKeyspace());
     }
     return MigratorCli.EXIT_OK;
   }

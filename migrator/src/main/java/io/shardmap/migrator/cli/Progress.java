@@ -124,7 +124,7 @@ final class Progress {
   private String detail(Migration m) {
     MigrationOptions o = m.getOptions();
     return switch (m.getState()) {
-      case MIGRATION_STATE_PLANNED -> m.getKeyspace() + " " + Show.range(m) + " from " + m.getSource() + " to "
+      case MIGRATION_STATE_PLANNED -> m.getKeyspace() + " " + Show.named(m) + " from " + m.getSource() + " to "
           + m.getTarget() + ", recorded";
       case MIGRATION_STATE_PREPARING -> "creating missing tables on " + m.getTarget()
           + ", installing change capture on " + m.getSource();
@@ -142,8 +142,7 @@ final class Progress {
           + (m.getLastError().isEmpty() ? "" : "; last attempt: " + m.getLastError());
       case MIGRATION_STATE_CLEANING_UP -> "cut over at revision " + m.getCutoverRevision() + ", write pause "
           + m.getPauseMs() + " ms of " + o.getPauseBudgetMs() + " ms budget; " + Show.count(m.getRowsDeleted())
-          + " source rows deleted" + (m.getCleanupReason().isEmpty()
-              ? ", waiting for clients to see the new owner (at most " + Durations.human(o.getCleanupGraceMs()) + ")"
+          + " source rows deleted" + (m.getCleanupReason().isEmpty() ? ", " + Show.cleanupWait(m)
               : " (" + m.getCleanupReason() + ")");
       case MIGRATION_STATE_DONE -> "moved " + Show.count(m.getRowsCopied()) + " rows (" + Show.bytes(m.getBytesCopied())
           + ") to " + m.getTarget() + " in " + Durations.human(m.getFinishedUnixMs() - m.getCreatedUnixMs())
@@ -151,7 +150,7 @@ final class Progress {
           + Show.count(m.getRowsDeleted()) + " source rows deleted";
       case MIGRATION_STATE_CANCELLING -> "undoing the move"
           + (m.getLastError().isEmpty() ? " (cancel requested)" : ": " + m.getLastError());
-      case MIGRATION_STATE_CANCELLED -> m.getSource() + " keeps the range"
+      case MIGRATION_STATE_CANCELLED -> m.getSource() + " keeps " + Show.named(m)
           + (m.getLastError().isEmpty() ? " (cancel requested)" : ": " + m.getLastError());
       default -> "";
     };

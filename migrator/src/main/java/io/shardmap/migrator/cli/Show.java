@@ -2,6 +2,7 @@ package io.shardmap.migrator.cli;
 
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
+import io.shardmap.migrator.internal.MoveUnits;
 import io.shardmap.migrator.internal.States;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.Migration;
@@ -16,7 +17,7 @@ import java.util.Map;
 
 /** Migrations as people read them: the table of {@code status} and {@code list}, details, numbers. */
 final class Show {
-  static final List<String> HEADER = List.of("ID", "KEYSPACE", "RANGE", "MOVE", "STATE", "PROGRESS", "ROWS", "LAG",
+  static final List<String> HEADER = List.of("ID", "KEYSPACE", "UNIT", "MOVE", "STATE", "PROGRESS", "ROWS", "LAG",
       "PAUSE", "OWNER", "ERROR");
   /** Longest last error shown in a {@code list} row; {@code status} shows it whole. */
   static final int ERROR_WIDTH = 60;
@@ -27,13 +28,22 @@ final class Show {
     return m.getState() == MigrationState.MIGRATION_STATE_UNSPECIFIED ? "-" : States.label(m.getState());
   }
 
-  /** The range in the syntax {@code move} reads, e.g. {@code 5000..25000}, {@code ..0}. */
-  static String range(Migration m) {
-    if (m.hasUnit()) {
-      return io.shardmap.migrator.internal.MoveUnits.describe(m);
-    }
+  /**
+   * What moves, in a table cell: a range in the syntax {@code move} reads ({@code 5000..25000}, {@code ..0}),
+   * {@code bucket 3 of 8}, {@code ring node s4#2 joins}, {@code 2 entries ('a', 'b')}.
+   */
+  static String unit(Migration m) {
     try {
-      return KeyRange.fromProto(m.getKeyType(), m.getRange(), "range").format(m.getKeyType());
+      return MoveUnits.describe(m);
+    } catch (RuntimeException e) {
+      return "?";
+    }
+  }
+
+  /** What moves, in a sentence: {@code range 5000..25000}, {@code bucket 3 of 8}, ... */
+  static String named(Migration m) {
+    try {
+      return MoveUnits.name(m);
     } catch (RuntimeException e) {
       return "?";
     }
@@ -44,7 +54,7 @@ final class Show {
     if (!wholeError && error.length() > ERROR_WIDTH) {
       error = error.substring(0, ERROR_WIDTH - 3) + "...";
     }
-    return List.of(m.getId(), m.getKeyspace(), range(m), m.getSource() + "->" + m.getTarget(), state(m),
+    return List.of(m.getId(), m.getKeyspace(), unit(m), m.getSource() + "->" + m.getTarget(), state(m),
         progress(m), count(m.getRowsCopied()), count(m.getLagKeys()), pause(m), dash(m.getOwner()), dash(error));
   }
 
@@ -103,7 +113,8 @@ final class Show {
         .reduce((a, b) -> a + ", " + b).orElse("-")
         + (m.getCreatedTablesCount() > 0 ? "; created on the target: " + String.join(", ", m.getCreatedTablesList())
             : ""));
-    d.put("range epoch", Long.toString(m.getRangeEpoch()));
+    // The epoch that routed the unit when planned; the target gets it + 1 at cutover.
+    d.put(MoveUnits.kind(m) + " epoch", Long.toString(m.getRangeEpoch()));
     var o = m.getOptions();
     d.put("options", "pause budget " + o.getPauseBudgetMs() + " ms, chunks of " + count(o.getChunkRows())
         + " rows, cleanup grace " + Durations.human(o.getCleanupGraceMs()) + ", cleanup batches of "
@@ -139,9 +150,10 @@ final class Show {
       }
       d.put("cutover", c);
     }
-    if (m.getRowsDeleted() > 0 || !m.getCleanupReason().isEmpty()) {
+    if (m.getRowsDeleted() > 0 || !m.getCleanupReason().isEmpty() || !m.getCleanupWaitingFor().isEmpty()) {
       d.put("cleanup", count(m.getRowsDeleted()) + " source rows deleted"
-          + (m.getCleanupReason().isEmpty() ? "" : " (" + m.getCleanupReason() + ")"));
+          + (m.getCleanupReason().isEmpty() ? (m.getCleanupWaitingFor().isEmpty() ? "" : "; " + cleanupWait(m))
+              : " (" + m.getCleanupReason() + ")"));
     }
     if (m.getFinishedUnixMs() > 0) {
       d.put("finished", time(m.getFinishedUnixMs()) + " (" + Durations.human(m.getFinishedUnixMs()
@@ -153,6 +165,20 @@ final class Show {
     d.put("owner", dash(m.getOwner()));
     d.put("last error", dash(m.getLastError()));
     return d;
+  }
+
+  /**
+   * Cleanup's wait for clients before it deletes: {@code waiting for clients to see the new owner (12 s of
+   * at most 1m00s; still behind: ...)}, as of the record's last update.
+   */
+  static String cleanupWait(Migration m) {
+    String grace = "at most " + Durations.human(m.getOptions().getCleanupGraceMs());
+    if (m.getCleanupWaitingFor().isEmpty() || m.getCutoverUnixMs() <= 0) {
+      return "waiting for clients to see the new owner (" + grace + ")";
+    }
+    long waited = Math.max(0, m.getUpdatedUnixMs() - m.getCutoverUnixMs());
+    return "waiting for clients to see the new owner (" + Durations.human(waited) + " of " + grace
+        + "; still behind: " + m.getCleanupWaitingFor() + ")";
   }
 
   /** {@code 3,210 rows/s, 1.2 MB/s}: the copy's average since it began, up to its last persisted chunk. */

@@ -22,23 +22,44 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
 
 /**
  * Migration records in etcd: {@code {prefix}/migrations/{id}} (a {@link Migration}) and the owner key
  * {@code {prefix}/migration-owners/{id}}, held under the driving worker's lease. Every state write of a
  * driving worker compares the record's mod revision and the owner key's create revision, so a worker
  * whose lease expired (and whose migration another worker took over) can never write again.
+ *
+ * <p>One retry policy for etcd: reads are idempotent, so {@link #read} retries one that failed transiently
+ * (etcd unavailable, or no answer within the request timeout) with a growing pause, until {@code retryFor}
+ * has passed since its first attempt. Writes are never simply sent again: a write whose outcome is unknown
+ * is settled by reading back what it would have written (see {@link Planner} and {@link MoveDriver}).
  */
 public final class MigrationStore {
+  private static final long FIRST_BACKOFF_MS = 50;
+  private static final long MAX_BACKOFF_MS = 1_000;
+
   private final MetaStore store;
   private final StoreLayout keys;
   private final Duration timeout;
+  private final Duration retryFor;
 
-  public MigrationStore(MetaStore store, StoreLayout keys, Duration timeout) {
+  /**
+   * @param timeout deadline of each etcd request
+   * @param retryFor how long a read that failed transiently is retried, counted from its first attempt
+   */
+  public MigrationStore(MetaStore store, StoreLayout keys, Duration timeout, Duration retryFor) {
     this.store = store;
     this.keys = keys;
     this.timeout = timeout;
+    this.retryFor = retryFor;
+  }
+
+  /** How long a read that failed transiently is retried (also the read-back of an unknown outcome). */
+  public Duration retryFor() {
+    return retryFor;
   }
 
   public MetaStore store() {
@@ -60,7 +81,7 @@ public final class MigrationStore {
   public record Ownership(String id, long leaseId, long createRevision, String worker) {}
 
   public Optional<Versioned> load(String id) {
-    RangeResult r = await("reading migration " + id, store.get(keys.migration(id)));
+    RangeResult r = read("reading migration " + id, () -> store.get(keys.migration(id)));
     if (r.kvs().isEmpty()) {
       return Optional.empty();
     }
@@ -73,7 +94,7 @@ public final class MigrationStore {
 
   /** Every migration, with its current owner (worker name) filled in, sorted by id. */
   public List<Versioned> list() {
-    RangeResult all = await("listing migrations", store.getPrefix(keys.migrationsPrefix()));
+    RangeResult all = read("listing migrations", () -> store.getPrefix(keys.migrationsPrefix()));
     Map<String, String> owners = owners();
     List<Versioned> out = new ArrayList<>();
     for (KeyValue kv : all.kvs()) {
@@ -87,7 +108,7 @@ public final class MigrationStore {
   /** Migration id → the worker holding it. */
   public Map<String, String> owners() {
     Map<String, String> out = new HashMap<>();
-    for (KeyValue kv : await("listing migration owners", store.getPrefix(keys.migrationOwnersPrefix())).kvs()) {
+    for (KeyValue kv : read("listing migration owners", () -> store.getPrefix(keys.migrationOwnersPrefix())).kvs()) {
       out.put(kv.key().substring(keys.migrationOwnersPrefix().length()), kv.valueUtf8());
     }
     return out;
@@ -148,8 +169,8 @@ public final class MigrationStore {
       Migration m = v.migration();
       switch (m.getState()) {
         case MIGRATION_STATE_CLEANING_UP, MIGRATION_STATE_DONE -> throw ShardmapException.precondition("id: migration '"
-            + id + "' has already cut over (" + States.label(m.getState()) + "): the target owns the range; move it "
-            + "back with a new migration instead");
+            + id + "' has already cut over (" + States.label(m.getState()) + "): " + m.getTarget() + " owns "
+            + MoveUnits.name(m) + " of keyspace '" + m.getKeyspace() + "'; move it back with a new migration instead");
         case MIGRATION_STATE_CANCELLED, MIGRATION_STATE_CANCELLING -> {
           return v;
         }
@@ -173,16 +194,78 @@ public final class MigrationStore {
     return await(what, store.commit(txn));
   }
 
-  public <T> T await(String what, CompletableFuture<T> f) {
+  /**
+   * An idempotent read ({@code call} sends it again on every attempt): a transient failure (see {@link
+   * #isTransient}) is retried after 50 ms, then after pauses doubling up to 1 s (with jitter), until {@link
+   * #retryFor} has passed since the first attempt; each attempt waits at most the request timeout and never
+   * past that deadline. The last failure is thrown, saying how many attempts were made over how long.
+   */
+  public <T> T read(String what, Supplier<CompletableFuture<T>> call) {
+    long start = System.nanoTime();
+    long end = start + retryFor.toNanos();
+    long backoffMs = FIRST_BACKOFF_MS;
+    for (int attempt = 1; ; attempt++) {
+      long leftMs = TimeUnit.NANOSECONDS.toMillis(end - System.nanoTime());
+      long waitMs = attempt == 1 ? timeout.toMillis() : Math.max(1, Math.min(timeout.toMillis(), leftMs));
+      try {
+        return await(what, call.get(), waitMs);
+      } catch (ShardmapException e) {
+        long pauseMs = backoffMs + ThreadLocalRandom.current().nextLong(backoffMs / 2 + 1);
+        if (!isTransient(e) || System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) - end >= 0) {
+          if (attempt == 1) {
+            throw e;
+          }
+          // The same cause, so that isTransient classifies it as the last failure.
+          throw new ShardmapException(e.code(), e.getMessage() + " (" + attempt + " attempts over "
+              + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms)", e.getCause());
+        }
+        sleep(pauseMs, what);
+        backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
+      }
+    }
+  }
+
+  /**
+   * Whether a failed etcd call may succeed if sent again: etcd was unavailable or did not answer in time.
+   * Not when this thread was interrupted, the store is closed, or etcd refused the request.
+   */
+  public static boolean isTransient(ShardmapException e) {
+    if (Thread.currentThread().isInterrupted()) {
+      return false;
+    }
+    if (e.code() == ErrorCode.DEADLINE_EXCEEDED) {
+      return true;
+    }
+    if (e.code() != ErrorCode.UNAVAILABLE) {
+      return false;
+    }
+    Throwable c = e.getCause();
+    return c == null || c instanceof StoreException se && se.kind() == StoreException.Kind.UNAVAILABLE;
+  }
+
+  private static void sleep(long ms, String what) {
     try {
-      return f.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": interrupted");
+    }
+  }
+
+  /** One attempt of an etcd call, waiting at most the request timeout; see {@link #read} for reads. */
+  public <T> T await(String what, CompletableFuture<T> f) {
+    return await(what, f, timeout.toMillis());
+  }
+
+  private <T> T await(String what, CompletableFuture<T> f, long waitMs) {
+    try {
+      return f.get(waitMs, TimeUnit.MILLISECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": interrupted");
     } catch (TimeoutException e) {
       f.cancel(true);
-      throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": etcd did not answer within " + timeout.toMillis()
-          + " ms");
+      throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": etcd did not answer within " + waitMs + " ms");
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
       if (c instanceof StoreException se) {

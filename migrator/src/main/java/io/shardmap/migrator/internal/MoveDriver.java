@@ -41,6 +41,8 @@ public final class MoveDriver {
   /** Catch-up hands over to verification once fewer keys than this wait. */
   static final long CATCH_UP_THRESHOLD = 1_000;
   private static final int REPLAY_BATCH = 5_000;
+  /** Longest time a long step (cleanup's wait, its deletes) goes without persisting, and so showing, progress. */
+  private static final long PROGRESS_PERSIST_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   /** Who has acknowledged which map revision; see {@link ClientAckSource}. */
   public interface ClientAckSource {
@@ -602,6 +604,8 @@ public final class MoveDriver {
     long graceEnd = m.getCutoverUnixMs() + m.getOptions().getCleanupGraceMs();
     String reason;
     Migration.Builder routed = null;
+    // Not at once: right after the switch this loop polls fast to time the clients, and a write would blur it.
+    long lastPersist = ticker.getAsLong();
     while (true) {
       Acked acked = acks.waitingFor(revision);
       java.util.Optional<String> behind = acked.behind();
@@ -609,7 +613,7 @@ public final class MoveDriver {
         reason = "every live client acknowledged revision " + revision;
         // The end of the pause a client can see, as far as the acknowledgements tell (an upper bound).
         if (m.getClientsRoutedMs() == 0 && m.getPauseStartedUnixMs() > 0 && acked.clients() > 0) {
-          routed = m.toBuilder().setClientsRoutedMs(Math.max(1, clock.millis() - m.getPauseStartedUnixMs()))
+          routed = v.migration().toBuilder().setClientsRoutedMs(Math.max(1, clock.millis() - m.getPauseStartedUnixMs()))
               .setClientsRoutedCount(acked.clients());
         }
         break;
@@ -619,22 +623,27 @@ public final class MoveDriver {
         break;
       }
       if (stop.getAsBoolean()) {
-        return; // nothing to persist: whoever resumes waits out the same grace, counted from the cutover
+        return; // nothing more to persist: whoever resumes waits out the same grace, counted from the cutover
       }
       if (!leaseAlive.getAsBoolean()) {
         throw new ShardmapException(ErrorCode.ABORTED, "migration " + own.id() + ": lease lost during cleanup");
+      }
+      // The wait shows as progress (and in status): who is still behind, rewritten about every second.
+      if (ticker.getAsLong() - lastPersist >= PROGRESS_PERSIST_NANOS) {
+        update(v.migration().toBuilder().setCleanupWaitingFor(behind.get()));
+        lastPersist = ticker.getAsLong();
       }
       // Right after the switch clients learn the map within milliseconds: look often, so that the figure
       // measures them and not this loop.
       sleep(clock.millis() - m.getCutoverUnixMs() < ACK_FAST_POLL_MS ? Duration.ofMillis(Math.min(20, poll.toMillis()))
           : poll);
     }
-    if (!reason.equals(m.getCleanupReason()) || routed != null) {
-      update((routed != null ? routed : m.toBuilder()).setCleanupReason(reason));
-      m = v.migration();
+    if (!reason.equals(m.getCleanupReason()) || routed != null || !v.migration().getCleanupWaitingFor().isEmpty()) {
+      update((routed != null ? routed : v.migration().toBuilder()).setCleanupReason(reason).clearCleanupWaitingFor());
     }
+    m = v.migration();
     long deleted = m.getRowsDeleted();
-    long lastPersist = System.nanoTime();
+    lastPersist = System.nanoTime();
     for (RangeTableMove t : moves) {
       int n;
       while ((n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows())) > 0) {
@@ -644,7 +653,8 @@ public final class MoveDriver {
           update(v.migration().toBuilder().setRowsDeleted(deleted));
           return;
         }
-        if (System.nanoTime() - lastPersist > 1_000_000_000L) {
+        // Persisted (and so shown as progress) about every second; a crash repeats at most that much.
+        if (System.nanoTime() - lastPersist >= PROGRESS_PERSIST_NANOS) {
           update(v.migration().toBuilder().setRowsDeleted(deleted));
           lastPersist = System.nanoTime();
         }
@@ -699,10 +709,16 @@ public final class MoveDriver {
     return out;
   }
 
+  /**
+   * Persists the next version of the record and reports it as progress: every persisted version reaches
+   * the progress consumer, also those written inside a long step (cleanup's wait and delete batches), not
+   * only the one a step ends with.
+   */
   private void update(Migration.Builder next) {
     long t0 = ticker.getAsLong();
     v = ms.update(v, own, next.setUpdatedUnixMs(clock.millis()).build());
     etcdCommits.add(ticker.getAsLong() - t0);
+    progress.accept(v.migration());
   }
 
   /**

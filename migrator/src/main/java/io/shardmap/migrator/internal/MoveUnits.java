@@ -36,20 +36,50 @@ public final class MoveUnits {
     return out;
   }
 
-  /** What moves, for people: {@code 5000..25000}, {@code bucket 3}, {@code ring node s4#2 joins}, ... */
+  /**
+   * What moves, in a table cell: {@code 5000..25000} (as {@code move} reads a range), {@code bucket 3 of 8},
+   * {@code ring node s4#2 joins}, {@code 2 entries ('a', 'b')}.
+   */
   public static String describe(Migration m) {
     if (!m.hasUnit()) {
       return KeyRange.fromProto(m.getKeyType(), m.getRange(), "range").format(m.getKeyType());
     }
     MigrationUnit u = m.getUnit();
     return switch (u.getKindCase()) {
-      case BUCKET -> "bucket " + u.getBucket().getBucket();
+      case BUCKET -> "bucket " + u.getBucket().getBucket() + " of " + u.getBucket().getBuckets();
       case RING_NODE -> {
         RingNodeUnit r = u.getRingNode();
         yield "ring node " + r.getShard() + "#" + r.getVnode() + (r.getRemove() ? " leaves" : " joins");
       }
       case ENTRIES -> new MoveUnit.Entries(keys(m)).describe(m.getKeyType());
       case KIND_NOT_SET -> "(no unit)";
+    };
+  }
+
+  /**
+   * What moves, in a sentence: {@code range 5000..25000}, {@code bucket 3 of 8}, {@code ring node s4#2
+   * joins}, {@code 2 directory entries ('a', 'b')}. Every message about a migration names its unit so.
+   */
+  public static String name(Migration m) {
+    if (!m.hasUnit()) {
+      return "range " + describe(m);
+    }
+    if (m.getUnit().getKindCase() == MigrationUnit.KindCase.ENTRIES) {
+      return describe(m).replaceFirst("^(\\d+) (entr)", "$1 directory $2");
+    }
+    return describe(m);
+  }
+
+  /** The unit's kind, to label its epoch: {@code range}, {@code bucket}, {@code ring node}, {@code entries}. */
+  public static String kind(Migration m) {
+    if (!m.hasUnit()) {
+      return "range";
+    }
+    return switch (m.getUnit().getKindCase()) {
+      case BUCKET -> "bucket";
+      case RING_NODE -> "ring node";
+      case ENTRIES -> "entries";
+      case KIND_NOT_SET -> "unit";
     };
   }
 }

@@ -28,7 +28,7 @@ public final class PgConnector {
 
   /** The shard's registration; NOT_FOUND naming {@code field} when it is not registered. */
   public Shard shard(String field, String name) {
-    RangeResult r = ms.await("reading shard " + name, ms.store().get(ms.keys().shard(name)));
+    RangeResult r = ms.read("reading shard " + name, () -> ms.store().get(ms.keys().shard(name)));
     if (r.kvs().isEmpty()) {
       throw ShardmapException.notFound(field + ": no shard '" + name + "' is registered");
     }

@@ -93,6 +93,10 @@ public final class Planner {
             + ", whose units the migrator does not move (move its data yourself, then change the map)");
       };
       if (p == null) {
+        if (attempt >= MAX_ATTEMPTS) {
+          throw new ShardmapException(ErrorCode.ABORTED, "range: splitting " + spec.range() + " out of keyspace '"
+              + ks.getName() + "' did not settle in " + attempt + " attempts; nothing else was written; retry");
+        }
         continue; // a split changed the spec's ranges: read again
       }
       List<KeyKind> kinds = checkTables(ks, p.source(), p.target(), spec.options().getCreateMissingTables());
@@ -119,7 +123,7 @@ public final class Planner {
       for (String marker : p.markers()) {
         txn.compare(Compare.absent(marker)).put(marker, id.getBytes(StandardCharsets.UTF_8));
       }
-      TxnResult res = ms.commit("recording migration " + id, txn.put(keys.movingGuard(ks.getName()), new byte[0]).build());
+      TxnResult res = record(id, m, txn.put(keys.movingGuard(ks.getName()), new byte[0]).build());
       if (res.succeeded()) {
         return new MigrationStore.Versioned(m, res.revision());
       }
@@ -132,6 +136,53 @@ public final class Planner {
       }
       // The unit's records, the spec or a marker changed meanwhile: plan again against the new state.
     }
+  }
+
+  /**
+   * Commits the transaction that records migration {@code m}. When etcd leaves its outcome unknown (no
+   * answer in time, or unavailable after sending), the record is read back: ours (byte for byte) means it
+   * applied; absent, the same transaction is sent again, which is safe because it compares the record's
+   * absence, so of two copies at most one applies; another record under the id, or compares failing for
+   * another reason, is a failed commit as usual. Gives up after {@link MigrationStore#retryFor}, saying the
+   * outcome is unknown and how to find it out.
+   */
+  private TxnResult record(String id, Migration m, Txn txn) {
+    String what = "recording migration " + id;
+    long start = System.nanoTime();
+    long end = start + ms.retryFor().toNanos();
+    ShardmapException unknown;
+    try {
+      return ms.commit(what, txn);
+    } catch (ShardmapException e) {
+      if (!MigrationStore.isTransient(e)) {
+        throw e;
+      }
+      unknown = e;
+    }
+    byte[] ours = m.toByteArray();
+    while (System.nanoTime() - end < 0) {
+      try {
+        java.util.Optional<MigrationStore.Versioned> now = ms.load(id);
+        if (now.isPresent()) {
+          return java.util.Arrays.equals(now.get().migration().toByteArray(), ours)
+              ? new TxnResult(true, now.get().modRevision()) : new TxnResult(false, 0);
+        }
+        TxnResult again = ms.commit(what, txn);
+        if (again.succeeded()) {
+          return again;
+        }
+        // Its compares failed: the first copy may have applied meanwhile. The next read says.
+      } catch (ShardmapException e) {
+        if (!MigrationStore.isTransient(e)) {
+          throw e;
+        }
+        unknown = e;
+      }
+    }
+    throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": the outcome is unknown after "
+        + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms of asking etcd ("
+        + unknown.getMessage() + "); 'migrator status " + id + "' shows whether it was recorded (a recorded move is driven by 'migrator resume " + id
+        + "' or a worker, or undone by 'migrator cancel " + id + "')", unknown);
   }
 
   /** Refuses a unit the keyspace's strategy does not have, naming the spec's field. */
@@ -368,8 +419,8 @@ public final class Planner {
     }
     StoreLayout keys = ms.keys();
     KeyType type = ks.getKeyType();
-    RangeResult all = ms.await("reading ranges of " + ks.getName(),
-        ms.store().getPrefix(keys.keyspacePrefix(ks.getName()) + "ranges/"));
+    RangeResult all = ms.read("reading ranges of " + ks.getName(),
+        () -> ms.store().getPrefix(keys.keyspacePrefix(ks.getName()) + "ranges/"));
     KeyValue containing = null;
     Route r = null;
     for (KeyValue kv : all.kvs()) {
@@ -393,14 +444,22 @@ public final class Planner {
     }
     Route left = new Route(r.shard(), r.epoch(), KeyRange.of(r.range().start(), at, "range"), 0);
     Route right = new Route(r.shard(), r.epoch(), KeyRange.of(at, r.range().end(), "range"), 0);
-    ms.commit("splitting " + r.range().format(type), Txn.builder()
-        .compare(Compare.modRevision(keys.spec(ks.getName()), specRevision))
-        .compare(Compare.modRevision(containing.key(), containing.modRevision()))
-        .compare(Compare.absent(keys.range(ks.getName(), at)))
-        .compare(Compare.absent(keys.moving(ks.getName(), r.range().start())))
-        .put(containing.key(), KeyspaceMap.toProto(type, left).toByteArray())
-        .put(keys.range(ks.getName(), at), KeyspaceMap.toProto(type, right).toByteArray()).build());
-    // Whether it committed or lost a race, the caller reads the map again.
+    try {
+      ms.commit("splitting " + r.range().format(type), Txn.builder()
+          .compare(Compare.modRevision(keys.spec(ks.getName()), specRevision))
+          .compare(Compare.modRevision(containing.key(), containing.modRevision()))
+          .compare(Compare.absent(keys.range(ks.getName(), at)))
+          .compare(Compare.absent(keys.moving(ks.getName(), r.range().start())))
+          .put(containing.key(), KeyspaceMap.toProto(type, left).toByteArray())
+          .put(keys.range(ks.getName(), at), KeyspaceMap.toProto(type, right).toByteArray()).build());
+    } catch (ShardmapException e) {
+      if (!MigrationStore.isTransient(e)) {
+        throw e;
+      }
+      // Outcome unknown: the map read next says. A split still in flight cannot apply twice: it
+      // compares the absence of the new range's record.
+    }
+    // Whether it committed, lost a race or its outcome is unknown, the caller reads the map again.
     return true;
   }
 
@@ -436,7 +495,7 @@ public final class Planner {
   }
 
   private KeyValue one(String key) {
-    RangeResult r = ms.await("reading " + key, ms.store().get(key));
+    RangeResult r = ms.read("reading " + key, () -> ms.store().get(key));
     return r.kvs().isEmpty() ? null : r.kvs().get(0);
   }
 

@@ -63,6 +63,21 @@ final class CliHarness implements AutoCloseable {
     fixture.rangeKeyspace(GHOSTS, "ghost_" + fixture.uid, 0);
   }
 
+  /**
+   * Creates hash keyspace {@code name} of 8 buckets (even ones on s1, odd ones on s2) sharding an empty
+   * table {@code name_UID} (created on s1 and s2) by column id.
+   */
+  void hashKeyspace(String name) throws SQLException {
+    io.shardmap.proto.v1.CreateKeyspaceRequest.Builder req = io.shardmap.proto.v1.CreateKeyspaceRequest.newBuilder()
+        .setSpec(io.shardmap.proto.v1.KeyspaceSpec.newBuilder().setName(name)
+            .setKeyType(io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64).setStrategy(io.shardmap.proto.v1.Strategy.STRATEGY_HASH)
+            .addTables(io.shardmap.proto.v1.ShardedTable.newBuilder().setName(name + "_" + fixture.uid).setKeyColumn("id")));
+    for (int b = 0; b < 8; b++) {
+      req.addHashBuckets(b % 2 == 0 ? "s1" : "s2");
+    }
+    fixture.keyspace(req.build(), name + "_" + fixture.uid, "bigint");
+  }
+
   /** The environment the command line sees: etcd from SHARDMAP_ETCD, the role and password from PG*. */
   Map<String, String> env() {
     Map<String, String> env = new HashMap<>();

@@ -123,6 +123,124 @@ class MigratorCliTest {
   }
 
   @Test
+  void aBucketMoveNamesTheBucketInEveryOutputAndNeverSaysRange() throws Exception {
+    h.hashKeyspace("carts");
+    List<Result> outputs = new ArrayList<>();
+    Result move = h.run("--progress", "lines", "move", "carts", "--bucket", "3", "--to", "s3", "--id", "b3",
+        "--cleanup-grace", "0");
+    assertEquals(0, move.code(), move::toString);
+    outputs.add(move);
+    assertTrue(move.err().contains("b3 planned      carts bucket 3 of 8 from s2 to s3, recorded\n"), move::toString);
+    assertTrue(move.out().startsWith("ID  KEYSPACE  UNIT "), move::toString);
+    assertTrue(move.out().contains("b3  carts     bucket 3 of 8  s2->s3  done"), move::toString);
+    assertTrue(move.out().contains("\nbucket epoch  "), move::toString);
+
+    Result status = h.run("status", "b3");
+    outputs.add(status);
+    assertTrue(status.out().contains("\nbucket epoch  "), status::toString);
+    Result json = h.run("--json", "status", "b3");
+    outputs.add(json);
+    assertTrue(json.out().contains("\"unitEpoch\": \""), json::toString);
+    outputs.add(h.run("list"));
+    outputs.add(h.run("--json", "list"));
+
+    Result jsonMove = h.run("--json", "move", "carts", "--bucket", "5", "--to", "s3", "--id", "b5", "--cleanup-grace",
+        "0");
+    assertEquals(0, jsonMove.code(), jsonMove::toString);
+    outputs.add(jsonMove);
+    Result detached = h.run("move", "carts", "--bucket", "7", "--to", "s3", "--id", "b7", "--detach");
+    assertEquals(0, detached.code(), detached::toString);
+    outputs.add(detached);
+    assertTrue(detached.err().contains("recorded migration b7: carts bucket 7 of 8 from s2 to s3"), detached::toString);
+    Result cancelled = h.run("cancel", "b7");
+    assertEquals(0, cancelled.code(), cancelled::toString);
+    outputs.add(cancelled);
+    assertTrue(cancelled.err().contains("b7 cancelled    s2 keeps bucket 7 of 8"), cancelled::toString);
+
+    // Refusals name the bucket too.
+    Result owned = h.run("move", "carts", "--bucket", "1", "--to", "s2");
+    assertEquals(4, owned.code(), owned::toString);
+    assertTrue(owned.err().contains("error: FAILED_PRECONDITION: target: shard 's2' already owns bucket 1 of keyspace "
+        + "'carts'"), owned::toString);
+    outputs.add(owned);
+    Result late = h.run("cancel", "b3");
+    assertEquals(4, late.code(), late::toString);
+    assertTrue(late.err().contains("s3 owns bucket 3 of 8 of keyspace 'carts'"), late::toString);
+    outputs.add(late);
+    Result noBucket = h.run("move", "carts", "--bucket", "8", "--to", "s3");
+    assertEquals(2, noBucket.code(), noBucket::toString);
+    outputs.add(noBucket);
+
+    for (Result r : outputs) {
+      assertFalse((r.out() + r.err()).toLowerCase(java.util.Locale.ROOT).contains("range"), r::toString);
+    }
+  }
+
+  /** The CLEANING_UP records among JSON progress lines, in order. */
+  static List<Migration> cleaningUp(String jsonLines) throws Exception {
+    List<Migration> out = new ArrayList<>();
+    for (String line : jsonLines.lines().toList()) {
+      Migration m = parse(line);
+      if (m.getState() == MigrationState.MIGRATION_STATE_CLEANING_UP) {
+        out.add(m);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Source rows deleted, as reported while cleanup deletes: at least two reports strictly between none and
+   * all, rising. Each run deletes 1,500 rows in batches with pauses the cleanup enforces (30 x 100 ms, or
+   * 50 x 200 ms), so its deletes last longer than the 1 s in which the driver persists and reports progress.
+   */
+  static void assertRisingDeletes(List<Long> deleted, long total, Object context) {
+    List<Long> between = deleted.stream().filter(n -> n > 0 && n < total).toList();
+    assertTrue(between.size() >= 2, () -> "progress while deleting, rising: " + deleted + "\n" + context);
+    for (int i = 1; i < between.size(); i++) {
+      assertTrue(between.get(i) > between.get(i - 1), () -> "rising: " + deleted + "\n" + context);
+    }
+  }
+
+  @Test
+  void cleanupShowsProgressInJsonLinesAndResume() throws Exception {
+    // --json move: CLEANING_UP records with rising counts before the final record.
+    Result json = h.run("--json", "move", "users", "0..1500", "--to", "s3", "--split", "--id", "cj",
+        "--cleanup-grace", "0", "--cleanup-batch-rows", "50", "--cleanup-pause", "100ms");
+    assertEquals(0, json.code(), json::toString);
+    List<Migration> cj = cleaningUp(json.err());
+    assertRisingDeletes(cj.stream().map(Migration::getRowsDeleted).toList(), 1_500, json);
+    List<String> lines = json.err().lines().toList();
+    assertEquals(MigrationState.MIGRATION_STATE_DONE, parse(lines.get(lines.size() - 1)).getState());
+    assertEquals(1_500, parse(json.out()).getRowsDeleted());
+
+    // resume --json of a detached move: the same.
+    Result detached = h.run("move", "users", "-1500..0", "--to", "s3", "--split", "--id", "cr", "--detach",
+        "--cleanup-grace", "0", "--cleanup-batch-rows", "50", "--cleanup-pause", "100ms");
+    assertEquals(0, detached.code(), detached::toString);
+    Result resumed = h.run("--json", "resume", "cr");
+    assertEquals(0, resumed.code(), resumed::toString);
+    assertRisingDeletes(cleaningUp(resumed.err()).stream().map(Migration::getRowsDeleted).toList(), 1_500, resumed);
+    assertEquals(MigrationState.MIGRATION_STATE_DONE, parse(resumed.out()).getState());
+
+    // --progress lines: within cleaning-up a line at most every 5 s, so a cleanup of 50 x 200 ms shows at
+    // least its first line and one 5 s later, with a higher count.
+    Result text = h.run("--progress", "lines", "move", "users", "1500..", "--to", "s3", "--split", "--id", "cl",
+        "--cleanup-grace", "0", "--cleanup-batch-rows", "30", "--cleanup-pause", "200ms");
+    assertEquals(0, text.code(), text::toString);
+    List<Long> deleted = new ArrayList<>();
+    java.util.regex.Pattern p = java.util.regex.Pattern.compile("^cl cleaning-up .*; ([0-9,]+) source rows deleted");
+    for (String line : text.err().lines().toList()) {
+      java.util.regex.Matcher m = p.matcher(line);
+      if (m.find()) {
+        deleted.add(Long.parseLong(m.group(1).replace(",", "")));
+      }
+    }
+    assertEquals(0L, deleted.get(0), text::toString);
+    assertTrue(deleted.size() >= 2 && deleted.get(deleted.size() - 1) > 0 && deleted.get(deleted.size() - 1) < 1_500,
+        () -> "a cleaning-up line while deleting: " + deleted + "\n" + text);
+  }
+
+  @Test
   void refusalsExitWithTheirCodeNameTheFieldAndWriteNothing() throws Exception {
     record Case(int exit, String message, String... args) {}
     List<Case> cases = List.of(

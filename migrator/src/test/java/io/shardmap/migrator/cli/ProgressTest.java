@@ -54,10 +54,33 @@ class ProgressTest {
     p.show(migration("0..10000").setState(MigrationState.MIGRATION_STATE_CATCHING_UP).setRowsCopied(10_000)
         .setLagKeys(3).build());
     assertEquals("""
-        mv1 planned      users 0..10000 from s2 to s3, recorded
+        mv1 planned      users range 0..10000 from s2 to s3, recorded
         mv1 copying      1,000 rows, 500 rows/s, 0.1 MB/s
         mv1 copying      4,000 rows, 2,000 rows/s, 0.2 MB/s
         mv1 catching-up  10,000 rows copied; 0 keys replayed, lag 3 keys
+        """, w.toString());
+  }
+
+  @Test
+  void cleanupShowsItsWaitForClientsThenItsDeletes() {
+    StringWriter w = new StringWriter();
+    AtomicLong now = new AtomicLong(T0);
+    Progress p = new Progress(new PrintWriter(w, true), Progress.Mode.LINES, now::get, null);
+    Migration.Builder cut = migration("0..10000").setState(MigrationState.MIGRATION_STATE_CLEANING_UP)
+        .setRowsCopied(10_000).setCutoverRevision(42).setPauseMs(7).setCutoverUnixMs(T0);
+    p.show(cut.build());
+    now.addAndGet(6_000);
+    p.show(cut.setUpdatedUnixMs(T0 + 6_000).setCleanupWaitingFor("client c1 at revision 40").build());
+    now.addAndGet(6_000);
+    p.show(cut.clearCleanupWaitingFor().setCleanupReason("every live client acknowledged revision 42")
+        .setRowsDeleted(2_500).build());
+    assertEquals("""
+        mv1 cleaning-up  cut over at revision 42, write pause 7 ms of 100 ms budget; 0 source rows deleted, waiting \
+        for clients to see the new owner (at most 1m00s)
+        mv1 cleaning-up  cut over at revision 42, write pause 7 ms of 100 ms budget; 0 source rows deleted, waiting \
+        for clients to see the new owner (6.0 s of at most 1m00s; still behind: client c1 at revision 40)
+        mv1 cleaning-up  cut over at revision 42, write pause 7 ms of 100 ms budget; 2,500 source rows deleted \
+        (every live client acknowledged revision 42)
         """, w.toString());
   }
 
