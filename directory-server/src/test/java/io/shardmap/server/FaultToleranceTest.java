@@ -208,7 +208,7 @@ class FaultToleranceTest {
             for (TestSupport.Client c : List.of(cd, ce)) {
               LookupResponse r = c.lookup("users", 150);
               lookups.incrementAndGet();
-              if (!r.getFreshness().getEtcdReachable()) {
+              if (r.getFreshness().getEtcdQuorum() != io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE) {
                 unreachable.add((c == cd ? "leader-first server" : "follower-first server") + " at "
                     + System.nanoTime() / 1_000_000 + " ms");
               }
@@ -275,7 +275,7 @@ class FaultToleranceTest {
     etcd.stopMember(1);
     etcd.stopMember(2);
     try {
-      assertTrue(a.freshness().getEtcdReachable(), "sent before the probe noticed (else it is refused up front)");
+      assertTrue(a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE, "sent before the probe noticed (else it is refused up front)");
       StatusRuntimeException e = TestSupport.assertStatus(Status.Code.UNAVAILABLE, () -> split(ca, 30_000),
           "SplitRange: could not read the moving markers of keyspace 'users' from etcd", "nothing was written");
       assertFalse(e.getStatus().getDescription().contains("may or may not"), e.getStatus().getDescription());
@@ -284,7 +284,7 @@ class FaultToleranceTest {
       etcd.startMember(2);
       etcd.awaitHealthy(Duration.ofSeconds(30));
     }
-    TestSupport.eventually(Duration.ofSeconds(15), "A sees etcd again", () -> a.freshness().getEtcdReachable());
+    TestSupport.eventually(Duration.ofSeconds(15), "A sees etcd again", () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
     SplitRangeResponse s = split(cb, 30_001);
     assertTrue(a.awaitRevision(s.getRevision(), Duration.ofSeconds(20)));
     assertEquals(30_001, ca.lookup("users", 30_000).getRoute().getRange().getEnd().getIntKey(),
