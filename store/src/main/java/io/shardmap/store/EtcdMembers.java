@@ -193,6 +193,15 @@ final class EtcdMembers implements AutoCloseable {
   }
 
   private void tick() {
+    try {
+      tickOnce();
+    } catch (RuntimeException e) {
+      // A periodic task that throws is never run again; the checks must outlive any one bad round.
+      LOG.warn("etcd liveness checks: a round failed; the next one runs as scheduled", e);
+    }
+  }
+
+  private void tickOnce() {
     if (closed) {
       return;
     }
