@@ -343,6 +343,14 @@ public final class EtcdMetaStore implements MetaStore {
     }
   }
 
+  /**
+   * The endpoint of the member new requests and watches go to now: the first endpoint until it stops
+   * answering liveness checks, then another one (see the class comment). For diagnostics and tests.
+   */
+  public String currentEndpoint() {
+    return members.current().endpoint;
+  }
+
   @Override
   public String toString() {
     return "EtcdMetaStore" + endpoints;
