@@ -81,6 +81,8 @@ class EtcdMetaStoreContractTest extends MetaStoreContract {
     assertOptionRejected("requestTimeout", () -> EtcdMetaStore.builder().requestTimeout(null));
     assertOptionRejected("connectTimeout", () -> EtcdMetaStore.builder().connectTimeout(Duration.ofSeconds(-1)));
     assertOptionRejected("connectTimeout", () -> EtcdMetaStore.builder().connectTimeout(Duration.ofDays(30)));
+    assertOptionRejected("memberTimeout", () -> EtcdMetaStore.builder().memberTimeout(Duration.ofMillis(50)));
+    assertOptionRejected("memberTimeout", () -> EtcdMetaStore.builder().memberTimeout(null));
   }
 
   private static void assertOptionRejected(String option, org.junit.jupiter.api.function.Executable build) {
