@@ -35,7 +35,8 @@ import org.slf4j.LoggerFactory;
  * connection of its own: on the request connection a large request or answer (a 10 MB initial
  * load, a txn etcd refuses as too large) holds the check back behind it and made a busy member look
  * hung. A
- * member whose check stays unanswered for {@code memberTimeout}, or fails, is down; one that answers
+ * member whose check stays unanswered for {@code memberTimeout} while another member answered a later
+ * check, or whose check fails, is down; one that answers
  * is up again (until a member has answered once, its checks get the request timeout instead, which
  * covers connecting and a cold JVM's first call). The current member stays as long as it is up (no churn of watches); when it is down
  * and another is up, the first up member after it becomes current and everything still in flight on
@@ -95,6 +96,8 @@ final class EtcdMembers implements AutoCloseable {
     private long termChangedNanos;
     private String downReason;
     private boolean answered;
+    /** When the last check this member answered was sent. */
+    private long answeredCheckSentNanos;
 
     Member(int index, String endpoint, Client client, Client checkClient) {
       this.index = index;
@@ -193,6 +196,15 @@ final class EtcdMembers implements AutoCloseable {
   }
 
   private void tick() {
+    try {
+      tickOnce();
+    } catch (RuntimeException e) {
+      // A periodic task that throws is never run again; the checks must outlive any one bad round.
+      LOG.warn("etcd liveness checks: a round failed; the next one runs as scheduled", e);
+    }
+  }
+
+  private void tickOnce() {
     if (closed) {
       return;
     }
@@ -200,7 +212,7 @@ final class EtcdMembers implements AutoCloseable {
     for (Member m : members) {
       if (m.check != null) {
         long timeout = m.answered ? memberTimeoutNanos : firstCheckTimeoutNanos;
-        if (m.up && now - m.checkSentNanos > timeout) {
+        if (m.up && now - m.checkSentNanos > timeout && anotherAnsweredSince(m, m.checkSentNanos)) {
           markDown(m, "no answer to a liveness check within " + TimeUnit.NANOSECONDS.toMillis(timeout) + " ms");
         }
         continue; // one check at a time: a hung member must not pile them up
@@ -239,6 +251,7 @@ final class EtcdMembers implements AutoCloseable {
       return;
     }
     m.answered = true;
+    m.answeredCheckSentNanos = Math.max(m.answeredCheckSentNanos, m.checkSentNanos);
     long term = r.getHeader().getRaftTerm();
     if (term > m.term) {
       if (m.term != 0) {
@@ -252,6 +265,20 @@ final class EtcdMembers implements AutoCloseable {
       m.downReason = null;
     }
     reselect();
+  }
+
+  /**
+   * Whether another member answered a check sent after {@code sentNanos}: then the late member is the
+   * slow one. When every check is late together, this process or its host stalled (a GC pause, a
+   * starved CPU), and nobody is declared down for it.
+   */
+  private boolean anotherAnsweredSince(Member late, long sentNanos) {
+    for (Member m : members) {
+      if (m != late && m.answered && m.answeredCheckSentNanos - sentNanos > 0) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private void markDown(Member m, String why) {

@@ -55,7 +55,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Each member has its own connection, and the store uses one member at a time ({@link EtcdMembers}):
  * every quarter of the member timeout (default 1 s) each member gets a liveness check, and a member
- * that leaves one unanswered for the member timeout, or fails it, is down. Then requests and watches
+ * that leaves one unanswered for the member timeout while another member answers, or fails it, is
+ * down. Then requests and watches
  * move to a member that answers: reads, lease keep-alives and revokes in flight are sent again there at
  * once; a txn in flight fails at once with UNAVAILABLE (its outcome is unknown: the caller reads back)
  * instead of hanging until its deadline; watches resume there from the last delivered revision. So a
@@ -341,6 +342,14 @@ public final class EtcdMetaStore implements MetaStore {
       timer.shutdownNow();
       callbackExecutor.shutdown();
     }
+  }
+
+  /**
+   * The endpoint of the member new requests and watches go to now: the first endpoint until it stops
+   * answering liveness checks, then another one (see the class comment). For diagnostics and tests.
+   */
+  public String currentEndpoint() {
+    return members.current().endpoint;
   }
 
   @Override

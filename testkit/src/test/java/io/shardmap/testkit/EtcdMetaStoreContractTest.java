@@ -81,6 +81,8 @@ class EtcdMetaStoreContractTest extends MetaStoreContract {
     assertOptionRejected("requestTimeout", () -> EtcdMetaStore.builder().requestTimeout(null));
     assertOptionRejected("connectTimeout", () -> EtcdMetaStore.builder().connectTimeout(Duration.ofSeconds(-1)));
     assertOptionRejected("connectTimeout", () -> EtcdMetaStore.builder().connectTimeout(Duration.ofDays(30)));
+    assertOptionRejected("memberTimeout", () -> EtcdMetaStore.builder().memberTimeout(Duration.ofMillis(50)));
+    assertOptionRejected("memberTimeout", () -> EtcdMetaStore.builder().memberTimeout(null));
   }
 
   private static void assertOptionRejected(String option, org.junit.jupiter.api.function.Executable build) {
@@ -159,6 +161,48 @@ class EtcdMetaStoreContractTest extends MetaStoreContract {
         assertEquals(after, recorder.nextBatch().revision());
         recorder.expectNoBatch();
         recorder.assertNoOverlap();
+      }
+    }
+  }
+
+  /**
+   * The member a store uses freezes (SIGSTOP: connections stay open, nothing answers). Within the
+   * request timeout (10 s, longer than gRPC keep-alive could notice it in) a read in flight is sent
+   * again to a member that answers, a txn in flight fails saying its member stopped answering and its
+   * outcome is unknown (not a bare timeout), and the watch resumes on another member without losing
+   * a revision.
+   */
+  @Test
+  void aFrozenMemberLosesItsCallsAndItsWatchToAMemberThatAnswers() {
+    assumeTrue(cluster.canControlMembers(), "members of an external cluster cannot be paused");
+    try (EtcdCluster own = EtcdCluster.start(3);
+        EtcdMetaStore store = storeFor(own.clientEndpoints(), Duration.ofSeconds(10))) {
+      long start = await(store.currentRevision());
+      Recorder recorder = new Recorder();
+      try (Watch watch = store.watch(prefix, start, recorder)) {
+        // The member the store uses: its first endpoint, unless a check on a loaded machine was late.
+        int frozen = own.clientEndpoints().indexOf(store.currentEndpoint());
+        List<String> others = new java.util.ArrayList<>(own.clientEndpoints());
+        others.remove(frozen);
+        try (EtcdMetaStore writer = storeFor(others, Duration.ofSeconds(10))) {
+          long r0 = writeOnce(writer, prefix + "before");
+          assertEquals(r0, recorder.nextBatch().revision());
+          own.pauseMember(frozen);
+          try {
+            CompletableFuture<TxnResult> inFlight = store.commit(Txn.builder().put(prefix + "in-flight", bytes("v")).build());
+            CompletableFuture<RangeResult> read = store.get(prefix + "before");
+            StoreException lost = assertFailsWith(StoreException.Kind.UNAVAILABLE, inFlight);
+            assertTrue(lost.getMessage().contains("stopped answering") && lost.getMessage().contains("unknown"),
+                lost.getMessage());
+            assertEquals(r0, single(await(read)).modRevision(), "the read went to a member that answers");
+            assertEquals(StoreException.Kind.UNAVAILABLE, recorder.nextTransientError().error().kind());
+            long r1 = writeOnce(writer, prefix + "during");
+            assertEquals(r1, recorder.nextBatch().revision(), "the watch resumed on another member");
+            recorder.assertNoOverlap();
+          } finally {
+            own.resumeMember(frozen);
+          }
+        }
       }
     }
   }

@@ -165,8 +165,8 @@ public final class AdminOps {
         return verifyOnce(txn);
       } catch (ShardmapException e) {
         if (e.code() != ErrorCode.UNAVAILABLE) {
-          throw new ShardmapException(ErrorCode.UNAVAILABLE, unknown.getMessage() + "; it may have been "
-              + "applied: " + e.getMessage() + " since", e);
+          throw new ShardmapException(ErrorCode.UNAVAILABLE, unknown.getMessage() + "; reading it back could "
+              + "not tell: " + e.getMessage() + " since", e);
         }
         if (nanoTime.getAsLong() > deadline) {
           throw new ShardmapException(ErrorCode.UNAVAILABLE, unknown.getMessage()
