@@ -105,6 +105,8 @@ class LaggingReplicaTest {
         assertEquals(ranges, c.snapshot().keyspace("users").ranges().size());
 
         storeB.setUnavailable(false); // B catches up and accepts the client's revision
+        eventually("B reaches etcd again", () -> b.freshness().getEtcdQuorum()
+            == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
         long next = split(b, 10_000);
         eventually("the client follows B to a new change", () -> client.revision() >= next
             && client.snapshot().keyspace("users").ranges().size() == ranges + 1);
