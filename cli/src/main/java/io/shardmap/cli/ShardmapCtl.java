@@ -251,7 +251,8 @@ public final class ShardmapCtl {
   static int exitCode(String grpcCode) {
     return switch (grpcCode) {
       case "OK" -> EXIT_OK;
-      case "INVALID_ARGUMENT" -> EXIT_USAGE;
+      // OUT_OF_RANGE: an argument past what exists (watch --after beyond etcd's revision).
+      case "INVALID_ARGUMENT", "OUT_OF_RANGE" -> EXIT_USAGE;
       case "NOT_FOUND" -> EXIT_NOT_FOUND;
       case "ALREADY_EXISTS", "FAILED_PRECONDITION" -> EXIT_CONFLICT;
       case "UNAVAILABLE", "DEADLINE_EXCEEDED" -> EXIT_UNAVAILABLE;

@@ -84,6 +84,18 @@ class WatchCommandTest {
   }
 
   @Test
+  void aRevisionFromTheFutureExitsTwo() {
+    fake.watch(List.of(), Status.OUT_OF_RANGE.withDescription("after_revision: 1000 is past etcd's current "
+        + "revision 34 (this server's snapshot is at revision 34); ..."));
+
+    Result r = fake.run("watch", "--after", "1000");
+
+    assertEquals(2, r.code(), r::toString);
+    assertTrue(r.err().startsWith("error: OUT_OF_RANGE: after_revision: 1000 is past etcd's current revision 34"),
+        r::toString);
+  }
+
+  @Test
   void aBrokenStreamIsUnavailableAfterWhatArrived() {
     fake.watch(List.of(SHARD), Status.UNAVAILABLE.withDescription("server shutting down"));
 

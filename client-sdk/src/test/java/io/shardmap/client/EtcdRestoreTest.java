@@ -27,8 +27,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * etcd restored from a backup while directory servers and SDK clients run: etcd's revision goes back to
@@ -60,8 +61,13 @@ class EtcdRestoreTest {
         .setKeyspace("users").setSplitKey(Key.newBuilder().setIntKey(key)).build()).getRevision();
   }
 
-  @Test
-  void serversAndClientsConvergeOnTheRestoredMapsThenFollowNewChanges() throws Exception {
+  /**
+   * With a new cluster token the servers' etcd watches see a new cluster id when they reconnect; with the
+   * old one the id stays, and only the revision going down (the freshness probe's quorum read) tells.
+   */
+  @ParameterizedTest(name = "keepClusterToken={0}")
+  @ValueSource(booleans = {false, true})
+  void serversAndClientsConvergeOnTheRestoredMapsThenFollowNewChanges(boolean keepClusterToken) throws Exception {
     Path dir = Files.createTempDirectory("shardmap-restore-test");
     Path backup = dir.resolve("etcd.db");
     List<ShardmapClient> clients = new ArrayList<>();
@@ -101,7 +107,7 @@ class EtcdRestoreTest {
           assertEquals(restored.size() + 10, c.snapshot().keyspace("users").ranges().size());
         }
 
-        etcd.restoreSnapshot(backup);
+        etcd.restoreSnapshot(backup, keepClusterToken);
 
         for (DirectoryServer s : List.of(a, b)) {
           eventually("a directory server re-reads the restored maps", () -> s.snapshot().revision() < lostRevision

@@ -82,6 +82,11 @@ public final class Main implements Callable<Integer> {
   String clientReportTimeout = "10s";
 
   public static void main(String[] args) {
+    // One line per record (the JDK's default spreads each over two): an operator greps the log, and a
+    // refused malformed request is one line (MalformedRequests). Before any logger is used; -D overrides.
+    if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
+      System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT.%1$tL %4$s %3$s: %5$s%6$s%n");
+    }
     System.exit(commandLine(args).execute(args));
   }
 

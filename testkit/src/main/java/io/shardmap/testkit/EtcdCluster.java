@@ -368,19 +368,20 @@ public final class EtcdCluster implements AutoCloseable {
 
   /**
    * Disaster recovery from a backup, as an operator does it: kills every member, restores each one
-   * from {@code file} ({@code etcdctl snapshot restore}) into a fresh data directory with a new cluster
-   * token (so the restored cluster has a new cluster id), starts them on the same ports, and returns
-   * once every member is healthy. The cluster's revision goes back to the snapshot's. Local clusters
-   * only.
+   * from {@code file} ({@code etcdctl snapshot restore}) into a fresh data directory, starts them on the
+   * same ports, and returns once every member is healthy. The cluster's revision goes back to the
+   * snapshot's. With {@code keepClusterToken} the restore reuses the cluster token, so the restored
+   * cluster keeps its cluster id (etcd derives it from the token and the peer URLs); otherwise it gets a
+   * new token and a new cluster id. Local clusters only.
    *
    * @throws UnsupportedOperationException for an external or container cluster
    */
-  public synchronized void restoreSnapshot(Path file) {
+  public synchronized void restoreSnapshot(Path file, boolean keepClusterToken) {
     LocalBackend local = localBackend("snapshot restore");
     for (int i = 0; i < memberCount(); i++) {
       backend.stop(i);
     }
-    local.restore(file);
+    local.restore(file, keepClusterToken);
     for (int i = 0; i < memberCount(); i++) {
       backend.start(i);
     }
@@ -694,9 +695,11 @@ public final class EtcdCluster implements AutoCloseable {
     }
 
     /** Restores every member's data from {@code snapshot} into fresh directories; members must be stopped. */
-    void restore(Path snapshot) {
+    void restore(Path snapshot, boolean keepToken) {
       generation++;
-      token = "shardmap-test-restored-" + UUID.randomUUID();
+      if (!keepToken) {
+        token = "shardmap-test-restored-" + UUID.randomUUID();
+      }
       for (int i = 0; i < size; i++) {
         etcdctl("snapshot restore of member " + i, "snapshot", "restore", snapshot.toString(),
             "--name=" + name(i), "--data-dir=" + dataDir(i), "--initial-cluster=" + initialCluster(),

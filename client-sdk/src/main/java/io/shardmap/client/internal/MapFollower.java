@@ -55,6 +55,12 @@ import java.util.logging.Logger;
  * backoff, resuming from the last applied revision; {@code resync_required} triggers a full re-read (which
  * also drops the lazy caches); a stream silent for longer than the idle limit (the server sends heartbeats)
  * is abandoned as dead. Every failover and every re-read is logged with the targets and revisions.
+ *
+ * <p>The map never goes back in time, with one exception. A re-read from a server behind the client's map
+ * is not installed; the client watches that server from its own revision instead (a lagging server
+ * accepts it once etcd confirms the revision exists). Only a refusal of that watch with OUT_OF_RANGE
+ * (etcd has not reached the client's revision: it was restored from a backup) makes the next re-read
+ * accept an older revision, which then also becomes the applied revision reported to the directory.
  */
 public final class MapFollower implements AutoCloseable {
   private static final Logger log = Logger.getLogger(MapFollower.class.getName());
@@ -213,6 +219,9 @@ public final class MapFollower implements AutoCloseable {
     // Set once a directory server refused to watch from our revision because etcd has not reached it:
     // etcd went back in time (restored from a backup), so the next full read may be older than our map.
     boolean acceptOlder = false;
+    // Refusals since the last watch that did not end in one: a server that has not noticed the restore yet
+    // can hand out a map from the lost history, refused again at once; back off rather than spin.
+    int refusalsInARow = 0;
     String lastFailure = null;
     while (!closed) {
       if (target != t) {
@@ -236,6 +245,7 @@ public final class MapFollower implements AutoCloseable {
           needLoad = false;
         }
         boolean resync = follow(stub, t);
+        refusalsInARow = 0;
         if (resync) {
           needLoad = true;
           resyncs.incrementAndGet();
@@ -258,8 +268,13 @@ public final class MapFollower implements AutoCloseable {
               + "back in time, re-reading the maps and accepting an older revision");
           needLoad = true;
           acceptOlder = true;
+          if (refusalsInARow++ > 0) {
+            sleepNanos(ThreadLocalRandom.current().nextLong(backoff / 2, backoff + 1));
+            backoff = Math.min(backoff * 2, options.maxBackoff().toNanos());
+          }
           continue;
         }
+        refusalsInARow = 0;
         String failure = options.targets().get(t) + " (" + e.getStatus().getCode()
             + (e.getStatus().getDescription() == null ? "" : ": " + e.getStatus().getDescription()) + ")";
         String revision = snapshot == null ? "(none yet)" : Long.toString(snapshot.revision());
