@@ -2,6 +2,7 @@
  * Migrator internals. {@link io.shardmap.migrator.internal.RangeTableMove} is the PostgreSQL side of
  * moving one key range of one table: change capture by trigger, streaming binary COPY, catch-up replayed by
  * key, and the fence whose table lock drains in-flight writers (docs/migrator-design.md). The etcd state
- * machine, the worker and the CLI build on it. Not API.
+ * machine ({@link io.shardmap.migrator.internal.MoveDriver}, whose cutover is held to its pause budget by
+ * {@link io.shardmap.migrator.internal.CutoverBudget}), the worker and the CLI build on it. Not API.
  */
 package io.shardmap.migrator.internal;
