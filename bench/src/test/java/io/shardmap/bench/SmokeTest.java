@@ -149,7 +149,7 @@ class SmokeTest {
       assertTrue(m.moveInside().latency().count() > 0 && m.cutoverInside().latency().count() > 0, output());
     }
     assertTrue(r.pipeSeconds() > 0, output());
-    assertTrue(output().contains("check:   moved keys on s2: 6,000 rows, on s1: 0"), output());
+    assertTrue(output().contains("check:   moved keys on s2 (their owner): 6,000 rows, elsewhere: 0"), output());
   }
 
   @Test

@@ -53,7 +53,9 @@ class MigrationFaultTest {
 
   private MoveSpec spec(String id, long lo) {
     return MoveSpec.builder().id(id).keyspace(MoveHarness.KS).range(lo + ".." + (lo + 1_000)).target("s3")
-        .split(true).chunkRows(300).cleanupGrace(Duration.ofMillis(300)).build();
+        .split(true).chunkRows(300).cleanupGrace(Duration.ofMillis(300))
+        // A budget a loaded test machine can meet: the budget is MigrationPauseBudgetTest's subject.
+        .pauseBudget(Duration.ofSeconds(2)).build();
   }
 
   @Test

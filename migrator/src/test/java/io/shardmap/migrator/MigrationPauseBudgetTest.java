@@ -31,9 +31,9 @@ import org.junit.jupiter.api.Test;
 class MigrationPauseBudgetTest {
   static final long LO = 50_000;
   static final long HI = 51_000;
-  static final Duration BUDGET = Duration.ofMillis(500);
+  static final Duration BUDGET = Duration.ofMillis(1_000);
   /** Longer than the budget: the first attempt's drain "takes" this long. */
-  static final Duration STALL = Duration.ofMillis(800);
+  static final Duration STALL = Duration.ofMillis(1_300);
 
   MoveHarness h;
 

@@ -78,7 +78,7 @@ public final class Fences {
    */
   public static boolean fence(Connection c, List<RangeTableMove> moves, long fencedEpoch, Duration budget)
       throws SQLException {
-    return fence(c, moves, fencedEpoch, budget, true);
+    return fence(c, moves, fencedEpoch, budget, true, () -> { });
   }
 
   /**
@@ -88,15 +88,16 @@ public final class Fences {
    * the change logs on another connection meanwhile (no write can be logged while the locks are held), and
    * commits the fence only once the rest of the pause fits its budget; an attempt that would overrun is
    * abandoned by a rollback, before any write was refused. Returns false, with the transaction rolled back,
-   * when the locks did not come within {@code lockWait}.
+   * when the locks did not come within {@code lockWait}. {@code beforeLock} runs right before the
+   * {@code LOCK TABLE} request is sent: writers queue from that moment, so the pause starts there.
    */
-  public static boolean prepareFence(Connection c, List<RangeTableMove> moves, long fencedEpoch, Duration lockWait)
-      throws SQLException {
-    return fence(c, moves, fencedEpoch, lockWait, false);
+  public static boolean prepareFence(Connection c, List<RangeTableMove> moves, long fencedEpoch, Duration lockWait,
+                                     Runnable beforeLock) throws SQLException {
+    return fence(c, moves, fencedEpoch, lockWait, false, beforeLock);
   }
 
   private static boolean fence(Connection c, List<RangeTableMove> moves, long fencedEpoch, Duration budget,
-                               boolean commit) throws SQLException {
+                               boolean commit, Runnable beforeLock) throws SQLException {
     try {
       RangeTableMove.SqlBody body = s -> {
         ensureSchema(s);
@@ -106,6 +107,7 @@ public final class Fences {
         for (RangeTableMove m : moves) {
           serialize(c, m.table());
         }
+        beforeLock.run();
         s.execute("LOCK TABLE " + String.join(", ", tables) + " IN SHARE ROW EXCLUSIVE MODE");
         try (PreparedStatement ps = c.prepareStatement("INSERT INTO shardmap.fences (tbl, migration, key_column, lo, hi, "
             + "keyspace, epoch, cond_new, cond_old, unit_text, unit_spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "

@@ -429,10 +429,13 @@ public final class MoveDriver {
           + "the " + budgetMs + " ms pause budget to wait for the source's table locks");
       return;
     }
-    long pauseStartedUnixMs = clock.millis();
-    long lockRequested = ticker.getAsLong();
-    CutoverBudget pause = new CutoverBudget(budget, lockRequested);
-    if (!Fences.prepareFence(fence, moves, m.getRangeEpoch(), lockWait)) {
+    // The pause starts when the LOCK TABLE request is sent (writers queue behind it from then on), after
+    // the fence transaction's preliminaries (schema check, the fence rows' advisory lock).
+    long[] lockRequestedAt = new long[2];
+    if (!Fences.prepareFence(fence, moves, m.getRangeEpoch(), lockWait, () -> {
+      lockRequestedAt[0] = ticker.getAsLong();
+      lockRequestedAt[1] = clock.millis();
+    })) {
       lift.rollback(); // not held through the backoff
       missed(m.toBuilder(), "cutover deferred: the fence's table locks did not come within " + lockWait.toMillis()
           + " ms (the " + budgetMs + " ms pause budget less " + costs + "; a long transaction is writing a moved "
@@ -440,6 +443,9 @@ public final class MoveDriver {
       return;
     }
     long locked = ticker.getAsLong();
+    long lockRequested = lockRequestedAt[0];
+    long pauseStartedUnixMs = lockRequestedAt[1];
+    CutoverBudget pause = new CutoverBudget(budget, lockRequested);
     faults.accept("cutting-over:fenced");
     // The locks are held: nothing can be logged any more, and the log holds the last changes.
     boolean fits;
@@ -459,8 +465,9 @@ public final class MoveDriver {
       lift.rollback();
       faults.accept("cutting-over:abandoned");
       missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed), "cutover abandoned before the owner "
-          + "switch: " + ms(pause.elapsedNanos(drained)) + " ms into the pause (locks " + ms(locked - lockRequested)
-          + " ms, drain " + ms(drained - locked) + " ms), less than the " + ms(commits) + " ms the commits ahead need "
+          + "switch: " + ms(pause.elapsedNanos(drained)) + " ms into the pause (lock and fence rows "
+          + ms(locked - lockRequested) + " ms, drain " + ms(drained - locked) + " ms), less than the " + ms(commits)
+          + " ms the commits ahead need "
           + "was left of the " + budgetMs + " ms pause budget; the fence was rolled back, writers waited "
           + ms(held - lockRequested) + " ms and none was refused");
       return;
@@ -539,8 +546,8 @@ public final class MoveDriver {
     long end = ticker.getAsLong();
     long pauseMs = ms(pause.elapsedNanos(end));
     String id = m.getId();
-    String parts = "locks " + ms(locked - lockRequested) + " ms, drain " + ms(drained - locked) + " ms, fence commit "
-        + ms(fenceCommitted - drained) + " ms, etcd switch " + ms(switched - fenceCommitted) + " ms, target commit "
+    String parts = "lock and fence rows " + ms(locked - lockRequested) + " ms, drain " + ms(drained - locked)
+        + " ms, fence commit " + ms(fenceCommitted - drained) + " ms, etcd switch " + ms(switched - fenceCommitted) + " ms, target commit "
         + ms(end - switched) + " ms";
     log.info(() -> "migration " + id + ": cut over at revision " + revision + ", write pause " + pauseMs
         + " ms (budget " + budgetMs + " ms): " + parts);
