@@ -41,13 +41,16 @@ timed() {
 
 # Milliseconds until the move (command given) prints its "planned" progress line; waits for the move to end.
 until_planned() {
-  local t0 line at=""
+  local t0 line at="" last=""
   t0=$(date +%s%N)
   while IFS= read -r line; do
     if [[ -z $at && $line == *" planned "* ]]; then
       at=$(ms_since "$t0")
     fi
+    [[ $line == error:* ]] && last=$line
   done < <("$@" 2>&1)
+  # A move that never printed "planned" shows as "-" and its error goes to stderr.
+  [[ -z $at ]] && echo "no planned line: ${last:-(no error printed)}" >&2
   echo "${at:--}"
 }
 
