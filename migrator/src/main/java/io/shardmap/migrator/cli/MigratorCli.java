@@ -160,7 +160,7 @@ public final class MigratorCli {
   }
 
   public static void main(String[] args) {
-    quietLibraryLogging();
+    librarySettings();
     PrintWriter out = new PrintWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8), true);
     PrintWriter err = new PrintWriter(new OutputStreamWriter(System.err, StandardCharsets.UTF_8), true);
     int code = new MigratorCli(System.getenv(), out, err, System.console() != null, Signals.system(),
@@ -172,9 +172,10 @@ public final class MigratorCli {
 
   /**
    * jetcd, gRPC and vert.x log through slf4j-simple at INFO to stderr, which would bury the progress line;
-   * only their warnings are wanted. Shardmap's own java.util.logging records get one line each.
+   * only their warnings are wanted. Shardmap's own java.util.logging records get one line each. Netty's
+   * JFR events are off (start-up time, below).
    */
-  private static void quietLibraryLogging() {
+  private static void librarySettings() {
     // A foreground command shows progress itself; the migrator's INFO records would repeat it. The
     // worker turns them back on (see WorkerCommand). Held here: java.util.logging keeps loggers weakly.
     if (SHARDMAP_LOGGER.getLevel() == null) {

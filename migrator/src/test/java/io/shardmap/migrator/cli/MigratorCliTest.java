@@ -315,7 +315,7 @@ class MigratorCliTest {
     Result resume = h.run("resume", "c1");
     assertEquals(6, resume.code(), resume::toString);
     assertTrue(resume.err().contains("error: CANCELLED: migration 'c1' ended cancelled"), resume::toString);
-    assertTrue(resume.err().contains("s2 still owns users 100..200"), resume::toString);
+    assertTrue(resume.err().contains("s2 still owns range 100..200 of users"), resume::toString);
 
     // A cancel request without waiting; the next drive undoes the move.
     assertEquals(0, h.run("move", "users", "100..200", "--to", "s3", "--id", "c3", "--detach").code());
@@ -497,10 +497,15 @@ class MigratorCliTest {
     Map<String, String> env = h.env();
     env.put("SHARDMAP_ETCD", "http://127.0.0.1:1");
     long start = System.nanoTime();
-    Result down = h.runRaw(env, "--etcd-timeout", "1s", "list");
+    Result down = h.runRaw(env, "--etcd-timeout", "1s", "--etcd-retry-for", "2s", "list");
     assertEquals(5, down.code(), down::toString);
-    assertTrue(down.err().startsWith("error: UNAVAILABLE: "), down::toString);
+    assertTrue(down.err().startsWith("error: UNAVAILABLE: listing migrations: "), down::toString);
+    assertTrue(down.err().matches("(?s).* \\(\\d+ attempts over \\d+ ms\\)\n"), down::toString);
     assertTrue((System.nanoTime() - start) / 1_000_000 < 20_000);
+    Result retryTooLong = h.run("--etcd-retry-for", "2h", "list");
+    assertEquals(2, retryTooLong.code(), retryTooLong::toString);
+    assertTrue(retryTooLong.err().startsWith("error: usage: invalid value for option '--etcd-retry-for': "
+        + "etcdRetryFor: must be 0 to 1h"), retryTooLong::toString);
 
     Result badUrl = h.run("--etcd", "127.0.0.1:2379", "list");
     assertEquals(2, badUrl.code(), badUrl::toString);
