@@ -255,13 +255,14 @@ public final class Fences {
       // The fence's own condition comes first: PostgreSQL evaluates AND from the left and stops at the
       // first false, so rows outside the old fence never evaluate the unit's condition.
       try (PreparedStatement up = c.prepareStatement("UPDATE shardmap.fences SET cond_new = ?, cond_old = ?, lo = NULL, "
-          + "hi = NULL, unit_text = ? WHERE tbl = ? AND migration = ?")) {
+          + "hi = NULL, unit_text = ?, unit_spec = ? WHERE tbl = ? AND migration = ?")) {
         up.setString(1, "(" + r.condNew() + ")" + exceptNew);
         up.setString(2, "(" + r.condOld() + ") AND NOT (" + unitOld + ")");
         String text = r.unitText() == null ? "the key's map entry" : r.unitText();
         up.setString(3, text.startsWith("part of ") ? text : "part of " + text);
-        up.setString(4, m.table());
-        up.setString(5, r.migration());
+        up.setString(4, r.spec() == null ? null : spec == null ? r.spec() : r.spec() + ";" + spec);
+        up.setString(5, m.table());
+        up.setString(6, r.migration());
         up.executeUpdate();
       }
       changed = true;
@@ -275,28 +276,67 @@ public final class Fences {
   /**
    * {@link Relation#COVERED} when every key of the fenced unit is in the returning one,
    * {@link Relation#DISJOINT} when they share no key, else {@link Relation#UNKNOWN}; from their
-   * {@link #spec}s (null: unknown). Hash buckets relate when one bucket count divides the other: bucket b of
-   * N is the union of buckets b + iN of kN.
+   * {@link #spec}s (null: unknown). A fenced spec may carry, after ';', the specs of units already
+   * lifted from it. Hash buckets: bucket b of N is the union of buckets b + iN of kN, so with L the least
+   * common multiple of every bucket count involved (up to {@value #MAX_BUCKET_LCM}), the fence is
+   * covered when each of its buckets of L is in the returning bucket or in one already lifted. Units
+   * lifted earlier whose spec is unknown are ignored, which only makes the answer more cautious.
    */
   static Relation relation(String fenced, String returning) {
-    if (fenced == null || returning == null) {
+    if (fenced == null || returning == null || !returning.startsWith("bucket:") || !fenced.startsWith("bucket:")) {
       return Relation.UNKNOWN;
     }
-    String[] f = fenced.split(":");
-    String[] u = returning.split(":");
-    if (f[0].equals("bucket") && u[0].equals("bucket")) {
-      long fb = Long.parseLong(f[1]);
-      long fn = Long.parseLong(f[2]);
-      long ub = Long.parseLong(u[1]);
-      long un = Long.parseLong(u[2]);
-      if (fn % un == 0) {
-        return fb % un == ub ? Relation.COVERED : Relation.DISJOINT;
-      }
-      if (un % fn == 0) {
-        return ub % fn == fb ? Relation.UNKNOWN : Relation.DISJOINT;
+    String[] parts = fenced.split(";");
+    long[] base = bucket(parts[0]);
+    long[] back = bucket(returning);
+    if (base[1] % back[1] == 0) {
+      return base[0] % back[1] == back[0] ? Relation.COVERED : Relation.DISJOINT;
+    }
+    if (back[1] % base[1] == 0 && back[0] % base[1] != base[0]) {
+      return Relation.DISJOINT;
+    }
+    List<long[]> lifted = new ArrayList<>();
+    lifted.add(back);
+    long lcm = lcm(base[1], back[1]);
+    for (int i = 1; i < parts.length && lcm <= MAX_BUCKET_LCM; i++) {
+      if (parts[i].startsWith("bucket:")) {
+        long[] b = bucket(parts[i]);
+        lifted.add(b);
+        lcm = lcm(lcm, b[1]);
       }
     }
-    return Relation.UNKNOWN;
+    if (lcm > MAX_BUCKET_LCM) {
+      return Relation.UNKNOWN;
+    }
+    for (long j = base[0]; j < lcm; j += base[1]) {
+      boolean in = false;
+      for (long[] b : lifted) {
+        in |= j % b[1] == b[0];
+      }
+      if (!in) {
+        return Relation.UNKNOWN;
+      }
+    }
+    return Relation.COVERED;
+  }
+
+  /** Beyond this many buckets of a common count, coverage is not worked out (the fence is narrowed). */
+  static final long MAX_BUCKET_LCM = 1 << 20;
+
+  private static long[] bucket(String spec) {
+    String[] f = spec.split(":");
+    return new long[] {Long.parseLong(f[1]), Long.parseLong(f[2])};
+  }
+
+  private static long lcm(long a, long b) {
+    long x = a;
+    long y = b;
+    while (y != 0) {
+      long t = x % y;
+      x = y;
+      y = t;
+    }
+    return a / x * b;
   }
 
   /** The structure of a unit that {@link #relation} reads, or null for units it does not reason about. */

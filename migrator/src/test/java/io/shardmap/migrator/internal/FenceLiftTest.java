@@ -128,6 +128,10 @@ class FenceLiftTest {
       assertWritable(s, keys(in11of16), true, "bucket 11 of 16");
       assertWritable(s, keys(in5of8), false, "bucket 5 of 8");
       assertWritable(s, keys(k -> HashTable.bucketOf(XxHash64.hashInt64(k), 8) == 7), false, "bucket 7 of 8");
+      // Bucket 7 of 8, the rest of 3 of 4, comes back: that fence is gone, not left matching nothing.
+      Fences.unfenceMoved(conn, List.of(move("back7", new MoveUnit.Bucket(7, 8))));
+      assertEquals(Set.of("b5x8" + uid), Fences.fencesOn(conn, table));
+      assertWritable(s, keys(k -> HashTable.bucketOf(XxHash64.hashInt64(k), 8) == 7), true, "bucket 7 of 8");
     }
     assertEquals(Fences.Relation.COVERED, Fences.relation("bucket:3:16", "bucket:3:8"));
     assertEquals(Fences.Relation.DISJOINT, Fences.relation("bucket:3:16", "bucket:4:8"));
@@ -135,6 +139,11 @@ class FenceLiftTest {
     assertEquals(Fences.Relation.DISJOINT, Fences.relation("bucket:3:8", "bucket:12:16"));
     assertEquals(Fences.Relation.UNKNOWN, Fences.relation("bucket:1:3", "bucket:1:4"));
     assertEquals(Fences.Relation.UNKNOWN, Fences.relation(null, "bucket:1:4"));
+    // Lifted piece by piece: 3 of 8 minus 11 of 16, then 3 of 16 comes back too.
+    assertEquals(Fences.Relation.COVERED, Fences.relation("bucket:3:8;bucket:11:16", "bucket:3:16"));
+    assertEquals(Fences.Relation.UNKNOWN, Fences.relation("bucket:3:8;bucket:11:16", "bucket:3:32"));
+    assertEquals(Fences.Relation.COVERED, Fences.relation("bucket:1:2;bucket:1:6;bucket:3:6", "bucket:5:6"));
+    assertEquals(Fences.Relation.UNKNOWN, Fences.relation("bucket:1:2;bucket:1:6", "bucket:5:6"));
   }
 
   /** x in the ring arc (after, upTo], unsigned. */
