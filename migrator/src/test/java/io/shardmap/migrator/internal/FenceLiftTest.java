@@ -91,7 +91,10 @@ class FenceLiftTest {
       assertTrue(Fences.fence(conn, List.of(move("away", new MoveUnit.Arc(a, b))), 4, Duration.ofSeconds(5)));
       assertWritable(s, keys(inBack), false, "fenced arc");
       assertWritable(s, keys(outside), true, "outside the arc");
+      Fences.arm(conn, List.of(move("back", new MoveUnit.Arc(c, b))), 5);
+      assertEquals(1, armed(conn), "the move back armed the fence it shares keys with");
       Fences.unfenceMoved(conn, List.of(move("back", new MoveUnit.Arc(c, b))));
+      assertEquals(0, armed(conn), "the lift disarmed what is left of it: no declaration passes it any more");
       assertWritable(s, keys(inBack), true, "the arc that came back");
       assertWritable(s, keys(inRest), false, "the rest of the old arc");
       SQLException e = assertThrows(SQLException.class, () -> s.executeUpdate("INSERT INTO " + table + " VALUES ("
@@ -144,6 +147,14 @@ class FenceLiftTest {
     assertEquals(Fences.Relation.UNKNOWN, Fences.relation("bucket:3:8;bucket:11:16", "bucket:3:32"));
     assertEquals(Fences.Relation.COVERED, Fences.relation("bucket:1:2;bucket:1:6;bucket:3:6", "bucket:5:6"));
     assertEquals(Fences.Relation.UNKNOWN, Fences.relation("bucket:1:2;bucket:1:6", "bucket:5:6"));
+  }
+
+  private int armed(Connection c) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT count(*) FROM shardmap.fences "
+        + "WHERE tbl = '" + table + "' AND pass_epoch IS NOT NULL")) {
+      rs.next();
+      return rs.getInt(1);
+    }
   }
 
   /** x in the ring arc (after, upTo], unsigned. */
