@@ -42,7 +42,8 @@ import java.util.Set;
  *       {@value #PASS_ROLE} ({@link #requirePass} creates that role and checks the migrator's own);
  *   <li>a write declaring its route ({@link StaleRoute}, "Declared routes"): the declared key is the row's
  *       key (NEW for INSERT and UPDATE, OLD for UPDATE and DELETE, compared as text, with no cast that
- *       could fail) in the fence's keyspace, at an epoch above the fence's. Per-key epoch monotonicity
+ *       could fail) in the fence's keyspace, at an epoch above the fence's and at most the one the fence
+ *       is armed for ({@link #arm}: only while a move brings the unit back). Per-key epoch monotonicity
  *       makes every such declaration a permanent fact: the key belonged to this shard again after the
  *       fence was put (StaleRoute explains why even a forged or leaked one can only pass fences older than
  *       a real route). Other rows of the same transaction stay refused: they are outside what was declared.
