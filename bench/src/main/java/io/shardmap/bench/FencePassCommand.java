@@ -100,10 +100,13 @@ public final class FencePassCommand implements Callable<Integer> {
         // Keys [rows/2, rows) left this shard at epoch 0 and came back at epoch 1 (the keyspace's epoch):
         // the old fence is still up, as between etcd's owner switch and the migrator's lift.
         Fences.ensureSchema(c);
-        if (!Fences.fence(c, List.of(new RangeTableMove("bench", KEYSPACE, "bench_fenced", "id", (long) rows / 2, null)),
-            0, Duration.ofSeconds(10))) {
+        List<RangeTableMove> unit = List.of(new RangeTableMove("bench", KEYSPACE, "bench_fenced", "id", (long) rows / 2,
+            null));
+        if (!Fences.fence(c, unit, 0, Duration.ofSeconds(10))) {
           throw new IllegalStateException("could not fence");
         }
+        Fences.arm(c, unit, 1); // as the move back to this shard does
+
       }
       try (ShardmapClient client = ShardmapClient.start(ClientOptions.builder().targets("127.0.0.1:" + server.port())
           .keyspaces(KEYSPACE).build());

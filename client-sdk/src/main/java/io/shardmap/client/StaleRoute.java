@@ -33,7 +33,9 @@ import java.util.regex.Pattern;
  * epoch K has had, when K leaves S. Any route of K to S after that has an epoch above E, and exists only
  * once K has been moved back to S (its rows copied there); any later fence of K on S is put at an epoch at
  * least as high as every epoch K had before it, so no declaration made earlier passes it. A declaration
- * with epoch e &gt; E for K on S is thus a permanent fact: K belonged to S again after that fence.
+ * with epoch e &gt; E for K on S is thus a permanent fact: K belonged to S again after that fence. (A
+ * declaration that is not true, made up by hand, is bounded by the shard itself: a fence accepts
+ * declarations only while a move brings its unit back, up to the epoch the unit gets there.)
  */
 public final class StaleRoute {
   /** The SQLSTATE a fence raises ("SMF01": Shardmap fence, a user-defined class PostgreSQL allows). */

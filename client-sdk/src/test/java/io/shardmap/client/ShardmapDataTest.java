@@ -316,6 +316,63 @@ class ShardmapDataTest {
     }));
   }
 
+  /**
+   * A fence older than the route, as a shard that got the key back shows it until the migrator lifts its
+   * old fence: the trigger refuses with fenced_epoch below the route's epoch unless the transaction or
+   * session declares this row's key at an epoch above it (the shape of the migrator's fence).
+   */
+  private void oldFence(int shardIndex, long fencedEpoch) throws SQLException {
+    String msg = StaleRoute.message("users", "range [-inf, +inf)", fencedEpoch).replace("'", "''");
+    exec(pg.shard(shardIndex), "CREATE OR REPLACE FUNCTION oldfence_" + table + "() RETURNS trigger LANGUAGE plpgsql AS $$"
+        + " BEGIN IF current_setting('" + StaleRoute.ROUTE_KEY + "', true) IS DISTINCT FROM NEW.id::text"
+        + " OR current_setting('" + StaleRoute.ROUTE_KEYSPACE + "', true) IS DISTINCT FROM 'users'"
+        + " OR NOT coalesce(current_setting('" + StaleRoute.ROUTE_EPOCH + "', true), '') ~ '^[0-9]+$'"
+        + " OR current_setting('" + StaleRoute.ROUTE_EPOCH + "', true)::bigint <= " + fencedEpoch + " THEN"
+        + " RAISE EXCEPTION USING ERRCODE = '" + StaleRoute.SQLSTATE + "', MESSAGE = '" + msg + "'; END IF;"
+        + " RETURN NEW; END $$");
+    exec(pg.shard(shardIndex), "DROP TRIGGER IF EXISTS oldfence ON " + table);
+    exec(pg.shard(shardIndex), "CREATE TRIGGER oldfence BEFORE INSERT OR UPDATE ON " + table
+        + " FOR EACH ROW EXECUTE FUNCTION oldfence_" + table + "()");
+  }
+
+  @Test
+  void aFenceOlderThanTheRouteIsPassedByARerunThatDeclaresIt() throws Exception {
+    long k = Long.MIN_VALUE + 20;
+    Route r = client.route("users", k);
+    assertEquals("s1", r.shard());
+    oldFence(0, r.epoch() - 1);
+    long before = client.stats().retries(RetryCause.OLD_FENCE);
+    assertEquals(1, (int) data.inTransaction("users", k, c -> insertInt(c, table, k, "tx")));
+    assertEquals(before + 1, client.stats().retries(RetryCause.OLD_FENCE));
+    assertEquals(1, (int) data.withConnection("users", k + 1, Idempotence.IDEMPOTENT,
+        c -> insertInt(c, table, k + 1, "auto")));
+    assertEquals(1, count(0, k), "exactly once on the owner");
+    assertEquals(1, count(0, k + 1), "exactly once on the owner");
+    // Non-idempotent autocommit work is not rerun, and says why.
+    ShardmapException e = assertThrows(ShardmapException.class,
+        () -> data.withConnection("users", k + 2, Idempotence.NOT_IDEMPOTENT, c -> insertInt(c, table, k + 2, "x")));
+    assertEquals(ErrorCode.STALE_EPOCH, e.code());
+    assertTrue(e.getMessage().contains("with a fence from before the key's move back to it (range [-inf, +inf) "
+        + "of keyspace 'users': fenced_epoch=" + (r.epoch() - 1)), e.getMessage());
+    assertEquals(0, count(0, k + 2));
+    // No declaration outlives its call: a plain write on any pooled connection of s1 is refused.
+    List<Connection> all = new ArrayList<>();
+    try {
+      for (int i = 0; i < 4; i++) {
+        all.add(data.primary("s1").getConnection());
+      }
+      for (Connection c : all) {
+        assertEquals("", String.valueOf(queryOne(c, "SELECT coalesce(current_setting('" + StaleRoute.ROUTE_KEY
+            + "', true), '')")), "a pooled connection kept a declaration");
+      }
+    } finally {
+      for (Connection c : all) {
+        c.close();
+      }
+    }
+    exec(pg.shard(0), "DROP TRIGGER oldfence ON " + table);
+  }
+
   @Test
   void aFencedRangeIsRetriedOnTheNewOwnerOnlyWhenTheWorkProvablyDidNotRun() throws Exception {
     // users is split evenly over s1, s2, s3; pick one key in each of the first two ranges.

@@ -42,7 +42,8 @@ import java.util.Set;
  *       {@value #PASS_ROLE} ({@link #requirePass} creates that role and checks the migrator's own);
  *   <li>a write declaring its route ({@link StaleRoute}, "Declared routes"): the declared key is the row's
  *       key (NEW for INSERT and UPDATE, OLD for UPDATE and DELETE, compared as text, with no cast that
- *       could fail) in the fence's keyspace, at an epoch above the fence's. Per-key epoch monotonicity
+ *       could fail) in the fence's keyspace, at an epoch above the fence's and at most the one the fence
+ *       is armed for ({@link #arm}: only while a move brings the unit back). Per-key epoch monotonicity
  *       makes every such declaration a permanent fact: the key belonged to this shard again after the
  *       fence was put (StaleRoute explains why even a forged or leaked one can only pass fences older than
  *       a real route). Other rows of the same transaction stay refused: they are outside what was declared.
@@ -113,7 +114,8 @@ public final class Fences {
             + "keyspace, epoch, cond_new, cond_old, unit_text, unit_spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             + "ON CONFLICT (tbl, migration) DO UPDATE SET key_column = EXCLUDED.key_column, lo = EXCLUDED.lo, "
             + "hi = EXCLUDED.hi, keyspace = EXCLUDED.keyspace, epoch = EXCLUDED.epoch, cond_new = EXCLUDED.cond_new, "
-            + "cond_old = EXCLUDED.cond_old, unit_text = EXCLUDED.unit_text, unit_spec = EXCLUDED.unit_spec")) {
+            + "cond_old = EXCLUDED.cond_old, unit_text = EXCLUDED.unit_text, unit_spec = EXCLUDED.unit_spec, "
+            + "pass_epoch = NULL, armed_by = NULL")) {
           for (RangeTableMove m : moves) {
             MoveUnit.Range r = m.int64Range();
             ps.setString(1, m.table());
@@ -273,25 +275,35 @@ public final class Fences {
         changed = true;
         continue;
       }
-      String exceptNew = " AND NOT (" + unitNew + ")";
-      if (r.condNew().endsWith(exceptNew) || r.condNew().contains(exceptNew + " AND NOT (")) {
+      String exceptNew = except(unitNew);
+      if (excludes(r.condNew(), exceptNew)) {
         continue; // narrowed by this unit already (unfenceMoved runs again on resume)
       }
       // The fence's own condition comes first: PostgreSQL evaluates AND from the left and stops at the
       // first false, so rows outside the old fence never evaluate the unit's condition.
       try (PreparedStatement up = c.prepareStatement("UPDATE shardmap.fences SET cond_new = ?, cond_old = ?, lo = NULL, "
-          + "hi = NULL, unit_text = ? WHERE tbl = ? AND migration = ?")) {
+          + "hi = NULL, unit_text = ?, unit_spec = ?, pass_epoch = NULL, armed_by = NULL WHERE tbl = ? AND migration = ?")) {
         up.setString(1, "(" + r.condNew() + ")" + exceptNew);
         up.setString(2, "(" + r.condOld() + ") AND NOT (" + unitOld + ")");
         String text = r.unitText() == null ? "the key's map entry" : r.unitText();
         up.setString(3, text.startsWith("part of ") ? text : "part of " + text);
-        up.setString(4, m.table());
-        up.setString(5, r.migration());
+        up.setString(4, r.spec() == null ? null : spec == null ? r.spec() : r.spec() + ";" + spec);
+        up.setString(5, m.table());
+        up.setString(6, r.migration());
         up.executeUpdate();
       }
       changed = true;
     }
     return changed;
+  }
+
+  private static String except(String unitCondition) {
+    return " AND NOT (" + unitCondition + ")";
+  }
+
+  /** Whether a fence condition was narrowed by {@code except} already. */
+  private static boolean excludes(String condition, String except) {
+    return condition.endsWith(except) || condition.contains(except + " AND NOT (");
   }
 
   /** How a fenced unit relates to a unit coming back, as far as their structure tells. */
@@ -300,28 +312,67 @@ public final class Fences {
   /**
    * {@link Relation#COVERED} when every key of the fenced unit is in the returning one,
    * {@link Relation#DISJOINT} when they share no key, else {@link Relation#UNKNOWN}; from their
-   * {@link #spec}s (null: unknown). Hash buckets relate when one bucket count divides the other: bucket b of
-   * N is the union of buckets b + iN of kN.
+   * {@link #spec}s (null: unknown). A fenced spec may carry, after ';', the specs of units already
+   * lifted from it. Hash buckets: bucket b of N is the union of buckets b + iN of kN, so with L the least
+   * common multiple of every bucket count involved (up to {@value #MAX_BUCKET_LCM}), the fence is
+   * covered when each of its buckets of L is in the returning bucket or in one already lifted. Units
+   * lifted earlier whose spec is unknown are ignored, which only makes the answer more cautious.
    */
   static Relation relation(String fenced, String returning) {
-    if (fenced == null || returning == null) {
+    if (fenced == null || returning == null || !returning.startsWith("bucket:") || !fenced.startsWith("bucket:")) {
       return Relation.UNKNOWN;
     }
-    String[] f = fenced.split(":");
-    String[] u = returning.split(":");
-    if (f[0].equals("bucket") && u[0].equals("bucket")) {
-      long fb = Long.parseLong(f[1]);
-      long fn = Long.parseLong(f[2]);
-      long ub = Long.parseLong(u[1]);
-      long un = Long.parseLong(u[2]);
-      if (fn % un == 0) {
-        return fb % un == ub ? Relation.COVERED : Relation.DISJOINT;
-      }
-      if (un % fn == 0) {
-        return ub % fn == fb ? Relation.UNKNOWN : Relation.DISJOINT;
+    String[] parts = fenced.split(";");
+    long[] base = bucket(parts[0]);
+    long[] back = bucket(returning);
+    if (base[1] % back[1] == 0) {
+      return base[0] % back[1] == back[0] ? Relation.COVERED : Relation.DISJOINT;
+    }
+    if (back[1] % base[1] == 0 && back[0] % base[1] != base[0]) {
+      return Relation.DISJOINT;
+    }
+    List<long[]> lifted = new ArrayList<>();
+    lifted.add(back);
+    long lcm = lcm(base[1], back[1]);
+    for (int i = 1; i < parts.length && lcm <= MAX_BUCKET_LCM; i++) {
+      if (parts[i].startsWith("bucket:")) {
+        long[] b = bucket(parts[i]);
+        lifted.add(b);
+        lcm = lcm(lcm, b[1]);
       }
     }
-    return Relation.UNKNOWN;
+    if (lcm > MAX_BUCKET_LCM) {
+      return Relation.UNKNOWN;
+    }
+    for (long j = base[0]; j < lcm; j += base[1]) {
+      boolean in = false;
+      for (long[] b : lifted) {
+        in |= j % b[1] == b[0];
+      }
+      if (!in) {
+        return Relation.UNKNOWN;
+      }
+    }
+    return Relation.COVERED;
+  }
+
+  /** Beyond this many buckets of a common count, coverage is not worked out (the fence is narrowed). */
+  static final long MAX_BUCKET_LCM = 1 << 20;
+
+  private static long[] bucket(String spec) {
+    String[] f = spec.split(":");
+    return new long[] {Long.parseLong(f[1]), Long.parseLong(f[2])};
+  }
+
+  private static long lcm(long a, long b) {
+    long x = a;
+    long y = b;
+    while (y != 0) {
+      long t = x % y;
+      x = y;
+      y = t;
+    }
+    return a / x * b;
   }
 
   /** The structure of a unit that {@link #relation} reads, or null for units it does not reason about. */
@@ -395,10 +446,105 @@ public final class Fences {
       if (narrowConditions(c, m)) {
         changed.add(m.table());
       }
+      // Whatever this move armed and the lift left (it deletes or narrows what it lifts, which disarms).
+      try (PreparedStatement up = c.prepareStatement("UPDATE shardmap.fences SET pass_epoch = NULL, armed_by = NULL "
+          + "WHERE tbl = ? AND armed_by = ?")) {
+        up.setString(1, m.table());
+        up.setString(2, m.id());
+        if (up.executeUpdate() > 0) {
+          changed.add(m.table());
+        }
+      }
     }
     for (String t : changed) {
       regenerate(c, s, t);
     }
+  }
+
+  /**
+   * Arms, on this shard (the target of a move back), the fences the units of {@code moves} may share keys
+   * with: from now on they let through declarations at epochs up to {@code upTo}, the epoch the unit will
+   * have here once etcd switches it ({@link #returnEpoch}). Until a fence is armed no declaration passes
+   * it, so a role that forges a declaration can pass only a fence of a unit that is being brought back,
+   * and only up to that epoch; lifting (or narrowing) a fence disarms it, and {@link #disarm} undoes a
+   * cancelled move's arming. Committed at once; idempotent.
+   */
+  public static void arm(Connection c, List<RangeTableMove> moves, long upTo) throws SQLException {
+    RangeTableMove.ddl(c, s -> {
+      ensureSchema(s);
+      for (RangeTableMove m : moves) {
+        serialize(c, m.table());
+        MoveUnit.Range r = m.int64Range();
+        String spec = spec(m.unit());
+        List<String> armed = new ArrayList<>();
+        String exceptNew = except(m.inRange("NEW." + ident(m.keyColumn())));
+        // The rows unfenceMoved will lift or narrow for this unit, and only those.
+        try (PreparedStatement ps = c.prepareStatement("SELECT migration, lo, hi, cond_new, unit_spec, keyspace = ? "
+            + "FROM shardmap.fences WHERE tbl = ?")) {
+          ps.setString(1, m.keyspace());
+          ps.setString(2, m.table());
+          try (ResultSet rs = ps.executeQuery()) {
+            while (rs.next()) {
+              String cond = rs.getString(4);
+              boolean shares;
+              if (cond == null && r != null) {
+                shares = overlaps((Long) rs.getObject(2), (Long) rs.getObject(3), r.lo(), r.hi());
+              } else {
+                shares = rs.getBoolean(6) && relation(rs.getString(5), spec) != Relation.DISJOINT
+                    && (cond == null || !excludes(cond, exceptNew));
+              }
+              if (shares) {
+                armed.add(rs.getString(1));
+              }
+            }
+          }
+        }
+        if (armed.isEmpty()) {
+          continue;
+        }
+        try (PreparedStatement up = c.prepareStatement("UPDATE shardmap.fences SET pass_epoch = greatest(pass_epoch, ?), "
+            + "armed_by = ? WHERE tbl = ? AND migration = ANY (?) AND pass_epoch IS DISTINCT FROM greatest(pass_epoch, ?)")) {
+          up.setLong(1, upTo);
+          up.setString(2, m.id());
+          up.setString(3, m.table());
+          up.setArray(4, c.createArrayOf("text", armed.toArray()));
+          up.setLong(5, upTo);
+          if (up.executeUpdate() > 0) {
+            regenerate(c, s, m.table());
+          }
+        }
+      }
+    });
+  }
+
+  /** Disarms what migration {@code migrationId} armed on this shard ({@link #arm}), for a cancel. Idempotent. */
+  public static void disarm(Connection c, String migrationId, List<String> tables) throws SQLException {
+    RangeTableMove.ddl(c, s -> {
+      ensureSchema(s);
+      for (String t : tables) {
+        serialize(c, t);
+        try (PreparedStatement up = c.prepareStatement("UPDATE shardmap.fences SET pass_epoch = NULL, armed_by = NULL "
+            + "WHERE tbl = ? AND armed_by = ?")) {
+          up.setString(1, t);
+          up.setString(2, migrationId);
+          if (up.executeUpdate() > 0) {
+            regenerate(c, s, t);
+          }
+        }
+      }
+    });
+  }
+
+  /**
+   * The epoch the unit of {@code m} gets on its target at cutover ({@code UnitRecords.handOver}): range
+   * epoch + 1, except for a ring node leaving, whose arc goes to its successor at max(both epochs) + 1,
+   * which is only known at the switch: there no bound (any epoch above the fence's).
+   */
+  public static long returnEpoch(io.shardmap.proto.v1.Migration m) {
+    if (m.hasUnit() && m.getUnit().hasRingNode() && m.getUnit().getRingNode().getRemove()) {
+      return Long.MAX_VALUE;
+    }
+    return m.getRangeEpoch() + 1;
   }
 
   /** True when [alo, ahi) and [blo, bhi) share a key (null = unbounded). */
@@ -460,11 +606,13 @@ public final class Fences {
     // Columns added after the first release (shards fenced by it lack them): fences of units other than
     // INT64 ranges, then the fenced unit's wording and structure.
     try (ResultSet rs = s.executeQuery("SELECT count(*) FROM pg_attribute WHERE attrelid = 'shardmap.fences'::regclass "
-        + "AND attname IN ('cond_new', 'cond_old', 'unit_text', 'unit_spec') AND NOT attisdropped")) {
+        + "AND attname IN ('cond_new', 'cond_old', 'unit_text', 'unit_spec', 'pass_epoch', 'armed_by') "
+        + "AND NOT attisdropped")) {
       rs.next();
-      if (rs.getInt(1) != 4) {
+      if (rs.getInt(1) != 6) {
         s.execute("ALTER TABLE shardmap.fences ADD COLUMN IF NOT EXISTS cond_new text, ADD COLUMN IF NOT EXISTS "
-            + "cond_old text, ADD COLUMN IF NOT EXISTS unit_text text, ADD COLUMN IF NOT EXISTS unit_spec text");
+            + "cond_old text, ADD COLUMN IF NOT EXISTS unit_text text, ADD COLUMN IF NOT EXISTS unit_spec text, "
+            + "ADD COLUMN IF NOT EXISTS pass_epoch bigint, ADD COLUMN IF NOT EXISTS armed_by text");
       }
     }
     // Every writer of a fenced table runs the fence function, which calls functions of this schema (the
@@ -477,7 +625,7 @@ public final class Fences {
         s.execute("GRANT USAGE ON SCHEMA shardmap TO PUBLIC");
       }
     }
-    try (ResultSet rs = s.executeQuery("SELECT to_regprocedure('" + PASS_FUNCTION + "(text, bigint, text)') IS NULL")) {
+    try (ResultSet rs = s.executeQuery("SELECT to_regprocedure('" + PASS_FUNCTION + "(text, bigint, bigint, text)') IS NULL")) {
       rs.next();
       if (rs.getBoolean(1)) {
         s.execute(passFunctionSql());
@@ -492,13 +640,14 @@ public final class Fences {
    * for matched rows, so its overhead (the search_path switch included) is not paid by other writes.
    */
   private static String passFunctionSql() {
-    return "CREATE FUNCTION " + PASS_FUNCTION + "(ks text, fenced bigint, k text) RETURNS boolean LANGUAGE plpgsql "
+    return "CREATE FUNCTION " + PASS_FUNCTION + "(ks text, fenced bigint, armed bigint, k text) "
+        + "RETURNS boolean LANGUAGE plpgsql "
         + "VOLATILE SET search_path = pg_catalog AS $f$ DECLARE e text; BEGIN"
         // The declaration: this key of this keyspace is routed here at epoch e > the fence's.
-        + " IF current_setting(" + literal(StaleRoute.ROUTE_KEY) + ", true) = k"
+        + " IF armed IS NOT NULL AND current_setting(" + literal(StaleRoute.ROUTE_KEY) + ", true) = k"
         + "   AND current_setting(" + literal(StaleRoute.ROUTE_KEYSPACE) + ", true) = ks THEN"
         + "   e := current_setting(" + literal(StaleRoute.ROUTE_EPOCH) + ", true);"
-        + "   IF e ~ '^[0-9]{1,18}$' AND e::bigint > fenced THEN RETURN true; END IF;"
+        + "   IF e ~ '^[0-9]{1,18}$' AND e::bigint > fenced AND e::bigint <= armed THEN RETURN true; END IF;"
         + " END IF;"
         // The migrator: its own transaction, and a role allowed to pass.
         + " IF current_setting(" + literal(RangeTableMove.BYPASS_SETTING) + ", true) = txid_current()::text THEN"
@@ -655,7 +804,7 @@ public final class Fences {
     StringBuilder body = new StringBuilder();
     Map<String, String> columnTypes = new HashMap<>();
     try (PreparedStatement ps = c.prepareStatement("SELECT key_column, lo, hi, keyspace, epoch, cond_new, cond_old, "
-        + "unit_text FROM shardmap.fences WHERE tbl = ? ORDER BY lo NULLS FIRST, migration")) {
+        + "unit_text, pass_epoch FROM shardmap.fences WHERE tbl = ? ORDER BY lo NULLS FIRST, migration")) {
       ps.setString(1, table);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
@@ -678,7 +827,9 @@ public final class Fences {
           String type = columnTypes.get(column);
           String refuse = " RAISE EXCEPTION USING ERRCODE = " + literal(StaleRoute.SQLSTATE) + ", MESSAGE = "
               + KeyKind.text(StaleRoute.message(keyspace, unit, epoch)) + ";";
-          String pass = PASS_FUNCTION + "(" + KeyKind.text(keyspace) + ", " + epoch + ", ";
+          Long armed = (Long) rs.getObject(9);
+          String pass = PASS_FUNCTION + "(" + KeyKind.text(keyspace) + ", " + epoch + ", "
+              + (armed == null ? "NULL" : Long.toString(armed)) + ", ";
           body.append(" IF TG_OP <> 'DELETE' AND ").append(condNew).append(" THEN IF NOT ").append(pass)
               .append(declaredKeySql(type, "NEW." + k)).append(") THEN").append(refuse).append(" END IF; END IF;");
           body.append(" IF TG_OP <> 'INSERT' AND ").append(condOld).append(" THEN IF NOT ").append(pass)

@@ -212,6 +212,9 @@ public final class MoveDriver {
     Fences.requirePass(dst, m.getTarget());
     Fences.ensureSchema(src);
     Fences.ensureSchema(dst);
+    // A target that still fences the unit from an earlier move lets route declarations through once it
+    // is the owner again, up to the epoch the unit gets here, and no others (Fences.arm).
+    Fences.arm(dst, moves, Fences.returnEpoch(m));
     for (RangeTableMove t : moves) {
       List<Tables.Column> s = Tables.columns(src, t.table());
       if (s == null) {
@@ -675,6 +678,7 @@ public final class MoveDriver {
   private void cancel(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     Fences.unfence(src, m.getId(), tableNames());
+    Fences.disarm(dst, m.getId(), tableNames());
     for (RangeTableMove t : moves) {
       t.removeCapture(src);
     }

@@ -16,6 +16,7 @@ import java.sql.PreparedStatement;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.List;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -84,7 +85,18 @@ class FencePassTest {
       assertTrue(plain.getMessage().contains("no longer owns range [0, 1000) of keyspace 'ks'"), plain.getMessage());
       refused(s, "INSERT INTO " + table + " VALUES (2000, 1), (11, 1)");
 
+      // Nobody is bringing the range back: no declaration passes, whatever epoch it makes up.
       c.setAutoCommit(false);
+      declare(c, "ks", "6", "11");
+      refused(s, "INSERT INTO " + table + " VALUES (11, 1)");
+      c.rollback();
+      c.setAutoCommit(true);
+      // A move back to this shard arms the fence up to the epoch the range will have here (6).
+      Fences.arm(c, List.of(new RangeTableMove("b" + uid, "ks", table, "id", 0L, 1_000L)), 6);
+      c.setAutoCommit(false);
+      declare(c, "ks", "7", "11");
+      refused(s, "INSERT INTO " + table + " VALUES (11, 1)"); // above the armed epoch: made up
+      c.rollback();
       declare(c, "ks", "6", "11");
       assertEquals(1, s.executeUpdate("INSERT INTO " + table + " VALUES (11, 1)"), "the declared key passes");
       assertEquals(1, s.executeUpdate("UPDATE " + table + " SET v = 2 WHERE id = 11"));
@@ -120,6 +132,7 @@ class FencePassTest {
     try (Connection c = pg.connect(); Statement s = c.createStatement()) {
       Fences.ensureSchema(c);
       assertTrue(away.fence(c, 7, Duration.ofSeconds(5)));
+      Fences.arm(c, List.of(new RangeTableMove("b" + uid, "ks", table + "_t", "id", KeyKind.TEXT, unit)), 8);
       SQLException e = refused(s, "INSERT INTO " + table + "_t VALUES ('bé', 1)");
       assertTrue(e.getMessage().contains("no longer owns range [0x61, 0x6d) of keyspace 'ks'"), e.getMessage());
       c.setAutoCommit(false);
