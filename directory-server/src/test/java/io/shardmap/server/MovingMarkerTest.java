@@ -20,8 +20,7 @@ import io.shardmap.store.RangeResult;
 import io.shardmap.store.StoreException;
 import io.shardmap.store.Txn;
 import io.shardmap.store.TxnResult;
-import io.shardmap.store.Watch;
-import io.shardmap.store.WatchListener;
+import io.shardmap.testkit.ForwardingMetaStore;
 import io.shardmap.testkit.EtcdCluster;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -476,13 +475,12 @@ class MovingMarkerTest {
   // ---------------------------------------------------------------- a store with hooks
 
   /** The server's etcd store, with a hook run before each commit and injectable prefix read failures. */
-  static final class HookedStore implements MetaStore {
-    private final MetaStore inner;
+  static final class HookedStore extends ForwardingMetaStore {
     private volatile Consumer<Txn> beforeCommit;
     private volatile Predicate<String> failPrefixReads;
 
     HookedStore(MetaStore inner) {
-      this.inner = inner;
+      super(inner);
     }
 
     void beforeCommit(Consumer<Txn> hook) {
@@ -494,18 +492,13 @@ class MovingMarkerTest {
     }
 
     @Override
-    public CompletableFuture<RangeResult> get(String key) {
-      return inner.get(key);
-    }
-
-    @Override
     public CompletableFuture<RangeResult> getPrefix(String prefix) {
       Predicate<String> fail = failPrefixReads;
       if (fail != null && fail.test(prefix)) {
         return CompletableFuture.failedFuture(new StoreException(StoreException.Kind.UNAVAILABLE,
             "injected: etcd unreachable", null));
       }
-      return inner.getPrefix(prefix);
+      return delegate.getPrefix(prefix);
     }
 
     @Override
@@ -514,37 +507,8 @@ class MovingMarkerTest {
       if (hook != null) {
         hook.accept(txn);
       }
-      return inner.commit(txn);
-    }
-
-    @Override
-    public CompletableFuture<Long> currentRevision() {
-      return inner.currentRevision();
-    }
-
-    @Override
-    public Watch watch(String prefix, long afterRevision, WatchListener listener) {
-      return inner.watch(prefix, afterRevision, listener);
-    }
-
-    @Override
-    public CompletableFuture<Long> grantLease(Duration ttl) {
-      return inner.grantLease(ttl);
-    }
-
-    @Override
-    public CompletableFuture<Void> keepAliveOnce(long leaseId) {
-      return inner.keepAliveOnce(leaseId);
-    }
-
-    @Override
-    public CompletableFuture<Void> revokeLease(long leaseId) {
-      return inner.revokeLease(leaseId);
-    }
-
-    @Override
-    public void close() {
-      inner.close();
+      return delegate.commit(txn);
     }
   }
+
 }

@@ -17,8 +17,7 @@ import io.shardmap.store.RangeResult;
 import io.shardmap.store.StoreException;
 import io.shardmap.store.Txn;
 import io.shardmap.store.TxnResult;
-import io.shardmap.store.Watch;
-import io.shardmap.store.WatchListener;
+import io.shardmap.testkit.ForwardingMetaStore;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -89,14 +88,13 @@ class StoreFailureMessageTest {
   }
 
   /** Delegates to a store; once cut, every call fails as etcd without quorum does. */
-  private static final class CuttableStore implements MetaStore {
-    private final MetaStore delegate;
+  private static final class CuttableStore extends ForwardingMetaStore {
     final AtomicInteger commits = new AtomicInteger();
     volatile boolean cutReads;
     volatile boolean cutAfterNextCommit;
 
     CuttableStore(MetaStore delegate) {
-      this.delegate = delegate;
+      super(delegate);
     }
 
     private <T> CompletableFuture<T> unlessCut(String what, Supplier<CompletableFuture<T>> call) {
@@ -138,11 +136,6 @@ class StoreFailureMessageTest {
     }
 
     @Override
-    public Watch watch(String prefix, long afterRevision, WatchListener listener) {
-      return delegate.watch(prefix, afterRevision, listener);
-    }
-
-    @Override
     public CompletableFuture<Long> grantLease(Duration ttl) {
       return unlessCut("lease grant", () -> delegate.grantLease(ttl));
     }
@@ -156,10 +149,6 @@ class StoreFailureMessageTest {
     public CompletableFuture<Void> revokeLease(long leaseId) {
       return unlessCut("revoke", () -> delegate.revokeLease(leaseId));
     }
-
-    @Override
-    public void close() {
-      delegate.close();
-    }
   }
+
 }

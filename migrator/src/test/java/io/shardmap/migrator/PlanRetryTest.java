@@ -16,8 +16,7 @@ import io.shardmap.store.RangeResult;
 import io.shardmap.store.StoreException;
 import io.shardmap.store.Txn;
 import io.shardmap.store.TxnResult;
-import io.shardmap.store.Watch;
-import io.shardmap.store.WatchListener;
+import io.shardmap.testkit.ForwardingMetaStore;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -143,8 +142,7 @@ class PlanRetryTest {
   }
 
   /** A store that fails, hangs or loses answers of the calls it is told to; otherwise passes them on. */
-  static final class FlakyStore implements MetaStore {
-    final MetaStore delegate;
+  static final class FlakyStore extends ForwardingMetaStore {
     final AtomicInteger failReads = new AtomicInteger();
     final AtomicInteger hangReads = new AtomicInteger();
     final AtomicInteger loseCommitAnswers = new AtomicInteger();
@@ -155,7 +153,7 @@ class PlanRetryTest {
     final AtomicInteger commitsSeen = new AtomicInteger();
 
     FlakyStore(MetaStore delegate) {
-      this.delegate = delegate;
+      super(delegate);
     }
 
     private <T> CompletableFuture<T> read(Supplier<CompletableFuture<T>> call) {
@@ -196,33 +194,9 @@ class PlanRetryTest {
     }
 
     @Override
-    public CompletableFuture<Long> currentRevision() {
-      return delegate.currentRevision();
-    }
-
-    @Override
-    public Watch watch(String prefix, long afterRevision, WatchListener listener) {
-      return delegate.watch(prefix, afterRevision, listener);
-    }
-
-    @Override
-    public CompletableFuture<Long> grantLease(Duration ttl) {
-      return delegate.grantLease(ttl);
-    }
-
-    @Override
-    public CompletableFuture<Void> keepAliveOnce(long leaseId) {
-      return delegate.keepAliveOnce(leaseId);
-    }
-
-    @Override
-    public CompletableFuture<Void> revokeLease(long leaseId) {
-      return delegate.revokeLease(leaseId);
-    }
-
-    @Override
     public void close() {
       // The test closes the real store.
     }
   }
+
 }
