@@ -115,6 +115,11 @@ class MoveBackTest {
       dying.plan(MoveSpec.builder().id("back").keyspace(MoveHarness.KS).range("5000..25000").target("s2")
           .chunkRows(5_000).cleanupGrace(Duration.ofMillis(300)).build());
       assertThrows(MigrationFaultTest.SimulatedCrash.class, () -> dying.drive("back", p -> { }, Duration.ZERO));
+      // The crash came after etcd's commit; the client's watched map brings the switch a moment later.
+      long seeBy = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+      while (!h.client.route(MoveHarness.KS, 10_000).shard().equals("s2") && System.nanoTime() < seeBy) {
+        Thread.sleep(10);
+      }
       assertEquals("s2", h.client.route(MoveHarness.KS, 10_000).shard(), "etcd switched the owner");
       long atCrash = h.acknowledged.get();
       Migration done = second.drive("back", p -> { }, Duration.ofSeconds(15));
