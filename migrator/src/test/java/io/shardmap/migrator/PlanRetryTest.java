@@ -7,8 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.CreateKeyspaceRequest;
+import io.shardmap.proto.v1.KeyType;
+import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
+import io.shardmap.proto.v1.Strategy;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
@@ -119,6 +123,36 @@ class PlanRetryTest {
     }
     flaky.failAllReads.set(false);
     assertTrue(recorded().isEmpty(), () -> "nothing was recorded: " + recorded());
+  }
+
+  /** Resharding plans from reads too (spec, layout): they are retried like a move's, and nothing is written. */
+  @Test
+  void reshardPlanningRetriesTransientReads() throws Exception {
+    CreateKeyspaceRequest.Builder req = CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder()
+        .setName("h").setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_HASH));
+    for (int b = 0; b < 9; b++) {
+      req.addHashBuckets(b < 6 ? "s1" : "s2");
+    }
+    fixture.admin().createKeyspace(req.build());
+    flaky.failReads.set(2);
+    flaky.hangReads.set(1);
+    try (Migrator m = Migrator.open(fixture.migratorOptions().etcdTimeout(Duration.ofSeconds(1))
+        .etcdRetryFor(Duration.ofSeconds(20)).build(), flaky)) {
+      assertEquals(List.of("bucket 5: s1 -> s3", "bucket 4: s1 -> s3", "bucket 3: s1 -> s3"),
+          m.reshardPlan("h", "s3", true, 0));
+      assertEquals(0, flaky.failReads.get(), "the failing reads were made");
+      assertEquals(0, flaky.hangReads.get(), "the unanswered read was made");
+    }
+    flaky.failAllReads.set(true);
+    try (Migrator m = Migrator.open(fixture.migratorOptions().etcdTimeout(Duration.ofSeconds(1))
+        .etcdRetryFor(Duration.ofMillis(1_500)).build(), flaky)) {
+      ShardmapException e = assertThrows(ShardmapException.class, () -> m.reshardPlan("h", "s3", true, 0));
+      assertEquals(ErrorCode.UNAVAILABLE, e.code(), e::getMessage);
+      assertTrue(e.getMessage().matches(".* \\(\\d+ attempts over \\d+ ms\\)"), e.getMessage());
+      assertEquals(0, flaky.commitsSeen.get(), "nothing was sent to be written");
+    } finally {
+      flaky.failAllReads.set(false);
+    }
   }
 
   @Test

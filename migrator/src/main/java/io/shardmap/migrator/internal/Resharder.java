@@ -44,7 +44,7 @@ public final class Resharder {
   public record RingStep(String shard, int vnode, boolean join, String from, String to, boolean movesData) {}
 
   public KeyspaceSpec spec(String keyspace, Strategy... allowed) {
-    KeyValue kv = UnitRecords.one(ms, ms.keys().spec(keyspace));
+    KeyValue kv = UnitRecords.planningRead(ms, ms.keys().spec(keyspace));
     if (kv == null) {
       throw ShardmapException.notFound("keyspace: no keyspace '" + keyspace + "'");
     }
@@ -57,7 +57,7 @@ public final class Resharder {
   }
 
   private KeyValue layout(String keyspace) {
-    KeyValue kv = UnitRecords.one(ms, ms.keys().layout(keyspace));
+    KeyValue kv = UnitRecords.planningRead(ms, ms.keys().layout(keyspace));
     if (kv == null) {
       throw new ShardmapException(ErrorCode.INTERNAL, "keyspace: '" + keyspace + "' has no layout record");
     }
@@ -164,14 +164,14 @@ public final class Resharder {
   private boolean layoutOnly(String keyspace, KeyspaceSpec spec, KeyValue kv, RingLayout layout, String shard,
                              boolean join) {
     StoreLayout keys = ms.keys();
-    KeyValue marker = UnitRecords.one(ms, keys.movingRing(keyspace));
+    KeyValue marker = UnitRecords.planningRead(ms, keys.movingRing(keyspace));
     if (marker != null) {
       throw ShardmapException.precondition("shard: a ring node of keyspace '" + keyspace + "' is being moved by "
           + "migration '" + marker.valueUtf8() + "'");
     }
     Ring ring = Ring.of(layout, 0);
     RingLayout next = join ? ring.withAddedNodes(shard, 1) : ring.withRemovedNodes(shard, 1);
-    KeyValue specKv = UnitRecords.one(ms, keys.spec(keyspace));
+    KeyValue specKv = UnitRecords.planningRead(ms, keys.spec(keyspace));
     Txn.Builder txn = Txn.builder()
         .compare(Compare.modRevision(keys.spec(keyspace), specKv == null ? 0 : specKv.modRevision()))
         .compare(Compare.modRevision(keys.layout(keyspace), kv.modRevision()))

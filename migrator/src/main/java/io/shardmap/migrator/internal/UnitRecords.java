@@ -124,8 +124,20 @@ final class UnitRecords {
     }
   }
 
+  /** One read, not retried: the cutover's hand-over, which must not hold its fence through retries. */
   static KeyValue one(MigrationStore ms, String key) {
-    RangeResult r = ms.await("reading " + key, ms.store().get(key));
+    return first(ms.await("reading " + key, ms.store().get(key)));
+  }
+
+  /**
+   * One read while planning, before anything is written: a transient failure is read again within the
+   * store's retry deadline ({@link MigrationStore#read}).
+   */
+  static KeyValue planningRead(MigrationStore ms, String key) {
+    return first(ms.read("reading " + key, () -> ms.store().get(key)));
+  }
+
+  private static KeyValue first(RangeResult r) {
     return r.kvs().isEmpty() ? null : r.kvs().get(0);
   }
 
