@@ -110,9 +110,10 @@ public final class MigrateLoadCommand implements Callable<Integer> {
   @Option(names = "--seed", defaultValue = "11", description = "Seed of the writer's keys.")
   long seed;
 
-  @Option(names = "--pipe", defaultValue = "true", negatable = true,
+  // Not defaultValue = "true": picocli then takes --no-pipe as "the opposite of false" and keeps the pipe.
+  @Option(names = "--pipe", negatable = true, fallbackValue = "true",
       description = "Time a bare psql pipe of the same rows first (same run); --no-pipe skips it.")
-  boolean pipe;
+  boolean pipe = true;
 
   @Option(names = "--psql", description = "psql binary (default: the local PostgreSQL's).")
   String psql = CopyPipe.defaultPsql();

@@ -2,6 +2,7 @@ package io.shardmap.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.shardmap.bench.jmh.MapChangeBenchmark;
@@ -131,6 +132,19 @@ class SmokeTest {
     assertTrue(r.bytes() > 3000L * 150 && r.bytes() < 3000L * 300, output());
     assertTrue(Math.abs(r.rounds().get(0).bytesCopied() - r.bytes()) < 1000, output());
     assertTrue(output().contains("migrator copy / pipe rate"), output());
+  }
+
+  @Test
+  void migrateLoadTimesThePipeUnlessToldNoPipe() {
+    MigrateLoadCommand c = new MigrateLoadCommand();
+    new CommandLine(c).parseArgs();
+    assertTrue(c.pipe, "the pipe is timed by default");
+    c = new MigrateLoadCommand();
+    new CommandLine(c).parseArgs("--no-pipe");
+    assertFalse(c.pipe, "--no-pipe skips it");
+    c = new MigrateLoadCommand();
+    new CommandLine(c).parseArgs("--pipe");
+    assertTrue(c.pipe, "--pipe times it");
   }
 
   @Test
