@@ -1,10 +1,7 @@
 package io.shardmap.client;
 
-import java.nio.charset.StandardCharsets;
+import io.shardmap.core.FenceProtocol;
 import java.sql.SQLException;
-import java.util.HexFormat;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * The contract between a fenced shard and the SDK. When the migrator moves a range, it first fences the
@@ -38,20 +35,15 @@ import java.util.regex.Pattern;
  * declarations only while a move brings its unit back, up to the epoch the unit gets there.)
  */
 public final class StaleRoute {
-  /** The SQLSTATE a fence raises ("SMF01": Shardmap fence, a user-defined class PostgreSQL allows). */
-  public static final String SQLSTATE = "SMF01";
+  /** The SQLSTATE a fence raises ({@link FenceProtocol#SQLSTATE}). */
+  public static final String SQLSTATE = FenceProtocol.SQLSTATE;
 
   /** Declaration setting: the keyspace whose map routed the call's key to this shard. */
-  public static final String ROUTE_KEYSPACE = "shardmap.route_keyspace";
+  public static final String ROUTE_KEYSPACE = FenceProtocol.ROUTE_KEYSPACE;
   /** Declaration setting: the epoch of the map entry that routed the key (decimal). */
-  public static final String ROUTE_EPOCH = "shardmap.route_epoch";
-  /**
-   * Declaration setting: the key, as the fence compares it: an INT64 key in decimal, any other key as the
-   * lower-case hex of its bytes (a string key's UTF-8) ({@link #declaredKey}).
-   */
-  public static final String ROUTE_KEY = "shardmap.route_key";
-
-  private static final Pattern FENCED_EPOCH = Pattern.compile("fenced_epoch=(\\d+)");
+  public static final String ROUTE_EPOCH = FenceProtocol.ROUTE_EPOCH;
+  /** Declaration setting: the key, as the fence compares it ({@link #declaredKey}). */
+  public static final String ROUTE_KEY = FenceProtocol.ROUTE_KEY;
 
   private StaleRoute() {}
 
@@ -68,8 +60,7 @@ public final class StaleRoute {
    * Whatever {@code unit} says, the message carries {@code fenced_epoch=E} as {@link #fencedEpoch} reads it.
    */
   public static String message(String keyspace, String unit, long fencedEpoch) {
-    return "shardmap: this shard no longer owns " + unit + " of keyspace '" + keyspace
-        + "' (fenced_epoch=" + fencedEpoch + "); re-route with a newer map";
+    return FenceProtocol.message(keyspace, unit, fencedEpoch);
   }
 
   /**
@@ -89,7 +80,7 @@ public final class StaleRoute {
 
   /** The declared form of an INT64 key: decimal, as PostgreSQL prints an integer column. */
   public static String declaredKey(long key) {
-    return Long.toString(key);
+    return FenceProtocol.declaredKey(key);
   }
 
   /**
@@ -97,12 +88,12 @@ public final class StaleRoute {
    * column and {@code encode(convert_to(col, 'UTF8'), 'hex')} a text one.
    */
   public static String declaredKey(byte[] key) {
-    return HexFormat.of().formatHex(key);
+    return FenceProtocol.declaredKey(key);
   }
 
   /** The declared form of a string key: the hex of its UTF-8. */
   public static String declaredKey(String key) {
-    return declaredKey(key.getBytes(StandardCharsets.UTF_8));
+    return FenceProtocol.declaredKey(key);
   }
 
   /** True when {@code e}, or an exception it chains, is a fence's refusal. */
@@ -119,8 +110,7 @@ public final class StaleRoute {
     if (f == null) {
       throw new IllegalArgumentException("not a stale-route error: " + e);
     }
-    Matcher m = FENCED_EPOCH.matcher(String.valueOf(f.getMessage()));
-    return m.find() ? Long.parseLong(m.group(1)) : -1;
+    return FenceProtocol.fencedEpoch(f.getMessage());
   }
 
   private static SQLException find(SQLException e) {

@@ -3,7 +3,7 @@ package io.shardmap.migrator.internal;
 import static io.shardmap.migrator.internal.RangeTableMove.ident;
 import static io.shardmap.migrator.internal.RangeTableMove.literal;
 
-import io.shardmap.client.StaleRoute;
+import io.shardmap.core.FenceProtocol;
 import io.shardmap.core.ShardmapException;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -20,7 +20,7 @@ import java.util.Set;
 
 /**
  * The fences of one PostgreSQL shard: ranges of sharded tables that this shard no longer owns (or is about
- * to give up), where every write is refused with {@link StaleRoute#SQLSTATE}. They are rows of
+ * to give up), where every write is refused with {@link FenceProtocol#SQLSTATE}. They are rows of
  * {@code shardmap.fences}, enforced by one {@code BEFORE} row trigger per table whose function is
  * regenerated from those rows whenever they change.
  *
@@ -40,8 +40,9 @@ import java.util.Set;
  *   <li>the migrator's own transactions ({@link #passFence}): the setting {@code shardmap.bypass_fence} holds
  *       the writing transaction's id, and the writing role is a superuser or a member of
  *       {@value #PASS_ROLE} ({@link #requirePass} creates that role and checks the migrator's own);
- *   <li>a write declaring its route ({@link StaleRoute}, "Declared routes"): the declared key is the row's
- *       key (NEW for INSERT and UPDATE, OLD for UPDATE and DELETE, compared as text, with no cast that
+ *   <li>a write declaring its route ({@link FenceProtocol}; the SDK's StaleRoute, "Declared routes"): the
+ *       declared key is the row's key (NEW for INSERT and UPDATE, OLD for UPDATE and DELETE, compared as
+ *       text, with no cast that
  *       could fail) in the fence's keyspace, at an epoch above the fence's and at most the one the fence
  *       is armed for ({@link #arm}: only while a move brings the unit back). Per-key epoch monotonicity
  *       makes every such declaration a permanent fact: the key belonged to this shard again after the
@@ -644,9 +645,9 @@ public final class Fences {
         + "RETURNS boolean LANGUAGE plpgsql "
         + "VOLATILE SET search_path = pg_catalog AS $f$ DECLARE e text; BEGIN"
         // The declaration: this key of this keyspace is routed here at epoch e > the fence's.
-        + " IF armed IS NOT NULL AND current_setting(" + literal(StaleRoute.ROUTE_KEY) + ", true) = k"
-        + "   AND current_setting(" + literal(StaleRoute.ROUTE_KEYSPACE) + ", true) = ks THEN"
-        + "   e := current_setting(" + literal(StaleRoute.ROUTE_EPOCH) + ", true);"
+        + " IF armed IS NOT NULL AND current_setting(" + literal(FenceProtocol.ROUTE_KEY) + ", true) = k"
+        + "   AND current_setting(" + literal(FenceProtocol.ROUTE_KEYSPACE) + ", true) = ks THEN"
+        + "   e := current_setting(" + literal(FenceProtocol.ROUTE_EPOCH) + ", true);"
         + "   IF e ~ '^[0-9]{1,18}$' AND e::bigint > fenced AND e::bigint <= armed THEN RETURN true; END IF;"
         + " END IF;"
         // The migrator: its own transaction, and a role allowed to pass.
@@ -729,7 +730,7 @@ public final class Fences {
   }
 
   /**
-   * How a fence's refusal names what moved ({@link StaleRoute#message(String, String, long)}): "range
+   * How a fence's refusal names what moved ({@link FenceProtocol#message(String, String, long)}): "range
    * [5000, 25000)", "hash bucket 3 of 8", "ring node s2#5's arc", "directory entry 'k'" or "3 directory
    * entries".
    */
@@ -779,7 +780,7 @@ public final class Fences {
   }
 
   /**
-   * SQL: the key in {@code ref} as a declaration states it ({@link StaleRoute#declaredKey}), for a key
+   * SQL: the key in {@code ref} as a declaration states it ({@link FenceProtocol#declaredKey}), for a key
    * column of SQL type {@code formatType}; no cast that can fail. NULL (no declaration matches) for a type
    * no keyspace key fits.
    */
@@ -825,8 +826,8 @@ public final class Fences {
             columnTypes.put(column, columnType(c, table, column));
           }
           String type = columnTypes.get(column);
-          String refuse = " RAISE EXCEPTION USING ERRCODE = " + literal(StaleRoute.SQLSTATE) + ", MESSAGE = "
-              + KeyKind.text(StaleRoute.message(keyspace, unit, epoch)) + ";";
+          String refuse = " RAISE EXCEPTION USING ERRCODE = " + literal(FenceProtocol.SQLSTATE) + ", MESSAGE = "
+              + KeyKind.text(FenceProtocol.message(keyspace, unit, epoch)) + ";";
           Long armed = (Long) rs.getObject(9);
           String pass = PASS_FUNCTION + "(" + KeyKind.text(keyspace) + ", " + epoch + ", "
               + (armed == null ? "NULL" : Long.toString(armed)) + ", ";

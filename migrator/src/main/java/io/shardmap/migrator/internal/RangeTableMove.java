@@ -1,6 +1,5 @@
 package io.shardmap.migrator.internal;
 
-import io.shardmap.client.StaleRoute;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.sql.Connection;
