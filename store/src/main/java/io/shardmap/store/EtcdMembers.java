@@ -11,10 +11,12 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.BiFunction;
 import java.util.function.Function;
 import org.slf4j.Logger;
@@ -90,8 +92,8 @@ final class EtcdMembers implements AutoCloseable {
     private final Set<Occupant> occupants = ConcurrentHashMap.newKeySet();
     private volatile boolean up = true;
     private volatile long term;
-    // Timer-thread state.
-    private CompletableFuture<GetResponse> check;
+    // Timer-thread state (check is also read by close()).
+    private volatile CompletableFuture<GetResponse> check;
     private long checkSentNanos;
     private long termChangedNanos;
     private String downReason;
@@ -343,6 +345,24 @@ final class EtcdMembers implements AutoCloseable {
     closed = true;
     if (checks != null) {
       checks.cancel(false);
+    }
+    // A liveness check still in flight would fail as its channel shuts down, and jetcd warns of each such
+    // failure on stderr (a CLI's last lines): let the checks end first. A live member answers within
+    // milliseconds; a hung one's check is abandoned after the member timeout, as the checks themselves do.
+    long deadline = System.nanoTime() + memberTimeoutNanos;
+    for (Member m : members) {
+      CompletableFuture<GetResponse> inFlight = m.check;
+      if (inFlight == null) {
+        continue;
+      }
+      try {
+        inFlight.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      } catch (ExecutionException | TimeoutException e) {
+        // Its outcome no longer matters: nothing uses the members after this.
+      }
     }
     RuntimeException first = null;
     for (Member m : members) {
