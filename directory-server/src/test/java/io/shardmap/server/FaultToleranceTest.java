@@ -285,6 +285,8 @@ class FaultToleranceTest {
       etcd.awaitHealthy(Duration.ofSeconds(30));
     }
     TestSupport.eventually(Duration.ofSeconds(15), "A sees etcd again", () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
+    // B takes the split: it refuses changes up front until its own probe has seen etcd again too.
+    TestSupport.eventually(Duration.ofSeconds(15), "B sees etcd again", () -> b.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
     SplitRangeResponse s = split(cb, 30_001);
     assertTrue(a.awaitRevision(s.getRevision(), Duration.ofSeconds(20)));
     assertEquals(30_001, ca.lookup("users", 30_000).getRoute().getRange().getEnd().getIntKey(),
