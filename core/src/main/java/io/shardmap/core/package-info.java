@@ -3,7 +3,8 @@
  * io.shardmap.core.Keys}), the one half-open {@link io.shardmap.core.KeyRange}, the hash function
  * ({@link io.shardmap.core.XxHash64}), the immutable table of each strategy, and {@link
  * io.shardmap.core.DirectorySnapshot}, the immutable whole-directory value that server and SDK both
- * build by applying {@code MapChange}s in revision order. Pure Java over the protobuf messages: no I/O,
+ * build by applying {@code MapChange}s in revision order, and {@link io.shardmap.core.Backoff}, the one
+ * retry pause policy every component uses. Pure Java over the protobuf messages: no I/O,
  * no threads, no clocks.
  *
  * <p>Errors are {@link io.shardmap.core.ShardmapException} with an {@link io.shardmap.core.ErrorCode}.
