@@ -59,7 +59,10 @@ class MigrationProcessKillTest {
         "--etcd", String.join(",", h.etcd.clientEndpoints()), "--etcd-prefix", h.prefix, "--lease-ttl", "2s",
         "--etcd-timeout", "30s",
         "--worker-name", "child", "--progress", "none",
-        "move", MoveHarness.KS, range, "--to", "s3", "--split", "--id", id));
+        "move", MoveHarness.KS, range, "--to", "s3", "--split", "--id", id,
+        // What is checked here is the resume after a kill, not the pause budget (MigrationPauseBudgetTest):
+        // on a loaded CI machine the default 100 ms cancelled a move after 5 attempts that took 42 ms.
+        "--pause-budget", "2s"));
     cmd.addAll(List.of(options));
     Path log = Files.createTempFile("migrator-" + id + "-", ".log");
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());

@@ -46,7 +46,7 @@ class MigrationStopTest {
   }
 
   private MoveSpec spec(String id, long lo, long hi) {
-    return MoveSpec.builder().id(id).keyspace(MoveHarness.KS).range(lo + ".." + hi).target("s3").split(true)
+    return MoveSpec.builder().pauseBudget(Duration.ofSeconds(1)).id(id).keyspace(MoveHarness.KS).range(lo + ".." + hi).target("s3").split(true)
         .chunkRows(200).cleanupGrace(Duration.ofMillis(300)).build();
   }
 

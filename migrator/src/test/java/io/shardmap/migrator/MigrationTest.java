@@ -156,13 +156,13 @@ class MigrationTest {
          Migrator back = Migrator.open(h.migratorOptions().workerName("back").faultPoints(faults).build())) {
       h.startWriters(3, Duration.ofSeconds(120));
       Thread.sleep(300);
-      m.plan(MoveSpec.builder().id("away").keyspace(MoveHarness.KS).range("5000..25000").target("s3")
+      m.plan(MoveSpec.builder().pauseBudget(Duration.ofSeconds(1)).id("away").keyspace(MoveHarness.KS).range("5000..25000").target("s3")
           .split(true).chunkRows(2_000).cleanupGrace(Duration.ofSeconds(1)).build());
       assertEquals(MigrationState.MIGRATION_STATE_DONE, m.drive("away", p -> { }, Duration.ofSeconds(5)).getState());
       long epochAway = h.client.route(MoveHarness.KS, 10_000).epoch();
       long before = h.acknowledged.get();
 
-      Migration planned = back.plan(MoveSpec.builder().id("back").keyspace(MoveHarness.KS).range("5000..25000")
+      Migration planned = back.plan(MoveSpec.builder().pauseBudget(Duration.ofSeconds(1)).id("back").keyspace(MoveHarness.KS).range("5000..25000")
           .target("s2").chunkRows(2_000).cleanupGrace(Duration.ofSeconds(1)).build());
       assertEquals("s3", planned.getSource());
       assertThrows(MigrationFaultTest.SimulatedCrash.class, () -> back.drive("back", p -> { }, Duration.ZERO));
