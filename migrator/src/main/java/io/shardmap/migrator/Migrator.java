@@ -11,7 +11,7 @@ import io.shardmap.migrator.internal.States;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.MetaStore;
 import java.sql.SQLException;
@@ -53,15 +53,15 @@ public final class Migrator implements AutoCloseable {
     this.options = options;
     this.store = store;
     this.ownsStore = ownsStore;
-    this.ms = new MigrationStore(store, new StoreLayout(options.etcdPrefix()), options.etcdTimeout(),
+    this.ms = new MigrationStore(store, new CatalogPaths(options.etcdPrefix()), options.etcdTimeout(),
         options.etcdRetryFor());
     this.pg = new PgConnector(ms, options.pgUser(), options.pgPassword(), options.pgConnectTimeout());
     // Every directory server publishes the lowest map revision its live clients applied; cleanup waits for
     // all of them to pass the cutover. An unreadable etcd counts as "still waiting" (the grace bounds it).
-    StoreLayout layout = new StoreLayout(options.etcdPrefix());
+    CatalogPaths paths = new CatalogPaths(options.etcdPrefix());
     this.acks = revision -> {
       try {
-        io.shardmap.server.ClientAcks.Acks a = io.shardmap.server.ClientAcks.read(store, layout, options.etcdTimeout());
+        io.shardmap.catalog.ClientAcks.Acks a = io.shardmap.catalog.ClientAcks.read(store, paths, options.etcdTimeout());
         return new MoveDriver.Acked(a.behind(revision), a.clients());
       } catch (ShardmapException e) {
         return new MoveDriver.Acked(Optional.of("client acknowledgements (unreadable: " + e.getMessage() + ")"), 0);

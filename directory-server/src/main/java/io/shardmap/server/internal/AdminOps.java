@@ -1,5 +1,6 @@
 package io.shardmap.server.internal;
 
+import io.shardmap.catalog.CatalogPaths;
 import com.google.protobuf.MessageLite;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.DirectoryTable;
@@ -66,17 +67,17 @@ public final class AdminOps {
   private static final int MAX_ATTEMPTS = 32;
 
   private final MetaStore store;
-  private final StoreLayout keys;
+  private final CatalogPaths paths;
   private final DirectoryState state;
   private final Duration timeout;
   private final int maxTxnOps;
   private final LongSupplier nanoTime;
   private final ServerMetrics metrics;
 
-  public AdminOps(MetaStore store, StoreLayout keys, DirectoryState state, Duration timeout, int maxTxnOps,
+  public AdminOps(MetaStore store, CatalogPaths paths, DirectoryState state, Duration timeout, int maxTxnOps,
                   LongSupplier nanoTime, ServerMetrics metrics) {
     this.store = store;
-    this.keys = keys;
+    this.paths = paths;
     this.state = state;
     this.timeout = timeout;
     this.maxTxnOps = maxTxnOps;
@@ -277,8 +278,8 @@ public final class AdminOps {
         throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "shard '" + shard.getName()
             + "' is already registered (use UpdateShard to change it)");
       }
-      Txn txn = Txn.builder().compare(Compare.absent(keys.shard(shard.getName())))
-          .put(keys.shard(shard.getName()), bytes(shard)).build();
+      Txn txn = Txn.builder().compare(Compare.absent(paths.shard(shard.getName())))
+          .put(paths.shard(shard.getName()), bytes(shard)).build();
       return new Plan<>(txn, rev -> RegisterShardResponse.newBuilder()
           .setShard(shard.toBuilder().setRevision(rev)).setRevision(rev).build());
     });
@@ -292,8 +293,8 @@ public final class AdminOps {
         throw ShardmapException.precondition("expected_revision: shard '" + shard.getName()
             + "' is at revision " + old.getRevision() + ", not " + req.getExpectedRevision());
       }
-      Txn txn = Txn.builder().compare(Compare.modRevision(keys.shard(shard.getName()), old.getRevision()))
-          .put(keys.shard(shard.getName()), bytes(shard)).build();
+      Txn txn = Txn.builder().compare(Compare.modRevision(paths.shard(shard.getName()), old.getRevision()))
+          .put(paths.shard(shard.getName()), bytes(shard)).build();
       return new Plan<>(txn, rev -> UpdateShardResponse.newBuilder()
           .setShard(shard.toBuilder().setRevision(rev)).setRevision(rev).build());
     });
@@ -310,11 +311,11 @@ public final class AdminOps {
         }
       }
       Txn txn = Txn.builder()
-          .compare(Compare.modRevision(keys.shard(name), old.getRevision()))
+          .compare(Compare.modRevision(paths.shard(name), old.getRevision()))
           // No write made the shard an owner after the snapshot that shows it owns nothing.
-          .compare(new Compare(keys.shardRef(name), Compare.Target.MOD_REVISION, Compare.Op.LESS,
+          .compare(new Compare(paths.shardRef(name), Compare.Target.MOD_REVISION, Compare.Op.LESS,
               snap.revision() + 1))
-          .delete(keys.shard(name)).delete(keys.shardRef(name)).build();
+          .delete(paths.shard(name)).delete(paths.shardRef(name)).build();
       return new Plan<>(txn, rev -> DeregisterShardResponse.newBuilder().setRevision(rev).build());
     });
   }
@@ -362,7 +363,7 @@ public final class AdminOps {
       if (snap.keyspaces().containsKey(ks)) {
         throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "keyspace '" + ks + "' already exists");
       }
-      Txn.Builder txn = Txn.builder().compare(Compare.absent(keys.spec(ks))).put(keys.spec(ks), bytes(spec));
+      Txn.Builder txn = Txn.builder().compare(Compare.absent(paths.spec(ks))).put(paths.spec(ks), bytes(spec));
       Set<String> owners = new LinkedHashSet<>();
       switch (spec.getStrategy()) {
         case STRATEGY_RANGE -> {
@@ -370,7 +371,7 @@ public final class AdminOps {
           RangeTable.build(type, routes, "ranges");
           for (Route r : routes) {
             owners.add(r.shard());
-            txn.put(keys.range(ks, r.range().start()), bytes(KeyspaceMap.toProto(type, r)));
+            txn.put(paths.range(ks, r.range().start()), bytes(KeyspaceMap.toProto(type, r)));
           }
         }
         case STRATEGY_HASH -> {
@@ -385,7 +386,7 @@ public final class AdminOps {
             owners.add(s);
             h.addBuckets(BucketAssignment.newBuilder().setShard(s).setEpoch(1));
           }
-          txn.put(keys.layout(ks), bytes(h.build()));
+          txn.put(paths.layout(ks), bytes(h.build()));
         }
         case STRATEGY_CONSISTENT_HASH -> {
           requireOnly(req, "ring_shards");
@@ -405,7 +406,7 @@ public final class AdminOps {
             ring.addShards(rs);
           }
           Ring.of(ring.build(), 0);
-          txn.put(keys.layout(ks), bytes(ring.build()));
+          txn.put(paths.layout(ks), bytes(ring.build()));
         }
         case STRATEGY_DIRECTORY -> {
           requireOnly(req, "fallback_shard");
@@ -414,7 +415,7 @@ public final class AdminOps {
             owners.add(registered(snap, "fallback_shard", req.getFallbackShard()));
             d.setFallbackShard(req.getFallbackShard()).setFallbackEpoch(1);
           }
-          txn.put(keys.layout(ks), bytes(d.build()));
+          txn.put(paths.layout(ks), bytes(d.build()));
         }
         case STRATEGY_GEOGRAPHIC -> {
           requireOnly(req, "regions");
@@ -433,7 +434,7 @@ public final class AdminOps {
           Names.region("default_region", def);
           g.setDefaultRegion(def);
           GeoTable.of(g.build(), 0);
-          txn.put(keys.layout(ks), bytes(g.build()));
+          txn.put(paths.layout(ks), bytes(g.build()));
         }
         default -> throw new IllegalStateException("validated strategy " + spec.getStrategy());
       }
@@ -446,8 +447,8 @@ public final class AdminOps {
   /** Requires every owner to be registered at commit time, and marks it as an owner (see class doc). */
   private void guardOwners(Txn.Builder txn, Set<String> owners) {
     for (String s : owners) {
-      txn.compare(Compare.present(keys.shard(s)));
-      txn.put(keys.shardRef(s), new byte[0]);
+      txn.compare(Compare.present(paths.shard(s)));
+      txn.put(paths.shardRef(s), new byte[0]);
     }
   }
 
@@ -596,7 +597,7 @@ public final class AdminOps {
     if (markers == null) {
       out.setMovingUnknown(true);
     } else {
-      markers.ids().forEach((key, id) -> out.addMoving(moving(k, key.substring(keys.movingPrefix(ks).length()), id)));
+      markers.ids().forEach((key, id) -> out.addMoving(moving(k, key.substring(paths.movingPrefix(ks).length()), id)));
     }
     Map<String, double[]> shares = new TreeMap<>();
     switch (k.strategy()) {
@@ -644,7 +645,7 @@ public final class AdminOps {
 
   /**
    * What a marker marks: a range (its key suffix is the hex of the range's start), or a bucket, the ring or a
-   * directory entry (suffix {@code bucket/N}, {@code ring}, {@code entry/HEX}; see StoreLayout), whose
+   * directory entry (suffix {@code bucket/N}, {@code ring}, {@code entry/HEX}; see CatalogPaths), whose
    * migration the marker's value names.
    */
   private MovingRange moving(KeyspaceMap k, String suffix, String id) {
@@ -747,10 +748,10 @@ public final class AdminOps {
             + (ids.size() == 1 ? "it" : "them") + " or cancel " + (ids.size() == 1 ? "it" : "them")
             + " (" + cancel + ")");
       }
-      Txn txn = Txn.builder().compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
-          .compare(new Compare(keys.movingGuard(ks), Compare.Target.MOD_REVISION, Compare.Op.LESS,
+      Txn txn = Txn.builder().compare(Compare.modRevision(paths.spec(ks), k.specRevision()))
+          .compare(new Compare(paths.movingGuard(ks), Compare.Target.MOD_REVISION, Compare.Op.LESS,
               m.revision() + 1))
-          .deletePrefix(keys.keyspacePrefix(ks)).build();
+          .deletePrefix(paths.keyspacePrefix(ks)).build();
       return new Plan<>(txn, rev -> DropKeyspaceResponse.newBuilder().setRevision(rev).build());
     });
   }
@@ -766,7 +767,7 @@ public final class AdminOps {
   /** One linearizable read of a keyspace's moving markers (the watched snapshot does not hold them). */
   private Markers markers(String ks) {
     io.shardmap.store.RangeResult rr = read("the moving markers of keyspace '" + ks + "'",
-        keys.movingPrefix(ks), true, true);
+        paths.movingPrefix(ks), true, true);
     Map<String, String> ids = new TreeMap<>();
     long lastWrite = 0;
     for (io.shardmap.store.KeyValue kv : rr.kvs()) {
@@ -779,7 +780,7 @@ public final class AdminOps {
   /**
    * Refuses a change of {@code range} (a range of {@code k} starting where a record is rewritten or
    * deleted) while the migrator moves it. The plan must also compare
-   * {@code Compare.absent(keys.moving(ks, range.start()))}: that compare, not this read, is what makes the
+   * {@code Compare.absent(paths.moving(ks, range.start()))}: that compare, not this read, is what makes the
    * refusal race-free.
    *
    * <p>Why a change of a range and the migrator's marker on it can never both succeed: our transaction
@@ -791,8 +792,8 @@ public final class AdminOps {
    * range record now has a new mod revision (put) or none (delete), and etcd never reuses a revision, so
    * the migrator's compare fails and it must re-read the range before marking it.
    */
-  private static void refuseIfMoving(Markers m, StoreLayout keys, String field, KeyspaceMap k, KeyRange range) {
-    String id = m.ids().get(keys.moving(k.name(), range.start()));
+  private static void refuseIfMoving(Markers m, CatalogPaths paths, String field, KeyspaceMap k, KeyRange range) {
+    String id = m.ids().get(paths.moving(k.name(), range.start()));
     if (id != null) {
       throw ShardmapException.precondition(field + ": " + range.format(k.keyType()) + " of keyspace '"
           + k.name() + "' is being moved by migration '" + id + "'; wait for it or cancel it (migrator cancel "
@@ -818,7 +819,7 @@ public final class AdminOps {
    * moving guard (see {@link #dropKeyspace} for why one compare on it is enough).
    */
   private Compare unmarkedSince(String ks, Markers m) {
-    return new Compare(keys.movingGuard(ks), Compare.Target.MOD_REVISION, Compare.Op.LESS, m.revision() + 1);
+    return new Compare(paths.movingGuard(ks), Compare.Target.MOD_REVISION, Compare.Op.LESS, m.revision() + 1);
   }
 
   /** Refuses a change of a marked bucket, ring or entry (marker key {@code marker}). */
@@ -855,8 +856,8 @@ public final class AdminOps {
       }
       String ks = k.name();
       Markers m = markers(ks);
-      refuseIfMoving(m, keys, "split_key", k, range);
-      String stray = m.ids().get(keys.moving(ks, at));
+      refuseIfMoving(m, paths, "split_key", k, range);
+      String stray = m.ids().get(paths.moving(ks, at));
       if (stray != null) {
         // No range starts there, so no migration can be moving one; but the new range would look marked.
         throw ShardmapException.precondition("split_key: keyspace '" + ks + "' has a moving marker of "
@@ -866,13 +867,13 @@ public final class AdminOps {
       Route left = new Route(r.shard(), r.epoch(), KeyRange.of(range.start(), at, "split_key"), 0);
       Route right = new Route(r.shard(), r.epoch(), KeyRange.of(at, range.end(), "split_key"), 0);
       Txn txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
-          .compare(Compare.modRevision(keys.range(ks, range.start()), r.modRevision()))
-          .compare(Compare.absent(keys.range(ks, at)))
-          .compare(Compare.absent(keys.moving(ks, range.start())))
-          .compare(Compare.absent(keys.moving(ks, at)))
-          .put(keys.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, left)))
-          .put(keys.range(ks, at), bytes(KeyspaceMap.toProto(type, right))).build();
+          .compare(Compare.modRevision(paths.spec(ks), k.specRevision()))
+          .compare(Compare.modRevision(paths.range(ks, range.start()), r.modRevision()))
+          .compare(Compare.absent(paths.range(ks, at)))
+          .compare(Compare.absent(paths.moving(ks, range.start())))
+          .compare(Compare.absent(paths.moving(ks, at)))
+          .put(paths.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, left)))
+          .put(paths.range(ks, at), bytes(KeyspaceMap.toProto(type, right))).build();
       return new Plan<>(txn, rev -> SplitRangeResponse.newBuilder().setLeft(KeyspaceMap.toProto(type, left))
           .setRight(KeyspaceMap.toProto(type, right)).setRevision(rev).build());
     });
@@ -892,8 +893,8 @@ public final class AdminOps {
       Route left = t.get(i - 1);
       Route right = t.get(i);
       Markers m = markers(k.name());
-      refuseIfMoving(m, keys, "boundary", k, left.range());
-      refuseIfMoving(m, keys, "boundary", k, right.range());
+      refuseIfMoving(m, paths, "boundary", k, left.range());
+      refuseIfMoving(m, paths, "boundary", k, right.range());
       if (!left.shard().equals(right.shard())) {
         throw ShardmapException.precondition("boundary: the ranges on both sides of "
             + Keys.describe(type, boundary) + " have different owners ('" + left.shard() + "' and '"
@@ -903,13 +904,13 @@ public final class AdminOps {
           KeyRange.of(left.range().start(), right.range().end(), "boundary"), 0);
       String ks = k.name();
       Txn txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
-          .compare(Compare.modRevision(keys.range(ks, left.range().start()), left.modRevision()))
-          .compare(Compare.modRevision(keys.range(ks, boundary), right.modRevision()))
-          .compare(Compare.absent(keys.moving(ks, left.range().start())))
-          .compare(Compare.absent(keys.moving(ks, boundary)))
-          .delete(keys.range(ks, boundary))
-          .put(keys.range(ks, left.range().start()), bytes(KeyspaceMap.toProto(type, merged))).build();
+          .compare(Compare.modRevision(paths.spec(ks), k.specRevision()))
+          .compare(Compare.modRevision(paths.range(ks, left.range().start()), left.modRevision()))
+          .compare(Compare.modRevision(paths.range(ks, boundary), right.modRevision()))
+          .compare(Compare.absent(paths.moving(ks, left.range().start())))
+          .compare(Compare.absent(paths.moving(ks, boundary)))
+          .delete(paths.range(ks, boundary))
+          .put(paths.range(ks, left.range().start()), bytes(KeyspaceMap.toProto(type, merged))).build();
       return new Plan<>(txn, rev -> MergeRangesResponse.newBuilder()
           .setMerged(KeyspaceMap.toProto(type, merged)).setRevision(rev).build());
     });
@@ -932,7 +933,7 @@ public final class AdminOps {
             + "); split first so that it is one");
       }
       Route r = k.ranges().get(i);
-      refuseIfMoving(markers(k.name()), keys, "range", k, range);
+      refuseIfMoving(markers(k.name()), paths, "range", k, range);
       if (req.getExpectedEpoch() != 0 && req.getExpectedEpoch() != r.epoch()) {
         throw ShardmapException.precondition("expected_epoch: range " + range.format(type) + " is at epoch "
             + r.epoch() + ", not " + req.getExpectedEpoch());
@@ -944,10 +945,10 @@ public final class AdminOps {
       Route moved = new Route(target, r.epoch() + 1, range, 0);
       String ks = k.name();
       Txn.Builder txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
-          .compare(Compare.modRevision(keys.range(ks, range.start()), r.modRevision()))
-          .compare(Compare.absent(keys.moving(ks, range.start())))
-          .put(keys.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, moved)));
+          .compare(Compare.modRevision(paths.spec(ks), k.specRevision()))
+          .compare(Compare.modRevision(paths.range(ks, range.start()), r.modRevision()))
+          .compare(Compare.absent(paths.moving(ks, range.start())))
+          .put(paths.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, moved)));
       guardOwners(txn, Set.of(target));
       return new Plan<>(txn.build(), rev -> ReassignRangeResponse.newBuilder()
           .setRange(KeyspaceMap.toProto(type, moved)).setRevision(rev).build());
@@ -958,9 +959,9 @@ public final class AdminOps {
 
   private Txn.Builder layoutTxn(KeyspaceMap k, MessageLite newLayout) {
     return Txn.builder()
-        .compare(Compare.modRevision(keys.spec(k.name()), k.specRevision()))
-        .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()))
-        .put(keys.layout(k.name()), bytes(newLayout));
+        .compare(Compare.modRevision(paths.spec(k.name()), k.specRevision()))
+        .compare(Compare.modRevision(paths.layout(k.name()), k.layoutRevision()))
+        .put(paths.layout(k.name()), bytes(newLayout));
   }
 
   public ReassignBucketResponse reassignBucket(ReassignBucketRequest req) {
@@ -973,7 +974,7 @@ public final class AdminOps {
       }
       String target = registered(snap, "shard", req.getShard());
       BucketAssignment b = h.getBuckets(req.getBucket());
-      String marker = keys.movingBucket(k.name(), req.getBucket());
+      String marker = paths.movingBucket(k.name(), req.getBucket());
       refuseIfMarked(markers(k.name()), marker, "bucket", "bucket " + req.getBucket(), k.name());
       if (req.getExpectedEpoch() != 0 && req.getExpectedEpoch() != b.getEpoch()) {
         throw ShardmapException.precondition("expected_epoch: bucket " + req.getBucket() + " is at epoch "
@@ -1036,7 +1037,7 @@ public final class AdminOps {
     return execute("AddRingNodes", snap -> {
       KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
       String target = registered(snap, "shard", req.getShard());
-      refuseIfMarked(markers(k.name()), keys.movingRing(k.name()), "keyspace", "a ring node", k.name());
+      refuseIfMarked(markers(k.name()), paths.movingRing(k.name()), "keyspace", "a ring node", k.name());
       int count = req.getVnodes() == 0 ? k.spec().getDefaultVnodes() : req.getVnodes();
       if (count < 1 || count > Ring.MAX_VNODES_PER_SHARD) {
         throw ShardmapException.invalid("vnodes", "must be 1-" + Ring.MAX_VNODES_PER_SHARD + ", got " + count);
@@ -1045,7 +1046,7 @@ public final class AdminOps {
       RingLayout layout = before.withAddedNodes(target, count);
       Ring after = Ring.of(layout, 0);
       double moved = Ring.movedFraction(before, after);
-      Txn.Builder txn = layoutTxn(k, layout).compare(Compare.absent(keys.movingRing(k.name())));
+      Txn.Builder txn = layoutTxn(k, layout).compare(Compare.absent(paths.movingRing(k.name())));
       guardOwners(txn, Set.of(target));
       return new Plan<>(txn.build(), rev -> AddRingNodesResponse.newBuilder().setRing(layout)
           .setMovedFraction(moved).setRevision(rev).build());
@@ -1056,14 +1057,14 @@ public final class AdminOps {
     return execute("RemoveRingNodes", snap -> {
       KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
       Names.shard("shard", req.getShard());
-      refuseIfMarked(markers(k.name()), keys.movingRing(k.name()), "keyspace", "a ring node", k.name());
+      refuseIfMarked(markers(k.name()), paths.movingRing(k.name()), "keyspace", "a ring node", k.name());
       if (req.getVnodes() < 0) {
         throw ShardmapException.invalid("vnodes", "must be 0 (all) or a positive count, got " + req.getVnodes());
       }
       Ring before = k.ring();
       RingLayout layout = before.withRemovedNodes(req.getShard(), req.getVnodes());
       double moved = Ring.movedFraction(before, Ring.of(layout, 0));
-      Txn txn = layoutTxn(k, layout).compare(Compare.absent(keys.movingRing(k.name()))).build();
+      Txn txn = layoutTxn(k, layout).compare(Compare.absent(paths.movingRing(k.name()))).build();
       return new Plan<>(txn, rev -> RemoveRingNodesResponse.newBuilder().setRing(layout)
           .setMovedFraction(moved).setRevision(rev).build());
     });
@@ -1085,9 +1086,9 @@ public final class AdminOps {
       // which would not fit etcd's limit with a full batch) makes that race-free.
       Markers marked = markers(k.name());
       Txn.Builder txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(k.name()), k.specRevision()))
+          .compare(Compare.modRevision(paths.spec(k.name()), k.specRevision()))
           // New entries take their epoch from the fallback's, so the fallback must not move meanwhile.
-          .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()))
+          .compare(Compare.modRevision(paths.layout(k.name()), k.layoutRevision()))
           .compare(unmarkedSince(k.name(), marked));
       Set<String> owners = new LinkedHashSet<>();
       Map<String, Integer> seen = new HashMap<>();
@@ -1100,17 +1101,17 @@ public final class AdminOps {
         if (dup != null) {
           throw ShardmapException.invalid(field + ".key", "the same key as entries[" + dup + "]");
         }
-        refuseIfMarked(marked, keys.movingEntry(k.name(), key), field + ".key", "entry "
+        refuseIfMarked(marked, paths.movingEntry(k.name(), key), field + ".key", "entry "
             + Keys.describe(type, key), k.name());
         String shard = registered(snap, field + ".shard", e.getShard());
         owners.add(shard);
         Route old = d.entry(key);
         long epoch;
         if (old != null) {
-          txn.compare(Compare.modRevision(keys.entry(k.name(), key), old.modRevision()));
+          txn.compare(Compare.modRevision(paths.entry(k.name(), key), old.modRevision()));
           epoch = old.shard().equals(shard) ? old.epoch() : old.epoch() + 1;
         } else {
-          txn.compare(Compare.absent(keys.entry(k.name(), key)));
+          txn.compare(Compare.absent(paths.entry(k.name(), key)));
           // Without a fallback the layout still keeps the last fallback epoch (raised past every deleted
           // entry), and the key may have routed at it before: start above it.
           epoch = fallback == null ? d.layout().getFallbackEpoch() + 1
@@ -1118,7 +1119,7 @@ public final class AdminOps {
         }
         DirectoryEntry stored = DirectoryEntry.newBuilder().setKey(Keys.toProto(type, key)).setShard(shard)
             .setEpoch(epoch).build();
-        txn.put(keys.entry(k.name(), key), bytes(stored));
+        txn.put(paths.entry(k.name(), key), bytes(stored));
         written.add(stored);
       }
       guardOwners(txn, owners);
@@ -1137,8 +1138,8 @@ public final class AdminOps {
       DirectoryTable d = k.directory();
       Markers marked = markers(k.name());
       Txn.Builder txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(k.name()), k.specRevision()))
-          .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()))
+          .compare(Compare.modRevision(paths.spec(k.name()), k.specRevision()))
+          .compare(Compare.modRevision(paths.layout(k.name()), k.layoutRevision()))
           .compare(unmarkedSince(k.name(), marked));
       int deleted = 0;
       long maxEpoch = 0;
@@ -1148,15 +1149,15 @@ public final class AdminOps {
         if (!seen.add(Keys.hex(key))) {
           continue;
         }
-        refuseIfMarked(marked, keys.movingEntry(k.name(), key), "keys[" + i + "]", "entry "
+        refuseIfMarked(marked, paths.movingEntry(k.name(), key), "keys[" + i + "]", "entry "
             + Keys.describe(k.keyType(), key), k.name());
         Route old = d.entry(key);
         if (old == null) {
-          txn.compare(Compare.absent(keys.entry(k.name(), key)));
+          txn.compare(Compare.absent(paths.entry(k.name(), key)));
           continue;
         }
-        txn.compare(Compare.modRevision(keys.entry(k.name(), key), old.modRevision()));
-        txn.delete(keys.entry(k.name(), key));
+        txn.compare(Compare.modRevision(paths.entry(k.name(), key), old.modRevision()));
+        txn.delete(paths.entry(k.name(), key));
         maxEpoch = Math.max(maxEpoch, old.epoch());
         deleted++;
       }
@@ -1166,7 +1167,7 @@ public final class AdminOps {
         // key's epoch ever drops. Kept even while there is no fallback shard.
         DirectoryLayout next = d.layout().toBuilder()
             .setFallbackEpoch(Math.max(d.layout().getFallbackEpoch(), maxEpoch) + 1).build();
-        txn.put(keys.layout(k.name()), bytes(next));
+        txn.put(paths.layout(k.name()), bytes(next));
       }
       int count = deleted;
       return new Plan<>(txn.build(), rev -> DeleteDirectoryEntriesResponse.newBuilder().setDeleted(count)

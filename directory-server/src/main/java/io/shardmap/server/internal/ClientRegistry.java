@@ -1,5 +1,6 @@
 package io.shardmap.server.internal;
 
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.proto.v1.ClientPresence;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.StoreException;
@@ -77,11 +78,11 @@ public final class ClientRegistry implements AutoCloseable {
   private volatile String failing;
   private volatile boolean closed;
 
-  public ClientRegistry(MetaStore store, StoreLayout layout, String serverId, Duration clientTimeout,
+  public ClientRegistry(MetaStore store, CatalogPaths paths, String serverId, Duration clientTimeout,
                         Duration requestTimeout, ChangeIndex changes, LongSupplier nanoTime,
                         LongSupplier wallClockMillis, ServerMetrics metrics) {
     this.store = store;
-    this.key = layout.clients(serverId);
+    this.key = paths.clients(serverId);
     this.serverId = serverId;
     this.timeoutNanos = clientTimeout.toNanos();
     this.requestTimeout = requestTimeout;

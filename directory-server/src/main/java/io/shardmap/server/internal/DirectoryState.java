@@ -1,5 +1,7 @@
 package io.shardmap.server.internal;
 
+import io.shardmap.catalog.CatalogPaths;
+import io.shardmap.catalog.ChangeDecoder;
 import io.grpc.Status;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
@@ -63,7 +65,8 @@ public final class DirectoryState implements AutoCloseable {
   private record Batch(long revision, List<MapChange> changes) {}
 
   private final MetaStore store;
-  private final StoreLayout layout;
+  private final CatalogPaths paths;
+  private final ChangeDecoder decoder;
   private final ScheduledExecutorService scheduler;
   private final AtomicBoolean reloadQueued = new AtomicBoolean();
   private final Object reloadLock = new Object();
@@ -96,11 +99,12 @@ public final class DirectoryState implements AutoCloseable {
   private ScheduledFuture<?> probeTask;
   private volatile boolean closed;
 
-  public DirectoryState(MetaStore store, StoreLayout layout, ScheduledExecutorService scheduler,
+  public DirectoryState(MetaStore store, CatalogPaths paths, ScheduledExecutorService scheduler,
                         LongSupplier nanoTime, Duration requestTimeout, Duration probeInterval,
                         int historyLimit, ServerMetrics metrics) {
     this.store = store;
-    this.layout = layout;
+    this.paths = paths;
+    this.decoder = new ChangeDecoder(paths);
     this.scheduler = scheduler;
     this.nanoTime = nanoTime;
     this.requestTimeout = requestTimeout;
@@ -386,13 +390,13 @@ public final class DirectoryState implements AutoCloseable {
     RangeResult all;
     long t0 = nanoTime.getAsLong();
     try {
-      all = store.getPrefix(layout.rootPrefix()).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
+      all = store.getPrefix(paths.rootPrefix()).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
       metrics.etcdRequest("get_prefix", "ok", nanoTime.getAsLong() - t0);
     } catch (Exception e) {
       metrics.etcdRequest("get_prefix", "error", nanoTime.getAsLong() - t0);
       throw Errors.fromStore("reading the maps from etcd", e);
     }
-    DirectorySnapshot loaded = DirectorySnapshot.empty(0).apply(all.revision(), layout.toChanges(all.kvs()));
+    DirectorySnapshot loaded = DirectorySnapshot.empty(0).apply(all.revision(), decoder.toChanges(all.kvs()));
     List<ChangeSink> dropped;
     synchronized (lock) {
       snapshot = loaded;
@@ -426,7 +430,7 @@ public final class DirectoryState implements AutoCloseable {
     if (old != null) {
       old.close();
     }
-    watch = store.watch(layout.rootPrefix(), all.revision(), new Listener());
+    watch = store.watch(paths.rootPrefix(), all.revision(), new Listener());
   }
 
   private void logBroken(DirectorySnapshot s) {
@@ -456,7 +460,7 @@ public final class DirectoryState implements AutoCloseable {
       List<MapChange> changes;
       DirectorySnapshot next;
       try {
-        changes = layout.toChanges(events, name -> {
+        changes = decoder.toChanges(events, name -> {
           KeyspaceMap k = current.keyspaces().get(name);
           return k == null ? null : k.spec();
         });

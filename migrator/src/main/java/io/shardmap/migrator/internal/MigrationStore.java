@@ -1,10 +1,10 @@
 package io.shardmap.migrator.internal;
 
-import com.google.protobuf.InvalidProtocolBufferException;
+import io.shardmap.catalog.Records;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Migration;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
@@ -42,7 +42,7 @@ public final class MigrationStore {
   private static final long MAX_BACKOFF_MS = 1_000;
 
   private final MetaStore store;
-  private final StoreLayout keys;
+  private final CatalogPaths paths;
   private final Duration timeout;
   private final Duration retryFor;
 
@@ -50,9 +50,9 @@ public final class MigrationStore {
    * @param timeout deadline of each etcd request
    * @param retryFor how long a read that failed transiently is retried, counted from its first attempt
    */
-  public MigrationStore(MetaStore store, StoreLayout keys, Duration timeout, Duration retryFor) {
+  public MigrationStore(MetaStore store, CatalogPaths paths, Duration timeout, Duration retryFor) {
     this.store = store;
-    this.keys = keys;
+    this.paths = paths;
     this.timeout = timeout;
     this.retryFor = retryFor;
   }
@@ -66,8 +66,8 @@ public final class MigrationStore {
     return store;
   }
 
-  public StoreLayout keys() {
-    return keys;
+  public CatalogPaths paths() {
+    return paths;
   }
 
   /** A migration record with the mod revision it was read at. */
@@ -81,7 +81,7 @@ public final class MigrationStore {
   public record Ownership(String id, long leaseId, long createRevision, String worker) {}
 
   public Optional<Versioned> load(String id) {
-    RangeResult r = read("reading migration " + id, () -> store.get(keys.migration(id)));
+    RangeResult r = read("reading migration " + id, () -> store.get(paths.migration(id)));
     if (r.kvs().isEmpty()) {
       return Optional.empty();
     }
@@ -94,7 +94,7 @@ public final class MigrationStore {
 
   /** Every migration, with its current owner (worker name) filled in, sorted by id. */
   public List<Versioned> list() {
-    RangeResult all = read("listing migrations", () -> store.getPrefix(keys.migrationsPrefix()));
+    RangeResult all = read("listing migrations", () -> store.getPrefix(paths.migrationsPrefix()));
     Map<String, String> owners = owners();
     List<Versioned> out = new ArrayList<>();
     for (KeyValue kv : all.kvs()) {
@@ -108,8 +108,8 @@ public final class MigrationStore {
   /** Migration id → the worker holding it. */
   public Map<String, String> owners() {
     Map<String, String> out = new HashMap<>();
-    for (KeyValue kv : read("listing migration owners", () -> store.getPrefix(keys.migrationOwnersPrefix())).kvs()) {
-      out.put(kv.key().substring(keys.migrationOwnersPrefix().length()), kv.valueUtf8());
+    for (KeyValue kv : read("listing migration owners", () -> store.getPrefix(paths.migrationOwnersPrefix())).kvs()) {
+      out.put(kv.key().substring(paths.migrationOwnersPrefix().length()), kv.valueUtf8());
     }
     return out;
   }
@@ -119,7 +119,7 @@ public final class MigrationStore {
    * earlier life of this one whose lease has not expired yet) holds it.
    */
   public Optional<Ownership> claim(String id, String worker, long leaseId) {
-    String key = keys.migrationOwner(id);
+    String key = paths.migrationOwner(id);
     TxnResult r = commit("claiming migration " + id, Txn.builder().compare(Compare.absent(key))
         .put(key, worker.getBytes(StandardCharsets.UTF_8), leaseId).build());
     if (!r.succeeded()) {
@@ -131,16 +131,16 @@ public final class MigrationStore {
   /** Gives a migration up (its owner key is deleted only if it is still ours). */
   public void release(Ownership o) {
     commit("releasing migration " + o.id(), Txn.builder()
-        .compare(new Compare(keys.migrationOwner(o.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
+        .compare(new Compare(paths.migrationOwner(o.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
             o.createRevision()))
-        .delete(keys.migrationOwner(o.id())).build());
+        .delete(paths.migrationOwner(o.id())).build());
   }
 
   /** The guards of every write by the owner: the record is unchanged since read, and still ours. */
   public Txn.Builder ownedTxn(Versioned v, Ownership o) {
     return Txn.builder()
-        .compare(Compare.modRevision(keys.migration(v.id()), v.modRevision()))
-        .compare(new Compare(keys.migrationOwner(v.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
+        .compare(Compare.modRevision(paths.migration(v.id()), v.modRevision()))
+        .compare(new Compare(paths.migrationOwner(v.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
             o.createRevision()));
   }
 
@@ -154,7 +154,7 @@ public final class MigrationStore {
 
   /** Commits {@code txn} (built from {@link #ownedTxn}) plus the put of {@code next}. */
   public Versioned commitOwned(Versioned v, Ownership o, Txn.Builder txn, Migration next) {
-    TxnResult r = commit("updating migration " + v.id(), txn.put(keys.migration(v.id()), next.toByteArray()).build());
+    TxnResult r = commit("updating migration " + v.id(), txn.put(paths.migration(v.id()), next.toByteArray()).build());
     if (!r.succeeded()) {
       throw new ShardmapException(ErrorCode.ABORTED, "migration " + v.id() + " changed under worker "
           + o.worker() + " (a cancel request, or its ownership was lost); re-read");
@@ -181,8 +181,8 @@ public final class MigrationStore {
       }
       Migration next = m.toBuilder().setCancelRequested(true).setUpdatedUnixMs(System.currentTimeMillis()).build();
       TxnResult r = commit("cancelling migration " + id, Txn.builder()
-          .compare(Compare.modRevision(keys.migration(id), v.modRevision()))
-          .put(keys.migration(id), next.toByteArray()).build());
+          .compare(Compare.modRevision(paths.migration(id), v.modRevision()))
+          .put(paths.migration(id), next.toByteArray()).build());
       if (r.succeeded()) {
         return new Versioned(next, r.revision());
       }
@@ -277,10 +277,6 @@ public final class MigrationStore {
   }
 
   static Versioned decode(KeyValue kv) {
-    try {
-      return new Versioned(Migration.parseFrom(kv.value()), kv.modRevision());
-    } catch (InvalidProtocolBufferException e) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not a valid Migration", e);
-    }
+    return new Versioned(Records.decode(kv, Migration.parser()), kv.modRevision());
   }
 }

@@ -7,7 +7,7 @@ import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationOptions;
 import io.shardmap.proto.v1.MigrationState;
 import io.shardmap.proto.v1.ShardedTable;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.Compare;
 import io.shardmap.store.Txn;
 import io.shardmap.store.TxnResult;
@@ -478,7 +478,7 @@ public final class MoveDriver {
     fence.commit();
     long fenceCommitted = ticker.getAsLong();
     faults.accept("cutting-over:fence-committed");
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     long now = clock.millis();
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CLEANING_UP)
         .setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(0).setCutoverAttempts(m.getCutoverAttempts() + 1)
@@ -489,16 +489,16 @@ public final class MoveDriver {
     String changed;
     for (int attempt = 1; ; attempt++) {
       Txn.Builder txn = ms.ownedTxn(v, own)
-          .compare(Compare.modRevision(keys.spec(m.getKeyspace()), m.getSpecModRevision()))
-          .compare(Compare.present(keys.shard(m.getTarget())));
+          .compare(Compare.modRevision(paths.spec(m.getKeyspace()), m.getSpecModRevision()))
+          .compare(Compare.present(paths.shard(m.getTarget())));
       changed = UnitRecords.handOver(ms, m, txn);
       if (changed != null) {
         r = new TxnResult(false, 0);
         break;
       }
-      txn.put(keys.shardRef(m.getTarget()), new byte[0]);
-      UnitRecords.markers(keys, m).forEach(txn::delete);
-      txn.put(keys.migration(m.getId()), next.toByteArray());
+      txn.put(paths.shardRef(m.getTarget()), new byte[0]);
+      UnitRecords.markers(paths, m).forEach(txn::delete);
+      txn.put(paths.migration(m.getId()), next.toByteArray());
       try {
         r = ms.commit("cutover of migration " + m.getId(), txn.build());
       } catch (ShardmapException unknown) {
@@ -698,7 +698,7 @@ public final class MoveDriver {
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLED).setUpdatedUnixMs(now)
         .setFinishedUnixMs(now).build();
     Txn.Builder txn = ms.ownedTxn(v, own);
-    UnitRecords.markers(ms.keys(), m).forEach(txn::delete);
+    UnitRecords.markers(ms.paths(), m).forEach(txn::delete);
     v = ms.commitOwned(v, own, txn, next);
   }
 

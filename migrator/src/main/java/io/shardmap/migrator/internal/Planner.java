@@ -1,6 +1,6 @@
 package io.shardmap.migrator.internal;
 
-import com.google.protobuf.InvalidProtocolBufferException;
+import io.shardmap.catalog.Records;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
@@ -24,7 +24,7 @@ import io.shardmap.proto.v1.MigrationState;
 import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.RangeResult;
@@ -72,13 +72,13 @@ public final class Planner {
     if (ms.load(id).isPresent()) {
       throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "id: a migration '" + id + "' already exists");
     }
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     for (int attempt = 1; ; attempt++) {
-      KeyValue specKv = one(keys.spec(spec.keyspace()));
+      KeyValue specKv = one(paths.spec(spec.keyspace()));
       if (specKv == null) {
         throw ShardmapException.notFound("keyspace: no keyspace '" + spec.keyspace() + "'");
       }
-      KeyspaceSpec ks = parse(specKv, KeyspaceSpec.parser());
+      KeyspaceSpec ks = Records.decode(specKv, KeyspaceSpec.parser());
       requireUnitFits(spec, ks);
       if (ks.getTablesCount() == 0) {
         throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' has no sharded tables, so there is no "
@@ -116,14 +116,14 @@ public final class Planner {
       }
       Migration m = mb.build();
       Txn.Builder txn = Txn.builder()
-          .compare(Compare.absent(keys.migration(id)))
-          .compare(Compare.modRevision(keys.spec(ks.getName()), specKv.modRevision()))
-          .put(keys.migration(id), m.toByteArray());
+          .compare(Compare.absent(paths.migration(id)))
+          .compare(Compare.modRevision(paths.spec(ks.getName()), specKv.modRevision()))
+          .put(paths.migration(id), m.toByteArray());
       p.compares().forEach(txn::compare);
       for (String marker : p.markers()) {
         txn.compare(Compare.absent(marker)).put(marker, id.getBytes(StandardCharsets.UTF_8));
       }
-      TxnResult res = record(id, m, txn.put(keys.movingGuard(ks.getName()), new byte[0]).build());
+      TxnResult res = record(id, m, txn.put(paths.movingGuard(ks.getName()), new byte[0]).build());
       if (res.succeeded()) {
         return new MigrationStore.Versioned(m, res.revision());
       }
@@ -216,20 +216,20 @@ public final class Planner {
   }
 
   private Proposal range(MoveSpec spec, KeyspaceSpec ks, KeyValue specKv) {
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     KeyType type = ks.getKeyType();
     KeyRange range = KeyRange.parse(type, spec.range(), "range");
     if (spec.split() && (splitAt(ks, specKv.modRevision(), range.start()) | splitAt(ks, specKv.modRevision(), range.end()))) {
       return null;
     }
-    KeyValue rangeKv = one(keys.range(ks.getName(), range.start()));
-    Route r = rangeKv == null ? null : KeyspaceMap.rangeRoute(type, parse(rangeKv, RangeAssignment.parser()), 0);
+    KeyValue rangeKv = one(paths.range(ks.getName(), range.start()));
+    Route r = rangeKv == null ? null : KeyspaceMap.rangeRoute(type, Records.decode(rangeKv, RangeAssignment.parser()), 0);
     if (r == null || !r.range().equals(range)) {
       throw ShardmapException.notFound("range: " + range.format(type) + " is not a range of keyspace '"
           + ks.getName() + "'" + (r == null ? "" : " (the range starting there is " + r.range().format(type) + ")")
           + "; pass --split to split it out first");
     }
-    KeyValue marker = one(keys.moving(ks.getName(), range.start()));
+    KeyValue marker = one(paths.moving(ks.getName(), range.start()));
     if (marker != null) {
       throw ShardmapException.precondition("range: " + range.format(type) + " of keyspace '" + ks.getName()
           + "' is already being moved by migration '" + marker.valueUtf8() + "'");
@@ -240,12 +240,12 @@ public final class Planner {
           + range.format(type) + " of keyspace '" + ks.getName() + "'");
     }
     return new Proposal(r.shard(), spec.target(), r.epoch(), rangeKv.modRevision(), range, null,
-        List.of(Compare.modRevision(keys.range(ks.getName(), range.start()), rangeKv.modRevision())),
-        List.of(keys.moving(ks.getName(), range.start())), null);
+        List.of(Compare.modRevision(paths.range(ks.getName(), range.start()), rangeKv.modRevision())),
+        List.of(paths.moving(ks.getName(), range.start())), null);
   }
 
   private KeyValue layout(KeyspaceSpec ks) {
-    KeyValue kv = one(ms.keys().layout(ks.getName()));
+    KeyValue kv = one(ms.paths().layout(ks.getName()));
     if (kv == null) {
       throw new ShardmapException(ErrorCode.INTERNAL, "keyspace: '" + ks.getName() + "' has no layout record");
     }
@@ -253,15 +253,15 @@ public final class Planner {
   }
 
   private Proposal bucket(MoveSpec spec, KeyspaceSpec ks) {
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     KeyValue kv = layout(ks);
-    HashLayout h = parse(kv, HashLayout.parser());
+    HashLayout h = Records.decode(kv, HashLayout.parser());
     int i = spec.bucket();
     if (i >= h.getBucketsCount()) {
       throw ShardmapException.invalid("bucket", "keyspace '" + ks.getName() + "' has buckets 0-"
           + (h.getBucketsCount() - 1) + ", got " + i);
     }
-    KeyValue marker = one(keys.movingBucket(ks.getName(), i));
+    KeyValue marker = one(paths.movingBucket(ks.getName(), i));
     if (marker != null) {
       throw ShardmapException.precondition("bucket: bucket " + i + " of keyspace '" + ks.getName()
           + "' is already being moved by migration '" + marker.valueUtf8() + "'");
@@ -275,15 +275,15 @@ public final class Planner {
     MigrationUnit unit = MigrationUnit.newBuilder().setBucket(HashBucketUnit.newBuilder().setBucket(i)
         .setBuckets(h.getBucketsCount())).build();
     return new Proposal(b.getShard(), spec.target(), b.getEpoch(), kv.modRevision(), null, unit,
-        List.of(Compare.modRevision(keys.layout(ks.getName()), kv.modRevision())),
-        List.of(keys.movingBucket(ks.getName(), i)), null);
+        List.of(Compare.modRevision(paths.layout(ks.getName()), kv.modRevision())),
+        List.of(paths.movingBucket(ks.getName(), i)), null);
   }
 
   private Proposal ringNode(MoveSpec spec, KeyspaceSpec ks) {
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     KeyValue kv = layout(ks);
-    RingLayout layout = parse(kv, RingLayout.parser());
-    KeyValue marker = one(keys.movingRing(ks.getName()));
+    RingLayout layout = Records.decode(kv, RingLayout.parser());
+    KeyValue marker = one(paths.movingRing(ks.getName()));
     String field = spec.ringJoin() ? "ringJoin" : "ringLeave";
     if (marker != null) {
       throw ShardmapException.precondition(field + ": a ring node of keyspace '" + ks.getName() + "' is already "
@@ -343,12 +343,12 @@ public final class Planner {
         .setArcAfter(c.after()).setArcUpTo(c.upTo()).setSuccessorShard(c.successor().shard())
         .setSuccessorVnode(c.successor().vnode())).build();
     return new Proposal(source, target, epoch, kv.modRevision(), null, unit,
-        List.of(Compare.modRevision(keys.layout(ks.getName()), kv.modRevision())),
-        List.of(keys.movingRing(ks.getName())), null);
+        List.of(Compare.modRevision(paths.layout(ks.getName()), kv.modRevision())),
+        List.of(paths.movingRing(ks.getName())), null);
   }
 
   private Proposal entries(MoveSpec spec, KeyspaceSpec ks) {
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     KeyType type = ks.getKeyType();
     List<byte[]> parsed = new ArrayList<>();
     List<Compare> compares = new ArrayList<>();
@@ -364,19 +364,19 @@ public final class Planner {
       if (dup != null) {
         throw ShardmapException.invalid(field, "the same key as entries[" + dup + "]");
       }
-      KeyValue kv = one(keys.entry(ks.getName(), key));
+      KeyValue kv = one(paths.entry(ks.getName(), key));
       if (kv == null) {
         throw ShardmapException.notFound(field + ": key " + Keys.describe(type, key) + " has no entry in keyspace '"
             + ks.getName() + "' (keys routed by the fallback do not move one by one: give them entries first)");
       }
-      DirectoryEntry e = parse(kv, DirectoryEntry.parser());
+      DirectoryEntry e = Records.decode(kv, DirectoryEntry.parser());
       if (source == null) {
         source = e.getShard();
       } else if (!source.equals(e.getShard())) {
         throw ShardmapException.precondition(field + ": key " + Keys.describe(type, key) + " is owned by '"
             + e.getShard() + "', entries[0] by '" + source + "'; one migration moves the entries of one shard");
       }
-      KeyValue marker = one(keys.movingEntry(ks.getName(), key));
+      KeyValue marker = one(paths.movingEntry(ks.getName(), key));
       if (marker != null) {
         throw ShardmapException.precondition(field + ": key " + Keys.describe(type, key) + " of keyspace '"
             + ks.getName() + "' is already being moved by migration '" + marker.valueUtf8() + "'");
@@ -384,7 +384,7 @@ public final class Planner {
       epoch = Math.max(epoch, e.getEpoch());
       parsed.add(key);
       compares.add(Compare.modRevision(kv.key(), kv.modRevision()));
-      markers.add(keys.movingEntry(ks.getName(), key));
+      markers.add(paths.movingEntry(ks.getName(), key));
       unit.addKeys(Keys.toProto(type, key)).addModRevisions(kv.modRevision());
     }
     pg.shard("target", spec.target());
@@ -417,14 +417,14 @@ public final class Planner {
     if (at.length == 0) {
       return false;
     }
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     KeyType type = ks.getKeyType();
     RangeResult all = ms.read("reading ranges of " + ks.getName(),
-        () -> ms.store().getPrefix(keys.keyspacePrefix(ks.getName()) + "ranges/"));
+        () -> ms.store().getPrefix(paths.keyspacePrefix(ks.getName()) + "ranges/"));
     KeyValue containing = null;
     Route r = null;
     for (KeyValue kv : all.kvs()) {
-      Route c = KeyspaceMap.rangeRoute(type, parse(kv, RangeAssignment.parser()), kv.modRevision());
+      Route c = KeyspaceMap.rangeRoute(type, Records.decode(kv, RangeAssignment.parser()), kv.modRevision());
       if (c.range().contains(at)) {
         containing = kv;
         r = c;
@@ -437,7 +437,7 @@ public final class Planner {
     if (java.util.Arrays.equals(r.range().start(), at)) {
       return false;
     }
-    KeyValue marker = one(keys.moving(ks.getName(), r.range().start()));
+    KeyValue marker = one(paths.moving(ks.getName(), r.range().start()));
     if (marker != null) {
       throw ShardmapException.precondition("range: splitting at " + Keys.describe(type, at) + " would split "
           + r.range().format(type) + ", which migration '" + marker.valueUtf8() + "' is moving");
@@ -446,12 +446,12 @@ public final class Planner {
     Route right = new Route(r.shard(), r.epoch(), KeyRange.of(at, r.range().end(), "range"), 0);
     try {
       ms.commit("splitting " + r.range().format(type), Txn.builder()
-          .compare(Compare.modRevision(keys.spec(ks.getName()), specRevision))
+          .compare(Compare.modRevision(paths.spec(ks.getName()), specRevision))
           .compare(Compare.modRevision(containing.key(), containing.modRevision()))
-          .compare(Compare.absent(keys.range(ks.getName(), at)))
-          .compare(Compare.absent(keys.moving(ks.getName(), r.range().start())))
+          .compare(Compare.absent(paths.range(ks.getName(), at)))
+          .compare(Compare.absent(paths.moving(ks.getName(), r.range().start())))
           .put(containing.key(), KeyspaceMap.toProto(type, left).toByteArray())
-          .put(keys.range(ks.getName(), at), KeyspaceMap.toProto(type, right).toByteArray()).build());
+          .put(paths.range(ks.getName(), at), KeyspaceMap.toProto(type, right).toByteArray()).build());
     } catch (ShardmapException e) {
       if (!MigrationStore.isTransient(e)) {
         throw e;
@@ -497,14 +497,6 @@ public final class Planner {
   private KeyValue one(String key) {
     RangeResult r = ms.read("reading " + key, () -> ms.store().get(key));
     return r.kvs().isEmpty() ? null : r.kvs().get(0);
-  }
-
-  private static <T> T parse(KeyValue kv, com.google.protobuf.Parser<T> parser) {
-    try {
-      return parser.parseFrom(kv.value());
-    } catch (InvalidProtocolBufferException e) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not valid", e);
-    }
   }
 
   private String generatedId() {

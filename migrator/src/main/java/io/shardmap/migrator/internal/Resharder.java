@@ -1,5 +1,6 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.catalog.Records;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.Ring;
 import io.shardmap.core.ShardmapException;
@@ -7,7 +8,7 @@ import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.Txn;
@@ -44,11 +45,11 @@ public final class Resharder {
   public record RingStep(String shard, int vnode, boolean join, String from, String to, boolean movesData) {}
 
   public KeyspaceSpec spec(String keyspace, Strategy... allowed) {
-    KeyValue kv = UnitRecords.planningRead(ms, ms.keys().spec(keyspace));
+    KeyValue kv = UnitRecords.planningRead(ms, ms.paths().spec(keyspace));
     if (kv == null) {
       throw ShardmapException.notFound("keyspace: no keyspace '" + keyspace + "'");
     }
-    KeyspaceSpec spec = UnitRecords.parse(kv, KeyspaceSpec.parser());
+    KeyspaceSpec spec = Records.decode(kv, KeyspaceSpec.parser());
     if (!List.of(allowed).contains(spec.getStrategy())) {
       throw ShardmapException.precondition("keyspace: '" + keyspace + "' uses " + spec.getStrategy()
           + "; resharding adds or removes shards of STRATEGY_HASH and STRATEGY_CONSISTENT_HASH keyspaces");
@@ -57,7 +58,7 @@ public final class Resharder {
   }
 
   private KeyValue layout(String keyspace) {
-    KeyValue kv = UnitRecords.planningRead(ms, ms.keys().layout(keyspace));
+    KeyValue kv = UnitRecords.planningRead(ms, ms.paths().layout(keyspace));
     if (kv == null) {
       throw new ShardmapException(ErrorCode.INTERNAL, "keyspace: '" + keyspace + "' has no layout record");
     }
@@ -66,7 +67,7 @@ public final class Resharder {
 
   /** The bucket moves that add {@code shard} to (or remove it from) a hash keyspace. */
   public List<BucketMove> hashMoves(String keyspace, String shard, boolean add) {
-    HashLayout h = UnitRecords.parse(layout(keyspace), HashLayout.parser());
+    HashLayout h = Records.decode(layout(keyspace), HashLayout.parser());
     Map<String, List<Integer>> owned = new LinkedHashMap<>();
     for (int i = 0; i < h.getBucketsCount(); i++) {
       owned.computeIfAbsent(h.getBuckets(i).getShard(), s -> new ArrayList<>()).add(i);
@@ -111,12 +112,12 @@ public final class Resharder {
 
   /** How many nodes {@code shard} has on the ring. */
   public int vnodes(String keyspace, String shard) {
-    return RingNodes.vnodes(UnitRecords.parse(layout(keyspace), RingLayout.parser()), shard);
+    return RingNodes.vnodes(Records.decode(layout(keyspace), RingLayout.parser()), shard);
   }
 
   /** The share of the ring (hash space) that changes owner if {@code shard} gets {@code count} more nodes, or loses all. */
   public double ringMovedFraction(String keyspace, String shard, boolean add, int count) {
-    Ring before = Ring.of(UnitRecords.parse(layout(keyspace), RingLayout.parser()), 0);
+    Ring before = Ring.of(Records.decode(layout(keyspace), RingLayout.parser()), 0);
     Ring after = Ring.of(add ? before.withAddedNodes(shard, count) : before.withRemovedNodes(shard, 0), 0);
     return Ring.movedFraction(before, after);
   }
@@ -130,7 +131,7 @@ public final class Resharder {
     for (int attempt = 1; ; attempt++) {
       KeyspaceSpec spec = spec(keyspace, Strategy.STRATEGY_CONSISTENT_HASH);
       KeyValue kv = layout(keyspace);
-      RingLayout layout = UnitRecords.parse(kv, RingLayout.parser());
+      RingLayout layout = Records.decode(kv, RingLayout.parser());
       RingNodes.Change c = join ? RingNodes.join(layout, shard) : RingNodes.leave(layout, shard);
       if (c == null) {
         throw ShardmapException.notFound("shard: '" + shard + "' has no node on the ring of keyspace '" + keyspace + "'");
@@ -163,23 +164,23 @@ public final class Resharder {
    */
   private boolean layoutOnly(String keyspace, KeyspaceSpec spec, KeyValue kv, RingLayout layout, String shard,
                              boolean join) {
-    StoreLayout keys = ms.keys();
-    KeyValue marker = UnitRecords.planningRead(ms, keys.movingRing(keyspace));
+    CatalogPaths paths = ms.paths();
+    KeyValue marker = UnitRecords.planningRead(ms, paths.movingRing(keyspace));
     if (marker != null) {
       throw ShardmapException.precondition("shard: a ring node of keyspace '" + keyspace + "' is being moved by "
           + "migration '" + marker.valueUtf8() + "'");
     }
     Ring ring = Ring.of(layout, 0);
     RingLayout next = join ? ring.withAddedNodes(shard, 1) : ring.withRemovedNodes(shard, 1);
-    KeyValue specKv = UnitRecords.planningRead(ms, keys.spec(keyspace));
+    KeyValue specKv = UnitRecords.planningRead(ms, paths.spec(keyspace));
     Txn.Builder txn = Txn.builder()
-        .compare(Compare.modRevision(keys.spec(keyspace), specKv == null ? 0 : specKv.modRevision()))
-        .compare(Compare.modRevision(keys.layout(keyspace), kv.modRevision()))
-        .compare(Compare.absent(keys.movingRing(keyspace)))
-        .put(keys.layout(keyspace), next.toByteArray());
+        .compare(Compare.modRevision(paths.spec(keyspace), specKv == null ? 0 : specKv.modRevision()))
+        .compare(Compare.modRevision(paths.layout(keyspace), kv.modRevision()))
+        .compare(Compare.absent(paths.movingRing(keyspace)))
+        .put(paths.layout(keyspace), next.toByteArray());
     if (join) {
       // The ownership guard (docs/data-model.md): the shard is registered, and deregistering it must fail.
-      txn.compare(Compare.present(keys.shard(shard))).put(keys.shardRef(shard), new byte[0]);
+      txn.compare(Compare.present(paths.shard(shard))).put(paths.shardRef(shard), new byte[0]);
     }
     return ms.commit("ring node of " + spec.getName() + (join ? " joining" : " leaving"), txn.build()).succeeded();
   }

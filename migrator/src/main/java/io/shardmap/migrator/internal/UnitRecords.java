@@ -1,6 +1,6 @@
 package io.shardmap.migrator.internal;
 
-import com.google.protobuf.InvalidProtocolBufferException;
+import io.shardmap.catalog.Records;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
@@ -15,7 +15,7 @@ import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.RingNodeUnit;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.RangeResult;
@@ -42,15 +42,15 @@ final class UnitRecords {
   }
 
   /** The unit's moving markers (one per directory entry). */
-  static List<String> markers(StoreLayout keys, Migration m) {
+  static List<String> markers(CatalogPaths paths, Migration m) {
     String ks = m.getKeyspace();
     if (!m.hasUnit()) {
-      return List.of(keys.moving(ks, KeyRange.fromProto(m.getKeyType(), m.getRange(), "range").start()));
+      return List.of(paths.moving(ks, KeyRange.fromProto(m.getKeyType(), m.getRange(), "range").start()));
     }
     return switch (m.getUnit().getKindCase()) {
-      case BUCKET -> List.of(keys.movingBucket(ks, m.getUnit().getBucket().getBucket()));
-      case RING_NODE -> List.of(keys.movingRing(ks));
-      case ENTRIES -> MoveUnits.keys(m).stream().map(k -> keys.movingEntry(ks, k)).toList();
+      case BUCKET -> List.of(paths.movingBucket(ks, m.getUnit().getBucket().getBucket()));
+      case RING_NODE -> List.of(paths.movingRing(ks));
+      case ENTRIES -> MoveUnits.keys(m).stream().map(k -> paths.movingEntry(ks, k)).toList();
       case KIND_NOT_SET -> throw new IllegalStateException("migration " + m.getId() + " has an empty unit");
     };
   }
@@ -61,22 +61,22 @@ final class UnitRecords {
    * the map no longer routes the unit as planned (then {@code txn} must not be committed).
    */
   static String handOver(MigrationStore ms, Migration m, Txn.Builder txn) {
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     String ks = m.getKeyspace();
     if (!m.hasUnit()) {
       KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
       Route moved = new Route(m.getTarget(), m.getRangeEpoch() + 1, range, 0);
-      txn.compare(Compare.modRevision(keys.range(ks, range.start()), m.getRangeModRevision()))
-          .put(keys.range(ks, range.start()), KeyspaceMap.toProto(m.getKeyType(), moved).toByteArray());
+      txn.compare(Compare.modRevision(paths.range(ks, range.start()), m.getRangeModRevision()))
+          .put(paths.range(ks, range.start()), KeyspaceMap.toProto(m.getKeyType(), moved).toByteArray());
       return null;
     }
     switch (m.getUnit().getKindCase()) {
       case BUCKET -> {
-        KeyValue kv = one(ms, keys.layout(ks));
+        KeyValue kv = one(ms, paths.layout(ks));
         if (kv == null) {
           return "the keyspace's layout record is gone";
         }
-        HashLayout h = parse(kv, HashLayout.parser());
+        HashLayout h = Records.decode(kv, HashLayout.parser());
         HashBucketUnit u = m.getUnit().getBucket();
         if (h.getBucketsCount() != u.getBuckets()) {
           return "the keyspace now has " + h.getBucketsCount() + " buckets, not " + u.getBuckets();
@@ -87,15 +87,15 @@ final class UnitRecords {
         }
         HashLayout next = h.toBuilder().setBuckets(u.getBucket(), BucketAssignment.newBuilder()
             .setShard(m.getTarget()).setEpoch(b.getEpoch() + 1)).build();
-        txn.compare(Compare.modRevision(keys.layout(ks), kv.modRevision())).put(keys.layout(ks), next.toByteArray());
+        txn.compare(Compare.modRevision(paths.layout(ks), kv.modRevision())).put(paths.layout(ks), next.toByteArray());
         return null;
       }
       case RING_NODE -> {
-        KeyValue kv = one(ms, keys.layout(ks));
+        KeyValue kv = one(ms, paths.layout(ks));
         if (kv == null) {
           return "the keyspace's layout record is gone";
         }
-        RingLayout layout = parse(kv, RingLayout.parser());
+        RingLayout layout = Records.decode(kv, RingLayout.parser());
         RingNodeUnit u = m.getUnit().getRingNode();
         RingNodes.Change now = u.getRemove() ? RingNodes.leave(layout, u.getShard()) : RingNodes.join(layout, u.getShard());
         long epoch = now == null ? -1 : u.getRemove() ? now.node().epoch() : now.successor().epoch();
@@ -106,7 +106,7 @@ final class UnitRecords {
         }
         Ring ring = Ring.of(layout, 0);
         RingLayout next = u.getRemove() ? ring.withRemovedNodes(u.getShard(), 1) : ring.withAddedNodes(u.getShard(), 1);
-        txn.compare(Compare.modRevision(keys.layout(ks), kv.modRevision())).put(keys.layout(ks), next.toByteArray());
+        txn.compare(Compare.modRevision(paths.layout(ks), kv.modRevision())).put(paths.layout(ks), next.toByteArray());
         return null;
       }
       case ENTRIES -> {
@@ -116,7 +116,7 @@ final class UnitRecords {
           byte[] k = entryKeys.get(i);
           DirectoryEntry e = DirectoryEntry.newBuilder().setKey(Keys.toProto(m.getKeyType(), k))
               .setShard(m.getTarget()).setEpoch(m.getRangeEpoch() + 1).build();
-          txn.compare(Compare.modRevision(keys.entry(ks, k), revisions.get(i))).put(keys.entry(ks, k), e.toByteArray());
+          txn.compare(Compare.modRevision(paths.entry(ks, k), revisions.get(i))).put(paths.entry(ks, k), e.toByteArray());
         }
         return null;
       }
@@ -141,11 +141,4 @@ final class UnitRecords {
     return r.kvs().isEmpty() ? null : r.kvs().get(0);
   }
 
-  static <T> T parse(KeyValue kv, com.google.protobuf.Parser<T> parser) {
-    try {
-      return parser.parseFrom(kv.value());
-    } catch (InvalidProtocolBufferException e) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not valid", e);
-    }
-  }
 }
