@@ -47,6 +47,11 @@ public final class CatalogPaths {
     return root + "/";
   }
 
+  /** Every shard registration starts with this. */
+  public String shardsPrefix() {
+    return shards;
+  }
+
   public String shard(String name) {
     return shards + name;
   }

@@ -2,6 +2,7 @@ package io.shardmap.server.internal;
 
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.catalog.ChangeDecoder;
+import io.shardmap.catalog.MeteredMetaStore;
 import io.grpc.Status;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
@@ -67,6 +68,8 @@ public final class DirectoryState implements AutoCloseable {
   private final MetaStore store;
   private final CatalogPaths paths;
   private final ChangeDecoder decoder;
+  /** The store with every etcd round trip timed into {@code shardmap.etcd.requests}. */
+  private final MeteredMetaStore metered;
   private final ScheduledExecutorService scheduler;
   private final AtomicBoolean reloadQueued = new AtomicBoolean();
   private final Object reloadLock = new Object();
@@ -111,6 +114,7 @@ public final class DirectoryState implements AutoCloseable {
     this.probeInterval = probeInterval;
     this.historyLimit = historyLimit;
     this.metrics = metrics;
+    this.metered = new MeteredMetaStore(store, metrics::etcdRequest, nanoTime);
   }
 
   /** Loads the maps and starts following etcd; retries the first load until it succeeds or close(). */
@@ -245,16 +249,14 @@ public final class DirectoryState implements AutoCloseable {
       return CompletableFuture.completedFuture(null);
     }
     long snapshotBefore = s.revision();
-    long t0 = nanoTime.getAsLong();
     CompletableFuture<Long> read;
     try {
-      read = store.currentRevision().orTimeout(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
+      read = metered.as("watch_check").currentRevision().orTimeout(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (RuntimeException e) {
       read = CompletableFuture.failedFuture(e);
     }
     return read.handle((current, error) -> {
       if (error != null) {
-        metrics.etcdRequest("watch_check", "error", nanoTime.getAsLong() - t0);
         Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
         throw Status.UNAVAILABLE.withDescription("after_revision: " + afterRevision + " is past this server's "
             + "snapshot (revision " + snapshotBefore + ") and etcd could not be asked whether it has reached it ("
@@ -262,7 +264,6 @@ public final class DirectoryState implements AutoCloseable {
             + requestTimeout.toMillis() + " ms" : cause.getMessage()) + "); try another directory server")
             .asRuntimeException();
       }
-      metrics.etcdRequest("watch_check", "ok", nanoTime.getAsLong() - t0);
       observeEtcdRevision(current, snapshotBefore);
       if (afterRevision > current) {
         throw Status.OUT_OF_RANGE.withDescription("after_revision: " + afterRevision + " is past etcd's "
@@ -388,12 +389,11 @@ public final class DirectoryState implements AutoCloseable {
 
   private void loadAndWatch(boolean reload) {
     RangeResult all;
+    // The copy is confirmed current as of when this read was sent.
     long t0 = nanoTime.getAsLong();
     try {
-      all = store.getPrefix(paths.rootPrefix()).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
-      metrics.etcdRequest("get_prefix", "ok", nanoTime.getAsLong() - t0);
+      all = metered.getPrefix(paths.rootPrefix()).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
-      metrics.etcdRequest("get_prefix", "error", nanoTime.getAsLong() - t0);
       throw Errors.fromStore("reading the maps from etcd", e);
     }
     DirectorySnapshot loaded = DirectorySnapshot.empty(0).apply(all.revision(), decoder.toChanges(all.kvs()));
@@ -591,10 +591,8 @@ public final class DirectoryState implements AutoCloseable {
     DirectorySnapshot before = snapshot;
     long current;
     try {
-      current = store.currentRevision().get(probeTimeoutMillis(), TimeUnit.MILLISECONDS);
-      metrics.etcdRequest("probe", "ok", nanoTime.getAsLong() - t0);
+      current = metered.as("probe").currentRevision().get(probeTimeoutMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
-      metrics.etcdRequest("probe", "error", nanoTime.getAsLong() - t0);
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
       }

@@ -1,0 +1,154 @@
+package io.shardmap.catalog;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.KeyRange;
+import io.shardmap.core.Keys;
+import io.shardmap.core.Route;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.KeyType;
+import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.RangeAssignment;
+import io.shardmap.proto.v1.RingLayout;
+import io.shardmap.proto.v1.RingShard;
+import io.shardmap.proto.v1.Shard;
+import io.shardmap.proto.v1.Strategy;
+import io.shardmap.store.InMemoryMetaStore;
+import io.shardmap.store.RangeResult;
+import io.shardmap.store.Txn;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+
+/** The shared map edits as pure plans on snapshots, and their transactions on the in-memory store. */
+class MapEditsTest {
+  private final CatalogPaths paths = new CatalogPaths("/sm");
+  private final MapEdits edits = new MapEdits(paths);
+  private final ChangeDecoder decoder = new ChangeDecoder(paths);
+  private final InMemoryMetaStore store = new InMemoryMetaStore();
+
+  @BeforeEach
+  void users() throws Exception {
+    Txn.Builder t = Txn.builder();
+    for (String s : new String[] {"s1", "s2"}) {
+      t.put(paths.shard(s), Shard.newBuilder().setName(s).build().toByteArray());
+    }
+    t.put(paths.spec("users"), KeyspaceSpec.newBuilder().setName("users").setKeyType(KeyType.KEY_TYPE_INT64)
+        .setStrategy(Strategy.STRATEGY_RANGE).build().toByteArray());
+    put(t, "..100", "s1", 1);
+    put(t, "100..200", "s1", 3);
+    put(t, "200..", "s2", 1);
+    RingLayout ring = RingLayout.newBuilder().addShards(RingShard.newBuilder().setShard("s1").addVnodeEpochs(1)
+        .addVnodeEpochs(1)).build();
+    t.put(paths.spec("carts"), KeyspaceSpec.newBuilder().setName("carts").setKeyType(KeyType.KEY_TYPE_INT64)
+        .setStrategy(Strategy.STRATEGY_CONSISTENT_HASH).setDefaultVnodes(2).build().toByteArray());
+    t.put(paths.layout("carts"), ring.toByteArray());
+    store.commit(t.build()).get();
+  }
+
+  private void put(Txn.Builder t, String range, String shard, long epoch) {
+    KeyRange r = KeyRange.parse(KeyType.KEY_TYPE_INT64, range, "test");
+    t.put(paths.range("users", r.start()), RangeAssignment.newBuilder().setRange(r.toProto(KeyType.KEY_TYPE_INT64))
+        .setShard(shard).setEpoch(epoch).build().toByteArray());
+  }
+
+  private DirectorySnapshot snapshot() throws Exception {
+    RangeResult all = store.getPrefix(paths.rootPrefix()).get();
+    return DirectorySnapshot.empty(0).apply(all.revision(), decoder.toChanges(all.kvs()));
+  }
+
+  private MovingMarkers markers(String ks) {
+    return MovingMarkers.read(store, paths, ks, Duration.ofSeconds(2));
+  }
+
+  private void mark(String key, String id) throws Exception {
+    store.commit(Txn.builder().put(key, id.getBytes(StandardCharsets.UTF_8)).put(paths.movingGuard("users"),
+        new byte[0]).build()).get();
+  }
+
+  private static void refused(ErrorCode code, Executable call, String message) {
+    ShardmapException e = assertThrows(ShardmapException.class, call);
+    assertEquals(code, e.code(), e.getMessage());
+    assertTrue(e.getMessage().contains(message), e.getMessage());
+  }
+
+  @Test
+  void splitKeepsOwnerAndEpochAndCommits() throws Exception {
+    MapEdits.Edit<MapEdits.Split> e = edits.split(snapshot(), markers("users"), "users", Keys.encodeInt64(150),
+        "split_key");
+    assertEquals(new Route("s1", 3, KeyRange.parse(KeyType.KEY_TYPE_INT64, "100..150", "t"), 0), e.value().left());
+    assertEquals(new Route("s1", 3, KeyRange.parse(KeyType.KEY_TYPE_INT64, "150..200", "t"), 0), e.value().right());
+    assertTrue(store.commit(e.txn()).get().succeeded());
+    assertEquals(4, snapshot().keyspace("users").ranges().size());
+  }
+
+  @Test
+  void splitRefusesABoundaryAMarkedRangeAndAStrayMarker() throws Exception {
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.split(snapshot(), markers("users"), "users",
+        Keys.encodeInt64(100), "split_key"), "split_key: 100 is already a range boundary");
+    mark(paths.moving("users", Keys.encodeInt64(150)), "stray");
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.split(snapshot(), markers("users"), "users",
+        Keys.encodeInt64(150), "range"), "range: keyspace 'users' has a moving marker of migration 'stray' at 150");
+    mark(paths.moving("users", Keys.encodeInt64(100)), "m1");
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.split(snapshot(), markers("users"), "users",
+        Keys.encodeInt64(120), "split_key"), "split_key: 100..200 of keyspace 'users' is being moved by migration 'm1'");
+  }
+
+  @Test
+  void aMarkerWrittenAfterThePlanFailsItsTransaction() throws Exception {
+    MapEdits.Edit<Route> e = edits.reassignRange(snapshot(), markers("users"), "users",
+        KeyRange.parse(KeyType.KEY_TYPE_INT64, "100..200", "t"), "s2", 0);
+    assertEquals(4, e.value().epoch());
+    mark(paths.moving("users", Keys.encodeInt64(100)), "m1");
+    assertFalse(store.commit(e.txn()).get().succeeded());
+    assertEquals("s1", snapshot().keyspace("users").ranges().get(1).shard());
+  }
+
+  @Test
+  void reassignGuardsTheNewOwnersRegistration() throws Exception {
+    MapEdits.Edit<Route> e = edits.reassignRange(snapshot(), markers("users"), "users",
+        KeyRange.parse(KeyType.KEY_TYPE_INT64, "..100", "t"), "s2", 0);
+    store.commit(Txn.builder().delete(paths.shard("s2")).build()).get();
+    assertFalse(store.commit(e.txn()).get().succeeded(), "the target was deregistered meanwhile");
+    refused(ErrorCode.NOT_FOUND, () -> edits.reassignRange(snapshot(), markers("users"), "users",
+        KeyRange.parse(KeyType.KEY_TYPE_INT64, "..100", "t"), "s2", 0), "shard: shard 's2' is not registered");
+  }
+
+  @Test
+  void mergeNeedsOneOwner() throws Exception {
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.merge(snapshot(), markers("users"), "users",
+        Keys.encodeInt64(200)), "have different owners ('s1' and 's2')");
+    MapEdits.Edit<Route> e = edits.merge(snapshot(), markers("users"), "users", Keys.encodeInt64(100));
+    assertEquals(3, e.value().epoch());
+    assertTrue(store.commit(e.txn()).get().succeeded());
+  }
+
+  @Test
+  void ringNodesJoinWithTheOwnershipGuardAndNotWhileOneMoves() throws Exception {
+    MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.addRingNodes(snapshot(), markers("carts"), "carts",
+        "s2", 1, "keyspace");
+    assertTrue(e.value().movedFraction() > 0 && e.value().movedFraction() < 1);
+    assertEquals(e.value().layout(), MapEdits.ringStep(snapshot().keyspace("carts").ring().layout(), "s2", true));
+    store.commit(Txn.builder().put(paths.movingRing("carts"), "r1".getBytes(StandardCharsets.UTF_8)).build()).get();
+    assertFalse(store.commit(e.txn()).get().succeeded(), "a ring move started after the plan");
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.removeRingNodes(snapshot(), markers("carts"), "carts", "s1",
+        1, "shard"), "shard: a ring node of keyspace 'carts' is being moved by migration 'r1'");
+  }
+
+  @Test
+  void refuseAnyNamesEveryMigration() {
+    MovingMarkers m = new MovingMarkers("users", Map.of("/a", "m2", "/b", "m1", "/c", "m2"), 9, 8);
+    refused(ErrorCode.FAILED_PRECONDITION, () -> m.refuseAny("name"),
+        "name: keyspace 'users' has units being moved by migrations 'm1', 'm2'; wait for them or cancel them "
+            + "(migrator cancel m1; migrator cancel m2)");
+    MovingMarkers.none("users", 3).refuseAny("name");
+  }
+}
