@@ -21,6 +21,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.LongFunction;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
+import java.util.function.UnaryOperator;
 import java.util.random.RandomGenerator;
 
 /**
@@ -96,6 +97,7 @@ public final class CatalogTxns {
   private final LongSupplier nanoTime;
   private final Supplier<RandomGenerator> random;
   private final Sleeper sleeper;
+  private final UnaryOperator<ShardmapException> onUnknownOutcome;
 
   private CatalogTxns(Builder b) {
     this.store = b.store;
@@ -108,6 +110,7 @@ public final class CatalogTxns {
     this.nanoTime = b.nanoTime;
     this.random = b.random;
     this.sleeper = b.sleeper;
+    this.onUnknownOutcome = b.onUnknownOutcome;
   }
 
   public static Builder builder(MetaStore store) {
@@ -120,8 +123,10 @@ public final class CatalogTxns {
    * @param op names the change in every message, e.g. "SplitRange"
    * @param planner reads and decides; called once per attempt. Its ShardmapExceptions (refusals) end the
    *     update unchanged, except UNAVAILABLE, which is prefixed with {@code op} (a planning read failed and
-   *     nothing was written)
-   * @return the plan's result at the revision its transaction committed
+   *     nothing was written). It returns null when there is nothing to write (the update then returns null)
+   * @return the plan's result at the revision its transaction committed, or null (see {@code planner})
+   * @throws ShardmapException UNAVAILABLE when the outcome of a commit stays unknown (phrased by the
+   *     builder's {@link Builder#onUnknownOutcome}), ABORTED after {@code maxAttempts} lost races
    */
   public <T> T update(String op, Supplier<Plan<T>> planner, View view) {
     Backoff.Attempts pauses = conflictBackoff.start(random.get());
@@ -130,6 +135,9 @@ public final class CatalogTxns {
       Plan<T> plan;
       try {
         plan = planner.get();
+        if (plan == null) {
+          return null;
+        }
       } catch (ShardmapException e) {
         if (e.code() != ErrorCode.UNAVAILABLE || e.getMessage().startsWith(op + ": ")) {
           throw e;
@@ -151,13 +159,18 @@ public final class CatalogTxns {
         }
         // The outcome is unknown (e.g. the etcd leader died with the request in flight). Retrying
         // blindly could apply it twice; find out instead.
-        long applied = readBack(txn, unknown);
+        long applied;
+        try {
+          applied = readBack(txn, unknown);
+        } catch (ShardmapException stillUnknown) {
+          throw onUnknownOutcome.apply(stillUnknown);
+        }
         if (applied > 0) {
           r = new TxnResult(true, applied);
         } else if (attempt < maxAttempts) {
           continue;
         } else {
-          throw unknown;
+          throw onUnknownOutcome.apply(unknown);
         }
       }
       try {
@@ -288,6 +301,7 @@ public final class CatalogTxns {
     private LongSupplier nanoTime = System::nanoTime;
     private Supplier<RandomGenerator> random = ThreadLocalRandom::current;
     private Sleeper sleeper = nanos -> TimeUnit.NANOSECONDS.sleep(nanos);
+    private UnaryOperator<ShardmapException> onUnknownOutcome = UnaryOperator.identity();
 
     private Builder(MetaStore store) {
       this.store = Objects.requireNonNull(store, "store");
@@ -344,6 +358,15 @@ public final class CatalogTxns {
 
     public Builder sleeper(Sleeper s) {
       this.sleeper = Objects.requireNonNull(s, "sleeper");
+      return this;
+    }
+
+    /**
+     * Phrases the UNAVAILABLE failure of a change whose outcome stayed unknown (e.g. to tell the operator
+     * how to find it out); it must keep the code UNAVAILABLE.
+     */
+    public Builder onUnknownOutcome(UnaryOperator<ShardmapException> f) {
+      this.onUnknownOutcome = Objects.requireNonNull(f, "onUnknownOutcome");
       return this;
     }
 

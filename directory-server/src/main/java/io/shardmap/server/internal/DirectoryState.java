@@ -4,6 +4,7 @@ import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.catalog.ChangeDecoder;
 import io.shardmap.catalog.MeteredMetaStore;
 import io.grpc.Status;
+import io.shardmap.core.Backoff;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyspaceMap;
@@ -68,6 +69,11 @@ public final class DirectoryState implements AutoCloseable {
   private final MetaStore store;
   private final CatalogPaths paths;
   private final ChangeDecoder decoder;
+  /**
+   * Between failed full reads of the maps: 100 ms doubling to 5 s as before, now jittered down by up to
+   * half, so that replicas which lost etcd together do not all re-read it at the same instants.
+   */
+  static final Backoff LOAD_BACKOFF = Backoff.exponential(Duration.ofMillis(100), Duration.ofSeconds(5));
   /** The store with every etcd round trip timed into {@code shardmap.etcd.requests}. */
   private final MeteredMetaStore metered;
   private final ScheduledExecutorService scheduler;
@@ -119,16 +125,16 @@ public final class DirectoryState implements AutoCloseable {
 
   /** Loads the maps and starts following etcd; retries the first load until it succeeds or close(). */
   public void start() throws InterruptedException {
-    long backoffMs = 100;
+    Backoff.Attempts pauses = LOAD_BACKOFF.start();
     while (!closed) {
       try {
         loadAndWatch(false);
         break;
       } catch (ShardmapException e) {
+        long pauseMs = TimeUnit.NANOSECONDS.toMillis(pauses.nextPauseNanos());
         log.warning("initial load of the maps from etcd failed (" + e.getMessage() + "); retrying in "
-            + backoffMs + " ms");
-        Thread.sleep(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 5000);
+            + pauseMs + " ms");
+        Thread.sleep(pauseMs);
       }
     }
     long period = probeInterval.toMillis();
@@ -557,7 +563,7 @@ public final class DirectoryState implements AutoCloseable {
   private void reloadAfter(String why) {
     synchronized (reloadLock) {
       reloadQueued.set(false);
-      long backoffMs = 100;
+      Backoff.Attempts pauses = LOAD_BACKOFF.start();
       while (!closed) {
         try {
           loadAndWatch(true);
@@ -565,12 +571,11 @@ public final class DirectoryState implements AutoCloseable {
         } catch (ShardmapException e) {
           log.warning("re-reading the maps after " + why + " failed (" + e.getMessage() + "); retrying");
           try {
-            Thread.sleep(backoffMs);
+            TimeUnit.NANOSECONDS.sleep(pauses.nextPauseNanos());
           } catch (InterruptedException ie) {
             Thread.currentThread().interrupt();
             return;
           }
-          backoffMs = Math.min(backoffMs * 2, 5000);
         }
       }
     }

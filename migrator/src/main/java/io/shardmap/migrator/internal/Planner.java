@@ -1,5 +1,8 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.catalog.CatalogTxns;
+import io.shardmap.catalog.KeyspaceRead;
+import io.shardmap.catalog.MapEdits;
 import io.shardmap.catalog.Records;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyRange;
@@ -29,13 +32,13 @@ import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.RangeResult;
 import io.shardmap.store.Txn;
-import io.shardmap.store.TxnResult;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -73,116 +76,65 @@ public final class Planner {
       throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "id: a migration '" + id + "' already exists");
     }
     CatalogPaths paths = ms.paths();
-    for (int attempt = 1; ; attempt++) {
-      KeyValue specKv = one(paths.spec(spec.keyspace()));
-      if (specKv == null) {
-        throw ShardmapException.notFound("keyspace: no keyspace '" + spec.keyspace() + "'");
-      }
-      KeyspaceSpec ks = Records.decode(specKv, KeyspaceSpec.parser());
-      requireUnitFits(spec, ks);
-      if (ks.getTablesCount() == 0) {
-        throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' has no sharded tables, so there is no "
-            + "data to move; change the map with shardmapctl instead");
-      }
-      Proposal p = switch (ks.getStrategy()) {
-        case STRATEGY_RANGE -> range(spec, ks, specKv);
-        case STRATEGY_HASH -> bucket(spec, ks);
-        case STRATEGY_CONSISTENT_HASH -> ringNode(spec, ks);
-        case STRATEGY_DIRECTORY -> entries(spec, ks);
-        default -> throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' uses " + ks.getStrategy()
-            + ", whose units the migrator does not move (move its data yourself, then change the map)");
-      };
-      if (p == null) {
-        if (attempt >= MAX_ATTEMPTS) {
-          throw new ShardmapException(ErrorCode.ABORTED, "range: splitting " + spec.range() + " out of keyspace '"
-              + ks.getName() + "' did not settle in " + attempt + " attempts; nothing else was written; retry");
-        }
-        continue; // a split changed the spec's ranges: read again
-      }
-      List<KeyKind> kinds = checkTables(ks, p.source(), p.target(), spec.options().getCreateMissingTables());
-      if (p.entries() != null) {
-        requireStorable(ks, kinds, p.entries());
-      }
-      long now = clock.millis();
-      Migration.Builder mb = Migration.newBuilder().setId(id).setKeyspace(ks.getName()).setKeyType(ks.getKeyType())
-          .setSource(p.source()).setTarget(p.target()).addAllTables(ks.getTablesList())
-          .setRangeEpoch(p.epoch()).setRangeModRevision(p.recordRevision()).setSpecModRevision(specKv.modRevision())
-          .setOptions(spec.options()).setState(MigrationState.MIGRATION_STATE_PLANNED).setCreatedUnixMs(now)
-          .setUpdatedUnixMs(now);
-      if (p.unit() != null) {
-        mb.setUnit(p.unit());
-      } else {
-        mb.setRange(p.range().toProto(ks.getKeyType()));
-      }
-      Migration m = mb.build();
-      Txn.Builder txn = Txn.builder()
-          .compare(Compare.absent(paths.migration(id)))
-          .compare(Compare.modRevision(paths.spec(ks.getName()), specKv.modRevision()))
-          .put(paths.migration(id), m.toByteArray());
-      p.compares().forEach(txn::compare);
-      for (String marker : p.markers()) {
-        txn.compare(Compare.absent(marker)).put(marker, id.getBytes(StandardCharsets.UTF_8));
-      }
-      TxnResult res = record(id, m, txn.put(paths.movingGuard(ks.getName()), new byte[0]).build());
-      if (res.succeeded()) {
-        return new MigrationStore.Versioned(m, res.revision());
-      }
-      if (ms.load(id).isPresent()) {
-        throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "id: a migration '" + id + "' already exists");
-      }
-      if (attempt >= MAX_ATTEMPTS) {
-        throw new ShardmapException(ErrorCode.ABORTED, "keyspace: '" + ks.getName() + "' kept changing while the "
-            + "move was planned; nothing was written; retry");
-      }
-      // The unit's records, the spec or a marker changed meanwhile: plan again against the new state.
-    }
-  }
-
-  /**
-   * Commits the transaction that records migration {@code m}. When etcd leaves its outcome unknown (no
-   * answer in time, or unavailable after sending), the record is read back: ours (byte for byte) means it
-   * applied; absent, the same transaction is sent again, which is safe because it compares the record's
-   * absence, so of two copies at most one applies; another record under the id, or compares failing for
-   * another reason, is a failed commit as usual. Gives up after {@link MigrationStore#retryFor}, saying the
-   * outcome is unknown and how to find it out.
-   */
-  private TxnResult record(String id, Migration m, Txn txn) {
     String what = "recording migration " + id;
-    long start = System.nanoTime();
-    long end = start + ms.retryFor().toNanos();
-    ShardmapException unknown;
-    try {
-      return ms.commit(what, txn);
-    } catch (ShardmapException e) {
-      if (!MigrationStore.isTransient(e)) {
-        throw e;
-      }
-      unknown = e;
-    }
-    byte[] ours = m.toByteArray();
-    while (System.nanoTime() - end < 0) {
-      try {
-        java.util.Optional<MigrationStore.Versioned> now = ms.load(id);
-        if (now.isPresent()) {
-          return java.util.Arrays.equals(now.get().migration().toByteArray(), ours)
-              ? new TxnResult(true, now.get().modRevision()) : new TxnResult(false, 0);
-        }
-        TxnResult again = ms.commit(what, txn);
-        if (again.succeeded()) {
-          return again;
-        }
-        // Its compares failed: the first copy may have applied meanwhile. The next read says.
-      } catch (ShardmapException e) {
-        if (!MigrationStore.isTransient(e)) {
-          throw e;
-        }
-        unknown = e;
-      }
-    }
-    throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": the outcome is unknown after "
-        + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms of asking etcd ("
-        + unknown.getMessage() + "); 'migrator status " + id + "' shows whether it was recorded (a recorded move is driven by 'migrator resume " + id
-        + "' or a worker, or undone by 'migrator cancel " + id + "')", unknown);
+    long start = ms.ticker().getAsLong();
+    int[] attempt = {0};
+    // When etcd leaves the recording's outcome unknown, CatalogTxns reads back what it wrote (for
+    // MigrationStore#retryFor): ours means it applied; the compares still holding means it did not, and it is
+    // planned and sent again (it compares the record's absence, so of two copies at most one applies).
+    return ms.txns(MAX_ATTEMPTS).onUnknownOutcome(unknown -> new ShardmapException(ErrorCode.UNAVAILABLE, what
+        + ": the outcome is unknown after " + TimeUnit.NANOSECONDS.toMillis(ms.ticker().getAsLong() - start)
+        + " ms of asking etcd (" + unknown.getMessage() + "); 'migrator status " + id + "' shows whether it was "
+        + "recorded (a recorded move is driven by 'migrator resume " + id + "' or a worker, or undone by "
+        + "'migrator cancel " + id + "')", unknown)).build().update(what, () -> {
+          if (++attempt[0] > 1 && ms.load(id).isPresent()) {
+            throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "id: a migration '" + id + "' already exists");
+          }
+          KeyValue specKv = one(paths.spec(spec.keyspace()));
+          if (specKv == null) {
+            throw ShardmapException.notFound("keyspace: no keyspace '" + spec.keyspace() + "'");
+          }
+          KeyspaceSpec ks = Records.decode(specKv, KeyspaceSpec.parser());
+          requireUnitFits(spec, ks);
+          if (ks.getTablesCount() == 0) {
+            throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' has no sharded tables, so there is no "
+                + "data to move; change the map with shardmapctl instead");
+          }
+          Proposal p = switch (ks.getStrategy()) {
+            case STRATEGY_RANGE -> range(spec, ks);
+            case STRATEGY_HASH -> bucket(spec, ks);
+            case STRATEGY_CONSISTENT_HASH -> ringNode(spec, ks);
+            case STRATEGY_DIRECTORY -> entries(spec, ks);
+            default -> throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' uses " + ks.getStrategy()
+                + ", whose units the migrator does not move (move its data yourself, then change the map)");
+          };
+          List<KeyKind> kinds = checkTables(ks, p.source(), p.target(), spec.options().getCreateMissingTables());
+          if (p.entries() != null) {
+            requireStorable(ks, kinds, p.entries());
+          }
+          long now = clock.millis();
+          Migration.Builder mb = Migration.newBuilder().setId(id).setKeyspace(ks.getName()).setKeyType(ks.getKeyType())
+              .setSource(p.source()).setTarget(p.target()).addAllTables(ks.getTablesList())
+              .setRangeEpoch(p.epoch()).setRangeModRevision(p.recordRevision()).setSpecModRevision(specKv.modRevision())
+              .setOptions(spec.options()).setState(MigrationState.MIGRATION_STATE_PLANNED).setCreatedUnixMs(now)
+              .setUpdatedUnixMs(now);
+          if (p.unit() != null) {
+            mb.setUnit(p.unit());
+          } else {
+            mb.setRange(p.range().toProto(ks.getKeyType()));
+          }
+          Migration m = mb.build();
+          Txn.Builder txn = Txn.builder()
+              .compare(Compare.absent(paths.migration(id)))
+              .compare(Compare.modRevision(paths.spec(ks.getName()), specKv.modRevision()))
+              .put(paths.migration(id), m.toByteArray());
+          p.compares().forEach(txn::compare);
+          for (String marker : p.markers()) {
+            txn.compare(Compare.absent(marker)).put(marker, id.getBytes(StandardCharsets.UTF_8));
+          }
+          txn.put(paths.movingGuard(ks.getName()), new byte[0]);
+          return new CatalogTxns.Plan<>(txn.build(), rev -> new MigrationStore.Versioned(m, rev));
+        }, CatalogTxns.FRESH_READS);
   }
 
   /** Refuses a unit the keyspace's strategy does not have, naming the spec's field. */
@@ -215,12 +167,13 @@ public final class Planner {
     }
   }
 
-  private Proposal range(MoveSpec spec, KeyspaceSpec ks, KeyValue specKv) {
+  private Proposal range(MoveSpec spec, KeyspaceSpec ks) {
     CatalogPaths paths = ms.paths();
     KeyType type = ks.getKeyType();
     KeyRange range = KeyRange.parse(type, spec.range(), "range");
-    if (spec.split() && (splitAt(ks, specKv.modRevision(), range.start()) | splitAt(ks, specKv.modRevision(), range.end()))) {
-      return null;
+    if (spec.split()) {
+      splitAt(ks.getName(), range.start());
+      splitAt(ks.getName(), range.end());
     }
     KeyValue rangeKv = one(paths.range(ks.getName(), range.start()));
     Route r = rangeKv == null ? null : KeyspaceMap.rangeRoute(type, Records.decode(rangeKv, RangeAssignment.parser()), 0);
@@ -410,57 +363,23 @@ public final class Planner {
   }
 
   /**
-   * Makes {@code at} a range boundary if it is not one, with the directory's split rules (both halves keep
-   * owner and epoch), unless the range containing it is being moved. Returns true if it split.
+   * Makes {@code at} a range boundary if it is not one, by the admin API's own SplitRange edit ({@link
+   * MapEdits#split}: both halves keep owner and epoch; refused while the range containing it, or a stray
+   * marker at it, is being moved), committed on its own before the move is planned on the new map.
    */
-  private boolean splitAt(KeyspaceSpec ks, long specRevision, byte[] at) {
+  private void splitAt(String ks, byte[] at) {
     if (at.length == 0) {
-      return false;
+      return;
     }
-    CatalogPaths paths = ms.paths();
-    KeyType type = ks.getKeyType();
-    RangeResult all = ms.read("reading ranges of " + ks.getName(),
-        () -> ms.store().getPrefix(paths.keyspacePrefix(ks.getName()) + "ranges/"));
-    KeyValue containing = null;
-    Route r = null;
-    for (KeyValue kv : all.kvs()) {
-      Route c = KeyspaceMap.rangeRoute(type, Records.decode(kv, RangeAssignment.parser()), kv.modRevision());
-      if (c.range().contains(at)) {
-        containing = kv;
-        r = c;
+    ms.txns(MAX_ATTEMPTS).build().update("splitting keyspace '" + ks + "'", () -> {
+      KeyspaceRead read = ms.readKeyspace(ks);
+      KeyspaceMap k = read.snapshot().keyspace(ks);
+      if (java.util.Arrays.equals(k.ranges().route(at).range().start(), at)) {
+        return null; // already a boundary
       }
-    }
-    if (r == null) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "range: no range of keyspace '" + ks.getName()
-          + "' contains " + Keys.describe(type, at) + " (the map does not partition the key space)");
-    }
-    if (java.util.Arrays.equals(r.range().start(), at)) {
-      return false;
-    }
-    KeyValue marker = one(paths.moving(ks.getName(), r.range().start()));
-    if (marker != null) {
-      throw ShardmapException.precondition("range: splitting at " + Keys.describe(type, at) + " would split "
-          + r.range().format(type) + ", which migration '" + marker.valueUtf8() + "' is moving");
-    }
-    Route left = new Route(r.shard(), r.epoch(), KeyRange.of(r.range().start(), at, "range"), 0);
-    Route right = new Route(r.shard(), r.epoch(), KeyRange.of(at, r.range().end(), "range"), 0);
-    try {
-      ms.commit("splitting " + r.range().format(type), Txn.builder()
-          .compare(Compare.modRevision(paths.spec(ks.getName()), specRevision))
-          .compare(Compare.modRevision(containing.key(), containing.modRevision()))
-          .compare(Compare.absent(paths.range(ks.getName(), at)))
-          .compare(Compare.absent(paths.moving(ks.getName(), r.range().start())))
-          .put(containing.key(), KeyspaceMap.toProto(type, left).toByteArray())
-          .put(paths.range(ks.getName(), at), KeyspaceMap.toProto(type, right).toByteArray()).build());
-    } catch (ShardmapException e) {
-      if (!MigrationStore.isTransient(e)) {
-        throw e;
-      }
-      // Outcome unknown: the map read next says. A split still in flight cannot apply twice: it
-      // compares the absence of the new range's record.
-    }
-    // Whether it committed, lost a race or its outcome is unknown, the caller reads the map again.
-    return true;
+      MapEdits.Edit<MapEdits.Split> e = ms.edits().split(read.snapshot(), read.markers(), ks, at, "range");
+      return new CatalogTxns.Plan<>(e.txn(), rev -> e.value());
+    }, CatalogTxns.FRESH_READS);
   }
 
   /**

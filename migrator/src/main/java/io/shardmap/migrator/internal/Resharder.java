@@ -1,5 +1,8 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.catalog.CatalogTxns;
+import io.shardmap.catalog.KeyspaceRead;
+import io.shardmap.catalog.MapEdits;
 import io.shardmap.catalog.Records;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.Ring;
@@ -8,10 +11,7 @@ import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.catalog.CatalogPaths;
-import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
-import io.shardmap.store.Txn;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -28,8 +28,7 @@ import java.util.Map;
  * <p>Ring: adding joins the shard's nodes one at a time, removing makes its nodes leave one at a time,
  * each step decided on the layout as the previous step left it (a node's arc depends on its neighbours).
  * A node whose arc stays within its own shard (its successor is a node of the same shard) moves no data:
- * its layout change is written here directly, with the admin API's epoch rules and the same guards
- * ({@link #layoutOnly}).
+ * its layout change is written here directly, by the admin API's own edit ({@link MapEdits}).
  */
 public final class Resharder {
   private final MigrationStore ms;
@@ -124,14 +123,16 @@ public final class Resharder {
 
   /**
    * The next node of {@code shard} to join (or leave) the ring. When its arc stays with its own shard, the
-   * layout change is written here and the step says no data moves; otherwise the caller moves it with a
-   * migration.
+   * layout change is written here ({@link MapEdits#addRingNodes} / {@link MapEdits#removeRingNodes} of one
+   * node, the admin API's edits with their guards) and the step says no data moves; otherwise the caller
+   * moves it with a migration.
    */
   public RingStep nextRingStep(String keyspace, String shard, boolean join) {
-    for (int attempt = 1; ; attempt++) {
-      KeyspaceSpec spec = spec(keyspace, Strategy.STRATEGY_CONSISTENT_HASH);
-      KeyValue kv = layout(keyspace);
-      RingLayout layout = Records.decode(kv, RingLayout.parser());
+    RingStep[] moves = {null};
+    RingStep written = ms.txns(16).build().update("ring node of " + keyspace + (join ? " joining" : " leaving"), () -> {
+      spec(keyspace, Strategy.STRATEGY_CONSISTENT_HASH);
+      KeyspaceRead read = ms.readKeyspace(keyspace);
+      RingLayout layout = read.snapshot().keyspace(keyspace).ring().layout();
       RingNodes.Change c = join ? RingNodes.join(layout, shard) : RingNodes.leave(layout, shard);
       if (c == null) {
         throw ShardmapException.notFound("shard: '" + shard + "' has no node on the ring of keyspace '" + keyspace + "'");
@@ -146,42 +147,14 @@ public final class Resharder {
       }
       String other = c.successor().shard();
       if (!other.equals(shard)) {
-        return new RingStep(shard, c.node().vnode(), join, join ? other : shard, join ? shard : other, true);
+        moves[0] = new RingStep(shard, c.node().vnode(), join, join ? other : shard, join ? shard : other, true);
+        return null;
       }
-      if (layoutOnly(keyspace, spec, kv, layout, shard, join)) {
-        return new RingStep(shard, c.node().vnode(), join, shard, shard, false);
-      }
-      if (attempt >= 16) {
-        throw new ShardmapException(ErrorCode.ABORTED, "keyspace: the ring of '" + keyspace + "' kept changing; retry");
-      }
-    }
-  }
-
-  /**
-   * Adds or removes one node whose arc stays with its shard, as AddRingNodes / RemoveRingNodes would: one
-   * transaction comparing the spec and the layout as read and the absence of the ring's moving marker (no
-   * node may join or leave while a migration moves one). Returns false when it lost a race (read again).
-   */
-  private boolean layoutOnly(String keyspace, KeyspaceSpec spec, KeyValue kv, RingLayout layout, String shard,
-                             boolean join) {
-    CatalogPaths paths = ms.paths();
-    KeyValue marker = UnitRecords.planningRead(ms, paths.movingRing(keyspace));
-    if (marker != null) {
-      throw ShardmapException.precondition("shard: a ring node of keyspace '" + keyspace + "' is being moved by "
-          + "migration '" + marker.valueUtf8() + "'");
-    }
-    Ring ring = Ring.of(layout, 0);
-    RingLayout next = join ? ring.withAddedNodes(shard, 1) : ring.withRemovedNodes(shard, 1);
-    KeyValue specKv = UnitRecords.planningRead(ms, paths.spec(keyspace));
-    Txn.Builder txn = Txn.builder()
-        .compare(Compare.modRevision(paths.spec(keyspace), specKv == null ? 0 : specKv.modRevision()))
-        .compare(Compare.modRevision(paths.layout(keyspace), kv.modRevision()))
-        .compare(Compare.absent(paths.movingRing(keyspace)))
-        .put(paths.layout(keyspace), next.toByteArray());
-    if (join) {
-      // The ownership guard (docs/data-model.md): the shard is registered, and deregistering it must fail.
-      txn.compare(Compare.present(paths.shard(shard))).put(paths.shardRef(shard), new byte[0]);
-    }
-    return ms.commit("ring node of " + spec.getName() + (join ? " joining" : " leaving"), txn.build()).succeeded();
+      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = join
+          ? ms.edits().addRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard")
+          : ms.edits().removeRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard");
+      return new CatalogTxns.Plan<>(e.txn(), rev -> new RingStep(shard, c.node().vnode(), join, shard, shard, false));
+    }, CatalogTxns.FRESH_READS);
+    return written != null ? written : moves[0];
   }
 }

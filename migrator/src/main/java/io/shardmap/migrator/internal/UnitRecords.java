@@ -1,22 +1,15 @@
 package io.shardmap.migrator.internal;
 
 import io.shardmap.catalog.Records;
-import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyRange;
-import io.shardmap.core.Keys;
-import io.shardmap.core.KeyspaceMap;
-import io.shardmap.core.Ring;
-import io.shardmap.core.Route;
-import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.BucketAssignment;
-import io.shardmap.proto.v1.DirectoryEntry;
 import io.shardmap.proto.v1.HashBucketUnit;
 import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.RingNodeUnit;
 import io.shardmap.catalog.CatalogPaths;
-import io.shardmap.store.Compare;
+import io.shardmap.catalog.MapEdits;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.RangeResult;
 import io.shardmap.store.Txn;
@@ -62,12 +55,11 @@ final class UnitRecords {
    */
   static String handOver(MigrationStore ms, Migration m, Txn.Builder txn) {
     CatalogPaths paths = ms.paths();
+    MapEdits edits = ms.edits();
     String ks = m.getKeyspace();
     if (!m.hasUnit()) {
       KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
-      Route moved = new Route(m.getTarget(), m.getRangeEpoch() + 1, range, 0);
-      txn.compare(Compare.modRevision(paths.range(ks, range.start()), m.getRangeModRevision()))
-          .put(paths.range(ks, range.start()), KeyspaceMap.toProto(m.getKeyType(), moved).toByteArray());
+      edits.handOverRange(txn, ks, m.getKeyType(), range, m.getRangeModRevision(), m.getTarget(), m.getRangeEpoch() + 1);
       return null;
     }
     switch (m.getUnit().getKindCase()) {
@@ -85,9 +77,7 @@ final class UnitRecords {
         if (!b.getShard().equals(m.getSource()) || b.getEpoch() != m.getRangeEpoch()) {
           return "bucket " + u.getBucket() + " is now owned by '" + b.getShard() + "' at epoch " + b.getEpoch();
         }
-        HashLayout next = h.toBuilder().setBuckets(u.getBucket(), BucketAssignment.newBuilder()
-            .setShard(m.getTarget()).setEpoch(b.getEpoch() + 1)).build();
-        txn.compare(Compare.modRevision(paths.layout(ks), kv.modRevision())).put(paths.layout(ks), next.toByteArray());
+        edits.handOverBucket(txn, ks, h, kv.modRevision(), u.getBucket(), m.getTarget());
         return null;
       }
       case RING_NODE -> {
@@ -104,20 +94,12 @@ final class UnitRecords {
             || now.successor().vnode() != u.getSuccessorVnode() || epoch != m.getRangeEpoch()) {
           return "the ring no longer has ring node " + u.getShard() + "#" + u.getVnode() + "'s arc as planned";
         }
-        Ring ring = Ring.of(layout, 0);
-        RingLayout next = u.getRemove() ? ring.withRemovedNodes(u.getShard(), 1) : ring.withAddedNodes(u.getShard(), 1);
-        txn.compare(Compare.modRevision(paths.layout(ks), kv.modRevision())).put(paths.layout(ks), next.toByteArray());
+        edits.handOverRingNode(txn, ks, layout, kv.modRevision(), u.getShard(), !u.getRemove());
         return null;
       }
       case ENTRIES -> {
-        List<byte[]> entryKeys = MoveUnits.keys(m);
-        List<Long> revisions = m.getUnit().getEntries().getModRevisionsList();
-        for (int i = 0; i < entryKeys.size(); i++) {
-          byte[] k = entryKeys.get(i);
-          DirectoryEntry e = DirectoryEntry.newBuilder().setKey(Keys.toProto(m.getKeyType(), k))
-              .setShard(m.getTarget()).setEpoch(m.getRangeEpoch() + 1).build();
-          txn.compare(Compare.modRevision(paths.entry(ks, k), revisions.get(i))).put(paths.entry(ks, k), e.toByteArray());
-        }
+        edits.handOverEntries(txn, ks, m.getKeyType(), MoveUnits.keys(m), m.getUnit().getEntries().getModRevisionsList(),
+            m.getTarget(), m.getRangeEpoch() + 1);
         return null;
       }
       default -> throw new IllegalStateException("migration " + m.getId() + " has an empty unit");
