@@ -2,6 +2,7 @@ package io.shardmap.catalog;
 
 import com.google.protobuf.MessageLite;
 import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.core.DirectoryTable;
 import io.shardmap.core.HashTable;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
@@ -13,21 +14,28 @@ import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.BucketAssignment;
 import io.shardmap.proto.v1.DirectoryEntry;
+import io.shardmap.proto.v1.DirectoryLayout;
+import io.shardmap.proto.v1.GeoLayout;
 import io.shardmap.proto.v1.HashLayout;
+import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyType;
+import io.shardmap.proto.v1.RegionAssignment;
 import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.store.Compare;
 import io.shardmap.store.Txn;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
- * The one implementation of the map edits that more than one component makes (the directory server's
- * admin API and the migrator): each a pure plan over a {@link DirectorySnapshot} and the keyspace's
+ * The one implementation of the map edits (every change of who owns which keys, made by the directory
+ * server's admin API and by the migrator): each a pure plan over a {@link DirectorySnapshot} and the keyspace's
  * {@link MovingMarkers}, returning the records it writes and one {@link Txn} built with {@link
  * CatalogPaths} whose compares pin every record the plan read. Commit it with {@link CatalogTxns}.
  *
@@ -303,6 +311,218 @@ public final class MapEdits {
     double moved = Ring.movedFraction(before, Ring.of(layout, 0));
     Txn txn = layoutTxn(k, layout).compare(Compare.absent(paths.movingRing(ks))).build();
     return new Edit<>(txn, new LayoutChange<>(layout, moved));
+  }
+
+  // ---------------------------------------------------------------- directory strategy
+
+  /** The most entries (or keys) one Put/DeleteDirectoryEntries may carry. */
+  public static final int MAX_DIRECTORY_BATCH = 100;
+
+  /**
+   * Puts directory entries (key → registered shard). A new entry takes the fallback's epoch if it keeps the
+   * fallback's owner, else one more (or, without a fallback, one past the kept fallback epoch); a changed
+   * owner raises the entry's epoch. Entries being moved are refused; one compare on the moving guard (not
+   * one per key, which would not fit etcd's limit with a full batch) makes that race-free.
+   */
+  public Edit<List<DirectoryEntry>> putEntries(DirectorySnapshot snap, MovingMarkers marked, String ks,
+                                               List<DirectoryEntry> entries) {
+    KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_DIRECTORY);
+    int n = entries.size();
+    if (n == 0 || n > MAX_DIRECTORY_BATCH) {
+      throw ShardmapException.invalid("entries", "1 to " + MAX_DIRECTORY_BATCH + " entries per call, got " + n);
+    }
+    KeyType type = k.keyType();
+    DirectoryTable d = k.directory();
+    Route fallback = d.fallback();
+    Txn.Builder txn = Txn.builder()
+        .compare(Compare.modRevision(paths.spec(ks), k.specRevision()))
+        // New entries take their epoch from the fallback's, so the fallback must not move meanwhile.
+        .compare(Compare.modRevision(paths.layout(ks), k.layoutRevision()))
+        .compare(marked.unchangedSince(paths));
+    Set<String> owners = new LinkedHashSet<>();
+    Map<String, Integer> seen = new HashMap<>();
+    List<DirectoryEntry> written = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      DirectoryEntry e = entries.get(i);
+      String field = "entries[" + i + "]";
+      byte[] key = Keys.canonical(type, e.getKey(), field + ".key");
+      Integer dup = seen.put(Keys.hex(key), i);
+      if (dup != null) {
+        throw ShardmapException.invalid(field + ".key", "the same key as entries[" + dup + "]");
+      }
+      marked.refuse(paths.movingEntry(ks, key), field + ".key", "entry " + Keys.describe(type, key));
+      String shard = registered(snap, field + ".shard", e.getShard());
+      owners.add(shard);
+      Route old = d.entry(key);
+      long epoch;
+      if (old != null) {
+        txn.compare(Compare.modRevision(paths.entry(ks, key), old.modRevision()));
+        epoch = old.shard().equals(shard) ? old.epoch() : old.epoch() + 1;
+      } else {
+        txn.compare(Compare.absent(paths.entry(ks, key)));
+        // Without a fallback the layout still keeps the last fallback epoch (raised past every deleted
+        // entry), and the key may have routed at it before: start above it.
+        epoch = fallback == null ? d.layout().getFallbackEpoch() + 1
+            : fallback.shard().equals(shard) ? fallback.epoch() : fallback.epoch() + 1;
+      }
+      DirectoryEntry stored = DirectoryEntry.newBuilder().setKey(Keys.toProto(type, key)).setShard(shard)
+          .setEpoch(epoch).build();
+      txn.put(paths.entry(ks, key), bytes(stored));
+      written.add(stored);
+    }
+    guardOwners(txn, owners);
+    return new Edit<>(txn.build(), List.copyOf(written));
+  }
+
+  /**
+   * Deletes directory entries (absent keys are compared absent and count for nothing); returns how many
+   * were deleted. The deleted keys fall back to the fallback, whose epoch passes theirs.
+   */
+  public Edit<Integer> deleteEntries(DirectorySnapshot snap, MovingMarkers marked, String ks, List<Key> keys) {
+    KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_DIRECTORY);
+    int n = keys.size();
+    if (n == 0 || n > MAX_DIRECTORY_BATCH) {
+      throw ShardmapException.invalid("keys", "1 to " + MAX_DIRECTORY_BATCH + " keys per call, got " + n);
+    }
+    DirectoryTable d = k.directory();
+    Txn.Builder txn = Txn.builder()
+        .compare(Compare.modRevision(paths.spec(ks), k.specRevision()))
+        .compare(Compare.modRevision(paths.layout(ks), k.layoutRevision()))
+        .compare(marked.unchangedSince(paths));
+    int deleted = 0;
+    long maxEpoch = 0;
+    Set<String> seen = new HashSet<>();
+    for (int i = 0; i < n; i++) {
+      byte[] key = Keys.canonical(k.keyType(), keys.get(i), "keys[" + i + "]");
+      if (!seen.add(Keys.hex(key))) {
+        continue;
+      }
+      marked.refuse(paths.movingEntry(ks, key), "keys[" + i + "]", "entry " + Keys.describe(k.keyType(), key));
+      Route old = d.entry(key);
+      if (old == null) {
+        txn.compare(Compare.absent(paths.entry(ks, key)));
+        continue;
+      }
+      txn.compare(Compare.modRevision(paths.entry(ks, key), old.modRevision()));
+      txn.delete(paths.entry(ks, key));
+      maxEpoch = Math.max(maxEpoch, old.epoch());
+      deleted++;
+    }
+    if (deleted > 0) {
+      // The deleted keys now route to the fallback, or to no one until a fallback or a new entry comes;
+      // either takes its epoch from the fallback epoch, which must therefore pass theirs so that no
+      // key's epoch ever drops. Kept even while there is no fallback shard.
+      DirectoryLayout next = d.layout().toBuilder()
+          .setFallbackEpoch(Math.max(d.layout().getFallbackEpoch(), maxEpoch) + 1).build();
+      txn.put(paths.layout(ks), bytes(next));
+    }
+    return new Edit<>(txn.build(), deleted);
+  }
+
+  /** Sets (a registered shard) or removes (empty {@code shard}) the directory's fallback. */
+  public Edit<DirectoryLayout> setFallback(DirectorySnapshot snap, String ks, String shard) {
+    KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_DIRECTORY);
+    DirectoryLayout old = k.directory().layout();
+    DirectoryLayout.Builder next = DirectoryLayout.newBuilder();
+    Set<String> owners = Set.of();
+    if (!shard.isEmpty()) {
+      String s = registered(snap, "shard", shard);
+      if (s.equals(old.getFallbackShard())) {
+        throw ShardmapException.precondition("shard: '" + s + "' is already the fallback");
+      }
+      next.setFallbackShard(s).setFallbackEpoch(old.getFallbackEpoch() + 1);
+      owners = Set.of(s);
+    } else if (old.getFallbackShard().isEmpty()) {
+      throw ShardmapException.precondition("shard: the keyspace has no fallback to remove");
+    } else {
+      // Keep the epoch so a fallback set later continues above it.
+      next.setFallbackEpoch(old.getFallbackEpoch());
+    }
+    DirectoryLayout layout = next.build();
+    Txn.Builder txn = layoutTxn(k, layout);
+    guardOwners(txn, owners);
+    return new Edit<>(txn.build(), layout);
+  }
+
+  // ---------------------------------------------------------------- geographic strategy
+
+  /**
+   * Routes {@code region} to registered {@code shard} (adding the region if new), and makes it the default
+   * region if asked: unknown regions then change owner with it, so its epoch passes every epoch they could
+   * have had.
+   */
+  public Edit<GeoLayout> setRegion(DirectorySnapshot snap, String ks, String regionName, String shardName,
+                                   boolean makeDefault) {
+    KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_GEOGRAPHIC);
+    String region = Names.region("region", regionName);
+    String shard = registered(snap, "shard", shardName);
+    GeoLayout g = k.geo().layout();
+    Route current = k.geo().route(region);
+    boolean known = k.geo().regions().containsKey(region);
+    if (known && current.shard().equals(shard) && (!makeDefault || g.getDefaultRegion().equals(region))) {
+      throw ShardmapException.precondition("region '" + region + "' already routes to '" + shard + "'");
+    }
+    long epoch = current.shard().equals(shard) ? current.epoch() : current.epoch() + 1;
+    GeoLayout.Builder next = GeoLayout.newBuilder().setDefaultRegion(makeDefault ? region : g.getDefaultRegion());
+    boolean replaced = false;
+    for (RegionAssignment r : g.getRegionsList()) {
+      if (r.getRegion().equals(region)) {
+        next.addRegions(RegionAssignment.newBuilder().setRegion(region).setShard(shard).setEpoch(epoch));
+        replaced = true;
+      } else {
+        next.addRegions(r);
+      }
+    }
+    if (!replaced) {
+      next.addRegions(RegionAssignment.newBuilder().setRegion(region).setShard(shard).setEpoch(epoch));
+    }
+    GeoLayout layout = next.build();
+    if (makeDefault && !g.getDefaultRegion().equals(region)) {
+      // Unknown regions change owner with the default: bump past every epoch they could have had.
+      long max = 0;
+      for (RegionAssignment r : layout.getRegionsList()) {
+        max = Math.max(max, r.getEpoch());
+      }
+      GeoLayout.Builder bumped = layout.toBuilder();
+      for (int i = 0; i < bumped.getRegionsCount(); i++) {
+        if (bumped.getRegions(i).getRegion().equals(region)) {
+          bumped.setRegions(i, bumped.getRegions(i).toBuilder().setEpoch(max + 1));
+        }
+      }
+      layout = bumped.build();
+    }
+    Txn.Builder txn = layoutTxn(k, layout);
+    guardOwners(txn, Set.of(shard));
+    return new Edit<>(txn.build(), layout);
+  }
+
+  /** Removes a region (not the default one): its keys route to the default region, whose epoch passes theirs. */
+  public Edit<GeoLayout> removeRegion(DirectorySnapshot snap, String ks, String regionName) {
+    KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_GEOGRAPHIC);
+    String region = Names.region("region", regionName);
+    GeoLayout g = k.geo().layout();
+    Route removed = k.geo().regions().get(region);
+    if (removed == null) {
+      throw ShardmapException.notFound("region: '" + region + "' is not a region of keyspace '" + ks + "'");
+    }
+    if (g.getDefaultRegion().equals(region)) {
+      throw ShardmapException.precondition("region: '" + region + "' is the default region; make "
+          + "another region the default first");
+    }
+    GeoLayout.Builder next = GeoLayout.newBuilder().setDefaultRegion(g.getDefaultRegion());
+    for (RegionAssignment r : g.getRegionsList()) {
+      if (r.getRegion().equals(region)) {
+        continue;
+      }
+      if (r.getRegion().equals(g.getDefaultRegion())) {
+        // The removed region's keys now route here: its epoch passes theirs.
+        next.addRegions(r.toBuilder().setEpoch(Math.max(r.getEpoch(), removed.epoch()) + 1));
+      } else {
+        next.addRegions(r);
+      }
+    }
+    GeoLayout layout = next.build();
+    return new Edit<>(layoutTxn(k, layout).build(), layout);
   }
 
   // ---------------------------------------------------------------- a move's cutover

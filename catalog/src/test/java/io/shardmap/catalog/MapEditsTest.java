@@ -5,13 +5,19 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.protobuf.ByteString;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.proto.v1.DirectoryEntry;
+import io.shardmap.proto.v1.DirectoryLayout;
+import io.shardmap.proto.v1.GeoLayout;
+import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyType;
+import io.shardmap.proto.v1.RegionAssignment;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.RingLayout;
@@ -23,6 +29,7 @@ import io.shardmap.store.RangeResult;
 import io.shardmap.store.Txn;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -51,6 +58,15 @@ class MapEditsTest {
     t.put(paths.spec("carts"), KeyspaceSpec.newBuilder().setName("carts").setKeyType(KeyType.KEY_TYPE_INT64)
         .setStrategy(Strategy.STRATEGY_CONSISTENT_HASH).setDefaultVnodes(2).build().toByteArray());
     t.put(paths.layout("carts"), ring.toByteArray());
+    t.put(paths.spec("tenants"), KeyspaceSpec.newBuilder().setName("tenants").setKeyType(KeyType.KEY_TYPE_BYTES)
+        .setStrategy(Strategy.STRATEGY_DIRECTORY).build().toByteArray());
+    t.put(paths.layout("tenants"), DirectoryLayout.newBuilder().setFallbackShard("s1").setFallbackEpoch(4).build()
+        .toByteArray());
+    t.put(paths.spec("geo"), KeyspaceSpec.newBuilder().setName("geo").setKeyType(KeyType.KEY_TYPE_BYTES)
+        .setStrategy(Strategy.STRATEGY_GEOGRAPHIC).build().toByteArray());
+    t.put(paths.layout("geo"), GeoLayout.newBuilder().setDefaultRegion("eu")
+        .addRegions(RegionAssignment.newBuilder().setRegion("eu").setShard("s1").setEpoch(2))
+        .addRegions(RegionAssignment.newBuilder().setRegion("us").setShard("s2").setEpoch(7)).build().toByteArray());
     store.commit(t.build()).get();
   }
 
@@ -141,6 +157,48 @@ class MapEditsTest {
     assertFalse(store.commit(e.txn()).get().succeeded(), "a ring move started after the plan");
     refused(ErrorCode.FAILED_PRECONDITION, () -> edits.removeRingNodes(snapshot(), markers("carts"), "carts", "s1",
         1, "shard"), "shard: a ring node of keyspace 'carts' is being moved by migration 'r1'");
+  }
+
+  private static DirectoryEntry entry(String key, String shard) {
+    return DirectoryEntry.newBuilder().setKey(Key.newBuilder().setBytesKey(ByteString.copyFromUtf8(key)))
+        .setShard(shard).build();
+  }
+
+  @Test
+  void directoryEntriesTakeEpochsFromTheFallbackAndDeletesRaiseIt() throws Exception {
+    MapEdits.Edit<List<DirectoryEntry>> put = edits.putEntries(snapshot(), markers("tenants"), "tenants",
+        List.of(entry("acme", "s1"), entry("globex", "s2")));
+    assertEquals(List.of(4L, 5L), put.value().stream().map(DirectoryEntry::getEpoch).toList());
+    assertTrue(store.commit(put.txn()).get().succeeded());
+    refused(ErrorCode.INVALID_ARGUMENT, () -> edits.putEntries(snapshot(), markers("tenants"), "tenants",
+        List.of(entry("a", "s1"), entry("a", "s2"))), "entries[1].key: the same key as entries[0]");
+    MapEdits.Edit<Integer> del = edits.deleteEntries(snapshot(), markers("tenants"), "tenants",
+        List.of(entry("globex", "").getKey(), entry("nobody", "").getKey()));
+    assertEquals(1, del.value());
+    assertTrue(store.commit(del.txn()).get().succeeded());
+    assertEquals(6, snapshot().keyspace("tenants").directory().layout().getFallbackEpoch(), "past globex's 5");
+    store.commit(Txn.builder().put(paths.movingEntry("tenants", "acme".getBytes(StandardCharsets.UTF_8)),
+        "d1".getBytes(StandardCharsets.UTF_8)).put(paths.movingGuard("tenants"), new byte[0]).build()).get();
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.putEntries(snapshot(), markers("tenants"), "tenants",
+        List.of(entry("acme", "s2"))), "entries[0].key: entry 'acme' of keyspace 'tenants' is being moved");
+    MapEdits.Edit<List<DirectoryEntry>> other = edits.putEntries(snapshot(), MovingMarkers.none("tenants", 1),
+        "tenants", List.of(entry("initech", "s2")));
+    assertFalse(store.commit(other.txn()).get().succeeded(), "a marker was written after the markers read");
+  }
+
+  @Test
+  void regionsMoveWithEpochsPastTheKeysTheyTake() throws Exception {
+    MapEdits.Edit<GeoLayout> set = edits.setRegion(snapshot(), "geo", "ap", "s2", true);
+    assertEquals("ap", set.value().getDefaultRegion());
+    assertEquals(8, set.value().getRegionsList().stream().filter(r -> r.getRegion().equals("ap")).findFirst()
+        .orElseThrow().getEpoch(), "unknown regions change owner with the default: past every epoch");
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.removeRegion(snapshot(), "geo", "eu"),
+        "region: 'eu' is the default region");
+    MapEdits.Edit<GeoLayout> removed = edits.removeRegion(snapshot(), "geo", "us");
+    assertEquals(List.of(RegionAssignment.newBuilder().setRegion("eu").setShard("s1").setEpoch(8).build()),
+        removed.value().getRegionsList());
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.setFallback(snapshot(), "tenants", "s1"),
+        "shard: 's1' is already the fallback");
   }
 
   @Test

@@ -24,20 +24,16 @@ import io.shardmap.proto.v1.*;
 import io.shardmap.store.Compare;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.Txn;
-import io.shardmap.store.TxnResult;
 import java.math.BigInteger;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
-import java.util.function.LongFunction;
 import java.util.function.LongSupplier;
 
 /**
@@ -71,7 +67,6 @@ import java.util.function.LongSupplier;
  */
 public final class AdminOps {
   public static final int DEFAULT_VNODES = 1024;
-  public static final int MAX_DIRECTORY_BATCH = 100;
   private static final int MAX_ATTEMPTS = 32;
 
   private final MetaStore store;
@@ -687,60 +682,13 @@ public final class AdminOps {
     });
   }
 
-  // ---------------------------------------------------------------- directory strategy
+  // ---------------------------------------------------------------- directory strategy (MapEdits)
 
   public PutDirectoryEntriesResponse putDirectoryEntries(PutDirectoryEntriesRequest req) {
     return execute("PutDirectoryEntries", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
-      int n = req.getEntriesCount();
-      if (n == 0 || n > MAX_DIRECTORY_BATCH) {
-        throw ShardmapException.invalid("entries", "1 to " + MAX_DIRECTORY_BATCH + " entries per call, got " + n);
-      }
-      KeyType type = k.keyType();
-      DirectoryTable d = k.directory();
-      Route fallback = d.fallback();
-      // Entries being moved by the migrator are refused; one compare on the moving guard (not one per key,
-      // which would not fit etcd's limit with a full batch) makes that race-free.
-      MovingMarkers marked = markers(k.name());
-      Txn.Builder txn = Txn.builder()
-          .compare(Compare.modRevision(paths.spec(k.name()), k.specRevision()))
-          // New entries take their epoch from the fallback's, so the fallback must not move meanwhile.
-          .compare(Compare.modRevision(paths.layout(k.name()), k.layoutRevision()))
-          .compare(marked.unchangedSince(paths));
-      Set<String> owners = new LinkedHashSet<>();
-      Map<String, Integer> seen = new HashMap<>();
-      List<DirectoryEntry> written = new ArrayList<>();
-      for (int i = 0; i < n; i++) {
-        DirectoryEntry e = req.getEntries(i);
-        String field = "entries[" + i + "]";
-        byte[] key = Keys.canonical(type, e.getKey(), field + ".key");
-        Integer dup = seen.put(Keys.hex(key), i);
-        if (dup != null) {
-          throw ShardmapException.invalid(field + ".key", "the same key as entries[" + dup + "]");
-        }
-        marked.refuse(paths.movingEntry(k.name(), key), field + ".key", "entry "
-            + Keys.describe(type, key));
-        String shard = registered(snap, field + ".shard", e.getShard());
-        owners.add(shard);
-        Route old = d.entry(key);
-        long epoch;
-        if (old != null) {
-          txn.compare(Compare.modRevision(paths.entry(k.name(), key), old.modRevision()));
-          epoch = old.shard().equals(shard) ? old.epoch() : old.epoch() + 1;
-        } else {
-          txn.compare(Compare.absent(paths.entry(k.name(), key)));
-          // Without a fallback the layout still keeps the last fallback epoch (raised past every deleted
-          // entry), and the key may have routed at it before: start above it.
-          epoch = fallback == null ? d.layout().getFallbackEpoch() + 1
-              : fallback.shard().equals(shard) ? fallback.epoch() : fallback.epoch() + 1;
-        }
-        DirectoryEntry stored = DirectoryEntry.newBuilder().setKey(Keys.toProto(type, key)).setShard(shard)
-            .setEpoch(epoch).build();
-        txn.put(paths.entry(k.name(), key), bytes(stored));
-        written.add(stored);
-      }
-      guardOwners(txn, owners);
-      return new Plan<>(txn.build(), rev -> PutDirectoryEntriesResponse.newBuilder().addAllEntries(written)
+      MapEdits.Edit<List<DirectoryEntry>> e = edits.putEntries(snap, markers(k.name()), k.name(), req.getEntriesList());
+      return new Plan<>(e.txn(), rev -> PutDirectoryEntriesResponse.newBuilder().addAllEntries(e.value())
           .setRevision(rev).build());
     });
   }
@@ -748,158 +696,34 @@ public final class AdminOps {
   public DeleteDirectoryEntriesResponse deleteDirectoryEntries(DeleteDirectoryEntriesRequest req) {
     return execute("DeleteDirectoryEntries", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
-      int n = req.getKeysCount();
-      if (n == 0 || n > MAX_DIRECTORY_BATCH) {
-        throw ShardmapException.invalid("keys", "1 to " + MAX_DIRECTORY_BATCH + " keys per call, got " + n);
-      }
-      DirectoryTable d = k.directory();
-      MovingMarkers marked = markers(k.name());
-      Txn.Builder txn = Txn.builder()
-          .compare(Compare.modRevision(paths.spec(k.name()), k.specRevision()))
-          .compare(Compare.modRevision(paths.layout(k.name()), k.layoutRevision()))
-          .compare(marked.unchangedSince(paths));
-      int deleted = 0;
-      long maxEpoch = 0;
-      Set<String> seen = new HashSet<>();
-      for (int i = 0; i < n; i++) {
-        byte[] key = Keys.canonical(k.keyType(), req.getKeys(i), "keys[" + i + "]");
-        if (!seen.add(Keys.hex(key))) {
-          continue;
-        }
-        marked.refuse(paths.movingEntry(k.name(), key), "keys[" + i + "]", "entry "
-            + Keys.describe(k.keyType(), key));
-        Route old = d.entry(key);
-        if (old == null) {
-          txn.compare(Compare.absent(paths.entry(k.name(), key)));
-          continue;
-        }
-        txn.compare(Compare.modRevision(paths.entry(k.name(), key), old.modRevision()));
-        txn.delete(paths.entry(k.name(), key));
-        maxEpoch = Math.max(maxEpoch, old.epoch());
-        deleted++;
-      }
-      if (deleted > 0) {
-        // The deleted keys now route to the fallback, or to no one until a fallback or a new entry comes;
-        // either takes its epoch from the fallback epoch, which must therefore pass theirs so that no
-        // key's epoch ever drops. Kept even while there is no fallback shard.
-        DirectoryLayout next = d.layout().toBuilder()
-            .setFallbackEpoch(Math.max(d.layout().getFallbackEpoch(), maxEpoch) + 1).build();
-        txn.put(paths.layout(k.name()), bytes(next));
-      }
-      int count = deleted;
-      return new Plan<>(txn.build(), rev -> DeleteDirectoryEntriesResponse.newBuilder().setDeleted(count)
+      MapEdits.Edit<Integer> e = edits.deleteEntries(snap, markers(k.name()), k.name(), req.getKeysList());
+      return new Plan<>(e.txn(), rev -> DeleteDirectoryEntriesResponse.newBuilder().setDeleted(e.value())
           .setRevision(rev).build());
     });
   }
 
   public SetDirectoryFallbackResponse setDirectoryFallback(SetDirectoryFallbackRequest req) {
     return execute("SetDirectoryFallback", snap -> {
-      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
-      DirectoryLayout old = k.directory().layout();
-      DirectoryLayout.Builder next = DirectoryLayout.newBuilder();
-      Set<String> owners = Set.of();
-      if (!req.getShard().isEmpty()) {
-        String s = registered(snap, "shard", req.getShard());
-        if (s.equals(old.getFallbackShard())) {
-          throw ShardmapException.precondition("shard: '" + s + "' is already the fallback");
-        }
-        next.setFallbackShard(s).setFallbackEpoch(old.getFallbackEpoch() + 1);
-        owners = Set.of(s);
-      } else if (old.getFallbackShard().isEmpty()) {
-        throw ShardmapException.precondition("shard: the keyspace has no fallback to remove");
-      } else {
-        // Keep the epoch so a fallback set later continues above it.
-        next.setFallbackEpoch(old.getFallbackEpoch());
-      }
-      DirectoryLayout layout = next.build();
-      Txn.Builder txn = layoutTxn(k, layout);
-      guardOwners(txn, owners);
-      return new Plan<>(txn.build(), rev -> SetDirectoryFallbackResponse.newBuilder().setDirectory(layout)
+      MapEdits.Edit<DirectoryLayout> e = edits.setFallback(snap, req.getKeyspace(), req.getShard());
+      return new Plan<>(e.txn(), rev -> SetDirectoryFallbackResponse.newBuilder().setDirectory(e.value())
           .setRevision(rev).build());
     });
   }
 
-  // ---------------------------------------------------------------- geographic strategy
+  // ---------------------------------------------------------------- geographic strategy (MapEdits)
 
   public SetRegionResponse setRegion(SetRegionRequest req) {
     return execute("SetRegion", snap -> {
-      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_GEOGRAPHIC);
-      String region = Names.region("region", req.getRegion());
-      String shard = registered(snap, "shard", req.getShard());
-      GeoLayout g = k.geo().layout();
-      Route current = k.geo().route(region);
-      boolean known = k.geo().regions().containsKey(region);
-      if (known && current.shard().equals(shard) && (!req.getMakeDefault()
-          || g.getDefaultRegion().equals(region))) {
-        throw ShardmapException.precondition("region '" + region + "' already routes to '" + shard + "'");
-      }
-      long epoch = current.shard().equals(shard) ? current.epoch() : current.epoch() + 1;
-      GeoLayout.Builder next = GeoLayout.newBuilder().setDefaultRegion(
-          req.getMakeDefault() ? region : g.getDefaultRegion());
-      boolean replaced = false;
-      for (RegionAssignment r : g.getRegionsList()) {
-        if (r.getRegion().equals(region)) {
-          next.addRegions(RegionAssignment.newBuilder().setRegion(region).setShard(shard).setEpoch(epoch));
-          replaced = true;
-        } else {
-          next.addRegions(r);
-        }
-      }
-      if (!replaced) {
-        next.addRegions(RegionAssignment.newBuilder().setRegion(region).setShard(shard).setEpoch(epoch));
-      }
-      GeoLayout layout = next.build();
-      if (req.getMakeDefault() && !g.getDefaultRegion().equals(region)) {
-        // Unknown regions change owner with the default: bump past every epoch they could have had.
-        long max = 0;
-        for (RegionAssignment r : layout.getRegionsList()) {
-          max = Math.max(max, r.getEpoch());
-        }
-        GeoLayout.Builder bumped = layout.toBuilder();
-        for (int i = 0; i < bumped.getRegionsCount(); i++) {
-          if (bumped.getRegions(i).getRegion().equals(region)) {
-            bumped.setRegions(i, bumped.getRegions(i).toBuilder().setEpoch(max + 1));
-          }
-        }
-        layout = bumped.build();
-      }
-      GeoLayout finalLayout = layout;
-      Txn.Builder txn = layoutTxn(k, finalLayout);
-      guardOwners(txn, Set.of(shard));
-      return new Plan<>(txn.build(), rev -> SetRegionResponse.newBuilder().setGeo(finalLayout)
-          .setRevision(rev).build());
+      MapEdits.Edit<GeoLayout> e = edits.setRegion(snap, req.getKeyspace(), req.getRegion(), req.getShard(),
+          req.getMakeDefault());
+      return new Plan<>(e.txn(), rev -> SetRegionResponse.newBuilder().setGeo(e.value()).setRevision(rev).build());
     });
   }
 
   public RemoveRegionResponse removeRegion(RemoveRegionRequest req) {
     return execute("RemoveRegion", snap -> {
-      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_GEOGRAPHIC);
-      String region = Names.region("region", req.getRegion());
-      GeoLayout g = k.geo().layout();
-      Route removed = k.geo().regions().get(region);
-      if (removed == null) {
-        throw ShardmapException.notFound("region: '" + region + "' is not a region of keyspace '"
-            + k.name() + "'");
-      }
-      if (g.getDefaultRegion().equals(region)) {
-        throw ShardmapException.precondition("region: '" + region + "' is the default region; make "
-            + "another region the default first");
-      }
-      GeoLayout.Builder next = GeoLayout.newBuilder().setDefaultRegion(g.getDefaultRegion());
-      for (RegionAssignment r : g.getRegionsList()) {
-        if (r.getRegion().equals(region)) {
-          continue;
-        }
-        if (r.getRegion().equals(g.getDefaultRegion())) {
-          // The removed region's keys now route here: its epoch passes theirs.
-          next.addRegions(r.toBuilder().setEpoch(Math.max(r.getEpoch(), removed.epoch()) + 1));
-        } else {
-          next.addRegions(r);
-        }
-      }
-      GeoLayout layout = next.build();
-      Txn txn = layoutTxn(k, layout).build();
-      return new Plan<>(txn, rev -> RemoveRegionResponse.newBuilder().setGeo(layout).setRevision(rev).build());
+      MapEdits.Edit<GeoLayout> e = edits.removeRegion(snap, req.getKeyspace(), req.getRegion());
+      return new Plan<>(e.txn(), rev -> RemoveRegionResponse.newBuilder().setGeo(e.value()).setRevision(rev).build());
     });
   }
 }
