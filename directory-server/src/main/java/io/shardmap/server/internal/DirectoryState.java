@@ -3,6 +3,7 @@ package io.shardmap.server.internal;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.catalog.ChangeDecoder;
 import io.shardmap.catalog.MeteredMetaStore;
+import io.shardmap.catalog.StoreErrors;
 import io.grpc.Status;
 import io.shardmap.core.Backoff;
 import io.shardmap.core.DirectorySnapshot;
@@ -400,7 +401,7 @@ public final class DirectoryState implements AutoCloseable {
     try {
       all = metered.getPrefix(paths.rootPrefix()).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
-      throw Errors.fromStore("reading the maps from etcd", e);
+      throw StoreErrors.fromStore("reading the maps from etcd", e);
     }
     DirectorySnapshot loaded = DirectorySnapshot.empty(0).apply(all.revision(), decoder.toChanges(all.kvs()));
     List<ChangeSink> dropped;

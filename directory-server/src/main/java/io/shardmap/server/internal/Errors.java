@@ -9,7 +9,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
-/** The one mapping from Shardmap and store failures to gRPC statuses. */
+/** The one mapping from Shardmap and store failures to gRPC statuses (store failures via catalog StoreErrors). */
 public final class Errors {
   private static final Logger log = Logger.getLogger(Errors.class.getName());
 
@@ -25,25 +25,10 @@ public final class Errors {
           .withDescription(se.getMessage()).asRuntimeException();
     }
     if (e instanceof StoreException || e instanceof TimeoutException) {
-      return toStatus(fromStore("etcd request", e));
+      return toStatus(StoreErrors.fromStore("etcd request", e));
     }
     log.log(Level.SEVERE, "unexpected failure", e);
     return Status.INTERNAL.withDescription("internal error: " + e).asRuntimeException();
-  }
-
-  /** See {@link StoreErrors#fromStore}. */
-  public static ShardmapException fromStore(String what, Throwable t) {
-    return StoreErrors.fromStore(what, t);
-  }
-
-  /** See {@link StoreErrors#fromStoreRead}. */
-  public static ShardmapException fromStoreRead(String what, Throwable t) {
-    return StoreErrors.fromStoreRead(what, t);
-  }
-
-  /** See {@link StoreErrors#fromStoreWrite}. */
-  public static ShardmapException fromStoreWrite(String op, Throwable t) {
-    return StoreErrors.fromStoreWrite(op, t);
   }
 
   private static Throwable unwrap(Throwable t) {
