@@ -188,7 +188,7 @@ public final class MoveDriver {
     MigrationState s = m.getState();
     if (m.getCancelRequested() && States.beforeCutover(s)) {
       if (s == MigrationState.MIGRATION_STATE_CUTTING_OVER) {
-        Fences.unfence(src, m.getId(), tableNames());
+        Fences.unfence(src, m.getId(), tableNames(), ticker);
       }
       update(m.toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLING));
       return;
@@ -217,7 +217,7 @@ public final class MoveDriver {
     Fences.ensureSchema(dst);
     // A target that still fences the unit from an earlier move lets route declarations through once it
     // is the owner again, up to the epoch the unit gets here, and no others (Fences.arm).
-    Fences.arm(dst, moves, Fences.returnEpoch(m));
+    Fences.arm(dst, moves, Fences.returnEpoch(m), ticker);
     for (RangeTableMove t : moves) {
       List<Tables.Column> s = Tables.columns(src, t.table());
       if (s == null) {
@@ -240,7 +240,7 @@ public final class MoveDriver {
         SqlRouting.install(src);
         SqlRouting.install(dst);
       }
-      t.installCapture(src);
+      t.installCapture(src, ticker);
     }
     faults.accept("preparing:captured");
     update(next.setState(MigrationState.MIGRATION_STATE_COPYING).setCopyTable(0).clearCopyAfter()
@@ -385,7 +385,7 @@ public final class MoveDriver {
     Duration budget = Duration.ofMillis(budgetMs);
     // A fence left by an attempt that did not commit (this worker's or a crashed one's) comes off first:
     // the source is still the owner.
-    Fences.unfence(src, m.getId(), tableNames());
+    Fences.unfence(src, m.getId(), tableNames(), ticker);
     long catchUpEnd = ticker.getAsLong() + Duration.ofSeconds(5).toNanos();
     long replayed = 0;
     double msPerKey = 0.05;
@@ -540,7 +540,7 @@ public final class MoveDriver {
               .setLastError("cutover refused: " + (changed[0] != null ? changed[0] : "the " + (m.hasUnit() ? "unit's records"
                   : "range") + ", the keyspace spec or the target's registration changed since the move was planned")));
         }
-        Fences.unfence(src, m.getId(), tableNames());
+        Fences.unfence(src, m.getId(), tableNames(), ticker);
         return;
       }
     }
@@ -592,9 +592,9 @@ public final class MoveDriver {
     Migration m = v.migration();
     // The target owns the unit: lift fences it kept from moving the unit away earlier (the cutover
     // did, unless it crashed or failed between etcd's commit and the target's).
-    Fences.unfenceMoved(dst, moves);
+    Fences.unfenceMoved(dst, moves, ticker);
     for (RangeTableMove t : moves) {
-      t.removeCapture(src);
+      t.removeCapture(src, ticker);
     }
     long revision = m.getCutoverRevision();
     if (revision == 0) {
@@ -666,10 +666,10 @@ public final class MoveDriver {
 
   private void cancel(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
-    Fences.unfence(src, m.getId(), tableNames());
-    Fences.disarm(dst, m.getId(), tableNames());
+    Fences.unfence(src, m.getId(), tableNames(), ticker);
+    Fences.disarm(dst, m.getId(), tableNames(), ticker);
     for (RangeTableMove t : moves) {
-      t.removeCapture(src);
+      t.removeCapture(src, ticker);
     }
     faults.accept("cancelling:source-restored");
     for (RangeTableMove t : moves) {
