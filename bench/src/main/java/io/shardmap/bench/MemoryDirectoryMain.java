@@ -26,7 +26,7 @@ public final class MemoryDirectoryMain {
     InMemoryMetaStore store = new InMemoryMetaStore();
     for (int i = 2; i < args.length; i++) {
       String[] kv = args[i].split("=", 2);
-      RangeMaps.write(store, RangeMaps.LAYOUT, kv[0], Integer.parseInt(kv[1]), shards,
+      RangeMaps.write(store, RangeMaps.PATHS, kv[0], Integer.parseInt(kv[1]), shards,
           InMemoryMetaStore.DEFAULT_MAX_TXN_OPS);
     }
     DirectoryServer server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", port)

@@ -12,7 +12,7 @@ import io.shardmap.core.Route;
 import io.shardmap.proto.v1.ReassignRangeResponse;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.server.ServerOptions;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.EtcdMetaStore;
 import java.io.PrintStream;
 import java.net.URI;
@@ -113,12 +113,12 @@ public final class PropagationCommand implements Callable<Integer> {
     }
     out.println("propagation | " + Report.environment());
     String prefix = "/bench-prop-" + Long.toHexString(ThreadLocalRandom.current().nextLong() >>> 16);
-    StoreLayout layout = new StoreLayout(prefix);
+    CatalogPaths paths = new CatalogPaths(prefix);
     try (Closer closer = new Closer()) {
       LocalEtcd etcd = closer.add(LocalEtcd.start(etcdEndpoints, etcdMembers));
       long loaded;
       try (EtcdMetaStore store = EtcdMetaStore.builder().endpoints(etcd.endpoints()).build()) {
-        loaded = RangeMaps.write(store, layout, RangeMaps.KEYSPACE, ranges, shards, etcd.maxTxnOps());
+        loaded = RangeMaps.write(store, paths, RangeMaps.KEYSPACE, ranges, shards, etcd.maxTxnOps());
       }
       List<DirectoryServer> dirs = new ArrayList<>();
       List<String> targets = new ArrayList<>();
@@ -134,7 +134,7 @@ public final class PropagationCommand implements Callable<Integer> {
       CountDownLatch created = new CountDownLatch(1);
       Client jetcd = closer.add(Client.builder()
           .endpoints(etcd.endpoints().stream().map(URI::create).toArray(URI[]::new)).build());
-      closer.add(jetcd.getWatchClient().watch(ByteSequence.from(layout.rootPrefix(), StandardCharsets.UTF_8),
+      closer.add(jetcd.getWatchClient().watch(ByteSequence.from(paths.rootPrefix(), StandardCharsets.UTF_8),
           WatchOption.builder().isPrefix(true).withCreateNotify(true).withRevision(loaded + 1).build(),
           Watch.listener(resp -> {
             if (resp.isCreatedNotify()) {
@@ -178,7 +178,7 @@ public final class PropagationCommand implements Callable<Integer> {
       out.printf(Locale.ROOT, "writes:  %d warm-up + %d measured ReassignRange via server 0, one at a time, each "
           + "waited for on every client (limit %d s), then %d ms pause; loop limit %d s%n",
           warmupWrites, writes, writeTimeoutSeconds, pauseMs, maxSeconds);
-      out.println("baseline: a raw jetcd watch of " + layout.rootPrefix() + " in this JVM (what etcd itself "
+      out.println("baseline: a raw jetcd watch of " + paths.rootPrefix() + " in this JVM (what etcd itself "
           + "delivers; the servers watch the same prefix)");
 
       ManagedChannel adminCh = NettyChannelBuilder.forAddress("127.0.0.1", dirs.get(0).port()).usePlaintext().build();

@@ -12,7 +12,8 @@ import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
+import io.shardmap.catalog.ChangeDecoder;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.Txn;
@@ -24,14 +25,15 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Builds the large INT64 range maps the micro-benchmarks and the heap measurement use, the way a directory
- * server builds them: from etcd records through {@link StoreLayout#toChanges} and
+ * server builds them: from etcd records through {@link io.shardmap.catalog.ChangeDecoder#toChanges} and
  * {@link DirectorySnapshot#apply}. Going through the stored bytes matters for memory: every parsed record
  * carries its own shard-name String, as in a real server, where a hand-built map would share one.
  */
 public final class RangeMaps {
   public static final String KEYSPACE = "bench";
   public static final String PREFIX = "/shardmap";
-  public static final StoreLayout LAYOUT = new StoreLayout(PREFIX);
+  public static final CatalogPaths PATHS = new CatalogPaths(PREFIX);
+  public static final ChangeDecoder DECODER = new ChangeDecoder(PATHS);
   /** The etcd revision every loaded record carries; splits are applied at the next one. */
   public static final long LOAD_REVISION = 10;
 
@@ -105,34 +107,34 @@ public final class RangeMaps {
    * {@code shards} shards, plus the shards' records, exactly as the admin service writes them.
    */
   public static List<KeyValue> storeRecords(String keyspace, int ranges, int shards) {
-    return storeRecords(LAYOUT, keyspace, ranges, shards);
+    return storeRecords(PATHS, keyspace, ranges, shards);
   }
 
   /** {@link #storeRecords(String, int, int)} under another etcd prefix. */
-  public static List<KeyValue> storeRecords(StoreLayout layout, String keyspace, int ranges, int shards) {
+  public static List<KeyValue> storeRecords(CatalogPaths paths, String keyspace, int ranges, int shards) {
     long[] starts = evenStarts(ranges);
     List<String> names = shardNames(shards);
     List<KeyValue> kvs = new ArrayList<>(ranges + shards + 1);
     for (int s = 0; s < shards; s++) {
-      kvs.add(record(layout.shard(names.get(s)), shard(names.get(s), 5432 + s).toByteArray()));
+      kvs.add(record(paths.shard(names.get(s)), shard(names.get(s), 5432 + s).toByteArray()));
     }
-    kvs.add(record(layout.spec(keyspace), spec(keyspace).toByteArray()));
+    kvs.add(record(paths.spec(keyspace), spec(keyspace).toByteArray()));
     for (int i = 0; i < ranges; i++) {
-      kvs.add(record(layout.range(keyspace, startBytes(starts, i)),
+      kvs.add(record(paths.range(keyspace, startBytes(starts, i)),
           range(starts, i, names.get(i % shards), 1).toByteArray()));
     }
     return kvs;
   }
 
   /**
-   * Writes {@link #storeRecords(StoreLayout, String, int, int)} into a store, {@code opsPerTxn} puts per
+   * Writes {@link #storeRecords(CatalogPaths, String, int, int)} into a store, {@code opsPerTxn} puts per
    * transaction, the way a restore would (no admin RPC can create 100,000 ranges at once: CreateKeyspace
    * takes at most 1,024). Write before any directory server starts on the prefix: a server already
    * watching would apply every transaction as one change of the whole map. Returns the last revision.
    */
-  public static long write(MetaStore store, StoreLayout layout, String keyspace, int ranges, int shards,
+  public static long write(MetaStore store, CatalogPaths paths, String keyspace, int ranges, int shards,
                            int opsPerTxn) {
-    List<KeyValue> kvs = storeRecords(layout, keyspace, ranges, shards);
+    List<KeyValue> kvs = storeRecords(paths, keyspace, ranges, shards);
     long revision = 0;
     for (int from = 0; from < kvs.size(); from += opsPerTxn) {
       Txn.Builder txn = Txn.builder();
@@ -160,7 +162,7 @@ public final class RangeMaps {
 
   /** What a directory server does with a full read of etcd (DirectoryState.loadAndWatch). */
   public static DirectorySnapshot load(List<KeyValue> records) {
-    return DirectorySnapshot.empty(0).apply(LOAD_REVISION, LAYOUT.toChanges(records));
+    return DirectorySnapshot.empty(0).apply(LOAD_REVISION, DECODER.toChanges(records));
   }
 
   /** A snapshot holding one range keyspace ({@link #KEYSPACE}) of {@code ranges} even ranges. */
@@ -187,9 +189,9 @@ public final class RangeMaps {
     /** The watch events etcd delivers for this split's transaction. */
     public List<WatchEvent> events(String keyspace, long revision) {
       return List.of(
-          new WatchEvent(WatchEvent.Type.PUT, new KeyValue(LAYOUT.range(keyspace, Keys.encodeInt64(leftStart)),
+          new WatchEvent(WatchEvent.Type.PUT, new KeyValue(PATHS.range(keyspace, Keys.encodeInt64(leftStart)),
               left.toByteArray(), LOAD_REVISION, revision, 2, 0)),
-          new WatchEvent(WatchEvent.Type.PUT, new KeyValue(LAYOUT.range(keyspace, Keys.encodeInt64(mid)),
+          new WatchEvent(WatchEvent.Type.PUT, new KeyValue(PATHS.range(keyspace, Keys.encodeInt64(mid)),
               right.toByteArray(), revision, revision, 1, 0)));
     }
   }

@@ -5,7 +5,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.client.ClientOptions;
 import io.shardmap.client.ShardmapClient;
 import io.shardmap.proto.v1.ReassignRangeResponse;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.EtcdMetaStore;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -153,7 +153,7 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
     }
     out.println("watch-recovery | " + Report.environment());
     String prefix = "/bench-recovery-" + Long.toHexString(ThreadLocalRandom.current().nextLong() >>> 16);
-    StoreLayout layout = new StoreLayout(prefix);
+    CatalogPaths paths = new CatalogPaths(prefix);
     Path logDir = Files.createTempDirectory("shardmap-bench-recovery");
     Level clientLevel = CLIENT_LOG.getLevel();
     // Every client logs its lost directory once per round: 100 identical warnings.
@@ -163,7 +163,7 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
       LocalEtcd etcd = closer.add(LocalEtcd.start(etcdEndpoints, etcdMembers));
       long prev;
       try (EtcdMetaStore store = EtcdMetaStore.builder().endpoints(etcd.endpoints()).build()) {
-        prev = RangeMaps.write(store, layout, RangeMaps.KEYSPACE, ranges, shards, etcd.maxTxnOps());
+        prev = RangeMaps.write(store, paths, RangeMaps.KEYSPACE, ranges, shards, etcd.maxTxnOps());
       }
       List<ServerProcess> alternates = new ArrayList<>();
       for (int i = 1; i < replicas; i++) {

@@ -15,10 +15,10 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
 import io.shardmap.proto.v1.*;
-import io.shardmap.server.ClientAcks;
+import io.shardmap.catalog.ClientAcks;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.server.ServerOptions;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
@@ -44,7 +44,7 @@ import org.junit.jupiter.api.Test;
 class ClientAcksTest {
   EtcdCluster etcd;
   String prefix;
-  StoreLayout layout;
+  CatalogPaths paths;
   MetaStore store;
   final List<AutoCloseable> closeLast = new ArrayList<>();
   ManagedChannel adminChannel;
@@ -54,7 +54,7 @@ class ClientAcksTest {
   void setUp() {
     etcd = EtcdCluster.shared();
     prefix = "/a" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
-    layout = new StoreLayout(prefix);
+    paths = new CatalogPaths(prefix);
     store = EtcdMetaStore.builder().endpoints(etcd.clientEndpoints()).requestTimeout(Duration.ofSeconds(3))
         .connectTimeout(Duration.ofSeconds(3)).build();
   }
@@ -103,7 +103,7 @@ class ClientAcksTest {
   }
 
   private ClientAcks.Acks acks() {
-    return ClientAcks.read(store, layout, Duration.ofSeconds(5));
+    return ClientAcks.read(store, paths, Duration.ofSeconds(5));
   }
 
   private ClientPresence presence(String serverId) {
@@ -111,7 +111,7 @@ class ClientAcksTest {
   }
 
   private KeyValue record(String serverId) throws Exception {
-    List<KeyValue> kvs = store.get(layout.clients(serverId)).get(5, TimeUnit.SECONDS).kvs();
+    List<KeyValue> kvs = store.get(paths.clients(serverId)).get(5, TimeUnit.SECONDS).kvs();
     return kvs.isEmpty() ? null : kvs.get(0);
   }
 

@@ -19,7 +19,8 @@ import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.*;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.server.ServerOptions;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
+import io.shardmap.catalog.ChangeDecoder;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.RangeResult;
 import io.shardmap.store.Watch;
@@ -92,7 +93,8 @@ class ClientConsistencyTest {
   private EtcdCluster etcd;
   /** The test's own etcd client: truth, compaction, head revisions. Never goes through a replica. */
   private EtcdMetaStore etcdReader;
-  private final StoreLayout layout = new StoreLayout(PREFIX);
+  private final CatalogPaths paths = new CatalogPaths(PREFIX);
+  private final ChangeDecoder decoder = new ChangeDecoder(paths);
   private TruthFollower truth;
   private LiveVerifier verifier;
   private final Replica[] replicas = new Replica[REPLICAS];
@@ -666,8 +668,8 @@ class ClientConsistencyTest {
     try (EtcdMetaStore store = EtcdMetaStore.builder().endpoints(etcd.clientEndpoints())
         .requestTimeout(Duration.ofSeconds(5)).connectTimeout(Duration.ofSeconds(5)).build()) {
       for (int round = 1; ; round++) {
-        RangeResult all = store.getPrefix(layout.rootPrefix()).get(10, TimeUnit.SECONDS);
-        DirectorySnapshot fresh = DirectorySnapshot.empty(0).apply(all.revision(), layout.toChanges(all.kvs()));
+        RangeResult all = store.getPrefix(paths.rootPrefix()).get(10, TimeUnit.SECONDS);
+        DirectorySnapshot fresh = DirectorySnapshot.empty(0).apply(all.revision(), decoder.toChanges(all.kvs()));
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         for (Replica r : replicas) {
           if (!r.server.awaitRevision(fresh.revision(), Duration.ofSeconds(30))) {
@@ -1047,11 +1049,11 @@ class ClientConsistencyTest {
     private Watch watch;
 
     void start() throws Exception {
-      RangeResult all = etcdReader.getPrefix(layout.rootPrefix()).get(10, TimeUnit.SECONDS);
-      current = DirectorySnapshot.empty(0).apply(all.revision(), layout.toChanges(all.kvs()));
+      RangeResult all = etcdReader.getPrefix(paths.rootPrefix()).get(10, TimeUnit.SECONDS);
+      current = DirectorySnapshot.empty(0).apply(all.revision(), decoder.toChanges(all.kvs()));
       history.put(all.revision(), current);
       latest = all.revision();
-      watch = etcdReader.watch(layout.rootPrefix(), all.revision(), this);
+      watch = etcdReader.watch(paths.rootPrefix(), all.revision(), this);
     }
 
     @Override
@@ -1060,7 +1062,7 @@ class ClientConsistencyTest {
       if (revision <= before.revision()) {
         return;
       }
-      DirectorySnapshot next = before.apply(revision, layout.toChanges(events, name -> {
+      DirectorySnapshot next = before.apply(revision, decoder.toChanges(events, name -> {
         KeyspaceMap k = before.keyspaces().get(name);
         return k == null ? null : k.spec();
       }));

@@ -24,7 +24,7 @@ import io.shardmap.server.internal.DirectoryState;
 import io.shardmap.server.internal.MalformedRequests;
 import io.shardmap.server.internal.ReadService;
 import io.shardmap.server.internal.ServerMetrics;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.server.internal.WatchStreams;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.MetaStore;
@@ -66,11 +66,11 @@ public final class DirectoryServer implements AutoCloseable {
     this.ownsStore = ownsStore;
     this.scheduler = Executors.newScheduledThreadPool(2, daemon("shardmap-scheduler"));
     this.adminExecutor = Executors.newFixedThreadPool(8, daemon("shardmap-admin"));
-    StoreLayout layout = new StoreLayout(o.etcdPrefix());
-    this.state = new DirectoryState(store, layout, scheduler, System::nanoTime, o.etcdTimeout(),
+    CatalogPaths paths = new CatalogPaths(o.etcdPrefix());
+    this.state = new DirectoryState(store, paths, scheduler, System::nanoTime, o.etcdTimeout(),
         o.probeInterval(), o.watchHistory(), metrics);
     this.watches = new WatchStreams(state, o.watchQueueLimit());
-    AdminOps ops = new AdminOps(store, layout, state, o.etcdTimeout(), o.maxTxnOps(), System::nanoTime, metrics);
+    AdminOps ops = new AdminOps(store, paths, state, o.etcdTimeout(), o.maxTxnOps(), System::nanoTime, metrics);
     ServerInterceptor counting = new RpcCounter(metrics);
     ReadService read = new ReadService(state, metrics, watches);
     health.setStatus("", ServingStatus.NOT_SERVING);
@@ -92,7 +92,7 @@ public final class DirectoryServer implements AutoCloseable {
         .build()
         .start();
     String id = o.serverId() != null ? o.serverId() : defaultServerId(grpc.getPort());
-    this.clients = new ClientRegistry(store, layout, id, o.clientReportTimeout(), o.etcdTimeout(),
+    this.clients = new ClientRegistry(store, paths, id, o.clientReportTimeout(), o.etcdTimeout(),
         state::changeBracket, System::nanoTime, System::currentTimeMillis, metrics);
     read.clients(clients);
     this.http = o.metricsHost() == null ? null : startHttp(o.metricsHost(), o.metricsPort());
@@ -129,7 +129,7 @@ public final class DirectoryServer implements AutoCloseable {
     log.info("directory server serving gRPC on " + options.host() + ":" + s.port()
         + (s.http == null ? "" : ", metrics on http://" + options.metricsHost() + ":" + s.metricsPort()
         + "/metrics") + " at revision " + s.snapshot().revision() + "; server id '" + s.serverId()
-        + "' (client presence record " + new StoreLayout(options.etcdPrefix()).clients(s.serverId()) + ")");
+        + "' (client presence record " + new CatalogPaths(options.etcdPrefix()).clients(s.serverId()) + ")");
     return s;
   }
 

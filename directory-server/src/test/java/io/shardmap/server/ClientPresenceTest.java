@@ -1,5 +1,6 @@
 package io.shardmap.server;
 
+import io.shardmap.catalog.ClientAcks;
 import static io.shardmap.server.TestSupport.create;
 import static io.shardmap.server.TestSupport.eventually;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -17,7 +18,7 @@ import io.shardmap.proto.v1.ShardMapServiceGrpc;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.proto.v1.WatchRequest;
 import io.shardmap.proto.v1.WatchResponse;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
 import io.shardmap.testkit.EtcdCluster;
@@ -38,14 +39,14 @@ import org.junit.jupiter.api.Test;
 class ClientPresenceTest {
   EtcdCluster etcd;
   String prefix;
-  StoreLayout layout;
+  CatalogPaths paths;
   MetaStore store;
 
   @BeforeEach
   void setUp() {
     etcd = EtcdCluster.shared();
     prefix = TestSupport.uniquePrefix();
-    layout = new StoreLayout(prefix);
+    paths = new CatalogPaths(prefix);
     store = TestSupport.etcdClient(etcd.clientEndpoints());
   }
 
@@ -55,7 +56,7 @@ class ClientPresenceTest {
   }
 
   private KeyValue record(String serverId) throws Exception {
-    List<KeyValue> kvs = store.get(layout.clients(serverId)).get(5, TimeUnit.SECONDS).kvs();
+    List<KeyValue> kvs = store.get(paths.clients(serverId)).get(5, TimeUnit.SECONDS).kvs();
     return kvs.isEmpty() ? null : kvs.get(0);
   }
 
@@ -88,7 +89,7 @@ class ClientPresenceTest {
         assertEquals(0, p.getClientCount());
         assertTrue(p.getPublishedUnixMs() > 0);
       }
-      ClientAcks.Acks acks = ClientAcks.read(store, layout, Duration.ofSeconds(5));
+      ClientAcks.Acks acks = ClientAcks.read(store, paths, Duration.ofSeconds(5));
       assertEquals(2, acks.servers().size());
       assertEquals(0, acks.clients());
       assertTrue(acks.allApplied(Long.MAX_VALUE), "nobody to wait for");
@@ -107,14 +108,14 @@ class ClientPresenceTest {
       // close() revokes the lease: the record is gone when close returns, not a TTL later.
       assertEquals(null, record("replica-a"));
       assertTrue(record(b.serverId()) != null, "the other server's record stays");
-      assertEquals(List.of(b.serverId()), ClientAcks.read(store, layout, Duration.ofSeconds(5)).servers()
+      assertEquals(List.of(b.serverId()), ClientAcks.read(store, paths, Duration.ofSeconds(5)).servers()
           .stream().map(ClientPresence::getServerId).toList());
     } finally {
       if (!aClosed) {
         a.close();
       }
     }
-    assertTrue(store.getPrefix(layout.clientsPrefix()).get(5, TimeUnit.SECONDS).kvs().isEmpty());
+    assertTrue(store.getPrefix(paths.clientsPrefix()).get(5, TimeUnit.SECONDS).kvs().isEmpty());
   }
 
   @Test

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.shardmap.core.Keys;
 import io.shardmap.proto.v1.*;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.Txn;
 import io.shardmap.testkit.EtcdCluster;
@@ -25,13 +25,13 @@ class LargeMapTest {
   void aHundredThousandRangesLoadFromEtcd() throws Exception {
     EtcdCluster etcd = EtcdCluster.shared();
     String prefix = TestSupport.uniquePrefix();
-    StoreLayout layout = new StoreLayout(prefix);
+    CatalogPaths paths = new CatalogPaths(prefix);
     try (MetaStore store = TestSupport.etcdClient(etcd.clientEndpoints())) {
       Txn.Builder head = Txn.builder()
-          .put(layout.shard("s1"), Shard.newBuilder().setName("s1").setState(ShardState.SHARD_STATE_ACTIVE)
+          .put(paths.shard("s1"), Shard.newBuilder().setName("s1").setState(ShardState.SHARD_STATE_ACTIVE)
               .setPrimary(Endpoint.newBuilder().setHost("127.0.0.1").setPort(5432).setDatabase("s1")).build()
               .toByteArray())
-          .put(layout.spec("big"), KeyspaceSpec.newBuilder().setName("big").setKeyType(KeyType.KEY_TYPE_INT64)
+          .put(paths.spec("big"), KeyspaceSpec.newBuilder().setName("big").setKeyType(KeyType.KEY_TYPE_INT64)
               .setStrategy(Strategy.STRATEGY_RANGE).build().toByteArray());
       store.commit(head.build()).get(30, TimeUnit.SECONDS);
       // Equal ranges over the whole INT64 space: range i starts at MIN + i * step (range 0 at "unbounded").
@@ -47,7 +47,7 @@ class LargeMapTest {
           if (i < RANGES - 1) {
             r.setEnd(Key.newBuilder().setIntKey(Long.MIN_VALUE + (i + 1) * step));
           }
-          txn.put(layout.range("big", start), RangeAssignment.newBuilder().setRange(r).setShard("s1").setEpoch(1)
+          txn.put(paths.range("big", start), RangeAssignment.newBuilder().setRange(r).setShard("s1").setEpoch(1)
               .build().toByteArray());
         }
         store.commit(txn.build()).get(30, TimeUnit.SECONDS);

@@ -12,7 +12,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.shardmap.core.Keys;
 import io.shardmap.proto.v1.*;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
@@ -52,7 +52,7 @@ import org.junit.jupiter.api.function.Executable;
  */
 class MovingMarkerTest {
   static String prefix;
-  static StoreLayout keys;
+  static CatalogPaths paths;
   static HookedStore serverStore;
   static MetaStore etcd;
   static DirectoryServer server;
@@ -62,7 +62,7 @@ class MovingMarkerTest {
   static void start() throws Exception {
     EtcdCluster cluster = EtcdCluster.shared();
     prefix = TestSupport.uniquePrefix();
-    keys = new StoreLayout(prefix);
+    paths = new CatalogPaths(prefix);
     serverStore = new HookedStore(TestSupport.etcdClient(cluster.clientEndpoints()));
     server = DirectoryServer.start(TestSupport.options(cluster.clientEndpoints(), prefix).build(), serverStore);
     c = new TestSupport.Client(server.port());
@@ -90,17 +90,17 @@ class MovingMarkerTest {
    * keyspace's moving guard. Returns the txn result and the range record's mod revision it pinned.
    */
   static long[] tryMark(String ks, byte[] rangeStart, String migration) throws Exception {
-    KeyValue range = only(etcd.get(keys.range(ks, rangeStart)).get(5, TimeUnit.SECONDS));
-    KeyValue spec = only(etcd.get(keys.spec(ks)).get(5, TimeUnit.SECONDS));
+    KeyValue range = only(etcd.get(paths.range(ks, rangeStart)).get(5, TimeUnit.SECONDS));
+    KeyValue spec = only(etcd.get(paths.spec(ks)).get(5, TimeUnit.SECONDS));
     if (range == null || spec == null) {
       return new long[] {0, 0};
     }
     TxnResult r = etcd.commit(Txn.builder()
         .compare(Compare.modRevision(range.key(), range.modRevision()))
         .compare(Compare.modRevision(spec.key(), spec.modRevision()))
-        .compare(Compare.absent(keys.moving(ks, rangeStart)))
-        .put(keys.moving(ks, rangeStart), migration.getBytes(StandardCharsets.UTF_8))
-        .put(keys.movingGuard(ks), new byte[0]).build()).get(5, TimeUnit.SECONDS);
+        .compare(Compare.absent(paths.moving(ks, rangeStart)))
+        .put(paths.moving(ks, rangeStart), migration.getBytes(StandardCharsets.UTF_8))
+        .put(paths.movingGuard(ks), new byte[0]).build()).get(5, TimeUnit.SECONDS);
     return new long[] {r.succeeded() ? r.revision() : 0, range.modRevision()};
   }
 
@@ -116,7 +116,7 @@ class MovingMarkerTest {
   }
 
   static void unmark(String ks, byte[] rangeStart) throws Exception {
-    etcd.commit(Txn.builder().delete(keys.moving(ks, rangeStart)).build()).get(5, TimeUnit.SECONDS);
+    etcd.commit(Txn.builder().delete(paths.moving(ks, rangeStart)).build()).get(5, TimeUnit.SECONDS);
   }
 
   static KeyValue only(RangeResult r) {
@@ -227,7 +227,7 @@ class MovingMarkerTest {
 
     // A marker where no range starts (left behind by a broken migrator, say): splitting there would make
     // the new range look moved, so that is refused; the range containing it is not marked.
-    etcd.commit(Txn.builder().put(keys.moving(ks, start(150)), "m-stray".getBytes(StandardCharsets.UTF_8))
+    etcd.commit(Txn.builder().put(paths.moving(ks, start(150)), "m-stray".getBytes(StandardCharsets.UTF_8))
         .build()).get(5, TimeUnit.SECONDS);
     assertRefused(() -> c.admin().splitRange(split(ks, 150)), "split_key", "at 150", "'m-stray'");
     DescribeKeyspaceResponse d = c.admin().describeKeyspace(DescribeKeyspaceRequest.newBuilder().setName(ks)
@@ -274,7 +274,7 @@ class MovingMarkerTest {
       });
       KeyValue before;
       try {
-        before = only(etcd.get(keys.range(ks, start(100))).get(5, TimeUnit.SECONDS));
+        before = only(etcd.get(paths.range(ks, start(100))).get(5, TimeUnit.SECONDS));
         assertStatus(Status.Code.FAILED_PRECONDITION, op.call(), op.fragment(), "'" + id + "'");
       } finally {
         serverStore.beforeCommit(null);
@@ -282,9 +282,9 @@ class MovingMarkerTest {
       assertEquals(null, hookFailure.get(), op.name());
       // One commit, made from a plan that saw no marker; the refusal came from planning again.
       assertEquals(1, fired.get(), op.name() + ": commits attempted");
-      assertEquals(before, only(etcd.get(keys.range(ks, start(100))).get(5, TimeUnit.SECONDS)),
+      assertEquals(before, only(etcd.get(paths.range(ks, start(100))).get(5, TimeUnit.SECONDS)),
           op.name() + ": the range record is untouched");
-      assertNotNull(only(etcd.get(keys.moving(ks, start(op.markedAt()))).get(5, TimeUnit.SECONDS)),
+      assertNotNull(only(etcd.get(paths.moving(ks, start(op.markedAt()))).get(5, TimeUnit.SECONDS)),
           op.name() + ": the marker is still there");
       unmark(ks, start(op.markedAt()));
       c.admin().dropKeyspace(drop(ks));
@@ -361,7 +361,7 @@ class MovingMarkerTest {
         marked++;
         // Let the admins keep trying while the marker stands.
         Thread.sleep(150);
-        KeyValue rangeNow = only(etcd.get(keys.range(ks, zero)).get(5, TimeUnit.SECONDS));
+        KeyValue rangeNow = only(etcd.get(paths.range(ks, zero)).get(5, TimeUnit.SECONDS));
         assertNotNull(rangeNow, "round " + round + ": the marked range record still exists");
         assertEquals(pinned, rangeNow.modRevision(), "round " + round
             + ": the range record changed after the marker that pinned its mod revision was written");
@@ -424,7 +424,7 @@ class MovingMarkerTest {
       if (fired.getAndIncrement() == 0) {
         try {
           // A concurrent writer rewrites the range record, so the split's compare fails...
-          KeyValue r = only(etcd.get(keys.range(ks, start(100))).get(5, TimeUnit.SECONDS));
+          KeyValue r = only(etcd.get(paths.range(ks, start(100))).get(5, TimeUnit.SECONDS));
           etcd.commit(Txn.builder().put(r.key(), r.value()).build()).get(5, TimeUnit.SECONDS);
           // ...and someone else writes last, so the failed transaction reports their revision.
           etcd.commit(Txn.builder().put(TestSupport.uniquePrefix() + "/unrelated", new byte[1]).build())
@@ -451,7 +451,7 @@ class MovingMarkerTest {
   void describeSaysWhenTheMovingRangesAreUnknown() throws Exception {
     String ks = "unknown";
     createUsers(ks);
-    serverStore.failPrefixReads(p -> p.equals(keys.movingPrefix(ks)));
+    serverStore.failPrefixReads(p -> p.equals(paths.movingPrefix(ks)));
     try {
       DescribeKeyspaceResponse d = c.admin().describeKeyspace(DescribeKeyspaceRequest.newBuilder().setName(ks)
           .build());

@@ -228,11 +228,11 @@ class WatchTest {
     long split = c.admin().splitRange(SplitRangeRequest.newBuilder().setKeyspace("edited")
         .setSplitKey(intKey(100)).build()).getRevision();
     awaitSnapshot(split);
-    io.shardmap.server.internal.StoreLayout keys = new io.shardmap.server.internal.StoreLayout(prefix);
+    io.shardmap.catalog.CatalogPaths paths = new io.shardmap.catalog.CatalogPaths(prefix);
     try (io.shardmap.store.MetaStore etcdStore = TestSupport.etcdClient(etcd.clientEndpoints())) {
       // Drop the range at 100 without widening its predecessor: a gap from 100 on.
       long broke = etcdStore.commit(io.shardmap.store.Txn.builder()
-          .delete(keys.range("edited", io.shardmap.core.Keys.encodeInt64(100))).build())
+          .delete(paths.range("edited", io.shardmap.core.Keys.encodeInt64(100))).build())
           .get(5, TimeUnit.SECONDS).revision();
       awaitSnapshot(broke);
       TestSupport.assertStatus(io.grpc.Status.Code.INTERNAL, () -> c.lookup("edited", 5), "inconsistent");
@@ -245,7 +245,7 @@ class WatchTest {
       RangeAssignment whole = RangeAssignment.newBuilder().setRange(KeyRange.getDefaultInstance())
           .setShard("s2").setEpoch(7).build();
       long mended = etcdStore.commit(io.shardmap.store.Txn.builder()
-          .put(keys.range("edited", new byte[0]), whole.toByteArray()).build())
+          .put(paths.range("edited", new byte[0]), whole.toByteArray()).build())
           .get(5, TimeUnit.SECONDS).revision();
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
       while (server.snapshot().keyspace("edited").broken() != null && System.nanoTime() < deadline) {

@@ -11,7 +11,7 @@ import io.shardmap.migrator.internal.States;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.MetaStore;
 import java.sql.SQLException;
@@ -53,15 +53,15 @@ public final class Migrator implements AutoCloseable {
     this.options = options;
     this.store = store;
     this.ownsStore = ownsStore;
-    this.ms = new MigrationStore(store, new StoreLayout(options.etcdPrefix()), options.etcdTimeout(),
-        options.etcdRetryFor());
+    this.ms = new MigrationStore(store, new CatalogPaths(options.etcdPrefix()), options.etcdTimeout(),
+        options.etcdRetryFor(), options.ticker(), options.clock());
     this.pg = new PgConnector(ms, options.pgUser(), options.pgPassword(), options.pgConnectTimeout());
     // Every directory server publishes the lowest map revision its live clients applied; cleanup waits for
     // all of them to pass the cutover. An unreadable etcd counts as "still waiting" (the grace bounds it).
-    StoreLayout layout = new StoreLayout(options.etcdPrefix());
+    CatalogPaths paths = new CatalogPaths(options.etcdPrefix());
     this.acks = revision -> {
       try {
-        io.shardmap.server.ClientAcks.Acks a = io.shardmap.server.ClientAcks.read(store, layout, options.etcdTimeout());
+        io.shardmap.catalog.ClientAcks.Acks a = io.shardmap.catalog.ClientAcks.read(store, paths, options.etcdTimeout());
         return new MoveDriver.Acked(a.behind(revision), a.clients());
       } catch (ShardmapException e) {
         return new MoveDriver.Acked(Optional.of("client acknowledgements (unreadable: " + e.getMessage() + ")"), 0);
@@ -249,7 +249,7 @@ public final class Migrator implements AutoCloseable {
    * record if it ended first.
    */
   public Migration drive(String id, Consumer<Migration> progress, Duration waitForOwner, BooleanSupplier stop) {
-    long deadline = System.nanoTime() + waitForOwner.toNanos();
+    long deadline = options.ticker().getAsLong() + waitForOwner.toNanos();
     while (true) {
       MigrationStore.Versioned v = ms.require(id);
       if (States.terminal(v.migration().getState()) || stop.getAsBoolean()) {
@@ -261,7 +261,7 @@ public final class Migrator implements AutoCloseable {
         return driveOwned(own.get(), progress, stop);
       }
       ms.await("revoking a lease", store.revokeLease(lease));
-      if (System.nanoTime() > deadline) {
+      if (options.ticker().getAsLong() > deadline) {
         throw new ShardmapException(ErrorCode.ABORTED, "id: migration '" + id + "' is being driven by worker '"
             + ms.owners().getOrDefault(id, "?") + "'");
       }
@@ -272,21 +272,21 @@ public final class Migrator implements AutoCloseable {
   private Migration driveOwned(MigrationStore.Ownership own, Consumer<Migration> progress, BooleanSupplier stop) {
     driving.put(own.id(), true);
     long ttlMs = options.leaseTtl().toMillis();
-    AtomicLong renewedAt = new AtomicLong(System.nanoTime());
+    AtomicLong renewedAt = new AtomicLong(options.ticker().getAsLong());
     ScheduledFuture<?> renewal = timers.scheduleAtFixedRate(() -> {
       try {
         ms.await("renewing lease", store.keepAliveOnce(own.leaseId()));
-        renewedAt.set(System.nanoTime());
+        renewedAt.set(options.ticker().getAsLong());
       } catch (RuntimeException e) {
         log.log(Level.WARNING, "migration " + own.id() + ": lease renewal failed: " + e.getMessage());
       }
     }, ttlMs / 3, ttlMs / 3, TimeUnit.MILLISECONDS);
     // The lease counts as alive while the last renewal is younger than two thirds of its TTL: a worker cut
     // off from etcd stops before etcd could let another take over.
-    BooleanSupplier alive = () -> System.nanoTime() - renewedAt.get() < TimeUnit.MILLISECONDS.toNanos(ttlMs * 2 / 3);
+    BooleanSupplier alive = () -> options.ticker().getAsLong() - renewedAt.get() < TimeUnit.MILLISECONDS.toNanos(ttlMs * 2 / 3);
     boolean crashed = true;
     try {
-      Migration m = new MoveDriver(ms, pg, own, alive, stop, acks, options.clock(), options.pollInterval(),
+      Migration m = new MoveDriver(ms, pg, own, alive, stop, acks, options.clock(), options.ticker(), options.pollInterval(),
           options.faultPoints(), progress).drive();
       crashed = false;
       return m;
@@ -346,7 +346,7 @@ public final class Migrator implements AutoCloseable {
               break;
             }
             if (States.terminal(v.migration().getState()) || owners.containsKey(id) || driving.containsKey(id)
-                || driving.size() >= parallel || retryAfter.getOrDefault(id, 0L) > System.nanoTime()) {
+                || driving.size() >= parallel || retryAfter.getOrDefault(id, 0L) > options.ticker().getAsLong()) {
               continue;
             }
             driving.put(id, true);
@@ -361,7 +361,7 @@ public final class Migrator implements AutoCloseable {
                 }
               } catch (RuntimeException e) {
                 log.log(Level.WARNING, "migration " + id + " failed; retrying later: " + e.getMessage());
-                retryAfter.put(id, System.nanoTime() + retryDelay.toNanos());
+                retryAfter.put(id, options.ticker().getAsLong() + retryDelay.toNanos());
               } finally {
                 driving.remove(id);
                 mine.remove(id);

@@ -8,6 +8,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 
 /**
  * How a {@link Migrator} reaches etcd and the shards. Immutable; built by {@link #builder()}, which
@@ -25,6 +26,7 @@ public final class MigratorOptions {
   private final Duration leaseTtl;
   private final Duration pollInterval;
   private final Clock clock;
+  private final LongSupplier ticker;
   private final Consumer<String> faultPoints;
 
   private MigratorOptions(Builder b) {
@@ -42,6 +44,7 @@ public final class MigratorOptions {
     leaseTtl = b.leaseTtl;
     pollInterval = b.pollInterval;
     clock = b.clock;
+    ticker = b.ticker;
     faultPoints = b.faultPoints;
   }
 
@@ -78,6 +81,8 @@ public final class MigratorOptions {
   public Duration leaseTtl() { return leaseTtl; }
   public Duration pollInterval() { return pollInterval; }
   public Clock clock() { return clock; }
+  /** Monotonic nanoseconds: every deadline, pause and duration the migrator measures. */
+  public LongSupplier ticker() { return ticker; }
   public Consumer<String> faultPoints() { return faultPoints; }
 
   public static final class Builder {
@@ -92,6 +97,7 @@ public final class MigratorOptions {
     private Duration leaseTtl = Duration.ofSeconds(10);
     private Duration pollInterval = Duration.ofMillis(200);
     private Clock clock = Clock.systemUTC();
+    private LongSupplier ticker = System::nanoTime;
     private Consumer<String> faultPoints = p -> { };
 
     private Builder() {}
@@ -179,8 +185,15 @@ public final class MigratorOptions {
       return this;
     }
 
+    /** Wall time written into migration records (created, updated, cutover times). */
     public Builder clock(Clock clock) {
       this.clock = Objects.requireNonNull(clock, "clock");
+      return this;
+    }
+
+    /** Monotonic nanoseconds (default {@code System::nanoTime}): deadlines, pauses, measured durations. */
+    public Builder ticker(LongSupplier ticker) {
+      this.ticker = Objects.requireNonNull(ticker, "ticker");
       return this;
     }
 

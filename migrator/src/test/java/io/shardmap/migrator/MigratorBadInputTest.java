@@ -4,9 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.core.ErrorCode;
+import io.shardmap.core.Keys;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.store.EtcdMetaStore;
+import io.shardmap.store.Txn;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -67,6 +73,28 @@ class MigratorBadInputTest {
       MoveHarness.exec(h.pg.shard(1), "ALTER TABLE " + h.table + "_x RENAME TO " + h.table);
     }
     assertThrows(IllegalArgumentException.class, () -> MoveSpec.builder().id("Bad-Id"));
+  }
+
+  /**
+   * --split is the admin API's SplitRange (catalog MapEdits): a stray moving marker where the new range
+   * would start is refused, as shardmapctl's split refuses it, and nothing is split or recorded. (The
+   * migrator's own split copy used to miss this check and split, leaving the new range looking marked.)
+   */
+  @Test
+  void splitRefusesAStrayMarkerAtTheSplitKey() throws Exception {
+    CatalogPaths paths = new CatalogPaths(h.prefix);
+    try (EtcdMetaStore etcd = EtcdMetaStore.builder().endpoints(h.etcd.clientEndpoints()).build()) {
+      String stray = paths.moving(MoveHarness.KS, Keys.encodeInt64(5000));
+      etcd.commit(Txn.builder().put(stray, "stray".getBytes(StandardCharsets.UTF_8)).build()).get(5, TimeUnit.SECONDS);
+      try {
+        refused(ErrorCode.FAILED_PRECONDITION, "range: has a moving marker of migration 'stray' at 5000, where no "
+            + "range starts", b -> b.range("0..5000").split(true));
+        assertTrue(etcd.get(paths.range(MoveHarness.KS, Keys.encodeInt64(5000))).get(5, TimeUnit.SECONDS).kvs()
+            .isEmpty(), "nothing was split");
+      } finally {
+        etcd.commit(Txn.builder().delete(stray).build()).get(5, TimeUnit.SECONDS);
+      }
+    }
     assertThrows(IllegalArgumentException.class, () -> MoveSpec.builder().pauseBudget(Duration.ZERO));
     assertThrows(IllegalArgumentException.class, () -> MoveSpec.builder().chunkRows(0));
   }

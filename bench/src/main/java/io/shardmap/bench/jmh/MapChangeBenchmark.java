@@ -33,7 +33,7 @@ import org.openjdk.jmh.infra.Blackhole;
  * <ul>
  *   <li>{@link #applySplit}: {@code DirectorySnapshot.apply}, what a server or SDK does per revision.</li>
  *   <li>{@link #watchBatch}: the server's whole path for one etcd watch batch (DirectoryState's listener):
- *       the spec map, {@code StoreLayout.toChanges} on the raw events, then {@code apply}.</li>
+ *       the spec map, {@code ChangeDecoder.toChanges} on the raw events, then {@code apply}.</li>
  *   <li>{@link #toChangesOnly}: the decoding half of that path alone.</li>
  *   <li>{@link #baselineCopyArrays}: cloning a {@code long[]} and two {@code Object[]} of the map's size.
  *       A copy-on-write table of sorted arrays (what lets readers route without locks) must at least copy
@@ -125,13 +125,13 @@ public class MapChangeBenchmark {
 
   /** As DirectoryState's watch listener does it per batch. */
   private DirectorySnapshot watchBatchOn(List<WatchEvent> batch) {
-    List<MapChange> c = RangeMaps.LAYOUT.toChanges(batch, this::specOf);
+    List<MapChange> c = RangeMaps.DECODER.toChanges(batch, this::specOf);
     return base.apply(REVISION, c);
   }
 
   @Benchmark
   public List<MapChange> toChangesOnly() {
-    return RangeMaps.LAYOUT.toChanges(events.get(next()), this::specOf);
+    return RangeMaps.DECODER.toChanges(events.get(next()), this::specOf);
   }
 
   private KeyspaceSpec specOf(String keyspace) {

@@ -102,7 +102,7 @@ public class RouteLookupBenchmark {
    */
   public void startSdk() throws Exception {
     sdkStore = new InMemoryMetaStore();
-    RangeMaps.write(sdkStore, RangeMaps.LAYOUT, RangeMaps.KEYSPACE, ranges, 16, InMemoryMetaStore.DEFAULT_MAX_TXN_OPS);
+    RangeMaps.write(sdkStore, RangeMaps.PATHS, RangeMaps.KEYSPACE, ranges, 16, InMemoryMetaStore.DEFAULT_MAX_TXN_OPS);
     sdkServer = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
         .etcdPrefix(RangeMaps.PREFIX).build(), sdkStore);
     ClientOptions.Builder o = ClientOptions.builder().targets("127.0.0.1:" + sdkServer.port())

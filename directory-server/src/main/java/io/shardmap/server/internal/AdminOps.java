@@ -1,5 +1,11 @@
 package io.shardmap.server.internal;
 
+import io.shardmap.catalog.CatalogPaths;
+import io.shardmap.catalog.CatalogTxns;
+import io.shardmap.catalog.CatalogTxns.Plan;
+import io.shardmap.catalog.MapEdits;
+import io.shardmap.catalog.MeteredMetaStore;
+import io.shardmap.catalog.MovingMarkers;
 import com.google.protobuf.MessageLite;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.DirectoryTable;
@@ -18,25 +24,24 @@ import io.shardmap.proto.v1.*;
 import io.shardmap.store.Compare;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.Txn;
-import io.shardmap.store.TxnResult;
 import java.math.BigInteger;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
-import java.util.function.LongFunction;
 import java.util.function.LongSupplier;
 
 /**
- * Every map change, as a pure plan (validation against the current snapshot, then one etcd transaction
- * whose compares pin every record the plan read) executed with optimistic retries.
+ * Every map change of the admin API, as a pure plan (validation against the current snapshot, then one
+ * etcd transaction whose compares pin every record the plan read) executed with optimistic retries by
+ * {@link CatalogTxns}. The edits the migrator makes too (ranges, buckets, ring nodes, the ownership guard)
+ * are planned by {@link MapEdits}, their one implementation; this class adds the request decoding and the
+ * answers, and plans the edits only the admin API makes (shards, create/drop, directory, regions).
  *
  * <p>Why this is safe with any number of admins on any replicas: each transaction compares the mod
  * revision of every record it derived its writes from, so a concurrent change to any of them makes it
@@ -50,7 +55,7 @@ import java.util.function.LongSupplier;
  * range record it marks (and of the keyspace spec), and which also rewrites
  * {@code keyspaces/{ks}/moving-guard}. Split, merge and reassign refuse to change a marked range, and
  * DropKeyspace refuses while any marker exists; why neither can race past a marker is argued at
- * {@link #refuseIfMoving} and {@link #dropKeyspace}. Markers are not part of the watched maps: planners
+ * {@link MovingMarkers} and {@link #dropKeyspace}. Markers are not part of the watched maps: planners
  * read them from etcd (one linearizable prefix read) on every attempt.
  *
  * <p>Other units have markers too ({@code moving/bucket/N}, {@code moving/ring}, {@code moving/entry/HEX}):
@@ -62,206 +67,52 @@ import java.util.function.LongSupplier;
  */
 public final class AdminOps {
   public static final int DEFAULT_VNODES = 1024;
-  public static final int MAX_DIRECTORY_BATCH = 100;
   private static final int MAX_ATTEMPTS = 32;
 
   private final MetaStore store;
-  private final StoreLayout keys;
+  private final CatalogPaths paths;
+  private final MapEdits edits;
+  private final CatalogTxns txns;
   private final DirectoryState state;
   private final Duration timeout;
   private final int maxTxnOps;
-  private final LongSupplier nanoTime;
-  private final ServerMetrics metrics;
 
-  public AdminOps(MetaStore store, StoreLayout keys, DirectoryState state, Duration timeout, int maxTxnOps,
+  public AdminOps(MetaStore store, CatalogPaths paths, DirectoryState state, Duration timeout, int maxTxnOps,
                   LongSupplier nanoTime, ServerMetrics metrics) {
-    this.store = store;
-    this.keys = keys;
+    // Every etcd round trip of an admin change is timed into shardmap.etcd.requests{op,outcome}.
+    this.store = new MeteredMetaStore(store, metrics::etcdRequest, nanoTime);
+    this.paths = paths;
+    this.edits = new MapEdits(paths);
+    this.txns = CatalogTxns.builder(this.store).timeout(timeout).maxTxnOps(maxTxnOps).maxAttempts(MAX_ATTEMPTS)
+        .nanoTime(nanoTime).build();
     this.state = state;
     this.timeout = timeout;
     this.maxTxnOps = maxTxnOps;
-    this.nanoTime = nanoTime;
-    this.metrics = metrics;
   }
-
-  private record Plan<T>(Txn txn, LongFunction<T> result) {}
 
   private <T> T execute(String op, Function<DirectorySnapshot, Plan<T>> planner) {
-    for (int attempt = 1; ; attempt++) {
-      state.checkWritable();
-      Plan<T> plan;
-      try {
-        plan = planner.apply(state.snapshot());
-      } catch (ShardmapException e) {
-        if (e.code() != ErrorCode.UNAVAILABLE) {
-          throw e;
-        }
-        // Only a planning read fails a plan with UNAVAILABLE, and its message says nothing was written.
-        throw new ShardmapException(ErrorCode.UNAVAILABLE, op + ": " + e.getMessage(), e);
+    CatalogTxns.View view = new CatalogTxns.View() {
+      @Override
+      public void beforeAttempt() {
+        state.checkWritable();
       }
-      Txn txn = plan.txn();
-      if (txn.compares().size() > maxTxnOps || txn.writes().size() > maxTxnOps) {
-        throw ShardmapException.invalid("request", "the change needs " + Math.max(txn.compares().size(),
-            txn.writes().size()) + " operations in one etcd transaction, more than the limit of "
-            + maxTxnOps + " (etcd --max-txn-ops); make it in smaller steps");
+
+      @Override
+      public void committed(long revision) throws InterruptedException {
+        // Read-your-writes on this replica: answer once the change is visible to lookups here.
+        state.awaitRevision(revision, timeout);
       }
-      TxnResult r;
-      try {
-        r = commit(op, txn);
-      } catch (ShardmapException unknown) {
-        if (unknown.code() != ErrorCode.UNAVAILABLE) {
-          throw unknown;
-        }
-        // The outcome is unknown (e.g. the etcd leader died with the request in flight). Retrying
-        // blindly could apply it twice; find out instead.
-        Outcome o = verify(op, txn, unknown);
-        if (o.applied) {
-          r = new TxnResult(true, o.revision);
-        } else if (attempt < MAX_ATTEMPTS) {
-          continue;
-        } else {
-          throw unknown;
-        }
-      }
-      try {
-        if (r.succeeded()) {
-          // Read-your-writes on this replica: answer once the change is visible to lookups here.
-          state.awaitRevision(r.revision(), timeout);
-          return plan.result().apply(r.revision());
-        }
-        if (attempt >= MAX_ATTEMPTS) {
-          throw new ShardmapException(ErrorCode.ABORTED, op + ": gave up after " + attempt
-              + " attempts; concurrent changes kept invalidating it. Nothing was written; retry.");
-        }
+
+      @Override
+      public void conflicted(long revision) throws InterruptedException {
         // The failed compare's revision may be one made outside our prefix; progress past it is enough.
-        if (!state.awaitObserved(r.revision(), timeout)) {
+        if (!state.awaitObserved(revision, timeout)) {
           throw new ShardmapException(ErrorCode.UNAVAILABLE, op + ": this server's copy of the maps "
-              + "lags etcd (waiting for revision " + r.revision() + "); nothing was written");
-        }
-        // Writers contending for one record would otherwise retry in lockstep and starve each other.
-        long capMs = Math.min(100, 1L << Math.min(attempt, 7));
-        Thread.sleep(java.util.concurrent.ThreadLocalRandom.current().nextLong(capMs + 1));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new ShardmapException(ErrorCode.UNAVAILABLE, op + ": interrupted");
-      }
-    }
-  }
-
-  /** What a transaction with an unknown outcome did: applied at {@code revision}, or provably not. */
-  private record Outcome(boolean applied, long revision) {}
-
-  /**
-   * Reads back every key a transaction compared or wrote. If all its compares still hold, it did not
-   * apply (each of our transactions writes a key it compares), so re-planning is safe. If every put
-   * holds exactly our value, written at one revision, and every delete is gone, it applied. Anything
-   * else means another writer touched the same records: the outcome stays unknown and the caller gets
-   * UNAVAILABLE saying so.
-   */
-  private Outcome verify(String op, Txn txn, ShardmapException unknown) {
-    long deadline = nanoTime.getAsLong() + 3 * timeout.toNanos();
-    while (true) {
-      try {
-        return verifyOnce(txn);
-      } catch (ShardmapException e) {
-        if (e.code() != ErrorCode.UNAVAILABLE) {
-          throw new ShardmapException(ErrorCode.UNAVAILABLE, unknown.getMessage() + "; reading it back could "
-              + "not tell: " + e.getMessage() + " since", e);
-        }
-        if (nanoTime.getAsLong() > deadline) {
-          throw new ShardmapException(ErrorCode.UNAVAILABLE, unknown.getMessage()
-              + "; could not read back whether it was applied (" + e.getMessage() + ")", e);
+              + "lags etcd (waiting for revision " + revision + "); nothing was written");
         }
       }
-      try {
-        Thread.sleep(100);
-      } catch (InterruptedException ie) {
-        Thread.currentThread().interrupt();
-        throw unknown;
-      }
-    }
-  }
-
-  private Outcome verifyOnce(Txn txn) {
-    Map<String, io.shardmap.store.KeyValue> current = new HashMap<>();
-    Set<String> keys = new LinkedHashSet<>();
-    txn.compares().forEach(c -> keys.add(c.key()));
-    for (Txn.Write w : txn.writes()) {
-      if (w instanceof Txn.Put p) {
-        keys.add(p.key());
-      } else if (w instanceof Txn.Delete d) {
-        keys.add(d.key());
-      }
-    }
-    long readRevision = 0;
-    for (String k : keys) {
-      io.shardmap.store.RangeResult rr = read("reading back an unconfirmed change", k, false, false);
-      readRevision = Math.max(readRevision, rr.revision());
-      rr.kvs().forEach(kv -> current.put(kv.key(), kv));
-    }
-    boolean comparesHold = true;
-    for (Compare c : txn.compares()) {
-      io.shardmap.store.KeyValue kv = current.get(c.key());
-      if (kv == null ? !c.test(0, 0, 0) : !c.test(kv.version(), kv.createRevision(), kv.modRevision())) {
-        comparesHold = false;
-      }
-    }
-    if (comparesHold) {
-      return new Outcome(false, 0);
-    }
-    long putRevision = 0;
-    for (Txn.Write w : txn.writes()) {
-      if (w instanceof Txn.Put p) {
-        io.shardmap.store.KeyValue kv = current.get(p.key());
-        if (kv == null || !java.util.Arrays.equals(kv.value(), p.value())
-            || (putRevision != 0 && kv.modRevision() != putRevision)) {
-          throw unknownOutcome();
-        }
-        putRevision = kv.modRevision();
-      } else if (w instanceof Txn.Delete d) {
-        if (current.containsKey(d.key())) {
-          throw unknownOutcome();
-        }
-      } else if (w instanceof Txn.DeletePrefix dp
-          && !read("reading back an unconfirmed change", dp.prefix(), true, false).kvs().isEmpty()) {
-        throw unknownOutcome();
-      }
-    }
-    return new Outcome(true, putRevision != 0 ? putRevision : readRevision);
-  }
-
-  private static ShardmapException unknownOutcome() {
-    return new ShardmapException(ErrorCode.INTERNAL, "another writer changed the same records");
-  }
-
-  /**
-   * One linearizable read. {@code planning}: a read that decides a change before anything is sent, so a
-   * failure says nothing was written ({@code what} names the data); otherwise {@code what} names the
-   * activity and the caller says what the failure means.
-   */
-  private io.shardmap.store.RangeResult read(String what, String key, boolean prefix, boolean planning) {
-    long t0 = nanoTime.getAsLong();
-    try {
-      io.shardmap.store.RangeResult r = (prefix ? store.getPrefix(key) : store.get(key))
-          .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-      metrics.etcdRequest("get", "ok", nanoTime.getAsLong() - t0);
-      return r;
-    } catch (Exception e) {
-      metrics.etcdRequest("get", "error", nanoTime.getAsLong() - t0);
-      throw planning ? Errors.fromStoreRead(what, e) : Errors.fromStore(what, e);
-    }
-  }
-
-  private TxnResult commit(String op, Txn txn) {
-    long t0 = nanoTime.getAsLong();
-    try {
-      TxnResult r = store.commit(txn).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-      metrics.etcdRequest("txn", r.succeeded() ? "ok" : "conflict", nanoTime.getAsLong() - t0);
-      return r;
-    } catch (Exception e) {
-      metrics.etcdRequest("txn", "error", nanoTime.getAsLong() - t0);
-      throw Errors.fromStoreWrite(op, e);
-    }
+    };
+    return txns.update(op, () -> planner.apply(state.snapshot()), view);
   }
 
   private static byte[] bytes(MessageLite m) {
@@ -277,8 +128,8 @@ public final class AdminOps {
         throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "shard '" + shard.getName()
             + "' is already registered (use UpdateShard to change it)");
       }
-      Txn txn = Txn.builder().compare(Compare.absent(keys.shard(shard.getName())))
-          .put(keys.shard(shard.getName()), bytes(shard)).build();
+      Txn txn = Txn.builder().compare(Compare.absent(paths.shard(shard.getName())))
+          .put(paths.shard(shard.getName()), bytes(shard)).build();
       return new Plan<>(txn, rev -> RegisterShardResponse.newBuilder()
           .setShard(shard.toBuilder().setRevision(rev)).setRevision(rev).build());
     });
@@ -292,8 +143,8 @@ public final class AdminOps {
         throw ShardmapException.precondition("expected_revision: shard '" + shard.getName()
             + "' is at revision " + old.getRevision() + ", not " + req.getExpectedRevision());
       }
-      Txn txn = Txn.builder().compare(Compare.modRevision(keys.shard(shard.getName()), old.getRevision()))
-          .put(keys.shard(shard.getName()), bytes(shard)).build();
+      Txn txn = Txn.builder().compare(Compare.modRevision(paths.shard(shard.getName()), old.getRevision()))
+          .put(paths.shard(shard.getName()), bytes(shard)).build();
       return new Plan<>(txn, rev -> UpdateShardResponse.newBuilder()
           .setShard(shard.toBuilder().setRevision(rev)).setRevision(rev).build());
     });
@@ -310,11 +161,11 @@ public final class AdminOps {
         }
       }
       Txn txn = Txn.builder()
-          .compare(Compare.modRevision(keys.shard(name), old.getRevision()))
+          .compare(Compare.modRevision(paths.shard(name), old.getRevision()))
           // No write made the shard an owner after the snapshot that shows it owns nothing.
-          .compare(new Compare(keys.shardRef(name), Compare.Target.MOD_REVISION, Compare.Op.LESS,
+          .compare(new Compare(paths.shardRef(name), Compare.Target.MOD_REVISION, Compare.Op.LESS,
               snap.revision() + 1))
-          .delete(keys.shard(name)).delete(keys.shardRef(name)).build();
+          .delete(paths.shard(name)).delete(paths.shardRef(name)).build();
       return new Plan<>(txn, rev -> DeregisterShardResponse.newBuilder().setRevision(rev).build());
     });
   }
@@ -362,7 +213,7 @@ public final class AdminOps {
       if (snap.keyspaces().containsKey(ks)) {
         throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "keyspace '" + ks + "' already exists");
       }
-      Txn.Builder txn = Txn.builder().compare(Compare.absent(keys.spec(ks))).put(keys.spec(ks), bytes(spec));
+      Txn.Builder txn = Txn.builder().compare(Compare.absent(paths.spec(ks))).put(paths.spec(ks), bytes(spec));
       Set<String> owners = new LinkedHashSet<>();
       switch (spec.getStrategy()) {
         case STRATEGY_RANGE -> {
@@ -370,7 +221,7 @@ public final class AdminOps {
           RangeTable.build(type, routes, "ranges");
           for (Route r : routes) {
             owners.add(r.shard());
-            txn.put(keys.range(ks, r.range().start()), bytes(KeyspaceMap.toProto(type, r)));
+            txn.put(paths.range(ks, r.range().start()), bytes(KeyspaceMap.toProto(type, r)));
           }
         }
         case STRATEGY_HASH -> {
@@ -385,7 +236,7 @@ public final class AdminOps {
             owners.add(s);
             h.addBuckets(BucketAssignment.newBuilder().setShard(s).setEpoch(1));
           }
-          txn.put(keys.layout(ks), bytes(h.build()));
+          txn.put(paths.layout(ks), bytes(h.build()));
         }
         case STRATEGY_CONSISTENT_HASH -> {
           requireOnly(req, "ring_shards");
@@ -405,7 +256,7 @@ public final class AdminOps {
             ring.addShards(rs);
           }
           Ring.of(ring.build(), 0);
-          txn.put(keys.layout(ks), bytes(ring.build()));
+          txn.put(paths.layout(ks), bytes(ring.build()));
         }
         case STRATEGY_DIRECTORY -> {
           requireOnly(req, "fallback_shard");
@@ -414,7 +265,7 @@ public final class AdminOps {
             owners.add(registered(snap, "fallback_shard", req.getFallbackShard()));
             d.setFallbackShard(req.getFallbackShard()).setFallbackEpoch(1);
           }
-          txn.put(keys.layout(ks), bytes(d.build()));
+          txn.put(paths.layout(ks), bytes(d.build()));
         }
         case STRATEGY_GEOGRAPHIC -> {
           requireOnly(req, "regions");
@@ -433,7 +284,7 @@ public final class AdminOps {
           Names.region("default_region", def);
           g.setDefaultRegion(def);
           GeoTable.of(g.build(), 0);
-          txn.put(keys.layout(ks), bytes(g.build()));
+          txn.put(paths.layout(ks), bytes(g.build()));
         }
         default -> throw new IllegalStateException("validated strategy " + spec.getStrategy());
       }
@@ -443,20 +294,12 @@ public final class AdminOps {
     });
   }
 
-  /** Requires every owner to be registered at commit time, and marks it as an owner (see class doc). */
   private void guardOwners(Txn.Builder txn, Set<String> owners) {
-    for (String s : owners) {
-      txn.compare(Compare.present(keys.shard(s)));
-      txn.put(keys.shardRef(s), new byte[0]);
-    }
+    edits.guardOwners(txn, owners);
   }
 
   private static String registered(DirectorySnapshot snap, String field, String shard) {
-    Names.shard(field, shard);
-    if (!snap.shards().containsKey(shard)) {
-      throw ShardmapException.notFound(field + ": shard '" + shard + "' is not registered");
-    }
-    return shard;
+    return MapEdits.registered(snap, field, shard);
   }
 
   private static void requireOnly(CreateKeyspaceRequest req, String allowed) {
@@ -574,7 +417,7 @@ public final class AdminOps {
     // last marker write, and so the range records each marker pinned. (Not the read's revision: that is
     // etcd's, which keys outside our prefix advance too, and the watch would never deliver it.) Without
     // etcd the rest is still answered.
-    Markers markers = null;
+    MovingMarkers markers = null;
     if (state.etcdReachable()) {
       try {
         markers = markers(ks);
@@ -596,7 +439,7 @@ public final class AdminOps {
     if (markers == null) {
       out.setMovingUnknown(true);
     } else {
-      markers.ids().forEach((key, id) -> out.addMoving(moving(k, key.substring(keys.movingPrefix(ks).length()), id)));
+      markers.ids().forEach((key, id) -> out.addMoving(moving(k, key.substring(paths.movingPrefix(ks).length()), id)));
     }
     Map<String, double[]> shares = new TreeMap<>();
     switch (k.strategy()) {
@@ -644,7 +487,7 @@ public final class AdminOps {
 
   /**
    * What a marker marks: a range (its key suffix is the hex of the range's start), or a bucket, the ring or a
-   * directory entry (suffix {@code bucket/N}, {@code ring}, {@code entry/HEX}; see StoreLayout), whose
+   * directory entry (suffix {@code bucket/N}, {@code ring}, {@code entry/HEX}; see CatalogPaths), whose
    * migration the marker's value names.
    */
   private MovingRange moving(KeyspaceMap k, String suffix, String id) {
@@ -735,553 +578,152 @@ public final class AdminOps {
     String ks = Names.keyspace("name", req.getName());
     return execute("DropKeyspace", snap -> {
       KeyspaceMap k = snap.keyspace(ks);
-      Markers m = markers(ks);
-      if (!m.ids().isEmpty()) {
-        Set<String> ids = new java.util.TreeSet<>(m.ids().values());
-        String quoted = "'" + String.join("', '", ids) + "'";
-        String cancel = "migrator cancel " + String.join("; migrator cancel ", ids);
-        throw ShardmapException.precondition("name: keyspace '" + ks + "' has " + m.ids().size()
-            + (m.ids().size() == 1 ? " range (or bucket, ring node, entry)" : " ranges (or buckets, ring nodes, entries)")
-            + " being moved by "
-            + (ids.size() == 1 ? "migration " : "migrations ") + quoted + "; wait for "
-            + (ids.size() == 1 ? "it" : "them") + " or cancel " + (ids.size() == 1 ? "it" : "them")
-            + " (" + cancel + ")");
-      }
-      Txn txn = Txn.builder().compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
-          .compare(new Compare(keys.movingGuard(ks), Compare.Target.MOD_REVISION, Compare.Op.LESS,
-              m.revision() + 1))
-          .deletePrefix(keys.keyspacePrefix(ks)).build();
+      MovingMarkers m = markers(ks);
+      m.refuseAny("name");
+      Txn txn = Txn.builder().compare(Compare.modRevision(paths.spec(ks), k.specRevision()))
+          .compare(m.unchangedSince(paths))
+          .deletePrefix(paths.keyspacePrefix(ks)).build();
       return new Plan<>(txn, rev -> DropKeyspaceResponse.newBuilder().setRevision(rev).build());
     });
   }
 
   // ---------------------------------------------------------------- moving markers
 
-  /**
-   * A keyspace's moving markers as etcd held them at {@code revision}: marker key → migration id, and the
-   * largest of their mod revisions.
-   */
-  private record Markers(Map<String, String> ids, long revision, long lastWrite) {}
-
   /** One linearizable read of a keyspace's moving markers (the watched snapshot does not hold them). */
-  private Markers markers(String ks) {
-    io.shardmap.store.RangeResult rr = read("the moving markers of keyspace '" + ks + "'",
-        keys.movingPrefix(ks), true, true);
-    Map<String, String> ids = new TreeMap<>();
-    long lastWrite = 0;
-    for (io.shardmap.store.KeyValue kv : rr.kvs()) {
-      ids.put(kv.key(), new String(kv.value(), java.nio.charset.StandardCharsets.UTF_8));
-      lastWrite = Math.max(lastWrite, kv.modRevision());
-    }
-    return new Markers(ids, rr.revision(), lastWrite);
+  private MovingMarkers markers(String ks) {
+    return MovingMarkers.read(store, paths, ks, timeout);
   }
 
-  /**
-   * Refuses a change of {@code range} (a range of {@code k} starting where a record is rewritten or
-   * deleted) while the migrator moves it. The plan must also compare
-   * {@code Compare.absent(keys.moving(ks, range.start()))}: that compare, not this read, is what makes the
-   * refusal race-free.
-   *
-   * <p>Why a change of a range and the migrator's marker on it can never both succeed: our transaction
-   * compares the range record's mod revision (pinned from the snapshot) and the marker's absence, and
-   * rewrites or deletes the range record; the marker's transaction compares the range record's mod
-   * revision as the migrator read it, and puts the marker. etcd applies one transaction at a time. If the
-   * marker's comes first, the marker exists when ours is evaluated and ours fails; its re-plan reads the
-   * marker here and refuses (FAILED_PRECONDITION, not a retry until ABORTED). If ours comes first, the
-   * range record now has a new mod revision (put) or none (delete), and etcd never reuses a revision, so
-   * the migrator's compare fails and it must re-read the range before marking it.
-   */
-  private static void refuseIfMoving(Markers m, StoreLayout keys, String field, KeyspaceMap k, KeyRange range) {
-    String id = m.ids().get(keys.moving(k.name(), range.start()));
-    if (id != null) {
-      throw ShardmapException.precondition(field + ": " + range.format(k.keyType()) + " of keyspace '"
-          + k.name() + "' is being moved by migration '" + id + "'; wait for it or cancel it (migrator cancel "
-          + id + ")");
-    }
-  }
-
-  /**
-   * Refuses a change of a whole layout (ReshardHash) while any unit of the keyspace moves. The plan must
-   * also compare {@link #unmarkedSince}: a marker written after this read then fails the transaction, whose
-   * re-plan reads the marker here and refuses.
-   */
-  private static void refuseIfAnyMoving(Markers m, String field, String ks) {
-    if (!m.ids().isEmpty()) {
-      Set<String> ids = new java.util.TreeSet<>(m.ids().values());
-      throw ShardmapException.precondition(field + ": keyspace '" + ks + "' has units being moved by migration"
-          + (ids.size() == 1 ? " '" : "s '") + String.join("', '", ids) + "'; wait for them or cancel them");
-    }
-  }
-
-  /**
-   * "No marker of {@code ks} was written since the read {@code m}": every marker transaction rewrites the
-   * moving guard (see {@link #dropKeyspace} for why one compare on it is enough).
-   */
-  private Compare unmarkedSince(String ks, Markers m) {
-    return new Compare(keys.movingGuard(ks), Compare.Target.MOD_REVISION, Compare.Op.LESS, m.revision() + 1);
-  }
-
-  /** Refuses a change of a marked bucket, ring or entry (marker key {@code marker}). */
-  private static void refuseIfMarked(Markers m, String marker, String field, String what, String ks) {
-    String id = m.ids().get(marker);
-    if (id != null) {
-      throw ShardmapException.precondition(field + ": " + what + " of keyspace '" + ks + "' is being moved by "
-          + "migration '" + id + "'; wait for it or cancel it (migrator cancel " + id + ")");
-    }
-  }
-
-  // ---------------------------------------------------------------- range strategy
-
-  private KeyspaceMap keyspaceOf(DirectorySnapshot snap, String field, String name, Strategy strategy) {
-    Names.keyspace(field, name);
-    KeyspaceMap k = snap.keyspace(name);
-    if (k.strategy() != strategy) {
-      throw ShardmapException.precondition("keyspace '" + name + "' uses " + k.strategy() + "; this call "
-          + "only applies to " + strategy + " keyspaces");
-    }
-    return k;
-  }
+  // ---------------------------------------------------------------- range strategy (MapEdits)
 
   public SplitRangeResponse splitRange(SplitRangeRequest req) {
     return execute("SplitRange", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_RANGE);
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_RANGE);
       KeyType type = k.keyType();
       byte[] at = Keys.canonical(type, req.getSplitKey(), "split_key");
-      Route r = k.ranges().route(at);
-      KeyRange range = r.range();
-      if (java.util.Arrays.equals(range.start(), at)) {
-        throw ShardmapException.precondition("split_key: " + Keys.describe(type, at)
-            + " is already a range boundary");
-      }
-      String ks = k.name();
-      Markers m = markers(ks);
-      refuseIfMoving(m, keys, "split_key", k, range);
-      String stray = m.ids().get(keys.moving(ks, at));
-      if (stray != null) {
-        // No range starts there, so no migration can be moving one; but the new range would look marked.
-        throw ShardmapException.precondition("split_key: keyspace '" + ks + "' has a moving marker of "
-            + "migration '" + stray + "' at " + Keys.describe(type, at) + ", where no range starts; cancel "
-            + "that migration (migrator cancel " + stray + ")");
-      }
-      Route left = new Route(r.shard(), r.epoch(), KeyRange.of(range.start(), at, "split_key"), 0);
-      Route right = new Route(r.shard(), r.epoch(), KeyRange.of(at, range.end(), "split_key"), 0);
-      Txn txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
-          .compare(Compare.modRevision(keys.range(ks, range.start()), r.modRevision()))
-          .compare(Compare.absent(keys.range(ks, at)))
-          .compare(Compare.absent(keys.moving(ks, range.start())))
-          .compare(Compare.absent(keys.moving(ks, at)))
-          .put(keys.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, left)))
-          .put(keys.range(ks, at), bytes(KeyspaceMap.toProto(type, right))).build();
-      return new Plan<>(txn, rev -> SplitRangeResponse.newBuilder().setLeft(KeyspaceMap.toProto(type, left))
-          .setRight(KeyspaceMap.toProto(type, right)).setRevision(rev).build());
+      MapEdits.Edit<MapEdits.Split> e = edits.split(snap, markers(k.name()), k.name(), at, "split_key");
+      return new Plan<>(e.txn(), rev -> SplitRangeResponse.newBuilder()
+          .setLeft(KeyspaceMap.toProto(type, e.value().left())).setRight(KeyspaceMap.toProto(type, e.value().right()))
+          .setRevision(rev).build());
     });
   }
 
   public MergeRangesResponse mergeRanges(MergeRangesRequest req) {
     return execute("MergeRanges", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_RANGE);
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_RANGE);
       KeyType type = k.keyType();
       byte[] boundary = Keys.canonical(type, req.getBoundary(), "boundary");
-      RangeTable t = k.ranges();
-      int i = t.indexOfStart(boundary);
-      if (i <= 0) {
-        throw ShardmapException.notFound("boundary: no range starts at " + Keys.describe(type, boundary)
-            + " in keyspace '" + k.name() + "'");
-      }
-      Route left = t.get(i - 1);
-      Route right = t.get(i);
-      Markers m = markers(k.name());
-      refuseIfMoving(m, keys, "boundary", k, left.range());
-      refuseIfMoving(m, keys, "boundary", k, right.range());
-      if (!left.shard().equals(right.shard())) {
-        throw ShardmapException.precondition("boundary: the ranges on both sides of "
-            + Keys.describe(type, boundary) + " have different owners ('" + left.shard() + "' and '"
-            + right.shard() + "'); reassign one first");
-      }
-      Route merged = new Route(left.shard(), Math.max(left.epoch(), right.epoch()),
-          KeyRange.of(left.range().start(), right.range().end(), "boundary"), 0);
-      String ks = k.name();
-      Txn txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
-          .compare(Compare.modRevision(keys.range(ks, left.range().start()), left.modRevision()))
-          .compare(Compare.modRevision(keys.range(ks, boundary), right.modRevision()))
-          .compare(Compare.absent(keys.moving(ks, left.range().start())))
-          .compare(Compare.absent(keys.moving(ks, boundary)))
-          .delete(keys.range(ks, boundary))
-          .put(keys.range(ks, left.range().start()), bytes(KeyspaceMap.toProto(type, merged))).build();
-      return new Plan<>(txn, rev -> MergeRangesResponse.newBuilder()
-          .setMerged(KeyspaceMap.toProto(type, merged)).setRevision(rev).build());
+      MapEdits.Edit<Route> e = edits.merge(snap, markers(k.name()), k.name(), boundary);
+      return new Plan<>(e.txn(), rev -> MergeRangesResponse.newBuilder()
+          .setMerged(KeyspaceMap.toProto(type, e.value())).setRevision(rev).build());
     });
   }
 
   public ReassignRangeResponse reassignRange(ReassignRangeRequest req) {
     return execute("ReassignRange", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_RANGE);
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_RANGE);
       KeyType type = k.keyType();
       if (!req.hasRange()) {
         throw ShardmapException.invalid("range", "the range to reassign is required");
       }
       KeyRange range = KeyRange.fromProto(type, req.getRange(), "range");
-      String target = registered(snap, "shard", req.getShard());
-      int i = k.ranges().indexOfStart(range.start());
-      if (i < 0 || !k.ranges().get(i).range().equals(range)) {
-        Route containing = k.ranges().route(range.start());
-        throw ShardmapException.notFound("range: " + range.format(type) + " is not a range of keyspace '"
-            + k.name() + "' (the range containing its start is " + containing.range().format(type)
-            + "); split first so that it is one");
-      }
-      Route r = k.ranges().get(i);
-      refuseIfMoving(markers(k.name()), keys, "range", k, range);
-      if (req.getExpectedEpoch() != 0 && req.getExpectedEpoch() != r.epoch()) {
-        throw ShardmapException.precondition("expected_epoch: range " + range.format(type) + " is at epoch "
-            + r.epoch() + ", not " + req.getExpectedEpoch());
-      }
-      if (r.shard().equals(target)) {
-        throw ShardmapException.precondition("shard: range " + range.format(type) + " is already owned by '"
-            + target + "'");
-      }
-      Route moved = new Route(target, r.epoch() + 1, range, 0);
-      String ks = k.name();
-      Txn.Builder txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(ks), k.specRevision()))
-          .compare(Compare.modRevision(keys.range(ks, range.start()), r.modRevision()))
-          .compare(Compare.absent(keys.moving(ks, range.start())))
-          .put(keys.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, moved)));
-      guardOwners(txn, Set.of(target));
-      return new Plan<>(txn.build(), rev -> ReassignRangeResponse.newBuilder()
-          .setRange(KeyspaceMap.toProto(type, moved)).setRevision(rev).build());
+      Names.shard("shard", req.getShard());
+      MapEdits.Edit<Route> e = edits.reassignRange(snap, markers(k.name()), k.name(), range, req.getShard(),
+          req.getExpectedEpoch());
+      return new Plan<>(e.txn(), rev -> ReassignRangeResponse.newBuilder()
+          .setRange(KeyspaceMap.toProto(type, e.value())).setRevision(rev).build());
     });
   }
 
   // ---------------------------------------------------------------- layouts held in one record
 
   private Txn.Builder layoutTxn(KeyspaceMap k, MessageLite newLayout) {
-    return Txn.builder()
-        .compare(Compare.modRevision(keys.spec(k.name()), k.specRevision()))
-        .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()))
-        .put(keys.layout(k.name()), bytes(newLayout));
+    return edits.layoutTxn(k, newLayout);
   }
 
   public ReassignBucketResponse reassignBucket(ReassignBucketRequest req) {
     return execute("ReassignBucket", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_HASH);
-      HashLayout h = k.hash().layout();
-      if (req.getBucket() < 0 || req.getBucket() >= h.getBucketsCount()) {
-        throw ShardmapException.invalid("bucket", "must be 0-" + (h.getBucketsCount() - 1) + ", got "
-            + req.getBucket());
-      }
-      String target = registered(snap, "shard", req.getShard());
-      BucketAssignment b = h.getBuckets(req.getBucket());
-      String marker = keys.movingBucket(k.name(), req.getBucket());
-      refuseIfMarked(markers(k.name()), marker, "bucket", "bucket " + req.getBucket(), k.name());
-      if (req.getExpectedEpoch() != 0 && req.getExpectedEpoch() != b.getEpoch()) {
-        throw ShardmapException.precondition("expected_epoch: bucket " + req.getBucket() + " is at epoch "
-            + b.getEpoch() + ", not " + req.getExpectedEpoch());
-      }
-      if (b.getShard().equals(target)) {
-        throw ShardmapException.precondition("shard: bucket " + req.getBucket() + " is already owned by '"
-            + target + "'");
-      }
-      BucketAssignment nb = BucketAssignment.newBuilder().setShard(target).setEpoch(b.getEpoch() + 1).build();
-      HashLayout next = h.toBuilder().setBuckets(req.getBucket(), nb).build();
-      // Race-free like a range's: the migrator's marker transaction compares the layout's mod revision.
-      Txn.Builder txn = layoutTxn(k, next).compare(Compare.absent(marker));
-      guardOwners(txn, Set.of(target));
-      return new Plan<>(txn.build(), rev -> ReassignBucketResponse.newBuilder().setBucket(nb)
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_HASH);
+      MapEdits.Edit<BucketAssignment> e = edits.reassignBucket(snap, markers(k.name()), k.name(), req.getBucket(),
+          req.getShard(), req.getExpectedEpoch());
+      return new Plan<>(e.txn(), rev -> ReassignBucketResponse.newBuilder().setBucket(e.value())
           .setRevision(rev).build());
     });
   }
 
   public ReshardHashResponse reshardHash(ReshardHashRequest req) {
     return execute("ReshardHash", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_HASH);
-      HashLayout h = k.hash().layout();
-      Markers marked = markers(k.name());
-      refuseIfAnyMoving(marked, "buckets", k.name());
-      int n = req.getBucketsCount();
-      if (n == 0 || n > HashTable.MAX_BUCKETS) {
-        throw ShardmapException.invalid("buckets", "1 to " + HashTable.MAX_BUCKETS + " buckets, got " + n);
-      }
-      Set<String> owners = new LinkedHashSet<>();
-      List<String> before = new ArrayList<>();
-      long maxEpoch = 0;
-      for (BucketAssignment b : h.getBucketsList()) {
-        before.add(b.getShard());
-        maxEpoch = Math.max(maxEpoch, b.getEpoch());
-      }
-      List<String> after = new ArrayList<>();
-      for (int i = 0; i < n; i++) {
-        owners.add(registered(snap, "buckets[" + i + "]", req.getBuckets(i)));
-        after.add(req.getBuckets(i));
-      }
-      if (before.equals(after)) {
-        throw ShardmapException.precondition("buckets: the keyspace already has exactly these buckets");
-      }
-      // Every bucket's keys may have changed owner, so every epoch moves past all previous ones.
-      HashLayout.Builder next = HashLayout.newBuilder();
-      for (String s : after) {
-        next.addBuckets(BucketAssignment.newBuilder().setShard(s).setEpoch(maxEpoch + 1));
-      }
-      double moved = HashTable.movedFraction(before, after);
-      HashLayout layout = next.build();
-      Txn.Builder txn = layoutTxn(k, layout).compare(unmarkedSince(k.name(), marked));
-      guardOwners(txn, owners);
-      return new Plan<>(txn.build(), rev -> ReshardHashResponse.newBuilder().setHash(layout)
-          .setMovedFraction(moved).setRevision(rev).build());
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_HASH);
+      MapEdits.Edit<MapEdits.LayoutChange<HashLayout>> e = edits.reshardHash(snap, markers(k.name()), k.name(),
+          req.getBucketsList());
+      return new Plan<>(e.txn(), rev -> ReshardHashResponse.newBuilder().setHash(e.value().layout())
+          .setMovedFraction(e.value().movedFraction()).setRevision(rev).build());
     });
   }
 
   public AddRingNodesResponse addRingNodes(AddRingNodesRequest req) {
     return execute("AddRingNodes", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
-      String target = registered(snap, "shard", req.getShard());
-      refuseIfMarked(markers(k.name()), keys.movingRing(k.name()), "keyspace", "a ring node", k.name());
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
       int count = req.getVnodes() == 0 ? k.spec().getDefaultVnodes() : req.getVnodes();
-      if (count < 1 || count > Ring.MAX_VNODES_PER_SHARD) {
-        throw ShardmapException.invalid("vnodes", "must be 1-" + Ring.MAX_VNODES_PER_SHARD + ", got " + count);
-      }
-      Ring before = k.ring();
-      RingLayout layout = before.withAddedNodes(target, count);
-      Ring after = Ring.of(layout, 0);
-      double moved = Ring.movedFraction(before, after);
-      Txn.Builder txn = layoutTxn(k, layout).compare(Compare.absent(keys.movingRing(k.name())));
-      guardOwners(txn, Set.of(target));
-      return new Plan<>(txn.build(), rev -> AddRingNodesResponse.newBuilder().setRing(layout)
-          .setMovedFraction(moved).setRevision(rev).build());
+      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.addRingNodes(snap, markers(k.name()), k.name(),
+          req.getShard(), count, "keyspace");
+      return new Plan<>(e.txn(), rev -> AddRingNodesResponse.newBuilder().setRing(e.value().layout())
+          .setMovedFraction(e.value().movedFraction()).setRevision(rev).build());
     });
   }
 
   public RemoveRingNodesResponse removeRingNodes(RemoveRingNodesRequest req) {
     return execute("RemoveRingNodes", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
-      Names.shard("shard", req.getShard());
-      refuseIfMarked(markers(k.name()), keys.movingRing(k.name()), "keyspace", "a ring node", k.name());
-      if (req.getVnodes() < 0) {
-        throw ShardmapException.invalid("vnodes", "must be 0 (all) or a positive count, got " + req.getVnodes());
-      }
-      Ring before = k.ring();
-      RingLayout layout = before.withRemovedNodes(req.getShard(), req.getVnodes());
-      double moved = Ring.movedFraction(before, Ring.of(layout, 0));
-      Txn txn = layoutTxn(k, layout).compare(Compare.absent(keys.movingRing(k.name()))).build();
-      return new Plan<>(txn, rev -> RemoveRingNodesResponse.newBuilder().setRing(layout)
-          .setMovedFraction(moved).setRevision(rev).build());
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
+      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.removeRingNodes(snap, markers(k.name()), k.name(),
+          req.getShard(), req.getVnodes(), "keyspace");
+      return new Plan<>(e.txn(), rev -> RemoveRingNodesResponse.newBuilder().setRing(e.value().layout())
+          .setMovedFraction(e.value().movedFraction()).setRevision(rev).build());
     });
   }
 
-  // ---------------------------------------------------------------- directory strategy
+  // ---------------------------------------------------------------- directory strategy (MapEdits)
 
   public PutDirectoryEntriesResponse putDirectoryEntries(PutDirectoryEntriesRequest req) {
     return execute("PutDirectoryEntries", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
-      int n = req.getEntriesCount();
-      if (n == 0 || n > MAX_DIRECTORY_BATCH) {
-        throw ShardmapException.invalid("entries", "1 to " + MAX_DIRECTORY_BATCH + " entries per call, got " + n);
-      }
-      KeyType type = k.keyType();
-      DirectoryTable d = k.directory();
-      Route fallback = d.fallback();
-      // Entries being moved by the migrator are refused; one compare on the moving guard (not one per key,
-      // which would not fit etcd's limit with a full batch) makes that race-free.
-      Markers marked = markers(k.name());
-      Txn.Builder txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(k.name()), k.specRevision()))
-          // New entries take their epoch from the fallback's, so the fallback must not move meanwhile.
-          .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()))
-          .compare(unmarkedSince(k.name(), marked));
-      Set<String> owners = new LinkedHashSet<>();
-      Map<String, Integer> seen = new HashMap<>();
-      List<DirectoryEntry> written = new ArrayList<>();
-      for (int i = 0; i < n; i++) {
-        DirectoryEntry e = req.getEntries(i);
-        String field = "entries[" + i + "]";
-        byte[] key = Keys.canonical(type, e.getKey(), field + ".key");
-        Integer dup = seen.put(Keys.hex(key), i);
-        if (dup != null) {
-          throw ShardmapException.invalid(field + ".key", "the same key as entries[" + dup + "]");
-        }
-        refuseIfMarked(marked, keys.movingEntry(k.name(), key), field + ".key", "entry "
-            + Keys.describe(type, key), k.name());
-        String shard = registered(snap, field + ".shard", e.getShard());
-        owners.add(shard);
-        Route old = d.entry(key);
-        long epoch;
-        if (old != null) {
-          txn.compare(Compare.modRevision(keys.entry(k.name(), key), old.modRevision()));
-          epoch = old.shard().equals(shard) ? old.epoch() : old.epoch() + 1;
-        } else {
-          txn.compare(Compare.absent(keys.entry(k.name(), key)));
-          // Without a fallback the layout still keeps the last fallback epoch (raised past every deleted
-          // entry), and the key may have routed at it before: start above it.
-          epoch = fallback == null ? d.layout().getFallbackEpoch() + 1
-              : fallback.shard().equals(shard) ? fallback.epoch() : fallback.epoch() + 1;
-        }
-        DirectoryEntry stored = DirectoryEntry.newBuilder().setKey(Keys.toProto(type, key)).setShard(shard)
-            .setEpoch(epoch).build();
-        txn.put(keys.entry(k.name(), key), bytes(stored));
-        written.add(stored);
-      }
-      guardOwners(txn, owners);
-      return new Plan<>(txn.build(), rev -> PutDirectoryEntriesResponse.newBuilder().addAllEntries(written)
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
+      MapEdits.Edit<List<DirectoryEntry>> e = edits.putEntries(snap, markers(k.name()), k.name(), req.getEntriesList());
+      return new Plan<>(e.txn(), rev -> PutDirectoryEntriesResponse.newBuilder().addAllEntries(e.value())
           .setRevision(rev).build());
     });
   }
 
   public DeleteDirectoryEntriesResponse deleteDirectoryEntries(DeleteDirectoryEntriesRequest req) {
     return execute("DeleteDirectoryEntries", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
-      int n = req.getKeysCount();
-      if (n == 0 || n > MAX_DIRECTORY_BATCH) {
-        throw ShardmapException.invalid("keys", "1 to " + MAX_DIRECTORY_BATCH + " keys per call, got " + n);
-      }
-      DirectoryTable d = k.directory();
-      Markers marked = markers(k.name());
-      Txn.Builder txn = Txn.builder()
-          .compare(Compare.modRevision(keys.spec(k.name()), k.specRevision()))
-          .compare(Compare.modRevision(keys.layout(k.name()), k.layoutRevision()))
-          .compare(unmarkedSince(k.name(), marked));
-      int deleted = 0;
-      long maxEpoch = 0;
-      Set<String> seen = new HashSet<>();
-      for (int i = 0; i < n; i++) {
-        byte[] key = Keys.canonical(k.keyType(), req.getKeys(i), "keys[" + i + "]");
-        if (!seen.add(Keys.hex(key))) {
-          continue;
-        }
-        refuseIfMarked(marked, keys.movingEntry(k.name(), key), "keys[" + i + "]", "entry "
-            + Keys.describe(k.keyType(), key), k.name());
-        Route old = d.entry(key);
-        if (old == null) {
-          txn.compare(Compare.absent(keys.entry(k.name(), key)));
-          continue;
-        }
-        txn.compare(Compare.modRevision(keys.entry(k.name(), key), old.modRevision()));
-        txn.delete(keys.entry(k.name(), key));
-        maxEpoch = Math.max(maxEpoch, old.epoch());
-        deleted++;
-      }
-      if (deleted > 0) {
-        // The deleted keys now route to the fallback, or to no one until a fallback or a new entry comes;
-        // either takes its epoch from the fallback epoch, which must therefore pass theirs so that no
-        // key's epoch ever drops. Kept even while there is no fallback shard.
-        DirectoryLayout next = d.layout().toBuilder()
-            .setFallbackEpoch(Math.max(d.layout().getFallbackEpoch(), maxEpoch) + 1).build();
-        txn.put(keys.layout(k.name()), bytes(next));
-      }
-      int count = deleted;
-      return new Plan<>(txn.build(), rev -> DeleteDirectoryEntriesResponse.newBuilder().setDeleted(count)
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
+      MapEdits.Edit<Integer> e = edits.deleteEntries(snap, markers(k.name()), k.name(), req.getKeysList());
+      return new Plan<>(e.txn(), rev -> DeleteDirectoryEntriesResponse.newBuilder().setDeleted(e.value())
           .setRevision(rev).build());
     });
   }
 
   public SetDirectoryFallbackResponse setDirectoryFallback(SetDirectoryFallbackRequest req) {
     return execute("SetDirectoryFallback", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
-      DirectoryLayout old = k.directory().layout();
-      DirectoryLayout.Builder next = DirectoryLayout.newBuilder();
-      Set<String> owners = Set.of();
-      if (!req.getShard().isEmpty()) {
-        String s = registered(snap, "shard", req.getShard());
-        if (s.equals(old.getFallbackShard())) {
-          throw ShardmapException.precondition("shard: '" + s + "' is already the fallback");
-        }
-        next.setFallbackShard(s).setFallbackEpoch(old.getFallbackEpoch() + 1);
-        owners = Set.of(s);
-      } else if (old.getFallbackShard().isEmpty()) {
-        throw ShardmapException.precondition("shard: the keyspace has no fallback to remove");
-      } else {
-        // Keep the epoch so a fallback set later continues above it.
-        next.setFallbackEpoch(old.getFallbackEpoch());
-      }
-      DirectoryLayout layout = next.build();
-      Txn.Builder txn = layoutTxn(k, layout);
-      guardOwners(txn, owners);
-      return new Plan<>(txn.build(), rev -> SetDirectoryFallbackResponse.newBuilder().setDirectory(layout)
+      MapEdits.Edit<DirectoryLayout> e = edits.setFallback(snap, req.getKeyspace(), req.getShard());
+      return new Plan<>(e.txn(), rev -> SetDirectoryFallbackResponse.newBuilder().setDirectory(e.value())
           .setRevision(rev).build());
     });
   }
 
-  // ---------------------------------------------------------------- geographic strategy
+  // ---------------------------------------------------------------- geographic strategy (MapEdits)
 
   public SetRegionResponse setRegion(SetRegionRequest req) {
     return execute("SetRegion", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_GEOGRAPHIC);
-      String region = Names.region("region", req.getRegion());
-      String shard = registered(snap, "shard", req.getShard());
-      GeoLayout g = k.geo().layout();
-      Route current = k.geo().route(region);
-      boolean known = k.geo().regions().containsKey(region);
-      if (known && current.shard().equals(shard) && (!req.getMakeDefault()
-          || g.getDefaultRegion().equals(region))) {
-        throw ShardmapException.precondition("region '" + region + "' already routes to '" + shard + "'");
-      }
-      long epoch = current.shard().equals(shard) ? current.epoch() : current.epoch() + 1;
-      GeoLayout.Builder next = GeoLayout.newBuilder().setDefaultRegion(
-          req.getMakeDefault() ? region : g.getDefaultRegion());
-      boolean replaced = false;
-      for (RegionAssignment r : g.getRegionsList()) {
-        if (r.getRegion().equals(region)) {
-          next.addRegions(RegionAssignment.newBuilder().setRegion(region).setShard(shard).setEpoch(epoch));
-          replaced = true;
-        } else {
-          next.addRegions(r);
-        }
-      }
-      if (!replaced) {
-        next.addRegions(RegionAssignment.newBuilder().setRegion(region).setShard(shard).setEpoch(epoch));
-      }
-      GeoLayout layout = next.build();
-      if (req.getMakeDefault() && !g.getDefaultRegion().equals(region)) {
-        // Unknown regions change owner with the default: bump past every epoch they could have had.
-        long max = 0;
-        for (RegionAssignment r : layout.getRegionsList()) {
-          max = Math.max(max, r.getEpoch());
-        }
-        GeoLayout.Builder bumped = layout.toBuilder();
-        for (int i = 0; i < bumped.getRegionsCount(); i++) {
-          if (bumped.getRegions(i).getRegion().equals(region)) {
-            bumped.setRegions(i, bumped.getRegions(i).toBuilder().setEpoch(max + 1));
-          }
-        }
-        layout = bumped.build();
-      }
-      GeoLayout finalLayout = layout;
-      Txn.Builder txn = layoutTxn(k, finalLayout);
-      guardOwners(txn, Set.of(shard));
-      return new Plan<>(txn.build(), rev -> SetRegionResponse.newBuilder().setGeo(finalLayout)
-          .setRevision(rev).build());
+      MapEdits.Edit<GeoLayout> e = edits.setRegion(snap, req.getKeyspace(), req.getRegion(), req.getShard(),
+          req.getMakeDefault());
+      return new Plan<>(e.txn(), rev -> SetRegionResponse.newBuilder().setGeo(e.value()).setRevision(rev).build());
     });
   }
 
   public RemoveRegionResponse removeRegion(RemoveRegionRequest req) {
     return execute("RemoveRegion", snap -> {
-      KeyspaceMap k = keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_GEOGRAPHIC);
-      String region = Names.region("region", req.getRegion());
-      GeoLayout g = k.geo().layout();
-      Route removed = k.geo().regions().get(region);
-      if (removed == null) {
-        throw ShardmapException.notFound("region: '" + region + "' is not a region of keyspace '"
-            + k.name() + "'");
-      }
-      if (g.getDefaultRegion().equals(region)) {
-        throw ShardmapException.precondition("region: '" + region + "' is the default region; make "
-            + "another region the default first");
-      }
-      GeoLayout.Builder next = GeoLayout.newBuilder().setDefaultRegion(g.getDefaultRegion());
-      for (RegionAssignment r : g.getRegionsList()) {
-        if (r.getRegion().equals(region)) {
-          continue;
-        }
-        if (r.getRegion().equals(g.getDefaultRegion())) {
-          // The removed region's keys now route here: its epoch passes theirs.
-          next.addRegions(r.toBuilder().setEpoch(Math.max(r.getEpoch(), removed.epoch()) + 1));
-        } else {
-          next.addRegions(r);
-        }
-      }
-      GeoLayout layout = next.build();
-      Txn txn = layoutTxn(k, layout).build();
-      return new Plan<>(txn, rev -> RemoveRegionResponse.newBuilder().setGeo(layout).setRevision(rev).build());
+      MapEdits.Edit<GeoLayout> e = edits.removeRegion(snap, req.getKeyspace(), req.getRegion());
+      return new Plan<>(e.txn(), rev -> RemoveRegionResponse.newBuilder().setGeo(e.value()).setRevision(rev).build());
     });
   }
 }

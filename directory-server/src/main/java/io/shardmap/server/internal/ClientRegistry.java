@@ -1,5 +1,7 @@
 package io.shardmap.server.internal;
 
+import io.shardmap.catalog.CatalogPaths;
+import io.shardmap.catalog.MeteredMetaStore;
 import io.shardmap.proto.v1.ClientPresence;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.StoreException;
@@ -59,6 +61,8 @@ public final class ClientRegistry implements AutoCloseable {
   }
 
   private final MetaStore store;
+  /** {@code store} with its round trips timed into {@code shardmap.etcd.requests}. */
+  private final MeteredMetaStore metered;
   private final String key;
   private final String serverId;
   private final long timeoutNanos;
@@ -77,11 +81,11 @@ public final class ClientRegistry implements AutoCloseable {
   private volatile String failing;
   private volatile boolean closed;
 
-  public ClientRegistry(MetaStore store, StoreLayout layout, String serverId, Duration clientTimeout,
+  public ClientRegistry(MetaStore store, CatalogPaths paths, String serverId, Duration clientTimeout,
                         Duration requestTimeout, ChangeIndex changes, LongSupplier nanoTime,
                         LongSupplier wallClockMillis, ServerMetrics metrics) {
     this.store = store;
-    this.key = layout.clients(serverId);
+    this.key = paths.clients(serverId);
     this.serverId = serverId;
     this.timeoutNanos = clientTimeout.toNanos();
     this.requestTimeout = requestTimeout;
@@ -89,6 +93,7 @@ public final class ClientRegistry implements AutoCloseable {
     this.nanoTime = nanoTime;
     this.wallClockMillis = wallClockMillis;
     this.metrics = metrics;
+    this.metered = new MeteredMetaStore(store, metrics::etcdRequest, nanoTime);
     this.executor = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "shardmap-client-presence");
       t.setDaemon(true);
@@ -197,14 +202,11 @@ public final class ClientRegistry implements AutoCloseable {
     if (lease == 0 || now - leaseRenewedNanos < LEASE_TTL.toNanos() / 3) {
       return;
     }
-    long t0 = nanoTime.getAsLong();
     try {
-      store.keepAliveOnce(lease).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
-      metrics.etcdRequest("presence_keepalive", "ok", nanoTime.getAsLong() - t0);
+      metered.as("presence_keepalive").keepAliveOnce(lease).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
       leaseRenewedNanos = now;
       recovered("lease of client presence record " + key + " renewed");
     } catch (Exception e) {
-      metrics.etcdRequest("presence_keepalive", "error", nanoTime.getAsLong() - t0);
       if (e instanceof InterruptedException || closed) {
         Thread.currentThread().interrupt();
         return;
@@ -224,29 +226,22 @@ public final class ClientRegistry implements AutoCloseable {
   }
 
   private void publish(Aggregate a) {
-    long t0 = nanoTime.getAsLong();
-    String op = "presence_put";
     try {
       if (leaseId == 0) {
-        op = "presence_lease_grant";
-        long granted = store.grantLease(LEASE_TTL).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
-        metrics.etcdRequest(op, "ok", nanoTime.getAsLong() - t0);
+        long granted = metered.as("presence_lease_grant").grantLease(LEASE_TTL)
+            .get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
         leaseId = granted;
         leaseRenewedNanos = nanoTime.getAsLong();
-        op = "presence_put";
-        t0 = nanoTime.getAsLong();
       }
       ClientPresence record = ClientPresence.newBuilder().setServerId(serverId).setClientCount(a.count())
           .setMinAppliedRevision(a.minApplied()).setLaggardClientId(a.laggard())
           .setMaxStalenessMs(a.maxStalenessMs()).setPublishedUnixMs(wallClockMillis.getAsLong()).build();
-      store.commit(Txn.builder().put(key, record.toByteArray(), leaseId).build())
+      metered.as("presence_put").commit(Txn.builder().put(key, record.toByteArray(), leaseId).build())
           .get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
-      metrics.etcdRequest(op, "ok", nanoTime.getAsLong() - t0);
       published = a;
       recovered("client presence record " + key + " written (" + a.count() + " clients, min applied revision "
           + a.minApplied() + ")");
     } catch (Exception e) {
-      metrics.etcdRequest(op, "error", nanoTime.getAsLong() - t0);
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
         return;

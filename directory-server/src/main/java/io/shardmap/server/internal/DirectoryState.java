@@ -1,6 +1,11 @@
 package io.shardmap.server.internal;
 
+import io.shardmap.catalog.CatalogPaths;
+import io.shardmap.catalog.ChangeDecoder;
+import io.shardmap.catalog.MeteredMetaStore;
+import io.shardmap.catalog.StoreErrors;
 import io.grpc.Status;
+import io.shardmap.core.Backoff;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyspaceMap;
@@ -63,7 +68,15 @@ public final class DirectoryState implements AutoCloseable {
   private record Batch(long revision, List<MapChange> changes) {}
 
   private final MetaStore store;
-  private final StoreLayout layout;
+  private final CatalogPaths paths;
+  private final ChangeDecoder decoder;
+  /**
+   * Between failed full reads of the maps: 100 ms doubling to 5 s as before, now jittered down by up to
+   * half, so that replicas which lost etcd together do not all re-read it at the same instants.
+   */
+  static final Backoff LOAD_BACKOFF = Backoff.exponential(Duration.ofMillis(100), Duration.ofSeconds(5));
+  /** The store with every etcd round trip timed into {@code shardmap.etcd.requests}. */
+  private final MeteredMetaStore metered;
   private final ScheduledExecutorService scheduler;
   private final AtomicBoolean reloadQueued = new AtomicBoolean();
   private final Object reloadLock = new Object();
@@ -96,31 +109,33 @@ public final class DirectoryState implements AutoCloseable {
   private ScheduledFuture<?> probeTask;
   private volatile boolean closed;
 
-  public DirectoryState(MetaStore store, StoreLayout layout, ScheduledExecutorService scheduler,
+  public DirectoryState(MetaStore store, CatalogPaths paths, ScheduledExecutorService scheduler,
                         LongSupplier nanoTime, Duration requestTimeout, Duration probeInterval,
                         int historyLimit, ServerMetrics metrics) {
     this.store = store;
-    this.layout = layout;
+    this.paths = paths;
+    this.decoder = new ChangeDecoder(paths);
     this.scheduler = scheduler;
     this.nanoTime = nanoTime;
     this.requestTimeout = requestTimeout;
     this.probeInterval = probeInterval;
     this.historyLimit = historyLimit;
     this.metrics = metrics;
+    this.metered = new MeteredMetaStore(store, metrics::etcdRequest, nanoTime);
   }
 
   /** Loads the maps and starts following etcd; retries the first load until it succeeds or close(). */
   public void start() throws InterruptedException {
-    long backoffMs = 100;
+    Backoff.Attempts pauses = LOAD_BACKOFF.start();
     while (!closed) {
       try {
         loadAndWatch(false);
         break;
       } catch (ShardmapException e) {
+        long pauseMs = TimeUnit.NANOSECONDS.toMillis(pauses.nextPauseNanos());
         log.warning("initial load of the maps from etcd failed (" + e.getMessage() + "); retrying in "
-            + backoffMs + " ms");
-        Thread.sleep(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 5000);
+            + pauseMs + " ms");
+        Thread.sleep(pauseMs);
       }
     }
     long period = probeInterval.toMillis();
@@ -241,16 +256,14 @@ public final class DirectoryState implements AutoCloseable {
       return CompletableFuture.completedFuture(null);
     }
     long snapshotBefore = s.revision();
-    long t0 = nanoTime.getAsLong();
     CompletableFuture<Long> read;
     try {
-      read = store.currentRevision().orTimeout(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
+      read = metered.as("watch_check").currentRevision().orTimeout(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (RuntimeException e) {
       read = CompletableFuture.failedFuture(e);
     }
     return read.handle((current, error) -> {
       if (error != null) {
-        metrics.etcdRequest("watch_check", "error", nanoTime.getAsLong() - t0);
         Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
         throw Status.UNAVAILABLE.withDescription("after_revision: " + afterRevision + " is past this server's "
             + "snapshot (revision " + snapshotBefore + ") and etcd could not be asked whether it has reached it ("
@@ -258,7 +271,6 @@ public final class DirectoryState implements AutoCloseable {
             + requestTimeout.toMillis() + " ms" : cause.getMessage()) + "); try another directory server")
             .asRuntimeException();
       }
-      metrics.etcdRequest("watch_check", "ok", nanoTime.getAsLong() - t0);
       observeEtcdRevision(current, snapshotBefore);
       if (afterRevision > current) {
         throw Status.OUT_OF_RANGE.withDescription("after_revision: " + afterRevision + " is past etcd's "
@@ -384,15 +396,14 @@ public final class DirectoryState implements AutoCloseable {
 
   private void loadAndWatch(boolean reload) {
     RangeResult all;
+    // The copy is confirmed current as of when this read was sent.
     long t0 = nanoTime.getAsLong();
     try {
-      all = store.getPrefix(layout.rootPrefix()).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
-      metrics.etcdRequest("get_prefix", "ok", nanoTime.getAsLong() - t0);
+      all = metered.getPrefix(paths.rootPrefix()).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
-      metrics.etcdRequest("get_prefix", "error", nanoTime.getAsLong() - t0);
-      throw Errors.fromStore("reading the maps from etcd", e);
+      throw StoreErrors.fromStore("reading the maps from etcd", e);
     }
-    DirectorySnapshot loaded = DirectorySnapshot.empty(0).apply(all.revision(), layout.toChanges(all.kvs()));
+    DirectorySnapshot loaded = DirectorySnapshot.empty(0).apply(all.revision(), decoder.toChanges(all.kvs()));
     List<ChangeSink> dropped;
     synchronized (lock) {
       snapshot = loaded;
@@ -426,7 +437,7 @@ public final class DirectoryState implements AutoCloseable {
     if (old != null) {
       old.close();
     }
-    watch = store.watch(layout.rootPrefix(), all.revision(), new Listener());
+    watch = store.watch(paths.rootPrefix(), all.revision(), new Listener());
   }
 
   private void logBroken(DirectorySnapshot s) {
@@ -456,7 +467,7 @@ public final class DirectoryState implements AutoCloseable {
       List<MapChange> changes;
       DirectorySnapshot next;
       try {
-        changes = layout.toChanges(events, name -> {
+        changes = decoder.toChanges(events, name -> {
           KeyspaceMap k = current.keyspaces().get(name);
           return k == null ? null : k.spec();
         });
@@ -553,7 +564,7 @@ public final class DirectoryState implements AutoCloseable {
   private void reloadAfter(String why) {
     synchronized (reloadLock) {
       reloadQueued.set(false);
-      long backoffMs = 100;
+      Backoff.Attempts pauses = LOAD_BACKOFF.start();
       while (!closed) {
         try {
           loadAndWatch(true);
@@ -561,12 +572,11 @@ public final class DirectoryState implements AutoCloseable {
         } catch (ShardmapException e) {
           log.warning("re-reading the maps after " + why + " failed (" + e.getMessage() + "); retrying");
           try {
-            Thread.sleep(backoffMs);
+            TimeUnit.NANOSECONDS.sleep(pauses.nextPauseNanos());
           } catch (InterruptedException ie) {
             Thread.currentThread().interrupt();
             return;
           }
-          backoffMs = Math.min(backoffMs * 2, 5000);
         }
       }
     }
@@ -587,10 +597,8 @@ public final class DirectoryState implements AutoCloseable {
     DirectorySnapshot before = snapshot;
     long current;
     try {
-      current = store.currentRevision().get(probeTimeoutMillis(), TimeUnit.MILLISECONDS);
-      metrics.etcdRequest("probe", "ok", nanoTime.getAsLong() - t0);
+      current = metered.as("probe").currentRevision().get(probeTimeoutMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
-      metrics.etcdRequest("probe", "error", nanoTime.getAsLong() - t0);
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
       }

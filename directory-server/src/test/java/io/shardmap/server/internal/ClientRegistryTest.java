@@ -1,5 +1,6 @@
 package io.shardmap.server.internal;
 
+import io.shardmap.catalog.CatalogPaths;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -28,8 +29,8 @@ import org.junit.jupiter.api.Test;
  * rewritten (and when not), client timeouts, lease expiry and revocation.
  */
 class ClientRegistryTest {
-  static final StoreLayout LAYOUT = new StoreLayout("/p");
-  static final String KEY = LAYOUT.clients("server-1");
+  static final CatalogPaths PATHS = new CatalogPaths("/p");
+  static final String KEY = PATHS.clients("server-1");
 
   final AtomicLong clock = new AtomicLong(1_000_000_000L);
   /** Revisions that changed the maps, as the server's history would hold them (loaded at 5). */
@@ -45,7 +46,7 @@ class ClientRegistryTest {
       Long next = changes.higher(rev);
       return new long[] {floor == null ? rev : floor, next == null ? Long.MAX_VALUE : next};
     };
-    registry = new ClientRegistry(store, LAYOUT, "server-1", Duration.ofSeconds(10), Duration.ofSeconds(2),
+    registry = new ClientRegistry(store, PATHS, "server-1", Duration.ofSeconds(10), Duration.ofSeconds(2),
         index, clock::get, () -> 1234L, new ServerMetrics());
   }
 
@@ -202,10 +203,10 @@ class ClientRegistryTest {
     store.expireLeases();
     assertNull(record());
 
-    ClientRegistry other = new ClientRegistry(store, LAYOUT, "server-2", Duration.ofSeconds(10),
+    ClientRegistry other = new ClientRegistry(store, PATHS, "server-2", Duration.ofSeconds(10),
         Duration.ofSeconds(2), rev -> new long[] {rev, rev + 1}, clock::get, () -> 1L, new ServerMetrics());
     other.tick();
-    String key2 = LAYOUT.clients("server-2");
+    String key2 = PATHS.clients("server-2");
     assertEquals(1, store.get(key2).get(1, TimeUnit.SECONDS).kvs().size());
     other.close();
     assertTrue(store.get(key2).get(1, TimeUnit.SECONDS).kvs().isEmpty(), "revoked on close");
@@ -216,16 +217,16 @@ class ClientRegistryTest {
   void directoryStateBracketsRevisionsByMapChanges() throws Exception {
     InMemoryMetaStore s = new InMemoryMetaStore();
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor();
-    DirectoryState state = new DirectoryState(s, LAYOUT, scheduler, System::nanoTime, Duration.ofSeconds(2),
+    DirectoryState state = new DirectoryState(s, PATHS, scheduler, System::nanoTime, Duration.ofSeconds(2),
         Duration.ofSeconds(1), 100, new ServerMetrics());
     try {
       long loaded = put(s, "/p/unrelated", new byte[] {1});
       state.start();
-      long shard = put(s, LAYOUT.shard("s1"), Shard.newBuilder().setName("s1").build().toByteArray());
-      long presence1 = put(s, LAYOUT.clients("x"), new byte[] {1});
-      long presence2 = put(s, LAYOUT.clients("x"), new byte[] {2});
-      long shard2 = put(s, LAYOUT.shard("s2"), Shard.newBuilder().setName("s2").build().toByteArray());
-      long presence3 = put(s, LAYOUT.clients("x"), new byte[] {3});
+      long shard = put(s, PATHS.shard("s1"), Shard.newBuilder().setName("s1").build().toByteArray());
+      long presence1 = put(s, PATHS.clients("x"), new byte[] {1});
+      long presence2 = put(s, PATHS.clients("x"), new byte[] {2});
+      long shard2 = put(s, PATHS.shard("s2"), Shard.newBuilder().setName("s2").build().toByteArray());
+      long presence3 = put(s, PATHS.clients("x"), new byte[] {3});
       assertTrue(state.awaitRevision(presence3, Duration.ofSeconds(5)));
       assertArrayEquals(new long[] {loaded, shard}, state.changeBracket(loaded));
       assertArrayEquals(new long[] {shard, shard2}, state.changeBracket(shard));

@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.function.LongSupplier;
 import java.util.Map;
 import java.util.Set;
 
@@ -153,7 +154,12 @@ public final class Fences {
 
   /** Lifts the fences a migration put on this shard (a cancel after fencing). Idempotent. */
   public static void unfence(Connection c, String migrationId, List<String> tables) throws SQLException {
-    RangeTableMove.ddl(c, s -> {
+    unfence(c, migrationId, tables, System::nanoTime);
+  }
+
+  /** As above; {@code ticker} times its DDL lock retries (the migrator passes its injected one). */
+  public static void unfence(Connection c, String migrationId, List<String> tables, LongSupplier ticker) throws SQLException {
+    RangeTableMove.ddl(c, ticker, s -> {
       ensureSchema(s);
       for (String t : tables) {
         serialize(c, t);
@@ -415,7 +421,12 @@ public final class Fences {
    * or deleted when the unit covers it. Idempotent.
    */
   public static void unfenceMoved(Connection c, List<RangeTableMove> moves) throws SQLException {
-    RangeTableMove.ddl(c, s -> unfenceMoved(c, s, moves));
+    unfenceMoved(c, moves, System::nanoTime);
+  }
+
+  /** As above; {@code ticker} times its DDL lock retries (the migrator passes its injected one). */
+  public static void unfenceMoved(Connection c, List<RangeTableMove> moves, LongSupplier ticker) throws SQLException {
+    RangeTableMove.ddl(c, ticker, s -> unfenceMoved(c, s, moves));
   }
 
   /**
@@ -471,7 +482,12 @@ public final class Fences {
    * cancelled move's arming. Committed at once; idempotent.
    */
   public static void arm(Connection c, List<RangeTableMove> moves, long upTo) throws SQLException {
-    RangeTableMove.ddl(c, s -> {
+    arm(c, moves, upTo, System::nanoTime);
+  }
+
+  /** As above; {@code ticker} times its DDL lock retries (the migrator passes its injected one). */
+  public static void arm(Connection c, List<RangeTableMove> moves, long upTo, LongSupplier ticker) throws SQLException {
+    RangeTableMove.ddl(c, ticker, s -> {
       ensureSchema(s);
       for (RangeTableMove m : moves) {
         serialize(c, m.table());
@@ -520,7 +536,12 @@ public final class Fences {
 
   /** Disarms what migration {@code migrationId} armed on this shard ({@link #arm}), for a cancel. Idempotent. */
   public static void disarm(Connection c, String migrationId, List<String> tables) throws SQLException {
-    RangeTableMove.ddl(c, s -> {
+    disarm(c, migrationId, tables, System::nanoTime);
+  }
+
+  /** As above; {@code ticker} times its DDL lock retries (the migrator passes its injected one). */
+  public static void disarm(Connection c, String migrationId, List<String> tables, LongSupplier ticker) throws SQLException {
+    RangeTableMove.ddl(c, ticker, s -> {
       ensureSchema(s);
       for (String t : tables) {
         serialize(c, t);

@@ -1,10 +1,14 @@
 package io.shardmap.migrator.internal;
 
-import com.google.protobuf.InvalidProtocolBufferException;
+import io.shardmap.catalog.CatalogTxns;
+import io.shardmap.catalog.KeyspaceRead;
+import io.shardmap.catalog.MapEdits;
+import io.shardmap.catalog.Records;
+import io.shardmap.core.Backoff;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Migration;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
@@ -13,6 +17,7 @@ import io.shardmap.store.StoreException;
 import io.shardmap.store.Txn;
 import io.shardmap.store.TxnResult;
 import java.nio.charset.StandardCharsets;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -22,8 +27,8 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeoutException;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /**
@@ -33,28 +38,73 @@ import java.util.function.Supplier;
  * whose lease expired (and whose migration another worker took over) can never write again.
  *
  * <p>One retry policy for etcd: reads are idempotent, so {@link #read} retries one that failed transiently
- * (etcd unavailable, or no answer within the request timeout) with a growing pause, until {@code retryFor}
+ * (etcd unavailable, or no answer within the request timeout) with a growing pause ({@link #READ_BACKOFF}), until {@code retryFor}
  * has passed since its first attempt. Writes are never simply sent again: a write whose outcome is unknown
  * is settled by reading back what it would have written (see {@link Planner} and {@link MoveDriver}).
  */
 public final class MigrationStore {
-  private static final long FIRST_BACKOFF_MS = 50;
-  private static final long MAX_BACKOFF_MS = 1_000;
+  /**
+   * Pauses between attempts of a read: 50-75 ms, growing by half to doubling up to 1-1.5 s (the
+   * ceiling doubles from 75 ms to 1.5 s, each pause drawn from its upper two thirds).
+   */
+  static final Backoff READ_BACKOFF = Backoff.exponential(Duration.ofMillis(75), Duration.ofMillis(1_500))
+      .withJitter(1.0 / 3);
 
   private final MetaStore store;
-  private final StoreLayout keys;
+  private final CatalogPaths paths;
   private final Duration timeout;
   private final Duration retryFor;
+  private final LongSupplier ticker;
+  private final Clock clock;
+  private final MapEdits edits;
 
   /**
    * @param timeout deadline of each etcd request
    * @param retryFor how long a read that failed transiently is retried, counted from its first attempt
+   * @param ticker monotonic nanoseconds (deadlines and durations)
+   * @param clock wall time written into records
    */
-  public MigrationStore(MetaStore store, StoreLayout keys, Duration timeout, Duration retryFor) {
+  public MigrationStore(MetaStore store, CatalogPaths paths, Duration timeout, Duration retryFor, LongSupplier ticker,
+                        Clock clock) {
     this.store = store;
-    this.keys = keys;
+    this.paths = paths;
     this.timeout = timeout;
     this.retryFor = retryFor;
+    this.ticker = ticker;
+    this.clock = clock;
+    this.edits = new MapEdits(paths);
+  }
+
+  /** The map edits the migrator shares with the admin API. */
+  public MapEdits edits() {
+    return edits;
+  }
+
+  /** The migrator's monotonic clock. */
+  public LongSupplier ticker() {
+    return ticker;
+  }
+
+  /** The migrator's wall clock. */
+  public Clock clock() {
+    return clock;
+  }
+
+  /**
+   * The optimistic loop for the migrator's catalog writes: unknown outcomes are read back for
+   * {@link #retryFor}. etcd's own limit on transaction size applies (the migrator does not know
+   * {@code --max-txn-ops}; a too large transaction fails with INVALID_ARGUMENT from etcd).
+   */
+  public CatalogTxns.Builder txns(int maxAttempts) {
+    return CatalogTxns.builder(store).timeout(timeout).maxTxnOps(Integer.MAX_VALUE).maxAttempts(maxAttempts)
+        .readBackFor(retryFor).nanoTime(ticker);
+  }
+
+  /** One consistent read of a keyspace (and the shard registrations) to plan map edits on; retried like {@link #read}. */
+  public KeyspaceRead readKeyspace(String ks) {
+    RangeResult shards = read("reading the shard registrations", () -> store.getPrefix(paths.shardsPrefix()));
+    RangeResult records = read("reading keyspace '" + ks + "'", () -> store.getPrefix(paths.keyspacePrefix(ks)));
+    return KeyspaceRead.of(paths, ks, shards, records);
   }
 
   /** How long a read that failed transiently is retried (also the read-back of an unknown outcome). */
@@ -66,8 +116,8 @@ public final class MigrationStore {
     return store;
   }
 
-  public StoreLayout keys() {
-    return keys;
+  public CatalogPaths paths() {
+    return paths;
   }
 
   /** A migration record with the mod revision it was read at. */
@@ -81,7 +131,7 @@ public final class MigrationStore {
   public record Ownership(String id, long leaseId, long createRevision, String worker) {}
 
   public Optional<Versioned> load(String id) {
-    RangeResult r = read("reading migration " + id, () -> store.get(keys.migration(id)));
+    RangeResult r = read("reading migration " + id, () -> store.get(paths.migration(id)));
     if (r.kvs().isEmpty()) {
       return Optional.empty();
     }
@@ -94,7 +144,7 @@ public final class MigrationStore {
 
   /** Every migration, with its current owner (worker name) filled in, sorted by id. */
   public List<Versioned> list() {
-    RangeResult all = read("listing migrations", () -> store.getPrefix(keys.migrationsPrefix()));
+    RangeResult all = read("listing migrations", () -> store.getPrefix(paths.migrationsPrefix()));
     Map<String, String> owners = owners();
     List<Versioned> out = new ArrayList<>();
     for (KeyValue kv : all.kvs()) {
@@ -108,8 +158,8 @@ public final class MigrationStore {
   /** Migration id → the worker holding it. */
   public Map<String, String> owners() {
     Map<String, String> out = new HashMap<>();
-    for (KeyValue kv : read("listing migration owners", () -> store.getPrefix(keys.migrationOwnersPrefix())).kvs()) {
-      out.put(kv.key().substring(keys.migrationOwnersPrefix().length()), kv.valueUtf8());
+    for (KeyValue kv : read("listing migration owners", () -> store.getPrefix(paths.migrationOwnersPrefix())).kvs()) {
+      out.put(kv.key().substring(paths.migrationOwnersPrefix().length()), kv.valueUtf8());
     }
     return out;
   }
@@ -119,7 +169,7 @@ public final class MigrationStore {
    * earlier life of this one whose lease has not expired yet) holds it.
    */
   public Optional<Ownership> claim(String id, String worker, long leaseId) {
-    String key = keys.migrationOwner(id);
+    String key = paths.migrationOwner(id);
     TxnResult r = commit("claiming migration " + id, Txn.builder().compare(Compare.absent(key))
         .put(key, worker.getBytes(StandardCharsets.UTF_8), leaseId).build());
     if (!r.succeeded()) {
@@ -131,16 +181,16 @@ public final class MigrationStore {
   /** Gives a migration up (its owner key is deleted only if it is still ours). */
   public void release(Ownership o) {
     commit("releasing migration " + o.id(), Txn.builder()
-        .compare(new Compare(keys.migrationOwner(o.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
+        .compare(new Compare(paths.migrationOwner(o.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
             o.createRevision()))
-        .delete(keys.migrationOwner(o.id())).build());
+        .delete(paths.migrationOwner(o.id())).build());
   }
 
   /** The guards of every write by the owner: the record is unchanged since read, and still ours. */
   public Txn.Builder ownedTxn(Versioned v, Ownership o) {
     return Txn.builder()
-        .compare(Compare.modRevision(keys.migration(v.id()), v.modRevision()))
-        .compare(new Compare(keys.migrationOwner(v.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
+        .compare(Compare.modRevision(paths.migration(v.id()), v.modRevision()))
+        .compare(new Compare(paths.migrationOwner(v.id()), Compare.Target.CREATE_REVISION, Compare.Op.EQUAL,
             o.createRevision()));
   }
 
@@ -154,7 +204,7 @@ public final class MigrationStore {
 
   /** Commits {@code txn} (built from {@link #ownedTxn}) plus the put of {@code next}. */
   public Versioned commitOwned(Versioned v, Ownership o, Txn.Builder txn, Migration next) {
-    TxnResult r = commit("updating migration " + v.id(), txn.put(keys.migration(v.id()), next.toByteArray()).build());
+    TxnResult r = commit("updating migration " + v.id(), txn.put(paths.migration(v.id()), next.toByteArray()).build());
     if (!r.succeeded()) {
       throw new ShardmapException(ErrorCode.ABORTED, "migration " + v.id() + " changed under worker "
           + o.worker() + " (a cancel request, or its ownership was lost); re-read");
@@ -164,7 +214,8 @@ public final class MigrationStore {
 
   /** Stores an operator's request to cancel; the driving worker honours it at its next step. */
   public Versioned requestCancel(String id) {
-    for (int attempt = 0; attempt < 32; attempt++) {
+    Versioned[] unchanged = {null};
+    Versioned written = txns(32).build().update("cancelling migration " + id, () -> {
       Versioned v = require(id);
       Migration m = v.migration();
       switch (m.getState()) {
@@ -172,22 +223,21 @@ public final class MigrationStore {
             + id + "' has already cut over (" + States.label(m.getState()) + "): " + m.getTarget() + " owns "
             + MoveUnits.name(m) + " of keyspace '" + m.getKeyspace() + "'; move it back with a new migration instead");
         case MIGRATION_STATE_CANCELLED, MIGRATION_STATE_CANCELLING -> {
-          return v;
+          unchanged[0] = v;
+          return null;
         }
         default -> { }
       }
       if (m.getCancelRequested()) {
-        return v;
+        unchanged[0] = v;
+        return null;
       }
-      Migration next = m.toBuilder().setCancelRequested(true).setUpdatedUnixMs(System.currentTimeMillis()).build();
-      TxnResult r = commit("cancelling migration " + id, Txn.builder()
-          .compare(Compare.modRevision(keys.migration(id), v.modRevision()))
-          .put(keys.migration(id), next.toByteArray()).build());
-      if (r.succeeded()) {
-        return new Versioned(next, r.revision());
-      }
-    }
-    throw new ShardmapException(ErrorCode.ABORTED, "id: migration '" + id + "' kept changing; retry the cancel");
+      Migration next = m.toBuilder().setCancelRequested(true).setUpdatedUnixMs(clock.millis()).build();
+      return new CatalogTxns.Plan<>(Txn.builder()
+          .compare(Compare.modRevision(paths.migration(id), v.modRevision()))
+          .put(paths.migration(id), next.toByteArray()).build(), rev -> new Versioned(next, rev));
+    }, CatalogTxns.FRESH_READS);
+    return written != null ? written : unchanged[0];
   }
 
   public TxnResult commit(String what, Txn txn) {
@@ -196,31 +246,30 @@ public final class MigrationStore {
 
   /**
    * An idempotent read ({@code call} sends it again on every attempt): a transient failure (see {@link
-   * #isTransient}) is retried after 50 ms, then after pauses doubling up to 1 s (with jitter), until {@link
+   * #isTransient}) is retried after 50-75 ms, then after pauses doubling up to 1-1.5 s ({@link #READ_BACKOFF}), until {@link
    * #retryFor} has passed since the first attempt; each attempt waits at most the request timeout and never
    * past that deadline. The last failure is thrown, saying how many attempts were made over how long.
    */
   public <T> T read(String what, Supplier<CompletableFuture<T>> call) {
-    long start = System.nanoTime();
+    long start = ticker.getAsLong();
     long end = start + retryFor.toNanos();
-    long backoffMs = FIRST_BACKOFF_MS;
+    Backoff.Attempts pauses = READ_BACKOFF.start();
     for (int attempt = 1; ; attempt++) {
-      long leftMs = TimeUnit.NANOSECONDS.toMillis(end - System.nanoTime());
+      long leftMs = TimeUnit.NANOSECONDS.toMillis(end - ticker.getAsLong());
       long waitMs = attempt == 1 ? timeout.toMillis() : Math.max(1, Math.min(timeout.toMillis(), leftMs));
       try {
         return await(what, call.get(), waitMs);
       } catch (ShardmapException e) {
-        long pauseMs = backoffMs + ThreadLocalRandom.current().nextLong(backoffMs / 2 + 1);
-        if (!isTransient(e) || System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) - end >= 0) {
+        long pauseNanos = pauses.nextPauseNanos();
+        if (!isTransient(e) || ticker.getAsLong() + pauseNanos - end >= 0) {
           if (attempt == 1) {
             throw e;
           }
           // The same cause, so that isTransient classifies it as the last failure.
           throw new ShardmapException(e.code(), e.getMessage() + " (" + attempt + " attempts over "
-              + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms)", e.getCause());
+              + TimeUnit.NANOSECONDS.toMillis(ticker.getAsLong() - start) + " ms)", e.getCause());
         }
-        sleep(pauseMs, what);
-        backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
+        sleep(TimeUnit.NANOSECONDS.toMillis(pauseNanos), what);
       }
     }
   }
@@ -277,10 +326,6 @@ public final class MigrationStore {
   }
 
   static Versioned decode(KeyValue kv) {
-    try {
-      return new Versioned(Migration.parseFrom(kv.value()), kv.modRevision());
-    } catch (InvalidProtocolBufferException e) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not a valid Migration", e);
-    }
+    return new Versioned(Records.decode(kv, Migration.parser()), kv.modRevision());
   }
 }

@@ -1,13 +1,15 @@
 package io.shardmap.migrator.internal;
 
 import com.google.protobuf.ByteString;
+import io.shardmap.catalog.CatalogTxns;
+import io.shardmap.core.Backoff;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationOptions;
 import io.shardmap.proto.v1.MigrationState;
 import io.shardmap.proto.v1.ShardedTable;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.Compare;
 import io.shardmap.store.Txn;
 import io.shardmap.store.TxnResult;
@@ -43,6 +45,12 @@ public final class MoveDriver {
   private static final int REPLAY_BATCH = 5_000;
   /** Longest time a long step (cleanup's wait, its deletes) goes without persisting, and so showing, progress. */
   private static final long PROGRESS_PERSIST_NANOS = TimeUnit.SECONDS.toNanos(1);
+  /** Between deferred cutover attempts (by attempt number, no jitter: one worker per migration): 400 ms doubling to 5 s. */
+  static final Backoff CUTOVER_RETRY_BACKOFF = Backoff.exponential(Duration.ofMillis(400), Duration.ofSeconds(5))
+      .withJitter(0);
+  /** Lost races of the cutover commit, fence held: barely a pause. */
+  private static final Backoff CUTOVER_CONFLICT_BACKOFF = Backoff.exponential(Duration.ofNanos(1_000),
+      Duration.ofMillis(1));
 
   /** Who has acknowledged which map revision; see {@link ClientAckSource}. */
   public interface ClientAckSource {
@@ -77,14 +85,9 @@ public final class MoveDriver {
   /**
    * @param stop asked at every step boundary (and in cleanup's waits): once true, the drive returns the
    *     record as persisted, not ended, so that its caller can hand the migration back
+   * @param ticker monotonic nanoseconds: every deadline and duration of the drive, the cutover's pause
+   *     and its budget
    */
-  public MoveDriver(MigrationStore ms, PgConnector pg, MigrationStore.Ownership own, BooleanSupplier leaseAlive,
-                    BooleanSupplier stop, ClientAckSource acks, Clock clock, Duration poll, Consumer<String> faults,
-                    Consumer<Migration> progress) {
-    this(ms, pg, own, leaseAlive, stop, acks, clock, System::nanoTime, poll, faults, progress);
-  }
-
-  /** With the monotonic nanosecond {@code ticker} that times the cutover's pause and its budget. */
   public MoveDriver(MigrationStore ms, PgConnector pg, MigrationStore.Ownership own, BooleanSupplier leaseAlive,
                     BooleanSupplier stop, ClientAckSource acks, Clock clock, LongSupplier ticker, Duration poll,
                     Consumer<String> faults, Consumer<Migration> progress) {
@@ -161,7 +164,7 @@ public final class MoveDriver {
    * its lease but still runs holds it until its connections close.
    */
   private void lockSource(Connection src) throws SQLException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    long deadline = ticker.getAsLong() + Duration.ofSeconds(30).toNanos();
     while (true) {
       try (PreparedStatement ps = src.prepareStatement("SELECT pg_try_advisory_lock(hashtextextended(?, 0))")) {
         ps.setString(1, "shardmap.migration." + own.id());
@@ -172,7 +175,7 @@ public final class MoveDriver {
           }
         }
       }
-      if (System.nanoTime() > deadline) {
+      if (ticker.getAsLong() > deadline) {
         throw new ShardmapException(ErrorCode.UNAVAILABLE, "migration " + own.id() + ": another worker's session "
             + "on the source still holds the migration's advisory lock");
       }
@@ -185,7 +188,7 @@ public final class MoveDriver {
     MigrationState s = m.getState();
     if (m.getCancelRequested() && States.beforeCutover(s)) {
       if (s == MigrationState.MIGRATION_STATE_CUTTING_OVER) {
-        Fences.unfence(src, m.getId(), tableNames());
+        Fences.unfence(src, m.getId(), tableNames(), ticker);
       }
       update(m.toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLING));
       return;
@@ -214,7 +217,7 @@ public final class MoveDriver {
     Fences.ensureSchema(dst);
     // A target that still fences the unit from an earlier move lets route declarations through once it
     // is the owner again, up to the epoch the unit gets here, and no others (Fences.arm).
-    Fences.arm(dst, moves, Fences.returnEpoch(m));
+    Fences.arm(dst, moves, Fences.returnEpoch(m), ticker);
     for (RangeTableMove t : moves) {
       List<Tables.Column> s = Tables.columns(src, t.table());
       if (s == null) {
@@ -237,7 +240,7 @@ public final class MoveDriver {
         SqlRouting.install(src);
         SqlRouting.install(dst);
       }
-      t.installCapture(src);
+      t.installCapture(src, ticker);
     }
     faults.accept("preparing:captured");
     update(next.setState(MigrationState.MIGRATION_STATE_COPYING).setCopyTable(0).clearCopyAfter()
@@ -266,7 +269,7 @@ public final class MoveDriver {
     }
     byte[] after = m.getCopyAfter().isEmpty() ? null : m.getCopyAfter().toByteArray();
     Migration.Builder next = m.toBuilder();
-    long saveBy = System.nanoTime() + Math.min(COPY_SAVE_MAX_NANOS, 10 * copySaveNanos);
+    long saveBy = ticker.getAsLong() + Math.min(COPY_SAVE_MAX_NANOS, 10 * copySaveNanos);
     while (true) {
       RangeTableMove.CopiedChunk c = moves.get(t).copyChunk(src, dst, after, m.getOptions().getChunkRows());
       faults.accept("copying:chunk");
@@ -280,13 +283,13 @@ public final class MoveDriver {
       }
       after = c.last();
       next.setCopyAfter(ByteString.copyFrom(after));
-      if (System.nanoTime() - saveBy >= 0 || stop.getAsBoolean()) {
+      if (ticker.getAsLong() - saveBy >= 0 || stop.getAsBoolean()) {
         break;
       }
     }
-    long t0 = System.nanoTime();
+    long t0 = ticker.getAsLong();
     update(next);
-    copySaveNanos = System.nanoTime() - t0;
+    copySaveNanos = ticker.getAsLong() - t0;
   }
 
   /** Replays one round of logged keys of every table; returns the keys replayed. */
@@ -307,13 +310,13 @@ public final class MoveDriver {
   }
 
   private void catchUp(Connection src, Connection dst) throws SQLException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(1).toNanos();
+    long deadline = ticker.getAsLong() + Duration.ofSeconds(1).toNanos();
     long replayed = 0;
     long round;
     do {
       round = replayAll(src, dst);
       replayed += round;
-    } while (round > 0 && System.nanoTime() < deadline);
+    } while (round > 0 && ticker.getAsLong() < deadline);
     long lag = pending(src);
     faults.accept("catching-up:round");
     Migration.Builder next = v.migration().toBuilder().setKeysReplayed(v.migration().getKeysReplayed() + replayed)
@@ -382,7 +385,7 @@ public final class MoveDriver {
     Duration budget = Duration.ofMillis(budgetMs);
     // A fence left by an attempt that did not commit (this worker's or a crashed one's) comes off first:
     // the source is still the owner.
-    Fences.unfence(src, m.getId(), tableNames());
+    Fences.unfence(src, m.getId(), tableNames(), ticker);
     long catchUpEnd = ticker.getAsLong() + Duration.ofSeconds(5).toNanos();
     long replayed = 0;
     double msPerKey = 0.05;
@@ -478,39 +481,46 @@ public final class MoveDriver {
     fence.commit();
     long fenceCommitted = ticker.getAsLong();
     faults.accept("cutting-over:fence-committed");
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     long now = clock.millis();
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CLEANING_UP)
         .setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(0).setCutoverAttempts(m.getCutoverAttempts() + 1)
         .setPauseMs(ms(pause.elapsedNanos(ticker.getAsLong()))).setPauseStartedUnixMs(pauseStartedUnixMs)
         .setClientsRoutedMs(0).setClientsRoutedCount(0)
         .setCutoverUnixMs(now).setUpdatedUnixMs(now).setLastError("").build();
-    TxnResult r;
-    String changed;
-    for (int attempt = 1; ; attempt++) {
-      Txn.Builder txn = ms.ownedTxn(v, own)
-          .compare(Compare.modRevision(keys.spec(m.getKeyspace()), m.getSpecModRevision()))
-          .compare(Compare.present(keys.shard(m.getTarget())));
-      changed = UnitRecords.handOver(ms, m, txn);
-      if (changed != null) {
-        r = new TxnResult(false, 0);
-        break;
+    String[] changed = {null};
+    int[] attempts = {0};
+    MigrationStore.Versioned planned = v;
+    Migration cut = m;
+    // The fence is held: conflicts are retried at once (a layout record rewritten by another unit's
+    // cutover), and an unknown outcome is read back for up to 5 minutes, writers waiting, nothing lost.
+    Long committed;
+    try {
+      committed = ms.txns(16).conflictBackoff(CUTOVER_CONFLICT_BACKOFF).readBackFor(Duration.ofMinutes(5))
+        .readBackBackoff(Backoff.exponential(poll, poll).withJitter(0)).build()
+        .update("cutover of migration " + cut.getId(), () -> {
+          // A layout record is rewritten by other units' cutovers: unless our record changed, plan again.
+          if (++attempts[0] > 1 && (!UnitRecords.inLayout(cut) || ms.require(cut.getId()).modRevision() != planned.modRevision())) {
+            return null;
+          }
+          Txn.Builder txn = ms.ownedTxn(planned, own)
+              .compare(Compare.modRevision(paths.spec(cut.getKeyspace()), cut.getSpecModRevision()));
+          changed[0] = UnitRecords.handOver(ms, cut, txn);
+          if (changed[0] != null) {
+            return null;
+          }
+          ms.edits().guardOwners(txn, java.util.Set.of(cut.getTarget()));
+          UnitRecords.markers(paths, cut).forEach(txn::delete);
+          txn.put(paths.migration(cut.getId()), next.toByteArray());
+          return new CatalogTxns.Plan<>(txn.build(), rev -> rev);
+        }, CatalogTxns.FRESH_READS);
+    } catch (ShardmapException e) {
+      if (e.code() != ErrorCode.ABORTED) {
+        throw e;
       }
-      txn.put(keys.shardRef(m.getTarget()), new byte[0]);
-      UnitRecords.markers(keys, m).forEach(txn::delete);
-      txn.put(keys.migration(m.getId()), next.toByteArray());
-      try {
-        r = ms.commit("cutover of migration " + m.getId(), txn.build());
-      } catch (ShardmapException unknown) {
-        // The outcome is unknown. Keep the fence (writers wait, nothing is lost) until etcd tells which.
-        r = readBack(next, unknown);
-      }
-      // A layout record is rewritten by other units' cutovers: unless our record changed, read it again.
-      if (r.succeeded() || !UnitRecords.inLayout(m) || attempt >= 16
-          || ms.require(m.getId()).modRevision() != v.modRevision()) {
-        break;
-      }
+      committed = null; // lost 16 races for the layout record: settled below like any failed commit
     }
+    TxnResult r = committed != null ? new TxnResult(true, committed) : new TxnResult(false, 0);
     if (!r.succeeded()) {
       MigrationStore.Versioned current = ms.require(m.getId());
       if (current.migration().getState() == MigrationState.MIGRATION_STATE_CLEANING_UP) {
@@ -527,10 +537,10 @@ public final class MoveDriver {
           // The unit's records, the spec or the target's registration changed since the move was planned
           // (the admin API refuses such changes while the marker exists, so someone bypassed it): undo it.
           update(current.migration().toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLING)
-              .setLastError("cutover refused: " + (changed != null ? changed : "the " + (m.hasUnit() ? "unit's records"
+              .setLastError("cutover refused: " + (changed[0] != null ? changed[0] : "the " + (m.hasUnit() ? "unit's records"
                   : "range") + ", the keyspace spec or the target's registration changed since the move was planned")));
         }
-        Fences.unfence(src, m.getId(), tableNames());
+        Fences.unfence(src, m.getId(), tableNames(), ticker);
         return;
       }
     }
@@ -557,27 +567,6 @@ public final class MoveDriver {
     update(v.migration().toBuilder().setCutoverRevision(revision).setPauseMs(pauseMs));
   }
 
-  /** After an unknown cutover outcome: the record says whether it applied; wait for etcd to say. */
-  private TxnResult readBack(Migration committed, ShardmapException unknown) {
-    long deadline = System.nanoTime() + Duration.ofMinutes(5).toNanos();
-    while (true) {
-      try {
-        MigrationStore.Versioned now = ms.require(committed.getId());
-        if (now.migration().getState() == MigrationState.MIGRATION_STATE_CLEANING_UP) {
-          return new TxnResult(true, now.modRevision());
-        }
-        return new TxnResult(false, now.modRevision());
-      } catch (ShardmapException e) {
-        if (e.code() != ErrorCode.UNAVAILABLE || System.nanoTime() > deadline) {
-          throw unknown;
-        }
-        log.log(Level.WARNING, "migration " + committed.getId() + ": cutover outcome unknown, fence kept; "
-            + "asking etcd again: " + e.getMessage());
-        sleep(poll);
-      }
-    }
-  }
-
   private void missed(Migration.Builder next, String why) {
     int attempts = next.getCutoverAttempts() + 1;
     next.setCutoverAttempts(attempts).setLastError(why);
@@ -590,7 +579,7 @@ public final class MoveDriver {
       return;
     }
     update(next);
-    long backoffEnd = ticker.getAsLong() + TimeUnit.MILLISECONDS.toNanos(Math.min(5_000, 200L << Math.min(attempts, 5)));
+    long backoffEnd = ticker.getAsLong() + CUTOVER_RETRY_BACKOFF.ceilingNanos(attempts - 1);
     while (ticker.getAsLong() - backoffEnd < 0 && !stop.getAsBoolean()) {
       sleep(poll);
     }
@@ -603,9 +592,9 @@ public final class MoveDriver {
     Migration m = v.migration();
     // The target owns the unit: lift fences it kept from moving the unit away earlier (the cutover
     // did, unless it crashed or failed between etcd's commit and the target's).
-    Fences.unfenceMoved(dst, moves);
+    Fences.unfenceMoved(dst, moves, ticker);
     for (RangeTableMove t : moves) {
-      t.removeCapture(src);
+      t.removeCapture(src, ticker);
     }
     long revision = m.getCutoverRevision();
     if (revision == 0) {
@@ -653,7 +642,7 @@ public final class MoveDriver {
     }
     m = v.migration();
     long deleted = m.getRowsDeleted();
-    lastPersist = System.nanoTime();
+    lastPersist = ticker.getAsLong();
     for (RangeTableMove t : moves) {
       int n;
       while ((n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows())) > 0) {
@@ -664,9 +653,9 @@ public final class MoveDriver {
           return;
         }
         // Persisted (and so shown as progress) about every second; a crash repeats at most that much.
-        if (System.nanoTime() - lastPersist >= PROGRESS_PERSIST_NANOS) {
+        if (ticker.getAsLong() - lastPersist >= PROGRESS_PERSIST_NANOS) {
           update(v.migration().toBuilder().setRowsDeleted(deleted));
-          lastPersist = System.nanoTime();
+          lastPersist = ticker.getAsLong();
         }
         sleep(Duration.ofMillis(m.getOptions().getCleanupPauseMs()));
       }
@@ -677,10 +666,10 @@ public final class MoveDriver {
 
   private void cancel(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
-    Fences.unfence(src, m.getId(), tableNames());
-    Fences.disarm(dst, m.getId(), tableNames());
+    Fences.unfence(src, m.getId(), tableNames(), ticker);
+    Fences.disarm(dst, m.getId(), tableNames(), ticker);
     for (RangeTableMove t : moves) {
-      t.removeCapture(src);
+      t.removeCapture(src, ticker);
     }
     faults.accept("cancelling:source-restored");
     for (RangeTableMove t : moves) {
@@ -698,7 +687,7 @@ public final class MoveDriver {
     Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLED).setUpdatedUnixMs(now)
         .setFinishedUnixMs(now).build();
     Txn.Builder txn = ms.ownedTxn(v, own);
-    UnitRecords.markers(ms.keys(), m).forEach(txn::delete);
+    UnitRecords.markers(ms.paths(), m).forEach(txn::delete);
     v = ms.commitOwned(v, own, txn, next);
   }
 

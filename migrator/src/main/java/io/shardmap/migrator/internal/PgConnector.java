@@ -1,6 +1,6 @@
 package io.shardmap.migrator.internal;
 
-import com.google.protobuf.InvalidProtocolBufferException;
+import io.shardmap.catalog.Records;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Endpoint;
@@ -28,15 +28,11 @@ public final class PgConnector {
 
   /** The shard's registration; NOT_FOUND naming {@code field} when it is not registered. */
   public Shard shard(String field, String name) {
-    RangeResult r = ms.read("reading shard " + name, () -> ms.store().get(ms.keys().shard(name)));
+    RangeResult r = ms.read("reading shard " + name, () -> ms.store().get(ms.paths().shard(name)));
     if (r.kvs().isEmpty()) {
       throw ShardmapException.notFound(field + ": no shard '" + name + "' is registered");
     }
-    try {
-      return Shard.parseFrom(r.kvs().get(0).value());
-    } catch (InvalidProtocolBufferException e) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record of shard " + name + " is not a valid Shard", e);
-    }
+    return Records.decode(r.kvs().get(0), Shard.parser());
   }
 
   /** A connection to the shard's primary; UNAVAILABLE naming the shard and endpoint when it cannot. */

@@ -1,6 +1,9 @@
 package io.shardmap.migrator.internal;
 
-import com.google.protobuf.InvalidProtocolBufferException;
+import io.shardmap.catalog.CatalogTxns;
+import io.shardmap.catalog.KeyspaceRead;
+import io.shardmap.catalog.MapEdits;
+import io.shardmap.catalog.Records;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
@@ -24,18 +27,18 @@ import io.shardmap.proto.v1.MigrationState;
 import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.internal.StoreLayout;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.RangeResult;
 import io.shardmap.store.Txn;
-import io.shardmap.store.TxnResult;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -72,117 +75,66 @@ public final class Planner {
     if (ms.load(id).isPresent()) {
       throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "id: a migration '" + id + "' already exists");
     }
-    StoreLayout keys = ms.keys();
-    for (int attempt = 1; ; attempt++) {
-      KeyValue specKv = one(keys.spec(spec.keyspace()));
-      if (specKv == null) {
-        throw ShardmapException.notFound("keyspace: no keyspace '" + spec.keyspace() + "'");
-      }
-      KeyspaceSpec ks = parse(specKv, KeyspaceSpec.parser());
-      requireUnitFits(spec, ks);
-      if (ks.getTablesCount() == 0) {
-        throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' has no sharded tables, so there is no "
-            + "data to move; change the map with shardmapctl instead");
-      }
-      Proposal p = switch (ks.getStrategy()) {
-        case STRATEGY_RANGE -> range(spec, ks, specKv);
-        case STRATEGY_HASH -> bucket(spec, ks);
-        case STRATEGY_CONSISTENT_HASH -> ringNode(spec, ks);
-        case STRATEGY_DIRECTORY -> entries(spec, ks);
-        default -> throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' uses " + ks.getStrategy()
-            + ", whose units the migrator does not move (move its data yourself, then change the map)");
-      };
-      if (p == null) {
-        if (attempt >= MAX_ATTEMPTS) {
-          throw new ShardmapException(ErrorCode.ABORTED, "range: splitting " + spec.range() + " out of keyspace '"
-              + ks.getName() + "' did not settle in " + attempt + " attempts; nothing else was written; retry");
-        }
-        continue; // a split changed the spec's ranges: read again
-      }
-      List<KeyKind> kinds = checkTables(ks, p.source(), p.target(), spec.options().getCreateMissingTables());
-      if (p.entries() != null) {
-        requireStorable(ks, kinds, p.entries());
-      }
-      long now = clock.millis();
-      Migration.Builder mb = Migration.newBuilder().setId(id).setKeyspace(ks.getName()).setKeyType(ks.getKeyType())
-          .setSource(p.source()).setTarget(p.target()).addAllTables(ks.getTablesList())
-          .setRangeEpoch(p.epoch()).setRangeModRevision(p.recordRevision()).setSpecModRevision(specKv.modRevision())
-          .setOptions(spec.options()).setState(MigrationState.MIGRATION_STATE_PLANNED).setCreatedUnixMs(now)
-          .setUpdatedUnixMs(now);
-      if (p.unit() != null) {
-        mb.setUnit(p.unit());
-      } else {
-        mb.setRange(p.range().toProto(ks.getKeyType()));
-      }
-      Migration m = mb.build();
-      Txn.Builder txn = Txn.builder()
-          .compare(Compare.absent(keys.migration(id)))
-          .compare(Compare.modRevision(keys.spec(ks.getName()), specKv.modRevision()))
-          .put(keys.migration(id), m.toByteArray());
-      p.compares().forEach(txn::compare);
-      for (String marker : p.markers()) {
-        txn.compare(Compare.absent(marker)).put(marker, id.getBytes(StandardCharsets.UTF_8));
-      }
-      TxnResult res = record(id, m, txn.put(keys.movingGuard(ks.getName()), new byte[0]).build());
-      if (res.succeeded()) {
-        return new MigrationStore.Versioned(m, res.revision());
-      }
-      if (ms.load(id).isPresent()) {
-        throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "id: a migration '" + id + "' already exists");
-      }
-      if (attempt >= MAX_ATTEMPTS) {
-        throw new ShardmapException(ErrorCode.ABORTED, "keyspace: '" + ks.getName() + "' kept changing while the "
-            + "move was planned; nothing was written; retry");
-      }
-      // The unit's records, the spec or a marker changed meanwhile: plan again against the new state.
-    }
-  }
-
-  /**
-   * Commits the transaction that records migration {@code m}. When etcd leaves its outcome unknown (no
-   * answer in time, or unavailable after sending), the record is read back: ours (byte for byte) means it
-   * applied; absent, the same transaction is sent again, which is safe because it compares the record's
-   * absence, so of two copies at most one applies; another record under the id, or compares failing for
-   * another reason, is a failed commit as usual. Gives up after {@link MigrationStore#retryFor}, saying the
-   * outcome is unknown and how to find it out.
-   */
-  private TxnResult record(String id, Migration m, Txn txn) {
+    CatalogPaths paths = ms.paths();
     String what = "recording migration " + id;
-    long start = System.nanoTime();
-    long end = start + ms.retryFor().toNanos();
-    ShardmapException unknown;
-    try {
-      return ms.commit(what, txn);
-    } catch (ShardmapException e) {
-      if (!MigrationStore.isTransient(e)) {
-        throw e;
-      }
-      unknown = e;
-    }
-    byte[] ours = m.toByteArray();
-    while (System.nanoTime() - end < 0) {
-      try {
-        java.util.Optional<MigrationStore.Versioned> now = ms.load(id);
-        if (now.isPresent()) {
-          return java.util.Arrays.equals(now.get().migration().toByteArray(), ours)
-              ? new TxnResult(true, now.get().modRevision()) : new TxnResult(false, 0);
-        }
-        TxnResult again = ms.commit(what, txn);
-        if (again.succeeded()) {
-          return again;
-        }
-        // Its compares failed: the first copy may have applied meanwhile. The next read says.
-      } catch (ShardmapException e) {
-        if (!MigrationStore.isTransient(e)) {
-          throw e;
-        }
-        unknown = e;
-      }
-    }
-    throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": the outcome is unknown after "
-        + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms of asking etcd ("
-        + unknown.getMessage() + "); 'migrator status " + id + "' shows whether it was recorded (a recorded move is driven by 'migrator resume " + id
-        + "' or a worker, or undone by 'migrator cancel " + id + "')", unknown);
+    long start = ms.ticker().getAsLong();
+    int[] attempt = {0};
+    // When etcd leaves the recording's outcome unknown, CatalogTxns reads back what it wrote (for
+    // MigrationStore#retryFor): ours means it applied; the compares still holding means it did not, and it is
+    // planned and sent again (it compares the record's absence, so of two copies at most one applies).
+    return ms.txns(MAX_ATTEMPTS).onUnknownOutcome(unknown -> new ShardmapException(ErrorCode.UNAVAILABLE, what
+        + ": the outcome is unknown after " + TimeUnit.NANOSECONDS.toMillis(ms.ticker().getAsLong() - start)
+        + " ms of asking etcd (" + unknown.getMessage() + "); 'migrator status " + id + "' shows whether it was "
+        + "recorded (a recorded move is driven by 'migrator resume " + id + "' or a worker, or undone by "
+        + "'migrator cancel " + id + "')", unknown)).build().update(what, () -> {
+          if (++attempt[0] > 1 && ms.load(id).isPresent()) {
+            throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "id: a migration '" + id + "' already exists");
+          }
+          KeyValue specKv = one(paths.spec(spec.keyspace()));
+          if (specKv == null) {
+            throw ShardmapException.notFound("keyspace: no keyspace '" + spec.keyspace() + "'");
+          }
+          KeyspaceSpec ks = Records.decode(specKv, KeyspaceSpec.parser());
+          requireUnitFits(spec, ks);
+          if (ks.getTablesCount() == 0) {
+            throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' has no sharded tables, so there is no "
+                + "data to move; change the map with shardmapctl instead");
+          }
+          Proposal p = switch (ks.getStrategy()) {
+            case STRATEGY_RANGE -> range(spec, ks);
+            case STRATEGY_HASH -> bucket(spec, ks);
+            case STRATEGY_CONSISTENT_HASH -> ringNode(spec, ks);
+            case STRATEGY_DIRECTORY -> entries(spec, ks);
+            default -> throw ShardmapException.precondition("keyspace: '" + ks.getName() + "' uses " + ks.getStrategy()
+                + ", whose units the migrator does not move (move its data yourself, then change the map)");
+          };
+          List<KeyKind> kinds = checkTables(ks, p.source(), p.target(), spec.options().getCreateMissingTables());
+          if (p.entries() != null) {
+            requireStorable(ks, kinds, p.entries());
+          }
+          long now = clock.millis();
+          Migration.Builder mb = Migration.newBuilder().setId(id).setKeyspace(ks.getName()).setKeyType(ks.getKeyType())
+              .setSource(p.source()).setTarget(p.target()).addAllTables(ks.getTablesList())
+              .setRangeEpoch(p.epoch()).setRangeModRevision(p.recordRevision()).setSpecModRevision(specKv.modRevision())
+              .setOptions(spec.options()).setState(MigrationState.MIGRATION_STATE_PLANNED).setCreatedUnixMs(now)
+              .setUpdatedUnixMs(now);
+          if (p.unit() != null) {
+            mb.setUnit(p.unit());
+          } else {
+            mb.setRange(p.range().toProto(ks.getKeyType()));
+          }
+          Migration m = mb.build();
+          Txn.Builder txn = Txn.builder()
+              .compare(Compare.absent(paths.migration(id)))
+              .compare(Compare.modRevision(paths.spec(ks.getName()), specKv.modRevision()))
+              .put(paths.migration(id), m.toByteArray());
+          p.compares().forEach(txn::compare);
+          for (String marker : p.markers()) {
+            txn.compare(Compare.absent(marker)).put(marker, id.getBytes(StandardCharsets.UTF_8));
+          }
+          txn.put(paths.movingGuard(ks.getName()), new byte[0]);
+          return new CatalogTxns.Plan<>(txn.build(), rev -> new MigrationStore.Versioned(m, rev));
+        }, CatalogTxns.FRESH_READS);
   }
 
   /** Refuses a unit the keyspace's strategy does not have, naming the spec's field. */
@@ -215,21 +167,22 @@ public final class Planner {
     }
   }
 
-  private Proposal range(MoveSpec spec, KeyspaceSpec ks, KeyValue specKv) {
-    StoreLayout keys = ms.keys();
+  private Proposal range(MoveSpec spec, KeyspaceSpec ks) {
+    CatalogPaths paths = ms.paths();
     KeyType type = ks.getKeyType();
     KeyRange range = KeyRange.parse(type, spec.range(), "range");
-    if (spec.split() && (splitAt(ks, specKv.modRevision(), range.start()) | splitAt(ks, specKv.modRevision(), range.end()))) {
-      return null;
+    if (spec.split()) {
+      splitAt(ks.getName(), range.start());
+      splitAt(ks.getName(), range.end());
     }
-    KeyValue rangeKv = one(keys.range(ks.getName(), range.start()));
-    Route r = rangeKv == null ? null : KeyspaceMap.rangeRoute(type, parse(rangeKv, RangeAssignment.parser()), 0);
+    KeyValue rangeKv = one(paths.range(ks.getName(), range.start()));
+    Route r = rangeKv == null ? null : KeyspaceMap.rangeRoute(type, Records.decode(rangeKv, RangeAssignment.parser()), 0);
     if (r == null || !r.range().equals(range)) {
       throw ShardmapException.notFound("range: " + range.format(type) + " is not a range of keyspace '"
           + ks.getName() + "'" + (r == null ? "" : " (the range starting there is " + r.range().format(type) + ")")
           + "; pass --split to split it out first");
     }
-    KeyValue marker = one(keys.moving(ks.getName(), range.start()));
+    KeyValue marker = one(paths.moving(ks.getName(), range.start()));
     if (marker != null) {
       throw ShardmapException.precondition("range: " + range.format(type) + " of keyspace '" + ks.getName()
           + "' is already being moved by migration '" + marker.valueUtf8() + "'");
@@ -240,12 +193,12 @@ public final class Planner {
           + range.format(type) + " of keyspace '" + ks.getName() + "'");
     }
     return new Proposal(r.shard(), spec.target(), r.epoch(), rangeKv.modRevision(), range, null,
-        List.of(Compare.modRevision(keys.range(ks.getName(), range.start()), rangeKv.modRevision())),
-        List.of(keys.moving(ks.getName(), range.start())), null);
+        List.of(Compare.modRevision(paths.range(ks.getName(), range.start()), rangeKv.modRevision())),
+        List.of(paths.moving(ks.getName(), range.start())), null);
   }
 
   private KeyValue layout(KeyspaceSpec ks) {
-    KeyValue kv = one(ms.keys().layout(ks.getName()));
+    KeyValue kv = one(ms.paths().layout(ks.getName()));
     if (kv == null) {
       throw new ShardmapException(ErrorCode.INTERNAL, "keyspace: '" + ks.getName() + "' has no layout record");
     }
@@ -253,15 +206,15 @@ public final class Planner {
   }
 
   private Proposal bucket(MoveSpec spec, KeyspaceSpec ks) {
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     KeyValue kv = layout(ks);
-    HashLayout h = parse(kv, HashLayout.parser());
+    HashLayout h = Records.decode(kv, HashLayout.parser());
     int i = spec.bucket();
     if (i >= h.getBucketsCount()) {
       throw ShardmapException.invalid("bucket", "keyspace '" + ks.getName() + "' has buckets 0-"
           + (h.getBucketsCount() - 1) + ", got " + i);
     }
-    KeyValue marker = one(keys.movingBucket(ks.getName(), i));
+    KeyValue marker = one(paths.movingBucket(ks.getName(), i));
     if (marker != null) {
       throw ShardmapException.precondition("bucket: bucket " + i + " of keyspace '" + ks.getName()
           + "' is already being moved by migration '" + marker.valueUtf8() + "'");
@@ -275,15 +228,15 @@ public final class Planner {
     MigrationUnit unit = MigrationUnit.newBuilder().setBucket(HashBucketUnit.newBuilder().setBucket(i)
         .setBuckets(h.getBucketsCount())).build();
     return new Proposal(b.getShard(), spec.target(), b.getEpoch(), kv.modRevision(), null, unit,
-        List.of(Compare.modRevision(keys.layout(ks.getName()), kv.modRevision())),
-        List.of(keys.movingBucket(ks.getName(), i)), null);
+        List.of(Compare.modRevision(paths.layout(ks.getName()), kv.modRevision())),
+        List.of(paths.movingBucket(ks.getName(), i)), null);
   }
 
   private Proposal ringNode(MoveSpec spec, KeyspaceSpec ks) {
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     KeyValue kv = layout(ks);
-    RingLayout layout = parse(kv, RingLayout.parser());
-    KeyValue marker = one(keys.movingRing(ks.getName()));
+    RingLayout layout = Records.decode(kv, RingLayout.parser());
+    KeyValue marker = one(paths.movingRing(ks.getName()));
     String field = spec.ringJoin() ? "ringJoin" : "ringLeave";
     if (marker != null) {
       throw ShardmapException.precondition(field + ": a ring node of keyspace '" + ks.getName() + "' is already "
@@ -343,12 +296,12 @@ public final class Planner {
         .setArcAfter(c.after()).setArcUpTo(c.upTo()).setSuccessorShard(c.successor().shard())
         .setSuccessorVnode(c.successor().vnode())).build();
     return new Proposal(source, target, epoch, kv.modRevision(), null, unit,
-        List.of(Compare.modRevision(keys.layout(ks.getName()), kv.modRevision())),
-        List.of(keys.movingRing(ks.getName())), null);
+        List.of(Compare.modRevision(paths.layout(ks.getName()), kv.modRevision())),
+        List.of(paths.movingRing(ks.getName())), null);
   }
 
   private Proposal entries(MoveSpec spec, KeyspaceSpec ks) {
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
     KeyType type = ks.getKeyType();
     List<byte[]> parsed = new ArrayList<>();
     List<Compare> compares = new ArrayList<>();
@@ -364,19 +317,19 @@ public final class Planner {
       if (dup != null) {
         throw ShardmapException.invalid(field, "the same key as entries[" + dup + "]");
       }
-      KeyValue kv = one(keys.entry(ks.getName(), key));
+      KeyValue kv = one(paths.entry(ks.getName(), key));
       if (kv == null) {
         throw ShardmapException.notFound(field + ": key " + Keys.describe(type, key) + " has no entry in keyspace '"
             + ks.getName() + "' (keys routed by the fallback do not move one by one: give them entries first)");
       }
-      DirectoryEntry e = parse(kv, DirectoryEntry.parser());
+      DirectoryEntry e = Records.decode(kv, DirectoryEntry.parser());
       if (source == null) {
         source = e.getShard();
       } else if (!source.equals(e.getShard())) {
         throw ShardmapException.precondition(field + ": key " + Keys.describe(type, key) + " is owned by '"
             + e.getShard() + "', entries[0] by '" + source + "'; one migration moves the entries of one shard");
       }
-      KeyValue marker = one(keys.movingEntry(ks.getName(), key));
+      KeyValue marker = one(paths.movingEntry(ks.getName(), key));
       if (marker != null) {
         throw ShardmapException.precondition(field + ": key " + Keys.describe(type, key) + " of keyspace '"
             + ks.getName() + "' is already being moved by migration '" + marker.valueUtf8() + "'");
@@ -384,7 +337,7 @@ public final class Planner {
       epoch = Math.max(epoch, e.getEpoch());
       parsed.add(key);
       compares.add(Compare.modRevision(kv.key(), kv.modRevision()));
-      markers.add(keys.movingEntry(ks.getName(), key));
+      markers.add(paths.movingEntry(ks.getName(), key));
       unit.addKeys(Keys.toProto(type, key)).addModRevisions(kv.modRevision());
     }
     pg.shard("target", spec.target());
@@ -410,57 +363,23 @@ public final class Planner {
   }
 
   /**
-   * Makes {@code at} a range boundary if it is not one, with the directory's split rules (both halves keep
-   * owner and epoch), unless the range containing it is being moved. Returns true if it split.
+   * Makes {@code at} a range boundary if it is not one, by the admin API's own SplitRange edit ({@link
+   * MapEdits#split}: both halves keep owner and epoch; refused while the range containing it, or a stray
+   * marker at it, is being moved), committed on its own before the move is planned on the new map.
    */
-  private boolean splitAt(KeyspaceSpec ks, long specRevision, byte[] at) {
+  private void splitAt(String ks, byte[] at) {
     if (at.length == 0) {
-      return false;
+      return;
     }
-    StoreLayout keys = ms.keys();
-    KeyType type = ks.getKeyType();
-    RangeResult all = ms.read("reading ranges of " + ks.getName(),
-        () -> ms.store().getPrefix(keys.keyspacePrefix(ks.getName()) + "ranges/"));
-    KeyValue containing = null;
-    Route r = null;
-    for (KeyValue kv : all.kvs()) {
-      Route c = KeyspaceMap.rangeRoute(type, parse(kv, RangeAssignment.parser()), kv.modRevision());
-      if (c.range().contains(at)) {
-        containing = kv;
-        r = c;
+    ms.txns(MAX_ATTEMPTS).build().update("splitting keyspace '" + ks + "'", () -> {
+      KeyspaceRead read = ms.readKeyspace(ks);
+      KeyspaceMap k = read.snapshot().keyspace(ks);
+      if (java.util.Arrays.equals(k.ranges().route(at).range().start(), at)) {
+        return null; // already a boundary
       }
-    }
-    if (r == null) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "range: no range of keyspace '" + ks.getName()
-          + "' contains " + Keys.describe(type, at) + " (the map does not partition the key space)");
-    }
-    if (java.util.Arrays.equals(r.range().start(), at)) {
-      return false;
-    }
-    KeyValue marker = one(keys.moving(ks.getName(), r.range().start()));
-    if (marker != null) {
-      throw ShardmapException.precondition("range: splitting at " + Keys.describe(type, at) + " would split "
-          + r.range().format(type) + ", which migration '" + marker.valueUtf8() + "' is moving");
-    }
-    Route left = new Route(r.shard(), r.epoch(), KeyRange.of(r.range().start(), at, "range"), 0);
-    Route right = new Route(r.shard(), r.epoch(), KeyRange.of(at, r.range().end(), "range"), 0);
-    try {
-      ms.commit("splitting " + r.range().format(type), Txn.builder()
-          .compare(Compare.modRevision(keys.spec(ks.getName()), specRevision))
-          .compare(Compare.modRevision(containing.key(), containing.modRevision()))
-          .compare(Compare.absent(keys.range(ks.getName(), at)))
-          .compare(Compare.absent(keys.moving(ks.getName(), r.range().start())))
-          .put(containing.key(), KeyspaceMap.toProto(type, left).toByteArray())
-          .put(keys.range(ks.getName(), at), KeyspaceMap.toProto(type, right).toByteArray()).build());
-    } catch (ShardmapException e) {
-      if (!MigrationStore.isTransient(e)) {
-        throw e;
-      }
-      // Outcome unknown: the map read next says. A split still in flight cannot apply twice: it
-      // compares the absence of the new range's record.
-    }
-    // Whether it committed, lost a race or its outcome is unknown, the caller reads the map again.
-    return true;
+      MapEdits.Edit<MapEdits.Split> e = ms.edits().split(read.snapshot(), read.markers(), ks, at, "range");
+      return new CatalogTxns.Plan<>(e.txn(), rev -> e.value());
+    }, CatalogTxns.FRESH_READS);
   }
 
   /**
@@ -497,14 +416,6 @@ public final class Planner {
   private KeyValue one(String key) {
     RangeResult r = ms.read("reading " + key, () -> ms.store().get(key));
     return r.kvs().isEmpty() ? null : r.kvs().get(0);
-  }
-
-  private static <T> T parse(KeyValue kv, com.google.protobuf.Parser<T> parser) {
-    try {
-      return parser.parseFrom(kv.value());
-    } catch (InvalidProtocolBufferException e) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not valid", e);
-    }
   }
 
   private String generatedId() {

@@ -12,6 +12,7 @@ import io.shardmap.core.Keys;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.LongSupplier;
 import java.util.Objects;
 import org.postgresql.PGConnection;
 import org.postgresql.copy.CopyManager;
@@ -168,11 +169,16 @@ public final class RangeTableMove {
    * refuses TRUNCATE of the table while the move runs (it would not be captured).
    */
   public void installCapture(Connection source) throws SQLException {
+    installCapture(source, System::nanoTime);
+  }
+
+  /** As above; {@code ticker} times its DDL lock retries (the migrator passes its injected one). */
+  public void installCapture(Connection source, LongSupplier ticker) throws SQLException {
     String k = ident(keyColumn);
     String fn = "shardmap." + ident(objectName("capture"));
     String truncFn = "shardmap." + ident(objectName("notruncate"));
     Fences.ensureSchema(source);
-    ddl(source, s -> {
+    ddl(source, ticker, s -> {
       s.execute("CREATE SCHEMA IF NOT EXISTS shardmap");
       s.execute("CREATE TABLE IF NOT EXISTS " + changeLog() + " (seq bigserial PRIMARY KEY, key " + kind.sqlType()
           + " NOT NULL)");
@@ -197,7 +203,12 @@ public final class RangeTableMove {
 
   /** Source: removes the capture trigger and the change log (after cutover, or on cancel). */
   public void removeCapture(Connection source) throws SQLException {
-    ddl(source, s -> {
+    removeCapture(source, System::nanoTime);
+  }
+
+  /** As above; {@code ticker} times its DDL lock retries (the migrator passes its injected one). */
+  public void removeCapture(Connection source, LongSupplier ticker) throws SQLException {
+    ddl(source, ticker, s -> {
       s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("capture")) + " ON " + ident(table));
       s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("notruncate")) + " ON " + ident(table));
       s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(objectName("capture")) + "()");
@@ -553,8 +564,8 @@ public final class RangeTableMove {
    * one that waits for a long transaction would stop all writes: each attempt waits at most
    * {@link #DDL_LOCK_WAIT}, then gives way and retries after a pause.
    */
-  static void ddl(Connection c, SqlBody body) throws SQLException {
-    long deadline = System.nanoTime() + DDL_GIVE_UP.toNanos();
+  static void ddl(Connection c, LongSupplier ticker, SqlBody body) throws SQLException {
+    long deadline = ticker.getAsLong() + DDL_GIVE_UP.toNanos();
     for (int attempt = 1; ; attempt++) {
       try {
         inTransaction(c, s -> {
@@ -563,7 +574,7 @@ public final class RangeTableMove {
         });
         return;
       } catch (SQLException e) {
-        if (!"55P03".equals(e.getSQLState()) || System.nanoTime() > deadline) {
+        if (!"55P03".equals(e.getSQLState()) || ticker.getAsLong() - deadline > 0) {
           throw e;
         }
       }

@@ -1,5 +1,9 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.catalog.CatalogTxns;
+import io.shardmap.catalog.KeyspaceRead;
+import io.shardmap.catalog.MapEdits;
+import io.shardmap.catalog.Records;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.Ring;
 import io.shardmap.core.ShardmapException;
@@ -7,10 +11,7 @@ import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.internal.StoreLayout;
-import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
-import io.shardmap.store.Txn;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -27,8 +28,7 @@ import java.util.Map;
  * <p>Ring: adding joins the shard's nodes one at a time, removing makes its nodes leave one at a time,
  * each step decided on the layout as the previous step left it (a node's arc depends on its neighbours).
  * A node whose arc stays within its own shard (its successor is a node of the same shard) moves no data:
- * its layout change is written here directly, with the admin API's epoch rules and the same guards
- * ({@link #layoutOnly}).
+ * its layout change is written here directly, by the admin API's own edit ({@link MapEdits}).
  */
 public final class Resharder {
   private final MigrationStore ms;
@@ -44,11 +44,11 @@ public final class Resharder {
   public record RingStep(String shard, int vnode, boolean join, String from, String to, boolean movesData) {}
 
   public KeyspaceSpec spec(String keyspace, Strategy... allowed) {
-    KeyValue kv = UnitRecords.planningRead(ms, ms.keys().spec(keyspace));
+    KeyValue kv = UnitRecords.planningRead(ms, ms.paths().spec(keyspace));
     if (kv == null) {
       throw ShardmapException.notFound("keyspace: no keyspace '" + keyspace + "'");
     }
-    KeyspaceSpec spec = UnitRecords.parse(kv, KeyspaceSpec.parser());
+    KeyspaceSpec spec = Records.decode(kv, KeyspaceSpec.parser());
     if (!List.of(allowed).contains(spec.getStrategy())) {
       throw ShardmapException.precondition("keyspace: '" + keyspace + "' uses " + spec.getStrategy()
           + "; resharding adds or removes shards of STRATEGY_HASH and STRATEGY_CONSISTENT_HASH keyspaces");
@@ -57,7 +57,7 @@ public final class Resharder {
   }
 
   private KeyValue layout(String keyspace) {
-    KeyValue kv = UnitRecords.planningRead(ms, ms.keys().layout(keyspace));
+    KeyValue kv = UnitRecords.planningRead(ms, ms.paths().layout(keyspace));
     if (kv == null) {
       throw new ShardmapException(ErrorCode.INTERNAL, "keyspace: '" + keyspace + "' has no layout record");
     }
@@ -66,7 +66,7 @@ public final class Resharder {
 
   /** The bucket moves that add {@code shard} to (or remove it from) a hash keyspace. */
   public List<BucketMove> hashMoves(String keyspace, String shard, boolean add) {
-    HashLayout h = UnitRecords.parse(layout(keyspace), HashLayout.parser());
+    HashLayout h = Records.decode(layout(keyspace), HashLayout.parser());
     Map<String, List<Integer>> owned = new LinkedHashMap<>();
     for (int i = 0; i < h.getBucketsCount(); i++) {
       owned.computeIfAbsent(h.getBuckets(i).getShard(), s -> new ArrayList<>()).add(i);
@@ -111,26 +111,28 @@ public final class Resharder {
 
   /** How many nodes {@code shard} has on the ring. */
   public int vnodes(String keyspace, String shard) {
-    return RingNodes.vnodes(UnitRecords.parse(layout(keyspace), RingLayout.parser()), shard);
+    return RingNodes.vnodes(Records.decode(layout(keyspace), RingLayout.parser()), shard);
   }
 
   /** The share of the ring (hash space) that changes owner if {@code shard} gets {@code count} more nodes, or loses all. */
   public double ringMovedFraction(String keyspace, String shard, boolean add, int count) {
-    Ring before = Ring.of(UnitRecords.parse(layout(keyspace), RingLayout.parser()), 0);
+    Ring before = Ring.of(Records.decode(layout(keyspace), RingLayout.parser()), 0);
     Ring after = Ring.of(add ? before.withAddedNodes(shard, count) : before.withRemovedNodes(shard, 0), 0);
     return Ring.movedFraction(before, after);
   }
 
   /**
    * The next node of {@code shard} to join (or leave) the ring. When its arc stays with its own shard, the
-   * layout change is written here and the step says no data moves; otherwise the caller moves it with a
-   * migration.
+   * layout change is written here ({@link MapEdits#addRingNodes} / {@link MapEdits#removeRingNodes} of one
+   * node, the admin API's edits with their guards) and the step says no data moves; otherwise the caller
+   * moves it with a migration.
    */
   public RingStep nextRingStep(String keyspace, String shard, boolean join) {
-    for (int attempt = 1; ; attempt++) {
-      KeyspaceSpec spec = spec(keyspace, Strategy.STRATEGY_CONSISTENT_HASH);
-      KeyValue kv = layout(keyspace);
-      RingLayout layout = UnitRecords.parse(kv, RingLayout.parser());
+    RingStep[] moves = {null};
+    RingStep written = ms.txns(16).build().update("ring node of " + keyspace + (join ? " joining" : " leaving"), () -> {
+      spec(keyspace, Strategy.STRATEGY_CONSISTENT_HASH);
+      KeyspaceRead read = ms.readKeyspace(keyspace);
+      RingLayout layout = read.snapshot().keyspace(keyspace).ring().layout();
       RingNodes.Change c = join ? RingNodes.join(layout, shard) : RingNodes.leave(layout, shard);
       if (c == null) {
         throw ShardmapException.notFound("shard: '" + shard + "' has no node on the ring of keyspace '" + keyspace + "'");
@@ -145,42 +147,14 @@ public final class Resharder {
       }
       String other = c.successor().shard();
       if (!other.equals(shard)) {
-        return new RingStep(shard, c.node().vnode(), join, join ? other : shard, join ? shard : other, true);
+        moves[0] = new RingStep(shard, c.node().vnode(), join, join ? other : shard, join ? shard : other, true);
+        return null;
       }
-      if (layoutOnly(keyspace, spec, kv, layout, shard, join)) {
-        return new RingStep(shard, c.node().vnode(), join, shard, shard, false);
-      }
-      if (attempt >= 16) {
-        throw new ShardmapException(ErrorCode.ABORTED, "keyspace: the ring of '" + keyspace + "' kept changing; retry");
-      }
-    }
-  }
-
-  /**
-   * Adds or removes one node whose arc stays with its shard, as AddRingNodes / RemoveRingNodes would: one
-   * transaction comparing the spec and the layout as read and the absence of the ring's moving marker (no
-   * node may join or leave while a migration moves one). Returns false when it lost a race (read again).
-   */
-  private boolean layoutOnly(String keyspace, KeyspaceSpec spec, KeyValue kv, RingLayout layout, String shard,
-                             boolean join) {
-    StoreLayout keys = ms.keys();
-    KeyValue marker = UnitRecords.planningRead(ms, keys.movingRing(keyspace));
-    if (marker != null) {
-      throw ShardmapException.precondition("shard: a ring node of keyspace '" + keyspace + "' is being moved by "
-          + "migration '" + marker.valueUtf8() + "'");
-    }
-    Ring ring = Ring.of(layout, 0);
-    RingLayout next = join ? ring.withAddedNodes(shard, 1) : ring.withRemovedNodes(shard, 1);
-    KeyValue specKv = UnitRecords.planningRead(ms, keys.spec(keyspace));
-    Txn.Builder txn = Txn.builder()
-        .compare(Compare.modRevision(keys.spec(keyspace), specKv == null ? 0 : specKv.modRevision()))
-        .compare(Compare.modRevision(keys.layout(keyspace), kv.modRevision()))
-        .compare(Compare.absent(keys.movingRing(keyspace)))
-        .put(keys.layout(keyspace), next.toByteArray());
-    if (join) {
-      // The ownership guard (docs/data-model.md): the shard is registered, and deregistering it must fail.
-      txn.compare(Compare.present(keys.shard(shard))).put(keys.shardRef(shard), new byte[0]);
-    }
-    return ms.commit("ring node of " + spec.getName() + (join ? " joining" : " leaving"), txn.build()).succeeded();
+      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = join
+          ? ms.edits().addRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard")
+          : ms.edits().removeRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard");
+      return new CatalogTxns.Plan<>(e.txn(), rev -> new RingStep(shard, c.node().vnode(), join, shard, shard, false));
+    }, CatalogTxns.FRESH_READS);
+    return written != null ? written : moves[0];
   }
 }

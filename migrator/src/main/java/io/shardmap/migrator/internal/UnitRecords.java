@@ -1,22 +1,15 @@
 package io.shardmap.migrator.internal;
 
-import com.google.protobuf.InvalidProtocolBufferException;
-import io.shardmap.core.ErrorCode;
+import io.shardmap.catalog.Records;
 import io.shardmap.core.KeyRange;
-import io.shardmap.core.Keys;
-import io.shardmap.core.KeyspaceMap;
-import io.shardmap.core.Ring;
-import io.shardmap.core.Route;
-import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.BucketAssignment;
-import io.shardmap.proto.v1.DirectoryEntry;
 import io.shardmap.proto.v1.HashBucketUnit;
 import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.RingNodeUnit;
-import io.shardmap.server.internal.StoreLayout;
-import io.shardmap.store.Compare;
+import io.shardmap.catalog.CatalogPaths;
+import io.shardmap.catalog.MapEdits;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.RangeResult;
 import io.shardmap.store.Txn;
@@ -42,15 +35,15 @@ final class UnitRecords {
   }
 
   /** The unit's moving markers (one per directory entry). */
-  static List<String> markers(StoreLayout keys, Migration m) {
+  static List<String> markers(CatalogPaths paths, Migration m) {
     String ks = m.getKeyspace();
     if (!m.hasUnit()) {
-      return List.of(keys.moving(ks, KeyRange.fromProto(m.getKeyType(), m.getRange(), "range").start()));
+      return List.of(paths.moving(ks, KeyRange.fromProto(m.getKeyType(), m.getRange(), "range").start()));
     }
     return switch (m.getUnit().getKindCase()) {
-      case BUCKET -> List.of(keys.movingBucket(ks, m.getUnit().getBucket().getBucket()));
-      case RING_NODE -> List.of(keys.movingRing(ks));
-      case ENTRIES -> MoveUnits.keys(m).stream().map(k -> keys.movingEntry(ks, k)).toList();
+      case BUCKET -> List.of(paths.movingBucket(ks, m.getUnit().getBucket().getBucket()));
+      case RING_NODE -> List.of(paths.movingRing(ks));
+      case ENTRIES -> MoveUnits.keys(m).stream().map(k -> paths.movingEntry(ks, k)).toList();
       case KIND_NOT_SET -> throw new IllegalStateException("migration " + m.getId() + " has an empty unit");
     };
   }
@@ -61,22 +54,21 @@ final class UnitRecords {
    * the map no longer routes the unit as planned (then {@code txn} must not be committed).
    */
   static String handOver(MigrationStore ms, Migration m, Txn.Builder txn) {
-    StoreLayout keys = ms.keys();
+    CatalogPaths paths = ms.paths();
+    MapEdits edits = ms.edits();
     String ks = m.getKeyspace();
     if (!m.hasUnit()) {
       KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
-      Route moved = new Route(m.getTarget(), m.getRangeEpoch() + 1, range, 0);
-      txn.compare(Compare.modRevision(keys.range(ks, range.start()), m.getRangeModRevision()))
-          .put(keys.range(ks, range.start()), KeyspaceMap.toProto(m.getKeyType(), moved).toByteArray());
+      edits.handOverRange(txn, ks, m.getKeyType(), range, m.getRangeModRevision(), m.getTarget(), m.getRangeEpoch() + 1);
       return null;
     }
     switch (m.getUnit().getKindCase()) {
       case BUCKET -> {
-        KeyValue kv = one(ms, keys.layout(ks));
+        KeyValue kv = one(ms, paths.layout(ks));
         if (kv == null) {
           return "the keyspace's layout record is gone";
         }
-        HashLayout h = parse(kv, HashLayout.parser());
+        HashLayout h = Records.decode(kv, HashLayout.parser());
         HashBucketUnit u = m.getUnit().getBucket();
         if (h.getBucketsCount() != u.getBuckets()) {
           return "the keyspace now has " + h.getBucketsCount() + " buckets, not " + u.getBuckets();
@@ -85,17 +77,15 @@ final class UnitRecords {
         if (!b.getShard().equals(m.getSource()) || b.getEpoch() != m.getRangeEpoch()) {
           return "bucket " + u.getBucket() + " is now owned by '" + b.getShard() + "' at epoch " + b.getEpoch();
         }
-        HashLayout next = h.toBuilder().setBuckets(u.getBucket(), BucketAssignment.newBuilder()
-            .setShard(m.getTarget()).setEpoch(b.getEpoch() + 1)).build();
-        txn.compare(Compare.modRevision(keys.layout(ks), kv.modRevision())).put(keys.layout(ks), next.toByteArray());
+        edits.handOverBucket(txn, ks, h, kv.modRevision(), u.getBucket(), m.getTarget());
         return null;
       }
       case RING_NODE -> {
-        KeyValue kv = one(ms, keys.layout(ks));
+        KeyValue kv = one(ms, paths.layout(ks));
         if (kv == null) {
           return "the keyspace's layout record is gone";
         }
-        RingLayout layout = parse(kv, RingLayout.parser());
+        RingLayout layout = Records.decode(kv, RingLayout.parser());
         RingNodeUnit u = m.getUnit().getRingNode();
         RingNodes.Change now = u.getRemove() ? RingNodes.leave(layout, u.getShard()) : RingNodes.join(layout, u.getShard());
         long epoch = now == null ? -1 : u.getRemove() ? now.node().epoch() : now.successor().epoch();
@@ -104,20 +94,12 @@ final class UnitRecords {
             || now.successor().vnode() != u.getSuccessorVnode() || epoch != m.getRangeEpoch()) {
           return "the ring no longer has ring node " + u.getShard() + "#" + u.getVnode() + "'s arc as planned";
         }
-        Ring ring = Ring.of(layout, 0);
-        RingLayout next = u.getRemove() ? ring.withRemovedNodes(u.getShard(), 1) : ring.withAddedNodes(u.getShard(), 1);
-        txn.compare(Compare.modRevision(keys.layout(ks), kv.modRevision())).put(keys.layout(ks), next.toByteArray());
+        edits.handOverRingNode(txn, ks, layout, kv.modRevision(), u.getShard(), !u.getRemove());
         return null;
       }
       case ENTRIES -> {
-        List<byte[]> entryKeys = MoveUnits.keys(m);
-        List<Long> revisions = m.getUnit().getEntries().getModRevisionsList();
-        for (int i = 0; i < entryKeys.size(); i++) {
-          byte[] k = entryKeys.get(i);
-          DirectoryEntry e = DirectoryEntry.newBuilder().setKey(Keys.toProto(m.getKeyType(), k))
-              .setShard(m.getTarget()).setEpoch(m.getRangeEpoch() + 1).build();
-          txn.compare(Compare.modRevision(keys.entry(ks, k), revisions.get(i))).put(keys.entry(ks, k), e.toByteArray());
-        }
+        edits.handOverEntries(txn, ks, m.getKeyType(), MoveUnits.keys(m), m.getUnit().getEntries().getModRevisionsList(),
+            m.getTarget(), m.getRangeEpoch() + 1);
         return null;
       }
       default -> throw new IllegalStateException("migration " + m.getId() + " has an empty unit");
@@ -141,11 +123,4 @@ final class UnitRecords {
     return r.kvs().isEmpty() ? null : r.kvs().get(0);
   }
 
-  static <T> T parse(KeyValue kv, com.google.protobuf.Parser<T> parser) {
-    try {
-      return parser.parseFrom(kv.value());
-    } catch (InvalidProtocolBufferException e) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not valid", e);
-    }
-  }
 }

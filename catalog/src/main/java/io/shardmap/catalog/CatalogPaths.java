@@ -1,33 +1,12 @@
-package io.shardmap.server.internal;
+package io.shardmap.catalog;
 
-import com.google.protobuf.InvalidProtocolBufferException;
 import io.shardmap.core.Keys;
-import io.shardmap.core.ShardmapException;
-import io.shardmap.core.ErrorCode;
-import io.shardmap.proto.v1.DirectoryEntry;
-import io.shardmap.proto.v1.DirectoryLayout;
-import io.shardmap.proto.v1.GeoLayout;
-import io.shardmap.proto.v1.HashLayout;
-import io.shardmap.proto.v1.KeyType;
-import io.shardmap.proto.v1.KeyspaceSpec;
-import io.shardmap.proto.v1.MapChange;
-import io.shardmap.proto.v1.RangeAssignment;
-import io.shardmap.proto.v1.RingLayout;
-import io.shardmap.proto.v1.Shard;
-import io.shardmap.proto.v1.Strategy;
-import io.shardmap.store.KeyValue;
-import io.shardmap.store.WatchEvent;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.HashSet;
-import java.util.List;
-import java.util.Map;
-import java.util.Set;
-import java.util.function.Function;
+
 
 /**
- * Where each piece of the maps lives in etcd, and how etcd records turn into {@link MapChange}s.
- * Documented for operators in docs/data-model.md; this class and that page change together.
+ * Where each piece of the maps lives in etcd: the one key scheme that the directory server, the migrator
+ * and the tools share ({@link ChangeDecoder} turns the records back into map changes). Documented for
+ * operators in docs/data-model.md; this class and that page change together.
  *
  * <pre>
  * {root}/shards/{shard}                      Shard (protobuf)
@@ -46,13 +25,13 @@ import java.util.function.Function;
  * {root}/clients/{server}                    ClientPresence, under that directory server's lease
  * </pre>
  */
-public final class StoreLayout {
+public final class CatalogPaths {
   private final String root;
   private final String shards;
   private final String shardRefs;
   private final String keyspaces;
 
-  public StoreLayout(String root) {
+  public CatalogPaths(String root) {
     if (root.isEmpty() || !root.startsWith("/") || root.endsWith("/")) {
       throw new IllegalArgumentException("etcd prefix must start with '/' and not end with '/', got '"
           + root + "'");
@@ -66,6 +45,11 @@ public final class StoreLayout {
   /** Every key of Shardmap starts with this. */
   public String rootPrefix() {
     return root + "/";
+  }
+
+  /** Every shard registration starts with this. */
+  public String shardsPrefix() {
+    return shards;
   }
 
   public String shard(String name) {
@@ -124,7 +108,7 @@ public final class StoreLayout {
    * Rewritten (empty value) by every transaction that writes a moving marker of {@code ks}, so that
    * DropKeyspace can require "no marker written since I read none" with a compare on one known key:
    * etcd compares (as {@code store.Compare} exposes them) are per key, and a new marker's key is not known
-   * in advance. See AdminOps#dropKeyspace.
+   * in advance. See {@link MovingMarkers}.
    */
   public String movingGuard(String ks) {
     return keyspacePrefix(ks) + "moving-guard";
@@ -155,132 +139,12 @@ public final class StoreLayout {
     return clientsPrefix() + serverId;
   }
 
-  /**
-   * Translates the events of one revision into map changes. A keyspace dropped in this revision yields a
-   * single {@code keyspace_dropped} instead of one removal per record.
-   *
-   * @param specOf the spec of a keyspace as of the previous revision, or null (to decode keys of removed
-   *              records and layouts by strategy); read only for keyspaces this batch touches
-   */
-  public List<MapChange> toChanges(List<WatchEvent> events, Function<String, KeyspaceSpec> specOf) {
-    // Specs written by this batch; every other keyspace is looked up in the previous revision's map.
-    Map<String, KeyspaceSpec> written = new HashMap<>();
-    Function<String, KeyspaceSpec> known = ks -> written.containsKey(ks) ? written.get(ks) : specOf.apply(ks);
-    Set<String> dropped = new HashSet<>();
-    // Specs first: a keyspace created in this revision must be known before its layout is decoded.
-    for (WatchEvent e : events) {
-      Parsed p = parse(e.kv().key());
-      if (p != null && p.kind == Kind.SPEC) {
-        if (e.type() == WatchEvent.Type.PUT) {
-          written.put(p.keyspace, decode(e.kv(), KeyspaceSpec.parser()));
-        } else {
-          dropped.add(p.keyspace);
-        }
-      }
-    }
-    List<MapChange> out = new ArrayList<>();
-    for (WatchEvent e : events) {
-      Parsed p = parse(e.kv().key());
-      if (p == null) {
-        continue;
-      }
-      boolean put = e.type() == WatchEvent.Type.PUT;
-      if (p.keyspace != null && dropped.contains(p.keyspace) && p.kind != Kind.SPEC) {
-        continue;
-      }
-      MapChange.Builder c = MapChange.newBuilder().setModRevision(e.kv().modRevision());
-      switch (p.kind) {
-        case SHARD -> {
-          if (put) {
-            c.setShard(decode(e.kv(), Shard.parser()));
-          } else {
-            c.setShardRemoved(p.name);
-          }
-        }
-        case SPEC -> {
-          c.setKeyspace(p.keyspace);
-          if (put) {
-            c.setSpec(written.get(p.keyspace));
-          } else {
-            c.setKeyspaceDropped(true);
-          }
-        }
-        case LAYOUT -> {
-          KeyspaceSpec spec = known.apply(p.keyspace);
-          if (!put || spec == null) {
-            continue;
-          }
-          c.setKeyspace(p.keyspace);
-          decodeLayout(spec.getStrategy(), e.kv(), c);
-        }
-        case RANGE -> {
-          KeyspaceSpec spec = known.apply(p.keyspace);
-          if (spec == null) {
-            continue;
-          }
-          c.setKeyspace(p.keyspace);
-          if (put) {
-            c.setRange(decode(e.kv(), RangeAssignment.parser()));
-          } else {
-            c.setRangeRemovedStart(Keys.toProto(spec.getKeyType(), p.bytes));
-          }
-        }
-        case ENTRY -> {
-          KeyspaceSpec spec = known.apply(p.keyspace);
-          if (spec == null) {
-            continue;
-          }
-          c.setKeyspace(p.keyspace);
-          if (put) {
-            c.setEntry(decode(e.kv(), DirectoryEntry.parser()));
-          } else {
-            c.setEntryRemoved(Keys.toProto(spec.getKeyType(), p.bytes));
-          }
-        }
-        default -> {
-          continue;
-        }
-      }
-      out.add(c.build());
-    }
-    return out;
-  }
-
-  /** Map changes that rebuild the whole directory from a full read (each with its own mod revision). */
-  public List<MapChange> toChanges(List<KeyValue> all) {
-    List<WatchEvent> events = new ArrayList<>(all.size());
-    for (KeyValue kv : all) {
-      events.add(new WatchEvent(WatchEvent.Type.PUT, kv));
-    }
-    return toChanges(events, ks -> null);
-  }
-
-  private static void decodeLayout(Strategy strategy, KeyValue kv, MapChange.Builder c) {
-    switch (strategy) {
-      case STRATEGY_HASH -> c.setHash(decode(kv, HashLayout.parser()));
-      case STRATEGY_CONSISTENT_HASH -> c.setRing(decode(kv, RingLayout.parser()));
-      case STRATEGY_DIRECTORY -> c.setDirectory(decode(kv, DirectoryLayout.parser()));
-      case STRATEGY_GEOGRAPHIC -> c.setGeo(decode(kv, GeoLayout.parser()));
-      default -> throw new ShardmapException(ErrorCode.INTERNAL, "keyspace layout record " + kv.key()
-          + " for strategy " + strategy);
-    }
-  }
-
-  static <T> T decode(KeyValue kv, com.google.protobuf.Parser<T> parser) {
-    try {
-      return parser.parseFrom(kv.value());
-    } catch (InvalidProtocolBufferException e) {
-      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not a valid "
-          + "protobuf value", e);
-    }
-  }
-
   enum Kind { SHARD, SPEC, LAYOUT, RANGE, ENTRY }
 
   record Parsed(Kind kind, String name, String keyspace, byte[] bytes) {}
 
   /** Classifies a key; {@code null} for keys Shardmap does not route by (shardrefs, foreign keys). */
-  Parsed parse(String key) {
+  Parsed classify(String key) {
     if (key.startsWith(shards)) {
       return new Parsed(Kind.SHARD, key.substring(shards.length()), null, null);
     }

@@ -1,11 +1,7 @@
-package io.shardmap.server;
+package io.shardmap.catalog;
 
-import com.google.protobuf.InvalidProtocolBufferException;
-import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.ClientPresence;
-import io.shardmap.server.internal.Errors;
-import io.shardmap.server.internal.StoreLayout;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.RangeResult;
@@ -19,7 +15,8 @@ import java.util.concurrent.TimeUnit;
  * Which map revision every live SDK client has acknowledged: one read of the {@code ClientPresence} records
  * every directory server publishes at {@code {prefix}/clients/{server}} (see docs/client-sdk.md,
  * "Acknowledged revisions"). The migrator deletes a moved range's rows from the old shard only once
- * {@link Acks#allApplied} holds for the cutover revision.
+ * {@link Acks#allApplied} holds for the cutover revision. Written by the directory servers, read by
+ * the migrator.
  *
  * <p>What it can and cannot see:
  *
@@ -79,24 +76,20 @@ public final class ClientAcks {
   /**
    * Reads every server's record (one linearizable etcd read) and combines them.
    *
-   * @param layout the keys of the directory servers' {@code --etcd-prefix}
+   * @param paths the keys of the directory servers' {@code --etcd-prefix}
    * @throws ShardmapException UNAVAILABLE when etcd does not answer within {@code timeout}; INTERNAL for
    *     a record that is not a {@code ClientPresence}
    */
-  public static Acks read(MetaStore store, StoreLayout layout, Duration timeout) {
+  public static Acks read(MetaStore store, CatalogPaths paths, Duration timeout) {
     RangeResult r;
     try {
-      r = store.getPrefix(layout.clientsPrefix()).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      r = store.getPrefix(paths.clientsPrefix()).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
-      throw Errors.fromStore("reading the client presence records", e);
+      throw StoreErrors.fromStore("reading the client presence records", e);
     }
     List<ClientPresence> servers = new ArrayList<>(r.kvs().size());
     for (KeyValue kv : r.kvs()) {
-      try {
-        servers.add(ClientPresence.parseFrom(kv.value()));
-      } catch (InvalidProtocolBufferException e) {
-        throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not a ClientPresence", e);
-      }
+      servers.add(Records.decode(kv, ClientPresence.parser()));
     }
     return combine(servers);
   }
