@@ -56,6 +56,7 @@ final class Architecture {
       .layer("proto").definedBy("io.shardmap.proto..")
       .layer("core").definedBy("io.shardmap.core..")
       .layer("store").definedBy("io.shardmap.store..")
+      .layer("catalog").definedBy("io.shardmap.catalog..")
       .layer("testkit").definedBy("io.shardmap.testkit..")
       .layer("server").definedBy("io.shardmap.server..")
       .layer("client").definedBy("io.shardmap.client..")
@@ -66,11 +67,13 @@ final class Architecture {
       .whereLayer("proto").mayNotAccessAnyLayer()
       .whereLayer("core").mayOnlyAccessLayers("proto")
       .whereLayer("store").mayOnlyAccessLayers("core")
+      .whereLayer("catalog").mayOnlyAccessLayers("proto", "core", "store")
       .whereLayer("testkit").mayOnlyAccessLayers("store", "core", "proto")
-      .whereLayer("server").mayOnlyAccessLayers("proto", "core", "store")
+      .whereLayer("server").mayOnlyAccessLayers("proto", "core", "store", "catalog")
       .whereLayer("client").mayOnlyAccessLayers("proto", "core")
-      .whereLayer("migrator").mayOnlyAccessLayers("proto", "core", "store", "server")
+      .whereLayer("migrator").mayOnlyAccessLayers("proto", "core", "store", "catalog")
       .whereLayer("cli").mayOnlyAccessLayers("proto", "core")
       .whereLayer("examples").mayOnlyAccessLayers("client", "core", "proto")
-      .whereLayer("bench").mayOnlyAccessLayers("proto", "core", "store", "testkit", "server", "client", "migrator");
+      .whereLayer("bench").mayOnlyAccessLayers("proto", "core", "store", "catalog", "testkit", "server", "client",
+          "migrator");
 }
