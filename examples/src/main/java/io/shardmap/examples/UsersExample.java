@@ -9,7 +9,6 @@ import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.KeyType;
-import io.shardmap.proto.v1.Shard;
 import io.shardmap.support.cli.Durations;
 import java.io.PrintWriter;
 import java.sql.Array;

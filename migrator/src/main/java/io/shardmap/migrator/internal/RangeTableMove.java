@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.KeyRange;
+import io.shardmap.core.Keys;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.sql.Connection;
@@ -7,8 +9,6 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
-import io.shardmap.core.KeyRange;
-import io.shardmap.core.Keys;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -164,7 +164,7 @@ public final class RangeTableMove {
 
   /**
    * Source: creates the change log and the trigger that appends, in the writer's own transaction, the key
-   * of every row written inside the range (both keys when an UPDATE moves a row across the edge), and
+   * of every row written inside the unit (both keys when an UPDATE moves a row across its edge), and
    * refuses TRUNCATE of the table while the move runs (it would not be captured).
    */
   public void installCapture(Connection source) throws SQLException {
@@ -207,9 +207,10 @@ public final class RangeTableMove {
   }
 
   /**
-   * Copies every row of the range from source to target through binary COPY, streaming (nothing is held
-   * in memory). The target must not hold rows of the range yet (a restarted copy first calls
-   * {@link #clearTarget}). Returns the rows copied.
+   * Copies every row of the unit from source to target through one binary COPY, streaming (nothing is
+   * held in memory). The target must not hold rows of the unit yet ({@link #deleteBatch} clears them, as a
+   * cancel does). Returns the rows copied. The migrator copies in chunks ({@link #copyChunk}); this
+   * single-statement copy is what the copy benchmark compares them with.
    */
   public long copyRange(Connection source, Connection target) throws SQLException {
     CopyManager out = source.unwrap(PGConnection.class).getCopyAPI();
@@ -244,13 +245,6 @@ public final class RangeTableMove {
       copyColumns = cols;
     }
     return cols;
-  }
-
-  /** Target: deletes the range's rows (a restarted copy, or a cancel). */
-  public int clearTarget(Connection target) throws SQLException {
-    try (Statement s = target.createStatement()) {
-      return s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + inRange(ident(keyColumn)));
-    }
   }
 
   /**
@@ -326,7 +320,7 @@ public final class RangeTableMove {
   public record Verification(int chunks, int mismatched, long keysRepaired) {}
 
   /**
-   * Compares the range on both sides chunk by chunk and repairs every chunk that differs (see
+   * Compares the unit's rows on both sides chunk by chunk and repairs every chunk that differs (see
    * {@link #verifyChunk}).
    */
   public Verification verifyAndRepair(Connection source, Connection target, int chunkRows) throws SQLException {
@@ -458,7 +452,7 @@ public final class RangeTableMove {
   }
 
   /**
-   * Deletes up to {@code batchRows} rows of the range from {@code c} in one short transaction, passing
+   * Deletes up to {@code batchRows} rows of the unit from {@code c} in one short transaction, passing
    * the fence (the source's cleanup, or a cancelled move's target). Returns the rows deleted; 0 means none
    * is left.
    */
@@ -498,15 +492,6 @@ public final class RangeTableMove {
     }
   }
 
-  /** Rows of the range on {@code c}. */
-  public long countRange(Connection c) throws SQLException {
-    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT count(*) FROM " + ident(table)
-        + " WHERE " + inRange(ident(keyColumn)))) {
-      rs.next();
-      return rs.getLong(1);
-    }
-  }
-
   private static String summarize(Connection c, String sql) throws SQLException {
     try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
       rs.next();
@@ -530,17 +515,12 @@ public final class RangeTableMove {
   }
 
   /**
-   * Source: fences the range of this table alone (see {@link Fences#fence}, which fences every table of a
+   * Source: fences the unit in this table alone (see {@link Fences#fence}, which fences every table of a
    * migration in one transaction). Returns false, having changed nothing, when the lock did not come
    * within {@code budget}.
    */
   public boolean fence(Connection source, long fencedEpoch, Duration budget) throws SQLException {
     return Fences.fence(source, List.of(this), fencedEpoch, budget);
-  }
-
-  /** Source: lifts this migration's fence of this table (a cancel that had fenced). */
-  public void removeFence(Connection source) throws SQLException {
-    Fences.unfence(source, id, List.of(table));
   }
 
   /** How long one DDL attempt on a live table may wait for its lock (writers queue behind the request). */
