@@ -75,23 +75,30 @@ public final class Durations {
   }
 
   /** The converter of a duration option that must be positive (picocli names the option in its error). */
-  public static final class Positive implements CommandLine.ITypeConverter<Duration> {
-    @Override
-    public Duration convert(String value) {
-      try {
-        return parse(value, false);
-      } catch (IllegalArgumentException e) {
-        throw new CommandLine.TypeConversionException(e.getMessage());
-      }
+  public static final class Positive extends Converter {
+    public Positive() {
+      super(false);
     }
   }
 
   /** The converter of a duration option whose description says what {@code 0} means. */
-  public static final class ZeroAllowed implements CommandLine.ITypeConverter<Duration> {
+  public static final class ZeroAllowed extends Converter {
+    public ZeroAllowed() {
+      super(true);
+    }
+  }
+
+  private abstract static class Converter implements CommandLine.ITypeConverter<Duration> {
+    private final boolean zeroAllowed;
+
+    Converter(boolean zeroAllowed) {
+      this.zeroAllowed = zeroAllowed;
+    }
+
     @Override
     public Duration convert(String value) {
       try {
-        return parse(value, true);
+        return parse(value, zeroAllowed);
       } catch (IllegalArgumentException e) {
         throw new CommandLine.TypeConversionException(e.getMessage());
       }
