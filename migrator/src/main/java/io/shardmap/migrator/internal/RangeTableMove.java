@@ -1,5 +1,6 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.Backoff;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
 import java.io.ByteArrayOutputStream;
@@ -13,6 +14,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
 import org.postgresql.PGConnection;
 import org.postgresql.copy.CopyManager;
 import org.postgresql.copy.PGCopyOutputStream;
@@ -527,6 +529,11 @@ public final class RangeTableMove {
   static final Duration DDL_LOCK_WAIT = Duration.ofMillis(200);
   /** How long DDL keeps retrying before it fails naming the cause. */
   static final Duration DDL_GIVE_UP = Duration.ofMinutes(5);
+  /**
+   * Pauses between DDL attempts: 50 ms doubling to 2 s, jittered, so that migrations waiting for locks on
+   * one shard do not queue their lock requests (and the writers behind them) in step.
+   */
+  static final Backoff DDL_RETRY = Backoff.exponential(Duration.ofMillis(50), Duration.ofSeconds(2));
 
   /**
    * Runs DDL on a table that takes traffic. A DDL lock request queues every later writer behind it, so
@@ -535,7 +542,8 @@ public final class RangeTableMove {
    */
   static void ddl(Connection c, SqlBody body) throws SQLException {
     long deadline = System.nanoTime() + DDL_GIVE_UP.toNanos();
-    for (int attempt = 1; ; attempt++) {
+    Backoff.Attempts pauses = DDL_RETRY.start();
+    while (true) {
       try {
         inTransaction(c, s -> {
           s.execute("SET LOCAL lock_timeout = " + literal(DDL_LOCK_WAIT.toMillis() + "ms"));
@@ -548,7 +556,7 @@ public final class RangeTableMove {
         }
       }
       try {
-        Thread.sleep(Math.min(2_000, 50L * attempt));
+        TimeUnit.NANOSECONDS.sleep(pauses.nextPauseNanos());
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new SQLException("interrupted while waiting for a table lock", "57014", e);
