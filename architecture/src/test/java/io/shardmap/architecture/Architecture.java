@@ -21,7 +21,8 @@ import com.tngtech.archunit.library.Architectures.LayeredArchitecture;
  * ship no API and nothing depends on them.
  *
  * <p><b>Layers.</b> Imports go one way: proto, core, store, catalog, then the components (directory server,
- * client SDK, migrator), then what is built from them (CLIs, examples). Each layer lists what it may use;
+ * client SDK, migrator), then what is built from them (CLIs, examples); {@code cli-support} (the CLIs'
+ * shared exit codes, duration grammar and tables) sits beside them and uses no Shardmap layer. Each layer lists what it may use;
  * everything else is refused. The client SDK sits on core alone: an application never pulls in etcd, the
  * catalog or a server.
  */
@@ -61,6 +62,7 @@ final class Architecture {
       .layer("server").definedBy("io.shardmap.server..")
       .layer("client").definedBy("io.shardmap.client..")
       .layer("migrator").definedBy("io.shardmap.migrator..")
+      .layer("cli-support").definedBy("io.shardmap.support.cli..")
       .layer("cli").definedBy("io.shardmap.cli..")
       .layer("examples").definedBy("io.shardmap.examples..")
       .layer("bench").definedBy(BENCH)
@@ -69,11 +71,12 @@ final class Architecture {
       .whereLayer("store").mayOnlyAccessLayers("core")
       .whereLayer("catalog").mayOnlyAccessLayers("proto", "core", "store")
       .whereLayer("testkit").mayOnlyAccessLayers("store", "core", "proto")
-      .whereLayer("server").mayOnlyAccessLayers("proto", "core", "store", "catalog")
+      .whereLayer("server").mayOnlyAccessLayers("proto", "core", "store", "catalog", "cli-support")
       .whereLayer("client").mayOnlyAccessLayers("proto", "core")
-      .whereLayer("migrator").mayOnlyAccessLayers("proto", "core", "store", "catalog")
-      .whereLayer("cli").mayOnlyAccessLayers("proto", "core")
-      .whereLayer("examples").mayOnlyAccessLayers("client", "core", "proto")
+      .whereLayer("migrator").mayOnlyAccessLayers("proto", "core", "store", "catalog", "cli-support")
+      .whereLayer("cli-support").mayNotAccessAnyLayer()
+      .whereLayer("cli").mayOnlyAccessLayers("proto", "core", "cli-support")
+      .whereLayer("examples").mayOnlyAccessLayers("client", "core", "proto", "cli-support")
       .whereLayer("bench").mayOnlyAccessLayers("proto", "core", "store", "catalog", "testkit", "server", "client",
-          "migrator");
+          "migrator", "cli-support");
 }

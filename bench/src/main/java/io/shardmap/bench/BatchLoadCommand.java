@@ -14,6 +14,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -29,51 +30,15 @@ import picocli.CommandLine.Option;
 public final class BatchLoadCommand implements Callable<Integer> {
   public static final double GOAL_KEYS_PER_SECOND = 1_000_000;
 
-  @Option(names = "--store", defaultValue = "memory",
-      description = "Store under the server: memory (default; lookups never touch it) or etcd.")
-  DirectoryUnderTest.StoreKind store;
-
-  @Option(names = "--ranges", defaultValue = "64", description = "Ranges of the keyspace (1-126).")
-  int ranges;
-
-  @Option(names = "--shards", defaultValue = "8", description = "Shards owning them, round-robin.")
-  int shards;
+  @Mixin
+  final EchoComparisonOptions load = new EchoComparisonOptions(8, 2, 6, 3, 8, 1_000_000, 2);
 
   @Option(names = "--batch", defaultValue = "1000", description = "Keys per BatchLookup (1-100000).")
   int batch;
 
-  @Option(names = "--concurrency", defaultValue = "8", description = "Batches in flight.")
-  int concurrency;
-
-  @Option(names = "--channels", defaultValue = "2", description = "Client connections.")
-  int channels;
-
-  @Option(names = "--initial-warmup-seconds", defaultValue = "6",
-      description = "Warm-up of each target once before the first round (JIT of client and transports).")
-  double initialWarmupSeconds;
-
-  @Option(names = "--client-threads", defaultValue = "2",
-      description = "Event-loop threads of the load generator's connections (separate from the servers').")
-  int clientThreads;
-
-  @Option(names = "--warmup-seconds", defaultValue = "3", description = "Warm-up before each measured phase.")
-  double warmupSeconds;
-
-  @Option(names = "--seconds", defaultValue = "8", description = "Time limit of each measured phase.")
-  double seconds;
-
-  @Option(names = "--max-calls", defaultValue = "1000000", description = "Batch limit of each phase.")
-  long maxCalls;
-
-  @Option(names = "--rounds", defaultValue = "2", description = "Rounds, order alternating.")
-  int rounds;
-
   @Option(names = "--distinct-batches", defaultValue = "64",
       description = "Pre-built batches cycled through (uniformly random INT64 keys).")
   int distinctBatches;
-
-  @Option(names = "--seed", defaultValue = "1", description = "Seed of the random keys.")
-  long seed;
 
   /** In-process routing: keys routed per second on one thread. */
   public record InProcess(long keys, double seconds) {
@@ -99,16 +64,12 @@ public final class BatchLoadCommand implements Callable<Integer> {
   }
 
   public Result run(PrintStream out) throws Exception {
-    if (ranges < 1 || ranges > 126 || shards < 1 || shards > 1000 || channels < 1 || channels > 64
-        || batch < 1 || batch > 100_000 || distinctBatches < 1 || distinctBatches > 10_000) {
-      throw new IllegalArgumentException("ranges 1-126, shards 1-1000, channels 1-64, batch 1-100000, "
-          + "distinct-batches 1-10000");
+    if (batch < 1 || batch > 100_000 || distinctBatches < 1 || distinctBatches > 10_000) {
+      throw new IllegalArgumentException("batch 1-100000, distinct-batches 1-10000");
     }
-    Comparison.Settings settings = new Comparison.Settings(concurrency,
-        LookupLoadCommand.seconds(initialWarmupSeconds), LookupLoadCommand.seconds(warmupSeconds),
-        LookupLoadCommand.seconds(seconds), maxCalls, rounds);
+    Comparison.Settings settings = load.settings();
     out.println("batch-load | " + Report.environment());
-    SplittableRandom rnd = new SplittableRandom(seed);
+    SplittableRandom rnd = new SplittableRandom(load.seed);
     BatchLookupRequest[] requests = new BatchLookupRequest[distinctBatches];
     for (int b = 0; b < distinctBatches; b++) {
       BatchLookupRequest.Builder req = BatchLookupRequest.newBuilder().setKeyspace(RangeMaps.KEYSPACE);
@@ -117,13 +78,13 @@ public final class BatchLoadCommand implements Callable<Integer> {
       }
       requests[b] = req.build();
     }
-    try (DirectoryUnderTest dir = DirectoryUnderTest.start(store, ranges, shards);
-         ClientLoops loops = new ClientLoops(clientThreads);
-         Channels smCh = new Channels(loops, dir.port(), channels)) {
+    try (DirectoryUnderTest dir = DirectoryUnderTest.start(load.store, load.ranges, load.shards);
+         ClientLoops loops = new ClientLoops(load.clientThreads);
+         Channels smCh = new Channels(loops, dir.port(), load.channels)) {
       smCh.connect();
       BatchLookupResponse reply = checkAnswers(dir, smCh, requests);
       try (EchoServer echo = new EchoServer(LookupResponse.getDefaultInstance(), reply);
-           Channels echoCh = new Channels(loops, echo.port(), channels)) {
+           Channels echoCh = new Channels(loops, echo.port(), load.channels)) {
         echoCh.connect();
         BatchLookupResponse echoed = io.grpc.stub.ClientCalls.blockingUnaryCall(echoCh.first(),
             EchoServer.BATCH_LOOKUP, io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS),
@@ -138,8 +99,8 @@ public final class BatchLoadCommand implements Callable<Integer> {
         out.printf("client:  closed loop, %d batches in flight over %d channels (%d %s client threads), %d distinct "
                 + "batches; %.1f s initial warm-up per target; per phase %.1f s warm-up + %.1f s measured "
                 + "(max %,d batches); %d rounds, order alternating%n",
-            concurrency, channels, clientThreads, loops.describe(), distinctBatches, initialWarmupSeconds,
-            warmupSeconds, seconds, maxCalls, rounds);
+            load.concurrency, load.channels, load.clientThreads, loops.describe(), distinctBatches, load.initialWarmupSeconds,
+            load.warmupSeconds, load.seconds, load.maxCalls, load.rounds);
         Map<String, List<ClosedLoop.PhaseResult>> res = Comparison.run(List.of(
             new Comparison.Target("echo", new ClosedLoop<>(echoCh.list(), EchoServer.BATCH_LOOKUP, requests)),
             new Comparison.Target("shardmap", new ClosedLoop<>(smCh.list(),

@@ -3,14 +3,11 @@ package io.shardmap.bench;
 import io.shardmap.client.ClientOptions;
 import io.shardmap.client.ShardmapClient;
 import java.io.PrintStream;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -62,9 +59,7 @@ public final class ClientHeapCommand implements Callable<Integer> {
     if (ranges < 2 || ranges > 2_000_000 || shards < 1 || shards > 1000 || trials < 1 || trials > 50) {
       throw new IllegalArgumentException("ranges 2-2000000, shards 1-1000, trials 1-50");
     }
-    out.println("client-heap | " + Report.environment() + " | max heap "
-        + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB | gc "
-        + ManagementFactory.getGarbageCollectorMXBeans().get(0).getName());
+    out.println(HeapMeasure.environment("client-heap"));
     Path logDir = Files.createTempDirectory("shardmap-bench-heap");
     try (Closer closer = new Closer()) {
       // In-memory store: a server on etcd cannot load more than ~37,000 ranges (docs/benchmarks.md).
@@ -95,20 +90,15 @@ public final class ClientHeapCommand implements Callable<Integer> {
         // Interleaved, so a slow drift of the heap baseline hits all alike.
         client.add(retainedClient(big));
         tinyClient.add(retainedClient(tiny));
-        snapshot.add(HeapCommand.retained(() -> RangeMaps.rangeSnapshot(ranges, shards)));
-        tree.add(HeapCommand.retained(() -> {
-          TreeMap<Long, String> m = new TreeMap<>();
-          for (int i = 0; i < starts.length; i++) {
-            m.put(starts[i], names.get(i % names.size()));
-          }
-          return m;
-        }));
+        snapshot.add(HeapMeasure.retained(() -> RangeMaps.rangeSnapshot(ranges, shards)));
+        tree.add(HeapMeasure.retained(() -> HeapMeasure.treeMap(starts, names)));
         out.printf(Locale.ROOT, "  trial %d: client %,d B, client of '%s' %,d B, server snapshot %,d B, TreeMap %,d B%n",
             t + 1, client.get(t), TINY, tinyClient.get(t), snapshot.get(t), tree.get(t));
       }
-      Result r = new Result(ranges, median(client), median(tinyClient), median(snapshot), median(tree));
+      Result r = new Result(ranges, HeapMeasure.median(client), HeapMeasure.median(tinyClient),
+          HeapMeasure.median(snapshot), HeapMeasure.median(tree));
       out.println();
-      out.print(Report.table(List.of("structure", "retained bytes (median)", "bytes/range", "vs TreeMap"), List.of(
+      out.print(Report.table(HeapMeasure.HEADER, List.of(
           row("ShardmapClient following '" + RangeMaps.KEYSPACE + "' (whole client)", r.clientBytes(), r),
           row("ShardmapClient following '" + TINY + "' (2 ranges: fixed cost)", r.tinyClientBytes(), r),
           row("difference: the map as the client holds it", r.mapBytes(), r),
@@ -125,10 +115,10 @@ public final class ClientHeapCommand implements Callable<Integer> {
 
   /** Heap retained by a started client (it has loaded its map), measured while it runs; then closed. */
   private static long retainedClient(ClientOptions options) throws InterruptedException {
-    long before = HeapCommand.settledHeapUsed();
+    long before = HeapMeasure.settledHeapUsed();
     ShardmapClient c = ShardmapClient.start(options);
     try {
-      long after = HeapCommand.settledHeapUsed();
+      long after = HeapMeasure.settledHeapUsed();
       return after - before;
     } finally {
       c.close();
@@ -136,13 +126,6 @@ public final class ClientHeapCommand implements Callable<Integer> {
   }
 
   private static List<String> row(String name, long bytes, Result r) {
-    return List.of(name, Report.fmt(bytes, 0), Report.fmt((double) bytes / r.ranges(), 1),
-        Report.fmt((double) bytes / r.treeMapBytes(), 2) + "x");
-  }
-
-  private static long median(List<Long> v) {
-    long[] a = v.stream().mapToLong(Long::longValue).toArray();
-    Arrays.sort(a);
-    return a[a.length / 2];
+    return HeapMeasure.row(name, bytes, r.ranges(), r.treeMapBytes());
   }
 }

@@ -4,16 +4,10 @@ import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.proto.v1.MapChange;
 import io.shardmap.proto.v1.Shard;
 import java.io.PrintStream;
-import java.lang.management.ManagementFactory;
-import java.lang.management.MemoryMXBean;
-import java.lang.ref.Reference;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.TreeMap;
 import java.util.concurrent.Callable;
-import java.util.function.Supplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -27,9 +21,6 @@ import picocli.CommandLine.Option;
     description = "Retained heap of a range map of N INT64 ranges (as a directory server loads it) vs. a "
         + "TreeMap<Long,String> of the same ranges; median of several trials.")
 public final class HeapCommand implements Callable<Integer> {
-  /** Full collections per settle at most; heap use stops moving after two or three. */
-  private static final int MAX_GC_PER_SETTLE = 10;
-
   @Option(names = "--ranges", defaultValue = "100000", description = "Ranges of the map (2-10000000).")
   int ranges;
 
@@ -56,9 +47,7 @@ public final class HeapCommand implements Callable<Integer> {
     if (ranges < 2 || ranges > 10_000_000 || shards < 1 || shards > 1000 || trials < 1 || trials > 50) {
       throw new IllegalArgumentException("ranges 2-10000000, shards 1-1000, trials 1-50");
     }
-    out.println("heap | " + Report.environment() + " | max heap "
-        + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB | gc "
-        + ManagementFactory.getGarbageCollectorMXBeans().get(0).getName());
+    out.println(HeapMeasure.environment("heap"));
     long[] starts = RangeMaps.evenStarts(ranges);
     List<String> names = RangeMaps.shardNames(shards);
     List<Long> snapshot = new ArrayList<>();
@@ -66,21 +55,16 @@ public final class HeapCommand implements Callable<Integer> {
     List<Long> tree = new ArrayList<>();
     for (int t = 0; t < trials; t++) {
       // Interleaved, so a slow drift of the heap baseline hits all three alike.
-      snapshot.add(retained(() -> RangeMaps.rangeSnapshot(ranges, shards)));
-      shared.add(retained(() -> sharedNamesSnapshot(starts, names)));
-      tree.add(retained(() -> {
-        TreeMap<Long, String> m = new TreeMap<>();
-        for (int i = 0; i < starts.length; i++) {
-          m.put(starts[i], names.get(i % names.size()));
-        }
-        return m;
-      }));
+      snapshot.add(HeapMeasure.retained(() -> RangeMaps.rangeSnapshot(ranges, shards)));
+      shared.add(HeapMeasure.retained(() -> sharedNamesSnapshot(starts, names)));
+      tree.add(HeapMeasure.retained(() -> HeapMeasure.treeMap(starts, names)));
       out.printf(Locale.ROOT, "  trial %d: snapshot %,d B, snapshot (shared shard names) %,d B, TreeMap %,d B%n",
           t + 1, snapshot.get(t), shared.get(t), tree.get(t));
     }
-    Result r = new Result(ranges, median(snapshot), median(shared), median(tree));
+    Result r = new Result(ranges, HeapMeasure.median(snapshot), HeapMeasure.median(shared),
+        HeapMeasure.median(tree));
     out.println();
-    out.print(Report.table(List.of("structure", "retained bytes (median)", "bytes/range", "vs TreeMap"), List.of(
+    out.print(Report.table(HeapMeasure.HEADER, List.of(
         row("DirectorySnapshot, loaded from etcd records", r.snapshotBytes(), r),
         row("DirectorySnapshot, shard names shared", r.sharedNamesSnapshotBytes(), r),
         row("TreeMap<Long,String> (baseline)", r.treeMapBytes(), r))));
@@ -89,8 +73,7 @@ public final class HeapCommand implements Callable<Integer> {
   }
 
   private static List<String> row(String name, long bytes, Result r) {
-    return List.of(name, Report.fmt(bytes, 0), Report.fmt((double) bytes / r.ranges(), 1),
-        Report.fmt((double) bytes / r.treeMapBytes(), 2) + "x");
+    return HeapMeasure.row(name, bytes, r.ranges(), r.treeMapBytes());
   }
 
   /**
@@ -111,36 +94,5 @@ public final class HeapCommand implements Callable<Integer> {
           .setModRevision(RangeMaps.LOAD_REVISION).build());
     }
     return DirectorySnapshot.empty(0).apply(RangeMaps.LOAD_REVISION, changes);
-  }
-
-  /** Heap used after building minus before, both measured after full collections. */
-  static long retained(Supplier<Object> build) throws InterruptedException {
-    long before = settledHeapUsed();
-    Object o = build.get();
-    long after = settledHeapUsed();
-    Reference.reachabilityFence(o);
-    return after - before;
-  }
-
-  /** Heap used after full collections, once two in a row agree (or after a bounded number of them). */
-  static long settledHeapUsed() throws InterruptedException {
-    MemoryMXBean mem = ManagementFactory.getMemoryMXBean();
-    long last = -1;
-    for (int i = 0; i < MAX_GC_PER_SETTLE; i++) {
-      System.gc();
-      Thread.sleep(20);
-      long used = mem.getHeapMemoryUsage().getUsed();
-      if (used == last) {
-        return used;
-      }
-      last = used;
-    }
-    return last;
-  }
-
-  private static long median(List<Long> v) {
-    long[] a = v.stream().mapToLong(Long::longValue).toArray();
-    Arrays.sort(a);
-    return a[a.length / 2];
   }
 }

@@ -6,13 +6,13 @@ import io.shardmap.proto.v1.LookupRequest;
 import io.shardmap.proto.v1.LookupResponse;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
 import java.io.PrintStream;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -29,50 +29,12 @@ public final class LookupLoadCommand implements Callable<Integer> {
   /** The throughput the directory server should keep relative to the echo baseline. */
   public static final double GOAL_RATIO = 0.50;
 
-  @Option(names = "--store", defaultValue = "memory",
-      description = "Store under the server: memory (default; lookups never touch it) or etcd (a real "
-          + "single-member etcd from the local binary).")
-  DirectoryUnderTest.StoreKind store;
-
-  @Option(names = "--ranges", defaultValue = "64", description = "Ranges of the keyspace (1-126).")
-  int ranges;
-
-  @Option(names = "--shards", defaultValue = "8", description = "Shards owning them, round-robin.")
-  int shards;
-
-  @Option(names = "--concurrency", defaultValue = "64", description = "Calls in flight.")
-  int concurrency;
-
-  @Option(names = "--channels", defaultValue = "4", description = "Client connections the calls spread over.")
-  int channels;
-
-  @Option(names = "--initial-warmup-seconds", defaultValue = "10",
-      description = "Warm-up of each target once before the first round (JIT of client and transports).")
-  double initialWarmupSeconds;
-
-  @Option(names = "--client-threads", defaultValue = "2",
-      description = "Event-loop threads of the load generator's connections (separate from the servers').")
-  int clientThreads;
-
-  @Option(names = "--warmup-seconds", defaultValue = "4", description = "Warm-up before each measured phase.")
-  double warmupSeconds;
-
-  @Option(names = "--seconds", defaultValue = "10", description = "Time limit of each measured phase.")
-  double seconds;
-
-  @Option(names = "--max-calls", defaultValue = "3000000", description = "Call limit of each phase.")
-  long maxCalls;
-
-  @Option(names = "--rounds", defaultValue = "2",
-      description = "Rounds; each runs both targets, the order alternating (echo first in odd rounds).")
-  int rounds;
+  @Mixin
+  final EchoComparisonOptions load = new EchoComparisonOptions(64, 4, 10, 4, 10, 3_000_000, 2);
 
   @Option(names = "--distinct-keys", defaultValue = "4096",
       description = "Pre-built requests cycled through (uniformly random INT64 keys).")
   int distinctKeys;
-
-  @Option(names = "--seed", defaultValue = "1", description = "Seed of the random keys.")
-  long seed;
 
   public record Result(Report.Summary echo, Report.Summary shardmap) {
     public double ratio() {
@@ -87,26 +49,24 @@ public final class LookupLoadCommand implements Callable<Integer> {
   }
 
   public Result run(PrintStream out) throws Exception {
-    if (ranges < 1 || ranges > 126 || shards < 1 || shards > 1000 || channels < 1 || channels > 64
-        || distinctKeys < 1 || distinctKeys > 1_000_000) {
-      throw new IllegalArgumentException("ranges 1-126, shards 1-1000, channels 1-64, distinct-keys 1-1000000");
+    if (distinctKeys < 1 || distinctKeys > 1_000_000) {
+      throw new IllegalArgumentException("distinct-keys 1-1000000");
     }
-    Comparison.Settings settings = new Comparison.Settings(concurrency, seconds(initialWarmupSeconds),
-        seconds(warmupSeconds), seconds(seconds), maxCalls, rounds);
+    Comparison.Settings settings = load.settings();
     out.println("lookup-load | " + Report.environment());
-    SplittableRandom rnd = new SplittableRandom(seed);
+    SplittableRandom rnd = new SplittableRandom(load.seed);
     LookupRequest[] requests = new LookupRequest[distinctKeys];
     for (int i = 0; i < distinctKeys; i++) {
       requests[i] = LookupRequest.newBuilder().setKeyspace(RangeMaps.KEYSPACE)
           .setKey(RangeMaps.intKey(rnd.nextLong())).build();
     }
-    try (DirectoryUnderTest dir = DirectoryUnderTest.start(store, ranges, shards);
-         ClientLoops loops = new ClientLoops(clientThreads);
-         Channels smCh = new Channels(loops, dir.port(), channels)) {
+    try (DirectoryUnderTest dir = DirectoryUnderTest.start(load.store, load.ranges, load.shards);
+         ClientLoops loops = new ClientLoops(load.clientThreads);
+         Channels smCh = new Channels(loops, dir.port(), load.channels)) {
       smCh.connect();
       LookupResponse reply = checkAnswers(dir, smCh, requests);
       try (EchoServer echo = new EchoServer(reply, BatchLookupResponse.getDefaultInstance());
-           Channels echoCh = new Channels(loops, echo.port(), channels)) {
+           Channels echoCh = new Channels(loops, echo.port(), load.channels)) {
         echoCh.connect();
         LookupResponse echoed = io.grpc.stub.ClientCalls.blockingUnaryCall(echoCh.first(), EchoServer.LOOKUP,
             io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS), requests[0]);
@@ -119,8 +79,8 @@ public final class LookupLoadCommand implements Callable<Integer> {
         out.printf("client:  closed loop, %d calls in flight over %d channels (%d %s client threads), %d distinct "
                 + "keys; %.1f s initial warm-up per target; per phase %.1f s warm-up + %.1f s measured "
                 + "(max %,d calls); %d rounds, order alternating%n",
-            concurrency, channels, clientThreads, loops.describe(), distinctKeys, initialWarmupSeconds,
-            warmupSeconds, seconds, maxCalls, rounds);
+            load.concurrency, load.channels, load.clientThreads, loops.describe(), distinctKeys, load.initialWarmupSeconds,
+            load.warmupSeconds, load.seconds, load.maxCalls, load.rounds);
         Map<String, List<ClosedLoop.PhaseResult>> res = Comparison.run(List.of(
             new Comparison.Target("echo", new ClosedLoop<>(echoCh.list(), EchoServer.LOOKUP, requests)),
             new Comparison.Target("shardmap", new ClosedLoop<>(smCh.list(),
@@ -172,12 +132,5 @@ public final class LookupLoadCommand implements Callable<Integer> {
     return List.of(s.target(), Report.fmt(s.completed(), 0), Report.fmt(s.callsPerSecond(), 0),
         Report.micros(s.p50()), Report.micros(s.p99()), Report.micros(s.p999()), Report.micros(s.max()),
         Report.fmt(s.cpuMicrosPerCall(), 1), Long.toString(s.gcMillis()), Long.toString(s.errors()));
-  }
-
-  static Duration seconds(double s) {
-    if (!(s >= 0) || s > 600) {
-      throw new IllegalArgumentException("seconds must be 0-600, got " + s);
-    }
-    return Duration.ofNanos((long) (s * 1e9));
   }
 }

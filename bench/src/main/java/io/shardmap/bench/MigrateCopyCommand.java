@@ -3,7 +3,6 @@ package io.shardmap.bench;
 import io.shardmap.migrator.Migrator;
 import io.shardmap.migrator.MoveSpec;
 import io.shardmap.migrator.internal.RangeTableMove;
-import io.shardmap.proto.v1.MigrationState;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.io.PrintStream;
 import java.sql.Connection;

@@ -107,6 +107,19 @@ class SmokeTest {
 
   @Test
   @Timeout(120)
+  void sqlRoutingTimesEveryCaseAgainstItsBaseline() throws Exception {
+    SqlRoutingCommand c = new SqlRoutingCommand();
+    new CommandLine(c).parseArgs("--rows", "2000", "--rounds", "1");
+    c.run(out);
+    // Each count was checked against core before its time was printed.
+    for (String row : new String[] {"baseline: g % 16 = 3", "int8 key bucket", "short text key bucket",
+        "~105-byte text key bucket"}) {
+      assertTrue(output().contains(row), output());
+    }
+  }
+
+  @Test
+  @Timeout(120)
   void clientHeapMeasuresARealClient() throws Exception {
     ClientHeapCommand c = new ClientHeapCommand();
     new CommandLine(c).parseArgs("--ranges", "20000", "--trials", "1");

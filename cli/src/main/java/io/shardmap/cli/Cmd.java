@@ -5,6 +5,8 @@ import com.google.protobuf.MessageOrBuilder;
 import com.google.protobuf.util.JsonFormat;
 import io.shardmap.proto.v1.EtcdQuorum;
 import io.shardmap.proto.v1.Freshness;
+import io.shardmap.support.cli.ExitCode;
+import io.shardmap.support.cli.Table;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -27,7 +29,7 @@ abstract class Cmd implements Callable<Integer> {
     execute(ctl());
     ctl().out.flush();
     ctl().err.flush();
-    return ShardmapCtl.EXIT_OK;
+    return ExitCode.OK.code();
   }
 
   abstract void execute(ShardmapCtl ctl);
@@ -64,7 +66,7 @@ abstract class Cmd implements Callable<Integer> {
   }
 
   void table(List<String> header, List<List<String>> rows) {
-    Text.table(ctl().out, header, rows);
+    Table.print(ctl().out, header, rows);
   }
 
   /** Reports the share of the key space whose owner a change moved. */
@@ -74,8 +76,7 @@ abstract class Cmd implements Callable<Integer> {
 
   /** Prints {@code name  value} lines, values aligned. */
   void keyValues(Map<String, String> values) {
-    int w = values.keySet().stream().mapToInt(String::length).max().orElse(0);
-    values.forEach((k, v) -> line(k + " ".repeat(w - k.length() + 2) + v));
+    Table.keyValues(ctl().out, values);
   }
 
   /** Warns on stderr when the answer came from a server that cannot currently confirm it is up to date. */

@@ -8,6 +8,7 @@ import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.RegionAssignment;
 import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.RingShard;
+import io.shardmap.support.cli.Table;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.List;
@@ -22,7 +23,7 @@ final class Layouts {
     for (RangeAssignment r : ranges) {
       rows.add(List.of(Text.range(r.getRange()), r.getShard(), Long.toString(r.getEpoch())));
     }
-    Text.table(out, List.of("RANGE", "SHARD", "EPOCH"), rows);
+    Table.print(out, List.of("RANGE", "SHARD", "EPOCH"), rows);
   }
 
   static void buckets(PrintWriter out, HashLayout hash) {
@@ -31,7 +32,7 @@ final class Layouts {
       BucketAssignment b = hash.getBuckets(i);
       rows.add(List.of(Integer.toString(i), b.getShard(), Long.toString(b.getEpoch())));
     }
-    Text.table(out, List.of("BUCKET", "SHARD", "EPOCH"), rows);
+    Table.print(out, List.of("BUCKET", "SHARD", "EPOCH"), rows);
   }
 
   static void ring(PrintWriter out, RingLayout ring) {
@@ -42,7 +43,7 @@ final class Layouts {
           : e.getMin() == e.getMax() ? Long.toString(e.getMin()) : e.getMin() + "-" + e.getMax();
       rows.add(List.of(s.getShard(), Integer.toString(s.getVnodeEpochsCount()), epochs));
     }
-    Text.table(out, List.of("SHARD", "VNODES", "EPOCHS"), rows);
+    Table.print(out, List.of("SHARD", "VNODES", "EPOCHS"), rows);
   }
 
   static void entries(PrintWriter out, List<DirectoryEntry> entries) {
@@ -50,7 +51,7 @@ final class Layouts {
     for (DirectoryEntry e : entries) {
       rows.add(List.of(Text.key(e.getKey()), e.getShard(), Long.toString(e.getEpoch())));
     }
-    Text.table(out, List.of("KEY", "SHARD", "EPOCH"), rows);
+    Table.print(out, List.of("KEY", "SHARD", "EPOCH"), rows);
   }
 
   static void regions(PrintWriter out, GeoLayout geo) {
@@ -59,6 +60,6 @@ final class Layouts {
       rows.add(List.of(r.getRegion(), r.getShard(), Long.toString(r.getEpoch()),
           r.getRegion().equals(geo.getDefaultRegion()) ? "yes" : ""));
     }
-    Text.table(out, List.of("REGION", "SHARD", "EPOCH", "DEFAULT"), rows);
+    Table.print(out, List.of("REGION", "SHARD", "EPOCH", "DEFAULT"), rows);
   }
 }

@@ -11,19 +11,21 @@ import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.ListKeyspacesRequest;
 import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
+import io.shardmap.support.cli.Durations;
+import io.shardmap.support.cli.Errors;
+import io.shardmap.support.cli.ExitCode;
 import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.ScopeType;
 
 /**
@@ -48,21 +50,18 @@ import picocli.CommandLine.ScopeType;
     },
     footer = {
       "",
-      "Exit codes: 0 ok; 2 usage or INVALID_ARGUMENT; 3 NOT_FOUND;",
-      "4 ALREADY_EXISTS or FAILED_PRECONDITION; 5 UNAVAILABLE or DEADLINE_EXCEEDED; 1 anything else.",
-      "Run 'shardmapctl COMMAND --help' for the options of a command."
+      "Run 'shardmapctl COMMAND --help' for the options of a command.",
+      ""
+      // The exit codes follow, generated from ExitCode (see run).
     })
 public final class ShardmapCtl {
   static final String DEFAULT_SERVER = "127.0.0.1:7700";
   static final String SERVER_ENV = "SHARDMAP_SERVER";
   static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(10);
 
-  public static final int EXIT_OK = 0;
-  public static final int EXIT_OTHER = 1;
-  public static final int EXIT_USAGE = 2;
-  public static final int EXIT_NOT_FOUND = 3;
-  public static final int EXIT_CONFLICT = 4;
-  public static final int EXIT_UNAVAILABLE = 5;
+  /** The exit codes shardmapctl can end with, as its --help lists them. */
+  static final ExitCode[] EXIT_CODES = {ExitCode.OK, ExitCode.USAGE, ExitCode.NOT_FOUND, ExitCode.REFUSED,
+      ExitCode.UNAVAILABLE, ExitCode.ABORTED, ExitCode.OTHER};
 
   /** How results are printed. */
   enum Format { text, json }
@@ -78,8 +77,9 @@ public final class ShardmapCtl {
   Format format;
 
   @Option(names = "--timeout", scope = ScopeType.INHERIT, paramLabel = "DURATION",
-      converter = DurationConverter.class,
-      description = "Deadline of each RPC, e.g. 500ms, 10s, 2m (default 10s; watch streams have none).")
+      converter = Durations.Positive.class,
+      description = "Deadline of each RPC: 500ms, 10s, 2m, 1h or ISO-8601 PT10S (default 10s; watch streams "
+          + "have none).")
   Duration timeout;
 
   @Option(names = {"-h", "--help"}, usageHelp = true, scope = ScopeType.INHERIT,
@@ -124,7 +124,10 @@ public final class ShardmapCtl {
     cl.setOut(out);
     cl.setErr(err);
     cl.setCaseInsensitiveEnumValuesAllowed(true);
-    cl.setParameterExceptionHandler((ex, a) -> root.usageError(ex));
+    List<String> footer = new ArrayList<>(List.of(cl.getCommandSpec().usageMessage().footer()));
+    footer.addAll(List.of(ExitCode.footer(EXIT_CODES)));
+    cl.getCommandSpec().usageMessage().footer(footer.toArray(String[]::new));
+    cl.setParameterExceptionHandler((ex, a) -> Errors.usageError(err, ex));
     cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> root.failure(ex));
     try {
       return cl.execute(args);
@@ -202,14 +205,6 @@ public final class ShardmapCtl {
     }
   }
 
-  private int usageError(ParameterException ex) {
-    err.println("error: usage: " + ex.getMessage());
-    CommandLine.UnmatchedArgumentException.printSuggestions(ex, err);
-    err.println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help'.");
-    err.flush();
-    return EXIT_USAGE;
-  }
-
   private int failure(Exception ex) {
     String code;
     String message;
@@ -227,9 +222,7 @@ public final class ShardmapCtl {
       code = Status.Code.UNKNOWN.name();
       message = ex.toString();
     }
-    err.println("error: " + code + ": " + message);
-    err.flush();
-    return exitCode(code);
+    return Errors.failure(err, code, message, ExitCode.ofStatus(code));
   }
 
   private String describe(Status s) {
@@ -245,42 +238,5 @@ public final class ShardmapCtl {
       b.append(" [server ").append(target()).append(']');
     }
     return b.toString();
-  }
-
-  /** The exit code of a failure with this gRPC status code name. */
-  static int exitCode(String grpcCode) {
-    return switch (grpcCode) {
-      case "OK" -> EXIT_OK;
-      // OUT_OF_RANGE: an argument past what exists (watch --after beyond etcd's revision).
-      case "INVALID_ARGUMENT", "OUT_OF_RANGE" -> EXIT_USAGE;
-      case "NOT_FOUND" -> EXIT_NOT_FOUND;
-      case "ALREADY_EXISTS", "FAILED_PRECONDITION" -> EXIT_CONFLICT;
-      case "UNAVAILABLE", "DEADLINE_EXCEEDED" -> EXIT_UNAVAILABLE;
-      default -> EXIT_OTHER;
-    };
-  }
-
-  /** Durations as people type them: {@code 250ms}, {@code 10s}, {@code 2m}; a bare number is seconds. */
-  static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
-    private static final Pattern P = Pattern.compile("(\\d{1,9})(ms|s|m)?");
-
-    @Override
-    public Duration convert(String value) {
-      Matcher m = P.matcher(value.trim());
-      if (!m.matches()) {
-        throw new CommandLine.TypeConversionException("'" + value + "' is not a duration like 500ms, 10s or 2m");
-      }
-      long n = Long.parseLong(m.group(1));
-      String unit = m.group(2) == null ? "s" : m.group(2);
-      Duration d = switch (unit) {
-        case "ms" -> Duration.ofMillis(n);
-        case "m" -> Duration.ofMinutes(n);
-        default -> Duration.ofSeconds(n);
-      };
-      if (d.isZero()) {
-        throw new CommandLine.TypeConversionException("a timeout must be positive");
-      }
-      return d;
-    }
   }
 }

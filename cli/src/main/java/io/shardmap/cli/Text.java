@@ -9,9 +9,7 @@ import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.ShardState;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
-import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.stream.Collectors;
@@ -91,40 +89,5 @@ final class Text {
   /** A one-line summary of a keyspace definition. */
   static String summary(KeyspaceSpec s) {
     return s.getName() + " (" + keyType(s.getKeyType()) + " keys, " + strategy(s.getStrategy()) + ")";
-  }
-
-  /**
-   * Prints rows under a header, each column as wide as its widest cell, columns two spaces apart, no
-   * trailing blanks. The header alone is printed for no rows, so an empty result is still visible.
-   */
-  static void table(PrintWriter out, List<String> header, List<List<String>> rows) {
-    int[] width = new int[header.size()];
-    List<List<String>> all = new ArrayList<>(rows.size() + 1);
-    all.add(header);
-    all.addAll(rows);
-    for (List<String> row : all) {
-      if (row.size() != width.length) {
-        throw new IllegalArgumentException("row " + row + " has " + row.size() + " cells, header has "
-            + width.length);
-      }
-      for (int i = 0; i < width.length; i++) {
-        width[i] = Math.max(width[i], row.get(i).length());
-      }
-    }
-    for (List<String> row : all) {
-      StringBuilder b = new StringBuilder();
-      for (int i = 0; i < width.length; i++) {
-        String cell = row.get(i);
-        b.append(cell);
-        if (i < width.length - 1) {
-          b.append(" ".repeat(width[i] - cell.length() + 2));
-        }
-      }
-      int end = b.length();
-      while (end > 0 && b.charAt(end - 1) == ' ') {
-        end--;
-      }
-      out.println(b.substring(0, end));
-    }
   }
 }

@@ -4,8 +4,8 @@
  *
  * <p>Guarantees scripts can rely on: {@code --output json} prints exactly the protobuf JSON of the RPC's
  * response (one document per command; one compact document per line for {@code watch}), errors go to
- * stderr as {@code error: <STATUS>: <message>}, and the exit code classifies the failure (see {@link
- * io.shardmap.cli.ShardmapCtl#exitCode}). Keys and range specs are parsed with the keyspace's key type by
+ * stderr as {@code error: <STATUS>: <message>}, and the exit code classifies the failure by the one table
+ * every Shardmap CLI shares ({@link io.shardmap.support.cli.ExitCode}). Keys and range specs are parsed with the keyspace's key type by
  * {@link io.shardmap.core.KeyRange}, the same parser the rest of Shardmap uses.
  */
 package io.shardmap.cli;

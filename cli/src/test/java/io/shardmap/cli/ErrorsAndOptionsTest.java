@@ -33,7 +33,7 @@ class ErrorsAndOptionsTest {
     "FAILED_PRECONDITION, 4",
     "UNAVAILABLE, 5",
     "DEADLINE_EXCEEDED, 5",
-    "ABORTED, 1",
+    "ABORTED, 7",
     "INTERNAL, 1",
     "PERMISSION_DENIED, 1",
   })
@@ -122,10 +122,18 @@ class ErrorsAndOptionsTest {
 
   @Test
   void durations() {
-    ShardmapCtl.DurationConverter c = new ShardmapCtl.DurationConverter();
-    assertEquals(java.time.Duration.ofMillis(250), c.convert("250ms"));
-    assertEquals(java.time.Duration.ofSeconds(10), c.convert("10s"));
-    assertEquals(java.time.Duration.ofSeconds(7), c.convert("7"));
-    assertEquals(java.time.Duration.ofMinutes(2), c.convert("2m"));
+    // --timeout takes the one grammar of every Shardmap CLI (io.shardmap.support.cli.Durations): a unit is
+    // required (a bare number used to mean seconds) and zero is refused.
+    fake.answer("ListShards", ListShardsResponse.getDefaultInstance());
+    for (String ok : List.of("9000ms", "10s", "2m", "1h", "PT10S")) {
+      assertEquals(0, fake.run("--timeout", ok, "shard", "list").code(), ok);
+    }
+    Result bare = fake.run("--timeout", "7", "shard", "list");
+    assertEquals(2, bare.code(), bare::toString);
+    assertTrue(bare.err().contains("Invalid value for option '--timeout': '7' is not a duration: a number needs a "
+        + "unit"), bare::toString);
+    Result zero = fake.run("--timeout", "0s", "shard", "list");
+    assertEquals(2, zero.code(), zero::toString);
+    assertTrue(zero.err().contains("'--timeout'") && zero.err().contains("positive"), zero::toString);
   }
 }

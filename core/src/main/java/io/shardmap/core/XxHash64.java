@@ -7,11 +7,13 @@ package io.shardmap.core;
  * {@link Keys}); {@link #hashInt64} is the allocation-free equivalent for integer keys.
  */
 public final class XxHash64 {
-  private static final long P1 = 0x9E3779B185EBCA87L;
-  private static final long P2 = 0xC2B2AE3D27D4EB4FL;
-  private static final long P3 = 0x165667B19E3779F9L;
-  private static final long P4 = 0x85EBCA77C2B2AE63L;
-  private static final long P5 = 0x27D4EB2F165667C5L;
+  // The spec's five primes, PRIME64_1 to PRIME64_5. Public because the migrator's SQL port of this
+  // function (migrator internal SqlRouting) must use the very same constants; it takes them from here.
+  public static final long PRIME64_1 = 0x9E3779B185EBCA87L;
+  public static final long PRIME64_2 = 0xC2B2AE3D27D4EB4FL;
+  public static final long PRIME64_3 = 0x165667B19E3779F9L;
+  public static final long PRIME64_4 = 0x85EBCA77C2B2AE63L;
+  public static final long PRIME64_5 = 0x27D4EB2F165667C5L;
 
   private XxHash64() {}
 
@@ -19,9 +21,9 @@ public final class XxHash64 {
   public static long hashInt64(long key) {
     // The canonical bytes are big-endian (key ^ MIN_VALUE); xxHash reads words little-endian.
     long word = Long.reverseBytes(key ^ Long.MIN_VALUE);
-    long h = P5 + 8;
+    long h = PRIME64_5 + 8;
     h ^= round(0, word);
-    h = Long.rotateLeft(h, 27) * P1 + P4;
+    h = Long.rotateLeft(h, 27) * PRIME64_1 + PRIME64_4;
     return avalanche(h);
   }
 
@@ -34,10 +36,10 @@ public final class XxHash64 {
     long h;
     int p = off;
     if (len >= 32) {
-      long v1 = P1 + P2;
-      long v2 = P2;
+      long v1 = PRIME64_1 + PRIME64_2;
+      long v2 = PRIME64_2;
       long v3 = 0;
-      long v4 = -P1;
+      long v4 = -PRIME64_1;
       int limit = end - 32;
       do {
         v1 = round(v1, readLongLe(b, p));
@@ -53,43 +55,43 @@ public final class XxHash64 {
       h = mergeRound(h, v3);
       h = mergeRound(h, v4);
     } else {
-      h = P5;
+      h = PRIME64_5;
     }
     h += len;
     while (p + 8 <= end) {
       h ^= round(0, readLongLe(b, p));
-      h = Long.rotateLeft(h, 27) * P1 + P4;
+      h = Long.rotateLeft(h, 27) * PRIME64_1 + PRIME64_4;
       p += 8;
     }
     if (p + 4 <= end) {
-      h ^= (readIntLe(b, p) & 0xFFFFFFFFL) * P1;
-      h = Long.rotateLeft(h, 23) * P2 + P3;
+      h ^= (readIntLe(b, p) & 0xFFFFFFFFL) * PRIME64_1;
+      h = Long.rotateLeft(h, 23) * PRIME64_2 + PRIME64_3;
       p += 4;
     }
     while (p < end) {
-      h ^= (b[p] & 0xFFL) * P5;
-      h = Long.rotateLeft(h, 11) * P1;
+      h ^= (b[p] & 0xFFL) * PRIME64_5;
+      h = Long.rotateLeft(h, 11) * PRIME64_1;
       p++;
     }
     return avalanche(h);
   }
 
   private static long round(long acc, long input) {
-    acc += input * P2;
+    acc += input * PRIME64_2;
     acc = Long.rotateLeft(acc, 31);
-    return acc * P1;
+    return acc * PRIME64_1;
   }
 
   private static long mergeRound(long acc, long val) {
     acc ^= round(0, val);
-    return acc * P1 + P4;
+    return acc * PRIME64_1 + PRIME64_4;
   }
 
   private static long avalanche(long h) {
     h ^= h >>> 33;
-    h *= P2;
+    h *= PRIME64_2;
     h ^= h >>> 29;
-    h *= P3;
+    h *= PRIME64_3;
     h ^= h >>> 32;
     return h;
   }

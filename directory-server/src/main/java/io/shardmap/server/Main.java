@@ -1,7 +1,13 @@
 package io.shardmap.server;
 
+import io.shardmap.support.cli.Durations;
+import io.shardmap.support.cli.Errors;
+import io.shardmap.support.cli.ExitCode;
 import java.io.IOException;
+import java.io.OutputStreamWriter;
+import java.io.PrintWriter;
 import java.io.Reader;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -47,17 +53,17 @@ public final class Main implements Callable<Integer> {
       description = "Key prefix of all Shardmap data in etcd (default: ${DEFAULT-VALUE}).")
   String etcdPrefix = "/shardmap";
 
-  @Option(names = "--etcd-timeout", paramLabel = "DURATION",
+  @Option(names = "--etcd-timeout", paramLabel = "DURATION", defaultValue = "3s", converter = Durations.Positive.class,
       description = "Deadline of each etcd request, e.g. 3s, 500ms (default: ${DEFAULT-VALUE}).")
-  String etcdTimeout = "3s";
+  Duration etcdTimeout;
 
-  @Option(names = "--probe-interval", paramLabel = "DURATION",
+  @Option(names = "--probe-interval", paramLabel = "DURATION", defaultValue = "1s", converter = Durations.Positive.class,
       description = "How often a quorum read proves the snapshot fresh (default: ${DEFAULT-VALUE}).")
-  String probeInterval = "1s";
+  Duration probeInterval;
 
-  @Option(names = "--watch-heartbeat", paramLabel = "DURATION",
+  @Option(names = "--watch-heartbeat", paramLabel = "DURATION", defaultValue = "2s", converter = Durations.Positive.class,
       description = "Progress messages to idle client watches (default: ${DEFAULT-VALUE}).")
-  String watchHeartbeat = "2s";
+  Duration watchHeartbeat;
 
   @Option(names = "--watch-history", paramLabel = "N",
       description = "Recent change batches kept so client watches resume without a re-read (default: ${DEFAULT-VALUE}).")
@@ -76,10 +82,11 @@ public final class Main implements Callable<Integer> {
           + "[A-Za-z0-9._:-], unique per etcd prefix (default: hostname:port-random).")
   String serverId;
 
-  @Option(names = "--client-report-timeout", paramLabel = "DURATION",
+  @Option(names = "--client-report-timeout", paramLabel = "DURATION", defaultValue = "10s",
+      converter = Durations.Positive.class,
       description = "Forget an SDK client that has not reported its applied revision for this long "
           + "(default: ${DEFAULT-VALUE}).")
-  String clientReportTimeout = "10s";
+  Duration clientReportTimeout;
 
   public static void main(String[] args) {
     // One line per record (the JDK's default spreads each over two): an operator greps the log, and a
@@ -87,7 +94,10 @@ public final class Main implements Callable<Integer> {
     if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
       System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT.%1$tL %4$s %3$s: %5$s%6$s%n");
     }
-    System.exit(commandLine(args).execute(args));
+    PrintWriter err = new PrintWriter(new OutputStreamWriter(System.err, StandardCharsets.UTF_8), true);
+    CommandLine cl = commandLine(args);
+    cl.setParameterExceptionHandler((ex, a) -> Errors.usageError(err, ex));
+    System.exit(cl.execute(args));
   }
 
   /** A command line whose defaults come from the --config file named in {@code args}, then the env. */
@@ -103,10 +113,19 @@ public final class Main implements Callable<Integer> {
     return cl;
   }
 
-  /** Options resolved against flags, file and environment (for tests). */
+  /**
+   * Options resolved against flags, file and environment (for tests).
+   *
+   * @throws IllegalArgumentException naming the option, for a value its converter or {@link ServerOptions}
+   *     refuses
+   */
   static ServerOptions parse(String... args) {
     CommandLine cl = commandLine(args);
-    cl.parseArgs(args);
+    try {
+      cl.parseArgs(args);
+    } catch (CommandLine.ParameterException e) {
+      throw new IllegalArgumentException(e.getMessage(), e);
+    }
     return ((Main) cl.getCommand()).options();
   }
 
@@ -124,10 +143,8 @@ public final class Main implements Callable<Integer> {
       b.serverId(serverId);
     }
     return b.etcdEndpoints(etcdEndpoints).etcdPrefix(etcdPrefix)
-        .etcdTimeout(duration("--etcd-timeout", etcdTimeout))
-        .probeInterval(duration("--probe-interval", probeInterval))
-        .watchHeartbeat(duration("--watch-heartbeat", watchHeartbeat))
-        .clientReportTimeout(duration("--client-report-timeout", clientReportTimeout))
+        .etcdTimeout(etcdTimeout).probeInterval(probeInterval).watchHeartbeat(watchHeartbeat)
+        .clientReportTimeout(clientReportTimeout)
         .watchHistory(watchHistory).watchQueueLimit(watchQueueLimit).maxTxnOps(maxTxnOps).build();
   }
 
@@ -137,8 +154,8 @@ public final class Main implements Callable<Integer> {
     try {
       o = options();
     } catch (IllegalArgumentException e) {
-      System.err.println("shardmap-server: " + e.getMessage());
-      return 2;
+      return Errors.failure(new PrintWriter(new OutputStreamWriter(System.err, StandardCharsets.UTF_8), true),
+          "usage", e.getMessage(), ExitCode.USAGE);
     }
     DirectoryServer server;
     try {
@@ -172,29 +189,6 @@ public final class Main implements Callable<Integer> {
       throw new IllegalArgumentException(option + ": port '" + port + "' is not a number");
     }
     return new String[] {value.substring(0, c), port};
-  }
-
-  /** Parses 250ms, 3s, 2m, 1h, or an ISO-8601 duration (PT3S). */
-  static Duration duration(String option, String v) {
-    String s = v.trim().toLowerCase(Locale.ROOT);
-    try {
-      if (s.startsWith("pt")) {
-        return Duration.parse(v.trim());
-      }
-      if (s.endsWith("ms")) {
-        return Duration.ofMillis(Long.parseLong(s.substring(0, s.length() - 2)));
-      }
-      long n = Long.parseLong(s.substring(0, s.length() - 1));
-      switch (s.charAt(s.length() - 1)) {
-        case 's': return Duration.ofSeconds(n);
-        case 'm': return Duration.ofMinutes(n);
-        case 'h': return Duration.ofHours(n);
-        default: break;
-      }
-    } catch (RuntimeException e) {
-      // reported below
-    }
-    throw new IllegalArgumentException(option + ": '" + v + "' is not a duration like 500ms, 3s, 2m");
   }
 
   /** Defaults from the --config file, then SHARDMAP_* environment variables, then the field values. */

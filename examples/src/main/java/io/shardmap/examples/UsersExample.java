@@ -9,7 +9,7 @@ import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.KeyType;
-import io.shardmap.proto.v1.Shard;
+import io.shardmap.support.cli.Durations;
 import java.io.PrintWriter;
 import java.sql.Array;
 import java.sql.Connection;
@@ -23,7 +23,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -37,8 +36,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.logging.Level;
 import java.util.logging.Logger;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -97,8 +94,8 @@ public final class UsersExample implements Callable<Integer> {
           + "authentication needs none).")
   String pgPassword;
 
-  @Option(names = "--duration", paramLabel = "DURATION", converter = DurationConverter.class,
-      description = "Keep writing and reading all N users in rounds for this long (e.g. 60s, 2m); "
+  @Option(names = "--duration", paramLabel = "DURATION", converter = Durations.Positive.class,
+      description = "Keep writing and reading all N users in rounds for this long (e.g. 60s, 2m, PT90S); "
           + "default: one round. Change the map meanwhile to see the example follow it.")
   Duration duration;
 
@@ -112,7 +109,7 @@ public final class UsersExample implements Callable<Integer> {
   int samples;
 
   @Option(names = "--start-timeout", defaultValue = "15s", paramLabel = "DURATION",
-      converter = DurationConverter.class,
+      converter = Durations.Positive.class,
       description = "How long to wait for the first map from a directory server (default: ${DEFAULT-VALUE}).")
   Duration startTimeout;
 
@@ -565,29 +562,5 @@ public final class UsersExample implements Callable<Integer> {
       b.append(" (").append(hint).append(')');
     }
     return b.toString();
-  }
-
-  /** Durations as people type them: {@code 500ms}, {@code 30s}, {@code 2m}; a bare number is seconds. */
-  static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
-    private static final Pattern P = Pattern.compile("(\\d{1,9})(ms|s|m|h)?");
-
-    @Override
-    public Duration convert(String value) {
-      Matcher m = P.matcher(value.trim().toLowerCase(Locale.ROOT));
-      if (!m.matches()) {
-        throw new CommandLine.TypeConversionException("'" + value + "' is not a duration like 500ms, 30s or 2m");
-      }
-      long n = Long.parseLong(m.group(1));
-      Duration d = switch (m.group(2) == null ? "s" : m.group(2)) {
-        case "ms" -> Duration.ofMillis(n);
-        case "m" -> Duration.ofMinutes(n);
-        case "h" -> Duration.ofHours(n);
-        default -> Duration.ofSeconds(n);
-      };
-      if (d.isZero()) {
-        throw new CommandLine.TypeConversionException("'" + value + "' is not a positive duration");
-      }
-      return d;
-    }
   }
 }

@@ -15,6 +15,7 @@ import io.etcd.jetcd.options.GetOption;
 import io.etcd.jetcd.options.PutOption;
 import io.etcd.jetcd.options.WatchOption;
 import io.etcd.jetcd.watch.WatchResponse;
+import io.shardmap.core.Backoff;
 import io.grpc.Status;
 import java.io.IOException;
 import java.net.URI;
@@ -79,8 +80,13 @@ public final class EtcdMetaStore implements MetaStore {
   /** The smallest key; as a range end it means "to the end of the keyspace". */
   private static final ByteSequence ALL_KEYS = ByteSequence.from(new byte[] {0});
 
-  private static final long WATCH_RETRY_BASE_MILLIS = 100;
-  private static final long WATCH_RETRY_MAX_MILLIS = 3_000;
+  /**
+   * Pauses before resending a contract call that failed transiently to the member still current: 50 ms
+   * doubling to 500 ms, jittered down by up to half. No pause when another member has become current.
+   */
+  static final Backoff SEND_RETRY = Backoff.exponential(Duration.ofMillis(50), Duration.ofMillis(500));
+  /** Pauses before reopening a watch after consecutive failures: 100 ms doubling to 3 s, jittered. */
+  static final Backoff WATCH_RETRY = Backoff.exponential(Duration.ofMillis(100), Duration.ofSeconds(3));
   /**
    * How long after a watch stream was created a progress answer is taken at face value even without
    * proof that the server finished replaying history to it. etcd replays to lagging watchers every
@@ -506,12 +512,14 @@ public final class EtcdMetaStore implements MetaStore {
         result.completeExceptionally(e);
         return;
       }
-      long backoffMillis;
+      // The step is the number of sends so far, those abandoned without an answer included, so a call
+      // whose sends keep timing out also waits longer between them.
+      int retry;
       synchronized (this) {
-        backoffMillis = Math.min(500, 25L << Math.min(sends, 5));
+        retry = sends - 1;
       }
       long waitNanos = members.current() != s.member ? 0
-          : TimeUnit.MILLISECONDS.toNanos(backoffMillis / 2 + ThreadLocalRandom.current().nextLong(backoffMillis / 2 + 1));
+          : SEND_RETRY.pauseNanos(retry, ThreadLocalRandom.current());
       if (waitNanos >= left) {
         result.completeExceptionally(e);
         return;
@@ -977,10 +985,7 @@ public final class EtcdMetaStore implements MetaStore {
         return;
       }
       consecutiveFailures++;
-      long backoff = Math.min(WATCH_RETRY_MAX_MILLIS,
-          WATCH_RETRY_BASE_MILLIS << Math.min(consecutiveFailures - 1, 10));
-      long jittered = backoff / 2 + ThreadLocalRandom.current().nextLong(backoff / 2 + 1);
-      schedule(this::openAttempt, TimeUnit.MILLISECONDS.toNanos(jittered));
+      schedule(this::openAttempt, WATCH_RETRY.pauseNanos(consecutiveFailures - 1, ThreadLocalRandom.current()));
     }
 
     private void onStreamCompleted(Attempt a) {

@@ -111,9 +111,7 @@ public final class EtcdCluster implements AutoCloseable {
   private static EtcdCluster create(int members, boolean isShared) {
     String external = System.getenv(ENDPOINTS_ENV);
     if (external != null && !external.isBlank()) {
-      EtcdCluster cluster = new EtcdCluster(new ExternalBackend(external), isShared);
-      cluster.awaitHealthy(CLUSTER_START_TIMEOUT, false);
-      return cluster;
+      return external(external, isShared);
     }
     Path binary = findLocalBinary();
     if (binary != null) {
@@ -125,6 +123,17 @@ public final class EtcdCluster implements AutoCloseable {
           + "), or run a Docker engine for Testcontainers");
     }
     return startContainers(members, isShared);
+  }
+
+  /**
+   * A view of the running cluster at these comma-separated client URLs, as {@value #ENDPOINTS_ENV} names
+   * one: its members cannot be stopped or started, and closing it leaves them running. Returns once the
+   * cluster is healthy. Package-private so the external path is tested without setting the variable.
+   */
+  static EtcdCluster external(String commaSeparatedEndpoints, boolean isShared) {
+    EtcdCluster cluster = new EtcdCluster(new ExternalBackend(commaSeparatedEndpoints), isShared);
+    cluster.awaitHealthy(CLUSTER_START_TIMEOUT, false);
+    return cluster;
   }
 
   private static EtcdCluster startLocal(Path binary, int members, boolean isShared) {

@@ -20,7 +20,8 @@
  * {@code /usr/bin}, PostgreSQL in {@code /usr/lib/postgresql/N/bin}), run as child processes on
  * 127.0.0.1 with data in temporary directories; else Docker containers through Testcontainers.
  * Fault tests ask {@code canControlMembers()} / {@code canControlInstances()} and skip when the
- * answer is no. Each fixture has a JVM-wide shared instance for tests that only read and write
+ * answer is no; with the fixture's own servers the answer is always yes, and {@code .ci/run} fails on any
+ * skipped test. Each fixture has a JVM-wide shared instance for tests that only read and write
  * (closed by a shutdown hook; use unique keys and table names) and a way to start a private one
  * for tests that break things.
  *

@@ -3,6 +3,7 @@ package io.shardmap.migrator.cli;
 import io.shardmap.migrator.internal.States;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
+import io.shardmap.support.cli.ExitCode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -42,17 +43,17 @@ final class CancelCommand extends Cmd {
         cli.out.println(requested.getId() + " " + Show.state(requested)
             + (States.terminal(requested.getState()) ? "" : ", cancel requested"));
       }
-      return MigratorCli.EXIT_OK;
+      return ExitCode.OK.code();
     }
     Progress progress = Progress.of(cli, null);
     progress.show(requested);
     Migration end = Follow.untilEnd(cli, migrator(), id, progress, null);
     StatusCommand.print(cli, end);
     if (end.getState() != MigrationState.MIGRATION_STATE_CANCELLED) {
-      throw new MigratorCli.Ended("FAILED_PRECONDITION", MigratorCli.EXIT_REFUSED, "id: migration '" + id
+      throw new MigratorCli.Ended("FAILED_PRECONDITION", ExitCode.REFUSED, "id: migration '" + id
           + "' cut over before the cancel was honoured (" + Show.state(end) + "): " + end.getTarget() + " owns "
           + Show.named(end) + " of " + end.getKeyspace() + "; move it back with a new migration instead");
     }
-    return MigratorCli.EXIT_OK;
+    return ExitCode.OK.code();
   }
 }

@@ -5,6 +5,8 @@ import io.shardmap.core.ShardmapException;
 import io.shardmap.migrator.Migrator;
 import io.shardmap.migrator.internal.States;
 import io.shardmap.proto.v1.Migration;
+import io.shardmap.support.cli.Durations;
+import io.shardmap.support.cli.ExitCode;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -96,8 +98,8 @@ final class Follow {
   }
 
   private static MigratorCli.Ended stopped(String id, Migration at, int signal, boolean handedBack) {
-    return new MigratorCli.Ended("stopped", 128 + signal, "stopped by " + signalName(signal) + ": migration '" + id
-        + "' is " + Show.state(at) + (handedBack ? " and was handed back after its last step" : "")
+    return new MigratorCli.Ended("stopped", ExitCode.ofSignal(signal), "stopped by " + signalName(signal)
+        + ": migration '" + id + "' is " + Show.state(at) + (handedBack ? " and was handed back after its last step" : "")
         + "; continue it with 'migrator resume " + id + "' or a 'migrator worker'");
   }
 

@@ -2,6 +2,7 @@ package io.shardmap.migrator.cli;
 
 import io.shardmap.migrator.internal.States;
 import io.shardmap.proto.v1.Migration;
+import io.shardmap.support.cli.ExitCode;
 import java.util.List;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -30,6 +31,6 @@ final class ListCommand extends Cmd {
     } else {
       Show.table(cli.out, all, false);
     }
-    return MigratorCli.EXIT_OK;
+    return ExitCode.OK.code();
   }
 }

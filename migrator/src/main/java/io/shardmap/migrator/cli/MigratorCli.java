@@ -4,6 +4,9 @@ import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.migrator.Migrator;
 import io.shardmap.migrator.MigratorOptions;
+import io.shardmap.support.cli.Durations;
+import io.shardmap.support.cli.Errors;
+import io.shardmap.support.cli.ExitCode;
 import java.io.IOException;
 import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
@@ -11,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -46,17 +50,15 @@ import picocli.CommandLine.ScopeType;
       "",
       "The PostgreSQL password comes from $PGPASSWORD or --pg-password-file, never from a flag value.",
       "",
-      MigratorCli.EXIT_CODES_1,
-      MigratorCli.EXIT_CODES_2,
-      MigratorCli.EXIT_CODES_3,
-      MigratorCli.EXIT_CODES_4,
-      "Run 'migrator COMMAND --help' for the options of a command; docs/migrator.md for the guide."
+      "Run 'migrator COMMAND --help' for the options of a command; docs/migrator.md for the guide.",
+      ""
+      // The exit codes follow, generated from ExitCode (see execute).
     })
 public final class MigratorCli {
-  static final String EXIT_CODES_1 = "Exit codes: 0 done; 2 usage or INVALID_ARGUMENT; 3 NOT_FOUND;";
-  static final String EXIT_CODES_2 = "4 FAILED_PRECONDITION or ALREADY_EXISTS; 5 UNAVAILABLE (resume later);";
-  static final String EXIT_CODES_3 = "6 the migration ended cancelled; 7 ABORTED (held by another worker);";
-  static final String EXIT_CODES_4 = "130/143 stopped by SIGINT/SIGTERM (resume it later); 1 anything else.";
+  /** The exit codes the migrator can end with, as its --help lists them. */
+  static final ExitCode[] EXIT_CODES = {ExitCode.OK, ExitCode.USAGE, ExitCode.NOT_FOUND, ExitCode.REFUSED,
+      ExitCode.UNAVAILABLE, ExitCode.CANCELLED, ExitCode.ABORTED, ExitCode.INTERRUPTED, ExitCode.TERMINATED,
+      ExitCode.OTHER};
 
   static final String DEFAULT_ETCD = "http://127.0.0.1:2379";
   static final String ETCD_ENV = "SHARDMAP_ETCD";
@@ -65,15 +67,6 @@ public final class MigratorCli {
 
   /** The parent logger of Shardmap's java.util.logging records. */
   static final Logger SHARDMAP_LOGGER = Logger.getLogger("io.shardmap");
-
-  public static final int EXIT_OK = 0;
-  public static final int EXIT_OTHER = 1;
-  public static final int EXIT_USAGE = 2;
-  public static final int EXIT_NOT_FOUND = 3;
-  public static final int EXIT_REFUSED = 4;
-  public static final int EXIT_UNAVAILABLE = 5;
-  public static final int EXIT_CANCELLED = 6;
-  public static final int EXIT_ABORTED = 7;
 
   /** How progress is shown to people (JSON mode always writes JSON lines). */
   enum ProgressMode { auto, live, lines, none }
@@ -90,11 +83,11 @@ public final class MigratorCli {
   String etcdPrefix;
 
   @Option(names = "--etcd-timeout", scope = ScopeType.INHERIT, paramLabel = "DURATION",
-      converter = Durations.Converter.class, description = "Deadline of each etcd request (default 5s).")
+      converter = Durations.Positive.class, description = "Deadline of each etcd request (default 5s).")
   Duration etcdTimeout;
 
   @Option(names = "--etcd-retry-for", scope = ScopeType.INHERIT, paramLabel = "DURATION",
-      converter = Durations.Converter.class, description = "How long an etcd read that failed transiently "
+      converter = Durations.ZeroAllowed.class, description = "How long an etcd read that failed transiently "
           + "(unavailable, or unanswered within --etcd-timeout) is retried before the command gives up "
           + "(default 30s; 0 never retries).")
   Duration etcdRetryFor;
@@ -108,7 +101,7 @@ public final class MigratorCli {
   Path pgPasswordFile;
 
   @Option(names = "--pg-connect-timeout", scope = ScopeType.INHERIT, paramLabel = "DURATION",
-      converter = Durations.Converter.class, description = "Connect timeout to a shard (default 5s).")
+      converter = Durations.Positive.class, description = "Connect timeout to a shard (default 5s).")
   Duration pgConnectTimeout;
 
   @Option(names = "--worker-name", scope = ScopeType.INHERIT, paramLabel = "NAME",
@@ -116,7 +109,7 @@ public final class MigratorCli {
   String workerName;
 
   @Option(names = "--lease-ttl", scope = ScopeType.INHERIT, paramLabel = "DURATION",
-      converter = Durations.Converter.class,
+      converter = Durations.Positive.class,
       description = "TTL of the etcd lease under which migrations are held; after a crash another worker takes "
           + "over at most this long later (default 10s, at least 2s).")
   Duration leaseTtl;
@@ -204,7 +197,10 @@ public final class MigratorCli {
     cl.setOut(out);
     cl.setErr(err);
     cl.setCaseInsensitiveEnumValuesAllowed(true);
-    cl.setParameterExceptionHandler((ex, a) -> usageError(ex));
+    List<String> footer = new ArrayList<>(List.of(cl.getCommandSpec().usageMessage().footer()));
+    footer.addAll(List.of(ExitCode.footer(EXIT_CODES)));
+    cl.getCommandSpec().usageMessage().footer(footer.toArray(String[]::new));
+    cl.setParameterExceptionHandler((ex, a) -> Errors.usageError(err, ex));
     cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> failure(ex));
     // A range like -100..-50 starts with '-': picocli would take it for an unknown option. An unknown
     // option given to move still fails, as an unmatched argument.
@@ -315,20 +311,13 @@ public final class MigratorCli {
     err.flush();
   }
 
-  private int usageError(ParameterException ex) {
-    err.println("error: usage: " + ex.getMessage());
-    CommandLine.UnmatchedArgumentException.printSuggestions(ex, err);
-    err.println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help'.");
-    err.flush();
-    return EXIT_USAGE;
-  }
-
   private int failure(Exception ex) {
     String label;
     String message;
-    int code;
+    ExitCode code;
     if (ex instanceof ParameterException pe) {
-      return usageError(pe);
+      out.flush();
+      return Errors.usageError(err, pe);
     } else if (ex instanceof Ended e) {
       label = e.label();
       message = e.getMessage();
@@ -336,32 +325,18 @@ public final class MigratorCli {
     } else if (ex instanceof ShardmapException se) {
       label = se.code() == ErrorCode.STALE_EPOCH ? "FAILED_PRECONDITION" : se.code().name();
       message = se.getMessage();
-      code = exitCode(se.code());
+      code = ExitCode.ofStatus(se.code().grpcCode());
     } else if (ex instanceof IllegalArgumentException) {
       label = "usage";
       message = ex.getMessage();
-      code = EXIT_USAGE;
+      code = ExitCode.USAGE;
     } else {
       label = "INTERNAL";
       message = ex.toString();
-      code = EXIT_OTHER;
+      code = ExitCode.OTHER;
     }
     out.flush();
-    err.println("error: " + label + ": " + message);
-    err.flush();
-    return code;
-  }
-
-  /** The exit code of a failure with this code. */
-  static int exitCode(ErrorCode code) {
-    return switch (code) {
-      case INVALID_ARGUMENT -> EXIT_USAGE;
-      case NOT_FOUND -> EXIT_NOT_FOUND;
-      case ALREADY_EXISTS, FAILED_PRECONDITION, STALE_EPOCH -> EXIT_REFUSED;
-      case UNAVAILABLE, DEADLINE_EXCEEDED -> EXIT_UNAVAILABLE;
-      case ABORTED -> EXIT_ABORTED;
-      default -> EXIT_OTHER;
-    };
+    return Errors.failure(err, label, message, code);
   }
 
   /**
@@ -370,9 +345,9 @@ public final class MigratorCli {
    */
   static final class Ended extends RuntimeException {
     private final String label;
-    private final int exitCode;
+    private final ExitCode exitCode;
 
-    Ended(String label, int exitCode, String message) {
+    Ended(String label, ExitCode exitCode, String message) {
       super(message, null, false, false);
       this.label = label;
       this.exitCode = exitCode;
@@ -382,7 +357,7 @@ public final class MigratorCli {
       return label;
     }
 
-    int exitCode() {
+    ExitCode exitCode() {
       return exitCode;
     }
   }

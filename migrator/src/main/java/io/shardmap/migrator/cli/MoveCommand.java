@@ -3,6 +3,7 @@ package io.shardmap.migrator.cli;
 import io.shardmap.migrator.MoveSpec;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
+import io.shardmap.support.cli.ExitCode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -81,7 +82,7 @@ final class MoveCommand extends Cmd {
             + Show.named(planned) + " from " + planned.getSource() + " to " + planned.getTarget()
             + "; a 'migrator worker' runs it, or 'migrator resume " + planned.getId() + "' here");
       }
-      return MigratorCli.EXIT_OK;
+      return ExitCode.OK.code();
     }
     Progress progress = Progress.of(cli, migrator()::estimateRows);
     progress.show(planned);
@@ -137,10 +138,10 @@ final class MoveCommand extends Cmd {
   static int ended(MigratorCli cli, Migration end) {
     StatusCommand.print(cli, end);
     if (end.getState() == MigrationState.MIGRATION_STATE_CANCELLED) {
-      throw new MigratorCli.Ended("CANCELLED", MigratorCli.EXIT_CANCELLED, "migration '" + end.getId()
+      throw new MigratorCli.Ended("CANCELLED", ExitCode.CANCELLED, "migration '" + end.getId()
           + "' ended cancelled: " + (end.getLastError().isEmpty() ? "a cancel was requested" : end.getLastError())
           + "; " + end.getSource() + " still owns " + Show.named(end) + " of " + end.getKeyspace());
     }
-    return MigratorCli.EXIT_OK;
+    return ExitCode.OK.code();
   }
 }

@@ -1,6 +1,7 @@
 package io.shardmap.migrator.cli;
 
 import io.shardmap.migrator.MoveSpec;
+import io.shardmap.support.cli.Durations;
 import java.time.Duration;
 import java.util.function.BiConsumer;
 import picocli.CommandLine.Option;
@@ -10,7 +11,7 @@ import picocli.CommandLine.Option;
  * to each of its moves). An option not given keeps {@link MoveSpec}'s default.
  */
 final class MoveTuning {
-  @Option(names = "--pause-budget", paramLabel = "DURATION", converter = Durations.Converter.class,
+  @Option(names = "--pause-budget", paramLabel = "DURATION", converter = Durations.Positive.class,
       description = "Longest write pause a cutover may cause, 1ms to 60s (default 100ms).")
   Duration pauseBudget;
 
@@ -18,16 +19,16 @@ final class MoveTuning {
       description = "Rows per copy and verification chunk (default 50000).")
   Integer chunkRows;
 
-  @Option(names = "--cleanup-grace", paramLabel = "DURATION", converter = Durations.Converter.class,
+  @Option(names = "--cleanup-grace", paramLabel = "DURATION", converter = Durations.ZeroAllowed.class,
       description = "Longest wait after cutover for clients to see the new owner before the source's rows "
-          + "are deleted (default 60s).")
+          + "are deleted (default 60s; 0 deletes them without waiting).")
   Duration cleanupGrace;
 
   @Option(names = "--cleanup-batch-rows", paramLabel = "N", description = "Rows per cleanup DELETE (default 5000).")
   Integer cleanupBatchRows;
 
-  @Option(names = "--cleanup-pause", paramLabel = "DURATION", converter = Durations.Converter.class,
-      description = "Pause between two cleanup DELETEs (default 10ms).")
+  @Option(names = "--cleanup-pause", paramLabel = "DURATION", converter = Durations.ZeroAllowed.class,
+      description = "Pause between two cleanup DELETEs (default 10ms; 0 for none).")
   Duration cleanupPause;
 
   @Option(names = "--max-cutover-attempts", paramLabel = "N",

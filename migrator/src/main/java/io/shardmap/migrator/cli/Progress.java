@@ -2,6 +2,7 @@ package io.shardmap.migrator.cli;
 
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationOptions;
+import io.shardmap.support.cli.Durations;
 import java.io.PrintWriter;
 import java.util.Locale;
 import java.util.OptionalLong;

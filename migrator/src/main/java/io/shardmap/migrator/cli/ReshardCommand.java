@@ -2,6 +2,7 @@ package io.shardmap.migrator.cli;
 
 import io.shardmap.migrator.MoveSpec;
 import io.shardmap.proto.v1.Migration;
+import io.shardmap.support.cli.ExitCode;
 import java.util.List;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -60,7 +61,7 @@ final class ReshardCommand extends Cmd {
     if (dryRun) {
       migrator().reshardPlan(keyspace, shard, add, vnodes).forEach(cli.out::println);
       cli.out.flush();
-      return MigratorCli.EXIT_OK;
+      return ExitCode.OK.code();
     }
     // Validates the options once, before the first move.
     MoveSpec.Builder probe = MoveSpec.builder();
@@ -78,7 +79,7 @@ final class ReshardCommand extends Cmd {
       Show.table(cli.out, done, true);
     }
     cli.out.flush();
-    return MigratorCli.EXIT_OK;
+    return ExitCode.OK.code();
   }
 
   private void tune(MoveSpec.Builder b) {

@@ -1,6 +1,7 @@
 package io.shardmap.migrator.cli;
 
 import io.shardmap.proto.v1.Migration;
+import io.shardmap.support.cli.Durations;
 import java.time.Duration;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -25,8 +26,9 @@ final class ResumeCommand extends Cmd {
   @Parameters(index = "0", paramLabel = "ID", description = "The migration's id.")
   String id;
 
-  @Option(names = "--wait-for-owner", paramLabel = "DURATION", converter = Durations.Converter.class,
-      defaultValue = "15s", description = "How long another worker may hold it before giving up (default 15s).")
+  @Option(names = "--wait-for-owner", paramLabel = "DURATION", converter = Durations.ZeroAllowed.class,
+      defaultValue = "15s", description = "How long another worker may hold it before giving up (default 15s; 0 "
+          + "gives up at once).")
   Duration waitForOwner;
 
   @Override

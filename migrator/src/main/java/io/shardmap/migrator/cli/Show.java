@@ -7,6 +7,8 @@ import io.shardmap.migrator.internal.States;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
+import io.shardmap.support.cli.Durations;
+import io.shardmap.support.cli.Table;
 import java.io.PrintWriter;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -196,39 +198,7 @@ final class Show {
     for (Migration m : ms) {
       rows.add(row(m, wholeError));
     }
-    table(out, HEADER, rows);
-  }
-
-  /** {@code name  value} lines, values aligned. */
-  static void keyValues(PrintWriter out, Map<String, String> values) {
-    int w = values.keySet().stream().mapToInt(String::length).max().orElse(0);
-    values.forEach((k, v) -> out.println(k + " ".repeat(w - k.length() + 2) + v));
-  }
-
-  /**
-   * Rows under a header, each column as wide as its widest cell, two spaces apart, no trailing blanks (as
-   * shardmapctl prints). The header alone is printed for no rows.
-   */
-  static void table(PrintWriter out, List<String> header, List<List<String>> rows) {
-    int[] width = new int[header.size()];
-    List<List<String>> all = new ArrayList<>(rows.size() + 1);
-    all.add(header);
-    all.addAll(rows);
-    for (List<String> row : all) {
-      for (int i = 0; i < width.length; i++) {
-        width[i] = Math.max(width[i], row.get(i).length());
-      }
-    }
-    for (List<String> row : all) {
-      StringBuilder b = new StringBuilder();
-      for (int i = 0; i < width.length; i++) {
-        b.append(row.get(i));
-        if (i < width.length - 1) {
-          b.append(" ".repeat(width[i] - row.get(i).length() + 2));
-        }
-      }
-      out.println(b.toString().stripTrailing());
-    }
+    Table.print(out, HEADER, rows);
   }
 
   static String count(long n) {

@@ -1,6 +1,8 @@
 package io.shardmap.migrator.cli;
 
 import io.shardmap.proto.v1.Migration;
+import io.shardmap.support.cli.ExitCode;
+import io.shardmap.support.cli.Table;
 import java.util.List;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
@@ -21,7 +23,7 @@ final class StatusCommand extends Cmd {
   @Override
   int execute(MigratorCli cli) {
     print(cli, migrator().status(id));
-    return MigratorCli.EXIT_OK;
+    return ExitCode.OK.code();
   }
 
   /** One migration on stdout: protobuf JSON, or for people its table row and details. */
@@ -31,7 +33,7 @@ final class StatusCommand extends Cmd {
     } else {
       Show.table(cli.out, List.of(m), true);
       cli.out.println();
-      Show.keyValues(cli.out, Show.details(m));
+      Table.keyValues(cli.out, Show.details(m));
     }
     cli.out.flush();
   }

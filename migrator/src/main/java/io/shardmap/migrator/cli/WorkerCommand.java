@@ -1,6 +1,8 @@
 package io.shardmap.migrator.cli;
 
 import io.shardmap.migrator.internal.States;
+import io.shardmap.support.cli.Durations;
+import io.shardmap.support.cli.ExitCode;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -28,11 +30,11 @@ final class WorkerCommand extends Cmd {
       description = "Migrations driven at once, 1 to 64 (default 4).")
   int parallel;
 
-  @Option(names = "--retry-delay", paramLabel = "DURATION", converter = Durations.Converter.class,
+  @Option(names = "--retry-delay", paramLabel = "DURATION", converter = Durations.Positive.class,
       defaultValue = "30s", description = "Wait before retrying a migration whose step failed (default 30s).")
   Duration retryDelay;
 
-  @Option(names = "--drain-timeout", paramLabel = "DURATION", converter = Durations.Converter.class,
+  @Option(names = "--drain-timeout", paramLabel = "DURATION", converter = Durations.Positive.class,
       defaultValue = "15s", description = "After a stop signal, how long the drives in progress may take to finish "
           + "their step and hand their migrations back (default 15s).")
   Duration drainTimeout;
@@ -41,9 +43,6 @@ final class WorkerCommand extends Cmd {
   int execute(MigratorCli cli) {
     if (parallel < 1 || parallel > 64) {
       throw usage("invalid value for option '--parallel': must be 1 to 64, got " + parallel);
-    }
-    if (retryDelay.isZero()) {
-      throw usage("invalid value for option '--retry-delay': must be positive");
     }
     if (MigratorCli.SHARDMAP_LOGGER.getLevel() == Level.WARNING) {
       MigratorCli.SHARDMAP_LOGGER.setLevel(null); // a worker's log is its output: migrations ended, failed, retried
@@ -69,11 +68,11 @@ final class WorkerCommand extends Cmd {
       handle.close();
     }
     if (!held.isEmpty()) {
-      cli.err.println("worker " + name + ": still driving after " + Durations.option(drainTimeout) + ": "
+      cli.err.println("worker " + name + ": still driving after " + Durations.format(drainTimeout) + ": "
           + String.join(", ", held) + " (interrupted; taken over by another worker or 'migrator resume ID' once "
           + "the lease expires)");
     }
     cli.err.println("worker " + name + ": stopped");
-    return MigratorCli.EXIT_OK;
+    return ExitCode.OK.code();
   }
 }

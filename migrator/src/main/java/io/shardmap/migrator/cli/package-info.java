@@ -10,7 +10,7 @@
  * (about every second while a long step works, cleanup included); every output names the unit that moves
  * ({@code bucket 3 of 8}, never "range" for a unit that is not one); errors go to stderr as
  * {@code error: <CODE>: <message>} with the message naming the field; the exit code classifies the
- * outcome (see {@link io.shardmap.migrator.cli.MigratorCli#exitCode}). A database password is never a
+ * outcome by the table every Shardmap CLI shares ({@link io.shardmap.support.cli.ExitCode}). A database password is never a
  * flag value: it comes from {@code PGPASSWORD} or a file.
  */
 package io.shardmap.migrator.cli;

@@ -1,5 +1,8 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.Backoff;
+import io.shardmap.core.KeyRange;
+import io.shardmap.core.Keys;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.sql.Connection;
@@ -7,13 +10,12 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
-import io.shardmap.core.KeyRange;
-import io.shardmap.core.Keys;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.LongSupplier;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 import org.postgresql.PGConnection;
 import org.postgresql.copy.CopyManager;
 import org.postgresql.copy.PGCopyOutputStream;
@@ -165,7 +167,7 @@ public final class RangeTableMove {
 
   /**
    * Source: creates the change log and the trigger that appends, in the writer's own transaction, the key
-   * of every row written inside the range (both keys when an UPDATE moves a row across the edge), and
+   * of every row written inside the unit (both keys when an UPDATE moves a row across its edge), and
    * refuses TRUNCATE of the table while the move runs (it would not be captured).
    */
   public void installCapture(Connection source) throws SQLException {
@@ -218,9 +220,10 @@ public final class RangeTableMove {
   }
 
   /**
-   * Copies every row of the range from source to target through binary COPY, streaming (nothing is held
-   * in memory). The target must not hold rows of the range yet (a restarted copy first calls
-   * {@link #clearTarget}). Returns the rows copied.
+   * Copies every row of the unit from source to target through one binary COPY, streaming (nothing is
+   * held in memory). The target must not hold rows of the unit yet ({@link #deleteBatch} clears them, as a
+   * cancel does). Returns the rows copied. The migrator copies in chunks ({@link #copyChunk}); this
+   * single-statement copy is what the copy benchmark compares them with.
    */
   public long copyRange(Connection source, Connection target) throws SQLException {
     CopyManager out = source.unwrap(PGConnection.class).getCopyAPI();
@@ -255,13 +258,6 @@ public final class RangeTableMove {
       copyColumns = cols;
     }
     return cols;
-  }
-
-  /** Target: deletes the range's rows (a restarted copy, or a cancel). */
-  public int clearTarget(Connection target) throws SQLException {
-    try (Statement s = target.createStatement()) {
-      return s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + inRange(ident(keyColumn)));
-    }
   }
 
   /**
@@ -337,7 +333,7 @@ public final class RangeTableMove {
   public record Verification(int chunks, int mismatched, long keysRepaired) {}
 
   /**
-   * Compares the range on both sides chunk by chunk and repairs every chunk that differs (see
+   * Compares the unit's rows on both sides chunk by chunk and repairs every chunk that differs (see
    * {@link #verifyChunk}).
    */
   public Verification verifyAndRepair(Connection source, Connection target, int chunkRows) throws SQLException {
@@ -469,7 +465,7 @@ public final class RangeTableMove {
   }
 
   /**
-   * Deletes up to {@code batchRows} rows of the range from {@code c} in one short transaction, passing
+   * Deletes up to {@code batchRows} rows of the unit from {@code c} in one short transaction, passing
    * the fence (the source's cleanup, or a cancelled move's target). Returns the rows deleted; 0 means none
    * is left.
    */
@@ -509,15 +505,6 @@ public final class RangeTableMove {
     }
   }
 
-  /** Rows of the range on {@code c}. */
-  public long countRange(Connection c) throws SQLException {
-    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT count(*) FROM " + ident(table)
-        + " WHERE " + inRange(ident(keyColumn)))) {
-      rs.next();
-      return rs.getLong(1);
-    }
-  }
-
   private static String summarize(Connection c, String sql) throws SQLException {
     try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
       rs.next();
@@ -541,7 +528,7 @@ public final class RangeTableMove {
   }
 
   /**
-   * Source: fences the range of this table alone (see {@link Fences#fence}, which fences every table of a
+   * Source: fences the unit in this table alone (see {@link Fences#fence}, which fences every table of a
    * migration in one transaction). Returns false, having changed nothing, when the lock did not come
    * within {@code budget}.
    */
@@ -549,15 +536,15 @@ public final class RangeTableMove {
     return Fences.fence(source, List.of(this), fencedEpoch, budget);
   }
 
-  /** Source: lifts this migration's fence of this table (a cancel that had fenced). */
-  public void removeFence(Connection source) throws SQLException {
-    Fences.unfence(source, id, List.of(table));
-  }
-
   /** How long one DDL attempt on a live table may wait for its lock (writers queue behind the request). */
   static final Duration DDL_LOCK_WAIT = Duration.ofMillis(200);
   /** How long DDL keeps retrying before it fails naming the cause. */
   static final Duration DDL_GIVE_UP = Duration.ofMinutes(5);
+  /**
+   * Pauses between DDL attempts: 50 ms doubling to 2 s, jittered, so that migrations waiting for locks on
+   * one shard do not queue their lock requests (and the writers behind them) in step.
+   */
+  static final Backoff DDL_RETRY = Backoff.exponential(Duration.ofMillis(50), Duration.ofSeconds(2));
 
   /**
    * Runs DDL on a table that takes traffic. A DDL lock request queues every later writer behind it, so
@@ -566,7 +553,8 @@ public final class RangeTableMove {
    */
   static void ddl(Connection c, LongSupplier ticker, SqlBody body) throws SQLException {
     long deadline = ticker.getAsLong() + DDL_GIVE_UP.toNanos();
-    for (int attempt = 1; ; attempt++) {
+    Backoff.Attempts pauses = DDL_RETRY.start();
+    while (true) {
       try {
         inTransaction(c, s -> {
           s.execute("SET LOCAL lock_timeout = " + literal(DDL_LOCK_WAIT.toMillis() + "ms"));
@@ -579,7 +567,7 @@ public final class RangeTableMove {
         }
       }
       try {
-        Thread.sleep(Math.min(2_000, 50L * attempt));
+        TimeUnit.NANOSECONDS.sleep(pauses.nextPauseNanos());
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new SQLException("interrupted while waiting for a table lock", "57014", e);

@@ -1,5 +1,12 @@
 package io.shardmap.migrator.internal;
 
+// xxHash64's primes come from the Java implementation this SQL must match bit for bit.
+import static io.shardmap.core.XxHash64.PRIME64_1;
+import static io.shardmap.core.XxHash64.PRIME64_2;
+import static io.shardmap.core.XxHash64.PRIME64_3;
+import static io.shardmap.core.XxHash64.PRIME64_4;
+import static io.shardmap.core.XxHash64.PRIME64_5;
+
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -26,12 +33,6 @@ import java.util.List;
 public final class SqlRouting {
   /** The suffix of every function of this version. */
   public static final String VERSION = "v1";
-
-  private static final long P1 = 0x9E3779B185EBCA87L;
-  private static final long P2 = 0xC2B2AE3D27D4EB4FL;
-  private static final long P3 = 0x165667B19E3779F9L;
-  private static final long P4 = 0x85EBCA77C2B2AE63L;
-  private static final long P5 = 0x27D4EB2F165667C5L;
 
   private SqlRouting() {}
 
@@ -128,13 +129,13 @@ public final class SqlRouting {
         + " | (get_byte(b, p + 3)::bigint << 24))";
     String minValue = Long.toString(Long.MIN_VALUE);
     String v = "_" + VERSION;
-    String round = // acc := rotl(acc + input * P2, 31) * P1, in three steps (each one inlines)
-        "w := shardmap.u64_mul" + v + "(w, " + P2 + "); acc := shardmap.u64_add" + v + "(acc, w);"
-            + " acc := shardmap.u64_rotl" + v + "(acc, 31); acc := shardmap.u64_mul" + v + "(acc, " + P1 + ");";
+    String round = // acc := rotl(acc + input * PRIME64_2, 31) * PRIME64_1, in three steps (each one inlines)
+        "w := shardmap.u64_mul" + v + "(w, " + PRIME64_2 + "); acc := shardmap.u64_add" + v + "(acc, w);"
+            + " acc := shardmap.u64_rotl" + v + "(acc, 31); acc := shardmap.u64_mul" + v + "(acc, " + PRIME64_1 + ");";
     String hash = "CREATE OR REPLACE FUNCTION shardmap.hash" + v + "(b bytea) RETURNS bigint LANGUAGE plpgsql"
         + " IMMUTABLE STRICT PARALLEL SAFE AS $f$ DECLARE len integer := length(b); p integer := 0;"
         + " h bigint; v1 bigint; v2 bigint; v3 bigint; v4 bigint; acc bigint; w bigint; BEGIN"
-        + " IF len >= 32 THEN v1 := " + (P1 + P2) + "; v2 := " + P2 + "; v3 := 0; v4 := " + (-P1) + ";"
+        + " IF len >= 32 THEN v1 := " + (PRIME64_1 + PRIME64_2) + "; v2 := " + PRIME64_2 + "; v3 := 0; v4 := " + (-PRIME64_1) + ";"
         + "  WHILE p <= len - 32 LOOP"
         + "   acc := v1; w := " + le64 + "; " + round + " v1 := acc; p := p + 8;"
         + "   acc := v2; w := " + le64 + "; " + round + " v2 := acc; p := p + 8;"
@@ -145,16 +146,16 @@ public final class SqlRouting {
         + "  h := shardmap.u64_add" + v + "(h, shardmap.u64_rotl" + v + "(v3, 12));"
         + "  h := shardmap.u64_add" + v + "(h, shardmap.u64_rotl" + v + "(v4, 18));"
         + mergeRound("v1") + mergeRound("v2") + mergeRound("v3") + mergeRound("v4")
-        + " ELSE h := " + P5 + "; END IF;"
+        + " ELSE h := " + PRIME64_5 + "; END IF;"
         + " h := shardmap.u64_add" + v + "(h, len);"
         + " WHILE p + 8 <= len LOOP acc := 0; w := " + le64 + "; " + round
-        + "  h := h # acc; h := shardmap.u64_rotl" + v + "(h, 27); h := shardmap.u64_mul" + v + "(h, " + P1 + ");"
-        + "  h := shardmap.u64_add" + v + "(h, " + P4 + "); p := p + 8; END LOOP;"
-        + " IF p + 4 <= len THEN w := shardmap.u64_mul" + v + "(" + le32 + ", " + P1 + "); h := h # w;"
-        + "  h := shardmap.u64_rotl" + v + "(h, 23); h := shardmap.u64_mul" + v + "(h, " + P2 + ");"
-        + "  h := shardmap.u64_add" + v + "(h, " + P3 + "); p := p + 4; END IF;"
-        + " WHILE p < len LOOP w := shardmap.u64_mul" + v + "(get_byte(b, p)::bigint, " + P5 + "); h := h # w;"
-        + "  h := shardmap.u64_rotl" + v + "(h, 11); h := shardmap.u64_mul" + v + "(h, " + P1 + "); p := p + 1; END LOOP;"
+        + "  h := h # acc; h := shardmap.u64_rotl" + v + "(h, 27); h := shardmap.u64_mul" + v + "(h, " + PRIME64_1 + ");"
+        + "  h := shardmap.u64_add" + v + "(h, " + PRIME64_4 + "); p := p + 8; END LOOP;"
+        + " IF p + 4 <= len THEN w := shardmap.u64_mul" + v + "(" + le32 + ", " + PRIME64_1 + "); h := h # w;"
+        + "  h := shardmap.u64_rotl" + v + "(h, 23); h := shardmap.u64_mul" + v + "(h, " + PRIME64_2 + ");"
+        + "  h := shardmap.u64_add" + v + "(h, " + PRIME64_3 + "); p := p + 4; END IF;"
+        + " WHILE p < len LOOP w := shardmap.u64_mul" + v + "(get_byte(b, p)::bigint, " + PRIME64_5 + "); h := h # w;"
+        + "  h := shardmap.u64_rotl" + v + "(h, 11); h := shardmap.u64_mul" + v + "(h, " + PRIME64_1 + "); p := p + 1; END LOOP;"
         + avalanche() + " RETURN h; END $f$";
     // An integer key: its canonical bytes are big-endian (k # MIN); xxHash reads the word little-endian,
     // so the word is the byte-reversed canonical value. The 8-byte case of the loop above, unrolled.
@@ -166,8 +167,8 @@ public final class SqlRouting {
     String hashInt = "CREATE OR REPLACE FUNCTION shardmap.hash_int8" + v + "(k bigint) RETURNS bigint LANGUAGE plpgsql"
         + " IMMUTABLE STRICT PARALLEL SAFE AS $f$ DECLARE u bigint := k # (" + minValue + ")::bigint; h bigint;"
         + " acc bigint := 0; w bigint; BEGIN w := " + swap + "; " + round
-        + " h := " + (P5 + 8) + " # acc; h := shardmap.u64_rotl" + v + "(h, 27); h := shardmap.u64_mul" + v + "(h, "
-        + P1 + "); h := shardmap.u64_add" + v + "(h, " + P4 + ");" + avalanche() + " RETURN h; END $f$";
+        + " h := " + (PRIME64_5 + 8) + " # acc; h := shardmap.u64_rotl" + v + "(h, 27); h := shardmap.u64_mul" + v + "(h, "
+        + PRIME64_1 + "); h := shardmap.u64_add" + v + "(h, " + PRIME64_4 + ");" + avalanche() + " RETURN h; END $f$";
     return List.of(
         sqlFn("u64_mul", "a bigint, b bigint", "bigint", mul),
         sqlFn("u64_add", "a bigint, b bigint", "bigint", add),
@@ -181,16 +182,16 @@ public final class SqlRouting {
 
   private static String mergeRound(String lane) {
     String v = "_" + VERSION;
-    // h := (h ^ round(0, lane)) * P1 + P4
-    return " acc := 0; w := " + lane + "; w := shardmap.u64_mul" + v + "(w, " + P2 + "); acc := w;"
-        + " acc := shardmap.u64_rotl" + v + "(acc, 31); acc := shardmap.u64_mul" + v + "(acc, " + P1 + ");"
-        + " h := h # acc; h := shardmap.u64_mul" + v + "(h, " + P1 + "); h := shardmap.u64_add" + v + "(h, " + P4 + ");";
+    // h := (h ^ round(0, lane)) * PRIME64_1 + PRIME64_4
+    return " acc := 0; w := " + lane + "; w := shardmap.u64_mul" + v + "(w, " + PRIME64_2 + "); acc := w;"
+        + " acc := shardmap.u64_rotl" + v + "(acc, 31); acc := shardmap.u64_mul" + v + "(acc, " + PRIME64_1 + ");"
+        + " h := h # acc; h := shardmap.u64_mul" + v + "(h, " + PRIME64_1 + "); h := shardmap.u64_add" + v + "(h, " + PRIME64_4 + ");";
   }
 
   private static String avalanche() {
     String v = "_" + VERSION;
-    return " h := h # shardmap.u64_shr" + v + "(h, 33); h := shardmap.u64_mul" + v + "(h, " + P2 + ");"
-        + " h := h # shardmap.u64_shr" + v + "(h, 29); h := shardmap.u64_mul" + v + "(h, " + P3 + ");"
+    return " h := h # shardmap.u64_shr" + v + "(h, 33); h := shardmap.u64_mul" + v + "(h, " + PRIME64_2 + ");"
+        + " h := h # shardmap.u64_shr" + v + "(h, 29); h := shardmap.u64_mul" + v + "(h, " + PRIME64_3 + ");"
         + " h := h # shardmap.u64_shr" + v + "(h, 32);";
   }
 }

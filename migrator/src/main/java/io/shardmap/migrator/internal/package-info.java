@@ -1,10 +1,25 @@
 /**
- * Migrator internals. {@link io.shardmap.migrator.internal.RangeTableMove} is the PostgreSQL side of
- * moving one key range of one table: change capture by trigger, streaming binary COPY, catch-up replayed by
- * key, and the fence whose table lock drains in-flight writers (docs/migrator-design.md);
- * {@link io.shardmap.migrator.internal.Fences} keeps the fences, decides who passes them (the migrator's
- * role, a declared route) and lifts them from units that come back. The etcd state machine
- * ({@link io.shardmap.migrator.internal.MoveDriver}, whose cutover is held to its pause budget by
- * {@link io.shardmap.migrator.internal.CutoverBudget}), the worker and the CLI build on it. Not API.
+ * Migrator internals; not API (only {@code io.shardmap.migrator} and its CLI use them).
+ *
+ * <ul>
+ *   <li>Planning: {@link io.shardmap.migrator.internal.Planner} validates a move against etcd and both
+ *       shards and records it with the unit's moving markers in one transaction;
+ *       {@link io.shardmap.migrator.internal.Resharder} decides the moves that add or remove a shard of a
+ *       hash or consistent-hash keyspace ({@link io.shardmap.migrator.internal.RingNodes} computes a ring
+ *       node's arc).
+ *   <li>Driving: {@link io.shardmap.migrator.internal.MoveDriver} takes one migration through its states
+ *       (docs/migrator-design.md), each step idempotent and persisted by a guarded etcd write
+ *       ({@link io.shardmap.migrator.internal.MigrationStore}, {@link
+ *       io.shardmap.migrator.internal.UnitRecords} for the unit's records and its cutover); its cutover is
+ *       held to the pause budget by {@link io.shardmap.migrator.internal.CutoverBudget}.
+ *   <li>The PostgreSQL side: {@link io.shardmap.migrator.internal.RangeTableMove} moves one unit of one
+ *       table (a key range, a hash bucket, a ring arc or directory entries; its name is that of the first
+ *       kind it moved): change capture by trigger, chunked binary COPY, catch-up replayed by key,
+ *       verification, cleanup. Every row is chosen by the unit's SQL condition ({@link
+ *       io.shardmap.migrator.internal.MoveUnit}, with {@link io.shardmap.migrator.internal.SqlRouting}'s
+ *       functions for buckets and arcs). {@link io.shardmap.migrator.internal.Fences} keeps the fences,
+ *       whose table lock drains in-flight writers, decides who passes them (the migrator's role, a
+ *       declared route) and lifts them from units that come back.
+ * </ul>
  */
 package io.shardmap.migrator.internal;

@@ -13,6 +13,7 @@ import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationOptions;
 import io.shardmap.proto.v1.MigrationState;
 import io.shardmap.proto.v1.ShardedTable;
+import io.shardmap.support.cli.Durations;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.time.Duration;
@@ -162,7 +163,8 @@ class ProgressTest {
 
   @Test
   void durations() {
-    Durations.Converter c = new Durations.Converter();
+    // The options that say what 0 means (--cleanup-grace, --etcd-retry-for...) take this converter.
+    Durations.ZeroAllowed c = new Durations.ZeroAllowed();
     assertEquals(Duration.ofMillis(100), c.convert("100ms"));
     assertEquals(Duration.ofSeconds(60), c.convert("60s"));
     assertEquals(Duration.ofMinutes(2), c.convert("2m"));

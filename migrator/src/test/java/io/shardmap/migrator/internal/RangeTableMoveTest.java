@@ -271,6 +271,48 @@ class RangeTableMoveTest {
   }
 
   /**
+   * DDL on a table an open transaction holds does not wait in the lock queue (where it would stop every
+   * later writer): each attempt gives up after its lock wait and retries after a pause of
+   * RangeTableMove.DDL_RETRY, until the holder ends; then it applies.
+   */
+  @Test
+  void ddlBehindAnOpenWriterRetriesUntilItEndsAndWritersAreNotQueuedBehindIt() throws Exception {
+    RangeTableMove move = new RangeTableMove(id, "ks", table, "id", LO, HI);
+    try (Connection holder = src.connect(); Connection s = src.connect(); Connection writer = src.connect()) {
+      holder.setAutoCommit(false);
+      try (Statement st = holder.createStatement()) {
+        st.executeUpdate("UPDATE " + table + " SET v = v + 1 WHERE id = -100");  // an open writer
+      }
+      java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
+      java.util.concurrent.CompletableFuture<Boolean> installed = java.util.concurrent.CompletableFuture.supplyAsync(
+          () -> {
+            try {
+              move.installCapture(s);
+              return released.get();
+            } catch (SQLException e) {
+              throw new java.util.concurrent.CompletionException(e);
+            }
+          });
+      // While the DDL keeps retrying, another writer gets through: no lock request stays queued.
+      for (int i = 0; i < 5; i++) {
+        try (Statement st = writer.createStatement()) {
+          assertEquals(1, st.executeUpdate("UPDATE " + table + " SET v = v + 1 WHERE id = 200"));
+        }
+        Thread.sleep(100);
+      }
+      assertFalse(installed.isDone(), "the DDL cannot apply while the holder's transaction is open");
+      released.set(true);
+      holder.commit();
+      assertTrue(installed.get(60, java.util.concurrent.TimeUnit.SECONDS), "applied only after the holder ended");
+      try (Statement st = s.createStatement(); ResultSet rs = st.executeQuery(
+          "SELECT count(*) FROM pg_trigger WHERE tgrelid = '" + table + "'::regclass AND NOT tgisinternal")) {
+        rs.next();
+        assertEquals(2, rs.getLong(1), "the capture and no-truncate triggers");
+      }
+    }
+  }
+
+  /**
    * A generated column is computed by each shard: COPY leaves it out (COPY FROM refuses values for it), a
    * created target table gets the same generation expression, and a target whose column is a plain one
    * is refused as a different schema.

@@ -21,8 +21,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The SQL routing functions agree with core on real PostgreSQL, key by key: canonical bytes, xxHash64 and
  * hash buckets of thousands of random and edge-case INT64 keys and BYTES keys (from bytea and from text
- * columns, non-ASCII UTF-8 included). Ring arcs are checked in MoveUnitSqlTest. Also prints the cost per
- * row (no assertion on it).
+ * columns, non-ASCII UTF-8 included). Ring arcs are checked in MoveUnitSqlTest. The cost per row is a
+ * benchmark: {@code shardmap-bench sql-routing} (docs/benchmarks.md).
  */
 class SqlRoutingTest {
   static final int[] BUCKETS = {1, 2, 3, 7, 16, 1000, 4096};
@@ -169,8 +169,12 @@ class SqlRoutingTest {
     }
   }
 
+  /**
+   * Over generated rows, PostgreSQL counts as many keys in a bucket as core does: int8 keys, short and
+   * ~105-byte text keys. (What the functions cost per row is measured by {@code shardmap-bench sql-routing}.)
+   */
   @Test
-  void costPerRow() throws SQLException {
+  void bucketCountsOverGeneratedRowsMatchCore() throws SQLException {
     int rows = 100_000;
     long[] expect = new long[3];
     for (int g = 1; g <= rows; g++) {
@@ -179,28 +183,29 @@ class SqlRoutingTest {
       expect[2] += HashTable.bucketOf(XxHash64.hash(("x".repeat(100) + g).getBytes(StandardCharsets.UTF_8)), 16) == 3
           ? 1 : 0;
     }
-    double base = time("SELECT count(*) FROM generate_series(1, " + rows + ") g WHERE g % 16 = 3", rows / 16);
-    double hInt = time("SELECT count(*) FROM generate_series(1, " + rows + ") g WHERE "
+    count("SELECT count(*) FROM generate_series(1, " + rows + ") g WHERE g % 16 = 3", rows / 16);
+    count("SELECT count(*) FROM generate_series(1, " + rows + ") g WHERE "
         + SqlRouting.bucket(SqlRouting.hashInt("g"), 16) + " = 3", expect[0]);
-    double hText = time("SELECT count(*) FROM (SELECT 'user:' || g AS k FROM generate_series(1, " + rows + ") g) t WHERE "
+    count("SELECT count(*) FROM (SELECT 'user:' || g AS k FROM generate_series(1, " + rows + ") g) t WHERE "
         + SqlRouting.bucket(SqlRouting.hashBytes("convert_to(k, 'UTF8')"), 16) + " = 3", expect[1]);
-    double hLong = time("SELECT count(*) FROM (SELECT repeat('x', 100) || g AS k FROM generate_series(1, " + rows
+    count("SELECT count(*) FROM (SELECT repeat('x', 100) || g AS k FROM generate_series(1, " + rows
         + ") g) t WHERE " + SqlRouting.bucket(SqlRouting.hashBytes("convert_to(k, 'UTF8')"), 16) + " = 3", expect[2]);
-    System.out.printf("SQL routing cost per row: int8 bucket %.2f us, short text bucket %.2f us, "
-        + "~105-byte text bucket %.2f us (baseline g %% 16: %.2f us)%n", (hInt - base) * 1000 / rows,
-        (hText - base) * 1000 / rows, (hLong - base) * 1000 / rows, base * 1000 / rows);
   }
 
-  /** Runs a count twice (the first warms plans and caches), checks the count, returns the second's ms. */
-  private static double time(String sql, long expectedCount) throws SQLException {
-    try (Statement s = c.createStatement()) {
-      s.executeQuery(sql).close();
-      long t0 = System.nanoTime();
-      try (ResultSet rs = s.executeQuery(sql)) {
-        rs.next();
-        assertEquals(expectedCount, rs.getLong(1), sql);
-      }
-      return (System.nanoTime() - t0) / 1e6;
+  private static void count(String sql, long expectedCount) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+      rs.next();
+      assertEquals(expectedCount, rs.getLong(1), sql);
     }
+  }
+
+  /** core's xxHash64 primes are the spec's (the SQL port imports them; the hashes above check the port). */
+  @Test
+  void xxHashPrimesAreTheSpecs() {
+    assertEquals(0x9E3779B185EBCA87L, XxHash64.PRIME64_1);
+    assertEquals(0xC2B2AE3D27D4EB4FL, XxHash64.PRIME64_2);
+    assertEquals(0x165667B19E3779F9L, XxHash64.PRIME64_3);
+    assertEquals(0x85EBCA77C2B2AE63L, XxHash64.PRIME64_4);
+    assertEquals(0x27D4EB2F165667C5L, XxHash64.PRIME64_5);
   }
 }

@@ -1,0 +1,13 @@
+/**
+ * The directory server's implementation; not API (no other module may import it). {@link
+ * io.shardmap.server.internal.DirectoryState} keeps the watched snapshot and proves its freshness; {@link
+ * io.shardmap.server.internal.ReadService} answers lookups from it without locks or etcd round trips, and
+ * {@link io.shardmap.server.internal.WatchStreams} streams its changes to clients with bounded queues;
+ * {@link io.shardmap.server.internal.AdminService} runs each map change of {@link
+ * io.shardmap.server.internal.AdminOps} (a plan over the snapshot, one etcd transaction pinning every
+ * record it read, optimistic retries) off the transport threads; {@link
+ * io.shardmap.server.internal.StoreLayout} says where each record lives in etcd (docs/data-model.md);
+ * {@link io.shardmap.server.internal.ClientRegistry} publishes the SDK clients' applied revisions; {@link
+ * io.shardmap.server.internal.Errors} is the one mapping of failures to gRPC statuses.
+ */
+package io.shardmap.server.internal;
