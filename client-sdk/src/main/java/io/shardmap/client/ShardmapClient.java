@@ -1,7 +1,7 @@
 package io.shardmap.client;
 
 import com.google.protobuf.ByteString;
-import io.shardmap.client.internal.ClientStats;
+import io.shardmap.client.internal.Counters;
 import io.shardmap.client.internal.LazyDirectory;
 import io.shardmap.client.internal.MapFollower;
 import io.shardmap.client.internal.MicrometerMetrics;
@@ -46,7 +46,7 @@ public final class ShardmapClient implements AutoCloseable {
   private volatile boolean stale;
   private final long stalenessCheckNanos;
   private final java.util.concurrent.ScheduledExecutorService stalenessTimer;
-  private final ClientStats stats = new ClientStats();
+  private final Counters stats = new Counters();
   /** Removes the Micrometer meters; null without a registry (Micrometer classes are then never loaded). */
   private volatile AutoCloseable metrics;
 
@@ -228,28 +228,17 @@ public final class ShardmapClient implements AutoCloseable {
     follower.removeListener(listener);
   }
 
-  /** Watch streams that failed and were re-opened. */
-  public long reconnects() {
-    return follower.reconnects();
+  /** A reading of the client's counters and map state (see {@link ClientStats}); cheap, takes no lock. */
+  public ClientStats stats() {
+    DirectorySnapshot s = current();
+    return new ClientStats(s == null ? 0 : s.revision(), follower.appliedRevision(), staleness(),
+        follower.watchLagRevisions(), follower.reconnects(), follower.resyncs(), follower.failovers(),
+        stats.lookups(), stats.directoryHits(), stats.directoryMisses(), follower.lazyCacheSize(), stats.reports(),
+        stats.reportFailures());
   }
 
-  /** Full re-reads the directory asked for. */
-  public long resyncs() {
-    return follower.resyncs();
-  }
-
-  /** Moves to another directory server. */
-  public long failovers() {
-    return follower.failovers();
-  }
-
-  /** A key range in the keyspace's spec syntax, for callers that take ranges from configuration. */
-  public KeyRange parseRange(String keyspace, String spec) {
-    return KeyRange.parse(keyspace(keyspace).keyType(), spec, "range");
-  }
-
-  /** Counters shared with the shard-access layer and the metrics binder. */
-  ClientStats stats() {
+  /** The live counters, shared with the shard-access layer and the metrics binder. */
+  Counters counters() {
     return stats;
   }
 

@@ -1,8 +1,8 @@
 package io.shardmap.client;
 
 import com.zaxxer.hikari.HikariDataSource;
-import io.shardmap.client.internal.ClientStats;
-import io.shardmap.client.internal.ClientStats.RetryCause;
+import io.shardmap.client.internal.Counters;
+import io.shardmap.client.internal.Counters.RetryCause;
 import io.shardmap.client.internal.ShardPools;
 import io.shardmap.client.internal.ShardPools.ShardPool;
 import io.shardmap.core.DirectorySnapshot;
@@ -60,7 +60,7 @@ public final class ShardmapData implements AutoCloseable {
 
   private final ShardmapClient client;
   private final DataOptions options;
-  private final ClientStats stats;
+  private final Counters stats;
   private final ShardPools pools;
   private final Object mapChanged = new Object();
   private final MapListener listener = (before, after, resync) -> onMapChange(after);
@@ -70,7 +70,7 @@ public final class ShardmapData implements AutoCloseable {
   private ShardmapData(ShardmapClient client, DataOptions options) {
     this.client = client;
     this.options = options;
-    this.stats = client.stats();
+    this.stats = client.counters();
     this.pools = new ShardPools(options);
   }
 
@@ -149,18 +149,12 @@ public final class ShardmapData implements AutoCloseable {
     return p.primary();
   }
 
-  /** Shards whose pools are open, as of the last map change. */
-  public Set<String> openShards() {
-    return pools.pools().keySet();
-  }
-
-  /** Pools opened and closed so far (primaries and replicas), for operators and tests. */
-  public int poolsOpened() {
-    return pools.openedCount();
-  }
-
-  public int poolsClosed() {
-    return pools.closedCount();
+  /** A reading of this object's pools and of the client's shard-call counters (see {@link DataStats}). */
+  public DataStats stats() {
+    return new DataStats(pools.openedCount(), pools.closedCount(), pools.pools().keySet(), stats.calls(),
+        stats.callFailures(), java.time.Duration.ofNanos(stats.callNanos()), stats.retries(RetryCause.STALE_ROUTE),
+        stats.retries(RetryCause.OLD_FENCE), stats.retries(RetryCause.REPLICA_UNAVAILABLE),
+        stats.retries(RetryCause.CONNECTION));
   }
 
   private static Mode autocommit(Idempotence i) {

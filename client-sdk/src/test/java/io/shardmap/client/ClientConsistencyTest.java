@@ -175,9 +175,9 @@ class ClientConsistencyTest {
       long reconnects = 0;
       long resyncs = 0;
       for (ShardmapClient c : clients) {
-        failovers += c.failovers();
-        reconnects += c.reconnects();
-        resyncs += c.resyncs();
+        failovers += c.stats().failovers();
+        reconnects += c.stats().reconnects();
+        resyncs += c.stats().resyncs();
       }
       System.out.printf("%ssetup %d ms, faults %d ms, total %d ms; admin changes applied %d, refused %d, "
               + "unavailable %d; replica restarts %d (bind retries %d), etcd member stops %d, compactions %d; "
@@ -683,8 +683,8 @@ class ClientConsistencyTest {
               ShardmapClient c = clients.get(i);
               sb.append("\n  client ").append(i).append(" ").append(c.options().targets()).append(" at ")
                   .append(c.follower().appliedRevision()).append(" (map of ").append(c.revision())
-                  .append("), failovers ").append(c.failovers()).append(", reconnects ")
-                  .append(c.reconnects()).append(", resyncs ").append(c.resyncs()).append(", staleness ")
+                  .append("), failovers ").append(c.stats().failovers()).append(", reconnects ")
+                  .append(c.stats().reconnects()).append(", resyncs ").append(c.stats().resyncs()).append(", staleness ")
                   .append(c.staleness().toMillis()).append(" ms");
             }
             fail(sb.toString());

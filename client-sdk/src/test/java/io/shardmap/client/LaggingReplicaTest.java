@@ -99,7 +99,7 @@ class LaggingReplicaTest {
         int ranges = c.snapshot().keyspace("users").ranges().size();
 
         a.close(); // the client must go to B, which is behind it and cannot confirm etcd's revision
-        eventually("the client tried B", () -> client.failovers() >= 1);
+        eventually("the client tried B", () -> client.stats().failovers() >= 1);
         Thread.sleep(300); // some failed rounds on B while it is cut off (not a timing assertion)
         assertEquals(aheadRevision, c.revision(), "the map stays where it was");
         assertEquals(ranges, c.snapshot().keyspace("users").ranges().size());

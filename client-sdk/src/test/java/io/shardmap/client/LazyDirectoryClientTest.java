@@ -140,12 +140,12 @@ class LazyDirectoryClientTest {
           assertTrue(c.follower().lazy("devices").size() <= CACHE, "cache size " + c.follower().lazy("devices").size());
         }
       }
-      long missesBefore = c.stats().directoryMisses();
+      long missesBefore = c.stats().directoryCacheMisses();
       for (int i = 0; i < 100; i++) {
         assertEquals("s3", c.route("devices", 7).shard());
       }
-      assertEquals(missesBefore + 1, c.stats().directoryMisses(), "one miss, then hits");
-      assertTrue(c.stats().directoryHits() >= 99);
+      assertEquals(missesBefore + 1, c.stats().directoryCacheMisses(), "one miss, then hits");
+      assertTrue(c.stats().directoryCacheHits() >= 99);
 
       assertEquals("s2", c.route("tenants", "t3").shard());
       ShardmapException none = assertThrows(ShardmapException.class, () -> c.route("tenants", "nobody"));
@@ -166,7 +166,7 @@ class LazyDirectoryClientTest {
       Route absent = c.route("devices", 1000);
       assertEquals("s1", absent.shard(), "no entry: the fallback");
       assertEquals("s1", c.route("devices", 1001).shard());
-      long misses = c.stats().directoryMisses();
+      long misses = c.stats().directoryCacheMisses();
 
       // Reassigned: the cached entry is replaced by the watch, not refetched.
       admin.putDirectoryEntries(PutDirectoryEntriesRequest.newBuilder().setKeyspace("devices")
@@ -197,7 +197,7 @@ class LazyDirectoryClientTest {
       assertRoute(server("devices", 2), c.route("devices", 2), "key 2 has no entry either");
       assertEquals("s4", c.snapshot().keyspace("devices").directory().fallback().shard());
 
-      assertEquals(misses, c.stats().directoryMisses(), "every update came through the watch");
+      assertEquals(misses, c.stats().directoryCacheMisses(), "every update came through the watch");
       assertEquals(3, cache.size());
     }
   }
@@ -245,7 +245,7 @@ class LazyDirectoryClientTest {
       for (long k : new long[] {1, 2, 100, 100 + CACHE - 1, 5000}) {
         assertRoute(server("small", k), c.route("small", k), "small key " + k);
       }
-      assertTrue(c.stats().directoryMisses() >= 5);
+      assertTrue(c.stats().directoryCacheMisses() >= 5);
     }
   }
 
@@ -306,7 +306,7 @@ class LazyDirectoryClientTest {
       }
       pool.shutdown();
       assertTrue(violations.isEmpty(), "epochs went back: " + violations);
-      assertTrue(c.stats().directoryMisses() > keys, "the cache kept missing: " + c.stats().directoryMisses()
+      assertTrue(c.stats().directoryCacheMisses() > keys, "the cache kept missing: " + c.stats().directoryCacheMisses()
           + " misses in " + lookups + " lookups");
       long last = lastRevision;
       eventually("the client reaches the last write", () -> c.revision() >= last);

@@ -172,7 +172,7 @@ class ShardmapClientTest {
       long rev = admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users")
           .setSplitKey(Key.newBuilder().setIntKey(77)).build()).getRevision();
       eventually("the client moves to a live replica", () -> c.revision() >= rev);
-      assertTrue(c.failovers() >= 1, "failovers " + c.failovers());
+      assertTrue(c.stats().failovers() >= 1, "failovers " + c.stats().failovers());
       assertEquals(77, io.shardmap.core.Keys.decodeInt64(c.route("users", 77).range().start()));
     }
     // Resync: a client whose revision predates a fresh server's history re-reads the map.
@@ -191,7 +191,7 @@ class ShardmapClientTest {
       // The split, not the fresh server's revision: that one moves on with revisions that change no map
       // (the servers' client presence records), which the client's map revision never takes.
       eventually("the client re-reads from the fresh server", () -> c.revision() >= split);
-      assertTrue(c.resyncs() >= 1, "resyncs " + c.resyncs());
+      assertTrue(c.stats().resyncs() >= 1, "resyncs " + c.stats().resyncs());
       assertEquals(88, io.shardmap.core.Keys.decodeInt64(c.route("users", 88).range().start()));
     } finally {
       c.close();

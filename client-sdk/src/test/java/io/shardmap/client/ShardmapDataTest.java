@@ -9,7 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.client.ShardmapData.Idempotence;
-import io.shardmap.client.internal.ClientStats.RetryCause;
+import io.shardmap.client.internal.Counters.RetryCause;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
@@ -210,7 +210,7 @@ class ShardmapDataTest {
     assertTrue(rowsByShard("skey").get("s1").contains("eu"));
     // Reads see what the writes put there, through the same routing.
     assertEquals("x", data.read("profiles", "us", c -> queryOne(c, "SELECT v FROM " + table + " WHERE skey = 'us'")));
-    assertTrue(client.stats().calls() >= 300 + 17);
+    assertTrue(client.counters().calls() >= 300 + 17);
   }
 
   private static Map<String, Set<String>> asSets(Map<String, List<String>> m) {
@@ -237,32 +237,32 @@ class ShardmapDataTest {
     exec(p0, "CREATE DATABASE " + dbA);
     exec(p0, "CREATE DATABASE " + dbB);
     try {
-      eventually("pools for the three shards", () -> data.openShards().equals(Set.copyOf(SHARDS)));
-      int opened = data.poolsOpened();
+      eventually("pools for the three shards", () -> data.stats().openShards().equals(Set.copyOf(SHARDS)));
+      long opened = data.stats().poolsOpened();
       admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
           .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbA))).build());
-      eventually("a pool for the new shard", () -> data.openShards().contains("s4"));
-      assertEquals(opened + 1, data.poolsOpened());
+      eventually("a pool for the new shard", () -> data.stats().openShards().contains("s4"));
+      assertEquals(opened + 1, data.stats().poolsOpened());
       assertEquals(dbA, currentDatabase("s4"));
 
-      int closed = data.poolsClosed();
+      long closed = data.stats().poolsClosed();
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
           .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))).build());
-      eventually("the old pool closes when the endpoint changes", () -> data.poolsClosed() == closed + 1);
+      eventually("the old pool closes when the endpoint changes", () -> data.stats().poolsClosed() == closed + 1);
       assertEquals(dbB, currentDatabase("s4"));
 
       // A state change alone keeps the pool (and its warm connections).
-      int openedBefore = data.poolsOpened();
+      long openedBefore = data.stats().poolsOpened();
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
           .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))
           .setState(ShardState.SHARD_STATE_DRAINING)).build());
       long rev = read.listShards(ListShardsRequest.getDefaultInstance()).getRevision();
       eventually("the state change arrives", () -> client.revision() >= rev);
-      assertEquals(openedBefore, data.poolsOpened());
+      assertEquals(openedBefore, data.stats().poolsOpened());
 
       admin.deregisterShard(DeregisterShardRequest.newBuilder().setName("s4").build());
       eventually("the pool closes when the shard is deregistered",
-          () -> !data.openShards().contains("s4") && data.poolsClosed() == closed + 2);
+          () -> !data.stats().openShards().contains("s4") && data.stats().poolsClosed() == closed + 2);
       ShardmapException gone = assertThrows(ShardmapException.class, () -> data.primary("s4"));
       assertEquals(ErrorCode.NOT_FOUND, gone.code());
     } finally {
@@ -341,9 +341,9 @@ class ShardmapDataTest {
     Route r = client.route("users", k);
     assertEquals("s1", r.shard());
     oldFence(0, r.epoch() - 1);
-    long before = client.stats().retries(RetryCause.OLD_FENCE);
+    long before = client.counters().retries(RetryCause.OLD_FENCE);
     assertEquals(1, (int) data.inTransaction("users", k, c -> insertInt(c, table, k, "tx")));
-    assertEquals(before + 1, client.stats().retries(RetryCause.OLD_FENCE));
+    assertEquals(before + 1, client.counters().retries(RetryCause.OLD_FENCE));
     assertEquals(1, (int) data.withConnection("users", k + 1, Idempotence.IDEMPOTENT,
         c -> insertInt(c, table, k + 1, "auto")));
     assertEquals(1, count(0, k), "exactly once on the owner");
@@ -382,14 +382,14 @@ class ShardmapDataTest {
     fence(0, r1);
     List<CompletableFuture<?>> pending = new ArrayList<>();
     reassignLater(r1, "s3", 300, pending);
-    long retries = client.stats().retries(RetryCause.STALE_ROUTE);
+    long retries = client.counters().retries(RetryCause.STALE_ROUTE);
     long t0 = System.nanoTime();
     // A transaction refused by the fence is rolled back by PostgreSQL, so the SDK reruns it on s3.
     assertEquals(1, (int) data.inTransaction("users", k1, c -> insertInt(c, table, k1, "moved")));
     long waitedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
     pending.forEach(CompletableFuture::join);
     assertTrue(waitedMs >= 250, "the call waited for the cutover, " + waitedMs + " ms");
-    assertEquals(retries + 1, client.stats().retries(RetryCause.STALE_ROUTE));
+    assertEquals(retries + 1, client.counters().retries(RetryCause.STALE_ROUTE));
     assertEquals(0, count(0, k1), "nothing on the fenced source");
     assertEquals(1, count(2, k1), "exactly once on the new owner");
 
@@ -516,9 +516,9 @@ class ShardmapDataTest {
           .setPrimary(endpoint(p1)).addReplicas(Endpoint.newBuilder().setHost("127.0.0.1").setPort(deadPort)
               .setDatabase(replicaDb))).build());
       eventually("the dead replica is in the map", () -> client.shard("s2").getReplicas(0).getPort() == deadPort);
-      long detours = client.stats().retries(RetryCause.REPLICA_UNAVAILABLE);
+      long detours = client.counters().retries(RetryCause.REPLICA_UNAVAILABLE);
       assertEquals("from-primary", data.read("profiles", "us", c -> queryOne(c, q)));
-      assertEquals(detours + 1, client.stats().retries(RetryCause.REPLICA_UNAVAILABLE));
+      assertEquals(detours + 1, client.counters().retries(RetryCause.REPLICA_UNAVAILABLE));
     } finally {
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
           .setPrimary(endpoint(p1))).build());
@@ -532,7 +532,7 @@ class ShardmapDataTest {
   void aTransactionWhoseConnectionDiesBeforeCommitRunsAgainOnce() throws Exception {
     long k = 42;
     AtomicInteger runs = new AtomicInteger();
-    long before = client.stats().retries(RetryCause.CONNECTION);
+    long before = client.counters().retries(RetryCause.CONNECTION);
     int inserted = data.inTransaction("users", k, c -> {
       int n = insertInt(c, table, k, "v" + runs.incrementAndGet());
       if (runs.get() == 1) {
@@ -545,7 +545,7 @@ class ShardmapDataTest {
     });
     assertEquals(1, inserted);
     assertEquals(2, runs.get());
-    assertEquals(before + 1, client.stats().retries(RetryCause.CONNECTION));
+    assertEquals(before + 1, client.counters().retries(RetryCause.CONNECTION));
     int owner = SHARDS.indexOf(client.route("users", k).shard());
     try (Connection c = pg.shard(owner).connect()) {
       assertEquals("1", queryOne(c, "SELECT count(*) FROM " + table + " WHERE id = " + k));

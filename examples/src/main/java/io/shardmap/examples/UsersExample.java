@@ -424,8 +424,8 @@ public final class UsersExample implements Callable<Integer> {
     long revision = client.revision();
     out.printf("Map: revision %d at the start, %d at the end (%d %s followed while running); "
             + "directory reconnects %d, failovers %d, full re-reads %d.%n",
-        startRevision, revision, mapChanges, mapChanges == 1 ? "change" : "changes", client.reconnects(),
-        client.failovers(), client.resyncs());
+        startRevision, revision, mapChanges, mapChanges == 1 ? "change" : "changes", client.stats().reconnects(),
+        client.stats().failovers(), client.stats().resyncs());
     long calls = store.calls();
     long reruns = store.workRuns() - calls;
     out.printf("SDK calls: %,d (%,d inTransaction, %,d read); %,d re-run by the SDK (a range moved or a "

@@ -4,7 +4,6 @@ import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.client.ClientOptions;
 import io.shardmap.client.MapListener;
 import io.shardmap.core.DirectorySnapshot;
@@ -66,7 +65,7 @@ public final class MapFollower implements AutoCloseable {
   private static final Logger log = Logger.getLogger(MapFollower.class.getName());
 
   private final ClientOptions options;
-  private final ClientStats stats;
+  private final Counters stats;
   private final LongSupplier nanoTime;
   private final List<ManagedChannel> channels = new ArrayList<>();
   private final List<MapListener> listeners = new CopyOnWriteArrayList<>();
@@ -94,20 +93,15 @@ public final class MapFollower implements AutoCloseable {
   private final AtomicLong resyncs = new AtomicLong();
   private final AtomicLong failovers = new AtomicLong();
 
-  public MapFollower(ClientOptions options, String clientId, ClientStats stats, LongSupplier nanoTime) {
+  public MapFollower(ClientOptions options, String clientId, Counters stats, LongSupplier nanoTime) {
     this.options = options;
     this.stats = stats;
     this.nanoTime = nanoTime;
     // Servers send heartbeats on idle streams; several missed in a row means the server or path is dead.
     this.idleLimitNanos = options.watchIdleTimeout().toNanos();
     for (String t : options.targets()) {
-      int c = t.lastIndexOf(':');
-      channels.add(NettyChannelBuilder.forAddress(t.substring(0, c), Integer.parseInt(t.substring(c + 1)))
-          .usePlaintext()
-          .keepAliveTime(10, TimeUnit.SECONDS)
-          .keepAliveTimeout(5, TimeUnit.SECONDS)
-          .maxInboundMessageSize(64 << 20)
-          .build());
+      // Map pages of big keyspaces may exceed gRPC's default 4 MiB inbound limit.
+      channels.add(options.channelFactory().builderFor(t).maxInboundMessageSize(64 << 20).build());
     }
     this.rpc = new DirectoryRpc(options.targets(), channels, () -> target, options.rpcTimeout().toNanos(),
         options.initialBackoff().toNanos(), options.maxBackoff().toNanos(), nanoTime);

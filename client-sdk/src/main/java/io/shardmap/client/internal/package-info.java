@@ -8,7 +8,7 @@
  *       directory keyspace too big to hold whole (its class comment explains the ordering rules);
  *   <li>{@link io.shardmap.client.internal.DirectoryRpc} asks directory servers single-key questions
  *       (cache misses, remote lookups) with failover inside one RPC timeout;
- *   <li>{@link io.shardmap.client.internal.ClientStats} holds the counters, and
+ *   <li>{@link io.shardmap.client.internal.Counters} holds the counters, and
  *       {@link io.shardmap.client.internal.MicrometerMetrics} (the only class naming Micrometer types)
  *       publishes them when a registry was given.
  * </ul>
