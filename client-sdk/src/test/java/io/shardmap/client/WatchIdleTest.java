@@ -116,7 +116,7 @@ class WatchIdleTest {
           proxyA.frozen = true;
           CountDownLatch seen = new CountDownLatch(1);
           c.addListener((before, after, resync) -> {
-            if ("s2".equals(after.keyspace("users").route(0L).shard())) {
+            if ("s2".equals(after.core().keyspace("users").route(0L).shard())) {
               seen.countDown();
             }
           });

@@ -5,7 +5,6 @@ import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.shardmap.client.ClientOptions;
-import io.shardmap.client.MapListener;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.proto.v1.DirectoryEntry;
@@ -68,7 +67,7 @@ public final class MapFollower implements AutoCloseable {
   private final Counters stats;
   private final LongSupplier nanoTime;
   private final List<ManagedChannel> channels = new ArrayList<>();
-  private final List<MapListener> listeners = new CopyOnWriteArrayList<>();
+  private final List<SnapshotListener> listeners = new CopyOnWriteArrayList<>();
   private final CountDownLatch firstLoad = new CountDownLatch(1);
   private final Thread worker;
   private final long idleLimitNanos;
@@ -183,11 +182,11 @@ public final class MapFollower implements AutoCloseable {
     return Math.max(0, nanoTime.getAsLong() - confirmedAtNanos);
   }
 
-  public void addListener(MapListener l) {
+  public void addListener(SnapshotListener l) {
     listeners.add(l);
   }
 
-  public void removeListener(MapListener l) {
+  public void removeListener(SnapshotListener l) {
     listeners.remove(l);
   }
 
@@ -602,7 +601,7 @@ public final class MapFollower implements AutoCloseable {
 
   private void publish(DirectorySnapshot before, DirectorySnapshot after, boolean resync) {
     snapshot = after;
-    for (MapListener l : listeners) {
+    for (SnapshotListener l : listeners) {
       try {
         l.onChange(before, after, resync);
       } catch (RuntimeException e) {
