@@ -4,7 +4,6 @@ import com.sun.management.OperatingSystemMXBean;
 import com.sun.management.ThreadMXBean;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
-import io.shardmap.client.ShardKey;
 import io.shardmap.client.ClientOptions;
 import io.shardmap.client.DataOptions;
 import io.shardmap.client.ShardmapClient;
@@ -456,8 +455,8 @@ public final class DataLoadCommand implements Callable<Integer> {
 
     private long viaSdk(long id) throws SQLException {
       return workload == Workload.read
-          ? data.read(KEYSPACE, ShardKey.of(id), c -> read(c, id))
-          : data.withConnection(KEYSPACE, ShardKey.of(id), Idempotence.NOT_IDEMPOTENT, c -> write(c, id));
+          ? data.read(KEYSPACE, id, c -> read(c, id))
+          : data.withConnection(KEYSPACE, id, Idempotence.NOT_IDEMPOTENT, c -> write(c, id));
     }
   }
 

@@ -1,6 +1,5 @@
 package io.shardmap.bench;
 
-import io.shardmap.client.ShardKey;
 import io.shardmap.client.ClientOptions;
 import io.shardmap.client.DataOptions;
 import io.shardmap.client.ShardmapClient;
@@ -186,8 +185,8 @@ public final class FencePassCommand implements Callable<Integer> {
       };
       long t0 = System.nanoTime();
       try {
-        int changed = k.autocommit() == null ? data.inTransaction(KEYSPACE, ShardKey.of(key), w)
-            : data.withConnection(KEYSPACE, ShardKey.of(key), k.autocommit(), w);
+        int changed = k.autocommit() == null ? data.inTransaction(KEYSPACE, key, w)
+            : data.withConnection(KEYSPACE, key, k.autocommit(), w);
         lat[n++] = changed == 1 ? System.nanoTime() - t0 : -1;
       } catch (SQLException | RuntimeException e) {
         lat[n++] = -1;

@@ -1,6 +1,5 @@
 package io.shardmap.bench;
 
-import io.shardmap.client.ShardKey;
 import io.shardmap.client.ClientOptions;
 import io.shardmap.client.DataOptions;
 import io.shardmap.client.ShardmapClient;
@@ -197,7 +196,7 @@ public final class MigrateLoadCommand implements Callable<Integer> {
 
   private Result measure(PrintStream out, MoveBed bed, Migrator migrator, ShardmapData data, double pipeSeconds,
                          long bytes) throws Exception {
-    FixedRateWriter.Write upsert = (key, seq) -> data.withConnection(KS, ShardKey.of(key), Idempotence.IDEMPOTENT, c -> {
+    FixedRateWriter.Write upsert = (key, seq) -> data.withConnection(KS, key, Idempotence.IDEMPOTENT, c -> {
       try (PreparedStatement ps = c.prepareStatement(UPSERT)) {
         ps.setLong(1, key);
         ps.setLong(2, seq);

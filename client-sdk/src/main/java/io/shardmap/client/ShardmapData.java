@@ -95,18 +95,44 @@ public final class ShardmapData implements AutoCloseable {
 
   /** Runs {@code work} in a transaction on the primary of the key's shard and commits it. */
   public <T> T inTransaction(String keyspace, ShardKey key, SqlWork<T> work) throws SQLException {
-    return call(keyspace, key, Mode.TRANSACTION, work);
+    return call(keyspace, 0, nonNull(key), Mode.TRANSACTION, work);
+  }
+
+  /**
+   * {@link #inTransaction(String, ShardKey, SqlWork)} for an integer key without making a {@link ShardKey}:
+   * like {@link ShardmapClient#route(String, long)}, the SDK's part of the call then allocates nothing.
+   */
+  public <T> T inTransaction(String keyspace, long key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, key, null, Mode.TRANSACTION, work);
   }
 
   /** Runs {@code work} on an autocommit connection to the primary of the key's shard. */
   public <T> T withConnection(String keyspace, ShardKey key, Idempotence idempotence, SqlWork<T> work)
       throws SQLException {
-    return call(keyspace, key, autocommit(idempotence), work);
+    return call(keyspace, 0, nonNull(key), autocommit(idempotence), work);
+  }
+
+  /** {@link #withConnection(String, ShardKey, Idempotence, SqlWork)} for an integer key, allocation-free. */
+  public <T> T withConnection(String keyspace, long key, Idempotence idempotence, SqlWork<T> work)
+      throws SQLException {
+    return call(keyspace, key, null, autocommit(idempotence), work);
   }
 
   /** Runs read-only {@code work} on a replica of the key's shard, or its primary if it has none. */
   public <T> T read(String keyspace, ShardKey key, SqlWork<T> work) throws SQLException {
-    return call(keyspace, key, Mode.READ, work);
+    return call(keyspace, 0, nonNull(key), Mode.READ, work);
+  }
+
+  /** {@link #read(String, ShardKey, SqlWork)} for an integer key, allocation-free. */
+  public <T> T read(String keyspace, long key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, key, null, Mode.READ, work);
+  }
+
+  private static ShardKey nonNull(ShardKey key) {
+    if (key == null) {
+      throw ShardmapException.invalid("key", "a key is required");
+    }
+    return key;
   }
 
   /**
@@ -133,21 +159,19 @@ public final class ShardmapData implements AutoCloseable {
     return i == Idempotence.IDEMPOTENT ? Mode.AUTOCOMMIT_IDEMPOTENT : Mode.AUTOCOMMIT;
   }
 
-  private Route route(String keyspace, ShardKey key) {
-    return client.coreRoute(keyspace, key);
+  /** The route of the call's key: {@code key}, or the integer {@code intKey} when {@code key} is null. */
+  private Route route(String keyspace, long intKey, ShardKey key) {
+    return key == null ? client.coreRoute(keyspace, intKey) : client.coreRoute(keyspace, key);
   }
 
-  private <T> T call(String keyspace, ShardKey key, Mode mode, SqlWork<T> work) throws SQLException {
-    if (key == null) {
-      throw ShardmapException.invalid("key", "a key is required");
-    }
+  private <T> T call(String keyspace, long intKey, ShardKey key, Mode mode, SqlWork<T> work) throws SQLException {
     if (closed) {
       throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this ShardmapData is closed");
     }
     long start = System.nanoTime();
     boolean failed = true;
     try {
-      Route route = route(keyspace, key);
+      Route route = route(keyspace, intKey, key);
       // Set once a shard refused with a fence older than the route (see StaleRoute, "Declared routes"):
       // from then on every run of this call declares its route.
       boolean declare = false;
@@ -156,7 +180,7 @@ public final class ShardmapData implements AutoCloseable {
           ShardPool pool = pools.get(route.shard(), client.coreSnapshot());
           if (pool == null) {
             // Deregistered since we routed (only a shard owning nothing can be): the route is stale.
-            route = route(keyspace, key);
+            route = route(keyspace, intKey, key);
             pool = pools.get(route.shard(), client.coreSnapshot());
             if (pool == null) {
               throw new ShardmapException(ErrorCode.INTERNAL, "shard '" + route.shard() + "' owns the key but "
@@ -164,7 +188,8 @@ public final class ShardmapData implements AutoCloseable {
             }
           }
           Declaration d = declare ? new Declaration(keyspace, route.epoch(),
-              key.isInteger() ? StaleRoute.declaredKey(key.intValue()) : StaleRoute.declaredKey(key.bytesUnsafe()))
+              key == null ? StaleRoute.declaredKey(intKey) : key.isInteger() ? StaleRoute.declaredKey(key.intValue())
+                  : StaleRoute.declaredKey(key.bytesUnsafe()))
               : null;
           T result = runOnce(pool, mode, work, d);
           failed = false;
@@ -187,13 +212,13 @@ public final class ShardmapData implements AutoCloseable {
               }
               stats.retry(declare ? RetryCause.STALE_ROUTE : RetryCause.OLD_FENCE);
               declare = true;
-              Route now = route(keyspace, key);
+              Route now = route(keyspace, intKey, key);
               if (now.epoch() > route.epoch()) {
                 route = now; // the map moved on meanwhile: declare what it says now
               }
               continue;
             }
-            Route newer = awaitNewerRoute(keyspace, key, fenced < 0 ? route.epoch() : fenced, route, e);
+            Route newer = awaitNewerRoute(keyspace, intKey, key, fenced < 0 ? route.epoch() : fenced, route, e);
             if (mode == Mode.AUTOCOMMIT) {
               throw new ShardmapException(ErrorCode.STALE_EPOCH, "shard " + route.shard() + " refused the call "
                   + "because " + fenceWording(e, keyspace) + " moved to " + newer.shard()
@@ -210,7 +235,7 @@ public final class ShardmapData implements AutoCloseable {
               throw n.original();
             }
             stats.retry(RetryCause.CONNECTION);
-            route = route(keyspace, key);
+            route = route(keyspace, intKey, key);
           } else {
             throw e;
           }
@@ -254,7 +279,7 @@ public final class ShardmapData implements AutoCloseable {
    * Between the fence and the cutover's etcd commit there is a short window in which no newer route
    * exists anywhere yet; waiting covers it.
    */
-  private Route awaitNewerRoute(String keyspace, ShardKey key, long fencedEpoch, Route used,
+  private Route awaitNewerRoute(String keyspace, long intKey, ShardKey key, long fencedEpoch, Route used,
       SQLException cause) {
     long start = System.nanoTime();
     long deadline = start + options.staleRouteTimeout().toNanos();
@@ -262,14 +287,14 @@ public final class ShardmapData implements AutoCloseable {
     boolean remoteUsable = true;
     while (true) {
       long seen = mapChanges;
-      Route r = route(keyspace, key);
+      Route r = route(keyspace, intKey, key);
       if (r.epoch() > fencedEpoch) {
         return r;
       }
       long now = System.nanoTime();
       if (remoteUsable && now - nextRemote >= 0) {
         try {
-          Route remote = client.coreLookupRemote(keyspace, key);
+          Route remote = client.coreLookupRemote(keyspace, key == null ? ShardKey.of(intKey) : key);
           if (remote.epoch() > fencedEpoch) {
             return remote;
           }

@@ -1,6 +1,5 @@
 package io.shardmap.migrator;
 
-import io.shardmap.client.ShardKey;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -138,7 +137,7 @@ class MigrationPauseBudgetTest {
       long value = 7;
       Integer n = CompletableFuture.supplyAsync(() -> {
         try {
-          return h.data.inTransaction(MoveHarness.KS, ShardKey.of(k), c -> {
+          return h.data.inTransaction(MoveHarness.KS, k, c -> {
             try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + h.table + " (id, v, payload) VALUES (?, ?, "
                 + "'abandon') ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v")) {
               ps.setLong(1, k);
@@ -169,7 +168,7 @@ class MigrationPauseBudgetTest {
       boolean delete = rnd.nextInt(5) == 0;
       long start = System.nanoTime();
       try {
-        h.data.inTransaction(MoveHarness.KS, ShardKey.of(k), c -> {
+        h.data.inTransaction(MoveHarness.KS, k, c -> {
           try (PreparedStatement ps = c.prepareStatement(delete ? "DELETE FROM " + h.table + " WHERE id = ?"
               : "INSERT INTO " + h.table + " (id, v, payload) VALUES (?, ?, 'r') ON CONFLICT (id) DO UPDATE SET v = "
                   + "EXCLUDED.v")) {

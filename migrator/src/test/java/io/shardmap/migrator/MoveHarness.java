@@ -1,7 +1,7 @@
 package io.shardmap.migrator;
 
-import io.shardmap.client.ShardRoute;
 import io.shardmap.client.ShardKey;
+import io.shardmap.client.ShardRoute;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -184,7 +184,7 @@ final class MoveHarness implements AutoCloseable {
   }
 
   private <T> T inTransaction(long k, io.shardmap.client.SqlWork<T> work) throws SQLException {
-    return textKeys ? data.inTransaction(KS, ShardKey.of("u" + k), work) : data.inTransaction(KS, ShardKey.of(k), work);
+    return textKeys ? data.inTransaction(KS, ShardKey.of("u" + k), work) : data.inTransaction(KS, k, work);
   }
 
   private void setKey(PreparedStatement ps, int i, long k) throws SQLException {
@@ -240,7 +240,7 @@ final class MoveHarness implements AutoCloseable {
             }
           };
           int changed = textKeys ? data.withConnection(KS, ShardKey.of("u" + k), Idempotence.IDEMPOTENT, update)
-              : data.withConnection(KS, ShardKey.of(k), Idempotence.IDEMPOTENT, update);
+              : data.withConnection(KS, k, Idempotence.IDEMPOTENT, update);
           if (changed == 1) {
             model.put(k, value);
           } else if (model.containsKey(k)) {
