@@ -77,6 +77,9 @@ public final class MapView {
    *     the other kind; FAILED_PRECONDITION for a keyspace held lazily (see the class comment) or broken
    */
   public ShardRoute route(String keyspace, ShardKey key) {
+    if (key == null) {
+      throw ShardmapException.invalid("key", "a key is required");
+    }
     KeyspaceMap k = map.keyspace(keyspace);
     boolean integer = k.keyType() == KeyType.KEY_TYPE_INT64;
     if (key.isInteger() != integer) {

@@ -112,7 +112,8 @@ public final class ShardmapClient implements AutoCloseable {
    * @throws ShardmapException as {@link #route(String, long)}, and INVALID_ARGUMENT for a key of the other kind
    */
   public ShardRoute route(String keyspace, ShardKey key) {
-    return ShardRoute.of(keyspace, key.isInteger(), coreRoute(keyspace, key));
+    Route r = coreRoute(keyspace, key);
+    return ShardRoute.of(keyspace, key.isInteger(), r);
   }
 
   /** The core route of an INT64 key, for this package (no SDK type made). */
@@ -127,6 +128,9 @@ public final class ShardmapClient implements AutoCloseable {
 
   /** The core route of any key, for this package. */
   Route coreRoute(String keyspace, ShardKey key) {
+    if (key == null) {
+      throw ShardmapException.invalid("key", "a key is required");
+    }
     if (key.isInteger()) {
       return coreRoute(keyspace, key.intValue());
     }
@@ -153,11 +157,15 @@ public final class ShardmapClient implements AutoCloseable {
    *     INVALID_ARGUMENT, ...) when it refused the question
    */
   public ShardRoute lookupRemote(String keyspace, ShardKey key) {
-    return ShardRoute.of(keyspace, key.isInteger(), coreLookupRemote(keyspace, key));
+    Route r = coreLookupRemote(keyspace, key);
+    return ShardRoute.of(keyspace, key.isInteger(), r);
   }
 
   /** {@link #lookupRemote} with the core route, for this package. */
   Route coreLookupRemote(String keyspace, ShardKey key) {
+    if (key == null) {
+      throw ShardmapException.invalid("key", "a key is required");
+    }
     if (key.isInteger()) {
       LazyDirectory d = lazyOrNull(keyspace, KeyType.KEY_TYPE_INT64);
       if (d != null) {

@@ -61,6 +61,8 @@ class InProcessClientTest {
         try (ShardmapClient client = ShardmapClient.start(options)) {
           assertEquals("s1", client.route("users", -5).shard());
           assertEquals("s2", client.route("users", 5).shard());
+          assertEquals(io.shardmap.core.ErrorCode.INVALID_ARGUMENT, assertThrows(io.shardmap.core.ShardmapException.class,
+              () -> client.route("users", (ShardKey) null)).code(), "a missing key is refused naming it");
           long rev = admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users")
               .setSplitKey(Key.newBuilder().setIntKey(1000)).build()).getRevision();
           eventually("the split arrives through the in-process watch", () -> client.revision() >= rev);

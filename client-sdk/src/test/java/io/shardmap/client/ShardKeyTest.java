@@ -119,5 +119,6 @@ class ShardKeyTest {
         assertThrows(ShardmapException.class, () -> v.route("users", ShardKey.of("x"))).code());
     assertEquals(ErrorCode.NOT_FOUND, assertThrows(ShardmapException.class, () -> v.route("nope", ShardKey.of(1))).code());
     assertEquals(ErrorCode.NOT_FOUND, assertThrows(ShardmapException.class, () -> v.shard("s9")).code());
+    assertEquals(ErrorCode.INVALID_ARGUMENT, assertThrows(ShardmapException.class, () -> v.route("users", null)).code());
   }
 }
