@@ -75,7 +75,7 @@ public final class ClientHeapCommand implements Callable<Integer> {
       // grpc-java releases its shared event loops about a second after the last channel closes, and every
       // measured client would otherwise pay for creating them again.
       try (ShardmapClient w1 = ShardmapClient.start(big)) {
-        if (w1.snapshot().keyspace(RangeMaps.KEYSPACE).ranges().size() != ranges) {
+        if (w1.snapshot().ranges(RangeMaps.KEYSPACE).size() != ranges) {
           throw new IllegalStateException("the client did not load " + ranges + " ranges");
         }
       }

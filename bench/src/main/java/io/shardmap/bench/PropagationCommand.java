@@ -1,5 +1,6 @@
 package io.shardmap.bench;
 
+import io.shardmap.client.ShardRoute;
 import io.etcd.jetcd.ByteSequence;
 import io.etcd.jetcd.Client;
 import io.etcd.jetcd.Watch;
@@ -235,7 +236,7 @@ public final class PropagationCommand implements Callable<Integer> {
   private static void checkAgreement(DirectoryServer dir, List<ShardmapClient> cs) {
     List<Route> want = dir.snapshot().keyspace(RangeMaps.KEYSPACE).ranges().routes();
     for (ShardmapClient c : cs) {
-      List<Route> got = c.snapshot().keyspace(RangeMaps.KEYSPACE).ranges().routes();
+      List<ShardRoute> got = c.snapshot().ranges(RangeMaps.KEYSPACE);
       for (int i = 0; i < want.size(); i++) {
         if (!got.get(i).shard().equals(want.get(i).shard()) || got.get(i).epoch() != want.get(i).epoch()) {
           throw new IllegalStateException("a client's range " + i + " is " + got.get(i) + ", the server's "

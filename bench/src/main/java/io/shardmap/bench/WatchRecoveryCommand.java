@@ -250,7 +250,7 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
         cs.add(client);
       }
       for (ShardmapClient c : cs) {
-        if (c.failovers() != 0 || c.reconnects() != 0) {
+        if (c.stats().failovers() != 0 || c.stats().reconnects() != 0) {
           throw new IllegalStateException("a client did not start on replica A");
         }
       }
@@ -293,11 +293,11 @@ public final class WatchRecoveryCommand implements Callable<Integer> {
           fromFault[i] = rec.nanos(i) - f0;
           got.add(rec.revision(i));
         }
-        if (cs.get(i).failovers() == 0) {
+        if (cs.get(i).stats().failovers() == 0) {
           stayed++;
         }
-        reconnects += cs.get(i).reconnects();
-        failovers += cs.get(i).failovers();
+        reconnects += cs.get(i).stats().reconnects();
+        failovers += cs.get(i).stats().failovers();
       }
       if (got.stream().anyMatch(v -> v != after)) {
         throw new IllegalStateException("round " + n + ": a client's first revision after the fault was not the "

@@ -1,5 +1,6 @@
 package io.shardmap.client;
 
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.time.Duration;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -17,6 +18,18 @@ public final class ClientOptions {
   /** The longest {@link Builder#reportInterval}: half of the directory servers' default client report timeout. */
   public static final Duration MAX_REPORT_INTERVAL = Duration.ofSeconds(5);
 
+  /**
+   * The default {@link Builder#channelFactory}: plaintext gRPC over Netty to {@code host:port}, with a keepalive
+   * ping every 10 s (5 s to answer) so a dead path is noticed even on an idle stream.
+   */
+  public static final ChannelFactory PLAINTEXT = target -> {
+    int c = target.lastIndexOf(':');
+    return NettyChannelBuilder.forAddress(target.substring(0, c), Integer.parseInt(target.substring(c + 1)))
+        .usePlaintext()
+        .keepAliveTime(10, java.util.concurrent.TimeUnit.SECONDS)
+        .keepAliveTimeout(5, java.util.concurrent.TimeUnit.SECONDS);
+  };
+
   private final List<String> targets;
   private final Set<String> keyspaces;
   private final Duration rpcTimeout;
@@ -29,6 +42,7 @@ public final class ClientOptions {
   private final Object meterRegistry;
   private final String clientId;
   private final Duration reportInterval;
+  private final ChannelFactory channelFactory;
 
   private ClientOptions(Builder b) {
     targets = List.copyOf(b.targets);
@@ -43,13 +57,17 @@ public final class ClientOptions {
     meterRegistry = b.meterRegistry;
     clientId = b.clientId;
     reportInterval = b.reportInterval;
+    channelFactory = b.channelFactory;
   }
 
   public static Builder builder() {
     return new Builder();
   }
 
-  /** Directory servers as host:port, tried in order, moving on when one fails. */
+  /**
+   * Directory servers, tried in order, moving on when one fails: {@code host:port} with the default channel
+   * factory, any name the {@link #channelFactory()} understands otherwise.
+   */
   public List<String> targets() { return targets; }
   public Set<String> keyspaces() { return keyspaces; }
   public Duration rpcTimeout() { return rpcTimeout; }
@@ -74,6 +92,8 @@ public final class ClientOptions {
   public String clientId() { return clientId; }
   /** See {@link Builder#reportInterval}. */
   public Duration reportInterval() { return reportInterval; }
+  /** See {@link Builder#channelFactory}; {@link #PLAINTEXT} unless set. */
+  public ChannelFactory channelFactory() { return channelFactory; }
 
   public static final class Builder {
     private List<String> targets;
@@ -88,21 +108,37 @@ public final class ClientOptions {
     private Object meterRegistry;
     private String clientId;
     private Duration reportInterval = DEFAULT_REPORT_INTERVAL;
+    private ChannelFactory channelFactory = PLAINTEXT;
 
     private Builder() {}
 
-    /** One or more directory servers, {@code host:port}. */
+    /**
+     * One or more directory servers: {@code host:port} for the default channel factory (checked by
+     * {@link #build}), any non-blank name for a factory of your own.
+     */
     public Builder targets(List<String> hostPorts) {
       if (hostPorts == null || hostPorts.isEmpty()) {
         throw new IllegalArgumentException("targets: at least one directory server (host:port) is required");
       }
       for (String t : hostPorts) {
-        int c = t == null ? -1 : t.lastIndexOf(':');
-        if (c <= 0 || !t.substring(c + 1).matches("\\d{1,5}")) {
-          throw new IllegalArgumentException("targets: '" + t + "' is not host:port");
+        if (t == null || t.isBlank()) {
+          throw new IllegalArgumentException("targets: '" + t + "' is not a directory server");
         }
       }
       this.targets = List.copyOf(hostPorts);
+      return this;
+    }
+
+    /**
+     * How the client makes its channel to each target (default {@link ClientOptions#PLAINTEXT}): for TLS,
+     * e.g. {@code t -> NettyChannelBuilder.forTarget(t).sslContext(...)}, or for tests
+     * {@code InProcessChannelBuilder::forName}.
+     */
+    public Builder channelFactory(ChannelFactory factory) {
+      if (factory == null) {
+        throw new IllegalArgumentException("channelFactory: must not be null (leave it unset for plaintext Netty)");
+      }
+      this.channelFactory = factory;
       return this;
     }
 
@@ -246,6 +282,14 @@ public final class ClientOptions {
     public ClientOptions build() {
       if (targets == null) {
         throw new IllegalArgumentException("targets: at least one directory server (host:port) is required");
+      }
+      if (channelFactory == PLAINTEXT) {
+        for (String t : targets) {
+          int c = t.lastIndexOf(':');
+          if (c <= 0 || !t.substring(c + 1).matches("\\d{1,5}")) {
+            throw new IllegalArgumentException("targets: '" + t + "' is not host:port");
+          }
+        }
       }
       if (keyspaces.isEmpty()) {
         throw new IllegalArgumentException("keyspaces: follow at least one keyspace");

@@ -1,15 +1,15 @@
 package io.shardmap.client;
 
-import com.zaxxer.hikari.HikariConfig;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Objects;
-import java.util.function.BiConsumer;
 
 /**
  * Immutable settings of {@link ShardmapData} from {@link #builder()}, which rejects bad values at once
  * with a message naming the option. Credentials are not part of the map (etcd holds endpoints only).
+ *
+ * <p>The pool settings are the SDK's own: the pool implementation (HikariCP today) is not part of the API.
+ * Every pool (one per shard primary and per replica) gets the same settings.
  */
 public final class DataOptions {
   private final String user;
@@ -21,7 +21,11 @@ public final class DataOptions {
   private final Duration staleRouteTimeout;
   private final int maxAttempts;
   private final Map<String, String> properties;
-  private final BiConsumer<String, HikariConfig> poolCustomizer;
+  private final Duration idleTimeout;
+  private final Duration maxLifetime;
+  private final Duration keepaliveTime;
+  private final Duration validationTimeout;
+  private final String connectionInitSql;
 
   private DataOptions(Builder b) {
     user = b.user;
@@ -33,7 +37,11 @@ public final class DataOptions {
     staleRouteTimeout = b.staleRouteTimeout;
     maxAttempts = b.maxAttempts;
     properties = Map.copyOf(b.properties);
-    poolCustomizer = b.poolCustomizer;
+    idleTimeout = b.idleTimeout;
+    maxLifetime = b.maxLifetime;
+    keepaliveTime = b.keepaliveTime;
+    validationTimeout = b.validationTimeout;
+    connectionInitSql = b.connectionInitSql;
   }
 
   public static Builder builder() {
@@ -57,8 +65,16 @@ public final class DataOptions {
   public int maxAttempts() { return maxAttempts; }
   /** PostgreSQL JDBC driver properties applied to every pool. */
   public Map<String, String> properties() { return properties; }
-  /** Null, or a hook called with (shard, config) before each pool is created. */
-  public BiConsumer<String, HikariConfig> poolCustomizer() { return poolCustomizer; }
+  /** How long a connection above {@link #minIdle()} may sit idle before it is closed; zero: never. */
+  public Duration idleTimeout() { return idleTimeout; }
+  /** The longest a pooled connection lives before it is replaced (when not in use); zero: no limit. */
+  public Duration maxLifetime() { return maxLifetime; }
+  /** How often an idle connection is tested to keep it (and the path to the shard) alive; zero: never. */
+  public Duration keepaliveTime() { return keepaliveTime; }
+  /** How long testing a connection for liveness may take. */
+  public Duration validationTimeout() { return validationTimeout; }
+  /** SQL run once on every new connection before it is used (e.g. {@code SET search_path ...}); null: none. */
+  public String connectionInitSql() { return connectionInitSql; }
 
   public static final class Builder {
     private String user;
@@ -70,7 +86,11 @@ public final class DataOptions {
     private Duration staleRouteTimeout = Duration.ofSeconds(5);
     private int maxAttempts = 5;
     private final Map<String, String> properties = new LinkedHashMap<>();
-    private BiConsumer<String, HikariConfig> poolCustomizer;
+    private Duration idleTimeout = Duration.ofMinutes(10);
+    private Duration maxLifetime = Duration.ofMinutes(30);
+    private Duration keepaliveTime = Duration.ZERO;
+    private Duration validationTimeout = Duration.ofSeconds(5);
+    private String connectionInitSql;
 
     private Builder() {}
 
@@ -135,9 +155,36 @@ public final class DataOptions {
       return this;
     }
 
-    /** Adjusts each pool's HikariCP config before it opens; called with the shard name. */
-    public Builder poolCustomizer(BiConsumer<String, HikariConfig> customizer) {
-      this.poolCustomizer = Objects.requireNonNull(customizer, "poolCustomizer");
+    /** Default 10 min; zero keeps idle connections forever, otherwise at least 10 s. */
+    public Builder idleTimeout(Duration d) {
+      this.idleTimeout = zeroOrAtLeast("idleTimeout", d, Duration.ofSeconds(10));
+      return this;
+    }
+
+    /** Default 30 min; zero for no limit, otherwise at least 30 s. Keep it below any server or proxy limit. */
+    public Builder maxLifetime(Duration d) {
+      this.maxLifetime = zeroOrAtLeast("maxLifetime", d, Duration.ofSeconds(30));
+      return this;
+    }
+
+    /** Default zero (off); otherwise at least 30 s and below {@link #maxLifetime}. */
+    public Builder keepaliveTime(Duration d) {
+      this.keepaliveTime = zeroOrAtLeast("keepaliveTime", d, Duration.ofSeconds(30));
+      return this;
+    }
+
+    /** Default 5 s; at least 250 ms. */
+    public Builder validationTimeout(Duration d) {
+      this.validationTimeout = atLeast("validationTimeout", d, Duration.ofMillis(250));
+      return this;
+    }
+
+    /** SQL run once on every new connection of every pool before it is handed out. */
+    public Builder connectionInitSql(String sql) {
+      if (sql == null || sql.isBlank()) {
+        throw new IllegalArgumentException("connectionInitSql: must be a non-blank SQL statement, got '" + sql + "'");
+      }
+      this.connectionInitSql = sql;
       return this;
     }
 
@@ -148,7 +195,22 @@ public final class DataOptions {
       if (minIdle > maxPoolSize) {
         throw new IllegalArgumentException("minIdle: " + minIdle + " is above maxPoolSize " + maxPoolSize);
       }
+      if (!keepaliveTime.isZero() && !maxLifetime.isZero() && keepaliveTime.compareTo(maxLifetime) >= 0) {
+        throw new IllegalArgumentException("keepaliveTime: " + keepaliveTime.toSeconds() + " s must be below "
+            + "maxLifetime (" + maxLifetime.toSeconds() + " s)");
+      }
       return new DataOptions(this);
+    }
+
+    private static Duration zeroOrAtLeast(String name, Duration d, Duration min) {
+      if (d != null && d.isZero()) {
+        return d;
+      }
+      if (d == null || d.compareTo(min) < 0) {
+        throw new IllegalArgumentException(name + ": must be zero (off) or at least " + min.toSeconds() + " s, got "
+            + d);
+      }
+      return d;
     }
 
     private static Duration atLeast(String name, Duration d, Duration min) {

@@ -1,22 +1,19 @@
 package io.shardmap.client;
 
 import com.google.protobuf.ByteString;
-import io.shardmap.client.internal.ClientStats;
+import io.shardmap.client.internal.Counters;
 import io.shardmap.client.internal.LazyDirectory;
 import io.shardmap.client.internal.MapFollower;
 import io.shardmap.client.internal.MicrometerMetrics;
+import io.shardmap.client.internal.SnapshotListener;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
-import io.shardmap.core.KeyRange;
-import io.shardmap.core.Keys;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyType;
-import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.Strategy;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
@@ -33,6 +30,10 @@ import java.util.concurrent.TimeUnit;
  * <em>lazily</em>: {@link #route} serves it from a bounded cache kept current by the watch stream, and a
  * key that is not cached costs one RPC to a directory server (UNAVAILABLE, naming the key, if none
  * answers within the RPC timeout). See {@link #snapshot()} for what the map holds for such a keyspace.
+ *
+ * <p>Keys are {@link ShardKey}s; {@link #route(String, long)} is the allocation-free lookup for integer keys.
+ * Public signatures use the SDK's own value types ({@link ShardRoute}, {@link ShardInfo}, {@link MapView},
+ * {@link ClientStats}); the routing code underneath is the directory server's ({@code io.shardmap.core}).
  */
 public final class ShardmapClient implements AutoCloseable {
   private final ClientOptions options;
@@ -46,7 +47,10 @@ public final class ShardmapClient implements AutoCloseable {
   private volatile boolean stale;
   private final long stalenessCheckNanos;
   private final java.util.concurrent.ScheduledExecutorService stalenessTimer;
-  private final ClientStats stats = new ClientStats();
+  private final Counters stats = new Counters();
+  /** The adapter registered with the follower for each public listener. */
+  private final java.util.Map<MapListener, SnapshotListener> listeners =
+      new java.util.concurrent.ConcurrentHashMap<>();
   /** Removes the Micrometer meters; null without a registry (Micrometer classes are then never loaded). */
   private volatile AutoCloseable metrics;
 
@@ -90,10 +94,30 @@ public final class ShardmapClient implements AutoCloseable {
   }
 
   /**
-   * Routes an INT64 key. From the local map, except for a key of a lazily held directory keyspace that
-   * is not cached (see the class comment).
+   * Routes an integer key of an INT64 keyspace: the allocation-free lookup (for range, hash and
+   * consistent-hash keyspaces it returns a shared {@link ShardRoute} and allocates nothing). From the local
+   * map, except for a key of a lazily held directory keyspace that is not cached (see the class comment).
+   *
+   * @throws ShardmapException NOT_FOUND for a keyspace that does not exist or is not followed;
+   *     INVALID_ARGUMENT for a BYTES keyspace; UNAVAILABLE past {@link ClientOptions.Builder#maxStaleness}
    */
-  public Route route(String keyspace, long key) {
+  public ShardRoute route(String keyspace, long key) {
+    return ShardRoute.of(keyspace, true, coreRoute(keyspace, key));
+  }
+
+  /**
+   * Routes a key: an integer key of an INT64 keyspace, or a byte-string (text, region) key of a BYTES
+   * keyspace. As {@link #route(String, long)}, which integer keys may use to avoid making a {@link ShardKey}.
+   *
+   * @throws ShardmapException as {@link #route(String, long)}, and INVALID_ARGUMENT for a key of the other kind
+   */
+  public ShardRoute route(String keyspace, ShardKey key) {
+    Route r = coreRoute(keyspace, key);
+    return ShardRoute.of(keyspace, key.isInteger(), r);
+  }
+
+  /** The core route of an INT64 key, for this package (no SDK type made). */
+  Route coreRoute(String keyspace, long key) {
     stats.lookup();
     KeyspaceMap k = keyspace(keyspace);
     if (k.strategy() == Strategy.STRATEGY_DIRECTORY && !k.directory().entriesHeld()) {
@@ -102,52 +126,59 @@ public final class ShardmapClient implements AutoCloseable {
     return k.route(key);
   }
 
-  /** Routes a string key (its UTF-8 bytes) of a BYTES keyspace; for a geographic keyspace, a region. */
-  public Route route(String keyspace, String key) {
-    return route(keyspace, key.getBytes(StandardCharsets.UTF_8));
-  }
-
-  /** Routes a byte-string key of a BYTES keyspace (lazily held directories as for INT64 keys). */
-  public Route route(String keyspace, byte[] key) {
+  /** The core route of any key, for this package. */
+  Route coreRoute(String keyspace, ShardKey key) {
+    if (key == null) {
+      throw ShardmapException.invalid("key", "a key is required");
+    }
+    if (key.isInteger()) {
+      return coreRoute(keyspace, key.intValue());
+    }
     stats.lookup();
     KeyspaceMap k = keyspace(keyspace);
     if (k.keyType() != KeyType.KEY_TYPE_BYTES) {
       throw ShardmapException.invalid("key", "keyspace '" + keyspace + "' has INT64 keys");
     }
-    Keys.checkBytesKey(key, "key");
+    byte[] bytes = key.bytesUnsafe();
     if (k.strategy() == Strategy.STRATEGY_DIRECTORY && !k.directory().entriesHeld()) {
-      return lazy(k).route(key);
+      return lazy(k).route(bytes);
     }
-    return k.route(key);
+    return k.route(bytes);
   }
 
   /**
-   * Asks a directory server, not the local map, where an INT64 key lives: for refreshing one route after
-   * a shard said the local one is stale. Starts at the server the client follows and fails over between
-   * the targets, all within {@link ClientOptions#rpcTimeout()}; prefers a server whose map is at least as
-   * new as the client's. For a lazily held directory keyspace the answer also refreshes the cache.
-   * Works for keyspaces the client does not follow too.
+   * Asks a directory server, not the local map, where a key lives: for refreshing one route after a shard
+   * said the local one is stale. Starts at the server the client follows and fails over between the
+   * targets, all within {@link ClientOptions#rpcTimeout()}; prefers a server whose map is at least as new as
+   * the client's. For a lazily held directory keyspace the answer also refreshes the cache. Works for
+   * keyspaces the client does not follow too.
    *
    * @throws ShardmapException UNAVAILABLE when no server answered in time; the server's code (NOT_FOUND,
    *     INVALID_ARGUMENT, ...) when it refused the question
    */
-  public Route lookupRemote(String keyspace, long key) {
-    LazyDirectory d = lazyOrNull(keyspace, KeyType.KEY_TYPE_INT64);
-    if (d != null) {
-      return d.refresh(key);
-    }
-    return follower.rpc().lookup(keyspace, Key.newBuilder().setIntKey(key).build(), localRevision());
+  public ShardRoute lookupRemote(String keyspace, ShardKey key) {
+    Route r = coreLookupRemote(keyspace, key);
+    return ShardRoute.of(keyspace, key.isInteger(), r);
   }
 
-  /** {@link #lookupRemote(String, long)} for a byte-string key. */
-  public Route lookupRemote(String keyspace, byte[] key) {
-    Keys.checkBytesKey(key, "key");
+  /** {@link #lookupRemote} with the core route, for this package. */
+  Route coreLookupRemote(String keyspace, ShardKey key) {
+    if (key == null) {
+      throw ShardmapException.invalid("key", "a key is required");
+    }
+    if (key.isInteger()) {
+      LazyDirectory d = lazyOrNull(keyspace, KeyType.KEY_TYPE_INT64);
+      if (d != null) {
+        return d.refresh(key.intValue());
+      }
+      return follower.rpc().lookup(keyspace, Key.newBuilder().setIntKey(key.intValue()).build(), localRevision());
+    }
     LazyDirectory d = lazyOrNull(keyspace, KeyType.KEY_TYPE_BYTES);
     if (d != null) {
-      return d.refresh(key);
+      return d.refresh(key.bytesUnsafe());
     }
-    return follower.rpc().lookup(keyspace, Key.newBuilder().setBytesKey(ByteString.copyFrom(key)).build(),
-        localRevision());
+    return follower.rpc().lookup(keyspace, Key.newBuilder().setBytesKey(ByteString.copyFrom(key.bytesUnsafe()))
+        .build(), localRevision());
   }
 
   private long localRevision() {
@@ -178,20 +209,27 @@ public final class ShardmapClient implements AutoCloseable {
     return d;
   }
 
-  /** The registration of a shard (its PostgreSQL endpoints), as of the current map. */
-  public Shard shard(String name) {
-    return current().shard(name);
+  /**
+   * The registration of a shard (its PostgreSQL endpoints), as of the current map.
+   *
+   * @throws ShardmapException NOT_FOUND when no shard of that name is registered
+   */
+  public ShardInfo shard(String name) {
+    return ShardInfo.of(current().shard(name));
   }
 
   /**
-   * The current map; immutable. For a lazily held directory keyspace it holds the spec and the layout
-   * ({@code keyspace(ks).directory().fallback()}), but no entries: {@code directory().entriesHeld()} is
-   * false, {@code size()} is 0, and routing through that map fails with FAILED_PRECONDITION rather than
-   * answer with the fallback for a key that has an entry; use {@link #route}. {@link MapListener}s see
-   * the spec and fallback changes of such keyspaces, not their entry changes (which only update the
-   * cache).
+   * The current map; immutable (see {@link MapView}). For a lazily held directory keyspace it holds the spec
+   * and fallback but no entries, and routing such a keyspace's keys through it fails with
+   * FAILED_PRECONDITION; use {@link #route}. {@link MapListener}s see the spec and fallback changes of such
+   * keyspaces, not their entry changes (which only update the cache).
    */
-  public DirectorySnapshot snapshot() {
+  public MapView snapshot() {
+    return new MapView(current());
+  }
+
+  /** The current core map, for this package. */
+  DirectorySnapshot coreSnapshot() {
     return current();
   }
 
@@ -220,36 +258,41 @@ public final class ShardmapClient implements AutoCloseable {
 
   /** Adds a listener of map changes (see {@link MapListener} for the threading rules). */
   public void addListener(MapListener listener) {
-    follower.addListener(listener);
+    SnapshotListener adapter = (before, after, resync) ->
+        listener.onChange(before == null ? null : new MapView(before), new MapView(after), resync);
+    if (listeners.putIfAbsent(listener, adapter) == null) {
+      follower.addListener(adapter);
+    }
   }
 
   /** Removes a listener added with {@link #addListener}; it may still receive a change already under way. */
   public void removeListener(MapListener listener) {
+    SnapshotListener adapter = listeners.remove(listener);
+    if (adapter != null) {
+      follower.removeListener(adapter);
+    }
+  }
+
+  /** A listener of this package on the core maps (ShardmapData's pools), with no adapter between. */
+  void addCoreListener(SnapshotListener listener) {
+    follower.addListener(listener);
+  }
+
+  void removeCoreListener(SnapshotListener listener) {
     follower.removeListener(listener);
   }
 
-  /** Watch streams that failed and were re-opened. */
-  public long reconnects() {
-    return follower.reconnects();
+  /** A reading of the client's counters and map state (see {@link ClientStats}); cheap, takes no lock. */
+  public ClientStats stats() {
+    DirectorySnapshot s = current();
+    return new ClientStats(s == null ? 0 : s.revision(), follower.appliedRevision(), staleness(),
+        follower.watchLagRevisions(), follower.reconnects(), follower.resyncs(), follower.failovers(),
+        stats.lookups(), stats.directoryHits(), stats.directoryMisses(), follower.lazyCacheSize(), stats.reports(),
+        stats.reportFailures());
   }
 
-  /** Full re-reads the directory asked for. */
-  public long resyncs() {
-    return follower.resyncs();
-  }
-
-  /** Moves to another directory server. */
-  public long failovers() {
-    return follower.failovers();
-  }
-
-  /** A key range in the keyspace's spec syntax, for callers that take ranges from configuration. */
-  public KeyRange parseRange(String keyspace, String spec) {
-    return KeyRange.parse(keyspace(keyspace).keyType(), spec, "range");
-  }
-
-  /** Counters shared with the shard-access layer and the metrics binder. */
-  ClientStats stats() {
+  /** The live counters, shared with the shard-access layer and the metrics binder. */
+  Counters counters() {
     return stats;
   }
 

@@ -1,15 +1,15 @@
 package io.shardmap.client;
 
 import com.zaxxer.hikari.HikariDataSource;
-import io.shardmap.client.internal.ClientStats;
-import io.shardmap.client.internal.ClientStats.RetryCause;
+import io.shardmap.client.internal.Counters;
+import io.shardmap.client.internal.Counters.RetryCause;
 import io.shardmap.client.internal.ShardPools;
+import io.shardmap.client.internal.SnapshotListener;
 import io.shardmap.client.internal.ShardPools.ShardPool;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
-import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.SQLException;
@@ -60,25 +60,25 @@ public final class ShardmapData implements AutoCloseable {
 
   private final ShardmapClient client;
   private final DataOptions options;
-  private final ClientStats stats;
+  private final Counters stats;
   private final ShardPools pools;
   private final Object mapChanged = new Object();
-  private final MapListener listener = (before, after, resync) -> onMapChange(after);
+  private final SnapshotListener listener = (before, after, resync) -> onMapChange(after);
   private volatile long mapChanges;
   private volatile boolean closed;
 
   private ShardmapData(ShardmapClient client, DataOptions options) {
     this.client = client;
     this.options = options;
-    this.stats = client.stats();
+    this.stats = client.counters();
     this.pools = new ShardPools(options);
   }
 
   /** Opens pools for the shards of the client's map and keeps them in step with it. */
   public static ShardmapData open(ShardmapClient client, DataOptions options) {
     ShardmapData d = new ShardmapData(client, options);
-    client.addListener(d.listener);
-    d.pools.sync(client.snapshot());
+    client.addCoreListener(d.listener);
+    d.pools.sync(client.coreSnapshot());
     return d;
   }
 
@@ -93,48 +93,46 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  /** Runs {@code work} in a transaction on the primary of the INT64 key's shard and commits it. */
+  /** Runs {@code work} in a transaction on the primary of the key's shard and commits it. */
+  public <T> T inTransaction(String keyspace, ShardKey key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, 0, nonNull(key), Mode.TRANSACTION, work);
+  }
+
+  /**
+   * {@link #inTransaction(String, ShardKey, SqlWork)} for an integer key without making a {@link ShardKey}:
+   * like {@link ShardmapClient#route(String, long)}, the SDK's part of the call then allocates nothing.
+   */
   public <T> T inTransaction(String keyspace, long key, SqlWork<T> work) throws SQLException {
     return call(keyspace, key, null, Mode.TRANSACTION, work);
   }
 
-  /** Runs {@code work} in a transaction on the primary of the string key's (or region's) shard. */
-  public <T> T inTransaction(String keyspace, String key, SqlWork<T> work) throws SQLException {
-    return call(keyspace, 0, key.getBytes(StandardCharsets.UTF_8), Mode.TRANSACTION, work);
+  /** Runs {@code work} on an autocommit connection to the primary of the key's shard. */
+  public <T> T withConnection(String keyspace, ShardKey key, Idempotence idempotence, SqlWork<T> work)
+      throws SQLException {
+    return call(keyspace, 0, nonNull(key), autocommit(idempotence), work);
   }
 
-  /** Runs {@code work} in a transaction on the primary of the byte-string key's shard. */
-  public <T> T inTransaction(String keyspace, byte[] key, SqlWork<T> work) throws SQLException {
-    return call(keyspace, 0, key, Mode.TRANSACTION, work);
-  }
-
-  /** Runs {@code work} on an autocommit connection to the primary of the INT64 key's shard. */
+  /** {@link #withConnection(String, ShardKey, Idempotence, SqlWork)} for an integer key, allocation-free. */
   public <T> T withConnection(String keyspace, long key, Idempotence idempotence, SqlWork<T> work)
       throws SQLException {
     return call(keyspace, key, null, autocommit(idempotence), work);
   }
 
-  public <T> T withConnection(String keyspace, String key, Idempotence idempotence, SqlWork<T> work)
-      throws SQLException {
-    return call(keyspace, 0, key.getBytes(StandardCharsets.UTF_8), autocommit(idempotence), work);
+  /** Runs read-only {@code work} on a replica of the key's shard, or its primary if it has none. */
+  public <T> T read(String keyspace, ShardKey key, SqlWork<T> work) throws SQLException {
+    return call(keyspace, 0, nonNull(key), Mode.READ, work);
   }
 
-  public <T> T withConnection(String keyspace, byte[] key, Idempotence idempotence, SqlWork<T> work)
-      throws SQLException {
-    return call(keyspace, 0, key, autocommit(idempotence), work);
-  }
-
-  /** Runs read-only {@code work} on a replica of the INT64 key's shard, or its primary if it has none. */
+  /** {@link #read(String, ShardKey, SqlWork)} for an integer key, allocation-free. */
   public <T> T read(String keyspace, long key, SqlWork<T> work) throws SQLException {
     return call(keyspace, key, null, Mode.READ, work);
   }
 
-  public <T> T read(String keyspace, String key, SqlWork<T> work) throws SQLException {
-    return call(keyspace, 0, key.getBytes(StandardCharsets.UTF_8), Mode.READ, work);
-  }
-
-  public <T> T read(String keyspace, byte[] key, SqlWork<T> work) throws SQLException {
-    return call(keyspace, 0, key, Mode.READ, work);
+  private static ShardKey nonNull(ShardKey key) {
+    if (key == null) {
+      throw ShardmapException.invalid("key", "a key is required");
+    }
+    return key;
   }
 
   /**
@@ -142,61 +140,57 @@ public final class ShardmapData implements AutoCloseable {
    * and no stale-route protection.
    */
   public DataSource primary(String shard) {
-    ShardPool p = pools.get(shard, client.snapshot());
+    ShardPool p = pools.get(shard, client.coreSnapshot());
     if (p == null) {
       throw ShardmapException.notFound("shard '" + shard + "' is not registered");
     }
     return p.primary();
   }
 
-  /** Shards whose pools are open, as of the last map change. */
-  public Set<String> openShards() {
-    return pools.pools().keySet();
-  }
-
-  /** Pools opened and closed so far (primaries and replicas), for operators and tests. */
-  public int poolsOpened() {
-    return pools.openedCount();
-  }
-
-  public int poolsClosed() {
-    return pools.closedCount();
+  /** A reading of this object's pools and of the client's shard-call counters (see {@link DataStats}). */
+  public DataStats stats() {
+    return new DataStats(pools.openedCount(), pools.closedCount(), pools.pools().keySet(), stats.calls(),
+        stats.callFailures(), java.time.Duration.ofNanos(stats.callNanos()), stats.retries(RetryCause.STALE_ROUTE),
+        stats.retries(RetryCause.OLD_FENCE), stats.retries(RetryCause.REPLICA_UNAVAILABLE),
+        stats.retries(RetryCause.CONNECTION));
   }
 
   private static Mode autocommit(Idempotence i) {
     return i == Idempotence.IDEMPOTENT ? Mode.AUTOCOMMIT_IDEMPOTENT : Mode.AUTOCOMMIT;
   }
 
-  private Route route(String keyspace, long intKey, byte[] bytesKey) {
-    return bytesKey == null ? client.route(keyspace, intKey) : client.route(keyspace, bytesKey);
+  /** The route of the call's key: {@code key}, or the integer {@code intKey} when {@code key} is null. */
+  private Route route(String keyspace, long intKey, ShardKey key) {
+    return key == null ? client.coreRoute(keyspace, intKey) : client.coreRoute(keyspace, key);
   }
 
-  private <T> T call(String keyspace, long intKey, byte[] bytesKey, Mode mode, SqlWork<T> work)
-      throws SQLException {
+  private <T> T call(String keyspace, long intKey, ShardKey key, Mode mode, SqlWork<T> work) throws SQLException {
     if (closed) {
       throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this ShardmapData is closed");
     }
     long start = System.nanoTime();
     boolean failed = true;
     try {
-      Route route = route(keyspace, intKey, bytesKey);
+      Route route = route(keyspace, intKey, key);
       // Set once a shard refused with a fence older than the route (see StaleRoute, "Declared routes"):
       // from then on every run of this call declares its route.
       boolean declare = false;
       for (int attempt = 1; ; attempt++) {
         try {
-          ShardPool pool = pools.get(route.shard(), client.snapshot());
+          ShardPool pool = pools.get(route.shard(), client.coreSnapshot());
           if (pool == null) {
             // Deregistered since we routed (only a shard owning nothing can be): the route is stale.
-            route = route(keyspace, intKey, bytesKey);
-            pool = pools.get(route.shard(), client.snapshot());
+            route = route(keyspace, intKey, key);
+            pool = pools.get(route.shard(), client.coreSnapshot());
             if (pool == null) {
               throw new ShardmapException(ErrorCode.INTERNAL, "shard '" + route.shard() + "' owns the key but "
                   + "is not registered in the map at revision " + client.revision());
             }
           }
           Declaration d = declare ? new Declaration(keyspace, route.epoch(),
-              bytesKey == null ? StaleRoute.declaredKey(intKey) : StaleRoute.declaredKey(bytesKey)) : null;
+              key == null ? StaleRoute.declaredKey(intKey) : key.isInteger() ? StaleRoute.declaredKey(key.intValue())
+                  : StaleRoute.declaredKey(key.bytesUnsafe()))
+              : null;
           T result = runOnce(pool, mode, work, d);
           failed = false;
           return result;
@@ -218,13 +212,13 @@ public final class ShardmapData implements AutoCloseable {
               }
               stats.retry(declare ? RetryCause.STALE_ROUTE : RetryCause.OLD_FENCE);
               declare = true;
-              Route now = route(keyspace, intKey, bytesKey);
+              Route now = route(keyspace, intKey, key);
               if (now.epoch() > route.epoch()) {
                 route = now; // the map moved on meanwhile: declare what it says now
               }
               continue;
             }
-            Route newer = awaitNewerRoute(keyspace, intKey, bytesKey, fenced < 0 ? route.epoch() : fenced, route, e);
+            Route newer = awaitNewerRoute(keyspace, intKey, key, fenced < 0 ? route.epoch() : fenced, route, e);
             if (mode == Mode.AUTOCOMMIT) {
               throw new ShardmapException(ErrorCode.STALE_EPOCH, "shard " + route.shard() + " refused the call "
                   + "because " + fenceWording(e, keyspace) + " moved to " + newer.shard()
@@ -241,7 +235,7 @@ public final class ShardmapData implements AutoCloseable {
               throw n.original();
             }
             stats.retry(RetryCause.CONNECTION);
-            route = route(keyspace, intKey, bytesKey);
+            route = route(keyspace, intKey, key);
           } else {
             throw e;
           }
@@ -285,7 +279,7 @@ public final class ShardmapData implements AutoCloseable {
    * Between the fence and the cutover's etcd commit there is a short window in which no newer route
    * exists anywhere yet; waiting covers it.
    */
-  private Route awaitNewerRoute(String keyspace, long intKey, byte[] bytesKey, long fencedEpoch, Route used,
+  private Route awaitNewerRoute(String keyspace, long intKey, ShardKey key, long fencedEpoch, Route used,
       SQLException cause) {
     long start = System.nanoTime();
     long deadline = start + options.staleRouteTimeout().toNanos();
@@ -293,15 +287,14 @@ public final class ShardmapData implements AutoCloseable {
     boolean remoteUsable = true;
     while (true) {
       long seen = mapChanges;
-      Route r = route(keyspace, intKey, bytesKey);
+      Route r = route(keyspace, intKey, key);
       if (r.epoch() > fencedEpoch) {
         return r;
       }
       long now = System.nanoTime();
       if (remoteUsable && now - nextRemote >= 0) {
         try {
-          Route remote = bytesKey == null ? client.lookupRemote(keyspace, intKey)
-              : client.lookupRemote(keyspace, bytesKey);
+          Route remote = client.coreLookupRemote(keyspace, key == null ? ShardKey.of(intKey) : key);
           if (remote.epoch() > fencedEpoch) {
             return remote;
           }
@@ -468,7 +461,7 @@ public final class ShardmapData implements AutoCloseable {
   @Override
   public void close() {
     closed = true;
-    client.removeListener(listener);
+    client.removeCoreListener(listener);
     pools.close();
   }
 }

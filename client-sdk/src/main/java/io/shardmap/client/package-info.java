@@ -7,6 +7,15 @@
  * contract with fenced shards (the refusal, and the route declaration of a rerun after an old fence).
  * Implementation details live in {@code io.shardmap.client.internal}.
  *
+ * <p><b>Types.</b> Keys are {@link io.shardmap.client.ShardKey}s (integer, text or bytes); integer keys
+ * also have a {@code long} form where it is the allocation-free path:
+ * {@link io.shardmap.client.ShardmapClient#route(String, long)} and the {@code ShardmapData} calls. Answers are the SDK's own immutable values: {@link io.shardmap.client.ShardRoute},
+ * {@link io.shardmap.client.KeyRangeView}, {@link io.shardmap.client.ShardInfo},
+ * {@link io.shardmap.client.KeyspaceInfo} and {@link io.shardmap.client.MapView} (a map version); counters
+ * come as one {@link io.shardmap.client.ClientStats} or {@link io.shardmap.client.DataStats} reading. No
+ * {@code io.shardmap.core}, protobuf or HikariCP type appears in a public signature. The channel to each
+ * directory server comes from a {@link io.shardmap.client.ChannelFactory} (TLS, in-process tests).
+ *
  * <p><b>Big directories.</b> A directory keyspace with more entries than
  * {@link io.shardmap.client.ClientOptions.Builder#directoryCacheSize} (default 100,000) is not loaded
  * whole: the client holds its spec and fallback, caches per-key answers (bounded, CLOCK eviction, kept

@@ -177,9 +177,9 @@ class ClientConsistencyTest {
       long reconnects = 0;
       long resyncs = 0;
       for (ShardmapClient c : clients) {
-        failovers += c.failovers();
-        reconnects += c.reconnects();
-        resyncs += c.resyncs();
+        failovers += c.stats().failovers();
+        reconnects += c.stats().reconnects();
+        resyncs += c.stats().resyncs();
       }
       System.out.printf("%ssetup %d ms, faults %d ms, total %d ms; admin changes applied %d, refused %d, "
               + "unavailable %d; replica restarts %d (bind retries %d), etcd member stops %d, compactions %d; "
@@ -457,7 +457,7 @@ class ClientConsistencyTest {
       // (the live checks report why) gives way to etcd's.
       Op op;
       try {
-        op = nextOp(rnd, clients.get(rnd.nextInt(clients.size())).snapshot());
+        op = nextOp(rnd, clients.get(rnd.nextInt(clients.size())).snapshot().core());
       } catch (ShardmapException e) {
         op = nextOp(rnd, truth.current);
       }
@@ -685,8 +685,8 @@ class ClientConsistencyTest {
               ShardmapClient c = clients.get(i);
               sb.append("\n  client ").append(i).append(" ").append(c.options().targets()).append(" at ")
                   .append(c.follower().appliedRevision()).append(" (map of ").append(c.revision())
-                  .append("), failovers ").append(c.failovers()).append(", reconnects ")
-                  .append(c.reconnects()).append(", resyncs ").append(c.resyncs()).append(", staleness ")
+                  .append("), failovers ").append(c.stats().failovers()).append(", reconnects ")
+                  .append(c.stats().reconnects()).append(", resyncs ").append(c.stats().resyncs()).append(", staleness ")
                   .append(c.staleness().toMillis()).append(" ms");
             }
             fail(sb.toString());
@@ -706,7 +706,7 @@ class ClientConsistencyTest {
         // (after a failover or resync) holds the serving replica's snapshot revision, which may be a
         // revision that changed no map. Either way the map must be the one of the last change.
         for (ShardmapClient c : clients) {
-          DirectorySnapshot s = c.snapshot();
+          DirectorySnapshot s = c.snapshot().core();
           late |= s.revision() > fresh.revision() || truth.lastChangeAtOrBefore(s.revision()) != lastChange;
           seen.add(s);
         }
@@ -860,9 +860,9 @@ class ClientConsistencyTest {
         for (int c = 0; c < clients.size(); c++) {
           String client;
           try {
-            Route route = ints ? clients.get(c).route(ks, intKeys[i]) : clients.get(c).route(ks, strKeys[i]);
+            ShardRoute route = ints ? clients.get(c).route(ks, intKeys[i]) : clients.get(c).route(ks, ShardKey.of(strKeys[i]));
             client = route.shard() + "@" + route.epoch()
-                + (route.range() != null ? " " + p(route.range().toProto(k.keyType())) : "");
+                + (route.range() != null ? " " + p(route.range().core().toProto(k.keyType())) : "");
           } catch (ShardmapException e) {
             client = e.code().name();
           }
@@ -881,7 +881,7 @@ class ClientConsistencyTest {
 
   private static String clientRoute(ShardmapClient c, String ks, long key) {
     try {
-      Route r = c.route(ks, key);
+      ShardRoute r = c.route(ks, key);
       return r.shard() + "@" + r.epoch();
     } catch (ShardmapException e) {
       return e.code().name();
@@ -890,7 +890,7 @@ class ClientConsistencyTest {
 
   private static String clientRoute(ShardmapClient c, String ks, String key) {
     try {
-      Route r = c.route(ks, key);
+      ShardRoute r = c.route(ks, ShardKey.of(key));
       return r.shard() + "@" + r.epoch();
     } catch (ShardmapException e) {
       return e.code().name();
@@ -973,7 +973,9 @@ class ClientConsistencyTest {
     }
 
     @Override
-    public void onChange(DirectorySnapshot before, DirectorySnapshot after, boolean resync) {
+    public void onChange(MapView beforeView, MapView afterView, boolean resync) {
+      DirectorySnapshot before = beforeView == null ? null : beforeView.core();
+      DirectorySnapshot after = afterView.core();
       verifier.queue.add(new Observation(client, after, before == null || resync));
       if (before == null) {
         return;

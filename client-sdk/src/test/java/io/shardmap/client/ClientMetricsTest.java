@@ -13,7 +13,7 @@ import io.micrometer.core.instrument.FunctionTimer;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.shardmap.client.internal.ClientStats;
+import io.shardmap.client.internal.Counters;
 import io.shardmap.proto.v1.*;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.server.ServerOptions;
@@ -158,9 +158,9 @@ class ClientMetricsTest {
       assertEquals(0, counter(reg, "shardmap.client.report.failures"));
 
       // Shard calls and retries are recorded by the data layer into the same counters.
-      c.stats().call(TimeUnit.MILLISECONDS.toNanos(2), false);
-      c.stats().call(TimeUnit.MILLISECONDS.toNanos(3), true);
-      c.stats().retry(ClientStats.RetryCause.STALE_ROUTE);
+      c.counters().call(TimeUnit.MILLISECONDS.toNanos(2), false);
+      c.counters().call(TimeUnit.MILLISECONDS.toNanos(3), true);
+      c.counters().retry(Counters.RetryCause.STALE_ROUTE);
       FunctionTimer calls = reg.get("shardmap.client.calls").functionTimer();
       assertEquals(2, calls.count());
       assertEquals(5, calls.totalTime(TimeUnit.MILLISECONDS), 1e-9);
@@ -188,7 +188,7 @@ class ClientMetricsTest {
       assertTrue(counter(reg, "shardmap.client.failovers") >= 1);
       assertTrue(counter(reg, "shardmap.client.reconnects") >= 1);
       assertEquals(1, counter(reg, "shardmap.client.resyncs"));
-      assertEquals(c.failovers(), (long) counter(reg, "shardmap.client.failovers"));
+      assertEquals(c.stats().failovers(), (long) counter(reg, "shardmap.client.failovers"));
       assertEquals(0, gauge(reg, "shardmap.client.directory.cache.size"), "a re-read drops the cache");
       assertEquals(c.revision(), (long) gauge(reg, "shardmap.client.map.revision"));
       assertTrue(lines.any("failing over from directory " + targetA, "to " + targetB), "failover logged: "

@@ -104,7 +104,7 @@ class EtcdRestoreTest {
         long lostRevision = lost;
         for (ShardmapClient c : clients) {
           eventually("a client applies the changes made after the backup", () -> c.revision() >= lostRevision);
-          assertEquals(restored.size() + 10, c.snapshot().keyspace("users").ranges().size());
+          assertEquals(restored.size() + 10, c.snapshot().core().keyspace("users").ranges().size());
         }
 
         etcd.restoreSnapshot(backup, keepClusterToken);
@@ -115,7 +115,7 @@ class EtcdRestoreTest {
         }
         for (ShardmapClient c : clients) {
           eventually("a client re-reads the restored maps", () -> c.revision() < lostRevision
-              && view(c.snapshot()).equals(restored));
+              && view(c.snapshot().core()).equals(restored));
         }
 
         // New changes after the restore reuse revision numbers of the lost history; they must arrive.
@@ -123,8 +123,8 @@ class EtcdRestoreTest {
         assertTrue(fresh < lostRevision, "revision " + fresh + " is one the lost history also had");
         for (ShardmapClient c : clients) {
           eventually("a client follows a change made after the restore", () -> c.revision() >= fresh
-              && c.snapshot().keyspace("users").ranges().size() == restored.size() + 1);
-          assertEquals(view(a.snapshot()), view(c.snapshot()));
+              && c.snapshot().core().keyspace("users").ranges().size() == restored.size() + 1);
+          assertEquals(view(a.snapshot()), view(c.snapshot().core()));
         }
       } finally {
         for (ShardmapClient c : clients) {

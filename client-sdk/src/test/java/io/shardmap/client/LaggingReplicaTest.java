@@ -96,20 +96,20 @@ class LaggingReplicaTest {
         ShardmapClient client = c;
         eventually("the client follows A to the last split", () -> client.revision() >= aheadRevision);
         assertTrue(b.snapshot().revision() < aheadRevision, "B is behind");
-        int ranges = c.snapshot().keyspace("users").ranges().size();
+        int ranges = c.snapshot().core().keyspace("users").ranges().size();
 
         a.close(); // the client must go to B, which is behind it and cannot confirm etcd's revision
-        eventually("the client tried B", () -> client.failovers() >= 1);
+        eventually("the client tried B", () -> client.stats().failovers() >= 1);
         Thread.sleep(300); // some failed rounds on B while it is cut off (not a timing assertion)
         assertEquals(aheadRevision, c.revision(), "the map stays where it was");
-        assertEquals(ranges, c.snapshot().keyspace("users").ranges().size());
+        assertEquals(ranges, c.snapshot().core().keyspace("users").ranges().size());
 
         storeB.setUnavailable(false); // B catches up and accepts the client's revision
         eventually("B reaches etcd again", () -> b.freshness().getEtcdQuorum()
             == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
         long next = split(b, 10_000);
         eventually("the client follows B to a new change", () -> client.revision() >= next
-            && client.snapshot().keyspace("users").ranges().size() == ranges + 1);
+            && client.snapshot().core().keyspace("users").ranges().size() == ranges + 1);
         assertEquals(List.of(), wentBack, "the map never went back in time");
         assertEquals(List.of(), reReads, "no full re-read was needed");
       } finally {

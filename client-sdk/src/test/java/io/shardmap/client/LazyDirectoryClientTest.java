@@ -118,14 +118,14 @@ class LazyDirectoryClientTest {
         .getRoute();
   }
 
-  private static void assertRoute(io.shardmap.proto.v1.Route expected, Route actual, String what) {
+  private static void assertRoute(io.shardmap.proto.v1.Route expected, ShardRoute actual, String what) {
     assertEquals(expected.getShard() + "@" + expected.getEpoch(), actual.shard() + "@" + actual.epoch(), what);
   }
 
   @Test
   void bigDirectoriesAreLoadedWithoutEntriesAndRouteLikeTheServer() throws Exception {
     try (ShardmapClient c = ShardmapClient.start(options("127.0.0.1:" + a.port()).build())) {
-      KeyspaceMap devices = c.snapshot().keyspace("devices");
+      KeyspaceMap devices = c.snapshot().core().keyspace("devices");
       assertFalse(devices.directory().entriesHeld(), "40 entries > cache of " + CACHE + ": lazy");
       assertEquals(0, devices.directory().size());
       assertEquals("s1", devices.directory().fallback().shard(), "the snapshot still shows the fallback");
@@ -140,15 +140,15 @@ class LazyDirectoryClientTest {
           assertTrue(c.follower().lazy("devices").size() <= CACHE, "cache size " + c.follower().lazy("devices").size());
         }
       }
-      long missesBefore = c.stats().directoryMisses();
+      long missesBefore = c.stats().directoryCacheMisses();
       for (int i = 0; i < 100; i++) {
         assertEquals("s3", c.route("devices", 7).shard());
       }
-      assertEquals(missesBefore + 1, c.stats().directoryMisses(), "one miss, then hits");
-      assertTrue(c.stats().directoryHits() >= 99);
+      assertEquals(missesBefore + 1, c.stats().directoryCacheMisses(), "one miss, then hits");
+      assertTrue(c.stats().directoryCacheHits() >= 99);
 
-      assertEquals("s2", c.route("tenants", "t3").shard());
-      ShardmapException none = assertThrows(ShardmapException.class, () -> c.route("tenants", "nobody"));
+      assertEquals("s2", c.route("tenants", ShardKey.of("t3")).shard());
+      ShardmapException none = assertThrows(ShardmapException.class, () -> c.route("tenants", ShardKey.of("nobody")));
       assertEquals(ErrorCode.NOT_FOUND, none.code());
       assertTrue(none.getMessage().contains("'nobody'") && none.getMessage().contains("'tenants'"),
           none.getMessage());
@@ -161,12 +161,12 @@ class LazyDirectoryClientTest {
   void cachedAnswersFollowTheWatch() throws Exception {
     try (ShardmapClient c = ShardmapClient.start(options("127.0.0.1:" + a.port()).build())) {
       LazyDirectory cache = c.follower().lazy("devices");
-      Route two = c.route("devices", 2);
+      ShardRoute two = c.route("devices", 2);
       assertEquals("s2", two.shard());
-      Route absent = c.route("devices", 1000);
+      ShardRoute absent = c.route("devices", 1000);
       assertEquals("s1", absent.shard(), "no entry: the fallback");
       assertEquals("s1", c.route("devices", 1001).shard());
-      long misses = c.stats().directoryMisses();
+      long misses = c.stats().directoryCacheMisses();
 
       // Reassigned: the cached entry is replaced by the watch, not refetched.
       admin.putDirectoryEntries(PutDirectoryEntriesRequest.newBuilder().setKeyspace("devices")
@@ -195,9 +195,9 @@ class LazyDirectoryClientTest {
       eventually("key 1001 follows the fallback", () -> "s4".equals(c.route("devices", 1001).shard()));
       assertRoute(server("devices", 1001), c.route("devices", 1001), "after fallback move");
       assertRoute(server("devices", 2), c.route("devices", 2), "key 2 has no entry either");
-      assertEquals("s4", c.snapshot().keyspace("devices").directory().fallback().shard());
+      assertEquals("s4", c.snapshot().core().keyspace("devices").directory().fallback().shard());
 
-      assertEquals(misses, c.stats().directoryMisses(), "every update came through the watch");
+      assertEquals(misses, c.stats().directoryCacheMisses(), "every update came through the watch");
       assertEquals(3, cache.size());
     }
   }
@@ -234,18 +234,18 @@ class LazyDirectoryClientTest {
     admin.putDirectoryEntries(PutDirectoryEntriesRequest.newBuilder().setKeyspace("small")
         .addEntries(entry(Key.newBuilder().setIntKey(1), "s3")).build());
     try (ShardmapClient c = ShardmapClient.start(options("127.0.0.1:" + a.port()).keyspaces("small").build())) {
-      assertTrue(c.snapshot().keyspace("small").directory().entriesHeld(), "1 entry: held whole");
+      assertTrue(c.snapshot().core().keyspace("small").directory().entriesHeld(), "1 entry: held whole");
       assertEquals("s3", c.route("small", 1).shard());
       PutDirectoryEntriesRequest.Builder put = PutDirectoryEntriesRequest.newBuilder().setKeyspace("small");
       for (long k = 100; k < 100 + CACHE; k++) {
         put.addEntries(entry(Key.newBuilder().setIntKey(k), "s4"));
       }
       admin.putDirectoryEntries(put.build());
-      eventually("small turns lazy", () -> !c.snapshot().keyspace("small").directory().entriesHeld());
+      eventually("small turns lazy", () -> !c.snapshot().core().keyspace("small").directory().entriesHeld());
       for (long k : new long[] {1, 2, 100, 100 + CACHE - 1, 5000}) {
         assertRoute(server("small", k), c.route("small", k), "small key " + k);
       }
-      assertTrue(c.stats().directoryMisses() >= 5);
+      assertTrue(c.stats().directoryCacheMisses() >= 5);
     }
   }
 
@@ -270,7 +270,7 @@ class LazyDirectoryClientTest {
           long lookups = 0;
           while (writing.get()) {
             long k = rnd.nextInt(keys);
-            Route r = c.route("devices", k);
+            ShardRoute r = c.route("devices", k);
             Long prev = lastEpoch.put(k, r.epoch());
             if (prev != null && r.epoch() < prev) {
               violations.add("key " + k + ": epoch " + prev + " then " + r.epoch());
@@ -306,7 +306,7 @@ class LazyDirectoryClientTest {
       }
       pool.shutdown();
       assertTrue(violations.isEmpty(), "epochs went back: " + violations);
-      assertTrue(c.stats().directoryMisses() > keys, "the cache kept missing: " + c.stats().directoryMisses()
+      assertTrue(c.stats().directoryCacheMisses() > keys, "the cache kept missing: " + c.stats().directoryCacheMisses()
           + " misses in " + lookups + " lookups");
       long last = lastRevision;
       eventually("the client reaches the last write", () -> c.revision() >= last);
@@ -329,34 +329,34 @@ class LazyDirectoryClientTest {
     try {
       admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users").setSplitKey(Key.newBuilder()
           .setIntKey(500)).build());
-      Route r = c.lookupRemote("users", 777);
+      ShardRoute r = c.lookupRemote("users", ShardKey.of(777));
       io.shardmap.proto.v1.Route s = server("users", 777);
       assertRoute(s, r, "range keyspace");
-      assertEquals(KeyRange.fromProto(KeyType.KEY_TYPE_INT64, s.getRange(), "range"), r.range());
-      assertEquals(500, io.shardmap.core.Keys.decodeInt64(r.range().start()), "the server's range, split");
+      assertEquals(KeyRange.fromProto(KeyType.KEY_TYPE_INT64, s.getRange(), "range"), r.range().core());
+      assertEquals(500, io.shardmap.core.Keys.decodeInt64(r.range().core().start()), "the server's range, split");
 
       byte[] key = "k1".getBytes(StandardCharsets.UTF_8);
       assertEquals(read.lookup(LookupRequest.newBuilder().setKeyspace("other")
           .setKey(Key.newBuilder().setStringKey("k1")).build()).getRoute().getShard(),
-          c.lookupRemote("other", key).shard(), "a keyspace the client does not follow");
+          c.lookupRemote("other", ShardKey.of(key)).shard(), "a keyspace the client does not follow");
 
       // A lazily held directory: the answer also refreshes the cache.
-      assertEquals("s2", c.route("tenants", "t1").shard());
-      assertEquals("s2", c.lookupRemote("tenants", "t1".getBytes(StandardCharsets.UTF_8)).shard());
-      assertEquals("s3", c.lookupRemote("devices", 3).shard());
-      assertNull(c.lookupRemote("devices", 3).range());
+      assertEquals("s2", c.route("tenants", ShardKey.of("t1")).shard());
+      assertEquals("s2", c.lookupRemote("tenants", ShardKey.of("t1".getBytes(StandardCharsets.UTF_8))).shard());
+      assertEquals("s3", c.lookupRemote("devices", ShardKey.of(3)).shard());
+      assertNull(c.lookupRemote("devices", ShardKey.of(3)).range());
 
-      ShardmapException missing = assertThrows(ShardmapException.class, () -> c.lookupRemote("ghost", 1));
+      ShardmapException missing = assertThrows(ShardmapException.class, () -> c.lookupRemote("ghost", ShardKey.of(1)));
       assertEquals(ErrorCode.NOT_FOUND, missing.code());
-      ShardmapException badType = assertThrows(ShardmapException.class, () -> c.lookupRemote("users", key));
+      ShardmapException badType = assertThrows(ShardmapException.class, () -> c.lookupRemote("users", ShardKey.of(key)));
       assertEquals(ErrorCode.INVALID_ARGUMENT, badType.code());
       // An integer for a lazily held BYTES directory is not a cache question: the server refuses it.
-      badType = assertThrows(ShardmapException.class, () -> c.lookupRemote("tenants", 5));
+      badType = assertThrows(ShardmapException.class, () -> c.lookupRemote("tenants", ShardKey.of(5)));
       assertEquals(ErrorCode.INVALID_ARGUMENT, badType.code());
 
       a.close();
       long t0 = System.nanoTime();
-      ShardmapException down = assertThrows(ShardmapException.class, () -> c.lookupRemote("users", 1));
+      ShardmapException down = assertThrows(ShardmapException.class, () -> c.lookupRemote("users", ShardKey.of(1)));
       long tookMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
       assertEquals(ErrorCode.UNAVAILABLE, down.code());
       assertTrue(down.getMessage().contains("key 1") && down.getMessage().contains("'users'"), down.getMessage());

@@ -100,21 +100,21 @@ class ShardmapClientTest {
         for (String ks : List.of("users", "carts")) {
           LookupResponse s = read.lookup(LookupRequest.newBuilder().setKeyspace(ks)
               .setKey(Key.newBuilder().setIntKey(k)).build());
-          Route r = c.route(ks, k);
+          ShardRoute r = c.route(ks, k);
           assertEquals(s.getRoute().getShard(), r.shard(), ks + " key " + k);
           assertEquals(s.getRoute().getEpoch(), r.epoch(), ks + " key " + k);
         }
         String sk = "k" + rnd.nextInt();
         assertEquals(read.lookup(LookupRequest.newBuilder().setKeyspace("sessions")
-            .setKey(Key.newBuilder().setStringKey(sk)).build()).getRoute().getShard(), c.route("sessions", sk).shard());
+            .setKey(Key.newBuilder().setStringKey(sk)).build()).getRoute().getShard(), c.route("sessions", ShardKey.of(sk)).shard());
       }
-      assertEquals("s2", c.route("tenants", "acme").shard());
-      assertEquals("s4", c.route("tenants", "globex").shard());
-      assertEquals("s3", c.route("profiles", "us").shard(), "unknown region goes to the default");
-      assertEquals(5432, c.shard("s1").getPrimary().getPort());
+      assertEquals("s2", c.route("tenants", ShardKey.of("acme")).shard());
+      assertEquals("s4", c.route("tenants", ShardKey.of("globex")).shard());
+      assertEquals("s3", c.route("profiles", ShardKey.of("us")).shard(), "unknown region goes to the default");
+      assertEquals(5432, c.shard("s1").primary().port());
 
       LinkedBlockingQueue<DirectorySnapshot> seen = new LinkedBlockingQueue<>();
-      c.addListener((before, after, resync) -> seen.add(after));
+      c.addListener((before, after, resync) -> seen.add(after.core()));
       SplitRangeResponse split = admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users")
           .setSplitKey(Key.newBuilder().setIntKey(1000)).build());
       admin.reassignRange(ReassignRangeRequest.newBuilder().setKeyspace("users")
@@ -122,13 +122,13 @@ class ShardmapClientTest {
       eventually("the client applies the reassign", () -> "s4".equals(c.route("users", 1000).shard()));
       assertEquals(2, c.route("users", 1000).epoch());
       // Owner, epoch and range agree with the server (etcd mod revisions are the server's business).
-      assertEquals(view(a.snapshot()), view(c.snapshot()));
+      assertEquals(view(a.snapshot()), view(c.snapshot().core()));
       DirectorySnapshot last = seen.poll(5, TimeUnit.SECONDS);
       assertNotNull(last, "listener called");
       // A keyspace created after the client started arrives through the watch.
       admin.dropKeyspace(DropKeyspaceRequest.newBuilder().setName("profiles").build());
-      eventually("drop reaches the client", () -> !c.snapshot().keyspaces().containsKey("profiles"));
-      ShardmapException gone = assertThrows(ShardmapException.class, () -> c.route("profiles", "eu"));
+      eventually("drop reaches the client", () -> !c.snapshot().core().keyspaces().containsKey("profiles"));
+      ShardmapException gone = assertThrows(ShardmapException.class, () -> c.route("profiles", ShardKey.of("eu")));
       assertEquals(ErrorCode.NOT_FOUND, gone.code());
       ShardmapException notFollowed = assertThrows(ShardmapException.class, () -> c.route("other", 1));
       assertTrue(notFollowed.getMessage().contains("not followed"), notFollowed.getMessage());
@@ -172,8 +172,8 @@ class ShardmapClientTest {
       long rev = admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users")
           .setSplitKey(Key.newBuilder().setIntKey(77)).build()).getRevision();
       eventually("the client moves to a live replica", () -> c.revision() >= rev);
-      assertTrue(c.failovers() >= 1, "failovers " + c.failovers());
-      assertEquals(77, io.shardmap.core.Keys.decodeInt64(c.route("users", 77).range().start()));
+      assertTrue(c.stats().failovers() >= 1, "failovers " + c.stats().failovers());
+      assertEquals(77, io.shardmap.core.Keys.decodeInt64(c.route("users", 77).range().core().start()));
     }
     // Resync: a client whose revision predates a fresh server's history re-reads the map.
     DirectoryServer fresh = null;
@@ -191,8 +191,8 @@ class ShardmapClientTest {
       // The split, not the fresh server's revision: that one moves on with revisions that change no map
       // (the servers' client presence records), which the client's map revision never takes.
       eventually("the client re-reads from the fresh server", () -> c.revision() >= split);
-      assertTrue(c.resyncs() >= 1, "resyncs " + c.resyncs());
-      assertEquals(88, io.shardmap.core.Keys.decodeInt64(c.route("users", 88).range().start()));
+      assertTrue(c.stats().resyncs() >= 1, "resyncs " + c.stats().resyncs());
+      assertEquals(88, io.shardmap.core.Keys.decodeInt64(c.route("users", 88).range().core().start()));
     } finally {
       c.close();
       if (fresh != null) {

@@ -9,7 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.client.ShardmapData.Idempotence;
-import io.shardmap.client.internal.ClientStats.RetryCause;
+import io.shardmap.client.internal.Counters.RetryCause;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
@@ -172,7 +172,7 @@ class ShardmapDataTest {
         .addEntries(DirectoryEntry.newBuilder().setKey(Key.newBuilder().setStringKey("acme")).setShard("s1"))
         .addEntries(DirectoryEntry.newBuilder().setKey(Key.newBuilder().setStringKey("globex")).setShard("s2"))
         .build());
-    eventually("entries reach the client", () -> "s2".equals(client.route("tenants", "globex").shard()));
+    eventually("entries reach the client", () -> "s2".equals(client.route("tenants", ShardKey.of("globex")).shard()));
     Random rnd = new Random(11);
     // INT64 keyspaces share the id column, so give each its own key set and check them separately.
     for (String ks : List.of("users", "carts")) {
@@ -183,7 +183,7 @@ class ShardmapDataTest {
       for (int i = 0; i < 150; i++) {
         long k = rnd.nextLong();
         String v = ks + i;
-        assertEquals(1, (int) data.inTransaction(ks, k, c -> insertInt(c, table, k, v)));
+        assertEquals(1, (int) data.inTransaction(ks, ShardKey.of(k), c -> insertInt(c, table, k, v)));
         expected.computeIfAbsent(serverShard(ks, Key.newBuilder().setIntKey(k).build()), s -> new TreeSet<>())
             .add(Long.toString(k));
       }
@@ -200,7 +200,7 @@ class ShardmapDataTest {
       }
       Map<String, Set<String>> expected = new TreeMap<>();
       for (String k : e.getValue()) {
-        data.inTransaction(e.getKey(), k, c -> insertString(c, table, k, "x"));
+        data.inTransaction(e.getKey(), ShardKey.of(k), c -> insertString(c, table, k, "x"));
         expected.computeIfAbsent(serverShard(e.getKey(), Key.newBuilder().setStringKey(k).build()),
             s -> new TreeSet<>()).add(k);
       }
@@ -209,8 +209,8 @@ class ShardmapDataTest {
     // The last loop ran profiles: the directory named s1/s2/s3 for eu/us/ap, and "mars" is no region.
     assertTrue(rowsByShard("skey").get("s1").contains("eu"));
     // Reads see what the writes put there, through the same routing.
-    assertEquals("x", data.read("profiles", "us", c -> queryOne(c, "SELECT v FROM " + table + " WHERE skey = 'us'")));
-    assertTrue(client.stats().calls() >= 300 + 17);
+    assertEquals("x", data.read("profiles", ShardKey.of("us"), c -> queryOne(c, "SELECT v FROM " + table + " WHERE skey = 'us'")));
+    assertTrue(client.counters().calls() >= 300 + 17);
   }
 
   private static Map<String, Set<String>> asSets(Map<String, List<String>> m) {
@@ -237,32 +237,32 @@ class ShardmapDataTest {
     exec(p0, "CREATE DATABASE " + dbA);
     exec(p0, "CREATE DATABASE " + dbB);
     try {
-      eventually("pools for the three shards", () -> data.openShards().equals(Set.copyOf(SHARDS)));
-      int opened = data.poolsOpened();
+      eventually("pools for the three shards", () -> data.stats().openShards().equals(Set.copyOf(SHARDS)));
+      long opened = data.stats().poolsOpened();
       admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
           .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbA))).build());
-      eventually("a pool for the new shard", () -> data.openShards().contains("s4"));
-      assertEquals(opened + 1, data.poolsOpened());
+      eventually("a pool for the new shard", () -> data.stats().openShards().contains("s4"));
+      assertEquals(opened + 1, data.stats().poolsOpened());
       assertEquals(dbA, currentDatabase("s4"));
 
-      int closed = data.poolsClosed();
+      long closed = data.stats().poolsClosed();
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
           .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))).build());
-      eventually("the old pool closes when the endpoint changes", () -> data.poolsClosed() == closed + 1);
+      eventually("the old pool closes when the endpoint changes", () -> data.stats().poolsClosed() == closed + 1);
       assertEquals(dbB, currentDatabase("s4"));
 
       // A state change alone keeps the pool (and its warm connections).
-      int openedBefore = data.poolsOpened();
+      long openedBefore = data.stats().poolsOpened();
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
           .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))
           .setState(ShardState.SHARD_STATE_DRAINING)).build());
       long rev = read.listShards(ListShardsRequest.getDefaultInstance()).getRevision();
       eventually("the state change arrives", () -> client.revision() >= rev);
-      assertEquals(openedBefore, data.poolsOpened());
+      assertEquals(openedBefore, data.stats().poolsOpened());
 
       admin.deregisterShard(DeregisterShardRequest.newBuilder().setName("s4").build());
       eventually("the pool closes when the shard is deregistered",
-          () -> !data.openShards().contains("s4") && data.poolsClosed() == closed + 2);
+          () -> !data.stats().openShards().contains("s4") && data.stats().poolsClosed() == closed + 2);
       ShardmapException gone = assertThrows(ShardmapException.class, () -> data.primary("s4"));
       assertEquals(ErrorCode.NOT_FOUND, gone.code());
     } finally {
@@ -282,9 +282,9 @@ class ShardmapDataTest {
    * The fence the migrator installs, reduced to what the SDK sees: writes to ids in [lo, hi) fail with
    * SQLSTATE SMF01 naming the fenced epoch.
    */
-  private void fence(int shardIndex, Route route) throws SQLException {
-    long lo = route.range().unboundedBelow() ? Long.MIN_VALUE : io.shardmap.core.Keys.decodeInt64(route.range().start());
-    long hi = route.range().unboundedAbove() ? Long.MAX_VALUE : io.shardmap.core.Keys.decodeInt64(route.range().end());
+  private void fence(int shardIndex, ShardRoute route) throws SQLException {
+    long lo = route.range().core().unboundedBelow() ? Long.MIN_VALUE : io.shardmap.core.Keys.decodeInt64(route.range().core().start());
+    long hi = route.range().core().unboundedAbove() ? Long.MAX_VALUE : io.shardmap.core.Keys.decodeInt64(route.range().core().end());
     String msg = StaleRoute.message("users", route.epoch()).replace("'", "''");
     exec(pg.shard(shardIndex), "CREATE TABLE IF NOT EXISTS fence_" + table + " (lo bigint, hi bigint, msg text)");
     exec(pg.shard(shardIndex), "INSERT INTO fence_" + table + " VALUES (" + lo + ", " + hi + ", '" + msg + "')");
@@ -304,7 +304,7 @@ class ShardmapDataTest {
     }
   }
 
-  private void reassignLater(Route route, String to, long delayMillis, List<CompletableFuture<?>> pending) {
+  private void reassignLater(ShardRoute route, String to, long delayMillis, List<CompletableFuture<?>> pending) {
     pending.add(CompletableFuture.runAsync(() -> {
       try {
         Thread.sleep(delayMillis);
@@ -312,7 +312,7 @@ class ShardmapDataTest {
         Thread.currentThread().interrupt();
       }
       admin.reassignRange(ReassignRangeRequest.newBuilder().setKeyspace("users")
-          .setRange(route.range().toProto(KeyType.KEY_TYPE_INT64)).setShard(to).setExpectedEpoch(route.epoch()).build());
+          .setRange(route.range().core().toProto(KeyType.KEY_TYPE_INT64)).setShard(to).setExpectedEpoch(route.epoch()).build());
     }));
   }
 
@@ -338,19 +338,19 @@ class ShardmapDataTest {
   @Test
   void aFenceOlderThanTheRouteIsPassedByARerunThatDeclaresIt() throws Exception {
     long k = Long.MIN_VALUE + 20;
-    Route r = client.route("users", k);
+    ShardRoute r = client.route("users", k);
     assertEquals("s1", r.shard());
     oldFence(0, r.epoch() - 1);
-    long before = client.stats().retries(RetryCause.OLD_FENCE);
-    assertEquals(1, (int) data.inTransaction("users", k, c -> insertInt(c, table, k, "tx")));
-    assertEquals(before + 1, client.stats().retries(RetryCause.OLD_FENCE));
-    assertEquals(1, (int) data.withConnection("users", k + 1, Idempotence.IDEMPOTENT,
+    long before = client.counters().retries(RetryCause.OLD_FENCE);
+    assertEquals(1, (int) data.inTransaction("users", ShardKey.of(k), c -> insertInt(c, table, k, "tx")));
+    assertEquals(before + 1, client.counters().retries(RetryCause.OLD_FENCE));
+    assertEquals(1, (int) data.withConnection("users", ShardKey.of(k + 1), Idempotence.IDEMPOTENT,
         c -> insertInt(c, table, k + 1, "auto")));
     assertEquals(1, count(0, k), "exactly once on the owner");
     assertEquals(1, count(0, k + 1), "exactly once on the owner");
     // Non-idempotent autocommit work is not rerun, and says why.
     ShardmapException e = assertThrows(ShardmapException.class,
-        () -> data.withConnection("users", k + 2, Idempotence.NOT_IDEMPOTENT, c -> insertInt(c, table, k + 2, "x")));
+        () -> data.withConnection("users", ShardKey.of(k + 2), Idempotence.NOT_IDEMPOTENT, c -> insertInt(c, table, k + 2, "x")));
     assertEquals(ErrorCode.STALE_EPOCH, e.code());
     assertTrue(e.getMessage().contains("with a fence from before the key's move back to it (range [-inf, +inf) "
         + "of keyspace 'users': fenced_epoch=" + (r.epoch() - 1)), e.getMessage());
@@ -377,31 +377,31 @@ class ShardmapDataTest {
   void aFencedRangeIsRetriedOnTheNewOwnerOnlyWhenTheWorkProvablyDidNotRun() throws Exception {
     // users is split evenly over s1, s2, s3; pick one key in each of the first two ranges.
     long k1 = Long.MIN_VALUE + 10;
-    Route r1 = client.route("users", k1);
+    ShardRoute r1 = client.route("users", k1);
     assertEquals("s1", r1.shard());
     fence(0, r1);
     List<CompletableFuture<?>> pending = new ArrayList<>();
     reassignLater(r1, "s3", 300, pending);
-    long retries = client.stats().retries(RetryCause.STALE_ROUTE);
+    long retries = client.counters().retries(RetryCause.STALE_ROUTE);
     long t0 = System.nanoTime();
     // A transaction refused by the fence is rolled back by PostgreSQL, so the SDK reruns it on s3.
-    assertEquals(1, (int) data.inTransaction("users", k1, c -> insertInt(c, table, k1, "moved")));
+    assertEquals(1, (int) data.inTransaction("users", ShardKey.of(k1), c -> insertInt(c, table, k1, "moved")));
     long waitedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
     pending.forEach(CompletableFuture::join);
     assertTrue(waitedMs >= 250, "the call waited for the cutover, " + waitedMs + " ms");
-    assertEquals(retries + 1, client.stats().retries(RetryCause.STALE_ROUTE));
+    assertEquals(retries + 1, client.counters().retries(RetryCause.STALE_ROUTE));
     assertEquals(0, count(0, k1), "nothing on the fenced source");
     assertEquals(1, count(2, k1), "exactly once on the new owner");
 
     // Autocommit work that is not declared idempotent may have partly run: not retried, but the error
     // names the new owner, and the client's map already routes there.
     long k2 = 0;
-    Route r2 = client.route("users", k2);
+    ShardRoute r2 = client.route("users", k2);
     assertEquals("s2", r2.shard());
     fence(1, r2);
     reassignLater(r2, "s3", 200, pending);
     ShardmapException stale = assertThrows(ShardmapException.class,
-        () -> data.withConnection("users", k2, Idempotence.NOT_IDEMPOTENT, c -> insertInt(c, table, k2, "x")));
+        () -> data.withConnection("users", ShardKey.of(k2), Idempotence.NOT_IDEMPOTENT, c -> insertInt(c, table, k2, "x")));
     assertEquals(ErrorCode.STALE_EPOCH, stale.code());
     assertTrue(stale.getMessage().contains("moved to s3"), stale.getMessage());
     assertTrue(stale.getCause() instanceof SQLException s && StaleRoute.isStaleRoute(s));
@@ -412,16 +412,16 @@ class ShardmapDataTest {
     // The same work declared idempotent is rerun on the new owner.
     long k3 = 1;
     assertEquals("s3", client.route("users", k3).shard());
-    assertEquals(1, (int) data.withConnection("users", k3, Idempotence.IDEMPOTENT, c -> insertInt(c, table, k3, "y")));
+    assertEquals(1, (int) data.withConnection("users", ShardKey.of(k3), Idempotence.IDEMPOTENT, c -> insertInt(c, table, k3, "y")));
     assertEquals(1, count(2, k3));
 
     // A fence with no cutover behind it: after staleRouteTimeout the call fails, clearly, and did nothing.
     long k4 = Long.MAX_VALUE - 10;
-    Route r4 = client.route("users", k4);
+    ShardRoute r4 = client.route("users", k4);
     exec(pg.shard(2), "DROP TRIGGER IF EXISTS fence ON " + table);
     fence(2, r4);
     ShardmapException timeout = assertThrows(ShardmapException.class,
-        () -> data.inTransaction("users", k4, c -> insertInt(c, table, k4, "z")));
+        () -> data.inTransaction("users", ShardKey.of(k4), c -> insertInt(c, table, k4, "z")));
     assertEquals(ErrorCode.STALE_EPOCH, timeout.code());
     assertTrue(timeout.getMessage().contains("no newer route appeared within 3000 ms"), timeout.getMessage());
     assertEquals(0, count(2, k4));
@@ -456,7 +456,7 @@ class ShardmapDataTest {
                ShardmapData d2 = ShardmapData.open(c2, DataOptions.builder().user(pg.shard(0).user())
                    .password(pg.shard(0).password()).staleRouteTimeout(Duration.ofSeconds(3)).build())) {
             long k = Long.MIN_VALUE + 99;
-            Route r = c2.route("users", k);
+            ShardRoute r = c2.route("users", k);
             assertEquals("s1", r.shard());
             fence(0, r);
             storeA.setUnavailable(true);
@@ -470,10 +470,10 @@ class ShardmapDataTest {
               chA.shutdownNow();
             }
             adminB.reassignRange(ReassignRangeRequest.newBuilder().setKeyspace("users")
-                .setRange(r.range().toProto(KeyType.KEY_TYPE_INT64)).setShard("s3").setExpectedEpoch(r.epoch())
+                .setRange(r.range().core().toProto(KeyType.KEY_TYPE_INT64)).setShard("s3").setExpectedEpoch(r.epoch())
                 .build());
             long t0 = System.nanoTime();
-            assertEquals(1, (int) d2.inTransaction("users", k, c -> insertInt(c, table, k, "via-remote")));
+            assertEquals(1, (int) d2.inTransaction("users", ShardKey.of(k), c -> insertInt(c, table, k, "via-remote")));
             long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
             assertTrue(ms < 2000, "found the new owner in " + ms + " ms, not at the 3 s timeout");
             assertEquals("s1", c2.route("users", k).shard(), "the watched map is still stalled");
@@ -502,10 +502,10 @@ class ShardmapDataTest {
       String q = "SELECT v FROM " + table + " WHERE skey = 'us'";
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
           .setPrimary(endpoint(p1)).addReplicas(endpoint(replica))).build());
-      eventually("the replica is in the map", () -> client.shard("s2").getReplicasCount() == 1);
-      assertEquals("from-replica", data.read("profiles", "us", c -> queryOne(c, q)));
-      assertEquals("from-primary", data.inTransaction("profiles", "us", c -> queryOne(c, q)));
-      assertTrue(data.read("profiles", "us", Connection::isReadOnly), "replica connections are read-only");
+      eventually("the replica is in the map", () -> client.shard("s2").replicas().size() == 1);
+      assertEquals("from-replica", data.read("profiles", ShardKey.of("us"), c -> queryOne(c, q)));
+      assertEquals("from-primary", data.inTransaction("profiles", ShardKey.of("us"), c -> queryOne(c, q)));
+      assertTrue(data.read("profiles", ShardKey.of("us"), Connection::isReadOnly), "replica connections are read-only");
 
       // A replica that cannot be reached: reads go to the primary, and the detour is counted.
       int deadPort;
@@ -515,10 +515,10 @@ class ShardmapDataTest {
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
           .setPrimary(endpoint(p1)).addReplicas(Endpoint.newBuilder().setHost("127.0.0.1").setPort(deadPort)
               .setDatabase(replicaDb))).build());
-      eventually("the dead replica is in the map", () -> client.shard("s2").getReplicas(0).getPort() == deadPort);
-      long detours = client.stats().retries(RetryCause.REPLICA_UNAVAILABLE);
-      assertEquals("from-primary", data.read("profiles", "us", c -> queryOne(c, q)));
-      assertEquals(detours + 1, client.stats().retries(RetryCause.REPLICA_UNAVAILABLE));
+      eventually("the dead replica is in the map", () -> client.shard("s2").replicas().get(0).port() == deadPort);
+      long detours = client.counters().retries(RetryCause.REPLICA_UNAVAILABLE);
+      assertEquals("from-primary", data.read("profiles", ShardKey.of("us"), c -> queryOne(c, q)));
+      assertEquals(detours + 1, client.counters().retries(RetryCause.REPLICA_UNAVAILABLE));
     } finally {
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
           .setPrimary(endpoint(p1))).build());
@@ -532,8 +532,8 @@ class ShardmapDataTest {
   void aTransactionWhoseConnectionDiesBeforeCommitRunsAgainOnce() throws Exception {
     long k = 42;
     AtomicInteger runs = new AtomicInteger();
-    long before = client.stats().retries(RetryCause.CONNECTION);
-    int inserted = data.inTransaction("users", k, c -> {
+    long before = client.counters().retries(RetryCause.CONNECTION);
+    int inserted = data.inTransaction("users", ShardKey.of(k), c -> {
       int n = insertInt(c, table, k, "v" + runs.incrementAndGet());
       if (runs.get() == 1) {
         // The server ends this session mid-transaction (as a restart or failover would).
@@ -545,7 +545,7 @@ class ShardmapDataTest {
     });
     assertEquals(1, inserted);
     assertEquals(2, runs.get());
-    assertEquals(before + 1, client.stats().retries(RetryCause.CONNECTION));
+    assertEquals(before + 1, client.counters().retries(RetryCause.CONNECTION));
     int owner = SHARDS.indexOf(client.route("users", k).shard());
     try (Connection c = pg.shard(owner).connect()) {
       assertEquals("1", queryOne(c, "SELECT count(*) FROM " + table + " WHERE id = " + k));
@@ -554,7 +554,7 @@ class ShardmapDataTest {
 
     // The same loss in autocommit work that is not idempotent is reported, not retried.
     AtomicInteger autoRuns = new AtomicInteger();
-    assertThrows(SQLException.class, () -> data.withConnection("users", k, Idempotence.NOT_IDEMPOTENT, c -> {
+    assertThrows(SQLException.class, () -> data.withConnection("users", ShardKey.of(k), Idempotence.NOT_IDEMPOTENT, c -> {
       autoRuns.incrementAndGet();
       try (Statement s = c.createStatement()) {
         return s.execute("SELECT pg_terminate_backend(pg_backend_pid())");
@@ -564,7 +564,7 @@ class ShardmapDataTest {
 
     // A plain SQL error is the caller's: passed through unchanged, never retried.
     AtomicInteger badRuns = new AtomicInteger();
-    SQLException bad = assertThrows(SQLException.class, () -> data.inTransaction("users", k, c -> {
+    SQLException bad = assertThrows(SQLException.class, () -> data.inTransaction("users", ShardKey.of(k), c -> {
       badRuns.incrementAndGet();
       return insertInt(c, "no_such_table_" + table, k, "x");
     }));
@@ -585,7 +585,7 @@ class ShardmapDataTest {
     assertTrue(e.getMessage().startsWith("replicaConnectionTimeout:"), e.getMessage());
     // An unknown keyspace is a routing error, before any connection is taken.
     ShardmapException nf = assertThrows(ShardmapException.class,
-        () -> data.inTransaction("nope", 1L, c -> 1));
+        () -> data.inTransaction("nope", ShardKey.of(1L), c -> 1));
     assertEquals(ErrorCode.NOT_FOUND, nf.code());
   }
 }

@@ -112,11 +112,11 @@ class WatchIdleTest {
         try (ShardmapClient c = ShardmapClient.start(ClientOptions.builder()
             .targets("127.0.0.1:" + proxyA.port(), "127.0.0.1:" + b.port()).keyspaces("users")
             .backoff(Duration.ofMillis(20), Duration.ofMillis(100)).watchIdleTimeout(Duration.ofSeconds(1)).build())) {
-          assertEquals(0, c.failovers());
+          assertEquals(0, c.stats().failovers());
           proxyA.frozen = true;
           CountDownLatch seen = new CountDownLatch(1);
           c.addListener((before, after, resync) -> {
-            if ("s2".equals(after.keyspace("users").route(0L).shard())) {
+            if ("s2".equals(after.core().keyspace("users").route(0L).shard())) {
               seen.countDown();
             }
           });
@@ -126,7 +126,7 @@ class WatchIdleTest {
           assertTrue(seen.await(10, TimeUnit.SECONDS), "the change arrives through the other replica");
           long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
           assertTrue(ms >= 700 && ms < 3000, "left the silent replica after about 1 s, took " + ms + " ms");
-          assertTrue(c.failovers() >= 1);
+          assertTrue(c.stats().failovers() >= 1);
         }
       } finally {
         ch.shutdownNow();

@@ -4,6 +4,7 @@ import com.sun.net.httpserver.HttpServer;
 import io.grpc.ForwardingServerCall;
 import io.grpc.Metadata;
 import io.grpc.Server;
+import io.grpc.ServerBuilder;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
@@ -45,6 +46,11 @@ import java.util.logging.Logger;
  * One stateless directory-server replica: a gRPC server (read service, admin service, health,
  * reflection) over a watched in-memory copy of the maps in etcd, plus an HTTP endpoint with Prometheus
  * metrics ({@code /metrics}) and a readiness check ({@code /healthz}).
+ *
+ * <p>By default the gRPC services are served by a plaintext Netty server on {@link ServerOptions#host()}
+ * and {@link ServerOptions#port()}. {@link #start(ServerOptions, MetaStore, ServerBuilder)} mounts them on a
+ * server builder of the caller's instead (TLS, an in-process server for tests): the caller's builder decides
+ * address, transport and executor; the services, their guards and the RPC counter are the same.
  */
 public final class DirectoryServer implements AutoCloseable {
   private static final Logger log = Logger.getLogger(DirectoryServer.class.getName());
@@ -61,7 +67,8 @@ public final class DirectoryServer implements AutoCloseable {
   private final Server grpc;
   private final HttpServer http;
 
-  private DirectoryServer(ServerOptions o, MetaStore store, boolean ownsStore) throws IOException {
+  private DirectoryServer(ServerOptions o, MetaStore store, boolean ownsStore, ServerBuilder<?> builder)
+      throws IOException {
     this.store = store;
     this.ownsStore = ownsStore;
     this.scheduler = Executors.newScheduledThreadPool(2, daemon("shardmap-scheduler"));
@@ -76,12 +83,7 @@ public final class DirectoryServer implements AutoCloseable {
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
-    this.grpc = NettyServerBuilder.forAddress(new InetSocketAddress(o.host(), o.port()))
-        // Lookups never block, so they run on the transport threads; admin calls hop to their own pool.
-        .directExecutor()
-        .permitKeepAliveTime(5, TimeUnit.SECONDS)
-        .permitKeepAliveWithoutCalls(true)
-        .maxInboundMessageSize(32 << 20)
+    this.grpc = (builder != null ? builder : nettyBuilder(o))
         // Every method of every service refuses undecodable requests with INVALID_ARGUMENT (see
         // MalformedRequests); the counter goes outside that guard so it counts the refusals too.
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(read.bindService()), counting))
@@ -100,22 +102,46 @@ public final class DirectoryServer implements AutoCloseable {
     scheduler.scheduleWithFixedDelay(state::heartbeat, hb, hb, TimeUnit.MILLISECONDS);
   }
 
+  /** The default transport: plaintext Netty on the options' host and port. */
+  private static ServerBuilder<?> nettyBuilder(ServerOptions o) {
+    return NettyServerBuilder.forAddress(new InetSocketAddress(o.host(), o.port()))
+        // Lookups never block, so they run on the transport threads; admin calls hop to their own pool.
+        .directExecutor()
+        .permitKeepAliveTime(5, TimeUnit.SECONDS)
+        .permitKeepAliveWithoutCalls(true)
+        .maxInboundMessageSize(32 << 20);
+  }
+
   /** Starts a server on etcd; returns once the maps are loaded (retrying while etcd is unreachable). */
   public static DirectoryServer start(ServerOptions options) throws IOException, InterruptedException {
     MetaStore store = EtcdMetaStore.builder().endpoints(options.etcdEndpoints())
         .requestTimeout(options.etcdTimeout()).connectTimeout(options.etcdTimeout()).build();
-    return start(options, store, true);
+    return start(options, store, true, null);
   }
 
   /** Starts a server on the given store (tests use the in-memory fake); the caller keeps the store. */
   public static DirectoryServer start(ServerOptions options, MetaStore store)
       throws IOException, InterruptedException {
-    return start(options, store, false);
+    return start(options, store, false, null);
   }
 
-  private static DirectoryServer start(ServerOptions options, MetaStore store, boolean owns)
+  /**
+   * Starts a server on the given store whose gRPC services are mounted on {@code builder} (built and started
+   * here, shut down by {@link #close}); {@link ServerOptions#host()} and {@link ServerOptions#port()} are
+   * then unused. For TLS ({@code NettyServerBuilder.forPort(p).sslContext(...)}) or an in-process server
+   * ({@code InProcessServerBuilder.forName(n).directExecutor()}). The caller keeps the store.
+   */
+  public static DirectoryServer start(ServerOptions options, MetaStore store, ServerBuilder<?> builder)
       throws IOException, InterruptedException {
-    DirectoryServer s = new DirectoryServer(options, store, owns);
+    if (builder == null) {
+      throw new IllegalArgumentException("builder: a gRPC ServerBuilder is required");
+    }
+    return start(options, store, false, builder);
+  }
+
+  private static DirectoryServer start(ServerOptions options, MetaStore store, boolean owns,
+      ServerBuilder<?> builder) throws IOException, InterruptedException {
+    DirectoryServer s = new DirectoryServer(options, store, owns, builder);
     try {
       s.state.start();
       s.clients.start();
@@ -126,7 +152,8 @@ public final class DirectoryServer implements AutoCloseable {
     s.health.setStatus("", ServingStatus.SERVING);
     s.health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
     s.health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
-    log.info("directory server serving gRPC on " + options.host() + ":" + s.port()
+    log.info("directory server serving gRPC on " + (builder == null ? options.host() + ":" + s.port()
+        : "the given " + builder.getClass().getSimpleName())
         + (s.http == null ? "" : ", metrics on http://" + options.metricsHost() + ":" + s.metricsPort()
         + "/metrics") + " at revision " + s.snapshot().revision() + "; server id '" + s.serverId()
         + "' (client presence record " + new CatalogPaths(options.etcdPrefix()).clients(s.serverId()) + ")");
@@ -138,6 +165,7 @@ public final class DirectoryServer implements AutoCloseable {
     return clients.serverId();
   }
 
+  /** The gRPC port; -1 for a transport without one (in-process). */
   public int port() {
     return grpc.getPort();
   }

@@ -1,5 +1,6 @@
 package io.shardmap.examples;
 
+import io.shardmap.client.ShardKey;
 import io.shardmap.client.ShardmapData;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -41,7 +42,7 @@ public final class UserStore {
    */
   public boolean upsert(long id, String name) throws SQLException {
     calls.increment();
-    return data.inTransaction(keyspace, id, c -> {
+    return data.inTransaction(keyspace, ShardKey.of(id), c -> {
       workRuns.increment();
       try (PreparedStatement ps = c.prepareStatement(upsertSql)) {
         ps.setLong(1, id);
@@ -57,7 +58,7 @@ public final class UserStore {
   /** The user's name, or null when there is no such user; read on a replica of the owning shard if it has one. */
   public String name(long id) throws SQLException {
     calls.increment();
-    return data.read(keyspace, id, c -> {
+    return data.read(keyspace, ShardKey.of(id), c -> {
       workRuns.increment();
       try (PreparedStatement ps = c.prepareStatement(selectSql)) {
         ps.setLong(1, id);

@@ -4,11 +4,11 @@ import io.shardmap.client.ClientOptions;
 import io.shardmap.client.DataOptions;
 import io.shardmap.client.MapListener;
 import io.shardmap.client.ShardmapClient;
+import io.shardmap.client.ShardInfo;
+import io.shardmap.client.ShardRoute;
 import io.shardmap.client.ShardmapData;
-import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Endpoint;
-import io.shardmap.proto.v1.KeyType;
 import io.shardmap.support.cli.Durations;
 import java.io.PrintWriter;
 import java.sql.Array;
@@ -266,13 +266,13 @@ public final class UsersExample implements Callable<Integer> {
   }
 
   private void checkKeyspace(ShardmapClient client) throws Failure {
-    var k = client.snapshot().keyspaces().get(keyspace);
+    var k = client.snapshot().keyspace(keyspace).orElse(null);
     if (k == null) {
       throw new Failure("keyspace '" + keyspace + "' does not exist in the directory (deploy/local/up.sh creates "
           + "'users'; or: shardmapctl keyspace create " + keyspace + " --key-type int64 --strategy range ...)", null);
     }
-    if (k.keyType() != KeyType.KEY_TYPE_INT64) {
-      throw new Failure("keyspace '" + keyspace + "' has " + k.keyType() + " keys; this example writes "
+    if (!k.integerKeys()) {
+      throw new Failure("keyspace '" + keyspace + "' has byte-string keys; this example writes "
           + "bigint ids and needs an INT64 keyspace", null);
     }
   }
@@ -399,7 +399,7 @@ public final class UsersExample implements Callable<Integer> {
     List<List<String>> rows = new ArrayList<>();
     rows.add(List.of("SHARD", "PRIMARY", "USERS", "TABLE ROWS"));
     for (Map.Entry<String, Long> e : mine.entrySet()) {
-      rows.add(List.of(e.getKey(), endpoint(client.shard(e.getKey()).getPrimary()), String.format("%,d", e.getValue()),
+      rows.add(List.of(e.getKey(), endpoint(client.shard(e.getKey()).primary()), String.format("%,d", e.getValue()),
           String.format("%,d", countRows(data, e.getKey()))));
     }
     table(out, rows, 2, 3);
@@ -410,9 +410,9 @@ public final class UsersExample implements Callable<Integer> {
       rows = new ArrayList<>();
       rows.add(List.of("USER", "ID", "SHARD", "EPOCH", "RANGE"));
       for (long n = 1; n <= Math.min(samples, users); n++) {
-        Route r = client.route(keyspace, userId(n));
+        ShardRoute r = client.route(keyspace, userId(n));
         rows.add(List.of(Long.toString(n), Long.toString(userId(n)), r.shard(), Long.toString(r.epoch()),
-            r.range() == null ? "-" : r.range().format(KeyType.KEY_TYPE_INT64)));
+            r.range() == null ? "-" : r.range().toString()));
       }
       table(out, rows, 1);
     }
@@ -421,8 +421,8 @@ public final class UsersExample implements Callable<Integer> {
     long revision = client.revision();
     out.printf("Map: revision %d at the start, %d at the end (%d %s followed while running); "
             + "directory reconnects %d, failovers %d, full re-reads %d.%n",
-        startRevision, revision, mapChanges, mapChanges == 1 ? "change" : "changes", client.reconnects(),
-        client.failovers(), client.resyncs());
+        startRevision, revision, mapChanges, mapChanges == 1 ? "change" : "changes", client.stats().reconnects(),
+        client.stats().failovers(), client.stats().resyncs());
     long calls = store.calls();
     long reruns = store.workRuns() - calls;
     out.printf("SDK calls: %,d (%,d inTransaction, %,d read); %,d re-run by the SDK (a range moved or a "
@@ -503,9 +503,9 @@ public final class UsersExample implements Callable<Integer> {
     return millis == 0 ? n * 1000 : n * 1000 / millis;
   }
 
-  private static String endpoint(Endpoint e) {
-    String host = e.getHost().contains(":") ? "[" + e.getHost() + "]" : e.getHost();
-    return host + ":" + e.getPort() + "/" + e.getDatabase();
+  private static String endpoint(ShardInfo.Endpoint e) {
+    String host = e.host().contains(":") ? "[" + e.host() + "]" : e.host();
+    return host + ":" + e.port() + "/" + e.database();
   }
 
   /** Prints aligned columns; the given columns are right-aligned (numbers). */

@@ -1,10 +1,10 @@
 package io.shardmap.migrator;
 
+import io.shardmap.client.ShardRoute;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.shardmap.core.Route;
 import io.shardmap.migrator.internal.Fences;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
@@ -79,7 +79,7 @@ class MigrationFaultTest {
         assertEquals("first", atCrash.getOwner(), point + ": the crashed worker's lease still holds the migration");
         Migration done = second.drive(id, p -> { }, Duration.ofSeconds(15));
         assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState(), point + ": " + done);
-        Route r = h.client.route(MoveHarness.KS, lo);
+        ShardRoute r = h.client.route(MoveHarness.KS, lo);
         assertEquals("s3", r.shard(), point);
         assertEquals(0, h.rows(1, lo, lo + 1_000).size(), point + ": the source keeps none of the range");
       }
@@ -96,7 +96,7 @@ class MigrationFaultTest {
       String point = CANCEL_POINTS.get(i);
       String id = "cancel" + i;
       long lo = 1_000L * (i + 1);
-      Route before = h.client.route(MoveHarness.KS, lo);
+      ShardRoute before = h.client.route(MoveHarness.KS, lo);
       Migrator[] self = new Migrator[1];
       AtomicBoolean asked = new AtomicBoolean();
       Consumer<String> faults = p -> {
@@ -112,7 +112,7 @@ class MigrationFaultTest {
         }
         Migration end = m.drive(id, p -> { }, Duration.ofSeconds(5));
         assertEquals(MigrationState.MIGRATION_STATE_CANCELLED, end.getState(), point + ": " + end);
-        Route after = h.client.route(MoveHarness.KS, lo);
+        ShardRoute after = h.client.route(MoveHarness.KS, lo);
         assertEquals(before.shard(), after.shard(), point + ": the source still owns the range");
         assertEquals(planned.getRangeEpoch(), after.epoch(), point + ": the range's epoch did not move");
         assertEquals(0, h.rows(2, lo, lo + 1_000).size(), point + ": the target holds none of the range");

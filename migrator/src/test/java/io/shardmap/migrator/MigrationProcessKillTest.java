@@ -1,9 +1,9 @@
 package io.shardmap.migrator;
 
+import io.shardmap.client.ShardRoute;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.shardmap.core.Route;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
 import java.nio.file.Files;
@@ -116,7 +116,7 @@ class MigrationProcessKillTest {
     assertEquals("child", second.status(id).getOwner(), id + ": the dead child's lease still holds it");
     Migration done = second.drive(id, p -> { }, Duration.ofSeconds(15));
     assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState(), done.toString());
-    Route r = h.client.route(MoveHarness.KS, lo);
+    ShardRoute r = h.client.route(MoveHarness.KS, lo);
     assertEquals("s3", r.shard(), id);
     assertEquals(epochBefore + 1, r.epoch(), id + ": the range's epoch grew by one");
     assertEquals("s2", h.client.route(MoveHarness.KS, hi).shard(), id);

@@ -1,10 +1,10 @@
 package io.shardmap.migrator;
 
+import io.shardmap.client.ShardRoute;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.shardmap.core.Route;
 import io.shardmap.migrator.internal.States;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
@@ -100,7 +100,7 @@ class MigrationStopTest {
       Thread.sleep(200);
       h.stopWriters();
       assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState(), done.toString());
-      Route r = h.client.route(MoveHarness.KS, lo);
+      ShardRoute r = h.client.route(MoveHarness.KS, lo);
       assertEquals("s3", r.shard());
       assertEquals(planned.getRangeEpoch() + 1, r.epoch());
       assertEquals(0, h.rows(1, lo, hi).size(), "the source keeps none of the range");

@@ -1,11 +1,11 @@
 package io.shardmap.migrator;
 
+import io.shardmap.client.ShardRoute;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.shardmap.client.StaleRoute;
-import io.shardmap.core.Route;
 import io.shardmap.migrator.internal.Fences;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
@@ -71,7 +71,7 @@ class MigrationTest {
       assertTrue(done.getRowsCopied() >= 9_000, "rows copied " + done.getRowsCopied());
       assertTrue(done.getCutoverRevision() > 0);
       assertTrue(done.getCleanupReason().startsWith("every live client acknowledged"), done.getCleanupReason());
-      Route r = h.client.route(MoveHarness.KS, 10_000);
+      ShardRoute r = h.client.route(MoveHarness.KS, 10_000);
       assertEquals("s3", r.shard());
       assertEquals(planned.getRangeEpoch() + 1, r.epoch());
       assertEquals("s2", h.client.route(MoveHarness.KS, 25_000).shard());
@@ -176,7 +176,7 @@ class MigrationTest {
       assertTrue(h.acknowledged.get() - before > 100, "writers made progress during the move back: "
           + (h.acknowledged.get() - before));
       assertTrue(h.writerErrors.isEmpty(), () -> "writer errors: " + h.writerErrors);
-      Route r = h.client.route(MoveHarness.KS, 10_000);
+      ShardRoute r = h.client.route(MoveHarness.KS, 10_000);
       assertEquals("s2", r.shard());
       assertEquals(epochAway + 1, r.epoch());
       assertEquals(0, h.rows(2, 5_000L, 25_000L).size(), "s3 keeps none of the range");

@@ -1,5 +1,7 @@
 package io.shardmap.migrator;
 
+import io.shardmap.client.ShardKey;
+import io.shardmap.client.ShardRoute;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,7 +11,6 @@ import io.shardmap.client.DataOptions;
 import io.shardmap.client.ShardmapClient;
 import io.shardmap.client.ShardmapData;
 import io.shardmap.client.ShardmapData.Idempotence;
-import io.shardmap.core.Route;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
@@ -178,12 +179,12 @@ final class MoveHarness implements AutoCloseable {
     }
   }
 
-  Route route(long k) {
-    return textKeys ? client.route(KS, "u" + k) : client.route(KS, k);
+  ShardRoute route(long k) {
+    return textKeys ? client.route(KS, ShardKey.of("u" + k)) : client.route(KS, k);
   }
 
   private <T> T inTransaction(long k, io.shardmap.client.SqlWork<T> work) throws SQLException {
-    return textKeys ? data.inTransaction(KS, "u" + k, work) : data.inTransaction(KS, k, work);
+    return textKeys ? data.inTransaction(KS, ShardKey.of("u" + k), work) : data.inTransaction(KS, k, work);
   }
 
   private void setKey(PreparedStatement ps, int i, long k) throws SQLException {
@@ -238,7 +239,7 @@ final class MoveHarness implements AutoCloseable {
               return ps.executeUpdate();
             }
           };
-          int changed = textKeys ? data.withConnection(KS, "u" + k, Idempotence.IDEMPOTENT, update)
+          int changed = textKeys ? data.withConnection(KS, ShardKey.of("u" + k), Idempotence.IDEMPOTENT, update)
               : data.withConnection(KS, k, Idempotence.IDEMPOTENT, update);
           if (changed == 1) {
             model.put(k, value);
@@ -316,7 +317,7 @@ final class MoveHarness implements AutoCloseable {
         long k = e.getKey();
         String other = seenOn.put(k, SHARDS.get(i));
         assertTrue(other == null, "key " + k + " is on both " + other + " and " + SHARDS.get(i));
-        Route owner = route(k);
+        ShardRoute owner = route(k);
         assertEquals(owner.shard(), SHARDS.get(i), "key " + k + " is on " + SHARDS.get(i) + " but owned by "
             + owner.shard());
         if (!uncertain.containsKey(k)) {

@@ -1,5 +1,6 @@
 package io.shardmap.migrator;
 
+import io.shardmap.client.ShardRoute;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -10,7 +11,6 @@ import io.grpc.StatusRuntimeException;
 import io.shardmap.client.StaleRoute;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.HashTable;
-import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.core.XxHash64;
 import io.shardmap.migrator.MoveHarness.Layout;
@@ -289,7 +289,7 @@ class UnitMigrationTest {
         + done.getRowsDeleted() + " acknowledged writes=" + h.acknowledged.get());
     assertEquals(MoveHarness.SHARDS.get(source), done.getSource());
     long inside = firstKey(inUnit);
-    Route r = h.route(inside);
+    ShardRoute r = h.route(inside);
     assertEquals(done.getTarget(), r.shard());
     assertEquals(done.getRangeEpoch() + 1, r.epoch());
     List<Long> left = h.rows(source, null, null).keySet().stream().filter(inUnit::test).toList();

@@ -1,5 +1,6 @@
 package io.shardmap.bench.jmh;
 
+import io.shardmap.client.ShardRoute;
 import io.shardmap.bench.RangeMaps;
 import io.shardmap.client.ClientOptions;
 import io.shardmap.client.ShardmapClient;
@@ -112,8 +113,9 @@ public class RouteLookupBenchmark {
     for (long k : keys) {
       Route want = map.routeOrNull(k);
       for (ShardmapClient c : new ShardmapClient[] {client, stalenessClient}) {
-        Route got = c.route(RangeMaps.KEYSPACE, k);
-        if (!got.shard().equals(want.shard()) || got.epoch() != want.epoch() || !got.range().equals(want.range())) {
+        ShardRoute got = c.route(RangeMaps.KEYSPACE, k);
+        if (!got.shard().equals(want.shard()) || got.epoch() != want.epoch()
+            || !got.range().toString().equals(want.range().format(io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64))) {
           throw new IllegalStateException("the client routes key " + k + " to " + got + ", the map to " + want);
         }
       }
@@ -148,12 +150,12 @@ public class RouteLookupBenchmark {
   }
 
   @Benchmark
-  public Route sdkRoute() {
+  public ShardRoute sdkRoute() {
     return client.route(RangeMaps.KEYSPACE, nextKey());
   }
 
   @Benchmark
-  public Route sdkRouteMaxStaleness() {
+  public ShardRoute sdkRouteMaxStaleness() {
     return stalenessClient.route(RangeMaps.KEYSPACE, nextKey());
   }
 

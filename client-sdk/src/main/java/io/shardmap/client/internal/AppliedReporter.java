@@ -35,7 +35,7 @@ public final class AppliedReporter implements AutoCloseable {
   private final List<ManagedChannel> channels;
   private final IntSupplier target;
   private final LongSupplier applied;
-  private final ClientStats stats;
+  private final Counters stats;
   private final LongSupplier nanoTime;
   private final long intervalNanos;
   private final long debounceNanos = TimeUnit.MILLISECONDS.toNanos(DEBOUNCE_MS);
@@ -52,7 +52,7 @@ public final class AppliedReporter implements AutoCloseable {
 
   public AppliedReporter(String clientId, long maxStalenessMs, long intervalNanos, long rpcTimeoutNanos,
                          List<String> targets, List<ManagedChannel> channels, IntSupplier target,
-                         LongSupplier applied, ClientStats stats, LongSupplier nanoTime) {
+                         LongSupplier applied, Counters stats, LongSupplier nanoTime) {
     this.clientId = clientId;
     this.maxStalenessMs = maxStalenessMs;
     this.intervalNanos = intervalNanos;

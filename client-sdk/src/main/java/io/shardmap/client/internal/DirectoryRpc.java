@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.shardmap.core.Backoff;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
@@ -18,7 +19,6 @@ import io.shardmap.proto.v1.LookupRequest;
 import io.shardmap.proto.v1.LookupResponse;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
 import java.util.List;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.IntSupplier;
 import java.util.function.LongSupplier;
@@ -35,18 +35,17 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
   private final List<ManagedChannel> channels;
   private final IntSupplier preferredTarget;
   private final long timeoutNanos;
-  private final long initialBackoffNanos;
-  private final long maxBackoffNanos;
+  /** Pauses between rounds over all targets; each question takes its own {@link Backoff.Attempts}. */
+  private final Backoff backoff;
   private final LongSupplier nanoTime;
 
   public DirectoryRpc(List<String> targets, List<ManagedChannel> channels, IntSupplier preferredTarget,
-                      long timeoutNanos, long initialBackoffNanos, long maxBackoffNanos, LongSupplier nanoTime) {
+                      long timeoutNanos, Backoff backoff, LongSupplier nanoTime) {
     this.targets = targets;
     this.channels = channels;
     this.preferredTarget = preferredTarget;
     this.timeoutNanos = timeoutNanos;
-    this.initialBackoffNanos = initialBackoffNanos;
-    this.maxBackoffNanos = maxBackoffNanos;
+    this.backoff = backoff;
     this.nanoTime = nanoTime;
   }
 
@@ -144,7 +143,7 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
     long start = nanoTime.getAsLong();
     long deadline = start + timeoutNanos;
     int first = Math.floorMod(preferredTarget.getAsInt(), n);
-    long backoff = initialBackoffNanos;
+    Backoff.Attempts attempts = backoff.start();
     String last = "no server tried";
     // A server that has not seen a new keyspace yet says NOT_FOUND too: believe NOT_FOUND once a whole
     // round of servers said nothing else (unreachable ones do not count as disagreeing).
@@ -192,8 +191,7 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
           return behindBest;
         }
         // Every server failed once: back off before the next round, within the deadline.
-        long pause = Math.min(ThreadLocalRandom.current().nextLong(backoff / 2, backoff + 1),
-            deadline - nanoTime.getAsLong());
+        long pause = Math.min(attempts.nextPauseNanos(), deadline - nanoTime.getAsLong());
         if (pause > 0) {
           try {
             TimeUnit.NANOSECONDS.sleep(pause);
@@ -202,7 +200,6 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
             throw new ShardmapException(ErrorCode.UNAVAILABLE, what + ": interrupted (last: " + last + ")", e);
           }
         }
-        backoff = Math.min(backoff * 2, maxBackoffNanos);
       }
     }
     if (behindBest != null) {

@@ -68,7 +68,7 @@ public final class LazyDirectory {
   private final KeyType keyType;
   private final int capacity;
   private final Fetcher fetcher;
-  private final ClientStats stats;
+  private final Counters stats;
   private final long waitNanos;
   private final ConcurrentHashMap<Key, Node> nodes = new ConcurrentHashMap<>();
 
@@ -88,7 +88,7 @@ public final class LazyDirectory {
    * @param fallbackAtLoad the fallback route at that revision ({@code null}: keys without entry have no owner)
    * @param waitNanos how long a miss waits for another thread's fetch of the same key
    */
-  LazyDirectory(String keyspace, KeyType keyType, int capacity, Fetcher fetcher, ClientStats stats,
+  LazyDirectory(String keyspace, KeyType keyType, int capacity, Fetcher fetcher, Counters stats,
                 long loadedAt, Route fallbackAtLoad, long waitNanos) {
     if (capacity < 1) {
       throw new IllegalArgumentException("capacity " + capacity);

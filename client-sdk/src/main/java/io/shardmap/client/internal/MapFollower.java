@@ -4,9 +4,8 @@ import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.client.ClientOptions;
-import io.shardmap.client.MapListener;
+import io.shardmap.core.Backoff;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.proto.v1.DirectoryEntry;
@@ -23,15 +22,12 @@ import io.shardmap.proto.v1.WatchRequest;
 import io.shardmap.proto.v1.WatchResponse;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
@@ -39,8 +35,11 @@ import java.util.logging.Logger;
 
 /**
  * Keeps the client's copy of the maps: a full read, then the directory's watch stream applied in
- * revision order with the same core code the server uses. One thread does all of it, so snapshots are
- * published in order; lookups read the volatile snapshot and never wait.
+ * revision order with the same core code the server uses. One thread does all of it, so views are
+ * published in order; lookups read the one volatile {@link ClientView} (map, lazy caches, applied revision)
+ * and never wait. What each watch message or full read does to the view is decided by {@link ChangeRouter},
+ * a pure step tested without a server; this class runs the streams, the failover and the backoff
+ * ({@link Backoff}) around it.
  *
  * <p>Consistency of the first read: the shard list is read first (revision R0), then each keyspace
  * (revision Rk ≥ R0). The watch starts after R0; a change of keyspace k at a revision ≤ Rk is already in
@@ -66,17 +65,20 @@ public final class MapFollower implements AutoCloseable {
   private static final Logger log = Logger.getLogger(MapFollower.class.getName());
 
   private final ClientOptions options;
-  private final ClientStats stats;
+  private final Counters stats;
   private final LongSupplier nanoTime;
   private final List<ManagedChannel> channels = new ArrayList<>();
-  private final List<MapListener> listeners = new CopyOnWriteArrayList<>();
+  private final List<SnapshotListener> listeners = new CopyOnWriteArrayList<>();
   private final CountDownLatch firstLoad = new CountDownLatch(1);
   private final Thread worker;
   private final long idleLimitNanos;
   private final DirectoryRpc rpc;
   private final AppliedReporter reporter;
 
-  private volatile DirectorySnapshot snapshot;
+  /** The map, its lazy caches and the applied revision: one immutable view, written by the follower thread. */
+  private volatile ClientView view = ClientView.EMPTY;
+  private final ChangeRouter router;
+  private final Backoff backoff;
   /** Local time at which a directory server last vouched that the map was current. */
   private volatile long confirmedAtNanos;
   private volatile boolean closed;
@@ -84,36 +86,33 @@ public final class MapFollower implements AutoCloseable {
   private volatile long lastMessageNanos;
   /** The directory server the follower uses now; single-key RPCs start there. */
   private volatile int target;
-  /** Lazily held directory keyspaces; replaced whole (never mutated) by the follower thread. */
-  private volatile Map<String, LazyDirectory> lazy = Map.of();
-  /** Newest snapshot revision a directory server reported, and the newest the client is current to. */
+  /**
+   * Newest snapshot revision a directory server reported: telemetry of the servers, not part of the view
+   * (only the watch lag compares it with the view's applied revision).
+   */
   private volatile long serverRevision;
-  private volatile long caughtUpRevision;
 
   private final AtomicLong reconnects = new AtomicLong();
   private final AtomicLong resyncs = new AtomicLong();
   private final AtomicLong failovers = new AtomicLong();
 
-  public MapFollower(ClientOptions options, String clientId, ClientStats stats, LongSupplier nanoTime) {
+  public MapFollower(ClientOptions options, String clientId, Counters stats, LongSupplier nanoTime) {
     this.options = options;
     this.stats = stats;
     this.nanoTime = nanoTime;
     // Servers send heartbeats on idle streams; several missed in a row means the server or path is dead.
     this.idleLimitNanos = options.watchIdleTimeout().toNanos();
     for (String t : options.targets()) {
-      int c = t.lastIndexOf(':');
-      channels.add(NettyChannelBuilder.forAddress(t.substring(0, c), Integer.parseInt(t.substring(c + 1)))
-          .usePlaintext()
-          .keepAliveTime(10, TimeUnit.SECONDS)
-          .keepAliveTimeout(5, TimeUnit.SECONDS)
-          .maxInboundMessageSize(64 << 20)
-          .build());
+      // Map pages of big keyspaces may exceed gRPC's default 4 MiB inbound limit.
+      channels.add(options.channelFactory().builderFor(t).maxInboundMessageSize(64 << 20).build());
     }
-    this.rpc = new DirectoryRpc(options.targets(), channels, () -> target, options.rpcTimeout().toNanos(),
-        options.initialBackoff().toNanos(), options.maxBackoff().toNanos(), nanoTime);
+    this.backoff = Backoff.exponential(options.initialBackoff(), options.maxBackoff());
+    this.rpc = new DirectoryRpc(options.targets(), channels, () -> target, options.rpcTimeout().toNanos(), backoff,
+        nanoTime);
+    this.router = new ChangeRouter(options.directoryCacheSize(), this::newLazy);
     long maxStalenessMs = options.maxStaleness() == null ? 0 : Math.max(1, options.maxStaleness().toMillis());
     this.reporter = new AppliedReporter(clientId, maxStalenessMs, options.reportInterval().toNanos(),
-        options.rpcTimeout().toNanos(), options.targets(), channels, () -> target, () -> caughtUpRevision,
+        options.rpcTimeout().toNanos(), options.targets(), channels, () -> target, () -> view.appliedRevision(),
         stats, nanoTime);
     this.worker = new Thread(this::run, "shardmap-client-follower");
     this.worker.setDaemon(true);
@@ -130,7 +129,7 @@ public final class MapFollower implements AutoCloseable {
    * first load. This is what the client reports to the directory server it follows.
    */
   public long appliedRevision() {
-    return caughtUpRevision;
+    return view.appliedRevision();
   }
 
   /** Reports {@link #appliedRevision()} to the followed directory server. */
@@ -138,12 +137,9 @@ public final class MapFollower implements AutoCloseable {
     return reporter;
   }
 
-  /** Only the follower thread calls this; the map of {@code revision} must already be published. */
-  private void caughtUp(long revision) {
-    if (revision > caughtUpRevision) {
-      caughtUpRevision = revision;
-      reporter.advanced();
-    }
+  /** The view lookups read now. */
+  public ClientView view() {
+    return view;
   }
 
   /** Waits for the first full map; false on timeout. */
@@ -153,12 +149,12 @@ public final class MapFollower implements AutoCloseable {
 
   /** The current map, or null before the first load. */
   public DirectorySnapshot snapshot() {
-    return snapshot;
+    return view.snapshot();
   }
 
   /** The cache of a lazily held directory keyspace, or null if the keyspace is not held lazily. */
   public LazyDirectory lazy(String keyspace) {
-    return lazy.get(keyspace);
+    return view.lazy().get(keyspace);
   }
 
   /** Single-key questions to the directory servers (lazy misses, remote lookups). */
@@ -169,7 +165,7 @@ public final class MapFollower implements AutoCloseable {
   /** Answers cached over all lazily held directory keyspaces. */
   public long lazyCacheSize() {
     long n = 0;
-    for (LazyDirectory d : lazy.values()) {
+    for (LazyDirectory d : view.lazy().values()) {
       n += d.size();
     }
     return n;
@@ -182,18 +178,18 @@ public final class MapFollower implements AutoCloseable {
    * how many changes of the followed keyspaces are missing.
    */
   public long watchLagRevisions() {
-    return Math.max(0, serverRevision - caughtUpRevision);
+    return Math.max(0, serverRevision - view.appliedRevision());
   }
 
   public long ageNanos() {
     return Math.max(0, nanoTime.getAsLong() - confirmedAtNanos);
   }
 
-  public void addListener(MapListener l) {
+  public void addListener(SnapshotListener l) {
     listeners.add(l);
   }
 
-  public void removeListener(MapListener l) {
+  public void removeListener(SnapshotListener l) {
     listeners.remove(l);
   }
 
@@ -214,7 +210,7 @@ public final class MapFollower implements AutoCloseable {
 
   private void run() {
     int t = 0;
-    long backoff = options.initialBackoff().toNanos();
+    Backoff.Attempts attempts = backoff.start();
     boolean needLoad = true;
     // Set once a directory server refused to watch from our revision because etcd has not reached it:
     // etcd went back in time (restored from a backup), so the next full read may be older than our map.
@@ -250,14 +246,15 @@ public final class MapFollower implements AutoCloseable {
           needLoad = true;
           resyncs.incrementAndGet();
           log.info("shardmap client: directory " + options.targets().get(t) + " asked for a full re-read "
-              + "(our revision " + snapshot.revision() + " is no longer in its history)");
+              + "(our revision " + view.snapshot().revision() + " is no longer in its history)");
         }
-        backoff = options.initialBackoff().toNanos();
+        attempts.reset();
         lastFailure = null;
       } catch (StatusRuntimeException e) {
         if (closed) {
           break;
         }
+        DirectorySnapshot snapshot = view.snapshot();
         if (e.getStatus().getCode() == Status.Code.OUT_OF_RANGE && snapshot != null) {
           // Only a Watch from a revision etcd has not reached is refused so; etcd's revision never goes
           // down unless it was restored from a backup (or the servers now use another cluster). Our map
@@ -269,8 +266,7 @@ public final class MapFollower implements AutoCloseable {
           needLoad = true;
           acceptOlder = true;
           if (refusalsInARow++ > 0) {
-            sleepNanos(ThreadLocalRandom.current().nextLong(backoff / 2, backoff + 1));
-            backoff = Math.min(backoff * 2, options.maxBackoff().toNanos());
+            sleepNanos(attempts.nextPauseNanos());
           }
           continue;
         }
@@ -279,7 +275,7 @@ public final class MapFollower implements AutoCloseable {
             + (e.getStatus().getDescription() == null ? "" : ": " + e.getStatus().getDescription()) + ")";
         String revision = snapshot == null ? "(none yet)" : Long.toString(snapshot.revision());
         reconnects.incrementAndGet();
-        long pause = ThreadLocalRandom.current().nextLong(backoff / 2, backoff + 1);
+        long pause = attempts.nextPauseNanos();
         if (channels.size() > 1) {
           int next = (t + 1) % channels.size();
           failovers.incrementAndGet();
@@ -298,7 +294,6 @@ public final class MapFollower implements AutoCloseable {
         }
         lastFailure = failure;
         sleepNanos(pause);
-        backoff = Math.min(backoff * 2, options.maxBackoff().toNanos());
       }
     }
   }
@@ -319,11 +314,11 @@ public final class MapFollower implements AutoCloseable {
   private void load(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, int t, boolean acceptOlder) {
     ListShardsResponse shardsResp = stub.withDeadlineAfter(options.rpcTimeout().toNanos(), TimeUnit.NANOSECONDS)
         .listShards(ListShardsRequest.getDefaultInstance());
-    DirectorySnapshot current = snapshot;
-    boolean older = current != null && shardsResp.getRevision() < current.revision();
-    if (older && !acceptOlder) {
+    ClientView current = view;
+    ChangeRouter.LoadDecision decision = ChangeRouter.judgeLoad(current, shardsResp.getRevision(), acceptOlder);
+    if (decision == ChangeRouter.LoadDecision.SERVER_BEHIND) {
       throw new ServerBehind("is at revision " + shardsResp.getRevision() + ", behind this client's "
-          + current.revision());
+          + current.snapshot().revision());
     }
     Map<String, Shard> shards = new HashMap<>();
     for (Shard s : shardsResp.getShardsList()) {
@@ -347,21 +342,15 @@ public final class MapFollower implements AutoCloseable {
         // Not created yet: the watch will bring its spec and layout when it is.
       }
     }
-    DirectorySnapshot before = snapshot;
+    DirectorySnapshot before = current.snapshot();
     DirectorySnapshot loaded = new DirectorySnapshot(shardsResp.getRevision(), keyspaces, shards);
-    this.keyspaceLoadRevisions = loadedAt;
-    int droppedCaches = lazy.size();
-    // New caches before the snapshot: a lookup that sees a layout-only map must find its cache. The old
-    // caches go with the old map (a re-read means we may have missed changes they depend on).
-    this.lazy = Map.copyOf(lazies);
-    publish(before, loaded, true);
-    if (older) {
+    int droppedCaches = current.lazy().size();
+    ClientView next = ChangeRouter.loaded(current, loaded, loadedAt, lazies, decision);
+    if (decision == ChangeRouter.LoadDecision.INSTALL_OLDER) {
       // Everything we reported or saw was from the history etcd lost; report the map we hold now.
-      caughtUpRevision = loaded.revision();
       serverRevision = loaded.revision();
-      reporter.advanced();
     }
-    caughtUp(loaded.revision());
+    publish(before, next, true);
     String lazyNote = lazies.isEmpty() ? "" : "; lazily held directories: " + new TreeSet<>(lazies.keySet());
     if (before == null) {
       log.info("shardmap client: loaded " + keyspaces.size() + " keyspaces from " + options.targets().get(t)
@@ -378,8 +367,6 @@ public final class MapFollower implements AutoCloseable {
     }
     firstLoad.countDown();
   }
-
-  private Map<String, Long> keyspaceLoadRevisions = Map.of();
 
   private record KeyspaceRead(KeyspaceMap map, long revision, boolean lazy) {}
 
@@ -468,24 +455,19 @@ public final class MapFollower implements AutoCloseable {
     try {
       return ctx.call(() -> {
         Iterator<WatchResponse> it = stub.watch(WatchRequest.newBuilder()
-            .addAllKeyspaces(options.keyspaces()).setAfterRevision(snapshot.revision()).build());
+            .addAllKeyspaces(options.keyspaces()).setAfterRevision(view.snapshot().revision()).build());
         while (it.hasNext()) {
           WatchResponse r = it.next();
           lastMessageNanos = nanoTime.getAsLong();
           confirm(r.getFreshness());
           if (recovering != null) {
             log.info("shardmap client: following directory " + options.targets().get(t) + " again from "
-                + "revision " + snapshot.revision() + " " + recovering);
+                + "revision " + view.snapshot().revision() + " " + recovering);
             recovering = null;
           }
-          if (r.getResyncRequired()) {
+          if (apply(r)) {
             return true;
           }
-          if (!r.getProgress() && r.getRevision() > snapshot.revision()) {
-            apply(r);
-          }
-          // A change or a heartbeat: either way the client is current up to r's revision.
-          caughtUp(r.getRevision());
           serverRevision = Math.max(serverRevision, r.getFreshness().getRevision());
         }
         throw Status.UNAVAILABLE.withDescription("the directory ended the watch stream").asRuntimeException();
@@ -512,105 +494,42 @@ public final class MapFollower implements AutoCloseable {
     }
   }
 
-  private void apply(WatchResponse r) {
-    long rev = r.getRevision();
-    List<MapChange> changes = r.getChangesList();
-    Map<String, Long> loadedAt = keyspaceLoadRevisions;
-    if (!loadedAt.isEmpty()) {
-      List<MapChange> kept = new ArrayList<>(changes.size());
-      for (MapChange c : changes) {
-        Long at = loadedAt.get(c.getKeyspace());
-        if (at == null || rev > at) {
-          kept.add(c);
-        }
-      }
-      changes = kept;
-      if (loadedAt.values().stream().allMatch(at -> at <= rev)) {
-        keyspaceLoadRevisions = Map.of();
-      }
+  /** Applies one watch message; true when the directory asked for a full re-read. */
+  private boolean apply(WatchResponse r) {
+    ClientView before = view;
+    ChangeRouter.Step step = router.step(before, r);
+    if (step.resync()) {
+      return true;
     }
-    DirectorySnapshot before = snapshot;
-    Map<String, LazyDirectory> lazies = lazy;
-    List<MapChange> forMap = changes;
-    Map<String, List<MapChange>> lazyChanges = Map.of();
-    Set<String> dropped = Set.of();
-    if (!lazies.isEmpty()) {
-      // Entry changes of lazy keyspaces go to their caches; everything else (spec, fallback) to the map.
-      // A lazy keyspace dropped in this revision ends here: all its changes go to the map, where a
-      // re-creation in the same revision starts a new, whole keyspace.
-      dropped = new HashSet<>();
-      for (MapChange c : changes) {
-        if (c.getChangeCase() == MapChange.ChangeCase.KEYSPACE_DROPPED && lazies.containsKey(c.getKeyspace())) {
-          dropped.add(c.getKeyspace());
-        }
-      }
-      forMap = new ArrayList<>(changes.size());
-      lazyChanges = new HashMap<>();
-      for (MapChange c : changes) {
-        LazyDirectory d = lazies.get(c.getKeyspace());
-        if (d == null || dropped.contains(c.getKeyspace())) {
-          forMap.add(c);
-          continue;
-        }
-        List<MapChange> mine = lazyChanges.computeIfAbsent(c.getKeyspace(), k -> new ArrayList<>());
-        if (c.getChangeCase() == MapChange.ChangeCase.ENTRY
-            || c.getChangeCase() == MapChange.ChangeCase.ENTRY_REMOVED) {
-          mine.add(c);
-        } else {
-          forMap.add(c);
-        }
-      }
+    // Entry changes go into the caches before the view whose map needs them is published.
+    for (Map.Entry<String, List<MapChange>> e : step.lazyChanges().entrySet()) {
+      step.view().lazy().get(e.getKey()).apply(step.revision(), e.getValue(),
+          step.view().snapshot().keyspaces().get(e.getKey()).directory().fallback());
     }
-    DirectorySnapshot after = before.apply(rev, forMap);
-    for (Map.Entry<String, List<MapChange>> e : lazyChanges.entrySet()) {
-      KeyspaceMap k = after.keyspaces().get(e.getKey());
-      if (k != null && k.broken() == null) {
-        lazies.get(e.getKey()).apply(rev, e.getValue(), k.directory().fallback());
-      }
+    for (String ks : step.grown()) {
+      log.info("shardmap client: directory keyspace '" + ks + "' grew past directoryCacheSize "
+          + options.directoryCacheSize() + " entries at revision " + step.revision()
+          + "; its entries are now cached on demand");
     }
-    // A directory held whole that grew past the cache size turns lazy, so memory stays bounded.
-    Map<String, LazyDirectory> grown = null;
-    for (MapChange c : forMap) {
-      String ks = c.getKeyspace();
-      if (c.getChangeCase() != MapChange.ChangeCase.ENTRY || (grown != null && grown.containsKey(ks))) {
-        continue;
-      }
-      KeyspaceMap k = after.keyspaces().get(ks);
-      if (k != null && k.broken() == null && k.strategy() == Strategy.STRATEGY_DIRECTORY
-          && k.directory().entriesHeld() && k.directory().size() > options.directoryCacheSize()) {
-        KeyspaceMap layoutOnly = k.withoutDirectoryEntries();
-        Map<String, KeyspaceMap> ksMaps = new HashMap<>(after.keyspaces());
-        ksMaps.put(ks, layoutOnly);
-        after = new DirectorySnapshot(after.revision(), ksMaps, after.shards());
-        grown = grown == null ? new HashMap<>() : grown;
-        grown.put(ks, newLazy(layoutOnly, rev));
-        log.info("shardmap client: directory keyspace '" + ks + "' grew to " + k.directory().size()
-            + " entries at revision " + rev + ", past directoryCacheSize " + options.directoryCacheSize()
-            + "; its entries are now cached on demand");
-      }
+    if (step.mapChanged()) {
+      publish(before.snapshot(), step.view(), false);
+    } else if (step.view() != before) {
+      view = step.view();
+      reporter.advanced();
     }
-    if (grown != null) {
-      Map<String, LazyDirectory> next = new HashMap<>(lazies);
-      next.putAll(grown);
-      this.lazy = Map.copyOf(next); // before the snapshot that needs them
-    }
-    publish(before, after, false);
-    if (!dropped.isEmpty()) {
-      Map<String, LazyDirectory> next = new HashMap<>(lazy);
-      for (String ks : dropped) {
-        if (grown == null || !grown.containsKey(ks)) {
-          next.remove(ks);
-        }
-      }
-      this.lazy = Map.copyOf(next); // after the snapshot without them
-    }
+    return false;
   }
 
-  private void publish(DirectorySnapshot before, DirectorySnapshot after, boolean resync) {
-    snapshot = after;
-    for (MapListener l : listeners) {
+  /** Publishes a view with a new map, then tells the listeners; only the follower thread calls this. */
+  private void publish(DirectorySnapshot before, ClientView next, boolean resync) {
+    boolean advanced = next.appliedRevision() != view.appliedRevision();
+    view = next;
+    if (advanced) {
+      reporter.advanced();
+    }
+    for (SnapshotListener l : listeners) {
       try {
-        l.onChange(before, after, resync);
+        l.onChange(before, next.snapshot(), resync);
       } catch (RuntimeException e) {
         log.warning("shardmap client: a map listener threw " + e + "; it keeps receiving changes");
       }

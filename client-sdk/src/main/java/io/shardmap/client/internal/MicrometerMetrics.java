@@ -13,7 +13,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * Publishes the client's counters to a Micrometer registry. The only class of the SDK that names a
  * Micrometer type: it is loaded only when the application gave a registry, so Micrometer stays an
- * optional dependency. Every meter is a function of counters the client keeps anyway ({@link ClientStats},
+ * optional dependency. Every meter is a function of counters the client keeps anyway ({@link Counters},
  * {@link MapFollower}), read when the registry is scraped; nothing here runs on the lookup path.
  */
 public final class MicrometerMetrics implements AutoCloseable {
@@ -29,25 +29,25 @@ public final class MicrometerMetrics implements AutoCloseable {
    *
    * @param registry a {@code MeterRegistry} (typed Object so callers need not load Micrometer)
    */
-  public static AutoCloseable bind(Object registry, ClientStats stats, MapFollower follower) {
+  public static AutoCloseable bind(Object registry, Counters stats, MapFollower follower) {
     MicrometerMetrics m = new MicrometerMetrics((MeterRegistry) registry);
     m.register(stats, follower);
     return m;
   }
 
-  private void register(ClientStats stats, MapFollower follower) {
+  private void register(Counters stats, MapFollower follower) {
     MeterRegistry r = registry;
-    add(FunctionCounter.builder("shardmap.client.lookups", stats, ClientStats::lookups)
+    add(FunctionCounter.builder("shardmap.client.lookups", stats, Counters::lookups)
         .description("keys routed by ShardmapClient.route").register(r));
 
-    add(FunctionTimer.builder("shardmap.client.calls", stats, ClientStats::calls, ClientStats::callNanos,
+    add(FunctionTimer.builder("shardmap.client.calls", stats, Counters::calls, Counters::callNanos,
             TimeUnit.NANOSECONDS)
         .description("calls on a shard through ShardmapData, retries included").register(r));
-    add(FunctionCounter.builder("shardmap.client.call.failures", stats, ClientStats::callFailures)
+    add(FunctionCounter.builder("shardmap.client.call.failures", stats, Counters::callFailures)
         .description("shard calls that failed after their retries").register(r));
-    add(TimeGauge.builder("shardmap.client.call.max", stats, TimeUnit.NANOSECONDS, ClientStats::callMaxNanos)
+    add(TimeGauge.builder("shardmap.client.call.max", stats, TimeUnit.NANOSECONDS, Counters::callMaxNanos)
         .description("the longest shard call since the client started").register(r));
-    for (ClientStats.RetryCause cause : ClientStats.RetryCause.values()) {
+    for (Counters.RetryCause cause : Counters.RetryCause.values()) {
       add(FunctionCounter.builder("shardmap.client.retries", stats, s -> s.retries(cause))
           .tag("cause", cause.tag()).description("shard call attempts repeated, by cause").register(r));
     }
@@ -70,15 +70,15 @@ public final class MicrometerMetrics implements AutoCloseable {
             f -> f.snapshot() == null ? 0 : f.snapshot().revision())
         .description("the etcd revision the client's map reflects").register(r));
 
-    add(FunctionCounter.builder("shardmap.client.reports", stats, ClientStats::reports)
+    add(FunctionCounter.builder("shardmap.client.reports", stats, Counters::reports)
         .description("applied revisions reported to a directory server (ReportApplied)").register(r));
-    add(FunctionCounter.builder("shardmap.client.report.failures", stats, ClientStats::reportFailures)
+    add(FunctionCounter.builder("shardmap.client.report.failures", stats, Counters::reportFailures)
         .description("reports of the applied revision that failed (they are retried, never thrown)")
         .register(r));
 
-    add(FunctionCounter.builder("shardmap.client.directory.cache.hits", stats, ClientStats::directoryHits)
+    add(FunctionCounter.builder("shardmap.client.directory.cache.hits", stats, Counters::directoryHits)
         .description("lookups of lazily loaded directory keyspaces answered from the cache").register(r));
-    add(FunctionCounter.builder("shardmap.client.directory.cache.misses", stats, ClientStats::directoryMisses)
+    add(FunctionCounter.builder("shardmap.client.directory.cache.misses", stats, Counters::directoryMisses)
         .description("lookups of lazily loaded directory keyspaces that asked a directory server").register(r));
     add(Gauge.builder("shardmap.client.directory.cache.size", follower, MapFollower::lazyCacheSize)
         .baseUnit("entries").description("keys cached for lazily loaded directory keyspaces").register(r));

@@ -190,10 +190,14 @@ public final class ShardPools implements AutoCloseable {
     c.setReadOnly(replica);
     c.setScheduledExecutor(housekeeping);
     c.setThreadFactory(daemon("shardmap-pool-" + shard + "-" + role));
-    options.properties().forEach(c::addDataSourceProperty);
-    if (options.poolCustomizer() != null) {
-      options.poolCustomizer().accept(shard, c);
+    c.setIdleTimeout(options.idleTimeout().toMillis());
+    c.setMaxLifetime(options.maxLifetime().toMillis());
+    c.setKeepaliveTime(options.keepaliveTime().toMillis());
+    c.setValidationTimeout(options.validationTimeout().toMillis());
+    if (options.connectionInitSql() != null) {
+      c.setConnectionInitSql(options.connectionInitSql());
     }
+    options.properties().forEach(c::addDataSourceProperty);
     opened.incrementAndGet();
     return new HikariDataSource(c);
   }

@@ -41,7 +41,7 @@ class LazyDirectoryTest {
   static final Route FALLBACK = new Route("fb", 5, null, 10);
 
   final ExecutorService pool = Executors.newCachedThreadPool();
-  final ClientStats stats = new ClientStats();
+  final Counters stats = new Counters();
 
   @AfterEach
   void stop() {

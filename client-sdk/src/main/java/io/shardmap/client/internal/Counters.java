@@ -8,7 +8,7 @@ import java.util.concurrent.atomic.LongAdder;
  * touches a metrics library and never allocates. A metrics binder (Micrometer, when the application
  * supplies a registry) reads them on scrape.
  */
-public final class ClientStats {
+public final class Counters {
   /** Why a shard call was retried. */
   public enum RetryCause {
     /** The shard refused the call because its range moved (fenced); re-routed by a newer map. */
@@ -46,7 +46,7 @@ public final class ClientStats {
   private final LongAdder reports = new LongAdder();
   private final LongAdder reportFailures = new LongAdder();
 
-  public ClientStats() {
+  public Counters() {
     for (int i = 0; i < retries.length; i++) {
       retries[i] = new LongAdder();
     }

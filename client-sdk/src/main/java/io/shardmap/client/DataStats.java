@@ -1,0 +1,37 @@
+package io.shardmap.client;
+
+import java.time.Duration;
+import java.util.Set;
+
+/**
+ * One immutable reading of a {@link ShardmapData}'s pools and of the shard calls made through its client,
+ * from {@link ShardmapData#stats()}. The call and retry counters belong to the {@link ShardmapClient} (every
+ * {@code ShardmapData} opened on one client adds to them); the pool figures to this {@code ShardmapData}.
+ * Read without a lock: fields may be a few events apart.
+ *
+ * @param poolsOpened pools opened so far (one per shard primary and per replica)
+ * @param poolsClosed pools closed so far (endpoints changed, shard deregistered, or closed with this object)
+ * @param openShards shards whose pools are open, as of the last map change
+ * @param calls finished calls ({@code inTransaction}, {@code read}, {@code withConnection}), retries included
+ * @param callFailures calls that ended with an exception
+ * @param callTime total time spent in calls
+ * @param staleRouteRetries reruns after a shard refused a call because its key moved (a fence)
+ * @param oldFenceRetries reruns on the same shard with the route declared, after a fence older than the route
+ * @param replicaUnavailableRetries reads sent on to another replica or the primary
+ * @param connectionRetries reruns after the connection broke before the call could have run
+ */
+public record DataStats(
+    long poolsOpened,
+    long poolsClosed,
+    Set<String> openShards,
+    long calls,
+    long callFailures,
+    Duration callTime,
+    long staleRouteRetries,
+    long oldFenceRetries,
+    long replicaUnavailableRetries,
+    long connectionRetries) {
+  public DataStats {
+    openShards = Set.copyOf(openShards);
+  }
+}

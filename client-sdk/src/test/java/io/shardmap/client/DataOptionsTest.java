@@ -1,0 +1,56 @@
+package io.shardmap.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.Test;
+
+/** The pool settings of {@link DataOptions}: defaults, and bad values refused naming the option. */
+class DataOptionsTest {
+
+  private static void refused(String option, Supplier<?> build) {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, build::get);
+    assertTrue(e.getMessage().startsWith(option + ":"), e.getMessage());
+  }
+
+  @Test
+  void defaults() {
+    DataOptions o = DataOptions.builder().user("app").build();
+    assertEquals(10, o.maxPoolSize());
+    assertEquals(0, o.minIdle());
+    assertEquals(Duration.ofMinutes(10), o.idleTimeout());
+    assertEquals(Duration.ofMinutes(30), o.maxLifetime());
+    assertEquals(Duration.ZERO, o.keepaliveTime());
+    assertEquals(Duration.ofSeconds(5), o.validationTimeout());
+    assertNull(o.connectionInitSql());
+  }
+
+  @Test
+  void poolSettingsAreKept() {
+    DataOptions o = DataOptions.builder().user("app").idleTimeout(Duration.ZERO).maxLifetime(Duration.ofMinutes(5))
+        .keepaliveTime(Duration.ofMinutes(1)).validationTimeout(Duration.ofSeconds(1))
+        .connectionInitSql("SET search_path TO app").property("socketTimeout", "30").build();
+    assertEquals(Duration.ZERO, o.idleTimeout());
+    assertEquals(Duration.ofMinutes(5), o.maxLifetime());
+    assertEquals(Duration.ofMinutes(1), o.keepaliveTime());
+    assertEquals(Duration.ofSeconds(1), o.validationTimeout());
+    assertEquals("SET search_path TO app", o.connectionInitSql());
+    assertEquals("30", o.properties().get("socketTimeout"));
+  }
+
+  @Test
+  void badValuesNameTheOption() {
+    refused("idleTimeout", () -> DataOptions.builder().idleTimeout(Duration.ofSeconds(5)));
+    refused("maxLifetime", () -> DataOptions.builder().maxLifetime(Duration.ofSeconds(10)));
+    refused("keepaliveTime", () -> DataOptions.builder().keepaliveTime(Duration.ofSeconds(1)));
+    refused("validationTimeout", () -> DataOptions.builder().validationTimeout(Duration.ofMillis(10)));
+    refused("connectionInitSql", () -> DataOptions.builder().connectionInitSql(" "));
+    refused("keepaliveTime", () -> DataOptions.builder().user("app").maxLifetime(Duration.ofMinutes(1))
+        .keepaliveTime(Duration.ofMinutes(2)).build());
+    refused("minIdle", () -> DataOptions.builder().user("app").maxPoolSize(2).minIdle(3).build());
+  }
+}
