@@ -175,6 +175,11 @@ class ConcurrentAdminTest {
       f.get(120, TimeUnit.SECONDS);
     }
     pool.shutdown();
+    // Writes went through both replicas; an answer means the replica that took it has applied it, not the
+    // other one. Read once both have reached the newest revision either has (a read from B right after A
+    // acknowledged its last write missed it on a loaded machine).
+    long target = Math.max(a.snapshot().revision(), b.snapshot().revision());
+    assertTrue(a.awaitRevision(target, Duration.ofSeconds(10)) && b.awaitRevision(target, Duration.ofSeconds(10)));
     Set<String> found = new HashSet<>();
     String token = "";
     do {
