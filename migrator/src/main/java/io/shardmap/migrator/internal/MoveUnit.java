@@ -1,5 +1,8 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.KeyKind;
+import io.shardmap.core.sql.SqlRouting;
+
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
 import io.shardmap.proto.v1.KeyType;

@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.KeyKind;
+
 import io.shardmap.catalog.CatalogTxns;
 import io.shardmap.catalog.KeyspaceRead;
 import io.shardmap.catalog.MapEdits;
