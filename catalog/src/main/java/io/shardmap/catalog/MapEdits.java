@@ -449,11 +449,13 @@ public final class MapEdits {
   /**
    * Routes {@code region} to registered {@code shard} (adding the region if new), and makes it the default
    * region if asked: unknown regions then change owner with it, so its epoch passes every epoch they could
-   * have had.
+   * have had. Refused while any region of the keyspace is being moved: listing a region, or changing the
+   * default, changes which keys the default region's unit holds (the guard compare makes it race-free).
    */
-  public Edit<GeoLayout> setRegion(DirectorySnapshot snap, String ks, String regionName, String shardName,
-                                   boolean makeDefault) {
+  public Edit<GeoLayout> setRegion(DirectorySnapshot snap, MovingMarkers markers, String ks, String regionName,
+                                   String shardName, boolean makeDefault) {
     KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_GEOGRAPHIC);
+    markers.refuseAny("region");
     String region = Names.region("region", regionName);
     String shard = registered(snap, "shard", shardName);
     GeoLayout g = k.geo().layout();
@@ -491,14 +493,18 @@ public final class MapEdits {
       }
       layout = bumped.build();
     }
-    Txn.Builder txn = layoutTxn(k, layout);
+    Txn.Builder txn = layoutTxn(k, layout).compare(markers.unchangedSince(paths));
     guardOwners(txn, Set.of(shard));
     return new Edit<>(txn.build(), layout);
   }
 
-  /** Removes a region (not the default one): its keys route to the default region, whose epoch passes theirs. */
-  public Edit<GeoLayout> removeRegion(DirectorySnapshot snap, String ks, String regionName) {
+  /**
+   * Removes a region (not the default one): its keys route to the default region, whose epoch passes theirs.
+   * Refused while any region of the keyspace is being moved, as {@link #setRegion}.
+   */
+  public Edit<GeoLayout> removeRegion(DirectorySnapshot snap, MovingMarkers markers, String ks, String regionName) {
     KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_GEOGRAPHIC);
+    markers.refuseAny("region");
     String region = Names.region("region", regionName);
     GeoLayout g = k.geo().layout();
     Route removed = k.geo().regions().get(region);
@@ -522,7 +528,7 @@ public final class MapEdits {
       }
     }
     GeoLayout layout = next.build();
-    return new Edit<>(layoutTxn(k, layout).build(), layout);
+    return new Edit<>(layoutTxn(k, layout).compare(markers.unchangedSince(paths)).build(), layout);
   }
 
   // ---------------------------------------------------------------- a move's cutover
@@ -546,6 +552,22 @@ public final class MapEdits {
     HashLayout next = h.toBuilder().setBuckets(bucket, BucketAssignment.newBuilder().setShard(target)
         .setEpoch(b.getEpoch() + 1)).build();
     return txn.compare(Compare.modRevision(paths.layout(ks), layoutRevision)).put(paths.layout(ks), bytes(next));
+  }
+
+  /**
+   * The cutover of geographic region {@code region} (as read at {@code layoutRevision}) to {@code target} at
+   * its epoch + 1. For the default region the unlisted names move with it and route at that epoch too.
+   */
+  public Txn.Builder handOverRegion(Txn.Builder txn, String ks, GeoLayout g, long layoutRevision, String region,
+                                    String target) {
+    GeoLayout.Builder next = g.toBuilder();
+    for (int i = 0; i < next.getRegionsCount(); i++) {
+      RegionAssignment r = next.getRegions(i);
+      if (r.getRegion().equals(region)) {
+        next.setRegions(i, r.toBuilder().setShard(target).setEpoch(r.getEpoch() + 1));
+      }
+    }
+    return txn.compare(Compare.modRevision(paths.layout(ks), layoutRevision)).put(paths.layout(ks), bytes(next.build()));
   }
 
   /** The cutover of one ring node of {@code shard} joining (or leaving) the ring read at {@code layoutRevision}. */

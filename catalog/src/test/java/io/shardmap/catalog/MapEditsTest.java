@@ -188,13 +188,13 @@ class MapEditsTest {
 
   @Test
   void regionsMoveWithEpochsPastTheKeysTheyTake() throws Exception {
-    MapEdits.Edit<GeoLayout> set = edits.setRegion(snapshot(), "geo", "ap", "s2", true);
+    MapEdits.Edit<GeoLayout> set = edits.setRegion(snapshot(), markers("geo"), "geo", "ap", "s2", true);
     assertEquals("ap", set.value().getDefaultRegion());
     assertEquals(8, set.value().getRegionsList().stream().filter(r -> r.getRegion().equals("ap")).findFirst()
         .orElseThrow().getEpoch(), "unknown regions change owner with the default: past every epoch");
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.removeRegion(snapshot(), "geo", "eu"),
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.removeRegion(snapshot(), markers("geo"), "geo", "eu"),
         "region: 'eu' is the default region");
-    MapEdits.Edit<GeoLayout> removed = edits.removeRegion(snapshot(), "geo", "us");
+    MapEdits.Edit<GeoLayout> removed = edits.removeRegion(snapshot(), markers("geo"), "geo", "us");
     assertEquals(List.of(RegionAssignment.newBuilder().setRegion("eu").setShard("s1").setEpoch(8).build()),
         removed.value().getRegionsList());
     refused(ErrorCode.FAILED_PRECONDITION, () -> edits.setFallback(snapshot(), "tenants", "s1"),

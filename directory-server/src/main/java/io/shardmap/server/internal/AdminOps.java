@@ -498,6 +498,14 @@ public final class AdminOps {
     if (suffix.equals("ring")) {
       return b.setUnit("ring node (migration " + id + ")").build();
     }
+    if (suffix.startsWith("region/")) {
+      String hex = suffix.substring(7);
+      try {
+        return b.setUnit("region '" + new String(Keys.fromHex(hex), java.nio.charset.StandardCharsets.UTF_8) + "'").build();
+      } catch (IllegalArgumentException e) {
+        return b.setUnit("region 0x" + hex).build();
+      }
+    }
     if (suffix.startsWith("entry/")) {
       String hex = suffix.substring(6);
       try {
@@ -714,7 +722,8 @@ public final class AdminOps {
 
   public SetRegionResponse setRegion(SetRegionRequest req) {
     return execute("SetRegion", snap -> {
-      MapEdits.Edit<GeoLayout> e = edits.setRegion(snap, req.getKeyspace(), req.getRegion(), req.getShard(),
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_GEOGRAPHIC);
+      MapEdits.Edit<GeoLayout> e = edits.setRegion(snap, markers(k.name()), k.name(), req.getRegion(), req.getShard(),
           req.getMakeDefault());
       return new Plan<>(e.txn(), rev -> SetRegionResponse.newBuilder().setGeo(e.value()).setRevision(rev).build());
     });
@@ -722,7 +731,8 @@ public final class AdminOps {
 
   public RemoveRegionResponse removeRegion(RemoveRegionRequest req) {
     return execute("RemoveRegion", snap -> {
-      MapEdits.Edit<GeoLayout> e = edits.removeRegion(snap, req.getKeyspace(), req.getRegion());
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_GEOGRAPHIC);
+      MapEdits.Edit<GeoLayout> e = edits.removeRegion(snap, markers(k.name()), k.name(), req.getRegion());
       return new Plan<>(e.txn(), rev -> RemoveRegionResponse.newBuilder().setGeo(e.value()).setRevision(rev).build());
     });
   }
