@@ -22,7 +22,7 @@ import java.util.TreeMap;
 /** STRATEGY_CONSISTENT_HASH: a ring of virtual nodes at xxHash64 positions, in one layout record. */
 final class RingStrategy implements StrategyKind {
   /** Virtual nodes per shard when a spec leaves {@code default_vnodes} unset. */
-  static final int DEFAULT_VNODES = 64;
+  public static final int DEFAULT_VNODES = 1024;
 
   @Override
   public Strategy strategy() {

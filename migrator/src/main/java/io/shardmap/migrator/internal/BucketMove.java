@@ -114,7 +114,7 @@ final class BucketMove implements UnitKind {
     if (!b.getShard().equals(m.getSource()) || b.getEpoch() != m.getRangeEpoch()) {
       return "bucket " + u.getBucket() + " is now owned by '" + b.getShard() + "' at epoch " + b.getEpoch();
     }
-    ctx.edits().handOverBucket(txn, ks, h, kv.modRevision(), u.getBucket(), m.getTarget());
+    ctx.edits().hash().handOverBucket(txn, ks, h, kv.modRevision(), u.getBucket(), m.getTarget());
     return null;
   }
 

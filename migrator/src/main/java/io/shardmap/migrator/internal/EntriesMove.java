@@ -129,7 +129,7 @@ final class EntriesMove implements UnitKind {
 
   @Override
   public String handOver(CutoverContext ctx, Migration m, Txn.Builder txn) {
-    ctx.edits().handOverEntries(txn, m.getKeyspace(), m.getKeyType(), keys(m),
+    ctx.edits().directory().handOverEntries(txn, m.getKeyspace(), m.getKeyType(), keys(m),
         m.getUnit().getEntries().getModRevisionsList(), m.getTarget(), m.getRangeEpoch() + 1);
     return null;
   }

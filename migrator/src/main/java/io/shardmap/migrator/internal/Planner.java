@@ -176,7 +176,7 @@ public final class Planner {
       if (java.util.Arrays.equals(k.ranges().route(at).range().start(), at)) {
         return null; // already a boundary
       }
-      MapEdits.Edit<MapEdits.Split> e = ms.edits().split(read.snapshot(), read.markers(), ks, at, "range");
+      MapEdits.Edit<MapEdits.Split> e = ms.edits().range().split(read.snapshot(), read.markers(), ks, at, "range");
       return new CatalogTxns.Plan<>(e.txn(), rev -> e.value());
     }, CatalogTxns.FRESH_READS);
   }

@@ -102,7 +102,7 @@ final class RangeMove implements UnitKind {
 
   @Override
   public String handOver(CutoverContext ctx, Migration m, Txn.Builder txn) {
-    ctx.edits().handOverRange(txn, m.getKeyspace(), m.getKeyType(), range(m), m.getRangeModRevision(),
+    ctx.edits().range().handOverRange(txn, m.getKeyspace(), m.getKeyType(), range(m), m.getRangeModRevision(),
         m.getTarget(), m.getRangeEpoch() + 1);
     return null;
   }

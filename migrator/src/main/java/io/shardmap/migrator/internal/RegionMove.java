@@ -141,7 +141,7 @@ final class RegionMove implements UnitKind {
       return "the regions of the keyspace changed since region '" + u.getRegion() + "' was planned, and with them "
           + "the keys it holds";
     }
-    ctx.edits().handOverRegion(txn, ks, g, kv.modRevision(), u.getRegion(), m.getTarget());
+    ctx.edits().geo().handOverRegion(txn, ks, g, kv.modRevision(), u.getRegion(), m.getTarget());
     return null;
   }
 

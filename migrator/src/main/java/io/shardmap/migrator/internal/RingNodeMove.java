@@ -147,7 +147,7 @@ final class RingNodeMove implements UnitKind {
         || now.successor().vnode() != u.getSuccessorVnode() || epoch != m.getRangeEpoch()) {
       return "the ring no longer has ring node " + u.getShard() + "#" + u.getVnode() + "'s arc as planned";
     }
-    ctx.edits().handOverRingNode(txn, ks, layout, kv.modRevision(), u.getShard(), !u.getRemove());
+    ctx.edits().ring().handOverRingNode(txn, ks, layout, kv.modRevision(), u.getShard(), !u.getRemove());
     return null;
   }
 
