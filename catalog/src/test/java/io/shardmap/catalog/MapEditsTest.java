@@ -201,6 +201,24 @@ class MapEditsTest {
         "shard: 's1' is already the fallback");
   }
 
+  /**
+   * While a region moves the keyspace's regions cannot change (a new region or another default would change
+   * the default region's keys), race-free: an edit planned before the marker was written fails to commit.
+   */
+  @Test
+  void regionEditsAreRefusedWhileARegionMoves() throws Exception {
+    MapEdits.Edit<GeoLayout> before = edits.geo().setRegion(snapshot(), markers("geo"), "geo", "ap", "s2", false);
+    store.commit(Txn.builder().put(paths.movingRegion("geo", "us"), "r1".getBytes(StandardCharsets.UTF_8))
+        .put(paths.movingGuard("geo"), new byte[0]).build()).get();
+    assertFalse(store.commit(before.txn()).get().succeeded(), "a region marker was written after the markers read");
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.geo().setRegion(snapshot(), markers("geo"), "geo", "ap", "s2",
+        false), "region: keyspace 'geo' has units being moved by migration 'r1'");
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.geo().removeRegion(snapshot(), markers("geo"), "geo", "us"),
+        "region: keyspace 'geo' has units being moved by migration 'r1'");
+    assertEquals(Strategy.STRATEGY_GEOGRAPHIC, edits.forStrategy(Strategy.STRATEGY_GEOGRAPHIC).strategy());
+    refused(ErrorCode.INTERNAL, () -> edits.forStrategy(Strategy.STRATEGY_UNSPECIFIED), "no map edits for strategy");
+  }
+
   @Test
   void refuseAnyNamesEveryMigration() {
     MovingMarkers m = new MovingMarkers("users", Map.of("/a", "m2", "/b", "m1", "/c", "m2"), 9, 8);
