@@ -102,6 +102,13 @@ final class DirectoryStrategy implements StrategyKind {
   }
 
   @Override
+  public Map<String, String> summary(KeyspaceMap k) {
+    DirectoryLayout l = k.directory().layout();
+    return Map.of("fallback", l.getFallbackShard().isEmpty() ? "-"
+        : l.getFallbackShard() + " (epoch " + l.getFallbackEpoch() + ")");
+  }
+
+  @Override
   public long layoutEntries(KeyspaceMap k) {
     return k.directory().size();
   }

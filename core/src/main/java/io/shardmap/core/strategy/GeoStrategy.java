@@ -97,6 +97,12 @@ final class GeoStrategy implements StrategyKind {
   }
 
   @Override
+  public java.util.Map<String, String> summary(KeyspaceMap k) {
+    String d = k.geo().layout().getDefaultRegion();
+    return java.util.Map.of("default", d.isEmpty() ? "-" : d);
+  }
+
+  @Override
   public long layoutEntries(KeyspaceMap k) {
     return k.geo().regions().size();
   }

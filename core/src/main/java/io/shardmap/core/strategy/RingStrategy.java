@@ -97,6 +97,11 @@ final class RingStrategy implements StrategyKind {
   }
 
   @Override
+  public java.util.Map<String, String> summary(KeyspaceMap k) {
+    return java.util.Map.of("vnodes", Integer.toString(k.spec().getDefaultVnodes()));
+  }
+
+  @Override
   public long layoutEntries(KeyspaceMap k) {
     return k.ring().size();
   }

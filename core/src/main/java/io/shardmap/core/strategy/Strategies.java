@@ -61,6 +61,23 @@ public final class Strategies {
     return k;
   }
 
+  /**
+   * The map a whole GetMap answer holds (every page's ranges and entries in one response, as a client that
+   * read all pages merges them): its layout, ranges and entries applied at the answer's revision. A
+   * directory answer without its entries gives a layout-only copy ({@link KeyspaceMap#withoutDirectoryEntries}).
+   */
+  public static io.shardmap.core.KeyspaceMap read(io.shardmap.proto.v1.GetMapResponse map) {
+    String ks = map.getSpec().getName();
+    java.util.List<MapChange> changes = new java.util.ArrayList<>();
+    MapChange.Builder layout = MapChange.newBuilder().setKeyspace(ks);
+    if (of(map.getSpec().getStrategy()).copyLayout(map, layout)) {
+      changes.add(layout.build());
+    }
+    map.getRangesList().forEach(r -> changes.add(MapChange.newBuilder().setKeyspace(ks).setRange(r).build()));
+    map.getEntriesList().forEach(e -> changes.add(MapChange.newBuilder().setKeyspace(ks).setEntry(e).build()));
+    return io.shardmap.core.KeyspaceMap.withoutLayout(map.getSpec(), map.getRevision()).apply(map.getRevision(), changes);
+  }
+
   /** The strategy whose layout record a change of case {@code c} carries. */
   public static StrategyKind forLayout(MapChange.ChangeCase c) {
     StrategyKind k = BY_LAYOUT.get(c);

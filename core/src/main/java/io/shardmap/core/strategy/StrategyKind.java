@@ -84,6 +84,14 @@ public interface StrategyKind {
   /** The units of the layout, one line each (for printing): {@code 0..100 -> s1 (epoch 2)}, ... */
   List<String> describeUnits(KeyspaceMap k);
 
+  /**
+   * What the layout says besides its units, as label → value for a printed header: a ring's {@code vnodes},
+   * a directory's {@code fallback}, a geographic keyspace's {@code default} region; empty for the others.
+   */
+  default java.util.Map<String, String> summary(KeyspaceMap k) {
+    return java.util.Map.of();
+  }
+
   /** How many units the layout has (ranges, buckets, virtual nodes, entries, regions). */
   long layoutEntries(KeyspaceMap k);
 

@@ -238,6 +238,26 @@ class StrategiesTest {
   }
 
   @Test
+  void aWholeGetMapAnswerReadsBackIntoTheMapItCameFrom() {
+    KeyspaceMap d = map(Strategy.STRATEGY_DIRECTORY, INT64, fallback("s1"), entry(7, "s2"));
+    GetMapResponse.Builder answer = GetMapResponse.newBuilder().setSpec(d.spec()).setRevision(9);
+    d.kind().page(d, answer, 0, 100, false);
+    KeyspaceMap back = Strategies.read(answer.build());
+    assertEquals(d.kind().describeUnits(d), back.kind().describeUnits(back));
+    assertEquals(Map.of("fallback", "s1 (epoch 1)"), back.kind().summary(back));
+
+    KeyspaceMap r = map(Strategy.STRATEGY_RANGE, INT64, range(INT64, "..0", "s1", 1), range(INT64, "0..", "s2", 4));
+    GetMapResponse.Builder ranges = GetMapResponse.newBuilder().setSpec(r.spec()).setRevision(9);
+    r.kind().page(r, ranges, 0, 100, false);
+    assertEquals(r.kind().describeUnits(r), Strategies.read(ranges.build()).kind().describeUnits(Strategies.read(ranges.build())));
+    assertEquals(Map.of(), r.kind().summary(r));
+
+    KeyspaceMap geo = map(Strategy.STRATEGY_GEOGRAPHIC, BYTES, geo());
+    assertEquals(Map.of("default", "eu"), geo.kind().summary(geo));
+    assertEquals("regions", geo.kind().unitNoun());
+  }
+
+  @Test
   void ownershipPredicatesHaveOneTermPerRunAndFalseForNothing() {
     KeyspaceMap r = map(Strategy.STRATEGY_RANGE, INT64, range(INT64, "..0", "s1", 1), range(INT64, "0..10", "s1", 1),
         range(INT64, "10..", "s2", 1));
