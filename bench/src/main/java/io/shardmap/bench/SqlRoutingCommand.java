@@ -2,7 +2,8 @@ package io.shardmap.bench;
 
 import io.shardmap.core.HashTable;
 import io.shardmap.core.XxHash64;
-import io.shardmap.migrator.internal.SqlRouting;
+import io.shardmap.core.sql.SqlRouting;
+import io.shardmap.migrator.internal.RoutingFunctions;
 import io.shardmap.testkit.PostgresFixture;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -70,7 +71,7 @@ public final class SqlRoutingCommand implements Callable<Integer> {
                 "convert_to(k, 'UTF8')"), BUCKETS) + " = " + BUCKET,
             expected(g -> inBucket(XxHash64.hash(("x".repeat(100) + g).getBytes(StandardCharsets.UTF_8))))));
     try (PostgresFixture pg = PostgresFixture.startNew(1); Connection c = pg.shard(0).connect()) {
-      SqlRouting.install(c);
+      RoutingFunctions.install(c);
       String version;
       try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SHOW server_version")) {
         rs.next();

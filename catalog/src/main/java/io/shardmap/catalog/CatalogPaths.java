@@ -19,6 +19,7 @@ import io.shardmap.core.Keys;
  * {root}/keyspaces/{ks}/moving/bucket/{b}    UTF-8 migration id; hash bucket b is being moved
  * {root}/keyspaces/{ks}/moving/ring          UTF-8 migration id; a ring node is joining or leaving
  * {root}/keyspaces/{ks}/moving/entry/{hex}   UTF-8 migration id; the directory entry is being moved
+ * {root}/keyspaces/{ks}/moving/region/{hex}  UTF-8 migration id; the geographic region (hex of its UTF-8 name) is being moved
  * {root}/keyspaces/{ks}/moving-guard        empty; rewritten by every transaction that writes a moving marker
  * {root}/migrations/{id}                     Migration (the migrator's persisted state machine)
  * {root}/migration-owners/{id}               UTF-8 worker name, under the driving worker's lease
@@ -98,6 +99,11 @@ public final class CatalogPaths {
   /** The marker of a directory entry being moved. */
   public String movingEntry(String ks, byte[] canonicalKey) {
     return movingPrefix(ks) + "entry/" + Keys.hex(canonicalKey);
+  }
+
+  /** The marker of a geographic region being moved (its name in hex: names may hold any character). */
+  public String movingRegion(String ks, String region) {
+    return movingPrefix(ks) + "region/" + Keys.hex(region.getBytes(java.nio.charset.StandardCharsets.UTF_8));
   }
 
   public String movingPrefix(String ks) {

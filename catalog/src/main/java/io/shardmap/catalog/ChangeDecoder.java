@@ -3,14 +3,12 @@ package io.shardmap.catalog;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.Keys;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.core.strategy.Strategies;
+import io.shardmap.core.strategy.StrategyKind;
 import io.shardmap.proto.v1.DirectoryEntry;
-import io.shardmap.proto.v1.DirectoryLayout;
-import io.shardmap.proto.v1.GeoLayout;
-import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.MapChange;
 import io.shardmap.proto.v1.RangeAssignment;
-import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.store.KeyValue;
@@ -136,14 +134,18 @@ public final class ChangeDecoder {
   }
 
   private static void decodeLayout(Strategy strategy, KeyValue kv, MapChange.Builder c) {
-    switch (strategy) {
-      case STRATEGY_HASH -> c.setHash(Records.decode(kv, HashLayout.parser()));
-      case STRATEGY_CONSISTENT_HASH -> c.setRing(Records.decode(kv, RingLayout.parser()));
-      case STRATEGY_DIRECTORY -> c.setDirectory(Records.decode(kv, DirectoryLayout.parser()));
-      case STRATEGY_GEOGRAPHIC -> c.setGeo(Records.decode(kv, GeoLayout.parser()));
-      default -> throw new ShardmapException(ErrorCode.INTERNAL, "keyspace layout record " + kv.key()
+    StrategyKind k = Strategies.find(strategy);
+    if (k == null || k.layoutCase() == MapChange.ChangeCase.CHANGE_NOT_SET) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "keyspace layout record " + kv.key()
           + " for strategy " + strategy);
     }
+    try {
+      k.decodeLayout(kv.value(), c);
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "etcd record " + kv.key() + " is not a valid "
+          + "protobuf value", e);
+    }
   }
+
 
 }

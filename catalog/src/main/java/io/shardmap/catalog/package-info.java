@@ -7,7 +7,8 @@
  * ({@link io.shardmap.catalog.ClientAcks}), the translation of store failures
  * ({@link io.shardmap.catalog.StoreErrors}), the moving markers and their refuse rules
  * ({@link io.shardmap.catalog.MovingMarkers}), the one implementation of the map edits that the admin API
- * and the migrator both make ({@link io.shardmap.catalog.MapEdits}, planned on the watched snapshot or on a
+ * and the migrator both make ({@link io.shardmap.catalog.MapEdits}, one class per strategy behind
+ * {@link io.shardmap.catalog.StrategyEdits}, planned on the watched snapshot or on a
  * fresh {@link io.shardmap.catalog.KeyspaceRead}), the one optimistic
  * read-plan-compare-and-set loop that commits them ({@link io.shardmap.catalog.CatalogTxns}), and a
  * {@link io.shardmap.catalog.MeteredMetaStore} that times every etcd round trip.

@@ -98,7 +98,7 @@ class MapEditsTest {
 
   @Test
   void splitKeepsOwnerAndEpochAndCommits() throws Exception {
-    MapEdits.Edit<MapEdits.Split> e = edits.split(snapshot(), markers("users"), "users", Keys.encodeInt64(150),
+    MapEdits.Edit<MapEdits.Split> e = edits.range().split(snapshot(), markers("users"), "users", Keys.encodeInt64(150),
         "split_key");
     assertEquals(new Route("s1", 3, KeyRange.parse(KeyType.KEY_TYPE_INT64, "100..150", "t"), 0), e.value().left());
     assertEquals(new Route("s1", 3, KeyRange.parse(KeyType.KEY_TYPE_INT64, "150..200", "t"), 0), e.value().right());
@@ -108,19 +108,19 @@ class MapEditsTest {
 
   @Test
   void splitRefusesABoundaryAMarkedRangeAndAStrayMarker() throws Exception {
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.split(snapshot(), markers("users"), "users",
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.range().split(snapshot(), markers("users"), "users",
         Keys.encodeInt64(100), "split_key"), "split_key: 100 is already a range boundary");
     mark(paths.moving("users", Keys.encodeInt64(150)), "stray");
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.split(snapshot(), markers("users"), "users",
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.range().split(snapshot(), markers("users"), "users",
         Keys.encodeInt64(150), "range"), "range: keyspace 'users' has a moving marker of migration 'stray' at 150");
     mark(paths.moving("users", Keys.encodeInt64(100)), "m1");
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.split(snapshot(), markers("users"), "users",
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.range().split(snapshot(), markers("users"), "users",
         Keys.encodeInt64(120), "split_key"), "split_key: 100..200 of keyspace 'users' is being moved by migration 'm1'");
   }
 
   @Test
   void aMarkerWrittenAfterThePlanFailsItsTransaction() throws Exception {
-    MapEdits.Edit<Route> e = edits.reassignRange(snapshot(), markers("users"), "users",
+    MapEdits.Edit<Route> e = edits.range().reassignRange(snapshot(), markers("users"), "users",
         KeyRange.parse(KeyType.KEY_TYPE_INT64, "100..200", "t"), "s2", 0);
     assertEquals(4, e.value().epoch());
     mark(paths.moving("users", Keys.encodeInt64(100)), "m1");
@@ -130,32 +130,32 @@ class MapEditsTest {
 
   @Test
   void reassignGuardsTheNewOwnersRegistration() throws Exception {
-    MapEdits.Edit<Route> e = edits.reassignRange(snapshot(), markers("users"), "users",
+    MapEdits.Edit<Route> e = edits.range().reassignRange(snapshot(), markers("users"), "users",
         KeyRange.parse(KeyType.KEY_TYPE_INT64, "..100", "t"), "s2", 0);
     store.commit(Txn.builder().delete(paths.shard("s2")).build()).get();
     assertFalse(store.commit(e.txn()).get().succeeded(), "the target was deregistered meanwhile");
-    refused(ErrorCode.NOT_FOUND, () -> edits.reassignRange(snapshot(), markers("users"), "users",
+    refused(ErrorCode.NOT_FOUND, () -> edits.range().reassignRange(snapshot(), markers("users"), "users",
         KeyRange.parse(KeyType.KEY_TYPE_INT64, "..100", "t"), "s2", 0), "shard: shard 's2' is not registered");
   }
 
   @Test
   void mergeNeedsOneOwner() throws Exception {
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.merge(snapshot(), markers("users"), "users",
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.range().merge(snapshot(), markers("users"), "users",
         Keys.encodeInt64(200)), "have different owners ('s1' and 's2')");
-    MapEdits.Edit<Route> e = edits.merge(snapshot(), markers("users"), "users", Keys.encodeInt64(100));
+    MapEdits.Edit<Route> e = edits.range().merge(snapshot(), markers("users"), "users", Keys.encodeInt64(100));
     assertEquals(3, e.value().epoch());
     assertTrue(store.commit(e.txn()).get().succeeded());
   }
 
   @Test
   void ringNodesJoinWithTheOwnershipGuardAndNotWhileOneMoves() throws Exception {
-    MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.addRingNodes(snapshot(), markers("carts"), "carts",
+    MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.ring().addRingNodes(snapshot(), markers("carts"), "carts",
         "s2", 1, "keyspace");
     assertTrue(e.value().movedFraction() > 0 && e.value().movedFraction() < 1);
-    assertEquals(e.value().layout(), MapEdits.ringStep(snapshot().keyspace("carts").ring().layout(), "s2", true));
+    assertEquals(e.value().layout(), RingEdits.ringStep(snapshot().keyspace("carts").ring().layout(), "s2", true));
     store.commit(Txn.builder().put(paths.movingRing("carts"), "r1".getBytes(StandardCharsets.UTF_8)).build()).get();
     assertFalse(store.commit(e.txn()).get().succeeded(), "a ring move started after the plan");
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.removeRingNodes(snapshot(), markers("carts"), "carts", "s1",
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.ring().removeRingNodes(snapshot(), markers("carts"), "carts", "s1",
         1, "shard"), "shard: a ring node of keyspace 'carts' is being moved by migration 'r1'");
   }
 
@@ -166,39 +166,57 @@ class MapEditsTest {
 
   @Test
   void directoryEntriesTakeEpochsFromTheFallbackAndDeletesRaiseIt() throws Exception {
-    MapEdits.Edit<List<DirectoryEntry>> put = edits.putEntries(snapshot(), markers("tenants"), "tenants",
+    MapEdits.Edit<List<DirectoryEntry>> put = edits.directory().putEntries(snapshot(), markers("tenants"), "tenants",
         List.of(entry("acme", "s1"), entry("globex", "s2")));
     assertEquals(List.of(4L, 5L), put.value().stream().map(DirectoryEntry::getEpoch).toList());
     assertTrue(store.commit(put.txn()).get().succeeded());
-    refused(ErrorCode.INVALID_ARGUMENT, () -> edits.putEntries(snapshot(), markers("tenants"), "tenants",
+    refused(ErrorCode.INVALID_ARGUMENT, () -> edits.directory().putEntries(snapshot(), markers("tenants"), "tenants",
         List.of(entry("a", "s1"), entry("a", "s2"))), "entries[1].key: the same key as entries[0]");
-    MapEdits.Edit<Integer> del = edits.deleteEntries(snapshot(), markers("tenants"), "tenants",
+    MapEdits.Edit<Integer> del = edits.directory().deleteEntries(snapshot(), markers("tenants"), "tenants",
         List.of(entry("globex", "").getKey(), entry("nobody", "").getKey()));
     assertEquals(1, del.value());
     assertTrue(store.commit(del.txn()).get().succeeded());
     assertEquals(6, snapshot().keyspace("tenants").directory().layout().getFallbackEpoch(), "past globex's 5");
     store.commit(Txn.builder().put(paths.movingEntry("tenants", "acme".getBytes(StandardCharsets.UTF_8)),
         "d1".getBytes(StandardCharsets.UTF_8)).put(paths.movingGuard("tenants"), new byte[0]).build()).get();
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.putEntries(snapshot(), markers("tenants"), "tenants",
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.directory().putEntries(snapshot(), markers("tenants"), "tenants",
         List.of(entry("acme", "s2"))), "entries[0].key: entry 'acme' of keyspace 'tenants' is being moved");
-    MapEdits.Edit<List<DirectoryEntry>> other = edits.putEntries(snapshot(), MovingMarkers.none("tenants", 1),
+    MapEdits.Edit<List<DirectoryEntry>> other = edits.directory().putEntries(snapshot(), MovingMarkers.none("tenants", 1),
         "tenants", List.of(entry("initech", "s2")));
     assertFalse(store.commit(other.txn()).get().succeeded(), "a marker was written after the markers read");
   }
 
   @Test
   void regionsMoveWithEpochsPastTheKeysTheyTake() throws Exception {
-    MapEdits.Edit<GeoLayout> set = edits.setRegion(snapshot(), "geo", "ap", "s2", true);
+    MapEdits.Edit<GeoLayout> set = edits.geo().setRegion(snapshot(), markers("geo"), "geo", "ap", "s2", true);
     assertEquals("ap", set.value().getDefaultRegion());
     assertEquals(8, set.value().getRegionsList().stream().filter(r -> r.getRegion().equals("ap")).findFirst()
         .orElseThrow().getEpoch(), "unknown regions change owner with the default: past every epoch");
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.removeRegion(snapshot(), "geo", "eu"),
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.geo().removeRegion(snapshot(), markers("geo"), "geo", "eu"),
         "region: 'eu' is the default region");
-    MapEdits.Edit<GeoLayout> removed = edits.removeRegion(snapshot(), "geo", "us");
+    MapEdits.Edit<GeoLayout> removed = edits.geo().removeRegion(snapshot(), markers("geo"), "geo", "us");
     assertEquals(List.of(RegionAssignment.newBuilder().setRegion("eu").setShard("s1").setEpoch(8).build()),
         removed.value().getRegionsList());
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.setFallback(snapshot(), "tenants", "s1"),
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.directory().setFallback(snapshot(), "tenants", "s1"),
         "shard: 's1' is already the fallback");
+  }
+
+  /**
+   * While a region moves the keyspace's regions cannot change (a new region or another default would change
+   * the default region's keys), race-free: an edit planned before the marker was written fails to commit.
+   */
+  @Test
+  void regionEditsAreRefusedWhileARegionMoves() throws Exception {
+    MapEdits.Edit<GeoLayout> before = edits.geo().setRegion(snapshot(), markers("geo"), "geo", "ap", "s2", false);
+    store.commit(Txn.builder().put(paths.movingRegion("geo", "us"), "r1".getBytes(StandardCharsets.UTF_8))
+        .put(paths.movingGuard("geo"), new byte[0]).build()).get();
+    assertFalse(store.commit(before.txn()).get().succeeded(), "a region marker was written after the markers read");
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.geo().setRegion(snapshot(), markers("geo"), "geo", "ap", "s2",
+        false), "region: keyspace 'geo' has units being moved by migration 'r1'");
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.geo().removeRegion(snapshot(), markers("geo"), "geo", "us"),
+        "region: keyspace 'geo' has units being moved by migration 'r1'");
+    assertEquals(Strategy.STRATEGY_GEOGRAPHIC, edits.forStrategy(Strategy.STRATEGY_GEOGRAPHIC).strategy());
+    refused(ErrorCode.INTERNAL, () -> edits.forStrategy(Strategy.STRATEGY_UNSPECIFIED), "no map edits for strategy");
   }
 
   @Test

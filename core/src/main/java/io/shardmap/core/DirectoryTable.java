@@ -17,7 +17,7 @@ import java.util.function.BiConsumer;
  * lazily keeps the fallback here and the entries it needs elsewhere. Such a table refuses to route,
  * because answering from the fallback alone would send every key with an entry to the wrong shard.
  */
-public final class DirectoryTable {
+public final class DirectoryTable implements RoutingTable {
   static final int CHUNKS = 4096;
   private static final Map<ByteKey, Route> EMPTY_CHUNK = Map.of();
 
@@ -170,5 +170,13 @@ public final class DirectoryTable {
     public int hashCode() {
       return hash;
     }
+  }
+
+  @Override
+  public void addOwners(java.util.Set<String> out) {
+    if (fallback != null) {
+      out.add(fallback.shard());
+    }
+    forEach((k, r) -> out.add(r.shard()));
   }
 }

@@ -7,7 +7,7 @@ import java.util.HashMap;
 import java.util.Map;
 
 /** STRATEGY_GEOGRAPHIC: the key is a region name; unknown regions route like the default region. */
-public final class GeoTable {
+public final class GeoTable implements RoutingTable {
   private final Map<String, Route> regions;
   private final Route defaultRoute;
   private final GeoLayout layout;
@@ -48,5 +48,10 @@ public final class GeoTable {
 
   public Map<String, Route> regions() {
     return regions;
+  }
+
+  @Override
+  public void addOwners(java.util.Set<String> out) {
+    regions.values().forEach(r -> out.add(r.shard()));
   }
 }

@@ -7,7 +7,7 @@ import java.util.List;
 /**
  * STRATEGY_HASH: bucket {@code xxHash64(key) mod N} (unsigned) routes the key. Immutable.
  */
-public final class HashTable {
+public final class HashTable implements RoutingTable {
   /** More buckets than this would not fit the layout's etcd value comfortably. */
   public static final int MAX_BUCKETS = 4096;
 
@@ -76,5 +76,10 @@ public final class HashTable {
 
   private static int gcd(int a, int b) {
     return b == 0 ? a : gcd(b, a % b);
+  }
+
+  @Override
+  public void addOwners(java.util.Set<String> out) {
+    layout.getBucketsList().forEach(b -> out.add(b.getShard()));
   }
 }

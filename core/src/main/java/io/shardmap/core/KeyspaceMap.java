@@ -2,14 +2,13 @@ package io.shardmap.core;
 
 import io.shardmap.proto.v1.DirectoryEntry;
 import io.shardmap.proto.v1.DirectoryLayout;
-import io.shardmap.proto.v1.GeoLayout;
-import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.MapChange;
 import io.shardmap.proto.v1.RangeAssignment;
-import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.Strategy;
+import io.shardmap.core.strategy.Strategies;
+import io.shardmap.core.strategy.StrategyKind;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -26,29 +25,26 @@ public final class KeyspaceMap {
   private final KeyspaceSpec spec;
   private final long specRevision;
   private final long layoutRevision;
-  private final RangeTable ranges;
-  private final HashTable hash;
-  private final Ring ring;
-  private final DirectoryTable directory;
-  private final GeoTable geo;
+  /** The table of the spec's strategy (built by its {@link StrategyKind}); null before the layout is seen. */
+  private final RoutingTable table;
+  /** Whether {@link #table} is of the spec's strategy (computed once: routing is the hot path). */
+  private final boolean tableFits;
   private final String broken;
 
-  private KeyspaceMap(KeyspaceSpec spec, long specRevision, long layoutRevision, RangeTable ranges,
-                      HashTable hash, Ring ring, DirectoryTable directory, GeoTable geo, String broken) {
+  private KeyspaceMap(KeyspaceSpec spec, long specRevision, long layoutRevision, RoutingTable table,
+                      String broken) {
     this.spec = spec;
     this.specRevision = specRevision;
     this.layoutRevision = layoutRevision;
-    this.ranges = ranges;
-    this.hash = hash;
-    this.ring = ring;
-    this.directory = directory;
-    this.geo = geo;
+    this.table = table;
+    StrategyKind k = Strategies.find(spec.getStrategy());
+    this.tableFits = k != null && k.tableType().isInstance(table);
     this.broken = broken;
   }
 
   /** A keyspace whose layout has not been seen yet (only valid in the middle of loading). */
   public static KeyspaceMap withoutLayout(KeyspaceSpec spec, long specRevision) {
-    return new KeyspaceMap(spec, specRevision, 0, null, null, null, null, null, null);
+    return new KeyspaceMap(spec, specRevision, 0, null, null);
   }
 
   public KeyspaceSpec spec() {
@@ -61,6 +57,16 @@ public final class KeyspaceMap {
 
   public Strategy strategy() {
     return spec.getStrategy();
+  }
+
+  /** The class of this keyspace's strategy (routing, validation, units, SQL); see {@link Strategies}. */
+  public StrategyKind kind() {
+    StrategyKind k = Strategies.find(spec.getStrategy());
+    if (k == null) {
+      throw new ShardmapException(ErrorCode.INTERNAL, "keyspace '" + name() + "' has strategy "
+          + spec.getStrategy());
+    }
+    return k;
   }
 
   public KeyType keyType() {
@@ -77,37 +83,43 @@ public final class KeyspaceMap {
     return layoutRevision;
   }
 
+  /** The routing table, whichever the strategy (failing as {@link #route} does on a broken map). */
+  public RoutingTable table() {
+    checkUsable();
+    return table;
+  }
+
   public RangeTable ranges() {
-    return require(ranges, Strategy.STRATEGY_RANGE);
+    return require(RangeTable.class, Strategy.STRATEGY_RANGE);
   }
 
   public HashTable hash() {
-    return require(hash, Strategy.STRATEGY_HASH);
+    return require(HashTable.class, Strategy.STRATEGY_HASH);
   }
 
   public Ring ring() {
-    return require(ring, Strategy.STRATEGY_CONSISTENT_HASH);
+    return require(Ring.class, Strategy.STRATEGY_CONSISTENT_HASH);
   }
 
   public DirectoryTable directory() {
-    return require(directory, Strategy.STRATEGY_DIRECTORY);
+    return require(DirectoryTable.class, Strategy.STRATEGY_DIRECTORY);
   }
 
   public GeoTable geo() {
-    return require(geo, Strategy.STRATEGY_GEOGRAPHIC);
+    return require(GeoTable.class, Strategy.STRATEGY_GEOGRAPHIC);
   }
 
-  private <T> T require(T table, Strategy s) {
+  private <T extends RoutingTable> T require(Class<T> type, Strategy s) {
     checkUsable();
     if (spec.getStrategy() != s) {
       throw ShardmapException.precondition("keyspace '" + name() + "' uses " + spec.getStrategy()
           + ", not " + s);
     }
-    if (table == null) {
+    if (!type.isInstance(table)) {
       throw new ShardmapException(ErrorCode.INTERNAL, "keyspace '" + name() + "' uses " + s
           + " but its layout in etcd is of another strategy");
     }
-    return table;
+    return type.cast(table);
   }
 
   /** Null unless the stored layout is inconsistent; then the reason. */
@@ -116,7 +128,7 @@ public final class KeyspaceMap {
   }
 
   public boolean hasLayout() {
-    return ranges != null || hash != null || ring != null || directory != null || geo != null;
+    return table != null;
   }
 
   private void checkUsable() {
@@ -138,35 +150,23 @@ public final class KeyspaceMap {
       throw ShardmapException.invalid("key", "keyspace '" + name()
           + "' has KEY_TYPE_BYTES keys; use string_key or bytes_key");
     }
-    switch (spec.getStrategy()) {
-      case STRATEGY_RANGE:
-        return ranges().route(key);
-      case STRATEGY_HASH:
-        return hash().route(key);
-      case STRATEGY_CONSISTENT_HASH:
-        return ring().route(key);
-      default:
-        return routeOrNull(Keys.encodeInt64(key));
-    }
+    return usable().route(key);
   }
 
   /** Routes a canonical key (see {@link Keys}); {@code null} as for {@link #routeOrNull(long)}. */
   public Route routeOrNull(byte[] canonicalKey) {
-    switch (spec.getStrategy()) {
-      case STRATEGY_RANGE:
-        return ranges().route(canonicalKey);
-      case STRATEGY_HASH:
-        return hash().route(canonicalKey);
-      case STRATEGY_CONSISTENT_HASH:
-        return ring().route(canonicalKey);
-      case STRATEGY_DIRECTORY:
-        return directory().route(canonicalKey);
-      case STRATEGY_GEOGRAPHIC:
-        return geo().route(canonicalKey);
-      default:
-        throw new ShardmapException(ErrorCode.INTERNAL, "keyspace '" + name() + "' has strategy "
-            + spec.getStrategy());
+    return usable().route(canonicalKey);
+  }
+
+  /** The table, if it is the spec's strategy's (a layout of another strategy in etcd is a broken map). */
+  private RoutingTable usable() {
+    checkUsable();
+    if (!tableFits) {
+      kind(); // an unknown strategy fails there
+      throw new ShardmapException(ErrorCode.INTERNAL, "keyspace '" + name() + "' uses " + spec.getStrategy()
+          + " but its layout in etcd is of another strategy");
     }
+    return table;
   }
 
   /** Routes an INT64 key, failing with NOT_FOUND where no shard owns it (a directory miss). */
@@ -188,22 +188,10 @@ public final class KeyspaceMap {
   /** Every shard this keyspace routes any key to. */
   public java.util.Set<String> owners() {
     java.util.Set<String> out = new java.util.HashSet<>();
-    if (broken != null || !hasLayout()) {
+    if (broken != null || table == null) {
       return out;
     }
-    switch (spec.getStrategy()) {
-      case STRATEGY_RANGE -> ranges.routes().forEach(r -> out.add(r.shard()));
-      case STRATEGY_HASH -> hash.layout().getBucketsList().forEach(b -> out.add(b.getShard()));
-      case STRATEGY_CONSISTENT_HASH -> ring.layout().getShardsList().forEach(s -> out.add(s.getShard()));
-      case STRATEGY_DIRECTORY -> {
-        if (directory.fallback() != null) {
-          out.add(directory.fallback().shard());
-        }
-        directory.forEach((k, r) -> out.add(r.shard()));
-      }
-      case STRATEGY_GEOGRAPHIC -> geo.regions().values().forEach(r -> out.add(r.shard()));
-      default -> { }
-    }
+    table.addOwners(out);
     return out;
   }
 
@@ -233,10 +221,10 @@ public final class KeyspaceMap {
           case RANGE -> rangePuts.add(rangeRoute(type, c.getRange(), rev));
           case RANGE_REMOVED_START -> removedStarts.add(Keys.canonical(type, c.getRangeRemovedStart(),
               "range_removed_start"));
-          case HASH -> m = m.withHash(c.getHash(), rev);
-          case RING -> m = m.withRing(c.getRing(), rev);
-          case GEO -> m = m.withGeo(c.getGeo(), rev);
-          case DIRECTORY -> m = m.withDirectoryLayout(c.getDirectory(), rev);
+          // A layout record: the strategy it belongs to builds the table (keeping what it keeps of the
+          // previous one, such as a directory's entries).
+          case HASH, RING, GEO, DIRECTORY -> m = m.copy(rev,
+              Strategies.forLayout(c.getChangeCase()).withLayout(m.table, c, rev));
           case ENTRY -> {
             DirectoryEntry e = c.getEntry();
             entryPuts.put(Keys.canonical(type, e.getKey(), "entry.key"),
@@ -247,21 +235,20 @@ public final class KeyspaceMap {
         }
       }
       if (!rangePuts.isEmpty() || !removedStarts.isEmpty()) {
-        RangeTable next = m.ranges == null
-            ? RangeTable.build(type, rangePuts, "ranges")
-            : m.ranges.apply(removedStarts, rangePuts);
-        m = m.copy(m.layoutRevision, next, m.hash, m.ring, m.directory, m.geo);
+        RangeTable next = m.table instanceof RangeTable r
+            ? r.apply(removedStarts, rangePuts)
+            : RangeTable.build(type, rangePuts, "ranges");
+        m = m.copy(m.layoutRevision, next);
       }
       if (!entryPuts.isEmpty() || !removedEntries.isEmpty()) {
-        DirectoryTable d = m.directory != null ? m.directory
+        DirectoryTable d = m.table instanceof DirectoryTable t ? t
             : DirectoryTable.empty(DirectoryLayout.getDefaultInstance(), 0);
-        m = m.copy(m.layoutRevision, m.ranges, m.hash, m.ring, d.apply(removedEntries, entryPuts), m.geo);
+        m = m.copy(m.layoutRevision, d.apply(removedEntries, entryPuts));
       }
       return m;
     } catch (RuntimeException e) {
       // A record no writer of ours produces (hand-edited etcd, say): keep serving the other keyspaces.
-      return new KeyspaceMap(spec, specRevision, layoutRevision, null, null, null, null, null,
-          e.getMessage() + " (at revision " + revision + ")");
+      return new KeyspaceMap(spec, specRevision, layoutRevision, null, e.getMessage() + " (at revision " + revision + ")");
     }
   }
 
@@ -272,33 +259,15 @@ public final class KeyspaceMap {
    */
   public KeyspaceMap withoutDirectoryEntries() {
     DirectoryTable d = directory();
-    return copy(layoutRevision, null, null, null, d.withoutEntries(), null);
+    return copy(layoutRevision, d.withoutEntries());
   }
 
   public KeyspaceMap withSpec(KeyspaceSpec newSpec, long revision) {
-    return new KeyspaceMap(newSpec, revision, layoutRevision, ranges, hash, ring, directory, geo, broken);
+    return new KeyspaceMap(newSpec, revision, layoutRevision, table, broken);
   }
 
-  private KeyspaceMap withHash(HashLayout layout, long revision) {
-    return copy(revision, null, HashTable.of(layout, revision), null, null, null);
-  }
-
-  private KeyspaceMap withRing(RingLayout layout, long revision) {
-    return copy(revision, null, null, Ring.of(layout, revision), null, null);
-  }
-
-  private KeyspaceMap withGeo(GeoLayout layout, long revision) {
-    return copy(revision, null, null, null, null, GeoTable.of(layout, revision));
-  }
-
-  private KeyspaceMap withDirectoryLayout(DirectoryLayout layout, long revision) {
-    DirectoryTable d = directory != null ? directory.withLayout(layout, revision)
-        : DirectoryTable.empty(layout, revision);
-    return copy(revision, null, null, null, d, null);
-  }
-
-  private KeyspaceMap copy(long layoutRev, RangeTable r, HashTable h, Ring g, DirectoryTable d, GeoTable geo) {
-    return new KeyspaceMap(spec, specRevision, layoutRev, r, h, g, d, geo, null);
+  private KeyspaceMap copy(long layoutRev, RoutingTable t) {
+    return new KeyspaceMap(spec, specRevision, layoutRev, t, null);
   }
 
   public static Route rangeRoute(KeyType type, RangeAssignment a, long revision) {

@@ -15,7 +15,7 @@ import java.util.Map;
  * unbounded below, the last unbounded above, and each ends exactly where the next starts (no gap, no
  * overlap).
  */
-public final class RangeTable {
+public final class RangeTable implements RoutingTable {
   private final KeyType type;
   private final byte[][] starts;
   private final long[] intStarts;
@@ -223,6 +223,13 @@ public final class RangeTable {
         throw ShardmapException.invalid(field, "ranges leave a gap: nothing covers "
             + KeyRange.wrap(prevEnd, start).format(type));
       }
+    }
+  }
+
+  @Override
+  public void addOwners(java.util.Set<String> out) {
+    for (Route r : routes()) {
+      out.add(r.shard());
     }
   }
 }

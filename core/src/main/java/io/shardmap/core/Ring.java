@@ -8,6 +8,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * STRATEGY_CONSISTENT_HASH: a ring of virtual nodes. Virtual node {@code i} of shard {@code s} sits at
@@ -15,7 +16,7 @@ import java.util.Map;
  * to the first node at or after {@code h}, wrapping around. Positions are derived, so the stored layout
  * is only each shard's node count and the epoch of each node's segment. Immutable.
  */
-public final class Ring {
+public final class Ring implements RoutingTable {
   /** Bounds the ring so its layout stays well under etcd's 1.5 MiB value limit. */
   public static final int MAX_NODES = 262_144;
   public static final int MAX_VNODES_PER_SHARD = 8192;
@@ -269,5 +270,20 @@ public final class Ring {
       out.addShards(b);
     }
     return out.build();
+  }
+
+  @Override
+  public void addOwners(Set<String> out) {
+    layout.getShardsList().forEach(s -> out.add(s.getShard()));
+  }
+
+  /** The ring position (xxHash64, compared unsigned) of node {@code i} in ring order. */
+  public long positionOf(int i) {
+    return positions[i] ^ Long.MIN_VALUE;
+  }
+
+  /** The shard of node {@code i} in ring order; it owns the arc (position of node i-1, position of node i]. */
+  public String ownerOf(int i) {
+    return owners[i];
   }
 }

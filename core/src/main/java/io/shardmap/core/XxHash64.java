@@ -7,8 +7,8 @@ package io.shardmap.core;
  * {@link Keys}); {@link #hashInt64} is the allocation-free equivalent for integer keys.
  */
 public final class XxHash64 {
-  // The spec's five primes, PRIME64_1 to PRIME64_5. Public because the migrator's SQL port of this
-  // function (migrator internal SqlRouting) must use the very same constants; it takes them from here.
+  // The spec's five primes, PRIME64_1 to PRIME64_5. Public because the SQL port of this
+  // function (core.sql.SqlRouting) must use the very same constants; it takes them from here.
   public static final long PRIME64_1 = 0x9E3779B185EBCA87L;
   public static final long PRIME64_2 = 0xC2B2AE3D27D4EB4FL;
   public static final long PRIME64_3 = 0x165667B19E3779F9L;

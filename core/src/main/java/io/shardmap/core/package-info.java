@@ -1,7 +1,9 @@
 /**
  * The routing core shared by the directory server and the client SDK: canonical keys ({@link
  * io.shardmap.core.Keys}), the one half-open {@link io.shardmap.core.KeyRange}, the hash function
- * ({@link io.shardmap.core.XxHash64}), the immutable table of each strategy, and {@link
+ * ({@link io.shardmap.core.XxHash64}), the immutable table of each strategy ({@link
+ * io.shardmap.core.RoutingTable}; the class of each strategy that builds it, validates specs and writes its
+ * SQL predicates is in {@code io.shardmap.core.strategy}, the SQL text in {@code io.shardmap.core.sql}), and {@link
  * io.shardmap.core.DirectorySnapshot}, the immutable whole-directory value that server and SDK both
  * build by applying {@code MapChange}s in revision order, and {@link io.shardmap.core.Backoff}, the one
  * retry pause policy every component uses. Pure Java over the protobuf messages: no I/O,

@@ -7,8 +7,8 @@ import java.util.Objects;
 
 /**
  * What to move: one unit of a keyspace to a target shard. The unit depends on the keyspace's strategy: a
- * key range (range keyspaces), a bucket (hash), a ring node joining or leaving (consistent hash), or
- * directory entries. Immutable; {@link #builder()} validates each value as it is set. What can only be
+ * key range (range keyspaces), a bucket (hash), a ring node joining or leaving (consistent hash),
+ * directory entries, or a region (geographic). Immutable; {@link #builder()} validates each value as it is set. What can only be
  * checked against etcd and the shards (the keyspace, the unit, the shards, the tables) is checked by
  * {@link Migrator#plan}, before anything is written.
  */
@@ -23,6 +23,7 @@ public final class MoveSpec {
   private final boolean ringJoin;
   private final String ringLeave;
   private final List<String> entries;
+  private final String region;
   private final String target;
   private final boolean split;
   private final MigrationOptions options;
@@ -35,10 +36,11 @@ public final class MoveSpec {
     this.ringJoin = b.ringJoin;
     this.ringLeave = b.ringLeave;
     this.entries = b.entries;
+    this.region = b.region;
     int units = (range != null ? 1 : 0) + (bucket != null ? 1 : 0) + (ringJoin ? 1 : 0) + (ringLeave != null ? 1 : 0)
-        + (entries != null ? 1 : 0);
+        + (entries != null ? 1 : 0) + (region != null ? 1 : 0);
     if (units != 1) {
-      throw new IllegalArgumentException("unit: exactly one of range, bucket, ringJoin, ringLeave and entries, got "
+      throw new IllegalArgumentException("unit: exactly one of range, bucket, ringJoin, ringLeave, entries and region, got "
           + units);
     }
     if (b.target == null && ringLeave == null) {
@@ -69,6 +71,7 @@ public final class MoveSpec {
   public String ringLeave() { return ringLeave; }
   /** Directory keys in the CLI's syntax ({@code 42}, {@code 'name'}, {@code 0x00ff}), or null. */
   public List<String> entries() { return entries; }
+  public String region() { return region; }
   /** The target shard; null for a ring node leaving (its successor's shard is the target). */
   public String target() { return target; }
   /** Split the range out of the ranges that contain its bounds first, instead of requiring it to be one. */
@@ -83,6 +86,7 @@ public final class MoveSpec {
     private boolean ringJoin;
     private String ringLeave;
     private List<String> entries;
+    private String region;
     private String target;
     private boolean split;
     private final MigrationOptions.Builder options = MigrationOptions.newBuilder().setPauseBudgetMs(100)
@@ -130,6 +134,15 @@ public final class MoveSpec {
      */
     public Builder ringLeave(String shard) {
       this.ringLeave = nonEmpty("ringLeave", shard);
+      return this;
+    }
+
+    /**
+     * Moves region {@code name} of a geographic keyspace: every key that is its name, and for the default
+     * region also every key that names no listed region.
+     */
+    public Builder region(String name) {
+      this.region = nonEmpty("region", name);
       return this;
     }
 

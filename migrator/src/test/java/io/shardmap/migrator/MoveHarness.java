@@ -40,11 +40,18 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>The keyspace is one of {@link Layout}: a range keyspace ([..0) on s1, [0..) on s2), a hash keyspace
  * (8 buckets, s1 and s2 alternating), a ring (s1 and s2, 8 nodes each unless told), or a directory (fallback s1, keys
- * {@link #DIRECTORY_KEYS} with entries on s2). Keys are the model's numbers, or with text keys the
+ * {@link #DIRECTORY_KEYS} with entries on s2), or a geographic keyspace (default region 'eu' on s1, regions
+ * {@link #GEO_REGIONS} on s2; text keys). Keys are the model's numbers, or with text keys the
  * strings {@code "u" + number} in a text column.
  */
 final class MoveHarness implements AutoCloseable {
-  enum Layout { RANGE, HASH, RING, DIRECTORY }
+  enum Layout { RANGE, HASH, RING, DIRECTORY, GEO }
+
+  /**
+   * The geographic keyspace's listed regions besides the default region 'eu' (on s1): the keys {@code "u" + k}
+   * for these k, on s2. Every other key names no listed region and so routes with 'eu'. Text keys only.
+   */
+  static final List<Long> GEO_REGIONS = java.util.stream.LongStream.range(1, 21).map(i -> i * 1000).boxed().toList();
 
   /** The directory keyspace's keys with entries (on s2): multiples of 1000 in [-20000, 20000). */
   static final List<Long> DIRECTORY_KEYS = java.util.stream.LongStream.range(-20, 20).map(i -> i * 1000).boxed().toList();
@@ -140,6 +147,17 @@ final class MoveHarness implements AutoCloseable {
       case DIRECTORY -> {
         spec.setStrategy(io.shardmap.proto.v1.Strategy.STRATEGY_DIRECTORY);
         req.setFallbackShard("s1");
+      }
+      case GEO -> {
+        if (!textKeys) {
+          throw new IllegalArgumentException("a geographic keyspace's keys are region names: use text keys");
+        }
+        spec.setStrategy(io.shardmap.proto.v1.Strategy.STRATEGY_GEOGRAPHIC);
+        req.addRegions(io.shardmap.proto.v1.RegionAssignment.newBuilder().setRegion("eu").setShard("s1"))
+            .setDefaultRegion("eu");
+        for (long k : GEO_REGIONS) {
+          req.addRegions(io.shardmap.proto.v1.RegionAssignment.newBuilder().setRegion("u" + k).setShard("s2"));
+        }
       }
     }
     fixture.keyspace(req.setSpec(spec).build(), table, textKeys ? "text" : "bigint");

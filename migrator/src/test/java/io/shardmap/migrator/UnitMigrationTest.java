@@ -42,7 +42,7 @@ import org.junit.jupiter.api.Test;
 /**
  * Moves of units other than INT64 ranges, each a whole move on real etcd, a real directory server and real
  * PostgreSQL under SDK writers: hash buckets (two at once), a ring node joining (text keys), directory
- * entries. Each ends with every acknowledged write exactly once on its key's owner, the source holding
+ * entries, geographic regions (a listed one, and the default one with every unlisted name). Each ends with every acknowledged write exactly once on its key's owner, the source holding
  * none of the unit and fenced, and the directory server having refused to change the unit meanwhile.
  */
 class UnitMigrationTest {
@@ -232,6 +232,66 @@ class UnitMigrationTest {
       assertMoved(h, done, moved::contains, 1);
       assertEquals("s2", h.route(-6000).shard(), "entries not moved stay");
       assertEquals("s1", h.route(1).shard(), "the fallback stays");
+    }
+  }
+
+  /** A listed region (one key) moves under writers; while it moves the keyspace's regions cannot change. */
+  @Test
+  void aRegionMovesUnderWriters() throws Exception {
+    try (MoveHarness h = new MoveHarness(Layout.GEO, true); Migrator m = Migrator.open(h.migratorOptions().build())) {
+      refused(m, ErrorCode.NOT_FOUND, "region: 'ap' is not a region of keyspace 'users'",
+          () -> spec().region("ap").target("s3"));
+      refused(m, ErrorCode.INVALID_ARGUMENT, "region: a region name is 1-63 characters of [a-z0-9-]",
+          () -> spec().region("EU").target("s3"));
+      refused(m, ErrorCode.FAILED_PRECONDITION, "target: shard 's2' already owns region 'u3000'",
+          () -> spec().region("u3000").target("s2"));
+      refused(m, ErrorCode.FAILED_PRECONDITION, "range: keyspace 'users' uses STRATEGY_GEOGRAPHIC, which range does "
+          + "not apply to; move a region of it instead", () -> spec().range("..").target("s3"));
+      h.hotKeys = List.of(3000L, 4000L, 5000L);
+      h.startWriters(3, Duration.ofSeconds(60));
+      Thread.sleep(300);
+      Migration planned = m.plan(spec().id("reg").region("u3000").target("s3").cleanupGrace(Duration.ofSeconds(1))
+          .build());
+      assertEquals("s2", planned.getSource());
+      assertFalse(planned.getUnit().getRegion().getDefaultRegion());
+      refused(m, ErrorCode.FAILED_PRECONDITION, "region: region 'u3000' of keyspace 'users' is already being moved by "
+          + "migration 'reg'", () -> spec().region("u3000").target("s1"));
+      adminRefused(() -> h.fixture.admin().setRegion(io.shardmap.proto.v1.SetRegionRequest.newBuilder()
+          .setKeyspace(MoveHarness.KS).setRegion("ap").setShard("s1").build()),
+          "region: keyspace 'users' has units being moved by migration 'reg'");
+      adminRefused(() -> h.fixture.admin().removeRegion(io.shardmap.proto.v1.RemoveRegionRequest.newBuilder()
+          .setKeyspace(MoveHarness.KS).setRegion("u3000").build()),
+          "region: keyspace 'users' has units being moved by migration 'reg'");
+      assertEquals(Set.of("region 'u3000'"), moving(h));
+      Migration done = m.drive("reg", p -> { }, Duration.ofSeconds(5));
+      Thread.sleep(300);
+      h.stopWriters();
+      assertMoved(h, done, k -> k == 3000, 1);
+      assertEquals("s2", h.route(4000).shard(), "the other regions stay");
+      assertEquals("s1", h.route(3001).shard(), "unlisted names stay with the default region");
+      assertEquals(Set.of(), moving(h));
+    }
+  }
+
+  /** The default region moves, and with it every key that names no listed region (thousands of rows). */
+  @Test
+  void theDefaultRegionMovesWithEveryUnlistedName() throws Exception {
+    try (MoveHarness h = new MoveHarness(Layout.GEO, true); Migrator m = Migrator.open(h.migratorOptions().build())) {
+      h.startWriters(3, Duration.ofSeconds(60));
+      Thread.sleep(300);
+      Migration planned = m.plan(spec().id("deflt").region("eu").target("s3").chunkRows(3_000)
+          .cleanupGrace(Duration.ofSeconds(1)).build());
+      assertEquals("s1", planned.getSource());
+      assertTrue(planned.getUnit().getRegion().getDefaultRegion());
+      assertEquals(MoveHarness.GEO_REGIONS.size(), planned.getUnit().getRegion().getOtherRegionsCount());
+      Migration done = m.drive("deflt", p -> { }, Duration.ofSeconds(5));
+      Thread.sleep(300);
+      h.stopWriters();
+      LongPredicate unlisted = k -> !MoveHarness.GEO_REGIONS.contains(k);
+      // s1 held only the default region's keys, so it keeps nothing.
+      assertMoved(h, done, unlisted, 0, false);
+      assertTrue(done.getRowsCopied() > 5_000, "rows copied " + done.getRowsCopied());
+      assertEquals("s2", h.route(3000).shard(), "listed regions stay");
     }
   }
 

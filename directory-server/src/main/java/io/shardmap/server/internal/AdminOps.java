@@ -8,31 +8,24 @@ import io.shardmap.catalog.MeteredMetaStore;
 import io.shardmap.catalog.MovingMarkers;
 import com.google.protobuf.MessageLite;
 import io.shardmap.core.DirectorySnapshot;
-import io.shardmap.core.DirectoryTable;
 import io.shardmap.core.ErrorCode;
-import io.shardmap.core.GeoTable;
-import io.shardmap.core.HashTable;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Names;
-import io.shardmap.core.RangeTable;
-import io.shardmap.core.Ring;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.core.strategy.Strategies;
+import io.shardmap.core.strategy.StrategyKind;
 import io.shardmap.proto.v1.*;
 import io.shardmap.store.Compare;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.Txn;
-import java.math.BigInteger;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.function.Function;
 import java.util.function.LongSupplier;
 
@@ -66,7 +59,6 @@ import java.util.function.LongSupplier;
  * and fails (docs/migrator-design.md, "Units in etcd").
  */
 public final class AdminOps {
-  public static final int DEFAULT_VNODES = 1024;
   private static final int MAX_ATTEMPTS = 32;
 
   private final MetaStore store;
@@ -215,79 +207,7 @@ public final class AdminOps {
       }
       Txn.Builder txn = Txn.builder().compare(Compare.absent(paths.spec(ks))).put(paths.spec(ks), bytes(spec));
       Set<String> owners = new LinkedHashSet<>();
-      switch (spec.getStrategy()) {
-        case STRATEGY_RANGE -> {
-          List<Route> routes = initialRanges(type, req, snap);
-          RangeTable.build(type, routes, "ranges");
-          for (Route r : routes) {
-            owners.add(r.shard());
-            txn.put(paths.range(ks, r.range().start()), bytes(KeyspaceMap.toProto(type, r)));
-          }
-        }
-        case STRATEGY_HASH -> {
-          requireOnly(req, "hash_buckets");
-          if (req.getHashBucketsCount() == 0 || req.getHashBucketsCount() > HashTable.MAX_BUCKETS) {
-            throw ShardmapException.invalid("hash_buckets", "a hash keyspace needs 1 to "
-                + HashTable.MAX_BUCKETS + " buckets (one shard name each), got " + req.getHashBucketsCount());
-          }
-          HashLayout.Builder h = HashLayout.newBuilder();
-          for (int i = 0; i < req.getHashBucketsCount(); i++) {
-            String s = registered(snap, "hash_buckets[" + i + "]", req.getHashBuckets(i));
-            owners.add(s);
-            h.addBuckets(BucketAssignment.newBuilder().setShard(s).setEpoch(1));
-          }
-          txn.put(paths.layout(ks), bytes(h.build()));
-        }
-        case STRATEGY_CONSISTENT_HASH -> {
-          requireOnly(req, "ring_shards");
-          if (req.getRingShardsCount() == 0) {
-            throw ShardmapException.invalid("ring_shards", "a consistent-hash keyspace needs at least one shard");
-          }
-          RingLayout.Builder ring = RingLayout.newBuilder();
-          for (int i = 0; i < req.getRingShardsCount(); i++) {
-            String s = registered(snap, "ring_shards[" + i + "]", req.getRingShards(i));
-            if (!owners.add(s)) {
-              throw ShardmapException.invalid("ring_shards[" + i + "]", "shard '" + s + "' is listed twice");
-            }
-            RingShard.Builder rs = RingShard.newBuilder().setShard(s);
-            for (int v = 0; v < spec.getDefaultVnodes(); v++) {
-              rs.addVnodeEpochs(1);
-            }
-            ring.addShards(rs);
-          }
-          Ring.of(ring.build(), 0);
-          txn.put(paths.layout(ks), bytes(ring.build()));
-        }
-        case STRATEGY_DIRECTORY -> {
-          requireOnly(req, "fallback_shard");
-          DirectoryLayout.Builder d = DirectoryLayout.newBuilder();
-          if (!req.getFallbackShard().isEmpty()) {
-            owners.add(registered(snap, "fallback_shard", req.getFallbackShard()));
-            d.setFallbackShard(req.getFallbackShard()).setFallbackEpoch(1);
-          }
-          txn.put(paths.layout(ks), bytes(d.build()));
-        }
-        case STRATEGY_GEOGRAPHIC -> {
-          requireOnly(req, "regions");
-          if (req.getRegionsCount() == 0) {
-            throw ShardmapException.invalid("regions", "a geographic keyspace needs at least one region");
-          }
-          GeoLayout.Builder g = GeoLayout.newBuilder();
-          for (int i = 0; i < req.getRegionsCount(); i++) {
-            RegionAssignment r = req.getRegions(i);
-            Names.region("regions[" + i + "].region", r.getRegion());
-            owners.add(registered(snap, "regions[" + i + "].shard", r.getShard()));
-            g.addRegions(RegionAssignment.newBuilder().setRegion(r.getRegion()).setShard(r.getShard())
-                .setEpoch(1));
-          }
-          String def = req.getDefaultRegion().isEmpty() ? req.getRegions(0).getRegion() : req.getDefaultRegion();
-          Names.region("default_region", def);
-          g.setDefaultRegion(def);
-          GeoTable.of(g.build(), 0);
-          txn.put(paths.layout(ks), bytes(g.build()));
-        }
-        default -> throw new IllegalStateException("validated strategy " + spec.getStrategy());
-      }
+      edits.forStrategy(spec.getStrategy()).create(snap, req, spec, txn, owners, maxTxnOps);
       guardOwners(txn, owners);
       return new Plan<>(txn.build(), rev -> CreateKeyspaceResponse.newBuilder().setSpec(spec)
           .setRevision(rev).build());
@@ -302,91 +222,11 @@ public final class AdminOps {
     return MapEdits.registered(snap, field, shard);
   }
 
-  private static void requireOnly(CreateKeyspaceRequest req, String allowed) {
-    Map<String, Boolean> set = new TreeMap<>();
-    set.put("ranges", req.getRangesCount() > 0);
-    set.put("range_shards", req.getRangeShardsCount() > 0);
-    set.put("hash_buckets", req.getHashBucketsCount() > 0);
-    set.put("ring_shards", req.getRingShardsCount() > 0);
-    set.put("fallback_shard", !req.getFallbackShard().isEmpty());
-    set.put("regions", req.getRegionsCount() > 0);
-    set.put("default_region", !req.getDefaultRegion().isEmpty());
-    Set<String> ok = new HashSet<>(List.of(allowed.split(",")));
-    if (allowed.equals("regions")) {
-      ok.add("default_region");
-    }
-    for (Map.Entry<String, Boolean> e : set.entrySet()) {
-      if (e.getValue() && !ok.contains(e.getKey())) {
-        throw ShardmapException.invalid(e.getKey(), "does not apply to " + req.getSpec().getStrategy()
-            + " keyspaces (use " + String.join(" or ", ok) + ")");
-      }
-    }
-  }
-
-  private List<Route> initialRanges(KeyType type, CreateKeyspaceRequest req, DirectorySnapshot snap) {
-    requireOnly(req, "ranges,range_shards");
-    if (req.getRangesCount() > 0 && req.getRangeShardsCount() > 0) {
-      throw ShardmapException.invalid("ranges", "give either ranges or range_shards, not both");
-    }
-    List<Route> routes = new ArrayList<>();
-    if (req.getRangesCount() > 0) {
-      for (int i = 0; i < req.getRangesCount(); i++) {
-        RangeAssignment a = req.getRanges(i);
-        String field = "ranges[" + i + "]";
-        registered(snap, field + ".shard", a.getShard());
-        routes.add(new Route(a.getShard(), 1, KeyRange.fromProto(type, a.getRange(), field + ".range"), 0));
-      }
-    } else if (req.getRangeShardsCount() > 0) {
-      int n = req.getRangeShardsCount();
-      if (n > 1024) {
-        throw ShardmapException.invalid("range_shards", "at most 1024 initial ranges, got " + n);
-      }
-      byte[] prev = new byte[0];
-      for (int i = 0; i < n; i++) {
-        String s = registered(snap, "range_shards[" + i + "]", req.getRangeShards(i));
-        byte[] end = i == n - 1 ? new byte[0] : evenBoundary(type, i + 1, n);
-        routes.add(new Route(s, 1, KeyRange.of(prev, end, "range_shards"), 0));
-        prev = end;
-      }
-    } else {
-      throw ShardmapException.invalid("ranges", "a range keyspace needs its initial ranges: ranges, or "
-          + "range_shards to split the key space evenly");
-    }
-    int limit = maxTxnOps - 2;
-    if (routes.size() > limit) {
-      throw ShardmapException.invalid("ranges", "at most " + limit + " initial ranges fit one etcd "
-          + "transaction (etcd --max-txn-ops " + maxTxnOps + "); create fewer and split later");
-    }
-    return routes;
-  }
-
-  /** The i-th of n equal cut points of the key space. */
-  static byte[] evenBoundary(KeyType type, int i, int n) {
-    if (type == KeyType.KEY_TYPE_INT64) {
-      long u = BigInteger.ONE.shiftLeft(64).multiply(BigInteger.valueOf(i))
-          .divide(BigInteger.valueOf(n)).longValue();
-      return Keys.encodeInt64(u ^ Long.MIN_VALUE);
-    }
-    int v = (int) ((long) i * 65536 / n);
-    return (v & 0xFF) == 0 ? new byte[] {(byte) (v >>> 8)} : new byte[] {(byte) (v >>> 8), (byte) v};
-  }
-
   private static KeyspaceSpec validSpec(KeyspaceSpec s) {
     Names.keyspace("spec.name", s.getName());
-    if (s.getStrategy() == Strategy.STRATEGY_UNSPECIFIED || s.getStrategy() == Strategy.UNRECOGNIZED) {
-      throw ShardmapException.invalid("spec.strategy", "choose one of STRATEGY_RANGE, STRATEGY_HASH, "
-          + "STRATEGY_CONSISTENT_HASH, STRATEGY_DIRECTORY, STRATEGY_GEOGRAPHIC");
-    }
     KeyspaceSpec.Builder b = s.toBuilder();
-    if (s.getStrategy() == Strategy.STRATEGY_GEOGRAPHIC) {
-      if (s.getKeyType() == KeyType.KEY_TYPE_INT64) {
-        throw ShardmapException.invalid("spec.key_type", "a geographic keyspace's keys are region names: "
-            + "use KEY_TYPE_BYTES (or leave it unset)");
-      }
-      b.setKeyType(KeyType.KEY_TYPE_BYTES);
-    } else if (s.getKeyType() == KeyType.KEY_TYPE_UNSPECIFIED || s.getKeyType() == KeyType.UNRECOGNIZED) {
-      throw ShardmapException.invalid("spec.key_type", "choose KEY_TYPE_INT64 or KEY_TYPE_BYTES");
-    }
+    // The strategy's own rules: key type, default_vnodes.
+    Strategies.of(s.getStrategy(), "spec.strategy").validate(s, b);
     Set<String> tables = new HashSet<>();
     for (int i = 0; i < s.getTablesCount(); i++) {
       ShardedTable t = s.getTables(i);
@@ -396,16 +236,6 @@ public final class AdminOps {
         throw ShardmapException.invalid("spec.tables[" + i + "].name", "table '" + t.getName()
             + "' is listed twice");
       }
-    }
-    if (s.getStrategy() == Strategy.STRATEGY_CONSISTENT_HASH) {
-      if (s.getDefaultVnodes() == 0) {
-        b.setDefaultVnodes(DEFAULT_VNODES);
-      } else if (s.getDefaultVnodes() < 1 || s.getDefaultVnodes() > Ring.MAX_VNODES_PER_SHARD) {
-        throw ShardmapException.invalid("spec.default_vnodes", "must be 1-" + Ring.MAX_VNODES_PER_SHARD
-            + ", got " + s.getDefaultVnodes());
-      }
-    } else if (s.getDefaultVnodes() != 0) {
-      throw ShardmapException.invalid("spec.default_vnodes", "only applies to STRATEGY_CONSISTENT_HASH");
     }
     return b.build();
   }
@@ -441,47 +271,10 @@ public final class AdminOps {
     } else {
       markers.ids().forEach((key, id) -> out.addMoving(moving(k, key.substring(paths.movingPrefix(ks).length()), id)));
     }
-    Map<String, double[]> shares = new TreeMap<>();
-    switch (k.strategy()) {
-      case STRATEGY_RANGE -> {
-        RangeTable t = k.ranges();
-        out.setLayoutEntries(t.size());
-        for (Route r : t.routes()) {
-          double f = position(k.keyType(), r.range().end(), 1.0) - position(k.keyType(), r.range().start(), 0.0);
-          add(shares, r.shard(), f);
-        }
-      }
-      case STRATEGY_HASH -> {
-        HashTable t = k.hash();
-        out.setLayoutEntries(t.size());
-        for (int i = 0; i < t.size(); i++) {
-          add(shares, t.bucket(i).shard(), 1.0 / t.size());
-        }
-      }
-      case STRATEGY_CONSISTENT_HASH -> {
-        Ring r = k.ring();
-        out.setLayoutEntries(r.size());
-        r.shares().forEach((s, f) -> add(shares, s, f));
-        for (RingShard rs : r.layout().getShardsList()) {
-          shares.get(rs.getShard())[1] = rs.getVnodeEpochsCount();
-        }
-      }
-      case STRATEGY_DIRECTORY -> {
-        DirectoryTable d = k.directory();
-        out.setLayoutEntries(d.size());
-        if (d.size() > 0) {
-          d.forEach((key, r) -> add(shares, r.shard(), 1.0 / d.size()));
-        }
-      }
-      case STRATEGY_GEOGRAPHIC -> {
-        GeoTable g = k.geo();
-        out.setLayoutEntries(g.regions().size());
-        g.regions().values().forEach(r -> add(shares, r.shard(), 1.0 / g.regions().size()));
-      }
-      default -> { }
-    }
-    shares.forEach((s, v) -> out.addShares(ShardShare.newBuilder().setShard(s).setFraction(v[0])
-        .setEntries((long) v[1])));
+    StrategyKind kind = k.kind();
+    out.setLayoutEntries(kind.layoutEntries(k));
+    kind.shares(k).forEach((s, v) -> out.addShares(ShardShare.newBuilder().setShard(s).setFraction(v.fraction())
+        .setEntries(v.units())));
     return out.build();
   }
 
@@ -497,6 +290,14 @@ public final class AdminOps {
     }
     if (suffix.equals("ring")) {
       return b.setUnit("ring node (migration " + id + ")").build();
+    }
+    if (suffix.startsWith("region/")) {
+      String hex = suffix.substring(7);
+      try {
+        return b.setUnit("region '" + new String(Keys.fromHex(hex), java.nio.charset.StandardCharsets.UTF_8) + "'").build();
+      } catch (IllegalArgumentException e) {
+        return b.setUnit("region 0x" + hex).build();
+      }
     }
     if (suffix.startsWith("entry/")) {
       String hex = suffix.substring(6);
@@ -527,30 +328,6 @@ public final class AdminOps {
     Key at = Keys.toProto(k.keyType(), start);
     return start.length == 0 ? io.shardmap.proto.v1.KeyRange.getDefaultInstance()
         : io.shardmap.proto.v1.KeyRange.newBuilder().setStart(at).setEnd(at).build();
-  }
-
-  private static void add(Map<String, double[]> shares, String shard, double f) {
-    double[] v = shares.computeIfAbsent(shard, s -> new double[2]);
-    v[0] += f;
-    v[1] += 1;
-  }
-
-  /** Where a bound lies in the key space, as a fraction (exact for INT64, by the first 8 bytes otherwise). */
-  private static double position(KeyType type, byte[] bound, double ifUnbounded) {
-    if (bound.length == 0) {
-      return ifUnbounded;
-    }
-    if (type == KeyType.KEY_TYPE_INT64) {
-      long u = Keys.decodeInt64(bound) ^ Long.MIN_VALUE;
-      return (u >= 0 ? (double) u : (double) u + 0x1p64) / 0x1p64;
-    }
-    double f = 0;
-    double scale = 1.0 / 256;
-    for (int i = 0; i < Math.min(8, bound.length); i++) {
-      f += (bound[i] & 0xFF) * scale;
-      scale /= 256;
-    }
-    return f;
   }
 
   /**
@@ -601,7 +378,7 @@ public final class AdminOps {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_RANGE);
       KeyType type = k.keyType();
       byte[] at = Keys.canonical(type, req.getSplitKey(), "split_key");
-      MapEdits.Edit<MapEdits.Split> e = edits.split(snap, markers(k.name()), k.name(), at, "split_key");
+      MapEdits.Edit<MapEdits.Split> e = edits.range().split(snap, markers(k.name()), k.name(), at, "split_key");
       return new Plan<>(e.txn(), rev -> SplitRangeResponse.newBuilder()
           .setLeft(KeyspaceMap.toProto(type, e.value().left())).setRight(KeyspaceMap.toProto(type, e.value().right()))
           .setRevision(rev).build());
@@ -613,7 +390,7 @@ public final class AdminOps {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_RANGE);
       KeyType type = k.keyType();
       byte[] boundary = Keys.canonical(type, req.getBoundary(), "boundary");
-      MapEdits.Edit<Route> e = edits.merge(snap, markers(k.name()), k.name(), boundary);
+      MapEdits.Edit<Route> e = edits.range().merge(snap, markers(k.name()), k.name(), boundary);
       return new Plan<>(e.txn(), rev -> MergeRangesResponse.newBuilder()
           .setMerged(KeyspaceMap.toProto(type, e.value())).setRevision(rev).build());
     });
@@ -628,7 +405,7 @@ public final class AdminOps {
       }
       KeyRange range = KeyRange.fromProto(type, req.getRange(), "range");
       Names.shard("shard", req.getShard());
-      MapEdits.Edit<Route> e = edits.reassignRange(snap, markers(k.name()), k.name(), range, req.getShard(),
+      MapEdits.Edit<Route> e = edits.range().reassignRange(snap, markers(k.name()), k.name(), range, req.getShard(),
           req.getExpectedEpoch());
       return new Plan<>(e.txn(), rev -> ReassignRangeResponse.newBuilder()
           .setRange(KeyspaceMap.toProto(type, e.value())).setRevision(rev).build());
@@ -644,7 +421,7 @@ public final class AdminOps {
   public ReassignBucketResponse reassignBucket(ReassignBucketRequest req) {
     return execute("ReassignBucket", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_HASH);
-      MapEdits.Edit<BucketAssignment> e = edits.reassignBucket(snap, markers(k.name()), k.name(), req.getBucket(),
+      MapEdits.Edit<BucketAssignment> e = edits.hash().reassignBucket(snap, markers(k.name()), k.name(), req.getBucket(),
           req.getShard(), req.getExpectedEpoch());
       return new Plan<>(e.txn(), rev -> ReassignBucketResponse.newBuilder().setBucket(e.value())
           .setRevision(rev).build());
@@ -654,7 +431,7 @@ public final class AdminOps {
   public ReshardHashResponse reshardHash(ReshardHashRequest req) {
     return execute("ReshardHash", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_HASH);
-      MapEdits.Edit<MapEdits.LayoutChange<HashLayout>> e = edits.reshardHash(snap, markers(k.name()), k.name(),
+      MapEdits.Edit<MapEdits.LayoutChange<HashLayout>> e = edits.hash().reshardHash(snap, markers(k.name()), k.name(),
           req.getBucketsList());
       return new Plan<>(e.txn(), rev -> ReshardHashResponse.newBuilder().setHash(e.value().layout())
           .setMovedFraction(e.value().movedFraction()).setRevision(rev).build());
@@ -665,7 +442,7 @@ public final class AdminOps {
     return execute("AddRingNodes", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
       int count = req.getVnodes() == 0 ? k.spec().getDefaultVnodes() : req.getVnodes();
-      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.addRingNodes(snap, markers(k.name()), k.name(),
+      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.ring().addRingNodes(snap, markers(k.name()), k.name(),
           req.getShard(), count, "keyspace");
       return new Plan<>(e.txn(), rev -> AddRingNodesResponse.newBuilder().setRing(e.value().layout())
           .setMovedFraction(e.value().movedFraction()).setRevision(rev).build());
@@ -675,7 +452,7 @@ public final class AdminOps {
   public RemoveRingNodesResponse removeRingNodes(RemoveRingNodesRequest req) {
     return execute("RemoveRingNodes", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
-      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.removeRingNodes(snap, markers(k.name()), k.name(),
+      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.ring().removeRingNodes(snap, markers(k.name()), k.name(),
           req.getShard(), req.getVnodes(), "keyspace");
       return new Plan<>(e.txn(), rev -> RemoveRingNodesResponse.newBuilder().setRing(e.value().layout())
           .setMovedFraction(e.value().movedFraction()).setRevision(rev).build());
@@ -687,7 +464,7 @@ public final class AdminOps {
   public PutDirectoryEntriesResponse putDirectoryEntries(PutDirectoryEntriesRequest req) {
     return execute("PutDirectoryEntries", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
-      MapEdits.Edit<List<DirectoryEntry>> e = edits.putEntries(snap, markers(k.name()), k.name(), req.getEntriesList());
+      MapEdits.Edit<List<DirectoryEntry>> e = edits.directory().putEntries(snap, markers(k.name()), k.name(), req.getEntriesList());
       return new Plan<>(e.txn(), rev -> PutDirectoryEntriesResponse.newBuilder().addAllEntries(e.value())
           .setRevision(rev).build());
     });
@@ -696,7 +473,7 @@ public final class AdminOps {
   public DeleteDirectoryEntriesResponse deleteDirectoryEntries(DeleteDirectoryEntriesRequest req) {
     return execute("DeleteDirectoryEntries", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
-      MapEdits.Edit<Integer> e = edits.deleteEntries(snap, markers(k.name()), k.name(), req.getKeysList());
+      MapEdits.Edit<Integer> e = edits.directory().deleteEntries(snap, markers(k.name()), k.name(), req.getKeysList());
       return new Plan<>(e.txn(), rev -> DeleteDirectoryEntriesResponse.newBuilder().setDeleted(e.value())
           .setRevision(rev).build());
     });
@@ -704,7 +481,7 @@ public final class AdminOps {
 
   public SetDirectoryFallbackResponse setDirectoryFallback(SetDirectoryFallbackRequest req) {
     return execute("SetDirectoryFallback", snap -> {
-      MapEdits.Edit<DirectoryLayout> e = edits.setFallback(snap, req.getKeyspace(), req.getShard());
+      MapEdits.Edit<DirectoryLayout> e = edits.directory().setFallback(snap, req.getKeyspace(), req.getShard());
       return new Plan<>(e.txn(), rev -> SetDirectoryFallbackResponse.newBuilder().setDirectory(e.value())
           .setRevision(rev).build());
     });
@@ -714,7 +491,8 @@ public final class AdminOps {
 
   public SetRegionResponse setRegion(SetRegionRequest req) {
     return execute("SetRegion", snap -> {
-      MapEdits.Edit<GeoLayout> e = edits.setRegion(snap, req.getKeyspace(), req.getRegion(), req.getShard(),
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_GEOGRAPHIC);
+      MapEdits.Edit<GeoLayout> e = edits.geo().setRegion(snap, markers(k.name()), k.name(), req.getRegion(), req.getShard(),
           req.getMakeDefault());
       return new Plan<>(e.txn(), rev -> SetRegionResponse.newBuilder().setGeo(e.value()).setRevision(rev).build());
     });
@@ -722,7 +500,8 @@ public final class AdminOps {
 
   public RemoveRegionResponse removeRegion(RemoveRegionRequest req) {
     return execute("RemoveRegion", snap -> {
-      MapEdits.Edit<GeoLayout> e = edits.removeRegion(snap, req.getKeyspace(), req.getRegion());
+      KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_GEOGRAPHIC);
+      MapEdits.Edit<GeoLayout> e = edits.geo().removeRegion(snap, markers(k.name()), k.name(), req.getRegion());
       return new Plan<>(e.txn(), rev -> RemoveRegionResponse.newBuilder().setGeo(e.value()).setRevision(rev).build());
     });
   }

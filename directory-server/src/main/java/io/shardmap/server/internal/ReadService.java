@@ -169,30 +169,8 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
       KeyType type = k.keyType();
       GetMapResponse.Builder b = GetMapResponse.newBuilder().setSpec(k.spec()).setRevision(snap.revision())
           .addAllShards(snap.shards().values()).setFreshness(state.freshness(snap));
-      long total = 0;
-      switch (k.strategy()) {
-        case STRATEGY_RANGE -> {
-          List<Route> routes = k.ranges().routes();
-          total = routes.size();
-          for (long i = offset; i < Math.min(total, offset + pageSize); i++) {
-            b.addRanges(KeyspaceMap.toProto(type, routes.get((int) i)));
-          }
-        }
-        case STRATEGY_HASH -> b.setHash(k.hash().layout());
-        case STRATEGY_CONSISTENT_HASH -> b.setRing(k.ring().layout());
-        case STRATEGY_GEOGRAPHIC -> b.setGeo(k.geo().layout());
-        case STRATEGY_DIRECTORY -> {
-          b.setDirectory(k.directory().layout()).setEntryCount(k.directory().size());
-          if (!req.getSkipEntries()) {
-            total = k.directory().size();
-            for (Map.Entry<byte[], Route> e : k.directory().page(offset, pageSize)) {
-              b.addEntries(DirectoryEntry.newBuilder().setKey(Keys.toProto(type, e.getKey()))
-                  .setShard(e.getValue().shard()).setEpoch(e.getValue().epoch()));
-            }
-          }
-        }
-        default -> throw new ShardmapException(ErrorCode.INTERNAL, "strategy " + k.strategy());
-      }
+      // The layout, and a page of what the strategy pages (ranges, directory entries).
+      long total = k.kind().page(k, b, offset, pageSize, req.getSkipEntries());
       if (offset + pageSize < total) {
         state.pin(snap);
         b.setNextPageToken(snap.revision() + ":" + (offset + pageSize));

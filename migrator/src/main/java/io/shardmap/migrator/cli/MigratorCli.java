@@ -34,7 +34,7 @@ import picocli.CommandLine.ScopeType;
  */
 @Command(
     name = "migrator",
-    description = "Move key ranges, hash buckets, ring arcs and directory entries between PostgreSQL shards "
+    description = "Move key ranges, hash buckets, ring arcs, directory entries and regions between PostgreSQL shards "
         + "while applications keep writing.",
     synopsisSubcommandLabel = "COMMAND",
     subcommands = {

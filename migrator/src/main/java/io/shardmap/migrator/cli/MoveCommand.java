@@ -12,7 +12,7 @@ import picocli.CommandLine.Parameters;
 @Command(
     name = "move",
     description = {
-      "Move a key range (or a hash bucket, a ring node's arc, directory entries) to another shard while",
+      "Move a key range (or a hash bucket, a ring node's arc, directory entries, a region) to another shard while",
       "applications keep writing.",
       "Plans the move of RANGE of KEYSPACE to SHARD (every check happens here, before anything is written),",
       "then drives it here to the end, showing progress on stderr. With --detach it is only recorded",
@@ -20,7 +20,8 @@ import picocli.CommandLine.Parameters;
       "RANGE is start..end, half-open, either side may be empty: 5000..25000, ..0, 1000..",
       "Other keyspaces name their unit instead of RANGE: --bucket N (hash), --ring-join (the target's next",
       "virtual node joins the ring), --ring-leave SHARD (its last node leaves; --to may be left out), or",
-      "--entries KEY,KEY,... (directory, up to 50 entries of one shard).",
+      "--entries KEY,KEY,... (directory, up to 50 entries of one shard), or --region NAME (geographic; the",
+      "default region takes every unlisted region's keys with it).",
       "Ctrl-C (SIGINT) or SIGTERM stops after the current step and hands the migration back; 'resume' goes on."
     },
     footer = {
@@ -52,6 +53,10 @@ final class MoveCommand extends Cmd {
   @Option(names = "--entries", paramLabel = "KEY", split = ",",
       description = "Move these directory entries: 42, 'name', 0x00ff (directory keyspaces; all of one shard).")
   java.util.List<String> entries;
+
+  @Option(names = "--region", paramLabel = "NAME", description = "Move region NAME: every key that is NAME, and for "
+      + "the default region every key naming no listed region (geographic keyspaces).")
+  String region;
 
   @Option(names = "--to", paramLabel = "SHARD", description = "The target shard (required but with --ring-leave).")
   String target;
@@ -108,6 +113,9 @@ final class MoveCommand extends Cmd {
     if (entries != null) {
       set("--entries", () -> b.entries(entries));
     }
+    if (region != null) {
+      set("--region", () -> b.region(region));
+    }
     if (target != null) {
       set("--to", () -> b.target(target));
     }
@@ -117,9 +125,9 @@ final class MoveCommand extends Cmd {
     b.split(split);
     tuning.applyTo(b, this::set);
     int units = (range != null ? 1 : 0) + (bucket != null ? 1 : 0) + (ringJoin ? 1 : 0) + (ringLeave != null ? 1 : 0)
-        + (entries != null ? 1 : 0);
+        + (entries != null ? 1 : 0) + (region != null ? 1 : 0);
     if (units != 1) {
-      throw usage("give exactly one of RANGE, --bucket, --ring-join, --ring-leave and --entries");
+      throw usage("give exactly one of RANGE, --bucket, --ring-join, --ring-leave, --entries and --region");
     }
     if (target == null && ringLeave == null) {
       throw usage("--to SHARD is required (but with --ring-leave)");

@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.KeyKind;
+
 import static io.shardmap.migrator.internal.RangeTableMove.ident;
 import static io.shardmap.migrator.internal.RangeTableMove.literal;
 
@@ -384,7 +386,7 @@ public final class Fences {
 
   /** The structure of a unit that {@link #relation} reads, or null for units it does not reason about. */
   static String spec(MoveUnit u) {
-    return u instanceof MoveUnit.Bucket b ? "bucket:" + b.bucket() + ":" + b.buckets() : null;
+    return u.relationSpec();
   }
 
   /**
@@ -563,10 +565,7 @@ public final class Fences {
    * which is only known at the switch: there no bound (any epoch above the fence's).
    */
   public static long returnEpoch(io.shardmap.proto.v1.Migration m) {
-    if (m.hasUnit() && m.getUnit().hasRingNode() && m.getUnit().getRingNode().getRemove()) {
-      return Long.MAX_VALUE;
-    }
-    return m.getRangeEpoch() + 1;
+    return UnitKinds.of(m).returnEpoch(m);
   }
 
   /** True when [alo, ahi) and [blo, bhi) share a key (null = unbounded). */
@@ -756,38 +755,12 @@ public final class Fences {
    * entries".
    */
   public static String wording(io.shardmap.proto.v1.Migration m) {
-    if (!m.hasUnit()) {
-      return wording(MoveUnits.of(m), m.getKeyType() == io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64 ? KeyKind.INT64
-          : KeyKind.BYTEA);
-    }
-    io.shardmap.proto.v1.MigrationUnit u = m.getUnit();
-    if (u.hasRingNode()) {
-      return "ring node " + u.getRingNode().getShard() + "#" + u.getRingNode().getVnode() + "'s arc";
-    }
-    return wording(MoveUnits.of(m), KeyKind.BYTEA);
+    return UnitKinds.of(m).fenceWording(m);
   }
 
   /** The same from the unit alone (a ring arc is then named by its bounds). */
   static String wording(MoveUnit unit, KeyKind kind) {
-    if (unit instanceof MoveUnit.Range r) {
-      if (kind == KeyKind.INT64) {
-        return rangeWording(r.lo(), r.hi());
-      }
-      io.shardmap.core.KeyRange k = r.range();
-      return "range [" + (k.unboundedBelow() ? "-inf" : "0x" + io.shardmap.core.Keys.hex(k.start())) + ", "
-          + (k.unboundedAbove() ? "+inf" : "0x" + io.shardmap.core.Keys.hex(k.end())) + ")";
-    }
-    if (unit instanceof MoveUnit.Bucket b) {
-      return "hash bucket " + b.bucket() + " of " + b.buckets();
-    }
-    if (unit instanceof MoveUnit.Arc a) {
-      return a.after() == a.upTo() ? "the whole ring" : "ring arc (" + Long.toUnsignedString(a.after(), 16) + ", "
-          + Long.toUnsignedString(a.upTo(), 16) + "]";
-    }
-    MoveUnit.Entries e = (MoveUnit.Entries) unit;
-    return e.keys().size() == 1 ? "directory entry " + io.shardmap.core.Keys.describe(kind == KeyKind.INT64
-        ? io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64 : io.shardmap.proto.v1.KeyType.KEY_TYPE_BYTES, e.keys().get(0))
-        : e.keys().size() + " directory entries";
+    return unit.fenceWording(kind);
   }
 
   /** How fence messages name an INT64 range fence: {@code range [5000, 25000)}. */

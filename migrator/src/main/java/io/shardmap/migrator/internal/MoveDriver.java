@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.KeyKind;
+
 import com.google.protobuf.ByteString;
 import io.shardmap.catalog.CatalogTxns;
 import io.shardmap.core.Backoff;
@@ -237,8 +239,8 @@ public final class MoveDriver {
       }
       Tables.requireSameColumns(t.table(), m.getSource(), s, m.getTarget(), d);
       if (t.unit().needsRouting()) {
-        SqlRouting.install(src);
-        SqlRouting.install(dst);
+        RoutingFunctions.install(src);
+        RoutingFunctions.install(dst);
       }
       t.installCapture(src, ticker);
     }

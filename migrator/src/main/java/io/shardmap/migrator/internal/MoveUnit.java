@@ -1,5 +1,8 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.KeyKind;
+import io.shardmap.core.sql.KeySql;
+
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
 import io.shardmap.proto.v1.KeyType;
@@ -10,8 +13,9 @@ import java.util.List;
 /**
  * What one migration moves, as a SQL condition on a row's key: the data path (capture, copy, replay,
  * verification, fence, cleanup) filters rows with {@link #contains} and nothing else, so every kind of
- * unit moves the same way (docs/migrator-design.md, "Move units"). Conditions on hash buckets and ring
- * arcs call the functions of {@link SqlRouting}, which must be installed on the shard first.
+ * unit moves the same way (docs/migrator-design.md, "Move units"). The conditions are core's {@link KeySql}
+ * (the same text the strategies' ownership predicates are built from); those on hash buckets and ring arcs
+ * call the routing functions, which must be installed on the shard first ({@link RoutingFunctions}).
  *
  * <p>Why a condition evaluated by PostgreSQL rather than filtering in the migrator: the fence and the
  * capture trigger run inside the writer's transaction on the shard, where only SQL can decide; the copy
@@ -35,6 +39,25 @@ public sealed interface MoveUnit {
   /** For messages and logs, e.g. {@code range 100..200}, {@code bucket 3 of 16}. */
   String describe(KeyType type);
 
+  /**
+   * How a fence's refusal names the unit ({@code FenceProtocol#message}): "range [5000, 25000)", "hash
+   * bucket 3 of 8", "ring arc (a, b]", "directory entry 'k'", "3 directory entries", "region 'eu'".
+   */
+  String fenceWording(KeyKind kind);
+
+  /**
+   * The unit's share of the hash space where its condition hides from PostgreSQL's planner (a bucket, an
+   * arc), by which a table's row estimate is scaled; 1 where the planner sees the condition itself.
+   */
+  default double hashShare() {
+    return 1.0;
+  }
+
+  /** The structure of the unit that {@code Fences#relation} reasons about, or null (only buckets). */
+  default String relationSpec() {
+    return null;
+  }
+
   /** A half-open range [start, end) of canonical key bytes (empty: unbounded on that side). */
   record Range(KeyRange range) implements MoveUnit {
     /** The integer bounds of an INT64 range (null: unbounded), for the range-only fence rows. */
@@ -48,24 +71,7 @@ public sealed interface MoveUnit {
 
     @Override
     public String contains(KeyKind kind, String ref) {
-      return switch (kind) {
-        case INT64 -> RangeTableMove.inRange(ref, lo(), hi());
-        // bytea orders like canonical bytes (unsigned, shorter first), so the column's index serves it.
-        case BYTEA -> bounds(ref);
-        // A text column orders by its collation, not by UTF-8 bytes: compare the bytes themselves.
-        case TEXT -> bounds(kind.canonicalSql(ref));
-      };
-    }
-
-    private String bounds(String bytes) {
-      List<String> c = new ArrayList<>();
-      if (!range.unboundedBelow()) {
-        c.add(bytes + " >= " + KeyKind.bytea(range.start()));
-      }
-      if (!range.unboundedAbove()) {
-        c.add(bytes + " < " + KeyKind.bytea(range.end()));
-      }
-      return c.isEmpty() ? "true" : "(" + String.join(" AND ", c) + ")";
+      return KeySql.range(kind, ref, range);
     }
 
     @Override
@@ -82,6 +88,15 @@ public sealed interface MoveUnit {
     public String describe(KeyType type) {
       return "range " + range.format(type);
     }
+
+    @Override
+    public String fenceWording(KeyKind kind) {
+      if (kind == KeyKind.INT64) {
+        return Fences.rangeWording(lo(), hi());
+      }
+      return "range [" + (range.unboundedBelow() ? "-inf" : "0x" + Keys.hex(range.start())) + ", "
+          + (range.unboundedAbove() ? "+inf" : "0x" + Keys.hex(range.end())) + ")";
+    }
   }
 
   /** Bucket {@code bucket} of a hash keyspace with {@code buckets} buckets: xxHash64(key) mod N (unsigned). */
@@ -94,7 +109,7 @@ public sealed interface MoveUnit {
 
     @Override
     public String contains(KeyKind kind, String ref) {
-      return SqlRouting.bucket(kind.hashSql(ref), buckets) + " = " + bucket;
+      return KeySql.buckets(kind, ref, List.of(bucket), buckets);
     }
 
     @Override
@@ -111,6 +126,21 @@ public sealed interface MoveUnit {
     public String describe(KeyType type) {
       return "bucket " + bucket + " of " + buckets;
     }
+
+    @Override
+    public String fenceWording(KeyKind kind) {
+      return "hash bucket " + bucket + " of " + buckets;
+    }
+
+    @Override
+    public double hashShare() {
+      return 1.0 / buckets;
+    }
+
+    @Override
+    public String relationSpec() {
+      return "bucket:" + bucket + ":" + buckets;
+    }
   }
 
   /**
@@ -121,24 +151,7 @@ public sealed interface MoveUnit {
   record Arc(long after, long upTo) implements MoveUnit {
     @Override
     public String contains(KeyKind kind, String ref) {
-      if (after == upTo) {
-        return "true";
-      }
-      // Flipping the sign bit makes signed order the unsigned ring order. The hash is referenced once
-      // (a range containment), so it is computed once per row.
-      long a = after ^ Long.MIN_VALUE;
-      long u = upTo ^ Long.MIN_VALUE;
-      String pos = "(" + kind.hashSql(ref) + " # (" + Long.MIN_VALUE + ")::bigint)";
-      if (a < u) {
-        return "(" + range(a, u) + " @> " + pos + ")";
-      }
-      // Wraps past the top: everything except (upTo, after].
-      return "(NOT " + range(u, a) + " @> " + pos + ")";
-    }
-
-    /** SQL: the int8range (x, y] (x &lt; y). */
-    private static String range(long x, long y) {
-      return "int8range(" + (x + 1) + ", " + (y == Long.MAX_VALUE ? "NULL" : Long.toString(y + 1)) + ")";
+      return KeySql.arc(kind, ref, after, upTo);
     }
 
     @Override
@@ -156,6 +169,20 @@ public sealed interface MoveUnit {
       return after == upTo ? "the whole ring" : "ring arc (" + Long.toUnsignedString(after, 16) + ", "
           + Long.toUnsignedString(upTo, 16) + "]";
     }
+
+    @Override
+    public String fenceWording(KeyKind kind) {
+      return describe(null);
+    }
+
+    @Override
+    public double hashShare() {
+      if (after == upTo) {
+        return 1.0;
+      }
+      double d = upTo - after;
+      return (d > 0 ? d : d + 0x1p64) / 0x1p64;
+    }
   }
 
   /** Explicit keys (canonical bytes) of a directory keyspace. */
@@ -169,11 +196,7 @@ public sealed interface MoveUnit {
 
     @Override
     public String contains(KeyKind kind, String ref) {
-      StringBuilder b = new StringBuilder(ref).append(" IN (");
-      for (int i = 0; i < keys.size(); i++) {
-        b.append(i == 0 ? "" : ", ").append(kind.literal(keys.get(i)));
-      }
-      return b.append(')').toString();
+      return KeySql.in(kind, ref, keys);
     }
 
     @Override
@@ -197,6 +220,12 @@ public sealed interface MoveUnit {
     }
 
     @Override
+    public String fenceWording(KeyKind kind) {
+      return keys.size() == 1 ? "directory entry " + Keys.describe(kind == KeyKind.INT64 ? KeyType.KEY_TYPE_INT64
+          : KeyType.KEY_TYPE_BYTES, keys.get(0)) : keys.size() + " directory entries";
+    }
+
+    @Override
     public boolean equals(Object o) {
       if (!(o instanceof Entries e) || e.keys.size() != keys.size()) {
         return false;
@@ -216,6 +245,50 @@ public sealed interface MoveUnit {
         h = 31 * h + Arrays.hashCode(k);
       }
       return h;
+    }
+  }
+
+  /**
+   * One region of a geographic keyspace: the key that is its name (UTF-8), or for the default region every
+   * key but the other listed regions' names (those listed when the move was planned: the admin API refuses
+   * to change a keyspace's regions while one of them moves).
+   */
+  record Region(String region, boolean isDefault, List<String> otherRegions) implements MoveUnit {
+    public Region {
+      otherRegions = List.copyOf(otherRegions);
+      if (!isDefault && !otherRegions.isEmpty()) {
+        throw new IllegalArgumentException("only the default region excludes other regions");
+      }
+    }
+
+    private static List<byte[]> names(List<String> regions) {
+      return regions.stream().map(r -> r.getBytes(java.nio.charset.StandardCharsets.UTF_8)).toList();
+    }
+
+    @Override
+    public String contains(KeyKind kind, String ref) {
+      return isDefault ? KeySql.notIn(kind, ref, names(otherRegions)) : KeySql.in(kind, ref, names(List.of(region)));
+    }
+
+    @Override
+    public String indexBound(KeyKind kind, String ref) {
+      // One name is an index lookup; "all but these" is not a bound an index narrows.
+      return isDefault ? null : contains(kind, ref);
+    }
+
+    @Override
+    public boolean needsRouting() {
+      return false;
+    }
+
+    @Override
+    public String describe(KeyType type) {
+      return "region '" + region + "'" + (isDefault ? " (the default: with every unlisted region)" : "");
+    }
+
+    @Override
+    public String fenceWording(KeyKind kind) {
+      return "region '" + region + "'";
     }
   }
 }

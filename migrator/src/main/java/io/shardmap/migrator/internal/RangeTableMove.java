@@ -3,6 +3,7 @@ package io.shardmap.migrator.internal;
 import io.shardmap.core.Backoff;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
+import io.shardmap.core.sql.KeyKind;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.sql.Connection;
@@ -115,11 +116,7 @@ public final class RangeTableMove {
 
   /** The SQL condition "{@code ref} lies in [lo, hi)" (null: unbounded on that side). */
   static String inRange(String ref, Long lo, Long hi) {
-    String c = lo == null ? "" : ref + " >= " + lo;
-    if (hi != null) {
-      c = (c.isEmpty() ? "" : c + " AND ") + ref + " < " + hi;
-    }
-    return c.isEmpty() ? "true" : "(" + c + ")";
+    return io.shardmap.core.sql.KeySql.intRange(ref, lo, hi);
   }
 
   public String id() {
@@ -487,13 +484,7 @@ public final class RangeTableMove {
    * table's estimate times its share of the hash space: the planner cannot see into the hash.
    */
   public long estimateRange(Connection c) throws SQLException {
-    double share = 1.0;
-    if (unit instanceof MoveUnit.Bucket b) {
-      share = 1.0 / b.buckets();
-    } else if (unit instanceof MoveUnit.Arc a && a.after() != a.upTo()) {
-      double d = a.upTo() - a.after();
-      share = (d > 0 ? d : d + 0x1p64) / 0x1p64;
-    }
+    double share = unit.hashShare();
     String where = unit.needsRouting() ? "true" : inRange(ident(keyColumn));
     try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("EXPLAIN (FORMAT JSON) SELECT 1 FROM "
         + ident(table) + " WHERE " + where)) {

@@ -151,8 +151,8 @@ public final class Resharder {
         return null;
       }
       MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = join
-          ? ms.edits().addRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard")
-          : ms.edits().removeRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard");
+          ? ms.edits().ring().addRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard")
+          : ms.edits().ring().removeRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard");
       return new CatalogTxns.Plan<>(e.txn(), rev -> new RingStep(shard, c.node().vnode(), join, shard, shard, false));
     }, CatalogTxns.FRESH_READS);
     return written != null ? written : moves[0];

@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.KeyKind;
+
 import static io.shardmap.migrator.internal.RangeTableMove.ident;
 
 import io.shardmap.core.ShardmapException;

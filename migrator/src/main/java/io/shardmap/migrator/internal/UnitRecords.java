@@ -1,109 +1,58 @@
 package io.shardmap.migrator.internal;
 
-import io.shardmap.catalog.Records;
-import io.shardmap.core.KeyRange;
-import io.shardmap.proto.v1.BucketAssignment;
-import io.shardmap.proto.v1.HashBucketUnit;
-import io.shardmap.proto.v1.HashLayout;
-import io.shardmap.proto.v1.Migration;
-import io.shardmap.proto.v1.RingLayout;
-import io.shardmap.proto.v1.RingNodeUnit;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.catalog.MapEdits;
+import io.shardmap.proto.v1.Migration;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.RangeResult;
 import io.shardmap.store.Txn;
 import java.util.List;
 
 /**
- * The etcd records a migration's unit lives in, and the cutover's change of them: the range record, the
- * hash or ring layout record, or the directory entries; and the unit's moving markers.
+ * The etcd records a migration's unit lives in, and the cutover's change of them, through the unit's
+ * {@link UnitKind}: the range record, the hash, ring or geographic layout record, or the directory entries;
+ * and the unit's moving markers.
  *
  * <p>A range record or a directory entry belongs to the unit alone, and the admin API refuses to change
  * it while it is marked, so the cutover compares its mod revision as planned. A layout record holds every
- * bucket or node: other migrations' cutovers rewrite it while this unit moves. So the cutover reads it
- * again and compares the mod revision it read, after checking that the layout still routes the unit as
- * planned (the same owner and epoch of the bucket; the same arc, successor and epoch on the ring). A
- * transaction that loses to another layout change is built again from the new layout.
+ * bucket, node or region: other migrations' cutovers rewrite it while this unit moves. So the cutover reads
+ * it again and compares the mod revision it read, after checking that the layout still routes the unit as
+ * planned. A transaction that loses to another layout change is built again from the new layout.
  */
 final class UnitRecords {
   private UnitRecords() {}
 
   /** Whether the unit lives in the keyspace's layout record (rewritten by other units' cutovers). */
   static boolean inLayout(Migration m) {
-    return m.hasUnit() && !m.getUnit().hasEntries();
+    return UnitKinds.of(m).inLayout();
   }
 
   /** The unit's moving markers (one per directory entry). */
   static List<String> markers(CatalogPaths paths, Migration m) {
-    String ks = m.getKeyspace();
-    if (!m.hasUnit()) {
-      return List.of(paths.moving(ks, KeyRange.fromProto(m.getKeyType(), m.getRange(), "range").start()));
-    }
-    return switch (m.getUnit().getKindCase()) {
-      case BUCKET -> List.of(paths.movingBucket(ks, m.getUnit().getBucket().getBucket()));
-      case RING_NODE -> List.of(paths.movingRing(ks));
-      case ENTRIES -> MoveUnits.keys(m).stream().map(k -> paths.movingEntry(ks, k)).toList();
-      case KIND_NOT_SET -> throw new IllegalStateException("migration " + m.getId() + " has an empty unit");
-    };
+    return UnitKinds.of(m).markers(paths, m);
   }
 
   /**
-   * Adds to {@code txn} the compares and writes that give the unit to the target at epoch
-   * {@code range_epoch + 1} (for a ring node leaving: the successor's epoch past both). Returns null, or why
-   * the map no longer routes the unit as planned (then {@code txn} must not be committed).
+   * Adds to {@code txn} the compares and writes that give the unit to the target (see {@link
+   * UnitKind#handOver}). Returns null, or why the map no longer routes the unit as planned.
    */
   static String handOver(MigrationStore ms, Migration m, Txn.Builder txn) {
-    CatalogPaths paths = ms.paths();
-    MapEdits edits = ms.edits();
-    String ks = m.getKeyspace();
-    if (!m.hasUnit()) {
-      KeyRange range = KeyRange.fromProto(m.getKeyType(), m.getRange(), "range");
-      edits.handOverRange(txn, ks, m.getKeyType(), range, m.getRangeModRevision(), m.getTarget(), m.getRangeEpoch() + 1);
-      return null;
-    }
-    switch (m.getUnit().getKindCase()) {
-      case BUCKET -> {
-        KeyValue kv = one(ms, paths.layout(ks));
-        if (kv == null) {
-          return "the keyspace's layout record is gone";
-        }
-        HashLayout h = Records.decode(kv, HashLayout.parser());
-        HashBucketUnit u = m.getUnit().getBucket();
-        if (h.getBucketsCount() != u.getBuckets()) {
-          return "the keyspace now has " + h.getBucketsCount() + " buckets, not " + u.getBuckets();
-        }
-        BucketAssignment b = h.getBuckets(u.getBucket());
-        if (!b.getShard().equals(m.getSource()) || b.getEpoch() != m.getRangeEpoch()) {
-          return "bucket " + u.getBucket() + " is now owned by '" + b.getShard() + "' at epoch " + b.getEpoch();
-        }
-        edits.handOverBucket(txn, ks, h, kv.modRevision(), u.getBucket(), m.getTarget());
-        return null;
+    return UnitKinds.of(m).handOver(new UnitKind.CutoverContext() {
+      @Override
+      public CatalogPaths paths() {
+        return ms.paths();
       }
-      case RING_NODE -> {
-        KeyValue kv = one(ms, paths.layout(ks));
-        if (kv == null) {
-          return "the keyspace's layout record is gone";
-        }
-        RingLayout layout = Records.decode(kv, RingLayout.parser());
-        RingNodeUnit u = m.getUnit().getRingNode();
-        RingNodes.Change now = u.getRemove() ? RingNodes.leave(layout, u.getShard()) : RingNodes.join(layout, u.getShard());
-        long epoch = now == null ? -1 : u.getRemove() ? now.node().epoch() : now.successor().epoch();
-        if (now == null || now.node().vnode() != u.getVnode() || now.after() != u.getArcAfter()
-            || now.upTo() != u.getArcUpTo() || !now.successor().shard().equals(u.getSuccessorShard())
-            || now.successor().vnode() != u.getSuccessorVnode() || epoch != m.getRangeEpoch()) {
-          return "the ring no longer has ring node " + u.getShard() + "#" + u.getVnode() + "'s arc as planned";
-        }
-        edits.handOverRingNode(txn, ks, layout, kv.modRevision(), u.getShard(), !u.getRemove());
-        return null;
+
+      @Override
+      public MapEdits edits() {
+        return ms.edits();
       }
-      case ENTRIES -> {
-        edits.handOverEntries(txn, ks, m.getKeyType(), MoveUnits.keys(m), m.getUnit().getEntries().getModRevisionsList(),
-            m.getTarget(), m.getRangeEpoch() + 1);
-        return null;
+
+      @Override
+      public KeyValue one(String key) {
+        return UnitRecords.one(ms, key);
       }
-      default -> throw new IllegalStateException("migration " + m.getId() + " has an empty unit");
-    }
+    }, m, txn);
   }
 
   /** One read, not retried: the cutover's hand-over, which must not hold its fence through retries. */
@@ -122,5 +71,4 @@ final class UnitRecords {
   private static KeyValue first(RangeResult r) {
     return r.kvs().isEmpty() ? null : r.kvs().get(0);
   }
-
 }

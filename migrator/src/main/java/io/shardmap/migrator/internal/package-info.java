@@ -2,8 +2,13 @@
  * Migrator internals; not API (only {@code io.shardmap.migrator} and its CLI use them).
  *
  * <ul>
- *   <li>Planning: {@link io.shardmap.migrator.internal.Planner} validates a move against etcd and both
- *       shards and records it with the unit's moving markers in one transaction;
+ *   <li>Units: what differs per move unit (range, hash bucket, ring node, directory entries, geographic
+ *       region) is one class each behind {@link io.shardmap.migrator.internal.UnitKind}, listed in {@link
+ *       io.shardmap.migrator.internal.UnitKinds}: proposing a move, its markers, its cutover hand-over and
+ *       its rows as a SQL condition ({@link io.shardmap.migrator.internal.MoveUnit}, built from core's
+ *       {@code KeySql}).
+ *   <li>Planning: {@link io.shardmap.migrator.internal.Planner} keeps the common flow: it validates a move
+ *       against etcd and both shards and records it with the unit's moving markers in one transaction;
  *       {@link io.shardmap.migrator.internal.Resharder} decides the moves that add or remove a shard of a
  *       hash or consistent-hash keyspace ({@link io.shardmap.migrator.internal.RingNodes} computes a ring
  *       node's arc).
@@ -13,13 +18,12 @@
  *       io.shardmap.migrator.internal.UnitRecords} for the unit's records and its cutover); its cutover is
  *       held to the pause budget by {@link io.shardmap.migrator.internal.CutoverBudget}.
  *   <li>The PostgreSQL side: {@link io.shardmap.migrator.internal.RangeTableMove} moves one unit of one
- *       table (a key range, a hash bucket, a ring arc or directory entries; its name is that of the first
- *       kind it moved): change capture by trigger, chunked binary COPY, catch-up replayed by key,
- *       verification, cleanup. Every row is chosen by the unit's SQL condition ({@link
- *       io.shardmap.migrator.internal.MoveUnit}, with {@link io.shardmap.migrator.internal.SqlRouting}'s
- *       functions for buckets and arcs). {@link io.shardmap.migrator.internal.Fences} keeps the fences,
- *       whose table lock drains in-flight writers, decides who passes them (the migrator's role, a
- *       declared route) and lifts them from units that come back.
+ *       table: change capture by trigger, chunked binary COPY, catch-up replayed by key, verification,
+ *       cleanup, every row chosen by the unit's SQL condition ({@link
+ *       io.shardmap.migrator.internal.RoutingFunctions} installs core's SQL routing functions for buckets
+ *       and arcs). {@link io.shardmap.migrator.internal.Fences} keeps the fences, whose table lock drains
+ *       in-flight writers, decides who passes them (the migrator's role, a declared route) and lifts them
+ *       from units that come back.
  * </ul>
  */
 package io.shardmap.migrator.internal;

@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.KeyKind;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -40,7 +42,7 @@ class FenceLiftTest {
     table = "fl_" + uid;
     FencePassTest.exec(pg, "CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL)");
     try (Connection c = pg.connect()) {
-      SqlRouting.install(c);
+      RoutingFunctions.install(c);
       Fences.ensureSchema(c);
     }
   }

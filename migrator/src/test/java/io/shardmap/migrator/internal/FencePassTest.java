@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.KeyKind;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.KeyKind;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -51,7 +53,7 @@ class MoveUnitSqlTest {
     src = pg.shard(0);
     dst = pg.shard(1);
     c = src.connect();
-    SqlRouting.install(c);
+    RoutingFunctions.install(c);
   }
 
   record Sample(KeyKind kind, String sqlType, List<Object> values, Function<Object, byte[]> canonical) {}
@@ -199,7 +201,7 @@ class MoveUnitSqlTest {
     for (PgInstance p : List.of(src, dst)) {
       try (Connection x = p.connect(); Statement st = x.createStatement()) {
         st.execute(ddl);
-        SqlRouting.install(x);
+        RoutingFunctions.install(x);
       }
     }
     try (Statement st = c.createStatement()) {

@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal;
 
+import io.shardmap.core.sql.SqlRouting;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.shardmap.core.HashTable;
@@ -32,9 +34,9 @@ class SqlRoutingTest {
   @BeforeAll
   static void install() throws SQLException {
     c = PostgresFixture.shared(2).shard(0).connect();
-    SqlRouting.install(c);
+    RoutingFunctions.install(c);
     // Idempotent: a second install (another migration, another worker) changes nothing.
-    SqlRouting.install(c);
+    RoutingFunctions.install(c);
   }
 
   static List<Long> intKeys() {

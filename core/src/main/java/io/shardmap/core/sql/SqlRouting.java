@@ -1,4 +1,4 @@
-package io.shardmap.migrator.internal;
+package io.shardmap.core.sql;
 
 // xxHash64's primes come from the Java implementation this SQL must match bit for bit.
 import static io.shardmap.core.XxHash64.PRIME64_1;
@@ -7,15 +7,12 @@ import static io.shardmap.core.XxHash64.PRIME64_3;
 import static io.shardmap.core.XxHash64.PRIME64_4;
 import static io.shardmap.core.XxHash64.PRIME64_5;
 
-import java.sql.Connection;
-import java.sql.PreparedStatement;
-import java.sql.ResultSet;
-import java.sql.SQLException;
 import java.util.List;
 
 /**
- * Shardmap's routing functions in SQL, installed by the migrator in schema {@code shardmap} of every shard
- * a move touches, so that change capture, copy, verification and the fence can decide inside PostgreSQL
+ * Shardmap's routing functions in SQL, as text: the DDL (installed by the migrator in schema {@code shardmap}
+ * of every shard a move touches, see its {@code RoutingFunctions}) and the calls of them. Pure: no database
+ * here, so the migrator's move conditions and the client's ownership predicates build the same SQL, so that change capture, copy, verification and the fence can decide inside PostgreSQL
  * whether a row's key belongs to a hash bucket or a ring arc (docs/migrator-design.md, "Routing in SQL").
  * They reproduce {@link io.shardmap.core.Keys} (canonical bytes) and {@link io.shardmap.core.XxHash64}
  * bit for bit; SqlRoutingTest checks that on real PostgreSQL.
@@ -56,38 +53,6 @@ public final class SqlRouting {
     return "shardmap.bucket_" + VERSION + "(" + hashExpr + ", " + buckets + ")";
   }
 
-  /**
-   * Installs the functions on a shard (an autocommit connection) unless this version is there already.
-   * Concurrent installers take turns (two {@code CREATE OR REPLACE} of one function at once fail with
-   * "tuple concurrently updated"); see {@link RangeTableMove#serialized}.
-   */
-  public static void install(Connection c) throws SQLException {
-    if (installed(c)) {
-      return;
-    }
-    Fences.ensureSchema(c);
-    RangeTableMove.serialized(c, "routing." + VERSION, () -> {
-      if (!installed(c)) {
-        RangeTableMove.inTransaction(c, s -> {
-          for (String ddl : ddl()) {
-            s.execute(ddl);
-          }
-        });
-      }
-      return null;
-    });
-  }
-
-  private static boolean installed(Connection c) throws SQLException {
-    // The last function created: if it exists, the transaction that created all of them committed.
-    try (PreparedStatement ps = c.prepareStatement("SELECT to_regprocedure('shardmap.hash_" + VERSION
-        + "(bytea)') IS NOT NULL AND to_regprocedure('shardmap.hash_int8_" + VERSION + "(bigint)') IS NOT NULL");
-         ResultSet rs = ps.executeQuery()) {
-      rs.next();
-      return rs.getBoolean(1);
-    }
-  }
-
   private static String sqlFn(String name, String args, String returns, String body) {
     // LANGUAGE sql, IMMUTABLE, one SELECT of an expression, not STRICT: the planner inlines such a
     // function into the calling expression (PL/pgSQL's too), so a helper costs no call.
@@ -96,7 +61,7 @@ public final class SqlRouting {
   }
 
   /** The DDL of this version, in dependency order. */
-  static List<String> ddl() {
+  public static List<String> ddl() {
     String m32 = "4294967295";
     // a * b mod 2^64. With a = ah:al and b = bh:bl (32-bit halves) and bl = b1:b0, bh = b3:b2 (16-bit limbs):
     // low word of al*bl from al*b0 + (al*b1 << 16), its high word, plus (ah*bl + al*bh) mod 2^32 shifted up.

@@ -1,4 +1,4 @@
-package io.shardmap.migrator.internal;
+package io.shardmap.core.sql;
 
 import io.shardmap.core.Keys;
 import io.shardmap.proto.v1.KeyType;
@@ -83,7 +83,7 @@ public enum KeyKind {
    * {@code convert_from(...)} (STABLE): the planner folds it, so an IN list of keys stays an index lookup
    * and no row re-evaluates it.
    */
-  static String text(String s) {
+  public static String text(String s) {
     StringBuilder b = new StringBuilder("E'");
     for (int i = 0; i < s.length(); i++) {
       char ch = s.charAt(i);
