@@ -1,6 +1,8 @@
 package io.shardmap.cli;
 
 import io.shardmap.core.KeyRange;
+import io.shardmap.core.strategy.Strategies;
+import io.shardmap.core.strategy.StrategyKind;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
 import io.shardmap.proto.v1.CreateKeyspaceResponse;
 import io.shardmap.proto.v1.DescribeKeyspaceRequest;
@@ -182,23 +184,17 @@ final class KeyspaceCommands {
       head.put("key type", Text.keyType(s.getKeyType()));
       head.put("strategy", Text.strategy(s.getStrategy()));
       head.put("tables", Text.tables(s.getTablesList()));
-      switch (s.getStrategy()) {
-        case STRATEGY_CONSISTENT_HASH -> head.put("vnodes", Integer.toString(s.getDefaultVnodes()));
-        case STRATEGY_DIRECTORY -> head.put("fallback", map.getDirectory().getFallbackShard().isEmpty() ? "-"
-            : map.getDirectory().getFallbackShard() + " (epoch " + map.getDirectory().getFallbackEpoch() + ")");
-        case STRATEGY_GEOGRAPHIC -> head.put("default", Text.orDash(map.getGeo().getDefaultRegion()));
-        default -> { }
+      Layouts.View view = Layouts.of(s.getStrategy());
+      if (view != null) {
+        view.header(map, head);
       }
       head.put("revision", Long.toString(map.getRevision()));
       keyValues(head);
       line("");
-      switch (s.getStrategy()) {
-        case STRATEGY_RANGE -> Layouts.ranges(ctl.out, map.getRangesList());
-        case STRATEGY_HASH -> Layouts.buckets(ctl.out, map.getHash());
-        case STRATEGY_CONSISTENT_HASH -> Layouts.ring(ctl.out, map.getRing());
-        case STRATEGY_DIRECTORY -> Layouts.entries(ctl.out, map.getEntriesList());
-        case STRATEGY_GEOGRAPHIC -> Layouts.regions(ctl.out, map.getGeo());
-        default -> line("(unknown strategy " + s.getStrategy() + ": use --output json)");
+      if (view != null) {
+        view.print(ctl.out, map);
+      } else {
+        line("(unknown strategy " + s.getStrategy() + ": use --output json)");
       }
     }
   }
@@ -268,14 +264,8 @@ final class KeyspaceCommands {
     }
 
     private static String layoutNoun(Strategy s) {
-      return switch (s) {
-        case STRATEGY_RANGE -> "ranges";
-        case STRATEGY_HASH -> "buckets";
-        case STRATEGY_CONSISTENT_HASH -> "virtual nodes";
-        case STRATEGY_DIRECTORY -> "directory entries";
-        case STRATEGY_GEOGRAPHIC -> "regions";
-        default -> "entries";
-      };
+      StrategyKind kind = Strategies.find(s);
+      return kind == null ? "entries" : kind.unitNoun();
     }
   }
 

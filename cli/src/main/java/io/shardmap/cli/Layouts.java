@@ -3,20 +3,79 @@ package io.shardmap.cli;
 import io.shardmap.proto.v1.BucketAssignment;
 import io.shardmap.proto.v1.DirectoryEntry;
 import io.shardmap.proto.v1.GeoLayout;
+import io.shardmap.proto.v1.GetMapResponse;
 import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.RegionAssignment;
 import io.shardmap.proto.v1.RingLayout;
 import io.shardmap.proto.v1.RingShard;
+import io.shardmap.proto.v1.Strategy;
 import io.shardmap.support.cli.Table;
 import java.io.PrintWriter;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.LongSummaryStatistics;
+import java.util.Map;
 
 /** The text tables of each strategy's layout, shared by {@code keyspace get} and the commands changing it. */
 final class Layouts {
   private Layouts() {}
+
+  /** How {@code keyspace get} shows one strategy's map: what its header adds, and its layout's table. */
+  interface View {
+    /** Adds the strategy's own header lines (a ring's vnodes, a directory's fallback, ...) to {@code head}. */
+    default void header(GetMapResponse map, Map<String, String> head) {}
+
+    void print(PrintWriter out, GetMapResponse map);
+  }
+
+  /** The one place that maps a strategy to how it is printed; a strategy missing here prints as JSON only. */
+  private static final Map<Strategy, View> VIEWS = new EnumMap<>(Strategy.class);
+
+  static {
+    VIEWS.put(Strategy.STRATEGY_RANGE, (out, map) -> ranges(out, map.getRangesList()));
+    VIEWS.put(Strategy.STRATEGY_HASH, (out, map) -> buckets(out, map.getHash()));
+    VIEWS.put(Strategy.STRATEGY_CONSISTENT_HASH, new View() {
+      @Override
+      public void header(GetMapResponse map, Map<String, String> head) {
+        head.put("vnodes", Integer.toString(map.getSpec().getDefaultVnodes()));
+      }
+
+      @Override
+      public void print(PrintWriter out, GetMapResponse map) {
+        ring(out, map.getRing());
+      }
+    });
+    VIEWS.put(Strategy.STRATEGY_DIRECTORY, new View() {
+      @Override
+      public void header(GetMapResponse map, Map<String, String> head) {
+        head.put("fallback", map.getDirectory().getFallbackShard().isEmpty() ? "-"
+            : map.getDirectory().getFallbackShard() + " (epoch " + map.getDirectory().getFallbackEpoch() + ")");
+      }
+
+      @Override
+      public void print(PrintWriter out, GetMapResponse map) {
+        entries(out, map.getEntriesList());
+      }
+    });
+    VIEWS.put(Strategy.STRATEGY_GEOGRAPHIC, new View() {
+      @Override
+      public void header(GetMapResponse map, Map<String, String> head) {
+        head.put("default", Text.orDash(map.getGeo().getDefaultRegion()));
+      }
+
+      @Override
+      public void print(PrintWriter out, GetMapResponse map) {
+        regions(out, map.getGeo());
+      }
+    });
+  }
+
+  /** How the strategy of {@code map} is printed, or null for one this CLI does not know (a newer server). */
+  static View of(Strategy s) {
+    return VIEWS.get(s);
+  }
 
   static void ranges(PrintWriter out, List<RangeAssignment> ranges) {
     List<List<String>> rows = new ArrayList<>();

@@ -8,6 +8,8 @@ import io.shardmap.client.ClientOptions;
 import io.shardmap.core.Backoff;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.KeyspaceMap;
+import io.shardmap.core.strategy.Strategies;
+import io.shardmap.core.strategy.StrategyKind;
 import io.shardmap.proto.v1.DirectoryEntry;
 import io.shardmap.proto.v1.GetMapRequest;
 import io.shardmap.proto.v1.GetMapResponse;
@@ -17,7 +19,6 @@ import io.shardmap.proto.v1.MapChange;
 import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
-import io.shardmap.proto.v1.Strategy;
 import io.shardmap.proto.v1.WatchRequest;
 import io.shardmap.proto.v1.WatchResponse;
 import java.util.ArrayList;
@@ -387,11 +388,16 @@ public final class MapFollower implements AutoCloseable {
    */
   private KeyspaceRead readKeyspace(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, String ks) {
     GetMapResponse page = getMap(stub, ks, "", true);
-    if (page.getSpec().getStrategy() == Strategy.STRATEGY_DIRECTORY) {
+    // Null for a strategy this SDK does not know (a newer server): the map is then held without a layout,
+    // which KeyspaceMap reports as broken rather than routing by guesswork.
+    StrategyKind kind = Strategies.find(page.getSpec().getStrategy());
+    if (kind != null && kind.loadsLazily()) {
       if (page.getEntryCount() > options.directoryCacheSize()) {
         confirm(page.getFreshness());
+        MapChange.Builder layoutOnly = layout(ks);
+        kind.copyLayout(page, layoutOnly);
         KeyspaceMap map = KeyspaceMap.withoutLayout(page.getSpec(), page.getRevision())
-            .apply(page.getRevision(), List.of(layout(ks).setDirectory(page.getDirectory()).build()));
+            .apply(page.getRevision(), List.of(layoutOnly.build()));
         return new KeyspaceRead(map.broken() == null ? map.withoutDirectoryEntries() : map, page.getRevision(),
             map.broken() == null);
       }
@@ -409,12 +415,9 @@ public final class MapFollower implements AutoCloseable {
       if (first == null) {
         first = page;
         confirm(page.getFreshness());
-        switch (page.getSpec().getStrategy()) {
-          case STRATEGY_HASH -> changes.add(layout(ks).setHash(page.getHash()).build());
-          case STRATEGY_CONSISTENT_HASH -> changes.add(layout(ks).setRing(page.getRing()).build());
-          case STRATEGY_GEOGRAPHIC -> changes.add(layout(ks).setGeo(page.getGeo()).build());
-          case STRATEGY_DIRECTORY -> changes.add(layout(ks).setDirectory(page.getDirectory()).build());
-          default -> { }
+        MapChange.Builder layoutRecord = layout(ks);
+        if (kind != null && kind.copyLayout(page, layoutRecord)) {
+          changes.add(layoutRecord.build());
         }
       }
       for (RangeAssignment r : page.getRangesList()) {
