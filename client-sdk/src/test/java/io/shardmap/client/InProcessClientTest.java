@@ -1,6 +1,6 @@
 package io.shardmap.client;
 
-import static io.shardmap.client.Eventually.eventually;
+import io.shardmap.testkit.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -65,7 +65,7 @@ class InProcessClientTest {
               () -> client.route("users", (ShardKey) null)).code(), "a missing key is refused naming it");
           long rev = admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users")
               .setSplitKey(Key.newBuilder().setIntKey(1000)).build()).getRevision();
-          eventually("the split arrives through the in-process watch", () -> client.revision() >= rev);
+          Await.until(Duration.ofSeconds(20), "the split arrives through the in-process watch", () -> client.revision() >= rev);
           assertTrue(client.stats().appliedRevision() >= rev);
           assertEquals(0, client.stats().failovers());
         }
