@@ -71,9 +71,7 @@ class ClientAcksTest {
   }
 
   private DirectoryServer server(String id, Duration clientTimeout) throws Exception {
-    DirectoryServer s = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).serverId(id)
+    DirectoryServer s = DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix).serverId(id)
         .clientReportTimeout(clientTimeout).build());
     closeLast.add(s);
     if (admin == null) {

@@ -51,9 +51,7 @@ class EtcdRestoreTest {
   }
 
   private static DirectoryServer server(EtcdCluster etcd) throws Exception {
-    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(PREFIX).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).maxTxnOps(1024).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), PREFIX).build());
   }
 
   private static long split(ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin, long key) {

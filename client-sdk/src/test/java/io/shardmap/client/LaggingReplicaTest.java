@@ -39,9 +39,10 @@ import org.junit.jupiter.api.Timeout;
 class LaggingReplicaTest {
 
   private static DirectoryServer server(InMemoryMetaStore store) throws Exception {
-    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(List.of("http://127.0.0.1:1")).etcdPrefix("/lag").etcdTimeout(Duration.ofSeconds(1))
-        .probeInterval(Duration.ofMillis(100)).watchHeartbeat(Duration.ofMillis(200)).build(), store);
+    // Each replica has its own client of one in-memory store, so the test can hold back one replica's watch.
+    return DirectoryServer.start(ServerOptions.loopbackForTests(List.of("http://127.0.0.1:1"), "/lag")
+        .etcdTimeout(Duration.ofSeconds(1)).probeInterval(Duration.ofMillis(100))
+        .watchHeartbeat(Duration.ofMillis(200)).build(), store);
   }
 
   private static long split(DirectoryServer s, long key) {

@@ -72,9 +72,7 @@ class ShardmapClientTest {
   }
 
   private DirectoryServer server(int port) throws Exception {
-    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", port).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).maxTxnOps(1024).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix).listen("127.0.0.1", port).build());
   }
 
   private static List<String> view(DirectorySnapshot s) {
