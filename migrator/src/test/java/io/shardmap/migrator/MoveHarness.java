@@ -333,10 +333,6 @@ final class MoveHarness implements AutoCloseable {
     }
   }
 
-  static void exec(PgInstance p, String sql) throws SQLException {
-    DirectoryFixture.exec(p, sql);
-  }
-
   @Override
   public void close() throws Exception {
     stopWriters();

@@ -137,10 +137,6 @@ final class CliHarness implements AutoCloseable {
     }
   }
 
-  static void exec(PgInstance p, String sql) throws SQLException {
-    DirectoryFixture.exec(p, sql);
-  }
-
   @Override
   public void close() throws SQLException {
     fixture.close();

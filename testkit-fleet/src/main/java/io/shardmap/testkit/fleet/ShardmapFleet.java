@@ -43,6 +43,7 @@ public final class ShardmapFleet implements AutoCloseable {
   private final String prefix;
   private final String table;
   private final EtcdCluster etcd;
+  private final List<String> etcdEndpoints;
   private final PostgresFixture postgres;
   private final MetaStore store;
   private final boolean ownsStore;
@@ -58,7 +59,9 @@ public final class ShardmapFleet implements AutoCloseable {
     String uid = UUID.randomUUID().toString().replace("-", "").substring(0, 12);
     prefix = b.prefix != null ? b.prefix : "/f" + uid;
     table = b.tableColumns == null ? null : (b.tableName != null ? b.tableName : "t_" + uid);
-    etcd = b.store != null ? null : (b.etcd != null ? b.etcd : EtcdCluster.shared());
+    etcd = b.store != null || b.etcdEndpoints != null ? null : (b.etcd != null ? b.etcd : EtcdCluster.shared());
+    etcdEndpoints = b.store != null ? List.of("http://127.0.0.1:1")
+        : b.etcdEndpoints != null ? b.etcdEndpoints : etcd.clientEndpoints();
     postgres = b.shards == 0 ? null : (b.postgres != null ? b.postgres : PostgresFixture.shared(b.shards));
     List<String> names = new ArrayList<>();
     for (int i = 1; i <= b.shards; i++) {
@@ -72,7 +75,7 @@ public final class ShardmapFleet implements AutoCloseable {
       store = null; // each socket server builds and owns its etcd client, as in production
       ownsStore = false;
     } else {
-      store = EtcdMetaStore.builder().endpoints(etcd.clientEndpoints()).requestTimeout(Duration.ofSeconds(3))
+      store = EtcdMetaStore.builder().endpoints(etcdEndpoints).requestTimeout(Duration.ofSeconds(3))
           .connectTimeout(Duration.ofSeconds(3)).build();
       ownsStore = true;
     }
@@ -122,7 +125,10 @@ public final class ShardmapFleet implements AutoCloseable {
     return prefix;
   }
 
-  /** The etcd cluster, or null when the fleet runs on a given store ({@link Builder#store}). */
+  /**
+   * The etcd cluster, or null when the fleet runs on a given store ({@link Builder#store}) or on endpoints
+   * ({@link Builder#etcdEndpoints}).
+   */
   public EtcdCluster etcd() {
     return etcd;
   }
@@ -146,10 +152,15 @@ public final class ShardmapFleet implements AutoCloseable {
     return table;
   }
 
-  /** The settings this fleet starts its servers with: {@link ServerOptions#loopbackForTests} and overrides. */
+  /**
+   * The settings this fleet starts its servers with: {@link ServerOptions#loopbackForTests} (or the
+   * production defaults on loopback, {@link Builder#productionIntervals()}) and the builder's overrides.
+   */
   public ServerOptions.Builder serverOptions() {
-    ServerOptions.Builder o = ServerOptions.loopbackForTests(
-        etcd == null ? List.of("http://127.0.0.1:1") : etcd.clientEndpoints(), prefix);
+    ServerOptions.Builder o = spec.productionIntervals
+        ? ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0).etcdEndpoints(etcdEndpoints)
+            .etcdPrefix(prefix)
+        : ServerOptions.loopbackForTests(etcdEndpoints, prefix);
     return spec.options.apply(o);
   }
 
@@ -252,11 +263,13 @@ public final class ShardmapFleet implements AutoCloseable {
   /** What a fleet consists of; {@link #build()} starts it. Every setting has a default. */
   public static final class Builder {
     private EtcdCluster etcd;
+    private List<String> etcdEndpoints;
     private MetaStore store;
     private PostgresFixture postgres;
     private int servers = 1;
     private int shards;
     private boolean sockets;
+    private boolean productionIntervals;
     private boolean registerShards = true;
     private String prefix;
     private String tableName;
@@ -268,6 +281,12 @@ public final class ShardmapFleet implements AutoCloseable {
     /** The etcd cluster; {@link EtcdCluster#shared()} unless set. */
     public Builder etcd(EtcdCluster cluster) {
       this.etcd = cluster;
+      return this;
+    }
+
+    /** An etcd cluster by its client endpoints (one the fleet did not start, e.g. a benchmark's). */
+    public Builder etcdEndpoints(List<String> endpoints) {
+      this.etcdEndpoints = List.copyOf(endpoints);
       return this;
     }
 
@@ -304,6 +323,15 @@ public final class ShardmapFleet implements AutoCloseable {
     /** Real Netty sockets on loopback instead of in-process gRPC: failover, child processes, load. */
     public Builder sockets() {
       this.sockets = true;
+      return this;
+    }
+
+    /**
+     * The servers' production timing defaults (probe, heartbeat, etcd timeout, transaction size) instead of
+     * the short test intervals: for benchmarks, whose figures should describe a deployed server.
+     */
+    public Builder productionIntervals() {
+      this.productionIntervals = true;
       return this;
     }
 
