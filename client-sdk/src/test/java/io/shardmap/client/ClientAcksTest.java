@@ -71,7 +71,8 @@ class ClientAcksTest {
   }
 
   private DirectoryServer server(String id, Duration clientTimeout) throws Exception {
-    DirectoryServer s = DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix).serverId(id)
+    DirectoryServer s = DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .serverId(id)
         .clientReportTimeout(clientTimeout).build());
     closeLast.add(s);
     if (admin == null) {

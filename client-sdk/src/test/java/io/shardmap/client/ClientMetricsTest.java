@@ -77,7 +77,8 @@ class ClientMetricsTest {
   }
 
   private DirectoryServer server(int port) throws Exception {
-    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix).listen("127.0.0.1", port).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .listen("127.0.0.1", port).build());
   }
 
   static double counter(MeterRegistry r, String name) {

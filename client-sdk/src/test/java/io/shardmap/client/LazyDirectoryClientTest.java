@@ -94,7 +94,8 @@ class LazyDirectoryClientTest {
   }
 
   private DirectoryServer server(int port) throws Exception {
-    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix).listen("127.0.0.1", port).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .listen("127.0.0.1", port).build());
   }
 
   static KeyspaceSpec spec(String name, KeyType type, Strategy s) {

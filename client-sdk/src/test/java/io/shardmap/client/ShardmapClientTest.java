@@ -72,7 +72,8 @@ class ShardmapClientTest {
   }
 
   private DirectoryServer server(int port) throws Exception {
-    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix).listen("127.0.0.1", port).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .listen("127.0.0.1", port).build());
   }
 
   private static List<String> view(DirectorySnapshot s) {

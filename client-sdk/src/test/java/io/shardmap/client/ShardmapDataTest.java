@@ -10,7 +10,6 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.client.ShardmapData.Idempotence;
 import io.shardmap.client.internal.Counters.RetryCause;
 import io.shardmap.core.ErrorCode;
-import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.*;
 import io.shardmap.server.DirectoryServer;
@@ -27,14 +26,12 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -217,21 +214,21 @@ class ShardmapDataTest {
       Await.until(Duration.ofSeconds(20), "pools for the three shards", () -> data.stats().openShards().equals(Set.copyOf(SHARDS)));
       long opened = data.stats().poolsOpened();
       admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
-          .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbA))).build());
+          .setPrimary(ShardmapFleet.endpoint(p0, dbA))).build());
       Await.until(Duration.ofSeconds(20), "a pool for the new shard", () -> data.stats().openShards().contains("s4"));
       assertEquals(opened + 1, data.stats().poolsOpened());
       assertEquals(dbA, currentDatabase("s4"));
 
       long closed = data.stats().poolsClosed();
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
-          .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))).build());
+          .setPrimary(ShardmapFleet.endpoint(p0, dbB))).build());
       Await.until(Duration.ofSeconds(20), "the old pool closes when the endpoint changes", () -> data.stats().poolsClosed() == closed + 1);
       assertEquals(dbB, currentDatabase("s4"));
 
       // A state change alone keeps the pool (and its warm connections).
       long openedBefore = data.stats().poolsOpened();
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
-          .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))
+          .setPrimary(ShardmapFleet.endpoint(p0, dbB))
           .setState(ShardState.SHARD_STATE_DRAINING)).build());
       long rev = read.listShards(ListShardsRequest.getDefaultInstance()).getRevision();
       Await.until(Duration.ofSeconds(20), "the state change arrives", () -> client.revision() >= rev);

@@ -89,7 +89,8 @@ class WatchIdleTest {
   }
 
   private static DirectoryServer server(EtcdCluster etcd, String prefix) throws Exception {
-    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix).watchHeartbeat(Duration.ofMillis(250)).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .watchHeartbeat(Duration.ofMillis(250)).build());
   }
 
   @Test

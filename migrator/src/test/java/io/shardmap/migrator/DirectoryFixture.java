@@ -13,7 +13,6 @@ import io.shardmap.proto.v1.Strategy;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
-import io.shardmap.testkit.PostgresFixture.PgInstance;
 import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.sql.Connection;
 import java.sql.PreparedStatement;

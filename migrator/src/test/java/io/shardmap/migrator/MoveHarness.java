@@ -14,7 +14,6 @@ import io.shardmap.client.ShardmapData.Idempotence;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
-import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;

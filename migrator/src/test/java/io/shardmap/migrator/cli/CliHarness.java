@@ -7,7 +7,6 @@ import io.shardmap.migrator.MigratorOptions;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
-import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.sql.Connection;

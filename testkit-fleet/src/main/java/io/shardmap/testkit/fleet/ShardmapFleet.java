@@ -117,7 +117,12 @@ public final class ShardmapFleet implements AutoCloseable {
 
   /** A shard's primary as the directory's proto {@link Endpoint}: host, port and database. */
   public static Endpoint endpoint(PgInstance p) {
-    return Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()).build();
+    return endpoint(p, p.database());
+  }
+
+  /** Another database on a shard's server (a second shard, or a replica, on the same PostgreSQL). */
+  public static Endpoint endpoint(PgInstance p, String database) {
+    return Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(database).build();
   }
 
   /** The etcd key prefix of this fleet's servers. */
@@ -304,19 +309,13 @@ public final class ShardmapFleet implements AutoCloseable {
 
     /** How many directory servers start on the prefix (default 1; 0 for a test that starts its own). */
     public Builder servers(int n) {
-      if (n < 0) {
-        throw new IllegalArgumentException("servers: must be 0 or more, was " + n);
-      }
-      this.servers = n;
+      this.servers = nonNegative("servers", n);
       return this;
     }
 
     /** How many PostgreSQL shards, named {@code s1..sN} (default 0). */
     public Builder shards(int n) {
-      if (n < 0) {
-        throw new IllegalArgumentException("shards: must be 0 or more, was " + n);
-      }
-      this.shards = n;
+      this.shards = nonNegative("shards", n);
       return this;
     }
 
@@ -365,6 +364,13 @@ public final class ShardmapFleet implements AutoCloseable {
       UnaryOperator<ServerOptions.Builder> before = this.options;
       this.options = o -> change.apply(before.apply(o));
       return this;
+    }
+
+    private static int nonNegative(String name, int n) {
+      if (n < 0) {
+        throw new IllegalArgumentException(name + ": must be 0 or more, was " + n);
+      }
+      return n;
     }
 
     /** Starts the fleet; the caller closes it. */
