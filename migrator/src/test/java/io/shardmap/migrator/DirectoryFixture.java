@@ -13,6 +13,7 @@ import io.shardmap.proto.v1.Strategy;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
+import io.shardmap.testkit.PostgresFixture.PgInstance;
 import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -99,6 +100,14 @@ public final class DirectoryFixture implements AutoCloseable {
     return MigratorOptions.builder().etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix)
         .pgUser(pg.shard(0).user()).pgPassword(pg.shard(0).password()).leaseTtl(Duration.ofSeconds(2))
         .pollInterval(Duration.ofMillis(50));
+  }
+
+  /**
+   * {@link PgInstance#exec}; kept only because {@code MoveHarness.exec} (under concurrent change elsewhere)
+   * still delegates here. New code calls {@code p.exec(sql)}.
+   */
+  static void exec(PgInstance p, String sql) throws SQLException {
+    p.exec(sql);
   }
 
   /** Stops the server and drops every keyspace table and its fences from all shards. */

@@ -14,6 +14,7 @@ import io.shardmap.client.ShardmapData.Idempotence;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
+import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -330,6 +331,10 @@ final class MoveHarness implements AutoCloseable {
             + ") is on no shard");
       }
     }
+  }
+
+  static void exec(PgInstance p, String sql) throws SQLException {
+    DirectoryFixture.exec(p, sql);
   }
 
   @Override

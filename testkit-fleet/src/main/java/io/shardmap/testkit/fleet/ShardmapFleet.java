@@ -26,6 +26,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
 
 /**
@@ -95,7 +96,8 @@ public final class ShardmapFleet implements AutoCloseable {
     channel = first;
     try {
       if (b.registerShards && channel != null) {
-        ShardMapAdminServiceBlockingStub admin = admin();
+        // Bounded, so a server that never answers fails the fleet's start instead of hanging the test.
+        ShardMapAdminServiceBlockingStub admin = admin().withDeadlineAfter(30, TimeUnit.SECONDS);
         for (int i = 0; i < shardNames.size(); i++) {
           admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder()
               .setName(shardNames.get(i)).setPrimary(endpoint(shard(i)))).build());
