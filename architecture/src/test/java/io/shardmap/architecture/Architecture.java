@@ -3,6 +3,7 @@ package io.shardmap.architecture;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
 import static com.tngtech.archunit.library.Architectures.layeredArchitecture;
 
+import com.tngtech.archunit.base.DescribedPredicate;
 import com.tngtech.archunit.core.domain.Dependency;
 import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.lang.ArchCondition;
@@ -30,6 +31,7 @@ final class Architecture {
   private Architecture() {}
 
   static final String BENCH = "io.shardmap.bench..";
+  static final String FLEET = "io.shardmap.testkit.fleet..";
 
   static final ArchRule INTERNAL_STAYS_INTERNAL = classes()
       .that().resideInAPackage("io.shardmap..internal..")
@@ -58,7 +60,10 @@ final class Architecture {
       .layer("core").definedBy("io.shardmap.core..")
       .layer("store").definedBy("io.shardmap.store..")
       .layer("catalog").definedBy("io.shardmap.catalog..")
-      .layer("testkit").definedBy("io.shardmap.testkit..")
+      // testkit-fleet is a package below testkit's but a layer above the server (it starts directory servers).
+      .layer("testkit").definedBy(JavaClass.Predicates.resideInAPackage("io.shardmap.testkit..")
+          .and(DescribedPredicate.not(JavaClass.Predicates.resideInAPackage(FLEET))))
+      .layer("testkit-fleet").definedBy(FLEET)
       .layer("server").definedBy("io.shardmap.server..")
       .layer("client").definedBy("io.shardmap.client..")
       .layer("migrator").definedBy("io.shardmap.migrator..")
@@ -71,12 +76,13 @@ final class Architecture {
       .whereLayer("store").mayOnlyAccessLayers("core")
       .whereLayer("catalog").mayOnlyAccessLayers("proto", "core", "store")
       .whereLayer("testkit").mayOnlyAccessLayers("store", "core", "proto")
+      .whereLayer("testkit-fleet").mayOnlyAccessLayers("testkit", "server", "store", "core", "proto")
       .whereLayer("server").mayOnlyAccessLayers("proto", "core", "store", "catalog", "cli-support")
       .whereLayer("client").mayOnlyAccessLayers("proto", "core")
       .whereLayer("migrator").mayOnlyAccessLayers("proto", "core", "store", "catalog", "cli-support")
       .whereLayer("cli-support").mayNotAccessAnyLayer()
       .whereLayer("cli").mayOnlyAccessLayers("proto", "core", "cli-support")
       .whereLayer("examples").mayOnlyAccessLayers("client", "core", "proto", "cli-support")
-      .whereLayer("bench").mayOnlyAccessLayers("proto", "core", "store", "catalog", "testkit", "server", "client",
-          "migrator", "cli-support");
+      .whereLayer("bench").mayOnlyAccessLayers("proto", "core", "store", "catalog", "testkit", "testkit-fleet", "server",
+          "client", "migrator", "cli-support");
 }

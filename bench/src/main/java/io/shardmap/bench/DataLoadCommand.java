@@ -10,19 +10,14 @@ import io.shardmap.client.ShardmapClient;
 import io.shardmap.client.ShardmapData;
 import io.shardmap.client.ShardmapData.Idempotence;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
-import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
-import io.shardmap.proto.v1.RegisterShardRequest;
-import io.shardmap.proto.v1.Shard;
-import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.store.InMemoryMetaStore;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.sql.Connection;
@@ -127,27 +122,14 @@ public final class DataLoadCommand implements Callable<Integer> {
     out.println("data-load | " + Report.environment());
     try (PostgresFixture pg = PostgresFixture.startNew(3);
          InMemoryMetaStore store = new InMemoryMetaStore();
-         DirectoryServer server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0)
-             .metrics(null, 0).etcdPrefix("/bench").build(), store)) {
-      List<String> shards = List.of("s1", "s2", "s3");
-      var channel = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", server.port())
-          .usePlaintext().build();
-      try {
-        var admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
-        for (int i = 0; i < 3; i++) {
-          PgInstance p = pg.shard(i);
-          admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(shards.get(i))
-              .setPrimary(Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database())))
-              .build());
-        }
-        admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder().setName(KEYSPACE)
-            .setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
-            .addTables(ShardedTable.newBuilder().setName(TABLE).setKeyColumn("id"))).addAllRangeShards(shards).build());
-      } finally {
-        channel.shutdownNow();
-      }
+         ShardmapFleet fleet = ShardmapFleet.builder().store(store).postgres(pg).shards(3).sockets()
+             .productionIntervals().prefix("/bench").build()) {
+      List<String> shards = fleet.shardNames();
+      fleet.admin().createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder()
+          .setName(KEYSPACE).setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
+          .addTables(ShardedTable.newBuilder().setName(TABLE).setKeyColumn("id"))).addAllRangeShards(shards).build());
       try (ShardmapClient client = ShardmapClient.start(ClientOptions.builder()
-          .targets("127.0.0.1:" + server.port()).keyspaces(KEYSPACE).build())) {
+          .targets(fleet.targets()).keyspaces(KEYSPACE).build())) {
         prepare(pg, client, shards);
         DataOptions options = DataOptions.builder().user(pg.shard(0).user()).password(pg.shard(0).password())
             .maxPoolSize(poolSize).minIdle(poolSize).build();

@@ -1,18 +1,14 @@
 package io.shardmap.bench;
 
-import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
 import io.shardmap.proto.v1.CreateKeyspaceResponse;
 import io.shardmap.proto.v1.RegisterShardRequest;
-import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.store.InMemoryMetaStore;
 import io.shardmap.store.MetaStore;
 import io.shardmap.testkit.EtcdCluster;
-import java.io.IOException;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -31,44 +27,45 @@ import java.util.concurrent.TimeUnit;
 public final class DirectoryUnderTest implements AutoCloseable {
   public enum StoreKind { memory, etcd }
 
+  private final ShardmapFleet fleet;
   private final DirectoryServer server;
   private final MetaStore memoryStore;
   private final EtcdCluster etcd;
   private final String description;
 
-  private DirectoryUnderTest(DirectoryServer server, MetaStore memoryStore, EtcdCluster etcd, String description) {
-    this.server = server;
+  private DirectoryUnderTest(ShardmapFleet fleet, MetaStore memoryStore, EtcdCluster etcd, String description) {
+    this.fleet = fleet;
+    this.server = fleet.server(0);
     this.memoryStore = memoryStore;
     this.etcd = etcd;
     this.description = description;
   }
 
-  public static DirectoryUnderTest start(StoreKind kind, int ranges, int shards)
-      throws IOException, InterruptedException {
-    ServerOptions.Builder options = ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdPrefix("/bench");
-    DirectoryServer server = null;
+  public static DirectoryUnderTest start(StoreKind kind, int ranges, int shards) throws Exception {
+    ShardmapFleet fleet = null;
     MetaStore memory = null;
     EtcdCluster etcd = null;
     try {
+      ShardmapFleet.Builder b = ShardmapFleet.builder().sockets().productionIntervals().prefix("/bench")
+          .unregistered();
       if (kind == StoreKind.memory) {
         memory = new InMemoryMetaStore();
-        server = DirectoryServer.start(options.build(), memory);
+        fleet = b.store(memory).build();
       } else {
         etcd = EtcdCluster.start(1);
-        server = DirectoryServer.start(options.etcdEndpoints(etcd.clientEndpoints()).build());
+        fleet = b.etcd(etcd).build();
       }
-      long revision = createKeyspace(server.port(), ranges, shards);
-      if (!server.awaitRevision(revision, Duration.ofSeconds(30))) {
+      long revision = createKeyspace(fleet, ranges, shards);
+      if (!fleet.server(0).awaitRevision(revision, Duration.ofSeconds(30))) {
         throw new IllegalStateException("the directory server did not apply revision " + revision + " in 30 s");
       }
       String what = "DirectoryServer on " + (kind == StoreKind.memory ? "InMemoryMetaStore"
           : "a single-member etcd (" + etcd.clientEndpoints().get(0) + ")")
           + ", keyspace '" + RangeMaps.KEYSPACE + "': " + ranges + " INT64 ranges over " + shards + " shards";
-      return new DirectoryUnderTest(server, memory, etcd, what);
-    } catch (IOException | InterruptedException | RuntimeException e) {
-      if (server != null) {
-        server.close();
+      return new DirectoryUnderTest(fleet, memory, etcd, what);
+    } catch (Exception e) {
+      if (fleet != null) {
+        fleet.close();
       }
       if (memory != null) {
         memory.close();
@@ -81,27 +78,21 @@ public final class DirectoryUnderTest implements AutoCloseable {
   }
 
   /** Registers the shards and creates the keyspace with {@code ranges} equal ranges; returns the revision. */
-  private static long createKeyspace(int port, int ranges, int shards) throws InterruptedException {
-    ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
-    try {
-      var admin = ShardMapAdminServiceGrpc.newBlockingStub(ch);
-      List<String> names = RangeMaps.shardNames(shards);
-      for (int i = 0; i < shards; i++) {
-        admin.withDeadlineAfter(20, TimeUnit.SECONDS).registerShard(RegisterShardRequest.newBuilder()
-            .setShard(RangeMaps.shard(names.get(i), 5432 + i)).build());
-      }
-      List<String> owners = new ArrayList<>(ranges);
-      for (int i = 0; i < ranges; i++) {
-        owners.add(names.get(i % shards));
-      }
-      CreateKeyspaceResponse r = admin.withDeadlineAfter(20, TimeUnit.SECONDS).createKeyspace(
-          CreateKeyspaceRequest.newBuilder().setSpec(RangeMaps.spec(RangeMaps.KEYSPACE))
-              .addAllRangeShards(owners).build());
-      return r.getRevision();
-    } finally {
-      ch.shutdownNow();
-      ch.awaitTermination(5, TimeUnit.SECONDS);
+  private static long createKeyspace(ShardmapFleet fleet, int ranges, int shards) {
+    var admin = fleet.admin();
+    List<String> names = RangeMaps.shardNames(shards);
+    for (int i = 0; i < shards; i++) {
+      admin.withDeadlineAfter(20, TimeUnit.SECONDS).registerShard(RegisterShardRequest.newBuilder()
+          .setShard(RangeMaps.shard(names.get(i), 5432 + i)).build());
     }
+    List<String> owners = new ArrayList<>(ranges);
+    for (int i = 0; i < ranges; i++) {
+      owners.add(names.get(i % shards));
+    }
+    CreateKeyspaceResponse r = admin.withDeadlineAfter(20, TimeUnit.SECONDS).createKeyspace(
+        CreateKeyspaceRequest.newBuilder().setSpec(RangeMaps.spec(RangeMaps.KEYSPACE))
+            .addAllRangeShards(owners).build());
+    return r.getRevision();
   }
 
   public int port() {
@@ -118,8 +109,8 @@ public final class DirectoryUnderTest implements AutoCloseable {
   }
 
   @Override
-  public void close() {
-    server.close();
+  public void close() throws java.sql.SQLException {
+    fleet.close();
     if (memoryStore != null) {
       memoryStore.close();
     }

@@ -9,19 +9,14 @@ import io.shardmap.client.SqlWork;
 import io.shardmap.migrator.internal.Fences;
 import io.shardmap.migrator.internal.RangeTableMove;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
-import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
-import io.shardmap.proto.v1.RegisterShardRequest;
-import io.shardmap.proto.v1.Shard;
-import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.store.InMemoryMetaStore;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.io.PrintStream;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -75,22 +70,13 @@ public final class FencePassCommand implements Callable<Integer> {
     out.println("fence-pass | " + Report.environment());
     try (PostgresFixture pg = PostgresFixture.startNew(1);
          InMemoryMetaStore store = new InMemoryMetaStore();
-         DirectoryServer server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0)
-             .metrics(null, 0).etcdPrefix("/bench").build(), store)) {
+         ShardmapFleet fleet = ShardmapFleet.builder().store(store).postgres(pg).shards(1).sockets()
+             .productionIntervals().prefix("/bench").build()) {
       PgInstance p = pg.shard(0);
-      var channel = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", server.port())
-          .usePlaintext().build();
-      try {
-        var admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
-        admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s1")
-            .setPrimary(Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()))).build());
-        admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder().setName(KEYSPACE)
-            .setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
-            .addTables(ShardedTable.newBuilder().setName("bench_fenced").setKeyColumn("id"))).addRangeShards("s1")
-            .build());
-      } finally {
-        channel.shutdownNow();
-      }
+      fleet.admin().createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder()
+          .setName(KEYSPACE).setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
+          .addTables(ShardedTable.newBuilder().setName("bench_fenced").setKeyColumn("id"))).addRangeShards("s1")
+          .build());
       try (Connection c = p.connect(); Statement s = c.createStatement()) {
         for (String t : List.of("bench_plain", "bench_fenced")) {
           s.execute("CREATE TABLE " + t + " (id bigint PRIMARY KEY, v bigint NOT NULL)");
@@ -108,7 +94,7 @@ public final class FencePassCommand implements Callable<Integer> {
         Fences.arm(c, unit, 1); // as the move back to this shard does
 
       }
-      try (ShardmapClient client = ShardmapClient.start(ClientOptions.builder().targets("127.0.0.1:" + server.port())
+      try (ShardmapClient client = ShardmapClient.start(ClientOptions.builder().targets(fleet.targets())
           .keyspaces(KEYSPACE).build());
            ShardmapData data = ShardmapData.open(client, DataOptions.builder().user(p.user()).password(p.password())
                .maxPoolSize(2).minIdle(2).build())) {

@@ -1,8 +1,7 @@
 package io.shardmap.bench;
 
-import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.store.InMemoryMetaStore;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.util.concurrent.CountDownLatch;
 
 /**
@@ -29,9 +28,9 @@ public final class MemoryDirectoryMain {
       RangeMaps.write(store, RangeMaps.PATHS, kv[0], Integer.parseInt(kv[1]), shards,
           InMemoryMetaStore.DEFAULT_MAX_TXN_OPS);
     }
-    DirectoryServer server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", port)
-        .metrics(null, 0).etcdPrefix(RangeMaps.PREFIX).build(), store);
-    System.err.println("serving on 127.0.0.1:" + server.port());
+    ShardmapFleet fleet = ShardmapFleet.builder().store(store).sockets().productionIntervals()
+        .prefix(RangeMaps.PREFIX).unregistered().serverOptions(o -> o.listen("127.0.0.1", port)).build();
+    System.err.println("serving on " + fleet.targets().get(0));
     new CountDownLatch(1).await();
   }
 }

@@ -1,25 +1,20 @@
 package io.shardmap.bench;
 
-import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.migrator.Migrator;
 import io.shardmap.migrator.MigratorOptions;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
-import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyRange;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.RangeAssignment;
-import io.shardmap.proto.v1.RegisterShardRequest;
-import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -51,23 +46,16 @@ final class MoveBed implements AutoCloseable {
   final LocalEtcd etcd;
   final PostgresFixture pg;
   final DirectoryServer server;
-  private final ManagedChannel channel;
   private final ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin;
 
   MoveBed(List<String> etcdEndpoints) throws Exception {
     try {
       etcd = closer.add(LocalEtcd.start(etcdEndpoints, 1));
       pg = closer.add(PostgresFixture.startNew(SHARDS.size()));
-      server = closer.add(DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-          .etcdEndpoints(etcd.endpoints()).etcdPrefix(PREFIX).build()));
-      channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-      closer.add((AutoCloseable) channel::shutdownNow);
-      admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
-      for (int i = 0; i < SHARDS.size(); i++) {
-        PgInstance p = pg.shard(i);
-        admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(SHARDS.get(i))
-            .setPrimary(Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()))).build());
-      }
+      ShardmapFleet fleet = closer.add(ShardmapFleet.builder().etcdEndpoints(etcd.endpoints()).postgres(pg)
+          .shards(SHARDS.size()).sockets().productionIntervals().prefix(PREFIX).build());
+      server = fleet.server(0);
+      admin = fleet.admin();
     } catch (Exception e) {
       closer.close();
       throw e;
@@ -122,9 +110,7 @@ final class MoveBed implements AutoCloseable {
   }
 
   void exec(String shard, String sql) throws SQLException {
-    try (Connection c = shard(shard).connect(); Statement s = c.createStatement()) {
-      s.execute(sql);
-    }
+    shard(shard).exec(sql);
   }
 
   long count(String shard, String table, long from, long to) throws SQLException {

@@ -12,7 +12,7 @@ import io.shardmap.client.ShardmapClient;
 import io.shardmap.core.Route;
 import io.shardmap.proto.v1.ReassignRangeResponse;
 import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.EtcdMetaStore;
 import java.io.PrintStream;
@@ -121,14 +121,10 @@ public final class PropagationCommand implements Callable<Integer> {
       try (EtcdMetaStore store = EtcdMetaStore.builder().endpoints(etcd.endpoints()).build()) {
         loaded = RangeMaps.write(store, paths, RangeMaps.KEYSPACE, ranges, shards, etcd.maxTxnOps());
       }
-      List<DirectoryServer> dirs = new ArrayList<>();
-      List<String> targets = new ArrayList<>();
-      for (int s = 0; s < servers; s++) {
-        DirectoryServer d = closer.add(DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0)
-            .metrics(null, 0).etcdEndpoints(etcd.endpoints()).etcdPrefix(prefix).build()));
-        dirs.add(d);
-        targets.add("127.0.0.1:" + d.port());
-      }
+      ShardmapFleet fleet = closer.add(ShardmapFleet.builder().etcdEndpoints(etcd.endpoints()).servers(servers)
+          .sockets().productionIntervals().prefix(prefix).unregistered().build());
+      List<DirectoryServer> dirs = fleet.servers();
+      List<String> targets = fleet.targets();
 
       // The baseline: one raw etcd watch of the prefix the servers watch.
       AtomicReference<Arrivals> rawRound = new AtomicReference<>();

@@ -1,6 +1,6 @@
 package io.shardmap.client;
 
-import static io.shardmap.client.Eventually.eventually;
+import io.shardmap.testkit.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -71,9 +71,8 @@ class ClientAcksTest {
   }
 
   private DirectoryServer server(String id, Duration clientTimeout) throws Exception {
-    DirectoryServer s = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).serverId(id)
+    DirectoryServer s = DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .serverId(id)
         .clientReportTimeout(clientTimeout).build());
     closeLast.add(s);
     if (admin == null) {
@@ -131,10 +130,10 @@ class ClientAcksTest {
     DirectoryServer b = server("dir-b", Duration.ofSeconds(10));
     try (ShardmapClient x = client("app-x", target(a)); ShardmapClient y = client("app-y", target(b))) {
       assertEquals("app-x", x.clientId());
-      eventually("both clients listed", () -> acks().clients() == 2);
+      Await.until(Duration.ofSeconds(20), "both clients listed", () -> acks().clients() == 2);
       long r = moveUsers();
       long t0 = System.nanoTime();
-      eventually("every client applied " + r, () -> acks().allApplied(r));
+      Await.until(Duration.ofSeconds(20), "every client applied " + r, () -> acks().allApplied(r));
       long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
       assertTrue(ms < 3000, "acknowledged within a couple of seconds, took " + ms + " ms");
       ClientAcks.Acks acks = acks();
@@ -156,11 +155,11 @@ class ClientAcksTest {
       long modA = record("dir-a").modRevision();
       long modB = record("dir-b").modRevision();
       long newest = Math.max(modA, modB);
-      eventually("both clients reported a revision past the last presence write",
+      Await.until(Duration.ofSeconds(20), "both clients reported a revision past the last presence write",
           () -> x.follower().reporter().lastAccepted() >= newest && y.follower().reporter().lastAccepted() >= newest);
       long reportsX = x.stats().reports();
       long reportsY = y.stats().reports();
-      eventually("two more heartbeat reports each (so the servers ran their publishers since)",
+      Await.until(Duration.ofSeconds(20), "two more heartbeat reports each (so the servers ran their publishers since)",
           () -> x.stats().reports() >= reportsX + 2 && y.stats().reports() >= reportsY + 2);
       assertEquals(modA, record("dir-a").modRevision(), "dir-a's record was not rewritten");
       assertEquals(modB, record("dir-b").modRevision(), "dir-b's record was not rewritten");
@@ -177,16 +176,16 @@ class ClientAcksTest {
       assertNotEquals(stays.clientId(), leaves.clientId(), "default ids are unique");
       assertTrue(leaves.clientId().matches("[A-Za-z0-9._-]+-" + ProcessHandle.current().pid() + "-[0-9a-f]+"),
           leaves.clientId());
-      eventually("both listed", () -> presence("dir-a").getClientCount() == 2);
+      Await.until(Duration.ofSeconds(20), "both listed", () -> presence("dir-a").getClientCount() == 2);
       long t0 = System.nanoTime();
       leaves.close();
-      eventually("the closed client forgotten", () -> presence("dir-a").getClientCount() == 1);
+      Await.until(Duration.ofSeconds(20), "the closed client forgotten", () -> presence("dir-a").getClientCount() == 1);
       long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
       // Its last report came at most one report interval (300 ms) before close.
       assertTrue(ms >= 1100, "not before the 1.5 s timeout, took " + ms + " ms");
       assertEquals(stays.clientId(), presence("dir-a").getLaggardClientId());
       long r = moveUsers();
-      eventually("the remaining client alone decides", () -> acks().allApplied(r));
+      Await.until(Duration.ofSeconds(20), "the remaining client alone decides", () -> acks().allApplied(r));
     }
   }
 
@@ -196,12 +195,12 @@ class ClientAcksTest {
     DirectoryServer a = server("dir-a", Duration.ofSeconds(10));
     DirectoryServer c = server("dir-c", Duration.ofSeconds(10));
     try (ShardmapClient x = client("app-x", target(c), target(a))) {
-      eventually("app-x listed by dir-c", () -> presence("dir-c") != null && presence("dir-c").getClientCount() == 1);
+      Await.until(Duration.ofSeconds(20), "app-x listed by dir-c", () -> presence("dir-c") != null && presence("dir-c").getClientCount() == 1);
       assertEquals(0, presence("dir-a").getClientCount());
       closeLast.remove(c);
       c.close();
       assertNull(record("dir-c"), "close() revoked the lease: the record is gone at once");
-      eventually("app-x reports to dir-a after failing over", () -> presence("dir-a").getClientCount() == 1);
+      Await.until(Duration.ofSeconds(20), "app-x reports to dir-a after failing over", () -> presence("dir-a").getClientCount() == 1);
       assertEquals("app-x", presence("dir-a").getLaggardClientId());
       assertEquals(List.of("dir-a"), acks().servers().stream().map(ClientPresence::getServerId).toList());
     }
@@ -219,10 +218,10 @@ class ClientAcksTest {
              .maxStaleness(Duration.ofSeconds(30)).build());
          ShardmapClient live = client("app-live", target(b))) {
       long r0 = moveUsers();
-      eventually("both applied " + r0, () -> acks().clients() == 2 && acks().allApplied(r0));
+      Await.until(Duration.ofSeconds(20), "both applied " + r0, () -> acks().clients() == 2 && acks().allApplied(r0));
       proxy.frozen = true;
       long r1 = moveUsers();
-      eventually("the live client applied " + r1, () -> presence("dir-b").getMinAppliedRevision() >= r1);
+      Await.until(Duration.ofSeconds(20), "the live client applied " + r1, () -> presence("dir-b").getMinAppliedRevision() >= r1);
       ClientAcks.Acks acks = acks();
       assertFalse(acks.allApplied(r1), "the frozen client has not applied " + r1);
       assertTrue(acks.minAppliedRevision() >= r0 && acks.minAppliedRevision() < r1, acks.toString());
@@ -233,7 +232,7 @@ class ClientAcksTest {
       assertTrue(frozen.revision() < r1, "it really did not apply it");
 
       proxy.frozen = false;
-      eventually("applied once it thaws", () -> acks().allApplied(r1));
+      Await.until(Duration.ofSeconds(20), "applied once it thaws", () -> acks().allApplied(r1));
       assertEquals(2, acks().clients(), "nobody was forgotten on the way");
     }
   }
@@ -249,14 +248,14 @@ class ClientAcksTest {
         .addService(new OldServer(toA, asked)).build().start();
     closeLast.add(() -> old.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
     try (ShardmapClient x = client("app-x", "127.0.0.1:" + old.getPort())) {
-      eventually("asked once", () -> asked.get() == 1);
+      Await.until(Duration.ofSeconds(20), "asked once", () -> asked.get() == 1);
       for (int i = 0; i < 3; i++) {
         long r = moveUsers();
-        eventually("applied " + r, () -> x.revision() >= r);
+        Await.until(Duration.ofSeconds(20), "applied " + r, () -> x.revision() >= r);
       }
       // Three new revisions, and heartbeats: reports came due, but the old server is not asked again.
       long due = x.follower().reporter().due();
-      eventually("three more reports came due", () -> x.follower().reporter().due() >= due + 3);
+      Await.until(Duration.ofSeconds(20), "three more reports came due", () -> x.follower().reporter().due() >= due + 3);
       assertEquals(1, asked.get(), "not asked again");
       assertEquals(0, x.stats().reports());
       assertEquals(0, x.stats().reportFailures(), "UNIMPLEMENTED is no failure");

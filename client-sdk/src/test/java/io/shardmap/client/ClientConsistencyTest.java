@@ -322,9 +322,7 @@ class ClientConsistencyTest {
     }
 
     synchronized void start() throws IOException, InterruptedException {
-      ServerOptions options = ServerOptions.builder().listen("127.0.0.1", port).metrics(null, 0)
-          .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(PREFIX).etcdTimeout(Duration.ofSeconds(2))
-          .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300))
+      ServerOptions options = ServerOptions.loopbackForTests(etcd.clientEndpoints(), PREFIX).listen("127.0.0.1", port)
           // A short history makes clients that come back from a dead replica re-read now and then.
           .watchHistory(200).maxTxnOps(1024).build();
       for (int attempt = 1; ; attempt++) {

@@ -1,6 +1,6 @@
 package io.shardmap.client;
 
-import static io.shardmap.client.Eventually.eventually;
+import io.shardmap.testkit.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -77,9 +77,8 @@ class ClientMetricsTest {
   }
 
   private DirectoryServer server(int port) throws Exception {
-    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", port).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).maxTxnOps(1024).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .listen("127.0.0.1", port).build());
   }
 
   static double counter(MeterRegistry r, String name) {
@@ -152,8 +151,8 @@ class ClientMetricsTest {
       assertEquals(c.revision(), (long) gauge(reg, "shardmap.client.map.revision"));
       double age = reg.get("shardmap.client.map.age").timeGauge().value(TimeUnit.SECONDS);
       assertTrue(age >= 0 && age < 5, "map age " + age + " s");
-      eventually("no watch lag while live", () -> gauge(reg, "shardmap.client.watch.lag") == 0);
-      eventually("the applied revision reported", () -> counter(reg, "shardmap.client.reports") >= 1);
+      Await.until(Duration.ofSeconds(20), "no watch lag while live", () -> gauge(reg, "shardmap.client.watch.lag") == 0);
+      Await.until(Duration.ofSeconds(20), "the applied revision reported", () -> counter(reg, "shardmap.client.reports") >= 1);
       assertEquals(c.stats().reports(), (long) counter(reg, "shardmap.client.reports"), 1.0);
       assertEquals(0, counter(reg, "shardmap.client.report.failures"));
 
@@ -184,7 +183,7 @@ class ClientMetricsTest {
       fresh = server(portB);
       // The split, not the fresh replica's revision: that one moves on with revisions that change no map
       // (the servers' client presence records), which the client's map revision never takes.
-      eventually("the client re-reads from the fresh replica", () -> c.revision() >= split);
+      Await.until(Duration.ofSeconds(20), "the client re-reads from the fresh replica", () -> c.revision() >= split);
       assertTrue(counter(reg, "shardmap.client.failovers") >= 1);
       assertTrue(counter(reg, "shardmap.client.reconnects") >= 1);
       assertEquals(1, counter(reg, "shardmap.client.resyncs"));
@@ -195,7 +194,7 @@ class ClientMetricsTest {
           + lines.lines);
       long after = c.revision();
       // Logged right after the new map is published, so it may trail the revision by a moment.
-      eventually("re-read logged with both revisions: " + lines.lines,
+      Await.until(Duration.ofSeconds(20), "re-read logged with both revisions: " + lines.lines,
           () -> lines.any("re-read", "from " + targetB, "revision " + before + " -> " + after));
       assertTrue(lines.any("asked for a full re-read", targetB), lines.lines.toString());
       assertTrue(lines.any("following directory " + targetB + " again"), lines.lines.toString());

@@ -1,6 +1,6 @@
 package io.shardmap.client;
 
-import static io.shardmap.client.Eventually.eventually;
+import io.shardmap.testkit.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -51,9 +51,7 @@ class EtcdRestoreTest {
   }
 
   private static DirectoryServer server(EtcdCluster etcd) throws Exception {
-    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(PREFIX).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).maxTxnOps(1024).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), PREFIX).build());
   }
 
   private static long split(ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin, long key) {
@@ -103,18 +101,18 @@ class EtcdRestoreTest {
         }
         long lostRevision = lost;
         for (ShardmapClient c : clients) {
-          eventually("a client applies the changes made after the backup", () -> c.revision() >= lostRevision);
+          Await.until(Duration.ofSeconds(20), "a client applies the changes made after the backup", () -> c.revision() >= lostRevision);
           assertEquals(restored.size() + 10, c.snapshot().core().keyspace("users").ranges().size());
         }
 
         etcd.restoreSnapshot(backup, keepClusterToken);
 
         for (DirectoryServer s : List.of(a, b)) {
-          eventually("a directory server re-reads the restored maps", () -> s.snapshot().revision() < lostRevision
+          Await.until(Duration.ofSeconds(20), "a directory server re-reads the restored maps", () -> s.snapshot().revision() < lostRevision
               && view(s.snapshot()).equals(restored));
         }
         for (ShardmapClient c : clients) {
-          eventually("a client re-reads the restored maps", () -> c.revision() < lostRevision
+          Await.until(Duration.ofSeconds(20), "a client re-reads the restored maps", () -> c.revision() < lostRevision
               && view(c.snapshot().core()).equals(restored));
         }
 
@@ -122,7 +120,7 @@ class EtcdRestoreTest {
         long fresh = split(admin, 5000);
         assertTrue(fresh < lostRevision, "revision " + fresh + " is one the lost history also had");
         for (ShardmapClient c : clients) {
-          eventually("a client follows a change made after the restore", () -> c.revision() >= fresh
+          Await.until(Duration.ofSeconds(20), "a client follows a change made after the restore", () -> c.revision() >= fresh
               && c.snapshot().core().keyspace("users").ranges().size() == restored.size() + 1);
           assertEquals(view(a.snapshot()), view(c.snapshot().core()));
         }

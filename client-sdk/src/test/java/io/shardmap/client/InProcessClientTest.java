@@ -1,13 +1,12 @@
 package io.shardmap.client;
 
-import static io.shardmap.client.Eventually.eventually;
+import io.shardmap.testkit.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.ManagedChannel;
 import io.grpc.inprocess.InProcessChannelBuilder;
-import io.grpc.inprocess.InProcessServerBuilder;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
 import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.Key;
@@ -19,8 +18,8 @@ import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.SplitRangeRequest;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.store.InMemoryMetaStore;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -37,13 +36,12 @@ class InProcessClientTest {
 
   @Test
   void aClientFollowsAnInProcessDirectoryThroughItsChannelFactory() throws Exception {
-    String name = "directory-" + System.nanoTime();
     try (InMemoryMetaStore store = new InMemoryMetaStore();
-         DirectoryServer server = DirectoryServer.start(ServerOptions.builder().metrics(null, 0)
-             .etcdEndpoints(List.of("http://127.0.0.1:1")).etcdPrefix("/inproc")
+         ShardmapFleet fleet = ShardmapFleet.builder().store(store).serverOptions(o -> o
              .etcdTimeout(Duration.ofSeconds(1)).probeInterval(Duration.ofMillis(100))
-             .watchHeartbeat(Duration.ofMillis(200)).build(),
-             store, InProcessServerBuilder.forName(name).directExecutor())) {
+             .watchHeartbeat(Duration.ofMillis(200))).build()) {
+      DirectoryServer server = fleet.server(0);
+      String name = fleet.targets().get(0);
       assertEquals(-1, server.port(), "an in-process server has no port");
       ManagedChannel ch = InProcessChannelBuilder.forName(name).directExecutor().build();
       try {
@@ -65,7 +63,7 @@ class InProcessClientTest {
               () -> client.route("users", (ShardKey) null)).code(), "a missing key is refused naming it");
           long rev = admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users")
               .setSplitKey(Key.newBuilder().setIntKey(1000)).build()).getRevision();
-          eventually("the split arrives through the in-process watch", () -> client.revision() >= rev);
+          Await.until(Duration.ofSeconds(20), "the split arrives through the in-process watch", () -> client.revision() >= rev);
           assertTrue(client.stats().appliedRevision() >= rev);
           assertEquals(0, client.stats().failovers());
         }

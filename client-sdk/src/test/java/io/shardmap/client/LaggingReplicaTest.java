@@ -1,6 +1,6 @@
 package io.shardmap.client;
 
-import static io.shardmap.client.Eventually.eventually;
+import io.shardmap.testkit.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -39,9 +39,10 @@ import org.junit.jupiter.api.Timeout;
 class LaggingReplicaTest {
 
   private static DirectoryServer server(InMemoryMetaStore store) throws Exception {
-    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(List.of("http://127.0.0.1:1")).etcdPrefix("/lag").etcdTimeout(Duration.ofSeconds(1))
-        .probeInterval(Duration.ofMillis(100)).watchHeartbeat(Duration.ofMillis(200)).build(), store);
+    // Each replica has its own client of one in-memory store, so the test can hold back one replica's watch.
+    return DirectoryServer.start(ServerOptions.loopbackForTests(List.of("http://127.0.0.1:1"), "/lag")
+        .etcdTimeout(Duration.ofSeconds(1)).probeInterval(Duration.ofMillis(100))
+        .watchHeartbeat(Duration.ofMillis(200)).build(), store);
   }
 
   private static long split(DirectoryServer s, long key) {
@@ -94,21 +95,21 @@ class LaggingReplicaTest {
         }
         long aheadRevision = ahead;
         ShardmapClient client = c;
-        eventually("the client follows A to the last split", () -> client.revision() >= aheadRevision);
+        Await.until(Duration.ofSeconds(20), "the client follows A to the last split", () -> client.revision() >= aheadRevision);
         assertTrue(b.snapshot().revision() < aheadRevision, "B is behind");
         int ranges = c.snapshot().core().keyspace("users").ranges().size();
 
         a.close(); // the client must go to B, which is behind it and cannot confirm etcd's revision
-        eventually("the client tried B", () -> client.stats().failovers() >= 1);
+        Await.until(Duration.ofSeconds(20), "the client tried B", () -> client.stats().failovers() >= 1);
         Thread.sleep(300); // some failed rounds on B while it is cut off (not a timing assertion)
         assertEquals(aheadRevision, c.revision(), "the map stays where it was");
         assertEquals(ranges, c.snapshot().core().keyspace("users").ranges().size());
 
         storeB.setUnavailable(false); // B catches up and accepts the client's revision
-        eventually("B reaches etcd again", () -> b.freshness().getEtcdQuorum()
+        Await.until(Duration.ofSeconds(20), "B reaches etcd again", () -> b.freshness().getEtcdQuorum()
             == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
         long next = split(b, 10_000);
-        eventually("the client follows B to a new change", () -> client.revision() >= next
+        Await.until(Duration.ofSeconds(20), "the client follows B to a new change", () -> client.revision() >= next
             && client.snapshot().core().keyspace("users").ranges().size() == ranges + 1);
         assertEquals(List.of(), wentBack, "the map never went back in time");
         assertEquals(List.of(), reReads, "no full re-read was needed");

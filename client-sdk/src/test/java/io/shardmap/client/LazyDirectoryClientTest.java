@@ -1,6 +1,6 @@
 package io.shardmap.client;
 
-import static io.shardmap.client.Eventually.eventually;
+import io.shardmap.testkit.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -94,9 +94,8 @@ class LazyDirectoryClientTest {
   }
 
   private DirectoryServer server(int port) throws Exception {
-    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", port).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).maxTxnOps(1024).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .listen("127.0.0.1", port).build());
   }
 
   static KeyspaceSpec spec(String name, KeyType type, Strategy s) {
@@ -171,7 +170,7 @@ class LazyDirectoryClientTest {
       // Reassigned: the cached entry is replaced by the watch, not refetched.
       admin.putDirectoryEntries(PutDirectoryEntriesRequest.newBuilder().setKeyspace("devices")
           .addEntries(entry(Key.newBuilder().setIntKey(2), "s4")).build());
-      eventually("key 2 moves to s4", () -> "s4".equals(c.route("devices", 2).shard()));
+      Await.until(Duration.ofSeconds(20), "key 2 moves to s4", () -> "s4".equals(c.route("devices", 2).shard()));
       assertRoute(server("devices", 2), c.route("devices", 2), "after reassign");
       long movedEpoch = c.route("devices", 2).epoch();
       assertTrue(movedEpoch > two.epoch());
@@ -179,20 +178,20 @@ class LazyDirectoryClientTest {
       // Deleted: back to the fallback, at an epoch above the deleted entry's.
       admin.deleteDirectoryEntries(DeleteDirectoryEntriesRequest.newBuilder().setKeyspace("devices")
           .addKeys(Key.newBuilder().setIntKey(2)).build());
-      eventually("key 2 falls back", () -> "s1".equals(c.route("devices", 2).shard()));
+      Await.until(Duration.ofSeconds(20), "key 2 falls back", () -> "s1".equals(c.route("devices", 2).shard()));
       assertRoute(server("devices", 2), c.route("devices", 2), "after delete");
       assertTrue(c.route("devices", 2).epoch() > movedEpoch, "epochs never go down for a key");
 
       // A cached "no entry" gives way to a new entry.
       admin.putDirectoryEntries(PutDirectoryEntriesRequest.newBuilder().setKeyspace("devices")
           .addEntries(entry(Key.newBuilder().setIntKey(1000), "s3")).build());
-      eventually("key 1000 gets its entry", () -> "s3".equals(c.route("devices", 1000).shard()));
+      Await.until(Duration.ofSeconds(20), "key 1000 gets its entry", () -> "s3".equals(c.route("devices", 1000).shard()));
       assertRoute(server("devices", 1000), c.route("devices", 1000), "after create");
 
       // A cached "no entry" follows the fallback when it moves.
       admin.setDirectoryFallback(SetDirectoryFallbackRequest.newBuilder().setKeyspace("devices").setShard("s4")
           .build());
-      eventually("key 1001 follows the fallback", () -> "s4".equals(c.route("devices", 1001).shard()));
+      Await.until(Duration.ofSeconds(20), "key 1001 follows the fallback", () -> "s4".equals(c.route("devices", 1001).shard()));
       assertRoute(server("devices", 1001), c.route("devices", 1001), "after fallback move");
       assertRoute(server("devices", 2), c.route("devices", 2), "key 2 has no entry either");
       assertEquals("s4", c.snapshot().core().keyspace("devices").directory().fallback().shard());
@@ -241,7 +240,7 @@ class LazyDirectoryClientTest {
         put.addEntries(entry(Key.newBuilder().setIntKey(k), "s4"));
       }
       admin.putDirectoryEntries(put.build());
-      eventually("small turns lazy", () -> !c.snapshot().core().keyspace("small").directory().entriesHeld());
+      Await.until(Duration.ofSeconds(20), "small turns lazy", () -> !c.snapshot().core().keyspace("small").directory().entriesHeld());
       for (long k : new long[] {1, 2, 100, 100 + CACHE - 1, 5000}) {
         assertRoute(server("small", k), c.route("small", k), "small key " + k);
       }
@@ -309,7 +308,7 @@ class LazyDirectoryClientTest {
       assertTrue(c.stats().directoryCacheMisses() > keys, "the cache kept missing: " + c.stats().directoryCacheMisses()
           + " misses in " + lookups + " lookups");
       long last = lastRevision;
-      eventually("the client reaches the last write", () -> c.revision() >= last);
+      Await.until(Duration.ofSeconds(20), "the client reaches the last write", () -> c.revision() >= last);
       for (long k = 0; k < keys; k++) {
         assertRoute(server("devices", k), c.route("devices", k), "devices key " + k + " after the writes");
       }

@@ -1,6 +1,6 @@
 package io.shardmap.client;
 
-import static io.shardmap.client.Eventually.eventually;
+import io.shardmap.testkit.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -72,9 +72,8 @@ class ShardmapClientTest {
   }
 
   private DirectoryServer server(int port) throws Exception {
-    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", port).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).maxTxnOps(1024).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .listen("127.0.0.1", port).build());
   }
 
   private static List<String> view(DirectorySnapshot s) {
@@ -119,7 +118,7 @@ class ShardmapClientTest {
           .setSplitKey(Key.newBuilder().setIntKey(1000)).build());
       admin.reassignRange(ReassignRangeRequest.newBuilder().setKeyspace("users")
           .setRange(split.getRight().getRange()).setShard("s4").build());
-      eventually("the client applies the reassign", () -> "s4".equals(c.route("users", 1000).shard()));
+      Await.until(Duration.ofSeconds(20), "the client applies the reassign", () -> "s4".equals(c.route("users", 1000).shard()));
       assertEquals(2, c.route("users", 1000).epoch());
       // Owner, epoch and range agree with the server (etcd mod revisions are the server's business).
       assertEquals(view(a.snapshot()), view(c.snapshot().core()));
@@ -127,7 +126,7 @@ class ShardmapClientTest {
       assertNotNull(last, "listener called");
       // A keyspace created after the client started arrives through the watch.
       admin.dropKeyspace(DropKeyspaceRequest.newBuilder().setName("profiles").build());
-      eventually("drop reaches the client", () -> !c.snapshot().core().keyspaces().containsKey("profiles"));
+      Await.until(Duration.ofSeconds(20), "drop reaches the client", () -> !c.snapshot().core().keyspaces().containsKey("profiles"));
       ShardmapException gone = assertThrows(ShardmapException.class, () -> c.route("profiles", ShardKey.of("eu")));
       assertEquals(ErrorCode.NOT_FOUND, gone.code());
       ShardmapException notFollowed = assertThrows(ShardmapException.class, () -> c.route("other", 1));
@@ -171,7 +170,7 @@ class ShardmapClientTest {
       b.close();
       long rev = admin.splitRange(SplitRangeRequest.newBuilder().setKeyspace("users")
           .setSplitKey(Key.newBuilder().setIntKey(77)).build()).getRevision();
-      eventually("the client moves to a live replica", () -> c.revision() >= rev);
+      Await.until(Duration.ofSeconds(20), "the client moves to a live replica", () -> c.revision() >= rev);
       assertTrue(c.stats().failovers() >= 1, "failovers " + c.stats().failovers());
       assertEquals(77, io.shardmap.core.Keys.decodeInt64(c.route("users", 77).range().core().start()));
     }
@@ -190,7 +189,7 @@ class ShardmapClientTest {
       fresh = server(portB);
       // The split, not the fresh server's revision: that one moves on with revisions that change no map
       // (the servers' client presence records), which the client's map revision never takes.
-      eventually("the client re-reads from the fresh server", () -> c.revision() >= split);
+      Await.until(Duration.ofSeconds(20), "the client re-reads from the fresh server", () -> c.revision() >= split);
       assertTrue(c.stats().resyncs() >= 1, "resyncs " + c.stats().resyncs());
       assertEquals(88, io.shardmap.core.Keys.decodeInt64(c.route("users", 88).range().core().start()));
     } finally {
@@ -211,7 +210,7 @@ class ShardmapClientTest {
       a.close();
       Thread.sleep(300);
       assertEquals(owner, c.route("users", 1).shard(), "still routes from the last map");
-      eventually("staleness passes the maximum", () -> c.staleness().toMillis() > 1500);
+      Await.until(Duration.ofSeconds(20), "staleness passes the maximum", () -> c.staleness().toMillis() > 1500);
       // Judged by a timer every 20 ms (lookups read a flag, not the clock).
       Thread.sleep(60);
       ShardmapException e = assertThrows(ShardmapException.class, () -> c.route("users", 1));

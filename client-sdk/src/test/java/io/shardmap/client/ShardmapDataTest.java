@@ -1,6 +1,5 @@
 package io.shardmap.client;
 
-import static io.shardmap.client.Eventually.eventually;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -11,12 +10,13 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.client.ShardmapData.Idempotence;
 import io.shardmap.client.internal.Counters.RetryCause;
 import io.shardmap.core.ErrorCode;
-import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.*;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.server.ServerOptions;
-import io.shardmap.testkit.EtcdCluster;
+import io.shardmap.testkit.fleet.ShardmapFleet;
+import io.shardmap.testkit.fleet.ShardmapFleetExtension;
+import io.shardmap.testkit.Await;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.sql.Connection;
@@ -26,20 +26,19 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * ShardmapData on real etcd, a real directory server and three real PostgreSQL servers: rows land where
@@ -50,33 +49,23 @@ class ShardmapDataTest {
   static final List<String> SHARDS = List.of("s1", "s2", "s3");
 
   PostgresFixture pg;
-  String prefix;
   String table;
-  DirectoryServer server;
-  ManagedChannel channel;
   ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin;
   ShardMapServiceGrpc.ShardMapServiceBlockingStub read;
   ShardmapClient client;
   ShardmapData data;
 
+  @RegisterExtension
+  final ShardmapFleetExtension fleet = ShardmapFleet.builder().shards(3).table("id bigint, skey text, v text")
+      .extension();
+
   @BeforeEach
   void start() throws Exception {
-    EtcdCluster etcd = EtcdCluster.shared();
-    pg = PostgresFixture.shared(3);
-    String uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
-    prefix = "/d" + uid;
-    table = "t_" + uid;
-    server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).build());
-    channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-    admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
-    read = ShardMapServiceGrpc.newBlockingStub(channel);
-    for (int i = 0; i < SHARDS.size(); i++) {
-      admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(SHARDS.get(i))
-          .setPrimary(endpoint(pg.shard(i)))).build());
-      exec(pg.shard(i), "CREATE TABLE " + table + " (id bigint, skey text, v text)");
-    }
+    ShardmapFleet f = fleet.get();
+    pg = f.postgres();
+    table = f.table();
+    admin = f.admin();
+    read = f.read();
     createKeyspace("users", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_RANGE, b -> b.addAllRangeShards(SHARDS));
     createKeyspace("carts", KeyType.KEY_TYPE_INT64, Strategy.STRATEGY_CONSISTENT_HASH, b -> b.addAllRingShards(SHARDS));
     createKeyspace("sessions", KeyType.KEY_TYPE_BYTES, Strategy.STRATEGY_HASH, b -> b.addAllHashBuckets(SHARDS));
@@ -85,7 +74,7 @@ class ShardmapDataTest {
         .addRegions(RegionAssignment.newBuilder().setRegion("eu").setShard("s1"))
         .addRegions(RegionAssignment.newBuilder().setRegion("us").setShard("s2"))
         .addRegions(RegionAssignment.newBuilder().setRegion("ap").setShard("s3")));
-    client = ShardmapClient.start(ClientOptions.builder().targets("127.0.0.1:" + server.port())
+    client = ShardmapClient.start(ClientOptions.builder().targets(f.targets()).channelFactory(f::channelBuilder)
         .keyspaces("users", "carts", "sessions", "tenants", "profiles")
         .backoff(Duration.ofMillis(20), Duration.ofMillis(200)).build());
     data = ShardmapData.open(client, DataOptions.builder().user(pg.shard(0).user()).password(pg.shard(0).password())
@@ -100,11 +89,6 @@ class ShardmapDataTest {
     if (client != null) {
       client.close();
     }
-    channel.shutdownNow();
-    server.close();
-    for (int i = 0; i < SHARDS.size(); i++) {
-      exec(pg.shard(i), "DROP TABLE IF EXISTS " + table + " CASCADE");
-    }
   }
 
   interface SpecCustomizer {
@@ -117,16 +101,6 @@ class ShardmapDataTest {
         .addTables(ShardedTable.newBuilder().setName(table).setKeyColumn(type == KeyType.KEY_TYPE_INT64 ? "id" : "skey")));
     c.customize(b);
     admin.createKeyspace(b.build());
-  }
-
-  private static Endpoint endpoint(PgInstance p) {
-    return Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()).build();
-  }
-
-  private static void exec(PgInstance p, String sql) throws SQLException {
-    try (Connection c = p.connect(); Statement s = c.createStatement()) {
-      s.execute(sql);
-    }
   }
 
   /** Keys present in the table of each shard, as "id" or "skey" values. */
@@ -172,13 +146,13 @@ class ShardmapDataTest {
         .addEntries(DirectoryEntry.newBuilder().setKey(Key.newBuilder().setStringKey("acme")).setShard("s1"))
         .addEntries(DirectoryEntry.newBuilder().setKey(Key.newBuilder().setStringKey("globex")).setShard("s2"))
         .build());
-    eventually("entries reach the client", () -> "s2".equals(client.route("tenants", ShardKey.of("globex")).shard()));
+    Await.until(Duration.ofSeconds(20), "entries reach the client", () -> "s2".equals(client.route("tenants", ShardKey.of("globex")).shard()));
     Random rnd = new Random(11);
     // INT64 keyspaces share the id column, so give each its own key set and check them separately.
     for (String ks : List.of("users", "carts")) {
-      exec(pg.shard(0), "TRUNCATE " + table);
-      exec(pg.shard(1), "TRUNCATE " + table);
-      exec(pg.shard(2), "TRUNCATE " + table);
+      pg.shard(0).exec("TRUNCATE " + table);
+      pg.shard(1).exec("TRUNCATE " + table);
+      pg.shard(2).exec("TRUNCATE " + table);
       Map<String, Set<String>> expected = new TreeMap<>();
       for (int i = 0; i < 150; i++) {
         long k = rnd.nextLong();
@@ -196,7 +170,7 @@ class ShardmapDataTest {
     keysets.put("profiles", List.of("eu", "us", "ap", "mars"));
     for (var e : keysets.entrySet()) {
       for (int i = 0; i < 3; i++) {
-        exec(pg.shard(i), "TRUNCATE " + table);
+        pg.shard(i).exec("TRUNCATE " + table);
       }
       Map<String, Set<String>> expected = new TreeMap<>();
       for (String k : e.getValue()) {
@@ -234,41 +208,41 @@ class ShardmapDataTest {
     PgInstance p0 = pg.shard(0);
     String dbA = "a_" + table;
     String dbB = "b_" + table;
-    exec(p0, "CREATE DATABASE " + dbA);
-    exec(p0, "CREATE DATABASE " + dbB);
+    p0.exec("CREATE DATABASE " + dbA);
+    p0.exec("CREATE DATABASE " + dbB);
     try {
-      eventually("pools for the three shards", () -> data.stats().openShards().equals(Set.copyOf(SHARDS)));
+      Await.until(Duration.ofSeconds(20), "pools for the three shards", () -> data.stats().openShards().equals(Set.copyOf(SHARDS)));
       long opened = data.stats().poolsOpened();
       admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
-          .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbA))).build());
-      eventually("a pool for the new shard", () -> data.stats().openShards().contains("s4"));
+          .setPrimary(ShardmapFleet.endpoint(p0, dbA))).build());
+      Await.until(Duration.ofSeconds(20), "a pool for the new shard", () -> data.stats().openShards().contains("s4"));
       assertEquals(opened + 1, data.stats().poolsOpened());
       assertEquals(dbA, currentDatabase("s4"));
 
       long closed = data.stats().poolsClosed();
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
-          .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))).build());
-      eventually("the old pool closes when the endpoint changes", () -> data.stats().poolsClosed() == closed + 1);
+          .setPrimary(ShardmapFleet.endpoint(p0, dbB))).build());
+      Await.until(Duration.ofSeconds(20), "the old pool closes when the endpoint changes", () -> data.stats().poolsClosed() == closed + 1);
       assertEquals(dbB, currentDatabase("s4"));
 
       // A state change alone keeps the pool (and its warm connections).
       long openedBefore = data.stats().poolsOpened();
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
-          .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(dbB))
+          .setPrimary(ShardmapFleet.endpoint(p0, dbB))
           .setState(ShardState.SHARD_STATE_DRAINING)).build());
       long rev = read.listShards(ListShardsRequest.getDefaultInstance()).getRevision();
-      eventually("the state change arrives", () -> client.revision() >= rev);
+      Await.until(Duration.ofSeconds(20), "the state change arrives", () -> client.revision() >= rev);
       assertEquals(openedBefore, data.stats().poolsOpened());
 
       admin.deregisterShard(DeregisterShardRequest.newBuilder().setName("s4").build());
-      eventually("the pool closes when the shard is deregistered",
+      Await.until(Duration.ofSeconds(20), "the pool closes when the shard is deregistered",
           () -> !data.stats().openShards().contains("s4") && data.stats().poolsClosed() == closed + 2);
       ShardmapException gone = assertThrows(ShardmapException.class, () -> data.primary("s4"));
       assertEquals(ErrorCode.NOT_FOUND, gone.code());
     } finally {
       // Pools of s4 are closed by now; drop with FORCE in case a connection lingers.
-      exec(p0, "DROP DATABASE IF EXISTS " + dbA + " WITH (FORCE)");
-      exec(p0, "DROP DATABASE IF EXISTS " + dbB + " WITH (FORCE)");
+      p0.exec("DROP DATABASE IF EXISTS " + dbA + " WITH (FORCE)");
+      p0.exec("DROP DATABASE IF EXISTS " + dbB + " WITH (FORCE)");
     }
   }
 
@@ -286,15 +260,15 @@ class ShardmapDataTest {
     long lo = route.range().core().unboundedBelow() ? Long.MIN_VALUE : io.shardmap.core.Keys.decodeInt64(route.range().core().start());
     long hi = route.range().core().unboundedAbove() ? Long.MAX_VALUE : io.shardmap.core.Keys.decodeInt64(route.range().core().end());
     String msg = StaleRoute.message("users", route.epoch()).replace("'", "''");
-    exec(pg.shard(shardIndex), "CREATE TABLE IF NOT EXISTS fence_" + table + " (lo bigint, hi bigint, msg text)");
-    exec(pg.shard(shardIndex), "INSERT INTO fence_" + table + " VALUES (" + lo + ", " + hi + ", '" + msg + "')");
-    exec(pg.shard(shardIndex), "CREATE OR REPLACE FUNCTION fence_" + table + "() RETURNS trigger LANGUAGE plpgsql AS $$"
+    pg.shard(shardIndex).exec("CREATE TABLE IF NOT EXISTS fence_" + table + " (lo bigint, hi bigint, msg text)");
+    pg.shard(shardIndex).exec("INSERT INTO fence_" + table + " VALUES (" + lo + ", " + hi + ", '" + msg + "')");
+    pg.shard(shardIndex).exec("CREATE OR REPLACE FUNCTION fence_" + table + "() RETURNS trigger LANGUAGE plpgsql AS $$"
         + " DECLARE m text; BEGIN"
         + " SELECT msg INTO m FROM fence_" + table + " WHERE NEW.id >= lo AND NEW.id < hi;"
         + " IF FOUND THEN RAISE EXCEPTION USING ERRCODE = '" + StaleRoute.SQLSTATE + "', MESSAGE = m; END IF;"
         + " RETURN NEW; END $$");
-    exec(pg.shard(shardIndex), "DROP TRIGGER IF EXISTS fence ON " + table);
-    exec(pg.shard(shardIndex), "CREATE TRIGGER fence BEFORE INSERT OR UPDATE ON " + table
+    pg.shard(shardIndex).exec("DROP TRIGGER IF EXISTS fence ON " + table);
+    pg.shard(shardIndex).exec("CREATE TRIGGER fence BEFORE INSERT OR UPDATE ON " + table
         + " FOR EACH ROW EXECUTE FUNCTION fence_" + table + "()");
   }
 
@@ -323,15 +297,15 @@ class ShardmapDataTest {
    */
   private void oldFence(int shardIndex, long fencedEpoch) throws SQLException {
     String msg = StaleRoute.message("users", "range [-inf, +inf)", fencedEpoch).replace("'", "''");
-    exec(pg.shard(shardIndex), "CREATE OR REPLACE FUNCTION oldfence_" + table + "() RETURNS trigger LANGUAGE plpgsql AS $$"
+    pg.shard(shardIndex).exec("CREATE OR REPLACE FUNCTION oldfence_" + table + "() RETURNS trigger LANGUAGE plpgsql AS $$"
         + " BEGIN IF current_setting('" + StaleRoute.ROUTE_KEY + "', true) IS DISTINCT FROM NEW.id::text"
         + " OR current_setting('" + StaleRoute.ROUTE_KEYSPACE + "', true) IS DISTINCT FROM 'users'"
         + " OR NOT coalesce(current_setting('" + StaleRoute.ROUTE_EPOCH + "', true), '') ~ '^[0-9]+$'"
         + " OR current_setting('" + StaleRoute.ROUTE_EPOCH + "', true)::bigint <= " + fencedEpoch + " THEN"
         + " RAISE EXCEPTION USING ERRCODE = '" + StaleRoute.SQLSTATE + "', MESSAGE = '" + msg + "'; END IF;"
         + " RETURN NEW; END $$");
-    exec(pg.shard(shardIndex), "DROP TRIGGER IF EXISTS oldfence ON " + table);
-    exec(pg.shard(shardIndex), "CREATE TRIGGER oldfence BEFORE INSERT OR UPDATE ON " + table
+    pg.shard(shardIndex).exec("DROP TRIGGER IF EXISTS oldfence ON " + table);
+    pg.shard(shardIndex).exec("CREATE TRIGGER oldfence BEFORE INSERT OR UPDATE ON " + table
         + " FOR EACH ROW EXECUTE FUNCTION oldfence_" + table + "()");
   }
 
@@ -370,7 +344,7 @@ class ShardmapDataTest {
         c.close();
       }
     }
-    exec(pg.shard(0), "DROP TRIGGER oldfence ON " + table);
+    pg.shard(0).exec("DROP TRIGGER oldfence ON " + table);
   }
 
   @Test
@@ -418,7 +392,7 @@ class ShardmapDataTest {
     // A fence with no cutover behind it: after staleRouteTimeout the call fails, clearly, and did nothing.
     long k4 = Long.MAX_VALUE - 10;
     ShardRoute r4 = client.route("users", k4);
-    exec(pg.shard(2), "DROP TRIGGER IF EXISTS fence ON " + table);
+    pg.shard(2).exec("DROP TRIGGER IF EXISTS fence ON " + table);
     fence(2, r4);
     ShardmapException timeout = assertThrows(ShardmapException.class,
         () -> data.inTransaction("users", ShardKey.of(k4), c -> insertInt(c, table, k4, "z")));
@@ -436,7 +410,7 @@ class ShardmapDataTest {
     try (io.shardmap.store.InMemoryMetaStore root = new io.shardmap.store.InMemoryMetaStore();
          io.shardmap.store.InMemoryMetaStore storeA = root.newClient();
          io.shardmap.store.InMemoryMetaStore storeB = root.newClient()) {
-      ServerOptions o = ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0).etcdPrefix("/stall")
+      ServerOptions o = ServerOptions.loopbackForTests(List.of("http://127.0.0.1:1"), "/stall")
           .probeInterval(Duration.ofMillis(100)).watchHeartbeat(Duration.ofMillis(200)).build();
       try (DirectoryServer serverA = DirectoryServer.start(o, storeA);
            DirectoryServer serverB = DirectoryServer.start(o, storeB)) {
@@ -445,7 +419,7 @@ class ShardmapDataTest {
           var adminB = ShardMapAdminServiceGrpc.newBlockingStub(chB);
           for (int i = 0; i < SHARDS.size(); i++) {
             adminB.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder()
-                .setName(SHARDS.get(i)).setPrimary(endpoint(pg.shard(i)))).build());
+                .setName(SHARDS.get(i)).setPrimary(ShardmapFleet.endpoint(pg.shard(i)))).build());
           }
           adminB.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder()
               .setName("users").setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE))
@@ -463,7 +437,7 @@ class ShardmapDataTest {
             ManagedChannel chA = NettyChannelBuilder.forAddress("127.0.0.1", serverA.port()).usePlaintext().build();
             try {
               var readA = ShardMapServiceGrpc.newBlockingStub(chA);
-              eventually("replica A notices it lost the store", () -> readA.lookup(LookupRequest.newBuilder()
+              Await.until(Duration.ofSeconds(20), "replica A notices it lost the store", () -> readA.lookup(LookupRequest.newBuilder()
                   .setKeyspace("users").setKey(Key.newBuilder().setIntKey(k)).build()).getFreshness().getEtcdQuorum()
                   == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_UNREACHABLE);
             } finally {
@@ -480,7 +454,7 @@ class ShardmapDataTest {
             assertEquals(0, count(0, k));
             assertEquals(1, count(2, k));
             storeA.setUnavailable(false);
-            eventually("the watch catches up", () -> "s3".equals(c2.route("users", k).shard()));
+            Await.until(Duration.ofSeconds(20), "the watch catches up", () -> "s3".equals(c2.route("users", k).shard()));
           }
         } finally {
           chB.shutdownNow();
@@ -493,16 +467,16 @@ class ShardmapDataTest {
   void readsUseAReplicaAndFallBackToThePrimary() throws Exception {
     PgInstance p1 = pg.shard(1);
     String replicaDb = "r_" + table;
-    exec(p1, "CREATE DATABASE " + replicaDb);
+    p1.exec("CREATE DATABASE " + replicaDb);
     try {
       PgInstance replica = new PgInstance(p1.host(), p1.port(), replicaDb, p1.user(), p1.password());
-      exec(replica, "CREATE TABLE " + table + " (id bigint, skey text, v text)");
-      exec(replica, "INSERT INTO " + table + " (skey, v) VALUES ('us', 'from-replica')");
-      exec(pg.shard(1), "INSERT INTO " + table + " (skey, v) VALUES ('us', 'from-primary')");
+      replica.exec("CREATE TABLE " + table + " (id bigint, skey text, v text)");
+      replica.exec("INSERT INTO " + table + " (skey, v) VALUES ('us', 'from-replica')");
+      pg.shard(1).exec("INSERT INTO " + table + " (skey, v) VALUES ('us', 'from-primary')");
       String q = "SELECT v FROM " + table + " WHERE skey = 'us'";
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
-          .setPrimary(endpoint(p1)).addReplicas(endpoint(replica))).build());
-      eventually("the replica is in the map", () -> client.shard("s2").replicas().size() == 1);
+          .setPrimary(ShardmapFleet.endpoint(p1)).addReplicas(ShardmapFleet.endpoint(replica))).build());
+      Await.until(Duration.ofSeconds(20), "the replica is in the map", () -> client.shard("s2").replicas().size() == 1);
       assertEquals("from-replica", data.read("profiles", ShardKey.of("us"), c -> queryOne(c, q)));
       assertEquals("from-primary", data.inTransaction("profiles", ShardKey.of("us"), c -> queryOne(c, q)));
       assertTrue(data.read("profiles", ShardKey.of("us"), Connection::isReadOnly), "replica connections are read-only");
@@ -513,18 +487,18 @@ class ShardmapDataTest {
         deadPort = s.getLocalPort();
       }
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
-          .setPrimary(endpoint(p1)).addReplicas(Endpoint.newBuilder().setHost("127.0.0.1").setPort(deadPort)
+          .setPrimary(ShardmapFleet.endpoint(p1)).addReplicas(Endpoint.newBuilder().setHost("127.0.0.1").setPort(deadPort)
               .setDatabase(replicaDb))).build());
-      eventually("the dead replica is in the map", () -> client.shard("s2").replicas().get(0).port() == deadPort);
+      Await.until(Duration.ofSeconds(20), "the dead replica is in the map", () -> client.shard("s2").replicas().get(0).port() == deadPort);
       long detours = client.counters().retries(RetryCause.REPLICA_UNAVAILABLE);
       assertEquals("from-primary", data.read("profiles", ShardKey.of("us"), c -> queryOne(c, q)));
       assertEquals(detours + 1, client.counters().retries(RetryCause.REPLICA_UNAVAILABLE));
     } finally {
       admin.updateShard(UpdateShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
-          .setPrimary(endpoint(p1))).build());
+          .setPrimary(ShardmapFleet.endpoint(p1))).build());
       long rev = read.listShards(ListShardsRequest.getDefaultInstance()).getRevision();
-      eventually("replica removed", () -> client.revision() >= rev);
-      exec(p1, "DROP DATABASE IF EXISTS " + replicaDb + " WITH (FORCE)");
+      Await.until(Duration.ofSeconds(20), "replica removed", () -> client.revision() >= rev);
+      p1.exec("DROP DATABASE IF EXISTS " + replicaDb + " WITH (FORCE)");
     }
   }
 

@@ -89,9 +89,8 @@ class WatchIdleTest {
   }
 
   private static DirectoryServer server(EtcdCluster etcd, String prefix) throws Exception {
-    return DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(250)).build());
+    return DirectoryServer.start(ServerOptions.loopbackForTests(etcd.clientEndpoints(), prefix)
+        .watchHeartbeat(Duration.ofMillis(250)).build());
   }
 
   @Test

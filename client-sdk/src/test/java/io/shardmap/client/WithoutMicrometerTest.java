@@ -4,19 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.proto.v1.*;
-import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
-import io.shardmap.testkit.EtcdCluster;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.io.File;
 import java.net.URL;
 import java.net.URLClassLoader;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -43,14 +37,9 @@ class WithoutMicrometerTest {
 
   @Test
   void theClientRunsWithoutMicrometer() throws Exception {
-    EtcdCluster etcd = EtcdCluster.shared();
-    String prefix = "/n" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
-    DirectoryServer server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).build());
-    ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-    try {
-      ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin = ShardMapAdminServiceGrpc.newBlockingStub(ch);
+    // Sockets: the isolated application uses the default (Netty) channel factory, as a real one would.
+    try (ShardmapFleet fleet = ShardmapFleet.builder().sockets().build()) {
+      ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin = fleet.admin();
       admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s1")
           .setPrimary(Endpoint.newBuilder().setHost("127.0.0.1").setPort(5432).setDatabase("s1"))).build());
       admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s2")
@@ -82,12 +71,9 @@ class WithoutMicrometerTest {
         assertThrows(ClassNotFoundException.class,
             () -> Class.forName("io.micrometer.core.instrument.MeterRegistry", false, isolated));
         Class<?> app = Class.forName(App.class.getName(), true, isolated);
-        String routes = (String) app.getMethod("run", String.class).invoke(null, "127.0.0.1:" + server.port());
+        String routes = (String) app.getMethod("run", String.class).invoke(null, fleet.targets().get(0));
         assertEquals("s1 s2 s1", routes);
       }
-    } finally {
-      ch.shutdownNow();
-      server.close();
     }
   }
 }

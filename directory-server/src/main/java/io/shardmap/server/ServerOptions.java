@@ -44,6 +44,19 @@ public final class ServerOptions {
     return new Builder();
   }
 
+  /**
+   * The settings every test and benchmark fleet starts from, in one place: gRPC on a free loopback port, no
+   * metrics HTTP endpoint, a 2 s etcd timeout, probes every 200 ms, watch heartbeats every 300 ms and
+   * transactions of up to 1024 operations (large test maps), on {@code etcdEndpoints} under
+   * {@code prefix}. Short intervals make failover and heartbeat-driven behaviour quick to observe; they are
+   * not production values. Callers override what their test is about.
+   */
+  public static Builder loopbackForTests(List<String> etcdEndpoints, String prefix) {
+    return builder().listen("127.0.0.1", 0).metrics(null, 0).etcdEndpoints(etcdEndpoints).etcdPrefix(prefix)
+        .etcdTimeout(Duration.ofSeconds(2)).probeInterval(Duration.ofMillis(200))
+        .watchHeartbeat(Duration.ofMillis(300)).maxTxnOps(1024);
+  }
+
   public String host() { return host; }
   public int port() { return port; }
   /** Null when the metrics endpoint is off. */

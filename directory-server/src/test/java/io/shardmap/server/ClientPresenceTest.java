@@ -2,7 +2,7 @@ package io.shardmap.server;
 
 import io.shardmap.catalog.ClientAcks;
 import static io.shardmap.server.TestSupport.create;
-import static io.shardmap.server.TestSupport.eventually;
+import static io.shardmap.testkit.Await.until;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -99,7 +99,7 @@ class ClientPresenceTest {
         assertEquals("replica-a", r.getServerId());
         assertEquals(10_000, r.getClientReportTimeoutMs(), "the default --client-report-timeout");
       }
-      eventually(Duration.ofSeconds(5), "replica-a counts app-1",
+      until(Duration.ofSeconds(5), "replica-a counts app-1",
           () -> get(() -> presence("replica-a").getClientCount() == 1));
       assertTrue(a.scrapeMetrics().contains("shardmap_clients_reporting 1.0"), a.scrapeMetrics());
 
@@ -131,9 +131,9 @@ class ClientPresenceTest {
       try {
         long t0 = System.nanoTime();
         c.read().reportApplied(report("leaves", rev, 0));
-        eventually(Duration.ofSeconds(5), "both counted",
+        until(Duration.ofSeconds(5), "both counted",
             () -> get(() -> presence(a.serverId()).getClientCount() == 2));
-        eventually(Duration.ofSeconds(5), "'leaves' forgotten",
+        until(Duration.ofSeconds(5), "'leaves' forgotten",
             () -> get(() -> presence(a.serverId()).getClientCount() == 1));
         long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
         assertTrue(ms >= 800, "forgotten after the 800 ms timeout, not before (" + ms + " ms)");
@@ -142,7 +142,7 @@ class ClientPresenceTest {
         heartbeat.shutdownNow();
         heartbeat.awaitTermination(5, TimeUnit.SECONDS);
       }
-      eventually(Duration.ofSeconds(5), "nobody left once 'stays' stops too",
+      until(Duration.ofSeconds(5), "nobody left once 'stays' stops too",
           () -> get(() -> presence(a.serverId()).getClientCount() == 0));
     }
   }
@@ -192,7 +192,7 @@ class ClientPresenceTest {
       for (int i = 0; i < 6; i++) {
         c.read().reportApplied(report("c" + i, before, 0));
         int n = i + 1;
-        eventually(Duration.ofSeconds(5), n + " clients published",
+        until(Duration.ofSeconds(5), n + " clients published",
             () -> get(() -> presence(a.serverId()).getClientCount() == n));
         lastPresence = record(a.serverId()).modRevision();
       }

@@ -92,7 +92,7 @@ class FaultToleranceTest {
       assertTrue(b.awaitRevision(s.getRevision(), Duration.ofSeconds(10)), "other replica follows");
       assertEquals(100, cb.lookup("users", 100).getRoute().getRange().getStart().getIntKey());
       split(cb, 200);
-      TestSupport.eventually(Duration.ofSeconds(5), "replica A reports etcd reachable",
+      io.shardmap.testkit.Await.until(Duration.ofSeconds(5), "replica A reports etcd reachable",
           () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
     } finally {
       etcd.startMember(0);
@@ -107,7 +107,7 @@ class FaultToleranceTest {
     etcd.stopMember(1);
     etcd.stopMember(2);
     try {
-      TestSupport.eventually(Duration.ofSeconds(10), "replica A notices the lost quorum",
+      io.shardmap.testkit.Await.until(Duration.ofSeconds(10), "replica A notices the lost quorum",
           () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_UNREACHABLE);
       LookupResponse r = ca.lookup("users", 150);
       assertEquals(100, r.getRoute().getRange().getStart().getIntKey(), "served from the last snapshot");
@@ -131,13 +131,13 @@ class FaultToleranceTest {
       etcd.startMember(2);
       etcd.awaitHealthy(Duration.ofSeconds(30));
     }
-    TestSupport.eventually(Duration.ofSeconds(15), "both replicas see etcd again",
+    io.shardmap.testkit.Await.until(Duration.ofSeconds(15), "both replicas see etcd again",
         () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE
             && b.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
     SplitRangeResponse s = split(cb, 300);
     assertTrue(a.awaitRevision(s.getRevision(), Duration.ofSeconds(20)), "A catches up by itself");
     assertEquals(300, ca.lookup("users", 300).getRoute().getRange().getStart().getIntKey());
-    TestSupport.eventually(Duration.ofSeconds(5), "freshness age back under a second",
+    io.shardmap.testkit.Await.until(Duration.ofSeconds(5), "freshness age back under a second",
         () -> a.freshness().getAgeMillis() < 1000);
   }
 
@@ -284,9 +284,9 @@ class FaultToleranceTest {
       etcd.startMember(2);
       etcd.awaitHealthy(Duration.ofSeconds(30));
     }
-    TestSupport.eventually(Duration.ofSeconds(15), "A sees etcd again", () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
+    io.shardmap.testkit.Await.until(Duration.ofSeconds(15), "A sees etcd again", () -> a.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
     // B takes the split: it refuses changes up front until its own probe has seen etcd again too.
-    TestSupport.eventually(Duration.ofSeconds(15), "B sees etcd again", () -> b.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
+    io.shardmap.testkit.Await.until(Duration.ofSeconds(15), "B sees etcd again", () -> b.freshness().getEtcdQuorum() == io.shardmap.proto.v1.EtcdQuorum.ETCD_QUORUM_REACHABLE);
     SplitRangeResponse s = split(cb, 30_001);
     assertTrue(a.awaitRevision(s.getRevision(), Duration.ofSeconds(20)));
     assertEquals(30_001, ca.lookup("users", 30_000).getRoute().getRange().getEnd().getIntKey(),

@@ -41,10 +41,9 @@ final class TestSupport {
   }
 
   static ServerOptions.Builder options(List<String> endpoints, String prefix) {
-    return ServerOptions.builder().listen("127.0.0.1", 0).metrics("127.0.0.1", 0)
-        .etcdEndpoints(endpoints).etcdPrefix(prefix)
-        .etcdTimeout(Duration.ofSeconds(2)).probeInterval(Duration.ofMillis(200))
-        .watchHeartbeat(Duration.ofMillis(500)).maxTxnOps(1024);
+    // The server tests read the metrics endpoint and were written against a 500 ms heartbeat.
+    return ServerOptions.loopbackForTests(endpoints, prefix).metrics("127.0.0.1", 0)
+        .watchHeartbeat(Duration.ofMillis(500));
   }
 
   static MetaStore etcdClient(List<String> endpoints) {
@@ -130,17 +129,5 @@ final class TestSupport {
       assertTrue(msg.contains(f), () -> "message '" + msg + "' should mention '" + f + "'");
     }
     return e;
-  }
-
-  /** Polls until the condition holds (bounded). */
-  static void eventually(Duration timeout, String what, java.util.function.BooleanSupplier cond)
-      throws InterruptedException {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (!cond.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("timed out after " + timeout + " waiting for: " + what);
-      }
-      Thread.sleep(20);
-    }
   }
 }

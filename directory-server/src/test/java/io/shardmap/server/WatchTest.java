@@ -13,7 +13,9 @@ import io.grpc.stub.StreamObserver;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.proto.v1.*;
 import io.shardmap.store.MetaStore;
+import io.shardmap.testkit.Await;
 import io.shardmap.testkit.EtcdCluster;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -247,10 +249,8 @@ class WatchTest {
       long mended = etcdStore.commit(io.shardmap.store.Txn.builder()
           .put(paths.range("edited", new byte[0]), whole.toByteArray()).build())
           .get(5, TimeUnit.SECONDS).revision();
-      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-      while (server.snapshot().keyspace("edited").broken() != null && System.nanoTime() < deadline) {
-        Thread.sleep(20);
-      }
+      Await.until(Duration.ofSeconds(10), "the server re-reads the mended keyspace",
+          () -> server.snapshot().keyspace("edited").broken() == null);
       assertEquals(null, server.snapshot().keyspace("edited").broken(), "the server re-read the keyspace");
       assertTrue(server.snapshot().revision() >= mended);
       assertEquals("s2", c.lookup("edited", 500).getRoute().getShard());
@@ -265,11 +265,8 @@ class WatchTest {
   }
 
   private static void awaitSnapshot(long revision) throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-    while (server.snapshot().revision() < revision) {
-      assertTrue(System.nanoTime() < deadline, "the server did not reach revision " + revision);
-      Thread.sleep(10);
-    }
+    Await.until(Duration.ofSeconds(10), "the server reaching revision " + revision,
+        () -> server.snapshot().revision() >= revision);
   }
 
   /** Moves bucket 0 of keyspace "other" to the shard that does not own it. */

@@ -4,30 +4,24 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.client.StaleRoute;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
-import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.LookupRequest;
 import io.shardmap.proto.v1.ReassignRangeRequest;
-import io.shardmap.proto.v1.RegisterShardRequest;
 import io.shardmap.proto.v1.Route;
-import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.SplitRangeRequest;
 import io.shardmap.proto.v1.Strategy;
-import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
-import io.shardmap.testkit.EtcdCluster;
+import io.shardmap.testkit.fleet.ShardmapFleet;
+import io.shardmap.testkit.fleet.ShardmapFleetExtension;
 import io.shardmap.testkit.FreePorts;
+import io.shardmap.testkit.Await;
 import io.shardmap.testkit.PostgresFixture;
-import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.sql.Connection;
@@ -39,7 +33,6 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -47,6 +40,7 @@ import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The example service against real etcd, a real directory server and three real PostgreSQL shards: rows
@@ -57,33 +51,24 @@ import org.junit.jupiter.api.Test;
 class UsersExampleTest {
   static final List<String> SHARDS = List.of("s1", "s2", "s3");
 
+  // Sockets: the example is a command-line program that takes --directory host:port.
+  @RegisterExtension
+  final ShardmapFleetExtension fleet = ShardmapFleet.builder().sockets().shards(3)
+      .table("id bigint PRIMARY KEY, name text NOT NULL").extension();
+
   PostgresFixture pg;
-  String prefix;
   String table;
-  DirectoryServer server;
-  ManagedChannel channel;
+  String directory;
   ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin;
   ShardMapServiceGrpc.ShardMapServiceBlockingStub read;
 
   @BeforeEach
   void start() throws Exception {
-    EtcdCluster etcd = EtcdCluster.shared();
-    pg = PostgresFixture.shared(3);
-    String uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
-    prefix = "/ex" + uid;
-    table = "users_" + uid;
-    server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).build());
-    channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-    admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
-    read = ShardMapServiceGrpc.newBlockingStub(channel);
-    for (int i = 0; i < SHARDS.size(); i++) {
-      PgInstance p = pg.shard(i);
-      admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(SHARDS.get(i))
-          .setPrimary(Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()))).build());
-      exec(i, "CREATE TABLE " + table + " (id bigint PRIMARY KEY, name text NOT NULL)");
-    }
+    pg = fleet.get().postgres();
+    table = fleet.get().table();
+    directory = fleet.get().targets().get(0);
+    admin = fleet.get().admin();
+    read = fleet.get().read();
     admin.createKeyspace(CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder().setName("users")
             .setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
             .addTables(ShardedTable.newBuilder().setName(table).setKeyColumn("id")))
@@ -92,19 +77,17 @@ class UsersExampleTest {
 
   @AfterEach
   void stop() throws Exception {
-    channel.shutdownNow();
-    server.close();
     for (int i = 0; i < SHARDS.size(); i++) {
-      exec(i, "DROP TABLE IF EXISTS " + table + " CASCADE");
       exec(i, "DROP TABLE IF EXISTS fence_" + table);
-      exec(i, "DROP FUNCTION IF EXISTS fence_" + table + "()");
+      // CASCADE: the trigger on the table (which the fleet drops after this) uses the function.
+      exec(i, "DROP FUNCTION IF EXISTS fence_" + table + "() CASCADE");
     }
   }
 
   record Result(int exit, String out, String err) {}
 
   private Result run(String... extra) {
-    List<String> args = new ArrayList<>(List.of("--directory", "127.0.0.1:" + server.port(),
+    List<String> args = new ArrayList<>(List.of("--directory", directory,
         "--pg-user", pg.shard(0).user(), "--start-timeout", "10s"));
     if (pg.shard(0).password() != null) {
       args.addAll(List.of("--pg-password", pg.shard(0).password()));
@@ -121,9 +104,7 @@ class UsersExampleTest {
   }
 
   private void exec(int shard, String sql) throws SQLException {
-    try (Connection c = pg.shard(shard).connect(); Statement s = c.createStatement()) {
-      s.execute(sql);
-    }
+    pg.shard(shard).exec(sql);
   }
 
   private Set<Long> ids(int shard) throws SQLException {
@@ -189,18 +170,15 @@ class UsersExampleTest {
   void keepsWorkingWhileARangeIsSplitAndMovedTheWayTheMigratorMovesIt() throws Exception {
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
-    List<String> args = new ArrayList<>(List.of("--directory", "127.0.0.1:" + server.port(), "--table", table,
+    List<String> args = new ArrayList<>(List.of("--directory", directory, "--table", table,
         "--pg-user", pg.shard(0).user(), "--users", "400", "--duration", "8s", "--verify"));
     if (pg.shard(0).password() != null) {
       args.addAll(List.of("--pg-password", pg.shard(0).password()));
     }
     CompletableFuture<Integer> exit = CompletableFuture.supplyAsync(() -> UsersExample.commandLine()
         .setOut(new PrintWriter(out, true)).setErr(new PrintWriter(err, true)).execute(args.toArray(String[]::new)));
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-    while (!out.toString().contains("round 1:") && !exit.isDone()) {
-      assertTrue(System.nanoTime() < deadline, "no first round: " + out + err);
-      Thread.sleep(20);
-    }
+    Await.until(Duration.ofSeconds(30), "a first round (or the end of the run)",
+        () -> out.toString().contains("round 1:") || exit.isDone());
     assertFalse(exit.isDone(), "ended early: " + out + err);
 
     // An operator splits s2's range (metadata only: both halves stay on s2)...

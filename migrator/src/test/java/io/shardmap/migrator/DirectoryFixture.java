@@ -1,28 +1,23 @@
 package io.shardmap.migrator;
 
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
-import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyRange;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.RangeAssignment;
-import io.shardmap.proto.v1.RegisterShardRequest;
-import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.SQLException;
-import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
 import java.util.UUID;
@@ -41,24 +36,20 @@ public final class DirectoryFixture implements AutoCloseable {
   public final String prefix;
   public final DirectoryServer server;
   public final ManagedChannel channel;
+  private final ShardmapFleet fleet;
   private final ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin;
   private final List<String> tables = new java.util.ArrayList<>();
 
   public DirectoryFixture(String prefixTag) throws Exception {
-    etcd = EtcdCluster.shared();
-    pg = PostgresFixture.shared(3);
     uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
     prefix = "/" + prefixTag + uid;
-    server = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdEndpoints(etcd.clientEndpoints()).etcdPrefix(prefix).etcdTimeout(Duration.ofSeconds(2))
-        .probeInterval(Duration.ofMillis(200)).watchHeartbeat(Duration.ofMillis(300)).build());
-    channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
-    admin = ShardMapAdminServiceGrpc.newBlockingStub(channel);
-    for (int i = 0; i < SHARDS.size(); i++) {
-      PgInstance p = pg.shard(i);
-      admin.registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName(SHARDS.get(i))
-          .setPrimary(Endpoint.newBuilder().setHost(p.host()).setPort(p.port()).setDatabase(p.database()))).build());
-    }
+    // Sockets: writers and the migrator CLIs (some in child processes) reach the server by host:port.
+    fleet = ShardmapFleet.builder().sockets().shards(SHARDS.size()).prefix(prefix).build();
+    etcd = fleet.etcd();
+    pg = fleet.postgres();
+    server = fleet.server(0);
+    channel = fleet.channel(0);
+    admin = fleet.admin();
   }
 
   /**
@@ -78,7 +69,7 @@ public final class DirectoryFixture implements AutoCloseable {
       return;
     }
     for (int i = 0; i < 2; i++) {
-      exec(pg.shard(i), "CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL, payload text)");
+      pg.shard(i).exec("CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL, payload text)");
       try (Connection c = pg.shard(i).connect(); PreparedStatement ps = c.prepareStatement("INSERT INTO " + table
           + " SELECT g, g, 'row ' || g FROM generate_series(?, ?) g")) {
         ps.setLong(1, i == 0 ? -preload : 0);
@@ -96,7 +87,7 @@ public final class DirectoryFixture implements AutoCloseable {
     admin.createKeyspace(req);
     tables.add(table);
     for (int i = 0; i < 2; i++) {
-      exec(pg.shard(i), "CREATE TABLE " + table + " (id " + keyType + " PRIMARY KEY, v bigint NOT NULL, payload text)");
+      pg.shard(i).exec("CREATE TABLE " + table + " (id " + keyType + " PRIMARY KEY, v bigint NOT NULL, payload text)");
     }
   }
 
@@ -111,21 +102,22 @@ public final class DirectoryFixture implements AutoCloseable {
         .pollInterval(Duration.ofMillis(50));
   }
 
-  public static void exec(PgInstance p, String sql) throws SQLException {
-    try (Connection c = p.connect(); Statement s = c.createStatement()) {
-      s.execute(sql);
-    }
+  /**
+   * {@link PgInstance#exec}; kept only because {@code MoveHarness.exec} (under concurrent change elsewhere)
+   * still delegates here. New code calls {@code p.exec(sql)}.
+   */
+  static void exec(PgInstance p, String sql) throws SQLException {
+    p.exec(sql);
   }
 
   /** Stops the server and drops every keyspace table and its fences from all shards. */
   @Override
   public void close() throws SQLException {
-    channel.shutdownNow();
-    server.close();
+    fleet.close();
     for (int i = 0; i < SHARDS.size(); i++) {
       for (String t : tables) {
-        exec(pg.shard(i), "DROP TABLE IF EXISTS " + t + " CASCADE");
-        exec(pg.shard(i), "DO $$ BEGIN IF to_regclass('shardmap.fences') IS NOT NULL THEN "
+        pg.shard(i).exec("DROP TABLE IF EXISTS " + t + " CASCADE");
+        pg.shard(i).exec("DO $$ BEGIN IF to_regclass('shardmap.fences') IS NOT NULL THEN "
             + "DELETE FROM shardmap.fences WHERE tbl = '" + t + "'; END IF; END $$");
       }
     }

@@ -62,15 +62,15 @@ class MigratorBadInputTest {
     m.requestCancel("taken");
     m.drive("taken", p -> { }, Duration.ofSeconds(5));
 
-    MoveHarness.exec(h.pg.shard(2), "CREATE TABLE " + h.table + " (id bigint PRIMARY KEY, v text NOT NULL, payload text)");
+    h.pg.shard(2).exec("CREATE TABLE " + h.table + " (id bigint PRIMARY KEY, v text NOT NULL, payload text)");
     refused(ErrorCode.FAILED_PRECONDITION, "target: different schema", b -> { });
-    MoveHarness.exec(h.pg.shard(2), "DROP TABLE " + h.table);
+    h.pg.shard(2).exec("DROP TABLE " + h.table);
     refused(ErrorCode.FAILED_PRECONDITION, "target: does not exist on shard 's3'", b -> b.createMissingTables(false));
-    MoveHarness.exec(h.pg.shard(1), "ALTER TABLE " + h.table + " RENAME TO " + h.table + "_x");
+    h.pg.shard(1).exec("ALTER TABLE " + h.table + " RENAME TO " + h.table + "_x");
     try {
       refused(ErrorCode.FAILED_PRECONDITION, "tables: does not exist on source shard 's2'", b -> { });
     } finally {
-      MoveHarness.exec(h.pg.shard(1), "ALTER TABLE " + h.table + "_x RENAME TO " + h.table);
+      h.pg.shard(1).exec("ALTER TABLE " + h.table + "_x RENAME TO " + h.table);
     }
     assertThrows(IllegalArgumentException.class, () -> MoveSpec.builder().id("Bad-Id"));
   }

@@ -81,6 +81,13 @@ public final class PostgresFixture implements AutoCloseable {
     public Connection connect() throws SQLException {
       return DriverManager.getConnection(jdbcUrl(), connectionProperties(user, password));
     }
+
+    /** Runs one statement (DDL, or DML whose count nobody needs) on a new connection to this shard. */
+    public void exec(String sql) throws SQLException {
+      try (Connection c = connect(); java.sql.Statement s = c.createStatement()) {
+        s.execute(sql);
+      }
+    }
   }
 
   private static final String[] SERVER_SETTINGS = {

@@ -12,6 +12,7 @@
  *       with servers that can be stopped and started, for tests that move data between shards.
  *   <li>{@link io.shardmap.testkit.FreePorts}: loopback ports for the servers above, chosen so a
  *       stopped server's port is still free when it restarts.
+ *   <li>{@link io.shardmap.testkit.Await}: the one bounded poll for a condition another thread makes true.
  * </ul>
  *
  * <p>Both fixtures find their servers the same way, first match wins: servers named by
@@ -26,6 +27,10 @@
  * for tests that break things.
  *
  * <p>Every wait is bounded, and every failure message says where the server logs are.
+ *
+ * <p>Directory servers on top of these fixtures are in {@code shardmap-testkit-fleet}
+ * ({@code io.shardmap.testkit.fleet.ShardmapFleet}): this module cannot depend on the directory server,
+ * whose own tests use this one.
  *
  * <h2>Store contract suite</h2>
  *

@@ -6,9 +6,8 @@ import io.shardmap.client.ClientOptions;
 import io.shardmap.client.ShardmapClient;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Route;
-import io.shardmap.server.DirectoryServer;
-import io.shardmap.server.ServerOptions;
 import io.shardmap.store.InMemoryMetaStore;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
@@ -64,7 +63,7 @@ public class RouteLookupBenchmark {
   private int cursor;
 
   private InMemoryMetaStore sdkStore;
-  private DirectoryServer sdkServer;
+  private ShardmapFleet sdkFleet;
   private ShardmapClient client;
   private ShardmapClient stalenessClient;
 
@@ -104,9 +103,9 @@ public class RouteLookupBenchmark {
   public void startSdk() throws Exception {
     sdkStore = new InMemoryMetaStore();
     RangeMaps.write(sdkStore, RangeMaps.PATHS, RangeMaps.KEYSPACE, ranges, 16, InMemoryMetaStore.DEFAULT_MAX_TXN_OPS);
-    sdkServer = DirectoryServer.start(ServerOptions.builder().listen("127.0.0.1", 0).metrics(null, 0)
-        .etcdPrefix(RangeMaps.PREFIX).build(), sdkStore);
-    ClientOptions.Builder o = ClientOptions.builder().targets("127.0.0.1:" + sdkServer.port())
+    sdkFleet = ShardmapFleet.builder().store(sdkStore).sockets().productionIntervals().prefix(RangeMaps.PREFIX)
+        .unregistered().build();
+    ClientOptions.Builder o = ClientOptions.builder().targets(sdkFleet.targets())
         .keyspaces(RangeMaps.KEYSPACE);
     client = ShardmapClient.start(o.build());
     stalenessClient = ShardmapClient.start(o.maxStaleness(Duration.ofHours(1)).build());
@@ -124,7 +123,7 @@ public class RouteLookupBenchmark {
 
   @TearDown(Level.Trial)
   public void tearDown() {
-    for (AutoCloseable c : new AutoCloseable[] {client, stalenessClient, sdkServer, sdkStore}) {
+    for (AutoCloseable c : new AutoCloseable[] {client, stalenessClient, sdkFleet, sdkStore}) {
       if (c != null) {
         try {
           c.close();

@@ -7,7 +7,6 @@ import io.shardmap.migrator.MigratorOptions;
 import io.shardmap.server.DirectoryServer;
 import io.shardmap.testkit.EtcdCluster;
 import io.shardmap.testkit.PostgresFixture;
-import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.sql.Connection;
@@ -135,10 +134,6 @@ final class CliHarness implements AutoCloseable {
         return rs.getLong(1);
       }
     }
-  }
-
-  static void exec(PgInstance p, String sql) throws SQLException {
-    DirectoryFixture.exec(p, sql);
   }
 
   @Override

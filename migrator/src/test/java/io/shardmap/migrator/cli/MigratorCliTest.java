@@ -12,6 +12,7 @@ import io.shardmap.migrator.Migrator;
 import io.shardmap.migrator.cli.CliHarness.Result;
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationState;
+import io.shardmap.testkit.Await;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -397,12 +398,10 @@ class MigratorCliTest {
     Thread t = new Thread(() -> worker.set(h.run("worker", "--parallel", "2", "--worker-name", "wk",
         "--retry-delay", "1s")));
     t.start();
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
     try (Migrator m = Migrator.open(h.migratorOptions().build())) {
-      while (System.nanoTime() < deadline && !(m.status("w1").getState() == MigrationState.MIGRATION_STATE_DONE
-          && m.status("w2").getState() == MigrationState.MIGRATION_STATE_DONE)) {
-        Thread.sleep(100);
-      }
+      Await.until(Duration.ofSeconds(120), "w1 and w2 done",
+          () -> m.status("w1").getState() == MigrationState.MIGRATION_STATE_DONE
+              && m.status("w2").getState() == MigrationState.MIGRATION_STATE_DONE);
     }
     assertEquals(MigrationState.MIGRATION_STATE_DONE, statusJson("w1").getState());
     assertEquals(MigrationState.MIGRATION_STATE_DONE, statusJson("w2").getState());

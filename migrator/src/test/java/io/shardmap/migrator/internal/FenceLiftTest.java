@@ -40,7 +40,7 @@ class FenceLiftTest {
     pg = PostgresFixture.shared(1).shard(0);
     uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
     table = "fl_" + uid;
-    FencePassTest.exec(pg, "CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL)");
+    pg.exec("CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL)");
     try (Connection c = pg.connect()) {
       RoutingFunctions.install(c);
       Fences.ensureSchema(c);
@@ -49,8 +49,8 @@ class FenceLiftTest {
 
   @AfterEach
   void tearDown() throws SQLException {
-    FencePassTest.exec(pg, "DROP TABLE IF EXISTS " + table);
-    FencePassTest.exec(pg, "DELETE FROM shardmap.fences WHERE tbl = '" + table + "'");
+    pg.exec("DROP TABLE IF EXISTS " + table);
+    pg.exec("DELETE FROM shardmap.fences WHERE tbl = '" + table + "'");
   }
 
   private RangeTableMove move(String id, MoveUnit unit) {

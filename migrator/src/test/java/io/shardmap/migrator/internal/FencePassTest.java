@@ -40,24 +40,18 @@ class FencePassTest {
     pg = PostgresFixture.shared(1).shard(0);
     uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
     table = "fp_" + uid;
-    exec(pg, "CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL)");
-    exec(pg, "CREATE TABLE " + table + "_t (id text PRIMARY KEY, v bigint NOT NULL)");
-    exec(pg, "INSERT INTO " + table + " VALUES (10, 0), (20, 0)");
+    pg.exec("CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL)");
+    pg.exec("CREATE TABLE " + table + "_t (id text PRIMARY KEY, v bigint NOT NULL)");
+    pg.exec("INSERT INTO " + table + " VALUES (10, 0), (20, 0)");
   }
 
   @AfterEach
   void tearDown() throws SQLException {
-    exec(pg, "DROP TABLE IF EXISTS " + table + ", " + table + "_t");
-    exec(pg, "DELETE FROM shardmap.fences WHERE tbl IN ('" + table + "', '" + table + "_t')");
+    pg.exec("DROP TABLE IF EXISTS " + table + ", " + table + "_t");
+    pg.exec("DELETE FROM shardmap.fences WHERE tbl IN ('" + table + "', '" + table + "_t')");
     for (String role : new String[] {"app_" + uid, "mig_" + uid, "cr_" + uid}) {
-      exec(pg, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" + role + "') THEN "
+      pg.exec("DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" + role + "') THEN "
           + "EXECUTE 'DROP OWNED BY " + role + "'; EXECUTE 'DROP ROLE " + role + "'; END IF; END $$");
-    }
-  }
-
-  static void exec(PgInstance p, String sql) throws SQLException {
-    try (Connection c = p.connect(); Statement s = c.createStatement()) {
-      s.execute(sql);
     }
   }
 

@@ -48,8 +48,8 @@ class RangeTableMoveTest {
     table = "mv_" + uid;
     id = "m" + uid;
     String ddl = "CREATE TABLE " + table + " (id bigint PRIMARY KEY, v bigint NOT NULL, payload text, tags text[])";
-    exec(src, ddl);
-    exec(dst, ddl);
+    src.exec(ddl);
+    dst.exec(ddl);
     try (Connection c = src.connect(); PreparedStatement ps = c.prepareStatement(
         "INSERT INTO " + table + " SELECT g * 100, 0, 'row ' || g, ARRAY['t' || (g % 7)] FROM generate_series(?, ?) g")) {
       ps.setLong(1, -10_000);
@@ -63,14 +63,8 @@ class RangeTableMoveTest {
     try (Connection c = src.connect()) {
       new RangeTableMove(id, "ks", table, "id", LO, HI).removeCapture(c);
     }
-    exec(src, "DROP TABLE IF EXISTS " + table);
-    exec(dst, "DROP TABLE IF EXISTS " + table);
-  }
-
-  static void exec(PgInstance p, String sql) throws SQLException {
-    try (Connection c = p.connect(); Statement s = c.createStatement()) {
-      s.execute(sql);
-    }
+    src.exec("DROP TABLE IF EXISTS " + table);
+    dst.exec("DROP TABLE IF EXISTS " + table);
   }
 
   /** Every row of the range, as text, in key order. */
@@ -98,11 +92,11 @@ class RangeTableMoveTest {
   @Test
   void aPartitionedTableMovesTheSameWay() throws Exception {
     for (PgInstance p : List.of(src, dst)) {
-      exec(p, "DROP TABLE " + table);
-      exec(p, "CREATE TABLE " + table + " (id bigint NOT NULL, v bigint NOT NULL, payload text, tags text[], "
+      p.exec("DROP TABLE " + table);
+      p.exec("CREATE TABLE " + table + " (id bigint NOT NULL, v bigint NOT NULL, payload text, tags text[], "
           + "PRIMARY KEY (id)) PARTITION BY RANGE (id)");
-      exec(p, "CREATE TABLE " + table + "_lo PARTITION OF " + table + " FOR VALUES FROM (MINVALUE) TO (500000)");
-      exec(p, "CREATE TABLE " + table + "_hi PARTITION OF " + table + " FOR VALUES FROM (500000) TO (MAXVALUE)");
+      p.exec("CREATE TABLE " + table + "_lo PARTITION OF " + table + " FOR VALUES FROM (MINVALUE) TO (500000)");
+      p.exec("CREATE TABLE " + table + "_hi PARTITION OF " + table + " FOR VALUES FROM (500000) TO (MAXVALUE)");
     }
     try (Connection c = src.connect(); PreparedStatement ps = c.prepareStatement(
         "INSERT INTO " + table + " SELECT g * 100, 0, 'row ' || g, ARRAY['t' || (g % 7)] FROM generate_series(?, ?) g")) {
@@ -238,15 +232,15 @@ class RangeTableMoveTest {
       assertEquals(new RangeTableMove.Verification(10, 0, 0), move.verifyAndRepair(s, d, 1000));
       // Damage the target three ways in three different chunks: a row lost, a row changed, a row that
       // should not be there (inside the range, between source keys).
-      exec(dst, "DELETE FROM " + table + " WHERE id = 100");
-      exec(dst, "UPDATE " + table + " SET payload = 'changed' WHERE id = 500000");
-      exec(dst, "INSERT INTO " + table + " VALUES (999950, 0, 'extra', NULL)");
+      dst.exec("DELETE FROM " + table + " WHERE id = 100");
+      dst.exec("UPDATE " + table + " SET payload = 'changed' WHERE id = 500000");
+      dst.exec("INSERT INTO " + table + " VALUES (999950, 0, 'extra', NULL)");
       RangeTableMove.Verification v = move.verifyAndRepair(s, d, 1000);
       assertEquals(3, v.mismatched(), v.toString());
       assertEquals(rows(src), rows(dst));
       assertEquals(0, move.verifyAndRepair(s, d, 1000).mismatched());
       // Keys the target holds outside the range are none of this move's business.
-      exec(dst, "INSERT INTO " + table + " VALUES (-5, 0, 'outside', NULL)");
+      dst.exec("INSERT INTO " + table + " VALUES (-5, 0, 'outside', NULL)");
       assertEquals(0, move.verifyAndRepair(s, d, 1000).mismatched());
     }
   }
@@ -320,9 +314,9 @@ class RangeTableMoveTest {
   @Test
   void generatedColumnsAreComputedOnTheTargetNotCopied() throws Exception {
     String gen = table + "_gen";
-    exec(src, "CREATE TABLE " + gen + " (id bigint PRIMARY KEY, price int NOT NULL, qty int NOT NULL, "
+    src.exec("CREATE TABLE " + gen + " (id bigint PRIMARY KEY, price int NOT NULL, qty int NOT NULL, "
         + "total bigint GENERATED ALWAYS AS (price::bigint * qty) STORED, note text)");
-    exec(src, "INSERT INTO " + gen + " (id, price, qty, note) SELECT g, g % 97, g % 13, 'n' || g "
+    src.exec("INSERT INTO " + gen + " (id, price, qty, note) SELECT g, g % 97, g % 13, 'n' || g "
         + "FROM generate_series(1, 3000) g");
     RangeTableMove move = new RangeTableMove(id, "ks", gen, "id", LO, HI);
     try (Connection s = src.connect(); Connection d = dst.connect()) {
@@ -333,7 +327,7 @@ class RangeTableMoveTest {
         c = move.copyChunk(s, d, c.last(), 1000);
       }
       assertEquals(0, move.verifyAndRepair(s, d, 1000).mismatched(), "copied whole, totals computed alike");
-      exec(src, "UPDATE " + gen + " SET price = price + 1 WHERE id IN (10, 20, 2990)");
+      src.exec("UPDATE " + gen + " SET price = price + 1 WHERE id IN (10, 20, 2990)");
       move.copyKeys(s, d, List.of(io.shardmap.core.Keys.encodeInt64(10), io.shardmap.core.Keys.encodeInt64(20),
           io.shardmap.core.Keys.encodeInt64(2990)));
       assertEquals(0, move.verifyAndRepair(s, d, 1000).mismatched(), "the re-copied keys match");
@@ -342,16 +336,16 @@ class RangeTableMoveTest {
         assertTrue(rs.next());
         assertEquals((2990L % 97 + 1) * (2990 % 13), rs.getLong(1), "computed by the target");
       }
-      exec(dst, "DROP TABLE " + gen);
-      exec(dst, "CREATE TABLE " + gen + " (id bigint PRIMARY KEY, price int NOT NULL, qty int NOT NULL, "
+      dst.exec("DROP TABLE " + gen);
+      dst.exec("CREATE TABLE " + gen + " (id bigint PRIMARY KEY, price int NOT NULL, qty int NOT NULL, "
           + "total bigint, note text)");
       io.shardmap.core.ShardmapException e = assertThrows(io.shardmap.core.ShardmapException.class,
           () -> Tables.requireSameColumns(gen, "src", Tables.columns(s, gen), "dst", Tables.columns(d, gen)));
       assertTrue(e.getMessage().contains("column 4 is 'total bigint' there and 'total bigint GENERATED ALWAYS AS"),
           e.getMessage());
     } finally {
-      exec(src, "DROP TABLE IF EXISTS " + gen);
-      exec(dst, "DROP TABLE IF EXISTS " + gen);
+      src.exec("DROP TABLE IF EXISTS " + gen);
+      dst.exec("DROP TABLE IF EXISTS " + gen);
     }
   }
 
@@ -372,7 +366,7 @@ class RangeTableMoveTest {
       back.installCapture(s);
       RangeTableMove.CopiedChunk c = back.copyChunk(s, d, null, 1_000_000);
       assertTrue(c.done() && c.rows() > 5_000, c.toString());
-      exec(src, "UPDATE " + table + " SET v = 9 WHERE id = 100");
+      src.exec("UPDATE " + table + " SET v = 9 WHERE id = 100");
       assertEquals(1, back.replayRound(s, d, 100));
       assertEquals(rows(src), rows(dst), "copy and replay passed the target's fence");
       assertTrue(StaleRoute.isStaleRoute(assertThrows(SQLException.class, () -> app.executeUpdate(write))));
@@ -396,7 +390,7 @@ class RangeTableMoveTest {
   /** Two migrations to one target may both find a table missing and create it at the same moment. */
   @Test
   void aTableCreatedOnTheTargetByAnotherMigrationAtTheSameMomentIsNoError() throws Exception {
-    exec(dst, "DROP TABLE " + table);
+    dst.exec("DROP TABLE " + table);
     try (Connection s = src.connect(); Connection d = dst.connect(); Connection other = dst.connect();
          Connection w = dst.connect(); Statement watch = w.createStatement()) {
       other.setAutoCommit(false);
