@@ -8,9 +8,11 @@ import com.tngtech.archunit.core.importer.ImportOption;
 import com.tngtech.archunit.lang.EvaluationResult;
 import io.shardmap.client.plant.PlantedReach;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The rules of {@link Architecture} over every module's main classes, and a check that they can fail. */
+@Tag("unit")
 class ArchitectureTest {
   private static JavaClasses main;
 

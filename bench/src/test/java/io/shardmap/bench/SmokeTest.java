@@ -10,6 +10,7 @@ import io.shardmap.bench.jmh.RouteLookupBenchmark;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import picocli.CommandLine;
@@ -18,6 +19,7 @@ import picocli.CommandLine;
  * Each benchmark once with tiny bounds: the wiring works and the numbers are sane. No timing is asserted;
  * the real runs are manual (docs/benchmarks.md).
  */
+@Tag("integration")
 class SmokeTest {
   private final ByteArrayOutputStream buf = new ByteArrayOutputStream();
   private final PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);

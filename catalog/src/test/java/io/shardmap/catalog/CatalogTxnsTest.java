@@ -22,9 +22,11 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The optimistic loop on the in-memory store with its fault injection; time and sleep are injected. */
+@Tag("unit")
 class CatalogTxnsTest {
   private final InMemoryMetaStore store = new InMemoryMetaStore();
   private final List<Long> pauses = new ArrayList<>();

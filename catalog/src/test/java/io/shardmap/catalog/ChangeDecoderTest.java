@@ -20,9 +20,11 @@ import io.shardmap.store.KeyValue;
 import io.shardmap.store.WatchEvent;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The key scheme and the decoding of records into map changes, without etcd. */
+@Tag("unit")
 class ChangeDecoderTest {
   private final CatalogPaths paths = new CatalogPaths("/sm");
   private final ChangeDecoder decoder = new ChangeDecoder(paths);

@@ -32,10 +32,12 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
 /** The shared map edits as pure plans on snapshots, and their transactions on the in-memory store. */
+@Tag("unit")
 class MapEditsTest {
   private final CatalogPaths paths = new CatalogPaths("/sm");
   private final MapEdits edits = new MapEdits(paths);

@@ -10,9 +10,11 @@ import io.shardmap.store.Txn;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** Every round trip is recorded once, by kind or by the view's name, with its outcome and duration. */
+@Tag("unit")
 class MeteredMetaStoreTest {
   private final InMemoryMetaStore store = new InMemoryMetaStore();
   private final List<String> recorded = new ArrayList<>();

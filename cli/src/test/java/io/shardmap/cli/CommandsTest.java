@@ -11,9 +11,11 @@ import io.shardmap.proto.v1.*;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** Argument to request mapping and text/JSON output of each command, against an in-process fake server. */
+@Tag("unit")
 class CommandsTest {
   private final FakeDirectory fake = new FakeDirectory();
 

@@ -10,12 +10,14 @@ import io.shardmap.proto.v1.ListShardsResponse;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /** Exit codes, error messages, deadlines and the global options. */
+@Tag("unit")
 @Timeout(30)
 class ErrorsAndOptionsTest {
   private final FakeDirectory fake = new FakeDirectory();

@@ -10,9 +10,11 @@ import io.shardmap.proto.v1.*;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+@Tag("unit")
 @Timeout(30)
 class WatchCommandTest {
   private final FakeDirectory fake = new FakeDirectory();

@@ -33,6 +33,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -41,6 +42,7 @@ import org.junit.jupiter.api.Test;
  * {@link ClientAcks} combines the records. Also what it must not do: wait for a closed client, keep a
  * dead server's record, or be fooled by a client that stopped applying.
  */
+@Tag("integration")
 class ClientAcksTest {
   EtcdCluster etcd;
   String prefix;

@@ -50,6 +50,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.function.Function;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -67,6 +68,7 @@ import org.junit.jupiter.api.Timeout;
  * <p>The seed is printed; rerun one with {@code -Dshardmap.consistency.seed=N}. The fault window is
  * {@code -Dshardmap.consistency.seconds} (default 20).
  */
+@Tag("consistency")
 @Timeout(value = 240, unit = TimeUnit.SECONDS)
 class ClientConsistencyTest {
   private static final String PREFIX = "/consistency";

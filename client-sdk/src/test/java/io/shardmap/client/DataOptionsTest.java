@@ -7,9 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
 import java.util.function.Supplier;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The pool settings of {@link DataOptions}: defaults, and bad values refused naming the option. */
+@Tag("unit")
 class DataOptionsTest {
 
   private static void refused(String option, Supplier<?> build) {

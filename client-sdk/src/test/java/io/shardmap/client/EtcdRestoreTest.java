@@ -27,6 +27,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -41,6 +42,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * re-reads accepting the older revision. Everyone must converge on the restored maps, then follow new
  * changes, whose revisions reuse numbers the lost history had used.
  */
+@Tag("fault")
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class EtcdRestoreTest {
   private static final String PREFIX = "/restore";

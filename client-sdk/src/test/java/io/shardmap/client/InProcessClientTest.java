@@ -23,6 +23,7 @@ import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -31,6 +32,7 @@ import org.junit.jupiter.api.Timeout;
  * in-process gRPC server over the in-memory store, followed by a client whose channels are in-process too.
  * No socket is opened.
  */
+@Tag("integration")
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class InProcessClientTest {
 

@@ -23,6 +23,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -35,6 +36,7 @@ import org.junit.jupiter.api.Timeout;
  * happens. (Only etcd itself going back, after a restore, makes a client accept an older map:
  * {@link EtcdRestoreTest}.)
  */
+@Tag("fault")
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class LaggingReplicaTest {
 

@@ -25,9 +25,11 @@ import io.shardmap.proto.v1.Strategy;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The SDK's key and value types, on snapshots built in memory (no server). */
+@Tag("unit")
 class ShardKeyTest {
 
   @Test

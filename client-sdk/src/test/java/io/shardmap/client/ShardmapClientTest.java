@@ -26,9 +26,11 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The client on real etcd and real directory servers: agreement, propagation, failover, resync, staleness. */
+@Tag("integration")
 class ShardmapClientTest {
   EtcdCluster etcd;
   String prefix;

@@ -37,6 +37,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -45,6 +46,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * the directory says for every strategy, pools follow registrations, fenced ranges are retried on the
  * new owner, replicas serve reads, and a connection lost mid-transaction is retried exactly once.
  */
+@Tag("integration")
 class ShardmapDataTest {
   static final List<String> SHARDS = List.of("s1", "s2", "s3");
 

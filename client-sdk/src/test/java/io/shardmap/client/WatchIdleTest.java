@@ -22,12 +22,14 @@ import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * A directory replica that hangs without closing its connections (a partition, a stopped process) is
  * left after watchIdleTimeout, and the client follows another replica: no change is missed for long.
  */
+@Tag("integration")
 class WatchIdleTest {
 
   /** A TCP pass-through that can go silent while keeping every connection open. */

@@ -9,12 +9,14 @@ import io.shardmap.proto.v1.RingShard;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * Acceptance property: for every key, the epoch of its route never decreases, and whenever its owner
  * changes the epoch strictly increases. (Clients rely on it to discard stale cached routes.)
  */
+@Tag("unit")
 class EpochMonotonicityTest {
   private static final int STEPS = 200;
   private static final int PROBES = 2_000;

@@ -2,8 +2,10 @@ package io.shardmap.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+@Tag("unit")
 class ErrorCodeTest {
 
   /** code, grpc code, retry idempotent, provably not executed, retry non-idempotent. */

@@ -7,8 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import io.shardmap.proto.v1.GeoLayout;
 import io.shardmap.proto.v1.RegionAssignment;
 import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+@Tag("unit")
 class GeoTableTest {
 
   private static GeoLayout.Builder layout() {

@@ -10,8 +10,10 @@ import io.shardmap.proto.v1.HashLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+@Tag("unit")
 class HashTableTest {
 
   @Test

@@ -11,8 +11,10 @@ import com.google.protobuf.ByteString;
 import io.shardmap.proto.v1.Key;
 import java.nio.charset.StandardCharsets;
 import java.util.Random;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+@Tag("unit")
 class KeysTest {
 
   @Test

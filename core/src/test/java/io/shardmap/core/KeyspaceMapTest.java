@@ -23,8 +23,10 @@ import io.shardmap.proto.v1.Strategy;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Set;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+@Tag("unit")
 class KeyspaceMapTest {
 
   static KeyspaceSpec spec(String name, KeyType type, Strategy strategy) {

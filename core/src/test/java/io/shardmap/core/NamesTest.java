@@ -4,8 +4,10 @@ import static io.shardmap.core.TestData.assertError;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.function.BiFunction;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+@Tag("unit")
 class NamesTest {
 
   private static void accepts(BiFunction<String, String, String> rule, String... values) {

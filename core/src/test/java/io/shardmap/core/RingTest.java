@@ -15,8 +15,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+@Tag("unit")
 class RingTest {
   private static final int KEYS = 100_000;
   private static final String[] FOUR = {"s1", "s2", "s3", "s4"};

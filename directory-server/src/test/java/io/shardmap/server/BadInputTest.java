@@ -18,6 +18,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.api.function.Executable;
 
@@ -25,6 +26,7 @@ import org.junit.jupiter.api.function.Executable;
  * Every kind of bad input gets the right status and a message naming the field and the rule, and leaves
  * the etcd revision exactly where it was (nothing written, not even partially).
  */
+@Tag("integration")
 class BadInputTest {
   static DirectoryServer server;
   static TestSupport.Client c;

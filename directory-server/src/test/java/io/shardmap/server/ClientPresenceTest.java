@@ -29,6 +29,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -36,6 +37,7 @@ import org.junit.jupiter.api.Test;
  * record every server keeps under its lease, client timeouts, input validation, and what presence writes
  * do (and must not do) to the watch streams.
  */
+@Tag("integration")
 class ClientPresenceTest {
   EtcdCluster etcd;
   String prefix;

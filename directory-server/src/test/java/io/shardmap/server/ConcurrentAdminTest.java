@@ -27,12 +27,14 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * Admins writing concurrently through two replicas: no update is lost, no invariant breaks, and both
  * replicas converge on the same revision and the same map.
  */
+@Tag("integration")
 class ConcurrentAdminTest {
   static DirectoryServer a;
   static DirectoryServer b;

@@ -8,6 +8,7 @@ import io.shardmap.proto.v1.*;
 import io.shardmap.testkit.EtcdCluster;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -15,6 +16,7 @@ import org.junit.jupiter.api.Test;
  * epoch E on a key's old owner must keep refusing every route of that key at or below E. (Found by
  * ClientConsistencyTest: fallback removed at epoch 5, new entry for the same owner came back at epoch 1.)
  */
+@Tag("integration")
 class DirectoryEpochTest {
   static DirectoryServer server;
   static TestSupport.Client client;

@@ -21,9 +21,11 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** What a newcomer's tools see: health, reflection (no .proto needed), metrics, and the CLI options. */
+@Tag("integration")
 class DiscoveryTest {
   static DirectoryServer server;
   static TestSupport.Client c;

@@ -9,6 +9,7 @@ import io.shardmap.store.MetaStore;
 import io.shardmap.store.Txn;
 import io.shardmap.testkit.EtcdCluster;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -17,6 +18,7 @@ import org.junit.jupiter.api.Timeout;
  * ≈ 11 MB in one prefix read. (The bench found the server retrying that read forever before the store
  * raised its inbound message limit.)
  */
+@Tag("integration")
 class LargeMapTest {
   static final int RANGES = 100_000;
 

@@ -31,6 +31,7 @@ import java.util.logging.LogRecord;
 import java.util.logging.Logger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -39,6 +40,7 @@ import org.junit.jupiter.api.Test;
  * gRPC answered UNKNOWN "Application error processing RPC", logged a SEVERE stack trace and the counter
  * never saw the call).
  */
+@Tag("integration")
 class MalformedRequestTest {
   private InMemoryMetaStore store;
   private DirectoryServer server;

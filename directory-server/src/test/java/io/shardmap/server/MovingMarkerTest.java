@@ -40,6 +40,7 @@ import java.util.function.Consumer;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
@@ -50,6 +51,7 @@ import org.junit.jupiter.api.function.Executable;
  * that appears between a plan and its commit ends in the same refusal; and racing admins never change a
  * range after a marker on it was written.
  */
+@Tag("integration")
 class MovingMarkerTest {
   static String prefix;
   static CatalogPaths paths;

@@ -22,12 +22,14 @@ import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * Every strategy routes keys as specified, through a real directory server on a real 3-member etcd
  * cluster, and every admin change is reflected by lookups on the replica that made it.
  */
+@Tag("integration")
 class RoutingTest {
   static DirectoryServer server;
   static TestSupport.Client client;

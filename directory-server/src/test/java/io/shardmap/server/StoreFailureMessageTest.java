@@ -25,6 +25,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -33,6 +34,7 @@ import org.junit.jupiter.api.Test;
  * unknown). The store is the in-memory one behind a switch that makes every later call fail as etcd does
  * without quorum, so the failure lands exactly where each test wants it.
  */
+@Tag("fault")
 class StoreFailureMessageTest {
   private final InMemoryMetaStore backing = new InMemoryMetaStore();
   private final CuttableStore store = new CuttableStore(backing);

@@ -23,9 +23,11 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The client watch stream: ordered changes after a revision, heartbeats, and resync when history is gone. */
+@Tag("integration")
 class WatchTest {
   static EtcdCluster etcd;
   static String prefix;

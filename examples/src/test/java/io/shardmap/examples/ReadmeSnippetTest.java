@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Set;
 import javax.tools.JavaCompiler;
 import javax.tools.ToolProvider;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -22,6 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The README's "Use it from your service" code compiles against the SDK as it is, and still shows the
  * calls the example service makes; the user-id scheme the smoke test relies on stays as documented.
  */
+@Tag("unit")
 class ReadmeSnippetTest {
   static final String SECTION = "## Use it from your service";
 

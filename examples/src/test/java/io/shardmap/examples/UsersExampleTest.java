@@ -39,6 +39,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -48,6 +49,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * the way the migrator moves one (fence, copy, reassign, delete), and it fails with a clear message and
  * a non-zero status when something is wrong.
  */
+@Tag("integration")
 class UsersExampleTest {
   static final List<String> SHARDS = List.of("s1", "s2", "s3");
 

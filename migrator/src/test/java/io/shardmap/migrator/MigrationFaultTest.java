@@ -17,6 +17,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -24,6 +25,7 @@ import org.junit.jupiter.api.Test;
  * crashed one's lease expires), and moves cancelled in every state before cutover: crashes change nothing
  * in the result, and a cancel leaves the source authoritative and the target clean.
  */
+@Tag("fault")
 class MigrationFaultTest {
   /** Every point a crash is injected at, in the order a move reaches them. */
   static final List<String> CRASH_POINTS = List.of("preparing:captured", "copying:chunk", "catching-up:round",

@@ -20,6 +20,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -28,6 +29,7 @@ import org.junit.jupiter.api.Test;
  * and a later attempt cuts over within the budget. SDK writers of the moved range time every call, which
  * is the pause as a client sees it.
  */
+@Tag("integration")
 class MigrationPauseBudgetTest {
   static final long LO = 50_000;
   static final long HI = 51_000;

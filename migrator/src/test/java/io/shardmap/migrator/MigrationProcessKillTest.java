@@ -16,6 +16,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -25,6 +26,7 @@ import org.junit.jupiter.api.Timeout;
  * switch — under SDK writers; a worker in this process resumes each move once the dead one's lease has
  * expired, and every move ends as an uninterrupted one would.
  */
+@Tag("fault")
 @Timeout(150)
 class MigrationProcessKillTest {
   MoveHarness h;

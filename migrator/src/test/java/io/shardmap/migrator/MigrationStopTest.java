@@ -19,6 +19,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -28,6 +29,7 @@ import org.junit.jupiter.api.Timeout;
  * the first one's, is far longer than the test — continues it immediately and ends the move as if nothing
  * had happened.
  */
+@Tag("integration")
 @Timeout(180)
 class MigrationStopTest {
   /** Much longer than a test step: a migration left to its lease could not be resumed with no wait. */

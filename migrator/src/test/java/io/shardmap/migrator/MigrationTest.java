@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -22,6 +23,7 @@ import org.junit.jupiter.api.Test;
  * and delete keys inside and outside the moving range throughout: every acknowledged write ends exactly
  * once on the key's new owner, and the source keeps none of the range.
  */
+@Tag("integration")
 class MigrationTest {
   MoveHarness h;
 

@@ -16,9 +16,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** Every refusal of a move happens before anything is written, with the right code and the field named. */
+@Tag("integration")
 class MigratorBadInputTest {
   static MoveHarness h;
   static Migrator m;

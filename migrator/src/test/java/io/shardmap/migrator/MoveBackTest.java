@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import java.util.function.LongPredicate;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -24,6 +25,7 @@ import org.junit.jupiter.api.Test;
  * lets the declared key through. Real etcd, a real directory server, real PostgreSQL, SDK writers with an
  * oracle of acknowledged writes.
  */
+@Tag("fault")
 class MoveBackTest {
   /**
    * What is checked here is that no call fails, not the pause budget (MigrationPauseBudgetTest): a budget

@@ -30,6 +30,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -39,6 +40,7 @@ import org.junit.jupiter.api.Timeout;
  * are retried and the move is recorded exactly once; a failure that lasts gives up after the retry
  * deadline with nothing recorded.
  */
+@Tag("fault")
 @Timeout(120)
 class PlanRetryTest {
   static final String KS = "users";

@@ -18,6 +18,7 @@ import java.sql.Connection;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -25,6 +26,7 @@ import org.junit.jupiter.api.Test;
  * (under SDK writers), every step a migration or a layout-only change; and the bucket plans of a hash
  * keyspace.
  */
+@Tag("integration")
 class ReshardTest {
   @Test
   void aShardJoinsTheRingAndAnotherLeavesItUnderWriters() throws Exception {

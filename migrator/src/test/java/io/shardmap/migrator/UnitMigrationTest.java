@@ -37,6 +37,7 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.LongPredicate;
 import java.util.function.Supplier;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -45,6 +46,7 @@ import org.junit.jupiter.api.Test;
  * entries, geographic regions (a listed one, and the default one with every unlisted name). Each ends with every acknowledged write exactly once on its key's owner, the source holding
  * none of the unit and fenced, and the directory server having refused to change the unit meanwhile.
  */
+@Tag("integration")
 class UnitMigrationTest {
   @Test
   void hashBucketsMoveUnderWriters() throws Exception {

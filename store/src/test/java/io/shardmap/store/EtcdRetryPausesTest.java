@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -12,6 +13,7 @@ import org.junit.jupiter.api.Test;
  * resent call 50, 100, 200, 400, then 500 ms; a reopened watch 100 ms doubling to 3 s; each pause drawn
  * from the upper half of its step.
  */
+@Tag("unit")
 class EtcdRetryPausesTest {
   @Test
   void sendRetryPausesAreTheHandWrittenOnes() {

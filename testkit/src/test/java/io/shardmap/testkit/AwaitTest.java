@@ -6,9 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The one bounded poll: returns once the condition holds, fails naming what was awaited when it never does. */
+@Tag("unit")
 class AwaitTest {
 
   @Test

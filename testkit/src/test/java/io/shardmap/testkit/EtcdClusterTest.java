@@ -23,6 +23,7 @@ import java.util.List;
 import java.util.UUID;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -30,6 +31,7 @@ import org.junit.jupiter.api.Timeout;
  * Talks to etcd through its JSON gateway ({@code /v3/kv/...}) with the JDK HTTP client, so the
  * test depends neither on the store module nor on etcdctl being installed next to a container.
  */
+@Tag("fault")
 class EtcdClusterTest {
 
   private static final HttpClient HTTP = HttpClient.newBuilder()

@@ -20,6 +20,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -28,6 +29,7 @@ import org.junit.jupiter.api.Test;
  * compact the shared cluster at a revision that no earlier test still needs.
  */
 // "try": watches are opened in try-with-resources only to be closed at the end of the block.
+@Tag("integration")
 @SuppressWarnings("try")
 class EtcdMetaStoreContractTest extends MetaStoreContract {
 

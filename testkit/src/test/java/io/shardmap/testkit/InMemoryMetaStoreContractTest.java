@@ -19,10 +19,12 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The contract on the in-memory fake, plus what only the fake can do: inject faults and stop time. */
 // "try": watches are opened in try-with-resources only to be closed at the end of the block.
+@Tag("unit")
 @SuppressWarnings("try")
 class InMemoryMetaStoreContractTest extends MetaStoreContract {
 

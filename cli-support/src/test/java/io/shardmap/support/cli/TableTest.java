@@ -8,8 +8,10 @@ import java.io.StringWriter;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+@Tag("unit")
 class TableTest {
   @Test
   void columnsAlignTwoSpacesApartWithoutTrailingBlanks() {

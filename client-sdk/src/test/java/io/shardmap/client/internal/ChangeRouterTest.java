@@ -25,6 +25,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -33,6 +34,7 @@ import org.junit.jupiter.api.Test;
  * accepted after OUT_OF_RANGE), and the lazy directory caches (entry changes routed to them, a directory
  * that grows past the cache size turning lazy, a lazy keyspace dropped).
  */
+@Tag("unit")
 class ChangeRouterTest {
   static final KeyRange ALL = KeyRange.FULL;
   final List<String> made = new ArrayList<>();

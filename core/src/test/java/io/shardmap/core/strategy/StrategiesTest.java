@@ -36,6 +36,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
@@ -44,6 +45,7 @@ import org.junit.jupiter.api.function.Executable;
  * routing table from its layout record (and a keyspace routes through it), validation refusals name the
  * field and the rule, and what each says about its units, shares, GetMap pages and ownership predicates.
  */
+@Tag("unit")
 class StrategiesTest {
   static final KeyType INT64 = KeyType.KEY_TYPE_INT64;
   static final KeyType BYTES = KeyType.KEY_TYPE_BYTES;

@@ -22,12 +22,14 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * The presence publisher on the in-memory store and a hand-driven clock: what is published, when it is
  * rewritten (and when not), client timeouts, lease expiry and revocation.
  */
+@Tag("unit")
 class ClientRegistryTest {
   static final CatalogPaths PATHS = new CatalogPaths("/p");
   static final String KEY = PATHS.clients("server-1");

@@ -22,6 +22,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -30,6 +31,7 @@ import org.junit.jupiter.api.Timeout;
  * real PostgreSQL shards: whole moves, refusals with their exit codes and messages, detach, cancel,
  * resume, a worker, and a foreground drive stopped by a signal.
  */
+@Tag("integration")
 @Timeout(180)
 class MigratorCliTest {
   CliHarness h;

@@ -19,10 +19,12 @@ import java.io.StringWriter;
 import java.time.Duration;
 import java.util.OptionalLong;
 import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
 /** Progress lines, the status table's numbers and duration syntax, without etcd or PostgreSQL. */
+@Tag("unit")
 class ProgressTest {
   static final long T0 = 1_700_000_000_000L;
 

@@ -6,9 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The cutover's budget decisions on a fake tick count: no servers, no sleeping. */
+@Tag("unit")
 class CutoverBudgetTest {
   private static final long MS = 1_000_000L;
 

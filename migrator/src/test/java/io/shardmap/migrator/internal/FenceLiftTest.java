@@ -23,6 +23,7 @@ import java.util.function.LongPredicate;
 import java.util.stream.LongStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -30,6 +31,7 @@ import org.junit.jupiter.api.Test;
  * fences whatever units they were put for (a ring arc that changed, buckets of another bucket count), and
  * no other keys; a fence it covers is deleted, one it shares no key with is left alone.
  */
+@Tag("integration")
 class FenceLiftTest {
   PgInstance pg;
   String table;

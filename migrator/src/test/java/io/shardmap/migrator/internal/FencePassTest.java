@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -30,6 +31,7 @@ import org.junit.jupiter.api.Test;
  * superusers and members of {@link Fences#PASS_ROLE}, not for an application role that sets the same
  * setting; the migrator's role check refuses clearly, or grants the role when it can.
  */
+@Tag("integration")
 class FencePassTest {
   PgInstance pg;
   String table;

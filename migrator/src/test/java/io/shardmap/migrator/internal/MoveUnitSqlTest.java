@@ -34,6 +34,7 @@ import java.util.TreeMap;
 import java.util.UUID;
 import java.util.function.Function;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -42,6 +43,7 @@ import org.junit.jupiter.api.Test;
  * against {@link HashTable}, ring arcs against {@link Ring} (every key in exactly the arc of the node
  * that owns it), entries by equality. Then one unit's whole data path (copy, fence, cleanup) on a text key.
  */
+@Tag("integration")
 class MoveUnitSqlTest {
   static PgInstance src;
   static PgInstance dst;

@@ -33,6 +33,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -42,6 +43,7 @@ import org.junit.jupiter.api.Test;
  * are exactly the keys the map routes to that shard; and the shards' predicates partition the keys that
  * have an owner. Also each {@link MoveUnit.Region}'s condition against the geographic table.
  */
+@Tag("consistency")
 class OwnershipSqlTest {
   static final List<String> SHARDS = List.of("s1", "s2", "s3");
 

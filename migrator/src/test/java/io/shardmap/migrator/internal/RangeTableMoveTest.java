@@ -22,6 +22,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -30,6 +31,7 @@ import org.junit.jupiter.api.Test;
  * replay, the target's rows of the range equal the source's exactly, and no write to the range commits on
  * the source after the fence.
  */
+@Tag("integration")
 class RangeTableMoveTest {
   static final long LO = 0;
   static final long HI = 1_000_000;

@@ -6,9 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.shardmap.core.Backoff;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** The migrator's pauses, now core Backoff policies, are the ones its hand-written loops used to take. */
+@Tag("unit")
 class RetryPausesTest {
   @Test
   void readRetriesPause50To75MsDoublingTo1To1500Ms() {

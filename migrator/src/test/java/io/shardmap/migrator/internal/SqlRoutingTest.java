@@ -18,6 +18,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -26,6 +27,7 @@ import org.junit.jupiter.api.Test;
  * columns, non-ASCII UTF-8 included). Ring arcs are checked in MoveUnitSqlTest. The cost per row is a
  * benchmark: {@code shardmap-bench sql-routing} (docs/benchmarks.md).
  */
+@Tag("consistency")
 class SqlRoutingTest {
   static final int[] BUCKETS = {1, 2, 3, 7, 16, 1000, 4096};
 

@@ -35,6 +35,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
@@ -42,6 +43,7 @@ import org.junit.jupiter.api.function.Executable;
  * Each move unit's class on its own, on the in-memory store (no etcd, no PostgreSQL): the registry, what
  * a proposal reads, checks and marks, and what a cutover's hand-over writes or why it refuses.
  */
+@Tag("unit")
 class UnitKindsTest {
   private final CatalogPaths paths = new CatalogPaths("/sm");
   private final MapEdits edits = new MapEdits(paths);

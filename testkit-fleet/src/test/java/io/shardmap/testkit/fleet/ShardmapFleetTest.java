@@ -13,10 +13,12 @@ import io.shardmap.proto.v1.Strategy;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** The fleet on real etcd and PostgreSQL: shards registered with their endpoints, the table on each shard. */
+@Tag("integration")
 class ShardmapFleetTest {
   @RegisterExtension
   final ShardmapFleetExtension fleet = ShardmapFleet.builder().shards(2).table("id bigint").extension();
