@@ -2,7 +2,6 @@ package io.shardmap.migrator.internal;
 
 import io.shardmap.core.sql.KeyKind;
 
-import com.google.protobuf.ByteString;
 import io.shardmap.catalog.CatalogTxns;
 import io.shardmap.core.Backoff;
 import io.shardmap.core.ErrorCode;
@@ -33,8 +32,9 @@ import java.util.logging.Logger;
 
 /**
  * Drives one migration, which this worker owns, through its states until it is DONE or CANCELLED
- * (docs/migrator-design.md). Each step does its PostgreSQL work idempotently, then persists its progress
- * with a guarded etcd write; a worker that resumes the migration repeats at most the last step.
+ * (docs/migrator-design.md). Each step does its PostgreSQL work idempotently, asks {@link MigrationSteps}
+ * for the record's next version (state and fields) given what it observed, then persists that with a
+ * guarded etcd write; a worker that resumes the migration repeats at most the last step.
  *
  * <p>Only one worker touches a migration's data at a time, twice guarded: the etcd owner key (every write
  * compares it) and a PostgreSQL advisory lock on the source held for the whole drive, which a worker that
@@ -42,8 +42,6 @@ import java.util.logging.Logger;
  */
 public final class MoveDriver {
   private static final Logger log = Logger.getLogger(MoveDriver.class.getName());
-  /** Catch-up hands over to verification once fewer keys than this wait. */
-  static final long CATCH_UP_THRESHOLD = 1_000;
   private static final int REPLAY_BATCH = 5_000;
   /** Longest time a long step (cleanup's wait, its deletes) goes without persisting, and so showing, progress. */
   private static final long PROGRESS_PERSIST_NANOS = TimeUnit.SECONDS.toNanos(1);
@@ -188,15 +186,16 @@ public final class MoveDriver {
   private void step(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     MigrationState s = m.getState();
-    if (m.getCancelRequested() && States.beforeCutover(s)) {
+    java.util.Optional<Migration.Builder> cancelling = MigrationSteps.cancelRequested(m);
+    if (cancelling.isPresent()) {
       if (s == MigrationState.MIGRATION_STATE_CUTTING_OVER) {
         Fences.unfence(src, m.getId(), tableNames(), ticker);
       }
-      update(m.toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLING));
+      update(cancelling.get());
       return;
     }
     switch (s) {
-      case MIGRATION_STATE_PLANNED -> update(m.toBuilder().setState(MigrationState.MIGRATION_STATE_PREPARING));
+      case MIGRATION_STATE_PLANNED -> update(MigrationSteps.planned(m));
       case MIGRATION_STATE_PREPARING -> prepare(src, dst);
       case MIGRATION_STATE_COPYING -> copy(src, dst);
       case MIGRATION_STATE_CATCHING_UP -> catchUp(src, dst);
@@ -210,7 +209,7 @@ public final class MoveDriver {
 
   private void prepare(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
-    Migration.Builder next = m.toBuilder();
+    List<String> created = new ArrayList<>();
     // The migrator writes through fences on both sides (cleanup on the source; copy, replay and repair on
     // a target that still fences the unit): its role must be allowed to, or the move would fail late.
     Fences.requirePass(src, m.getSource());
@@ -228,8 +227,8 @@ public final class MoveDriver {
       }
       if (Tables.columns(dst, t.table()) == null && m.getOptions().getCreateMissingTables()) {
         // Only a table this migration created is its to drop on cancel (another may be filling it).
-        if (Tables.createIfMissing(src, dst, t.table()) && !next.getCreatedTablesList().contains(t.table())) {
-          next.addCreatedTables(t.table());
+        if (Tables.createIfMissing(src, dst, t.table())) {
+          created.add(t.table());
         }
       }
       List<Tables.Column> d = Tables.columns(dst, t.table());
@@ -245,8 +244,7 @@ public final class MoveDriver {
       t.installCapture(src, ticker);
     }
     faults.accept("preparing:captured");
-    update(next.setState(MigrationState.MIGRATION_STATE_COPYING).setCopyTable(0).clearCopyAfter()
-        .setCopyStartedUnixMs(clock.millis()));
+    update(MigrationSteps.prepared(m, created, clock.millis()));
   }
 
   /** Longest stretch of copying between two saves of the copy cursor. */
@@ -265,32 +263,31 @@ public final class MoveDriver {
   private void copy(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     int t = m.getCopyTable();
-    if (t >= moves.size()) {
-      update(m.toBuilder().setState(MigrationState.MIGRATION_STATE_CATCHING_UP));
+    if (MigrationSteps.copyFinished(m, moves.size())) {
+      update(MigrationSteps.copied(m, moves.size(), null));
       return;
     }
     byte[] after = m.getCopyAfter().isEmpty() ? null : m.getCopyAfter().toByteArray();
-    Migration.Builder next = m.toBuilder();
+    long rows = 0;
+    long bytes = 0;
+    boolean done;
     long saveBy = ticker.getAsLong() + Math.min(COPY_SAVE_MAX_NANOS, 10 * copySaveNanos);
     while (true) {
       RangeTableMove.CopiedChunk c = moves.get(t).copyChunk(src, dst, after, m.getOptions().getChunkRows());
       faults.accept("copying:chunk");
-      next.setRowsCopied(next.getRowsCopied() + c.rows()).setBytesCopied(next.getBytesCopied() + c.bytes());
-      if (c.done()) {
-        next.setCopyTable(t + 1).clearCopyAfter();
-        if (t + 1 >= moves.size()) {
-          next.setState(MigrationState.MIGRATION_STATE_CATCHING_UP);
-        }
+      rows += c.rows();
+      bytes += c.bytes();
+      done = c.done();
+      if (done) {
         break;
       }
       after = c.last();
-      next.setCopyAfter(ByteString.copyFrom(after));
       if (ticker.getAsLong() - saveBy >= 0 || stop.getAsBoolean()) {
         break;
       }
     }
     long t0 = ticker.getAsLong();
-    update(next);
+    update(MigrationSteps.copied(m, moves.size(), new MigrationSteps.Copied(rows, bytes, done, after)));
     copySaveNanos = ticker.getAsLong() - t0;
   }
 
@@ -321,19 +318,14 @@ public final class MoveDriver {
     } while (round > 0 && ticker.getAsLong() < deadline);
     long lag = pending(src);
     faults.accept("catching-up:round");
-    Migration.Builder next = v.migration().toBuilder().setKeysReplayed(v.migration().getKeysReplayed() + replayed)
-        .setLagKeys(lag);
-    if (lag < CATCH_UP_THRESHOLD) {
-      next.setState(MigrationState.MIGRATION_STATE_VERIFYING).setVerifyTable(0).clearVerifyAfter();
-    }
-    update(next);
+    update(MigrationSteps.caughtUp(v.migration(), replayed, lag));
   }
 
   private void verify(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     int t = m.getVerifyTable();
-    if (t >= moves.size()) {
-      update(m.toBuilder().setState(MigrationState.MIGRATION_STATE_CUTTING_OVER));
+    if (MigrationSteps.verifyFinished(m, moves.size())) {
+      update(MigrationSteps.verified(m, moves.size(), null));
       return;
     }
     // Keep the lag small while verifying: a chunk differs less often, and cutover starts closer.
@@ -341,19 +333,8 @@ public final class MoveDriver {
     byte[] after = m.getVerifyAfter().isEmpty() ? null : m.getVerifyAfter().toByteArray();
     RangeTableMove.VerifiedChunk c = moves.get(t).verifyChunk(src, dst, after, m.getOptions().getChunkRows());
     faults.accept("verifying:chunk");
-    Migration.Builder next = m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed)
-        .setChunksVerified(m.getChunksVerified() + 1)
-        .setChunksRepaired(m.getChunksRepaired() + (c.mismatched() ? 1 : 0))
-        .setKeysRepaired(m.getKeysRepaired() + c.keysRepaired());
-    if (c.done()) {
-      next.setVerifyTable(t + 1).clearVerifyAfter();
-      if (t + 1 >= moves.size()) {
-        next.setState(MigrationState.MIGRATION_STATE_CUTTING_OVER);
-      }
-    } else {
-      next.setVerifyAfter(ByteString.copyFrom(c.last()));
-    }
-    update(next);
+    update(MigrationSteps.verified(m, moves.size(), new MigrationSteps.Verified(replayed, c.done(), c.mismatched(),
+        c.keysRepaired(), c.last())));
   }
 
   /**
@@ -406,13 +387,13 @@ public final class MoveDriver {
     }
     double estimateMs = lag * msPerKey;
     if (estimateMs > budgetMs / 2.0) {
-      missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag),
+      missed(MigrationSteps.cutoverCaughtUp(m, replayed, lag),
           "cutover deferred before fencing: " + lag + " keys behind, about " + Math.round(estimateMs)
               + " ms to drain, over half the " + budgetMs + " ms pause budget");
       return;
     }
     // Record the catch-up; the write is also a fresh sample of what an etcd commit costs right now.
-    update(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(lag));
+    update(MigrationSteps.cutoverCaughtUp(m, replayed, lag));
     m = v.migration();
     replayed = 0;
     faults.accept("cutting-over:caught-up");
@@ -472,7 +453,7 @@ public final class MoveDriver {
       long held = ticker.getAsLong();
       lift.rollback();
       faults.accept("cutting-over:abandoned");
-      missed(m.toBuilder().setKeysReplayed(m.getKeysReplayed() + replayed), "cutover abandoned before the owner "
+      missed(MigrationSteps.drained(m, replayed), "cutover abandoned before the owner "
           + "switch: " + ms(pause.elapsedNanos(drained)) + " ms into the pause (lock and fence rows "
           + ms(locked - lockRequested) + " ms, drain " + ms(drained - locked) + " ms), less than the " + ms(commits)
           + " ms the commits ahead need "
@@ -485,11 +466,8 @@ public final class MoveDriver {
     faults.accept("cutting-over:fence-committed");
     CatalogPaths paths = ms.paths();
     long now = clock.millis();
-    Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CLEANING_UP)
-        .setKeysReplayed(m.getKeysReplayed() + replayed).setLagKeys(0).setCutoverAttempts(m.getCutoverAttempts() + 1)
-        .setPauseMs(ms(pause.elapsedNanos(ticker.getAsLong()))).setPauseStartedUnixMs(pauseStartedUnixMs)
-        .setClientsRoutedMs(0).setClientsRoutedCount(0)
-        .setCutoverUnixMs(now).setUpdatedUnixMs(now).setLastError("").build();
+    Migration next = MigrationSteps.cutOver(m, replayed, ms(pause.elapsedNanos(ticker.getAsLong())),
+        pauseStartedUnixMs, now);
     String[] changed = {null};
     int[] attempts = {0};
     MigrationStore.Versioned planned = v;
@@ -533,15 +511,9 @@ public final class MoveDriver {
         // Rewrite the record before lifting the fence: a cutover transaction still in flight compares the
         // record's old mod revision, so once this write commits it can never apply. If it applied first,
         // this write fails (ABORTED), the fence stays, and the next step sees CLEANING_UP.
-        if (recordChanged) {
-          update(current.migration().toBuilder().setLastError("a cutover attempt met a change of the record"));
-        } else {
-          // The unit's records, the spec or the target's registration changed since the move was planned
-          // (the admin API refuses such changes while the marker exists, so someone bypassed it): undo it.
-          update(current.migration().toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLING)
-              .setLastError("cutover refused: " + (changed[0] != null ? changed[0] : "the " + (m.hasUnit() ? "unit's records"
-                  : "range") + ", the keyspace spec or the target's registration changed since the move was planned")));
-        }
+        // Otherwise the unit's records, the spec or the target's registration changed since the move was
+        // planned (the admin API refuses such changes while the marker exists, so someone bypassed it): undo it.
+        update(MigrationSteps.cutoverRefused(current.migration(), recordChanged, changed[0], m.hasUnit()));
         Fences.unfence(src, m.getId(), tableNames(), ticker);
         return;
       }
@@ -566,17 +538,15 @@ public final class MoveDriver {
         + ms(end - switched) + " ms";
     log.info(() -> "migration " + id + ": cut over at revision " + revision + ", write pause " + pauseMs
         + " ms (budget " + budgetMs + " ms): " + parts);
-    update(v.migration().toBuilder().setCutoverRevision(revision).setPauseMs(pauseMs));
+    update(MigrationSteps.cutOverRecorded(v.migration(), revision, pauseMs));
   }
 
-  private void missed(Migration.Builder next, String why) {
-    int attempts = next.getCutoverAttempts() + 1;
-    next.setCutoverAttempts(attempts).setLastError(why);
+  private void missed(Migration.Builder observed, String why) {
+    Migration.Builder next = MigrationSteps.missed(observed, why);
+    int attempts = next.getCutoverAttempts();
     log.warning(() -> "migration " + next.getId() + ": " + why + " (attempt " + attempts + " of "
         + next.getOptions().getMaxCutoverAttempts() + ")");
-    if (attempts >= next.getOptions().getMaxCutoverAttempts()) {
-      next.setState(MigrationState.MIGRATION_STATE_CANCELLING).setLastError("cancelled: the write pause budget "
-          + "could not be met in " + attempts + " attempts; last: " + why);
+    if (next.getState() == MigrationState.MIGRATION_STATE_CANCELLING) {
       update(next);
       return;
     }
@@ -598,29 +568,22 @@ public final class MoveDriver {
     for (RangeTableMove t : moves) {
       t.removeCapture(src, ticker);
     }
-    long revision = m.getCutoverRevision();
-    if (revision == 0) {
-      revision = v.modRevision();
-    }
-    long graceEnd = m.getCutoverUnixMs() + m.getOptions().getCleanupGraceMs();
+    long revision = MigrationSteps.cleanupRevision(m, v.modRevision());
     String reason;
-    Migration.Builder routed = null;
+    Acked acked;
+    long ackedAtMs;
     // Not at once: right after the switch this loop polls fast to time the clients, and a write would blur it.
     long lastPersist = ticker.getAsLong();
     while (true) {
-      Acked acked = acks.waitingFor(revision);
+      acked = acks.waitingFor(revision);
+      ackedAtMs = clock.millis();
       java.util.Optional<String> behind = acked.behind();
       if (behind.isEmpty()) {
-        reason = "every live client acknowledged revision " + revision;
-        // The end of the pause a client can see, as far as the acknowledgements tell (an upper bound).
-        if (m.getClientsRoutedMs() == 0 && m.getPauseStartedUnixMs() > 0 && acked.clients() > 0) {
-          routed = v.migration().toBuilder().setClientsRoutedMs(Math.max(1, clock.millis() - m.getPauseStartedUnixMs()))
-              .setClientsRoutedCount(acked.clients());
-        }
+        reason = MigrationSteps.acknowledgedReason(revision);
         break;
       }
-      if (clock.millis() >= graceEnd) {
-        reason = "grace time elapsed (" + m.getOptions().getCleanupGraceMs() + " ms); still behind: " + behind.get();
+      if (MigrationSteps.graceElapsed(m, ackedAtMs)) {
+        reason = MigrationSteps.graceReason(m, behind.get());
         break;
       }
       if (stop.getAsBoolean()) {
@@ -631,7 +594,7 @@ public final class MoveDriver {
       }
       // The wait shows as progress (and in status): who is still behind, rewritten about every second.
       if (ticker.getAsLong() - lastPersist >= PROGRESS_PERSIST_NANOS) {
-        update(v.migration().toBuilder().setCleanupWaitingFor(behind.get()));
+        update(MigrationSteps.stillWaiting(v.migration(), behind.get()));
         lastPersist = ticker.getAsLong();
       }
       // Right after the switch clients learn the map within milliseconds: look often, so that the figure
@@ -639,8 +602,11 @@ public final class MoveDriver {
       sleep(clock.millis() - m.getCutoverUnixMs() < ACK_FAST_POLL_MS ? Duration.ofMillis(Math.min(20, poll.toMillis()))
           : poll);
     }
-    if (!reason.equals(m.getCleanupReason()) || routed != null || !v.migration().getCleanupWaitingFor().isEmpty()) {
-      update((routed != null ? routed : v.migration().toBuilder()).setCleanupReason(reason).clearCleanupWaitingFor());
+    // The end of the pause a client can see, as far as the acknowledgements tell (an upper bound).
+    java.util.Optional<Migration.Builder> settled = MigrationSteps.doneWaiting(m, v.migration(), reason,
+        acked.behind().isEmpty(), acked.clients(), ackedAtMs);
+    if (settled.isPresent()) {
+      update(settled.get());
     }
     m = v.migration();
     long deleted = m.getRowsDeleted();
@@ -651,19 +617,18 @@ public final class MoveDriver {
         deleted += n;
         faults.accept("cleaning-up:batch");
         if (stop.getAsBoolean()) {
-          update(v.migration().toBuilder().setRowsDeleted(deleted));
+          update(MigrationSteps.deleting(v.migration(), deleted));
           return;
         }
         // Persisted (and so shown as progress) about every second; a crash repeats at most that much.
         if (ticker.getAsLong() - lastPersist >= PROGRESS_PERSIST_NANOS) {
-          update(v.migration().toBuilder().setRowsDeleted(deleted));
+          update(MigrationSteps.deleting(v.migration(), deleted));
           lastPersist = ticker.getAsLong();
         }
         sleep(Duration.ofMillis(m.getOptions().getCleanupPauseMs()));
       }
     }
-    update(v.migration().toBuilder().setRowsDeleted(deleted).setState(MigrationState.MIGRATION_STATE_DONE)
-        .setFinishedUnixMs(clock.millis()));
+    update(MigrationSteps.cleanedUp(v.migration(), deleted, clock.millis()));
   }
 
   private void cancel(Connection src, Connection dst) throws SQLException {
@@ -685,9 +650,7 @@ public final class MoveDriver {
     for (String created : m.getCreatedTablesList()) {
       Tables.dropIfEmpty(dst, created, () -> neededElsewhere(m, created));
     }
-    long now = clock.millis();
-    Migration next = m.toBuilder().setState(MigrationState.MIGRATION_STATE_CANCELLED).setUpdatedUnixMs(now)
-        .setFinishedUnixMs(now).build();
+    Migration next = MigrationSteps.cancelled(m, clock.millis());
     Txn.Builder txn = ms.ownedTxn(v, own);
     UnitRecords.markers(ms.paths(), m).forEach(txn::delete);
     v = ms.commitOwned(v, own, txn, next);

@@ -13,7 +13,9 @@
  *       hash or consistent-hash keyspace ({@link io.shardmap.migrator.internal.RingNodes} computes a ring
  *       node's arc).
  *   <li>Driving: {@link io.shardmap.migrator.internal.MoveDriver} takes one migration through its states
- *       (docs/migrator-design.md), each step idempotent and persisted by a guarded etcd write
+ *       (docs/migrator-design.md), each step idempotent; {@link io.shardmap.migrator.internal.MigrationSteps}
+ *       decides, with no I/O, each step's next state and fields from what the step observed, and the
+ *       driver persists that by a guarded etcd write
  *       ({@link io.shardmap.migrator.internal.MigrationStore}, {@link
  *       io.shardmap.migrator.internal.UnitRecords} for the unit's records and its cutover); its cutover is
  *       held to the pause budget by {@link io.shardmap.migrator.internal.CutoverBudget}.
