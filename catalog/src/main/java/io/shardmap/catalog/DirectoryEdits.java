@@ -3,41 +3,23 @@ package io.shardmap.catalog;
 import static io.shardmap.catalog.MapEdits.keyspaceOf;
 import static io.shardmap.catalog.MapEdits.registered;
 
-import com.google.protobuf.MessageLite;
 import io.shardmap.catalog.MapEdits.Edit;
-import io.shardmap.catalog.MapEdits.LayoutChange;
-import io.shardmap.catalog.MapEdits.Split;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.DirectoryTable;
-import io.shardmap.core.GeoTable;
-import io.shardmap.core.HashTable;
-import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
 import io.shardmap.core.KeyspaceMap;
-import io.shardmap.core.Names;
-import io.shardmap.core.RangeTable;
-import io.shardmap.core.Ring;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
-import io.shardmap.proto.v1.BucketAssignment;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
 import io.shardmap.proto.v1.DirectoryEntry;
 import io.shardmap.proto.v1.DirectoryLayout;
-import io.shardmap.proto.v1.GeoLayout;
-import io.shardmap.proto.v1.HashLayout;
 import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
-import io.shardmap.proto.v1.RangeAssignment;
-import io.shardmap.proto.v1.RegionAssignment;
-import io.shardmap.proto.v1.RingLayout;
-import io.shardmap.proto.v1.RingShard;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.store.Compare;
 import io.shardmap.store.Txn;
-import java.math.BigInteger;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
@@ -46,22 +28,14 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The map edits of directory keyspaces: the initial fallback, putting and deleting entries, the fallback, and a move's cutover of entries. Each edit is a pure plan over a snapshot and the keyspace's moving markers (see {@link
- * MapEdits} for the rules every edit keeps); reached through {@link MapEdits#forStrategy} or the typed
- * accessor.
+ * The map edits of directory keyspaces: the initial fallback, putting and deleting entries, the fallback,
+ * and a move's cutover of entries. Each edit is a pure plan over a snapshot and the keyspace's moving
+ * markers (see {@link MapEdits} for the rules every edit keeps); reached through {@link
+ * MapEdits#forStrategy} or the typed accessor.
  */
-public final class DirectoryEdits implements StrategyEdits {
-  private final MapEdits edits;
-  private final CatalogPaths paths;
-
+public final class DirectoryEdits extends StrategyEditsBase {
   DirectoryEdits(MapEdits edits) {
-    this.edits = edits;
-    this.paths = edits.paths();
-  }
-
-  @Override
-  public Strategy strategy() {
-    return Strategy.STRATEGY_DIRECTORY;
+    super(edits, Strategy.STRATEGY_DIRECTORY);
   }
 
   @Override
@@ -216,17 +190,5 @@ public final class DirectoryEdits implements StrategyEdits {
           .put(paths.entry(ks, key), bytes(e));
     }
     return txn;
-  }
-
-  private Txn.Builder guardOwners(Txn.Builder txn, Set<String> owners) {
-    return edits.guardOwners(txn, owners);
-  }
-
-  private Txn.Builder layoutTxn(KeyspaceMap k, MessageLite newLayout) {
-    return edits.layoutTxn(k, newLayout);
-  }
-
-  private static byte[] bytes(MessageLite m) {
-    return m.toByteArray();
   }
 }

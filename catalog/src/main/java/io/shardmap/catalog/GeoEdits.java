@@ -3,65 +3,31 @@ package io.shardmap.catalog;
 import static io.shardmap.catalog.MapEdits.keyspaceOf;
 import static io.shardmap.catalog.MapEdits.registered;
 
-import com.google.protobuf.MessageLite;
 import io.shardmap.catalog.MapEdits.Edit;
-import io.shardmap.catalog.MapEdits.LayoutChange;
-import io.shardmap.catalog.MapEdits.Split;
 import io.shardmap.core.DirectorySnapshot;
-import io.shardmap.core.DirectoryTable;
 import io.shardmap.core.GeoTable;
-import io.shardmap.core.HashTable;
-import io.shardmap.core.KeyRange;
-import io.shardmap.core.Keys;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Names;
-import io.shardmap.core.RangeTable;
-import io.shardmap.core.Ring;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
-import io.shardmap.proto.v1.BucketAssignment;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
-import io.shardmap.proto.v1.DirectoryEntry;
-import io.shardmap.proto.v1.DirectoryLayout;
 import io.shardmap.proto.v1.GeoLayout;
-import io.shardmap.proto.v1.HashLayout;
-import io.shardmap.proto.v1.Key;
-import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
-import io.shardmap.proto.v1.RangeAssignment;
 import io.shardmap.proto.v1.RegionAssignment;
-import io.shardmap.proto.v1.RingLayout;
-import io.shardmap.proto.v1.RingShard;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.store.Compare;
 import io.shardmap.store.Txn;
-import java.math.BigInteger;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
-import java.util.HashSet;
-import java.util.LinkedHashSet;
-import java.util.List;
-import java.util.Map;
 import java.util.Set;
 
 /**
- * The map edits of geographic keyspaces: the initial regions, setting and removing a region, and a move's cutover of a region. Each edit is a pure plan over a snapshot and the keyspace's moving markers (see {@link
- * MapEdits} for the rules every edit keeps); reached through {@link MapEdits#forStrategy} or the typed
- * accessor.
+ * The map edits of geographic keyspaces: the initial regions, setting and removing a region, and a move's
+ * cutover of a region. Each edit is a pure plan over a snapshot and the keyspace's moving markers (see
+ * {@link MapEdits} for the rules every edit keeps); reached through {@link MapEdits#forStrategy} or the
+ * typed accessor.
  */
-public final class GeoEdits implements StrategyEdits {
-  private final MapEdits edits;
-  private final CatalogPaths paths;
-
+public final class GeoEdits extends StrategyEditsBase {
   GeoEdits(MapEdits edits) {
-    this.edits = edits;
-    this.paths = edits.paths();
-  }
-
-  @Override
-  public Strategy strategy() {
-    return Strategy.STRATEGY_GEOGRAPHIC;
+    super(edits, Strategy.STRATEGY_GEOGRAPHIC);
   }
 
   @Override
@@ -185,17 +151,5 @@ public final class GeoEdits implements StrategyEdits {
       }
     }
     return txn.compare(Compare.modRevision(paths.layout(ks), layoutRevision)).put(paths.layout(ks), bytes(next.build()));
-  }
-
-  private Txn.Builder guardOwners(Txn.Builder txn, Set<String> owners) {
-    return edits.guardOwners(txn, owners);
-  }
-
-  private Txn.Builder layoutTxn(KeyspaceMap k, MessageLite newLayout) {
-    return edits.layoutTxn(k, newLayout);
-  }
-
-  private static byte[] bytes(MessageLite m) {
-    return m.toByteArray();
   }
 }

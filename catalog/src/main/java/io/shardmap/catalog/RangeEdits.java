@@ -3,65 +3,36 @@ package io.shardmap.catalog;
 import static io.shardmap.catalog.MapEdits.keyspaceOf;
 import static io.shardmap.catalog.MapEdits.registered;
 
-import com.google.protobuf.MessageLite;
 import io.shardmap.catalog.MapEdits.Edit;
-import io.shardmap.catalog.MapEdits.LayoutChange;
 import io.shardmap.catalog.MapEdits.Split;
 import io.shardmap.core.DirectorySnapshot;
-import io.shardmap.core.DirectoryTable;
-import io.shardmap.core.GeoTable;
-import io.shardmap.core.HashTable;
 import io.shardmap.core.KeyRange;
 import io.shardmap.core.Keys;
 import io.shardmap.core.KeyspaceMap;
-import io.shardmap.core.Names;
 import io.shardmap.core.RangeTable;
-import io.shardmap.core.Ring;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
-import io.shardmap.proto.v1.BucketAssignment;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
-import io.shardmap.proto.v1.DirectoryEntry;
-import io.shardmap.proto.v1.DirectoryLayout;
-import io.shardmap.proto.v1.GeoLayout;
-import io.shardmap.proto.v1.HashLayout;
-import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.RangeAssignment;
-import io.shardmap.proto.v1.RegionAssignment;
-import io.shardmap.proto.v1.RingLayout;
-import io.shardmap.proto.v1.RingShard;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.store.Compare;
 import io.shardmap.store.Txn;
 import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.HashSet;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 
 /**
- * The map edits of range keyspaces: the initial ranges, split, merge, reassign, and a move's cutover of a range. Each edit is a pure plan over a snapshot and the keyspace's moving markers (see {@link
- * MapEdits} for the rules every edit keeps); reached through {@link MapEdits#forStrategy} or the typed
- * accessor.
+ * The map edits of range keyspaces: the initial ranges, split, merge, reassign, and a move's cutover of a
+ * range. Each edit is a pure plan over a snapshot and the keyspace's moving markers (see {@link MapEdits}
+ * for the rules every edit keeps); reached through {@link MapEdits#forStrategy} or the typed accessor.
  */
-public final class RangeEdits implements StrategyEdits {
-  private final MapEdits edits;
-  private final CatalogPaths paths;
-
+public final class RangeEdits extends StrategyEditsBase {
   RangeEdits(MapEdits edits) {
-    this.edits = edits;
-    this.paths = edits.paths();
-  }
-
-  @Override
-  public Strategy strategy() {
-    return Strategy.STRATEGY_RANGE;
+    super(edits, Strategy.STRATEGY_RANGE);
   }
 
   @Override
@@ -238,17 +209,5 @@ public final class RangeEdits implements StrategyEdits {
     Route moved = new Route(target, epoch, range, 0);
     return txn.compare(Compare.modRevision(paths.range(ks, range.start()), plannedModRevision))
         .put(paths.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, moved)));
-  }
-
-  private Txn.Builder guardOwners(Txn.Builder txn, Set<String> owners) {
-    return edits.guardOwners(txn, owners);
-  }
-
-  private Txn.Builder layoutTxn(KeyspaceMap k, MessageLite newLayout) {
-    return edits.layoutTxn(k, newLayout);
-  }
-
-  private static byte[] bytes(MessageLite m) {
-    return m.toByteArray();
   }
 }

@@ -20,35 +20,14 @@ import java.util.List;
  * One bucket of a hash keyspace. It lives in the layout record, which other buckets' cutovers rewrite while
  * it moves: the cutover reads the layout again and checks the bucket still has the planned owner and epoch.
  */
-final class BucketMove implements UnitKind {
-  @Override
-  public Strategy strategy() {
-    return Strategy.STRATEGY_HASH;
-  }
-
-  @Override
-  public MigrationUnit.KindCase unitCase() {
-    return MigrationUnit.KindCase.BUCKET;
+final class BucketMove extends UnitKindBase {
+  BucketMove() {
+    super(Strategy.STRATEGY_HASH, MigrationUnit.KindCase.BUCKET, "bucket", "a bucket", true);
   }
 
   @Override
   public boolean requested(MoveSpec spec) {
     return spec.bucket() != null;
-  }
-
-  @Override
-  public String field(MoveSpec spec) {
-    return "bucket";
-  }
-
-  @Override
-  public String noun() {
-    return "a bucket";
-  }
-
-  @Override
-  public String label() {
-    return "bucket";
   }
 
   static KeyValue layout(PlanContext ctx, KeyspaceSpec ks) {
@@ -86,11 +65,6 @@ final class BucketMove implements UnitKind {
     return new Proposal(b.getShard(), spec.target(), b.getEpoch(), kv.modRevision(), null, unit,
         List.of(Compare.modRevision(paths.layout(ks.getName()), kv.modRevision())),
         List.of(paths.movingBucket(ks.getName(), i)), List.of());
-  }
-
-  @Override
-  public boolean inLayout() {
-    return true;
   }
 
   @Override

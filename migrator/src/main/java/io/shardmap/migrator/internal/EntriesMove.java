@@ -26,35 +26,14 @@ import java.util.Map;
  * Explicit entries of a directory keyspace, all of one owner. Each entry record belongs to its key alone
  * and the admin API refuses to change a marked one, so the cutover compares each at its planned revision.
  */
-final class EntriesMove implements UnitKind {
-  @Override
-  public Strategy strategy() {
-    return Strategy.STRATEGY_DIRECTORY;
-  }
-
-  @Override
-  public MigrationUnit.KindCase unitCase() {
-    return MigrationUnit.KindCase.ENTRIES;
+final class EntriesMove extends UnitKindBase {
+  EntriesMove() {
+    super(Strategy.STRATEGY_DIRECTORY, MigrationUnit.KindCase.ENTRIES, "entries", "directory entries", false);
   }
 
   @Override
   public boolean requested(MoveSpec spec) {
     return spec.entries() != null;
-  }
-
-  @Override
-  public String field(MoveSpec spec) {
-    return "entries";
-  }
-
-  @Override
-  public String noun() {
-    return "directory entries";
-  }
-
-  @Override
-  public String label() {
-    return "entries";
   }
 
   @Override
@@ -105,11 +84,6 @@ final class EntriesMove implements UnitKind {
     }
     return new Proposal(source, spec.target(), epoch, 0, null, MigrationUnit.newBuilder().setEntries(unit).build(),
         compares, markers, parsed);
-  }
-
-  @Override
-  public boolean inLayout() {
-    return false;
   }
 
   /** The canonical keys of a migration of directory entries. */

@@ -24,35 +24,14 @@ import java.util.List;
  * record belongs to it alone and the admin API refuses to change it while it is marked, so the cutover
  * compares the mod revision it was planned at.
  */
-final class RangeMove implements UnitKind {
-  @Override
-  public Strategy strategy() {
-    return Strategy.STRATEGY_RANGE;
-  }
-
-  @Override
-  public MigrationUnit.KindCase unitCase() {
-    return MigrationUnit.KindCase.KIND_NOT_SET;
+final class RangeMove extends UnitKindBase {
+  RangeMove() {
+    super(Strategy.STRATEGY_RANGE, MigrationUnit.KindCase.KIND_NOT_SET, "range", "a range", false);
   }
 
   @Override
   public boolean requested(MoveSpec spec) {
     return spec.range() != null;
-  }
-
-  @Override
-  public String field(MoveSpec spec) {
-    return "range";
-  }
-
-  @Override
-  public String noun() {
-    return "a range";
-  }
-
-  @Override
-  public String label() {
-    return "range";
   }
 
   @Override
@@ -84,11 +63,6 @@ final class RangeMove implements UnitKind {
     return new Proposal(r.shard(), spec.target(), r.epoch(), rangeKv.modRevision(), range, null,
         List.of(Compare.modRevision(paths.range(ks.getName(), range.start()), rangeKv.modRevision())),
         List.of(paths.moving(ks.getName(), range.start())), List.of());
-  }
-
-  @Override
-  public boolean inLayout() {
-    return false;
   }
 
   private static KeyRange range(Migration m) {

@@ -26,35 +26,14 @@ import java.util.List;
  * (the admin API refuses SetRegion and RemoveRegion while any region of the keyspace is marked, so only a
  * hand edit could change those).
  */
-final class RegionMove implements UnitKind {
-  @Override
-  public Strategy strategy() {
-    return Strategy.STRATEGY_GEOGRAPHIC;
-  }
-
-  @Override
-  public MigrationUnit.KindCase unitCase() {
-    return MigrationUnit.KindCase.REGION;
+final class RegionMove extends UnitKindBase {
+  RegionMove() {
+    super(Strategy.STRATEGY_GEOGRAPHIC, MigrationUnit.KindCase.REGION, "region", "a region", true);
   }
 
   @Override
   public boolean requested(MoveSpec spec) {
     return spec.region() != null;
-  }
-
-  @Override
-  public String field(MoveSpec spec) {
-    return "region";
-  }
-
-  @Override
-  public String noun() {
-    return "a region";
-  }
-
-  @Override
-  public String label() {
-    return "region";
   }
 
   @Override
@@ -107,11 +86,6 @@ final class RegionMove implements UnitKind {
       }
     }
     return out;
-  }
-
-  @Override
-  public boolean inLayout() {
-    return true;
   }
 
   @Override

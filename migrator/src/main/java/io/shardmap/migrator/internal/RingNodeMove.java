@@ -21,15 +21,9 @@ import java.util.List;
  * time per keyspace (one marker). The cutover reads the ring again and requires the same arc, successor
  * and epoch as planned.
  */
-final class RingNodeMove implements UnitKind {
-  @Override
-  public Strategy strategy() {
-    return Strategy.STRATEGY_CONSISTENT_HASH;
-  }
-
-  @Override
-  public MigrationUnit.KindCase unitCase() {
-    return MigrationUnit.KindCase.RING_NODE;
+final class RingNodeMove extends UnitKindBase {
+  RingNodeMove() {
+    super(Strategy.STRATEGY_CONSISTENT_HASH, MigrationUnit.KindCase.RING_NODE, "ring node", "a ring node joining or leaving", true);
   }
 
   @Override
@@ -40,16 +34,6 @@ final class RingNodeMove implements UnitKind {
   @Override
   public String field(MoveSpec spec) {
     return spec.ringJoin() ? "ringJoin" : "ringLeave";
-  }
-
-  @Override
-  public String noun() {
-    return "a ring node joining or leaving";
-  }
-
-  @Override
-  public String label() {
-    return "ring node";
   }
 
   @Override
@@ -119,11 +103,6 @@ final class RingNodeMove implements UnitKind {
     return new Proposal(source, target, epoch, kv.modRevision(), null, unit,
         List.of(Compare.modRevision(paths.layout(ks.getName()), kv.modRevision())),
         List.of(paths.movingRing(ks.getName())), List.of());
-  }
-
-  @Override
-  public boolean inLayout() {
-    return true;
   }
 
   @Override
