@@ -7,7 +7,9 @@ import io.shardmap.query.internal.merge.MergeSpec.Expr;
 import java.math.BigDecimal;
 import java.sql.SQLException;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * HAVING over group rows, with SQL's semantics: three-valued logic (a row passes only when the condition
@@ -21,6 +23,8 @@ final class Having implements RowSource {
   private final Expr condition;
   private final List<ColumnType> types;
   private final List<Object> params;
+  /** One comparator per column type: ICU comparators keep their sort keys between rows. */
+  private final Map<ColumnType, Comparator<Object>> orders = new HashMap<>();
 
   /** @param types the type of each group-row column */
   Having(RowSource input, Expr condition, List<ColumnType> types, List<Object> params) {
@@ -141,7 +145,7 @@ final class Having implements RowSource {
         cmp = padded ? PgValues.stripTrailingSpaces(a).equals(PgValues.stripTrailingSpaces(b)) ? 0 : 1
             : a.equals(b) ? 0 : 1;
       } else {
-        cmp = PgValues.order(type, "a text operand", "HAVING").compare(a, b);
+        cmp = order(type, "a text operand").compare(a, b);
       }
     } else if (l instanceof Boolean a && r instanceof Boolean b) {
       cmp = Boolean.compare(a, b);
@@ -151,8 +155,7 @@ final class Having implements RowSource {
         throw ShardmapException.invalid("HAVING", "comparison of two " + l.getClass().getSimpleName()
             + " values that come from no column, whose type is unknown");
       }
-      Comparator<Object> order = PgValues.order(type, "a " + PgValues.pgType(type) + " operand", "HAVING");
-      cmp = order.compare(l, r);
+      cmp = order(type, "a " + PgValues.pgType(type) + " operand").compare(l, r);
     } else {
       throw ShardmapException.invalid("HAVING", "cannot compare a " + l.getClass().getSimpleName()
           + " with a " + r.getClass().getSimpleName());
@@ -173,6 +176,15 @@ final class Having implements RowSource {
       default:
         throw new IllegalStateException("unknown comparison " + c.op());
     }
+  }
+
+  private Comparator<Object> order(ColumnType type, String what) {
+    Comparator<Object> c = orders.get(type);
+    if (c == null) {
+      c = PgValues.order(type, what, "HAVING");
+      orders.put(type, c);
+    }
+    return c;
   }
 
   private ColumnType typeOf(Expr e) {
