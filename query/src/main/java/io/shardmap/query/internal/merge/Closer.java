@@ -13,7 +13,9 @@ final class Closer {
         s.close();
       } catch (Exception | Error e) {
         if (primary != null) {
-          primary.addSuppressed(e);
+          if (e != primary) {
+            primary.addSuppressed(e);
+          }
         } else if (first == null) {
           first = e instanceof RuntimeException ? (RuntimeException) e
               : new IllegalStateException("closing a shard's rows failed", e);

@@ -54,6 +54,13 @@ final class HashAggregate implements RowSource {
     this.types = types;
     this.budget = budget;
     this.groupClause = aggregates.isEmpty() ? "DISTINCT or GROUP BY" : "GROUP BY";
+    for (int c : groupColumns) {
+      refuseNondeterministic(types.get(c), c, groupClause);
+    }
+    if (aggregation.distinctColumn() != null) {
+      refuseNondeterministic(types.get(aggregation.distinctColumn()), aggregation.distinctColumn(),
+          "COUNT(DISTINCT)");
+    }
     this.minMaxOrder = new Comparator[aggregates.size()];
     for (int i = 0; i < aggregates.size(); i++) {
       MergeSpec.Aggregate a = aggregates.get(i);
@@ -61,6 +68,13 @@ final class HashAggregate implements RowSource {
         minMaxOrder[i] = PgValues.order(types.get(a.column()), "column " + (a.column() + 1),
             a.kind() + "()");
       }
+    }
+  }
+
+  /** Refused before any row is read: grouping by such text would need the collation's equality. */
+  private static void refuseNondeterministic(ColumnType type, int column, String clause) {
+    if (type.collation() != null && !type.collation().deterministic()) {
+      PgValues.groupKey("", type, "column " + (column + 1), clause);
     }
   }
 

@@ -144,10 +144,12 @@ public final class Merger {
       return -1;
     }
     String what;
+    String field = "params";
     Object v;
     if (b.value() != null) {
       v = b.value();
       what = clause;
+      field = clause;
     } else {
       int i = b.param();
       if (i < 0 || i >= params.size()) {
@@ -167,14 +169,14 @@ public final class Merger {
       try {
         n = PgValues.toBigDecimal((Number) v).longValueExact();
       } catch (ArithmeticException e) {
-        throw ShardmapException.invalid("params", what + " must be a non-negative integer, got " + v);
+        throw ShardmapException.invalid(field, what + " must be a non-negative integer, got " + v);
       }
     } else {
-      throw ShardmapException.invalid("params", what + " must be a non-negative integer, got "
+      throw ShardmapException.invalid(field, what + " must be a non-negative integer, got "
           + v.getClass().getSimpleName() + " " + v);
     }
     if (n < 0) {
-      throw ShardmapException.invalid("params", what + " must be a non-negative integer, got " + n);
+      throw ShardmapException.invalid(field, what + " must be a non-negative integer, got " + n);
     }
     return n;
   }

@@ -572,6 +572,26 @@ class MergerTest {
   }
 
   @Test
+  void groupingByNondeterministicTextIsRefusedBeforeReading() {
+    FakeSource a = FakeSource.of(row("x", 1L));
+    ColumnType ci = new ColumnType("text", new Collation("ci", 'i', "und-u-ks-level2", false));
+    Aggregation agg = new Aggregation(List.of(0), List.of(new Aggregate(Kind.COUNT, 1, -1)), null, null);
+    ShardmapException e = assertThrows(ShardmapException.class, () -> Merger.open(grouped(2, agg, 2, List.of(),
+        Bound.NONE, Bound.NONE), List.of(a), List.of(), new MergeOptions(5, List.of(ci, INT8))));
+    assertTrue(e.getMessage().startsWith("GROUP BY: column 1 is text in the nondeterministic collation \"ci\""),
+        e.getMessage());
+    assertEquals(0, a.pulled);
+    assertEquals(1, a.closes);
+  }
+
+  @Test
+  void aNegativeLiteralLimitIsRefusedNamingTheClause() {
+    ShardmapException e = assertThrows(ShardmapException.class, () -> Merger.open(plain(1, ASC, Bound.NONE,
+        Bound.of(-1)), roundRobin(1, 1), List.of(), options(1, INT8)));
+    assertEquals("LIMIT: LIMIT must be a non-negative integer, got -1", e.getMessage());
+  }
+
+  @Test
   void aRowOfTheWrongWidthFails() {
     RowSource merged = Merger.open(plain(2, List.of(), Bound.NONE, Bound.NONE),
         List.of(FakeSource.of(row(1L))), List.of(), options(1, INT8, INT8));
