@@ -414,6 +414,10 @@ public final class Planner {
   private void walk(Expression e, String clause) {
     ExprWalk.walk(e, clause, (node, where) -> {
       if (node instanceof JdbcParameter p) {
+        if (p.isUseFixedIndex()) {
+          throw Sql.refuse("numbered placeholders such as " + p + " are not supported (in " + where
+              + "): use ? placeholders");
+        }
         params.add(p);
       }
       String agg = aggregateName(node);
@@ -497,8 +501,8 @@ public final class Planner {
     return planPlain(labels, offset, limit);
   }
 
-  private static Parenthesis paren(Expression e) {
-    return new Parenthesis().withExpression(e);
+  private static Expression paren(Expression e) {
+    return new ParenthesedExpressionList<>(e);
   }
 
   private Bound limit() {
