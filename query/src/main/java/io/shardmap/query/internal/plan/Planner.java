@@ -258,6 +258,9 @@ public final class Planner {
   }
 
   private TableRef tableRef(FromItem item, String clause) {
+    if (item == null) {
+      throw Sql.refuse("a SELECT without FROM reads no sharded table; run it on any one database");
+    }
     if (item instanceof ParenthesedSelect || item instanceof net.sf.jsqlparser.statement.select.Select) {
       throw Sql.refuse("subqueries cannot be planned across shards (in " + clause + "): " + item);
     }
