@@ -103,6 +103,11 @@ class PlannerSqlTest {
         args("select o.id, u.label from plan_t o join plan_u u on u.id = o.id and u.label is not null"
             + " where o.i > 5 order by o.id"),
         args("select * from plan_t join plan_u using (id)"),
+        args("select id, n from plan_t where name ilike ? and id = any(?) and n::text ~ '1'"
+            + " and ts > timestamptz '2024-01-01 00:00+00' - interval '1 day' and name is distinct from 'x'"
+            + " and coalesce(note, '') = '' and i between 1 and 4 and (i in (1, 2, 3) or not i > 2)"
+            + " and 'it''s' <> name || E'c' and extract(year from ts) >= 2024 order by id limit ?",
+            "NAME%", new Long[] {1L, 2L, 3L, 5L, 6L, 21L, 26L, 41L}, 5),
         args("select name as \"Who\", CAST(n AS numeric(10,2)), '1'::int, 'x'::varchar,"
             + " null::timestamp with time zone, case when i > 1 then 'a' else name end,"
             + " case when i > 1 then 1 end, coalesce(i, 0), 1 + 1, plan_t.i, true, lower(name), 2 from plan_t"));
@@ -139,7 +144,8 @@ class PlannerSqlTest {
   static int run(String sql, List<Object> params, List<String> labels) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(sql)) {
       for (int i = 0; i < params.size(); i++) {
-        ps.setObject(i + 1, params.get(i));
+        Object v = params.get(i);
+        ps.setObject(i + 1, v instanceof Long[] keys ? c.createArrayOf("bigint", keys) : v);
       }
       try (ResultSet rs = ps.executeQuery()) {
         ResultSetMetaData md = rs.getMetaData();
