@@ -423,6 +423,13 @@ public final class Planner {
         }
         params.add(p);
       }
+      if (node instanceof net.sf.jsqlparser.expression.operators.relational.JsonOperator j
+          && j.getStringExpression().contains("?")) {
+        // JDBC reads ? as a placeholder and ?? as the operator; the parser reads them the other way round,
+        // so the statement's placeholders could not be counted right.
+        throw Sql.refuse("the jsonb operators ?, ?| and ?& (in " + where + ") cannot be planned: write"
+            + " jsonb_exists, jsonb_exists_any or jsonb_exists_all instead");
+      }
       String agg = aggregateName(node);
       if (agg != null) {
         if (!where.equals("select list") && !where.equals("HAVING") && !where.equals("ORDER BY")) {

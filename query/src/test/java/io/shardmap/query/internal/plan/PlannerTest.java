@@ -406,6 +406,9 @@ class PlannerTest {
       select sum(*) from t                                              | only COUNT(*) takes *
       select count(*) filter (where v > 1) over () from t               | window functions
       select 1                                                          | without FROM
+      select data ?? 'k' from t                                         | jsonb_exists
+      select id from t where data ?? 'k'                                | cannot parse
+      select id from t where data ? 'k'                                 | jsonb_exists
       select count(*) filter (where count(*) > 1) from t                | nested
       """)
   void refusesNamingTheClause(String sql, String clause) {
