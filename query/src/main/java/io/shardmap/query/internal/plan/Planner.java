@@ -654,7 +654,6 @@ public final class Planner {
     if (alias >= 0) {
       return knownPosition(items, alias);
     }
-    String key = e.toString();
     for (int i = 0; i < items.size(); i++) {
       if (sameExpression(items.get(i).getExpression(), e)) {
         int p = knownPosition(items, i);
