@@ -594,7 +594,7 @@ public final class Planner {
               + o.getExpression());
         }
         Expression e = o.getExpression();
-        int alias = aliasItem(e, items);
+        int alias = outputNameItem(e, items);
         if (alias >= 0) {
           e = items.get(alias).getExpression();
         }
@@ -650,7 +650,7 @@ public final class Planner {
       }
       return (int) p - 1;
     }
-    int alias = aliasItem(e, items);
+    int alias = outputNameItem(e, items);
     if (alias >= 0) {
       return knownPosition(items, alias);
     }
@@ -676,7 +676,44 @@ public final class Planner {
     return i;
   }
 
-  /** The select item whose explicit alias a bare name is (PostgreSQL's ORDER BY/GROUP BY output names), or -1. */
+  /**
+   * The select item an ORDER BY bare name refers to, or -1. As PostgreSQL's findTargetlistEntrySQL92 for
+   * ORDER BY: an output column's name (its alias, or the name FigureColname gives it, so ORDER BY v after
+   * SELECT v::text sorts the text) wins over an input column. With a {@code *} in the select list the
+   * names of its columns are unknown here, so a name that could collide with one of them differently is
+   * refused.
+   */
+  int outputNameItem(Expression e, List<SelectItem<?>> items) {
+    if (!(e instanceof Column c) || c.getTable() != null && c.getTable().getName() != null) {
+      return -1;
+    }
+    String name = Sql.fold(c.getColumnName());
+    int found = -1;
+    boolean star = false;
+    for (int i = 0; i < items.size(); i++) {
+      Expression x = items.get(i).getExpression();
+      if (x instanceof AllColumns || x instanceof AllTableColumns) {
+        star = true;
+        continue;
+      }
+      if (Labels.label(items.get(i)).equals(name)) {
+        if (found >= 0 && !sameExpression(items.get(found).getExpression(), x)) {
+          throw Sql.refuse("ORDER BY " + c + " is ambiguous: several output columns are named " + name);
+        }
+        if (found < 0) {
+          found = i;
+        }
+      }
+    }
+    if (found >= 0 && star && !(items.get(found).getExpression() instanceof Column col
+        && Sql.fold(col.getColumnName()).equals(name) && items.get(found).getAlias() == null)) {
+      throw Sql.refuse("ORDER BY " + c + " may be ambiguous with a column of * in the select list: order by"
+          + " the position or the expression");
+    }
+    return found;
+  }
+
+  /** The select item whose explicit alias a bare name is, or -1. */
   private static int aliasItem(Expression e, List<SelectItem<?>> items) {
     if (!(e instanceof Column c) || c.getTable() != null && c.getTable().getName() != null) {
       return -1;
@@ -687,7 +724,7 @@ public final class Planner {
       Alias a = items.get(i).getAlias();
       if (a != null && Sql.fold(a.getName()).equals(name)) {
         if (found >= 0) {
-          throw Sql.refuse("ORDER BY/GROUP BY name " + c + " is ambiguous: several output columns have it");
+          throw Sql.refuse("GROUP BY " + c + " is ambiguous: several output columns have that name");
         }
         found = i;
       }
@@ -744,8 +781,6 @@ public final class Planner {
     /** Group keys: the expression, and the select item it came from (-1 if none). */
     private final List<Expression> keys = new ArrayList<>();
     private final List<Integer> keyItems = new ArrayList<>();
-    /** For a key named by an output alias: that name, kept in the shard GROUP BY so PostgreSQL resolves it. */
-    private final List<Column> keyNames = new ArrayList<>();
     private final Map<String, Agg> aggs = new LinkedHashMap<>();
     private Expression distinctArg;
     private Expression distinctFilter;
@@ -819,7 +854,6 @@ public final class Planner {
           throw Sql.refuse("GROUPING SETS, ROLLUP and CUBE cannot be merged across shards: " + e);
         }
         int item = -1;
-        Column byName = null;
         if (e instanceof LongValue v) {
           long pos = v.getValue();
           if (pos < 1 || pos > items.size()) {
@@ -827,9 +861,15 @@ public final class Planner {
           }
           item = (int) pos - 1;
         } else {
-          item = aliasItem(e, items);
-          if (item >= 0) {
-            byName = (Column) e;
+          int alias = aliasItem(e, items);
+          Expression target = alias < 0 ? null : items.get(alias).getExpression();
+          if (alias >= 0 && !(target instanceof Column tc
+              && Sql.fold(tc.getColumnName()).equals(Sql.fold(((Column) e).getColumnName())))) {
+            // PostgreSQL groups by an input column of that name if the table has one, else by the output
+            // column; the planner cannot see the table's columns, and the two can group differently.
+            throw Sql.refuse("GROUP BY " + e + " names an output column, and PostgreSQL would group by an"
+                + " input column of that name if the table has one: write GROUP BY " + (alias + 1)
+                + " (the position) or the expression");
           }
         }
         if (item >= 0) {
@@ -840,10 +880,6 @@ public final class Planner {
           if (aggregateName(target) != null || containsAggregate(target)) {
             throw Sql.refuse("aggregate functions are not allowed in GROUP BY: " + e + " is " + target);
           }
-          if (byName != null && target instanceof Column tc
-              && Sql.fold(tc.getColumnName()).equals(Sql.fold(byName.getColumnName()))) {
-            byName = null;
-          }
           e = target;
         }
         boolean duplicate = false;
@@ -853,7 +889,6 @@ public final class Planner {
         if (!duplicate) {
           keys.add(e);
           keyItems.add(item);
-          keyNames.add(byName);
         }
       }
     }
@@ -967,7 +1002,7 @@ public final class Planner {
         }
         item = (int) v.getValue() - 1;
       } else {
-        item = aliasItem(e, items);
+        item = p.outputNameItem(e, items);
       }
       if (item >= 0) {
         return projection.get(item) >= 0 ? projection.get(item) : g + itemAggs.get(item);
@@ -1083,10 +1118,8 @@ public final class Planner {
       List<SelectItem<?>> shardItems = new ArrayList<>();
       List<Expression> groupBy = new ArrayList<>();
       for (int k = 0; k < keys.size(); k++) {
-        int item = keyItems.get(k);
-        Alias alias = item >= 0 && keyNames.get(k) != null ? items.get(item).getAlias() : null;
-        shardItems.add(alias == null ? SelectItem.from(keys.get(k)) : SelectItem.from(keys.get(k), alias));
-        groupBy.add(keyNames.get(k) != null ? keyNames.get(k) : new LongValue(k + 1));
+        shardItems.add(SelectItem.from(keys.get(k)));
+        groupBy.add(new LongValue(k + 1));
       }
       Integer distinctColumn = null;
       if (distinctArg != null) {

@@ -96,6 +96,15 @@ class PlannerTest {
   }
 
   @Test
+  void orderByBareNameMeansTheOutputColumnOfThatNameAsInPostgres() {
+    SelectPlan p = plan("select v::text from t order by v");
+    assertEquals("SELECT v::text FROM t WHERE (true) ORDER BY 1 ASC NULLS LAST", shardSql(p),
+        "PostgreSQL sorts the text output column named v, not the input column v");
+    SelectPlan agg = plan("select name, count(*) from t group by name order by count desc");
+    assertEquals(List.of(desc(1)), agg.mergeSpec().finalOrder());
+  }
+
+  @Test
   void limitOffsetLiteralsBecomeOneShardLimit() {
     SelectPlan p = plan("select id from t order by id limit 10 offset 20");
     assertEquals("SELECT id FROM t WHERE (true) ORDER BY 1 ASC NULLS LAST LIMIT 30", shardSql(p));
@@ -228,8 +237,8 @@ class PlannerTest {
 
   @Test
   void groupByAliasPositionAndHiddenKey() {
-    SelectPlan p = plan("select lower(name) as n, count(*) from t group by n, v");
-    assertEquals("SELECT lower(name) AS n, v, count(*) FROM t WHERE (true) GROUP BY n, 2", shardSql(p));
+    SelectPlan p = plan("select lower(name) as n, count(*) from t group by 1, v");
+    assertEquals("SELECT lower(name), v, count(*) FROM t WHERE (true) GROUP BY 1, 2", shardSql(p));
     assertEquals(List.of(0, 1), p.mergeSpec().aggregation().groupColumns());
     assertEquals(List.of(0, 2), p.mergeSpec().projection());
     SelectPlan pos = plan("select count(*), upper(name) from t group by 2");
@@ -246,7 +255,7 @@ class PlannerTest {
     assertEquals(4, s.shardColumns());
     assertEquals(List.of(desc(0)), s.shardOrder());
     assertEquals(List.of(1, 2, 3), s.projection());
-    SelectPlan t = plan("select t.*, upper(name) u from t order by u, 2");
+    SelectPlan t = plan("select t.*, upper(name) u from t order by upper(name), 2");
     assertEquals("SELECT upper(name), t.*, upper(name) u FROM t WHERE (true) ORDER BY 1 ASC NULLS LAST,"
         + " 3 ASC NULLS LAST", shardSql(t));
     assertEquals(List.of(1, 2, 3, 4), t.mergeSpec(5).projection());
@@ -406,6 +415,9 @@ class PlannerTest {
       select sum(*) from t                                              | only COUNT(*) takes *
       select count(*) filter (where v > 1) over () from t               | window functions
       select 1                                                          | without FROM
+      select lower(name) as n, count(*) from t group by n               | GROUP BY n names an output column
+      select *, v::text from t order by v                               | may be ambiguous with a column of *
+      select v::text, v + 1 as v from t order by v                      | is ambiguous
       select data ?? 'k' from t                                         | jsonb_exists
       select id from t where data ?? 'k'                                | cannot parse
       select id from t where data ? 'k'                                 | jsonb_exists
