@@ -139,10 +139,24 @@ final class SelectPlan implements QueryPlan {
 
   @Override
   public RowSource merge(List<RowSource> shards, List<Object> params, MergeOptions options) {
-    checkCount(params);
-    resolve(offset, params, "OFFSET", 0);
-    resolve(limit, params, "LIMIT", -1);
-    return openMerge(mergeSpec(options.columns().size()), shards, params, options);
+    MergeSpec spec;
+    try {
+      checkCount(params);
+      resolve(offset, params, "OFFSET", 0);
+      resolve(limit, params, "LIMIT", -1);
+      spec = mergeSpec(options.columns().size());
+    } catch (RuntimeException e) {
+      // The caller handed the shard sources over: a refused merge must not leave their statements running.
+      for (RowSource s : shards) {
+        try {
+          s.close();
+        } catch (RuntimeException suppressed) {
+          e.addSuppressed(suppressed);
+        }
+      }
+      throw e;
+    }
+    return openMerge(spec, shards, params, options);
   }
 
   /**

@@ -353,6 +353,29 @@ class PlannerTest {
   }
 
   @Test
+  void aRefusedMergeClosesTheShardSources() {
+    SelectPlan p = plan("select id from t order by id limit ?");
+    int[] closed = {0};
+    io.shardmap.query.RowSource shard = new io.shardmap.query.RowSource() {
+      @Override
+      public Object[] next() {
+        return null;
+      }
+
+      @Override
+      public void close() {
+        closed[0]++;
+      }
+    };
+    io.shardmap.query.MergeOptions options = new io.shardmap.query.MergeOptions(10,
+        List.of(new io.shardmap.query.ColumnType("int8", null)));
+    ShardmapException e = assertThrows(ShardmapException.class,
+        () -> p.merge(List.of(shard, shard), List.of(-1), options));
+    assertTrue(e.getMessage().startsWith("params: parameter 1 is the LIMIT"), e.getMessage());
+    assertEquals(2, closed[0]);
+  }
+
+  @Test
   void mergeSpecRefusesAWidthOtherThanTheShardStatements() {
     SelectPlan p = plan("select id, name from t");
     ShardmapException e = assertThrows(ShardmapException.class, () -> p.mergeSpec(3));
