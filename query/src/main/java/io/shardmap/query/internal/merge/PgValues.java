@@ -1,6 +1,7 @@
 package io.shardmap.query.internal.merge;
 
 import com.ibm.icu.text.Collator;
+import com.ibm.icu.text.RawCollationKey;
 import com.ibm.icu.util.ULocale;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.query.ColumnType;
@@ -13,6 +14,7 @@ import java.time.LocalTime;
 import java.time.OffsetDateTime;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
@@ -114,14 +116,14 @@ final class PgValues {
       return PgValues::compareCodePoints;
     }
     if (coll.provider() == 'i') {
-      Collator collator = icuCollator(coll.locale());
+      Comparator<String> collator = new IcuOrder(icuCollator(coll.locale()));
       if (coll.deterministic()) {
         return (a, b) -> {
           int c = collator.compare(a, b);
           return c != 0 ? c : compareCodePoints(a, b);
         };
       }
-      return collator::compare;
+      return collator;
     }
     throw ShardmapException.invalid(clause, what + " is text in the libc collation \"" + coll.name()
         + "\" (locale " + coll.locale() + "), whose order a merge cannot reproduce exactly (glibc's strcoll "
@@ -145,6 +147,42 @@ final class PgValues {
       // Frozen collators are thread-safe, so one serves every merge.
       return Collator.getInstance(ul).freeze();
     });
+  }
+
+  /**
+   * ICU order by sort keys, not by {@code Collator.compare}: ICU4J's incremental compare disagrees with
+   * ICU4C (PostgreSQL's {@code ucol_strcollUTF8}) on some strings with expansions, for example
+   * {@code 'Aaß' < 'aÅss'} in und-x-icu, while ICU4J's sort keys agree with ICU4C. One comparator serves
+   * one merge (single-threaded), so it keeps the keys of recently compared strings (the heads of a k-way
+   * merge, a running MIN or MAX) instead of recomputing them.
+   */
+  private static final class IcuOrder implements Comparator<String> {
+    private static final int CACHED = 512;
+    private final Collator collator;
+    private final Map<String, RawCollationKey> keys = new LinkedHashMap<>(CACHED * 2, 0.75f, true) {
+      @Override
+      protected boolean removeEldestEntry(Map.Entry<String, RawCollationKey> eldest) {
+        return size() > CACHED;
+      }
+    };
+
+    IcuOrder(Collator collator) {
+      this.collator = collator;
+    }
+
+    @Override
+    public int compare(String a, String b) {
+      return key(a).compareTo(key(b));
+    }
+
+    private RawCollationKey key(String s) {
+      RawCollationKey k = keys.get(s);
+      if (k == null) {
+        k = collator.getRawCollationKey(s, null);
+        keys.put(s, k);
+      }
+      return k;
+    }
   }
 
   static String stripTrailingSpaces(String s) {

@@ -57,8 +57,8 @@ import net.sf.jsqlparser.statement.select.Select;
 
 /**
  * Visits every node of an expression, and refuses, naming the clause, what no cross-shard merge can make
- * exact wherever it appears: subqueries, window functions, ordered-set aggregates, named or numbered
- * ({@code $1}) placeholders. The walk is a whitelist: an expression kind it does not know is refused too,
+ * exact wherever it appears: subqueries, window functions, ordered-set aggregates, named placeholders
+ * (numbered ones, {@code $1}, the planner refuses on its first walk). The walk is a whitelist: an expression kind it does not know is refused too,
  * because an unknown node could hide a subquery, an aggregate or a placeholder that the plan would then
  * miss (a refusal is an error the caller sees; a missed aggregate would be a silently different answer).
  */
@@ -78,10 +78,6 @@ final class ExprWalk {
     }
     if (e instanceof AnyComparisonExpression x) {
       throw Sql.refuse("subqueries cannot be planned across shards (in " + clause + "): " + x);
-    }
-    if (e instanceof JdbcParameter p && p.isUseFixedIndex()) {
-      throw Sql.refuse("numbered placeholders such as " + p + " are not supported (in " + clause
-          + "): use ? placeholders");
     }
     if (e instanceof JdbcNamedParameter || e instanceof NumericBind || e instanceof UserVariable) {
       throw Sql.refuse("named placeholders or variables such as " + e + " are not supported (in " + clause

@@ -55,16 +55,14 @@ final class Labels {
     if (e instanceof Column c) {
       String col = c.getColumnName();
       if (c.getTable() == null && ("true".equalsIgnoreCase(col) || "false".equalsIgnoreCase(col))) {
-        name[0] = "bool";
-        return 1;
+        return 0;
       }
       name[0] = Sql.fold(col);
       return 2;
     }
     if (e instanceof BooleanValue) {
-      // PostgreSQL's grammar makes TRUE/FALSE a cast of a string to bool.
-      name[0] = "bool";
-      return 1;
+      // Since PostgreSQL 15 TRUE/FALSE are plain constants (A_Const), so unnamed; 14 and older said "bool".
+      return 0;
     }
     if (e instanceof Function f) {
       List<String> parts = f.getMultipartName();

@@ -258,6 +258,9 @@ public final class Planner {
   }
 
   private TableRef tableRef(FromItem item, String clause) {
+    if (item == null) {
+      throw Sql.refuse("a SELECT without FROM reads no sharded table; run it on any one database");
+    }
     if (item instanceof ParenthesedSelect || item instanceof net.sf.jsqlparser.statement.select.Select) {
       throw Sql.refuse("subqueries cannot be planned across shards (in " + clause + "): " + item);
     }
@@ -414,6 +417,10 @@ public final class Planner {
   private void walk(Expression e, String clause) {
     ExprWalk.walk(e, clause, (node, where) -> {
       if (node instanceof JdbcParameter p) {
+        if (p.isUseFixedIndex()) {
+          throw Sql.refuse("numbered placeholders such as " + p + " are not supported (in " + where
+              + "): use ? placeholders");
+        }
         params.add(p);
       }
       String agg = aggregateName(node);
@@ -497,8 +504,8 @@ public final class Planner {
     return planPlain(labels, offset, limit);
   }
 
-  private static Parenthesis paren(Expression e) {
-    return new Parenthesis().withExpression(e);
+  private static Expression paren(Expression e) {
+    return new ParenthesedExpressionList<>(e);
   }
 
   private Bound limit() {

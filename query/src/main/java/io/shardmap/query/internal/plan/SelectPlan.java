@@ -134,7 +134,7 @@ final class SelectPlan implements QueryPlan {
     for (int i : template.paramOrder()) {
       values.add(params.get(i));
     }
-    return new ShardStatement(template.render("(" + predicate + ")", shardLimit), values);
+    return new ShardStatement(template.render(predicate, shardLimit), values);
   }
 
   @Override

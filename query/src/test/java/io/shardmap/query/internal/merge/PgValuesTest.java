@@ -54,6 +54,9 @@ class PgValuesTest {
     String decomposed = "e\u0301";
     assertTrue(c.compare(decomposed, composed) < 0);
     assertTrue(c.compare(composed, decomposed) > 0);
+    // ICU4J's Collator.compare says greater here; ICU4C (PostgreSQL 15) and the sort keys say less.
+    assertTrue(order("text", new Collation("und-x-icu", 'i', "und", true)).compare("Aa\u00df", "a\u00c5ss") < 0);
+    assertTrue(c.compare("Aa\u00df", "a\u00c5ss") < 0);
     Comparator<Object> nondeterministic = order("text",
         new Collation("ci", 'i', "und-u-ks-level2", false));
     assertEquals(0, nondeterministic.compare("abc", "ABC"));
