@@ -6,9 +6,8 @@ import io.shardmap.query.QueryPlan;
 import io.shardmap.query.RowSource;
 import io.shardmap.query.ShardStatement;
 import io.shardmap.query.internal.merge.MergeSpec;
+import io.shardmap.query.internal.merge.Merger;
 import io.shardmap.query.internal.merge.MergeSpec.Bound;
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Method;
 import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.ArrayList;
@@ -156,31 +155,7 @@ final class SelectPlan implements QueryPlan {
       }
       throw e;
     }
-    return openMerge(spec, shards, params, options);
-  }
-
-  /**
-   * The one call into the merge operators ({@code internal.merge.Merger}, written on its own branch).
-   * Until that class is on this branch it is looked up by name, so this module compiles without it; once
-   * merged, this body becomes {@code return Merger.open(spec, shards, params, options);}.
-   */
-  private static RowSource openMerge(MergeSpec spec, List<RowSource> shards, List<Object> params,
-                                     MergeOptions options) {
-    try {
-      Method open = Class.forName("io.shardmap.query.internal.merge.Merger")
-          .getMethod("open", MergeSpec.class, List.class, List.class, MergeOptions.class);
-      return (RowSource) open.invoke(null, spec, shards, params, options);
-    } catch (InvocationTargetException e) {
-      if (e.getCause() instanceof RuntimeException r) {
-        throw r;
-      }
-      if (e.getCause() instanceof Error r) {
-        throw r;
-      }
-      throw new IllegalStateException(e.getCause());
-    } catch (ReflectiveOperationException e) {
-      throw new IllegalStateException("the merge operators (internal.merge.Merger) are missing", e);
-    }
+    return Merger.open(spec, shards, params, options);
   }
 
   /**

@@ -2,7 +2,6 @@ package io.shardmap.query.internal.plan;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.shardmap.query.ColumnType;
 import io.shardmap.query.MergeOptions;
@@ -32,8 +31,6 @@ import org.junit.jupiter.api.TestFactory;
  * shard statements run with two complementary ownership predicates (even and odd keys) on the same table,
  * in order where the ORDER BY fixes it, as a multiset otherwise. Cases where a per-shard LIMIT of only
  * {@code limit} (not offset + limit) would lose rows are included (a planted bug of that kind fails two).
- * Needs the merge operators ({@code internal.merge.Merger}, from their own branch): skipped until they
- * are in the tree.
  */
 @Tag("integration")
 class PlanMergeSqlTest {
@@ -42,14 +39,6 @@ class PlanMergeSqlTest {
 
   @BeforeAll
   static void setUp() throws SQLException {
-    boolean merger;
-    try {
-      Class.forName("io.shardmap.query.internal.merge.Merger");
-      merger = true;
-    } catch (ClassNotFoundException e) {
-      merger = false;
-    }
-    assumeTrue(merger, "the merge operators are not in this tree yet");
     c = PostgresFixture.shared(1).shard(0).connect();
     try (Statement s = c.createStatement()) {
       s.execute("DROP TABLE IF EXISTS mc_t");
