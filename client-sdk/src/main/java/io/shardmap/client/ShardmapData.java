@@ -16,6 +16,7 @@ import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.query.QueryPlan;
+import io.shardmap.query.QueryPlanner;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Predicate;
@@ -520,6 +521,64 @@ public final class ShardmapData implements AutoCloseable {
       }
     }
   };
+
+  /**
+   * Runs a cross-shard query: one PostgreSQL SELECT over the shards {@code q} targets, at one map revision
+   * pinned when it starts, each shard restricted to the rows it owns in that map, their rows merged into
+   * the answer the same SELECT gives on one database holding every row (docs/client-sdk.md, "Cross-shard
+   * queries"). Returns once every shard's part has started; the rows stream as the result is read, and the
+   * result must be closed.
+   *
+   * <p>Refused before anything is sent (INVALID_ARGUMENT naming the field, or NOT_FOUND for an unknown
+   * keyspace): SQL that is not one SELECT on a table the keyspace shards or that cannot be merged exactly
+   * (the error names the clause), a wrong number of parameters, keys of the wrong type, a key range on a
+   * keyspace that is not range-sharded. FAILED_PRECONDITION when the map does not cover the keyspace or
+   * names an unregistered shard.
+   *
+   * @throws ShardmapException naming every failed shard and why (default mode; the other shards'
+   *     statements are cancelled), or when every shard failed (partial mode); DEADLINE_EXCEEDED
+   */
+  public QueryResult query(CrossShardQuery q) {
+    if (q == null) {
+      throw ShardmapException.invalid("query", "a CrossShardQuery is required");
+    }
+    return query(q, plan(q));
+  }
+
+  /**
+   * Every row of a cross-shard query made into a value by {@code mapper}, read to the end (the result is
+   * closed before this returns). For small answers; stream large ones with {@link #query}.
+   */
+  public <T> List<T> queryList(CrossShardQuery q, RowMapper<T> mapper) throws SQLException {
+    if (mapper == null) {
+      throw ShardmapException.invalid("mapper", "a RowMapper is required");
+    }
+    if (q == null) {
+      throw ShardmapException.invalid("query", "a CrossShardQuery is required");
+    }
+    return queryList(q, plan(q), mapper);
+  }
+
+  /** Plans by keyspace, sharded tables and SQL: plans are immutable and reusable with other parameters. */
+  private record PlanKey(String keyspace, Map<String, String> tables, String sql) {}
+
+  private static final int MAX_PLANS = 1024;
+  private final Map<PlanKey, QueryPlan> plans = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** The plan of {@code q}'s SQL for its keyspace's sharded tables (planning refuses bad SQL here). */
+  private QueryPlan plan(CrossShardQuery q) {
+    Map<String, String> tables = tables(client.coreSnapshotFor(q.keyspace()).keyspace(q.keyspace()));
+    PlanKey key = new PlanKey(q.keyspace(), tables, q.sql());
+    QueryPlan p = plans.get(key);
+    if (p == null) {
+      p = QueryPlanner.plan(q.sql(), t -> java.util.Optional.ofNullable(tables.get(t)));
+      if (plans.size() >= MAX_PLANS) {
+        plans.clear(); // a service has a bounded set of statements; this only bounds a runaway one
+      }
+      plans.put(key, p);
+    }
+    return p;
+  }
 
   /**
    * Runs a cross-shard query with {@code plan} (the query's SQL, planned): checks {@code q} against the

@@ -319,6 +319,45 @@ class CrossShardQueryTest {
     }
   }
 
+  @Test
+  void throughThePlannerAndMergeTheAnswerIsOneDatabases() throws Exception {
+    List<Long> all = new ArrayList<>(ids);
+    // ORDER BY ... DESC with OFFSET and LIMIT: a per-shard limit, the offset skipped while merging.
+    CrossShardQuery top = CrossShardQuery.builder("users", "SELECT id, v FROM " + users
+        + " ORDER BY id DESC LIMIT ? OFFSET ?").params(5, 3).fetchSize(2).build();
+    List<Long> expected = new ArrayList<>();
+    for (int i = all.size() - 1 - 3; i >= all.size() - 3 - 5; i--) {
+      expected.add(all.get(i));
+    }
+    assertEquals(expected, data.queryList(top, r -> r.getLong("id")));
+    // Aggregates over every shard, counted once despite the planted copies.
+    java.math.BigDecimal sum = java.math.BigDecimal.ZERO;
+    for (long id : all) {
+      sum = sum.add(java.math.BigDecimal.valueOf(id));
+    }
+    try (QueryResult r = data.query(CrossShardQuery.builder("users", "SELECT count(*) AS n, sum(id) AS total FROM "
+        + users).build())) {
+      assertTrue(r.next());
+      assertEquals((long) all.size(), r.getLong("n"));
+      assertEquals(sum, r.getBigDecimal("total"));
+      assertFalse(r.next());
+      assertEquals(3, r.shards().size());
+    }
+    // A key range through the planner, grouped.
+    long lo = -10 * STEP;
+    long hi = 40 * STEP;
+    List<Long> grouped = data.queryList(CrossShardQuery.builder("users", "SELECT count(*) FROM " + users
+        + " WHERE v LIKE 'v%'").keyRange(ShardKey.of(lo), ShardKey.of(hi)).build(), r -> r.getLong(1));
+    assertEquals(List.of((long) ids.subSet(lo, hi).size()), grouped);
+    // Refused by the planner before anything is sent: the clause is named.
+    ShardmapException w = assertThrows(ShardmapException.class, () -> data.query(CrossShardQuery.builder("users",
+        "SELECT id, row_number() OVER (ORDER BY id) FROM " + users).build()));
+    assertEquals(ErrorCode.INVALID_ARGUMENT, w.code(), w.getMessage());
+    ShardmapException d = assertThrows(ShardmapException.class, () -> data.query(CrossShardQuery.builder("users",
+        "DELETE FROM " + users).build()));
+    assertEquals(ErrorCode.INVALID_ARGUMENT, d.code(), d.getMessage());
+  }
+
   static void assertField(ErrorCode code, String field, Runnable r) {
     ShardmapException e = assertThrows(ShardmapException.class, r::run);
     assertEquals(code, e.code(), e.getMessage());
