@@ -292,7 +292,7 @@ public final class QueryExecutor implements AutoCloseable {
       synchronized (this) {
         // A part that failed because this query cancelled it is not a failure of its shard; one that failed on
         // its own while the query was stopping (no connection in time, a lost shard) still is.
-        if (timedOut || (stopping && p.cancelSent())) {
+        if (timedOut || (stopping && p.cancelSent() && e instanceof SQLException s && "57014".equals(s.getSQLState()))) {
           p.fail("cancelled: " + (timedOut ? "the query's deadline passed" : "the query was stopped"));
         } else {
           p.fail(describe(p.shard, e));
@@ -455,8 +455,7 @@ public final class QueryExecutor implements AutoCloseable {
   /** "s2: why" for a part's failure, with the fix where one is known (routing functions not installed). */
   static String describe(String shard, Throwable e) {
     String msg = String.valueOf(e.getMessage());
-    if (e instanceof SQLException s && ("42883".equals(s.getSQLState()) || "3F000".equals(s.getSQLState()))
-        && msg.contains("shardmap.")) {
+    if (lacksRoutingFunctions(e)) {
       return shard + ": its database lacks Shardmap's SQL routing functions (" + msg.trim() + "), which the "
           + "ownership predicate of hash and consistent-hash keyspaces calls. The migrator installs them on every "
           + "shard a move touches; install them on this shard by running the statements of "
@@ -469,11 +468,21 @@ public final class QueryExecutor implements AutoCloseable {
     return shard + ": " + msg.trim();
   }
 
+  /** An undefined function or schema {@code shardmap.*}: the shard lacks the routing functions. */
+  static boolean lacksRoutingFunctions(Throwable e) {
+    String msg = String.valueOf(e.getMessage());
+    return e instanceof SQLException s && ("42883".equals(s.getSQLState()) && msg.contains("shardmap.")
+        || "3F000".equals(s.getSQLState()) && msg.contains("\"shardmap\""));
+  }
+
   /** The code of a failure: the deadline, an unreachable shard, a statement error, or the map. */
   static ErrorCode codeOf(List<Throwable> causes) {
     for (Throwable t : causes) {
       if (t instanceof ShardmapException s) {
         return s.code();
+      }
+      if (lacksRoutingFunctions(t)) {
+        return ErrorCode.FAILED_PRECONDITION;
       }
     }
     for (Throwable t : causes) {
