@@ -27,6 +27,7 @@ final class Part {
   private ResultSet rows;
 
   private boolean cancelRequested;
+  private boolean opening;
   /** True while a thread is inside a JDBC call that makes PostgreSQL run the statement (execute, fetch). */
   private volatile boolean busy;
   private boolean cancelled;
@@ -42,14 +43,33 @@ final class Part {
     this.queryStart = queryStart;
   }
 
-  /** Takes a connection from {@code from}; false when the part was cancelled meanwhile (nothing held). */
+  /**
+   * Takes a connection from {@code from}; false when the part was cancelled or released meanwhile (the
+   * connection, on which nothing ran, went straight back to the pool). From true until {@link #opened} or a
+   * failure, the part is {@link #opening}.
+   */
   boolean connect(HikariDataSource from) throws SQLException {
     Connection c = from.getConnection();
     synchronized (this) {
-      pool = from;
-      connection = c;
-      return !cancelRequested;
+      if (!cancelRequested && !released) {
+        pool = from;
+        connection = c;
+        opening = true;
+        return true;
+      }
     }
+    c.close();
+    return false;
+  }
+
+  /** True while a worker holds the part's connection and has not finished opening it. */
+  synchronized boolean opening() {
+    return opening;
+  }
+
+  /** The worker is done opening the part (started, failed or stopped). */
+  synchronized void openingDone() {
+    opening = false;
   }
 
   Connection connection() {

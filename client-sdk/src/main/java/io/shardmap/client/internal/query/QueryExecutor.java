@@ -239,6 +239,14 @@ public final class QueryExecutor implements AutoCloseable {
     /** Opens one part up to its first rows. */
     private void open(Part p) {
       try {
+        openPart(p);
+      } finally {
+        p.openingDone();
+      }
+    }
+
+    private void openPart(Part p) {
+      try {
         Connection c = connect(p, request.replicas(), map);
         if (c == null) {
           return; // cancelled while waiting for a connection
@@ -363,16 +371,29 @@ public final class QueryExecutor implements AutoCloseable {
      * worker stayed stuck past the deadline and 10 s more (then it releases its part itself when done).
      */
     void abort(String why) {
+      abort(why, false);
+    }
+
+    /** {@link #abort(String)}; {@code waitForConnecting}: also wait for parts still waiting for a connection. */
+    void abort(String why, boolean waitForConnecting) {
       synchronized (this) {
         stopping = true;
       }
       long giveUp = Math.max(request.deadlineNanos(), System.nanoTime()) + TimeUnit.SECONDS.toNanos(10);
       while (true) {
+        boolean open = false;
         for (Part p : parts) {
           p.cancel();
+          open |= p.opening();
         }
         synchronized (this) {
-          if (workersRunning == 0 || System.nanoTime() - giveUp > 0) {
+          // Workers still waiting for a pool connection hold nothing and run nothing: once they get one they
+          // see the part cancelled and give it straight back, so only parts being opened are waited for.
+          // After a failure (not the deadline) they are waited for until the deadline, so that the error names
+          // every shard that fails on its own (a shard down makes all its waiting parts fail alike).
+          long now = System.nanoTime();
+          boolean waitConnecting = waitForConnecting && now - request.deadlineNanos() < 0;
+          if (workersRunning == 0 || (!open && !waitConnecting) || now - giveUp > 0) {
             break;
           }
           try {
@@ -401,7 +422,11 @@ public final class QueryExecutor implements AutoCloseable {
       }
       if (fail) {
         // Stopped first, so that the error names every shard that failed on its own meanwhile too.
-        abort(timedOut ? "the query's deadline passed" : "another shard failed");
+        boolean deadlinePassed;
+        synchronized (this) {
+          deadlinePassed = timedOut;
+        }
+        abort(deadlinePassed ? "the query's deadline passed" : "another shard failed", !deadlinePassed);
         throw failure();
       }
       try {
