@@ -504,6 +504,46 @@ class CrossShardQueryTest {
   }
 
   @Test
+  void onReplicasEachShardIsReadOnItsReplica() throws Exception {
+    PostgresFixture.PgInstance p1 = pg.shard(1);
+    String replicaDb = "r_" + users;
+    p1.exec("CREATE DATABASE " + replicaDb);
+    try {
+      PostgresFixture.PgInstance replica = new PostgresFixture.PgInstance(p1.host(), p1.port(), replicaDb, p1.user(),
+          p1.password());
+      replica.exec("CREATE TABLE " + users + " (id bigint NOT NULL, v text)");
+      List<String> rows = new ArrayList<>();
+      for (long id : ids) {
+        if (client.route("users", id).shard().equals("s2")) {
+          rows.add("(" + id + ", 'replica')");
+        }
+      }
+      replica.exec("INSERT INTO " + users + " VALUES " + String.join(", ", rows));
+      fleet.get().admin().updateShard(io.shardmap.proto.v1.UpdateShardRequest.newBuilder().setShard(
+          io.shardmap.proto.v1.Shard.newBuilder().setName("s2").setPrimary(ShardmapFleet.endpoint(p1))
+              .addReplicas(ShardmapFleet.endpoint(replica))).build());
+      io.shardmap.testkit.Await.until(Duration.ofSeconds(20), "the replica is in the map",
+          () -> client.shard("s2").replicas().size() == 1);
+      OrderedTestPlan plan = usersPlan("");
+      List<String> fromReplicas = data.queryList(CrossShardQuery.builder("users", plan.sql()).onReplicas(true).build(),
+          plan, r -> r.getString("v"));
+      assertEquals(ids.size(), fromReplicas.size());
+      assertEquals(rows.size(), fromReplicas.stream().filter("replica"::equals).count(), "s2's part ran on its replica");
+      List<String> fromPrimaries = data.queryList(CrossShardQuery.builder("users", plan.sql()).build(), plan,
+          r -> r.getString("v"));
+      assertEquals(0, fromPrimaries.stream().filter("replica"::equals).count());
+    } finally {
+      fleet.get().admin().updateShard(io.shardmap.proto.v1.UpdateShardRequest.newBuilder().setShard(
+          io.shardmap.proto.v1.Shard.newBuilder().setName("s2").setPrimary(ShardmapFleet.endpoint(p1))).build());
+      io.shardmap.testkit.Await.until(Duration.ofSeconds(20), "the replica is gone",
+          () -> client.shard("s2").replicas().isEmpty());
+      data.close();
+      data = null;
+      p1.exec("DROP DATABASE IF EXISTS " + replicaDb + " WITH (FORCE)");
+    }
+  }
+
+  @Test
   void aGuardAskingForANewerMapRerunsTheQueryThere() throws Exception {
     // A move of the range holding `moved` from its owner to the next shard: rows copied, then the cutover.
     long moved = ids.first();
