@@ -94,6 +94,51 @@ class CrossShardQueryFaultTest {
     assertTrue(SHARDS.stream().anyMatch(s -> e.getMessage().contains(s + ": its database lacks")), e.getMessage());
   }
 
+  /** Ends, on shard {@code i}, the backends whose last statement contains {@code marker}; how many. */
+  static int terminate(int i, String marker) throws Exception {
+    try (java.sql.Connection c = pg.shard(i).connect(); java.sql.PreparedStatement ps = c.prepareStatement(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            + "AND strpos(query, ?) > 0")) {
+      ps.setString(1, marker);
+      try (java.sql.ResultSet rs = ps.executeQuery()) {
+        rs.next();
+        return rs.getInt(1);
+      }
+    }
+  }
+
+  @Test
+  void aShardLostWhileItsRowsAreReadFailsTheQueryOrEndsItsPartInPartialMode() throws Exception {
+    String marker = "qexec_lost_" + System.nanoTime();
+    String sql = "SELECT id FROM " + fleet.table() + " WHERE '" + marker + "' <> '' ORDER BY id";
+    try (QueryResult r = data.query(CrossShardQuery.builder("users", sql).fetchSize(1).build())) {
+      assertTrue(r.next());
+      assertEquals(1, terminate(1, marker), "s2's part ended by the server");
+      ShardmapException e = assertThrows(ShardmapException.class, () -> {
+        while (r.next()) {
+          // reading on until s2's next fetch meets the lost connection
+        }
+      });
+      assertEquals(ErrorCode.UNAVAILABLE, e.code(), e.getMessage());
+      assertTrue(e.getMessage().contains("failed while reading shard s2: "), e.getMessage());
+    }
+    try (QueryResult r = data.query(CrossShardQuery.builder("users", sql).fetchSize(1).partialResults(true).build())) {
+      assertTrue(r.next());
+      assertEquals(1, terminate(1, marker));
+      int n = 1;
+      while (r.next()) {
+        n++;
+      }
+      assertTrue(r.partial());
+      ShardStatus s2 = r.shards().get(1);
+      assertEquals("s2", s2.shard());
+      assertNotNull(s2.error());
+      long others = r.shards().get(0).rows() + r.shards().get(2).rows();
+      assertEquals(others + s2.rows(), n, "every row read was returned");
+      assertTrue(s2.rows() < owners.values().stream().filter("s2"::equals).count(), "s2's part ended early");
+    }
+  }
+
   @Test
   void aStoppedShardFailsTheQueryByNameOrIsReportedInPartialMode() throws Exception {
     String sql = "SELECT id FROM " + fleet.table() + " ORDER BY id";
