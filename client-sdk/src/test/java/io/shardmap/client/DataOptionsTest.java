@@ -32,6 +32,14 @@ class DataOptionsTest {
   }
 
   @Test
+  void crossShardQueriesHaveAPoolSizeOfTheirOwn() {
+    assertEquals(4, DataOptions.builder().user("app").build().queryPoolSize());
+    assertEquals(2, DataOptions.builder().user("app").queryPoolSize(2).build().queryPoolSize());
+    refused("queryPoolSize", () -> DataOptions.builder().user("app").queryPoolSize(0));
+    refused("queryPoolSize", () -> DataOptions.builder().user("app").queryPoolSize(10_001));
+  }
+
+  @Test
   void poolSettingsAreKept() {
     DataOptions o = DataOptions.builder().user("app").idleTimeout(Duration.ZERO).maxLifetime(Duration.ofMinutes(5))
         .keepaliveTime(Duration.ofMinutes(1)).validationTimeout(Duration.ofSeconds(1))
