@@ -10,8 +10,8 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -31,7 +31,7 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <p>Cost: one statement per part on a shard whose fences table this guard has seen (the fences of the
  * keyspace, a handful of rows); on a shard it has not, one more ({@code to_regclass}) first, which is all a
- * shard the migrator never touched pays. Which fences a row covers comes from its {@code unit_id}
+ * shard the migrator never touched pays (docs/benchmarks.md, {@code fence-guard}). Which fences a row covers comes from its {@code unit_id}
  * ({@link FenceUnit}); a row written by a migrator before that column existed is read from its INT64
  * bounds or its "bucket:" unit_spec where it has them, and otherwise taken as the whole keyspace, which
  * the verdict reports ({@link Verdict#notes}) because it can keep parts on that shard stale until an
@@ -42,19 +42,35 @@ import java.util.concurrent.ConcurrentHashMap;
  * by table names would depend on how a query spells them. Thread-safe.
  */
 public final class FenceGuard {
-  /** The statement that reads the fences (whatever columns the shard's table has: old rows lack some). */
+  /**
+   * The statement that reads the fences of a keyspace from a table with every column this release writes
+   * (one row, of NULLs, when there are none: the isolation level comes back either way).
+   */
   static final String READ_SQL = "SELECT current_setting('transaction_isolation'), f.migration, f.tbl, f.epoch, "
-      + "f.lo, f.hi, f.j->>'unit_id', f.j->>'unit_spec', f.j->>'cond_new' IS NOT NULL "
-      + "FROM (VALUES (1)) one(x) LEFT JOIN LATERAL (SELECT g.*, to_jsonb(g) AS j FROM shardmap.fences g "
-      + "WHERE g.keyspace = ?) f ON true";
+      + "f.lo, f.hi, f.unit_id, f.unit_spec, f.cond_new IS NOT NULL "
+      + "FROM (VALUES (1)) one(x) LEFT JOIN shardmap.fences f ON f.keyspace = ?";
 
-  /** Whether the fences table exists and may be read (0: absent, 1: readable, 2: not readable by this role). */
+  /**
+   * The same from a table an older migrator created and no migrator of this release has fenced with since
+   * (it lacks unit_id, maybe cond_new and unit_spec): the row as JSON, where a missing column reads as NULL.
+   * Several times slower than {@link #READ_SQL} (to_jsonb), and only until the table is brought up to date.
+   */
+  static final String READ_OLD_SQL = "SELECT current_setting('transaction_isolation'), f.migration, f.tbl, f.epoch, "
+      + "f.lo, f.hi, f.j->>'unit_id', f.j->>'unit_spec', f.j->>'cond_new' IS NOT NULL "
+      + "FROM (VALUES (1)) one(x) LEFT JOIN LATERAL (SELECT g.migration, g.tbl, g.epoch, g.lo, g.hi, to_jsonb(g) AS j "
+      + "FROM shardmap.fences g WHERE g.keyspace = ?) f ON true";
+
+  /**
+   * Whether the fences table exists and may be read (0: absent, 1: readable, 2: not readable by this role),
+   * and whether it has the columns {@link #READ_SQL} reads.
+   */
   static final String PROBE_SQL = "SELECT current_setting('transaction_isolation'), CASE WHEN "
       + "to_regclass('shardmap.fences') IS NULL THEN 0 WHEN has_table_privilege(to_regclass('shardmap.fences'), "
-      + "'SELECT') THEN 1 ELSE 2 END";
+      + "'SELECT') THEN 1 ELSE 2 END, (SELECT count(*) = 3 FROM pg_attribute WHERE attrelid = "
+      + "to_regclass('shardmap.fences') AND attname IN ('unit_id', 'unit_spec', 'cond_new') AND NOT attisdropped)";
 
-  /** Shards whose fences table this guard has read (so the probe is skipped there). */
-  private final Set<String> readable = ConcurrentHashMap.newKeySet();
+  /** Shards whose fences table this guard has read, and which statement reads it (so the probe is skipped). */
+  private final Map<String, String> readable = new ConcurrentHashMap<>();
 
   /**
    * The verdict on one part. Fresh, or stale because of the fence of {@link #unit} at {@link #fencedEpoch}
@@ -93,7 +109,8 @@ public final class FenceGuard {
       throw new IllegalStateException("the fence check of shard '" + shard + "' needs a transaction (autocommit is "
           + "on): the fences and the query's rows must be read in one snapshot");
     }
-    if (!readable.contains(shard)) {
+    String read = readable.get(shard);
+    if (read == null) {
       try (PreparedStatement ps = c.prepareStatement(PROBE_SQL); ResultSet rs = ps.executeQuery()) {
         rs.next();
         requireSnapshotIsolation(rs.getString(1), shard);
@@ -104,12 +121,15 @@ public final class FenceGuard {
           case 2 -> throw ShardmapException.precondition("shard '" + shard + "': this role may not read "
               + "shardmap.fences, so a cross-shard query cannot tell whether its part there is complete; run "
               + "GRANT SELECT ON shardmap.fences TO PUBLIC on the shard (the migrator does when it next fences)");
-          default -> readable.add(shard);
+          default -> {
+            read = rs.getBoolean(3) ? READ_SQL : READ_OLD_SQL;
+            readable.put(shard, read);
+          }
         }
       }
     }
     List<Candidate> fences = new ArrayList<>();
-    try (PreparedStatement ps = c.prepareStatement(READ_SQL)) {
+    try (PreparedStatement ps = c.prepareStatement(read)) {
       ps.setString(1, keyspace);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
@@ -122,8 +142,8 @@ public final class FenceGuard {
         }
       }
     } catch (SQLException e) {
-      if ("42P01".equals(e.getSQLState()) || "42501".equals(e.getSQLState())) {
-        readable.remove(shard); // dropped, or its grant revoked, since this guard last read it
+      if ("42P01".equals(e.getSQLState()) || "42501".equals(e.getSQLState()) || "42703".equals(e.getSQLState())) {
+        readable.remove(shard); // dropped, its grant revoked or a column dropped since this guard last read it
       }
       throw e;
     }
