@@ -181,8 +181,13 @@ public final class FenceGuard {
         unit = FenceUnit.Range.int64(f.lo(), f.hi());
       } else if (f.unitSpec() != null && f.unitSpec().startsWith("bucket:")) {
         // "bucket:b:n", then the buckets lifted from it since (";..."): the first is the unit it was put for.
-        String[] p = f.unitSpec().split(";")[0].split(":");
-        unit = new FenceUnit.Bucket(Integer.parseInt(p[1]), Integer.parseInt(p[2]));
+        try {
+          String[] p = f.unitSpec().split(";")[0].split(":");
+          unit = new FenceUnit.Bucket(Integer.parseInt(p[1]), Integer.parseInt(p[2]));
+        } catch (IllegalArgumentException | ArrayIndexOutOfBoundsException e) {
+          unit = new FenceUnit.Keyspace();
+          notes.add(name(f) + ": its unit_spec '" + f.unitSpec() + "' cannot be read; taken as the whole keyspace");
+        }
       } else {
         unit = new FenceUnit.Keyspace();
         notes.add(name(f) + " was written before fence rows named their unit (no unit_id) and names it only in SQL; "

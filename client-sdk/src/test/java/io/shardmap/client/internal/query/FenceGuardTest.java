@@ -104,6 +104,9 @@ class FenceGuardTest {
     Verdict fresh = FenceGuard.decide(List.of(sqlOnly), "s3", ranges("s3", 6));
     assertFalse(fresh.stale());
     assertEquals(1, fresh.notes().size(), "reported even when it did not make the part stale");
+    Candidate garbled = new Candidate("g", "t", 5, null, null, null, "bucket:x", true);
+    assertTrue(FenceGuard.decide(List.of(garbled), "s1", ranges("s3", 6)).notes().get(0)
+        .contains("unit_spec 'bucket:x' cannot be read"));
     Candidate future = new Candidate("f", "t", 5, null, null, "v2:cube:1", null, true);
     assertTrue(FenceGuard.decide(List.of(future), "s1", ranges("s3", 6)).notes().get(0)
         .contains("unit_id cannot be read (unit code 'v2:cube:1' is not of version v1"));
