@@ -687,8 +687,8 @@ public final class Fences {
       }
     }
     // Every writer of a fenced table runs the fence function, which calls functions of this schema (the
-    // pass check; the routing functions of bucket and arc fences): all roles need USAGE. The schema's
-    // tables grant nothing to PUBLIC, so USAGE exposes no data.
+    // pass check; the routing functions of bucket and arc fences): all roles need USAGE. Of the schema's
+    // tables only the fences grant PUBLIC anything (SELECT, above); the change logs stay private.
     try (ResultSet rs = s.executeQuery("SELECT coalesce(array_to_string(nspacl, ','), '') LIKE '%=U%' "
         + "FROM pg_namespace WHERE nspname = 'shardmap'")) {
       rs.next();
