@@ -675,14 +675,12 @@ public final class Fences {
             + "cond_old text, ADD COLUMN IF NOT EXISTS unit_text text, ADD COLUMN IF NOT EXISTS unit_spec text, "
             + "ADD COLUMN IF NOT EXISTS pass_epoch bigint, ADD COLUMN IF NOT EXISTS armed_by text, "
             + "ADD COLUMN IF NOT EXISTS unit_id text");
-      }
-    }
-    // Cross-shard queries read the fences as their first statement (the SDK's FenceGuard), as whatever role
-    // the application connects with: the rows name moved units (range bounds, bucket numbers, the keys of
-    // moved directory entries, region names) and nothing else, so every role may read them.
-    try (ResultSet rs = s.executeQuery("SELECT has_table_privilege('public', 'shardmap.fences', 'SELECT')")) {
-      rs.next();
-      if (!rs.getBoolean(1)) {
+        // Cross-shard queries read the fences as their first statement (the SDK's FenceGuard), as whatever
+        // role the application connects with: the rows name moved units (range bounds, bucket numbers, ring
+        // positions, the keys of moved directory entries, region names) and nothing else, so every role may
+        // read them. Granted with the columns (a new table gets them here too), under the ALTER's lock, so
+        // two sessions never update the table's ACL at once; a revoked grant is not restored (the SDK's
+        // error says what to run).
         s.execute("GRANT SELECT ON shardmap.fences TO PUBLIC");
       }
     }

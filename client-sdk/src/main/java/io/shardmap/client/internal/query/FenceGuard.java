@@ -120,7 +120,8 @@ public final class FenceGuard {
           }
           case 2 -> throw ShardmapException.precondition("shard '" + shard + "': this role may not read "
               + "shardmap.fences, so a cross-shard query cannot tell whether its part there is complete; run "
-              + "GRANT SELECT ON shardmap.fences TO PUBLIC on the shard (the migrator does when it next fences)");
+              + "GRANT SELECT ON shardmap.fences TO PUBLIC on the shard (the migrator grants it when it creates or "
+              + "upgrades the table)");
           default -> {
             read = rs.getBoolean(3) ? READ_SQL : READ_OLD_SQL;
             readable.put(shard, read);
