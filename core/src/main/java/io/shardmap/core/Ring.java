@@ -282,6 +282,11 @@ public final class Ring implements RoutingTable {
     return positions[i] ^ Long.MIN_VALUE;
   }
 
+  /** The route (shard, epoch) of node {@code i} in ring order, which owns the arc ending at its position. */
+  public Route routeOf(int i) {
+    return routes[i];
+  }
+
   /** The shard of node {@code i} in ring order; it owns the arc (position of node i-1, position of node i]. */
   public String ownerOf(int i) {
     return owners[i];

@@ -6,6 +6,7 @@ import static io.shardmap.migrator.internal.RangeTableMove.ident;
 import static io.shardmap.migrator.internal.RangeTableMove.literal;
 
 import io.shardmap.core.FenceProtocol;
+import io.shardmap.core.FenceUnit;
 import io.shardmap.core.ShardmapException;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -35,6 +36,13 @@ import java.util.Set;
  * can lift part of it ({@link #unfenceMoved}); a fence of any other unit ({@link MoveUnit}) as its SQL
  * condition on NEW and OLD ({@code cond_new}, {@code cond_old}), which a unit moving back narrows to
  * "condition AND NOT unit" (or deletes, when the unit covers it).
+ *
+ * <p>Every fence row also names its unit in {@code unit_id} ({@link FenceUnit}'s code: the unit as it was
+ * fenced, never narrowed), so that a reader (the SDK's cross-shard queries) can tell which keys a fence
+ * covers without evaluating its SQL. A row narrowed by a unit coming back keeps the code of the unit it was
+ * put for: a superset of what it still fences, which a reader may use because every key of it is routed
+ * away from this shard, or back at an epoch above the fence's (docs/cross-shard-queries.md, "Reading while
+ * data moves"). Rows written before the column existed have none ({@code unit_id} NULL).
  *
  * <p><b>Who passes a fence.</b> A fenced row is refused unless {@code shardmap.fence_pass_v1} says yes, which
  * it does for two writers only, and is asked only once a fence matched the row (unfenced writes pay
@@ -115,11 +123,11 @@ public final class Fences {
         beforeLock.run();
         s.execute("LOCK TABLE " + String.join(", ", tables) + " IN SHARE ROW EXCLUSIVE MODE");
         try (PreparedStatement ps = c.prepareStatement("INSERT INTO shardmap.fences (tbl, migration, key_column, lo, hi, "
-            + "keyspace, epoch, cond_new, cond_old, unit_text, unit_spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            + "ON CONFLICT (tbl, migration) DO UPDATE SET key_column = EXCLUDED.key_column, lo = EXCLUDED.lo, "
+            + "keyspace, epoch, cond_new, cond_old, unit_text, unit_spec, unit_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            + "?) ON CONFLICT (tbl, migration) DO UPDATE SET key_column = EXCLUDED.key_column, lo = EXCLUDED.lo, "
             + "hi = EXCLUDED.hi, keyspace = EXCLUDED.keyspace, epoch = EXCLUDED.epoch, cond_new = EXCLUDED.cond_new, "
             + "cond_old = EXCLUDED.cond_old, unit_text = EXCLUDED.unit_text, unit_spec = EXCLUDED.unit_spec, "
-            + "pass_epoch = NULL, armed_by = NULL")) {
+            + "unit_id = EXCLUDED.unit_id, pass_epoch = NULL, armed_by = NULL")) {
           for (RangeTableMove m : moves) {
             MoveUnit.Range r = m.int64Range();
             ps.setString(1, m.table());
@@ -133,6 +141,7 @@ public final class Fences {
             ps.setString(9, r == null ? m.inRange("OLD." + ident(m.keyColumn())) : null);
             ps.setString(10, r == null ? m.wording() : null);
             ps.setString(11, spec(m.unit()));
+            ps.setString(12, unitId(m));
             ps.addBatch();
           }
           ps.executeBatch();
@@ -203,13 +212,13 @@ public final class Fences {
     Set<String> changedTables = new LinkedHashSet<>();
     for (String t : tables) {
       List<Object[]> rows = new ArrayList<>();
-      try (PreparedStatement ps = c.prepareStatement("SELECT migration, key_column, lo, hi, keyspace, epoch "
+      try (PreparedStatement ps = c.prepareStatement("SELECT migration, key_column, lo, hi, keyspace, epoch, unit_id "
           + "FROM shardmap.fences WHERE tbl = ? AND cond_new IS NULL")) {
         ps.setString(1, t);
         try (ResultSet rs = ps.executeQuery()) {
           while (rs.next()) {
             rows.add(new Object[] {rs.getString(1), rs.getString(2), (Long) rs.getObject(3), (Long) rs.getObject(4),
-                rs.getString(5), rs.getLong(6)});
+                rs.getString(5), rs.getLong(6), rs.getString(7)});
           }
         }
       }
@@ -227,10 +236,10 @@ public final class Fences {
         }
         // What is left of the fence below and above the range, under derived names.
         if (lo != null && (flo == null || flo < lo)) {
-          insert(c, t, r[0] + ":below", (String) r[1], flo, lo, (String) r[4], (Long) r[5]);
+          insert(c, t, r[0] + ":below", (String) r[1], flo, lo, (String) r[4], (Long) r[5], (String) r[6]);
         }
         if (hi != null && (fhi == null || fhi > hi)) {
-          insert(c, t, r[0] + ":above", (String) r[1], hi, fhi, (String) r[4], (Long) r[5]);
+          insert(c, t, r[0] + ":above", (String) r[1], hi, fhi, (String) r[4], (Long) r[5], (String) r[6]);
         }
       }
     }
@@ -251,7 +260,7 @@ public final class Fences {
     String unitOld = m.inRange("OLD." + k);
     String spec = spec(m.unit());
     boolean bounds = m.int64Range() == null;
-    record Row(String migration, String condNew, String condOld, String unitText, String spec) {}
+    record Row(String migration, String condNew, String condOld, String unitText, String spec, String boundsId) {}
     List<Row> rows = new ArrayList<>();
     try (PreparedStatement ps = c.prepareStatement("SELECT migration, cond_new, cond_old, lo, hi, unit_text, unit_spec "
         + "FROM shardmap.fences WHERE tbl = ? AND keyspace = ? AND (cond_new IS NOT NULL OR ?)")) {
@@ -265,7 +274,8 @@ public final class Fences {
           Long hi = (Long) rs.getObject(5);
           rows.add(new Row(rs.getString(1), condNew != null ? condNew : RangeTableMove.inRange("NEW." + k, lo, hi),
               condNew != null ? rs.getString(3) : RangeTableMove.inRange("OLD." + k, lo, hi),
-              condNew != null ? rs.getString(6) : rangeWording(lo, hi), rs.getString(7)));
+              condNew != null ? rs.getString(6) : rangeWording(lo, hi), rs.getString(7),
+              condNew != null ? null : FenceUnit.Range.int64(lo, hi).encode()));
         }
       }
     }
@@ -291,14 +301,18 @@ public final class Fences {
       // The fence's own condition comes first: PostgreSQL evaluates AND from the left and stops at the
       // first false, so rows outside the old fence never evaluate the unit's condition.
       try (PreparedStatement up = c.prepareStatement("UPDATE shardmap.fences SET cond_new = ?, cond_old = ?, lo = NULL, "
-          + "hi = NULL, unit_text = ?, unit_spec = ?, pass_epoch = NULL, armed_by = NULL WHERE tbl = ? AND migration = ?")) {
+          + "hi = NULL, unit_text = ?, unit_spec = ?, unit_id = coalesce(unit_id, ?), pass_epoch = NULL, armed_by = NULL "
+          + "WHERE tbl = ? AND migration = ?")) {
         up.setString(1, "(" + r.condNew() + ")" + exceptNew);
         up.setString(2, "(" + r.condOld() + ") AND NOT (" + unitOld + ")");
         String text = r.unitText() == null ? "the key's map entry" : r.unitText();
         up.setString(3, text.startsWith("part of ") ? text : "part of " + text);
         up.setString(4, r.spec() == null ? null : spec == null ? r.spec() : r.spec() + ";" + spec);
-        up.setString(5, m.table());
-        up.setString(6, r.migration());
+        // The unit it was put for stays its unit_id (see the class comment); a bounds row written before
+        // unit_id existed gets its range's code here, as its bounds are about to be replaced by a condition.
+        up.setString(5, r.boundsId());
+        up.setString(6, m.table());
+        up.setString(7, r.migration());
         up.executeUpdate();
       }
       changed = true;
@@ -382,6 +396,27 @@ public final class Fences {
       y = t;
     }
     return a / x * b;
+  }
+
+  /** The fenced unit of {@code m} as {@link FenceUnit} encodes it, for column {@code unit_id}. */
+  static String unitId(RangeTableMove m) {
+    return fenceUnit(m.unit(), m.int64Range() != null).encode();
+  }
+
+  /** {@code u} as a {@link FenceUnit}; {@code int64}: a range of INT64 keys (printed as numbers). */
+  static FenceUnit fenceUnit(MoveUnit u, boolean int64) {
+    if (u instanceof MoveUnit.Range r) {
+      return int64 ? FenceUnit.Range.int64(r.lo(), r.hi()) : FenceUnit.Range.bytes(r.range());
+    } else if (u instanceof MoveUnit.Bucket b) {
+      return new FenceUnit.Bucket(b.bucket(), b.buckets());
+    } else if (u instanceof MoveUnit.Arc a) {
+      return new FenceUnit.Arc(a.after(), a.upTo());
+    } else if (u instanceof MoveUnit.Entries e) {
+      return new FenceUnit.Entries(e.keys());
+    } else if (u instanceof MoveUnit.Region g) {
+      return new FenceUnit.Region(g.region(), g.isDefault(), g.otherRegions());
+    }
+    throw new IllegalArgumentException("no fence code for unit " + u);
   }
 
   /** The structure of a unit that {@link #relation} reads, or null for units it does not reason about. */
@@ -575,10 +610,14 @@ public final class Fences {
     return !aBeforeB && !bBeforeA;
   }
 
+  /**
+   * A part of an INT64 range fence that is kept ({@link #unfenceRange}); its unit_id stays that of the fence
+   * it is cut from ({@code unitId}), or when that has none (a row from before unit_id), its own range's.
+   */
   private static void insert(Connection c, String tbl, String migration, String keyColumn, Long lo, Long hi,
-                             String keyspace, long epoch) throws SQLException {
+                             String keyspace, long epoch, String unitId) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement("INSERT INTO shardmap.fences (tbl, migration, key_column, lo, hi, "
-        + "keyspace, epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, migration) DO NOTHING")) {
+        + "keyspace, epoch, unit_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, migration) DO NOTHING")) {
       ps.setString(1, tbl);
       ps.setString(2, migration);
       ps.setString(3, keyColumn);
@@ -586,6 +625,7 @@ public final class Fences {
       ps.setObject(5, hi, java.sql.Types.BIGINT);
       ps.setString(6, keyspace);
       ps.setLong(7, epoch);
+      ps.setString(8, unitId != null ? unitId : FenceUnit.Range.int64(lo, hi).encode());
       ps.executeUpdate();
     }
   }
@@ -627,18 +667,28 @@ public final class Fences {
     // Columns added after the first release (shards fenced by it lack them): fences of units other than
     // INT64 ranges, then the fenced unit's wording and structure.
     try (ResultSet rs = s.executeQuery("SELECT count(*) FROM pg_attribute WHERE attrelid = 'shardmap.fences'::regclass "
-        + "AND attname IN ('cond_new', 'cond_old', 'unit_text', 'unit_spec', 'pass_epoch', 'armed_by') "
+        + "AND attname IN ('cond_new', 'cond_old', 'unit_text', 'unit_spec', 'pass_epoch', 'armed_by', 'unit_id') "
         + "AND NOT attisdropped")) {
       rs.next();
-      if (rs.getInt(1) != 6) {
+      if (rs.getInt(1) != 7) {
         s.execute("ALTER TABLE shardmap.fences ADD COLUMN IF NOT EXISTS cond_new text, ADD COLUMN IF NOT EXISTS "
             + "cond_old text, ADD COLUMN IF NOT EXISTS unit_text text, ADD COLUMN IF NOT EXISTS unit_spec text, "
-            + "ADD COLUMN IF NOT EXISTS pass_epoch bigint, ADD COLUMN IF NOT EXISTS armed_by text");
+            + "ADD COLUMN IF NOT EXISTS pass_epoch bigint, ADD COLUMN IF NOT EXISTS armed_by text, "
+            + "ADD COLUMN IF NOT EXISTS unit_id text");
+      }
+    }
+    // Cross-shard queries read the fences as their first statement (the SDK's FenceGuard), as whatever role
+    // the application connects with: the rows name moved units (range bounds, bucket numbers, the keys of
+    // moved directory entries, region names) and nothing else, so every role may read them.
+    try (ResultSet rs = s.executeQuery("SELECT has_table_privilege('public', 'shardmap.fences', 'SELECT')")) {
+      rs.next();
+      if (!rs.getBoolean(1)) {
+        s.execute("GRANT SELECT ON shardmap.fences TO PUBLIC");
       }
     }
     // Every writer of a fenced table runs the fence function, which calls functions of this schema (the
-    // pass check; the routing functions of bucket and arc fences): all roles need USAGE. The schema's
-    // tables grant nothing to PUBLIC, so USAGE exposes no data.
+    // pass check; the routing functions of bucket and arc fences): all roles need USAGE. Of the schema's
+    // tables only the fences grant PUBLIC anything (SELECT, above); the change logs stay private.
     try (ResultSet rs = s.executeQuery("SELECT coalesce(array_to_string(nspacl, ','), '') LIKE '%=U%' "
         + "FROM pg_namespace WHERE nspname = 'shardmap'")) {
       rs.next();
