@@ -3,7 +3,21 @@ package io.shardmap.migrator;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.ClientInterceptor;
+import io.grpc.ForwardingClientCall;
+import io.grpc.ForwardingClientCallListener;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
+import io.grpc.MethodDescriptor;
+import io.grpc.Status;
+import io.shardmap.client.ClientOptions;
 import io.shardmap.client.CrossShardQuery;
+import io.shardmap.client.DataOptions;
+import io.shardmap.client.ShardmapClient;
+import io.shardmap.client.ShardmapData;
 import io.shardmap.client.QueryResult;
 import io.shardmap.migrator.MoveHarness.Layout;
 import io.shardmap.migrator.internal.RoutingFunctions;
@@ -21,6 +35,8 @@ import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -33,6 +49,10 @@ import org.junit.jupiter.api.Test;
  * A cross-shard {@code COUNT(*)} and {@code SUM} while a range, and a hash bucket, move under SDK writers:
  * rows exist on two shards during a move (copied to the target before the cutover, kept on the source until
  * cleanup), and every answer must still count each row exactly once.
+ *
+ * <p>The queries run on their own client whose watch stream reaches it 400 ms late (an application instance
+ * whose map lags the writers' one, as any may), so queries pin maps from before a cutover that writers
+ * already act on: without the per-part fence check (FenceGuard) they miss the rows written on the new owner.
  *
  * <p>The writers only insert new rows with positive values, so the count and the sum only grow: an answer
  * must lie between what the writers had acknowledged when the query started and what they had attempted when
@@ -101,10 +121,71 @@ class CrossShardDuringMovesTest {
 
   private record Answer(long rows, BigDecimal sum, long revision) {}
 
-  private static Answer countAndSum(MoveHarness h) throws Exception {
+  /** The client the queries run on: its watch stream reaches it {@link WatchLag#LAG} late. */
+  private record Lagging(ShardmapClient client, ShardmapData data, ScheduledExecutorService delay)
+      implements AutoCloseable {
+    @Override
+    public void close() {
+      data.close();
+      client.close();
+      delay.shutdownNow();
+    }
+  }
+
+  private static Lagging lagging(MoveHarness h) throws InterruptedException {
+    ScheduledExecutorService delay = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "watch-lag");
+      t.setDaemon(true);
+      return t;
+    });
+    ShardmapClient client = ShardmapClient.start(ClientOptions.builder().targets("127.0.0.1:" + h.server.port())
+        .keyspaces(MoveHarness.KS).channelFactory(t -> ManagedChannelBuilder.forTarget(t).usePlaintext()
+            .intercept(new WatchLag(delay))).build());
+    return new Lagging(client, ShardmapData.open(client, DataOptions.builder().user(h.pg.shard(0).user())
+        .password(h.pg.shard(0).password()).maxPoolSize(2).staleRouteTimeout(Duration.ofSeconds(10)).build()), delay);
+  }
+
+  /**
+   * Delivers every message of the Watch stream (and its end) {@link #LAG} after it arrived, in order: a
+   * client whose map lags the others' by that much.
+   */
+  private static final class WatchLag implements ClientInterceptor {
+    static final long LAG = 400;
+    private final ScheduledExecutorService delay;
+
+    WatchLag(ScheduledExecutorService delay) {
+      this.delay = delay;
+    }
+
+    @Override
+    public <Q, A> ClientCall<Q, A> interceptCall(MethodDescriptor<Q, A> method, CallOptions options, Channel next) {
+      ClientCall<Q, A> call = next.newCall(method, options);
+      if (!method.getBareMethodName().equals("Watch")) {
+        return call;
+      }
+      return new ForwardingClientCall.SimpleForwardingClientCall<>(call) {
+        @Override
+        public void start(Listener<A> listener, Metadata headers) {
+          super.start(new ForwardingClientCallListener.SimpleForwardingClientCallListener<>(listener) {
+            @Override
+            public void onMessage(A message) {
+              delay.schedule(() -> listener.onMessage(message), LAG, TimeUnit.MILLISECONDS);
+            }
+
+            @Override
+            public void onClose(Status status, Metadata trailers) {
+              delay.schedule(() -> listener.onClose(status, trailers), LAG, TimeUnit.MILLISECONDS);
+            }
+          }, headers);
+        }
+      };
+    }
+  }
+
+  private static Answer countAndSum(ShardmapData data, MoveHarness h) throws Exception {
     CrossShardQuery q = CrossShardQuery.builder(MoveHarness.KS, "SELECT count(*), sum(v) FROM " + h.table)
         .deadline(Duration.ofSeconds(20)).build();
-    try (QueryResult r = h.data.query(q)) {
+    try (QueryResult r = data.query(q)) {
       assertTrue(r.next(), "an aggregate without GROUP BY answers one row");
       return new Answer(r.getLong(1), r.getBigDecimal(2), r.revision());
     }
@@ -115,7 +196,13 @@ class CrossShardDuringMovesTest {
   }
 
   private void run(MoveHarness h, MoveSpec spec, KeyOf keyOf) throws Exception {
-    Answer base = countAndSum(h);
+    try (Lagging queries = lagging(h)) {
+      run(h, spec, keyOf, queries.data());
+    }
+  }
+
+  private void run(MoveHarness h, MoveSpec spec, KeyOf keyOf, ShardmapData queries) throws Exception {
+    Answer base = countAndSum(queries, h);
     assertEquals(2 * MoveHarness.PRELOAD, base.rows(), "the preloaded rows, each counted once");
     assertEquals(BigDecimal.valueOf(-MoveHarness.PRELOAD), base.sum(), "the preloaded values' sum");
     Totals t = new Totals();
@@ -134,7 +221,7 @@ class CrossShardDuringMovesTest {
       for (int i = 0; i < 10_000 && !stop.get() && System.nanoTime() < deadline; i++) {
         long lowRows = t.ackedRows.get();
         long lowSum = t.ackedSum.get();
-        Answer a = countAndSum(h);
+        Answer a = countAndSum(queries, h);
         long highRows = t.attemptedRows.get();
         long highSum = t.attemptedSum.get();
         long rows = a.rows() - base.rows();
@@ -184,7 +271,7 @@ class CrossShardDuringMovesTest {
           long rowsNow = t.ackedRows.get();
           long sumNow = t.ackedSum.get();
           boolean certain = rowsNow == t.attemptedRows.get();
-          Answer a = countAndSum(h);
+          Answer a = countAndSum(queries, h);
           long rows = a.rows() - base.rows();
           long sum = a.sum().subtract(base.sum()).longValueExact();
           if (certain && (rows != rowsNow || sum != sumNow)) {
@@ -226,7 +313,7 @@ class CrossShardDuringMovesTest {
       throw e;
     }
     assertEquals(0, t.failed.get(), "SDK writes failed: " + t.failures);
-    Answer last = countAndSum(h);
+    Answer last = countAndSum(queries, h);
     assertEquals(t.ackedRows.get(), last.rows() - base.rows(), "rows after the move");
     assertEquals(BigDecimal.valueOf(t.ackedSum.get()), last.sum().subtract(base.sum()), "sum after the move");
     assertEquals(Set.copyOf(CHECK_POINTS), exact.keySet(), "exact checks made at " + exact);
