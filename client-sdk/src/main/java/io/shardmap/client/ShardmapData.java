@@ -8,6 +8,7 @@ import io.shardmap.client.internal.SnapshotListener;
 import io.shardmap.client.internal.ShardPools.ShardPool;
 import io.shardmap.client.internal.query.Execution;
 import io.shardmap.client.internal.query.MapSource;
+import io.shardmap.client.internal.query.FenceGuard;
 import io.shardmap.client.internal.query.PartGuard;
 import io.shardmap.client.internal.query.QueryExecutor;
 import io.shardmap.client.internal.query.QueryTarget;
@@ -101,7 +102,7 @@ public final class ShardmapData implements AutoCloseable {
 
   /** Opens pools for the shards of the client's map and keeps them in step with it. */
   public static ShardmapData open(ShardmapClient client, DataOptions options) {
-    return open(client, options, PartGuard.NONE);
+    return open(client, options, new FenceGuard().asPartGuard());
   }
 
   /**

@@ -363,8 +363,43 @@ public final class UsersExample implements Callable<Integer> {
     }
   }
 
+  /**
+   * Questions over many shards, answered by the SDK's cross-shard queries: each pins one map revision and
+   * asks every shard only for the rows it owns in it, so the answers count each user once even while an
+   * operator moves ranges.
+   */
+  private void crossShardReport(PrintWriter out, UserStore store) throws SQLException {
+    UserStore.Answer<long[]> totals = store.totals();
+    long[] t = totals.rows().get(0);
+    out.println();
+    out.printf("Cross-shard queries (ShardmapData.query):%n");
+    out.printf("  all shards: %,d users in table %s, ids %d .. %d (map revision %d; %s)%n", t[0], table, t[1], t[2],
+        totals.revision(), touched(totals.shards()));
+    UserStore.Answer<long[]> lengths = store.usersPerNameLength();
+    StringBuilder b = new StringBuilder();
+    for (long[] row : lengths.rows()) {
+      b.append(b.length() == 0 ? "" : ", ").append(row[0]).append(" chars: ").append(String.format("%,d", row[1]));
+    }
+    out.printf("  users per name length, all shards: %s (%s)%n", b, touched(lengths.shards()));
+    long from = 0;
+    long to = Long.MAX_VALUE;
+    UserStore.Answer<UserStore.User> first = store.firstUsersIn(from, to, 3);
+    out.printf("  key range [%d, %d), lowest 3 ids: %s (%s)%n", from, to,
+        first.rows().stream().map(u -> Long.toString(u.id())).toList(), touched(first.shards()));
+  }
+
+  /** "shards s1 (330 rows), s2 (12 rows)": the shards a query asked and the rows each gave. */
+  private static String touched(List<io.shardmap.client.ShardStatus> shards) {
+    StringBuilder b = new StringBuilder("shards ");
+    for (io.shardmap.client.ShardStatus s : shards) {
+      b.append(b.length() == 7 ? "" : ", ").append(s.shard()).append(" (").append(String.format("%,d", s.rows()))
+          .append(s.rows() == 1 ? " row" : " rows").append(s.ok() ? "" : ", failed: " + s.error()).append(')');
+    }
+    return b.toString();
+  }
+
   private void report(PrintWriter out, ShardmapClient client, ShardmapData data, UserStore store, List<Round> rounds,
-      long startRevision, long mapChanges) throws Failure {
+      long startRevision, long mapChanges) throws Failure, SQLException {
     Round first = rounds.get(0);
     Round last = rounds.get(rounds.size() - 1);
     long writeMillis = rounds.stream().mapToLong(Round::writeMillis).sum();
@@ -403,6 +438,8 @@ public final class UsersExample implements Callable<Integer> {
           String.format("%,d", countRows(data, e.getKey()))));
     }
     table(out, rows, 2, 3);
+
+    crossShardReport(out, store);
 
     if (samples > 0) {
       out.println();

@@ -157,6 +157,10 @@ class UsersExampleTest {
       assertTrue(Pattern.compile("(?m)^  " + s + " ").matcher(r.out()).find(), "a row for " + s + ": " + r.out());
     }
     assertTrue(r.out().contains("SDK calls: 600 (300 inTransaction, 300 read); 0 re-run"), r.out());
+    assertTrue(r.out().contains("  all shards: 300 users in table "), r.out());
+    assertTrue(r.out().contains("users per name length, all shards: "), r.out());
+    assertTrue(Pattern.compile("key range \\[0, 9223372036854775807\\), lowest 3 ids: \\[\\d+, \\d+, \\d+\\] \\(shards ")
+        .matcher(r.out()).find(), r.out());
     assertTrue(r.out().contains("each of the 300 users is on the shard the map"), r.out());
     assertTrue(r.out().endsWith("OK" + System.lineSeparator()), r.out());
     assertTrue(r.out().contains(Long.toString(UsersExample.userId(3))), "sample ids are shown: " + r.out());

@@ -94,6 +94,17 @@ public final class FenceGuard {
   }
 
   /**
+   * This guard as the hook of every cross-shard query's parts ({@code ShardmapData} installs it): a stale
+   * verdict asks the executor to run the query again once its map has passed the fence.
+   */
+  public PartGuard asPartGuard() {
+    return (c, keyspace, shard, map) -> {
+      Verdict v = check(c, keyspace, shard, map);
+      return v.stale() ? new PartGuard.Rerun("shard '" + shard + "': " + v.message(), v::passedBy) : null;
+    };
+  }
+
+  /**
    * The verdict for the part on {@code shard} of a query on {@code keyspace} at {@code map}; {@code c} is the
    * part's connection, in a REPEATABLE READ or SERIALIZABLE transaction in which nothing has run yet.
    *
