@@ -14,7 +14,8 @@ import picocli.CommandLine.Unmatched;
     description = "Shardmap benchmarks. See docs/benchmarks.md for what each measures and the recorded numbers.",
     subcommands = {BenchMain.Jmh.class, LookupLoadCommand.class, BatchLoadCommand.class, HeapCommand.class,
         PropagationCommand.class, ClientHeapCommand.class, WatchRecoveryCommand.class, DataLoadCommand.class,
-        MigrateCopyCommand.class, MigrateLoadCommand.class, FencePassCommand.class, SqlRoutingCommand.class})
+        MigrateCopyCommand.class, MigrateLoadCommand.class, FencePassCommand.class, SqlRoutingCommand.class,
+        CrossShardCommand.class})
 public final class BenchMain implements Callable<Integer> {
   /**
    * Kept strongly reachable: java.util.logging holds loggers weakly, and a collected logger would lose
