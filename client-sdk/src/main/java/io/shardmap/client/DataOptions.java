@@ -26,6 +26,7 @@ public final class DataOptions {
   private final Duration keepaliveTime;
   private final Duration validationTimeout;
   private final String connectionInitSql;
+  private final int queryPoolSize;
 
   private DataOptions(Builder b) {
     user = b.user;
@@ -42,6 +43,7 @@ public final class DataOptions {
     keepaliveTime = b.keepaliveTime;
     validationTimeout = b.validationTimeout;
     connectionInitSql = b.connectionInitSql;
+    queryPoolSize = b.queryPoolSize;
   }
 
   public static Builder builder() {
@@ -75,6 +77,12 @@ public final class DataOptions {
   public Duration validationTimeout() { return validationTimeout; }
   /** SQL run once on every new connection before it is used (e.g. {@code SET search_path ...}); null: none. */
   public String connectionInitSql() { return connectionInitSql; }
+  /**
+   * Connections per shard (primary and each replica) reserved for cross-shard queries
+   * ({@link ShardmapData#query}): their own pools, so queries never take the connections of single-key
+   * calls. Each running query holds one per shard it reads from until its result is closed.
+   */
+  public int queryPoolSize() { return queryPoolSize; }
 
   public static final class Builder {
     private String user;
@@ -91,6 +99,7 @@ public final class DataOptions {
     private Duration keepaliveTime = Duration.ZERO;
     private Duration validationTimeout = Duration.ofSeconds(5);
     private String connectionInitSql;
+    private int queryPoolSize = 4;
 
     private Builder() {}
 
@@ -185,6 +194,15 @@ public final class DataOptions {
         throw new IllegalArgumentException("connectionInitSql: must be a non-blank SQL statement, got '" + sql + "'");
       }
       this.connectionInitSql = sql;
+      return this;
+    }
+
+    /** Default 4; 1..10000. See {@link DataOptions#queryPoolSize()}. */
+    public Builder queryPoolSize(int n) {
+      if (n < 1 || n > 10_000) {
+        throw new IllegalArgumentException("queryPoolSize: must be 1..10000, got " + n);
+      }
+      this.queryPoolSize = n;
       return this;
     }
 

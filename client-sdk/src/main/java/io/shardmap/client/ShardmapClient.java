@@ -234,6 +234,19 @@ public final class ShardmapClient implements AutoCloseable {
   }
 
   /**
+   * The current core map, checked as a lookup of {@code keyspace} is: UNAVAILABLE past {@code maxStaleness},
+   * NOT_FOUND when the map has no such keyspace (for this package: cross-shard queries pin it).
+   */
+  DirectorySnapshot coreSnapshotFor(String keyspace) {
+    keyspace(keyspace);
+    DirectorySnapshot s = current();
+    if (s.keyspaces().get(keyspace) == null) { // dropped in between
+      throw ShardmapException.notFound("keyspace '" + keyspace + "' does not exist");
+    }
+    return s;
+  }
+
+  /**
    * The id this client reports its applied map revision under (see docs/client-sdk.md, "Acknowledged
    * revisions"): {@link ClientOptions.Builder#clientId}, or {@code hostname-pid-random} made at start.
    */

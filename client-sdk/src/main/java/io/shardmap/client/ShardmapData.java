@@ -6,6 +6,20 @@ import io.shardmap.client.internal.Counters.RetryCause;
 import io.shardmap.client.internal.ShardPools;
 import io.shardmap.client.internal.SnapshotListener;
 import io.shardmap.client.internal.ShardPools.ShardPool;
+import io.shardmap.client.internal.query.Execution;
+import io.shardmap.client.internal.query.MapSource;
+import io.shardmap.client.internal.query.PartGuard;
+import io.shardmap.client.internal.query.QueryExecutor;
+import io.shardmap.client.internal.query.QueryTarget;
+import io.shardmap.core.KeyspaceMap;
+import io.shardmap.proto.v1.KeyType;
+import io.shardmap.proto.v1.ShardedTable;
+import io.shardmap.proto.v1.Strategy;
+import io.shardmap.query.QueryPlan;
+import io.shardmap.query.QueryPlanner;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Predicate;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.Route;
@@ -48,6 +62,12 @@ import javax.sql.DataSource;
  *
  * <p>Errors of the work itself (its SQL) reach the caller unchanged as {@link SQLException}s; routing
  * failures (unknown keyspace, stale map past its limit) are {@link ShardmapException}s.
+ *
+ * <p><b>Cross-shard queries.</b> {@link #query} runs one SELECT over every shard of a keyspace (or those
+ * owning a key range or a set of keys) at one pinned map revision, each shard restricted to the rows it owns
+ * in that map, and merges their rows into the answer one database would give (docs/client-sdk.md,
+ * "Cross-shard queries"). Queries take connections from pools of their own
+ * ({@link DataOptions#queryPoolSize()} per shard endpoint), never from the single-key calls' pools.
  */
 public final class ShardmapData implements AutoCloseable {
   /** Whether running a {@link #withConnection} work twice is harmless. */
@@ -62,23 +82,38 @@ public final class ShardmapData implements AutoCloseable {
   private final DataOptions options;
   private final Counters stats;
   private final ShardPools pools;
+  /** Cross-shard queries' own pools, so that queries never take single-key calls' connections. */
+  private final ShardPools queryPools;
+  private final QueryExecutor queries;
   private final Object mapChanged = new Object();
   private final SnapshotListener listener = (before, after, resync) -> onMapChange(after);
   private volatile long mapChanges;
   private volatile boolean closed;
 
-  private ShardmapData(ShardmapClient client, DataOptions options) {
+  private ShardmapData(ShardmapClient client, DataOptions options, PartGuard guard) {
     this.client = client;
     this.options = options;
     this.stats = client.counters();
     this.pools = new ShardPools(options);
+    this.queryPools = new ShardPools(options, "query", options.queryPoolSize());
+    this.queries = new QueryExecutor(queryPools, maps, guard, options.maxAttempts());
   }
 
   /** Opens pools for the shards of the client's map and keeps them in step with it. */
   public static ShardmapData open(ShardmapClient client, DataOptions options) {
-    ShardmapData d = new ShardmapData(client, options);
+    return open(client, options, PartGuard.NONE);
+  }
+
+  /**
+   * {@link #open(ShardmapClient, DataOptions)} with the guard every cross-shard query's part runs first (see
+   * {@link PartGuard}): where the SDK chooses it, and where tests put one of theirs.
+   */
+  static ShardmapData open(ShardmapClient client, DataOptions options, PartGuard guard) {
+    ShardmapData d = new ShardmapData(client, options, guard);
     client.addCoreListener(d.listener);
-    d.pools.sync(client.coreSnapshot());
+    DirectorySnapshot now = client.coreSnapshot();
+    d.pools.sync(now);
+    d.queryPools.sync(now);
     return d;
   }
 
@@ -87,6 +122,7 @@ public final class ShardmapData implements AutoCloseable {
       return;
     }
     pools.sync(after);
+    queryPools.sync(after);
     synchronized (mapChanged) {
       mapChanges++;
       mapChanged.notifyAll();
@@ -457,11 +493,180 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
+  /** The client's map for the query executor: pinned at a query's start, awaited for a re-run. */
+  private final MapSource maps = new MapSource() {
+    @Override
+    public DirectorySnapshot current(String keyspace) {
+      return client.coreSnapshotFor(keyspace);
+    }
+
+    @Override
+    public DirectorySnapshot await(String keyspace, Predicate<KeyspaceMap> ready, long deadlineNanos)
+        throws InterruptedException {
+      while (true) {
+        long seen = mapChanges;
+        DirectorySnapshot s = client.coreSnapshotFor(keyspace);
+        if (ready.test(s.keyspace(keyspace))) {
+          return s;
+        }
+        long left = deadlineNanos - System.nanoTime();
+        if (left <= 0) {
+          return null;
+        }
+        synchronized (mapChanged) {
+          if (mapChanges == seen) {
+            mapChanged.wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(left), 50)));
+          }
+        }
+      }
+    }
+  };
+
+  /**
+   * Runs a cross-shard query: one PostgreSQL SELECT over the shards {@code q} targets, at one map revision
+   * pinned when it starts, each shard restricted to the rows it owns in that map, their rows merged into
+   * the answer the same SELECT gives on one database holding every row (docs/client-sdk.md, "Cross-shard
+   * queries"). Returns once every shard's part has started; the rows stream as the result is read, and the
+   * result must be closed.
+   *
+   * <p>Refused before anything is sent (INVALID_ARGUMENT naming the field, or NOT_FOUND for an unknown
+   * keyspace): SQL that is not one SELECT on a table the keyspace shards or that cannot be merged exactly
+   * (the error names the clause), a wrong number of parameters, keys of the wrong type, a key range on a
+   * keyspace that is not range-sharded. FAILED_PRECONDITION when the map does not cover the keyspace or
+   * names an unregistered shard.
+   *
+   * @throws ShardmapException naming every failed shard and why (default mode; the other shards'
+   *     statements are cancelled), or when every shard failed (partial mode); DEADLINE_EXCEEDED
+   */
+  public QueryResult query(CrossShardQuery q) {
+    if (q == null) {
+      throw ShardmapException.invalid("query", "a CrossShardQuery is required");
+    }
+    return query(q, plan(q));
+  }
+
+  /**
+   * Every row of a cross-shard query made into a value by {@code mapper}, read to the end (the result is
+   * closed before this returns). For small answers; stream large ones with {@link #query}.
+   */
+  public <T> List<T> queryList(CrossShardQuery q, RowMapper<T> mapper) throws SQLException {
+    if (mapper == null) {
+      throw ShardmapException.invalid("mapper", "a RowMapper is required");
+    }
+    if (q == null) {
+      throw ShardmapException.invalid("query", "a CrossShardQuery is required");
+    }
+    return queryList(q, plan(q), mapper);
+  }
+
+  /** Plans by keyspace, sharded tables and SQL: plans are immutable and reusable with other parameters. */
+  private record PlanKey(String keyspace, Map<String, String> tables, String sql) {}
+
+  private static final int MAX_PLANS = 1024;
+  private final Map<PlanKey, QueryPlan> plans = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** The plan of {@code q}'s SQL for its keyspace's sharded tables (planning refuses bad SQL here). */
+  private QueryPlan plan(CrossShardQuery q) {
+    Map<String, String> tables = tables(client.coreSnapshotFor(q.keyspace()).keyspace(q.keyspace()));
+    PlanKey key = new PlanKey(q.keyspace(), tables, q.sql());
+    QueryPlan p = plans.get(key);
+    if (p == null) {
+      p = QueryPlanner.plan(q.sql(), t -> java.util.Optional.ofNullable(tables.get(t)));
+      if (plans.size() >= MAX_PLANS) {
+        plans.clear(); // a service has a bounded set of statements; this only bounds a runaway one
+      }
+      plans.put(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Runs a cross-shard query with {@code plan} (the query's SQL, planned): checks {@code q} against the
+   * pinned map (keyspace, key type, target), then runs it. The seam between planning and running.
+   */
+  QueryResult query(CrossShardQuery q, QueryPlan plan) {
+    if (closed) {
+      throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this ShardmapData is closed");
+    }
+    long start = System.nanoTime();
+    DirectorySnapshot pinned = client.coreSnapshotFor(q.keyspace());
+    KeyspaceMap k = pinned.keyspace(q.keyspace());
+    QueryTarget target = target(q, k);
+    String keyColumn = tables(k).get(plan.table());
+    if (keyColumn == null) {
+      throw ShardmapException.invalid("sql", "table " + plan.table() + " is not sharded in keyspace '"
+          + q.keyspace() + "' (its tables: " + tables(k).keySet() + ")");
+    }
+    plan.shardStatement(io.shardmap.core.sql.KeySql.TRUE, q.params()); // refuses a wrong parameter list here
+    QueryExecutor.Request r = new QueryExecutor.Request(q.keyspace(), plan, keyColumn, q.params(), target, start,
+        start + q.deadline().toNanos(), q.partialResults(), q.onReplicas(), q.fetchSize(), q.maxInMemoryRows(),
+        q.parallelism());
+    Execution e = queries.run(r, pinned);
+    return new QueryResult(e, plan.columnLabels());
+  }
+
+  /** Every row of a cross-shard query, made by {@code mapper}, read to the end. */
+  <T> List<T> queryList(CrossShardQuery q, QueryPlan plan, RowMapper<T> mapper) throws SQLException {
+    try (QueryResult r = query(q, plan)) {
+      List<T> out = new ArrayList<>();
+      while (r.next()) {
+        out.add(mapper.map(r));
+      }
+      return out;
+    }
+  }
+
+  /** The keyspace's sharded tables: name to key column. */
+  static Map<String, String> tables(KeyspaceMap k) {
+    Map<String, String> out = new java.util.LinkedHashMap<>();
+    for (ShardedTable t : k.spec().getTablesList()) {
+      out.put(t.getName(), t.getKeyColumn());
+    }
+    return out;
+  }
+
+  /** The query's target in canonical keys, checked against the keyspace (nothing is sent yet). */
+  static QueryTarget target(CrossShardQuery q, KeyspaceMap k) {
+    boolean intKeys = k.keyType() == KeyType.KEY_TYPE_INT64;
+    switch (q.target()) {
+      case KEY_RANGE -> {
+        if (k.strategy() != Strategy.STRATEGY_RANGE) {
+          throw ShardmapException.invalid("keyRange", "keyspace '" + k.name() + "' uses " + k.kind().label()
+              + " sharding, where a key range is spread over every shard; key ranges apply to range keyspaces "
+              + "only (use keys(...) or all shards)");
+        }
+        byte[] lo = q.rangeStart().map(key -> checked(key, intKeys, k, "keyRange")).orElse(new byte[0]);
+        byte[] hi = q.rangeEnd().map(key -> checked(key, intKeys, k, "keyRange")).orElse(new byte[0]);
+        return new QueryTarget.Range(lo, hi);
+      }
+      case KEYS -> {
+        List<byte[]> keys = new ArrayList<>();
+        for (ShardKey key : q.keys()) {
+          keys.add(checked(key, intKeys, k, "keys"));
+        }
+        return new QueryTarget.Keys(keys);
+      }
+      default -> {
+        return new QueryTarget.All();
+      }
+    }
+  }
+
+  private static byte[] checked(ShardKey key, boolean intKeys, KeyspaceMap k, String field) {
+    if (key.isInteger() != intKeys) {
+      throw ShardmapException.invalid(field, "keyspace '" + k.name() + "' has " + (intKeys ? "INT64" : "BYTES")
+          + " keys; " + key + " is " + (key.isInteger() ? "an integer key" : "a byte-string key"));
+    }
+    return key.canonical();
+  }
+
   /** Closes every pool (waiting for borrowed connections). The client stays open. */
   @Override
   public void close() {
     closed = true;
     client.removeCoreListener(listener);
+    queries.close();
+    queryPools.close();
     pools.close();
   }
 }

@@ -16,6 +16,14 @@
  * {@code io.shardmap.core}, protobuf or HikariCP type appears in a public signature. The channel to each
  * directory server comes from a {@link io.shardmap.client.ChannelFactory} (TLS, in-process tests).
  *
+ * <p><b>Cross-shard queries.</b> {@link io.shardmap.client.ShardmapData#query} runs one SELECT described by a
+ * {@link io.shardmap.client.CrossShardQuery} over every shard of a keyspace, or those owning a key range or a
+ * set of keys, at one pinned map revision, each shard restricted to the rows it owns in that map, and streams
+ * the merged answer as a {@link io.shardmap.client.QueryResult} (per-shard {@link io.shardmap.client.ShardStatus}
+ * included); {@link io.shardmap.client.ShardmapData#queryList} maps a small answer with a
+ * {@link io.shardmap.client.RowMapper}. Planning and merging are module {@code query}'s; the executor is in
+ * {@code io.shardmap.client.internal.query}.
+ *
  * <p><b>Big directories.</b> A directory keyspace with more entries than
  * {@link io.shardmap.client.ClientOptions.Builder#directoryCacheSize} (default 100,000) is not loaded
  * whole: the client holds its spec and fallback, caches per-key answers (bounded, CLOCK eviction, kept

@@ -78,6 +78,9 @@ public final class ShardPools implements AutoCloseable {
   }
 
   private final DataOptions options;
+  /** "" for the single-key pools, "query-" for cross-shard queries' own: part of each pool's name. */
+  private final String purpose;
+  private final int maxPoolSize;
   private final ScheduledExecutorService housekeeping;
   private final ExecutorService closer;
   private final AtomicInteger opened = new AtomicInteger();
@@ -88,14 +91,25 @@ public final class ShardPools implements AutoCloseable {
   private volatile Table table = new Table(Map.of(), -1);
   private boolean shutDown;
 
+  /** The pools of single-key calls: {@link DataOptions#maxPoolSize()} connections each. */
   public ShardPools(DataOptions options) {
+    this(options, "", options.maxPoolSize());
+  }
+
+  /**
+   * Pools of their own for one kind of work ({@code purpose}, e.g. {@code "query"}), with
+   * {@code maxPoolSize} connections each, so that work cannot take the connections of the others.
+   */
+  public ShardPools(DataOptions options, String purpose, int maxPoolSize) {
     this.options = options;
+    this.purpose = purpose.isEmpty() ? "" : purpose + "-";
+    this.maxPoolSize = maxPoolSize;
     // One housekeeping thread for every pool instead of HikariCP's one per pool: a fleet has many shards.
-    ScheduledThreadPoolExecutor hk = new ScheduledThreadPoolExecutor(1, daemon("shardmap-pool-housekeeping"));
+    ScheduledThreadPoolExecutor hk = new ScheduledThreadPoolExecutor(1, daemon("shardmap-" + this.purpose + "pool-housekeeping"));
     hk.setRemoveOnCancelPolicy(true);
     this.housekeeping = hk;
     // Closing a pool waits for its borrowed connections; never on the map follower's thread.
-    this.closer = Executors.newSingleThreadExecutor(daemon("shardmap-pool-closer"));
+    this.closer = Executors.newSingleThreadExecutor(daemon("shardmap-" + this.purpose + "pool-closer"));
   }
 
   /**
@@ -169,27 +183,27 @@ public final class ShardPools implements AutoCloseable {
     for (int i = 0; i < replicas.length; i++) {
       replicas[i] = dataSource(s.getName(), "replica" + i, s.getReplicas(i), true);
     }
-    log.info("shardmap data: opened pools for shard " + s.getName() + " (primary " + describe(s.getPrimary())
+    log.info("shardmap data: opened " + purpose + "pools for shard " + s.getName() + " (primary " + describe(s.getPrimary())
         + (replicas.length == 0 ? "" : ", " + replicas.length + " replicas") + ")");
     return new ShardPool(s.getName(), s.getPrimary(), List.copyOf(s.getReplicasList()), primary, replicas);
   }
 
   private HikariDataSource dataSource(String shard, String role, Endpoint e, boolean replica) {
     HikariConfig c = new HikariConfig();
-    c.setPoolName("shardmap-" + shard + "-" + role);
+    c.setPoolName("shardmap-" + purpose + shard + "-" + role);
     c.setJdbcUrl("jdbc:postgresql://" + hostForUrl(e.getHost()) + ":" + e.getPort() + "/" + e.getDatabase());
     c.setUsername(options.user());
     if (options.password() != null) {
       c.setPassword(options.password());
     }
-    c.setMaximumPoolSize(options.maxPoolSize());
-    c.setMinimumIdle(options.minIdle());
+    c.setMaximumPoolSize(maxPoolSize);
+    c.setMinimumIdle(Math.min(options.minIdle(), maxPoolSize));
     c.setConnectionTimeout((replica ? options.replicaConnectionTimeout() : options.connectionTimeout()).toMillis());
     // A shard that is down when its pool opens must not fail the map update; calls to it fail instead.
     c.setInitializationFailTimeout(-1);
     c.setReadOnly(replica);
     c.setScheduledExecutor(housekeeping);
-    c.setThreadFactory(daemon("shardmap-pool-" + shard + "-" + role));
+    c.setThreadFactory(daemon("shardmap-" + purpose + "pool-" + shard + "-" + role));
     c.setIdleTimeout(options.idleTimeout().toMillis());
     c.setMaxLifetime(options.maxLifetime().toMillis());
     c.setKeepaliveTime(options.keepaliveTime().toMillis());

@@ -14,7 +14,8 @@
  *   <li>{@link io.shardmap.client.internal.DirectoryRpc} asks directory servers single-key questions
  *       (cache misses, remote lookups) with failover inside one RPC timeout;
  *   <li>{@link io.shardmap.client.internal.ShardPools} keeps one pool per shard primary and replica in step
- *       with the map;
+ *       with the map (one set for single-key calls, one of its own for cross-shard queries, whose executor
+ *       is in {@code internal.query});
  *   <li>{@link io.shardmap.client.internal.Counters} holds the live counters (read into the public
  *       {@code ClientStats}/{@code DataStats} snapshots), and
  *       {@link io.shardmap.client.internal.MicrometerMetrics} (the only class naming Micrometer types)

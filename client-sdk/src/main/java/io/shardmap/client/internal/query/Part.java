@@ -1,0 +1,243 @@
+package io.shardmap.client.internal.query;
+
+import com.zaxxer.hikari.HikariDataSource;
+import io.shardmap.query.RowSource;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+
+/**
+ * One shard's part of one run of a query: its connection (from the shard's query pool), its READ ONLY
+ * REPEATABLE READ transaction and its streaming statement, read by the merge through {@link #source}.
+ * A worker thread opens it; afterwards only the query's consumer thread reads it, while any thread may
+ * {@link #cancel} it. A connection whose statement was cancelled is evicted from the pool instead of
+ * returned: PostgreSQL's cancel request is asynchronous, and a late one must never hit the statement of
+ * the connection's next user.
+ */
+final class Part {
+  final String shard;
+  final Targets.ShardTarget target;
+  private final long queryStart;
+
+  // Set by the worker while opening, read by the consumer after the attempt saw it started.
+  private HikariDataSource pool;
+  private Connection connection;
+  private PreparedStatement statement;
+  private ResultSet rows;
+
+  private boolean cancelRequested;
+  /** True while a thread is inside a JDBC call that makes PostgreSQL run the statement (execute, fetch). */
+  private volatile boolean busy;
+  private boolean cancelled;
+  private boolean released;
+  private volatile boolean exhausted;
+  private volatile long rowCount;
+  private volatile String error;
+  private volatile long endNanos;
+
+  Part(Targets.ShardTarget target, long queryStart) {
+    this.shard = target.shard();
+    this.target = target;
+    this.queryStart = queryStart;
+  }
+
+  /** Takes a connection from {@code from}; false when the part was cancelled meanwhile (nothing held). */
+  boolean connect(HikariDataSource from) throws SQLException {
+    Connection c = from.getConnection();
+    synchronized (this) {
+      pool = from;
+      connection = c;
+      return !cancelRequested;
+    }
+  }
+
+  Connection connection() {
+    return connection;
+  }
+
+  /** Prepares the part's statement; false when the part was cancelled meanwhile. */
+  synchronized boolean prepare(String sql) throws SQLException {
+    if (cancelRequested) {
+      return false;
+    }
+    statement = connection.prepareStatement(sql, ResultSet.TYPE_FORWARD_ONLY, ResultSet.CONCUR_READ_ONLY);
+    return true;
+  }
+
+  PreparedStatement statement() {
+    return statement;
+  }
+
+  private int columns;
+
+  void opened(ResultSet rs) throws SQLException {
+    this.rows = rs;
+    this.columns = rs.getMetaData().getColumnCount();
+  }
+
+  ResultSet rows() {
+    return rows;
+  }
+
+  synchronized boolean cancelRequested() {
+    return cancelRequested;
+  }
+
+  /** Runs the part's statement to its first rows (the worker's call), marked busy meanwhile. */
+  ResultSet execute() throws SQLException {
+    busy = true;
+    try {
+      return statement.executeQuery();
+    } finally {
+      busy = false;
+    }
+  }
+
+  /**
+   * Cancels the part's statement if a thread is running it (executing, or fetching the next rows: between
+   * fetches PostgreSQL runs nothing for it) and keeps a worker from starting one. Safe from any thread,
+   * repeatable (a cancel that reached PostgreSQL before the statement did is lost, so callers waiting for a
+   * worker repeat it).
+   */
+  synchronized void cancel() {
+    cancelRequested = true;
+    if (statement != null && busy && !exhausted && !released) {
+      cancelled = true;
+      try {
+        statement.cancel();
+      } catch (SQLException e) {
+        // The connection is gone already: nothing of the statement is left to run.
+      }
+    }
+  }
+
+  /** Whether a cancel was sent to the part's statement. */
+  synchronized boolean cancelSent() {
+    return cancelled;
+  }
+
+  /** Records a failure (the first one counts). */
+  void fail(String why) {
+    if (error == null) {
+      error = why;
+    }
+    end();
+  }
+
+  String error() {
+    return error;
+  }
+
+  long rows0() {
+    return rowCount;
+  }
+
+  long elapsedNanos() {
+    long e = endNanos;
+    return (e == 0 ? System.nanoTime() : e) - queryStart;
+  }
+
+  private void end() {
+    if (endNanos == 0) {
+      endNanos = System.nanoTime();
+    }
+  }
+
+  /**
+   * Ends the transaction and gives the connection back (evicts it when a cancel was sent, see the class
+   * comment); cancels first when another thread is running the statement. Unread rows are simply dropped
+   * (closing a suspended portal and rolling back cost one round trip). Idempotent; never throws.
+   */
+  void release() {
+    HikariDataSource p;
+    Connection c;
+    synchronized (this) {
+      if (released) {
+        return;
+      }
+      cancel();
+      released = true;
+      p = pool;
+      c = connection;
+    }
+    end();
+    if (c == null) {
+      return;
+    }
+    try {
+      if (rows != null) {
+        rows.close();
+      }
+      if (statement != null) {
+        statement.close();
+      }
+    } catch (SQLException e) {
+      // closing a statement of a broken or cancelled connection: the connection goes below
+    }
+    boolean evict;
+    synchronized (this) {
+      evict = cancelled;
+    }
+    try {
+      if (!evict) {
+        c.rollback(); // read only: rolling back ends it exactly as a commit would
+      }
+    } catch (SQLException e) {
+      evict = true;
+    }
+    try {
+      if (evict) {
+        p.evictConnection(c);
+      } else {
+        c.close();
+      }
+    } catch (SQLException | RuntimeException e) {
+      // a broken connection, or the pool is closed (ShardmapData closing): nothing is left to give back
+    }
+  }
+
+  /** The part's rows for the merge; ends (and reports) the part when read to the end or when it fails. */
+  RowSource source(Execution owner) {
+    return new RowSource() {
+      @Override
+      public Object[] next() throws SQLException {
+        if (exhausted || released) {
+          return null;
+        }
+        try {
+          boolean more;
+          busy = true;
+          try {
+            more = rows.next();
+          } finally {
+            busy = false;
+          }
+          if (!more) {
+            exhausted = true;
+            end();
+            return null;
+          }
+          int n = columns;
+          Object[] row = new Object[n];
+          for (int i = 0; i < n; i++) {
+            row[i] = rows.getObject(i + 1);
+          }
+          rowCount++;
+          return row;
+        } catch (SQLException e) {
+          return owner.partFailedWhileReading(Part.this, e);
+        }
+      }
+
+      @Override
+      public void close() {
+        release();
+      }
+    };
+  }
+
+  boolean exhausted() {
+    return exhausted;
+  }
+}

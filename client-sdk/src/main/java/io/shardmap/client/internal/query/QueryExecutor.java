@@ -1,0 +1,513 @@
+package io.shardmap.client.internal.query;
+
+import com.zaxxer.hikari.HikariDataSource;
+import io.shardmap.client.internal.ShardPools;
+import io.shardmap.client.internal.ShardPools.ShardPool;
+import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.KeyspaceMap;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.core.sql.KeyKind;
+import io.shardmap.proto.v1.KeyType;
+import io.shardmap.query.QueryPlan;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Runs cross-shard queries: pins the client's map, picks the target shards, opens every shard's part in
+ * parallel (at most the query's parallelism at once) on the shards' query pools, and hands the parts' rows
+ * to the plan's merge once every part has started its transaction. See {@link Execution} for the running
+ * query and docs/client-sdk.md, "Cross-shard queries", for the guarantees. Thread-safe; one per
+ * {@code ShardmapData}.
+ */
+public final class QueryExecutor implements AutoCloseable {
+  /** What one query asks; {@code deadlineNanos} and {@code startNanos} are {@link System#nanoTime()} times. */
+  public record Request(String keyspace, QueryPlan plan, String keyColumn, List<Object> params, QueryTarget target,
+                        long startNanos, long deadlineNanos, boolean partial, boolean replicas, int fetchSize,
+                        long maxInMemoryRows, int parallelism) {}
+
+  private final ShardPools pools;
+  private final MapSource maps;
+  private final PartGuard guard;
+  private final int maxRuns;
+  private final ExecutorService workers;
+  private final ScheduledExecutorService timer;
+  final ColumnTypes columnTypes = new ColumnTypes();
+  /** Key column type names by shard and table, for BYTES keyspaces (text or bytea). */
+  private final Map<String, KeyKind> keyKinds = new ConcurrentHashMap<>();
+
+  /**
+   * @param pools the shards' query pools (not the single-key calls' pools)
+   * @param maxRuns how many times a query may run when its guard asks for a newer map
+   */
+  public QueryExecutor(ShardPools pools, MapSource maps, PartGuard guard, int maxRuns) {
+    this.pools = pools;
+    this.maps = maps;
+    this.guard = guard;
+    this.maxRuns = maxRuns;
+    AtomicInteger n = new AtomicInteger();
+    // Threads only open parts (connect, begin, guard, execute to the first rows); the merge reads on the
+    // caller's thread. A query's parallelism bounds how many of these it uses at once.
+    this.workers = new ThreadPoolExecutor(0, Integer.MAX_VALUE, 30, TimeUnit.SECONDS, new SynchronousQueue<>(), r -> {
+      Thread t = new Thread(r, "shardmap-query-part-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
+    ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1, r -> {
+      Thread th = new Thread(r, "shardmap-query-deadline");
+      th.setDaemon(true);
+      return th;
+    });
+    t.setRemoveOnCancelPolicy(true);
+    this.timer = t;
+  }
+
+  /**
+   * Runs {@code r} at map {@code pinned} (re-run at a newer map when the guard asks) and returns the running
+   * query once every part has started; nothing is read from a shard before that.
+   *
+   * @throws ShardmapException FAILED_PRECONDITION when the map does not cover the keyspace; the failure of
+   *     the parts (every failed shard named) in default mode, or of all of them in partial mode;
+   *     DEADLINE_EXCEEDED; STALE_EPOCH when the guard's newer map does not come in time
+   */
+  public Execution run(Request r, DirectorySnapshot pinned) {
+    DirectorySnapshot snap = pinned;
+    for (int run = 1; ; run++) {
+      KeyspaceMap km = snap.keyspace(r.keyspace());
+      Targets.checkCovers(km, snap);
+      List<Targets.ShardTarget> targets = Targets.select(km, r.target());
+      Attempt a = new Attempt(r, snap, km, targets);
+      a.launch();
+      a.awaitSettled();
+      PartGuard.Rerun rerun = a.rerun();
+      if (rerun != null) {
+        a.abort("the query runs again at a newer map");
+        if (run >= maxRuns) {
+          throw new ShardmapException(ErrorCode.STALE_EPOCH, "cross-shard query on keyspace '" + r.keyspace()
+              + "' gave up after " + run + " runs: " + rerun.reason());
+        }
+        DirectorySnapshot next;
+        try {
+          next = maps.await(r.keyspace(), rerun.passedBy(), r.deadlineNanos());
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new ShardmapException(ErrorCode.UNAVAILABLE, "interrupted while waiting for a newer map", e);
+        }
+        if (next == null) {
+          throw new ShardmapException(ErrorCode.DEADLINE_EXCEEDED, "cross-shard query on keyspace '" + r.keyspace()
+              + "' passed its deadline waiting for a map newer than revision " + snap.revision() + ": "
+              + rerun.reason());
+        }
+        snap = next;
+        continue;
+      }
+      return a.finish();
+    }
+  }
+
+  /** The pool a part takes its connection from: a random replica (else the next, else the primary) or the primary. */
+  private Connection connect(Part p, boolean replicas, DirectorySnapshot map) throws SQLException {
+    ShardPool pool = pools.get(p.shard, map);
+    if (pool == null) {
+      throw ShardmapException.precondition("shard '" + p.shard + "' is not registered at revision " + map.revision());
+    }
+    if (replicas && pool.replicas().length > 0) {
+      HikariDataSource[] rs = pool.replicas();
+      int first = rs.length == 1 ? 0 : ThreadLocalRandom.current().nextInt(rs.length);
+      for (int i = 0; i < rs.length; i++) {
+        try {
+          return p.connect(rs[(first + i) % rs.length]) ? p.connection() : null;
+        } catch (SQLException e) {
+          // this replica gave no connection within replicaConnectionTimeout: the next one, then the primary
+        }
+      }
+    }
+    return p.connect(pool.primary()) ? p.connection() : null;
+  }
+
+  /** The kind of the key column of {@code table} on the part's shard (BYTES keyspaces: text or bytea). */
+  private KeyKind keyKind(Connection c, KeyspaceMap km, String shard, String table, String column)
+      throws SQLException {
+    if (km.keyType() == KeyType.KEY_TYPE_INT64) {
+      return KeyKind.INT64;
+    }
+    String key = shard + '\0' + table + '\0' + column;
+    KeyKind k = keyKinds.get(key);
+    if (k != null) {
+      return k;
+    }
+    try (PreparedStatement ps = c.prepareStatement("SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        + "WHERE a.attrelid = to_regclass(?) AND a.attname = ? AND a.attnum > 0 AND NOT a.attisdropped")) {
+      ps.setString(1, table);
+      ps.setString(2, column);
+      try (ResultSet rs = ps.executeQuery()) {
+        if (!rs.next()) {
+          throw ShardmapException.precondition("shard '" + shard + "' has no column " + column + " in table "
+              + table + " (the key column the keyspace's spec names)");
+        }
+        String type = rs.getString(1);
+        k = KeyKind.of(km.keyType(), type);
+        if (k == null) {
+          throw ShardmapException.precondition("column " + table + "." + column + " on shard '" + shard + "' is "
+              + type + ", which cannot hold the BYTES keys of keyspace '" + km.name() + "' (text, varchar or bytea)");
+        }
+      }
+    }
+    keyKinds.put(key, k);
+    return k;
+  }
+
+  /** One run of a query at one map: its parts and their opening. */
+  final class Attempt {
+    final Request request;
+    final DirectorySnapshot map;
+    final KeyspaceMap keyspace;
+    final List<Part> parts = new ArrayList<>();
+    private final AtomicInteger nextPart = new AtomicInteger();
+    private int workersRunning;
+    private int settled;
+    private int failed;
+    private PartGuard.Rerun rerun;
+    private boolean stopping;
+    private volatile boolean timedOut;
+    private final List<Throwable> causes = new ArrayList<>();
+    private ScheduledFuture<?> deadline;
+
+    Attempt(Request request, DirectorySnapshot map, KeyspaceMap keyspace, List<Targets.ShardTarget> targets) {
+      this.request = request;
+      this.map = map;
+      this.keyspace = keyspace;
+      for (Targets.ShardTarget t : targets) {
+        parts.add(new Part(t, request.startNanos()));
+      }
+    }
+
+    void launch() {
+      long delay = request.deadlineNanos() - System.nanoTime();
+      deadline = timer.schedule(this::deadlinePassed, Math.max(0, delay), TimeUnit.NANOSECONDS);
+      int n = Math.min(request.parallelism(), parts.size());
+      synchronized (this) {
+        workersRunning = n;
+      }
+      for (int i = 0; i < n; i++) {
+        try {
+          workers.execute(this::work);
+        } catch (RuntimeException e) { // the executor is shut down: ShardmapData closed
+          synchronized (this) {
+            workersRunning--;
+            notifyAll();
+          }
+          throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this ShardmapData is closed", e);
+        }
+      }
+    }
+
+    private void work() {
+      try {
+        for (int i = nextPart.getAndIncrement(); i < parts.size(); i = nextPart.getAndIncrement()) {
+          synchronized (this) {
+            if (stopping) {
+              return;
+            }
+          }
+          open(parts.get(i));
+        }
+      } finally {
+        synchronized (this) {
+          workersRunning--;
+          notifyAll();
+        }
+      }
+    }
+
+    /** Opens one part up to its first rows. */
+    private void open(Part p) {
+      try {
+        Connection c = connect(p, request.replicas(), map);
+        if (c == null) {
+          return; // cancelled while waiting for a connection
+        }
+        c.setAutoCommit(false);
+        c.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
+        c.setReadOnly(true);
+        long ms = TimeUnit.NANOSECONDS.toMillis(request.deadlineNanos() - System.nanoTime());
+        if (ms <= 0) {
+          throw new ShardmapException(ErrorCode.DEADLINE_EXCEEDED, "the deadline passed before the part started");
+        }
+        try (Statement s = c.createStatement()) {
+          // SET takes no snapshot, so the guard (or the statement) below is still the transaction's first.
+          // The idle timeout ends the session on the server if the result is left unread and unclosed.
+          s.execute("SET LOCAL statement_timeout = " + ms + "; SET LOCAL idle_in_transaction_session_timeout = "
+              + (ms + 1000));
+        }
+        PartGuard.Rerun r = guard.check(c, request.keyspace(), p.shard, keyspace);
+        if (r != null) {
+          synchronized (this) {
+            if (rerun == null) {
+              rerun = r;
+            }
+            settled++;
+            notifyAll();
+          }
+          return;
+        }
+        KeyKind kind = keyKind(c, keyspace, p.shard, request.plan().table(), request.keyColumn());
+        String predicate = Targets.predicate(keyspace, request.target(), p.target, kind, request.plan().keyRef());
+        io.shardmap.query.ShardStatement st = request.plan().shardStatement(predicate, request.params());
+        if (!p.prepare(st.sql())) {
+          return;
+        }
+        PreparedStatement ps = p.statement();
+        ps.setFetchSize(request.fetchSize());
+        for (int i = 0; i < st.params().size(); i++) {
+          ps.setObject(i + 1, st.params().get(i));
+        }
+        p.opened(p.execute());
+        synchronized (this) {
+          settled++;
+          notifyAll();
+        }
+      } catch (Throwable e) {
+        failed(p, e);
+      }
+    }
+
+    private void failed(Part p, Throwable e) {
+      synchronized (this) {
+        // A part that failed because this query cancelled it is not a failure of its shard; one that failed on
+        // its own while the query was stopping (no connection in time, a lost shard) still is.
+        if (timedOut || (stopping && p.cancelSent() && e instanceof SQLException s && "57014".equals(s.getSQLState()))) {
+          p.fail("cancelled: " + (timedOut ? "the query's deadline passed" : "the query was stopped"));
+        } else {
+          p.fail(describe(p.shard, e));
+          causes.add(e);
+          failed++;
+        }
+        settled++;
+        notifyAll();
+      }
+      if (e instanceof Error err && !(e instanceof OutOfMemoryError)) {
+        throw err;
+      }
+    }
+
+    /** Waits until every part started or failed, or a failure ends the run (default mode), or the deadline. */
+    synchronized void awaitSettled() {
+      while (settled < parts.size() && rerun == null && !timedOut && (request.partial() || failed == 0)) {
+        try {
+          wait(100);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          abortNow("interrupted");
+          throw new ShardmapException(ErrorCode.UNAVAILABLE, "interrupted while the query's parts started");
+        }
+        if (workersRunning == 0 && nextPart.get() >= parts.size() && settled < parts.size()) {
+          break; // parts cancelled before they took a connection: nothing more will settle
+        }
+      }
+    }
+
+    synchronized PartGuard.Rerun rerun() {
+      return rerun;
+    }
+
+    private void deadlinePassed() {
+      synchronized (this) {
+        timedOut = true;
+        notifyAll();
+      }
+      for (Part p : parts) {
+        p.cancel();
+      }
+    }
+
+    boolean timedOut() {
+      return timedOut;
+    }
+
+    void cancelDeadline() {
+      deadline.cancel(false);
+    }
+
+    ColumnTypes executorColumnTypes() {
+      return columnTypes;
+    }
+
+    private void abortNow(String why) {
+      synchronized (this) {
+        stopping = true;
+      }
+      abort(why);
+    }
+
+    /**
+     * Stops every part: cancels the running statements (repeating the cancel while a worker is still inside
+     * one, since a cancel that reaches PostgreSQL before its statement is lost), waits for the workers and
+     * gives back every connection. When it returns no statement of this run is left on any shard, unless a
+     * worker stayed stuck past the deadline and 10 s more (then it releases its part itself when done).
+     */
+    void abort(String why) {
+      synchronized (this) {
+        stopping = true;
+      }
+      long giveUp = Math.max(request.deadlineNanos(), System.nanoTime()) + TimeUnit.SECONDS.toNanos(10);
+      while (true) {
+        for (Part p : parts) {
+          p.cancel();
+        }
+        synchronized (this) {
+          if (workersRunning == 0 || System.nanoTime() - giveUp > 0) {
+            break;
+          }
+          try {
+            wait(50);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            break;
+          }
+        }
+      }
+      for (Part p : parts) {
+        if (p.error() == null && !p.exhausted()) {
+          p.fail("cancelled: " + why);
+        }
+        p.release();
+      }
+      deadline.cancel(false);
+    }
+
+    /** After {@link #awaitSettled}: the failure to throw, or the running query. */
+    Execution finish() {
+      boolean fail;
+      synchronized (this) {
+        fail = timedOut || (!request.partial() && failed > 0) || (request.partial() && failed == parts.size()
+            && !parts.isEmpty()) || settled < parts.size();
+      }
+      if (fail) {
+        // Stopped first, so that the error names every shard that failed on its own meanwhile too.
+        abort(timedOut ? "the query's deadline passed" : "another shard failed");
+        throw failure();
+      }
+      try {
+        return new Execution(this, request, map.revision());
+      } catch (RuntimeException e) {
+        abort("the query failed to start its merge");
+        throw e;
+      } catch (SQLException e) {
+        abort("the query failed to start its merge");
+        throw new ShardmapException(codeOf(List.of(e)), "cross-shard query on keyspace '" + request.keyspace()
+            + "' could not read the result's column types: " + e.getMessage(), e);
+      }
+    }
+
+    /** One exception naming every shard that failed, and why. */
+    synchronized ShardmapException failure() {
+      if (timedOut) {
+        List<String> open = new ArrayList<>();
+        for (Part p : parts) {
+          if (p.error() == null || p.error().startsWith("cancelled")) {
+            open.add(p.shard);
+          }
+        }
+        return deadlineExceeded(open);
+      }
+      List<String> reasons = new ArrayList<>();
+      for (Part p : parts) {
+        if (p.error() != null && !p.error().startsWith("cancelled")) {
+          reasons.add(p.error());
+        }
+      }
+      ShardmapException e = new ShardmapException(codeOf(causes), "cross-shard query on keyspace '"
+          + request.keyspace() + "' at revision " + map.revision() + " failed on " + reasons.size() + " of "
+          + parts.size() + " shards: " + String.join("; ", reasons)
+          + (request.partial() ? "" : " (the other shards' statements were cancelled)"),
+          causes.isEmpty() ? null : causes.get(0));
+      for (int i = 1; i < causes.size(); i++) {
+        e.addSuppressed(causes.get(i));
+      }
+      return e;
+    }
+
+    ShardmapException deadlineExceeded(List<String> shards) {
+      return new ShardmapException(ErrorCode.DEADLINE_EXCEEDED, "cross-shard query on keyspace '"
+          + request.keyspace() + "' passed its deadline of "
+          + TimeUnit.NANOSECONDS.toMillis(request.deadlineNanos() - request.startNanos()) + " ms; cancelled the "
+          + "statements of shards " + shards);
+    }
+  }
+
+  /** "s2: why" for a part's failure, with the fix where one is known (routing functions not installed). */
+  static String describe(String shard, Throwable e) {
+    String msg = String.valueOf(e.getMessage());
+    if (lacksRoutingFunctions(e)) {
+      return shard + ": its database lacks Shardmap's SQL routing functions (" + msg.trim() + "), which the "
+          + "ownership predicate of hash and consistent-hash keyspaces calls. The migrator installs them on every "
+          + "shard a move touches; install them on this shard by running the statements of "
+          + "io.shardmap.core.sql.SqlRouting.ddl() as a role that may create schema shardmap (docs/client-sdk.md, "
+          + "\"Cross-shard queries\")";
+    }
+    if (e instanceof SQLException s && "57014".equals(s.getSQLState())) {
+      return shard + ": statement cancelled by PostgreSQL (" + msg.trim() + ")";
+    }
+    return shard + ": " + msg.trim();
+  }
+
+  /** An undefined function or schema {@code shardmap.*}: the shard lacks the routing functions. */
+  static boolean lacksRoutingFunctions(Throwable e) {
+    String msg = String.valueOf(e.getMessage());
+    return e instanceof SQLException s && ("42883".equals(s.getSQLState()) && msg.contains("shardmap.")
+        || "3F000".equals(s.getSQLState()) && msg.contains("\"shardmap\""));
+  }
+
+  /** The code of a failure: the deadline, an unreachable shard, a statement error, or the map. */
+  static ErrorCode codeOf(List<Throwable> causes) {
+    for (Throwable t : causes) {
+      if (t instanceof ShardmapException s) {
+        return s.code();
+      }
+      if (lacksRoutingFunctions(t)) {
+        return ErrorCode.FAILED_PRECONDITION;
+      }
+    }
+    for (Throwable t : causes) {
+      if (t instanceof SQLException s && "57014".equals(s.getSQLState())) {
+        return ErrorCode.DEADLINE_EXCEEDED;
+      }
+    }
+    for (Throwable t : causes) {
+      String state = t instanceof SQLException s ? s.getSQLState() : null;
+      if (state == null || state.startsWith("08") || state.startsWith("57P")) {
+        return ErrorCode.UNAVAILABLE; // a lost or refused connection, a pool timeout, a server shutting down
+      }
+    }
+    for (Throwable t : causes) {
+      String state = ((SQLException) t).getSQLState();
+      if (state.startsWith("22") || state.startsWith("42")) {
+        return ErrorCode.INVALID_ARGUMENT;
+      }
+    }
+    return ErrorCode.FAILED_PRECONDITION;
+  }
+
+  @Override
+  public void close() {
+    workers.shutdownNow();
+    timer.shutdownNow();
+  }
+}
