@@ -3,8 +3,24 @@ package io.shardmap.bench;
 import com.sun.management.ThreadMXBean;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import io.shardmap.client.ClientOptions;
+import io.shardmap.client.CrossShardQuery;
+import io.shardmap.client.DataOptions;
+import io.shardmap.client.QueryResult;
+import io.shardmap.client.ShardmapClient;
+import io.shardmap.client.ShardmapData;
+import io.shardmap.proto.v1.CreateKeyspaceRequest;
+import io.shardmap.proto.v1.Key;
+import io.shardmap.proto.v1.KeyRange;
+import io.shardmap.proto.v1.KeyType;
+import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.RangeAssignment;
+import io.shardmap.proto.v1.ShardedTable;
+import io.shardmap.proto.v1.Strategy;
+import io.shardmap.store.InMemoryMetaStore;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
+import io.shardmap.testkit.fleet.ShardmapFleet;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
@@ -19,6 +35,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.sql.Timestamp;
 import java.sql.Types;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
@@ -70,7 +87,7 @@ public final class CrossShardCommand implements Callable<Integer> {
   static final int[] PRODUCT_PARAMS = {3, 17, 42, 58, 71, 99};
 
   /** What is measured: {@code baseline} (unsharded and per-shard plain JDBC) and the cross-shard clients. */
-  enum Target { baseline, shardingsphere }
+  enum Target { baseline, shardingsphere, shardmap }
 
   /** The queries; {@code sql} is the cross-shard statement, also run unchanged on the unsharded database. */
   enum Query {
@@ -105,9 +122,9 @@ public final class CrossShardCommand implements Callable<Integer> {
       description = "Rows of the table, split into equal thirds of the id range (default: ${DEFAULT-VALUE}).")
   int rows;
 
-  @Option(names = "--only", split = ",", defaultValue = "baseline,shardingsphere",
-      description = "Targets to measure: baseline, shardingsphere (default: ${DEFAULT-VALUE}). The unsharded "
-          + "database always answers each query once, as the oracle.")
+  @Option(names = "--only", split = ",", defaultValue = "baseline,shardingsphere,shardmap",
+      description = "Targets to measure: baseline, shardingsphere, shardmap (default: ${DEFAULT-VALUE}). The "
+          + "unsharded database always answers each query once, as the oracle.")
   List<Target> only;
 
   @Option(names = "--queries", split = ",", defaultValue = "top,top-product,ordered,aggregate",
@@ -273,6 +290,10 @@ public final class CrossShardCommand implements Callable<Integer> {
         }
         measured.put("shardingsphere", (q, p) -> onDataSource(ssFinal, q, p));
         dataSources.put("shardingsphere", ss);
+      }
+      if (targets.contains(Target.shardmap)) {
+        ShardmapData data = shardmap(closer, pg);
+        measured.put(SHARDMAP, (q, p) -> onShardmap(data, q, p));
       }
       out.printf(Locale.ROOT, "phases:  small results: %.1f s warm-up + %.1f s measured (max %,d queries) per target and "
               + "concurrency %s; all rows: 1 warm-up + %d measured runs, fetch size %d, autocommit off%n",
@@ -453,6 +474,59 @@ public final class CrossShardCommand implements Callable<Integer> {
     return new Answer(total, slowest, 0);
   }
 
+  /** The target name of the SDK's cross-shard queries. */
+  static final String SHARDMAP = "shardmap";
+  static final String KEYSPACE = "orders";
+
+  /**
+   * A directory server on an in-memory store over the three shard databases, a range keyspace on {@code
+   * orders.id} whose ranges are exactly the shards' thirds (so every row is on the shard the map names),
+   * a client, and the SDK's data path with query pools of {@code --pool-size} connections per shard.
+   */
+  private ShardmapData shardmap(Closer closer, PostgresFixture pg) throws Exception {
+    InMemoryMetaStore store = closer.add(new InMemoryMetaStore());
+    ShardmapFleet fleet = closer.add(ShardmapFleet.builder().store(store).postgres(pg).shards(SHARDS).sockets()
+        .productionIntervals().prefix("/bench").build());
+    List<String> names = fleet.shardNames();
+    CreateKeyspaceRequest.Builder req = CreateKeyspaceRequest.newBuilder().setSpec(KeyspaceSpec.newBuilder()
+        .setName(KEYSPACE).setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
+        .addTables(ShardedTable.newBuilder().setName(TABLE).setKeyColumn("id")));
+    for (int i = 0; i < SHARDS; i++) {
+      KeyRange.Builder r = KeyRange.newBuilder();
+      if (i > 0) {
+        r.setStart(Key.newBuilder().setIntKey(shardLow[i]));
+      }
+      if (i + 1 < SHARDS) {
+        r.setEnd(Key.newBuilder().setIntKey(shardLow[i + 1]));
+      }
+      req.addRanges(RangeAssignment.newBuilder().setRange(r).setShard(names.get(i)));
+    }
+    fleet.admin().createKeyspace(req.build());
+    ShardmapClient client = closer.add(ShardmapClient.start(ClientOptions.builder().targets(fleet.targets())
+        .keyspaces(KEYSPACE).build()));
+    for (int i = 0; i < SHARDS; i++) {
+      long id = shardLow[i];
+      if (!client.route(KEYSPACE, id).shard().equals(names.get(i))) {
+        throw new IllegalStateException("the map routes id " + id + " to " + client.route(KEYSPACE, id).shard()
+            + ", the rows are on " + names.get(i));
+      }
+    }
+    return closer.add(ShardmapData.open(client, DataOptions.builder().user(shardDb[0].user())
+        .password(shardDb[0].password()).maxPoolSize(poolSize).minIdle(1).queryPoolSize(poolSize).build()));
+  }
+
+  /** The statement through {@link ShardmapData#query}: every shard, fetch size as the JDBC targets use. */
+  private Answer onShardmap(ShardmapData data, Query q, Object param) throws SQLException {
+    CrossShardQuery.Builder b = CrossShardQuery.builder(KEYSPACE, q.sql).deadline(Duration.ofMinutes(5))
+        .fetchSize(fetchSize);
+    if (param != null) {
+      b.params(param);
+    }
+    try (QueryResult r = data.query(b.build())) {
+      return reduce(r);
+    }
+  }
+
   private static final long MIX = 0x9E3779B97F4A7C15L;
 
   private static long mix(long z) {
@@ -473,44 +547,98 @@ public final class CrossShardCommand implements Callable<Integer> {
     for (int i = 1; i <= n; i++) {
       types[i] = md.getColumnType(i);
     }
-    long count = 0;
-    long sum = 0;
-    long looseSum = 0;
+    Checksum sum = new Checksum();
     while (rs.next()) {
-      long h = 0;
-      long loose = 0;
+      sum.startRow();
       for (int i = 1; i <= n; i++) {
-        long v;
-        long lv = Long.MIN_VALUE;
         switch (types[i]) {
-          case Types.BIGINT, Types.INTEGER, Types.SMALLINT -> v = rs.getLong(i);
-          case Types.NUMERIC, Types.DECIMAL, Types.DOUBLE, Types.REAL, Types.FLOAT -> {
-            BigDecimal d = rs.getBigDecimal(i);
-            if (d == null) {
-              v = 0;
-            } else {
-              BigDecimal exact = d.stripTrailingZeros();
-              v = exact.unscaledValue().hashCode() * 31L + exact.scale();
-              lv = d.setScale(LOOSE_SCALE, RoundingMode.HALF_UP).unscaledValue().longValue();
-            }
-          }
-          case Types.TIMESTAMP, Types.TIMESTAMP_WITH_TIMEZONE -> {
-            Timestamp t = rs.getTimestamp(i);
-            v = t == null ? 0 : t.getTime() * 1000 + (t.getNanos() / 1000) % 1000;
-          }
-          default -> {
-            String s = rs.getString(i);
-            v = s == null ? 0 : s.hashCode();
-          }
+          case Types.BIGINT, Types.INTEGER, Types.SMALLINT -> sum.add(rs.getLong(i));
+          case Types.NUMERIC, Types.DECIMAL, Types.DOUBLE, Types.REAL, Types.FLOAT -> sum.add(rs.getBigDecimal(i));
+          case Types.TIMESTAMP, Types.TIMESTAMP_WITH_TIMEZONE -> sum.add(rs.getTimestamp(i));
+          default -> sum.add(rs.getString(i));
         }
-        h = mix(h * 31 + v);
-        loose = mix(loose * 31 + (lv == Long.MIN_VALUE ? v : lv));
       }
+      sum.endRow();
+    }
+    return sum.answer();
+  }
+
+  /** The same reduction over the SDK's result, by the Java type of each value. */
+  static Answer reduce(QueryResult r) throws SQLException {
+    int n = r.columnLabels().size();
+    Checksum sum = new Checksum();
+    while (r.next()) {
+      sum.startRow();
+      for (int i = 1; i <= n; i++) {
+        Object v = r.getObject(i);
+        if (v == null) {
+          sum.add(0L);
+        } else if (v instanceof Long || v instanceof Integer || v instanceof Short) {
+          sum.add(((Number) v).longValue());
+        } else if (v instanceof BigDecimal d) {
+          sum.add(d);
+        } else if (v instanceof Double || v instanceof Float) {
+          sum.add(new BigDecimal(v.toString()));
+        } else if (v instanceof java.util.Date || v instanceof java.time.temporal.Temporal) {
+          sum.add(r.getTimestamp(i));
+        } else {
+          sum.add(r.getString(i));
+        }
+      }
+      sum.endRow();
+    }
+    return sum.answer();
+  }
+
+  /** Row count and the exact and loose order-sensitive checksums; SQL NULL counts as 0. */
+  private static final class Checksum {
+    long count;
+    long sum;
+    long looseSum;
+    long h;
+    long loose;
+
+    void startRow() {
+      h = 0;
+      loose = 0;
+    }
+
+    void add(long v) {
+      add(v, v);
+    }
+
+    private void add(long exact, long rounded) {
+      h = mix(h * 31 + exact);
+      loose = mix(loose * 31 + rounded);
+    }
+
+    void add(BigDecimal d) {
+      if (d == null) {
+        add(0L);
+        return;
+      }
+      BigDecimal exact = d.stripTrailingZeros();
+      add(exact.unscaledValue().hashCode() * 31L + exact.scale(),
+          d.setScale(LOOSE_SCALE, RoundingMode.HALF_UP).unscaledValue().longValue());
+    }
+
+    void add(Timestamp t) {
+      add(t == null ? 0 : t.getTime() * 1000 + (t.getNanos() / 1000) % 1000);
+    }
+
+    void add(String s) {
+      add(s == null ? 0 : s.hashCode());
+    }
+
+    void endRow() {
       count++;
       sum = sum * MIX + h;
       looseSum = looseSum * MIX + loose;
     }
-    return new Answer(count, sum, looseSum);
+
+    Answer answer() {
+      return new Answer(count, sum, looseSum);
+    }
   }
 
   // ----------------------------------------------------------------------------------------- measuring
@@ -816,6 +944,20 @@ public final class CrossShardCommand implements Callable<Integer> {
         .orElse(null);
     if (base == null) {
       return;
+    }
+    for (Row r : rs) {
+      if (!r.target().equals(SHARDMAP)) {
+        continue;
+      }
+      for (Row o : rs) {
+        if (o.target().equals("shardingsphere") && o.threads() == r.threads()) {
+          out.printf(Locale.ROOT, "  shardmap vs shardingsphere, %d threads: queries/s %.2fx, p50 %+.2f ms, p99 %+.2f ms, "
+                  + "alloc/row %.2fx%s%n", r.threads(), r.queriesPerSecond() / o.queriesPerSecond(), (r.p50() - o.p50()) / 1e6,
+              (r.p99() - o.p99()) / 1e6, r.bytesPerRow() / Math.max(1e-9, o.bytesPerRow()),
+              q.small ? "" : String.format(Locale.ROOT, ", rows/s %.2fx, heap peak %s vs %s MiB",
+                  r.rowsPerSecond() / o.rowsPerSecond(), mib(r.heapPeakBytes()), mib(o.heapPeakBytes())));
+        }
+      }
     }
     for (Row r : rs) {
       if (r == base || r.target().startsWith("postgres") || r.threads() != 1) {
