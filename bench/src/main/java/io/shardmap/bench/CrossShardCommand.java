@@ -203,7 +203,7 @@ public final class CrossShardCommand implements Callable<Integer> {
 
   static final int LOOSE_SCALE = 4;
 
-  /** Runs one statement on a connection and reduces the answer; fetch size 0 leaves the driver's default. */
+  /** One target: runs the query (with the parameter, or null) and reduces its answer. */
   @FunctionalInterface
   interface Executor {
     Answer run(Query q, Object param) throws Exception;
