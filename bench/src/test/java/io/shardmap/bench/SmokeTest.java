@@ -10,6 +10,7 @@ import io.shardmap.bench.jmh.RouteLookupBenchmark;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -213,5 +214,38 @@ class SmokeTest {
     assertNotNull(l.routeOrNull());
     assertNotNull(l.baselineTreeMapFloorEntry());
     assertNotNull(l.baselineBinarySearch());
+  }
+
+  @Test
+  @Timeout(240)
+  void crossShardAnswersLikeOneDatabaseThroughShardmapAndShardingSphere() throws Exception {
+    CrossShardCommand c = new CrossShardCommand();
+    new CommandLine(c).parseArgs("--rows", "3000", "--warmup-seconds", "0.1", "--seconds", "0.3", "--max-queries", "40",
+        "--large-runs", "1", "--concurrency", "1,2", "--pool-size", "2");
+    CrossShardCommand.Result r = c.run(out);
+    for (CrossShardCommand.Query q : CrossShardCommand.Query.values()) {
+      List<CrossShardCommand.Row> ss = r.of("shardingsphere").stream().filter(x -> x.query() == q).toList();
+      assertFalse(ss.isEmpty(), q + ": " + output());
+      for (CrossShardCommand.Row x : ss) {
+        // Same rows, order and values as the unsharded database; its averages carry 4 decimal places
+        // where PostgreSQL's carry up to 16, so the aggregate is compared at 4 places.
+        assertTrue(q == CrossShardCommand.Query.aggregate ? x.sameRows() : x.correct(), x + "\n" + output());
+        assertTrue(x.queries() > 0 && x.rowsRead() > 0, x.toString());
+      }
+      // The SDK's answers equal the unsharded database's exactly, averages included.
+      List<CrossShardCommand.Row> sm = r.of(CrossShardCommand.SHARDMAP).stream().filter(x -> x.query() == q).toList();
+      assertFalse(sm.isEmpty(), q + ": " + output());
+      for (CrossShardCommand.Row x : sm) {
+        assertTrue(x.correct(), x + "\n" + output());
+      }
+      for (CrossShardCommand.Row x : r.of(CrossShardCommand.ORACLE)) {
+        assertTrue(x.correct(), x.toString());
+      }
+    }
+    // The ordered query streams all 3,000 rows once per measured run; the top-100 ones return 100 rows each.
+    CrossShardCommand.Row ordered = r.of("shardingsphere").stream()
+        .filter(x -> x.query() == CrossShardCommand.Query.ordered).findFirst().orElseThrow();
+    assertEquals(3000, ordered.rowsRead());
+    assertTrue(output().contains("vs the slowest shard's part"), output());
   }
 }
