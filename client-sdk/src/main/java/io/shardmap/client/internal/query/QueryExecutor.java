@@ -252,17 +252,18 @@ public final class QueryExecutor implements AutoCloseable {
           return; // cancelled while waiting for a connection
         }
         c.setAutoCommit(false);
-        c.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
-        c.setReadOnly(true);
         long ms = TimeUnit.NANOSECONDS.toMillis(request.deadlineNanos() - System.nanoTime());
         if (ms <= 0) {
           throw new ShardmapException(ErrorCode.DEADLINE_EXCEEDED, "the deadline passed before the part started");
         }
         try (Statement s = c.createStatement()) {
-          // SET takes no snapshot, so the guard (or the statement) below is still the transaction's first.
-          // The idle timeout ends the session on the server if the result is left unread and unclosed.
-          s.execute("SET LOCAL statement_timeout = " + ms + "; SET LOCAL idle_in_transaction_session_timeout = "
-              + (ms + 1000));
+          // One round trip, sent with PgJDBC's BEGIN: the transaction's own isolation and read-only mode (not
+          // the session's through setTransactionIsolation/setReadOnly, which cost a statement each way, when
+          // set and when the pool resets them) and its timeouts. SET takes no snapshot, so the guard (or the
+          // statement) below is still the transaction's first. The idle timeout ends the session on the server
+          // if the result is left unread and unclosed.
+          s.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = " + ms
+              + "; SET LOCAL idle_in_transaction_session_timeout = " + (ms + 1000));
         }
         PartGuard.Rerun r = guard.check(c, request.keyspace(), p.shard, keyspace);
         if (r != null) {
