@@ -34,7 +34,9 @@ import picocli.CommandLine.ScopeType;
  */
 @Command(
     name = "shardmapctl",
-    description = "Operate a Shardmap directory: shards, keyspaces and their maps, lookups and watches.",
+    description = {"Operate a Shardmap directory: shards, keyspaces and their maps, lookups and watches.",
+      "query and count also read the shards' PostgreSQL (--pg-user, password from $SHARDMAP_PG_PASSWORD or "
+          + "$PGPASSWORD)."},
     synopsisSubcommandLabel = "COMMAND",
     subcommands = {
       ShardCommands.class,
@@ -46,7 +48,9 @@ import picocli.CommandLine.ScopeType;
       RingCommands.class,
       DirectoryCommands.class,
       RegionCommands.class,
-      WatchCommand.class
+      WatchCommand.class,
+      QueryCommands.Query.class,
+      QueryCommands.Count.class
     },
     footer = {
       "",
@@ -160,7 +164,17 @@ public final class ShardmapCtl {
   }
 
   private long deadlineMillis() {
-    return (timeout == null ? DEFAULT_TIMEOUT : timeout).toMillis();
+    return rpcTimeout().toMillis();
+  }
+
+  /** The deadline of each RPC (--timeout, default 10 s). */
+  Duration rpcTimeout() {
+    return timeout == null ? DEFAULT_TIMEOUT : timeout;
+  }
+
+  /** A variable of the environment the command runs in (the tests' own map), or null. */
+  String env(String name) {
+    return env.get(name);
   }
 
   /** A read stub whose deadline starts now: call it right before the RPC. */
