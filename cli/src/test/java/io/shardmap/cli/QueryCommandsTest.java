@@ -238,7 +238,8 @@ class QueryCommandsTest {
   void refusalsExitWithTheirCodeAndMessageAndReachNoShard() {
     assertRefused(2, "error: INVALID_ARGUMENT: sql: ", "query", "users", "SELEC id FROM " + users);
     assertRefused(2, "error: INVALID_ARGUMENT: sql: ", "query", "users", "DELETE FROM " + users);
-    assertRefused(2, "error: INVALID_ARGUMENT: sql: window functions cannot be merged across shards", "query", "users", "SELECT id, row_number() OVER (ORDER BY id) FROM " + users);
+    assertRefused(2, "error: INVALID_ARGUMENT: sql: window functions cannot be merged across shards (in select list): "
+        + "row_number() OVER (ORDER BY id)", "query", "users", "SELECT id, row_number() OVER (ORDER BY id) FROM " + users);
     assertRefused(2, "error: INVALID_ARGUMENT: sql: table nosuch", "query", "users", "SELECT * FROM nosuch");
     assertRefused(2, "error: INVALID_ARGUMENT: --keys[1]: ", "query", "users", "SELECT id FROM " + users, "--keys",
         "1,abc");
