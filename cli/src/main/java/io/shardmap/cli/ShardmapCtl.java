@@ -104,7 +104,17 @@ public final class ShardmapCtl {
     this.err = err;
   }
 
+  /**
+   * The SDK's loggers, held so their level sticks (JUL keeps loggers weakly): query and count run a client,
+   * whose INFO lines (map loaded, pools opened) are noise on a command's stderr; warnings still show.
+   */
+  private static final java.util.logging.Logger SDK_LOG = java.util.logging.Logger.getLogger("io.shardmap.client");
+
   public static void main(String[] args) {
+    SDK_LOG.setLevel(java.util.logging.Level.WARNING);
+    // HikariCP logs through SLF4J, which has no provider in this jar and says so on stderr once; SLF4J
+    // 2.0.10+ reads this property for its own messages (errors still show).
+    System.setProperty("slf4j.internal.verbosity", "ERROR");
     PrintWriter out = new PrintWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8), true);
     PrintWriter err = new PrintWriter(new OutputStreamWriter(System.err, StandardCharsets.UTF_8), true);
     int code = run(args, System.getenv(), ShardmapCtl::plaintextChannel, out, err);
