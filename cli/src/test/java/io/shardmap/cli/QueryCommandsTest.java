@@ -142,6 +142,23 @@ class QueryCommandsTest {
       assertEquals(perShard.get(s), Long.parseLong(m.group(1)), r::toString);
     }
     assertEquals("", r.err());
+    // What psql on each shard would add up: the planted copies count twice there.
+    assertEquals(ids.size() + 30, naiveSum(), "the planted copies are on the shards");
+  }
+
+  /** count(*) on each shard, summed: what an operator with psql would get. */
+  static long naiveSum() {
+    long n = 0;
+    for (int i = 0; i < 3; i++) {
+      try (java.sql.Connection c = pg.shard(i).connect(); java.sql.Statement st = c.createStatement();
+           java.sql.ResultSet rs = st.executeQuery("SELECT count(*) FROM " + users)) {
+        rs.next();
+        n += rs.getLong(1);
+      } catch (SQLException e) {
+        throw new AssertionError(e);
+      }
+    }
+    return n;
   }
 
   @Test
