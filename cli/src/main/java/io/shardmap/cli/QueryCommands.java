@@ -87,6 +87,9 @@ final class QueryCommands {
     "--param values: an integer is a bigint, a decimal a numeric, anything else text (cast in SQL, e.g. "
         + "?::text or ?::date, for other types). Keys (--keys, --range) use the keyspace's key type."})
   static final class Query extends Cmd {
+    /** The most rows text output holds to align its table. */
+    static final int MAX_TEXT_ROWS = 100_000;
+
     @Parameters(index = "0", paramLabel = "KEYSPACE")
     String keyspace;
 
@@ -125,6 +128,11 @@ final class QueryCommands {
       }
       List<List<String>> rows = new ArrayList<>();
       while (r.next()) {
+        if (rows.size() == MAX_TEXT_ROWS) {
+          // The table is aligned, so its rows are held until the last one; JSON lines stream instead.
+          throw ShardmapException.invalid("output", "the answer has more than " + MAX_TEXT_ROWS + " rows, which "
+              + "text output holds in memory to align them: add a LIMIT, or use -o json, which streams");
+        }
         List<String> row = new ArrayList<>(labels.size());
         for (int i = 0; i < labels.size(); i++) {
           row.add(cell(r.getObject(i + 1)));
@@ -291,7 +299,16 @@ final class QueryCommands {
             .append(",\"rows\":").append(s.rows()).append(",\"millis\":").append(s.elapsed().toMillis())
             .append(",\"error\":").append(s.error() == null ? "null" : Json.string(s.error())).append('}');
       }
-      ctl.out.println(b.append("]}}"));
+      b.append(']');
+      if (count != null) {
+        List<String> other = count.byShard().entrySet().stream()
+            .filter(e -> shards.stream().noneMatch(s -> s.shard().equals(e.getKey())))
+            .map(e -> "{\"endpoint\":" + Json.string(e.getKey()) + ",\"count\":" + e.getValue() + "}").toList();
+        if (!other.isEmpty()) {
+          b.append(",\"unmatched\":[").append(String.join(",", other)).append(']');
+        }
+      }
+      ctl.out.println(b.append("}}"));
       return;
     }
     if (count != null) {
@@ -328,6 +345,18 @@ final class QueryCommands {
         row.add(s.ok() ? "-" : oneLine(s.error()));
       }
       rows.add(row);
+    }
+    if (count != null) {
+      // Groups no registered endpoint explains (see shardOf): their counts are in the total, so show them.
+      for (Map.Entry<String, Long> e : count.byShard().entrySet()) {
+        if (shards.stream().noneMatch(s -> s.shard().equals(e.getKey()))) {
+          List<String> row = new ArrayList<>(List.of(e.getKey(), Long.toString(e.getValue()), "-", "-"));
+          if (t.partial) {
+            row.add("-");
+          }
+          rows.add(row);
+        }
+      }
     }
     io.shardmap.support.cli.Table.print(ctl.out, header, rows);
   }
