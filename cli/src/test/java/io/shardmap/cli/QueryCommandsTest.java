@@ -102,8 +102,60 @@ class QueryCommandsTest {
   @AfterAll
   static void dropRole() throws SQLException {
     for (int i = 0; i < 3; i++) {
-      pg.shard(i).exec("DROP ROLE IF EXISTS " + noConnections);
+      if (notOnS2 != null) {
+        pg.shard(i).exec("REVOKE ALL ON " + users + " FROM " + notOnS2);
+      }
     }
+    for (int i = 0; i < 3; i++) {
+      pg.shard(i).exec("DROP ROLE IF EXISTS " + noConnections);
+      if (notOnS2 != null) {
+        pg.shard(i).exec("DROP ROLE IF EXISTS " + notOnS2);
+      }
+    }
+  }
+
+  /** A role that may read the table on s1 and s3 but not on s2: s2's part fails there, the others answer. */
+  static String notOnS2;
+
+  static void createRoleNotOnS2() throws SQLException {
+    String role = "nos2_" + UUID.randomUUID().toString().replace("-", "").substring(0, 10);
+    String password = pg.shard(0).password();
+    for (int i = 0; i < 3; i++) {
+      try {
+        pg.shard(i).exec("CREATE ROLE " + role + " LOGIN" + (password == null || password.isEmpty() ? ""
+            : " PASSWORD '" + password.replace("'", "''") + "'"));
+      } catch (SQLException e) {
+        if (!"42710".equals(e.getSQLState())) {
+          throw e;
+        }
+      }
+    }
+    notOnS2 = role;
+    pg.shard(0).exec("GRANT SELECT ON " + users + " TO " + role);
+    pg.shard(2).exec("GRANT SELECT ON " + users + " TO " + role);
+  }
+
+  @Test
+  void aFailedShardFailsTheCommandUnlessPartial() throws SQLException {
+    createRoleNotOnS2();
+
+    Result failed = ctlAs(notOnS2, "count", "users", users);
+    assertEquals(2, failed.code(), "a SQL error on a shard (class 42) is INVALID_ARGUMENT: " + failed);
+    assertTrue(failed.err().contains("s2: ") && failed.err().contains("permission denied"), failed::toString);
+    assertEquals("", failed.out(), failed::toString);
+
+    Result partial = ctlAs(notOnS2, "count", "users", users, "--partial");
+    assertEquals(0, partial.code(), partial::toString);
+    long healthy = perShard.get("s1") + perShard.get("s3");
+    assertTrue(partial.out().startsWith("count     " + healthy + "\nrevision  "), partial::toString);
+    assertTrue(partial.out().contains("\npartial   yes: the failed shards' rows are not counted\n"), partial::toString);
+    assertTrue(Pattern.compile("(?m)^SHARD +COUNT +ROWS +TIME +ERROR$").matcher(partial.out()).find(),
+        partial::toString);
+    assertTrue(Pattern.compile("(?m)^s2 +- +0 +.*permission denied").matcher(partial.out()).find(), partial::toString);
+    assertTrue(Pattern.compile("(?m)^s1 +" + perShard.get("s1") + " +1 +.* +-$").matcher(partial.out()).find(),
+        partial::toString);
+    assertTrue(partial.err().startsWith("warning: partial result: the rows of s2 are missing (s2: "),
+        partial::toString);
   }
 
   static String next(String shard) {
