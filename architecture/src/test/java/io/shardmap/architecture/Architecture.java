@@ -83,7 +83,7 @@ final class Architecture {
       .whereLayer("client").mayOnlyAccessLayers("proto", "core", "query")
       .whereLayer("migrator").mayOnlyAccessLayers("proto", "core", "store", "catalog", "cli-support")
       .whereLayer("cli-support").mayNotAccessAnyLayer()
-      .whereLayer("cli").mayOnlyAccessLayers("proto", "core", "cli-support")
+      .whereLayer("cli").mayOnlyAccessLayers("proto", "core", "client", "cli-support")
       .whereLayer("examples").mayOnlyAccessLayers("client", "core", "proto", "cli-support")
       .whereLayer("bench").mayOnlyAccessLayers("proto", "core", "store", "catalog", "testkit", "testkit-fleet", "server",
           "client", "migrator", "cli-support");

@@ -34,7 +34,9 @@ import picocli.CommandLine.ScopeType;
  */
 @Command(
     name = "shardmapctl",
-    description = "Operate a Shardmap directory: shards, keyspaces and their maps, lookups and watches.",
+    description = {"Operate a Shardmap directory: shards, keyspaces and their maps, lookups and watches.",
+      "query and count also read the shards' PostgreSQL (--pg-user, password from $SHARDMAP_PG_PASSWORD or "
+          + "$PGPASSWORD)."},
     synopsisSubcommandLabel = "COMMAND",
     subcommands = {
       ShardCommands.class,
@@ -46,7 +48,9 @@ import picocli.CommandLine.ScopeType;
       RingCommands.class,
       DirectoryCommands.class,
       RegionCommands.class,
-      WatchCommand.class
+      WatchCommand.class,
+      QueryCommands.Query.class,
+      QueryCommands.Count.class
     },
     footer = {
       "",
@@ -100,7 +104,17 @@ public final class ShardmapCtl {
     this.err = err;
   }
 
+  /**
+   * The SDK's loggers, held so their level sticks (JUL keeps loggers weakly): query and count run a client,
+   * whose INFO lines (map loaded, pools opened) are noise on a command's stderr; warnings still show.
+   */
+  private static final java.util.logging.Logger SDK_LOG = java.util.logging.Logger.getLogger("io.shardmap.client");
+
   public static void main(String[] args) {
+    SDK_LOG.setLevel(java.util.logging.Level.WARNING);
+    // HikariCP logs through SLF4J, which has no provider in this jar and says so on stderr once; SLF4J
+    // 2.0.10+ reads this property for its own messages (errors still show).
+    System.setProperty("slf4j.internal.verbosity", "ERROR");
     PrintWriter out = new PrintWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8), true);
     PrintWriter err = new PrintWriter(new OutputStreamWriter(System.err, StandardCharsets.UTF_8), true);
     int code = run(args, System.getenv(), ShardmapCtl::plaintextChannel, out, err);
@@ -160,7 +174,17 @@ public final class ShardmapCtl {
   }
 
   private long deadlineMillis() {
-    return (timeout == null ? DEFAULT_TIMEOUT : timeout).toMillis();
+    return rpcTimeout().toMillis();
+  }
+
+  /** The deadline of each RPC (--timeout, default 10 s). */
+  Duration rpcTimeout() {
+    return timeout == null ? DEFAULT_TIMEOUT : timeout;
+  }
+
+  /** A variable of the environment the command runs in (the tests' own map), or null. */
+  String env(String name) {
+    return env.get(name);
   }
 
   /** A read stub whose deadline starts now: call it right before the RPC. */
