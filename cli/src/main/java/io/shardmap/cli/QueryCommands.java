@@ -295,7 +295,7 @@ final class QueryCommands {
       for (int i = 0; i < shards.size(); i++) {
         ShardStatus s = shards.get(i);
         b.append(i == 0 ? "" : ",").append("{\"shard\":").append(Json.string(s.shard()))
-            .append(count != null ? ",\"count\":" + count.byShard().get(s.shard()) : "")
+            .append(count == null ? "" : ",\"count\":" + (s.ok() ? count.byShard().get(s.shard()) : "null"))
             .append(",\"rows\":").append(s.rows()).append(",\"millis\":").append(s.elapsed().toMillis())
             .append(",\"error\":").append(s.error() == null ? "null" : Json.string(s.error())).append('}');
       }
