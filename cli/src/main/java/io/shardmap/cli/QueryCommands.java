@@ -238,11 +238,27 @@ final class QueryCommands {
          QueryResult r = data.query(q)) {
       footer(ctl, t, r, rows.read(client, r));
     } catch (SQLException e) {
-      throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "query failed: " + e.getMessage(), e);
+      // The SDK reports shard failures as ShardmapException; a bare SQLException is classified as it does.
+      throw new ShardmapException(codeOf(e.getSQLState()), "query failed: " + e.getMessage(), e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new ShardmapException(ErrorCode.UNAVAILABLE, "interrupted while starting the client");
     }
+  }
+
+  /** The exit class of a PostgreSQL error: its SQLSTATE class, as the SDK classifies a shard's failure. */
+  static ErrorCode codeOf(String sqlState) {
+    if (sqlState == null || sqlState.length() < 2) {
+      return ErrorCode.FAILED_PRECONDITION;
+    }
+    if (sqlState.equals("57014")) {
+      return ErrorCode.DEADLINE_EXCEEDED; // query_canceled: statement_timeout or the deadline's cancel
+    }
+    return switch (sqlState.substring(0, 2)) {
+      case "08", "57" -> ErrorCode.UNAVAILABLE; // connection lost, server shutting down
+      case "22", "42" -> ErrorCode.INVALID_ARGUMENT; // data error, syntax or access rule
+      default -> ErrorCode.FAILED_PRECONDITION;
+    };
   }
 
   private static ShardmapClient startClient(ShardmapCtl ctl, String keyspace) throws InterruptedException {
@@ -295,7 +311,7 @@ final class QueryCommands {
       for (int i = 0; i < shards.size(); i++) {
         ShardStatus s = shards.get(i);
         b.append(i == 0 ? "" : ",").append("{\"shard\":").append(Json.string(s.shard()))
-            .append(count != null ? ",\"count\":" + count.byShard().get(s.shard()) : "")
+            .append(count == null ? "" : ",\"count\":" + (s.ok() ? count.byShard().get(s.shard()) : "null"))
             .append(",\"rows\":").append(s.rows()).append(",\"millis\":").append(s.elapsed().toMillis())
             .append(",\"error\":").append(s.error() == null ? "null" : Json.string(s.error())).append('}');
       }

@@ -156,6 +156,12 @@ class QueryCommandsTest {
         partial::toString);
     assertTrue(partial.err().startsWith("warning: partial result: the rows of s2 are missing (s2: "),
         partial::toString);
+
+    Result json = ctlAs(notOnS2, "-o", "json", "count", "users", users, "--partial");
+    assertEquals(0, json.code(), json::toString);
+    assertTrue(json.out().startsWith("{\"summary\":{\"total\":" + healthy + ",\"revision\":"), json::toString);
+    assertTrue(json.out().contains(",\"partial\":true,"), json::toString);
+    assertTrue(json.out().contains("{\"shard\":\"s2\",\"count\":null,\"rows\":0,"), json::toString);
   }
 
   static String next(String shard) {

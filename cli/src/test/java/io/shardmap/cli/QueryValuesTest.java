@@ -3,6 +3,7 @@ package io.shardmap.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.shardmap.client.ShardKey;
+import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyRange;
 import io.shardmap.proto.v1.KeyType;
 import java.math.BigDecimal;
@@ -32,6 +33,17 @@ class QueryValuesTest {
     assertEquals(ShardKey.of(-5), QueryCommands.key(KeyType.KEY_TYPE_INT64, int64));
     byte[] bytes = KeyRange.parseKey(KeyType.KEY_TYPE_BYTES, "acme", "k");
     assertEquals(ShardKey.of("acme"), QueryCommands.key(KeyType.KEY_TYPE_BYTES, bytes));
+  }
+
+  @Test
+  void sqlStatesAreClassifiedAsTheSdkDoes() {
+    assertEquals(ErrorCode.DEADLINE_EXCEEDED, QueryCommands.codeOf("57014"));
+    assertEquals(ErrorCode.UNAVAILABLE, QueryCommands.codeOf("08006"));
+    assertEquals(ErrorCode.UNAVAILABLE, QueryCommands.codeOf("57P01"));
+    assertEquals(ErrorCode.INVALID_ARGUMENT, QueryCommands.codeOf("42501"));
+    assertEquals(ErrorCode.INVALID_ARGUMENT, QueryCommands.codeOf("22012"));
+    assertEquals(ErrorCode.FAILED_PRECONDITION, QueryCommands.codeOf("XX000"));
+    assertEquals(ErrorCode.FAILED_PRECONDITION, QueryCommands.codeOf(null));
   }
 
   @Test
