@@ -491,6 +491,13 @@ public final class QueryExecutor implements AutoCloseable {
     if (e instanceof SQLException s && "57014".equals(s.getSQLState())) {
       return shard + ": statement cancelled by PostgreSQL (" + msg.trim() + ")";
     }
+    // A pool that gave no connection says only that it timed out; the reason (a refused login, a server
+    // down) is its cause, which the caller needs.
+    Throwable cause = e.getCause();
+    if (e instanceof java.sql.SQLTransientConnectionException && cause != null && cause.getMessage() != null
+        && !msg.contains(cause.getMessage())) {
+      return shard + ": " + msg.trim() + " (last connection failure: " + cause.getMessage().trim() + ")";
+    }
     return shard + ": " + msg.trim();
   }
 
