@@ -400,6 +400,8 @@ Try it:
   shardmapctl lookup users -5 42 9000000000000000000
   shardmapctl --server 127.0.0.1:${GRPC_PORTS[1]} shard list
   shardmapctl watch users            # then, in another terminal: shardmapctl range split users 1000
+  shardmapctl count users users --pg-user postgres                      # one cross-shard count
+  shardmapctl query users "SELECT id, name FROM users ORDER BY id DESC LIMIT 5" --pg-user postgres
 
   buf curl --protocol grpc --http2-prior-knowledge --data '{"keyspace":"users","key":{"int_key":"42"}}' http://127.0.0.1:$g/shardmap.v1.ShardMapService/Lookup
   grpcurl -plaintext -d '{"keyspace":"users","key":{"int_key":"42"}}' 127.0.0.1:$g shardmap.v1.ShardMapService/Lookup
