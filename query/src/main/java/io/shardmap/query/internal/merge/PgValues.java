@@ -3,6 +3,7 @@ package io.shardmap.query.internal.merge;
 import com.ibm.icu.text.Collator;
 import com.ibm.icu.text.RawCollationKey;
 import com.ibm.icu.util.ULocale;
+import io.shardmap.core.CodePointOrder;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.query.ColumnType;
 import java.math.BigDecimal;
@@ -195,18 +196,7 @@ final class PgValues {
 
   /** Unicode code point order, which is the byte order of UTF-8 (String.compareTo is UTF-16 unit order). */
   static int compareCodePoints(String a, String b) {
-    int i = 0;
-    int j = 0;
-    while (i < a.length() && j < b.length()) {
-      int ca = a.codePointAt(i);
-      int cb = b.codePointAt(j);
-      if (ca != cb) {
-        return Integer.compare(ca, cb);
-      }
-      i += Character.charCount(ca);
-      j += Character.charCount(cb);
-    }
-    return Integer.compare(a.length() - i, b.length() - j);
+    return CodePointOrder.compare(a, b);
   }
 
   /** PostgreSQL's uuid order: the 16 bytes unsigned (UUID.compareTo compares signed longs). */
