@@ -3,7 +3,6 @@ package io.shardmap.core;
 import io.shardmap.proto.v1.KeyType;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -374,24 +373,12 @@ public sealed interface FenceUnit {
 
     @Override
     public boolean equals(Object o) {
-      if (!(o instanceof Entries e) || e.keys.size() != keys.size()) {
-        return false;
-      }
-      for (int i = 0; i < keys.size(); i++) {
-        if (!Arrays.equals(keys.get(i), e.keys.get(i))) {
-          return false;
-        }
-      }
-      return true;
+      return o instanceof Entries e && Keys.equal(keys, e.keys);
     }
 
     @Override
     public int hashCode() {
-      int h = 1;
-      for (byte[] k : keys) {
-        h = 31 * h + Arrays.hashCode(k);
-      }
-      return h;
+      return Keys.hash(keys);
     }
   }
 

@@ -111,6 +111,28 @@ public final class Keys {
     return Arrays.compareUnsigned(a, b);
   }
 
+  /** Whether two lists of keys hold equal keys in the same order (byte[] has identity equality). */
+  public static boolean equal(java.util.List<byte[]> a, java.util.List<byte[]> b) {
+    if (a.size() != b.size()) {
+      return false;
+    }
+    for (int i = 0; i < a.size(); i++) {
+      if (!Arrays.equals(a.get(i), b.get(i))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** A hash of a list of keys consistent with {@link #equal}. */
+  public static int hash(java.util.List<byte[]> keys) {
+    int h = 1;
+    for (byte[] k : keys) {
+      h = 31 * h + Arrays.hashCode(k);
+    }
+    return h;
+  }
+
   public static String hex(byte[] b) {
     return HEX.formatHex(b);
   }
