@@ -24,14 +24,17 @@ import java.util.concurrent.ConcurrentHashMap;
  * the move no key of the fence is routed here at or below its epoch (docs/data-model.md, "Epochs"), so a
  * fence that lingers after cleanup never makes a part stale forever.
  *
- * <p>{@link #check} must be the first statement of the part's REPEATABLE READ (or SERIALIZABLE)
- * transaction: it takes the snapshot, so the query's rows that follow are read in the same snapshot as the
- * fences. A fence committed after that snapshot is invisible, and so is every delete of cleanup (which
- * comes after the fence), so the part still sees all the unit's rows the source had.
+ * <p>The fences must be read in the part's REPEATABLE READ (or SERIALIZABLE) transaction, before its rows,
+ * so both come from the transaction's one snapshot. A fence committed after that snapshot is invisible, and
+ * so is every delete of cleanup (which comes after the fence), so the part still sees all the unit's rows
+ * the source had. Whether the shard has a fences table is read through the catalog, which is at least as new
+ * as the snapshot: a table absent then was absent at the snapshot, and so was every fence.
  *
- * <p>Cost: one statement per part on a shard whose fences table this guard has seen (the fences of the
- * keyspace, a handful of rows); on a shard it has not, one more ({@code to_regclass}) first, which is all a
- * shard the migrator never touched pays (docs/benchmarks.md, {@code fence-guard}). Which fences a row covers comes from its {@code unit_id}
+ * <p>Cost: in the part's own round trip ({@link PartGuard#inline}), one more statement: the fences of the
+ * keyspace, a handful of rows, on a shard whose fences table this guard has seen. On a shard it has not,
+ * the probe ({@code to_regclass}) instead, which is all a shard the migrator never touched pays; where the
+ * probe finds the table, the part is sent once more (docs/benchmarks.md, {@code fence-guard}). Which
+ * fences a row covers comes from its {@code unit_id}
  * ({@link FenceUnit}); a row written by a migrator before that column existed is read from its INT64
  * bounds or its "bucket:" unit_spec where it has them, and otherwise taken as the whole keyspace, which
  * the verdict reports ({@link Verdict#notes}) because it can keep parts on that shard stale until an
@@ -95,18 +98,74 @@ public final class FenceGuard {
 
   /**
    * This guard as the hook of every cross-shard query's parts ({@code ShardmapData} installs it): a stale
-   * verdict asks the executor to run the query again once its map has passed the fence.
+   * verdict asks the executor to run the query again once its map has passed the fence. Its {@link
+   * PartGuard#inline} statement rides in the part's own round trip: the fences read on a shard whose table
+   * this guard has seen, else the probe, whose rows teach it which statement reads the table (then the part
+   * is sent again, once per shard).
    */
   public PartGuard asPartGuard() {
-    return (c, keyspace, shard, map) -> {
-      Verdict v = check(c, keyspace, shard, map);
-      return v.stale() ? new PartGuard.Rerun("shard '" + shard + "': " + v.message(), v::passedBy) : null;
+    return new PartGuard() {
+      @Override
+      public Rerun check(Connection c, String keyspace, String shard, KeyspaceMap map) throws SQLException {
+        return rerun(FenceGuard.this.check(c, keyspace, shard, map));
+      }
+
+      @Override
+      public Inline inline(String keyspace, String shard) {
+        String read = readable.get(shard);
+        if (read == null) {
+          return new Inline() {
+            @Override
+            public String sql() {
+              return PROBE_SQL;
+            }
+
+            @Override
+            public List<Object> params() {
+              return List.of();
+            }
+
+            @Override
+            public Rerun verdict(ResultSet rows, KeyspaceMap map) throws SQLException {
+              // Absent: fresh, as in check. Readable: the fences were not read in this snapshot, so the
+              // part's rows of this round trip cannot be trusted; the next attempt reads them.
+              return probed(rows, shard) == null ? null : PartGuard.AGAIN;
+            }
+          };
+        }
+        return new Inline() {
+          @Override
+          public String sql() {
+            return read;
+          }
+
+          @Override
+          public List<Object> params() {
+            return List.of(keyspace);
+          }
+
+          @Override
+          public Rerun verdict(ResultSet rows, KeyspaceMap map) throws SQLException {
+            return rerun(decide(fences(rows, shard), shard, map));
+          }
+
+          @Override
+          public void failed(SQLException e) {
+            forget(shard, e);
+          }
+        };
+      }
+
+      private Rerun rerun(Verdict v) {
+        return v.stale() ? new Rerun("shard '" + v.shard() + "': " + v.message(), v::passedBy) : null;
+      }
     };
   }
 
   /**
    * The verdict for the part on {@code shard} of a query on {@code keyspace} at {@code map}; {@code c} is the
-   * part's connection, in a REPEATABLE READ or SERIALIZABLE transaction in which nothing has run yet.
+   * part's connection, in a REPEATABLE READ or SERIALIZABLE transaction in which nothing has run yet. Runs
+   * the probe (on a shard not seen yet) and the read as statements of their own.
    *
    * @throws IllegalStateException when {@code c} is in autocommit or a weaker isolation level (the fences
    *     and the rows would not be read in one snapshot)
@@ -123,43 +182,67 @@ public final class FenceGuard {
     String read = readable.get(shard);
     if (read == null) {
       try (PreparedStatement ps = c.prepareStatement(PROBE_SQL); ResultSet rs = ps.executeQuery()) {
-        rs.next();
-        requireSnapshotIsolation(rs.getString(1), shard);
-        switch (rs.getInt(2)) {
-          case 0 -> {
-            return new Verdict(false, shard, null, null, 0, "fresh", List.of());
-          }
-          case 2 -> throw ShardmapException.precondition("shard '" + shard + "': this role may not read "
-              + "shardmap.fences, so a cross-shard query cannot tell whether its part there is complete; run "
-              + "GRANT SELECT ON shardmap.fences TO PUBLIC on the shard (the migrator grants it when it creates or "
-              + "upgrades the table)");
-          default -> {
-            read = rs.getBoolean(3) ? READ_SQL : READ_OLD_SQL;
-            readable.put(shard, read);
-          }
+        read = probed(rs, shard);
+        if (read == null) {
+          return new Verdict(false, shard, null, null, 0, "fresh", List.of());
         }
       }
     }
-    List<Candidate> fences = new ArrayList<>();
+    List<Candidate> fences;
     try (PreparedStatement ps = c.prepareStatement(read)) {
       ps.setString(1, keyspace);
       try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          requireSnapshotIsolation(rs.getString(1), shard);
-          if (rs.getString(2) == null) {
-            continue; // the one row of the outer VALUES when the keyspace has no fence here
-          }
-          fences.add(new Candidate(rs.getString(2), rs.getString(3), rs.getLong(4), (Long) rs.getObject(5),
-              (Long) rs.getObject(6), rs.getString(7), rs.getString(8), rs.getBoolean(9)));
-        }
+        fences = fences(rs, shard);
       }
     } catch (SQLException e) {
-      if ("42P01".equals(e.getSQLState()) || "42501".equals(e.getSQLState()) || "42703".equals(e.getSQLState())) {
-        readable.remove(shard); // dropped, its grant revoked or a column dropped since this guard last read it
-      }
+      forget(shard, e);
       throw e;
     }
     return decide(fences, shard, map);
+  }
+
+  /**
+   * Reads the probe's row: null when the shard has no fences table (nothing fenced there before the
+   * snapshot), else the statement that reads it, remembered for the shard.
+   */
+  private String probed(ResultSet rs, String shard) throws SQLException {
+    rs.next();
+    requireSnapshotIsolation(rs.getString(1), shard);
+    switch (rs.getInt(2)) {
+      case 0 -> {
+        return null;
+      }
+      case 2 -> throw ShardmapException.precondition("shard '" + shard + "': this role may not read "
+          + "shardmap.fences, so a cross-shard query cannot tell whether its part there is complete; run "
+          + "GRANT SELECT ON shardmap.fences TO PUBLIC on the shard (the migrator grants it when it creates or "
+          + "upgrades the table)");
+      default -> {
+        String read = rs.getBoolean(3) ? READ_SQL : READ_OLD_SQL;
+        readable.put(shard, read);
+        return read;
+      }
+    }
+  }
+
+  /** The fence rows of a read ({@link #READ_SQL} or {@link #READ_OLD_SQL}). */
+  private static List<Candidate> fences(ResultSet rs, String shard) throws SQLException {
+    List<Candidate> fences = new ArrayList<>();
+    while (rs.next()) {
+      requireSnapshotIsolation(rs.getString(1), shard);
+      if (rs.getString(2) == null) {
+        continue; // the one row of the outer VALUES when the keyspace has no fence here
+      }
+      fences.add(new Candidate(rs.getString(2), rs.getString(3), rs.getLong(4), (Long) rs.getObject(5),
+          (Long) rs.getObject(6), rs.getString(7), rs.getString(8), rs.getBoolean(9)));
+    }
+    return fences;
+  }
+
+  /** A read failed: a fences table dropped, its grant revoked or a column dropped since it was probed. */
+  private void forget(String shard, SQLException e) {
+    if ("42P01".equals(e.getSQLState()) || "42501".equals(e.getSQLState()) || "42703".equals(e.getSQLState())) {
+      readable.remove(shard);
+    }
   }
 
   private static void requireSnapshotIsolation(String level, String shard) {

@@ -6,6 +6,9 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Statement;
+import org.postgresql.core.BaseConnection;
+import org.postgresql.core.TransactionState;
 
 /**
  * One shard's part of one run of a query: its connection (from the shard's query pool), its READ ONLY
@@ -85,15 +88,36 @@ final class Part {
     return true;
   }
 
+  /**
+   * Closes the statement of an attempt whose rows are not used, and ends its transaction when it left one
+   * open ({@code rollback}), so that the part can be sent again on the same connection.
+   */
+  void discardStatement(boolean rollback) throws SQLException {
+    PreparedStatement s;
+    synchronized (this) {
+      s = statement;
+      statement = null;
+    }
+    if (s != null) {
+      s.close();
+    }
+    if (rollback) {
+      connection.rollback();
+    }
+  }
+
   PreparedStatement statement() {
     return statement;
   }
 
   private int columns;
+  /** The part's rows came whole with its round trip (its transaction ended there): reading runs nothing. */
+  private volatile boolean whole;
 
-  void opened(ResultSet rs) throws SQLException {
+  void opened(ResultSet rs, boolean whole) throws SQLException {
     this.rows = rs;
     this.columns = rs.getMetaData().getColumnCount();
+    this.whole = whole;
   }
 
   ResultSet rows() {
@@ -104,11 +128,14 @@ final class Part {
     return cancelRequested;
   }
 
-  /** Runs the part's statement to its first rows (the worker's call), marked busy meanwhile. */
-  ResultSet execute() throws SQLException {
+  /**
+   * Runs the part's statements to the first rows of the last one (the worker's call), marked busy meanwhile;
+   * true when the first result is a result set.
+   */
+  boolean execute() throws SQLException {
     busy = true;
     try {
-      return statement.executeQuery();
+      return statement.execute();
     } finally {
       busy = false;
     }
@@ -201,7 +228,7 @@ final class Part {
     }
     try {
       if (!evict) {
-        c.rollback(); // read only: rolling back ends it exactly as a commit would
+        endTransaction(c);
       }
     } catch (SQLException e) {
       evict = true;
@@ -217,6 +244,21 @@ final class Part {
     }
   }
 
+  /**
+   * Ends the part's transaction if one is still open: a streamed part's (read only: rolling back ends it
+   * exactly as a commit would), or a bounded part's whose round trip failed before its COMMIT. A bounded part
+   * that succeeded ended it in its round trip, and costs nothing here.
+   */
+  private static void endTransaction(Connection c) throws SQLException {
+    if (!c.getAutoCommit()) {
+      c.rollback();
+    } else if (c.unwrap(BaseConnection.class).getTransactionState() != TransactionState.IDLE) {
+      try (Statement s = c.createStatement()) {
+        s.execute("ROLLBACK");
+      }
+    }
+  }
+
   /** The part's rows for the merge; ends (and reports) the part when read to the end or when it fails. */
   RowSource source(Execution owner) {
     return new RowSource() {
@@ -227,11 +269,15 @@ final class Part {
         }
         try {
           boolean more;
-          busy = true;
-          try {
-            more = rows.next();
-          } finally {
-            busy = false;
+          if (whole) {
+            more = rows.next(); // in memory: nothing runs on the server to cancel
+          } else {
+            busy = true;
+            try {
+              more = rows.next();
+            } finally {
+              busy = false;
+            }
           }
           if (!more) {
             exhausted = true;

@@ -10,6 +10,7 @@ import io.shardmap.core.ShardmapException;
 import io.shardmap.core.sql.KeyKind;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.query.QueryPlan;
+import io.shardmap.query.ShardStatement;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -119,6 +120,32 @@ public final class QueryExecutor implements AutoCloseable {
       }
       return a.finish();
     }
+  }
+
+  /** {@code send}'s answer for a part cancelled before it was sent. */
+  private static final PartGuard.Rerun STOPPED = new PartGuard.Rerun("stopped", m -> false);
+
+  /** The start of a bounded part's one round trip: its whole transaction is in it (see {@code send}). */
+  static final String BEGIN_WHOLE = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+      + "SELECT set_config('statement_timeout', ?, true)";
+
+  /** The start of a streamed part's round trip, sent after PgJDBC's BEGIN (autocommit off, for the cursor). */
+  static final String BEGIN_CURSOR = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+      + "SELECT set_config('statement_timeout', ?, true), set_config('idle_in_transaction_session_timeout', ?, true)";
+
+  /**
+   * Moves {@code s} on to its next result set (past the update counts of BEGIN and SET). {@code isRows} is
+   * what the last execute or getMoreResults returned.
+   */
+  private static ResultSet resultSet(Statement s, boolean isRows, String shard) throws SQLException {
+    while (!isRows) {
+      if (s.getUpdateCount() == -1) {
+        throw new IllegalStateException("shard '" + shard + "': the part's round trip returned fewer results "
+            + "than the statements it sent");
+      }
+      isRows = s.getMoreResults();
+    }
+    return s.getResultSet();
   }
 
   /** The pool a part takes its connection from: a random replica (else the next, else the primary) or the primary. */
@@ -251,52 +278,124 @@ public final class QueryExecutor implements AutoCloseable {
         if (c == null) {
           return; // cancelled while waiting for a connection
         }
-        c.setAutoCommit(false);
-        long ms = TimeUnit.NANOSECONDS.toMillis(request.deadlineNanos() - System.nanoTime());
-        if (ms <= 0) {
-          throw new ShardmapException(ErrorCode.DEADLINE_EXCEEDED, "the deadline passed before the part started");
-        }
-        try (Statement s = c.createStatement()) {
-          // One round trip, sent with PgJDBC's BEGIN: the transaction's own isolation and read-only mode (not
-          // the session's through setTransactionIsolation/setReadOnly, which cost a statement each way, when
-          // set and when the pool resets them) and its timeouts. SET takes no snapshot, so the guard (or the
-          // statement) below is still the transaction's first. The idle timeout ends the session on the server
-          // if the result is left unread and unclosed.
-          s.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = " + ms
-              + "; SET LOCAL idle_in_transaction_session_timeout = " + (ms + 1000));
-        }
-        PartGuard.Rerun r = guard.check(c, request.keyspace(), p.shard, keyspace);
-        if (r != null) {
+        KeyKind kind = keyKind(c, keyspace, p.shard, request.plan().table(), request.keyColumn());
+        String predicate = Targets.predicate(keyspace, request.target(), p.target, kind, request.plan().keyRef());
+        ShardStatement st = request.plan().shardStatement(predicate, request.params());
+        // A part whose SQL bounds its rows to one fetch comes whole; any other streams through a cursor.
+        boolean bounded = st.maxRows() >= 0 && st.maxRows() <= request.fetchSize();
+        while (true) {
+          PartGuard.Rerun verdict = send(p, c, st, bounded);
+          if (verdict == PartGuard.AGAIN) {
+            continue; // the guard has learned how to check this shard: send the part again
+          }
+          if (verdict == STOPPED) {
+            return; // cancelled before it was sent: nothing to settle (see awaitSettled)
+          }
           synchronized (this) {
-            if (rerun == null) {
-              rerun = r;
+            if (verdict != null && rerun == null) {
+              rerun = verdict;
             }
             settled++;
             notifyAll();
           }
           return;
         }
-        KeyKind kind = keyKind(c, keyspace, p.shard, request.plan().table(), request.keyColumn());
-        String predicate = Targets.predicate(keyspace, request.target(), p.target, kind, request.plan().keyRef());
-        io.shardmap.query.ShardStatement st = request.plan().shardStatement(predicate, request.params());
-        if (!p.prepare(st.sql())) {
-          return;
-        }
-        PreparedStatement ps = p.statement();
-        ps.setFetchSize(request.fetchSize());
-        for (int i = 0; i < st.params().size(); i++) {
-          ps.setObject(i + 1, st.params().get(i));
-        }
-        p.opened(p.execute());
-        synchronized (this) {
-          settled++;
-          notifyAll();
-        }
       } catch (Throwable e) {
         failed(p, e);
       }
     }
 
+    /**
+     * Sends the part in one round trip: the transaction's start (REPEATABLE READ, READ ONLY, with its
+     * timeouts), the guard's inline check and the part's statement, as one multi-statement that PgJDBC sends
+     * with one Sync (each statement prepared on the server once it has run a few times, since the text does
+     * not change between runs). A bounded part also ends its transaction in it (COMMIT: nothing is left to
+     * end when its rows are read); any other is left open, with the statement's cursor, until the part is
+     * released. A guard without an inline check costs a round trip of its own first. Returns the guard's
+     * verdict (null: the part is open); on any other than null the part's rows are not used.
+     */
+    private PartGuard.Rerun send(Part p, Connection c, ShardStatement st, boolean bounded) throws SQLException {
+      long ms = TimeUnit.NANOSECONDS.toMillis(request.deadlineNanos() - System.nanoTime());
+      if (ms <= 0) {
+        throw new ShardmapException(ErrorCode.DEADLINE_EXCEEDED, "the deadline passed before the part started");
+      }
+      PartGuard.Inline check = guard == PartGuard.NONE ? null : guard.inline(request.keyspace(), p.shard);
+      boolean checkFirst = guard != PartGuard.NONE && check == null;
+      boolean whole = bounded && !checkFirst;
+      c.setAutoCommit(whole);
+      StringBuilder sql = new StringBuilder();
+      List<Object> params = new ArrayList<>();
+      // The statement timeout ends the part's statements on the server at the deadline (the executor cancels
+      // them too); the idle timeout ends the session there if a streamed result is left unread and unclosed.
+      // Both are LOCAL: they end with the transaction. The SET (or BEGIN) takes no snapshot; the first query
+      // does, and every statement after it reads in that snapshot.
+      if (whole) {
+        sql.append(BEGIN_WHOLE);
+        params.add(Long.toString(ms));
+      } else {
+        sql.append(BEGIN_CURSOR);
+        params.add(Long.toString(ms));
+        params.add(Long.toString(ms + 1000));
+      }
+      boolean prefixRows = true;
+      if (checkFirst) {
+        try (PreparedStatement s = c.prepareStatement(sql.toString())) {
+          for (int i = 0; i < params.size(); i++) {
+            s.setObject(i + 1, params.get(i));
+          }
+          s.execute();
+        }
+        PartGuard.Rerun r = guard.check(c, request.keyspace(), p.shard, keyspace);
+        if (r != null) {
+          return r;
+        }
+        sql.setLength(0);
+        params.clear();
+        prefixRows = false;
+      }
+      if (check != null) {
+        sql.append("; ").append(check.sql());
+        params.addAll(check.params());
+      }
+      sql.append(sql.length() == 0 ? "" : "; ").append(st.sql());
+      params.addAll(st.params());
+      if (whole) {
+        sql.append("; COMMIT");
+      }
+      if (!p.prepare(sql.toString())) {
+        return STOPPED;
+      }
+      PreparedStatement ps = p.statement();
+      ps.setFetchSize(whole ? 0 : request.fetchSize());
+      for (int i = 0; i < params.size(); i++) {
+        ps.setObject(i + 1, params.get(i));
+      }
+      try {
+        boolean isRows = p.execute();
+        if (prefixRows) {
+          resultSet(ps, isRows, p.shard);
+          isRows = ps.getMoreResults();
+        }
+        if (check != null) {
+          PartGuard.Rerun r = check.verdict(resultSet(ps, isRows, p.shard), keyspace);
+          if (r == PartGuard.AGAIN) {
+            p.discardStatement(!whole);
+            return r;
+          }
+          if (r != null) {
+            return r;
+          }
+          isRows = ps.getMoreResults();
+        }
+        p.opened(resultSet(ps, isRows, p.shard), whole);
+        return null;
+      } catch (SQLException e) {
+        if (check != null) {
+          check.failed(e);
+        }
+        throw e;
+      }
+    }
     private void failed(Part p, Throwable e) {
       synchronized (this) {
         // A part that failed because this query cancelled it is not a failure of its shard; one that failed on

@@ -126,14 +126,21 @@ final class SelectPlan implements QueryPlan {
     long off = resolve(offset, params, "OFFSET", 0);
     long lim = resolve(limit, params, "LIMIT", -1);
     String shardLimit = "ALL";
+    long maxRows = -1;
     if (lim >= 0 && lim <= Long.MAX_VALUE - off) {
       shardLimit = Long.toString(lim + off);
+      if (template.hasLimit()) {
+        maxRows = lim + off;
+      }
+    }
+    if (kind == Kind.AGGREGATED && aggregation.groupColumns().isEmpty() && aggregation.distinctColumn() == null) {
+      maxRows = 1; // one group of every row: one partial row per shard
     }
     List<Object> values = new ArrayList<>();
     for (int i : template.paramOrder()) {
       values.add(params.get(i));
     }
-    return new ShardStatement(template.render(predicate, shardLimit), values);
+    return new ShardStatement(template.render(predicate, shardLimit), values, maxRows);
   }
 
   @Override
