@@ -290,6 +290,63 @@ class CrossShardQueryTest {
     assertEquals(List.of("ka0", "kc2"), found);
   }
 
+  /**
+   * A part whose SQL bounds its rows to one fetch ends its transaction in its one round trip: while its result
+   * is still open and unread, no shard holds a transaction for it; a streamed part holds one until its result
+   * is closed. A bounded part that fails on the shard leaves no aborted transaction behind, and its
+   * connection (the pool's only one) serves the next query.
+   */
+  @Test
+  void aBoundedPartEndsItsTransactionInItsRoundTripAndAFailedOneLeavesNoneOpen() throws Exception {
+    String app = "qexec-whole-" + UUID.randomUUID().toString().substring(0, 8);
+    ShardmapData d = open(PartGuard.NONE, 1, app);
+    try {
+      String top = "SELECT id, v FROM " + users + " ORDER BY id DESC LIMIT 5";
+      try (QueryResult r = d.query(CrossShardQuery.builder("users", top).build())) {
+        assertEquals(0, inTransaction(app), "bounded parts: every transaction ended with the round trip");
+        List<Long> got = new ArrayList<>();
+        while (r.next()) {
+          got.add(r.getLong(1));
+        }
+        assertEquals(new ArrayList<>(ids.descendingSet()).subList(0, 5), got);
+      }
+      try (QueryResult r = d.query(CrossShardQuery.builder("users", "SELECT id FROM " + users + " ORDER BY id")
+          .fetchSize(7).build())) {
+        assertEquals(3, inTransaction(app), "streamed parts keep their transaction (and cursor) open");
+        assertTrue(r.next());
+      }
+      assertEquals(0, inTransaction(app), "closing the result ended them");
+
+      long poison = client.route("users", ids.first()).shard().equals("s2") ? ids.first() : ids.stream()
+          .filter(id -> client.route("users", id).shard().equals("s2")).findFirst().orElseThrow();
+      CrossShardQuery failing = CrossShardQuery.builder("users", "SELECT id FROM " + users
+          + " WHERE 1 / (id - ?) <> 7 ORDER BY id LIMIT 3").params(poison).build();
+      ShardmapException e = assertThrows(ShardmapException.class, () -> d.queryList(failing, row -> row.getLong(1)));
+      assertTrue(e.getMessage().contains("s2: ") && e.getMessage().contains("division by zero"), e.getMessage());
+      assertEquals(0, inTransaction(app), "the failed part's aborted transaction was rolled back");
+      assertEquals(new ArrayList<>(ids).subList(0, 5), d.queryList(CrossShardQuery.builder("users", "SELECT id FROM "
+          + users + " ORDER BY id LIMIT 5").build(), row -> row.getLong(1)), "the same connections serve again");
+    } finally {
+      d.close();
+    }
+  }
+
+  /** Backends of {@code app} on all shards inside a transaction (open, or aborted and not yet rolled back). */
+  long inTransaction(String app) throws SQLException {
+    long n = 0;
+    for (int i = 0; i < 3; i++) {
+      try (Connection c = pg.shard(i).connect(); PreparedStatement ps = c.prepareStatement("SELECT count(*) FROM "
+          + "pg_stat_activity WHERE application_name = ? AND state LIKE 'idle in transaction%'")) {
+        ps.setString(1, app);
+        try (ResultSet rs = ps.executeQuery()) {
+          rs.next();
+          n += rs.getLong(1);
+        }
+      }
+    }
+    return n;
+  }
+
   @Test
   void badInputIsRefusedBeforeAnythingIsSent() throws Exception {
     String app = "qexec-bad-" + UUID.randomUUID().toString().substring(0, 8);

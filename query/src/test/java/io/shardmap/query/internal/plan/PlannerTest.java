@@ -53,6 +53,27 @@ class PlannerTest {
     return sql;
   }
 
+  /**
+   * The row bound a shard statement carries, which lets the executor read a part whole in one round trip:
+   * the per-shard LIMIT (offset + limit) where the shard SQL has one, one row for an aggregate without
+   * GROUP BY, and none otherwise (a LIMIT the merge applies after grouping bounds nothing per shard).
+   */
+  @Test
+  void shardStatementsCarryTheRowBoundTheirSqlGuarantees() {
+    assertEquals(15, plan("SELECT id FROM t ORDER BY id LIMIT 10 OFFSET 5").shardStatement("true", List.of()).maxRows());
+    assertEquals(7, plan("SELECT id FROM t ORDER BY id LIMIT ? OFFSET ?").shardStatement("true", List.of(4, 3)).maxRows());
+    assertEquals(10, plan("SELECT id FROM t LIMIT 10").shardStatement("true", List.of()).maxRows());
+    assertEquals(-1, plan("SELECT id FROM t ORDER BY id").shardStatement("true", List.of()).maxRows());
+    assertEquals(-1, plan("SELECT id FROM t ORDER BY id OFFSET 5").shardStatement("true", List.of()).maxRows());
+    assertEquals(1, plan("SELECT count(*), sum(id), avg(id) FROM t").shardStatement("true", List.of()).maxRows());
+    assertEquals(1, plan("SELECT count(*) FROM t HAVING count(*) > 1").shardStatement("true", List.of()).maxRows());
+    assertEquals(-1, plan("SELECT count(DISTINCT id) FROM t").shardStatement("true", List.of()).maxRows(),
+        "COUNT(DISTINCT) groups the shard rows by its argument");
+    assertEquals(-1, plan("SELECT id % 3, count(*) FROM t GROUP BY 1 ORDER BY 1 LIMIT 2")
+        .shardStatement("true", List.of()).maxRows(), "the LIMIT applies to the merged groups");
+    assertEquals(-1, plan("SELECT DISTINCT id % 3 FROM t").shardStatement("true", List.of()).maxRows());
+  }
+
   static SortKey asc(int c) {
     return new SortKey(c, false, false);
   }
