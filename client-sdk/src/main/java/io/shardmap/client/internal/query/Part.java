@@ -1,12 +1,16 @@
 package io.shardmap.client.internal.query;
 
 import com.zaxxer.hikari.HikariDataSource;
+import com.zaxxer.hikari.pool.HikariPool;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.ShardmapException;
 import io.shardmap.query.RowSource;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.concurrent.TimeUnit;
 import org.postgresql.core.BaseConnection;
 import org.postgresql.core.TransactionState;
 
@@ -47,12 +51,15 @@ final class Part {
   }
 
   /**
-   * Takes a connection from {@code from}; false when the part was cancelled or released meanwhile (the
-   * connection, on which nothing ran, went straight back to the pool). From true until {@link #opened} or a
-   * failure, the part is {@link #opening}.
+   * Takes a connection from {@code from}, waiting at most the pool's connection timeout and never past
+   * {@code deadlineNanos}; false when the part was cancelled or released meanwhile (the connection, on which
+   * nothing ran, went straight back to the pool). From true until {@link #opened} or a failure, the part is
+   * {@link #opening}.
+   *
+   * @throws ShardmapException DEADLINE_EXCEEDED when the deadline passed while waiting
    */
-  boolean connect(HikariDataSource from) throws SQLException {
-    Connection c = from.getConnection();
+  boolean connect(HikariDataSource from, long deadlineNanos) throws SQLException {
+    Connection c = acquire(from, deadlineNanos);
     synchronized (this) {
       if (!cancelRequested && !released) {
         pool = from;
@@ -63,6 +70,29 @@ final class Part {
     }
     c.close();
     return false;
+  }
+
+  /**
+   * A connection of {@code ds} within its connection timeout and the deadline. The pool's own wait takes a
+   * limit through {@link HikariPool#getConnection(long)} (a pool not started yet has none: its timeout then
+   * applies), so a query never waits past its deadline for a connection, whichever thread opens the part.
+   */
+  private static Connection acquire(HikariDataSource ds, long deadlineNanos) throws SQLException {
+    long left = TimeUnit.NANOSECONDS.toMillis(deadlineNanos - System.nanoTime() + 999_999); // rounded up
+    if (left <= 0) {
+      throw new ShardmapException(ErrorCode.DEADLINE_EXCEEDED, "the deadline passed before the part had a connection");
+    }
+    if (!(ds.getHikariPoolMXBean() instanceof HikariPool p) || left >= ds.getConnectionTimeout()) {
+      return ds.getConnection();
+    }
+    try {
+      return p.getConnection(left);
+    } catch (java.sql.SQLTransientConnectionException e) {
+      // The wait was the deadline's (shorter than the pool's timeout): it ran out, not the pool.
+      throw new ShardmapException(ErrorCode.DEADLINE_EXCEEDED, "the deadline passed while the part waited for a "
+            + "connection of the shard's query pool (" + e.getMessage() + (e.getCause() == null ? "" : "; last "
+            + "connection failure: " + e.getCause().getMessage()) + ")", e);
+    }
   }
 
   /** True while a worker holds the part's connection and has not finished opening it. */

@@ -149,7 +149,7 @@ public final class QueryExecutor implements AutoCloseable {
   }
 
   /** The pool a part takes its connection from: a random replica (else the next, else the primary) or the primary. */
-  private Connection connect(Part p, boolean replicas, DirectorySnapshot map) throws SQLException {
+  private Connection connect(Part p, boolean replicas, DirectorySnapshot map, long deadline) throws SQLException {
     ShardPool pool = pools.get(p.shard, map);
     if (pool == null) {
       throw ShardmapException.precondition("shard '" + p.shard + "' is not registered at revision " + map.revision());
@@ -159,13 +159,13 @@ public final class QueryExecutor implements AutoCloseable {
       int first = rs.length == 1 ? 0 : ThreadLocalRandom.current().nextInt(rs.length);
       for (int i = 0; i < rs.length; i++) {
         try {
-          return p.connect(rs[(first + i) % rs.length]) ? p.connection() : null;
+          return p.connect(rs[(first + i) % rs.length], deadline) ? p.connection() : null;
         } catch (SQLException e) {
           // this replica gave no connection within replicaConnectionTimeout: the next one, then the primary
         }
       }
     }
-    return p.connect(pool.primary()) ? p.connection() : null;
+    return p.connect(pool.primary(), deadline) ? p.connection() : null;
   }
 
   /** The kind of the key column of {@code table} on the part's shard (BYTES keyspaces: text or bytea). */
@@ -225,6 +225,11 @@ public final class QueryExecutor implements AutoCloseable {
       }
     }
 
+    /**
+     * Opens the parts, at most the query's parallelism at once: on that many threads less one from the
+     * executor's, and on the caller's, which would otherwise only wait (one thread hand-off fewer per query,
+     * and none at all with parallelism 1). Returns when the caller has no part left to open.
+     */
     void launch() {
       long delay = request.deadlineNanos() - System.nanoTime();
       deadline = timer.schedule(this::deadlinePassed, Math.max(0, delay), TimeUnit.NANOSECONDS);
@@ -232,24 +237,28 @@ public final class QueryExecutor implements AutoCloseable {
       synchronized (this) {
         workersRunning = n;
       }
-      for (int i = 0; i < n; i++) {
+      for (int i = 1; i < n; i++) {
         try {
           workers.execute(this::work);
         } catch (RuntimeException e) { // the executor is shut down: ShardmapData closed
           synchronized (this) {
-            workersRunning--;
+            workersRunning -= n - i;
             notifyAll();
           }
           throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this ShardmapData is closed", e);
         }
       }
+      if (n > 0) {
+        work();
+      }
     }
 
+    /** Opens parts until none is left, or the run cannot succeed any more (it stops, fails, times out or reruns). */
     private void work() {
       try {
         for (int i = nextPart.getAndIncrement(); i < parts.size(); i = nextPart.getAndIncrement()) {
           synchronized (this) {
-            if (stopping) {
+            if (stopping || timedOut || rerun != null || (!request.partial() && failed > 0)) {
               return;
             }
           }
@@ -274,7 +283,7 @@ public final class QueryExecutor implements AutoCloseable {
 
     private void openPart(Part p) {
       try {
-        Connection c = connect(p, request.replicas(), map);
+        Connection c = connect(p, request.replicas(), map, request.deadlineNanos());
         if (c == null) {
           return; // cancelled while waiting for a connection
         }
