@@ -24,4 +24,16 @@ public final class QueryPlanner {
   public static QueryPlan plan(String sql, ShardedTables tables) {
     return Planner.plan(sql, tables);
   }
+
+  /**
+   * Plans {@code sql} (one SELECT with JDBC {@code ?} placeholders) to run on every shard as written, with the
+   * ownership predicate ANDed into its WHERE, and its rows combined by {@code merge}: for what the merge
+   * cannot be derived from, such as a window function partitioned by the shard key (see {@link Merge}).
+   * Refuses (INVALID_ARGUMENT) what is still checked: field {@code sql} for a statement that is not a read of
+   * sharded tables the predicate can reach; field {@code merge} for a merge that does not fit the statement's
+   * columns.
+   */
+  public static QueryPlan plan(String sql, ShardedTables tables, Merge merge) {
+    return Planner.plan(sql, tables, merge);
+  }
 }

@@ -67,6 +67,16 @@ final class ExprWalk {
 
   /** Calls {@code visit(node, clause)} on every node, parents before children. */
   static void walk(Expression e, String clause, BiConsumer<Expression, String> visit) {
+    walk(e, clause, visit, false);
+  }
+
+  /**
+   * The same for a statement every shard runs as written, under an explicit merge ({@code perShard}): window
+   * functions, ordered-set aggregates and the other aggregates are then allowed (each shard computes them over
+   * its own rows, and the caller's merge says how those combine); subqueries and named placeholders are still
+   * refused. Placeholders inside nodes this walk does not enter are caught by the planner's count.
+   */
+  static void walk(Expression e, String clause, BiConsumer<Expression, String> visit, boolean perShard) {
     if (e == null) {
       return;
     }
@@ -82,6 +92,31 @@ final class ExprWalk {
     if (e instanceof JdbcNamedParameter || e instanceof NumericBind || e instanceof UserVariable) {
       throw Sql.refuse("named placeholders or variables such as " + e + " are not supported (in " + clause
           + "): use ? placeholders");
+    }
+    if (perShard && e instanceof AnalyticExpression a && a.getType() != AnalyticType.FILTER_ONLY) {
+      visit.accept(e, clause);
+      walk(a.getExpression(), clause, visit, perShard);
+      walk(a.getOffset(), clause, visit, perShard);
+      walk(a.getDefaultValue(), clause, visit, perShard);
+      walk(a.getFilterExpression(), clause, visit, perShard);
+      if (a.getPartitionExpressionList() != null) {
+        walkList(a.getPartitionExpressionList(), clause, visit, perShard);
+      }
+      if (a.getOrderByElements() != null) {
+        for (OrderByElement o : a.getOrderByElements()) {
+          walk(o.getExpression(), clause, visit, perShard);
+        }
+      }
+      if (a.getFuncOrderBy() != null) {
+        for (OrderByElement o : a.getFuncOrderBy()) {
+          walk(o.getExpression(), clause, visit, perShard);
+        }
+      }
+      return;
+    }
+    if (perShard && (e instanceof JsonAggregateFunction || e instanceof MySQLGroupConcat)) {
+      visit.accept(e, clause);
+      return;
     }
     if (e instanceof AnalyticExpression a && a.getType() != AnalyticType.FILTER_ONLY) {
       if (a.getType() == AnalyticType.OVER) {
@@ -101,15 +136,15 @@ final class ExprWalk {
         || e instanceof TimeValue || e instanceof TimestampValue || e instanceof DateTimeLiteralExpression
         || e instanceof TimeKeyExpression || e instanceof AllValue || e instanceof AllColumns) {
       if (e instanceof Column c && c.getArrayConstructor() != null) {
-        walk(c.getArrayConstructor(), clause, visit);
+        walk(c.getArrayConstructor(), clause, visit, perShard);
       }
       return;
     }
     if (e instanceof AnalyticExpression a) {
-      walk(a.getExpression(), clause, visit);
-      walk(a.getOffset(), clause, visit);
-      walk(a.getDefaultValue(), clause, visit);
-      walk(a.getFilterExpression(), clause, visit);
+      walk(a.getExpression(), clause, visit, perShard);
+      walk(a.getOffset(), clause, visit, perShard);
+      walk(a.getDefaultValue(), clause, visit, perShard);
+      walk(a.getFilterExpression(), clause, visit, perShard);
       return;
     }
     if (e instanceof Function f) {
@@ -117,95 +152,95 @@ final class ExprWalk {
           || f.getNullHandling() != null || f.getAttribute() != null) {
         throw Sql.refuse("unsupported function syntax (in " + clause + "): " + f);
       }
-      walkList(f.getParameters(), clause, visit);
+      walkList(f.getParameters(), clause, visit, perShard);
       NamedExpressionList<?> named = f.getNamedParameters();
       if (named != null) {
         for (Expression x : named) {
-          walk(x, clause, visit);
+          walk(x, clause, visit, perShard);
         }
       }
       if (f.getOrderByElements() != null) {
         for (OrderByElement o : f.getOrderByElements()) {
-          walk(o.getExpression(), clause, visit);
+          walk(o.getExpression(), clause, visit, perShard);
         }
       }
       return;
     }
     if (e instanceof LikeExpression l) {
-      walk(l.getLeftExpression(), clause, visit);
-      walk(l.getRightExpression(), clause, visit);
+      walk(l.getLeftExpression(), clause, visit, perShard);
+      walk(l.getRightExpression(), clause, visit, perShard);
       if (l.getEscape() != null) {
-        walk(l.getEscape(), clause, visit);
+        walk(l.getEscape(), clause, visit, perShard);
       }
       return;
     }
     if (e instanceof InExpression in) {
-      walk(in.getLeftExpression(), clause, visit);
-      walk(in.getRightExpression(), clause, visit);
+      walk(in.getLeftExpression(), clause, visit, perShard);
+      walk(in.getRightExpression(), clause, visit, perShard);
       return;
     }
     if (e instanceof BinaryExpression b) {
-      walk(b.getLeftExpression(), clause, visit);
-      walk(b.getRightExpression(), clause, visit);
+      walk(b.getLeftExpression(), clause, visit, perShard);
+      walk(b.getRightExpression(), clause, visit, perShard);
       return;
     }
     if (e instanceof ExpressionList<?> list) {
-      walkList(list, clause, visit);
+      walkList(list, clause, visit, perShard);
       return;
     }
     if (e instanceof NotExpression n) {
-      walk(n.getExpression(), clause, visit);
+      walk(n.getExpression(), clause, visit, perShard);
     } else if (e instanceof SignedExpression s) {
-      walk(s.getExpression(), clause, visit);
+      walk(s.getExpression(), clause, visit, perShard);
     } else if (e instanceof CastExpression c) {
-      walk(c.getLeftExpression(), clause, visit);
+      walk(c.getLeftExpression(), clause, visit, perShard);
     } else if (e instanceof CollateExpression c) {
-      walk(c.getLeftExpression(), clause, visit);
+      walk(c.getLeftExpression(), clause, visit, perShard);
     } else if (e instanceof IsNullExpression n) {
-      walk(n.getLeftExpression(), clause, visit);
+      walk(n.getLeftExpression(), clause, visit, perShard);
     } else if (e instanceof IsBooleanExpression n) {
-      walk(n.getLeftExpression(), clause, visit);
+      walk(n.getLeftExpression(), clause, visit, perShard);
     } else if (e instanceof IsUnknownExpression n) {
-      walk(n.getLeftExpression(), clause, visit);
+      walk(n.getLeftExpression(), clause, visit, perShard);
     } else if (e instanceof Between b) {
-      walk(b.getLeftExpression(), clause, visit);
-      walk(b.getBetweenExpressionStart(), clause, visit);
-      walk(b.getBetweenExpressionEnd(), clause, visit);
+      walk(b.getLeftExpression(), clause, visit, perShard);
+      walk(b.getBetweenExpressionStart(), clause, visit, perShard);
+      walk(b.getBetweenExpressionEnd(), clause, visit, perShard);
     } else if (e instanceof CaseExpression c) {
-      walk(c.getSwitchExpression(), clause, visit);
+      walk(c.getSwitchExpression(), clause, visit, perShard);
       for (WhenClause w : c.getWhenClauses()) {
-        walk(w, clause, visit);
+        walk(w, clause, visit, perShard);
       }
-      walk(c.getElseExpression(), clause, visit);
+      walk(c.getElseExpression(), clause, visit, perShard);
     } else if (e instanceof WhenClause w) {
-      walk(w.getWhenExpression(), clause, visit);
-      walk(w.getThenExpression(), clause, visit);
+      walk(w.getWhenExpression(), clause, visit, perShard);
+      walk(w.getThenExpression(), clause, visit, perShard);
     } else if (e instanceof RowConstructor<?> r) {
-      walkList(r, clause, visit);
+      walkList(r, clause, visit, perShard);
     } else if (e instanceof ArrayConstructor a) {
-      walkList(a.getExpressions(), clause, visit);
+      walkList(a.getExpressions(), clause, visit, perShard);
     } else if (e instanceof ArrayExpression a) {
-      walk(a.getObjExpression(), clause, visit);
-      walk(a.getIndexExpression(), clause, visit);
-      walk(a.getStartIndexExpression(), clause, visit);
-      walk(a.getStopIndexExpression(), clause, visit);
+      walk(a.getObjExpression(), clause, visit, perShard);
+      walk(a.getIndexExpression(), clause, visit, perShard);
+      walk(a.getStartIndexExpression(), clause, visit, perShard);
+      walk(a.getStopIndexExpression(), clause, visit, perShard);
     } else if (e instanceof ExtractExpression x) {
-      walk(x.getExpression(), clause, visit);
+      walk(x.getExpression(), clause, visit, perShard);
     } else if (e instanceof IntervalExpression i) {
-      walk(i.getExpression(), clause, visit);
+      walk(i.getExpression(), clause, visit, perShard);
     } else if (e instanceof TimezoneExpression t) {
-      walk(t.getLeftExpression(), clause, visit);
+      walk(t.getLeftExpression(), clause, visit, perShard);
       for (Expression z : t.getTimezoneExpressions()) {
-        walk(z, clause, visit);
+        walk(z, clause, visit, perShard);
       }
     } else if (e instanceof TrimFunction t) {
-      walk(t.getExpression(), clause, visit);
-      walk(t.getFromExpression(), clause, visit);
+      walk(t.getExpression(), clause, visit, perShard);
+      walk(t.getFromExpression(), clause, visit, perShard);
     } else if (e instanceof JsonExpression j) {
-      walk(j.getExpression(), clause, visit);
+      walk(j.getExpression(), clause, visit, perShard);
     } else if (e instanceof OverlapsCondition o) {
-      walk(o.getLeft(), clause, visit);
-      walk(o.getRight(), clause, visit);
+      walk(o.getLeft(), clause, visit, perShard);
+      walk(o.getRight(), clause, visit, perShard);
     } else {
       throw Sql.refuse("unsupported expression in " + clause + ": " + e + " ("
           + e.getClass().getSimpleName() + "); the planner only accepts expressions it can check");
@@ -213,10 +248,10 @@ final class ExprWalk {
   }
 
   private static void walkList(List<? extends Expression> list, String clause,
-                               BiConsumer<Expression, String> visit) {
+                               BiConsumer<Expression, String> visit, boolean perShard) {
     if (list != null) {
       for (Expression x : list) {
-        walk(x, clause, visit);
+        walk(x, clause, visit, perShard);
       }
     }
   }

@@ -104,6 +104,8 @@ public final class Planner {
   final List<TableRef> refs = new ArrayList<>();
   final List<JdbcParameter> params = new ArrayList<>();
   private boolean hasAggregate;
+  /** Planning a statement every shard runs as written, under the caller's {@link io.shardmap.query.Merge}. */
+  private boolean perShard;
 
   record TableRef(String name, String schema, String alias, String key, String lookedUp) {}
 
@@ -125,6 +127,21 @@ public final class Planner {
       throw Sql.refuse("must be one SELECT statement, got an empty one");
     }
     return new Planner(sql, parse(sql), tables).build();
+  }
+
+  /**
+   * Plans {@code sql} to run on every shard as written, with only the ownership predicate added, and its rows
+   * combined by {@code merge} (see {@link io.shardmap.query.Merge} for what stays checked).
+   */
+  public static QueryPlan plan(String sql, QueryPlanner.ShardedTables tables, io.shardmap.query.Merge merge) {
+    Objects.requireNonNull(tables, "tables");
+    Objects.requireNonNull(merge, "merge");
+    if (sql == null || sql.isBlank()) {
+      throw Sql.refuse("must be one SELECT statement, got an empty one");
+    }
+    Planner p = new Planner(sql, parse(sql), tables);
+    p.perShard = true;
+    return p.buildExplicit(merge);
   }
 
   // ---------------------------------------------------------------- parsing and clause checks
@@ -179,6 +196,10 @@ public final class Planner {
     if (ps.getIntoTables() != null || ps.getIntoTempTable() != null) {
       throw Sql.refuse("SELECT INTO creates a table; only a query can run across shards");
     }
+    if (perShard) {
+      checkOnlyReads();
+      return;
+    }
     if (ps.getWindowDefinitions() != null && !ps.getWindowDefinitions().isEmpty()) {
       throw Sql.refuse("window functions cannot be merged across shards: WINDOW "
           + ps.getWindowDefinitions());
@@ -196,6 +217,11 @@ public final class Planner {
         throw Sql.refuse("GROUPING SETS, ROLLUP and CUBE cannot be merged across shards: " + g);
       }
     }
+    checkOnlyReads();
+  }
+
+  /** What even a statement run as written may not be: PostgreSQL syntax only. */
+  private void checkOnlyReads() {
     Object[] unsupported = {ps.getQualify(), ps.getTop(), ps.getFirst(), ps.getSkip(),
         ps.getOracleHierarchical(), ps.getLateralViews(), ps.getKsqlWindow(), ps.getPivot(),
         ps.getUnPivot(), ps.getLimitBy(), ps.getIsolation(), ps.getOptimizeFor(),
@@ -389,10 +415,20 @@ public final class Planner {
     if (ps.getFetch() != null) {
       walk(ps.getFetch().getExpression(), "FETCH");
     }
+    Distinct d = ps.getDistinct();
+    if (perShard && d != null && d.getOnSelectItems() != null) {
+      for (SelectItem<?> item : d.getOnSelectItems()) {
+        walk(item.getExpression(), "DISTINCT ON");
+      }
+    }
   }
 
   private void walk(Expression e, String clause) {
     ExprWalk.walk(e, clause, (node, where) -> {
+      if (perShard && !(node instanceof JdbcParameter)
+          && !(node instanceof net.sf.jsqlparser.expression.operators.relational.JsonOperator)) {
+        return; // the shards compute every aggregate and window of the statement; the caller's merge combines
+      }
       if (node instanceof JdbcParameter p) {
         if (p.isUseFixedIndex()) {
           throw Sql.refuse("numbered placeholders such as " + p + " are not supported (in " + where
@@ -418,7 +454,7 @@ public final class Planner {
         }
         hasAggregate = true;
       }
-    });
+    }, perShard);
   }
 
   /** The lower-case name of an aggregate call (a mergeable one or another known aggregate), else null. */
@@ -486,6 +522,128 @@ public final class Planner {
       return new AggregatePlan(this, labels, offset, limit).plan();
     }
     return planPlain(labels, offset, limit);
+  }
+
+  /** The statement as written plus the ownership predicate, and the caller's merge resolved to columns. */
+  private QueryPlan buildExplicit(io.shardmap.query.Merge merge) {
+    if (ps.getWithItemsList() != null && !ps.getWithItemsList().isEmpty()) {
+      throw Sql.refuse("WITH cannot run across shards: the ownership predicate would not reach the rows of its"
+          + " queries, so rows being moved could count twice");
+    }
+    if (ps.getForMode() != null || ps.getForUpdateTable() != null || ps.getForClause() != null
+        || ps.getWait() != null || ps.isSkipLocked() || ps.isNoWait()) {
+      throw Sql.refuse("FOR UPDATE/SHARE cannot run across shards: row locks belong in a transaction on"
+          + " the shard that owns the key");
+    }
+    if (ps.getIntoTables() != null || ps.getIntoTempTable() != null) {
+      throw Sql.refuse("SELECT INTO creates a table; only a query can run across shards");
+    }
+    checkClauses();
+    resolveTables();
+    walkAll();
+    markParams();
+    List<String> labels = new ArrayList<>();
+    for (SelectItem<?> item : ps.getSelectItems()) {
+      Expression e = item.getExpression();
+      labels.add(e instanceof AllColumns || e instanceof AllTableColumns ? "*" : Labels.label(item));
+    }
+    int width = labels.contains("*") ? -1 : labels.size();
+    Expression where = ps.getWhere();
+    Expression owned = new Column(salt + ShardTemplate.OWNED);
+    ps.setWhere(where == null ? paren(owned) : new AndExpression(paren(where), paren(owned)));
+    ShardTemplate template = ShardTemplate.cut(ps.toString(), salt);
+    Bound offset = merge.offset() == 0 ? Bound.NONE : Bound.of(merge.offset());
+    Bound limit = merge.limit() < 0 ? Bound.NONE : Bound.of(merge.limit());
+    String table = refs.get(0).lookedUp;
+    switch (merge.kind()) {
+      case CONCAT, ORDERED -> {
+        List<MergeSpec.SortKey> order = new ArrayList<>();
+        for (io.shardmap.query.Merge.Key k : merge.order()) {
+          order.add(new MergeSpec.SortKey(column(k.column(), labels), k.descending(), k.nullsGoFirst()));
+        }
+        return new SelectPlan(sql, table, keyRef(), params.size(), labels, template, offset, limit, 0, width,
+            order, SelectPlan.Kind.PLAIN, null, List.of(), null, merge);
+      }
+      default -> {
+        if (width < 0) {
+          throw ExplicitMerge.refuse("a grouped merge needs every column of the statement named: write its "
+              + "select list without *");
+        }
+        // The group row is [group columns..., combined columns...]; the answer keeps the statement's shape.
+        Integer[] at = new Integer[width];
+        List<Integer> groupColumns = new ArrayList<>();
+        for (io.shardmap.query.Merge.Column c : merge.groups()) {
+          int i = column(c, labels);
+          if (at[i] != null) {
+            throw ExplicitMerge.refuse("column " + c + " is grouped twice");
+          }
+          at[i] = groupColumns.size();
+          groupColumns.add(i);
+        }
+        List<MergeSpec.Aggregate> aggregates = new ArrayList<>();
+        for (io.shardmap.query.Merge.Aggregate a : merge.aggregates()) {
+          int i = column(a.column(), labels);
+          if (at[i] != null) {
+            throw ExplicitMerge.refuse("column " + a.column() + " is " + (groupColumns.contains(i) ? "grouped" : "combined")
+                + " already; each column is grouped or combined once");
+          }
+          at[i] = groupColumns.size() + aggregates.size();
+          Kind kind = switch (a.function()) {
+            case SUM -> Kind.SUM;
+            case COUNT -> Kind.COUNT;
+            case MIN -> Kind.MIN;
+            case MAX -> Kind.MAX;
+          };
+          aggregates.add(new MergeSpec.Aggregate(kind, i, -1));
+        }
+        List<Integer> projection = new ArrayList<>();
+        for (int i = 0; i < width; i++) {
+          if (at[i] == null) {
+            throw ExplicitMerge.refuse("column " + (i + 1) + " (" + labels.get(i) + ") is neither grouped nor "
+                + "combined: name it in groupedBy(...) or with sum, count, min or max");
+          }
+          projection.add(at[i]);
+        }
+        List<MergeSpec.SortKey> finalOrder = new ArrayList<>();
+        for (io.shardmap.query.Merge.Key k : merge.order()) {
+          finalOrder.add(new MergeSpec.SortKey(projection.get(column(k.column(), labels)), k.descending(),
+              k.nullsGoFirst()));
+        }
+        return new SelectPlan(sql, table, keyRef(), params.size(), labels, template, offset, limit, 0, width,
+            List.of(), SelectPlan.Kind.AGGREGATED, new MergeSpec.Aggregation(groupColumns, aggregates, null, null),
+            finalOrder, projection, merge);
+      }
+    }
+  }
+
+  /** The 0-based shard column {@code c} names (a label of the select list, or a position within it). */
+  private static int column(io.shardmap.query.Merge.Column c, List<String> labels) {
+    if (c.label() == null) {
+      if (!labels.contains("*") && c.position() > labels.size()) {
+        throw ExplicitMerge.refuse("column position " + c.position() + " is past the statement's " + labels.size()
+            + " columns");
+      }
+      return c.position() - 1;
+    }
+    if (labels.contains("*")) {
+      throw ExplicitMerge.refuse("column '" + c.label() + "': the statement selects *, so name its columns by "
+          + "position (Merge.column(n), Merge.asc(n))");
+    }
+    int found = -1;
+    for (int i = 0; i < labels.size(); i++) {
+      if (labels.get(i).equals(c.label())) {
+        if (found >= 0) {
+          throw ExplicitMerge.refuse("column label '" + c.label() + "' is ambiguous (columns " + (found + 1)
+              + " and " + (i + 1) + "): name it by position or give the columns distinct aliases");
+        }
+        found = i;
+      }
+    }
+    if (found < 0) {
+      throw ExplicitMerge.refuse("the statement has no column labelled '" + c.label() + "' (its labels: " + labels
+          + ")");
+    }
+    return found;
   }
 
   static Expression paren(Expression e) {

@@ -39,6 +39,7 @@ final class SelectPlan implements QueryPlan {
   /** Aggregated queries: group-row indexes of the answer's columns. */
   private final List<Integer> groupProjection;
   private final String explain;
+  private final io.shardmap.query.Merge explicit;
 
   /** PLAIN: k-way merge; DISTINCT: a grouping of every column; AGGREGATED: partial aggregates combined. */
   enum Kind { PLAIN, DISTINCT, AGGREGATED }
@@ -47,6 +48,19 @@ final class SelectPlan implements QueryPlan {
              ShardTemplate template, Bound offset, Bound limit, int hidden, int width,
              List<MergeSpec.SortKey> shardOrder, Kind kind, MergeSpec.Aggregation aggregation,
              List<MergeSpec.SortKey> finalOrder, List<Integer> groupProjection) {
+    this(sql, table, keyRef, parameterCount, labels, template, offset, limit, hidden, width, shardOrder, kind,
+        aggregation, finalOrder, groupProjection, null);
+  }
+
+  /**
+   * @param explicit the caller's merge when the shards run the statement as written (then the plan vouches
+   *     for no per-shard row bound, and explains itself as that merge); null for a derived plan
+   */
+  SelectPlan(String sql, String table, String keyRef, int parameterCount, List<String> labels,
+             ShardTemplate template, Bound offset, Bound limit, int hidden, int width,
+             List<MergeSpec.SortKey> shardOrder, Kind kind, MergeSpec.Aggregation aggregation,
+             List<MergeSpec.SortKey> finalOrder, List<Integer> groupProjection, io.shardmap.query.Merge explicit) {
+    this.explicit = explicit;
     this.sql = sql;
     this.table = table;
     this.keyRef = keyRef;
@@ -62,7 +76,8 @@ final class SelectPlan implements QueryPlan {
     this.aggregation = aggregation;
     this.finalOrder = List.copyOf(finalOrder);
     this.groupProjection = groupProjection == null ? null : List.copyOf(groupProjection);
-    this.explain = Explain.of(this);
+    this.explain = explicit == null ? Explain.of(this) : "shard: " + template.render("<owned>", "ALL")
+        + "\nmerge (explicit): " + explicit;
   }
 
   @Override
@@ -133,7 +148,8 @@ final class SelectPlan implements QueryPlan {
         maxRows = lim + off;
       }
     }
-    if (kind == Kind.AGGREGATED && aggregation.groupColumns().isEmpty() && aggregation.distinctColumn() == null) {
+    if (explicit == null && kind == Kind.AGGREGATED && aggregation.groupColumns().isEmpty()
+        && aggregation.distinctColumn() == null) {
       maxRows = 1; // one group of every row: one partial row per shard
     }
     List<Object> values = new ArrayList<>();
