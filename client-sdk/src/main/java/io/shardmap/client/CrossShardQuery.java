@@ -1,6 +1,7 @@
 package io.shardmap.client;
 
 import io.shardmap.core.ShardmapException;
+import io.shardmap.query.Merge;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -58,6 +59,7 @@ public final class CrossShardQuery {
   private final int fetchSize;
   private final long maxInMemoryRows;
   private final int parallelism;
+  private final Merge merge;
 
   private CrossShardQuery(Builder b) {
     keyspace = b.keyspace;
@@ -73,6 +75,7 @@ public final class CrossShardQuery {
     fetchSize = b.fetchSize;
     maxInMemoryRows = b.maxInMemoryRows;
     parallelism = b.parallelism;
+    merge = b.merge;
   }
 
   /**
@@ -106,6 +109,8 @@ public final class CrossShardQuery {
   public long maxInMemoryRows() { return maxInMemoryRows; }
   /** The most shards whose part starts at once. */
   public int parallelism() { return parallelism; }
+  /** The caller's merge (the statement then runs on the shards as written); empty: derived from the SQL. */
+  public Optional<Merge> merge() { return Optional.ofNullable(merge); }
 
   @Override
   public String toString() {
@@ -132,6 +137,7 @@ public final class CrossShardQuery {
     private int fetchSize = DEFAULT_FETCH_SIZE;
     private long maxInMemoryRows = DEFAULT_MAX_IN_MEMORY_ROWS;
     private int parallelism = DEFAULT_PARALLELISM;
+    private Merge merge;
 
     private Builder(String keyspace, String sql) {
       if (keyspace == null || keyspace.isBlank()) {
@@ -287,6 +293,22 @@ public final class CrossShardQuery {
         throw ShardmapException.invalid("parallelism", "must be 1..1024, got " + n);
       }
       this.parallelism = n;
+      return this;
+    }
+
+    /**
+     * Runs the statement on every shard as written (only the ownership predicate is added to its WHERE) and
+     * combines the shards' rows by {@code merge}, instead of deriving the merge from the SQL: for statements
+     * whose merge SQL cannot say, such as a window function or {@code DISTINCT ON} by the shard key, or an
+     * aggregate the planner does not merge grouped by it ({@link Merge}). The caller vouches that the shards'
+     * rows, combined so, are the answer; ShardmapData still refuses what is not a read the predicate can reach,
+     * and a merge that does not fit the statement's columns (INVALID_ARGUMENT, field {@code merge}).
+     */
+    public Builder merge(Merge merge) {
+      if (merge == null) {
+        throw ShardmapException.invalid("merge", "a Merge is required (leave it unset to derive it from the SQL)");
+      }
+      this.merge = merge;
       return this;
     }
 

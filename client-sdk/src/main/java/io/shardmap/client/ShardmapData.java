@@ -561,7 +561,7 @@ public final class ShardmapData implements AutoCloseable {
   }
 
   /** Plans by keyspace, sharded tables and SQL: plans are immutable and reusable with other parameters. */
-  private record PlanKey(String keyspace, Map<String, String> tables, String sql) {}
+  private record PlanKey(String keyspace, Map<String, String> tables, String sql, io.shardmap.query.Merge merge) {}
 
   private static final int MAX_PLANS = 1024;
   private final Map<PlanKey, QueryPlan> plans = new java.util.concurrent.ConcurrentHashMap<>();
@@ -569,10 +569,12 @@ public final class ShardmapData implements AutoCloseable {
   /** The plan of {@code q}'s SQL for its keyspace's sharded tables (planning refuses bad SQL here). */
   private QueryPlan plan(CrossShardQuery q) {
     Map<String, String> tables = tables(client.coreSnapshotFor(q.keyspace()).keyspace(q.keyspace()));
-    PlanKey key = new PlanKey(q.keyspace(), tables, q.sql());
+    PlanKey key = new PlanKey(q.keyspace(), tables, q.sql(), q.merge().orElse(null));
     QueryPlan p = plans.get(key);
     if (p == null) {
-      p = QueryPlanner.plan(q.sql(), t -> java.util.Optional.ofNullable(tables.get(t)));
+      QueryPlanner.ShardedTables sharded = t -> java.util.Optional.ofNullable(tables.get(t));
+      p = q.merge().isPresent() ? QueryPlanner.plan(q.sql(), sharded, q.merge().get())
+          : QueryPlanner.plan(q.sql(), sharded);
       if (plans.size() >= MAX_PLANS) {
         plans.clear(); // a service has a bounded set of statements; this only bounds a runaway one
       }

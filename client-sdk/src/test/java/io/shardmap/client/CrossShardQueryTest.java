@@ -20,6 +20,7 @@ import io.shardmap.proto.v1.ReassignRangeRequest;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.query.ColumnType;
+import io.shardmap.query.Merge;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.fleet.ShardmapFleet;
 import io.shardmap.testkit.fleet.ShardmapFleetExtension;
@@ -329,6 +330,54 @@ class CrossShardQueryTest {
     } finally {
       d.close();
     }
+  }
+
+  /**
+   * The explicit API for what the planner cannot derive: statements the planner refuses (string_agg, a window
+   * function) run on every shard as written, still limited to the rows each shard owns (the planted copies
+   * never show), and the caller's merge combines them: concatenated, merged in order with a limit, grouped.
+   */
+  @Test
+  void anExplicitMergeRunsTheStatementAsWrittenAndCountsEachRowOnce() throws Exception {
+    String perKey = "SELECT skey, string_agg(n::text, ',') AS ns, count(*) AS c FROM " + tags + " GROUP BY skey";
+    ShardmapException refused = assertThrows(ShardmapException.class,
+        () -> data.query(CrossShardQuery.builder("tags", perKey).build()));
+    assertTrue(refused.getMessage().contains("string_agg"), refused.getMessage());
+    Map<String, String> got = new TreeMap<>();
+    for (Object[] r : data.queryList(CrossShardQuery.builder("tags", perKey).merge(Merge.concat()).build(),
+        r -> new Object[] {r.getString(1), r.getString(2), r.getLong(3)})) {
+      assertEquals(1L, r[2], "one row per key: " + r[0]);
+      assertTrue(got.put((String) r[0], (String) r[1]) == null, "each key once: " + r[0]);
+    }
+    Map<String, String> expected = new TreeMap<>();
+    tagRows.forEach((k, n) -> expected.put(k, String.valueOf(n)));
+    assertEquals(expected, got);
+
+    List<Long> first = data.queryList(CrossShardQuery.builder("users", "SELECT id, row_number() OVER (PARTITION BY id "
+        + "ORDER BY v) AS rn FROM " + users + " ORDER BY id").merge(Merge.orderedBy(Merge.asc("id")).offset(3).limit(40))
+        .build(), r -> {
+          assertEquals(1L, r.getLong("rn"));
+          return r.getLong("id");
+        });
+    assertEquals(new ArrayList<>(ids).subList(3, 43), first);
+
+    List<String> groups = data.queryList(CrossShardQuery.builder("users", "SELECT length(v) AS len, count(*) AS c, "
+        + "min(id) AS lo, max(id) AS hi FROM " + users + " GROUP BY 1").merge(Merge.groupedBy("len").count("c")
+        .min("lo").max("hi").orderBy(Merge.desc("len"))).build(),
+        r -> r.getLong(1) + ":" + r.getLong(2) + ":" + r.getLong(3) + ":" + r.getLong(4));
+    TreeMap<Integer, List<Long>> byLength = new TreeMap<>(java.util.Comparator.reverseOrder());
+    for (long id : ids) {
+      byLength.computeIfAbsent(("v" + id).length(), k -> new ArrayList<>()).add(id);
+    }
+    List<String> want = new ArrayList<>();
+    byLength.forEach((len, l) -> want.add(len + ":" + l.size() + ":" + java.util.Collections.min(l) + ":"
+        + java.util.Collections.max(l)));
+    assertEquals(want, groups);
+
+    ShardmapException badMerge = assertThrows(ShardmapException.class, () -> data.query(CrossShardQuery.builder(
+        "users", "SELECT id FROM " + users).merge(Merge.orderedBy(Merge.asc("created"))).build()));
+    assertEquals(ErrorCode.INVALID_ARGUMENT, badMerge.code());
+    assertTrue(badMerge.getMessage().contains("merge"), badMerge.getMessage());
   }
 
   /** Backends of {@code app} on all shards inside a transaction (open, or aborted and not yet rolled back). */
