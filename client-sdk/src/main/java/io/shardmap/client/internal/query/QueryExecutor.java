@@ -426,6 +426,7 @@ public final class QueryExecutor implements AutoCloseable {
       }
     }
     private void failed(Part p, Throwable e) {
+      boolean stopOthers = false;
       synchronized (this) {
         // A part that failed because this query cancelled it is not a failure of its shard; one that failed on
         // its own while the query was stopping (no connection in time, a lost shard) still is.
@@ -436,12 +437,49 @@ public final class QueryExecutor implements AutoCloseable {
           causes.add(e);
           failed++;
           stats.partFailed();
+          if (!request.partial() && !stopping) {
+            stopping = true; // from here a part cancelled by this query is not its shard's failure
+            stopOthers = true;
+          }
         }
         settled++;
         notifyAll();
       }
+      if (stopOthers) {
+        stopOthers(p);
+      }
       if (e instanceof Error err && !(e instanceof OutOfMemoryError)) {
         throw err;
+      }
+    }
+
+    /**
+     * Default mode, on the thread of the part that failed: the run cannot succeed any more, so the other parts'
+     * statements are cancelled now, and again while they are still being opened (a cancel that reaches
+     * PostgreSQL before its statement is lost). Not left to {@link #abort}: the caller's thread opens parts
+     * too, and while it runs one of them it cannot see the failure; without this its part would run on to
+     * its own end or the deadline. Returns once no other part is being opened, or at the deadline.
+     */
+    private void stopOthers(Part failedPart) {
+      while (true) {
+        boolean open = false;
+        for (Part o : parts) {
+          if (o != failedPart) {
+            o.cancel();
+            open |= o.opening();
+          }
+        }
+        synchronized (this) {
+          if (!open || timedOut || System.nanoTime() - request.deadlineNanos() > 0) {
+            return;
+          }
+          try {
+            wait(50);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return;
+          }
+        }
       }
     }
 
