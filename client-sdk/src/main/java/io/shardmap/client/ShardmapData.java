@@ -2,6 +2,7 @@ package io.shardmap.client;
 
 import com.zaxxer.hikari.HikariDataSource;
 import io.shardmap.client.internal.Counters;
+import io.shardmap.client.internal.Counters.QueryFailure;
 import io.shardmap.client.internal.Counters.RetryCause;
 import io.shardmap.client.internal.ShardPools;
 import io.shardmap.client.internal.SnapshotListener;
@@ -97,7 +98,7 @@ public final class ShardmapData implements AutoCloseable {
     this.stats = client.counters();
     this.pools = new ShardPools(options);
     this.queryPools = new ShardPools(options, "query", options.queryPoolSize());
-    this.queries = new QueryExecutor(queryPools, maps, guard, options.maxAttempts());
+    this.queries = new QueryExecutor(queryPools, maps, guard, options.maxAttempts(), stats);
   }
 
   /** Opens pools for the shards of the client's map and keeps them in step with it. */
@@ -543,7 +544,7 @@ public final class ShardmapData implements AutoCloseable {
     if (q == null) {
       throw ShardmapException.invalid("query", "a CrossShardQuery is required");
     }
-    return query(q, plan(q));
+    return query(q, plannedOrRefused(q));
   }
 
   /**
@@ -557,7 +558,18 @@ public final class ShardmapData implements AutoCloseable {
     if (q == null) {
       throw ShardmapException.invalid("query", "a CrossShardQuery is required");
     }
-    return queryList(q, plan(q), mapper);
+    return queryList(q, plannedOrRefused(q), mapper);
+  }
+
+  /** {@link #plan}, its refusal (bad SQL, an unknown keyspace) counted as a query that failed. */
+  private QueryPlan plannedOrRefused(CrossShardQuery q) {
+    long start = System.nanoTime();
+    try {
+      return plan(q);
+    } catch (RuntimeException e) {
+      stats.queryFailed(QueryFailure.of(e, QueryFailure.REFUSED), System.nanoTime() - start);
+      throw e;
+    }
   }
 
   /** Plans by keyspace, sharded tables and SQL: plans are immutable and reusable with other parameters. */
@@ -592,15 +604,23 @@ public final class ShardmapData implements AutoCloseable {
       throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this ShardmapData is closed");
     }
     long start = System.nanoTime();
-    DirectorySnapshot pinned = client.coreSnapshotFor(q.keyspace());
-    KeyspaceMap k = pinned.keyspace(q.keyspace());
-    QueryTarget target = target(q, k);
-    String keyColumn = tables(k).get(plan.table());
-    if (keyColumn == null) {
-      throw ShardmapException.invalid("sql", "table " + plan.table() + " is not sharded in keyspace '"
-          + q.keyspace() + "' (its tables: " + tables(k).keySet() + ")");
+    DirectorySnapshot pinned;
+    QueryTarget target;
+    String keyColumn;
+    try {
+      pinned = client.coreSnapshotFor(q.keyspace());
+      KeyspaceMap k = pinned.keyspace(q.keyspace());
+      target = target(q, k);
+      keyColumn = tables(k).get(plan.table());
+      if (keyColumn == null) {
+        throw ShardmapException.invalid("sql", "table " + plan.table() + " is not sharded in keyspace '"
+            + q.keyspace() + "' (its tables: " + tables(k).keySet() + ")");
+      }
+      plan.shardStatement(io.shardmap.core.sql.KeySql.TRUE, q.params()); // refuses a wrong parameter list here
+    } catch (RuntimeException e) {
+      stats.queryFailed(QueryFailure.of(e, QueryFailure.REFUSED), System.nanoTime() - start);
+      throw e;
     }
-    plan.shardStatement(io.shardmap.core.sql.KeySql.TRUE, q.params()); // refuses a wrong parameter list here
     QueryExecutor.Request r = new QueryExecutor.Request(q.keyspace(), plan, keyColumn, q.params(), target, start,
         start + q.deadline().toNanos(), q.partialResults(), q.onReplicas(), q.fetchSize(), q.maxInMemoryRows(),
         q.parallelism());

@@ -1,5 +1,6 @@
 package io.shardmap.client.internal;
 
+import io.shardmap.core.ShardmapException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 
@@ -35,6 +36,82 @@ public final class Counters {
     }
   }
 
+  /** How a cross-shard query ended. */
+  public enum QueryOutcome {
+    /** Read to its end, every shard answered. */
+    OK("ok"),
+    /** Partial mode: read to its end or closed, and at least one shard failed and is reported. */
+    PARTIAL("partial"),
+    /** Thrown to the caller (refused, or failed while starting or while being read). */
+    FAILED("failed"),
+    /** Closed by the caller before its last row; what still ran was cancelled. */
+    CLOSED("closed");
+
+    private final String tag;
+
+    QueryOutcome(String tag) {
+      this.tag = tag;
+    }
+
+    /** The metric tag value. */
+    public String tag() {
+      return tag;
+    }
+  }
+
+  /** Why a cross-shard query failed: what an operator looks at next. */
+  public enum QueryFailure {
+    /** Bad input (INVALID_ARGUMENT, NOT_FOUND) refused before anything was sent to any shard. */
+    REFUSED("refused"),
+    /** The query's deadline passed (DEADLINE_EXCEEDED), wherever it was. */
+    DEADLINE("deadline"),
+    /** A shard's part failed (default mode), or every shard's (partial mode). */
+    SHARD("shard"),
+    /** The part guard kept asking for a newer map until the query's runs were used up (STALE_EPOCH). */
+    STALE_MAP("stale_map"),
+    /**
+     * Anything else: a map that does not cover the keyspace, the merge's own failure (over
+     * {@code maxInMemoryRows}, arithmetic in HAVING), a closed {@code ShardmapData}, an interrupt.
+     */
+    OTHER("other");
+
+    private final String tag;
+
+    QueryFailure(String tag) {
+      this.tag = tag;
+    }
+
+    /** The metric tag value. */
+    public String tag() {
+      return tag;
+    }
+
+    /**
+     * The cause of {@code e}, thrown where failures are {@code where}'s: a passed deadline and a stale map are
+     * themselves wherever they surface (a part's statement_timeout, a wait for a newer map); before anything
+     * was sent ({@code where} REFUSED) only bad input is a refusal.
+     */
+    public static QueryFailure of(Throwable e, QueryFailure where) {
+      if (e instanceof ShardmapException s) {
+        switch (s.code()) {
+          case DEADLINE_EXCEEDED -> {
+            return DEADLINE;
+          }
+          case STALE_EPOCH -> {
+            return STALE_MAP;
+          }
+          case INVALID_ARGUMENT, NOT_FOUND -> {
+            return where;
+          }
+          default -> {
+            // below
+          }
+        }
+      }
+      return where == REFUSED ? OTHER : where;
+    }
+  }
+
   private final LongAdder lookups = new LongAdder();
   private final LongAdder calls = new LongAdder();
   private final LongAdder callFailures = new LongAdder();
@@ -45,11 +122,27 @@ public final class Counters {
   private final LongAdder directoryMisses = new LongAdder();
   private final LongAdder reports = new LongAdder();
   private final LongAdder reportFailures = new LongAdder();
+  private final LongAdder[] queries = adders(QueryOutcome.values().length);
+  private final LongAdder[] queryNanos = adders(QueryOutcome.values().length);
+  private final LongAdder[] queryFailures = adders(QueryFailure.values().length);
+  private final LongAdder queryReruns = new LongAdder();
+  private final LongAdder partsStarted = new LongAdder();
+  private final LongAdder partFailures = new LongAdder();
+  private final LongAdder partCancels = new LongAdder();
+  private final LongAdder partConnections = new LongAdder();
 
   public Counters() {
     for (int i = 0; i < retries.length; i++) {
       retries[i] = new LongAdder();
     }
+  }
+
+  private static LongAdder[] adders(int n) {
+    LongAdder[] a = new LongAdder[n];
+    for (int i = 0; i < n; i++) {
+      a[i] = new LongAdder();
+    }
+    return a;
   }
 
   public void lookup() {
@@ -132,5 +225,90 @@ public final class Counters {
 
   public long reportFailures() {
     return reportFailures.sum();
+  }
+
+  /**
+   * A cross-shard query ended without being thrown ({@code outcome} OK, PARTIAL or CLOSED), {@code nanos}
+   * after it started.
+   */
+  public void queryEnded(QueryOutcome outcome, long nanos) {
+    if (outcome == QueryOutcome.FAILED) {
+      throw new IllegalArgumentException("a failed query is counted by queryFailed, with its cause");
+    }
+    queries[outcome.ordinal()].increment();
+    queryNanos[outcome.ordinal()].add(nanos);
+  }
+
+  /**
+   * A cross-shard query was thrown to its caller {@code nanos} after it started: one FAILED query and one
+   * failure of {@code cause}, so that the failures by cause add up to the failed queries.
+   */
+  public void queryFailed(QueryFailure cause, long nanos) {
+    queries[QueryOutcome.FAILED.ordinal()].increment();
+    queryNanos[QueryOutcome.FAILED.ordinal()].add(nanos);
+    queryFailures[cause.ordinal()].increment();
+  }
+
+  public long queries(QueryOutcome outcome) {
+    return queries[outcome.ordinal()].sum();
+  }
+
+  public long queryNanos(QueryOutcome outcome) {
+    return queryNanos[outcome.ordinal()].sum();
+  }
+
+  public long queryFailures(QueryFailure cause) {
+    return queryFailures[cause.ordinal()].sum();
+  }
+
+  /** A query runs again at a newer map because a part's guard asked for one. */
+  public void queryRerun() {
+    queryReruns.increment();
+  }
+
+  public long queryReruns() {
+    return queryReruns.sum();
+  }
+
+  /** A worker began opening a query's part (taking a connection for it, then sending it). */
+  public void partStarted() {
+    partsStarted.increment();
+  }
+
+  /** A query's part failed on its own (not cancelled by its query), while starting or while being read. */
+  public void partFailed() {
+    partFailures.increment();
+  }
+
+  /** A cancel was sent to PostgreSQL for a part's running statement (counted once per part). */
+  public void partCancelled() {
+    partCancels.increment();
+  }
+
+  public long partsStarted() {
+    return partsStarted.sum();
+  }
+
+  public long partFailures() {
+    return partFailures.sum();
+  }
+
+  public long partCancels() {
+    return partCancels.sum();
+  }
+
+  /** A part took a connection of a query pool (exactly one {@link #partConnectionReleased} follows). */
+  public void partConnectionTaken() {
+    partConnections.increment();
+  }
+
+  /** A part gave its query-pool connection back (or evicted it). */
+  public void partConnectionReleased() {
+    partConnections.decrement();
+  }
+
+  /** Query-pool connections held by parts now: taken and not yet given back. */
+  public long partConnections() {
+    return partConnections.sum();
   }
 }

@@ -76,6 +76,38 @@ public final class MicrometerMetrics implements AutoCloseable {
         .description("reports of the applied revision that failed (they are retried, never thrown)")
         .register(r));
 
+    for (Counters.QueryOutcome outcome : Counters.QueryOutcome.values()) {
+      add(FunctionTimer.builder("shardmap.client.query.finished", stats, s -> s.queries(outcome),
+              s -> s.queryNanos(outcome), TimeUnit.NANOSECONDS)
+          .tag("outcome", outcome.tag())
+          .description("cross-shard queries from their start to their end (read to the end, closed, or thrown), "
+              + "by outcome: ok, partial (partial mode, some shard failed), failed (thrown; by cause in "
+              + "shardmap.client.query.failures), closed (by the caller before the last row)")
+          .register(r));
+    }
+    for (Counters.QueryFailure cause : Counters.QueryFailure.values()) {
+      add(FunctionCounter.builder("shardmap.client.query.failures", stats, s -> s.queryFailures(cause))
+          .tag("cause", cause.tag())
+          .description("cross-shard queries thrown to the caller, by cause: refused (bad input, nothing sent), "
+              + "deadline, shard, stale_map (the guard's re-runs used up), other")
+          .register(r));
+    }
+    add(FunctionCounter.builder("shardmap.client.query.reruns", stats, Counters::queryReruns)
+        .description("cross-shard queries run again at a newer map because a part's guard saw a fence").register(r));
+    add(FunctionCounter.builder("shardmap.client.query.parts", stats, Counters::partsStarted)
+        .description("shard parts of cross-shard queries started (each run's)").register(r));
+    add(FunctionCounter.builder("shardmap.client.query.part.failures", stats, Counters::partFailures)
+        .description("shard parts that failed on their shard, starting or while read (not those cancelled)")
+        .register(r));
+    add(FunctionCounter.builder("shardmap.client.query.part.cancels", stats, Counters::partCancels)
+        .description("running shard statements cancelled because of a failure, the deadline or an early close")
+        .register(r));
+    add(Gauge.builder("shardmap.client.query.connections", stats, Counters::partConnections)
+        .baseUnit("connections")
+        .description("query-pool connections held by cross-shard queries' parts now (until read to the end "
+            + "or closed)")
+        .register(r));
+
     add(FunctionCounter.builder("shardmap.client.directory.cache.hits", stats, Counters::directoryHits)
         .description("lookups of lazily loaded directory keyspaces answered from the cache").register(r));
     add(FunctionCounter.builder("shardmap.client.directory.cache.misses", stats, Counters::directoryMisses)

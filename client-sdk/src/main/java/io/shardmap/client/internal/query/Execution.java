@@ -1,5 +1,8 @@
 package io.shardmap.client.internal.query;
 
+import io.shardmap.client.internal.Counters;
+import io.shardmap.client.internal.Counters.QueryFailure;
+import io.shardmap.client.internal.Counters.QueryOutcome;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.query.ColumnType;
 import io.shardmap.query.MergeOptions;
@@ -27,6 +30,10 @@ public final class Execution implements AutoCloseable {
   private boolean partial;
   private boolean closed;
   private boolean done;
+  /** How the query ended is counted once, at its end (never per row). */
+  private boolean counted;
+  /** Set where a part's failure while reading is thrown: the cause counted when it reaches the caller. */
+  private QueryFailure readFailure;
 
   Execution(QueryExecutor.Attempt attempt, QueryExecutor.Request request, long revision) throws SQLException {
     this.attempt = attempt;
@@ -77,17 +84,35 @@ public final class Execution implements AutoCloseable {
         for (Part p : attempt.parts) {
           p.release(); // every part was read to its end: commit-equivalent, connection back to the pool
         }
+        ended(partial ? QueryOutcome.PARTIAL : QueryOutcome.OK);
       }
       return row;
     } catch (SQLException | RuntimeException e) {
+      // A part's failure was classified where it was thrown; anything else failed in the merge itself.
+      failed(QueryFailure.of(e, readFailure != null ? readFailure : QueryFailure.OTHER));
       close();
       throw e;
     }
   }
 
   private ShardmapException failAndClose(ShardmapException e) {
+    failed(QueryFailure.DEADLINE);
     close();
     return e;
+  }
+
+  private void ended(QueryOutcome outcome) {
+    if (!counted) {
+      counted = true;
+      attempt.stats().queryEnded(outcome, System.nanoTime() - request.startNanos());
+    }
+  }
+
+  private void failed(QueryFailure cause) {
+    if (!counted) {
+      counted = true;
+      attempt.stats().queryFailed(cause, System.nanoTime() - request.startNanos());
+    }
   }
 
   private ShardmapException deadline() {
@@ -110,10 +135,12 @@ public final class Execution implements AutoCloseable {
     }
     p.fail(QueryExecutor.describe(p.shard, e));
     p.release();
+    attempt.stats().partFailed();
     if (request.partial()) {
       partial = true;
       return null;
     }
+    readFailure = QueryFailure.SHARD;
     throw new ShardmapException(QueryExecutor.codeOf(List.of(e)), "cross-shard query on keyspace '"
         + request.keyspace() + "' at revision " + revision + " failed while reading shard " + p.error()
         + " (the other shards' statements were cancelled)", e);
@@ -140,6 +167,7 @@ public final class Execution implements AutoCloseable {
       return;
     }
     closed = true;
+    ended(partial ? QueryOutcome.PARTIAL : QueryOutcome.CLOSED);
     attempt.cancelDeadline();
     try {
       merged.close();

@@ -2,6 +2,7 @@ package io.shardmap.client.internal.query;
 
 import com.zaxxer.hikari.HikariDataSource;
 import com.zaxxer.hikari.pool.HikariPool;
+import io.shardmap.client.internal.Counters;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.query.RowSource;
@@ -26,6 +27,7 @@ final class Part {
   final String shard;
   final Targets.ShardTarget target;
   private final long queryStart;
+  private final Counters stats;
 
   // Set by the worker while opening, read by the consumer after the attempt saw it started.
   private HikariDataSource pool;
@@ -44,10 +46,11 @@ final class Part {
   private volatile String error;
   private volatile long endNanos;
 
-  Part(Targets.ShardTarget target, long queryStart) {
+  Part(Targets.ShardTarget target, long queryStart, Counters stats) {
     this.shard = target.shard();
     this.target = target;
     this.queryStart = queryStart;
+    this.stats = stats;
   }
 
   /**
@@ -65,6 +68,7 @@ final class Part {
         pool = from;
         connection = c;
         opening = true;
+        stats.partConnectionTaken(); // given back in release(), which every part of a run gets
         return true;
       }
     }
@@ -180,6 +184,9 @@ final class Part {
   synchronized void cancel() {
     cancelRequested = true;
     if (statement != null && busy && !exhausted && !released) {
+      if (!cancelled) {
+        stats.partCancelled();
+      }
       cancelled = true;
       try {
         statement.cancel();
@@ -272,6 +279,7 @@ final class Part {
     } catch (SQLException | RuntimeException e) {
       // a broken connection, or the pool is closed (ShardmapData closing): nothing is left to give back
     }
+    stats.partConnectionReleased();
   }
 
   /**

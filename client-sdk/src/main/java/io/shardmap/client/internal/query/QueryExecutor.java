@@ -1,6 +1,8 @@
 package io.shardmap.client.internal.query;
 
 import com.zaxxer.hikari.HikariDataSource;
+import io.shardmap.client.internal.Counters;
+import io.shardmap.client.internal.Counters.QueryFailure;
 import io.shardmap.client.internal.ShardPools;
 import io.shardmap.client.internal.ShardPools.ShardPool;
 import io.shardmap.core.DirectorySnapshot;
@@ -47,6 +49,8 @@ public final class QueryExecutor implements AutoCloseable {
   private final MapSource maps;
   private final PartGuard guard;
   private final int maxRuns;
+  /** The client's counters: queries, reruns and parts are counted where they happen (docs: "Metrics and logs"). */
+  final Counters stats;
   private final ExecutorService workers;
   private final ScheduledExecutorService timer;
   final ColumnTypes columnTypes = new ColumnTypes();
@@ -56,12 +60,14 @@ public final class QueryExecutor implements AutoCloseable {
   /**
    * @param pools the shards' query pools (not the single-key calls' pools)
    * @param maxRuns how many times a query may run when its guard asks for a newer map
+   * @param stats the client's counters
    */
-  public QueryExecutor(ShardPools pools, MapSource maps, PartGuard guard, int maxRuns) {
+  public QueryExecutor(ShardPools pools, MapSource maps, PartGuard guard, int maxRuns, Counters stats) {
     this.pools = pools;
     this.maps = maps;
     this.guard = guard;
     this.maxRuns = maxRuns;
+    this.stats = stats;
     AtomicInteger n = new AtomicInteger();
     // Threads only open parts (connect, begin, guard, execute to the first rows); the merge reads on the
     // caller's thread. A query's parallelism bounds how many of these it uses at once.
@@ -88,6 +94,18 @@ public final class QueryExecutor implements AutoCloseable {
    *     DEADLINE_EXCEEDED; STALE_EPOCH when the guard's newer map does not come in time
    */
   public Execution run(Request r, DirectorySnapshot pinned) {
+    // Counted here when thrown; once returned, the Execution counts how the query ends.
+    QueryFailure[] where = {QueryFailure.OTHER};
+    try {
+      return runAttempts(r, pinned, where);
+    } catch (RuntimeException | Error e) {
+      stats.queryFailed(QueryFailure.of(e, where[0]), System.nanoTime() - r.startNanos());
+      throw e;
+    }
+  }
+
+  /** {@link #run}; sets {@code where[0]} to SHARD when the parts' failure is thrown. */
+  private Execution runAttempts(Request r, DirectorySnapshot pinned, QueryFailure[] where) {
     DirectorySnapshot snap = pinned;
     for (int run = 1; ; run++) {
       KeyspaceMap km = snap.keyspace(r.keyspace());
@@ -116,9 +134,10 @@ public final class QueryExecutor implements AutoCloseable {
               + rerun.reason());
         }
         snap = next;
+        stats.queryRerun();
         continue;
       }
-      return a.finish();
+      return a.finish(where);
     }
   }
 
@@ -221,7 +240,7 @@ public final class QueryExecutor implements AutoCloseable {
       this.map = map;
       this.keyspace = keyspace;
       for (Targets.ShardTarget t : targets) {
-        parts.add(new Part(t, request.startNanos()));
+        parts.add(new Part(t, request.startNanos(), stats));
       }
     }
 
@@ -282,6 +301,7 @@ public final class QueryExecutor implements AutoCloseable {
     }
 
     private void openPart(Part p) {
+      stats.partStarted();
       try {
         Connection c = connect(p, request.replicas(), map, request.deadlineNanos());
         if (c == null) {
@@ -406,6 +426,7 @@ public final class QueryExecutor implements AutoCloseable {
       }
     }
     private void failed(Part p, Throwable e) {
+      boolean stopOthers = false;
       synchronized (this) {
         // A part that failed because this query cancelled it is not a failure of its shard; one that failed on
         // its own while the query was stopping (no connection in time, a lost shard) still is.
@@ -415,12 +436,50 @@ public final class QueryExecutor implements AutoCloseable {
           p.fail(describe(p.shard, e));
           causes.add(e);
           failed++;
+          stats.partFailed();
+          if (!request.partial() && !stopping) {
+            stopping = true; // from here a part cancelled by this query is not its shard's failure
+            stopOthers = true;
+          }
         }
         settled++;
         notifyAll();
       }
+      if (stopOthers) {
+        stopOthers(p);
+      }
       if (e instanceof Error err && !(e instanceof OutOfMemoryError)) {
         throw err;
+      }
+    }
+
+    /**
+     * Default mode, on the thread of the part that failed: the run cannot succeed any more, so the other parts'
+     * statements are cancelled now, and again while they are still being opened (a cancel that reaches
+     * PostgreSQL before its statement is lost). Not left to {@link #abort}: the caller's thread opens parts
+     * too, and while it runs one of them it cannot see the failure; without this its part would run on to
+     * its own end or the deadline. Returns once no other part is being opened, or at the deadline.
+     */
+    private void stopOthers(Part failedPart) {
+      while (true) {
+        boolean open = false;
+        for (Part o : parts) {
+          if (o != failedPart) {
+            o.cancel();
+            open |= o.opening();
+          }
+        }
+        synchronized (this) {
+          if (!open || timedOut || System.nanoTime() - request.deadlineNanos() > 0) {
+            return;
+          }
+          try {
+            wait(50);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return;
+          }
+        }
       }
     }
 
@@ -464,6 +523,10 @@ public final class QueryExecutor implements AutoCloseable {
 
     ColumnTypes executorColumnTypes() {
       return columnTypes;
+    }
+
+    Counters stats() {
+      return stats;
     }
 
     private void abortNow(String why) {
@@ -522,8 +585,11 @@ public final class QueryExecutor implements AutoCloseable {
       deadline.cancel(false);
     }
 
-    /** After {@link #awaitSettled}: the failure to throw, or the running query. */
-    Execution finish() {
+    /**
+     * After {@link #awaitSettled}: the failure to throw (then {@code where[0]} is SHARD: the parts' failure,
+     * unless the deadline's), or the running query.
+     */
+    Execution finish(QueryFailure[] where) {
       boolean fail;
       synchronized (this) {
         fail = timedOut || (!request.partial() && failed > 0) || (request.partial() && failed == parts.size()
@@ -536,6 +602,7 @@ public final class QueryExecutor implements AutoCloseable {
           deadlinePassed = timedOut;
         }
         abort(deadlinePassed ? "the query's deadline passed" : "another shard failed", !deadlinePassed);
+        where[0] = QueryFailure.SHARD; // a deadline's failure is DEADLINE_EXCEEDED, which QueryFailure.of sees
         throw failure();
       }
       try {

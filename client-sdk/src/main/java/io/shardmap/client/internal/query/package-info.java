@@ -16,5 +16,10 @@
  *       the cancel rules (a connection whose statement was cancelled is evicted, never reused);
  *   <li>{@code ColumnTypes} reads the shard statement's column types and collations for the merge (cached).
  * </ul>
+ *
+ * <p>Each counts what happens in it into the client's {@code Counters} (queries by outcome and failure cause,
+ * re-runs, parts started, failed and cancelled, query-pool connections held): the executor a query thrown
+ * while starting, the execution how a started query ends (once, at its end), a part its connection and
+ * cancel. Nothing is counted per row.
  */
 package io.shardmap.client.internal.query;
