@@ -293,8 +293,8 @@ class CrossShardQueryTest {
 
   /**
    * A part whose SQL bounds its rows to one fetch ends its transaction in its one round trip: while its result
-   * is still open and unread, no shard holds a transaction for it; a streamed part holds one until its result
-   * is closed. A bounded part that fails on the shard leaves no aborted transaction behind, and its
+   * is still open and unread, no shard holds a transaction or a pool connection for it; a streamed part holds
+   * both until its result is closed. A bounded part that fails on the shard leaves no aborted transaction behind, and its
    * connection (the pool's only one) serves the next query.
    */
   @Test
@@ -305,6 +305,9 @@ class CrossShardQueryTest {
       String top = "SELECT id, v FROM " + users + " ORDER BY id DESC LIMIT 5";
       try (QueryResult r = d.query(CrossShardQuery.builder("users", top).build())) {
         assertEquals(0, inTransaction(app), "bounded parts: every transaction ended with the round trip");
+        // ... and their connections are back in the pools (one per shard here) while the result is unread.
+        assertEquals(new ArrayList<>(ids).subList(0, 2), d.queryList(CrossShardQuery.builder("users", "SELECT id FROM "
+            + users + " ORDER BY id LIMIT 2").build(), row -> row.getLong(1)));
         List<Long> got = new ArrayList<>();
         while (r.next()) {
           got.add(r.getLong(1));

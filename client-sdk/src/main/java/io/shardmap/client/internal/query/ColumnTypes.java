@@ -41,6 +41,10 @@ final class ColumnTypes {
     if (known != null) {
       return known;
     }
+    if (c == null || meta == null) {
+      throw new IllegalStateException("the column types of a plan must be learnt on a connection before its parts "
+          + "give theirs back");
+    }
     List<ColumnType> columns = probe(plan, c, meta, params);
     if (cache.size() >= MAX_CACHED) {
       cache.clear(); // plans come and go with the application's statements; a full reset keeps this bounded

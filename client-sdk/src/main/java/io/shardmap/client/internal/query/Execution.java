@@ -54,9 +54,11 @@ public final class Execution implements AutoCloseable {
       }
       sources.add(p.source(this));
     }
+    // A detached (whole) part's worker has already learnt the column types; any other part is on its
+    // connection, which can learn them.
     List<ColumnType> columns = first == null ? List.of()
-        : attempt.executorColumnTypes().of(request.plan(), shards, first.connection(), first.rows().getMetaData(),
-            request.params());
+        : attempt.executorColumnTypes().of(request.plan(), shards, first.connection(),
+            first.detached() ? null : first.rows().getMetaData(), request.params());
     this.merged = request.plan().merge(sources, request.params(), new MergeOptions(request.maxInMemoryRows(), columns));
   }
 

@@ -11,6 +11,8 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.postgresql.core.BaseConnection;
 import org.postgresql.core.TransactionState;
@@ -297,6 +299,59 @@ final class Part {
     }
   }
 
+  /** A detached part's rows, read whole on the worker's thread; null for a part still on its connection. */
+  private volatile List<Object[]> buffered;
+  private int nextBuffered;
+
+  /**
+   * Reads a whole part's rows (at most one fetch, already in memory) on the worker's thread, and gives its
+   * connection back at once: its transaction ended in its round trip, so nothing is left on the server for
+   * it, and the connection serves other queries while this one's result is read. Afterwards {@link
+   * #connection} is null and the merge reads the copy; release and cancel have nothing left to do.
+   */
+  void detach() throws SQLException {
+    List<Object[]> out = new ArrayList<>();
+    int n = columns;
+    while (rows.next()) {
+      Object[] row = new Object[n];
+      for (int i = 0; i < n; i++) {
+        row[i] = rows.getObject(i + 1);
+      }
+      out.add(row);
+    }
+    HikariDataSource p;
+    Connection c;
+    PreparedStatement s;
+    synchronized (this) {
+      if (released || cancelRequested) {
+        return; // release() gives the connection back
+      }
+      buffered = out;
+      p = pool;
+      c = connection;
+      s = statement;
+      connection = null;
+      statement = null;
+    }
+    try {
+      s.close();
+      endTransaction(c);
+      c.close();
+    } catch (SQLException | RuntimeException e) {
+      try {
+        p.evictConnection(c);
+      } catch (RuntimeException ignored) {
+        // the pool is closed (ShardmapData closing): nothing is left to give back
+      }
+    }
+    stats.partConnectionReleased();
+  }
+
+  /** Whether the part's rows were read whole and its connection given back ({@link #detach}). */
+  boolean detached() {
+    return buffered != null;
+  }
+
   /** The part's rows for the merge; ends (and reports) the part when read to the end or when it fails. */
   RowSource source(Execution owner) {
     return new RowSource() {
@@ -304,6 +359,18 @@ final class Part {
       public Object[] next() throws SQLException {
         if (exhausted || released) {
           return null;
+        }
+        List<Object[]> b = buffered;
+        if (b != null) {
+          if (nextBuffered >= b.size()) {
+            exhausted = true;
+            end();
+            return null;
+          }
+          rowCount++;
+          Object[] row = b.get(nextBuffered);
+          b.set(nextBuffered++, null); // the merge owns the row now
+          return row;
         }
         try {
           boolean more;

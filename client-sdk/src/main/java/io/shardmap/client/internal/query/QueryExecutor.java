@@ -21,6 +21,7 @@ import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ScheduledExecutorService;
@@ -239,10 +240,16 @@ public final class QueryExecutor implements AutoCloseable {
       this.request = request;
       this.map = map;
       this.keyspace = keyspace;
+      Set<String> names = new java.util.TreeSet<>();
       for (Targets.ShardTarget t : targets) {
         parts.add(new Part(t, request.startNanos(), stats));
+        names.add(t.shard());
       }
+      this.shards = Set.copyOf(names);
     }
+
+    /** The shards of the run's parts (the key of the merge's column types). */
+    final Set<String> shards;
 
     /**
      * Opens the parts, at most the query's parallelism at once: on that many threads less one from the
@@ -416,7 +423,14 @@ public final class QueryExecutor implements AutoCloseable {
           }
           isRows = ps.getMoreResults();
         }
-        p.opened(resultSet(ps, isRows, p.shard), whole);
+        ResultSet rows = resultSet(ps, isRows, p.shard);
+        p.opened(rows, whole);
+        if (whole) {
+          // The merge's column types need a connection the first time a plan runs on these shards: learnt
+          // here, so the part can give its connection back now.
+          columnTypes.of(request.plan(), shards, c, rows.getMetaData(), request.params());
+          p.detach();
+        }
         return null;
       } catch (SQLException e) {
         if (check != null) {
