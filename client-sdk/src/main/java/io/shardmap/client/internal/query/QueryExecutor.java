@@ -145,13 +145,22 @@ public final class QueryExecutor implements AutoCloseable {
   /** {@code send}'s answer for a part cancelled before it was sent. */
   private static final PartGuard.Rerun STOPPED = new PartGuard.Rerun("stopped", m -> false);
 
-  /** The start of a bounded part's one round trip: its whole transaction is in it (see {@code send}). */
-  static final String BEGIN_WHOLE = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
-      + "SELECT set_config('statement_timeout', ?, true)";
-
-  /** The start of a streamed part's round trip, sent after PgJDBC's BEGIN (autocommit off, for the cursor). */
-  static final String BEGIN_CURSOR = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
-      + "SELECT set_config('statement_timeout', ?, true), set_config('idle_in_transaction_session_timeout', ?, true)";
+  /**
+   * The start of a part's round trip: its transaction (REPEATABLE READ, READ ONLY) and its timeouts, as
+   * utility statements (no plan, no snapshot: the first query takes it). A bounded part begins its own
+   * transaction here and ends it in the same round trip; a streamed one runs after PgJDBC's BEGIN (autocommit
+   * off, for the cursor), and also gets the idle timeout, which ends the session on the server if its result
+   * is left unread and unclosed. The timeouts are whole seconds rounded up from the time left before the
+   * deadline, so the text stays the same from run to run (PgJDBC prepares it on the server after a few runs)
+   * and PostgreSQL stops the statement at most a second after the executor's own timer has cancelled it.
+   */
+  static String begin(boolean whole, long msLeft) {
+    long s = (msLeft + 999) / 1000;
+    return whole
+        ? "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = '" + s + "s'"
+        : "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = '" + s
+            + "s'; SET LOCAL idle_in_transaction_session_timeout = '" + (s + 1) + "s'";
+  }
 
   /**
    * Moves {@code s} on to its next result set (past the update counts of BEGIN and SET). {@code isRows} is
@@ -361,33 +370,16 @@ public final class QueryExecutor implements AutoCloseable {
       c.setAutoCommit(whole);
       StringBuilder sql = new StringBuilder();
       List<Object> params = new ArrayList<>();
-      // The statement timeout ends the part's statements on the server at the deadline (the executor cancels
-      // them too); the idle timeout ends the session there if a streamed result is left unread and unclosed.
-      // Both are LOCAL: they end with the transaction. The SET (or BEGIN) takes no snapshot; the first query
-      // does, and every statement after it reads in that snapshot.
-      if (whole) {
-        sql.append(BEGIN_WHOLE);
-        params.add(Long.toString(ms));
-      } else {
-        sql.append(BEGIN_CURSOR);
-        params.add(Long.toString(ms));
-        params.add(Long.toString(ms + 1000));
-      }
-      boolean prefixRows = true;
+      sql.append(begin(whole, ms));
       if (checkFirst) {
-        try (PreparedStatement s = c.prepareStatement(sql.toString())) {
-          for (int i = 0; i < params.size(); i++) {
-            s.setObject(i + 1, params.get(i));
-          }
-          s.execute();
+        try (Statement s = c.createStatement()) {
+          s.execute(sql.toString());
         }
         PartGuard.Rerun r = guard.check(c, request.keyspace(), p.shard, keyspace);
         if (r != null) {
           return r;
         }
         sql.setLength(0);
-        params.clear();
-        prefixRows = false;
       }
       if (check != null) {
         sql.append("; ").append(check.sql());
@@ -408,10 +400,6 @@ public final class QueryExecutor implements AutoCloseable {
       }
       try {
         boolean isRows = p.execute();
-        if (prefixRows) {
-          resultSet(ps, isRows, p.shard);
-          isRows = ps.getMoreResults();
-        }
         if (check != null) {
           PartGuard.Rerun r = check.verdict(resultSet(ps, isRows, p.shard), keyspace);
           if (r == PartGuard.AGAIN) {
