@@ -19,7 +19,8 @@ import org.postgresql.core.TransactionState;
 
 /**
  * One shard's part of one run of a query: its connection (from the shard's query pool), its READ ONLY
- * REPEATABLE READ transaction and its streaming statement, read by the merge through {@link #source}.
+ * REPEATABLE READ transaction and its statement, streamed to the merge through {@link #source}; or, for a
+ * bounded part ({@link #detach}), its rows read whole on the worker's thread, with the connection given back.
  * A worker thread opens it; afterwards only the query's consumer thread reads it, while any thread may
  * {@link #cancel} it. A connection whose statement was cancelled is evicted from the pool instead of
  * returned: PostgreSQL's cancel request is asynchronous, and a late one must never hit the statement of
