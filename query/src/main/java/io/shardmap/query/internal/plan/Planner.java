@@ -186,7 +186,8 @@ public final class Planner {
 
   private void checkClauses() {
     if (ps.getWithItemsList() != null && !ps.getWithItemsList().isEmpty()) {
-      throw Sql.refuse("WITH (common table expressions) cannot be planned across shards");
+      throw Sql.refuse("WITH (common table expressions) cannot be planned across shards: the ownership"
+          + " predicate would not reach the rows of its queries, so rows being moved could count twice");
     }
     if (ps.getForMode() != null || ps.getForUpdateTable() != null || ps.getForClause() != null
         || ps.getWait() != null || ps.isSkipLocked() || ps.isNoWait()) {
@@ -197,7 +198,7 @@ public final class Planner {
       throw Sql.refuse("SELECT INTO creates a table; only a query can run across shards");
     }
     if (perShard) {
-      checkOnlyReads();
+      checkPostgresClauses();
       return;
     }
     if (ps.getWindowDefinitions() != null && !ps.getWindowDefinitions().isEmpty()) {
@@ -217,11 +218,11 @@ public final class Planner {
         throw Sql.refuse("GROUPING SETS, ROLLUP and CUBE cannot be merged across shards: " + g);
       }
     }
-    checkOnlyReads();
+    checkPostgresClauses();
   }
 
-  /** What even a statement run as written may not be: PostgreSQL syntax only. */
-  private void checkOnlyReads() {
+  /** Clauses JSqlParser reads that are not PostgreSQL (or not a read): refused even in a statement run as written. */
+  private void checkPostgresClauses() {
     Object[] unsupported = {ps.getQualify(), ps.getTop(), ps.getFirst(), ps.getSkip(),
         ps.getOracleHierarchical(), ps.getLateralViews(), ps.getKsqlWindow(), ps.getPivot(),
         ps.getUnPivot(), ps.getLimitBy(), ps.getIsolation(), ps.getOptimizeFor(),
@@ -501,11 +502,7 @@ public final class Planner {
     resolveTables();
     walkAll();
     markParams();
-    List<String> labels = new ArrayList<>();
-    for (SelectItem<?> item : ps.getSelectItems()) {
-      Expression e = item.getExpression();
-      labels.add(e instanceof AllColumns || e instanceof AllTableColumns ? "*" : Labels.label(item));
-    }
+    List<String> labels = labels();
     Bound offset = offset();
     Bound limit = limit();
     boolean aggregated = hasAggregate || ps.getGroupBy() != null || ps.getHaving() != null;
@@ -526,27 +523,11 @@ public final class Planner {
 
   /** The statement as written plus the ownership predicate, and the caller's merge resolved to columns. */
   private QueryPlan buildExplicit(io.shardmap.query.Merge merge) {
-    if (ps.getWithItemsList() != null && !ps.getWithItemsList().isEmpty()) {
-      throw Sql.refuse("WITH cannot run across shards: the ownership predicate would not reach the rows of its"
-          + " queries, so rows being moved could count twice");
-    }
-    if (ps.getForMode() != null || ps.getForUpdateTable() != null || ps.getForClause() != null
-        || ps.getWait() != null || ps.isSkipLocked() || ps.isNoWait()) {
-      throw Sql.refuse("FOR UPDATE/SHARE cannot run across shards: row locks belong in a transaction on"
-          + " the shard that owns the key");
-    }
-    if (ps.getIntoTables() != null || ps.getIntoTempTable() != null) {
-      throw Sql.refuse("SELECT INTO creates a table; only a query can run across shards");
-    }
     checkClauses();
     resolveTables();
     walkAll();
     markParams();
-    List<String> labels = new ArrayList<>();
-    for (SelectItem<?> item : ps.getSelectItems()) {
-      Expression e = item.getExpression();
-      labels.add(e instanceof AllColumns || e instanceof AllTableColumns ? "*" : Labels.label(item));
-    }
+    List<String> labels = labels();
     int width = labels.contains("*") ? -1 : labels.size();
     Expression where = ps.getWhere();
     Expression owned = new Column(salt + ShardTemplate.OWNED);
@@ -644,6 +625,16 @@ public final class Planner {
           + ")");
     }
     return found;
+  }
+
+  /** The select list's labels, as PostgreSQL labels them; {@code *} for a {@code *} or {@code t.*} item. */
+  private List<String> labels() {
+    List<String> labels = new ArrayList<>();
+    for (SelectItem<?> item : ps.getSelectItems()) {
+      Expression e = item.getExpression();
+      labels.add(e instanceof AllColumns || e instanceof AllTableColumns ? "*" : Labels.label(item));
+    }
+    return labels;
   }
 
   static Expression paren(Expression e) {
