@@ -77,8 +77,12 @@ public final class PreparedTransactions {
    * Prepares the transaction open on {@code c} as {@code id}: once this returns, its effects are durable on
    * the server but invisible to others, and they become visible only through {@link #commitPrepared}. The
    * session is then no longer in that transaction (the next statement on {@code c} starts a new one; the
-   * caller must not {@code commit} or {@code rollback} it). On any failure nothing stays prepared: PostgreSQL
-   * rolls the transaction back, and so does this method before throwing.
+   * caller must not {@code commit} or {@code rollback} it). When PostgreSQL refuses the PREPARE (every
+   * exception below but a lost connection) nothing stays prepared: PostgreSQL rolls the transaction back,
+   * and this method rolls back the session before throwing. When the connection is lost (SQLSTATE class
+   * {@code 08}, or a failure after the PREPARE returned), whether it was prepared is unknown: the coordinator
+   * must then decide to abort, which is safe either way ({@link #rollbackPrepared} of a gid that is not
+   * prepared answers NOT_FOUND), and leave what it cannot reach to the resolver.
    *
    * <p>Costs two round trips: the {@code PREPARE}, and a look-up of the gid in {@code pg_prepared_xacts},
    * because PostgreSQL answers {@code PREPARE TRANSACTION} in a transaction that an earlier statement made
