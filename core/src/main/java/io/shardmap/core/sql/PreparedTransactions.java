@@ -62,6 +62,8 @@ public final class PreparedTransactions {
   private static final String DUPLICATE_OBJECT = "42710";
   /** SQLSTATE undefined_object: COMMIT/ROLLBACK PREPARED of a gid that is not prepared. */
   private static final String UNDEFINED_OBJECT = "42704";
+  /** SQLSTATE in_failed_sql_transaction: the transaction to prepare had already failed. */
+  private static final String IN_FAILED_SQL_TRANSACTION = "25P02";
   /** SQLSTATE out_of_memory: PREPARE when all max_prepared_transactions slots are taken. */
   private static final String OUT_OF_MEMORY = "53200";
   /** SQLSTATE feature_not_supported: COMMIT/ROLLBACK PREPARED from another database than the prepare's. */
@@ -84,17 +86,19 @@ public final class PreparedTransactions {
    * must then decide to abort, which is safe either way ({@link #rollbackPrepared} of a gid that is not
    * prepared answers NOT_FOUND), and leave what it cannot reach to the resolver.
    *
-   * <p>Costs two round trips: the {@code PREPARE}, and a look-up of the gid in {@code pg_prepared_xacts},
-   * because PostgreSQL answers {@code PREPARE TRANSACTION} in a transaction that an earlier statement made
-   * fail with a plain {@code ROLLBACK} and no error; without the check, a work that caught its own SQL error
-   * would count as prepared and the decision to commit would lose its writes on this shard.
+   * <p>One round trip, like a plain commit: {@code SELECT 1; PREPARE TRANSACTION '<gid>'} sent together. The
+   * {@code SELECT 1} is there because PostgreSQL answers {@code PREPARE TRANSACTION} in a transaction that an
+   * earlier statement made fail with a plain {@code ROLLBACK} and no error; without it, a work that caught
+   * its own SQL error would count as prepared, and a decision to commit would lose its writes on this shard.
+   * In a failed transaction the {@code SELECT} raises instead (SQLSTATE 25P02) and the {@code PREPARE} is
+   * not run.
    *
    * @param shard the shard's name, for error messages
    * @throws IllegalStateException if {@code c} is in autocommit (there is no transaction to prepare); nothing
    *     is sent
    * @throws ShardmapException FAILED_PRECONDITION if the server has prepared transactions disabled ({@code
    *     max_prepared_transactions = 0}) or all its slots are taken; ALREADY_EXISTS if the gid is in use on the
-   *     server; ABORTED if the transaction had already failed and PostgreSQL rolled it back
+   *     server; ABORTED if the transaction had already failed (it is rolled back)
    * @throws SQLException any other failure, as PostgreSQL reported it
    */
   public static void prepare(Connection c, TxnId id, String shard) throws SQLException {
@@ -102,30 +106,13 @@ public final class PreparedTransactions {
       throw new IllegalStateException("shard " + shard + ": cannot prepare transaction " + id
           + " on a connection in autocommit mode; there is no open transaction (setAutoCommit(false) first)");
     }
-    String gid = id.toString();
     try (Statement s = c.createStatement()) {
-      s.execute("PREPARE TRANSACTION " + quote(gid));
+      // Statements after a failing one up to the end of the batch are skipped: no PREPARE after the SELECT
+      // failed. Both results are consumed before execute returns.
+      s.execute("SELECT 1; PREPARE TRANSACTION " + quote(id.toString()));
     } catch (SQLException e) {
       rollbackAfter(c, e);
       throw translatePrepareError(e, id, shard);
-    }
-    // The PREPARE ended the transaction whatever happened, so this runs in a transaction of its own; end it
-    // too, so that the connection is left idle.
-    boolean prepared;
-    try (PreparedStatement ps = c.prepareStatement("SELECT 1 FROM pg_prepared_xacts WHERE gid = ?")) {
-      ps.setString(1, gid);
-      try (ResultSet rs = ps.executeQuery()) {
-        prepared = rs.next();
-      }
-      c.commit();
-    } catch (SQLException e) {
-      rollbackAfter(c, e);
-      throw e;
-    }
-    if (!prepared) {
-      throw new ShardmapException(ErrorCode.ABORTED, "shard " + shard + ": transaction " + id
-          + " was not prepared: it had already failed (an earlier statement raised an error in it), so "
-          + "PostgreSQL rolled it back instead; none of its writes took effect on this shard");
     }
   }
 
@@ -233,6 +220,11 @@ public final class PreparedTransactions {
       ShardmapException error = disabledError(shard);
       error.initCause(e);
       throw error;
+    }
+    if (IN_FAILED_SQL_TRANSACTION.equals(state)) {
+      throw new ShardmapException(ErrorCode.ABORTED, "shard " + shard + ": transaction " + id + " was not "
+          + "prepared: it had already failed (an earlier statement in it raised an error), so it was rolled "
+          + "back; none of its writes took effect on this shard", e);
     }
     if (OUT_OF_MEMORY.equals(state)) {
       throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "shard " + shard + ": every slot of "
