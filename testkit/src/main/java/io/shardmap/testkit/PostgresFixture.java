@@ -53,8 +53,9 @@ import org.testcontainers.utility.DockerImageName;
  *
  * <p>Servers this class starts run with {@code wal_level=logical}, {@code
  * max_prepared_transactions=64}, {@code max_replication_slots=16}, {@code max_wal_senders=16}
- * and {@code fsync=off} ({@link #startNew(int, List)} adds or overrides settings). Durability across {@link #stop}/{@link #start} still holds, because the
- * stop kills PostgreSQL but not the operating system, so written pages stay in the OS cache.
+ * and {@code fsync=off} ({@link #startNew(int, List)} adds or overrides settings). Durability
+ * across {@link #stop}/{@link #start} still holds, because the stop kills PostgreSQL but not the
+ * operating system, so written pages stay in the OS cache.
  *
  * <p>Every wait is bounded; failures name the server log files, which are kept after
  * {@link #close()} if anything failed.
