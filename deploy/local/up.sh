@@ -242,6 +242,42 @@ pg_running() {
   as_postgres "$PG_BIN/pg_ctl" status -D "$1" >/dev/null 2>&1
 }
 
+# Cross-shard transactions run PREPARE TRANSACTION on every participant shard, which PostgreSQL's default
+# (max_prepared_transactions = 0) refuses. 64 exceeds the connections the local system's clients open to a
+# shard. Appended to postgresql.conf unless the file already sets it (a value set by hand is kept), so a
+# data directory made by an older up.sh gets it too; the setting takes effect at the server's next start.
+PG_MAX_PREPARED_TRANSACTIONS=64
+
+ensure_pg_conf() {
+  local n=$1 data=$2
+  if ! grep -Eq '^[[:space:]]*max_prepared_transactions[[:space:]]*=' "$data/postgresql.conf"; then
+    cat >>"$data/postgresql.conf" <<EOF
+
+# deploy/local/up.sh: cross-shard transactions prepare on every participant shard (PREPARE TRANSACTION);
+# the default 0 refuses it. Changing it needs a restart.
+max_prepared_transactions = $PG_MAX_PREPARED_TRANSACTIONS
+EOF
+    say "pg$n: set max_prepared_transactions = $PG_MAX_PREPARED_TRANSACTIONS in $data/postgresql.conf"
+  fi
+}
+
+# A server started before its postgresql.conf had the setting still runs with 0 until it restarts. up.sh
+# does not restart a running shard itself (that would cut off every client and migration using it), so it
+# says how.
+check_prepared_transactions() {
+  local n=$1 data=$2 port=$3 value restart
+  value=$("$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc "SHOW max_prepared_transactions")
+  if [[ $value == 0 ]]; then
+    restart="$PG_BIN/pg_ctl restart -D $data -l $RUN/pg$n.log -m fast"
+    if $IS_ROOT; then
+      restart="runuser -u postgres -- $restart"
+    fi
+    say "warning: pg$n (port $port) runs with max_prepared_transactions = 0, so cross-shard transactions fail on it;"
+    say "  its postgresql.conf now sets it, which takes effect at a restart: deploy/local/down.sh && deploy/local/up.sh,"
+    say "  or only this shard: $restart"
+  fi
+}
+
 start_postgres() {
   local i
   if $IS_ROOT; then
@@ -274,6 +310,7 @@ EOF
 host  all  all  127.0.0.1/32  trust
 EOF
     fi
+    ensure_pg_conf "$n" "$data"
     if pg_running "$data"; then
       say "pg$n already running (port $port)"
     else
@@ -284,6 +321,7 @@ EOF
     fi
     head -n 1 "$data/postmaster.pid" >"$pidfile"
     wait_until "pg$n" "$log" "" "" "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" -U postgres -t 2
+    check_prepared_transactions "$n" "$data" "$port"
     if [[ -z $("$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
       "SELECT 1 FROM pg_database WHERE datname = 'shard$n'") ]]; then
       "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres "shard$n"

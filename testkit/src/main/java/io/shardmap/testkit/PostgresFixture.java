@@ -27,6 +27,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.testcontainers.containers.GenericContainer;
@@ -52,8 +53,9 @@ import org.testcontainers.utility.DockerImageName;
  *
  * <p>Servers this class starts run with {@code wal_level=logical}, {@code
  * max_prepared_transactions=64}, {@code max_replication_slots=16}, {@code max_wal_senders=16}
- * and {@code fsync=off}. Durability across {@link #stop}/{@link #start} still holds, because the
- * stop kills PostgreSQL but not the operating system, so written pages stay in the OS cache.
+ * and {@code fsync=off} ({@link #startNew(int, List)} adds or overrides settings). Durability
+ * across {@link #stop}/{@link #start} still holds, because the stop kills PostgreSQL but not the
+ * operating system, so written pages stay in the OS cache.
  *
  * <p>Every wait is bounded; failures name the server log files, which are kept after
  * {@link #close()} if anything failed.
@@ -142,8 +144,23 @@ public final class PostgresFixture implements AutoCloseable {
    * start}, which restarts one shard's server.)
    */
   public static PostgresFixture startNew(int shards) {
+    return startNew(shards, List.of());
+  }
+
+  /**
+   * As {@link #startNew(int)}, with {@code settings} ({@code "name = value"}, e.g. {@code
+   * "max_prepared_transactions = 0"}) applied to every server after the usual ones, so they can also
+   * override them. For tests of a server configured differently.
+   *
+   * @throws IllegalArgumentException if a setting is not {@code name = value} with a lower-case name
+   * @throws IllegalStateException with {@value #URLS_ENV} databases, whose settings this cannot change
+   *     (tests that need other settings must skip then: {@link #canStartServers()})
+   */
+  public static PostgresFixture startNew(int shards, List<String> settings) {
     checkShardCount(shards);
-    PostgresFixture fixture = new PostgresFixture(chooseBackend(), false);
+    List<String> extra = checkSettings(settings);
+    Backend backend = chooseBackend(extra);
+    PostgresFixture fixture = new PostgresFixture(backend, false);
     try {
       fixture.ensureShards(shards);
       return fixture;
@@ -153,6 +170,24 @@ public final class PostgresFixture implements AutoCloseable {
     }
   }
 
+  /** Whether this JVM starts its own servers (no {@value #URLS_ENV}), so {@link #startNew(int, List)} works. */
+  public static boolean canStartServers() {
+    String urls = System.getenv(URLS_ENV);
+    return urls == null || urls.isBlank();
+  }
+
+  private static final Pattern SETTING = Pattern.compile("([a-z_][a-z0-9_.]*) = ([A-Za-z0-9_.:/-]+|'[^'\\n]*')");
+
+  private static List<String> checkSettings(List<String> settings) {
+    for (String setting : settings) {
+      if (setting == null || !SETTING.matcher(setting).matches()) {
+        throw new IllegalArgumentException("setting must be \"name = value\" (lower-case name; a value with "
+            + "other characters than [A-Za-z0-9_.:/-] in single quotes), got: " + setting);
+      }
+    }
+    return List.copyOf(settings);
+  }
+
   private static void checkShardCount(int shards) {
     if (shards < 1) {
       throw new IllegalArgumentException("shards must be at least 1: " + shards);
@@ -160,20 +195,29 @@ public final class PostgresFixture implements AutoCloseable {
   }
 
   private static Backend chooseBackend() {
+    return chooseBackend(List.of());
+  }
+
+  /** The backend for this JVM; {@code extraSettings} go after {@link #SERVER_SETTINGS} on every server. */
+  private static Backend chooseBackend(List<String> extraSettings) {
     String urls = System.getenv(URLS_ENV);
     if (urls != null && !urls.isBlank()) {
+      if (!extraSettings.isEmpty()) {
+        throw new IllegalStateException("cannot apply " + extraSettings + " to the databases of " + URLS_ENV
+            + ": this fixture does not start them");
+      }
       return new ExternalBackend(urls);
     }
     Path bin = findLocalBinaries();
     if (bin != null) {
-      return new LocalBackend(bin);
+      return new LocalBackend(bin, extraSettings);
     }
     if (!Docker.available()) {
       throw new IllegalStateException("no PostgreSQL available for tests: set " + URLS_ENV
           + ", install PostgreSQL server binaries (/usr/lib/postgresql/N/bin, initdb on the PATH, or "
           + BIN_ENV + "), or run a Docker engine for Testcontainers");
     }
-    return new ContainerBackend();
+    return new ContainerBackend(extraSettings);
   }
 
   private synchronized void ensureShards(int shards) {
@@ -422,13 +466,15 @@ public final class PostgresFixture implements AutoCloseable {
     private static final String SUPERUSER = "postgres";
 
     private final Path bin;
+    private final List<String> extraSettings;
     private final Path root;
     /** The OS user to run as when this JVM is root, else null. */
     private final UserPrincipal runAs;
     private final List<PgInstance> instances = new ArrayList<>();
 
-    LocalBackend(Path bin) {
+    LocalBackend(Path bin, List<String> extraSettings) {
       this.bin = bin;
+      this.extraSettings = extraSettings;
       try {
         Path probe = Files.createTempDirectory("shardmap-pg-probe-");
         // Files a process creates belong to its effective uid: the portable way to ask "am I root?".
@@ -585,6 +631,7 @@ public final class PostgresFixture implements AutoCloseable {
 
     private void writeSettings(int i, int port, Path sockets) {
       List<String> lines = new ArrayList<>(Arrays.asList(SERVER_SETTINGS));
+      lines.addAll(extraSettings); // later lines win in postgresql.conf
       lines.add("listen_addresses = '127.0.0.1'");
       lines.add("port = " + port);
       // Our own socket directory: the packaged default (/var/run/postgresql) may be missing
@@ -725,9 +772,11 @@ public final class PostgresFixture implements AutoCloseable {
     private static final String PASSWORD = "shardmap";
 
     private final List<PgInstance> instances = new ArrayList<>();
+    private final List<String> extraSettings;
 
-    ContainerBackend() {
+    ContainerBackend(List<String> extraSettings) {
       super(IMAGE_ENV, DEFAULT_IMAGE, "shard", REGISTRY.logTag);
+      this.extraSettings = extraSettings;
     }
 
     @Override
@@ -741,9 +790,11 @@ public final class PostgresFixture implements AutoCloseable {
         // A fixed host port (rather than Docker's random one) survives docker kill / docker start.
         int port = FreePorts.allocate();
         List<String> command = new ArrayList<>(List.of("postgres"));
-        for (String setting : SERVER_SETTINGS) {
+        List<String> settings = new ArrayList<>(Arrays.asList(SERVER_SETTINGS));
+        settings.addAll(extraSettings); // a later -c wins
+        for (String setting : settings) {
           command.add("-c");
-          command.add(setting.replace(" ", ""));
+          command.add(setting.replaceFirst(" = ", "=").replace("'", ""));
         }
         GenericContainer<?> container = new GenericContainer<>(DockerImageName.parse(image))
             .withEnv("POSTGRES_USER", "postgres")

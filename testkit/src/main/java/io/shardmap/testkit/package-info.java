@@ -9,7 +9,9 @@
  *       local cluster can also be backed up and restored from the backup with etcdctl, for tests
  *       of etcd going back in time.
  *   <li>{@link io.shardmap.testkit.PostgresFixture}: one PostgreSQL server and database per shard,
- *       with servers that can be stopped and started, for tests that move data between shards.
+ *       with servers that can be stopped and started, for tests that move data between shards; a
+ *       private one can be started with other server settings (e.g. {@code
+ *       max_prepared_transactions = 0}).
  *   <li>{@link io.shardmap.testkit.FreePorts}: loopback ports for the servers above, chosen so a
  *       stopped server's port is still free when it restarts.
  *   <li>{@link io.shardmap.testkit.Await}: the one bounded poll for a condition another thread makes true.

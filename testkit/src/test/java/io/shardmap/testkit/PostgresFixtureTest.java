@@ -108,6 +108,17 @@ class PostgresFixtureTest {
     assertThrows(SQLException.class, () -> second.connect().close(), "close() must stop the servers");
   }
 
+  @Test
+  void malformedExtraSettingsAreRefusedBeforeAnyServerStarts() {
+    // A newline would smuggle a second setting into postgresql.conf; a missing " = " is no setting.
+    for (String bad : List.of("port = 1\nlisten_addresses = '*'", "max_prepared_transactions=0",
+        "Max_Connections = 5", "shared_preload_libraries = a,b")) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> PostgresFixture.startNew(1, List.of(bad)), bad);
+      assertTrue(e.getMessage().contains("name = value"), e.getMessage());
+    }
+  }
+
   private static void insert(Connection connection, String table, String key, String value) throws SQLException {
     try (PreparedStatement statement = connection.prepareStatement("insert into " + table + " (k, v) values (?, ?)")) {
       statement.setString(1, key);

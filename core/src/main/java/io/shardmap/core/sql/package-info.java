@@ -1,7 +1,10 @@
 /**
- * Key-selecting SQL as text, with no database: how a key column's values map to canonical keys ({@link
+ * Shardmap's SQL. Key-selecting SQL as text, with no database: how a key column's values map to canonical keys ({@link
  * io.shardmap.core.sql.KeyKind}), Shardmap's routing functions in SQL ({@link io.shardmap.core.sql.SqlRouting};
  * the migrator installs them), and the conditions built from both ({@link io.shardmap.core.sql.KeySql}) that
- * the migrator's move units and each strategy's ownership predicate use.
+ * the migrator's move units and each strategy's ownership predicate use. And the participant side of a
+ * cross-shard transaction on one shard over plain JDBC ({@link io.shardmap.core.sql.PreparedTransactions}:
+ * prepare, commit or roll back prepared, list this cluster's prepared transactions), which the SDK's
+ * coordinator and the resolver share.
  */
 package io.shardmap.core.sql;
