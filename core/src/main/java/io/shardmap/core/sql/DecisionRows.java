@@ -1,0 +1,180 @@
+package io.shardmap.core.sql;
+
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.core.TxnId;
+import java.sql.Array;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The decision of a cross-shard transaction carried by one of its participants, the <b>decider</b>
+ * (docs/transactions.md): a row of {@code shardmap.txn_decisions} on the decider's shard, keyed by the gid.
+ *
+ * <p>The coordinator inserts a COMMIT row inside the decider's own transaction, after every other writer
+ * prepared. Committing that transaction is the commit point: the row and the decider's writes become durable
+ * together, and the decider needs no PREPARE. A resolver that finds another participant's transaction
+ * prepared with no decision inserts an ABORT row with the same key. The primary key makes the two mutually
+ * exclusive in PostgreSQL itself:
+ * <ul>
+ *   <li>the resolver's insert waits for a coordinator's uncommitted insert of the gid, then finds its COMMIT
+ *       (committed) or inserts ABORT (rolled back, or the coordinator's session died);
+ *   <li>a coordinator inserting after the resolver's ABORT committed gets a unique violation, so its
+ *       transaction on the decider, with its writes, can never commit.
+ * </ul>
+ * A row, once committed, never changes; {@link #forget} deletes it once every participant has finished and
+ * no coordinator can still be deciding (see there).
+ *
+ * <p>java.sql only; the caller owns every connection. The table is installed once per shard by {@link #ddl}
+ * (a role that may create schema {@code shardmap}); the application's role needs SELECT, INSERT and DELETE on
+ * it, which the DDL grants to PUBLIC.
+ */
+public final class DecisionRows {
+  /** The decision a row records. */
+  public enum Decision {
+    COMMIT("c"),
+    ABORT("a");
+
+    private final String code;
+
+    Decision(String code) {
+      this.code = code;
+    }
+
+    static Decision of(String code) {
+      return switch (code) {
+        case "c" -> COMMIT;
+        case "a" -> ABORT;
+        default -> throw new IllegalStateException("shardmap.txn_decisions holds an unknown decision '" + code + "'");
+      };
+    }
+  }
+
+  private static final String UNIQUE_VIOLATION = "23505";
+  private static final String LOCK_NOT_AVAILABLE = "55P03";
+
+  private DecisionRows() {}
+
+  /** The statements that install the table on a shard; each may run again (IF NOT EXISTS). */
+  public static List<String> ddl() {
+    return List.of(
+        "CREATE SCHEMA IF NOT EXISTS shardmap",
+        "CREATE TABLE IF NOT EXISTS shardmap.txn_decisions (gid text PRIMARY KEY, "
+            + "decision text NOT NULL CHECK (decision IN ('c', 'a')), participants text[] NOT NULL, "
+            + "decided_at timestamptz NOT NULL DEFAULT now())",
+        "GRANT USAGE ON SCHEMA shardmap TO PUBLIC",
+        "GRANT SELECT, INSERT, DELETE ON shardmap.txn_decisions TO PUBLIC");
+  }
+
+  /**
+   * Records COMMIT for {@code id} in the decider's open transaction ({@code c}, autocommit off), which the
+   * caller then commits: that commit is the commit point. Call it only after every other writer has
+   * prepared.
+   *
+   * @param participants the shards that prepared {@code id}, which the resolver finishes after this
+   * @throws ShardmapException ABORTED when a resolver has already recorded ABORT for {@code id}. The
+   *     transaction on {@code c} is then failed and can only roll back, with the decider's writes, and the
+   *     caller must roll back the prepared participants too.
+   * @throws IllegalStateException when {@code c} is in autocommit (the row must commit with the work)
+   */
+  public static void recordCommit(Connection c, TxnId id, List<String> participants) throws SQLException {
+    if (c.getAutoCommit()) {
+      throw new IllegalStateException("the COMMIT decision of " + id + " must be written in the decider's "
+          + "transaction (autocommit is on)");
+    }
+    if (participants.isEmpty()) {
+      throw ShardmapException.invalid("participants", "a COMMIT decision names the prepared participants");
+    }
+    try (PreparedStatement ps = c.prepareStatement(
+        "INSERT INTO shardmap.txn_decisions (gid, decision, participants) VALUES (?, 'c', ?)")) {
+      ps.setString(1, id.toString());
+      Array a = c.createArrayOf("text", participants.toArray());
+      ps.setArray(2, a);
+      ps.executeUpdate();
+    } catch (SQLException e) {
+      if (UNIQUE_VIOLATION.equals(e.getSQLState())) {
+        throw new ShardmapException(ErrorCode.ABORTED, "transaction " + id + " was aborted by a resolver before "
+            + "its commit could be recorded (the coordinator was too slow): roll it back everywhere", e);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * The resolver's side: records ABORT for {@code id} unless a decision stands, and returns the decision
+   * that stands. If a coordinator is inserting its COMMIT, this waits for it, at most {@code lockTimeout},
+   * and returns empty when that runs out (the gid is still being decided: ask again later). Runs its own
+   * short transaction on {@code c}, which must be in autocommit.
+   */
+  public static Optional<Decision> decideAbort(Connection c, TxnId id, Duration lockTimeout) throws SQLException {
+    if (!c.getAutoCommit()) {
+      throw new IllegalStateException("decideAbort runs its own transaction: the connection must be in autocommit");
+    }
+    long ms = Math.max(1, lockTimeout.toMillis());
+    c.setAutoCommit(false);
+    try {
+      try (Statement s = c.createStatement()) {
+        s.execute("SET LOCAL lock_timeout = '" + ms + "ms'");
+      }
+      Decision d;
+      try (PreparedStatement ps = c.prepareStatement("INSERT INTO shardmap.txn_decisions (gid, decision, participants) "
+          + "VALUES (?, 'a', '{}') ON CONFLICT (gid) DO NOTHING RETURNING decision")) {
+        ps.setString(1, id.toString());
+        try (ResultSet rs = ps.executeQuery()) {
+          d = rs.next() ? Decision.of(rs.getString(1)) : null;
+        }
+      }
+      if (d == null) {
+        d = readIn(c, id).orElseThrow(() -> new IllegalStateException("the decision of " + id + " conflicted "
+            + "but cannot be read"));
+      }
+      c.commit();
+      return Optional.of(d);
+    } catch (SQLException e) {
+      c.rollback();
+      if (LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
+        return Optional.empty();
+      }
+      throw e;
+    } finally {
+      c.setAutoCommit(true);
+    }
+  }
+
+  /** The committed decision of {@code id}, if any. */
+  public static Optional<Decision> read(Connection c, TxnId id) throws SQLException {
+    return readIn(c, id);
+  }
+
+  private static Optional<Decision> readIn(Connection c, TxnId id) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement("SELECT decision FROM shardmap.txn_decisions WHERE gid = ?")) {
+      ps.setString(1, id.toString());
+      try (ResultSet rs = ps.executeQuery()) {
+        return rs.next() ? Optional.of(Decision.of(rs.getString(1))) : Optional.empty();
+      }
+    }
+  }
+
+  /**
+   * Deletes the decision of {@code id} once every participant has finished it; true when a row was deleted.
+   * A COMMIT row goes at once: its coordinator has committed, and no second commit can come. An ABORT row
+   * stays while any transaction on this database that began before the abort is still open. That may be
+   * the slow coordinator's transaction here, which began before any participant prepared (the coordinator
+   * opens the decider's transaction in the work, before its prepares), and without the row its late
+   * COMMIT insert would succeed. Then this returns false: forget it later.
+   */
+  public static boolean forget(Connection c, TxnId id) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement("DELETE FROM shardmap.txn_decisions d WHERE d.gid = ? AND "
+        + "(d.decision = 'c' OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = current_database() "
+        + "AND a.pid <> pg_backend_pid() AND a.xact_start <= d.decided_at))")) {
+      ps.setString(1, id.toString());
+      return ps.executeUpdate() == 1;
+    }
+  }
+}
