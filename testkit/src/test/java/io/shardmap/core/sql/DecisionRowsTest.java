@@ -210,6 +210,10 @@ class DecisionRowsTest {
         TxnId id = gid();
         ids.add(id);
         CountDownLatch begun = new CountDownLatch(1);
+        // Odd gids: the resolvers come long after the coordinator's COMMIT row; even ones: long before it
+        // (a coordinator too slow); the jitter makes the rest of the interleaving random.
+        int slowCoordinator = i % 2 == 0 ? 60 : 0;
+        int slowResolver = i % 2 == 0 ? 0 : 60;
         commits.add(CompletableFuture.supplyAsync(() -> {
           try (Connection c = pg.connect()) {
             c.setAutoCommit(false);
@@ -217,7 +221,7 @@ class DecisionRowsTest {
               s.execute("INSERT INTO work VALUES ('" + id + "')");
             }
             begun.countDown();
-            Thread.sleep(ThreadLocalRandom.current().nextInt(5));
+            Thread.sleep(slowCoordinator + ThreadLocalRandom.current().nextInt(5));
             DecisionRows.recordCommit(c, id, List.of("s2"));
             Thread.sleep(ThreadLocalRandom.current().nextInt(5));
             c.commit();
@@ -232,20 +236,24 @@ class DecisionRowsTest {
         for (int r = 0; r < 2; r++) {
           rs.add(ex.submit(() -> {
             begun.await(10, TimeUnit.SECONDS);
-            Thread.sleep(ThreadLocalRandom.current().nextInt(8));
+            Thread.sleep(slowResolver + ThreadLocalRandom.current().nextInt(8));
             return abort(id, Duration.ofSeconds(20));
           }));
         }
         resolutions.add(rs);
       }
+      int commitsWon = 0;
       for (int i = 0; i < ids.size(); i++) {
         boolean committed = commits.get(i).get(60, TimeUnit.SECONDS);
+        commitsWon += committed ? 1 : 0;
         Decision expected = committed ? Decision.COMMIT : Decision.ABORT;
         for (Future<Optional<Decision>> r : resolutions.get(i)) {
           assertEquals(Optional.of(expected), r.get(60, TimeUnit.SECONDS), ids.get(i).toString());
         }
         assertEquals(committed, workCommitted(ids.get(i)), ids.get(i) + ": work committed iff COMMIT stands");
       }
+      assertTrue(commitsWon > 0 && commitsWon < ids.size(), "both orders were raced: " + commitsWon + " of "
+          + ids.size() + " committed");
     } finally {
       ex.shutdownNow();
     }
