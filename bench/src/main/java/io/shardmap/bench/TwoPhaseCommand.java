@@ -124,7 +124,7 @@ public final class TwoPhaseCommand implements Callable<Integer> {
         side.work().commit();
       }));
       cases.put("2pc-etcd", id -> {
-        String gid = TxnId.random("bench", "two-phase").toString();
+        String gid = TxnId.random("bench", "s0", "two-phase").toString();
         both(pair, sides, side -> {
           update(side, id);
           prepare(side, gid);
@@ -138,7 +138,7 @@ public final class TwoPhaseCommand implements Callable<Integer> {
         store.commit(Txn.builder().delete(decisions + gid).build()); // forgotten later; not on the caller's path
       });
       cases.put("2pc-participant", id -> {
-        String gid = TxnId.random("bench", "two-phase").toString();
+        String gid = TxnId.random("bench", "s0", "two-phase").toString();
         CompletableFuture<Void> prepared = CompletableFuture.runAsync(() -> unchecked(() -> {
           update(sides[1], id);
           prepare(sides[1], gid);
@@ -153,7 +153,7 @@ public final class TwoPhaseCommand implements Callable<Integer> {
         commitPrepared(sides[1], gid);
       });
       cases.put("etcd-decision", id -> {
-        String gid = TxnId.random("bench", "two-phase").toString();
+        String gid = TxnId.random("bench", "s0", "two-phase").toString();
         store.commit(Txn.builder().compare(Compare.absent(decisions + gid))
             .put(decisions + gid, new byte[] {1}).build()).get(10, TimeUnit.SECONDS);
         store.commit(Txn.builder().delete(decisions + gid).build());

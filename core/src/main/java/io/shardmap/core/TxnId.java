@@ -7,7 +7,7 @@ import java.util.regex.Pattern;
 
 /**
  * The global id of one cross-shard transaction: the {@code PREPARE TRANSACTION} gid on every participant and
- * the key of its decision record. {@code smx1:<namespace>:<coordinator>:<uuid>}, at most 128 characters
+ * the key of its decision. {@code smx1:<namespace>:<decider>:<coordinator>:<uuid>}, at most 192 characters
  * (PostgreSQL allows 199):
  *
  * <ul>
@@ -15,6 +15,9 @@ import java.util.regex.Pattern;
  *       {@code TxnId} is not Shardmap's, and nothing of Shardmap ever touches it;
  *   <li>{@code namespace}: the Shardmap cluster (1-40 of {@code [a-z0-9_-]}, from its etcd prefix: {@link
  *       #namespaceOf}), so two clusters sharing databases never resolve each other's transactions;
+ *   <li>{@code decider}: the participant shard whose own commit carries the decision ({@code
+ *       io.shardmap.core.sql.DecisionRows}), where a resolver finding another participant's prepared
+ *       transaction reads or makes the decision (a shard name: {@link Names#shard});
  *   <li>{@code coordinator}: the process that ran it (1-40 of {@code [A-Za-z0-9_-]}), for operators and
  *       for a coordinator to find its own;
  *   <li>{@code uuid}: unique per transaction (lower-case, canonical form).
@@ -28,29 +31,35 @@ public final class TxnId {
 
   private static final Pattern NAMESPACE = Pattern.compile("[a-z0-9_-]{1,40}");
   private static final Pattern COORDINATOR = Pattern.compile("[A-Za-z0-9_-]{1,40}");
-  private static final Pattern GID = Pattern.compile(
-      "smx1:([a-z0-9_-]{1,40}):([A-Za-z0-9_-]{1,40}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})");
+  private static final Pattern DECIDER = Pattern.compile("[a-z][a-z0-9_-]{0,62}");
+  private static final Pattern GID = Pattern.compile("smx1:([a-z0-9_-]{1,40}):([a-z][a-z0-9_-]{0,62}):"
+      + "([A-Za-z0-9_-]{1,40}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})");
 
   private final String namespace;
+  private final String decider;
   private final String coordinator;
   private final UUID uuid;
   private final String text;
 
-  private TxnId(String namespace, String coordinator, UUID uuid) {
+  private TxnId(String namespace, String decider, String coordinator, UUID uuid) {
     this.namespace = namespace;
+    this.decider = decider;
     this.coordinator = coordinator;
     this.uuid = uuid;
-    this.text = SCHEME + ":" + namespace + ":" + coordinator + ":" + uuid;
+    this.text = SCHEME + ":" + namespace + ":" + decider + ":" + coordinator + ":" + uuid;
   }
 
   /**
-   * A new id of a transaction coordinated by {@code coordinator} in cluster {@code namespace}.
+   * A new id of a transaction coordinated by {@code coordinator} in cluster {@code namespace}, whose decision
+   * the shard {@code decider} carries.
    *
    * @throws ShardmapException INVALID_ARGUMENT naming the field and its rule
    */
-  public static TxnId of(String namespace, String coordinator, UUID uuid) {
-    if (namespace == null || !NAMESPACE.matcher(namespace).matches()) {
-      throw ShardmapException.invalid("namespace", "1-40 characters of [a-z0-9_-], got '" + namespace + "'");
+  public static TxnId of(String namespace, String decider, String coordinator, UUID uuid) {
+    requireNamespace(namespace);
+    if (decider == null || !DECIDER.matcher(decider).matches()) {
+      throw ShardmapException.invalid("decider", "a shard name: 1-63 characters of [a-z0-9_-], starting with a "
+          + "letter, got '" + decider + "'");
     }
     if (coordinator == null || !COORDINATOR.matcher(coordinator).matches()) {
       throw ShardmapException.invalid("coordinator", "1-40 characters of [A-Za-z0-9_-], got '" + coordinator + "'");
@@ -58,12 +67,24 @@ public final class TxnId {
     if (uuid == null) {
       throw ShardmapException.invalid("uuid", "is required");
     }
-    return new TxnId(namespace, coordinator, uuid);
+    return new TxnId(namespace, decider, coordinator, uuid);
   }
 
   /** A new id with a random UUID. */
-  public static TxnId random(String namespace, String coordinator) {
-    return of(namespace, coordinator, UUID.randomUUID());
+  public static TxnId random(String namespace, String decider, String coordinator) {
+    return of(namespace, decider, coordinator, UUID.randomUUID());
+  }
+
+  /**
+   * {@code namespace} when it is one (1-40 characters of {@code [a-z0-9_-]}).
+   *
+   * @throws ShardmapException INVALID_ARGUMENT, field {@code namespace}, otherwise
+   */
+  public static String requireNamespace(String namespace) {
+    if (namespace == null || !NAMESPACE.matcher(namespace).matches()) {
+      throw ShardmapException.invalid("namespace", "1-40 characters of [a-z0-9_-], got '" + namespace + "'");
+    }
+    return namespace;
   }
 
   /**
@@ -78,10 +99,10 @@ public final class TxnId {
     }
     Matcher m = GID.matcher(gid);
     if (!m.matches()) {
-      throw ShardmapException.invalid("gid", "must be " + SCHEME + ":<namespace [a-z0-9_-]{1,40}>:<coordinator "
-          + "[A-Za-z0-9_-]{1,40}>:<uuid, lower case>, got '" + abbreviate(gid) + "'");
+      throw ShardmapException.invalid("gid", "must be " + SCHEME + ":<namespace [a-z0-9_-]{1,40}>:<decider shard>:"
+          + "<coordinator [A-Za-z0-9_-]{1,40}>:<uuid, lower case>, got '" + abbreviate(gid) + "'");
     }
-    return new TxnId(m.group(1), m.group(2), UUID.fromString(m.group(3)));
+    return new TxnId(m.group(1), m.group(2), m.group(3), UUID.fromString(m.group(4)));
   }
 
   /** Whether {@code gid} is a Shardmap gid of cluster {@code namespace} (what a resolver may touch). */
@@ -123,6 +144,11 @@ public final class TxnId {
 
   public String namespace() {
     return namespace;
+  }
+
+  /** The shard whose commit carries the decision. */
+  public String decider() {
+    return decider;
   }
 
   public String coordinator() {

@@ -12,7 +12,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.UUID;
 
 /**
  * The participant side of a cross-shard transaction on one PostgreSQL shard: {@code PREPARE TRANSACTION},
@@ -171,8 +170,8 @@ public final class PreparedTransactions {
    * @throws ShardmapException INVALID_ARGUMENT if {@code namespace} is not a namespace ({@link TxnId})
    */
   public static List<Prepared> list(Connection c, String namespace) throws SQLException {
-    // TxnId.of validates the namespace: a bad one would match nothing and silently hide everything.
-    String pattern = TxnId.likePattern(TxnId.of(namespace, "list", new UUID(0, 0)).namespace());
+    // A bad namespace would match nothing and silently hide everything: refused.
+    String pattern = TxnId.likePattern(TxnId.requireNamespace(namespace));
     List<Prepared> out = new ArrayList<>();
     try (PreparedStatement ps = c.prepareStatement(LIST_SQL)) {
       ps.setString(1, pattern);

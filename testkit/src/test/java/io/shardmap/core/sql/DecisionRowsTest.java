@@ -66,7 +66,7 @@ class DecisionRowsTest {
   }
 
   static TxnId gid() {
-    return TxnId.random("test", "coord");
+    return TxnId.random("test", "s1", "coord");
   }
 
   /** The coordinator's transaction on the decider: its work (a row of {@code work}) and its COMMIT row. */

@@ -58,8 +58,8 @@ class PreparedTransactionsTest {
     String ns = namespace();
     String table = table();
     exec(pg, "CREATE TABLE " + table + " (k int PRIMARY KEY, v text NOT NULL)");
-    TxnId committed = TxnId.random(ns, "coord-1");
-    TxnId rolledBack = TxnId.random(ns, "coord-2");
+    TxnId committed = TxnId.random(ns, "s1", "coord-1");
+    TxnId rolledBack = TxnId.random(ns, "s1", "coord-2");
     Timestamp before = serverNow(pg);
     try (Connection first = pg.connect(); Connection second = pg.connect()) {
       writeAndPrepare(first, table, 1, committed);
@@ -118,10 +118,10 @@ class PreparedTransactionsTest {
     PgInstance other = new PgInstance(pg.host(), pg.port(), otherDb, pg.user(), pg.password());
     exec(other, "CREATE TABLE " + table + " (k int PRIMARY KEY, v text NOT NULL)");
 
-    TxnId ours = TxnId.random(ns, "coord");
-    TxnId otherCluster = TxnId.random(similar, "coord");
-    TxnId ourInOtherDb = TxnId.random(ns, "coord");
-    List<String> foreign = List.of("_citus_x_" + suffix, "smx1:" + ns + ":not a coordinator!:" + UUID.randomUUID());
+    TxnId ours = TxnId.random(ns, "s1", "coord");
+    TxnId otherCluster = TxnId.random(similar, "s1", "coord");
+    TxnId ourInOtherDb = TxnId.random(ns, "s1", "coord");
+    List<String> foreign = List.of("_citus_x_" + suffix, "smx1:" + ns + ":s1:not a coordinator!:" + UUID.randomUUID());
     try (Connection c = pg.connect()) {
       writeAndPrepare(c, table, 1, ours);
       writeAndPrepare(c, table, 2, otherCluster);
@@ -172,7 +172,7 @@ class PreparedTransactionsTest {
     String ns = namespace();
     String table = table();
     exec(pg, "CREATE TABLE " + table + " (k int PRIMARY KEY, v text NOT NULL)");
-    TxnId id = TxnId.random(ns, "coord");
+    TxnId id = TxnId.random(ns, "s1", "coord");
     try (Connection c = pg.connect()) {
       writeAndPrepare(c, table, 7, id);
     }
@@ -202,7 +202,7 @@ class PreparedTransactionsTest {
         c.setAutoCommit(false);
         insert(c, table, 1);
         ShardmapException e = assertThrows(ShardmapException.class,
-            () -> PreparedTransactions.prepare(c, TxnId.random(namespace(), "coord"), "shard-x"));
+            () -> PreparedTransactions.prepare(c, TxnId.random(namespace(), "s1", "coord"), "shard-x"));
         assertEquals(ErrorCode.FAILED_PRECONDITION, e.code());
         assertTrue(e.getMessage().contains("max_prepared_transactions") && e.getMessage().contains("shard-x")
             && e.getMessage().contains("restart"), e.getMessage());
@@ -228,7 +228,7 @@ class PreparedTransactionsTest {
           }
           throw new AssertionError("unexpected call " + method.getName());
         });
-    TxnId id = TxnId.random(namespace(), "coord");
+    TxnId id = TxnId.random(namespace(), "s1", "coord");
     IllegalStateException e = assertThrows(IllegalStateException.class,
         () -> PreparedTransactions.prepare(recording, id, "shard-a"));
     assertTrue(e.getMessage().contains("autocommit") && e.getMessage().contains("shard-a"), e.getMessage());
@@ -254,7 +254,7 @@ class PreparedTransactionsTest {
       // A work that catches its own error and goes on: PostgreSQL answers the PREPARE with ROLLBACK.
       assertThrows(SQLException.class, () -> count(c, "SELECT 1 / 0"));
       ShardmapException e = assertThrows(ShardmapException.class,
-          () -> PreparedTransactions.prepare(c, TxnId.random(ns, "coord"), "shard-a"));
+          () -> PreparedTransactions.prepare(c, TxnId.random(ns, "s1", "coord"), "shard-a"));
       assertEquals(ErrorCode.ABORTED, e.code());
       assertEquals(0, count(c, "SELECT count(*) FROM " + table), "the connection is usable again");
       c.commit();
@@ -267,7 +267,7 @@ class PreparedTransactionsTest {
     String ns = namespace();
     String table = table();
     exec(pg, "CREATE TABLE " + table + " (k int PRIMARY KEY, v text NOT NULL)");
-    TxnId id = TxnId.random(ns, "coord");
+    TxnId id = TxnId.random(ns, "s1", "coord");
     try (Connection first = pg.connect(); Connection second = pg.connect()) {
       writeAndPrepare(first, table, 1, id);
       second.setAutoCommit(false);
