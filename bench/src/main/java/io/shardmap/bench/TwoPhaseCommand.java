@@ -13,7 +13,6 @@ import java.sql.PreparedStatement;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -189,14 +188,14 @@ public final class TwoPhaseCommand implements Callable<Integer> {
           }
         }
       }
-      long base = median(nanos.get("separate"));
-      out.printf("%-16s %9s %9s %9s %9s %10s%n", "case", "transfers", "mean ms", "p50 ms", "p99 ms", "p50 / base");
+      long base = Report.Dist.of(toArray(nanos.get("separate"))).p(0.50);
+      List<List<String>> table = new ArrayList<>();
       for (Map.Entry<String, List<Long>> e : nanos.entrySet()) {
-        long[] v = e.getValue().stream().mapToLong(Long::longValue).sorted().toArray();
-        double mean = Arrays.stream(v).average().orElse(0);
-        out.printf("%-16s %9d %9.3f %9.3f %9.3f %9.2fx%n", e.getKey(), v.length, mean / 1e6, v[v.length / 2] / 1e6,
-            v[Math.min(v.length - 1, (int) Math.ceil(v.length * 0.99) - 1)] / 1e6, (double) v[v.length / 2] / base);
+        Report.Dist d = Report.Dist.of(toArray(e.getValue()));
+        table.add(List.of(e.getKey(), String.format("%,d", d.count()), Report.millis(d.mean(), 3),
+            Report.millis(d.p(0.50), 3), Report.millis(d.p(0.99), 3), Report.fmt((double) d.p(0.50) / base, 2) + "x"));
       }
+      out.println(Report.table(List.of("case", "transfers", "mean ms", "p50 ms", "p99 ms", "p50 / base"), table));
       for (Side s : sides) {
         s.work().close();
         s.control().close();
@@ -252,8 +251,7 @@ public final class TwoPhaseCommand implements Callable<Integer> {
     }
   }
 
-  private static long median(List<Long> v) {
-    long[] a = v.stream().mapToLong(Long::longValue).sorted().toArray();
-    return a[a.length / 2];
+  private static long[] toArray(List<Long> v) {
+    return v.stream().mapToLong(Long::longValue).toArray();
   }
 }

@@ -117,7 +117,7 @@ public final class Counters {
   private final LongAdder callFailures = new LongAdder();
   private final LongAdder callNanos = new LongAdder();
   private final AtomicLong callMaxNanos = new AtomicLong();
-  private final LongAdder[] retries = new LongAdder[RetryCause.values().length];
+  private final LongAdder[] retries = adders(RetryCause.values().length);
   private final LongAdder directoryHits = new LongAdder();
   private final LongAdder directoryMisses = new LongAdder();
   private final LongAdder reports = new LongAdder();
@@ -131,11 +131,6 @@ public final class Counters {
   private final LongAdder partCancels = new LongAdder();
   private final LongAdder partConnections = new LongAdder();
 
-  public Counters() {
-    for (int i = 0; i < retries.length; i++) {
-      retries[i] = new LongAdder();
-    }
-  }
 
   private static LongAdder[] adders(int n) {
     LongAdder[] a = new LongAdder[n];

@@ -148,13 +148,10 @@ final class Part {
   }
 
   private int columns;
-  /** The part's rows came whole with its round trip (its transaction ended there): reading runs nothing. */
-  private volatile boolean whole;
 
-  void opened(ResultSet rs, boolean whole) throws SQLException {
+  void opened(ResultSet rs) throws SQLException {
     this.rows = rs;
     this.columns = rs.getMetaData().getColumnCount();
-    this.whole = whole;
   }
 
   ResultSet rows() {
@@ -252,19 +249,27 @@ final class Part {
     if (c == null) {
       return;
     }
+    boolean evict;
+    synchronized (this) {
+      evict = cancelled;
+    }
+    giveBack(p, c, statement, evict);
+  }
+
+  /**
+   * Closes the part's statement and result, ends its transaction and returns {@code c} to {@code p}, or
+   * evicts it ({@code evict}, or when ending the transaction fails). Never throws.
+   */
+  private void giveBack(HikariDataSource p, Connection c, PreparedStatement s, boolean evict) {
     try {
       if (rows != null) {
         rows.close();
       }
-      if (statement != null) {
-        statement.close();
+      if (s != null) {
+        s.close();
       }
     } catch (SQLException e) {
       // closing a statement of a broken or cancelled connection: the connection goes below
-    }
-    boolean evict;
-    synchronized (this) {
-      evict = cancelled;
     }
     try {
       if (!evict) {
@@ -312,13 +317,8 @@ final class Part {
    */
   void detach() throws SQLException {
     List<Object[]> out = new ArrayList<>();
-    int n = columns;
     while (rows.next()) {
-      Object[] row = new Object[n];
-      for (int i = 0; i < n; i++) {
-        row[i] = rows.getObject(i + 1);
-      }
-      out.add(row);
+      out.add(currentRow());
     }
     HikariDataSource p;
     Connection c;
@@ -334,18 +334,16 @@ final class Part {
       connection = null;
       statement = null;
     }
-    try {
-      s.close();
-      endTransaction(c);
-      c.close();
-    } catch (SQLException | RuntimeException e) {
-      try {
-        p.evictConnection(c);
-      } catch (RuntimeException ignored) {
-        // the pool is closed (ShardmapData closing): nothing is left to give back
-      }
+    giveBack(p, c, s, false);
+  }
+
+  /** The values of the result's current row. */
+  private Object[] currentRow() throws SQLException {
+    Object[] row = new Object[columns];
+    for (int i = 0; i < row.length; i++) {
+      row[i] = rows.getObject(i + 1);
     }
-    stats.partConnectionReleased();
+    return row;
   }
 
   /** Whether the part's rows were read whole and its connection given back ({@link #detach}). */
@@ -375,26 +373,18 @@ final class Part {
         }
         try {
           boolean more;
-          if (whole) {
-            more = rows.next(); // in memory: nothing runs on the server to cancel
-          } else {
-            busy = true;
-            try {
-              more = rows.next();
-            } finally {
-              busy = false;
-            }
+          busy = true;
+          try {
+            more = rows.next();
+          } finally {
+            busy = false;
           }
           if (!more) {
             exhausted = true;
             end();
             return null;
           }
-          int n = columns;
-          Object[] row = new Object[n];
-          for (int i = 0; i < n; i++) {
-            row[i] = rows.getObject(i + 1);
-          }
+          Object[] row = currentRow();
           rowCount++;
           return row;
         } catch (SQLException e) {

@@ -328,22 +328,19 @@ public final class QueryExecutor implements AutoCloseable {
         ShardStatement st = request.plan().shardStatement(predicate, request.params());
         // A part whose SQL bounds its rows to one fetch comes whole; any other streams through a cursor.
         boolean bounded = st.maxRows() >= 0 && st.maxRows() <= request.fetchSize();
-        while (true) {
-          PartGuard.Rerun verdict = send(p, c, st, bounded);
-          if (verdict == PartGuard.AGAIN) {
-            continue; // the guard has learned how to check this shard: send the part again
+        PartGuard.Rerun verdict;
+        do {
+          verdict = send(p, c, st, bounded); // AGAIN: the guard has learned how to check this shard
+        } while (verdict == PartGuard.AGAIN);
+        if (verdict == STOPPED) {
+          return; // cancelled before it was sent: nothing to settle (see awaitSettled)
+        }
+        synchronized (this) {
+          if (verdict != null && rerun == null) {
+            rerun = verdict;
           }
-          if (verdict == STOPPED) {
-            return; // cancelled before it was sent: nothing to settle (see awaitSettled)
-          }
-          synchronized (this) {
-            if (verdict != null && rerun == null) {
-              rerun = verdict;
-            }
-            settled++;
-            notifyAll();
-          }
-          return;
+          settled++;
+          notifyAll();
         }
       } catch (Throwable e) {
         failed(p, e);
@@ -412,7 +409,7 @@ public final class QueryExecutor implements AutoCloseable {
           isRows = ps.getMoreResults();
         }
         ResultSet rows = resultSet(ps, isRows, p.shard);
-        p.opened(rows, whole);
+        p.opened(rows);
         if (whole) {
           // The merge's column types need a connection the first time a plan runs on these shards: learnt
           // here, so the part can give its connection back now.
@@ -427,6 +424,7 @@ public final class QueryExecutor implements AutoCloseable {
         throw e;
       }
     }
+
     private void failed(Part p, Throwable e) {
       boolean stopOthers = false;
       synchronized (this) {
