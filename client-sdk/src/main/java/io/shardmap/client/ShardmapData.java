@@ -98,7 +98,7 @@ public final class ShardmapData implements AutoCloseable {
   private volatile long mapChanges;
   private volatile boolean closed;
 
-  private ShardmapData(ShardmapClient client, DataOptions options, PartGuard guard) {
+  private ShardmapData(ShardmapClient client, DataOptions options, PartGuard guard, TxnCoordinator.Steps steps) {
     this.client = client;
     this.options = options;
     this.stats = client.counters();
@@ -114,7 +114,7 @@ public final class ShardmapData implements AutoCloseable {
           return t;
         }, new java.util.concurrent.ThreadPoolExecutor.CallerRunsPolicy());
     this.txns = new TxnCoordinator(this::txnNamespace, TxnCoordinator.coordinatorId(client.clientId()), stats,
-        txnExecutor, DECIDE_AFTER_LOSS_TIMEOUT);
+        txnExecutor, DECIDE_AFTER_LOSS_TIMEOUT, steps);
   }
 
   /**
@@ -143,7 +143,15 @@ public final class ShardmapData implements AutoCloseable {
    * {@link PartGuard}): where the SDK chooses it, and where tests put one of theirs.
    */
   static ShardmapData open(ShardmapClient client, DataOptions options, PartGuard guard) {
-    ShardmapData d = new ShardmapData(client, options, guard);
+    return open(client, options, guard, TxnCoordinator.Steps.NONE);
+  }
+
+  /**
+   * {@link #open(ShardmapClient, DataOptions)} with a listener of every two-phase commit's steps: where fault
+   * tests stop or kill a coordinator at an exact point of the protocol.
+   */
+  static ShardmapData open(ShardmapClient client, DataOptions options, PartGuard guard, TxnCoordinator.Steps steps) {
+    ShardmapData d = new ShardmapData(client, options, guard, steps);
     client.addCoreListener(d.listener);
     DirectorySnapshot now = client.coreSnapshot();
     d.pools.sync(now);

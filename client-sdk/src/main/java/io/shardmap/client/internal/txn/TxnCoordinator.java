@@ -54,7 +54,36 @@ public final class TxnCoordinator {
     }
   }
 
+  /** A point of the two-phase protocol, for {@link Steps}. */
+  public enum Step {
+    /** The gid is made; no participant is prepared yet (shard: the decider). */
+    PREPARES_START,
+    /** About to send PREPARE TRANSACTION to the shard. */
+    BEFORE_PREPARE,
+    /** The shard prepared. */
+    AFTER_PREPARE,
+    /** Every other writer prepared; the decider's commit is next (shard: the decider). */
+    BEFORE_DECIDE,
+    /** The decider committed the decision: the commit point has passed (shard: the decider). */
+    DECIDED,
+    /** About to send COMMIT PREPARED to the shard. */
+    BEFORE_COMMIT_PREPARED,
+    /** The shard committed. */
+    AFTER_COMMIT_PREPARED
+  }
+
+  /**
+   * Told of each step of a two-phase commit as it happens, on the thread that does it. The seam where fault
+   * tests stop or kill a coordinator at an exact point; {@link #NONE} otherwise.
+   */
+  public interface Steps {
+    Steps NONE = (step, id, shard) -> { };
+
+    void at(Step step, TxnId id, String shard);
+  }
+
   private final Supplier<String> namespace;
+  private final Steps steps;
   private final String coordinatorId;
   private final Counters stats;
   private final Executor executor;
@@ -71,8 +100,9 @@ public final class TxnCoordinator {
    *     for a commit still in progress there before reporting the outcome unknown
    */
   public TxnCoordinator(Supplier<String> namespace, String coordinatorId, Counters stats, Executor executor,
-      Duration decideTimeout) {
+      Duration decideTimeout, Steps steps) {
     this.namespace = namespace;
+    this.steps = steps;
     this.coordinatorId = coordinatorId;
     this.stats = stats;
     this.executor = executor;
@@ -202,9 +232,12 @@ public final class TxnCoordinator {
     List<Participant> second = new ArrayList<>(others);
     second.addAll(readers);
     int nOthers = others.size();
+    steps.at(Step.PREPARES_START, id, decider.shard());
     Failures prepared = parallel(second, (i, p) -> {
       if (i < nOthers) {
+        steps.at(Step.BEFORE_PREPARE, id, p.shard());
         PreparedTransactions.prepare(p.raw, id, p.shard());
+        steps.at(Step.AFTER_PREPARE, id, p.shard());
       } else {
         p.raw.commit();
       }
@@ -221,6 +254,7 @@ public final class TxnCoordinator {
       shards.add(p.shard());
     }
     try {
+      steps.at(Step.BEFORE_DECIDE, id, decider.shard());
       DecisionRows.commitWithDecision(decider.raw, id, shards);
     } catch (ShardmapException | SQLException e) {
       if (e instanceof SQLException s && isConnectionLoss(s)) {
@@ -239,9 +273,12 @@ public final class TxnCoordinator {
         throw e;
       }
     }
+    steps.at(Step.DECIDED, id, decider.shard());
     Failures committed = parallel(others, (i, p) -> {
+      steps.at(Step.BEFORE_COMMIT_PREPARED, id, p.shard());
       p.raw.setAutoCommit(true);
       PreparedTransactions.commitPrepared(p.raw, id);
+      steps.at(Step.AFTER_COMMIT_PREPARED, id, p.shard());
     });
     for (int i = 0; i < nOthers; i++) {
       if (committed.failed(i)) {
@@ -362,7 +399,7 @@ public final class TxnCoordinator {
     return s != null && (s.startsWith("08") || s.equals("57P01") || s.equals("57P02") || s.equals("57P03"));
   }
 
-  private interface Step {
+  private interface ShardStep {
     void run(int index, Participant p) throws SQLException;
   }
 
@@ -434,7 +471,7 @@ public final class TxnCoordinator {
    * Runs {@code step} for every participant at once: the first on this thread, the others on the executor;
    * returns when all have finished, with what each threw. An Error is rethrown after all finished.
    */
-  private Failures parallel(List<Participant> ps, Step step) {
+  private Failures parallel(List<Participant> ps, ShardStep step) {
     int n = ps.size();
     Failures f = new Failures(n);
     CountDownLatch done = new CountDownLatch(n - 1);
