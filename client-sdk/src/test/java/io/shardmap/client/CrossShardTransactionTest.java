@@ -196,6 +196,40 @@ class CrossShardTransactionTest {
     }
   }
 
+  /**
+   * Whether a shard wrote is asked only of shards that ran no INSERT/UPDATE/...: a SELECT that writes through
+   * a function still makes its shard a writer (two-phase), and an UPDATE that changed no row is prepared
+   * like any writer (correct, if not needed).
+   */
+  @Test
+  void aShardThatWroteThroughASelectTakesPartInTheTwoPhaseCommit() throws Exception {
+    pg.shard(1).exec("CREATE OR REPLACE FUNCTION add_" + table + "(k bigint, d bigint) RETURNS bigint LANGUAGE sql "
+        + "AS $$ UPDATE " + table + " SET balance = balance + d WHERE id = k RETURNING balance $$");
+    Counters k = client.counters();
+    long twoWriters = k.txnsByWriters(1);
+    long decisions = decisions(0);
+    data.acrossShards(tx -> {
+      move(tx.connection("accounts", A), table, A, -3);
+      try (Statement s = tx.connection("accounts", B).createStatement();
+           ResultSet rs = s.executeQuery("SELECT add_" + table + "(" + B + ", 3)")) {
+        rs.next();
+      }
+      return null;
+    });
+    assertBalances(97, 103, 100);
+    assertEquals(twoWriters + 1, k.txnsByWriters(1), "the SELECT's shard was found to have written");
+    assertEquals(decisions + 1, decisions(0));
+    // An UPDATE of no row on s3 with a real one on s1: both prepared/decided, nothing changes on s3.
+    data.acrossShards(tx -> {
+      move(tx.connection("accounts", A), table, A, -1);
+      move(tx.connection("accounts", C), table, C + 12345, 1);
+      return null;
+    });
+    assertBalances(96, 103, 100);
+    assertEquals(twoWriters + 2, k.txnsByWriters(1));
+    assertEquals(List.of(), prepared(2));
+  }
+
   @Test
   void oneWriterCommitsPlainlyWithNoDecision() throws Exception {
     Counters k = client.counters();

@@ -36,6 +36,14 @@ final class GuardedConnection implements InvocationHandler {
       + "(?:COMMIT|END|ABORT|PREPARE\\s+TRANSACTION|ROLLBACK(?!\\s+(?:WORK\\s+|TRANSACTION\\s+)?TO\\b)(?!\\s+PREPARED\\b)"
       + "|ROLLBACK\\s+PREPARED)\\b", Pattern.CASE_INSENSITIVE | Pattern.DOTALL);
 
+  /**
+   * A statement that surely writes when it changes a row (INSERT, UPDATE, DELETE, MERGE, COPY, TRUNCATE): a
+   * participant that ran one is taken as a writer without asking the server. Anything else (a SELECT may
+   * call a function that writes) leaves the question to the coordinator's write check.
+   */
+  private static final Pattern WRITES = Pattern.compile("^(?:\\s|--[^\\n]*\\n|/\\*.*?\\*/)*"
+      + "(?:INSERT|UPDATE|DELETE|MERGE|COPY|TRUNCATE)\\b", Pattern.CASE_INSENSITIVE | Pattern.DOTALL);
+
   private final Connection raw;
   private final String shard;
   private final Participant.Marks marks;
@@ -47,6 +55,11 @@ final class GuardedConnection implements InvocationHandler {
     this.marks = marks;
     this.proxy = (Connection) Proxy.newProxyInstance(Connection.class.getClassLoader(),
         new Class<?>[] {Connection.class}, this);
+  }
+
+  /** Whether {@code sql} surely writes if it changes a row ({@link #WRITES}). */
+  static boolean writes(String sql) {
+    return sql != null && WRITES.matcher(sql).lookingAt();
   }
 
   /** Whether {@code sql} would end or prepare the transaction (what the work may not do). */
@@ -89,8 +102,9 @@ final class GuardedConnection implements InvocationHandler {
     if (out instanceof Statement s) {
       Class<?> type = s instanceof CallableStatement ? CallableStatement.class
           : s instanceof PreparedStatement ? PreparedStatement.class : Statement.class;
+      String sql = args != null && args.length > 0 && args[0] instanceof String q ? q : null;
       return Proxy.newProxyInstance(Connection.class.getClassLoader(), new Class<?>[] {type},
-          new Guarded(s, p));
+          new Guarded(s, p, sql));
     }
     return out;
   }
@@ -111,10 +125,13 @@ final class GuardedConnection implements InvocationHandler {
   private final class Guarded implements InvocationHandler {
     private final Statement raw;
     private final Object connectionProxy;
+    /** A prepared statement's SQL (null for a plain statement, whose SQL comes with each execute). */
+    private final String sql;
 
-    Guarded(Statement raw, Object connectionProxy) {
+    Guarded(Statement raw, Object connectionProxy, String sql) {
       this.raw = raw;
       this.connectionProxy = connectionProxy;
+      this.sql = sql;
     }
 
     @Override
@@ -135,10 +152,14 @@ final class GuardedConnection implements InvocationHandler {
           throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "Statement." + name + " on shard " + shard
               + ": the cross-shard transaction has ended (use connections only inside the work)");
         }
-        if (args != null && args.length > 0 && args[0] instanceof String sql && endsTransaction(sql)) {
-          throw refuse("a statement that ends the transaction (" + abbreviate(sql) + ")");
+        String text = args != null && args.length > 0 && args[0] instanceof String q ? q : sql;
+        if (text != sql && endsTransaction(text)) {
+          throw refuse("a statement that ends the transaction (" + abbreviate(text) + ")");
         }
         marks.used = true;
+        if (!marks.wrote && writes(text)) {
+          marks.wrote = true;
+        }
       }
       try {
         return m.invoke(raw, args);

@@ -15,6 +15,8 @@ public final class Participant {
   static final class Marks {
     /** A statement was executed (so an idle driver means the work ended the transaction itself). */
     boolean used;
+    /** A statement that surely writes ran: no need to ask the server whether this participant wrote. */
+    boolean wrote;
     /** The refused call, when the work tried to end the transaction itself. */
     String refused;
     /** The coordinator has ended the transaction: the connection is no longer the work's. */

@@ -177,8 +177,17 @@ public final class TxnCoordinator {
     if (active.size() <= 1) {
       return onePhase(ps, active);
     }
-    boolean[] wrote = new boolean[active.size()];
-    Failures f = parallel(active, (i, p) -> {
+    // Participants that ran an INSERT/UPDATE/... are writers; only the others are asked (a SELECT may have
+    // called a function that wrote). Taking a participant that changed no row for a writer costs a PREPARE,
+    // never correctness.
+    List<Participant> unsure = new ArrayList<>();
+    for (Participant p : active) {
+      if (!p.marks.wrote) {
+        unsure.add(p);
+      }
+    }
+    boolean[] wrote = new boolean[unsure.size()];
+    Failures f = parallel(unsure, (i, p) -> {
       try (Statement s = p.raw.createStatement();
            ResultSet rs = s.executeQuery("SELECT txid_current_if_assigned() IS NOT NULL")) {
         rs.next();
@@ -195,8 +204,9 @@ public final class TxnCoordinator {
     }
     List<Participant> writers = new ArrayList<>();
     List<Participant> readers = new ArrayList<>();
-    for (int i = 0; i < active.size(); i++) {
-      (wrote[i] ? writers : readers).add(active.get(i));
+    for (Participant p : active) {
+      int u = unsure.indexOf(p);
+      (u < 0 || wrote[u] ? writers : readers).add(p);
     }
     if (writers.size() <= 1) {
       return onePhase(ps, active);
@@ -474,6 +484,9 @@ public final class TxnCoordinator {
   private Failures parallel(List<Participant> ps, ShardStep step) {
     int n = ps.size();
     Failures f = new Failures(n);
+    if (n == 0) {
+      return f;
+    }
     CountDownLatch done = new CountDownLatch(n - 1);
     for (int i = 1; i < n; i++) {
       int index = i;
@@ -487,12 +500,10 @@ public final class TxnCoordinator {
         }
       });
     }
-    if (n > 0) {
-      try {
-        step.run(0, ps.get(0));
-      } catch (Throwable t) {
-        f.errors[0] = t;
-      }
+    try {
+      step.run(0, ps.get(0));
+    } catch (Throwable t) {
+      f.errors[0] = t;
     }
     boolean interrupted = false;
     while (true) {

@@ -28,6 +28,18 @@ class GuardedConnectionTest {
   }
 
   @Test
+  void statementsThatSurelyWriteAreRecognised() {
+    for (String sql : List.of("INSERT INTO t VALUES (1)", " update t set a = 1", "DELETE FROM t", "MERGE INTO t",
+        "/* c */ COPY t FROM STDIN", "-- x\nTRUNCATE t")) {
+      assertTrue(GuardedConnection.writes(sql), sql);
+    }
+    for (String sql : List.of("SELECT 1", "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", "SELECT f()",
+        "inserts", "VALUES (1)", "")) {
+      assertFalse(GuardedConnection.writes(sql), sql);
+    }
+  }
+
+  @Test
   void theCoordinatorPartOfAGidIsMadeFromAnyClientId() {
     assertEquals("host-1-1234-abc", TxnCoordinator.coordinatorId("host.1:1234-abc"));
     String long1 = TxnCoordinator.coordinatorId("a".repeat(100));
