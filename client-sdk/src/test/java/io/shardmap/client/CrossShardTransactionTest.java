@@ -323,9 +323,11 @@ class CrossShardTransactionTest {
         assertBalances(100, 100, 100);
       }
     }
-    // ROLLBACK TO SAVEPOINT is the work's own business.
+    // ROLLBACK TO SAVEPOINT is the work's own business, and so is making sure autocommit is off.
     data.acrossShards(tx -> {
       Connection a = tx.connection("accounts", A);
+      a.setAutoCommit(false);
+      assertFalse(a.getAutoCommit());
       move(a, table, A, -1);
       exec(a, "SAVEPOINT s");
       move(a, table, A, -1000);

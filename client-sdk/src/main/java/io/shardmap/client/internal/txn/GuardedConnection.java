@@ -20,11 +20,12 @@ import java.util.regex.Pattern;
  *
  * <p>Refused (INVALID_ARGUMENT naming the call, before anything is sent): {@code commit()}, {@code
  * rollback()} (rolling back to a savepoint is allowed), {@code close()}, {@code abort}, {@code
- * setAutoCommit}, and statements whose SQL starts with COMMIT, END, ABORT, ROLLBACK (but ROLLBACK TO
- * SAVEPOINT), PREPARE TRANSACTION or COMMIT/ROLLBACK PREPARED. A refusal also marks the transaction: the
- * coordinator then rolls every shard back even if the work caught the exception. What SQL text cannot show
- * (a COMMIT later in a multi-statement string) the coordinator sees from the driver's transaction state
- * after the work ({@link #used}, {@link Participant#endedByWork}).
+ * setAutoCommit(true)} ({@code setAutoCommit(false)} is a no-op: the connection is in a transaction), and
+ * statements whose SQL starts with COMMIT, END, ABORT, ROLLBACK (but ROLLBACK TO SAVEPOINT), PREPARE
+ * TRANSACTION or COMMIT/ROLLBACK PREPARED. A refusal also marks the transaction: the coordinator then rolls
+ * every shard back even if the work caught the exception. What SQL text cannot show (a COMMIT later in a
+ * multi-statement string) the coordinator sees from the driver's transaction state after the work (a
+ * statement ran, yet no transaction is open).
  *
  * <p>After the transaction ended every call is refused (FAILED_PRECONDITION): the connection is back in its
  * pool and may serve someone else.
@@ -85,6 +86,12 @@ final class GuardedConnection implements InvocationHandler {
     if (marks.ended) {
       throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "Connection." + name + " on shard " + shard
           + ": the cross-shard transaction has ended (use connections only inside the work)");
+    }
+    if (name.equals("setAutoCommit") && Boolean.FALSE.equals(args[0])) {
+      return null; // already in a transaction: libraries that make sure of it are welcome
+    }
+    if (name.equals("getAutoCommit")) {
+      return false;
     }
     if (REFUSED.contains(name) || (name.equals("rollback") && (args == null || args.length == 0))) {
       throw refuse("Connection." + name + "()");
