@@ -8,6 +8,7 @@ import io.shardmap.core.sql.DecisionRows.Decision;
 import io.shardmap.core.sql.InDoubt;
 import io.shardmap.core.sql.PreparedTransactions;
 import io.shardmap.core.sql.PreparedTransactions.Outcome;
+import io.shardmap.core.sql.ShardJdbc;
 import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.Shard;
 import io.shardmap.store.MetaStore;
@@ -131,8 +132,7 @@ public final class TxnResolver implements AutoCloseable {
       p.setProperty("loginTimeout", "5");
       p.setProperty("socketTimeout", "15");
       p.setProperty("tcpKeepAlive", "true");
-      String host = e.getHost().contains(":") && !e.getHost().startsWith("[") ? "[" + e.getHost() + "]" : e.getHost();
-      return DriverManager.getConnection("jdbc:postgresql://" + host + ":" + e.getPort() + "/" + e.getDatabase(), p);
+      return DriverManager.getConnection(ShardJdbc.url(e), p);
     };
   }
 
