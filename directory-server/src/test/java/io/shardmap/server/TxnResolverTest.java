@@ -259,11 +259,102 @@ class TxnResolverTest {
     }
   }
 
+  @Test
+  void aShardWhereTheTableCannotBeInstalledIsNamedAndRetriedWithoutStoppingTheOthers() throws Exception {
+    String uid = UUID.randomUUID().toString().replace("-", "").substring(0, 10);
+    String db = "txr_db_" + uid;
+    String weak = "txr_weak_" + uid;
+    PgInstance p0 = pg.shard(0);
+    for (int i = 0; i < 3; i++) { // the weak role can install nothing: s1..s3 get the table from a superuser
+      for (String ddl : DecisionRows.ddl()) {
+        pg.shard(i).exec(ddl);
+      }
+    }
+    p0.exec("CREATE DATABASE " + db);
+    for (int i = 0; i < 3; i++) {
+      try {
+        pg.shard(i).exec("CREATE ROLE " + weak + " LOGIN PASSWORD 'pw'");
+      } catch (SQLException e) {
+        if (!"42710".equals(e.getSQLState())) { // shards may share a server, and roles are per server
+          throw e;
+        }
+      }
+    }
+    java.util.List<String> warnings = java.util.Collections.synchronizedList(new ArrayList<>());
+    java.util.logging.Logger logger = java.util.logging.Logger.getLogger(
+        "io.shardmap.server.internal.TxnResolver");
+    java.util.logging.Handler handler = new java.util.logging.Handler() {
+      @Override
+      public void publish(java.util.logging.LogRecord r) {
+        if (r.getLevel().intValue() >= java.util.logging.Level.WARNING.intValue()) {
+          warnings.add(r.getMessage());
+        }
+      }
+
+      @Override
+      public void flush() {}
+
+      @Override
+      public void close() {}
+    };
+    logger.addHandler(handler);
+    PgInstance s4 = new PgInstance(p0.host(), p0.port(), db, p0.user(), p0.password());
+    try {
+      DirectoryServer server = start(weak, "pw");
+      try (TestSupport.Client c = new TestSupport.Client(server.port())) {
+        c.admin().registerShard(RegisterShardRequest.newBuilder().setShard(Shard.newBuilder().setName("s4")
+            .setPrimary(Endpoint.newBuilder().setHost(p0.host()).setPort(p0.port()).setDatabase(db))).build());
+      }
+      Await.until(WAIT, "the install on s4 refused", () -> metric(server, "shardmap_txn_resolver_failures_total",
+          "shard=\"s4\",step=\"install\"") >= 1);
+      List<String> named = warnings.stream().filter(w -> w.contains("shard s4")
+          && w.contains("'CREATE SCHEMA IF NOT EXISTS shardmap' failed as role '" + weak + "'")).toList();
+      assertEquals(1, named.size(), "logged once, naming the shard and the statement: " + warnings);
+      // The other shards are still resolved meanwhile (an orphan of the weak role: only the role that prepared
+      // a transaction, or a superuser, may finish it).
+      pg.shard(1).exec("GRANT UPDATE, SELECT ON " + table + " TO " + weak);
+      TxnId other = TxnId.random(ns, "s1", "dead-coordinator");
+      PgInstance p1 = pg.shard(1);
+      try (Connection c = new PgInstance(p1.host(), p1.port(), p1.database(), weak, "pw").connect()) {
+        c.setAutoCommit(false);
+        try (Statement st = c.createStatement()) {
+          st.executeUpdate("UPDATE " + table + " SET v = 'other' WHERE id = 12");
+        }
+        PreparedTransactions.prepare(c, other, "s2");
+      }
+      recordCommit(0, other, List.of("s2"));
+      awaitGone(1, other);
+      assertEquals("other", value(1, 12));
+      // Given the right, a later retry installs it.
+      p0.exec("GRANT CREATE ON DATABASE " + db + " TO " + weak);
+      Await.until(WAIT, "the table installed on s4 by a retry", () -> sql(() -> {
+        try (Connection c = s4.connect()) {
+          return DecisionRows.installed(c);
+        }
+      }));
+      assertEquals(1, warnings.stream().filter(w -> w.contains("shard s4")).count(), "still logged once");
+    } finally {
+      logger.removeHandler(handler);
+      for (DirectoryServer s : servers) {
+        s.close();
+      }
+      servers.clear();
+      p0.exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+      pg.shard(1).exec("REVOKE ALL ON " + table + " FROM " + weak);
+      for (int i = 0; i < 3; i++) {
+        pg.shard(i).exec("DROP ROLE IF EXISTS " + weak);
+      }
+    }
+  }
+
   // ------------------------------------------------------------------ helpers
 
   DirectoryServer start() throws Exception {
-    PgInstance p = pg.shard(0);
-    ServerOptions o = TestSupport.options(etcd.clientEndpoints(), prefix).resolver(p.user(), p.password())
+    return start(pg.shard(0).user(), pg.shard(0).password());
+  }
+
+  DirectoryServer start(String user, String password) throws Exception {
+    ServerOptions o = TestSupport.options(etcd.clientEndpoints(), prefix).resolver(user, password)
         .txnResolveInterval(INTERVAL).txnAbortAfter(ABORT_AFTER).txnResolverLeaseTtl(Duration.ofSeconds(2)).build();
     DirectoryServer s = DirectoryServer.start(o);
     servers.add(s);

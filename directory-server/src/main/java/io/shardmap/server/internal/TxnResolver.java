@@ -327,7 +327,6 @@ public final class TxnResolver implements AutoCloseable {
       return true;
     } catch (SQLException ex) {
       link.nextInstallNanos = now + link.installAttempts.nextPauseNanos();
-      metrics.txnResolverFailure(link.shard, "install");
       failed.add(link.shard);
       once(link.shard + "|install", "cannot install the decision table on shard " + link.shard + ": "
           + (statement == null ? "checking for it" : "'" + statement + "'") + " failed as role '" + settings.dbUser()
@@ -335,6 +334,7 @@ public final class TxnResolver implements AutoCloseable {
           + "(see docs/transactions.md); retried with backoff up to every "
           + INSTALL_RETRY.max().toSeconds() + " s; until then its transactions cannot be aborted nor its decision "
           + "rows collected");
+      metrics.txnResolverFailure(link.shard, "install"); // after the log line, which a reader of it may await
       if (isConnectionLost(ex)) {
         link.close();
       }
@@ -352,9 +352,9 @@ public final class TxnResolver implements AutoCloseable {
 
   private void fail(String shard, String step, Exception ex, Set<String> failed) {
     failed.add(shard);
-    metrics.txnResolverFailure(shard, step);
     once(shard + "|" + step, "transaction resolver: step '" + step + "' failed on shard " + shard + " ("
         + ex.getMessage() + "); retried every scan, logged once until it succeeds");
+    metrics.txnResolverFailure(shard, step);
     // Anything but a refused statement may have left the session unusable: reconnect next time.
     if (!(ex instanceof SQLException s) || isConnectionLost(s) || s.getSQLState() == null) {
       Link link = links.get(shard);
