@@ -167,11 +167,6 @@ public final class TxnResolver implements AutoCloseable {
     }
   }
 
-  /** Whether this server held the resolver role at its last check. */
-  public boolean leader() {
-    return lease.held();
-  }
-
   private void resolveOnce() {
     Map<String, Shard> shards = new TreeMap<>(snapshots.get().shards());
     // Shards gone from the map, or whose primary moved, get a new connection (or none).
