@@ -19,6 +19,7 @@ public final class DataOptions {
   private final Duration connectionTimeout;
   private final Duration replicaConnectionTimeout;
   private final Duration staleRouteTimeout;
+  private final Duration crossShardLockTimeout;
   private final int maxAttempts;
   private final Map<String, String> properties;
   private final Duration idleTimeout;
@@ -36,6 +37,7 @@ public final class DataOptions {
     connectionTimeout = b.connectionTimeout;
     replicaConnectionTimeout = b.replicaConnectionTimeout;
     staleRouteTimeout = b.staleRouteTimeout;
+    crossShardLockTimeout = b.crossShardLockTimeout;
     maxAttempts = b.maxAttempts;
     properties = Map.copyOf(b.properties);
     idleTimeout = b.idleTimeout;
@@ -63,6 +65,14 @@ public final class DataOptions {
   public Duration replicaConnectionTimeout() { return replicaConnectionTimeout; }
   /** How long a call refused by a fence waits for the map to name the new owner. */
   public Duration staleRouteTimeout() { return staleRouteTimeout; }
+
+  /**
+   * The {@code lock_timeout} of each shard's transaction in a cross-shard transaction that touches two or more
+   * shards (zero: none). PostgreSQL detects deadlocks within one server only; two transfers locking the
+   * same rows on two shards in opposite orders would wait for each other forever. With this bound one of
+   * them fails with SQLSTATE 55P03 (nothing committed, safe to run again). Default 5 s.
+   */
+  public Duration crossShardLockTimeout() { return crossShardLockTimeout; }
   /** Runs of one call at most, first run included. */
   public int maxAttempts() { return maxAttempts; }
   /** PostgreSQL JDBC driver properties applied to every pool. */
@@ -92,6 +102,7 @@ public final class DataOptions {
     private Duration connectionTimeout = Duration.ofSeconds(5);
     private Duration replicaConnectionTimeout = Duration.ofMillis(500);
     private Duration staleRouteTimeout = Duration.ofSeconds(5);
+    private Duration crossShardLockTimeout = Duration.ofSeconds(5);
     private int maxAttempts = 5;
     private final Map<String, String> properties = new LinkedHashMap<>();
     private Duration idleTimeout = Duration.ofMinutes(10);
@@ -144,6 +155,16 @@ public final class DataOptions {
 
     public Builder staleRouteTimeout(Duration d) {
       this.staleRouteTimeout = atLeast("staleRouteTimeout", d, Duration.ofMillis(1));
+      return this;
+    }
+
+    /** Default 5 s; zero (no bound) or at least 10 ms. See {@link DataOptions#crossShardLockTimeout()}. */
+    public Builder crossShardLockTimeout(Duration d) {
+      if (d != null && d.isZero()) {
+        this.crossShardLockTimeout = d;
+        return this;
+      }
+      this.crossShardLockTimeout = atLeast("crossShardLockTimeout", d, Duration.ofMillis(10));
       return this;
     }
 

@@ -254,6 +254,21 @@ public final class ShardmapClient implements AutoCloseable {
     return clientId;
   }
 
+  private volatile String txnNamespace;
+
+  /**
+   * The cluster's cross-shard transaction namespace, asked of a directory server the first time and kept
+   * (it follows from the cluster's etcd prefix, which does not change while the cluster lives).
+   */
+  String txnNamespace() {
+    String ns = txnNamespace;
+    if (ns == null) {
+      ns = io.shardmap.core.TxnId.requireNamespace(follower.rpc().txnNamespace());
+      txnNamespace = ns;
+    }
+    return ns;
+  }
+
   /**
    * The etcd revision the client's map reflects: that of the last change it applied. Later revisions that
    * changed nothing the client follows (other keyspaces, the directory servers' client presence records)

@@ -13,6 +13,9 @@ import io.shardmap.client.internal.query.FenceGuard;
 import io.shardmap.client.internal.query.PartGuard;
 import io.shardmap.client.internal.query.QueryExecutor;
 import io.shardmap.client.internal.query.QueryTarget;
+import io.shardmap.client.internal.txn.Participant;
+import io.shardmap.client.internal.txn.TxnCoordinator;
+import io.shardmap.client.internal.Counters.TxnOutcome;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.ShardedTable;
@@ -87,18 +90,47 @@ public final class ShardmapData implements AutoCloseable {
   /** Cross-shard queries' own pools, so that queries never take single-key calls' connections. */
   private final ShardPools queryPools;
   private final QueryExecutor queries;
+  /** Runs the round trips of a cross-shard commit to every shard but the caller's first, in parallel. */
+  private final java.util.concurrent.ThreadPoolExecutor txnExecutor;
+  private final TxnCoordinator txns;
   private final Object mapChanged = new Object();
   private final SnapshotListener listener = (before, after, resync) -> onMapChange(after);
   private volatile long mapChanges;
   private volatile boolean closed;
 
-  private ShardmapData(ShardmapClient client, DataOptions options, PartGuard guard) {
+  private ShardmapData(ShardmapClient client, DataOptions options, PartGuard guard, TxnCoordinator.Steps steps) {
     this.client = client;
     this.options = options;
     this.stats = client.counters();
     this.pools = new ShardPools(options);
     this.queryPools = new ShardPools(options, "query", options.queryPoolSize());
     this.queries = new QueryExecutor(queryPools, maps, guard, options.maxAttempts(), stats);
+    java.util.concurrent.atomic.AtomicInteger threads = new java.util.concurrent.atomic.AtomicInteger();
+    // Bounded; when every thread is busy the caller runs the step itself (serially, still correct).
+    this.txnExecutor = new java.util.concurrent.ThreadPoolExecutor(0, 64, 30, TimeUnit.SECONDS,
+        new java.util.concurrent.SynchronousQueue<>(), r -> {
+          Thread t = new Thread(r, "shardmap-txn-" + threads.incrementAndGet());
+          t.setDaemon(true);
+          return t;
+        }, new java.util.concurrent.ThreadPoolExecutor.CallerRunsPolicy());
+    this.txns = new TxnCoordinator(this::txnNamespace, TxnCoordinator.coordinatorId(client.clientId()), stats,
+        txnExecutor, DECIDE_AFTER_LOSS_TIMEOUT, steps);
+  }
+
+  /**
+   * How long a coordinator that lost its deciding shard's connection during the commit point waits there for
+   * that commit to finish before calling the outcome unknown (a commit in progress takes milliseconds).
+   */
+  private static final java.time.Duration DECIDE_AFTER_LOSS_TIMEOUT = java.time.Duration.ofSeconds(2);
+
+  private String txnNamespace() {
+    try {
+      return client.txnNamespace();
+    } catch (ShardmapException e) {
+      throw new ShardmapException(ErrorCode.ABORTED, "cannot commit a transaction across shards: the cluster's "
+          + "transaction namespace could not be learned from a directory server (" + e.getMessage() + "); "
+          + "nothing was committed", e);
+    }
   }
 
   /** Opens pools for the shards of the client's map and keeps them in step with it. */
@@ -111,7 +143,15 @@ public final class ShardmapData implements AutoCloseable {
    * {@link PartGuard}): where the SDK chooses it, and where tests put one of theirs.
    */
   static ShardmapData open(ShardmapClient client, DataOptions options, PartGuard guard) {
-    ShardmapData d = new ShardmapData(client, options, guard);
+    return open(client, options, guard, TxnCoordinator.Steps.NONE);
+  }
+
+  /**
+   * {@link #open(ShardmapClient, DataOptions)} with a listener of every two-phase commit's steps: where fault
+   * tests stop or kill a coordinator at an exact point of the protocol.
+   */
+  static ShardmapData open(ShardmapClient client, DataOptions options, PartGuard guard, TxnCoordinator.Steps steps) {
+    ShardmapData d = new ShardmapData(client, options, guard, steps);
     client.addCoreListener(d.listener);
     DirectorySnapshot now = client.coreSnapshot();
     d.pools.sync(now);
@@ -164,6 +204,176 @@ public final class ShardmapData implements AutoCloseable {
   /** {@link #read(String, ShardKey, SqlWork)} for an integer key, allocation-free. */
   public <T> T read(String keyspace, long key, SqlWork<T> work) throws SQLException {
     return call(keyspace, key, null, Mode.READ, work);
+  }
+
+  /**
+   * Runs {@code work} as one transaction across every shard it touches, and commits it on all of them or on
+   * none (docs/transactions.md). The work takes one connection per shard from its {@link
+   * CrossShardTransaction}, lazily, by keyspace and key (any keyspaces and strategies). When it returns:
+   * <ul>
+   *   <li>one shard touched, or only one that wrote: a plain COMMIT, as {@link #inTransaction};
+   *   <li>two or more wrote: two-phase commit. The others prepare, one of them (the decider) commits the
+   *       decision with its own writes, then the others commit. A coordinator that dies midway leaves
+   *       nothing half done: the directory servers' resolver finishes every shard by the decision, or aborts
+   *       what was never decided.
+   * </ul>
+   * Returns once every shard has committed (one left unreachable after the commit point is committed by the
+   * resolver, and counted in {@code shardmap.client.txn.left_to_resolver}).
+   *
+   * <p>The work runs again, on fresh transactions, when a shard refuses it because a move fenced a range it
+   * touched (once the map names the new owner) or a connection breaks before the commit point: in both cases
+   * nothing committed anywhere. Up to {@link DataOptions#maxAttempts()} runs.
+   *
+   * <p>Isolation: each shard's transaction is its own (READ COMMITTED unless the work sets otherwise); the
+   * shards commit atomically, not at one instant, so a reader on two shards may see one side committed
+   * before the other (docs/transactions.md, "Isolation").
+   *
+   * @throws ShardmapException INVALID_ARGUMENT when the work commits, rolls back or closes a connection
+   *     itself (nothing committed), or for a bad key; NOT_FOUND for an unknown keyspace; ABORTED when the
+   *     transaction did not take effect (safe to run again); UNAVAILABLE when its outcome is unknown (the
+   *     deciding shard was lost while committing); STALE_EPOCH when the runs were used up on fenced ranges;
+   *     FAILED_PRECONDITION when a shard cannot take part (max_prepared_transactions = 0)
+   * @throws SQLException the work's own SQL errors (nothing committed), as PostgreSQL reported them
+   */
+  public <T> T acrossShards(CrossShardWork<T> work) throws SQLException {
+    if (work == null) {
+      throw ShardmapException.invalid("work", "a CrossShardWork is required");
+    }
+    if (closed) {
+      throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this ShardmapData is closed");
+    }
+    long start = System.nanoTime();
+    TxnOutcome outcome = TxnOutcome.FAILED;
+    int writers = 0;
+    // Keys refused by a fence older than their route: declared on every later run (see StaleRoute).
+    Map<String, Boolean> declare = new java.util.HashMap<>();
+    try {
+      for (int attempt = 1; ; attempt++) {
+        CrossShardTransaction tx = new CrossShardTransaction((t, keyspace, intKey, key) ->
+            participant(t, keyspace, intKey, key, declare));
+        T result;
+        try {
+          result = work.run(tx);
+        } catch (SQLException e) {
+          txns.rollback(tx.end(), e);
+          if (StaleRoute.isStaleRoute(e)) {
+            awaitRerun(tx.routes(), e, attempt, declare);
+            stats.txnRerun();
+            continue;
+          }
+          if ((e instanceof NotRunException || isConnectionLoss(e)) && attempt < options.maxAttempts()) {
+            stats.txnRerun(); // nothing was committed: every shard's transaction was still open
+            continue;
+          }
+          throw e instanceof NotRunException n ? n.original() : e;
+        } catch (RuntimeException | Error e) {
+          txns.rollback(tx.end(), e);
+          throw e;
+        }
+        try {
+          writers = txns.commit(tx.end());
+          outcome = TxnOutcome.COMMITTED;
+          return result;
+        } catch (TxnCoordinator.NotCommitted n) {
+          if (attempt >= options.maxAttempts()) {
+            throw n.original();
+          }
+          stats.txnRerun();
+        } catch (ShardmapException e) {
+          if (e.code() == ErrorCode.UNAVAILABLE) {
+            outcome = TxnOutcome.UNKNOWN; // the coordinator's only UNAVAILABLE: the decider lost mid-commit
+          }
+          throw e;
+        }
+      }
+    } finally {
+      stats.txnEnded(outcome, writers, System.nanoTime() - start);
+    }
+  }
+
+  /** The participant of {@code key}'s shard in {@code tx}, opened (and the route declared) as needed. */
+  private Participant participant(CrossShardTransaction tx, String keyspace, long intKey, ShardKey key,
+      Map<String, Boolean> declare) throws SQLException {
+    Route route = route(keyspace, intKey, key);
+    tx.used(new CrossShardTransaction.UsedRoute(keyspace, intKey, key, route));
+    Participant p = tx.participant(route.shard());
+    if (p == null) {
+      ShardPool pool = pools.get(route.shard(), client.coreSnapshot());
+      if (pool == null) {
+        throw new NotRunException(new SQLException("shard '" + route.shard() + "' owns the key but is not "
+            + "registered in the map at revision " + client.revision(), "08003"));
+      }
+      try {
+        p = Participant.open(route.shard(), pool.primary());
+      } catch (SQLException e) {
+        if (pool.isClosed()) {
+          throw new NotRunException(e); // replaced between lookup and borrow (endpoints changed): route again
+        }
+        throw e;
+      }
+      tx.add(p);
+      if (!options.crossShardLockTimeout().isZero()) {
+        // Two shards or more: a deadlock across them is invisible to each PostgreSQL. Bound every lock wait
+        // (a transaction on one shard cannot deadlock across shards and pays nothing).
+        List<Participant> all = tx.participants();
+        if (all.size() == 2) {
+          lockTimeout(all.get(0));
+        }
+        if (all.size() >= 2) {
+          lockTimeout(p);
+        }
+      }
+    }
+    String declared = declaredKey(intKey, key);
+    if (declare.containsKey(keyspace + '\0' + declared)) {
+      declare(p.raw(), new Declaration(keyspace, route.epoch(), declared), true);
+    }
+    return p;
+  }
+
+  private void lockTimeout(Participant p) throws SQLException {
+    try (Statement st = p.raw().createStatement()) {
+      st.execute("SET LOCAL lock_timeout = '" + options.crossShardLockTimeout().toMillis() + "ms'");
+    }
+  }
+
+  private static String declaredKey(long intKey, ShardKey key) {
+    return key == null ? StaleRoute.declaredKey(intKey) : key.isInteger() ? StaleRoute.declaredKey(key.intValue())
+        : StaleRoute.declaredKey(key.bytesUnsafe());
+  }
+
+  /**
+   * After a fence refused a run of a cross-shard work: waits until the map routes one of the keys the run
+   * used at or below the fenced epoch at a newer epoch, or, when every key's route is newer than the fence
+   * (an old fence on a key that came back), marks those keys to be declared. Throws when the runs are used
+   * up or no newer route comes.
+   */
+  private void awaitRerun(List<CrossShardTransaction.UsedRoute> used, SQLException e, int attempt,
+      Map<String, Boolean> declare) {
+    long fenced = StaleRoute.fencedEpoch(e);
+    List<KeyRef> stale = new ArrayList<>();
+    CrossShardTransaction.UsedRoute last = null;
+    for (CrossShardTransaction.UsedRoute u : used) {
+      last = u;
+      if (fenced < 0 || u.route().epoch() <= fenced) {
+        stale.add(new KeyRef(u.keyspace(), u.intKey(), u.key()));
+      }
+    }
+    if (last == null) {
+      throw new ShardmapException(ErrorCode.STALE_EPOCH, "a shard refused the cross-shard transaction as moved, "
+          + "but the work asked for no connection through it: " + e.getMessage(), e);
+    }
+    if (attempt >= options.maxAttempts()) {
+      throw new ShardmapException(ErrorCode.STALE_EPOCH, "gave up after " + attempt + " runs of the cross-shard "
+          + "transaction: " + fenceWording(e, last.keyspace()) + " kept being refused as moved", e);
+    }
+    if (stale.isEmpty()) {
+      for (CrossShardTransaction.UsedRoute u : used) {
+        declare.put(u.keyspace() + '\0' + declaredKey(u.intKey(), u.key()), Boolean.TRUE);
+      }
+      return;
+    }
+    awaitNewerRoute(stale, fenced < 0 ? last.route().epoch() : fenced, last.route(), e);
   }
 
   private static ShardKey nonNull(ShardKey key) {
@@ -319,22 +529,36 @@ public final class ShardmapData implements AutoCloseable {
    */
   private Route awaitNewerRoute(String keyspace, long intKey, ShardKey key, long fencedEpoch, Route used,
       SQLException cause) {
+    return awaitNewerRoute(List.of(new KeyRef(keyspace, intKey, key)), fencedEpoch, used, cause);
+  }
+
+  /** A key as a call names it: {@code key}, or the integer {@code intKey} when {@code key} is null. */
+  private record KeyRef(String keyspace, long intKey, ShardKey key) {}
+
+  /** {@link #awaitNewerRoute} until any of {@code keys} routes above {@code fencedEpoch}; returns that route. */
+  private Route awaitNewerRoute(List<KeyRef> keys, long fencedEpoch, Route used, SQLException cause) {
+    String keyspace = keys.get(0).keyspace();
     long start = System.nanoTime();
     long deadline = start + options.staleRouteTimeout().toNanos();
     long nextRemote = start + REMOTE_LOOKUP_AFTER_NANOS;
     boolean remoteUsable = true;
     while (true) {
       long seen = mapChanges;
-      Route r = route(keyspace, intKey, key);
-      if (r.epoch() > fencedEpoch) {
-        return r;
+      Route r = null;
+      for (KeyRef k : keys) {
+        r = route(k.keyspace(), k.intKey(), k.key());
+        if (r.epoch() > fencedEpoch) {
+          return r;
+        }
       }
       long now = System.nanoTime();
       if (remoteUsable && now - nextRemote >= 0) {
         try {
-          Route remote = client.coreLookupRemote(keyspace, key == null ? ShardKey.of(intKey) : key);
-          if (remote.epoch() > fencedEpoch) {
-            return remote;
+          for (KeyRef k : keys) {
+            Route remote = client.coreLookupRemote(k.keyspace(), k.key() == null ? ShardKey.of(k.intKey()) : k.key());
+            if (remote.epoch() > fencedEpoch) {
+              return remote;
+            }
           }
         } catch (ShardmapException e) {
           if (!e.code().retryableForIdempotent()) {
@@ -688,6 +912,7 @@ public final class ShardmapData implements AutoCloseable {
   public void close() {
     closed = true;
     client.removeCoreListener(listener);
+    txnExecutor.shutdown();
     queries.close();
     queryPools.close();
     pools.close();

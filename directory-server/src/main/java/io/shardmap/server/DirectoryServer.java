@@ -84,7 +84,7 @@ public final class DirectoryServer implements AutoCloseable {
     this.watches = new WatchStreams(state, o.watchQueueLimit());
     AdminOps ops = new AdminOps(store, paths, state, o.etcdTimeout(), o.maxTxnOps(), System::nanoTime, metrics);
     ServerInterceptor counting = new RpcCounter(metrics);
-    ReadService read = new ReadService(state, metrics, watches);
+    ReadService read = new ReadService(state, metrics, watches, o.etcdPrefix());
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);

@@ -112,6 +112,30 @@ public final class Counters {
     }
   }
 
+  /** How a cross-shard transaction ({@code ShardmapData.acrossShards}) ended. */
+  public enum TxnOutcome {
+    /** Committed on every shard that wrote (those left prepared are committed by the resolver). */
+    COMMITTED("committed"),
+    /** Thrown to the caller with nothing committed: the work's own error, a refusal, an abort. */
+    FAILED("failed"),
+    /** Thrown with the outcome unknown (the deciding shard lost during the commit point). */
+    UNKNOWN("unknown");
+
+    private final String tag;
+
+    TxnOutcome(String tag) {
+      this.tag = tag;
+    }
+
+    /** The metric tag value. */
+    public String tag() {
+      return tag;
+    }
+  }
+
+  /** Participant-count buckets of committed transactions: writers 0-1 (one phase), 2, 3, 4 or more. */
+  public static final int TXN_WRITER_BUCKETS = 4;
+
   private final LongAdder lookups = new LongAdder();
   private final LongAdder calls = new LongAdder();
   private final LongAdder callFailures = new LongAdder();
@@ -130,6 +154,11 @@ public final class Counters {
   private final LongAdder partFailures = new LongAdder();
   private final LongAdder partCancels = new LongAdder();
   private final LongAdder partConnections = new LongAdder();
+  private final LongAdder[] txns = adders(TxnOutcome.values().length);
+  private final LongAdder[] txnNanos = adders(TxnOutcome.values().length);
+  private final LongAdder[] txnWriters = adders(TXN_WRITER_BUCKETS);
+  private final LongAdder txnReruns = new LongAdder();
+  private final LongAdder txnLeftToResolver = new LongAdder();
 
 
   private static LongAdder[] adders(int n) {
@@ -305,5 +334,48 @@ public final class Counters {
   /** Query-pool connections held by parts now: taken and not yet given back. */
   public long partConnections() {
     return partConnections.sum();
+  }
+
+  /**
+   * A cross-shard transaction ended ({@code writers}: the shards that wrote, when it committed), {@code nanos}
+   * after it started, reruns included.
+   */
+  public void txnEnded(TxnOutcome outcome, int writers, long nanos) {
+    txns[outcome.ordinal()].increment();
+    txnNanos[outcome.ordinal()].add(nanos);
+    if (outcome == TxnOutcome.COMMITTED) {
+      txnWriters[Math.min(TXN_WRITER_BUCKETS - 1, Math.max(0, writers - 1))].increment();
+    }
+  }
+
+  public long txns(TxnOutcome outcome) {
+    return txns[outcome.ordinal()].sum();
+  }
+
+  public long txnNanos(TxnOutcome outcome) {
+    return txnNanos[outcome.ordinal()].sum();
+  }
+
+  /** Committed transactions by writer bucket: 0 = one phase (at most one writer), 1 = two, 2 = three, 3 = more. */
+  public long txnsByWriters(int bucket) {
+    return txnWriters[bucket].sum();
+  }
+
+  /** A cross-shard transaction's work runs again (a stale route or a lost connection before the commit point). */
+  public void txnRerun() {
+    txnReruns.increment();
+  }
+
+  public long txnReruns() {
+    return txnReruns.sum();
+  }
+
+  /** A committed transaction's shard could not be sent COMMIT PREPARED: the resolver finishes it. */
+  public void txnLeftToResolver() {
+    txnLeftToResolver.increment();
+  }
+
+  public long txnsLeftToResolver() {
+    return txnLeftToResolver.sum();
   }
 }

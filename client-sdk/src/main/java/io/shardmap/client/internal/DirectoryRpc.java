@@ -123,6 +123,16 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
     return new Route(p.getShard(), p.getEpoch(), range, 0);
   }
 
+  /**
+   * The cluster's cross-shard transaction namespace ({@code io.shardmap.core.TxnId}), as a directory server
+   * says; every server of one cluster says the same.
+   */
+  public String txnNamespace() {
+    return call("cannot learn the cluster's transaction namespace from a directory server", true,
+        (stub, target) -> stub.getClusterInfo(io.shardmap.proto.v1.GetClusterInfoRequest.getDefaultInstance()))
+        .getTxnNamespace();
+  }
+
   private static String describe(Key key) {
     return switch (key.getValueCase()) {
       case INT_KEY -> Long.toString(key.getIntKey());

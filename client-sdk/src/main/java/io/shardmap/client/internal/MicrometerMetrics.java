@@ -108,6 +108,30 @@ public final class MicrometerMetrics implements AutoCloseable {
             + "or closed)")
         .register(r));
 
+    for (Counters.TxnOutcome outcome : Counters.TxnOutcome.values()) {
+      add(FunctionTimer.builder("shardmap.client.txn.finished", stats, s -> s.txns(outcome),
+              s -> s.txnNanos(outcome), TimeUnit.NANOSECONDS)
+          .tag("outcome", outcome.tag())
+          .description("cross-shard transactions (ShardmapData.acrossShards) from start to end, reruns included, "
+              + "by outcome: committed, failed (thrown, nothing committed), unknown (thrown, outcome unknown)")
+          .register(r));
+    }
+    String[] writers = {"1", "2", "3", "4+"};
+    for (int b = 0; b < Counters.TXN_WRITER_BUCKETS; b++) {
+      int bucket = b;
+      add(FunctionCounter.builder("shardmap.client.txn.committed", stats, s -> s.txnsByWriters(bucket))
+          .tag("writers", writers[b])
+          .description("committed cross-shard transactions by the number of shards that wrote (1: a plain "
+              + "commit, no two-phase cost)")
+          .register(r));
+    }
+    add(FunctionCounter.builder("shardmap.client.txn.reruns", stats, Counters::txnReruns)
+        .description("cross-shard transaction works run again (a fenced range, a connection lost before the "
+            + "commit point)").register(r));
+    add(FunctionCounter.builder("shardmap.client.txn.left_to_resolver", stats, Counters::txnsLeftToResolver)
+        .description("shards of committed cross-shard transactions that could not be sent COMMIT PREPARED: "
+            + "the resolver commits them").register(r));
+
     add(FunctionCounter.builder("shardmap.client.directory.cache.hits", stats, Counters::directoryHits)
         .description("lookups of lazily loaded directory keyspaces answered from the cache").register(r));
     add(FunctionCounter.builder("shardmap.client.directory.cache.misses", stats, Counters::directoryMisses)

@@ -120,6 +120,68 @@ public final class DecisionRows {
   }
 
   /**
+   * {@link #recordCommit} and the decider's COMMIT in one round trip: {@code INSERT ...; COMMIT} sent
+   * together, the COMMIT skipped by PostgreSQL when the INSERT fails. When this returns, the transaction on
+   * {@code c} (the decider's writes and the COMMIT row) is committed: the commit point has passed. On a
+   * refusal nothing committed and the session is rolled back; on a lost connection the outcome is unknown
+   * (ask {@link #decideAbort}, which waits for a commit still in progress).
+   *
+   * @throws ShardmapException ABORTED when a resolver recorded ABORT first (nothing committed);
+   *     FAILED_PRECONDITION when the shard has no decisions table (naming it and how to install it)
+   */
+  public static void commitWithDecision(Connection c, TxnId id, List<String> participants) throws SQLException {
+    if (c.getAutoCommit()) {
+      throw new IllegalStateException("the COMMIT decision of " + id + " must be written in the decider's "
+          + "transaction (autocommit is on)");
+    }
+    if (participants.isEmpty()) {
+      throw ShardmapException.invalid("participants", "a COMMIT decision names the prepared participants");
+    }
+    StringBuilder sql = new StringBuilder("INSERT INTO shardmap.txn_decisions (gid, decision, participants) VALUES (")
+        .append(PreparedTransactions.quote(id.toString())).append(", 'c', ARRAY[");
+    for (int i = 0; i < participants.size(); i++) {
+      sql.append(i == 0 ? "" : ", ").append(PreparedTransactions.quote(participants.get(i)));
+    }
+    sql.append("]::text[]); COMMIT");
+    try (Statement s = c.createStatement()) {
+      s.execute(sql.toString());
+    } catch (SQLException e) {
+      try {
+        c.rollback();
+      } catch (SQLException r) {
+        e.addSuppressed(r);
+      }
+      if (UNIQUE_VIOLATION.equals(e.getSQLState())) {
+        throw new ShardmapException(ErrorCode.ABORTED, "transaction " + id + " was aborted by a resolver before "
+            + "its commit could be recorded (the coordinator was too slow): roll it back everywhere", e);
+      }
+      if (UNDEFINED_TABLE.equals(e.getSQLState())) {
+        throw missingTable(id.decider(), e);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * FAILED_PRECONDITION: {@code shard} has no {@code shardmap.txn_decisions}, naming how to install it.
+   */
+  public static ShardmapException missingTable(String shard, Throwable cause) {
+    return new ShardmapException(ErrorCode.FAILED_PRECONDITION, "shard " + shard + " has no table "
+        + "shardmap.txn_decisions, which cross-shard transactions need on the shard that decides: run the "
+        + "directory servers' resolver (--resolver-db-user, which installs it) or, as a role that may create "
+        + "schema shardmap: " + String.join("; ", ddl()), cause);
+  }
+
+  /** True when {@code c}'s database has the decisions table. */
+  public static boolean installed(Connection c) throws SQLException {
+    try (Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("SELECT to_regclass('shardmap.txn_decisions') IS NOT NULL")) {
+      rs.next();
+      return rs.getBoolean(1);
+    }
+  }
+
+  /**
    * The resolver's side: records ABORT for {@code id} unless a decision stands, and returns the decision
    * that stands. If a coordinator is inserting its COMMIT, this waits for it, at most {@code lockTimeout},
    * and returns empty when that runs out (the gid is still being decided: ask again later). Runs its own

@@ -251,7 +251,7 @@ public final class PreparedTransactions {
   }
 
   /** A SQL string literal. The gid is a TxnId (no quote can occur in it); doubling quotes costs nothing. */
-  private static String quote(String s) {
+  static String quote(String s) {
     return "'" + s.replace("'", "''") + "'";
   }
 }

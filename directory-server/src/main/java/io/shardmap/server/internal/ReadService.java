@@ -30,11 +30,32 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
   private final ServerMetrics metrics;
   private final WatchStreams watches;
   private volatile ClientRegistry clients;
+  private final String etcdPrefix;
 
-  public ReadService(DirectoryState state, ServerMetrics metrics, WatchStreams watches) {
+  /** {@code etcdPrefix}: the cluster's, from which the transaction namespace is made. */
+  public ReadService(DirectoryState state, ServerMetrics metrics, WatchStreams watches, String etcdPrefix) {
     this.state = state;
     this.metrics = metrics;
     this.watches = watches;
+    this.etcdPrefix = etcdPrefix;
+  }
+
+  @Override
+  public void getClusterInfo(GetClusterInfoRequest req, StreamObserver<GetClusterInfoResponse> out) {
+    try {
+      String namespace;
+      try {
+        namespace = io.shardmap.core.TxnId.namespaceOf(etcdPrefix);
+      } catch (ShardmapException e) {
+        // A prefix that makes no namespace is the server's configuration, not the request's fault.
+        throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this server's etcd prefix cannot name "
+            + "cross-shard transactions: " + e.getMessage());
+      }
+      out.onNext(GetClusterInfoResponse.newBuilder().setTxnNamespace(namespace).build());
+      out.onCompleted();
+    } catch (RuntimeException e) {
+      out.onError(Errors.toStatus(e));
+    }
   }
 
   @Override

@@ -1,0 +1,150 @@
+package io.shardmap.client.internal.txn;
+
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.ShardmapException;
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
+import java.sql.CallableStatement;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.Statement;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * The connection a cross-shard transaction's work gets for one shard: the pooled connection, with every way
+ * of ending its transaction refused. Only the coordinator ends it, so that the shards commit together or not
+ * at all: a work that commits one of them itself would commit that shard alone.
+ *
+ * <p>Refused (INVALID_ARGUMENT naming the call, before anything is sent): {@code commit()}, {@code
+ * rollback()} (rolling back to a savepoint is allowed), {@code close()}, {@code abort}, {@code
+ * setAutoCommit}, and statements whose SQL starts with COMMIT, END, ABORT, ROLLBACK (but ROLLBACK TO
+ * SAVEPOINT), PREPARE TRANSACTION or COMMIT/ROLLBACK PREPARED. A refusal also marks the transaction: the
+ * coordinator then rolls every shard back even if the work caught the exception. What SQL text cannot show
+ * (a COMMIT later in a multi-statement string) the coordinator sees from the driver's transaction state
+ * after the work ({@link #used}, {@link Participant#endedByWork}).
+ *
+ * <p>After the transaction ended every call is refused (FAILED_PRECONDITION): the connection is back in its
+ * pool and may serve someone else.
+ */
+final class GuardedConnection implements InvocationHandler {
+  private static final Set<String> REFUSED = Set.of("commit", "close", "abort", "setAutoCommit");
+  /** A statement that ends (or prepares) the transaction, by its first keyword after comments and blanks. */
+  private static final Pattern ENDS_TRANSACTION = Pattern.compile("^(?:\\s|--[^\\n]*\\n|/\\*.*?\\*/)*"
+      + "(?:COMMIT|END|ABORT|PREPARE\\s+TRANSACTION|ROLLBACK(?!\\s+(?:WORK\\s+|TRANSACTION\\s+)?TO\\b)(?!\\s+PREPARED\\b)"
+      + "|ROLLBACK\\s+PREPARED)\\b", Pattern.CASE_INSENSITIVE | Pattern.DOTALL);
+
+  private final Connection raw;
+  private final String shard;
+  private final Participant.Marks marks;
+  final Connection proxy;
+
+  GuardedConnection(Connection raw, String shard, Participant.Marks marks) {
+    this.raw = raw;
+    this.shard = shard;
+    this.marks = marks;
+    this.proxy = (Connection) Proxy.newProxyInstance(Connection.class.getClassLoader(),
+        new Class<?>[] {Connection.class}, this);
+  }
+
+  /** Whether {@code sql} would end or prepare the transaction (what the work may not do). */
+  static boolean endsTransaction(String sql) {
+    return sql != null && ENDS_TRANSACTION.matcher(sql).lookingAt();
+  }
+
+  @Override
+  public Object invoke(Object p, Method m, Object[] args) throws Throwable {
+    String name = m.getName();
+    switch (name) {
+      case "equals":
+        return p == args[0];
+      case "hashCode":
+        return System.identityHashCode(p);
+      case "toString":
+        return "cross-shard transaction connection to shard " + shard;
+      case "isClosed":
+        return marks.ended;
+      default:
+        break;
+    }
+    if (marks.ended) {
+      throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "Connection." + name + " on shard " + shard
+          + ": the cross-shard transaction has ended (use connections only inside the work)");
+    }
+    if (REFUSED.contains(name) || (name.equals("rollback") && (args == null || args.length == 0))) {
+      throw refuse("Connection." + name + "()");
+    }
+    if ((name.equals("prepareStatement") || name.equals("prepareCall") || name.equals("nativeSQL"))
+        && args != null && args.length > 0 && args[0] instanceof String sql && endsTransaction(sql)) {
+      throw refuse("a statement that ends the transaction (" + abbreviate(sql) + ")");
+    }
+    Object out;
+    try {
+      out = m.invoke(raw, args);
+    } catch (InvocationTargetException e) {
+      throw e.getCause();
+    }
+    if (out instanceof Statement s) {
+      Class<?> type = s instanceof CallableStatement ? CallableStatement.class
+          : s instanceof PreparedStatement ? PreparedStatement.class : Statement.class;
+      return Proxy.newProxyInstance(Connection.class.getClassLoader(), new Class<?>[] {type},
+          new Guarded(s, p));
+    }
+    return out;
+  }
+
+  private ShardmapException refuse(String what) {
+    marks.refused = what;
+    return ShardmapException.invalid("work", what + " on shard " + shard + " is not allowed in a cross-shard "
+        + "transaction: the SDK commits or rolls back every shard together (return from the work to commit, "
+        + "throw to roll back); the whole transaction will be rolled back");
+  }
+
+  private static String abbreviate(String sql) {
+    String s = sql.strip();
+    return s.length() <= 60 ? s : s.substring(0, 57) + "...";
+  }
+
+  /** A statement of the connection: marks the transaction used, refuses SQL that would end it. */
+  private final class Guarded implements InvocationHandler {
+    private final Statement raw;
+    private final Object connectionProxy;
+
+    Guarded(Statement raw, Object connectionProxy) {
+      this.raw = raw;
+      this.connectionProxy = connectionProxy;
+    }
+
+    @Override
+    public Object invoke(Object p, Method m, Object[] args) throws Throwable {
+      String name = m.getName();
+      switch (name) {
+        case "equals":
+          return p == args[0];
+        case "hashCode":
+          return System.identityHashCode(p);
+        case "getConnection":
+          return connectionProxy;
+        default:
+          break;
+      }
+      if (name.startsWith("execute") || name.equals("addBatch")) {
+        if (marks.ended) {
+          throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "Statement." + name + " on shard " + shard
+              + ": the cross-shard transaction has ended (use connections only inside the work)");
+        }
+        if (args != null && args.length > 0 && args[0] instanceof String sql && endsTransaction(sql)) {
+          throw refuse("a statement that ends the transaction (" + abbreviate(sql) + ")");
+        }
+        marks.used = true;
+      }
+      try {
+        return m.invoke(raw, args);
+      } catch (InvocationTargetException e) {
+        throw e.getCause();
+      }
+    }
+  }
+}
