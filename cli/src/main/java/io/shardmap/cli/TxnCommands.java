@@ -2,10 +2,10 @@ package io.shardmap.cli;
 
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
-import io.shardmap.core.TxnId;
 import io.shardmap.core.sql.InDoubt;
 import io.shardmap.core.sql.ShardJdbc;
 import io.shardmap.proto.v1.Endpoint;
+import io.shardmap.proto.v1.GetClusterInfoRequest;
 import io.shardmap.proto.v1.ListShardsRequest;
 import io.shardmap.proto.v1.Shard;
 import io.shardmap.support.cli.Durations;
@@ -31,23 +31,17 @@ import picocli.CommandLine.Option;
     synopsisSubcommandLabel = "COMMAND",
     subcommands = {TxnCommands.ListInDoubt.class})
 final class TxnCommands {
-  static final String PREFIX_ENV = "SHARDMAP_ETCD_PREFIX";
-
   private TxnCommands() {}
 
   @Command(name = "list", description = {
-    "List this cluster's prepared (in-doubt) cross-shard transactions on every registered shard: the gid, the "
+    "List this cluster's prepared (in-doubt) cross-shard transactions on every registered shard (the cluster's "
+        + "transaction namespace comes from the directory server): the gid, the "
         + "shard holding it, its age (by that shard's clock), the role that prepared it, the decision on its "
         + "decider shard, and what the resolver does with it next.",
     "Reads pg_prepared_xacts and shardmap.txn_decisions on each shard's primary as --pg-user (password from "
         + "$SHARDMAP_PG_PASSWORD, else $PGPASSWORD); changes nothing. Exits UNAVAILABLE, after printing what it "
         + "could read, when a shard could not be read."})
   static final class ListInDoubt extends Cmd {
-    @Option(names = "--etcd-prefix", paramLabel = "PREFIX",
-        description = "The cluster's etcd prefix, which names its transactions (default: $" + PREFIX_ENV
-            + ", else /shardmap, the servers' default).")
-    String etcdPrefix;
-
     @Option(names = "--txn-abort-after", paramLabel = "DURATION", converter = Durations.Positive.class,
         description = "The servers' --txn-abort-after, to say when the resolver aborts an undecided one "
             + "(default 2s, the servers' default).")
@@ -59,14 +53,8 @@ final class TxnCommands {
 
     @Override
     void execute(ShardmapCtl ctl) {
-      String prefix = etcdPrefix != null ? etcdPrefix : ctl.env(PREFIX_ENV);
-      prefix = prefix == null || prefix.isBlank() ? "/shardmap" : prefix.trim();
-      String namespace;
-      try {
-        namespace = TxnId.namespaceOf(prefix);
-      } catch (ShardmapException e) {
-        throw usage("--etcd-prefix: " + e.getMessage());
-      }
+      // The server's own namespace (made from its etcd prefix), the one its resolver and the SDK use.
+      String namespace = ctl.read().getClusterInfo(GetClusterInfoRequest.getDefaultInstance()).getTxnNamespace();
       Duration after = abortAfter != null ? abortAfter : Duration.ofSeconds(2);
       Map<String, Endpoint> shards = new LinkedHashMap<>();
       for (Shard s : ctl.read().listShards(ListShardsRequest.getDefaultInstance()).getShardsList()) {

@@ -131,7 +131,6 @@ class TxnCommandsTest {
   static Result ctl(String pgUser, String... args) {
     Map<String, String> env = new HashMap<>();
     env.put("SHARDMAP_SERVER", server);
-    env.put("SHARDMAP_ETCD_PREFIX", prefix);
     env.put("PGUSER", pgUser);
     if (pg.shard(0).password() != null) {
       env.put("SHARDMAP_PG_PASSWORD", pg.shard(0).password());
@@ -183,16 +182,6 @@ class TxnCommandsTest {
     assertTrue(lineOf(r.out(), noDecider).contains("\"decision\":\"DECIDER_UNAVAILABLE\",\"decider_problem\":"));
     assertTrue(r.out().contains("{\"summary\":{\"namespace\":\"" + TxnId.namespaceOf(prefix)
         + "\",\"in_doubt\":4,\"shards\":3,\"shards_listed\":3,\"oldest_ms\":"), r.out());
-  }
-
-  @Test
-  void anotherPrefixSeesNoneAndABadOneIsRefused() {
-    Result r = ctl(pg.shard(0).user(), "txn", "list", "--etcd-prefix", "/some/other");
-    assertEquals(0, r.code(), r.err());
-    assertTrue(r.out().contains("0 in doubt on 3 of 3 shards (namespace some-other)"), r.out());
-    r = ctl(pg.shard(0).user(), "txn", "list", "--etcd-prefix", "no-slash");
-    assertEquals(2, r.code(), r.out());
-    assertTrue(r.err().contains("--etcd-prefix: ") && r.err().contains("must start with '/'"), r.err());
   }
 
   @Test

@@ -223,18 +223,6 @@ public final class DecisionRows {
   }
 
   /**
-   * Whether {@code shardmap.txn_decisions} exists in {@code c}'s database (so {@link #ddl} need not run; a role
-   * without CREATE on the database could not run it anyway).
-   */
-  public static boolean installed(Connection c) throws SQLException {
-    try (Statement s = c.createStatement();
-         ResultSet rs = s.executeQuery("SELECT to_regclass('shardmap.txn_decisions') IS NOT NULL")) {
-      rs.next();
-      return rs.getBoolean(1);
-    }
-  }
-
-  /**
    * The committed decisions of {@code ids}, in one query; ids with none are absent from the map. A database
    * where the table is not installed holds no decision (a COMMIT row can only be written into the table), so
    * it answers an empty map rather than an error.
