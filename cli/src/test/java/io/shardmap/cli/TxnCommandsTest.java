@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.shardmap.cli.CtlRun.Result;
 import io.shardmap.core.TxnId;
 import io.shardmap.core.sql.DecisionRows;
 import io.shardmap.core.sql.DecisionRows.Decision;
@@ -11,16 +12,12 @@ import io.shardmap.core.sql.PreparedTransactions;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.fleet.ShardmapFleet;
 import io.shardmap.testkit.fleet.ShardmapFleetExtension;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
@@ -126,19 +123,8 @@ class TxnCommandsTest {
     prepared.add(new Object[] {shard, gid});
   }
 
-  record Result(int code, String out, String err) {}
-
   static Result ctl(String pgUser, String... args) {
-    Map<String, String> env = new HashMap<>();
-    env.put("SHARDMAP_SERVER", server);
-    env.put("PGUSER", pgUser);
-    if (pg.shard(0).password() != null) {
-      env.put("SHARDMAP_PG_PASSWORD", pg.shard(0).password());
-    }
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    int code = ShardmapCtl.run(args, env, ShardmapCtl::plaintextChannel, new PrintWriter(out), new PrintWriter(err));
-    return new Result(code, out.toString(), err.toString());
+    return CtlRun.as(server, pgUser, pg.shard(0).password(), args);
   }
 
   /** The one output line naming {@code gid}. */
