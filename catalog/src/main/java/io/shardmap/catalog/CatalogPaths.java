@@ -24,6 +24,7 @@ import io.shardmap.core.Keys;
  * {root}/migrations/{id}                     Migration (the migrator's persisted state machine)
  * {root}/migration-owners/{id}               UTF-8 worker name, under the driving worker's lease
  * {root}/clients/{server}                    ClientPresence, under that directory server's lease
+ * {root}/txn-resolver                        UTF-8 server id of the directory server that runs the resolver, under its lease
  * </pre>
  */
 public final class CatalogPaths {
@@ -143,6 +144,14 @@ public final class CatalogPaths {
 
   public String clients(String serverId) {
     return clientsPrefix() + serverId;
+  }
+
+  /**
+   * Held (created if absent, under a lease) by the one directory server that resolves in-doubt cross-shard
+   * transactions; see docs/transactions.md.
+   */
+  public String txnResolver() {
+    return root + "/txn-resolver";
   }
 
   enum Kind { SHARD, SPEC, LAYOUT, RANGE, ENTRY }

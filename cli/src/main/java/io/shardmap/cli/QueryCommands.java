@@ -273,24 +273,32 @@ final class QueryCommands {
   }
 
   static DataOptions dataOptions(ShardmapCtl ctl, Target t) {
-    String user = t.pgUser;
+    // One query connection per shard is all a command needs; single-key pools stay empty (minIdle 0).
+    return DataOptions.builder().user(pgUser(ctl, t.pgUser)).password(pgPassword(ctl)).maxPoolSize(1)
+        .queryPoolSize(1).property("ApplicationName", "shardmapctl").build();
+  }
+
+  /** The PostgreSQL role of the commands that read the shards: {@code --pg-user}, else $PGUSER, else the OS user. */
+  static String pgUser(ShardmapCtl ctl, String option) {
+    String user = option;
     if (user == null || user.isBlank()) {
       user = ctl.env("PGUSER");
     }
     if (user == null || user.isBlank()) {
       user = System.getProperty("user.name");
     }
-    String password = null;
+    return user;
+  }
+
+  /** Its password: the first of {@link #PASSWORD_ENV} that is set, else none (null). */
+  static String pgPassword(ShardmapCtl ctl) {
     for (String v : PASSWORD_ENV) {
       String p = ctl.env(v);
       if (p != null && !p.isEmpty()) {
-        password = p;
-        break;
+        return p;
       }
     }
-    // One query connection per shard is all a command needs; single-key pools stay empty (minIdle 0).
-    return DataOptions.builder().user(user).password(password).maxPoolSize(1).queryPoolSize(1)
-        .property("ApplicationName", "shardmapctl").build();
+    return null;
   }
 
   private static void footer(ShardmapCtl ctl, Target t, QueryResult r, Counts count) {

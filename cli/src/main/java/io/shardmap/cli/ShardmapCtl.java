@@ -35,8 +35,8 @@ import picocli.CommandLine.ScopeType;
 @Command(
     name = "shardmapctl",
     description = {"Operate a Shardmap directory: shards, keyspaces and their maps, lookups and watches.",
-      "query and count also read the shards' PostgreSQL (--pg-user, password from $SHARDMAP_PG_PASSWORD or "
-          + "$PGPASSWORD)."},
+      "query, count and txn list also read the shards' PostgreSQL (--pg-user, password from $SHARDMAP_PG_PASSWORD "
+          + "or $PGPASSWORD)."},
     synopsisSubcommandLabel = "COMMAND",
     subcommands = {
       ShardCommands.class,
@@ -50,7 +50,8 @@ import picocli.CommandLine.ScopeType;
       RegionCommands.class,
       WatchCommand.class,
       QueryCommands.Query.class,
-      QueryCommands.Count.class
+      QueryCommands.Count.class,
+      TxnCommands.class
     },
     footer = {
       "",

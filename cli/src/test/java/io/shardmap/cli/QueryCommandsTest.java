@@ -3,6 +3,7 @@ package io.shardmap.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.shardmap.cli.CtlRun.Result;
 import io.shardmap.client.ClientOptions;
 import io.shardmap.client.ShardmapClient;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
@@ -13,11 +14,8 @@ import io.shardmap.proto.v1.Strategy;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.fleet.ShardmapFleet;
 import io.shardmap.testkit.fleet.ShardmapFleetExtension;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.sql.SQLException;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -168,24 +166,13 @@ class QueryCommandsTest {
     return SHARDS.get((SHARDS.indexOf(shard) + 1) % SHARDS.size());
   }
 
-  record Result(int code, String out, String err) {}
-
   /** Runs shardmapctl against the fleet's server as the fixture's PostgreSQL role. */
   static Result ctl(String... args) {
     return ctlAs(pg.shard(0).user(), args);
   }
 
   static Result ctlAs(String pgUser, String... args) {
-    Map<String, String> env = new HashMap<>();
-    env.put("SHARDMAP_SERVER", server);
-    env.put("PGUSER", pgUser);
-    if (pg.shard(0).password() != null) {
-      env.put("SHARDMAP_PG_PASSWORD", pg.shard(0).password());
-    }
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    int code = ShardmapCtl.run(args, env, ShardmapCtl::plaintextChannel, new PrintWriter(out), new PrintWriter(err));
-    return new Result(code, out.toString(), err.toString());
+    return CtlRun.as(server, pgUser, pg.shard(0).password(), args);
   }
 
   @Test

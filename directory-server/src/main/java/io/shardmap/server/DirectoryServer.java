@@ -15,6 +15,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.shardmap.core.DirectorySnapshot;
+import io.shardmap.core.TxnId;
 import io.shardmap.proto.v1.Freshness;
 import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
@@ -25,6 +26,7 @@ import io.shardmap.server.internal.DirectoryState;
 import io.shardmap.server.internal.MalformedRequests;
 import io.shardmap.server.internal.ReadService;
 import io.shardmap.server.internal.ServerMetrics;
+import io.shardmap.server.internal.TxnResolver;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.server.internal.WatchStreams;
 import io.shardmap.store.EtcdMetaStore;
@@ -63,6 +65,9 @@ public final class DirectoryServer implements AutoCloseable {
   private final DirectoryState state;
   private final WatchStreams watches;
   private final ClientRegistry clients;
+  /** Null when the server runs no resolver (no --resolver-db-user). */
+  private final TxnResolver resolver;
+  private final ScheduledExecutorService resolverExecutor;
   private final HealthStatusManager health = new HealthStatusManager();
   private final Server grpc;
   private final HttpServer http;
@@ -97,6 +102,17 @@ public final class DirectoryServer implements AutoCloseable {
     this.clients = new ClientRegistry(store, paths, id, o.clientReportTimeout(), o.etcdTimeout(),
         state::changeBracket, System::nanoTime, System::currentTimeMillis, metrics);
     read.clients(clients);
+    if (o.resolverDbUser() != null) {
+      // Its own thread: a scan blocks on the shards' PostgreSQL, which must not hold up probes or heartbeats.
+      this.resolverExecutor = Executors.newSingleThreadScheduledExecutor(daemon("shardmap-txn-resolver"));
+      this.resolver = new TxnResolver(new TxnResolver.Settings(TxnId.namespaceOf(o.etcdPrefix()), o.resolverDbUser(),
+          o.resolverDbPassword(), o.txnResolveInterval(), o.txnAbortAfter(), o.txnResolverLeaseTtl()), store,
+          paths.txnResolver(), id, o.etcdTimeout(), state::snapshot, resolverExecutor, System::nanoTime, metrics,
+          null);
+    } else {
+      this.resolverExecutor = null;
+      this.resolver = null;
+    }
     this.http = o.metricsHost() == null ? null : startHttp(o.metricsHost(), o.metricsPort());
     long hb = o.watchHeartbeat().toMillis();
     scheduler.scheduleWithFixedDelay(state::heartbeat, hb, hb, TimeUnit.MILLISECONDS);
@@ -145,6 +161,13 @@ public final class DirectoryServer implements AutoCloseable {
     try {
       s.state.start();
       s.clients.start();
+      if (s.resolver != null) {
+        s.resolver.start();
+      } else {
+        log.warning("no --resolver-db-user: this server runs no resolver of in-doubt cross-shard transactions "
+            + "(prepared transactions a dead coordinator left stay prepared, holding their locks, until a server "
+            + "with one finishes them); see docs/transactions.md");
+      }
     } catch (InterruptedException | RuntimeException e) {
       s.close();
       throw e;
@@ -227,6 +250,10 @@ public final class DirectoryServer implements AutoCloseable {
     watches.close();
     if (clients != null) {
       clients.close();
+    }
+    if (resolver != null) {
+      resolver.close(); // gives the role up at once, so another server takes it at its next scan
+      resolverExecutor.shutdownNow();
     }
     state.close();
     try {

@@ -88,6 +88,34 @@ public final class Main implements Callable<Integer> {
           + "(default: ${DEFAULT-VALUE}).")
   Duration clientReportTimeout;
 
+  @Option(names = "--resolver-db-user", paramLabel = "ROLE",
+      description = "PostgreSQL role the resolver of in-doubt cross-shard transactions connects to the shards as: "
+          + "the applications' role or a superuser (only they may finish a prepared transaction). Without it "
+          + "this server runs no resolver.")
+  String resolverDbUser;
+
+  @Option(names = "--resolver-db-password-file", paramLabel = "FILE",
+      description = "File holding that role's password (one line; the trailing newline is dropped).")
+  Path resolverDbPasswordFile;
+
+  @Option(names = "--txn-resolve-interval", paramLabel = "DURATION", defaultValue = "1s",
+      converter = Durations.Positive.class,
+      description = "How often the resolver scans every shard for prepared transactions (default: ${DEFAULT-VALUE}).")
+  Duration txnResolveInterval;
+
+  @Option(names = "--txn-abort-after", paramLabel = "DURATION", defaultValue = "2s",
+      converter = Durations.Positive.class,
+      description = "The resolver aborts a prepared transaction that has no decision this long after its "
+          + "prepare (default: ${DEFAULT-VALUE}).")
+  Duration txnAbortAfter;
+
+  @Option(names = "--txn-resolver-lease-ttl", paramLabel = "DURATION", defaultValue = "5s",
+      converter = Durations.Positive.class,
+      description = "TTL of the lease under which one directory server holds the resolver role "
+          + "({prefix}/txn-resolver); another takes over this long after its holder died (default: "
+          + "${DEFAULT-VALUE}, whole seconds).")
+  Duration txnResolverLeaseTtl;
+
   public static void main(String[] args) {
     // One line per record (the JDK's default spreads each over two): an operator greps the log, and a
     // refused malformed request is one line (MalformedRequests). Before any logger is used; -D overrides.
@@ -142,6 +170,17 @@ public final class Main implements Callable<Integer> {
     if (serverId != null && !serverId.isEmpty()) {
       b.serverId(serverId);
     }
+    boolean resolver = resolverDbUser != null && !resolverDbUser.isEmpty();
+    if (resolverDbPasswordFile != null && !resolverDbPasswordFile.toString().isEmpty()) {
+      if (!resolver) {
+        throw new IllegalArgumentException("resolver-db-password-file: given without --resolver-db-user (the role "
+            + "whose password it holds)");
+      }
+      b.resolver(resolverDbUser, readPassword(resolverDbPasswordFile));
+    } else if (resolver) {
+      b.resolver(resolverDbUser, null);
+    }
+    b.txnResolveInterval(txnResolveInterval).txnAbortAfter(txnAbortAfter).txnResolverLeaseTtl(txnResolverLeaseTtl);
     return b.etcdEndpoints(etcdEndpoints).etcdPrefix(etcdPrefix)
         .etcdTimeout(etcdTimeout).probeInterval(probeInterval).watchHeartbeat(watchHeartbeat)
         .clientReportTimeout(clientReportTimeout)
@@ -177,6 +216,27 @@ public final class Main implements Callable<Integer> {
     }, "shardmap-shutdown"));
     stopped.await();
     return 0;
+  }
+
+  /** The password in {@code file}: its first line, without the line end. */
+  static String readPassword(Path file) {
+    String text;
+    try {
+      text = Files.readString(file, StandardCharsets.UTF_8);
+    } catch (IOException | RuntimeException e) {
+      throw new IllegalArgumentException("resolver-db-password-file: cannot read '" + file + "' ("
+          + e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")", e);
+    }
+    int end = text.indexOf('\n');
+    String line = end < 0 ? text : text.substring(0, end);
+    if (line.endsWith("\r")) {
+      line = line.substring(0, line.length() - 1);
+    }
+    if (line.isEmpty()) {
+      throw new IllegalArgumentException("resolver-db-password-file: '" + file + "' holds no password (its first "
+          + "line is empty)");
+    }
+    return line;
   }
 
   static String[] hostPort(String option, String value) {

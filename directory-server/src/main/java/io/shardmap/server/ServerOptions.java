@@ -22,6 +22,11 @@ public final class ServerOptions {
   private final int maxTxnOps;
   private final String serverId;
   private final Duration clientReportTimeout;
+  private final String resolverDbUser;
+  private final String resolverDbPassword;
+  private final Duration txnResolveInterval;
+  private final Duration txnAbortAfter;
+  private final Duration txnResolverLeaseTtl;
 
   private ServerOptions(Builder b) {
     host = b.host;
@@ -38,6 +43,11 @@ public final class ServerOptions {
     maxTxnOps = b.maxTxnOps;
     serverId = b.serverId;
     clientReportTimeout = b.clientReportTimeout;
+    resolverDbUser = b.resolverDbUser;
+    resolverDbPassword = b.resolverDbPassword;
+    txnResolveInterval = b.txnResolveInterval;
+    txnAbortAfter = b.txnAbortAfter;
+    txnResolverLeaseTtl = b.txnResolverLeaseTtl;
   }
 
   public static Builder builder() {
@@ -77,6 +87,19 @@ public final class ServerOptions {
   public String serverId() { return serverId; }
   /** A client that has not reported its applied revision for this long is forgotten (not waited for). */
   public Duration clientReportTimeout() { return clientReportTimeout; }
+  /**
+   * The PostgreSQL role the transaction resolver connects to the shards as, or null: then this server runs
+   * no resolver.
+   */
+  public String resolverDbUser() { return resolverDbUser; }
+  /** Its password, or null for none. */
+  public String resolverDbPassword() { return resolverDbPassword; }
+  /** How often the resolver scans the shards while this server holds the role. */
+  public Duration txnResolveInterval() { return txnResolveInterval; }
+  /** A prepared transaction with no decision this old is aborted by the resolver. */
+  public Duration txnAbortAfter() { return txnAbortAfter; }
+  /** The TTL of the lease under which one server holds the resolver role ({@code {prefix}/txn-resolver}). */
+  public Duration txnResolverLeaseTtl() { return txnResolverLeaseTtl; }
 
   public static final class Builder {
     private String host = "127.0.0.1";
@@ -93,6 +116,11 @@ public final class ServerOptions {
     private int maxTxnOps = 128;
     private String serverId;
     private Duration clientReportTimeout = Duration.ofSeconds(10);
+    private String resolverDbUser;
+    private String resolverDbPassword;
+    private Duration txnResolveInterval = Duration.ofSeconds(1);
+    private Duration txnAbortAfter = Duration.ofSeconds(2);
+    private Duration txnResolverLeaseTtl = Duration.ofSeconds(5);
 
     private Builder() {}
 
@@ -187,7 +215,51 @@ public final class ServerOptions {
       return this;
     }
 
+    /**
+     * Runs the transaction resolver, connecting to every shard's primary as {@code user} (the role the
+     * applications' coordinators prepare as, or a superuser: only they may finish a prepared transaction)
+     * with {@code password} (null: none). Without it this server runs no resolver.
+     */
+    public Builder resolver(String user, String password) {
+      if (user == null || user.isBlank() || user.length() > 63 || user.chars().anyMatch(Character::isISOControl)) {
+        throw new IllegalArgumentException("resolver-db-user: must be a PostgreSQL role name (1-63 characters, "
+            + "not blank), got '" + user + "'");
+      }
+      this.resolverDbUser = user;
+      this.resolverDbPassword = password;
+      return this;
+    }
+
+    /** How often the resolver scans (default 1 s). */
+    public Builder txnResolveInterval(Duration d) {
+      this.txnResolveInterval = requirePositive("txn-resolve-interval", d);
+      return this;
+    }
+
+    /** A prepared transaction undecided this long is aborted (default 2 s). */
+    public Builder txnAbortAfter(Duration d) {
+      this.txnAbortAfter = requirePositive("txn-abort-after", d);
+      return this;
+    }
+
+    /**
+     * The TTL of the resolver role's lease (default 5 s; etcd counts whole seconds, rounded up): how long the
+     * role stays with a server that died without giving it up.
+     */
+    public Builder txnResolverLeaseTtl(Duration d) {
+      this.txnResolverLeaseTtl = requirePositive("txn-resolver-lease-ttl", d);
+      return this;
+    }
+
     public ServerOptions build() {
+      if (resolverDbUser != null) {
+        try {
+          io.shardmap.core.TxnId.namespaceOf(etcdPrefix);
+        } catch (io.shardmap.core.ShardmapException e) {
+          throw new IllegalArgumentException("etcd-prefix: the transaction resolver needs a prefix that makes a "
+              + "transaction namespace: " + e.getMessage(), e);
+        }
+      }
       return new ServerOptions(this);
     }
 

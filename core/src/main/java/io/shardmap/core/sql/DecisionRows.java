@@ -10,7 +10,11 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.Collection;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -59,6 +63,14 @@ public final class DecisionRows {
   private static final String UNIQUE_VIOLATION = "23505";
   private static final String LOCK_NOT_AVAILABLE = "55P03";
   private static final String UNDEFINED_TABLE = "42P01";
+  /**
+   * The condition under which a row {@code d} may be deleted once its participants finished. The sessions it
+   * looks at are those {@code pg_stat_activity} shows the caller: a role sees the {@code xact_start} of its
+   * own sessions only (or of all with superuser or {@code pg_read_all_stats}), so whoever forgets must run as
+   * the coordinators' role or one of those.
+   */
+  private static final String FORGET_GUARD = "(d.decision = 'c' OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
+      + "WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.xact_start <= d.decided_at))";
 
   private DecisionRows() {}
 
@@ -210,6 +222,97 @@ public final class DecisionRows {
     }
   }
 
+  /**
+   * The committed decisions of {@code ids}, in one query; ids with none are absent from the map. A database
+   * where the table is not installed holds no decision (a COMMIT row can only be written into the table), so
+   * it answers an empty map rather than an error.
+   */
+  public static Map<TxnId, Decision> readAll(Connection c, Collection<TxnId> ids) throws SQLException {
+    Map<TxnId, Decision> out = new HashMap<>();
+    if (ids.isEmpty()) {
+      return out;
+    }
+    Map<String, TxnId> byText = new HashMap<>();
+    for (TxnId id : ids) {
+      byText.put(id.toString(), id);
+    }
+    try (PreparedStatement ps = c.prepareStatement(
+        "SELECT gid, decision FROM shardmap.txn_decisions WHERE gid = ANY (?)")) {
+      ps.setArray(1, c.createArrayOf("text", byText.keySet().toArray()));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          out.put(byText.get(rs.getString(1)), Decision.of(rs.getString(2)));
+        }
+      }
+    } catch (SQLException e) {
+      if (UNDEFINED_TABLE.equals(e.getSQLState()) && c.getAutoCommit()) {
+        return out;
+      }
+      throw e;
+    }
+    return out;
+  }
+
+  /**
+   * One decision row.
+   *
+   * @param participants the prepared participants a COMMIT row names; empty for an ABORT row (the resolver
+   *     that wrote it does not know them all)
+   */
+  public record Row(TxnId id, Decision decision, List<String> participants) {
+    public Row {
+      participants = List.copyOf(participants);
+    }
+  }
+
+  /**
+   * Up to {@code limit} decision rows of cluster {@code namespace} in {@code c}'s database, oldest first: the
+   * candidates of a garbage collection, which must read them <em>before</em> it lists the prepared
+   * transactions of every shard (see {@link #forgetAll}). Rows of other clusters sharing the database are not
+   * listed. Empty where the table is not installed.
+   */
+  public static List<Row> rows(Connection c, String namespace, int limit) throws SQLException {
+    String pattern = TxnId.likePattern(TxnId.requireNamespace(namespace));
+    List<Row> out = new ArrayList<>();
+    try (PreparedStatement ps = c.prepareStatement("SELECT gid, decision, participants FROM shardmap.txn_decisions "
+        + "WHERE gid LIKE ? ESCAPE '\\' ORDER BY decided_at, gid LIMIT ?")) {
+      ps.setString(1, pattern);
+      ps.setInt(2, limit);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          String gid = rs.getString(1);
+          if (TxnId.belongsTo(gid, namespace)) {
+            String[] participants = (String[]) rs.getArray(3).getArray();
+            out.add(new Row(TxnId.parse(gid), Decision.of(rs.getString(2)), List.of(participants)));
+          }
+        }
+      }
+    } catch (SQLException e) {
+      if (UNDEFINED_TABLE.equals(e.getSQLState()) && c.getAutoCommit()) {
+        return out;
+      }
+      throw e;
+    }
+    return out;
+  }
+
+  /**
+   * {@link #forget} of many ids in one statement, with the same guard (a COMMIT row goes, an ABORT row stays
+   * while a transaction that began before it is open on this database). The caller must know that every
+   * participant of each id has finished: it read the rows ({@link #rows}) and only then found none of these
+   * ids prepared on any shard. Returns how many rows were deleted.
+   */
+  public static int forgetAll(Connection c, Collection<TxnId> ids) throws SQLException {
+    if (ids.isEmpty()) {
+      return 0;
+    }
+    try (PreparedStatement ps = c.prepareStatement("DELETE FROM shardmap.txn_decisions d WHERE d.gid = ANY (?) AND "
+        + FORGET_GUARD)) {
+      ps.setArray(1, c.createArrayOf("text", ids.stream().map(TxnId::toString).toArray()));
+      return ps.executeUpdate();
+    }
+  }
+
   /** The committed decision of {@code id}, if any. */
   public static Optional<Decision> read(Connection c, TxnId id) throws SQLException {
     return readIn(c, id);
@@ -234,8 +337,7 @@ public final class DecisionRows {
    */
   public static boolean forget(Connection c, TxnId id) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement("DELETE FROM shardmap.txn_decisions d WHERE d.gid = ? AND "
-        + "(d.decision = 'c' OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = current_database() "
-        + "AND a.pid <> pg_backend_pid() AND a.xact_start <= d.decided_at))")) {
+        + FORGET_GUARD)) {
       ps.setString(1, id.toString());
       return ps.executeUpdate() == 1;
     }

@@ -29,6 +29,14 @@ public final class ServerMetrics {
   private final AtomicLong watchStreams = new AtomicLong();
   private final AtomicLong watchLag = new AtomicLong();
   private final AtomicLong reportingClients = new AtomicLong();
+  private final AtomicLong txnInDoubt = new AtomicLong();
+  private final AtomicLong txnOldestPreparedMicros = new AtomicLong();
+  private final AtomicLong txnDeciderUnavailable = new AtomicLong();
+  private final AtomicLong txnResolverLeader = new AtomicLong();
+  private final Counter txnCommits;
+  private final Counter txnAborts;
+  private final Counter txnForgotten;
+  private final ConcurrentHashMap<String, Counter> txnFailures = new ConcurrentHashMap<>();
 
   public ServerMetrics() {
     lookups = Counter.builder("shardmap.lookups").description("keys routed by Lookup")
@@ -49,6 +57,24 @@ public final class ServerMetrics {
     Gauge.builder("shardmap.clients.reporting", reportingClients, AtomicLong::get)
         .description("SDK clients that reported their applied revision within --client-report-timeout")
         .register(registry);
+    Gauge.builder("shardmap.txn.in_doubt", txnInDoubt, AtomicLong::get)
+        .description("prepared cross-shard transactions of this cluster seen on the shards by the resolver's last "
+            + "scan (0 on a server that does not hold the resolver role)").register(registry);
+    Gauge.builder("shardmap.txn.oldest_prepared_seconds", txnOldestPreparedMicros, m -> m.get() / 1e6)
+        .description("age of the oldest of them, by its shard's clock (it holds locks and stops vacuum)")
+        .register(registry);
+    Gauge.builder("shardmap.txn.decider_unavailable", txnDeciderUnavailable, AtomicLong::get)
+        .description("of them, those left by the last scan because their decider shard is not registered or "
+            + "could not be read").register(registry);
+    Gauge.builder("shardmap.txn.resolver.leader", txnResolverLeader, AtomicLong::get)
+        .description("1 while this server holds the resolver role ({prefix}/txn-resolver), else 0")
+        .register(registry);
+    txnCommits = Counter.builder("shardmap.txn.resolutions").tag("outcome", "commit")
+        .description("prepared transactions the resolver finished, by outcome").register(registry);
+    txnAborts = Counter.builder("shardmap.txn.resolutions").tag("outcome", "abort")
+        .description("prepared transactions the resolver finished, by outcome").register(registry);
+    txnForgotten = Counter.builder("shardmap.txn.decisions.forgotten")
+        .description("decision rows the resolver deleted once every participant had finished").register(registry);
   }
 
   public MeterRegistry registry() {
@@ -111,5 +137,35 @@ public final class ServerMetrics {
   /** SDK clients this server currently counts in its client presence record. */
   public void reportingClients(int n) {
     reportingClients.set(n);
+  }
+
+  /** What the resolver's last scan saw; all zero when this server does not scan. */
+  public void txnScan(int inDoubt, long oldestPreparedMicros, int deciderUnavailable) {
+    txnInDoubt.set(inDoubt);
+    txnOldestPreparedMicros.set(oldestPreparedMicros);
+    txnDeciderUnavailable.set(deciderUnavailable);
+  }
+
+  /** One prepared transaction finished by the resolver: committed or rolled back. */
+  public void txnResolution(boolean committed) {
+    (committed ? txnCommits : txnAborts).increment();
+  }
+
+  public void txnResolverLeader(boolean leader) {
+    txnResolverLeader.set(leader ? 1 : 0);
+  }
+
+  /**
+   * One step of the resolver that failed on one shard: {@code connect}, {@code install} (the decision table),
+   * {@code list}, {@code decisions}, {@code decide}, {@code finish} or {@code gc}.
+   */
+  public void txnResolverFailure(String shard, String step) {
+    txnFailures.computeIfAbsent(shard + "|" + step, k -> Counter.builder("shardmap.txn.resolver.failures")
+        .description("resolver steps that failed, by shard and step").tag("shard", shard).tag("step", step)
+        .register(registry)).increment();
+  }
+
+  public void txnDecisionsForgotten(int n) {
+    txnForgotten.increment(n);
   }
 }

@@ -8,6 +8,8 @@
  * record it read, optimistic retries) off the transport threads; {@link
  * io.shardmap.server.internal.StoreLayout} says where each record lives in etcd (docs/data-model.md);
  * {@link io.shardmap.server.internal.ClientRegistry} publishes the SDK clients' applied revisions; {@link
- * io.shardmap.server.internal.Errors} is the one mapping of failures to gRPC statuses.
+ * io.shardmap.server.internal.Errors} is the one mapping of failures to gRPC statuses; {@link
+ * io.shardmap.server.internal.TxnResolver} finishes the cross-shard transactions dead coordinators left in
+ * doubt, on the one server holding the role's lease ({@link io.shardmap.server.internal.LeasedSingleton}).
  */
 package io.shardmap.server.internal;
