@@ -86,6 +86,47 @@ public final class DecisionRows {
   }
 
   /**
+   * Installs the table ({@link #ddl}) unless it is there, in one transaction on {@code c} (which must be in
+   * autocommit), serialized with every other installer of schema {@code shardmap} on the database: PostgreSQL's
+   * {@code CREATE ... IF NOT EXISTS} and {@code GRANT} fail when two sessions run them at once ("duplicate key",
+   * "tuple concurrently updated"). The lock is the transaction-scoped advisory lock on
+   * {@code hashtextextended('shardmap.ddl.schema', 0)}, the key the migrator's schema installation holds too.
+   *
+   * @throws SQLException when the role may not create the schema or the table (nothing is left half done)
+   */
+  public static void install(Connection c) throws SQLException {
+    if (installed(c)) {
+      return;
+    }
+    if (!c.getAutoCommit()) {
+      throw new IllegalStateException("install runs its own transaction: the connection must be in autocommit");
+    }
+    c.setAutoCommit(false);
+    try {
+      try (Statement s = c.createStatement()) {
+        s.execute("SELECT pg_advisory_xact_lock(hashtextextended('shardmap.ddl.schema', 0))");
+      }
+      if (!installed(c)) {
+        try (Statement s = c.createStatement()) {
+          for (String ddl : ddl()) {
+            s.execute(ddl);
+          }
+        }
+      }
+      c.commit();
+    } catch (SQLException | RuntimeException e) {
+      try {
+        c.rollback();
+      } catch (SQLException r) {
+        e.addSuppressed(r);
+      }
+      throw e;
+    } finally {
+      c.setAutoCommit(true);
+    }
+  }
+
+  /**
    * Records COMMIT for {@code id} in the decider's open transaction ({@code c}, autocommit off), which the
    * caller then commits: that commit is the commit point. Call it only after every other writer has
    * prepared.

@@ -309,12 +309,8 @@ public final class TxnResolver implements AutoCloseable {
     String statement = null;
     try {
       if (!DecisionRows.installed(c)) {
-        try (Statement s = c.createStatement()) {
-          for (String ddl : DecisionRows.ddl()) {
-            statement = ddl;
-            s.execute(ddl);
-          }
-        }
+        statement = String.join("; ", DecisionRows.ddl());
+        DecisionRows.install(c);
         log.info("installed shardmap.txn_decisions on shard " + link.shard);
       }
       link.installed = true;

@@ -180,6 +180,42 @@ class DecisionRowsTest {
     }
   }
 
+  /**
+   * Coordinators' first commits on a shard without the table install it at once: PostgreSQL's CREATE ... IF
+   * NOT EXISTS and GRANT fail when run concurrently, so install() serializes them. Eight sessions, released
+   * together, several rounds on fresh databases: every install succeeds.
+   */
+  @Test
+  void concurrentInstallsAllSucceed() throws Exception {
+    for (int round = 0; round < 4; round++) {
+      String db = "install_race_" + round;
+      pg.exec("DROP DATABASE IF EXISTS " + db);
+      pg.exec("CREATE DATABASE " + db);
+      PgInstance other = new PgInstance(pg.host(), pg.port(), db, pg.user(), pg.password());
+      java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(8);
+      java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(8);
+      List<java.util.concurrent.Future<?>> fs = new ArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        fs.add(pool.submit(() -> {
+          try (Connection c = other.connect()) {
+            start.await(30, TimeUnit.SECONDS);
+            DecisionRows.install(c);
+            assertTrue(DecisionRows.installed(c));
+          }
+          return null;
+        }));
+      }
+      try {
+        for (java.util.concurrent.Future<?> f : fs) {
+          f.get(60, TimeUnit.SECONDS);
+        }
+      } finally {
+        pool.shutdownNow();
+      }
+      pg.exec("DROP DATABASE " + db);
+    }
+  }
+
   @Test
   void misuseIsRefusedBeforeAnythingIsWritten() throws SQLException {
     TxnId id = gid();

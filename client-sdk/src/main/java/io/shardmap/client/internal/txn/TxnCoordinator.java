@@ -385,11 +385,8 @@ public final class TxnCoordinator {
       return;
     }
     if (!DecisionRows.installed(decider.raw)) {
-      try (Connection c = decider.source().getConnection(); Statement s = c.createStatement()) {
-        c.setAutoCommit(true);
-        for (String ddl : DecisionRows.ddl()) {
-          s.execute(ddl);
-        }
+      try (Connection c = decider.source().getConnection()) {
+        DecisionRows.install(c);
       } catch (SQLException e) {
         throw DecisionRows.missingTable(decider.shard(), e);
       }
