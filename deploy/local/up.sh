@@ -351,7 +351,10 @@ healthz() {
 # with a build from before the resolver.
 RESOLVER_FLAGS=()
 resolver_flags() {
-  if "$JAVA" -jar "$SERVER_JAR" --help 2>/dev/null | grep -q -- '--resolver-db-user'; then
+  local help
+  # Read whole, not piped into grep -q: with pipefail, the server writing on after grep quit would fail the test.
+  help=$("$JAVA" -jar "$SERVER_JAR" --help 2>/dev/null) || true
+  if [[ $help == *--resolver-db-user* ]]; then
     RESOLVER_FLAGS=(--resolver-db-user postgres)
   else
     say "note: this directory server has no resolver (no --resolver-db-user): in-doubt cross-shard transactions wait"
