@@ -124,7 +124,7 @@ final class AccountCommands {
     }
   }
 
-  @Command(name = "transfer", mixinStandardHelpOptions = true, sortOptions = false,
+  @Command(name = "transfer", mixinStandardHelpOptions = true, version = "shardmap-example 0.1.0", sortOptions = false,
       description = {"Moves AMOUNT from user FROM to user TO (user numbers, as in the users run) as one "
           + "transaction across their shards (ShardmapData.acrossShards): both balances and a ledger row on each "
           + "side, carrying the transfer's id, commit on both shards or on neither. Opens a missing account with "
@@ -260,7 +260,7 @@ final class AccountCommands {
     }
   }
 
-  @Command(name = "accounts", mixinStandardHelpOptions = true, sortOptions = false,
+  @Command(name = "accounts", mixinStandardHelpOptions = true, version = "shardmap-example 0.1.0", sortOptions = false,
       description = {"Shows users' balances and their last ledger rows, each read on the user's shard, and "
           + "the totals over all accounts (cross-shard queries).",
           "Exit status: 0; 1 on a failure, with the reason on stderr; 2 for bad options."})

@@ -56,9 +56,7 @@ import picocli.CommandLine.Spec;
         + "each read on that shard too. Prints rows per shard, where some ids went, the map revision and the "
         + "SDK's calls and re-runs.",
         "Exit status: 0 when every user was written, read back as written and (with --verify) found on exactly "
-            + "the shard the map names; 1 otherwise, with the reason on stderr; 2 for bad options.",
-        "Commands: 'transfer FROM TO AMOUNT' moves money between two users' accounts as one transaction across "
-            + "their shards; 'accounts [USER...]' shows balances and ledger rows (each has --help)."})
+            + "the shard the map names; 1 otherwise, with the reason on stderr; 2 for bad options."})
 public final class UsersExample implements Callable<Integer> {
   static final String DEFAULT_DIRECTORY = ConnectionOptions.DEFAULT_DIRECTORY;
 
@@ -110,7 +108,7 @@ public final class UsersExample implements Callable<Integer> {
         .setParameterExceptionHandler((e, args) -> {
           PrintWriter err = e.getCommandLine().getErr();
           err.println("error: " + e.getMessage());
-          err.println("Options: shardmap-example --help");
+          err.println("Options: " + e.getCommandLine().getCommandSpec().qualifiedName() + " --help");
           err.flush();
           return 2;
         });

@@ -217,6 +217,7 @@ class TransferExampleTest {
     r = run("transfer", "1", "1", "5");
     assertEquals(2, r.exit(), r.err());
     assertTrue(r.err().startsWith("error: TO: the same user as FROM (1)"), r.err());
+    assertTrue(r.err().contains("Options: shardmap-example transfer --help"), r.err());
     r = run("transfer", "1", "2", "0");
     assertEquals(2, r.exit(), r.err());
     assertTrue(r.err().startsWith("error: AMOUNT: must be > 0, got 0"), r.err());
