@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves the README's Quick start from a newcomer's shell: up.sh brings everything up, the demo keyspace
 # answers a lookup through shardmapctl on both replicas, the example service's rows (examples/, run by
-# up.sh) are on the shards the directory names and cross-shard queries count them once, the example keeps working while the map changes, server
+# up.sh) are on the shards the directory names and cross-shard queries count them once, its transfer across
+# two shards committed on both and a coordinator killed mid-transfer leaves nothing, the example keeps working while the map changes, server
 # reflection lists the services (so tools need no .proto file), and down.sh --purge leaves nothing behind.
 # Run by CI after the tests.
 set -euo pipefail
@@ -55,6 +56,39 @@ out=$(ctl query users "SELECT id FROM users ORDER BY id DESC LIMIT 3" --pg-user 
 top=$(for n in 1 2 3; do shard_sql "$n" "SELECT id FROM users ORDER BY id DESC LIMIT 3"; done | sort -n | tail -1)
 [ "$(awk 'NR == 2 {print $1}' <<<"$out")" = "$top" ] || fail "the cross-shard ORDER BY id DESC should start with id $top: $out"
 echo "smoke: shardmapctl count and query across the shards agree with psql"
+
+# The transfer up.sh ran between users 1 and 2, whose accounts are on shard2 and shard3, read with psql: 100
+# moved from user 1 to user 2, and one ledger row on each shard, both with the same transfer id.
+u1=-2152535657050944081
+u2=7960286522194355700
+accounts_state() {
+  echo "$(shard_sql 2 "SELECT balance FROM accounts WHERE user_id = $u1") $(shard_sql 3 "SELECT balance FROM accounts WHERE user_id = $u2")" \
+    "$(shard_sql 2 "SELECT string_agg(transfer_id || ' ' || amount, ',') FROM ledger WHERE user_id = $u1")" \
+    "$(shard_sql 3 "SELECT string_agg(transfer_id || ' ' || amount, ',') FROM ledger WHERE user_id = $u2")" \
+    "prepared: $(shard_sql 2 "SELECT count(*) FROM pg_prepared_xacts") $(shard_sql 3 "SELECT count(*) FROM pg_prepared_xacts")"
+}
+state=$(accounts_state) || fail "psql on shard2 or shard3 failed"
+read -r b1 b2 t1 a1 t2 a2 _ <<<"$state"
+[ "$b1 $b2" = "900 1100" ] || fail "after up.sh's transfer, users 1 and 2 should have 900 and 1100: $state"
+[ "$t1" = "$t2" ] && [ "$a1 $a2" = "-100 100" ] || fail "the transfer should have one ledger row on each shard with one id: $state"
+
+# The README's kill of the coordinator mid-transfer: killed inside the work, neither shard keeps anything.
+log=deploy/.run/transfer-kill.log
+example transfer 1 2 100 --pause-in-work 120s >"$log" 2>&1 &
+transfer_job=$!
+for _ in $(seq 1 240); do
+  grep -q 'kill -9 [0-9]* now' "$log" && break
+  kill -0 "$transfer_job" 2>/dev/null || break
+  sleep 0.5
+done
+coordinator=$(grep -o 'kill -9 [0-9]* now' "$log" | awk '{print $3}') || true
+[ -n "$coordinator" ] || { cat "$log" >&2; fail "the transfer did not pause inside its work"; }
+kill -9 "$coordinator"
+wait "$transfer_job" 2>/dev/null || true
+after=$(accounts_state) || fail "psql on shard2 or shard3 failed"
+[ "$after" = "$state" ] || fail "a coordinator killed inside the work changed something: before $state, after $after"
+grep -q 'prepared: 0 0$' <<<"$after" || fail "prepared transactions left behind: $after"
+echo "smoke: up.sh's transfer moved 100 across shard2 and shard3 with both ledger rows; its coordinator killed mid-transfer left nothing"
 
 out=$(ctl lookup users 42) || fail "lookup on 127.0.0.1:7700 failed"
 grep -q '^shard  *shard2$' <<<"$out" || fail "key 42 should be on shard2, got: $out"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a local Shardmap on 127.0.0.1: a 3-member etcd cluster, three PostgreSQL 15 shards and two
-# directory servers, then registers the shards and a demo keyspace "users", and runs the example service
-# (examples/) once: it writes and reads users through the client SDK. Safe to run again: what runs is left
+# directory servers, then registers the shards and the demo keyspaces "users" and "accounts", and runs the
+# example service (examples/) once: it writes and reads users through the client SDK, then moves money
+# between two users on different shards in one cross-shard transaction. Safe to run again: what runs is left
 # alone, what exists is not re-created, and the example upserts the same users again. Everything it starts
 # outlives it; deploy/local/down.sh stops it. Ports, timeouts and paths are overridable by the environment variables below.
 set -euo pipefail
@@ -328,8 +329,13 @@ EOF
       say "created database shard$n on port $port"
     fi
     # The demo keyspace shards table users by id; give each shard the table so the lookups lead somewhere.
+    # The demo keyspace accounts shards the users' balances and the ledger of their transfers by user id
+    # (the example's transfer command; the statements are examples' AccountStore.ddl, checked by its tests).
     PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d "shard$n" -v ON_ERROR_STOP=1 \
-      -c "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text NOT NULL)" >/dev/null
+      -c "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text NOT NULL)" \
+      -c "CREATE TABLE IF NOT EXISTS accounts (user_id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))" \
+      -c "CREATE TABLE IF NOT EXISTS ledger (user_id bigint NOT NULL, transfer_id uuid NOT NULL, amount bigint NOT NULL, other_user bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (user_id, transfer_id))" \
+      >/dev/null
   done
 }
 
@@ -339,8 +345,25 @@ healthz() {
   curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/healthz"
 }
 
+# The resolver of in-doubt cross-shard transactions runs in the directory servers (one of them holds the
+# role at a time) and connects to the shards as the role that prepared them: the example's, postgres, with
+# no password (trust authentication). Passed only to a server jar that knows the flag, so up.sh also works
+# with a build from before the resolver.
+RESOLVER_FLAGS=()
+resolver_flags() {
+  local help
+  # Read whole, not piped into grep -q: with pipefail, the server writing on after grep quit would fail the test.
+  help=$("$JAVA" -jar "$SERVER_JAR" --help 2>/dev/null) || true
+  if [[ $help == *--resolver-db-user* ]]; then
+    RESOLVER_FLAGS=(--resolver-db-user postgres)
+  else
+    say "note: this directory server has no resolver (no --resolver-db-user): in-doubt cross-shard transactions wait"
+  fi
+}
+
 start_directories() {
   local i
+  resolver_flags
   for i in 0 1; do
     local name="directory$((i + 1))"
     local pidfile="$RUN/$name.pid" log="$RUN/$name.log"
@@ -353,7 +376,7 @@ start_directories() {
     require_free_port "${METRICS_PORTS[i]}" "$name metrics"
     spawn "$pidfile" "$log" "$JAVA" -jar "$SERVER_JAR" --listen "127.0.0.1:${GRPC_PORTS[i]}" \
       --metrics-listen "127.0.0.1:${METRICS_PORTS[i]}" --etcd-endpoints "$ETCD_ENDPOINTS" \
-      --etcd-prefix "$ETCD_PREFIX"
+      --etcd-prefix "$ETCD_PREFIX" ${RESOLVER_FLAGS[@]+"${RESOLVER_FLAGS[@]}"}
     say "$name started (pid $(<"$pidfile"), gRPC port ${GRPC_PORTS[i]}, metrics port ${METRICS_PORTS[i]}, log $log)"
   done
   for i in 0 1; do
@@ -382,16 +405,24 @@ register_demo() {
       say "registered shard$n (127.0.0.1:${PG_PORTS[i]}/shard$n)"
     fi
   done
-  local code=0
-  ctl keyspace get users >/dev/null 2>"$RUN/keyspace-get.err" || code=$?
+  create_keyspace users --table users:id
+  # The users' accounts, by the same ids and split the same way, so users 1 and 2 of the example (ids
+  # -2152535657050944081 and 7960286522194355700) have their accounts on shard2 and shard3.
+  create_keyspace accounts --table accounts:user_id --table ledger:user_id
+}
+
+create_keyspace() {
+  local name=$1 code=0
+  shift
+  ctl keyspace get "$name" >/dev/null 2>"$RUN/keyspace-get.err" || code=$?
   case $code in
-    0) say "keyspace users already exists" ;;
+    0) say "keyspace $name already exists" ;;
     3)
-      ctl keyspace create users --key-type int64 --strategy range --table users:id \
+      ctl keyspace create "$name" --key-type int64 --strategy range "$@" \
         --range-shards shard1,shard2,shard3 >/dev/null
-      say "created keyspace users (int64 keys, range strategy, split evenly over shard1..3)"
+      say "created keyspace $name (int64 keys, range strategy, split evenly over shard1..3)"
       ;;
-    *) cat "$RUN/keyspace-get.err" >&2; die "shardmapctl keyspace get users failed (exit $code)" ;;
+    *) cat "$RUN/keyspace-get.err" >&2; die "shardmapctl keyspace get $name failed (exit $code)" ;;
   esac
   rm -f "$RUN/keyspace-get.err"
 }
@@ -418,6 +449,11 @@ run_example() {
   say "running the example service: $EXAMPLE_USERS users through the client SDK (examples/, io.shardmap.examples.UsersExample)"
   "$JAVA" -jar "$EXAMPLE_JAR" --directory "$(directory_list)" --users "$EXAMPLE_USERS" --pg-user postgres \
     || die "the example service failed (above); the system itself is up: rerun it with: $JAVA -jar $EXAMPLE_JAR --directory $(directory_list)"
+  say ""
+  say "a transfer between users 1 and 2, whose accounts are on different shards: one transaction across both (ShardmapData.acrossShards)"
+  # --either-way: from whichever has more, so reruns of up.sh move the money back and forth.
+  "$JAVA" -jar "$EXAMPLE_JAR" transfer 1 2 100 --either-way --directory "$(directory_list)" --pg-user postgres \
+    || die "the transfer failed (above); the system itself is up: rerun it with: $JAVA -jar $EXAMPLE_JAR transfer 1 2 100"
 }
 
 try_it() {
@@ -450,6 +486,12 @@ Try it:
   # the example service (examples/): upserts the same users again, then checks each row's shard against the map
   $JAVA -jar $EXAMPLE_JAR --directory $(directory_list) --users 1000 --verify
   $JAVA -jar $EXAMPLE_JAR --directory $(directory_list) --duration 60s   # meanwhile: shardmapctl range split users 5000
+
+  # a transfer across shards (README: Transactions across shards), the balances and ledger, what is in doubt
+  $JAVA -jar $EXAMPLE_JAR transfer 1 2 100 --directory $(directory_list)
+  $JAVA -jar $EXAMPLE_JAR transfer 1 2 100 --pause-in-work 60s --directory $(directory_list)   # kill -9 the pid it prints: nothing changes
+  $JAVA -jar $EXAMPLE_JAR accounts 1 2 --directory $(directory_list)
+  shardmapctl txn list
 
   # the migrator (docs/migrator.md): moves a range's rows to another shard while applications write
   $ROOT/deploy/local/migrator move users 3074457345618258602.. --to shard2 --cleanup-grace 5s

@@ -1,13 +1,11 @@
 package io.shardmap.examples;
 
-import io.shardmap.client.ClientOptions;
 import io.shardmap.client.DataOptions;
 import io.shardmap.client.MapListener;
 import io.shardmap.client.ShardmapClient;
 import io.shardmap.client.ShardInfo;
 import io.shardmap.client.ShardRoute;
 import io.shardmap.client.ShardmapData;
-import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.support.cli.Durations;
 import java.io.PrintWriter;
@@ -34,11 +32,10 @@ import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -53,7 +50,7 @@ import picocli.CommandLine.Spec;
  * INT64 key space like random 64-bit ids, but the same on every run, so a rerun updates the same rows.
  */
 @Command(name = "shardmap-example", mixinStandardHelpOptions = true, version = "shardmap-example 0.1.0",
-    sortOptions = false,
+    sortOptions = false, subcommands = {AccountCommands.Transfer.class, AccountCommands.Accounts.class},
     description = {"Writes users through the Shardmap client SDK and reads them back: each upsert "
         + "(INSERT ... ON CONFLICT (id) DO UPDATE) runs in a transaction on the shard that owns the user's id, "
         + "each read on that shard too. Prints rows per shard, where some ids went, the map revision and the "
@@ -61,13 +58,10 @@ import picocli.CommandLine.Spec;
         "Exit status: 0 when every user was written, read back as written and (with --verify) found on exactly "
             + "the shard the map names; 1 otherwise, with the reason on stderr; 2 for bad options."})
 public final class UsersExample implements Callable<Integer> {
-  static final String DEFAULT_DIRECTORY = "127.0.0.1:7700,127.0.0.1:7710";
+  static final String DEFAULT_DIRECTORY = ConnectionOptions.DEFAULT_DIRECTORY;
 
-  @Option(names = "--directory", paramLabel = "HOST:PORT", split = ",",
-      defaultValue = DEFAULT_DIRECTORY,
-      description = "Directory servers, comma-separated, tried in order (default: ${DEFAULT-VALUE}: the "
-          + "two replicas of deploy/local/up.sh).")
-  List<String> directory;
+  @Mixin
+  ConnectionOptions conn;
 
   @Option(names = "--keyspace", defaultValue = "users", paramLabel = "NAME",
       description = "INT64 keyspace that shards the table (default: ${DEFAULT-VALUE}).")
@@ -85,15 +79,6 @@ public final class UsersExample implements Callable<Integer> {
       description = "Concurrent calls; also the connections per shard pool (default: ${DEFAULT-VALUE}).")
   int threads;
 
-  @Option(names = "--pg-user", defaultValue = "postgres", paramLabel = "ROLE",
-      description = "PostgreSQL role on every shard (default: ${DEFAULT-VALUE}, as deploy/local/up.sh sets up).")
-  String pgUser;
-
-  @Option(names = "--pg-password", defaultValue = "${env:SHARDMAP_PG_PASSWORD}", paramLabel = "PASSWORD",
-      description = "Its password (default: $SHARDMAP_PG_PASSWORD; none, as deploy/local/up.sh's trust "
-          + "authentication needs none).")
-  String pgPassword;
-
   @Option(names = "--duration", paramLabel = "DURATION", converter = Durations.Positive.class,
       description = "Keep writing and reading all N users in rounds for this long (e.g. 60s, 2m, PT90S); "
           + "default: one round. Change the map meanwhile to see the example follow it.")
@@ -108,19 +93,8 @@ public final class UsersExample implements Callable<Integer> {
       description = "Users whose route the report shows (default: ${DEFAULT-VALUE}).")
   int samples;
 
-  @Option(names = "--start-timeout", defaultValue = "15s", paramLabel = "DURATION",
-      converter = Durations.Positive.class,
-      description = "How long to wait for the first map from a directory server (default: ${DEFAULT-VALUE}).")
-  Duration startTimeout;
-
-  @Option(names = "--verbose", description = "Also show the SDK's informational log (pools opened, maps loaded).")
-  boolean verbose;
-
   @Spec
   CommandSpec spec;
-
-  /** Kept so the level set on it is not lost to garbage collection. */
-  private static Logger sdkLogger;
 
   public static void main(String[] args) {
     if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
@@ -134,7 +108,7 @@ public final class UsersExample implements Callable<Integer> {
         .setParameterExceptionHandler((e, args) -> {
           PrintWriter err = e.getCommandLine().getErr();
           err.println("error: " + e.getMessage());
-          err.println("Options: shardmap-example --help");
+          err.println("Options: " + e.getCommandLine().getCommandSpec().qualifiedName() + " --help");
           err.flush();
           return 2;
         });
@@ -161,8 +135,7 @@ public final class UsersExample implements Callable<Integer> {
     PrintWriter err = spec.commandLine().getErr();
     try {
       checkOptions();
-      sdkLogger = Logger.getLogger("io.shardmap");
-      sdkLogger.setLevel(verbose ? Level.INFO : Level.WARNING);
+      conn.configureLogging();
       run(out);
       out.flush();
       return 0;
@@ -200,7 +173,7 @@ public final class UsersExample implements Callable<Integer> {
       throw bad("--table: '" + table + "' is not a plain lower-case SQL name");
     }
     try {
-      ClientOptions.builder().targets(directory).keyspaces(keyspace);
+      conn.check(keyspace);
     } catch (IllegalArgumentException e) {
       throw bad("--directory/--keyspace: " + e.getMessage());
     }
@@ -211,26 +184,12 @@ public final class UsersExample implements Callable<Integer> {
   }
 
   private void run(PrintWriter out) throws Failure, InterruptedException, SQLException {
-    ClientOptions clientOptions = ClientOptions.builder()
-        .targets(directory)
-        .keyspaces(keyspace)
-        .startTimeout(startTimeout)
-        .build();
-    DataOptions dataOptions = DataOptions.builder()
-        .user(pgUser)
-        .password(pgPassword == null || pgPassword.isEmpty() ? null : pgPassword)
-        .maxPoolSize(threads)
-        .build();
+    DataOptions dataOptions = conn.dataOptions(threads);
     out.printf("Shardmap users example: %,d users in keyspace '%s' (table %s), %d threads, directory %s%n",
-        users, keyspace, table, threads, String.join(",", directory));
+        users, keyspace, table, threads, String.join(",", conn.directory));
     out.flush();
 
-    ShardmapClient client;
-    try {
-      client = ShardmapClient.start(clientOptions);
-    } catch (ShardmapException e) {
-      throw new Failure(e.getMessage() + " (is the system up? deploy/local/up.sh starts it)", e);
-    }
+    ShardmapClient client = conn.start(keyspace);
     AtomicLong mapChanges = new AtomicLong();
     MapListener onChange = (before, after, resync) -> {
       mapChanges.incrementAndGet();

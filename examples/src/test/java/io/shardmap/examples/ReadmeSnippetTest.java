@@ -21,11 +21,14 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The README's "Use it from your service" code compiles against the SDK as it is, and still shows the
- * calls the example service makes; the user-id scheme the smoke test relies on stays as documented.
+ * calls the example service makes; so does the transfer of "Transactions across shards", which is the
+ * example's {@link AccountStore#transfer}; deploy/local/up.sh creates what the transfer needs; the user-id
+ * scheme the smoke test relies on stays as documented.
  */
 @Tag("unit")
 class ReadmeSnippetTest {
   static final String SECTION = "## Use it from your service";
+  static final String TRANSACTIONS = "## Transactions across shards";
 
   static Path readme() {
     Path dir = Path.of(System.getProperty("basedir", System.getProperty("user.dir"))).toAbsolutePath();
@@ -37,11 +40,16 @@ class ReadmeSnippetTest {
     throw new AssertionError("no README.md above " + dir);
   }
 
-  /** The first ```java block of the section. */
+  /** The first ```java block of the section "Use it from your service". */
   static String snippet() throws Exception {
+    return snippet(SECTION);
+  }
+
+  /** The first ```java block of the README's section {@code heading}. */
+  static String snippet(String heading) throws Exception {
     String md = Files.readString(readme(), StandardCharsets.UTF_8);
-    int section = md.indexOf("\n" + SECTION + "\n");
-    assertTrue(section >= 0, "README.md has a section '" + SECTION + "'");
+    int section = md.indexOf("\n" + heading + "\n");
+    assertTrue(section >= 0, "README.md has a section '" + heading + "'");
     int start = md.indexOf("```java\n", section);
     int next = md.indexOf("\n## ", section + 1);
     assertTrue(start > 0 && (next < 0 || start < next), "the section has a ```java block");
@@ -51,7 +59,54 @@ class ReadmeSnippetTest {
 
   @Test
   void theReadmeSnippetCompiles(@TempDir Path tmp) throws Exception {
-    String code = snippet();
+    assertCompiles(tmp, snippet());
+  }
+
+  /**
+   * The transfer of "Transactions across shards" compiles as the body of a method given what its first
+   * comment says it has (the ShardmapData, two users' ids and an amount).
+   */
+  @Test
+  void theTransferSnippetCompiles(@TempDir Path tmp) throws Exception {
+    String body = snippet(TRANSACTIONS);
+    assertTrue(body.startsWith("// data: a ShardmapData (above); from, to: two users' ids; amount > 0\n"), body);
+    assertCompiles(tmp, String.join("\n",
+        "import io.shardmap.client.ShardmapData;",
+        "import java.sql.Connection;",
+        "import java.sql.PreparedStatement;",
+        "import java.sql.SQLException;",
+        "import java.util.UUID;",
+        "public class TransferSnippet {",
+        "  static void transfer(ShardmapData data, long from, long to, long amount) throws SQLException {",
+        body,
+        "  }",
+        "}"));
+  }
+
+  /** ... and is the example's transfer: the same SQL, keyspace and row order as AccountStore's. */
+  @Test
+  void theTransferSnippetIsTheExamplesTransfer() throws Exception {
+    String body = snippet(TRANSACTIONS);
+    for (String s : java.util.List.of("data.acrossShards(tx -> {", "tx.connection(\"accounts\", id)",
+        "new long[] {Math.min(from, to), Math.max(from, to)}", "long delta = id == from ? -amount : amount;",
+        "\"" + AccountStore.MOVE_SQL + "\"", "\"" + AccountStore.LEDGER_SQL + "\"", "ps.setObject(2, transferId);",
+        "ps.setLong(4, id == from ? to : from);", "UUID transferId = UUID.randomUUID();")) {
+      assertTrue(body.contains(s), "the README's transfer lacks " + s + ":\n" + body);
+    }
+  }
+
+  /** deploy/local/up.sh creates the tables and the keyspace the transfer command uses, as the example defines them. */
+  @Test
+  void upShCreatesTheAccountsAsTheExampleDefinesThem() throws Exception {
+    String up = Files.readString(readme().resolveSibling("deploy/local/up.sh"), StandardCharsets.UTF_8);
+    for (String ddl : AccountStore.ddl("accounts", "ledger")) {
+      assertTrue(up.contains("-c \"" + ddl + "\""), "up.sh lacks " + ddl);
+    }
+    assertTrue(up.contains("create_keyspace accounts --table accounts:user_id --table ledger:user_id"), up);
+    assertTrue(up.contains("transfer 1 2 100 --either-way"), "up.sh runs the transfer demo");
+  }
+
+  private static void assertCompiles(Path tmp, String code) throws Exception {
     var m = java.util.regex.Pattern.compile("public class (\\w+)").matcher(code);
     assertTrue(m.find(), "the snippet is a public class: " + code);
     Path src = tmp.resolve(m.group(1) + ".java");
