@@ -347,23 +347,11 @@ healthz() {
 
 # The resolver of in-doubt cross-shard transactions runs in the directory servers (one of them holds the
 # role at a time) and connects to the shards as the role that prepared them: the example's, postgres, with
-# no password (trust authentication). Passed only to a server jar that knows the flag, so up.sh also works
-# with a build from before the resolver.
-RESOLVER_FLAGS=()
-resolver_flags() {
-  local help
-  # Read whole, not piped into grep -q: with pipefail, the server writing on after grep quit would fail the test.
-  help=$("$JAVA" -jar "$SERVER_JAR" --help 2>/dev/null) || true
-  if [[ $help == *--resolver-db-user* ]]; then
-    RESOLVER_FLAGS=(--resolver-db-user postgres)
-  else
-    say "note: this directory server has no resolver (no --resolver-db-user): in-doubt cross-shard transactions wait"
-  fi
-}
+# no password (trust authentication).
+RESOLVER_FLAGS=(--resolver-db-user postgres)
 
 start_directories() {
   local i
-  resolver_flags
   for i in 0 1; do
     local name="directory$((i + 1))"
     local pidfile="$RUN/$name.pid" log="$RUN/$name.log"
