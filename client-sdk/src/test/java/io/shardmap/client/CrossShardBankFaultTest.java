@@ -212,7 +212,7 @@ class CrossShardBankFaultTest {
       }
       Thread.sleep(100);
     } while (System.nanoTime() < deadline);
-    fail("still prepared after " + ABORT_AFTER.multipliedBy(15).toSeconds() + " s: " + left);
+    return fail("still prepared after " + ABORT_AFTER.multipliedBy(15).toSeconds() + " s: " + left);
   }
 
   /** Ledger rows by transfer id: account to delta. */
