@@ -99,21 +99,8 @@ final class AccountCommands {
         return 0;
       } catch (CommandLine.ParameterException e) {
         throw e;
-      } catch (UsersExample.Failure e) {
-        out.flush();
-        err.println("error: " + e.getMessage());
-        err.flush();
-        return 1;
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        err.println("error: interrupted");
-        err.flush();
-        return 1;
-      } catch (RuntimeException | SQLException e) {
-        out.flush();
-        err.println("error: " + UsersExample.describe(e));
-        err.flush();
-        return 1;
+      } catch (UsersExample.Failure | InterruptedException | RuntimeException | SQLException e) {
+        return UsersExample.failed(e, out, err);
       }
     }
 

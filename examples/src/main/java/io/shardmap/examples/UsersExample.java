@@ -141,22 +141,24 @@ public final class UsersExample implements Callable<Integer> {
       return 0;
     } catch (CommandLine.ParameterException e) {
       throw e;
-    } catch (Failure e) {
-      out.flush();
-      err.println("error: " + e.getMessage());
-      err.flush();
-      return 1;
-    } catch (InterruptedException e) {
+    } catch (Failure | InterruptedException | RuntimeException | SQLException e) {
+      return failed(e, out, err);
+    }
+  }
+
+  /** Says why a command failed on stderr (after what it printed) and returns exit status 1. */
+  static int failed(Exception e, PrintWriter out, PrintWriter err) {
+    out.flush();
+    if (e instanceof InterruptedException) {
       Thread.currentThread().interrupt();
       err.println("error: interrupted");
-      err.flush();
-      return 1;
-    } catch (RuntimeException | SQLException e) {
-      out.flush();
+    } else if (e instanceof Failure) {
+      err.println("error: " + e.getMessage());
+    } else {
       err.println("error: " + describe(e));
-      err.flush();
-      return 1;
     }
+    err.flush();
+    return 1;
   }
 
   private void checkOptions() {
