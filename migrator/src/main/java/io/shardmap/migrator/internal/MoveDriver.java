@@ -291,21 +291,14 @@ public final class MoveDriver {
     copySaveNanos = ticker.getAsLong() - t0;
   }
 
-  /** Replays one round of logged keys of every table; returns the keys replayed. */
+  /** Replays one round of logged keys into every table; returns the keys replayed. */
   private long replayAll(Connection src, Connection dst) throws SQLException {
-    long n = 0;
-    for (RangeTableMove t : moves) {
-      n += t.replayRound(src, dst, REPLAY_BATCH);
-    }
-    return n;
+    return RangeTableMove.replayRound(moves, src, dst, REPLAY_BATCH);
   }
 
+  /** Keys waiting in the migration's change log (one for all its tables). */
   private long pending(Connection src) throws SQLException {
-    long n = 0;
-    for (RangeTableMove t : moves) {
-      n += t.pendingKeys(src);
-    }
-    return n;
+    return moves.get(0).pendingKeys(src);
   }
 
   private void catchUp(Connection src, Connection dst) throws SQLException {
@@ -565,9 +558,7 @@ public final class MoveDriver {
     // The target owns the unit: lift fences it kept from moving the unit away earlier (the cutover
     // did, unless it crashed or failed between etcd's commit and the target's).
     Fences.unfenceMoved(dst, moves, ticker);
-    for (RangeTableMove t : moves) {
-      t.removeCapture(src, ticker);
-    }
+    RangeTableMove.removeCapture(moves, src, ticker);
     long revision = MigrationSteps.cleanupRevision(m, v.modRevision());
     String reason;
     Acked acked;
@@ -635,9 +626,7 @@ public final class MoveDriver {
     Migration m = v.migration();
     Fences.unfence(src, m.getId(), tableNames(), ticker);
     Fences.disarm(dst, m.getId(), tableNames(), ticker);
-    for (RangeTableMove t : moves) {
-      t.removeCapture(src, ticker);
-    }
+    RangeTableMove.removeCapture(moves, src, ticker);
     faults.accept("cancelling:source-restored");
     for (RangeTableMove t : moves) {
       if (Tables.columns(dst, t.table()) == null) {
