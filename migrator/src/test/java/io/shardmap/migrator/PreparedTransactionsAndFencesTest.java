@@ -63,7 +63,10 @@ class PreparedTransactionsAndFencesTest {
     }
   }
 
-  /** Finishes {@code gid} on shards s1 and s2 as the resolver would, by the decision {@code commit}. */
+  /**
+   * Finishes {@code gid} on shards s1 and s2 as the resolver would, by the decision {@code commit} (a shard
+   * where it is not prepared answers NOT_FOUND, which changes nothing).
+   */
   private static void finish(BankFixture bank, TxnId gid, boolean commit) throws SQLException {
     for (int i = 0; i < 2; i++) {
       try (Connection c = bank.fixture.pg.shard(i).connect()) {
@@ -217,6 +220,62 @@ class PreparedTransactionsAndFencesTest {
       assertEquals(989L, bank.balanceOn(0, -4_000));
       Map<String, List<BankFixture.Entry>> ledger = bank.assertInvariants();
       assertEquals(2, ledger.get("early").size(), ledger.get("early").toString());
+      assertEquals(List.of(), bank.preparedAnywhere());
+    }
+  }
+
+  /**
+   * A transaction prepared on s2 that only locked a row of the range ({@code SELECT ... FOR UPDATE}, which
+   * makes it a writer to the coordinator) holds no lock the fence waits for: the cutover goes through while
+   * it is prepared. It wrote nothing, so nothing is lost; the cleanup on s2 waits for it (seen waiting for
+   * the accounts table), and finishes once it is rolled back.
+   */
+  @Test
+  void aPreparedTransactionThatOnlyLockedRowsDoesNotHoldTheFenceBackAndTheCleanupWaitsForIt() throws Exception {
+    try (BankFixture bank = new BankFixture()) {
+      TxnId gid = TxnId.random(bank.namespace, "s1", "dead-coordinator");
+      List<String> atSwitch = new CopyOnWriteArrayList<>();
+      List<Throwable> errors = new CopyOnWriteArrayList<>();
+      try (Migrator m = Migrator.open(bank.migratorOptions().faultPoints(p -> {
+        try {
+          if (p.equals("preparing:captured")) {
+            try (Connection c = bank.fixture.pg.shard(1).connect()) {
+              c.setAutoCommit(false);
+              try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT balance FROM "
+                  + bank.accounts + " WHERE id = 3300 FOR UPDATE")) {
+                assertTrue(rs.next());
+              }
+              PreparedTransactions.prepare(c, gid, "s2");
+            }
+          }
+          if (p.equals("cutting-over:committed")) {
+            atSwitch.addAll(bank.prepared(1));
+          }
+        } catch (SQLException e) {
+          errors.add(e);
+        }
+      }).build())) {
+        m.plan(spec("locked"));
+        CompletableFuture<Migration> move = CompletableFuture.supplyAsync(() -> m.drive("locked", p -> { },
+            Duration.ofSeconds(5)));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        boolean waited = false;
+        while (!waited && System.nanoTime() < deadline && !move.isDone()) {
+          waited = !atSwitch.isEmpty() && waitingForLock(bank, bank.accounts);
+          Thread.sleep(10);
+        }
+        assertEquals(List.of(), errors);
+        assertEquals(List.of(gid.toString()), atSwitch, "the owner switched while the transaction was prepared");
+        assertTrue(waited, "the cleanup waited for the prepared transaction's locks");
+        assertFalse(move.isDone());
+        finish(bank, gid, false);
+        Migration done = move.get(60, TimeUnit.SECONDS);
+        assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState(), done.toString());
+        assertEquals(1, done.getCutoverAttempts(), "the fence did not wait for it");
+      }
+      assertEquals("s3", bank.client.route(BankFixture.KS, 3_300).shard());
+      assertEquals(1_000L, bank.balanceOn(2, 3_300));
+      bank.assertInvariants();
       assertEquals(List.of(), bank.preparedAnywhere());
     }
   }
