@@ -280,6 +280,61 @@ class PreparedTransactionsAndFencesTest {
     }
   }
 
+  /**
+   * A transaction prepared on s2 during the cleanup locks a row of the range that is still to be deleted
+   * there (its coordinator gone). The cleanup's delete waits for it a bounded time per attempt, says why in
+   * the record, and a stop asked meanwhile hands the migration back while the transaction is still prepared
+   * (a delete waiting without a bound could not be stopped). Once it is rolled back, the move is driven
+   * to DONE, and nothing of the range is left on s2.
+   */
+  @Test
+  void aCleanupBehindAPreparedRowLockWaitsStoppablyAndFinishesOnceItEnds() throws Exception {
+    try (BankFixture bank = new BankFixture()) {
+      TxnId gid = TxnId.random(bank.namespace, "s1", "dead-coordinator");
+      AtomicBoolean locked = new AtomicBoolean();
+      AtomicBoolean stop = new AtomicBoolean();
+      List<Throwable> errors = new CopyOnWriteArrayList<>();
+      CountDownLatch waitShown = new CountDownLatch(1);
+      try (Migrator m = Migrator.open(bank.migratorOptions().faultPoints(p -> {
+        if (p.equals("cleaning-up:batch") && locked.compareAndSet(false, true)) {
+          try (Connection c = bank.fixture.pg.shard(1).connect()) {
+            c.setAutoCommit(false);
+            try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT id FROM " + bank.accounts
+                + " WHERE id >= " + LO + " AND id < " + HI + " ORDER BY id DESC LIMIT 1 FOR UPDATE")) {
+              assertTrue(rs.next(), "a row of the range is left to delete");
+            }
+            PreparedTransactions.prepare(c, gid, "s2");
+          } catch (SQLException e) {
+            errors.add(e);
+          }
+        }
+      }).build())) {
+        m.plan(MoveSpec.builder().id("blocked").keyspace(BankFixture.KS).range(LO + ".." + HI).target("s3")
+            .split(true).pauseBudget(BUDGET).cleanupGrace(Duration.ofSeconds(1)).cleanupBatch(10, Duration.ZERO)
+            .build());
+        CompletableFuture<Migration> first = CompletableFuture.supplyAsync(() -> m.drive("blocked", p -> {
+          if (p.getLastError().startsWith("cleanup waits")) {
+            waitShown.countDown();
+          }
+        }, Duration.ofSeconds(5), stop::get));
+        assertTrue(waitShown.await(60, TimeUnit.SECONDS), "the cleanup said it waits");
+        stop.set(true);
+        Migration handedBack = first.get(30, TimeUnit.SECONDS);
+        assertEquals(List.of(), errors);
+        assertEquals(MigrationState.MIGRATION_STATE_CLEANING_UP, handedBack.getState(), handedBack.toString());
+        assertTrue(handedBack.getLastError().startsWith("cleanup waits: a transaction holds a row lock of the moved "
+            + "unit on source s2"), handedBack.getLastError());
+        assertEquals(List.of(gid.toString()), bank.prepared(1), "handed back while the transaction is prepared");
+        finish(bank, gid, false);
+        Migration done = m.drive("blocked", p -> { }, Duration.ofSeconds(5));
+        assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState(), done.toString());
+        assertEquals("", done.getLastError());
+      }
+      bank.assertInvariants();
+      assertEquals(List.of(), bank.preparedAnywhere());
+    }
+  }
+
   /** Whether a session on s2 waits for a lock on {@code table} right now. */
   private static boolean waitingForLock(BankFixture bank, String table) throws SQLException {
     try (Connection c = bank.fixture.pg.shard(1).connect(); Statement s = c.createStatement();

@@ -550,6 +550,14 @@ public final class MoveDriver {
     }
   }
 
+  /**
+   * How long one cleanup delete waits for a row lock of the moved unit on the source, and the pauses before
+   * it tries again: a transaction prepared for two-phase commit keeps its row locks until it is finished,
+   * and a delete waiting without a bound could neither be stopped nor say why it waits.
+   */
+  static final Duration CLEANUP_LOCK_WAIT = Duration.ofSeconds(1);
+  static final Backoff CLEANUP_LOCK_RETRY = Backoff.exponential(Duration.ofMillis(50), Duration.ofSeconds(2));
+
   /** How long after the cutover cleanup polls the client acknowledgements every 20 ms rather than every poll. */
   private static final long ACK_FAST_POLL_MS = 3_000;
 
@@ -604,7 +612,40 @@ public final class MoveDriver {
     lastPersist = ticker.getAsLong();
     for (RangeTableMove t : moves) {
       int n;
-      while ((n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows())) > 0) {
+      Backoff.Attempts blocked = null;
+      while (true) {
+        try {
+          n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows(), CLEANUP_LOCK_WAIT);
+        } catch (SQLException e) {
+          if (!"55P03".equals(e.getSQLState())) {
+            throw e;
+          }
+          // A transaction still holds a row lock of the unit on the source (a prepared one waits for its
+          // coordinator or the resolver). Wait holding nothing, stoppable, and say so.
+          if (blocked == null) {
+            blocked = CLEANUP_LOCK_RETRY.start();
+            update(MigrationSteps.deletingBlocked(v.migration(), deleted, "cleanup waits: a transaction holds a row "
+                + "lock of the moved unit on source " + m.getSource() + " (a prepared transaction is ended by its "
+                + "coordinator or the resolver); the deletes are retried"));
+            lastPersist = ticker.getAsLong();
+          }
+          if (stop.getAsBoolean()) {
+            return;
+          }
+          if (!leaseAlive.getAsBoolean()) {
+            throw new ShardmapException(ErrorCode.ABORTED, "migration " + own.id() + ": lease lost during cleanup");
+          }
+          sleep(Duration.ofNanos(blocked.nextPauseNanos()));
+          continue;
+        }
+        if (blocked != null) {
+          blocked = null;
+          update(MigrationSteps.deleting(v.migration(), deleted).setLastError(""));
+          lastPersist = ticker.getAsLong();
+        }
+        if (n == 0) {
+          break;
+        }
         deleted += n;
         faults.accept("cleaning-up:batch");
         if (stop.getAsBoolean()) {

@@ -512,8 +512,21 @@ public final class RangeTableMove {
    * is left.
    */
   public int deleteBatch(Connection c, int batchRows) throws SQLException {
+    return deleteBatch(c, batchRows, null);
+  }
+
+  /**
+   * {@link #deleteBatch(Connection, int)}, waiting at most {@code lockWait} for a row lock (null: without
+   * a bound). Fails with SQLSTATE 55P03, having deleted nothing, when a row of the batch stays locked that
+   * long: on the source after the cutover nobody writes the unit any more, but a transaction may still
+   * hold a row lock of it, one prepared for two-phase commit until its coordinator or the resolver ends it.
+   */
+  public int deleteBatch(Connection c, int batchRows, Duration lockWait) throws SQLException {
     int[] n = new int[1];
     inTransaction(c, s -> {
+      if (lockWait != null) {
+        s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, lockWait.toMillis()) + "ms"));
+      }
       Fences.passFence(s);
       n[0] = s.executeUpdate("DELETE FROM " + ident(table) + " WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
           + ident(table) + " WHERE " + inRange(ident(keyColumn)) + " LIMIT " + batchRows + "))");
