@@ -9,6 +9,7 @@ import io.shardmap.client.DataOptions;
 import io.shardmap.client.ShardmapClient;
 import io.shardmap.client.ShardmapData;
 import io.shardmap.core.TxnId;
+import io.shardmap.core.sql.DecisionRows;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
 import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyRange;
@@ -74,6 +75,13 @@ final class BankFixture implements AutoCloseable {
         ps.setLong(1, i == 0 ? -ACCOUNTS / 2 : 0);
         ps.setLong(2, i == 0 ? -1 : ACCOUNTS / 2 - 1);
         ps.executeUpdate();
+      }
+    }
+    // The decisions table on every shard up front: the move is under test here, not the coordinator's
+    // install of it on a shard's first use as decider (which would then meet the migrator's own DDL there).
+    for (int i = 0; i < SHARDS.size(); i++) {
+      for (String ddl : DecisionRows.ddl()) {
+        fixture.pg.shard(i).exec(ddl);
       }
     }
     client = ShardmapClient.start(ClientOptions.builder().targets("127.0.0.1:" + fixture.server.port()).keyspaces(KS)
@@ -223,11 +231,18 @@ final class BankFixture implements AutoCloseable {
     return out;
   }
 
-  /** {@code id}'s balance as read on shard {@code i} directly, or null when it has no such row. */
+  /** {@code id}'s balance as read on shard {@code i} directly, or null when it has no such row (or table). */
   Long balanceOn(int i, long id) throws SQLException {
-    try (Connection c = fixture.pg.shard(i).connect(); Statement s = c.createStatement();
-         ResultSet rs = s.executeQuery("SELECT balance FROM " + accounts + " WHERE id = " + id)) {
-      return rs.next() ? rs.getLong(1) : null;
+    try (Connection c = fixture.pg.shard(i).connect(); Statement s = c.createStatement()) {
+      try (ResultSet rs = s.executeQuery("SELECT to_regclass('" + accounts + "') IS NULL")) {
+        rs.next();
+        if (rs.getBoolean(1)) {
+          return null;
+        }
+      }
+      try (ResultSet rs = s.executeQuery("SELECT balance FROM " + accounts + " WHERE id = " + id)) {
+        return rs.next() ? rs.getLong(1) : null;
+      }
     }
   }
 

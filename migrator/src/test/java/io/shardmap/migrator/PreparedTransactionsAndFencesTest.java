@@ -335,6 +335,58 @@ class PreparedTransactionsAndFencesTest {
     }
   }
 
+  /**
+   * A transfer left prepared after capture and never finished by the time the move runs out of cutover
+   * attempts: the move is cancelled without ever fencing. The cancel's removal of the capture waits for the
+   * prepared transaction (bounded DDL attempts); once it is committed the move ends CANCELLED, the range is
+   * still s2's with the transfer applied there, and the target keeps nothing of it.
+   */
+  @Test
+  void aPreparedTransactionHeldThroughEveryAttemptCancelsTheMoveCleanly() throws Exception {
+    try (BankFixture bank = new BankFixture()) {
+      TxnId held = TxnId.random(bank.namespace, "s1", "dead-coordinator");
+      List<Throwable> errors = new CopyOnWriteArrayList<>();
+      try (Migrator m = Migrator.open(bank.migratorOptions().faultPoints(p -> {
+        if (p.equals("preparing:captured")) {
+          try {
+            prepareSide(bank, 1, 3_000, 5, "held", held);
+            prepareSide(bank, 0, -3_000, -5, "held", held);
+          } catch (SQLException e) {
+            errors.add(e);
+          }
+        }
+      }).build())) {
+        m.plan(MoveSpec.builder().id("given_up").keyspace(BankFixture.KS).range(LO + ".." + HI).target("s3")
+            .split(true).chunkRows(10).pauseBudget(BUDGET).maxCutoverAttempts(2).build());
+        CompletableFuture<Migration> move = CompletableFuture.supplyAsync(() -> m.drive("given_up", p -> { },
+            Duration.ofSeconds(5)));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        boolean waited = false;
+        while (!waited && System.nanoTime() < deadline && !move.isDone()) {
+          waited = m.status("given_up").getState() == MigrationState.MIGRATION_STATE_CANCELLING
+              && waitingForLock(bank, bank.accounts);
+          Thread.sleep(10);
+        }
+        assertEquals(List.of(), errors);
+        assertTrue(waited, "the cancel waited for the prepared transaction");
+        assertTrue(m.status("given_up").getLastError().contains("pause budget could not be met in 2 attempts"),
+            m.status("given_up").getLastError());
+        finish(bank, held, true);
+        Migration end = move.get(60, TimeUnit.SECONDS);
+        assertEquals(MigrationState.MIGRATION_STATE_CANCELLED, end.getState(), end.toString());
+      }
+      assertEquals("s2", bank.client.route(BankFixture.KS, 3_000).shard());
+      assertEquals(1_005L, bank.balanceOn(1, 3_000), "the committed transfer is on the source, which kept the range");
+      assertEquals(null, bank.balanceOn(2, 3_000), "the target keeps nothing of the range");
+      Map<String, List<BankFixture.Entry>> ledger = bank.assertInvariants();
+      assertEquals(List.of("s1", "s2"), ledger.get("held").stream().map(BankFixture.Entry::shard).sorted().toList());
+      assertEquals(List.of(), bank.preparedAnywhere());
+      try (Connection c = bank.fixture.pg.shard(1).connect()) {
+        assertEquals(java.util.Set.of(), Fences.fencesOn(c, bank.accounts), "no fence is left on the source");
+      }
+    }
+  }
+
   /** Whether a session on s2 waits for a lock on {@code table} right now. */
   private static boolean waitingForLock(BankFixture bank, String table) throws SQLException {
     try (Connection c = bank.fixture.pg.shard(1).connect(); Statement s = c.createStatement();
