@@ -255,10 +255,18 @@ public final class MigrationSteps {
     return m.toBuilder().setRowsDeleted(deleted);
   }
 
-  /** CLEANING_UP → DONE once every table's moved rows are deleted from the source. */
+  /** Cleanup's deletes wait for a row lock held on the source ({@code why}): the wait shows as the last error. */
+  public static Migration.Builder deletingBlocked(Migration m, long deleted, String why) {
+    return m.toBuilder().setRowsDeleted(deleted).setLastError(why);
+  }
+
+  /**
+   * CLEANING_UP → DONE once every table's moved rows are deleted from the source; what cleanup waited for
+   * (the last error) is over.
+   */
   public static Migration.Builder cleanedUp(Migration m, long deleted, long nowMs) {
     return m.toBuilder().setRowsDeleted(deleted).setState(MigrationState.MIGRATION_STATE_DONE)
-        .setFinishedUnixMs(nowMs);
+        .setFinishedUnixMs(nowMs).setLastError("");
   }
 
   /** CANCELLING → CANCELLED once the source is restored and the target's copies removed. */

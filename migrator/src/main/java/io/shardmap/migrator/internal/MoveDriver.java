@@ -291,21 +291,14 @@ public final class MoveDriver {
     copySaveNanos = ticker.getAsLong() - t0;
   }
 
-  /** Replays one round of logged keys of every table; returns the keys replayed. */
+  /** Replays one round of logged keys into every table; returns the keys replayed. */
   private long replayAll(Connection src, Connection dst) throws SQLException {
-    long n = 0;
-    for (RangeTableMove t : moves) {
-      n += t.replayRound(src, dst, REPLAY_BATCH);
-    }
-    return n;
+    return RangeTableMove.replayRound(moves, src, dst, REPLAY_BATCH);
   }
 
+  /** Keys waiting in the migration's change log (one for all its tables). */
   private long pending(Connection src) throws SQLException {
-    long n = 0;
-    for (RangeTableMove t : moves) {
-      n += t.pendingKeys(src);
-    }
-    return n;
+    return moves.get(0).pendingKeys(src);
   }
 
   private void catchUp(Connection src, Connection dst) throws SQLException {
@@ -557,6 +550,14 @@ public final class MoveDriver {
     }
   }
 
+  /**
+   * How long one cleanup delete waits for a row lock of the moved unit on the source, and the pauses before
+   * it tries again: a transaction prepared for two-phase commit keeps its row locks until it is finished,
+   * and a delete waiting without a bound could neither be stopped nor say why it waits.
+   */
+  static final Duration CLEANUP_LOCK_WAIT = Duration.ofSeconds(1);
+  static final Backoff CLEANUP_LOCK_RETRY = Backoff.exponential(Duration.ofMillis(50), Duration.ofSeconds(2));
+
   /** How long after the cutover cleanup polls the client acknowledgements every 20 ms rather than every poll. */
   private static final long ACK_FAST_POLL_MS = 3_000;
 
@@ -565,9 +566,7 @@ public final class MoveDriver {
     // The target owns the unit: lift fences it kept from moving the unit away earlier (the cutover
     // did, unless it crashed or failed between etcd's commit and the target's).
     Fences.unfenceMoved(dst, moves, ticker);
-    for (RangeTableMove t : moves) {
-      t.removeCapture(src, ticker);
-    }
+    RangeTableMove.removeCapture(moves, src, ticker);
     long revision = MigrationSteps.cleanupRevision(m, v.modRevision());
     String reason;
     Acked acked;
@@ -613,7 +612,40 @@ public final class MoveDriver {
     lastPersist = ticker.getAsLong();
     for (RangeTableMove t : moves) {
       int n;
-      while ((n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows())) > 0) {
+      Backoff.Attempts blocked = null;
+      while (true) {
+        try {
+          n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows(), CLEANUP_LOCK_WAIT);
+        } catch (SQLException e) {
+          if (!"55P03".equals(e.getSQLState())) {
+            throw e;
+          }
+          // A transaction still holds a row lock of the unit on the source (a prepared one waits for its
+          // coordinator or the resolver). Wait holding nothing, stoppable, and say so.
+          if (blocked == null) {
+            blocked = CLEANUP_LOCK_RETRY.start();
+            update(MigrationSteps.deletingBlocked(v.migration(), deleted, "cleanup waits: a transaction holds a row "
+                + "lock of the moved unit on source " + m.getSource() + " (a prepared transaction is ended by its "
+                + "coordinator or the resolver); the deletes are retried"));
+            lastPersist = ticker.getAsLong();
+          }
+          if (stop.getAsBoolean()) {
+            return;
+          }
+          if (!leaseAlive.getAsBoolean()) {
+            throw new ShardmapException(ErrorCode.ABORTED, "migration " + own.id() + ": lease lost during cleanup");
+          }
+          sleep(Duration.ofNanos(blocked.nextPauseNanos()));
+          continue;
+        }
+        if (blocked != null) {
+          blocked = null;
+          update(MigrationSteps.deleting(v.migration(), deleted).setLastError(""));
+          lastPersist = ticker.getAsLong();
+        }
+        if (n == 0) {
+          break;
+        }
         deleted += n;
         faults.accept("cleaning-up:batch");
         if (stop.getAsBoolean()) {
@@ -635,9 +667,7 @@ public final class MoveDriver {
     Migration m = v.migration();
     Fences.unfence(src, m.getId(), tableNames(), ticker);
     Fences.disarm(dst, m.getId(), tableNames(), ticker);
-    for (RangeTableMove t : moves) {
-      t.removeCapture(src, ticker);
-    }
+    RangeTableMove.removeCapture(moves, src, ticker);
     faults.accept("cancelling:source-restored");
     for (RangeTableMove t : moves) {
       if (Tables.columns(dst, t.table()) == null) {

@@ -207,12 +207,25 @@ public final class RangeTableMove {
 
   /** As above; {@code ticker} times its DDL lock retries (the migrator passes its injected one). */
   public void removeCapture(Connection source, LongSupplier ticker) throws SQLException {
+    removeCapture(List.of(this), source, ticker);
+  }
+
+  /**
+   * Source: removes the capture of every table of a migration, then the change log they share, in one
+   * transaction. Dropped table by table, the log went with the first table's triggers while the others'
+   * still wrote to it: a write of the unit to one of those tables in between failed (after a cancel,
+   * when the source takes the unit's writes again).
+   */
+  public static void removeCapture(List<RangeTableMove> moves, Connection source, LongSupplier ticker)
+      throws SQLException {
     ddl(source, ticker, s -> {
-      s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("capture")) + " ON " + ident(table));
-      s.execute("DROP TRIGGER IF EXISTS " + ident(objectName("notruncate")) + " ON " + ident(table));
-      s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(objectName("capture")) + "()");
-      s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(objectName("notruncate")) + "()");
-      s.execute("DROP TABLE IF EXISTS " + changeLog());
+      for (RangeTableMove m : moves) {
+        s.execute("DROP TRIGGER IF EXISTS " + ident(m.objectName("capture")) + " ON " + ident(m.table));
+        s.execute("DROP TRIGGER IF EXISTS " + ident(m.objectName("notruncate")) + " ON " + ident(m.table));
+        s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(m.objectName("capture")) + "()");
+        s.execute("DROP FUNCTION IF EXISTS shardmap." + ident(m.objectName("notruncate")) + "()");
+      }
+      s.execute("DROP TABLE IF EXISTS " + moves.get(0).changeLog());
     });
   }
 
@@ -258,29 +271,45 @@ public final class RangeTableMove {
   }
 
   /**
-   * One round of catch-up: takes up to {@code limit} logged keys off the source's change log and makes the
-   * target's rows of each key equal to the source's current rows, in one target transaction. The keys
-   * leave the log only once the target has committed, so a crash at any point replays them again
-   * (harmless: replay copies the latest state). Keys whose writers have not committed yet are not
-   * visible and come in a later round, so no cursor can skip them. Returns the keys replayed.
+   * One round of catch-up of this table alone: {@link #replayRound(List, Connection, Connection, int)} of
+   * a migration that moves one table.
    */
   public int replayRound(Connection source, Connection target, int limit) throws SQLException {
+    return replayRound(List.of(this), source, target, limit);
+  }
+
+  /**
+   * One round of catch-up of a migration's tables: takes up to {@code limit} logged keys off the source's
+   * change log and makes the target's rows of each key equal to the source's current rows in every table of
+   * {@code moves}, in one target transaction. The keys leave the log only once the target has committed, so
+   * a crash at any point replays them again (harmless: replay copies the latest state). Keys whose writers
+   * have not committed yet are not visible and come in a later round, so no cursor can skip them. Returns
+   * the keys replayed.
+   *
+   * <p>Why every table for every key: the change log is the migration's, one for all its tables (its name
+   * carries only the migration id), and a logged row says which key changed, not in which table. A replay
+   * per table took the other tables' keys off the log with its own, and their writes were never copied
+   * (a transfer's ledger row, logged under the account's key, lost with the account's update replayed).
+   */
+  public static int replayRound(List<RangeTableMove> moves, Connection source, Connection target, int limit)
+      throws SQLException {
+    RangeTableMove first = moves.get(0);
     boolean srcAuto = source.getAutoCommit();
     source.setAutoCommit(false);
     try {
       java.util.Map<String, byte[]> keys = new java.util.LinkedHashMap<>();
-      try (PreparedStatement ps = source.prepareStatement("DELETE FROM " + changeLog() + " WHERE seq IN "
-          + "(SELECT seq FROM " + changeLog() + " ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING key")) {
+      try (PreparedStatement ps = source.prepareStatement("DELETE FROM " + first.changeLog() + " WHERE seq IN "
+          + "(SELECT seq FROM " + first.changeLog() + " ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING key")) {
         ps.setInt(1, limit);
         try (ResultSet rs = ps.executeQuery()) {
           while (rs.next()) {
-            byte[] key = kind.canonical(rs.getObject(1));
+            byte[] key = first.kind.canonical(rs.getObject(1));
             keys.putIfAbsent(Keys.hex(key), key);
           }
         }
       }
       if (!keys.isEmpty()) {
-        copyKeys(source, target, new ArrayList<>(keys.values()));
+        copyKeys(moves, source, target, new ArrayList<>(keys.values()));
       }
       source.commit();
       return keys.size();
@@ -292,7 +321,7 @@ public final class RangeTableMove {
     }
   }
 
-  /** Keys waiting in the change log (the catch-up lag, in keys). */
+  /** Keys waiting in the change log (the catch-up lag, in keys), which all tables of the migration share. */
   public long pendingKeys(Connection source) throws SQLException {
     try (Statement s = source.createStatement();
          ResultSet rs = s.executeQuery("SELECT count(*) FROM " + changeLog())) {
@@ -306,24 +335,40 @@ public final class RangeTableMove {
    * transaction. Callers pass keys of the unit only: captured or found in a chunk of it.
    */
   public void copyKeys(Connection source, Connection target, List<byte[]> keys) throws SQLException {
-    String where = new MoveUnit.Entries(keys).contains(kind, ident(keyColumn));
-    ByteArrayOutputStream rows = new ByteArrayOutputStream();
-    try {
-      source.unwrap(PGConnection.class).getCopyAPI().copyOut("COPY (SELECT " + copyColumns(source) + " FROM "
-          + ident(table) + " WHERE " + where + ") TO STDOUT (FORMAT binary)", rows);
-    } catch (IOException e) {
-      throw new SQLException("reading keys of " + table + " failed: " + e.getMessage(), "08000", e);
+    copyKeys(List.of(this), source, target, keys);
+  }
+
+  /** {@link #copyKeys(Connection, Connection, List)} in every table of {@code moves}, in one target transaction. */
+  private static void copyKeys(List<RangeTableMove> moves, Connection source, Connection target, List<byte[]> keys)
+      throws SQLException {
+    List<byte[]> rows = new ArrayList<>(moves.size());
+    for (RangeTableMove m : moves) {
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      try {
+        source.unwrap(PGConnection.class).getCopyAPI().copyOut("COPY (SELECT " + m.copyColumns(source) + " FROM "
+            + ident(m.table) + " WHERE " + m.keysWhere(keys) + ") TO STDOUT (FORMAT binary)", out);
+      } catch (IOException e) {
+        throw new SQLException("reading keys of " + m.table + " failed: " + e.getMessage(), "08000", e);
+      }
+      rows.add(out.toByteArray());
     }
     inTransaction(target, s -> {
       Fences.passFence(s); // the target may still fence the unit: it moved away from there once
-      s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + where);
-      try {
-        target.unwrap(PGConnection.class).getCopyAPI().copyIn("COPY " + ident(table) + " (" + copyColumns(source) + ") FROM STDIN (FORMAT binary)",
-            new java.io.ByteArrayInputStream(rows.toByteArray()));
-      } catch (IOException e) {
-        throw new SQLException("writing keys of " + table + " failed: " + e.getMessage(), "08000", e);
+      for (int i = 0; i < moves.size(); i++) {
+        RangeTableMove m = moves.get(i);
+        s.executeUpdate("DELETE FROM " + ident(m.table) + " WHERE " + m.keysWhere(keys));
+        try {
+          target.unwrap(PGConnection.class).getCopyAPI().copyIn("COPY " + ident(m.table) + " (" + m.copyColumns(source)
+              + ") FROM STDIN (FORMAT binary)", new java.io.ByteArrayInputStream(rows.get(i)));
+        } catch (IOException e) {
+          throw new SQLException("writing keys of " + m.table + " failed: " + e.getMessage(), "08000", e);
+        }
       }
     });
+  }
+
+  private String keysWhere(List<byte[]> keys) {
+    return new MoveUnit.Entries(keys).contains(kind, ident(keyColumn));
   }
 
   /** What verification found: chunks compared, chunks that differed, keys re-copied to repair them. */
@@ -467,8 +512,21 @@ public final class RangeTableMove {
    * is left.
    */
   public int deleteBatch(Connection c, int batchRows) throws SQLException {
+    return deleteBatch(c, batchRows, null);
+  }
+
+  /**
+   * {@link #deleteBatch(Connection, int)}, waiting at most {@code lockWait} for a row lock (null: without
+   * a bound). Fails with SQLSTATE 55P03, having deleted nothing, when a row of the batch stays locked that
+   * long: on the source after the cutover nobody writes the unit any more, but a transaction may still
+   * hold a row lock of it, one prepared for two-phase commit until its coordinator or the resolver ends it.
+   */
+  public int deleteBatch(Connection c, int batchRows, Duration lockWait) throws SQLException {
     int[] n = new int[1];
     inTransaction(c, s -> {
+      if (lockWait != null) {
+        s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, lockWait.toMillis()) + "ms"));
+      }
       Fences.passFence(s);
       n[0] = s.executeUpdate("DELETE FROM " + ident(table) + " WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
           + ident(table) + " WHERE " + inRange(ident(keyColumn)) + " LIMIT " + batchRows + "))");

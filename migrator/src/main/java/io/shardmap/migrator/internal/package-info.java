@@ -20,7 +20,8 @@
  *       io.shardmap.migrator.internal.UnitRecords} for the unit's records and its cutover); its cutover is
  *       held to the pause budget by {@link io.shardmap.migrator.internal.CutoverBudget}.
  *   <li>The PostgreSQL side: {@link io.shardmap.migrator.internal.RangeTableMove} moves one unit of one
- *       table: change capture by trigger, chunked binary COPY, catch-up replayed by key, verification,
+ *       table: change capture by trigger, chunked binary COPY, catch-up replayed by key (the change log is
+ *       the migration's, and each logged key is replayed into every table it moves), verification,
  *       cleanup, every row chosen by the unit's SQL condition ({@link
  *       io.shardmap.migrator.internal.RoutingFunctions} installs core's SQL routing functions for buckets
  *       and arcs). {@link io.shardmap.migrator.internal.Fences} keeps the fences, whose table lock drains

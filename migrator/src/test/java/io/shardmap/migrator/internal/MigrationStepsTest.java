@@ -247,6 +247,20 @@ class MigrationStepsTest {
     assertEquals(MigrationState.MIGRATION_STATE_VERIFYING, m.getState());
   }
 
+  /** A cleanup delete held back by a row lock says so in the last error, until it goes on and when done. */
+  @Test
+  void aBlockedCleanupShowsWhyUntilItGoesOnAndDoneClearsIt() {
+    Migration m = in(MigrationState.MIGRATION_STATE_CLEANING_UP);
+    Migration blocked = MigrationSteps.deletingBlocked(m, 30, "cleanup waits: a row lock").build();
+    assertEquals("cleanup waits: a row lock", blocked.getLastError());
+    assertEquals(30, blocked.getRowsDeleted());
+    assertEquals(MigrationState.MIGRATION_STATE_CLEANING_UP, blocked.getState());
+    Migration done = MigrationSteps.cleanedUp(blocked, 40, 5_000).build();
+    assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState());
+    assertEquals("", done.getLastError(), "a resumed cleanup that went through leaves no stale wait");
+    assertEquals(40, done.getRowsDeleted());
+  }
+
   @Test
   void cleanupWaitsForAcknowledgementsUntilTheGraceTime() {
     Migration m = in(MigrationState.MIGRATION_STATE_CLEANING_UP).toBuilder().setCutoverUnixMs(1_000)

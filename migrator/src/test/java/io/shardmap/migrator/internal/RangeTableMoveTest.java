@@ -389,6 +389,60 @@ class RangeTableMoveTest {
     }
   }
 
+  /**
+   * A migration of two tables shares one change log (named by the migration): a key written in both
+   * tables is replayed into both by one round, whichever table's trigger logged it, and removing the
+   * capture takes both triggers off before the log goes, so writes of both tables go on.
+   */
+  @Test
+  void aKeyWrittenInTwoTablesOfOneMigrationIsReplayedIntoBoth() throws Exception {
+    String items = table + "_items";
+    String ddl = "CREATE TABLE " + items + " (id bigint NOT NULL, item text NOT NULL, PRIMARY KEY (id, item))";
+    src.exec(ddl);
+    dst.exec(ddl);
+    RangeTableMove a = new RangeTableMove(id, "ks", table, "id", LO, HI);
+    RangeTableMove b = new RangeTableMove(id, "ks", items, "id", LO, HI);
+    List<RangeTableMove> both = List.of(a, b);
+    try (Connection s = src.connect(); Connection d = dst.connect()) {
+      a.installCapture(s);
+      b.installCapture(s);
+      a.copyChunk(s, d, null, 1_000_000);
+      b.copyChunk(s, d, null, 1_000_000);
+      // One transaction writes key 300 in both tables (logged twice), another key 400 in the second only.
+      src.exec("BEGIN; UPDATE " + table + " SET v = 7 WHERE id = 300; INSERT INTO " + items + " VALUES (300, 'x'); "
+          + "COMMIT");
+      src.exec("INSERT INTO " + items + " VALUES (400, 'y')");
+      assertEquals(3, a.pendingKeys(s), "one log for both tables");
+      assertEquals(2, RangeTableMove.replayRound(both, s, d, 100), "two keys");
+      assertEquals(0, b.pendingKeys(s));
+      assertEquals(rows(src), rows(dst));
+      assertEquals(List.of("300|x", "400|y"), itemRows(dst, items), "the second table's rows were replayed too");
+
+      RangeTableMove.removeCapture(both, s, System::nanoTime);
+      src.exec("INSERT INTO " + items + " VALUES (500, 'z')");
+      src.exec("UPDATE " + table + " SET v = 8 WHERE id = 500");
+      try (Statement st = s.createStatement(); ResultSet rs = st.executeQuery("SELECT count(*) FROM pg_trigger WHERE "
+          + "tgrelid IN (to_regclass('" + table + "'), to_regclass('" + items + "')) AND tgname LIKE 'capture%'")) {
+        rs.next();
+        assertEquals(0, rs.getLong(1), "no capture trigger is left");
+      }
+    } finally {
+      src.exec("DROP TABLE IF EXISTS " + items);
+      dst.exec("DROP TABLE IF EXISTS " + items);
+    }
+  }
+
+  private static List<String> itemRows(PgInstance p, String items) throws SQLException {
+    List<String> out = new ArrayList<>();
+    try (Connection c = p.connect(); Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("SELECT id || '|' || item FROM " + items + " ORDER BY 1")) {
+      while (rs.next()) {
+        out.add(rs.getString(1));
+      }
+    }
+    return out;
+  }
+
   /** Two migrations to one target may both find a table missing and create it at the same moment. */
   @Test
   void aTableCreatedOnTheTargetByAnotherMigrationAtTheSameMomentIsNoError() throws Exception {
