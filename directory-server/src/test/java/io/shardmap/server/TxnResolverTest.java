@@ -308,7 +308,8 @@ class TxnResolverTest {
       Await.until(WAIT, "the install on s4 refused", () -> metric(server, "shardmap_txn_resolver_failures_total",
           "shard=\"s4\",step=\"install\"") >= 1);
       List<String> named = warnings.stream().filter(w -> w.contains("shard s4")
-          && w.contains("'CREATE SCHEMA IF NOT EXISTS shardmap' failed as role '" + weak + "'")).toList();
+          && w.contains("'" + String.join("; ", io.shardmap.core.sql.DecisionRows.ddl()) + "' failed as role '" + weak
+          + "'")).toList();
       assertEquals(1, named.size(), "logged once, naming the shard and the statement: " + warnings);
       // The other shards are still resolved meanwhile (an orphan of the weak role: only the role that prepared
       // a transaction, or a superuser, may finish it).
