@@ -67,10 +67,10 @@ public final class DataOptions {
   public Duration staleRouteTimeout() { return staleRouteTimeout; }
 
   /**
-   * The {@code lock_timeout} of each shard's transaction in a cross-shard transaction that touches two or more
-   * shards (zero: none). PostgreSQL detects deadlocks within one server only; two transfers locking the
-   * same rows on two shards in opposite orders would wait for each other forever. With this bound one of
-   * them fails with SQLSTATE 55P03 (nothing committed, safe to run again). Default 5 s.
+   * The {@code lock_timeout} of the statements a cross-shard transaction runs once it has two or more shards
+   * open (zero: none). PostgreSQL detects deadlocks within one server only; two transfers locking the same
+   * rows on two shards in opposite orders would wait for each other forever. With this bound one of them
+   * fails with SQLSTATE 55P03 (nothing committed, safe to run again). Default 5 s.
    */
   public Duration crossShardLockTimeout() { return crossShardLockTimeout; }
   /** Runs of one call at most, first run included. */

@@ -313,14 +313,17 @@ public final class ShardmapData implements AutoCloseable {
       }
       tx.add(p);
       if (!options.crossShardLockTimeout().isZero()) {
-        // Two shards or more: a deadlock across them is invisible to each PostgreSQL. Bound every lock wait
-        // (a transaction on one shard cannot deadlock across shards and pays nothing).
+        // Two shards or more: a deadlock across them is invisible to each PostgreSQL. A cycle that crosses
+        // shards has a transaction waiting on one shard while it holds locks on another, that is, a
+        // statement run once two shards are open: bounding the lock waits of those statements breaks every
+        // such cycle. Statements run while only one shard was open need no bound (a cycle there is one
+        // PostgreSQL's, which detects it), and a participant that runs none after this pays nothing.
         List<Participant> all = tx.participants();
-        if (all.size() == 2) {
-          lockTimeout(all.get(0));
-        }
         if (all.size() >= 2) {
-          lockTimeout(p);
+          long ms = options.crossShardLockTimeout().toMillis();
+          for (Participant q : all) {
+            q.requireLockTimeout(ms);
+          }
         }
       }
     }
@@ -329,12 +332,6 @@ public final class ShardmapData implements AutoCloseable {
       declare(p.raw(), new Declaration(keyspace, route.epoch(), declared), true);
     }
     return p;
-  }
-
-  private void lockTimeout(Participant p) throws SQLException {
-    try (Statement st = p.raw().createStatement()) {
-      st.execute("SET LOCAL lock_timeout = '" + options.crossShardLockTimeout().toMillis() + "ms'");
-    }
   }
 
   private static String declaredKey(long intKey, ShardKey key) {

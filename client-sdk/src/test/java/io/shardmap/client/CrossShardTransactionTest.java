@@ -459,8 +459,26 @@ class CrossShardTransactionTest {
    * and the cross-shard lock timeout breaks it. Whatever failed committed nothing; whatever succeeded is
    * applied.
    */
+  private static String show(Connection c) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SHOW lock_timeout")) {
+      rs.next();
+      return rs.getString(1);
+    }
+  }
+
   @Test
   void aDeadlockAcrossShardsIsBrokenByTheLockTimeout() throws Exception {
+    // The bound applies to the statements run once two shards are open, on every shard, and to no others.
+    data.acrossShards(tx -> {
+      Connection a = tx.connection("accounts", A);
+      assertEquals("0", show(a), "one shard open: PostgreSQL's own deadlock detection suffices");
+      Connection b = tx.connection("accounts", B);
+      assertEquals("300ms", show(b));
+      assertEquals("300ms", show(a));
+      return null;
+    });
+    assertEquals("0", data.acrossShards(tx -> show(tx.connection("accounts", C))), "not left on the session");
+
     java.util.concurrent.CyclicBarrier bothLocked = new java.util.concurrent.CyclicBarrier(2);
     ExecutorService pool = Executors.newFixedThreadPool(2);
     List<Future<String>> fs = new ArrayList<>();

@@ -163,6 +163,12 @@ final class GuardedConnection implements InvocationHandler {
         if (text != sql && endsTransaction(text)) {
           throw refuse("a statement that ends the transaction (" + abbreviate(text) + ")");
         }
+        if (marks.lockTimeoutMs > 0 && !marks.lockTimeoutSet) {
+          try (Statement s = GuardedConnection.this.raw.createStatement()) {
+            s.execute("SET LOCAL lock_timeout = '" + marks.lockTimeoutMs + "ms'");
+          }
+          marks.lockTimeoutSet = true;
+        }
         marks.used = true;
         if (!marks.wrote && writes(text)) {
           marks.wrote = true;

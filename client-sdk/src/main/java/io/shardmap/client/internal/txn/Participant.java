@@ -19,6 +19,12 @@ public final class Participant {
     boolean wrote;
     /** The refused call, when the work tried to end the transaction itself. */
     String refused;
+    /**
+     * The lock_timeout (ms) the transaction's statements must run under from now on, 0 for none; sent as
+     * SET LOCAL just before the next statement the work executes here ({@link #lockTimeoutSet}).
+     */
+    long lockTimeoutMs;
+    boolean lockTimeoutSet;
     /** The coordinator has ended the transaction: the connection is no longer the work's. */
     volatile boolean ended;
   }
@@ -49,6 +55,14 @@ public final class Participant {
       throw e;
     }
     return new Participant(shard, source, c);
+  }
+
+  /**
+   * Bounds every lock wait of this participant's later statements by {@code ms} (SET LOCAL lock_timeout, sent
+   * with the next statement the work runs here, so a participant that runs none pays nothing).
+   */
+  public void requireLockTimeout(long ms) {
+    marks.lockTimeoutMs = ms;
   }
 
   public String shard() {
