@@ -4,6 +4,7 @@ import io.shardmap.client.ClientOptions;
 import io.shardmap.client.DataOptions;
 import io.shardmap.client.ShardmapClient;
 import io.shardmap.client.ShardmapData;
+import io.shardmap.core.sql.DecisionRows;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
 import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyRange;
@@ -100,7 +101,9 @@ public final class TxnCommand implements Callable<Integer> {
 
   @Option(names = "--cases", split = ",", defaultValue = "separate-parallel,separate-sequential,acrossShards-2,"
       + "acrossShards-2-no-lock-timeout,inTransaction-1,acrossShards-1",
-      description = "Cases to run (default: ${DEFAULT-VALUE}); a case's baseline always runs too.")
+      description = "Cases to run (default: ${DEFAULT-VALUE}); a case's baseline always runs too. Also: "
+          + "steps-as-sdk, steps-parallel-lock-timeout, steps-no-write-check (a replay of acrossShards' statements "
+          + "on the SDK's pools, to price its extra round trips).")
   List<String> cases;
 
   @Option(names = "--fsync", defaultValue = "true", arity = "1",
@@ -134,9 +137,10 @@ public final class TxnCommand implements Callable<Integer> {
     }
   }
 
-  /** All the case names, in their default order. */
+  /** All the case names, in the order they run: the default ones, then the diagnostic replays of {@link TxnSteps}. */
   static final List<String> ALL = List.of("separate-parallel", "separate-sequential", "acrossShards-2",
-      "acrossShards-2-no-lock-timeout", "inTransaction-1", "acrossShards-1");
+      "acrossShards-2-no-lock-timeout", "inTransaction-1", "acrossShards-1", "steps-as-sdk",
+      "steps-parallel-lock-timeout", "steps-no-write-check");
 
   private final AtomicLong singleShardDone = new AtomicLong();
 
@@ -212,6 +216,17 @@ public final class TxnCommand implements Callable<Integer> {
           (a, b) -> data.inTransaction(KEYSPACE, a, c -> update(c, a, 1))));
       all.put("acrossShards-1", new Case("acrossShards-1", "inTransaction-1", true,
           (a, b) -> data.acrossShards(tx -> update(tx.connection(KEYSPACE, a), a, 1))));
+      TxnSteps steps = new TxnSteps(data.primary(names.get(0)), names.get(0), data.primary(names.get(1)),
+          names.get(1), helpers, DataOptions.builder().build().crossShardLockTimeout());
+      for (TxnSteps.Variant v : TxnSteps.Variant.values()) {
+        String name = "steps-" + v.name().toLowerCase(Locale.ROOT).replace('_', '-');
+        all.put(name, new Case(name, "separate-parallel", false, (a, b) -> steps.transfer(v, a, b)));
+      }
+      for (int i = 0; i < 2; i++) {
+        for (String ddl : DecisionRows.ddl()) {
+          pg.shard(i).exec(ddl); // as the coordinator installs it on first use, for the replays too
+        }
+      }
       List<Case> run = new ArrayList<>();
       for (String name : ALL) {
         if (cases.contains(name) || cases.stream().anyMatch(c -> all.get(c).baseline().equals(name))) {
@@ -282,7 +297,7 @@ public final class TxnCommand implements Callable<Integer> {
     });
   }
 
-  private static Void update(Connection c, long id, long delta) throws SQLException {
+  static Void update(Connection c, long id, long delta) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(UPDATE)) {
       ps.setLong(1, delta);
       ps.setLong(2, id);
