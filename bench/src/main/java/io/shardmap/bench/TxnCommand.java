@@ -191,7 +191,8 @@ public final class TxnCommand implements Callable<Integer> {
       PgInstance s0 = pg.shard(0);
       DataOptions.Builder options = DataOptions.builder().user(s0.user()).password(s0.password())
           .maxPoolSize(maxThreads).minIdle(maxThreads);
-      ShardmapData data = closer.add(ShardmapData.open(client, options.build()));
+      DataOptions defaults = options.build();
+      ShardmapData data = closer.add(ShardmapData.open(client, defaults));
       ShardmapData noLockTimeout = closer.add(ShardmapData.open(client,
           options.crossShardLockTimeout(Duration.ZERO).build()));
       ExecutorService helpers = Executors.newCachedThreadPool(daemon("txn-second-shard"));
@@ -217,7 +218,7 @@ public final class TxnCommand implements Callable<Integer> {
       all.put("acrossShards-1", new Case("acrossShards-1", "inTransaction-1", true,
           (a, b) -> data.acrossShards(tx -> update(tx.connection(KEYSPACE, a), a, 1))));
       TxnSteps steps = new TxnSteps(data.primary(names.get(0)), names.get(0), data.primary(names.get(1)),
-          names.get(1), helpers, DataOptions.builder().build().crossShardLockTimeout());
+          names.get(1), helpers, defaults.crossShardLockTimeout());
       for (TxnSteps.Variant v : TxnSteps.Variant.values()) {
         String name = "steps-" + v.name().toLowerCase(Locale.ROOT).replace('_', '-');
         all.put(name, new Case(name, "separate-parallel", false, (a, b) -> steps.transfer(v, a, b)));
