@@ -15,7 +15,8 @@ import picocli.CommandLine.Unmatched;
     subcommands = {BenchMain.Jmh.class, LookupLoadCommand.class, BatchLoadCommand.class, HeapCommand.class,
         PropagationCommand.class, ClientHeapCommand.class, WatchRecoveryCommand.class, DataLoadCommand.class,
         MigrateCopyCommand.class, MigrateLoadCommand.class, FencePassCommand.class, SqlRoutingCommand.class,
-        FenceGuardCommand.class, CrossShardCommand.class, TwoPhaseCommand.class})
+        FenceGuardCommand.class, CrossShardCommand.class, TwoPhaseCommand.class,
+        TxnCommand.class})
 public final class BenchMain implements Callable<Integer> {
   /**
    * Kept strongly reachable: java.util.logging holds loggers weakly, and a collected logger would lose

@@ -248,4 +248,28 @@ class SmokeTest {
     assertEquals(3000, ordered.rowsRead());
     assertTrue(output().contains("vs the slowest shard's part"), output());
   }
+
+  @Test
+  @Timeout(120)
+  void txnRunsEveryCaseOnBothShardsAndKeepsTheTotal() throws Exception {
+    TxnCommand c = new TxnCommand();
+    new CommandLine(c).parseArgs("--rounds", "1", "--ops", "10", "--warmup-ops", "2", "--seconds", "20",
+        "--threads", "1,2", "--fsync", "false", "--accounts", "100", "--cases", String.join(",", TxnCommand.ALL));
+    // run() fails when an operation fails, when the balances' total shows a transfer committed on one side
+    // only, or when a prepared transaction is left over.
+    var r = c.run(out);
+    assertEquals(TxnCommand.ALL, List.copyOf(r.keySet()), output());
+    for (var byThreads : r.values()) {
+      assertEquals(List.of(1, 2), List.copyOf(byThreads.keySet()), output());
+      for (List<TxnCommand.Phase> phases : byThreads.values()) {
+        assertEquals(1, phases.size(), output());
+        for (TxnCommand.Phase p : phases) {
+          // Bounded by the operation limit, far within the time limit.
+          assertEquals(10, p.completed(), output());
+          assertEquals(10, p.latencies().length, output());
+        }
+      }
+    }
+    assertTrue(output().contains("acrossShards-2") && output().contains("p50 / base"), output());
+  }
 }
