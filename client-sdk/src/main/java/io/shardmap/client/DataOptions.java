@@ -20,6 +20,7 @@ public final class DataOptions {
   private final Duration replicaConnectionTimeout;
   private final Duration staleRouteTimeout;
   private final Duration crossShardLockTimeout;
+  private final boolean crossShardCommitWait;
   private final int maxAttempts;
   private final Map<String, String> properties;
   private final Duration idleTimeout;
@@ -38,6 +39,7 @@ public final class DataOptions {
     replicaConnectionTimeout = b.replicaConnectionTimeout;
     staleRouteTimeout = b.staleRouteTimeout;
     crossShardLockTimeout = b.crossShardLockTimeout;
+    crossShardCommitWait = b.crossShardCommitWait;
     maxAttempts = b.maxAttempts;
     properties = Map.copyOf(b.properties);
     idleTimeout = b.idleTimeout;
@@ -73,6 +75,15 @@ public final class DataOptions {
    * fails with SQLSTATE 55P03 (nothing committed, safe to run again). Default 5 s.
    */
   public Duration crossShardLockTimeout() { return crossShardLockTimeout; }
+
+  /**
+   * Whether {@code acrossShards} returns only once every shard that wrote has committed (true, the default:
+   * what the caller reads next on any shard shows its writes), or as soon as the decision is durable
+   * (false: the call saves a round trip and a WAL flush, and the other shards commit a round trip later, so
+   * a read there right after the call may still see the old rows; a write to those rows waits for them).
+   * Either way the transaction is atomic and durable once the call returns.
+   */
+  public boolean crossShardCommitWait() { return crossShardCommitWait; }
   /** Runs of one call at most, first run included. */
   public int maxAttempts() { return maxAttempts; }
   /** PostgreSQL JDBC driver properties applied to every pool. */
@@ -103,6 +114,7 @@ public final class DataOptions {
     private Duration replicaConnectionTimeout = Duration.ofMillis(500);
     private Duration staleRouteTimeout = Duration.ofSeconds(5);
     private Duration crossShardLockTimeout = Duration.ofSeconds(5);
+    private boolean crossShardCommitWait = true;
     private int maxAttempts = 5;
     private final Map<String, String> properties = new LinkedHashMap<>();
     private Duration idleTimeout = Duration.ofMinutes(10);
@@ -165,6 +177,12 @@ public final class DataOptions {
         return this;
       }
       this.crossShardLockTimeout = atLeast("crossShardLockTimeout", d, Duration.ofMillis(10));
+      return this;
+    }
+
+    /** Default true. See {@link DataOptions#crossShardCommitWait()}. */
+    public Builder crossShardCommitWait(boolean wait) {
+      this.crossShardCommitWait = wait;
       return this;
     }
 

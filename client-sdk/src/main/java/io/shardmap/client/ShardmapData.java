@@ -114,7 +114,7 @@ public final class ShardmapData implements AutoCloseable {
           return t;
         }, new java.util.concurrent.ThreadPoolExecutor.CallerRunsPolicy());
     this.txns = new TxnCoordinator(this::txnNamespace, TxnCoordinator.coordinatorId(client.clientId()), stats,
-        txnExecutor, DECIDE_AFTER_LOSS_TIMEOUT, steps);
+        txnExecutor, DECIDE_AFTER_LOSS_TIMEOUT, options.crossShardCommitWait(), steps);
   }
 
   /**

@@ -189,6 +189,33 @@ class CrossShardTransactionTest {
     assertEquals(List.of(), prepared(2));
   }
 
+  /**
+   * crossShardCommitWait(false): the call returns once the decision is durable, and the prepared shards
+   * commit right after; every transfer still ends on both sides, and nothing stays prepared.
+   */
+  @Test
+  void withoutCommitWaitTheOtherShardsCommitRightAfterTheCall() throws Exception {
+    try (ShardmapData early = ShardmapData.open(client, DataOptions.builder().user(pg.shard(0).user())
+        .password(pg.shard(0).password()).crossShardCommitWait(false).build())) {
+      for (int i = 0; i < 20; i++) {
+        early.acrossShards(tx -> {
+          move(tx.connection("accounts", A), table, A, -1);
+          move(tx.connection("accounts", B), table, B, 1);
+          return null;
+        });
+      }
+      io.shardmap.testkit.Await.until(Duration.ofSeconds(10), "the prepared shard committed",
+          () -> {
+            try {
+              return balance(1, B) == 120 && prepared(1).isEmpty();
+            } catch (SQLException e) {
+              throw new AssertionError(e);
+            }
+          });
+      assertBalances(80, 120, 100);
+    }
+  }
+
   /** The coordinator part of a gid, as the SDK makes it from the client id. */
   static final class TxnCoordinatorIds {
     static String of(String clientId) {

@@ -84,6 +84,8 @@ public final class TxnCoordinator {
 
   private final Supplier<String> namespace;
   private final Steps steps;
+  /** Whether a commit returns only once every shard committed (else once the decision is durable). */
+  private final boolean awaitCommits;
   private final String coordinatorId;
   private final Counters stats;
   private final Executor executor;
@@ -98,11 +100,14 @@ public final class TxnCoordinator {
    *     the first); one that runs tasks on the caller's thread when saturated keeps everything correct
    * @param decideTimeout how long to wait, after losing the decider's connection during the commit point,
    *     for a commit still in progress there before reporting the outcome unknown
+   * @param awaitCommits whether {@link #commit} returns only after COMMIT PREPARED on every other writer
+   *     (read-your-writes on every shard), or as soon as the decision is durable
    */
   public TxnCoordinator(Supplier<String> namespace, String coordinatorId, Counters stats, Executor executor,
-      Duration decideTimeout, Steps steps) {
+      Duration decideTimeout, boolean awaitCommits, Steps steps) {
     this.namespace = namespace;
     this.steps = steps;
+    this.awaitCommits = awaitCommits;
     this.coordinatorId = coordinatorId;
     this.stats = stats;
     this.executor = executor;
@@ -284,19 +289,36 @@ public final class TxnCoordinator {
       }
     }
     steps.at(Step.DECIDED, id, decider.shard());
+    if (awaitCommits) {
+      commitPrepared(others, id);
+      release(ps);
+    } else {
+      // The decision is durable: the call may return now. The others commit on the executor (or on this
+      // thread when it is saturated); what they wrote shows on their shards a round trip later.
+      List<Participant> early = new ArrayList<>(ps);
+      early.removeAll(others);
+      release(early);
+      executor.execute(() -> {
+        commitPrepared(others, id);
+        release(others);
+      });
+    }
+    return writers.size();
+  }
+
+  /** COMMIT PREPARED on {@code others}; one that fails is left to the resolver, which commits it by the decision. */
+  private void commitPrepared(List<Participant> others, TxnId id) {
     Failures committed = parallel(others, (i, p) -> {
       steps.at(Step.BEFORE_COMMIT_PREPARED, id, p.shard());
       p.raw.setAutoCommit(true);
       PreparedTransactions.commitPrepared(p.raw, id);
       steps.at(Step.AFTER_COMMIT_PREPARED, id, p.shard());
     });
-    for (int i = 0; i < nOthers; i++) {
+    for (int i = 0; i < others.size(); i++) {
       if (committed.failed(i)) {
-        stats.txnLeftToResolver(); // committed by the decision; the resolver finishes this shard
+        stats.txnLeftToResolver();
       }
     }
-    release(ps);
-    return writers.size();
   }
 
   /**
