@@ -62,16 +62,22 @@ import org.junit.jupiter.params.provider.EnumSource;
 class CrossShardBankFaultTest {
   static final PostgresFixture PG = PostgresFixture.startNew(3);
   static final EtcdCluster ETCD = EtcdCluster.start(3);
-  /** The resolver's settings here: scans every 200 ms, aborts what is undecided after 1 s. */
-  static final Duration ABORT_AFTER = Duration.ofSeconds(1);
+  /**
+   * The resolver's settings: scans every 200 ms and aborts what is undecided after 1 s, so the test is quick;
+   * with {@code -Dshardmap.bank.resolverDefaults=true}, the servers' defaults (1 s, 2 s, lease 5 s), to
+   * measure what a deployment gets (the printed times).
+   */
+  static final boolean DEFAULTS = Boolean.getBoolean("shardmap.bank.resolverDefaults");
+  static final Duration ABORT_AFTER = DEFAULTS ? Duration.ofSeconds(2) : Duration.ofSeconds(1);
+  static final Duration INTERVAL = DEFAULTS ? Duration.ofSeconds(1) : Duration.ofMillis(200);
   static final long START_BALANCE = 1000;
 
   @RegisterExtension
   final ShardmapFleetExtension fleet = ShardmapFleet.builder().etcd(ETCD).postgres(PG).shards(3).servers(2).sockets()
       .table("id bigint PRIMARY KEY, balance bigint NOT NULL")
-      .serverOptions(o -> o.resolver(PG.shard(0).user(), PG.shard(0).password())
-          .txnResolveInterval(Duration.ofMillis(200)).txnAbortAfter(ABORT_AFTER)
-          .txnResolverLeaseTtl(Duration.ofSeconds(2)))
+      .serverOptions(o -> DEFAULTS ? o.resolver(PG.shard(0).user(), PG.shard(0).password())
+          : o.resolver(PG.shard(0).user(), PG.shard(0).password()).txnResolveInterval(INTERVAL)
+              .txnAbortAfter(ABORT_AFTER).txnResolverLeaseTtl(Duration.ofSeconds(2)))
       .extension();
 
   String table;
@@ -277,7 +283,8 @@ class CrossShardBankFaultTest {
     long ms = awaitResolved();
     // Observed, not asserted (the resolver's own settings bound it): the figure of merit.
     System.out.println("CrossShardBankFaultTest: coordinator killed at " + point + ", nothing left prepared "
-        + ms + " ms later (resolver interval 200 ms, abort-after " + ABORT_AFTER.toMillis() + " ms)");
+        + ms + " ms later (resolver interval " + INTERVAL.toMillis() + " ms, abort-after " + ABORT_AFTER.toMillis()
+        + " ms)");
     Map<String, Map<Long, Long>> ledger = assertInvariants(c.acked);
     assertEquals(Set.of(tid(seed, 1), tid(seed, 2), tid(seed, 3)), c.acked, c.log.toString());
     boolean afterCommitPoint = point == BankCoordinator.Point.DECIDED || point == BankCoordinator.Point.BETWEEN_COMMITS;
