@@ -31,6 +31,9 @@ public final class IdGenerator {
   /** Pause hint while a millisecond's sequence is used up: below IdClock.SYSTEM's spin threshold. */
   private static final long SEQUENCE_PAUSE_NANOS = 10_000;
 
+  /** A pause never exceeds maxWait's own bound (60 s), which also keeps the ns arithmetic from overflowing. */
+  private static final long MAX_PAUSE_MILLIS = 60_000;
+
   private final IdLayout layout;
   private final WorkerLease lease;
   private final IdClock clock;
@@ -151,12 +154,18 @@ public final class IdGenerator {
       }
       long wall = clock.wallMillis();
       long time = wall - epochMillis;
+      if (time < 0) {
+        // Only a clock stepped back past the epoch (a layout's epoch is not after its build time): waiting
+        // cannot be bounded sensibly, and nothing before the epoch is representable.
+        throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "worker id " + workerId + ": the clock (" + wall
+            + " ms) is before the id layout's epoch " + layout.epoch());
+      }
       long prevTime = prev >> sequenceBits;
       long behindNanos;
       if (time > prevTime) {
         long startAfter = lease.startAfterMillis();
         if (wall <= startAfter) {
-          behindNanos = (startAfter - wall + 1) * 1_000_000;
+          behindNanos = Math.min(startAfter - wall + 1, MAX_PAUSE_MILLIS) * 1_000_000;
         } else {
           checkIssuable(wall, time);
           long next = time << sequenceBits;
@@ -176,7 +185,7 @@ public final class IdGenerator {
         }
         behindNanos = SEQUENCE_PAUSE_NANOS;
       } else {
-        behindNanos = (prevTime - time) * 1_000_000;
+        behindNanos = Math.min(prevTime - time, MAX_PAUSE_MILLIS) * 1_000_000;
       }
       if (!waiting) {
         waiting = true;
@@ -196,10 +205,6 @@ public final class IdGenerator {
       throw new ShardmapException(ErrorCode.UNAVAILABLE, "worker id " + workerId + ": the clock (" + wall
           + " ms) is past the time the lease service recorded this worker may issue up to (" + issueUntil
           + " ms), so no id is issued until it records a later one");
-    }
-    if (time < 0) {
-      throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "worker id " + workerId + ": the clock (" + wall
-          + " ms) is before the id layout's epoch " + layout.epoch());
     }
     if (time > maxTime) {
       throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "worker id " + workerId + ": the id layout ran "

@@ -231,6 +231,27 @@ class IdGeneratorTest {
   }
 
   @Test
+  void aClockBeforeTheEpochIsRefusedAtOnce() {
+    IdGenerator g = generator(InMemoryWorkerLease.unbounded(4));
+    long first = g.next();
+    long back = clock.wallMillis() - LAYOUT.epochMillis() + 10;
+    clock.stepWall(-back);
+    long pauses = clock.pauses.get();
+    refused(g, ErrorCode.FAILED_PRECONDITION, "before the id layout's epoch 2026-01-01T00:00:00Z");
+    assertEquals(pauses, clock.pauses.get(), "refused without waiting");
+    clock.stepWall(back + 1);
+    assertTrue(g.next() > first);
+  }
+
+  @Test
+  void aFarStartAfterWaitsOnlyTheBound() {
+    IdGenerator g = generator(new InMemoryWorkerLease(6, Long.MAX_VALUE - 1, Long.MAX_VALUE, Long.MAX_VALUE));
+    long before = clock.nanoTime();
+    refused(g, ErrorCode.FAILED_PRECONDITION, "previous holder of this worker id");
+    assertEquals(1_000_000_000L, clock.nanoTime() - before, "waited exactly maxWait, no overflowed pause");
+  }
+
+  @Test
   void theLayoutRunningOutStopsIssuing() {
     IdLayout tight = IdLayout.builder().timeBits(36).workerBits(14).sequenceBits(13).minYears(1)
         .epoch(Instant.ofEpochMilli(START)).clock(Clock.fixed(Instant.ofEpochMilli(START), ZoneOffset.UTC)).build();
