@@ -87,6 +87,84 @@ class IdGeneratorTest {
     }
   }
 
+  /**
+   * Several threads on one generator while another steps the wall clock back and forth (some steps beyond
+   * maxWait) and takes the lease away and back: calls refuse, but no id repeats and each thread's ids
+   * strictly increase. (That a lost lease refuses at once is shown deterministically above.)
+   */
+  @Test
+  void noDuplicateWhileTheClockStepsAndTheLeaseComesAndGoes() throws Exception {
+    InMemoryWorkerLease lease = new InMemoryWorkerLease(12, Long.MIN_VALUE, Long.MAX_VALUE, Long.MAX_VALUE);
+    IdGenerator g = generator(lease);
+    int threads = 3;
+    int perThread = 300_000;
+    java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+    java.util.concurrent.atomic.AtomicLong refusals = new java.util.concurrent.atomic.AtomicLong();
+    ExecutorService pool = Executors.newFixedThreadPool(threads + 1);
+    try {
+      Future<?> stepper = pool.submit(() -> {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(14);
+        int steps = 0;
+        while (!done.get() && steps < 20_000) {
+          steps++;
+          int what = r.nextInt(10);
+          if (what < 6) {
+            long ms = r.nextLong(1, 1_500); // some beyond the 1 s bound
+            clock.stepWall(-ms);
+            Thread.yield();
+            clock.stepWall(ms + r.nextLong(0, 3));
+          } else if (what < 8) {
+            lease.validUntilNanos(clock.nanoTime() - 1);
+            Thread.yield();
+            lease.validUntilNanos(Long.MAX_VALUE);
+          } else {
+            Thread.yield();
+          }
+        }
+      });
+      List<Future<long[]>> parts = new ArrayList<>();
+      for (int t = 0; t < threads; t++) {
+        parts.add(pool.submit(() -> {
+          long[] ids = new long[perThread];
+          int n = 0;
+          int refused = 0;
+          while (n < perThread && refused < 1_000_000) {
+            try {
+              ids[n] = g.next();
+              n++;
+            } catch (ShardmapException e) {
+              assertTrue(e.code() == ErrorCode.UNAVAILABLE || e.code() == ErrorCode.FAILED_PRECONDITION, e.toString());
+              refused++;
+              refusals.incrementAndGet();
+            }
+          }
+          return Arrays.copyOf(ids, n);
+        }));
+      }
+      List<long[]> results = new ArrayList<>();
+      for (Future<long[]> f : parts) {
+        results.add(f.get());
+      }
+      done.set(true);
+      stepper.get();
+      int total = 0;
+      for (long[] ids : results) {
+        assertStrictlyIncreasing(ids);
+        total += ids.length;
+      }
+      long[] all = new long[total];
+      int at = 0;
+      for (long[] ids : results) {
+        System.arraycopy(ids, 0, all, at, ids.length);
+        at += ids.length;
+      }
+      assertTrue(total > threads * perThread / 2, "most ids issued: " + total + ", refusals " + refusals.get());
+      assertNoDuplicate(all);
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
   @Test
   void oneThreadIsStrictlyIncreasingWithNextAndFillMixed() {
     IdGenerator g = generator(InMemoryWorkerLease.unbounded(1));
