@@ -90,7 +90,7 @@ class IdGeneratorTest {
   /**
    * Several threads on one generator while another steps the wall clock back and forth (some steps beyond
    * maxWait) and takes the lease away and back: calls refuse, but no id repeats and each thread's ids
-   * strictly increase. (That a lost lease refuses at once is shown deterministically above.)
+   * strictly increase. (That a lost lease refuses at once: anExpiredLeaseStopsIssuingAtOnceAndARenewalResumes.)
    */
   @Test
   void noDuplicateWhileTheClockStepsAndTheLeaseComesAndGoes() throws Exception {
