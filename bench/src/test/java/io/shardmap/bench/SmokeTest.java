@@ -272,4 +272,18 @@ class SmokeTest {
     }
     assertTrue(output().contains("acrossShards-2") && output().contains("p50 / base"), output());
   }
+
+  @Test
+  @Timeout(60)
+  void idsMeasuresTheGeneratorAgainstItsCapAndTheBaseline() throws Exception {
+    IdsCommand c = new IdsCommand();
+    new CommandLine(c).parseArgs("--seconds", "0.05", "--warmup-seconds", "0.02", "--rounds", "1", "--threads", "1,2");
+    List<IdsCommand.Row> rows = c.run(out);
+    assertEquals(10, rows.size(), output());
+    for (IdsCommand.Row r : rows) {
+      assertTrue(r.idsPerSecond() > 0, r.toString());
+      assertTrue(r.orderViolations() <= 0, r.toString()); // -1: spread ids are not increasing by design
+    }
+    assertTrue(output().contains("/ cap"), output());
+  }
 }

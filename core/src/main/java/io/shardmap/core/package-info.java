@@ -10,7 +10,8 @@
  * {@link io.shardmap.core.FenceProtocol} (what a fence raises, how a write declares its route) and
  * {@link io.shardmap.core.FenceUnit} (which keys a fence row covers, and whether a map still routes them to
  * the fenced shard). Pure Java over the protobuf messages: no I/O,
- * no threads, no clocks.
+ * no threads, no clocks. The one exception is {@code io.shardmap.core.ids} (global ids), whose generator
+ * reads an injected clock and waits for it.
  *
  * <p>Errors are {@link io.shardmap.core.ShardmapException} with an {@link io.shardmap.core.ErrorCode}.
  */
