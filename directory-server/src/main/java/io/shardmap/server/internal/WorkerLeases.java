@@ -237,7 +237,7 @@ public final class WorkerLeases {
 
   private String mismatch(Token tok, KeyValue kv) {
     WorkerClaim c = claim(kv);
-    if (c.getLeaseId() != tok.leaseId) {
+    if (kv.lease() != tok.leaseId || c.getLeaseId() != tok.leaseId) {
       return "the claim is held under lease " + Long.toHexString(c.getLeaseId()) + ", not lease_id "
           + Long.toHexString(tok.leaseId);
     }
