@@ -110,6 +110,27 @@ class WorkerLeaseTest {
     return keys;
   }
 
+  /**
+   * The server's shardmap_ids_workers_held gauge for {@code gen}, polled (bounded) until it shows
+   * {@code expected}: the servers learn of claims through their watch, shortly after the write.
+   */
+  private static long heldGauge(DirectoryServer s, String gen, long expected) throws InterruptedException {
+    long seen = -1;
+    for (int i = 0; i < 100; i++) {
+      seen = -1;
+      for (String line : s.scrapeMetrics().split("\n")) {
+        if (line.startsWith("shardmap_ids_workers_held{") && line.contains("generator=\"" + gen + "\"")) {
+          seen = (long) Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+        }
+      }
+      if (seen == expected) {
+        return seen;
+      }
+      Thread.sleep(50);
+    }
+    return seen;
+  }
+
   @Test
   void concurrentOwnersGetDistinctIdsPerGenerator() throws Exception {
     int threads = 8;
@@ -257,10 +278,14 @@ class WorkerLeaseTest {
     assertStatus(Status.Code.RESOURCE_EXHAUSTED, () -> ids(channelA).acquireWorker(acquire("tiny", "q", 1).build()),
         "generator 'tiny'", "all 2 worker ids", "2^1");
     assertEquals(before, keysUnder(paths.idGeneratorPrefix("tiny")));
+    // Both servers count the whole cluster's claims from their watch, whichever server made them.
+    assertEquals(2, heldGauge(a, "tiny", 2));
+    assertEquals(2, heldGauge(b, "tiny", 2));
     // Another generator has its own space.
     assertEquals(0, ids(channelA).acquireWorker(acquire("other", "q", 1).build()).getWorkerId());
     // Freeing one makes room again.
     assertTrue(ids(channelA).releaseWorker(release("tiny", "p", w1, 0)).getReleased());
+    assertEquals(1, heldGauge(b, "tiny", 1));
     assertEquals(w1.getWorkerId(), ids(channelB).acquireWorker(acquire("tiny", "q", 1).build()).getWorkerId());
   }
 
