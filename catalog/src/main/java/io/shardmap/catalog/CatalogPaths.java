@@ -25,6 +25,8 @@ import io.shardmap.core.Keys;
  * {root}/migration-owners/{id}               UTF-8 worker name, under the driving worker's lease
  * {root}/clients/{server}                    ClientPresence, under that directory server's lease
  * {root}/txn-resolver                        UTF-8 server id of the directory server that runs the resolver, under its lease
+ * {root}/ids/{gen}/workers/{w}               WorkerClaim: worker id w (decimal) of id generator gen, under its owner's lease
+ * {root}/ids/{gen}/high-water/{w}            WorkerHighWater: the ms up to which owners of w may have issued ids; never lowered
  * </pre>
  */
 public final class CatalogPaths {
@@ -152,6 +154,29 @@ public final class CatalogPaths {
    */
   public String txnResolver() {
     return root + "/txn-resolver";
+  }
+
+  /** Every key of id generator {@code generator}: its worker claims and their high-water marks. */
+  public String idGeneratorPrefix(String generator) {
+    return root + "/ids/" + generator + "/";
+  }
+
+  /** The claim of worker id {@code worker} of {@code generator}, under its owner's etcd lease. */
+  public String workerClaim(String generator, int worker) {
+    return workerClaimsPrefix(generator) + worker;
+  }
+
+  public String workerClaimsPrefix(String generator) {
+    return idGeneratorPrefix(generator) + "workers/";
+  }
+
+  /** The persistent high-water mark of worker id {@code worker} of {@code generator} (see docs/worker-leases.md). */
+  public String workerHighWater(String generator, int worker) {
+    return workerHighWaterPrefix(generator) + worker;
+  }
+
+  public String workerHighWaterPrefix(String generator) {
+    return idGeneratorPrefix(generator) + "high-water/";
   }
 
   enum Kind { SHARD, SPEC, LAYOUT, RANGE, ENTRY }

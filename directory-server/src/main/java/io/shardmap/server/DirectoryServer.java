@@ -18,17 +18,20 @@ import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.TxnId;
 import io.shardmap.proto.v1.Freshness;
 import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
+import io.shardmap.proto.v1.ShardMapIdServiceGrpc;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
 import io.shardmap.server.internal.AdminOps;
 import io.shardmap.server.internal.AdminService;
 import io.shardmap.server.internal.ClientRegistry;
 import io.shardmap.server.internal.DirectoryState;
+import io.shardmap.server.internal.IdService;
 import io.shardmap.server.internal.MalformedRequests;
 import io.shardmap.server.internal.ReadService;
 import io.shardmap.server.internal.ServerMetrics;
 import io.shardmap.server.internal.TxnResolver;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.server.internal.WatchStreams;
+import io.shardmap.server.internal.WorkerLeases;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.MetaStore;
 import java.io.IOException;
@@ -62,6 +65,8 @@ public final class DirectoryServer implements AutoCloseable {
   private final ServerMetrics metrics = new ServerMetrics();
   private final ScheduledExecutorService scheduler;
   private final ExecutorService adminExecutor;
+  /** Runs the worker-lease calls of id generators (each waits on etcd), apart from admin calls. */
+  private final ExecutorService idExecutor;
   private final DirectoryState state;
   private final WatchStreams watches;
   private final ClientRegistry clients;
@@ -78,6 +83,7 @@ public final class DirectoryServer implements AutoCloseable {
     this.ownsStore = ownsStore;
     this.scheduler = Executors.newScheduledThreadPool(2, daemon("shardmap-scheduler"));
     this.adminExecutor = Executors.newFixedThreadPool(8, daemon("shardmap-admin"));
+    this.idExecutor = Executors.newFixedThreadPool(4, daemon("shardmap-ids"));
     CatalogPaths paths = new CatalogPaths(o.etcdPrefix());
     this.state = new DirectoryState(store, paths, scheduler, System::nanoTime, o.etcdTimeout(),
         o.probeInterval(), o.watchHistory(), metrics);
@@ -88,12 +94,16 @@ public final class DirectoryServer implements AutoCloseable {
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    health.setStatus(ShardMapIdServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     this.grpc = (builder != null ? builder : nettyBuilder(o))
         // Every method of every service refuses undecodable requests with INVALID_ARGUMENT (see
         // MalformedRequests); the counter goes outside that guard so it counts the refusals too.
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(read.bindService()), counting))
         .addService(ServerInterceptors.intercept(
             MalformedRequests.guard(new AdminService(ops, adminExecutor).bindService()), counting))
+        .addService(ServerInterceptors.intercept(MalformedRequests.guard(new IdService(new WorkerLeases(store, paths,
+            o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), idExecutor).bindService()),
+            counting))
         .addService(MalformedRequests.guard(health.getHealthService().bindService()))
         .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance().bindService()))
         .build()
@@ -175,6 +185,7 @@ public final class DirectoryServer implements AutoCloseable {
     s.health.setStatus("", ServingStatus.SERVING);
     s.health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
     s.health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    s.health.setStatus(ShardMapIdServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
     log.info("directory server serving gRPC on " + (builder == null ? options.host() + ":" + s.port()
         : "the given " + builder.getClass().getSimpleName())
         + (s.http == null ? "" : ", metrics on http://" + options.metricsHost() + ":" + s.metricsPort()
@@ -268,6 +279,7 @@ public final class DirectoryServer implements AutoCloseable {
       http.stop(0);
     }
     adminExecutor.shutdownNow();
+    idExecutor.shutdownNow();
     scheduler.shutdownNow();
     if (ownsStore) {
       store.close();

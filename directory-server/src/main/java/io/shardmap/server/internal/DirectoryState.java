@@ -85,6 +85,8 @@ public final class DirectoryState implements AutoCloseable {
   private final Duration probeInterval;
   private final int historyLimit;
   private final ServerMetrics metrics;
+  /** Worker ids held per id generator, from the same read and watch (a gauge; no extra etcd traffic). */
+  private final WorkerCensus workers;
 
   private volatile DirectorySnapshot snapshot;
   private volatile boolean etcdReachable = true;
@@ -115,6 +117,7 @@ public final class DirectoryState implements AutoCloseable {
     this.store = store;
     this.paths = paths;
     this.decoder = new ChangeDecoder(paths);
+    this.workers = new WorkerCensus(paths, metrics);
     this.scheduler = scheduler;
     this.nanoTime = nanoTime;
     this.requestTimeout = requestTimeout;
@@ -404,6 +407,7 @@ public final class DirectoryState implements AutoCloseable {
       throw StoreErrors.fromStore("reading the maps from etcd", e);
     }
     DirectorySnapshot loaded = DirectorySnapshot.empty(0).apply(all.revision(), decoder.toChanges(all.kvs()));
+    workers.reset(all.kvs());
     List<ChangeSink> dropped;
     synchronized (lock) {
       snapshot = loaded;
@@ -464,6 +468,7 @@ public final class DirectoryState implements AutoCloseable {
       if (revision <= current.revision()) {
         return;
       }
+      workers.apply(events);
       List<MapChange> changes;
       DirectorySnapshot next;
       try {

@@ -22,6 +22,7 @@ public final class ServerMetrics {
   private final Counter watchErrors;
   private final Counter resyncs;
   private final ConcurrentHashMap<String, Counter> rpcResults = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, AtomicLong> workersHeld = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<String, Timer> etcdTimers = new ConcurrentHashMap<>();
   private final AtomicLong snapshotRevision = new AtomicLong();
   private final AtomicLong snapshotAgeMillis = new AtomicLong();
@@ -132,6 +133,17 @@ public final class ServerMetrics {
 
   public void watchStreams(int n) {
     watchStreams.set(n);
+  }
+
+  /** Worker ids of id generator {@code generator} held now in the cluster (see WorkerCensus). */
+  public void workersHeld(String generator, int n) {
+    workersHeld.computeIfAbsent(generator, g -> {
+      AtomicLong v = new AtomicLong();
+      Gauge.builder("shardmap.ids.workers.held", v, AtomicLong::get)
+          .description("worker ids of the id generator held by a live owner (docs/worker-leases.md)")
+          .tag("generator", g).register(registry);
+      return v;
+    }).set(n);
   }
 
   /** SDK clients this server currently counts in its client presence record. */
