@@ -2,15 +2,19 @@ package io.shardmap.client;
 
 import com.google.protobuf.ByteString;
 import io.shardmap.client.internal.Counters;
+import io.shardmap.client.internal.ids.LeasedIds;
 import io.shardmap.client.internal.LazyDirectory;
 import io.shardmap.client.internal.MapFollower;
 import io.shardmap.client.internal.MicrometerMetrics;
 import io.shardmap.client.internal.SnapshotListener;
+import io.shardmap.core.Backoff;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Route;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.core.ids.IdClock;
+import io.shardmap.core.ids.IdLayout;
 import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.Strategy;
@@ -267,6 +271,36 @@ public final class ShardmapClient implements AutoCloseable {
       txnNamespace = ns;
     }
     return ns;
+  }
+
+  /** The lease TTL of {@link #ids(String, IdLayout)}: the id service's default. */
+  public static final Duration DEFAULT_ID_LEASE_TTL = Duration.ofSeconds(10);
+
+  /** {@link #ids(String, IdLayout)} with {@link IdLayout#defaults()}. */
+  public GlobalIds ids(String generator) {
+    return ids(generator, IdLayout.defaults(), DEFAULT_ID_LEASE_TTL);
+  }
+
+  /** {@link #ids(String, IdLayout, Duration)} with a lease TTL of {@link #DEFAULT_ID_LEASE_TTL}. */
+  public GlobalIds ids(String generator, IdLayout layout) {
+    return ids(generator, layout, DEFAULT_ID_LEASE_TTL);
+  }
+
+  /**
+   * A global id generator named {@code generator}: acquires a worker id of that generator from a directory
+   * server (lowest free one), renews it every third of {@code leaseTtl} through any server, and issues ids
+   * of {@code layout} with it (see {@link GlobalIds} and docs/ids.md, "Using it from the SDK"). Every process
+   * of one generator must use the same layout. The worker id is held as this client's {@link #clientId()}.
+   *
+   * @param leaseTtl how long a worker id stays held without a renewal (1 s..300 s): the longest a process cut
+   *     off from the directory servers keeps issuing, and how long a crashed process's worker id stays taken
+   * @throws ShardmapException INVALID_ARGUMENT naming the field (generator: 1-63 of [a-z0-9_-] starting with a
+   *     letter; layout.workerBits: at most 22, the id service's cap; leaseTtl); UNAVAILABLE when every worker
+   *     id of the generator is held (the message says so) or no directory server answered within the RPC timeout
+   */
+  public GlobalIds ids(String generator, IdLayout layout, Duration leaseTtl) {
+    return new GlobalIds(new LeasedIds(follower.rpc(), generator, clientId, layout, leaseTtl,
+        options.rpcTimeout(), Backoff.exponential(options.initialBackoff(), options.maxBackoff()), IdClock.SYSTEM));
   }
 
   /**

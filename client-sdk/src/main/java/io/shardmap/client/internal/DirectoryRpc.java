@@ -54,6 +54,26 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
     T run(ShardMapServiceGrpc.ShardMapServiceBlockingStub stub, String target);
   }
 
+  /**
+   * One attempt of a question to another service of the directory servers (the id service): called with the
+   * channel of one server, the time left of the call's budget and that server's target. A
+   * {@link StatusRuntimeException} from it counts as that server failing (INVALID_ARGUMENT,
+   * FAILED_PRECONDITION and INTERNAL end the call at once, as for map questions); any other exception ends
+   * the call and reaches the caller.
+   */
+  public interface ChannelAttempt<T> {
+    T run(ManagedChannel channel, long leftNanos, String target);
+  }
+
+  /**
+   * Asks any directory server: from the preferred one, failing over to the next on failure, with the
+   * rounds' backoff, until one answers or {@code timeoutNanos} has passed in total (then UNAVAILABLE naming
+   * {@code what} and the last failure). NOT_FOUND is believed once a whole round said nothing else.
+   */
+  public <T> T callAny(String what, long timeoutNanos, ChannelAttempt<T> attempt) {
+    return call(what, true, timeoutNanos, attempt);
+  }
+
   /** The server answered from a snapshot older than the caller needs. */
   private static final class Behind extends RuntimeException {
     final Object answer;
@@ -147,8 +167,13 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
    * {@code strict}, answers from servers that are behind are never returned; without it, after one full
    * round the newest such answer is.
    */
-  @SuppressWarnings("unchecked")
   private <T> T call(String what, boolean strict, Attempt<T> attempt) {
+    return call(what, strict, timeoutNanos, (channel, left, target) -> attempt.run(
+        ShardMapServiceGrpc.newBlockingStub(channel).withDeadlineAfter(left, TimeUnit.NANOSECONDS), target));
+  }
+
+  @SuppressWarnings("unchecked")
+  private <T> T call(String what, boolean strict, long timeoutNanos, ChannelAttempt<T> attempt) {
     int n = channels.size();
     long start = nanoTime.getAsLong();
     long deadline = start + timeoutNanos;
@@ -169,8 +194,7 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
       int t = (first + i) % n;
       String target = targets.get(t);
       try {
-        return attempt.run(ShardMapServiceGrpc.newBlockingStub(channels.get(t))
-            .withDeadlineAfter(left, TimeUnit.NANOSECONDS), target);
+        return attempt.run(channels.get(t), left, target);
       } catch (Behind b) {
         last = b.getMessage();
         otherAnswer = true;
