@@ -133,6 +133,14 @@ public final class LeasedIds implements AutoCloseable {
       try {
         return h.generator.next();
       } catch (ShardmapException e) {
+        long wall = clock.wallMillis();
+        if (e.code() == ErrorCode.FAILED_PRECONDITION && wall <= h.lease.startAfterMillis()) {
+          // Not a broken clock: the worker id's previous holder (or this generator's previous claim) may have
+          // issued ids up to its issue-until mark, up to a TTL ahead; this claim issues once the clock passes it.
+          throw new ShardmapException(ErrorCode.UNAVAILABLE, "id generator '" + generator + "', worker id "
+              + h.lease.workerId() + ": its previous holder may have issued ids up to " + h.lease.startAfterMillis()
+              + " ms; ids resume in " + (h.lease.startAfterMillis() - wall + 1) + " ms", e);
+        }
         // A claim replaced between reading `held` and issuing: try the new one once.
         if (e.code() != ErrorCode.UNAVAILABLE || attempt > 0 || held == h) {
           throw e;
