@@ -32,6 +32,12 @@
  * the map holds for such a keyspace; {@link io.shardmap.client.ShardmapClient#lookupRemote} asks a
  * server directly for any key.
  *
+ * <p><b>Global ids.</b> {@link io.shardmap.client.ShardmapClient#ids} makes a
+ * {@link io.shardmap.client.GlobalIds}: Snowflake ids whose worker id is leased through the directory servers
+ * and renewed in the background (docs/ids.md, "Using it from the SDK"). Its layout is core's
+ * {@code io.shardmap.core.ids.IdLayout}, the one exception to the rule above: the layout is the value the
+ * application shares with every other process of the generator (and with id decoding), so it is not copied.
+ *
  * <p><b>Metrics.</b> With {@link io.shardmap.client.ClientOptions.Builder#meterRegistry} the client
  * publishes {@code shardmap.client.*} meters to Micrometer, an optional dependency (never loaded without
  * a registry). Failovers and full re-reads are also logged through {@code java.util.logging}, naming the

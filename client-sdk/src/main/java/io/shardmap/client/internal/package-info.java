@@ -12,7 +12,8 @@
  *   <li>{@link io.shardmap.client.internal.LazyDirectory} is the bounded, watch-updated answer cache of a
  *       directory keyspace too big to hold whole (its class comment explains the ordering rules);
  *   <li>{@link io.shardmap.client.internal.DirectoryRpc} asks directory servers single-key questions
- *       (cache misses, remote lookups) with failover inside one RPC timeout;
+ *       (cache misses, remote lookups) with failover inside one RPC timeout, and lends that failover to the
+ *       id service's calls ({@code callAny}, used by {@code internal.ids}: leased worker ids of global ids);
  *   <li>{@link io.shardmap.client.internal.ShardPools} keeps one pool per shard primary and replica in step
  *       with the map (one set for single-key calls, one of its own for cross-shard queries, whose executor
  *       is in {@code internal.query});
