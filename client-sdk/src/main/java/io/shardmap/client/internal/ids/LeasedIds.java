@@ -176,7 +176,14 @@ public final class LeasedIds implements AutoCloseable {
     try {
       Held h = held;
       if (h == null) {
-        held = acquire();
+        Held got = acquire();
+        if (closed) {
+          // close() ran while this acquire was under way and may have missed it: free it here.
+          got.lease.lapse(clock.nanoTime());
+          release(got.lease);
+          return;
+        }
+        held = got;
         failures = null;
         log.info("shardmap ids: generator '" + generator + "' acquired worker id " + held.lease.workerId());
         schedule(renewEveryNanos());
