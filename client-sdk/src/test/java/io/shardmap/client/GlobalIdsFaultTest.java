@@ -12,15 +12,19 @@ import io.grpc.ForwardingClientCall;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.core.ids.IdLayout;
 import io.shardmap.proto.v1.ShardMapIdServiceGrpc;
+import io.shardmap.store.EtcdMetaStore;
+import io.shardmap.store.Txn;
 import io.shardmap.testkit.fleet.ShardmapFleet;
 import io.shardmap.testkit.fleet.ShardmapFleetExtension;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -158,6 +162,70 @@ class GlobalIdsFaultTest {
         assertTrue(issued.add(id), "duplicate " + id);
         assertTrue(issued.add(b.next()), "duplicate from b");
       }
+      b.close();
+      a.close();
+    }
+  }
+
+  /**
+   * The claim is taken away while the generator runs (its etcd key deleted, then taken by another process):
+   * the next renewal is refused NOT_FOUND, the generator gives the worker id up and acquires another, and
+   * its ids keep increasing with no duplicate of the new holder's.
+   */
+  @Test
+  void lostClaimIsGivenUpAndAnotherAcquired() throws Exception {
+    ShardmapFleet f = fleet.get();
+    IdLayout layout = IdLayout.defaults();
+    Duration ttl = Duration.ofSeconds(2);
+    try (ShardmapClient ca = ShardmapClient.start(ClientOptions.builder().targets(f.targets())
+             .channelFactory(f::channelBuilder).keyspaces("users").clientId("proc-a")
+             .backoff(Duration.ofMillis(20), Duration.ofMillis(200)).build());
+         ShardmapClient cb = ShardmapClient.start(ClientOptions.builder().targets(f.targets())
+             .channelFactory(f::channelBuilder).keyspaces("users").clientId("proc-b")
+             .backoff(Duration.ofMillis(20), Duration.ofMillis(200)).build());
+         EtcdMetaStore store = EtcdMetaStore.builder().endpoints(f.etcd().clientEndpoints())
+             .requestTimeout(Duration.ofSeconds(3)).connectTimeout(Duration.ofSeconds(3)).build()) {
+      GlobalIds a = ca.ids("lost", layout, ttl);
+      int wa = a.workerId();
+      Set<Long> issued = new HashSet<>();
+      long last = a.next();
+      issued.add(last);
+      store.commit(Txn.builder().delete(new CatalogPaths(f.prefix()).workerClaim("lost", wa)).build())
+          .get(5, TimeUnit.SECONDS);
+      GlobalIds b = cb.ids("lost", layout, ttl);
+      assertEquals(wa, b.workerId(), "the deleted claim's worker id is free again");
+      // a keeps issuing until its next renewal is refused, then moves to another worker id.
+      for (int i = 0; i < 200 && a.workerId() == wa; i++) {
+        for (int k = 0; k < 100; k++) {
+          try {
+            long id = a.next();
+            assertTrue(id > last, "increasing");
+            last = id;
+            assertTrue(issued.add(id), "duplicate " + id);
+          } catch (ShardmapException e) {
+            assertEquals(ErrorCode.UNAVAILABLE, e.code(), e.getMessage());
+          }
+        }
+        Thread.sleep(20);
+      }
+      assertNotEquals(wa, a.workerId(), "a never gave up its lost claim");
+      int issuedByB = 0;
+      for (int i = 0; i < 100 && issuedByB < 10_000; i++) {
+        try {
+          for (int k = 0; k < 1000; k++) {
+            assertTrue(issued.add(b.next()), "b repeated an id a issued");
+            issuedByB++;
+            long id = a.next();
+            assertTrue(id > last, "increasing across the re-acquisition");
+            last = id;
+            assertTrue(issued.add(id), "duplicate " + id);
+          }
+        } catch (ShardmapException e) {
+          assertEquals(ErrorCode.UNAVAILABLE, e.code(), e.getMessage());
+          Thread.sleep(100);
+        }
+      }
+      assertTrue(issuedByB >= 10_000, "b issued " + issuedByB);
       b.close();
       a.close();
     }
