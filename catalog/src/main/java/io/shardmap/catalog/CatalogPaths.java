@@ -27,6 +27,8 @@ import io.shardmap.core.Keys;
  * {root}/txn-resolver                        UTF-8 server id of the directory server that runs the resolver, under its lease
  * {root}/ids/{gen}/workers/{w}               WorkerClaim: worker id w (decimal) of id generator gen, under its owner's lease
  * {root}/ids/{gen}/high-water/{w}            WorkerHighWater: the ms up to which owners of w may have issued ids; never lowered
+ * {root}/reference/tables/{table}            ReferenceTable: a table copied on every shard of its keyspaces ({table} canonical, e.g. public.countries)
+ * {root}/owners-guard                        empty; rewritten by every write that makes any shard an owner of any key
  * </pre>
  */
 public final class CatalogPaths {
@@ -177,6 +179,24 @@ public final class CatalogPaths {
 
   public String workerHighWaterPrefix(String generator) {
     return idGeneratorPrefix(generator) + "high-water/";
+  }
+
+  /** Every reference table's record starts with this. */
+  public String referenceTablesPrefix() {
+    return root + "/reference/tables/";
+  }
+
+  /** The record of reference table {@code table} (its canonical name, {@code schema.table}). */
+  public String referenceTable(String table) {
+    return referenceTablesPrefix() + table;
+  }
+
+  /**
+   * Rewritten (empty) by every write that makes a shard an owner ({@link MapEdits#guardOwners}): a writer
+   * that must know no shard became an owner since it read the maps (a reference table's copies) compares it.
+   */
+  public String ownersGuard() {
+    return root + "/owners-guard";
   }
 
   enum Kind { SHARD, SPEC, LAYOUT, RANGE, ENTRY }
