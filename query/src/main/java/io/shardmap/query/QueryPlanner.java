@@ -9,6 +9,11 @@ import java.util.Optional;
  * code INVALID_ARGUMENT whose field is {@code sql} and whose rule names the clause (unparseable SQL, a
  * statement that is not a SELECT, a window function, a LIMIT inside a subquery, a join of sharded tables
  * not on their shard key, a table that is not sharded in the keyspace, ...).
+ *
+ * <p>Reference tables ({@link ShardedTables#isReference}) may be joined to the sharded table of the FROM on
+ * any condition by an inner, left, cross or comma join: every shard holds all of their rows, so each result
+ * row is made on the shard that owns its sharded row, exactly once. They cannot be the FROM, nor the
+ * preserved side of a RIGHT or FULL join (their unmatched rows would come from every shard).
  */
 public final class QueryPlanner {
   private QueryPlanner() {}
@@ -18,6 +23,15 @@ public final class QueryPlanner {
   public interface ShardedTables {
     /** {@code table} as written in the statement, unquoted and lower-cased unless it was quoted. */
     Optional<String> keyColumn(String table);
+
+    /**
+     * Whether {@code table} (as in {@link #keyColumn}) is a reference table of the keyspace: a complete copy
+     * on every shard (docs/reference-tables.md), so it may be joined to a sharded table on any condition.
+     * None by default.
+     */
+    default boolean isReference(String table) {
+      return false;
+    }
   }
 
   /** Parses, checks and rewrites {@code sql} (one SELECT with JDBC {@code ?} placeholders). */

@@ -166,7 +166,14 @@ class DifferentialTest {
 
   /** The statement as a cross-shard query: planned, run on every shard with its predicate, merged. */
   static List<Object[]> crossShard(String sql, List<Object> params) throws SQLException {
-    QueryPlan plan = QueryPlanner.plan(sql, t -> t.equals(TABLE) ? Optional.of("id") : Optional.empty());
+    return crossShard(shards, sql, params, t -> t.equals(TABLE) ? Optional.of("id") : Optional.empty());
+  }
+
+  /** {@code sql} planned over {@code tables}, run on {@code shards} (shard i owns the keys k with k % n = i). */
+  static List<Object[]> crossShard(List<Connection> shards, String sql, List<Object> params,
+      QueryPlanner.ShardedTables tables) throws SQLException {
+    final int SHARDS = shards.size();
+    QueryPlan plan = QueryPlanner.plan(sql, tables);
     List<RowSource> sources = new ArrayList<>();
     List<ColumnType> columns = null;
     for (int i = 0; i < SHARDS; i++) {

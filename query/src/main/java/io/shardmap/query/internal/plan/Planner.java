@@ -107,7 +107,12 @@ public final class Planner {
   /** Planning a statement every shard runs as written, under the caller's {@link io.shardmap.query.Merge}. */
   private boolean perShard;
 
-  record TableRef(String name, String schema, String alias, String key, String lookedUp) {}
+  /** A table of the statement; {@code key} is null for a reference table. */
+  record TableRef(String name, String schema, String alias, String key, String lookedUp) {
+    boolean reference() {
+      return key == null;
+    }
+  }
 
   private Planner(String sql, PlainSelect ps, QueryPlanner.ShardedTables tables) {
     this.sql = sql;
@@ -238,11 +243,28 @@ public final class Planner {
 
   private void resolveTables() {
     TableRef first = tableRef(ps.getFromItem(), "FROM");
+    if (first.reference()) {
+      throw Sql.refuse("reference table " + first.lookedUp + " cannot be the FROM of a cross-shard query: every"
+          + " shard holds all of its rows, so they would come once per shard. Read it on any one shard, or"
+          + " join it to a sharded table (FROM <sharded> JOIN " + first.lookedUp + " ON ...)");
+    }
     refs.add(first);
     if (ps.getJoins() == null) {
       return;
     }
     for (Join j : ps.getJoins()) {
+      TableRef right = tableRef(j.getFromItem(), "JOIN");
+      if (right.reference()) {
+        // Exact when the reference table is never the preserved side: each row is made on the shard of
+        // its sharded row. A NATURAL join's condition depends on column names: refused, write ON/USING.
+        if (j.isRight() || j.isFull() || j.isNatural() || j.isSemi() || j.isApply() || j.isStraight()
+            || j.isGlobal() || j.isWindowJoin()) {
+          throw Sql.refuse("a reference table can be joined by INNER, LEFT, CROSS or comma join only (a RIGHT"
+              + " or FULL join would return its unmatched rows once per shard; NATURAL: write ON or USING): " + j);
+        }
+        refs.add(right);
+        continue;
+      }
       if (j.isSimple()) {
         throw Sql.refuse("comma joins are not planned: write INNER JOIN " + j.getFromItem()
             + " ON <a>.<key> = <b>.<key> so that the shard keys are equated");
@@ -252,7 +274,6 @@ public final class Planner {
         throw Sql.refuse("only INNER JOIN on the shard keys can run across shards (an outer, cross or"
             + " natural join is not): " + j);
       }
-      TableRef right = tableRef(j.getFromItem(), "JOIN");
       if (!equatesKeys(j, right)) {
         throw Sql.refuse("a join of sharded tables must equate their shard keys (" + right.key + " of "
             + right.name + " with the key of a table before it) in its ON: " + j);
@@ -290,22 +311,27 @@ public final class Planner {
       key = tables.keyColumn(name);
       lookedUp = name;
     }
+    boolean reference = false;
     if (key.isEmpty()) {
-      throw Sql.refuse("table " + (schema == null ? name : schema + "." + name) + " (in " + clause
-          + ") is not sharded in this keyspace");
+      lookedUp = schema == null ? name : schema + "." + name;
+      reference = tables.isReference(lookedUp);
+      if (!reference) {
+        throw Sql.refuse("table " + lookedUp + " (in " + clause + ") is not sharded in this keyspace"
+            + " (nor one of its reference tables)");
+      }
     }
     Alias alias = t.getAlias();
     if (alias != null && alias.getAliasColumns() != null && !alias.getAliasColumns().isEmpty()) {
       throw Sql.refuse("column aliases on a table (" + t + ") are not supported");
     }
-    return new TableRef(name, schema, alias == null ? null : Sql.fold(alias.getName()), key.get(), lookedUp);
+    return new TableRef(name, schema, alias == null ? null : Sql.fold(alias.getName()), key.orElse(null), lookedUp);
   }
 
   private boolean equatesKeys(Join j, TableRef right) {
     if (j.getUsingColumns() != null && !j.getUsingColumns().isEmpty()) {
       for (Column c : j.getUsingColumns()) {
         String name = Sql.fold(c.getColumnName());
-        if (name.equals(right.key) && refs.stream().anyMatch(r -> r.key.equals(name))) {
+        if (name.equals(right.key) && refs.stream().anyMatch(r -> name.equals(r.key))) {
           return true;
         }
       }
