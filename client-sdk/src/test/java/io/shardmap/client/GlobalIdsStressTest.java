@@ -367,8 +367,12 @@ class GlobalIdsStressTest {
         oldMax = Math.max(oldMax, sp.maxTime);
         frozenIds += sp.count;
       }
-      assertTrue(p1.sdkLog.stream().anyMatch(m -> m.contains("gave up worker id " + w + ":")),
-          "p1 logged giving up worker id " + w + ":\n" + String.join("\n", p1.sdkLog));
+      // A claim p1 never issued with can be an orphan: an AcquireWorker whose answer p1 did not get in time
+      // (a starved server) leaves a claim nobody renews, which expires with its lease (worker-leases.md).
+      if (!old.isEmpty()) {
+        assertTrue(p1.sdkLog.stream().anyMatch(m -> m.contains("gave up worker id " + w + ":")),
+            "p1 logged giving up worker id " + w + ":\n" + String.join("\n", p1.sdkLog));
+      }
       long above = oldMax;
       assertTrue(streams.stream().filter(x -> !x.name.startsWith("p1-")).flatMap(x -> x.spans.stream())
           .anyMatch(sp -> sp.worker == w && sp.minTime > above && sp.minTime < contWall),
