@@ -299,8 +299,17 @@ public final class ShardmapClient implements AutoCloseable {
    *     id of the generator is held (the message says so) or no directory server answered within the RPC timeout
    */
   public GlobalIds ids(String generator, IdLayout layout, Duration leaseTtl) {
+    return ids(generator, layout, leaseTtl, IdClock.SYSTEM);
+  }
+
+  /**
+   * {@link #ids(String, IdLayout, Duration)} on the given clock. Not API: the seam through which this
+   * package's tests step a generator's clock (GlobalIdsStressTest's child processes); applications get the
+   * system clock.
+   */
+  GlobalIds ids(String generator, IdLayout layout, Duration leaseTtl, IdClock clock) {
     return new GlobalIds(new LeasedIds(follower.rpc(), generator, clientId, layout, leaseTtl,
-        options.rpcTimeout(), Backoff.exponential(options.initialBackoff(), options.maxBackoff()), IdClock.SYSTEM));
+        options.rpcTimeout(), Backoff.exponential(options.initialBackoff(), options.maxBackoff()), clock));
   }
 
   /**

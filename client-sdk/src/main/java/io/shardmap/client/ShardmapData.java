@@ -4,6 +4,8 @@ import com.zaxxer.hikari.HikariDataSource;
 import io.shardmap.client.internal.Counters;
 import io.shardmap.client.internal.Counters.QueryFailure;
 import io.shardmap.client.internal.Counters.RetryCause;
+import io.shardmap.client.internal.NotRunException;
+import io.shardmap.client.internal.SqlStates;
 import io.shardmap.client.internal.ShardPools;
 import io.shardmap.client.internal.SnapshotListener;
 import io.shardmap.client.internal.ShardPools.ShardPool;
@@ -261,7 +263,7 @@ public final class ShardmapData implements AutoCloseable {
             stats.txnRerun();
             continue;
           }
-          if ((e instanceof NotRunException || isConnectionLoss(e)) && attempt < options.maxAttempts()) {
+          if ((e instanceof NotRunException || SqlStates.isConnectionLoss(e)) && attempt < options.maxAttempts()) {
             stats.txnRerun(); // nothing was committed: every shard's transaction was still open
             continue;
           }
@@ -274,7 +276,7 @@ public final class ShardmapData implements AutoCloseable {
           writers = txns.commit(tx.end());
           outcome = TxnOutcome.COMMITTED;
           return result;
-        } catch (TxnCoordinator.NotCommitted n) {
+        } catch (NotRunException n) {
           if (attempt >= options.maxAttempts()) {
             throw n.original();
           }
@@ -607,7 +609,7 @@ public final class ShardmapData implements AutoCloseable {
             clearDeclaration(from[0], c);
           }
         } catch (SQLException e) {
-          if (mode != Mode.AUTOCOMMIT && isConnectionLoss(e)) {
+          if (mode != Mode.AUTOCOMMIT && SqlStates.isConnectionLoss(e)) {
             throw new NotRunException(e);
           }
           throw e;
@@ -623,7 +625,7 @@ public final class ShardmapData implements AutoCloseable {
       } catch (SQLException e) {
         rollbackQuietly(c, e);
         // COMMIT was never sent, so a transaction on a broken connection did not commit.
-        throw isConnectionLoss(e) ? new NotRunException(e) : e;
+        throw SqlStates.isConnectionLoss(e) ? new NotRunException(e) : e;
       } catch (RuntimeException | Error e) {
         rollbackQuietly(c, e);
         throw e;
@@ -696,23 +698,6 @@ public final class ShardmapData implements AutoCloseable {
       c.rollback();
     } catch (SQLException e) {
       failure.addSuppressed(e);
-    }
-  }
-
-  /** Connection-class SQLSTATEs, and the server ending the session (shutdown, pg_terminate_backend). */
-  static boolean isConnectionLoss(SQLException e) {
-    String s = e.getSQLState();
-    return s != null && (s.startsWith("08") || s.equals("57P01") || s.equals("57P02") || s.equals("57P03"));
-  }
-
-  /** Marks a failure after which the call provably did not run; never reaches the caller. */
-  private static final class NotRunException extends SQLException {
-    NotRunException(SQLException original) {
-      super(original.getMessage(), original.getSQLState(), original);
-    }
-
-    SQLException original() {
-      return (SQLException) getCause();
     }
   }
 

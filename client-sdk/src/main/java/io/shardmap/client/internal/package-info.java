@@ -17,6 +17,9 @@
  *   <li>{@link io.shardmap.client.internal.ShardPools} keeps one pool per shard primary and replica in step
  *       with the map (one set for single-key calls, one of its own for cross-shard queries, whose executor
  *       is in {@code internal.query});
+ *   <li>{@link io.shardmap.client.internal.NotRunException} marks a failure after which the work provably
+ *       did not take effect and may run again (single-shard calls and cross-shard commits alike), and
+ *       {@link io.shardmap.client.internal.SqlStates} says which SQLSTATEs mean the session was lost;
  *   <li>{@link io.shardmap.client.internal.Counters} holds the live counters (read into the public
  *       {@code ClientStats}/{@code DataStats} snapshots), and
  *       {@link io.shardmap.client.internal.MicrometerMetrics} (the only class naming Micrometer types)

@@ -17,7 +17,9 @@ import java.util.concurrent.atomic.AtomicLong;
  *   <li>Every id's time is above the lease's {@link WorkerLease#startAfterMillis()} and at most its
  *       {@link WorkerLease#issueUntilMillis()}, and is issued only while {@code nanoTime <=
  *       validUntilNanos}: once the process cannot prove its lease, the next call refuses with UNAVAILABLE
- *       and issues again as soon as the lease is renewed.
+ *       and issues again as soon as the lease is renewed. The id's time is a wall-clock reading taken before
+ *       that check, so it is a time at which the lease was still held, however long the process is frozen
+ *       inside the call.
  *   <li>Waits: when a millisecond's sequence is used up, when the wall clock is behind the last id's time
  *       (stepped back) and when it is not yet past {@code startAfterMillis}, the call waits for the clock;
  *       if one call has waited {@code maxWait} in total it refuses with FAILED_PRECONDITION and issues
@@ -145,6 +147,10 @@ public final class IdGenerator {
     boolean waiting = false;
     for (;;) {
       long prev = last.get();
+      // The wall clock is read BEFORE the lease is checked: the id's time is then a moment at which the lease
+      // was still provably held, even if the process freezes (GC, SIGSTOP) anywhere in this call. Read after
+      // the check, a freeze between the two reads would stamp the id with a time after the lease had lapsed.
+      long wall = clock.wallMillis();
       long nowNanos = clock.nanoTime();
       long validUntil = lease.validUntilNanos();
       if (nowNanos - validUntil > 0) {
@@ -152,7 +158,6 @@ public final class IdGenerator {
             + "proven for the last " + (nowNanos - validUntil) / 1_000_000 + " ms, so no id is issued until it is "
             + "renewed (two processes must never share a worker id)");
       }
-      long wall = clock.wallMillis();
       long time = wall - epochMillis;
       if (time < 0) {
         // Only a clock stepped back past the epoch (a layout's epoch is not after its build time): waiting

@@ -11,6 +11,15 @@ package io.shardmap.core.ids;
  * when it is lost); the generator checks each id against their current values.
  */
 public interface WorkerLease {
+  /**
+   * The most worker bits a layout may have when its worker ids are leased through the directory servers'
+   * id service, which leases ids in [0, 2^22): 4,194,304 live processes of one generator, far more than
+   * ever run at once (ids are recycled). The service refuses more (worker_bits), and so does the SDK,
+   * before any RPC (layout.workerBits). A layout may still have more worker bits (up to 27) when its
+   * worker ids come from elsewhere.
+   */
+  int MAX_LEASED_WORKER_BITS = 22;
+
   int workerId();
 
   /** System.nanoTime() up to which this process provably still holds workerId (its last renewal's send time + TTL). */

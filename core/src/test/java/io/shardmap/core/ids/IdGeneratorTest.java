@@ -271,6 +271,61 @@ class IdGeneratorTest {
     refused(g, ErrorCode.UNAVAILABLE, "lease could not be proven");
   }
 
+  /**
+   * The process freezes (GC pause, SIGSTOP) in the middle of a call, between the call's two clock reads, for
+   * longer than its lease; the lease service's issue-until mark is further ahead than that. The id, if one is
+   * issued, must carry a time at which the lease was still provably held: a time after the lease's validity
+   * would be an id stamped while another process may hold the worker id.
+   */
+  @Test
+  void aFreezeInsideACallNeverYieldsAnIdStampedAfterTheLease() {
+    long freezeMs = 3_000;
+    long validMs = 500;
+    for (int freezeAt = 1; freezeAt <= 3; freezeAt++) {
+      SteppedClock base = new SteppedClock(START);
+      long n0 = base.nanoTime();
+      long w0 = base.wallMillis();
+      // Valid for 500 ms from now; the recorded issue-until mark is far beyond the freeze.
+      InMemoryWorkerLease lease = new InMemoryWorkerLease(4, Long.MIN_VALUE, n0 + validMs * 1_000_000, w0 + 10_000);
+      long validUntilWall = w0 + validMs;
+      int at = freezeAt;
+      int[] reads = {0};
+      IdClock freezing = new IdClock() {
+        private void maybeFreeze() {
+          if (++reads[0] == at) {
+            base.advanceMillis(freezeMs); // both clocks move: the process did not run for 3 s
+          }
+        }
+
+        @Override
+        public long wallMillis() {
+          maybeFreeze();
+          return base.wallMillis();
+        }
+
+        @Override
+        public long nanoTime() {
+          maybeFreeze();
+          return base.nanoTime();
+        }
+
+        @Override
+        public void pause(long nanos) {
+          base.pause(nanos);
+        }
+      };
+      IdGenerator g = IdGenerator.create(LAYOUT, lease, freezing, Duration.ofSeconds(1));
+      try {
+        long id = g.next();
+        assertTrue(LAYOUT.unixMillisOf(id) <= validUntilWall, "freeze at clock read " + at + ": id stamped "
+            + LAYOUT.unixMillisOf(id) + ", " + (LAYOUT.unixMillisOf(id) - validUntilWall) + " ms after the lease "
+            + "could last be proven (" + validUntilWall + ")");
+      } catch (ShardmapException e) {
+        assertEquals(ErrorCode.UNAVAILABLE, e.code(), e.getMessage());
+      }
+    }
+  }
+
   @Test
   void noIdAboveIssueUntil() {
     long wall = clock.wallMillis();

@@ -8,6 +8,7 @@ import io.shardmap.core.Backoff;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.Names;
 import io.shardmap.core.ShardmapException;
+import io.shardmap.core.ids.WorkerLease;
 import io.shardmap.proto.v1.AcquireWorkerRequest;
 import io.shardmap.proto.v1.AcquireWorkerResponse;
 import io.shardmap.proto.v1.ReleaseWorkerRequest;
@@ -59,7 +60,8 @@ public final class WorkerLeases {
   private static final Logger log = Logger.getLogger(WorkerLeases.class.getName());
 
   private static final Pattern GENERATOR = Pattern.compile("[a-z][a-z0-9_-]{0,62}");
-  public static final int MAX_WORKER_BITS = 22;
+  /** One cap for the service and the SDK: {@link WorkerLease#MAX_LEASED_WORKER_BITS}. */
+  public static final int MAX_WORKER_BITS = WorkerLease.MAX_LEASED_WORKER_BITS;
   public static final long MIN_TTL_MS = 1_000;
   public static final long MAX_TTL_MS = 300_000;
   public static final long DEFAULT_TTL_MS = 10_000;

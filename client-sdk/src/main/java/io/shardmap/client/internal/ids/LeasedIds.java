@@ -9,6 +9,7 @@ import io.shardmap.core.ShardmapException;
 import io.shardmap.core.ids.IdClock;
 import io.shardmap.core.ids.IdGenerator;
 import io.shardmap.core.ids.IdLayout;
+import io.shardmap.core.ids.WorkerLease;
 import io.shardmap.proto.v1.AcquireWorkerRequest;
 import io.shardmap.proto.v1.AcquireWorkerResponse;
 import io.shardmap.proto.v1.ReleaseWorkerRequest;
@@ -38,7 +39,7 @@ public final class LeasedIds implements AutoCloseable {
   /** The server's rule for generator names (WorkerLeases), checked here so bad input costs no RPC. */
   private static final Pattern GENERATOR = Pattern.compile("[a-z][a-z0-9_-]{0,62}");
   /** The id service's cap on worker bits. */
-  public static final int MAX_WORKER_BITS = 22;
+  public static final int MAX_WORKER_BITS = WorkerLease.MAX_LEASED_WORKER_BITS;
 
   /** A claim and its generator, replaced together. */
   private record Held(RemoteWorkerLease lease, IdGenerator generator) { }
@@ -76,7 +77,7 @@ public final class LeasedIds implements AutoCloseable {
     }
     if (layout.workerBits() < 1 || layout.workerBits() > MAX_WORKER_BITS) {
       throw ShardmapException.invalid("layout.workerBits", "must be within 1.." + MAX_WORKER_BITS
-          + " (the id service leases worker ids in [0, 2^22) at most), got " + layout.workerBits());
+          + " (the id service leases worker ids in [0, 2^" + MAX_WORKER_BITS + ") at most), got " + layout.workerBits());
     }
     if (ttl == null || ttl.toMillis() < 1000 || ttl.toMillis() > 300_000) {
       throw ShardmapException.invalid("leaseTtl", "must be within 1 s..300 s, got " + ttl);

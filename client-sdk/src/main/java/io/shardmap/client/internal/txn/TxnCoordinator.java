@@ -2,6 +2,8 @@ package io.shardmap.client.internal.txn;
 
 import io.shardmap.client.internal.Counters;
 import io.shardmap.client.internal.Counters.TxnOutcome;
+import io.shardmap.client.internal.NotRunException;
+import io.shardmap.client.internal.SqlStates;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.core.TxnId;
@@ -43,17 +45,6 @@ import org.postgresql.core.TransactionState;
  * coordinator writes, after every prepare succeeded.
  */
 public final class TxnCoordinator {
-  /** Thrown when the transaction provably did not take effect and may run again (a lost connection). */
-  public static final class NotCommitted extends Exception {
-    public NotCommitted(SQLException cause) {
-      super(cause.getMessage(), cause);
-    }
-
-    public SQLException original() {
-      return (SQLException) getCause();
-    }
-  }
-
   /** A point of the two-phase protocol, for {@link Steps}. */
   public enum Step {
     /** The gid is made; no participant is prepared yet (shard: the decider). */
@@ -142,7 +133,7 @@ public final class TxnCoordinator {
    * Commits the work done on {@code ps} on all of them or on none, and gives their connections back.
    *
    * @return how it committed (for metrics): the number of writers
-   * @throws NotCommitted a connection was lost before the commit point: nothing committed, the work may run
+   * @throws NotRunException a connection was lost before the commit point: nothing committed, the work may run
    *     again
    * @throws ShardmapException INVALID_ARGUMENT when the work ended a transaction itself; ABORTED when it did
    *     not take effect (a transaction the work had let fail, a resolver's abort, a participant refusing to
@@ -151,7 +142,7 @@ public final class TxnCoordinator {
    *     disabled, no decisions table)
    * @throws SQLException a failure of PostgreSQL at commit (a deferred constraint): nothing committed
    */
-  public int commit(List<Participant> ps) throws SQLException, NotCommitted {
+  public int commit(List<Participant> ps) throws SQLException {
     List<Participant> active = new ArrayList<>(ps.size());
     try {
       for (Participant p : ps) {
@@ -203,7 +194,7 @@ public final class TxnCoordinator {
       SQLException e = f.first();
       rollback(ps, e);
       if (f.allConnectionLoss()) {
-        throw new NotCommitted(e);
+        throw new NotRunException(e);
       }
       throw e;
     }
@@ -231,7 +222,7 @@ public final class TxnCoordinator {
   }
 
   private int twoPhase(List<Participant> ps, List<Participant> writers, List<Participant> readers)
-      throws SQLException, NotCommitted {
+      throws SQLException {
     Participant decider = writers.get(0);
     List<Participant> others = writers.subList(1, writers.size());
     TxnId id;
@@ -272,7 +263,7 @@ public final class TxnCoordinator {
       steps.at(Step.BEFORE_DECIDE, id, decider.shard());
       DecisionRows.commitWithDecision(decider.raw, id, shards);
     } catch (ShardmapException | SQLException e) {
-      if (e instanceof SQLException s && isConnectionLoss(s)) {
+      if (e instanceof SQLException s && SqlStates.isConnectionLoss(s)) {
         Decision d = decisionAfterLoss(decider, id, s);
         if (d == Decision.ABORT) {
           rollbackPrepared(others, id, s);
@@ -323,10 +314,10 @@ public final class TxnCoordinator {
 
   /**
    * A prepare failed: nothing can commit (no decision was made). Rolls back everything and returns what to
-   * throw, or throws NotCommitted when only connections were lost and everything was rolled back.
+   * throw, or throws NotRunException when only connections were lost and everything was rolled back.
    */
   private RuntimeException abortAfterPrepares(List<Participant> ps, Participant decider, List<Participant> others,
-      Failures prepared, TxnId id) throws NotCommitted {
+      Failures prepared, TxnId id) throws NotRunException {
     SQLException first = prepared.first();
     RuntimeException refusal = prepared.firstRuntime();
     Throwable cause = refusal != null ? refusal : first;
@@ -356,7 +347,7 @@ public final class TxnCoordinator {
     }
     release(ps);
     if (clean && refusal == null && prepared.allConnectionLoss()) {
-      throw new NotCommitted(first);
+      throw new NotRunException(first);
     }
     if (refusal != null) {
       return refusal;
@@ -422,12 +413,6 @@ public final class TxnCoordinator {
     }
   }
 
-  /** Connection-class SQLSTATEs and the server ending the session: the statement's outcome is unknown. */
-  static boolean isConnectionLoss(SQLException e) {
-    String s = e.getSQLState();
-    return s != null && (s.startsWith("08") || s.equals("57P01") || s.equals("57P02") || s.equals("57P03"));
-  }
-
   private interface ShardStep {
     void run(int index, Participant p) throws SQLException;
   }
@@ -454,7 +439,7 @@ public final class TxnCoordinator {
     }
 
     boolean connectionLoss(int i) {
-      return errors[i] instanceof SQLException s && isConnectionLoss(s);
+      return errors[i] instanceof SQLException s && SqlStates.isConnectionLoss(s);
     }
 
     /** Every failure is a lost connection (and there is one). */
