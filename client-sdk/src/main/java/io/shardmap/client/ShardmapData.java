@@ -227,8 +227,10 @@ public final class ShardmapData implements AutoCloseable {
    * resolver, and counted in {@code shardmap.client.txn.left_to_resolver}).
    *
    * <p>The work runs again, on fresh transactions, when a shard refuses it because a move fenced a range it
-   * touched (once the map names the new owner) or a connection breaks before the commit point: in both cases
-   * nothing committed anywhere. Up to {@link DataOptions#maxAttempts()} runs.
+   * touched (once the map names the new owner), when a reference table's copy refuses it for a stale epoch
+   * (SQLSTATE SMR01: the table's copies changed; once the table's record shows the new epoch, see
+   * {@link CrossShardTransaction#referenceCopies}), or when a connection breaks before the commit point: in
+   * every case nothing committed anywhere. Up to {@link DataOptions#maxAttempts()} runs.
    *
    * <p>Isolation: each shard's transaction is its own (READ COMMITTED unless the work sets otherwise); the
    * shards commit atomically, not at one instant, so a reader on two shards may see one side committed
