@@ -269,7 +269,14 @@ class ReferenceWriteTest {
       }));
     }
     try {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
       while (acknowledged.size() < 20) {
+        for (Future<?> f : writers) {
+          if (f.isDone()) {
+            f.get(); // a writer that failed before the join: its failure is the test's
+          }
+        }
+        assertTrue(System.nanoTime() < deadline, "20 inserts before the join within 60 s: " + acknowledged.size());
         Thread.sleep(5);
       }
       assertEquals(2, ref.raise(0, 2));
