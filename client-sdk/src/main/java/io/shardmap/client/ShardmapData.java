@@ -324,7 +324,8 @@ public final class ShardmapData implements AutoCloseable {
   /**
    * Runs {@code work} once on every copy of reference table {@code table} of {@code keyspace}, all in one
    * cross-shard transaction ({@link #acrossShards} with {@link CrossShardTransaction#referenceCopies}), and
-   * commits every copy or none (docs/reference-sdk.md). Returns the work's result, which must be the same on
+   * commits every copy or none (docs/reference-sdk.md). The copies' runs go at once, each on its own thread
+   * (the caller's for the first): the work must not share unsynchronized mutable state between them. Returns the work's result, which must be the same on
    * every copy: the work's results are compared ({@link java.util.Objects#deepEquals}; return values such as
    * update counts, not JDBC objects), and copies that return different results (copies that diverged: an
    * UPDATE that changed a row on one copy and none on another) refuse the write, with nothing committed
@@ -351,23 +352,18 @@ public final class ShardmapData implements AutoCloseable {
     }
     return acrossShards(tx -> {
       Map<String, Connection> copies = tx.referenceCopies(keyspace, table);
-      Map<String, T> results = new java.util.LinkedHashMap<>();
-      T first = null;
+      List<String> shards = new ArrayList<>(copies.keySet());
+      List<T> results = onEveryCopy(new ArrayList<>(copies.values()), work);
+      T first = results.get(0);
       boolean same = true;
-      for (Map.Entry<String, Connection> copy : copies.entrySet()) {
-        T r = work.run(copy.getValue());
-        if (results.isEmpty()) {
-          first = r;
-        } else if (!java.util.Objects.deepEquals(first, r)) {
-          same = false;
-        }
-        results.put(copy.getKey(), r);
+      for (T r : results) {
+        same &= java.util.Objects.deepEquals(first, r);
       }
       if (!same) {
         stats.referenceResultsDiffered();
         StringBuilder b = new StringBuilder();
-        for (Map.Entry<String, T> r : results.entrySet()) {
-          b.append(b.length() == 0 ? "" : ", ").append(r.getKey()).append('=').append(describe(r.getValue()));
+        for (int i = 0; i < shards.size(); i++) {
+          b.append(i == 0 ? "" : ", ").append(shards.get(i)).append('=').append(describe(results.get(i)));
         }
         String name = references.record(keyspace, table).getTable();
         throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "the copies of reference table " + name
@@ -377,6 +373,90 @@ public final class ShardmapData implements AutoCloseable {
       }
       return first;
     });
+  }
+
+  /**
+   * Runs {@code work} on every connection at once: the first on this thread, the others on the transaction
+   * executor (on this thread too when it is saturated), so the copies cost one round trip per statement, not
+   * one per statement and copy. Returns the results in order once all have finished; when any failed, throws
+   * (after all finished, so no connection is still in use) a copy's stale-epoch refusal first (the rerun
+   * needs it), else a fence's, else the first failure in order, the others suppressed in it.
+   */
+  private <T> List<T> onEveryCopy(List<Connection> copies, SqlWork<T> work) throws SQLException {
+    int n = copies.size();
+    Object[] out = new Object[n];
+    Throwable[] failed = new Throwable[n];
+    java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(n - 1);
+    for (int i = 1; i < n; i++) {
+      int k = i;
+      txnExecutor.execute(() -> {
+        try {
+          out[k] = work.run(copies.get(k));
+        } catch (Throwable t) {
+          failed[k] = t;
+        } finally {
+          done.countDown();
+        }
+      });
+    }
+    try {
+      out[0] = work.run(copies.get(0));
+    } catch (Throwable t) {
+      failed[0] = t;
+    }
+    boolean interrupted = false;
+    while (true) {
+      try {
+        done.await();
+        break;
+      } catch (InterruptedException e) {
+        interrupted = true; // the copies' statements are under way: their connections must be free before going on
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+    Throwable first = null;
+    for (Throwable t : failed) {
+      if (t instanceof SQLException e && staleReference(e) != null) {
+        first = t;
+        break;
+      }
+    }
+    for (Throwable t : failed) {
+      if (first == null && t instanceof SQLException e && StaleRoute.isStaleRoute(e)) {
+        first = t;
+      }
+    }
+    for (Throwable t : failed) {
+      if (first == null && t != null) {
+        first = t;
+      }
+    }
+    if (first != null) {
+      for (Throwable t : failed) {
+        if (t != null && t != first) {
+          first.addSuppressed(t);
+        }
+      }
+      if (first instanceof SQLException e) {
+        throw e;
+      }
+      if (first instanceof RuntimeException e) {
+        throw e;
+      }
+      if (first instanceof Error e) {
+        throw e;
+      }
+      throw new IllegalStateException("the work failed on a copy", first);
+    }
+    List<T> results = new ArrayList<>(n);
+    for (Object o : out) {
+      @SuppressWarnings("unchecked")
+      T r = (T) o;
+      results.add(r);
+    }
+    return results;
   }
 
   private static String describe(Object value) {
