@@ -324,8 +324,9 @@ public final class ShardmapData implements AutoCloseable {
   /**
    * Runs {@code work} once on every copy of reference table {@code table} of {@code keyspace}, all in one
    * cross-shard transaction ({@link #acrossShards} with {@link CrossShardTransaction#referenceCopies}), and
-   * commits every copy or none (docs/reference-sdk.md). The copies' runs go at once, each on its own thread
-   * (the caller's for the first): the work must not share unsynchronized mutable state between them. Returns the work's result, which must be the same on
+   * commits every copy or none (docs/reference-sdk.md). It runs on the first copy (by shard name), then on all
+   * the others at once, each on its own thread: the work must not share unsynchronized mutable state between
+   * its runs. Returns the work's result, which must be the same on
    * every copy: the work's results are compared ({@link java.util.Objects#deepEquals}; return values such as
    * update counts, not JDBC objects), and copies that return different results (copies that diverged: an
    * UPDATE that changed a row on one copy and none on another) refuse the write, with nothing committed
@@ -376,18 +377,23 @@ public final class ShardmapData implements AutoCloseable {
   }
 
   /**
-   * Runs {@code work} on every connection at once: the first on this thread, the others on the transaction
-   * executor (on this thread too when it is saturated), so the copies cost one round trip per statement, not
-   * one per statement and copy. Returns the results in order once all have finished; when any failed, throws
-   * (after all finished, so no connection is still in use) a copy's stale-epoch refusal first (the rerun
-   * needs it), else a fence's, else the first failure in order, the others suppressed in it.
+   * Runs {@code work} on the first copy, then on all the others at once: one on this thread, the rest on the
+   * transaction executor (on this thread too when it is saturated). So the copies cost two round trips per
+   * statement, not one per statement and copy, and two writers of the same rows cannot deadlock across
+   * copies: the work takes the same row locks on every copy, the first copy's locks order the writers, and a
+   * writer waiting there holds nothing on the others (with every copy at once, two writers locked the same
+   * row on different copies and waited for each other until the cross-shard lock timeout). Returns the
+   * results in copy order once all have finished; when any failed, throws (after all finished, so no
+   * connection is still in use) a copy's stale-epoch refusal first (the rerun needs it), else a fence's,
+   * else the first failure in order, the others suppressed in it.
    */
   private <T> List<T> onEveryCopy(List<Connection> copies, SqlWork<T> work) throws SQLException {
     int n = copies.size();
     Object[] out = new Object[n];
     Throwable[] failed = new Throwable[n];
-    java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(n - 1);
-    for (int i = 1; i < n; i++) {
+    out[0] = work.run(copies.get(0)); // alone first: see above
+    java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(Math.max(0, n - 2));
+    for (int i = 2; i < n; i++) {
       int k = i;
       txnExecutor.execute(() -> {
         try {
@@ -399,10 +405,12 @@ public final class ShardmapData implements AutoCloseable {
         }
       });
     }
-    try {
-      out[0] = work.run(copies.get(0));
-    } catch (Throwable t) {
-      failed[0] = t;
+    if (n > 1) {
+      try {
+        out[1] = work.run(copies.get(1));
+      } catch (Throwable t) {
+        failed[1] = t;
+      }
     }
     boolean interrupted = false;
     while (true) {

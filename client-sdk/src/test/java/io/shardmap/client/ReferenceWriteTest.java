@@ -333,6 +333,39 @@ class ReferenceWriteTest {
     assertTrue(attempted.containsAll(codes), "nothing that was not written");
   }
 
+  /**
+   * Writers of one row never deadlock across copies: the first copy's row lock orders them (with the work run
+   * on every copy at once, two writers locked the row on different copies and waited for each other until the
+   * cross-shard lock timeout, here 300 ms, failed them with 55P03).
+   */
+  @Test
+  void writersOfOneRowAreOrderedByTheFirstCopyAndNeverDeadlock() throws Exception {
+    insert("fr", "France", 0);
+    try (ShardmapData tight = ShardmapData.open(client, DataOptions.builder().user(pg.shard(0).user())
+        .password(pg.shard(0).password()).maxPoolSize(8).crossShardLockTimeout(Duration.ofMillis(300)).build())) {
+      ExecutorService pool = Executors.newFixedThreadPool(6);
+      try {
+        List<Future<?>> writers = new ArrayList<>();
+        for (int w = 0; w < 6; w++) {
+          writers.add(pool.submit(() -> {
+            for (int i = 0; i < 25; i++) {
+              assertEquals(1, (int) tight.writeReference("users", ref.canonical, c -> exec(c, "UPDATE " + ref.name
+                  + " SET population = population + 1 WHERE code = 'fr'")));
+            }
+            return null;
+          }));
+        }
+        for (Future<?> f : writers) {
+          f.get(120, TimeUnit.SECONDS);
+        }
+      } finally {
+        pool.shutdownNow();
+        assertTrue(pool.awaitTermination(30, TimeUnit.SECONDS));
+      }
+    }
+    assertCopies(List.of("(fr,France,150)"));
+  }
+
   @Test
   void copiesThatDivergedRefuseTheWriteWithNothingChanged() throws Exception {
     insert("fr", "France", 68);
