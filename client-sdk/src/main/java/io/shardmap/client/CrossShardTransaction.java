@@ -26,13 +26,25 @@ public final class CrossShardTransaction {
   /** A key the work asked for and the route it got, so a fence's refusal can be matched to it. */
   record UsedRoute(String keyspace, long intKey, ShardKey key, Route route) {}
 
+  /** A reference table the work asked for the copies of, with the record's epoch it declared. */
+  record UsedReference(String keyspace, String table, long epoch) {}
+
   interface Opener {
     Participant open(CrossShardTransaction tx, String keyspace, long intKey, ShardKey key) throws SQLException;
+
+    /** The record of {@code table} among {@code keyspace}'s reference tables. */
+    io.shardmap.proto.v1.ReferenceTable reference(String keyspace, String table);
+
+    /** The participant of {@code shard}, opened in {@code tx} if it is not yet. */
+    Participant openShard(CrossShardTransaction tx, String shard) throws SQLException;
   }
 
   private final Opener opener;
   private final Map<String, Participant> participants = new LinkedHashMap<>();
   private final List<UsedRoute> routes = new ArrayList<>();
+  private final List<UsedReference> references = new ArrayList<>();
+  /** Per shard, the reference epochs its transaction declares (canonical table to epoch). */
+  private final Map<String, Map<String, Long>> declared = new java.util.HashMap<>();
   private boolean ended;
 
   CrossShardTransaction(Opener opener) {
@@ -56,6 +68,52 @@ public final class CrossShardTransaction {
   /** {@link #connection(String, ShardKey)} for an integer key. */
   public synchronized Connection connection(String keyspace, long key) throws SQLException {
     return open(keyspace, key, null);
+  }
+
+  /**
+   * The connections of every copy of reference table {@code table} of {@code keyspace}, by shard (sorted),
+   * each in this transaction: a shard the work already opened gives the same connection. Each declares the
+   * table's reference epoch for the rest of the transaction (sent with its next statement), which lets a
+   * write of the copy pass its guard. Write every copy alike (as {@link ShardmapData#writeReference} does):
+   * the copies commit together, and a copy left unwritten keeps its old rows.
+   *
+   * <p>{@code table} may be given in any form PostgreSQL would read as the record's name ({@code
+   * public.countries}, {@code Countries}, {@code "public"."countries"}); unqualified, it matches the one
+   * reference table of the keyspace with that name (docs/reference-sdk.md, "Table names").
+   *
+   * <p>When the table's copies change meanwhile (a shard added), a copy refuses the write (SQLSTATE SMR01):
+   * the whole work runs again once the SDK sees the new copies (see {@link ShardmapData#acrossShards}).
+   *
+   * @throws ShardmapException NOT_FOUND naming the table when it is not a reference table of the keyspace,
+   *     or for an unknown keyspace; INVALID_ARGUMENT for a malformed or ambiguous name; FAILED_PRECONDITION
+   *     once the work has returned, or when the record names no copy
+   * @throws SQLException when a shard gives no connection
+   */
+  public synchronized Map<String, Connection> referenceCopies(String keyspace, String table) throws SQLException {
+    if (ended) {
+      throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "this cross-shard transaction has ended: take "
+          + "connections only inside its work");
+    }
+    if (keyspace == null || keyspace.isEmpty()) {
+      throw ShardmapException.invalid("keyspace", "a keyspace is required");
+    }
+    io.shardmap.proto.v1.ReferenceTable t = opener.reference(keyspace, table);
+    if (t.getCopiesCount() == 0) {
+      throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "reference table " + t.getTable() + " of keyspace '"
+          + keyspace + "' has no copy yet: its declaration has not finished (shardmap-migrator reference list)");
+    }
+    references.add(new UsedReference(keyspace, t.getTable(), t.getEpoch()));
+    Map<String, Connection> out = new LinkedHashMap<>();
+    for (String shard : new java.util.TreeSet<>(t.getCopiesList())) {
+      Participant p = opener.openShard(this, shard);
+      Map<String, Long> epochs = declared.computeIfAbsent(shard, s -> new java.util.TreeMap<>());
+      Long before = epochs.put(t.getTable(), t.getEpoch());
+      if (before == null || before != t.getEpoch()) {
+        p.declareReferences(io.shardmap.core.sql.ReferenceGuard.declaration(epochs));
+      }
+      out.put(shard, p.connection());
+    }
+    return Collections.unmodifiableMap(out);
   }
 
   /** The shards this run has opened so far, in the order it opened them. */
@@ -87,6 +145,10 @@ public final class CrossShardTransaction {
 
   void used(UsedRoute r) {
     routes.add(r);
+  }
+
+  synchronized List<UsedReference> references() {
+    return List.copyOf(references);
   }
 
   synchronized List<UsedRoute> routes() {

@@ -273,6 +273,11 @@ public final class ShardmapClient implements AutoCloseable {
     return ns;
   }
 
+  /** The reference table records of {@code keyspace}, read by a directory server from etcd (quorum read). */
+  io.shardmap.proto.v1.ListReferenceTablesResponse referenceTables(String keyspace) {
+    return follower.rpc().referenceTables(keyspace);
+  }
+
   /** The lease TTL of {@link #ids(String, IdLayout)}: the id service's default. */
   public static final Duration DEFAULT_ID_LEASE_TTL = Duration.ofSeconds(10);
 

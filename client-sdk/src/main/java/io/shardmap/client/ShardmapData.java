@@ -16,6 +16,9 @@ import io.shardmap.client.internal.query.PartGuard;
 import io.shardmap.client.internal.query.QueryExecutor;
 import io.shardmap.client.internal.query.QueryTarget;
 import io.shardmap.client.internal.txn.Participant;
+import io.shardmap.client.internal.txn.ReferenceRecords;
+import io.shardmap.core.sql.ReferenceGuard;
+import io.shardmap.proto.v1.ReferenceTable;
 import io.shardmap.client.internal.txn.TxnCoordinator;
 import io.shardmap.client.internal.Counters.TxnOutcome;
 import io.shardmap.core.KeyspaceMap;
@@ -95,6 +98,8 @@ public final class ShardmapData implements AutoCloseable {
   /** Runs the round trips of a cross-shard commit to every shard but the caller's first, in parallel. */
   private final java.util.concurrent.ThreadPoolExecutor txnExecutor;
   private final TxnCoordinator txns;
+  /** The reference table records per keyspace, read from a directory server when needed. */
+  private final ReferenceRecords references;
   private final Object mapChanged = new Object();
   private final SnapshotListener listener = (before, after, resync) -> onMapChange(after);
   private volatile long mapChanges;
@@ -117,6 +122,7 @@ public final class ShardmapData implements AutoCloseable {
         }, new java.util.concurrent.ThreadPoolExecutor.CallerRunsPolicy());
     this.txns = new TxnCoordinator(this::txnNamespace, TxnCoordinator.coordinatorId(client.clientId()), stats,
         txnExecutor, DECIDE_AFTER_LOSS_TIMEOUT, options.crossShardCommitWait(), steps);
+    this.references = new ReferenceRecords(client::referenceTables, stats);
   }
 
   /**
@@ -223,8 +229,10 @@ public final class ShardmapData implements AutoCloseable {
    * resolver, and counted in {@code shardmap.client.txn.left_to_resolver}).
    *
    * <p>The work runs again, on fresh transactions, when a shard refuses it because a move fenced a range it
-   * touched (once the map names the new owner) or a connection breaks before the commit point: in both cases
-   * nothing committed anywhere. Up to {@link DataOptions#maxAttempts()} runs.
+   * touched (once the map names the new owner), when a reference table's copy refuses it for a stale epoch
+   * (SQLSTATE SMR01: the table's copies changed; once the table's record shows the new epoch, see
+   * {@link CrossShardTransaction#referenceCopies}), or when a connection breaks before the commit point: in
+   * every case nothing committed anywhere. Up to {@link DataOptions#maxAttempts()} runs.
    *
    * <p>Isolation: each shard's transaction is its own (READ COMMITTED unless the work sets otherwise); the
    * shards commit atomically, not at one instant, so a reader on two shards may see one side committed
@@ -251,8 +259,23 @@ public final class ShardmapData implements AutoCloseable {
     Map<String, Boolean> declare = new java.util.HashMap<>();
     try {
       for (int attempt = 1; ; attempt++) {
-        CrossShardTransaction tx = new CrossShardTransaction((t, keyspace, intKey, key) ->
-            participant(t, keyspace, intKey, key, declare));
+        CrossShardTransaction tx = new CrossShardTransaction(new CrossShardTransaction.Opener() {
+          @Override
+          public Participant open(CrossShardTransaction t, String keyspace, long intKey, ShardKey key)
+              throws SQLException {
+            return participant(t, keyspace, intKey, key, declare);
+          }
+
+          @Override
+          public ReferenceTable reference(String keyspace, String table) {
+            return references.record(keyspace, table);
+          }
+
+          @Override
+          public Participant openShard(CrossShardTransaction t, String shard) throws SQLException {
+            return participantOf(t, shard);
+          }
+        });
         T result;
         try {
           result = work.run(tx);
@@ -261,6 +284,13 @@ public final class ShardmapData implements AutoCloseable {
           if (StaleRoute.isStaleRoute(e)) {
             awaitRerun(tx.routes(), e, attempt, declare);
             stats.txnRerun();
+            continue;
+          }
+          SQLException staleCopies = staleReference(e);
+          if (staleCopies != null) {
+            awaitNewerCopies(tx.references(), staleCopies, attempt);
+            stats.txnRerun();
+            stats.referenceRerun();
             continue;
           }
           if ((e instanceof NotRunException || SqlStates.isConnectionLoss(e)) && attempt < options.maxAttempts()) {
@@ -293,20 +323,283 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
+  /**
+   * Runs {@code work} once on every copy of reference table {@code table} of {@code keyspace}, all in one
+   * cross-shard transaction ({@link #acrossShards} with {@link CrossShardTransaction#referenceCopies}), and
+   * commits every copy or none (docs/reference-sdk.md). It runs on the first copy (by shard name), then on all
+   * the others at once, each on its own thread: the work must not share unsynchronized mutable state between
+   * its runs. Returns the work's result, which must be the same on
+   * every copy: the work's results are compared ({@link java.util.Objects#deepEquals}; return values such as
+   * update counts, not JDBC objects), and copies that return different results (copies that diverged: an
+   * UPDATE that changed a row on one copy and none on another) refuse the write, with nothing committed
+   * anywhere.
+   *
+   * <p>When the table's copies change while the work runs (a shard added to them), a copy refuses it with
+   * SQLSTATE {@value ReferenceGuard#STALE_SQLSTATE}; the SDK rolls every copy back, reads the table's record
+   * again until it shows at least the copies' new epoch, and runs the work again on the new copies (bounded
+   * by {@link DataOptions#maxAttempts()} runs and {@link DataOptions#staleRouteTimeout()} of waiting per run).
+   *
+   * <p>Reads do not need this: every copy is whole, so a query on any one shard reads (and joins) the
+   * table locally.
+   *
+   * @throws ShardmapException FAILED_PRECONDITION when the copies returned different results (the message
+   *     names every shard and its result, and the command that compares the copies); NOT_FOUND naming the
+   *     table when it is not a reference table of the keyspace, or for an unknown keyspace; INVALID_ARGUMENT
+   *     for a malformed table name or a null work; STALE_EPOCH when the copies kept changing; the other
+   *     outcomes of {@link #acrossShards}
+   * @throws SQLException the work's own SQL errors (nothing committed)
+   */
+  public <T> T writeReference(String keyspace, String table, SqlWork<T> work) throws SQLException {
+    if (work == null) {
+      throw ShardmapException.invalid("work", "an SqlWork is required");
+    }
+    return acrossShards(tx -> {
+      Map<String, Connection> copies = tx.referenceCopies(keyspace, table);
+      List<String> shards = new ArrayList<>(copies.keySet());
+      List<T> results = onEveryCopy(new ArrayList<>(copies.values()), work);
+      T first = results.get(0);
+      boolean same = true;
+      for (T r : results) {
+        same &= java.util.Objects.deepEquals(first, r);
+      }
+      if (!same) {
+        stats.referenceResultsDiffered();
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < shards.size(); i++) {
+          b.append(i == 0 ? "" : ", ").append(shards.get(i)).append('=').append(describe(results.get(i)));
+        }
+        String name = references.record(keyspace, table).getTable();
+        throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "the copies of reference table " + name
+            + " returned different results for the same write (" + b + "): they hold different rows. Nothing "
+            + "was committed on any copy. Compare them with `shardmap-migrator reference verify " + name
+            + "` and mend them with `shardmap-migrator reference repair " + name + "`");
+      }
+      return first;
+    });
+  }
+
+  /**
+   * Runs {@code work} on the first copy, then on all the others at once: one on this thread, the rest on the
+   * transaction executor (on this thread too when it is saturated). So the copies cost two round trips per
+   * statement, not one per statement and copy, and two writers of the same rows cannot deadlock across
+   * copies: the work takes the same row locks on every copy, the first copy's locks order the writers, and a
+   * writer waiting there holds nothing on the others (with every copy at once, two writers locked the same
+   * row on different copies and waited for each other until the cross-shard lock timeout). Returns the
+   * results in copy order once all have finished; when any failed, throws (after all finished, so no
+   * connection is still in use) a copy's stale-epoch refusal first (the rerun needs it), else a fence's,
+   * else the first failure in order, the others suppressed in it.
+   */
+  private <T> List<T> onEveryCopy(List<Connection> copies, SqlWork<T> work) throws SQLException {
+    int n = copies.size();
+    Object[] out = new Object[n];
+    Throwable[] failed = new Throwable[n];
+    out[0] = work.run(copies.get(0)); // alone first: see above
+    java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(Math.max(0, n - 2));
+    for (int i = 2; i < n; i++) {
+      int k = i;
+      txnExecutor.execute(() -> {
+        try {
+          out[k] = work.run(copies.get(k));
+        } catch (Throwable t) {
+          failed[k] = t;
+        } finally {
+          done.countDown();
+        }
+      });
+    }
+    if (n > 1) {
+      try {
+        out[1] = work.run(copies.get(1));
+      } catch (Throwable t) {
+        failed[1] = t;
+      }
+    }
+    boolean interrupted = false;
+    while (true) {
+      try {
+        done.await();
+        break;
+      } catch (InterruptedException e) {
+        interrupted = true; // the copies' statements are under way: their connections must be free before going on
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+    Throwable first = null;
+    for (Throwable t : failed) {
+      if (t instanceof SQLException e && staleReference(e) != null) {
+        first = t;
+        break;
+      }
+    }
+    for (Throwable t : failed) {
+      if (first == null && t instanceof SQLException e && StaleRoute.isStaleRoute(e)) {
+        first = t;
+      }
+    }
+    for (Throwable t : failed) {
+      if (first == null && t != null) {
+        first = t;
+      }
+    }
+    if (first != null) {
+      for (Throwable t : failed) {
+        if (t != null && t != first) {
+          first.addSuppressed(t);
+        }
+      }
+      if (first instanceof SQLException e) {
+        throw e;
+      }
+      if (first instanceof RuntimeException e) {
+        throw e;
+      }
+      if (first instanceof Error e) {
+        throw e;
+      }
+      throw new IllegalStateException("the work failed on a copy", first);
+    }
+    List<T> results = new ArrayList<>(n);
+    for (Object o : out) {
+      @SuppressWarnings("unchecked")
+      T r = (T) o;
+      results.add(r);
+    }
+    return results;
+  }
+
+  private static String describe(Object value) {
+    if (value instanceof int[] a) {
+      return java.util.Arrays.toString(a);
+    }
+    if (value instanceof long[] a) {
+      return java.util.Arrays.toString(a);
+    }
+    if (value instanceof Object[] a) {
+      return java.util.Arrays.deepToString(a);
+    }
+    String s = String.valueOf(value);
+    return s.length() <= 80 ? s : s.substring(0, 77) + "...";
+  }
+
+  /** The stale-epoch refusal of a reference copy in {@code e}'s chain (SQLSTATE SMR01), or null. */
+  static SQLException staleReference(SQLException e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof SQLException s && ReferenceGuard.STALE_SQLSTATE.equals(s.getSQLState())) {
+        return s;
+      }
+      if (t.getCause() == t) {
+        break;
+      }
+    }
+    return null;
+  }
+
+  private static final Pattern STALE_TABLE = Pattern.compile("of reference table (.+?) changed \\(reference_epoch=");
+
+  /** The canonical table a stale-epoch refusal names, or null when its message names none this SDK reads. */
+  static String staleTable(SQLException refusal) {
+    Matcher m = STALE_TABLE.matcher(String.valueOf(refusal.getMessage()));
+    return m.find() ? m.group(1) : null;
+  }
+
+  /**
+   * After a reference copy refused a run for a stale epoch: reads the records of the tables concerned again
+   * (with the client's backoff between reads) until one shows an epoch at least the refused one, so that the
+   * next run writes the new copies. Throws when the runs are used up or no such record comes in time.
+   */
+  private void awaitNewerCopies(List<CrossShardTransaction.UsedReference> used, SQLException refusal, int attempt) {
+    long refused = ReferenceGuard.refusedEpoch(refusal.getMessage());
+    String table = staleTable(refusal);
+    java.util.Set<CrossShardTransaction.UsedReference> concerned = new java.util.LinkedHashSet<>();
+    for (CrossShardTransaction.UsedReference u : used) {
+      if (u.table().equals(table)) {
+        concerned.add(new CrossShardTransaction.UsedReference(u.keyspace(), u.table(), 0));
+      }
+    }
+    if (concerned.isEmpty()) {
+      if (table != null || used.isEmpty()) {
+        throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "a reference copy refused the write as declared "
+            + "with a stale epoch, for a table the work did not take through referenceCopies (" + table + "): "
+            + refusal.getMessage(), refusal);
+      }
+      for (CrossShardTransaction.UsedReference u : used) {
+        concerned.add(new CrossShardTransaction.UsedReference(u.keyspace(), u.table(), 0));
+      }
+    }
+    String name = table != null ? table : concerned.iterator().next().table();
+    long declared = 0;
+    for (CrossShardTransaction.UsedReference u : used) {
+      if (u.table().equals(name)) {
+        declared = Math.max(declared, u.epoch());
+      }
+    }
+    if (attempt >= options.maxAttempts()) {
+      throw new ShardmapException(ErrorCode.STALE_EPOCH, "gave up after " + attempt + " runs: a copy of reference "
+          + "table " + name + " kept refusing the write as stale (it has epoch " + refused + ", the work declared "
+          + declared + ")" + (refused >= 0 && refused < declared ? ": that copy is behind the table's record, "
+          + "which no declaration leaves behind; check the copies with `shardmap-migrator reference verify "
+          + name + "`" : ": its copies kept changing"), refusal);
+    }
+    long deadline = System.nanoTime() + options.staleRouteTimeout().toNanos();
+    io.shardmap.core.Backoff.Attempts pauses = io.shardmap.core.Backoff.exponential(
+        client.options().initialBackoff(), client.options().maxBackoff()).start();
+    long seen = -1;
+    while (true) {
+      for (CrossShardTransaction.UsedReference u : concerned) {
+        ReferenceTable now = references.refresh(u.keyspace(), u.table());
+        if (now == null) {
+          throw new ShardmapException(ErrorCode.NOT_FOUND, "reference table " + u.table() + " of keyspace '"
+              + u.keyspace() + "' was removed while the work ran (its copies refused the write: "
+              + refusal.getMessage() + ")", refusal);
+        }
+        seen = Math.max(seen, now.getEpoch());
+        if (refused <= 0 || now.getEpoch() >= refused) {
+          return;
+        }
+      }
+      long left = deadline - System.nanoTime();
+      if (left <= 0) {
+        throw new ShardmapException(ErrorCode.STALE_EPOCH, "the copies of reference table " + name + " changed "
+            + "(a copy has epoch " + refused + "), and its record still says epoch " + seen + " after "
+            + options.staleRouteTimeout().toMillis() + " ms: a change of its copies has not finished (see "
+            + "`shardmap-migrator reference list`); nothing was committed", refusal);
+      }
+      try {
+        TimeUnit.NANOSECONDS.sleep(Math.min(left, pauses.nextPauseNanos()));
+      } catch (InterruptedException ie) {
+        Thread.currentThread().interrupt();
+        throw new ShardmapException(ErrorCode.UNAVAILABLE, "interrupted while waiting for the new copies of "
+            + "reference table " + name, refusal);
+      }
+    }
+  }
+
   /** The participant of {@code key}'s shard in {@code tx}, opened (and the route declared) as needed. */
   private Participant participant(CrossShardTransaction tx, String keyspace, long intKey, ShardKey key,
       Map<String, Boolean> declare) throws SQLException {
     Route route = route(keyspace, intKey, key);
     tx.used(new CrossShardTransaction.UsedRoute(keyspace, intKey, key, route));
-    Participant p = tx.participant(route.shard());
+    Participant p = participantOf(tx, route.shard());
+    String declared = declaredKey(intKey, key);
+    if (declare.containsKey(keyspace + '\0' + declared)) {
+      declare(p.raw(), new Declaration(keyspace, route.epoch(), declared), true);
+    }
+    return p;
+  }
+
+  /** The participant of {@code shard} in {@code tx}, opened (with the lock bound of two shards) as needed. */
+  private Participant participantOf(CrossShardTransaction tx, String shard) throws SQLException {
+    Participant p = tx.participant(shard);
     if (p == null) {
-      ShardPool pool = pools.get(route.shard(), client.coreSnapshot());
+      ShardPool pool = pools.get(shard, client.coreSnapshot());
       if (pool == null) {
-        throw new NotRunException(new SQLException("shard '" + route.shard() + "' owns the key but is not "
-            + "registered in the map at revision " + client.revision(), "08003"));
+        throw new NotRunException(new SQLException("shard '" + shard + "' is not registered in the map at "
+            + "revision " + client.revision() + " (the client's map may be behind the directory)", "08003"));
       }
       try {
-        p = Participant.open(route.shard(), pool.primary());
+        p = Participant.open(shard, pool.primary());
       } catch (SQLException e) {
         if (pool.isClosed()) {
           throw new NotRunException(e); // replaced between lookup and borrow (endpoints changed): route again
@@ -328,10 +621,6 @@ public final class ShardmapData implements AutoCloseable {
           }
         }
       }
-    }
-    String declared = declaredKey(intKey, key);
-    if (declare.containsKey(keyspace + '\0' + declared)) {
-      declare(p.raw(), new Declaration(keyspace, route.epoch(), declared), true);
     }
     return p;
   }

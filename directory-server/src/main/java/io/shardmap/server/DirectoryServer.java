@@ -27,6 +27,7 @@ import io.shardmap.server.internal.DirectoryState;
 import io.shardmap.server.internal.IdService;
 import io.shardmap.server.internal.MalformedRequests;
 import io.shardmap.server.internal.ReadService;
+import io.shardmap.server.internal.ReferenceTables;
 import io.shardmap.server.internal.ServerMetrics;
 import io.shardmap.server.internal.TxnResolver;
 import io.shardmap.catalog.CatalogPaths;
@@ -90,7 +91,8 @@ public final class DirectoryServer implements AutoCloseable {
     this.watches = new WatchStreams(state, o.watchQueueLimit());
     AdminOps ops = new AdminOps(store, paths, state, o.etcdTimeout(), o.maxTxnOps(), System::nanoTime, metrics);
     ServerInterceptor counting = new RpcCounter(metrics);
-    ReadService read = new ReadService(state, metrics, watches, o.etcdPrefix());
+    ReadService read = new ReadService(state, metrics, watches, o.etcdPrefix(), new ReferenceTables(store, paths,
+        ks -> state.snapshot().keyspaces().containsKey(ks), o.etcdTimeout()));
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);

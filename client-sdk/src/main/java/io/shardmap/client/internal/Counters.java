@@ -159,6 +159,9 @@ public final class Counters {
   private final LongAdder[] txnWriters = adders(TXN_WRITER_BUCKETS);
   private final LongAdder txnReruns = new LongAdder();
   private final LongAdder txnLeftToResolver = new LongAdder();
+  private final LongAdder referenceReruns = new LongAdder();
+  private final LongAdder referenceFetches = new LongAdder();
+  private final LongAdder referenceDiffered = new LongAdder();
 
 
   private static LongAdder[] adders(int n) {
@@ -377,5 +380,32 @@ public final class Counters {
 
   public long txnsLeftToResolver() {
     return txnLeftToResolver.sum();
+  }
+
+  /** A cross-shard work ran again because a reference table's copies changed (SQLSTATE SMR01). */
+  public void referenceRerun() {
+    referenceReruns.increment();
+  }
+
+  public long referenceReruns() {
+    return referenceReruns.sum();
+  }
+
+  /** The reference table records of a keyspace were read from a directory server. */
+  public void referenceFetch() {
+    referenceFetches.increment();
+  }
+
+  public long referenceFetches() {
+    return referenceFetches.sum();
+  }
+
+  /** A reference write was refused because its copies returned different results. */
+  public void referenceResultsDiffered() {
+    referenceDiffered.increment();
+  }
+
+  public long referenceDiffered() {
+    return referenceDiffered.sum();
   }
 }

@@ -153,6 +153,17 @@ public final class DirectoryRpc implements LazyDirectory.Fetcher {
         .getTxnNamespace();
   }
 
+  /**
+   * The reference table records of {@code keyspace} (docs/reference-sdk.md), as a directory server read
+   * them from etcd with a quorum read: any server's answer is as new as etcd itself.
+   */
+  public io.shardmap.proto.v1.ListReferenceTablesResponse referenceTables(String keyspace) {
+    io.shardmap.proto.v1.ListReferenceTablesRequest request =
+        io.shardmap.proto.v1.ListReferenceTablesRequest.newBuilder().setKeyspace(keyspace).build();
+    return call("cannot read the reference tables of keyspace '" + keyspace + "' from a directory server", true,
+        (stub, target) -> stub.listReferenceTables(request));
+  }
+
   private static String describe(Key key) {
     return switch (key.getValueCase()) {
       case INT_KEY -> Long.toString(key.getIntKey());

@@ -131,6 +131,12 @@ public final class MicrometerMetrics implements AutoCloseable {
     add(FunctionCounter.builder("shardmap.client.txn.left_to_resolver", stats, Counters::txnsLeftToResolver)
         .description("shards of committed cross-shard transactions that could not be sent COMMIT PREPARED: "
             + "the resolver commits them").register(r));
+    add(FunctionCounter.builder("shardmap.client.reference.reruns", stats, Counters::referenceReruns)
+        .description("cross-shard works run again because a reference table's copies changed (SMR01)").register(r));
+    add(FunctionCounter.builder("shardmap.client.reference.record_fetches", stats, Counters::referenceFetches)
+        .description("reads of a keyspace's reference table records from a directory server").register(r));
+    add(FunctionCounter.builder("shardmap.client.reference.results_differed", stats, Counters::referenceDiffered)
+        .description("reference writes refused because the copies returned different results").register(r));
 
     add(FunctionCounter.builder("shardmap.client.directory.cache.hits", stats, Counters::directoryHits)
         .description("lookups of lazily loaded directory keyspaces answered from the cache").register(r));

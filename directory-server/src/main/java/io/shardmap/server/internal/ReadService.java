@@ -31,13 +31,35 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
   private final WatchStreams watches;
   private volatile ClientRegistry clients;
   private final String etcdPrefix;
+  private final ReferenceTables references;
 
-  /** {@code etcdPrefix}: the cluster's, from which the transaction namespace is made. */
-  public ReadService(DirectoryState state, ServerMetrics metrics, WatchStreams watches, String etcdPrefix) {
+  /**
+   * {@code etcdPrefix}: the cluster's, from which the transaction namespace is made; {@code references}
+   * answers ListReferenceTables (an etcd read that completes off the transport thread).
+   */
+  public ReadService(DirectoryState state, ServerMetrics metrics, WatchStreams watches, String etcdPrefix,
+      ReferenceTables references) {
     this.state = state;
     this.metrics = metrics;
     this.watches = watches;
     this.etcdPrefix = etcdPrefix;
+    this.references = references;
+  }
+
+  @Override
+  public void listReferenceTables(ListReferenceTablesRequest req, StreamObserver<ListReferenceTablesResponse> out) {
+    try {
+      references.list(req.getKeyspace()).whenComplete((r, e) -> {
+        if (e != null) {
+          out.onError(Errors.toStatus(e));
+        } else {
+          out.onNext(r);
+          out.onCompleted();
+        }
+      });
+    } catch (RuntimeException e) {
+      out.onError(Errors.toStatus(e));
+    }
   }
 
   @Override

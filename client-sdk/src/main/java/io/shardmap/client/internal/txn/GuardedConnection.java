@@ -116,6 +116,35 @@ final class GuardedConnection implements InvocationHandler {
     return out;
   }
 
+  /**
+   * The SQL that sets what must hold before the work's next statement here: the lock timeout, the reference
+   * epochs declared ({@code ReferenceGuard.EPOCHS_SETTING}); null when nothing is pending.
+   */
+  static String pendingSettings(Participant.Marks marks) {
+    StringBuilder b = null;
+    if (marks.lockTimeoutMs > 0 && !marks.lockTimeoutSet) {
+      b = new StringBuilder("SET LOCAL lock_timeout = '" + marks.lockTimeoutMs + "ms'");
+    }
+    if (marks.declaration != null && !marks.declarationSent) {
+      b = b == null ? new StringBuilder() : b.append("; ");
+      b.append("SELECT set_config('").append(io.shardmap.core.sql.ReferenceGuard.EPOCHS_SETTING).append("', ")
+          .append(dollarQuoted(marks.declaration)).append(", true)");
+    }
+    return b == null ? null : b.toString();
+  }
+
+  /**
+   * {@code s} as a dollar-quoted literal, whose content PostgreSQL takes as is (no escapes). A declaration
+   * begins and ends with a comma, so no tag can end early by overlapping its edges.
+   */
+  static String dollarQuoted(String s) {
+    String tag = "$sm$";
+    for (int i = 0; s.contains(tag); i++) {
+      tag = "$sm" + i + "$";
+    }
+    return tag + s + tag;
+  }
+
   private ShardmapException refuse(String what) {
     marks.refused = what;
     return ShardmapException.invalid("work", what + " on shard " + shard + " is not allowed in a cross-shard "
@@ -163,11 +192,14 @@ final class GuardedConnection implements InvocationHandler {
         if (text != sql && endsTransaction(text)) {
           throw refuse("a statement that ends the transaction (" + abbreviate(text) + ")");
         }
-        if (marks.lockTimeoutMs > 0 && !marks.lockTimeoutSet) {
+        String settings = pendingSettings(marks);
+        if (settings != null) {
+          // One round trip for both (a multi-statement simple query); what they set ends with the transaction.
           try (Statement s = GuardedConnection.this.raw.createStatement()) {
-            s.execute("SET LOCAL lock_timeout = '" + marks.lockTimeoutMs + "ms'");
+            s.execute(settings);
           }
-          marks.lockTimeoutSet = true;
+          marks.lockTimeoutSet = marks.lockTimeoutMs > 0;
+          marks.declarationSent = true;
         }
         marks.used = true;
         if (!marks.wrote && writes(text)) {

@@ -25,6 +25,13 @@ public final class Participant {
      */
     long lockTimeoutMs;
     boolean lockTimeoutSet;
+    /**
+     * The reference epochs the transaction declares here ({@code ReferenceGuard.declaration}), null for none;
+     * sent with the next statement the work executes here, in the same round trip as the lock timeout, when
+     * {@link #declarationSent} is false.
+     */
+    String declaration;
+    boolean declarationSent;
     /** The coordinator has ended the transaction: the connection is no longer the work's. */
     volatile boolean ended;
   }
@@ -63,6 +70,16 @@ public final class Participant {
    */
   public void requireLockTimeout(long ms) {
     marks.lockTimeoutMs = ms;
+  }
+
+  /**
+   * Declares, for the rest of this participant's transaction, the reference epochs of
+   * {@code ReferenceGuard.declaration} value {@code declaration} (replacing an earlier one): sent with the
+   * next statement the work runs here, so declaring costs no round trip of its own.
+   */
+  public void declareReferences(String declaration) {
+    marks.declaration = declaration;
+    marks.declarationSent = false;
   }
 
   public String shard() {
