@@ -104,7 +104,14 @@ public final class MigrationStore {
   public KeyspaceRead readKeyspace(String ks) {
     RangeResult shards = read("reading the shard registrations", () -> store.getPrefix(paths.shardsPrefix()));
     RangeResult records = read("reading keyspace '" + ks + "'", () -> store.getPrefix(paths.keyspacePrefix(ks)));
-    return KeyspaceRead.of(paths, ks, shards, records);
+    RangeResult references = read("reading the reference tables", () -> store.getPrefix(paths.referenceTablesPrefix()));
+    return KeyspaceRead.of(paths, ks, shards, records, references);
+  }
+
+  /** One linearizable read of the reference-table records; retried like {@link #read}. */
+  public io.shardmap.catalog.ReferenceTables readReferences() {
+    return io.shardmap.catalog.ReferenceTables.of(paths,
+        read("reading the reference tables", () -> store.getPrefix(paths.referenceTablesPrefix())));
   }
 
   /** How long a read that failed transiently is retried (also the read-back of an unknown outcome). */

@@ -482,7 +482,17 @@ public final class MoveDriver {
           if (changed[0] != null) {
             return null;
           }
-          ms.edits().guardOwners(txn, java.util.Set.of(cut.getTarget()));
+          // The move's start gave the target its reference copies; a table declared since without one there
+          // refuses the cutover (no owner without copies): undone below like any refused cutover.
+          io.shardmap.catalog.ReferenceTables refs = ms.readReferences();
+          List<io.shardmap.catalog.ReferenceTables.Versioned> missing = refs.missingOn(cut.getKeyspace(), cut.getTarget());
+          if (!missing.isEmpty()) {
+            changed[0] = "the target '" + cut.getTarget() + "' has no copy of reference table "
+                + missing.get(0).table().getTable() + " (declared after the move started); run shardmap-migrator "
+                + "reference sync, then move again";
+            return null;
+          }
+          ms.edits().guardOwners(txn, cut.getKeyspace(), java.util.Set.of(cut.getTarget()), refs);
           UnitRecords.markers(paths, cut).forEach(txn::delete);
           txn.put(paths.migration(cut.getId()), next.toByteArray());
           return new CatalogTxns.Plan<>(txn.build(), rev -> rev);
