@@ -67,6 +67,11 @@ public final class CatalogPaths {
     return shardRefs + name;
   }
 
+  /** Every keyspace's records start with this. */
+  public String keyspacesPrefix() {
+    return keyspaces;
+  }
+
   public String keyspacePrefix(String ks) {
     return keyspaces + ks + "/";
   }

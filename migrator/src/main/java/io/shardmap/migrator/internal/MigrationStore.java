@@ -108,6 +108,19 @@ public final class MigrationStore {
     return KeyspaceRead.of(paths, ks, shards, records, references);
   }
 
+  /**
+   * Every keyspace and the shard registrations as one snapshot, at the revision of the keyspaces' read
+   * (what a reference-table declaration compares the owners guard against); retried like {@link #read}.
+   */
+  public io.shardmap.core.DirectorySnapshot readMaps() {
+    RangeResult shards = read("reading the shard registrations", () -> store.getPrefix(paths.shardsPrefix()));
+    RangeResult keyspaces = read("reading the keyspaces", () -> store.getPrefix(paths.keyspacesPrefix()));
+    List<KeyValue> all = new ArrayList<>(shards.kvs());
+    all.addAll(keyspaces.kvs());
+    return io.shardmap.core.DirectorySnapshot.empty(0).apply(keyspaces.revision(),
+        new io.shardmap.catalog.ChangeDecoder(paths).toChanges(all));
+  }
+
   /** One linearizable read of the reference-table records; retried like {@link #read}. */
   public io.shardmap.catalog.ReferenceTables readReferences() {
     return io.shardmap.catalog.ReferenceTables.of(paths,

@@ -210,6 +210,11 @@ public final class MoveDriver {
   private void prepare(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     List<String> created = new ArrayList<>();
+    // Before anything routes to the target, it gets current copies of the keyspace's reference tables
+    // (docs/reference-tables.md); a crash here resumes in this step and finishes it (each step reruns).
+    new ReferenceCopies(ms, pg, line -> log.info("migration " + m.getId() + ": " + line))
+        .ensureOn(m.getKeyspace(), m.getTarget());
+    faults.accept("preparing:reference-copies");
     // The migrator writes through fences on both sides (cleanup on the source; copy, replay and repair on
     // a target that still fences the unit): its role must be allowed to, or the move would fail late.
     Fences.requirePass(src, m.getSource());
