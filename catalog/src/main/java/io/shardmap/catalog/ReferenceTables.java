@@ -119,7 +119,8 @@ public record ReferenceTables(Map<String, Versioned> tables, long revision) {
         throw ShardmapException.precondition("shard '" + s + "' has no copy of reference table "
             + v.table().getTable() + " of keyspace '" + keyspace + "'" + (missing.size() > 1 ? " (nor of "
             + (missing.size() - 1) + " more)" : "") + ", so it cannot own keys of the keyspace; copy them "
-            + "there first: shardmap-migrator reference sync (a migrator move to the shard does it itself)");
+            + "there first: shardmap-migrator reference sync --shard " + s + " --keyspace " + keyspace
+            + " (a migrator move to the shard does it itself)");
       }
     }
   }

@@ -162,7 +162,7 @@ class ReferenceEditsTest {
     declare(countries("s1", "s2"));
     long rev = revision();
     refused(ErrorCode.FAILED_PRECONDITION, () -> reassign("s3", () -> { }), "shard 's3'", "public.countries",
-        "keyspace 'users'", "shardmap-migrator reference sync");
+        "keyspace 'users'", "shardmap-migrator reference sync --shard s3 --keyspace users");
     assertEquals(rev, revision());
     // Once s3 holds a copy (recorded), the same edit passes.
     ReferenceTables.Versioned v = refs().get("public.countries").orElseThrow();

@@ -241,9 +241,20 @@ public final class Migrator implements AutoCloseable {
     return new ReferenceCopies(ms, pg, log).add(table, keyspaces, allKeyspaces, source);
   }
 
-  /** Gives every owner of a reference table's keyspaces that lacks a copy one; returns the records changed. */
-  public List<ReferenceTable> syncReferences(Consumer<String> log) {
-    return new ReferenceCopies(ms, pg, log).sync(null);
+  /**
+   * Gives every owner of a reference table's keyspaces that lacks a copy one; with {@code shards}, gives those
+   * shards (about to own keys) the copies of every reference table of {@code keyspace} (null: of every one).
+   * Returns the records changed.
+   */
+  public List<ReferenceTable> syncReferences(List<String> shards, String keyspace, Consumer<String> log) {
+    ReferenceCopies r = new ReferenceCopies(ms, pg, log);
+    if (shards.isEmpty()) {
+      if (keyspace != null) {
+        throw ShardmapException.invalid("keyspace", "applies with --shard only (sync without shards covers every owner)");
+      }
+      return r.sync(null);
+    }
+    return r.syncShards(shards, keyspace);
   }
 
   /** The reference tables' records (table, keyspaces, copies, epoch), by name. */

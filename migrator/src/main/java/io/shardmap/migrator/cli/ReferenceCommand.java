@@ -108,14 +108,23 @@ final class ReferenceCommand extends Cmd {
       description = {
         "Give every shard that owns keys of a reference table's keyspaces and lacks a copy one: the epoch is",
         "raised on every copy (writers that knew the old copies are refused and rerun), the rows are copied",
-        "from an existing copy, the new copy is guarded, and the record names it. Run after a shard joined a",
-        "keyspace by a map edit; migrator moves do it themselves."
+        "from an existing copy, the new copy is guarded, and the record names it. With --shard, give those",
+        "shards the copies of every reference table of --keyspace (or of all), so a map edit may then make them",
+        "owners (an edit making a shard without them an owner is refused). Migrator moves do it themselves."
       },
       footer = {"", "Exit codes: 0 ok; 5 UNAVAILABLE (a rerun finishes the work); 1 anything else."})
   static final class Sync extends Cmd {
+    @Option(names = "--shard", paramLabel = "SHARD", split = ",",
+        description = "A shard to give copies to before it owns keys; repeat or comma-separate for more.")
+    List<String> shards = new ArrayList<>();
+
+    @Option(names = "--keyspace", paramLabel = "KS",
+        description = "With --shard: only the reference tables of this keyspace.")
+    String keyspace;
+
     @Override
     int execute(MigratorCli cli) {
-      List<ReferenceTable> changed = migrator().syncReferences(line -> cli.err.println(line));
+      List<ReferenceTable> changed = migrator().syncReferences(shards, keyspace, line -> cli.err.println(line));
       if (!cli.json() && changed.isEmpty()) {
         cli.out.println("every owner has its copies");
         return ExitCode.OK.code();

@@ -494,7 +494,7 @@ public final class MoveDriver {
           if (!missing.isEmpty()) {
             changed[0] = "the target '" + cut.getTarget() + "' has no copy of reference table "
                 + missing.get(0).table().getTable() + " (declared after the move started); run shardmap-migrator "
-                + "reference sync, then move again";
+                + "reference sync --shard " + cut.getTarget() + " --keyspace " + cut.getKeyspace() + ", then move again";
             return null;
           }
           ms.edits().guardOwners(txn, cut.getKeyspace(), java.util.Set.of(cut.getTarget()), refs);

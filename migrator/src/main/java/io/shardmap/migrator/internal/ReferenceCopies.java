@@ -170,6 +170,32 @@ public final class ReferenceCopies {
   }
 
   /**
+   * Gives each of {@code shards} (registered) a copy of every reference table of {@code keyspace} (null: of
+   * every reference table) it lacks, so that they may become owners of its keys; returns the records changed.
+   */
+  public List<ReferenceTable> syncShards(List<String> shards, String keyspace) {
+    for (String s : shards) {
+      Names.shard("shard", s);
+      pg.shard("shard", s);
+    }
+    if (keyspace != null) {
+      Names.keyspace("keyspace", keyspace);
+      ms.readMaps().keyspace(keyspace);
+    }
+    List<ReferenceTable> changed = new ArrayList<>();
+    for (ReferenceTables.Versioned v : ms.readReferences().tables().values()) {
+      if (keyspace == null || v.appliesTo(keyspace)) {
+        Set<String> missing = new TreeSet<>(shards);
+        missing.removeAll(v.table().getCopiesList());
+        if (!missing.isEmpty()) {
+          changed.add(addCopies(v.table().getTable(), missing));
+        }
+      }
+    }
+    return changed;
+  }
+
+  /**
    * Gives {@code shard} a copy of every reference table of {@code keyspace} it lacks, before it may own
    * keys of the keyspace (a move's start, a shard joining a ring); nothing when it has them all.
    */

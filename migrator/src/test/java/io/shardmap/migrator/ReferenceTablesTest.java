@@ -1,0 +1,230 @@
+package io.shardmap.migrator;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.shardmap.core.ErrorCode;
+import io.shardmap.core.ShardmapException;
+import io.shardmap.core.sql.ReferenceGuard;
+import io.shardmap.proto.v1.DescribeKeyspaceRequest;
+import io.shardmap.proto.v1.Key;
+import io.shardmap.proto.v1.KeyRange;
+import io.shardmap.proto.v1.Migration;
+import io.shardmap.proto.v1.MigrationState;
+import io.shardmap.proto.v1.ReassignRangeRequest;
+import io.shardmap.proto.v1.ReferenceTable;
+import io.shardmap.testkit.PostgresFixture.PgInstance;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Reference tables on real etcd and PostgreSQL (docs/reference-tables.md): a declaration copies the table to
+ * every owner and guards every copy; a direct write to a copy is refused; a map edit making a shard without
+ * copies an owner is refused with nothing written; a move to a new shard copies first; sync gives a joining
+ * shard its copies and raises the epoch, so a writer that knew the old one is refused; a table without a
+ * primary key is refused with nothing changed anywhere.
+ */
+@Tag("integration")
+class ReferenceTablesTest {
+  private static final String KS = "users";
+  private DirectoryFixture f;
+  private String users;
+  private String countries;
+  private String nokey;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    f = new DirectoryFixture("ref");
+    users = "users_" + f.uid;
+    countries = "countries_" + f.uid;
+    nokey = "nokey_" + f.uid;
+    f.rangeKeyspace(KS, users, 2_000); // [..0) on s1, [0..) on s2
+    for (int i = 0; i < 3; i++) {
+      shard(i).exec("CREATE TABLE " + countries + " (code text PRIMARY KEY, name text NOT NULL, rank int)");
+      shard(i).exec("CREATE TABLE " + nokey + " (code text, name text)");
+    }
+    shard(0).exec("INSERT INTO " + countries + " SELECT 'c' || g, 'country ' || g, g FROM generate_series(1, 500) g");
+    // s2 holds stale rows the copy must replace.
+    shard(1).exec("INSERT INTO " + countries + " VALUES ('zz', 'stale', 0), ('c1', 'old name', 9)");
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    try {
+      f.close();
+    } finally {
+      for (int i = 0; i < 3; i++) {
+        shard(i).exec("DROP TABLE IF EXISTS " + countries + ", " + nokey);
+        shard(i).exec("DO $$ BEGIN IF to_regclass('shardmap.reference_tables') IS NOT NULL THEN "
+            + "DELETE FROM shardmap.reference_tables WHERE tbl IN ('public." + countries + "', 'public." + nokey
+            + "'); END IF; END $$");
+      }
+    }
+  }
+
+  private PgInstance shard(int i) {
+    return f.pg.shard(i);
+  }
+
+  private Migrator migrator() {
+    return Migrator.open(f.migratorOptions().build());
+  }
+
+  private List<String> rows(int shard, String table) throws SQLException {
+    List<String> out = new ArrayList<>();
+    try (Connection c = shard(shard).connect(); Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("SELECT code, name, rank FROM " + table + " ORDER BY code")) {
+      while (rs.next()) {
+        out.add(rs.getString(1) + "|" + rs.getString(2) + "|" + rs.getInt(3));
+      }
+    }
+    return out;
+  }
+
+  private boolean guarded(int shard, String table) throws SQLException {
+    try (Connection c = shard(shard).connect(); Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("SELECT count(*) FROM pg_trigger WHERE tgrelid = '" + table
+             + "'::regclass AND tgname = '" + ReferenceGuard.TRIGGER + "'")) {
+      rs.next();
+      return rs.getInt(1) > 0;
+    }
+  }
+
+  private static SQLException psqlWrite(PgInstance p, String sql) {
+    return assertThrows(SQLException.class, () -> p.exec(sql));
+  }
+
+  private String ownerOfFirstRange() {
+    return f.admin().describeKeyspace(DescribeKeyspaceRequest.newBuilder().setName(KS).build()).getSharesList()
+        .stream().filter(s -> s.getFraction() > 0).map(s -> s.getShard()).sorted().toList().toString();
+  }
+
+  @Test
+  void addCopiesToEveryOwnerGuardsThemAndRefusesAnEditToAShardWithoutOne() throws Exception {
+    List<String> source = rows(0, countries);
+    try (Migrator m = migrator()) {
+      List<String> log = new ArrayList<>();
+      ReferenceTable t = m.addReference(countries, List.of(KS), false, "s1", log::add);
+      assertEquals("public." + countries, t.getTable());
+      assertEquals(List.of("s1", "s2"), t.getCopiesList());
+      assertEquals(List.of("code"), t.getPrimaryKeyList());
+      assertEquals(1, t.getEpoch());
+      assertEquals(List.of(t), m.listReferences());
+      assertEquals(source, rows(1, countries), "s2's copy equals the source, its stale rows gone");
+      assertTrue(guarded(0, countries) && guarded(1, countries));
+      assertFalse(guarded(2, countries), "s3 owns nothing of users: no copy");
+
+      // psql on one copy: refused, naming the table and how to write it.
+      SQLException e = psqlWrite(shard(1), "UPDATE " + countries + " SET name = 'x' WHERE code = 'c1'");
+      assertEquals(ReferenceGuard.UNDECLARED_SQLSTATE, e.getSQLState());
+      assertTrue(e.getMessage().contains("public." + countries) && e.getMessage().contains("writeReference"),
+          e.getMessage());
+
+      // Running it again changes nothing.
+      assertEquals(t, m.addReference("public." + countries, List.of(KS), false, "s1", log::add));
+
+      // The admin API may not make s3 an owner: refused, nothing written.
+      String before = ownerOfFirstRange();
+      StatusRuntimeException refused = assertThrows(StatusRuntimeException.class, () -> f.admin().reassignRange(
+          ReassignRangeRequest.newBuilder().setKeyspace(KS).setRange(KeyRange.newBuilder()
+              .setEnd(Key.newBuilder().setIntKey(0))).setShard("s3").build()));
+      assertEquals(Status.Code.FAILED_PRECONDITION, refused.getStatus().getCode());
+      assertTrue(refused.getMessage().contains("'s3'") && refused.getMessage().contains("public." + countries)
+          && refused.getMessage().contains("reference sync --shard s3"), refused.getMessage());
+      assertEquals(before, ownerOfFirstRange());
+
+      // sync --shard s3: s3 gets its copy, every copy moves to epoch 2; now the edit passes.
+      List<ReferenceTable> synced = m.syncReferences(List.of("s3"), KS, log::add);
+      assertEquals(1, synced.size());
+      assertEquals(List.of("s1", "s2", "s3"), synced.get(0).getCopiesList());
+      assertEquals(2, synced.get(0).getEpoch());
+      assertEquals(source, rows(2, countries));
+      for (int i = 0; i < 3; i++) {
+        try (Connection c = shard(i).connect()) {
+          assertEquals(2, ReferenceGuard.epoch(c, "public." + countries).getAsLong());
+        }
+      }
+      // A writer that still declares epoch 1 is refused at a copy, told the epoch to re-read.
+      try (Connection c = shard(0).connect()) {
+        c.setAutoCommit(false);
+        ReferenceGuard.declare(c, Map.of("public." + countries, 1L));
+        SQLException stale = assertThrows(SQLException.class, () -> {
+          try (Statement s = c.createStatement()) {
+            s.executeUpdate("UPDATE " + countries + " SET rank = 0 WHERE code = 'c1'");
+          }
+        });
+        assertEquals(ReferenceGuard.STALE_SQLSTATE, stale.getSQLState());
+        assertEquals(2, ReferenceGuard.refusedEpoch(stale.getMessage()));
+        c.rollback();
+      }
+      f.admin().reassignRange(ReassignRangeRequest.newBuilder().setKeyspace(KS).setRange(KeyRange.newBuilder()
+          .setEnd(Key.newBuilder().setIntKey(0))).setShard("s3").build());
+
+      // remove: the guards go, the data stay.
+      m.removeReference(countries, log::add);
+      assertTrue(m.listReferences().isEmpty());
+      assertFalse(guarded(0, countries) || guarded(1, countries) || guarded(2, countries));
+      assertEquals(source, rows(2, countries));
+    }
+  }
+
+  @Test
+  void aMoveToANewShardCopiesTheReferenceTablesFirst() throws Exception {
+    try (Migrator m = migrator()) {
+      m.addReference(countries, List.of(KS), false, "s1", line -> { });
+      List<String> source = rows(0, countries);
+      Migration planned = m.plan(MoveSpec.builder().id("ref1").keyspace(KS).range("0..1000").target("s3").split(true)
+          .cleanupGrace(Duration.ofMillis(200)).pauseBudget(Duration.ofSeconds(2)).createMissingTables(true).build());
+      Migration done = m.drive(planned.getId(), p -> { }, Duration.ofSeconds(5));
+      assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState(), done.toString());
+      ReferenceTable t = m.listReferences().get(0);
+      assertEquals(List.of("s1", "s2", "s3"), t.getCopiesList());
+      assertEquals(2, t.getEpoch(), "adding the copy raised the epoch on every copy");
+      assertEquals(source, rows(2, countries), "s3's copy equals the source");
+      assertEquals(source, rows(1, countries));
+      assertTrue(guarded(2, countries));
+    }
+  }
+
+  @Test
+  void aTableWithoutAPrimaryKeyIsRefusedWithNothingChanged() throws Exception {
+    try (Migrator m = migrator()) {
+      ShardmapException e = assertThrows(ShardmapException.class,
+          () -> m.addReference(nokey, List.of(KS), false, "s1", line -> { }));
+      assertEquals(ErrorCode.INVALID_ARGUMENT, e.code());
+      assertTrue(e.getMessage().contains("public." + nokey) && e.getMessage().contains("no primary key"),
+          e.getMessage());
+      assertTrue(m.listReferences().isEmpty(), "no record");
+      for (int i = 0; i < 3; i++) {
+        assertFalse(guarded(i, nokey), "no trigger on s" + (i + 1));
+      }
+      // Unknown keyspace and shard: NOT_FOUND, nothing written.
+      assertEquals(ErrorCode.NOT_FOUND, assertThrows(ShardmapException.class,
+          () -> m.addReference(countries, List.of("nope"), false, "s1", line -> { })).code());
+      assertEquals(ErrorCode.NOT_FOUND, assertThrows(ShardmapException.class,
+          () -> m.addReference(countries, List.of(KS), false, "s9", line -> { })).code());
+      // A copy with other columns on an owner: refused before anything is guarded.
+      shard(1).exec("ALTER TABLE " + countries + " ADD COLUMN extra int");
+      ShardmapException diff = assertThrows(ShardmapException.class,
+          () -> m.addReference(countries, List.of(KS), false, "s1", line -> { }));
+      assertEquals(ErrorCode.FAILED_PRECONDITION, diff.code());
+      assertTrue(diff.getMessage().contains("'s2'"), diff.getMessage());
+      assertTrue(m.listReferences().isEmpty());
+      assertFalse(guarded(0, countries) || guarded(1, countries));
+    }
+  }
+}
