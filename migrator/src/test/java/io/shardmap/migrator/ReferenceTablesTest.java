@@ -201,6 +201,29 @@ class ReferenceTablesTest {
   }
 
   @Test
+  void aTableOfEveryKeyspaceRefusesANewKeyspaceOverAShardWithoutACopy() throws Exception {
+    try (Migrator m = migrator()) {
+      ReferenceTable t = m.addReference(countries, List.of(), true, "s1", line -> { });
+      assertTrue(t.getAllKeyspaces());
+      assertEquals(List.of("s1", "s2"), t.getCopiesList());
+      String orders = "orders_" + f.uid;
+      StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> f.admin().createKeyspace(
+          io.shardmap.proto.v1.CreateKeyspaceRequest.newBuilder().setSpec(io.shardmap.proto.v1.KeyspaceSpec.newBuilder()
+              .setName(orders).setKeyType(io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64)
+              .setStrategy(io.shardmap.proto.v1.Strategy.STRATEGY_RANGE)).addRangeShards("s1").addRangeShards("s3")
+              .build()));
+      assertEquals(Status.Code.FAILED_PRECONDITION, e.getStatus().getCode());
+      assertTrue(e.getMessage().contains("'s3'") && e.getMessage().contains("public." + countries), e.getMessage());
+      assertEquals(Status.Code.NOT_FOUND, assertThrows(StatusRuntimeException.class, () -> f.admin().describeKeyspace(
+          DescribeKeyspaceRequest.newBuilder().setName(orders).build())).getStatus().getCode(), "nothing written");
+      // Over shards that hold copies it is created.
+      f.admin().createKeyspace(io.shardmap.proto.v1.CreateKeyspaceRequest.newBuilder().setSpec(
+          io.shardmap.proto.v1.KeyspaceSpec.newBuilder().setName(orders).setKeyType(io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64)
+              .setStrategy(io.shardmap.proto.v1.Strategy.STRATEGY_RANGE)).addRangeShards("s1").addRangeShards("s2").build());
+    }
+  }
+
+  @Test
   void aTableWithoutAPrimaryKeyIsRefusedWithNothingChanged() throws Exception {
     try (Migrator m = migrator()) {
       ShardmapException e = assertThrows(ShardmapException.class,
