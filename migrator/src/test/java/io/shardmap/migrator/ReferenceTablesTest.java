@@ -224,6 +224,47 @@ class ReferenceTablesTest {
   }
 
   @Test
+  void runsInterruptedAtAnyStepAreFinishedByARerun() throws Exception {
+    String name = "public." + countries;
+    try (Migrator m = migrator()) {
+      // A declaration that crashed after guarding the source (at epoch 5, left by an earlier attempt): the
+      // rerun declares every copy at that epoch, never lower.
+      try (Connection c = shard(0).connect()) {
+        ReferenceGuard.install(c, name, 5);
+      }
+      ReferenceTable t = m.addReference(countries, List.of(KS), false, "s1", line -> { });
+      assertEquals(5, t.getEpoch());
+      List<String> source = rows(0, countries);
+      // A sync that crashed after raising the epoch on one copy (to 7) and half-filling s3's copy: the rerun
+      // raises every copy to 7, replaces s3's rows and records epoch 7.
+      try (Connection c = shard(0).connect()) {
+        ReferenceGuard.raise(c, name, 7);
+      }
+      try (Connection c = shard(2).connect()) {
+        ReferenceGuard.install(c, name, 7);
+        c.setAutoCommit(false);
+        ReferenceGuard.bypass(c);
+        try (Statement s = c.createStatement()) {
+          s.executeUpdate("INSERT INTO " + countries + " VALUES ('c1', 'half', 1), ('junk', 'junk', 0)");
+        }
+        c.commit();
+      }
+      ReferenceTable synced = m.syncReferences(List.of("s3"), null, line -> { }).get(0);
+      assertEquals(7, synced.getEpoch());
+      assertEquals(List.of("s1", "s2", "s3"), synced.getCopiesList());
+      for (int i = 0; i < 3; i++) {
+        assertEquals(source, rows(i, countries), "copy on s" + (i + 1));
+        try (Connection c = shard(i).connect()) {
+          assertEquals(7, ReferenceGuard.epoch(c, name).getAsLong());
+        }
+      }
+      // Nothing left to do: a rerun changes nothing.
+      assertTrue(m.syncReferences(List.of("s3"), KS, line -> { }).isEmpty());
+      assertTrue(m.syncReferences(List.of(), null, line -> { }).isEmpty());
+    }
+  }
+
+  @Test
   void aTableWithoutAPrimaryKeyIsRefusedWithNothingChanged() throws Exception {
     try (Migrator m = migrator()) {
       ShardmapException e = assertThrows(ShardmapException.class,

@@ -367,6 +367,11 @@ public final class MoveDriver {
     // A fence left by an attempt that did not commit (this worker's or a crashed one's) comes off first:
     // the source is still the owner.
     Fences.unfence(src, m.getId(), tableNames(), ticker);
+    // A reference table declared since the move's start: copy it to the target now, before the fence (one
+    // etcd read when nothing is missing); one declared after this still refuses the cutover below.
+    String migrationId = m.getId();
+    new ReferenceCopies(ms, pg, line -> log.info("migration " + migrationId + ": " + line))
+        .ensureOn(m.getKeyspace(), m.getTarget());
     long catchUpEnd = ticker.getAsLong() + Duration.ofSeconds(5).toNanos();
     long replayed = 0;
     double msPerKey = 0.05;
