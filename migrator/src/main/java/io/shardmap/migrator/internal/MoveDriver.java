@@ -368,10 +368,11 @@ public final class MoveDriver {
     // the source is still the owner.
     Fences.unfence(src, m.getId(), tableNames(), ticker);
     // A reference table declared since the move's start: copy it to the target now, before the fence (one
-    // etcd read when nothing is missing); one declared after this still refuses the cutover below.
+    // etcd read when nothing is missing). The cutover checks the records read here, so that the write pause
+    // has no extra etcd read, and compares them unchanged: a table declared after this still refuses it.
     String migrationId = m.getId();
-    new ReferenceCopies(ms, pg, line -> log.info("migration " + migrationId + ": " + line))
-        .ensureOn(m.getKeyspace(), m.getTarget());
+    io.shardmap.catalog.ReferenceTables refsBeforeFence = new ReferenceCopies(ms, pg,
+        line -> log.info("migration " + migrationId + ": " + line)).ensureOn(m.getKeyspace(), m.getTarget());
     long catchUpEnd = ticker.getAsLong() + Duration.ofSeconds(5).toNanos();
     long replayed = 0;
     double msPerKey = 0.05;
@@ -494,7 +495,7 @@ public final class MoveDriver {
           }
           // The move's start gave the target its reference copies; a table declared since without one there
           // refuses the cutover (no owner without copies): undone below like any refused cutover.
-          io.shardmap.catalog.ReferenceTables refs = ms.readReferences();
+          io.shardmap.catalog.ReferenceTables refs = attempts[0] == 1 ? refsBeforeFence : ms.readReferences();
           List<io.shardmap.catalog.ReferenceTables.Versioned> missing = refs.missingOn(cut.getKeyspace(), cut.getTarget());
           if (!missing.isEmpty()) {
             changed[0] = "the target '" + cut.getTarget() + "' has no copy of reference table "

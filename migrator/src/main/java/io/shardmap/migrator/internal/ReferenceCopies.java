@@ -197,12 +197,19 @@ public final class ReferenceCopies {
 
   /**
    * Gives {@code shard} a copy of every reference table of {@code keyspace} it lacks, before it may own
-   * keys of the keyspace (a move's start, a shard joining a ring); nothing when it has them all.
+   * keys of the keyspace (a move's start, a shard joining a ring); nothing when it has them all. Returns
+   * the records as read after that (one etcd read when nothing was missing).
    */
-  public void ensureOn(String keyspace, String shard) {
-    for (ReferenceTables.Versioned v : ms.readReferences().missingOn(keyspace, shard)) {
+  public ReferenceTables ensureOn(String keyspace, String shard) {
+    ReferenceTables refs = ms.readReferences();
+    List<ReferenceTables.Versioned> missing = refs.missingOn(keyspace, shard);
+    if (missing.isEmpty()) {
+      return refs;
+    }
+    for (ReferenceTables.Versioned v : missing) {
       addCopies(v.table().getTable(), Set.of(shard));
     }
+    return ms.readReferences();
   }
 
   /**
