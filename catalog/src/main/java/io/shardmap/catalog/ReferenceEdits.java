@@ -82,8 +82,8 @@ public final class ReferenceEdits {
   /**
    * Rewrites the record as read ({@code current}, compared at its mod revision) with {@code copies} and
    * {@code epoch}: after a copy was added (every copy guarded at {@code epoch}) or the epoch raised on every
-   * copy. The epoch never goes down and a copy is never dropped here (INVALID_ARGUMENT); every copy must be
-   * registered (NOT_FOUND).
+   * copy. The epoch never goes down and a copy is never dropped here (INVALID_ARGUMENT); every added copy
+   * must be registered (NOT_FOUND).
    */
   public Plan<ReferenceTable> rewrite(DirectorySnapshot snap, ReferenceTables.Versioned current,
                                       Collection<String> copies, long epoch) {
@@ -98,7 +98,9 @@ public final class ReferenceEdits {
           + "while the table is declared (had " + old.getCopiesList() + ", got " + next + ")");
     }
     for (String s : next) {
-      MapEdits.registered(snap, "copies", s);
+      if (!old.getCopiesList().contains(s)) {
+        MapEdits.registered(snap, "copies", s);
+      }
     }
     ReferenceTable t = old.toBuilder().clearCopies().addAllCopies(next).setEpoch(epoch).build();
     Txn txn = Txn.builder().compare(Compare.modRevision(paths.referenceTable(old.getTable()), current.modRevision()))

@@ -224,6 +224,44 @@ class ReferenceTablesTest {
   }
 
   @Test
+  void aBucketMoveWhoseWorkerCrashesWhileCopyingIsResumedAndCopiesFirst() throws Exception {
+    String carts = "carts_" + f.uid;
+    io.shardmap.proto.v1.CreateKeyspaceRequest.Builder req = io.shardmap.proto.v1.CreateKeyspaceRequest.newBuilder()
+        .setSpec(io.shardmap.proto.v1.KeyspaceSpec.newBuilder().setName("carts")
+            .setKeyType(io.shardmap.proto.v1.KeyType.KEY_TYPE_INT64).setStrategy(io.shardmap.proto.v1.Strategy.STRATEGY_HASH)
+            .addTables(io.shardmap.proto.v1.ShardedTable.newBuilder().setName(carts).setKeyColumn("id")));
+    for (int b = 0; b < 4; b++) {
+      req.addHashBuckets(b % 2 == 0 ? "s1" : "s2");
+    }
+    f.keyspace(req.build(), carts, "bigint");
+    try (Migrator first = Migrator.open(f.migratorOptions().workerName("first").faultPoints(p -> {
+           if (p.equals("reference:copied")) {
+             throw new IllegalStateException("simulated crash at " + p);
+           }
+         }).build());
+         Migrator second = migrator()) {
+      first.addReference(countries, List.of("carts"), false, "s1", line -> { });
+      List<String> source = rows(0, countries);
+      first.plan(MoveSpec.builder().id("b1").keyspace("carts").bucket(1).target("s3").createMissingTables(true)
+          .cleanupGrace(Duration.ofMillis(200)).pauseBudget(Duration.ofSeconds(2)).build());
+      assertThrows(IllegalStateException.class, () -> first.drive("b1", p -> { }, Duration.ZERO));
+      assertEquals(List.of("s1", "s2"), first.listReferences().get(0).getCopiesList(), "not recorded before the crash");
+      Migration done = second.drive("b1", p -> { }, Duration.ofSeconds(15));
+      assertEquals(MigrationState.MIGRATION_STATE_DONE, done.getState(), done.toString());
+      ReferenceTable t = second.listReferences().get(0);
+      assertEquals(List.of("s1", "s2", "s3"), t.getCopiesList());
+      assertEquals(2, t.getEpoch());
+      for (int i = 0; i < 3; i++) {
+        assertEquals(source, rows(i, countries), "copy on s" + (i + 1));
+      }
+    } finally {
+      for (int i = 0; i < 3; i++) {
+        shard(i).exec("DROP TABLE IF EXISTS " + carts);
+      }
+    }
+  }
+
+  @Test
   void runsInterruptedAtAnyStepAreFinishedByARerun() throws Exception {
     String name = "public." + countries;
     try (Migrator m = migrator()) {

@@ -212,7 +212,7 @@ public final class MoveDriver {
     List<String> created = new ArrayList<>();
     // Before anything routes to the target, it gets current copies of the keyspace's reference tables
     // (docs/reference-tables.md); a crash here resumes in this step and finishes it (each step reruns).
-    new ReferenceCopies(ms, pg, line -> log.info("migration " + m.getId() + ": " + line))
+    new ReferenceCopies(ms, pg, line -> log.info("migration " + m.getId() + ": " + line), faults)
         .ensureOn(m.getKeyspace(), m.getTarget());
     faults.accept("preparing:reference-copies");
     // The migrator writes through fences on both sides (cleanup on the source; copy, replay and repair on

@@ -44,11 +44,21 @@ public final class ReferenceCopies {
   private final MigrationStore ms;
   private final PgConnector pg;
   private final Consumer<String> log;
+  private final Consumer<String> faults;
 
   public ReferenceCopies(MigrationStore ms, PgConnector pg, Consumer<String> log) {
+    this(ms, pg, log, point -> { });
+  }
+
+  /**
+   * @param faults called at the points a crash test stops at ({@code reference:raised} after the epoch was
+   *     raised on every copy, {@code reference:copied} after the new copies were filled, before the record)
+   */
+  public ReferenceCopies(MigrationStore ms, PgConnector pg, Consumer<String> log, Consumer<String> faults) {
     this.ms = ms;
     this.pg = pg;
     this.log = log;
+    this.faults = faults;
   }
 
   /** The records, by canonical table name. */
@@ -246,6 +256,7 @@ public final class ReferenceCopies {
           epoch = highest;
         }
         log.accept(table + ": epoch raised to " + epoch + " on " + t.getCopiesList());
+        faults.accept("reference:raised");
         String from = t.getCopies(0);
         Connection src = open(conns, from);
         List<Tables.Column> cols = Tables.columnsOf(src, table);
@@ -255,6 +266,7 @@ public final class ReferenceCopies {
         for (String s : adding) {
           copyTo(src, from, conns.get(s), s, table, epoch);
         }
+        faults.accept("reference:copied");
         Set<String> copies = new TreeSet<>(t.getCopiesList());
         copies.addAll(adding);
         long e = epoch;
