@@ -45,6 +45,7 @@ class ReferenceTablesTest {
   private String users;
   private String countries;
   private String nokey;
+  private String orders;
 
   @BeforeEach
   void setUp() throws Exception {
@@ -52,14 +53,17 @@ class ReferenceTablesTest {
     users = "users_" + f.uid;
     countries = "countries_" + f.uid;
     nokey = "nokey_" + f.uid;
+    orders = "orders_fk_" + f.uid;
     f.rangeKeyspace(KS, users, 2_000); // [..0) on s1, [0..) on s2
     for (int i = 0; i < 3; i++) {
       shard(i).exec("CREATE TABLE " + countries + " (code text PRIMARY KEY, name text NOT NULL, rank int)");
       shard(i).exec("CREATE TABLE " + nokey + " (code text, name text)");
     }
     shard(0).exec("INSERT INTO " + countries + " SELECT 'c' || g, 'country ' || g, g FROM generate_series(1, 500) g");
-    // s2 holds stale rows the copy must replace.
+    // s2 holds stale rows the copy must replace, one referenced by a sharded table's foreign key.
     shard(1).exec("INSERT INTO " + countries + " VALUES ('zz', 'stale', 0), ('c1', 'old name', 9)");
+    shard(1).exec("CREATE TABLE " + orders + " (id bigint PRIMARY KEY, country text REFERENCES " + countries + ")");
+    shard(1).exec("INSERT INTO " + orders + " VALUES (1, 'c1')");
   }
 
   @AfterEach
@@ -68,7 +72,7 @@ class ReferenceTablesTest {
       f.close();
     } finally {
       for (int i = 0; i < 3; i++) {
-        shard(i).exec("DROP TABLE IF EXISTS " + countries + ", " + nokey);
+        shard(i).exec("DROP TABLE IF EXISTS " + orders + ", " + countries + ", " + nokey);
         shard(i).exec("DO $$ BEGIN IF to_regclass('shardmap.reference_tables') IS NOT NULL THEN "
             + "DELETE FROM shardmap.reference_tables WHERE tbl IN ('public." + countries + "', 'public." + nokey
             + "'); END IF; END $$");
@@ -116,8 +120,8 @@ class ReferenceTablesTest {
   @Test
   void addCopiesToEveryOwnerGuardsThemAndRefusesAnEditToAShardWithoutOne() throws Exception {
     List<String> source = rows(0, countries);
+    List<String> log = new ArrayList<>();
     try (Migrator m = migrator()) {
-      List<String> log = new ArrayList<>();
       ReferenceTable t = m.addReference(countries, List.of(KS), false, "s1", log::add);
       assertEquals("public." + countries, t.getTable());
       assertEquals(List.of("s1", "s2"), t.getCopiesList());
@@ -125,6 +129,8 @@ class ReferenceTablesTest {
       assertEquals(1, t.getEpoch());
       assertEquals(List.of(t), m.listReferences());
       assertEquals(source, rows(1, countries), "s2's copy equals the source, its stale rows gone");
+      assertTrue(log.stream().anyMatch(l -> l.contains("copied 500 rows from s1 to s2 (1 deleted, 500 inserted or changed")),
+          log::toString);
       assertTrue(guarded(0, countries) && guarded(1, countries));
       assertFalse(guarded(2, countries), "s3 owns nothing of users: no copy");
 

@@ -28,7 +28,7 @@ import org.postgresql.copy.PGCopyOutputStream;
  * The database side of reference tables (docs/reference-tables.md): declaring one (guard and copy to every
  * owner of its keyspaces, then the record), giving copies to owners that lack one (sync, and a move's
  * start), and removing one. Every step may be rerun after a crash at any point: guards are installed
- * idempotently at an epoch that never goes down, a copy truncates what the target had, and the record is
+ * idempotently at an epoch that never goes down, a copy replaces what the target had, and the record is
  * written last with a compare-and-set, so it never names a copy that is not current and guarded.
  *
  * <p>Why nothing is lost while a copy is added: the epoch is first raised on every existing copy, which
@@ -71,7 +71,7 @@ public final class ReferenceCopies {
   /**
    * Declares {@code table} (any name form; canonicalized on {@code source}) a reference table of
    * {@code keyspaces}, or of every keyspace: guards the copy on the source, copies it to every other owner
-   * of the keyspaces (truncating what they had) and guards those copies, then writes the record. Checks
+   * of the keyspaces (replacing what they had) and guards those copies, then writes the record. Checks
    * everything first (the table has a primary key, exists with the same columns and key on every owner,
    * every keyspace and the source exist) and changes nothing if one fails. Rerunning a declaration that
    * is already recorded gives the copies it lacks (as {@link #sync}).
@@ -135,7 +135,7 @@ public final class ReferenceCopies {
         ReferenceGuard.install(src, name, epoch);
         log.accept(name + ": guarded on " + source + " at epoch " + epoch);
         for (String t : targets) {
-          copyTo(src, source, conns.get(t), t, name, epoch);
+          copyTo(src, source, conns.get(t), t, name, key, epoch);
         }
         ReferenceTable record = wanted.toBuilder().addAllCopies(copies).setEpoch(epoch).build();
         try {
@@ -224,7 +224,7 @@ public final class ReferenceCopies {
 
   /**
    * The add-copy steps of the records' contract: raise the epoch to e+1 on every existing copy, copy the
-   * data from one of them into each new shard (guarded at e+1 first, truncated, under bypass), then
+   * data from one of them into each new shard (guarded at e+1 first, its rows replaced, under bypass), then
    * rewrite the record (copies + new, epoch e+1) comparing its mod revision. A lost race re-reads the
    * record and goes on from what it says.
    */
@@ -264,7 +264,7 @@ public final class ReferenceCopies {
           requireSameTable(src, from, open(conns, s), s, table, cols, t.getPrimaryKeyList());
         }
         for (String s : adding) {
-          copyTo(src, from, conns.get(s), s, table, epoch);
+          copyTo(src, from, conns.get(s), s, table, t.getPrimaryKeyList(), epoch);
         }
         faults.accept("reference:copied");
         Set<String> copies = new TreeSet<>(t.getCopiesList());
@@ -327,11 +327,14 @@ public final class ReferenceCopies {
 
   /**
    * Guards {@code target}'s copy at {@code epoch} (so nothing but a coordinated write or this bypass can
-   * change it from here on), then replaces its rows with the source's in one transaction under bypass:
-   * TRUNCATE and one binary COPY pipe, streamed.
+   * change it from here on), then makes its rows the source's in one transaction under bypass: one binary
+   * COPY pipe, streamed into a temporary table, then the rows whose key the source lacks deleted and the
+   * others upserted by the primary key {@code key}. Not TRUNCATE: sharded tables may reference the copy
+   * by foreign key (orders.country), which TRUNCATE refuses even when nothing is referenced; a row still
+   * referenced and absent from the source fails the copy, as it should.
    */
-  private void copyTo(Connection src, String source, Connection dst, String target, String table, long epoch)
-      throws SQLException {
+  private void copyTo(Connection src, String source, Connection dst, String target, String table, List<String> key,
+                      long epoch) throws SQLException {
     ReferenceGuard.install(dst, table, epoch);
     List<Tables.Column> cols = Tables.columnsOf(src, table);
     StringBuilder b = new StringBuilder();
@@ -341,20 +344,38 @@ public final class ReferenceCopies {
       }
     }
     String columns = b.toString();
-    long[] rows = {0};
+    List<String> keyCols = key.stream().map(RangeTableMove::ident).toList();
+    List<String> rest = new ArrayList<>();
+    for (Tables.Column c : cols) {
+      if (!c.generated() && !key.contains(c.name())) {
+        rest.add(RangeTableMove.ident(c.name()));
+      }
+    }
+    String tmp = "pg_temp.shardmap_reference_copy";
+    String sameKey = String.join(" AND ", keyCols.stream().map(k -> "x." + k + " = n." + k).toList());
+    String upsert = rest.isEmpty() ? "DO NOTHING" : "DO UPDATE SET "
+        + String.join(", ", rest.stream().map(c -> c + " = EXCLUDED." + c).toList()) + " WHERE ("
+        + String.join(", ", rest.stream().map(c -> "x." + c).toList()) + ") IS DISTINCT FROM ("
+        + String.join(", ", rest.stream().map(c -> "EXCLUDED." + c).toList()) + ")";
+    long[] rows = {0, 0, 0};
     RangeTableMove.inTransaction(dst, s -> {
       ReferenceGuard.bypass(dst);
-      s.execute("TRUNCATE " + table);
+      s.execute("CREATE TEMP TABLE shardmap_reference_copy ON COMMIT DROP AS SELECT " + columns + " FROM " + table
+          + " WITH NO DATA");
       CopyManager out = src.unwrap(PGConnection.class).getCopyAPI();
       try (PGCopyOutputStream in = new PGCopyOutputStream(dst.unwrap(PGConnection.class),
-          "COPY " + table + " (" + columns + ") FROM STDIN (FORMAT binary)", 1 << 16)) {
+          "COPY " + tmp + " (" + columns + ") FROM STDIN (FORMAT binary)", 1 << 16)) {
         rows[0] = out.copyOut("COPY (SELECT " + columns + " FROM " + table + ") TO STDOUT (FORMAT binary)", in);
       } catch (IOException e) {
         throw new SQLException("copying " + table + " failed: " + e.getMessage(), "08000", e);
       }
+      rows[1] = s.executeUpdate("DELETE FROM " + table + " x WHERE NOT EXISTS (SELECT 1 FROM " + tmp + " n WHERE "
+          + sameKey + ")");
+      rows[2] = s.executeUpdate("INSERT INTO " + table + " AS x (" + columns + ") SELECT " + columns + " FROM " + tmp
+          + " ON CONFLICT (" + String.join(", ", keyCols) + ") " + upsert);
     });
-    log.accept(table + ": copied " + rows[0] + " rows from " + source + " to " + target + " (guarded at epoch "
-        + epoch + ")");
+    log.accept(table + ": copied " + rows[0] + " rows from " + source + " to " + target + " (" + rows[1]
+        + " deleted, " + rows[2] + " inserted or changed there; guarded at epoch " + epoch + ")");
   }
 
   private Connection open(Map<String, Connection> conns, String shard) throws SQLException {
