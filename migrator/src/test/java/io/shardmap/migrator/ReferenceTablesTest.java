@@ -325,6 +325,18 @@ class ReferenceTablesTest {
           () -> m.addReference(countries, List.of("nope"), false, "s1", line -> { })).code());
       assertEquals(ErrorCode.NOT_FOUND, assertThrows(ShardmapException.class,
           () -> m.addReference(countries, List.of(KS), false, "s9", line -> { })).code());
+      // The table missing on an owner: refused, naming it and the shard, before anything is guarded.
+      shard(0).exec("CREATE TABLE " + nokey + "_only (code text PRIMARY KEY)");
+      try {
+        ShardmapException missing = assertThrows(ShardmapException.class,
+            () -> m.addReference(nokey + "_only", List.of(KS), false, "s1", line -> { }));
+        assertEquals(ErrorCode.FAILED_PRECONDITION, missing.code());
+        assertTrue(missing.getMessage().contains("public." + nokey + "_only does not exist on shard 's2'"),
+            missing.getMessage());
+        assertFalse(guarded(0, nokey + "_only"));
+      } finally {
+        shard(0).exec("DROP TABLE " + nokey + "_only");
+      }
       // A copy with other columns on an owner: refused before anything is guarded.
       shard(1).exec("ALTER TABLE " + countries + " ADD COLUMN extra int");
       ShardmapException diff = assertThrows(ShardmapException.class,
