@@ -28,6 +28,7 @@ import io.shardmap.core.Keys;
  * {root}/ids/{gen}/workers/{w}               WorkerClaim: worker id w (decimal) of id generator gen, under its owner's lease
  * {root}/ids/{gen}/high-water/{w}            WorkerHighWater: the ms up to which owners of w may have issued ids; never lowered
  * {root}/reference/tables/{table}            ReferenceTable: a table copied on every shard of its keyspaces ({table} canonical, e.g. public.countries)
+ * {root}/reference/guard                     empty; rewritten by every declaration of a reference table
  * {root}/owners-guard                        empty; rewritten by every write that makes any shard an owner of any key
  * </pre>
  */
@@ -64,6 +65,11 @@ public final class CatalogPaths {
 
   public String shardRef(String name) {
     return shardRefs + name;
+  }
+
+  /** Every keyspace's records start with this. */
+  public String keyspacesPrefix() {
+    return keyspaces;
   }
 
   public String keyspacePrefix(String ks) {
@@ -189,6 +195,15 @@ public final class CatalogPaths {
   /** The record of reference table {@code table} (its canonical name, {@code schema.table}). */
   public String referenceTable(String table) {
     return referenceTablesPrefix() + table;
+  }
+
+  /**
+   * Rewritten (empty) by every declaration of a reference table, so that a map edit that read the records
+   * can require "no table was declared since" with a compare on one known key (a new record's key is not
+   * known in advance); see {@link ReferenceTables#unchangedSince}.
+   */
+  public String referenceGuard() {
+    return root + "/reference/guard";
   }
 
   /**

@@ -59,8 +59,8 @@ public final class DirectoryEdits extends StrategyEditsBase {
    * owner raises the entry's epoch. Entries being moved are refused; one compare on the moving guard (not
    * one per key, which would not fit etcd's limit with a full batch) makes that race-free.
    */
-  public Edit<List<DirectoryEntry>> putEntries(DirectorySnapshot snap, MovingMarkers marked, String ks,
-                                               List<DirectoryEntry> entries) {
+  public Edit<List<DirectoryEntry>> putEntries(DirectorySnapshot snap, MovingMarkers marked, ReferenceTables refs,
+                                               String ks, List<DirectoryEntry> entries) {
     KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_DIRECTORY);
     int n = entries.size();
     if (n == 0 || n > MAX_DIRECTORY_BATCH) {
@@ -105,7 +105,7 @@ public final class DirectoryEdits extends StrategyEditsBase {
       txn.put(paths.entry(ks, key), bytes(stored));
       written.add(stored);
     }
-    guardOwners(txn, owners);
+    guardOwners(txn, ks, owners, refs);
     return new Edit<>(txn.build(), List.copyOf(written));
   }
 
@@ -155,7 +155,7 @@ public final class DirectoryEdits extends StrategyEditsBase {
   }
 
   /** Sets (a registered shard) or removes (empty {@code shard}) the directory's fallback. */
-  public Edit<DirectoryLayout> setFallback(DirectorySnapshot snap, String ks, String shard) {
+  public Edit<DirectoryLayout> setFallback(DirectorySnapshot snap, ReferenceTables refs, String ks, String shard) {
     KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_DIRECTORY);
     DirectoryLayout old = k.directory().layout();
     DirectoryLayout.Builder next = DirectoryLayout.newBuilder();
@@ -175,7 +175,7 @@ public final class DirectoryEdits extends StrategyEditsBase {
     }
     DirectoryLayout layout = next.build();
     Txn.Builder txn = layoutTxn(k, layout);
-    guardOwners(txn, owners);
+    guardOwners(txn, ks, owners, refs);
     return new Edit<>(txn.build(), layout);
   }
 

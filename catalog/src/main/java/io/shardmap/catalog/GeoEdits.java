@@ -58,8 +58,8 @@ public final class GeoEdits extends StrategyEditsBase {
    * have had. Refused while any region of the keyspace is being moved: listing a region, or changing the
    * default, changes which keys the default region's unit holds (the guard compare makes it race-free).
    */
-  public Edit<GeoLayout> setRegion(DirectorySnapshot snap, MovingMarkers markers, String ks, String regionName,
-                                   String shardName, boolean makeDefault) {
+  public Edit<GeoLayout> setRegion(DirectorySnapshot snap, MovingMarkers markers, ReferenceTables refs, String ks,
+                                   String regionName, String shardName, boolean makeDefault) {
     KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_GEOGRAPHIC);
     markers.refuseAny("region");
     String region = Names.region("region", regionName);
@@ -100,7 +100,7 @@ public final class GeoEdits extends StrategyEditsBase {
       layout = bumped.build();
     }
     Txn.Builder txn = layoutTxn(k, layout).compare(markers.unchangedSince(paths));
-    guardOwners(txn, Set.of(shard));
+    guardOwners(txn, ks, Set.of(shard), refs);
     return new Edit<>(txn.build(), layout);
   }
 

@@ -50,8 +50,8 @@ public final class HashEdits extends StrategyEditsBase {
   }
 
   /** Gives hash bucket {@code bucket} to {@code target} at epoch + 1. */
-  public Edit<BucketAssignment> reassignBucket(DirectorySnapshot snap, MovingMarkers markers, String ks, int bucket,
-                                               String target, long expectedEpoch) {
+  public Edit<BucketAssignment> reassignBucket(DirectorySnapshot snap, MovingMarkers markers, ReferenceTables refs,
+                                               String ks, int bucket, String target, long expectedEpoch) {
     KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_HASH);
     HashLayout h = k.hash().layout();
     if (bucket < 0 || bucket >= h.getBucketsCount()) {
@@ -72,13 +72,13 @@ public final class HashEdits extends StrategyEditsBase {
     HashLayout next = h.toBuilder().setBuckets(bucket, nb).build();
     // Race-free like a range's: the migrator's marker transaction compares the layout's mod revision.
     Txn.Builder txn = layoutTxn(k, next).compare(Compare.absent(marker));
-    guardOwners(txn, Set.of(target));
+    guardOwners(txn, ks, Set.of(target), refs);
     return new Edit<>(txn.build(), nb);
   }
 
   /** Replaces every bucket (the new list names a registered shard per bucket); every epoch passes all old ones. */
-  public Edit<LayoutChange<HashLayout>> reshardHash(DirectorySnapshot snap, MovingMarkers markers, String ks,
-                                                    List<String> buckets) {
+  public Edit<LayoutChange<HashLayout>> reshardHash(DirectorySnapshot snap, MovingMarkers markers,
+                                                    ReferenceTables refs, String ks, List<String> buckets) {
     KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_HASH);
     HashLayout h = k.hash().layout();
     markers.refuseAny("buckets");
@@ -107,7 +107,7 @@ public final class HashEdits extends StrategyEditsBase {
     double moved = HashTable.movedFraction(before, buckets);
     HashLayout layout = next.build();
     Txn.Builder txn = layoutTxn(k, layout).compare(markers.unchangedSince(paths));
-    guardOwners(txn, owners);
+    guardOwners(txn, ks, owners, refs);
     return new Edit<>(txn.build(), new LayoutChange<>(layout, moved));
   }
 

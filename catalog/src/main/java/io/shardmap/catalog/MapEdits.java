@@ -46,7 +46,9 @@ import java.util.Set;
  *   <li>an edit that changes who owns a key raises that key's epoch past every epoch it had;
  *   <li>the ownership guard: every write that makes a shard an owner compares the shard's registration
  *       present and rewrites {@code shardrefs/{shard}} ({@link #guardOwners}), which deregistration
- *       compares unchanged since the snapshot that showed the shard owning nothing;
+ *       compares unchanged since the snapshot that showed the shard owning nothing; and the shard must
+ *       hold a copy of every reference table of the keyspace ({@link ReferenceTables}), read fresh by the
+ *       planner like the markers;
  *   <li>a unit being moved by the migrator is refused, race-free (see {@link MovingMarkers}).
  * </ul>
  * Refusals are ShardmapExceptions naming the request field and the rule; nothing is written then.
@@ -58,6 +60,7 @@ public final class MapEdits {
   private final RingEdits ring;
   private final DirectoryEdits directory;
   private final GeoEdits geo;
+  private final ReferenceEdits reference;
   private final Map<Strategy, StrategyEdits> byStrategy = new java.util.EnumMap<>(Strategy.class);
 
   public MapEdits(CatalogPaths paths) {
@@ -67,6 +70,7 @@ public final class MapEdits {
     this.ring = new RingEdits(this);
     this.directory = new DirectoryEdits(this);
     this.geo = new GeoEdits(this);
+    this.reference = new ReferenceEdits(paths);
     for (StrategyEdits e : List.of(range, hash, ring, directory, geo)) {
       byStrategy.put(e.strategy(), e);
     }
@@ -99,6 +103,11 @@ public final class MapEdits {
 
   public GeoEdits geo() {
     return geo;
+  }
+
+  /** The writes of reference-table records (declare, add a copy, remove). */
+  public ReferenceEdits reference() {
+    return reference;
   }
 
   public CatalogPaths paths() {
@@ -134,12 +143,26 @@ public final class MapEdits {
     return shard;
   }
 
-  /** The ownership guard: every owner is registered at commit time, and is marked as an owner. */
-  public Txn.Builder guardOwners(Txn.Builder txn, Set<String> owners) {
+  /**
+   * The ownership guard, the one place every write that makes shards owners of keys of {@code keyspace}
+   * goes through: every owner is registered at commit time and is marked as an owner ({@code shardrefs},
+   * compared by deregistration); every owner holds a copy of each reference table of the keyspace in
+   * {@code refs} (else FAILED_PRECONDITION naming the shard, the table and the command that fixes it), and
+   * the transaction compares those records unchanged since {@code refs} was read and rewrites the owners
+   * guard that a declaration compares (why that is race-free: {@link ReferenceTables}). Nothing is added
+   * for an empty {@code owners}.
+   */
+  public Txn.Builder guardOwners(Txn.Builder txn, String keyspace, Set<String> owners, ReferenceTables refs) {
+    if (owners.isEmpty()) {
+      return txn;
+    }
+    refs.requireCopies(keyspace, owners);
     for (String s : owners) {
       txn.compare(Compare.present(paths.shard(s)));
       txn.put(paths.shardRef(s), new byte[0]);
     }
+    txn.compare(refs.unchangedSince(paths));
+    txn.put(paths.ownersGuard(), new byte[0]);
     return txn;
   }
 

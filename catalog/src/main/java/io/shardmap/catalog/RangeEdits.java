@@ -167,8 +167,8 @@ public final class RangeEdits extends StrategyEditsBase {
    *
    * @param expectedEpoch 0, or the epoch the caller saw (refused if it moved on)
    */
-  public Edit<Route> reassignRange(DirectorySnapshot snap, MovingMarkers markers, String ks, KeyRange range,
-                                   String target, long expectedEpoch) {
+  public Edit<Route> reassignRange(DirectorySnapshot snap, MovingMarkers markers, ReferenceTables refs, String ks,
+                                   KeyRange range, String target, long expectedEpoch) {
     KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_RANGE);
     KeyType type = k.keyType();
     registered(snap, "shard", target);
@@ -195,7 +195,7 @@ public final class RangeEdits extends StrategyEditsBase {
         .compare(Compare.modRevision(paths.range(ks, range.start()), r.modRevision()))
         .compare(Compare.absent(paths.moving(ks, range.start())))
         .put(paths.range(ks, range.start()), bytes(KeyspaceMap.toProto(type, moved)));
-    guardOwners(txn, Set.of(target));
+    guardOwners(txn, ks, Set.of(target), refs);
     return new Edit<>(txn.build(), moved);
   }
 

@@ -59,8 +59,9 @@ public final class RingEdits extends StrategyEditsBase {
    *
    * @param field the request field naming the keyspace in a refusal
    */
-  public Edit<LayoutChange<RingLayout>> addRingNodes(DirectorySnapshot snap, MovingMarkers markers, String ks,
-                                                     String shard, int count, String field) {
+  public Edit<LayoutChange<RingLayout>> addRingNodes(DirectorySnapshot snap, MovingMarkers markers,
+                                                     ReferenceTables refs, String ks, String shard, int count,
+                                                     String field) {
     KeyspaceMap k = keyspaceOf(snap, "keyspace", ks, Strategy.STRATEGY_CONSISTENT_HASH);
     registered(snap, "shard", shard);
     markers.refuse(paths.movingRing(ks), field, "a ring node");
@@ -71,7 +72,7 @@ public final class RingEdits extends StrategyEditsBase {
     RingLayout layout = before.withAddedNodes(shard, count);
     double moved = Ring.movedFraction(before, Ring.of(layout, 0));
     Txn.Builder txn = layoutTxn(k, layout).compare(Compare.absent(paths.movingRing(ks)));
-    guardOwners(txn, Set.of(shard));
+    guardOwners(txn, ks, Set.of(shard), refs);
     return new Edit<>(txn.build(), new LayoutChange<>(layout, moved));
   }
 

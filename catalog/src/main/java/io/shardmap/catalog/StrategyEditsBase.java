@@ -26,8 +26,8 @@ abstract class StrategyEditsBase implements StrategyEdits {
     return strategy;
   }
 
-  final Txn.Builder guardOwners(Txn.Builder txn, Set<String> owners) {
-    return edits.guardOwners(txn, owners);
+  final Txn.Builder guardOwners(Txn.Builder txn, String keyspace, Set<String> owners, ReferenceTables refs) {
+    return edits.guardOwners(txn, keyspace, owners, refs);
   }
 
   final Txn.Builder layoutTxn(KeyspaceMap k, MessageLite newLayout) {

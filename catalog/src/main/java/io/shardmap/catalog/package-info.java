@@ -6,7 +6,9 @@
  * ({@link io.shardmap.catalog.ChangeDecoder}), the client acknowledgements the directory servers publish
  * ({@link io.shardmap.catalog.ClientAcks}), the translation of store failures
  * ({@link io.shardmap.catalog.StoreErrors}), the moving markers and their refuse rules
- * ({@link io.shardmap.catalog.MovingMarkers}), the one implementation of the map edits that the admin API
+ * ({@link io.shardmap.catalog.MovingMarkers}), the reference-table records and the coverage rule every
+ * ownership edit applies to them ({@link io.shardmap.catalog.ReferenceTables}, written by {@link
+ * io.shardmap.catalog.ReferenceEdits}; docs/reference-tables.md), the one implementation of the map edits that the admin API
  * and the migrator both make ({@link io.shardmap.catalog.MapEdits}, one class per strategy behind
  * {@link io.shardmap.catalog.StrategyEdits}, planned on the watched snapshot or on a
  * fresh {@link io.shardmap.catalog.KeyspaceRead}), the one optimistic

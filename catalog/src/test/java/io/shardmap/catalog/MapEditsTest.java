@@ -83,6 +83,10 @@ class MapEditsTest {
     return DirectorySnapshot.empty(0).apply(all.revision(), decoder.toChanges(all.kvs()));
   }
 
+  private ReferenceTables refs() {
+    return ReferenceTables.read(store, paths, Duration.ofSeconds(2));
+  }
+
   private MovingMarkers markers(String ks) {
     return MovingMarkers.read(store, paths, ks, Duration.ofSeconds(2));
   }
@@ -122,7 +126,7 @@ class MapEditsTest {
 
   @Test
   void aMarkerWrittenAfterThePlanFailsItsTransaction() throws Exception {
-    MapEdits.Edit<Route> e = edits.range().reassignRange(snapshot(), markers("users"), "users",
+    MapEdits.Edit<Route> e = edits.range().reassignRange(snapshot(), markers("users"), refs(), "users",
         KeyRange.parse(KeyType.KEY_TYPE_INT64, "100..200", "t"), "s2", 0);
     assertEquals(4, e.value().epoch());
     mark(paths.moving("users", Keys.encodeInt64(100)), "m1");
@@ -132,11 +136,11 @@ class MapEditsTest {
 
   @Test
   void reassignGuardsTheNewOwnersRegistration() throws Exception {
-    MapEdits.Edit<Route> e = edits.range().reassignRange(snapshot(), markers("users"), "users",
+    MapEdits.Edit<Route> e = edits.range().reassignRange(snapshot(), markers("users"), refs(), "users",
         KeyRange.parse(KeyType.KEY_TYPE_INT64, "..100", "t"), "s2", 0);
     store.commit(Txn.builder().delete(paths.shard("s2")).build()).get();
     assertFalse(store.commit(e.txn()).get().succeeded(), "the target was deregistered meanwhile");
-    refused(ErrorCode.NOT_FOUND, () -> edits.range().reassignRange(snapshot(), markers("users"), "users",
+    refused(ErrorCode.NOT_FOUND, () -> edits.range().reassignRange(snapshot(), markers("users"), refs(), "users",
         KeyRange.parse(KeyType.KEY_TYPE_INT64, "..100", "t"), "s2", 0), "shard: shard 's2' is not registered");
   }
 
@@ -151,7 +155,7 @@ class MapEditsTest {
 
   @Test
   void ringNodesJoinWithTheOwnershipGuardAndNotWhileOneMoves() throws Exception {
-    MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.ring().addRingNodes(snapshot(), markers("carts"), "carts",
+    MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.ring().addRingNodes(snapshot(), markers("carts"), refs(), "carts",
         "s2", 1, "keyspace");
     assertTrue(e.value().movedFraction() > 0 && e.value().movedFraction() < 1);
     assertEquals(e.value().layout(), RingEdits.ringStep(snapshot().keyspace("carts").ring().layout(), "s2", true));
@@ -168,11 +172,11 @@ class MapEditsTest {
 
   @Test
   void directoryEntriesTakeEpochsFromTheFallbackAndDeletesRaiseIt() throws Exception {
-    MapEdits.Edit<List<DirectoryEntry>> put = edits.directory().putEntries(snapshot(), markers("tenants"), "tenants",
+    MapEdits.Edit<List<DirectoryEntry>> put = edits.directory().putEntries(snapshot(), markers("tenants"), refs(), "tenants",
         List.of(entry("acme", "s1"), entry("globex", "s2")));
     assertEquals(List.of(4L, 5L), put.value().stream().map(DirectoryEntry::getEpoch).toList());
     assertTrue(store.commit(put.txn()).get().succeeded());
-    refused(ErrorCode.INVALID_ARGUMENT, () -> edits.directory().putEntries(snapshot(), markers("tenants"), "tenants",
+    refused(ErrorCode.INVALID_ARGUMENT, () -> edits.directory().putEntries(snapshot(), markers("tenants"), refs(), "tenants",
         List.of(entry("a", "s1"), entry("a", "s2"))), "entries[1].key: the same key as entries[0]");
     MapEdits.Edit<Integer> del = edits.directory().deleteEntries(snapshot(), markers("tenants"), "tenants",
         List.of(entry("globex", "").getKey(), entry("nobody", "").getKey()));
@@ -181,16 +185,16 @@ class MapEditsTest {
     assertEquals(6, snapshot().keyspace("tenants").directory().layout().getFallbackEpoch(), "past globex's 5");
     store.commit(Txn.builder().put(paths.movingEntry("tenants", "acme".getBytes(StandardCharsets.UTF_8)),
         "d1".getBytes(StandardCharsets.UTF_8)).put(paths.movingGuard("tenants"), new byte[0]).build()).get();
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.directory().putEntries(snapshot(), markers("tenants"), "tenants",
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.directory().putEntries(snapshot(), markers("tenants"), refs(), "tenants",
         List.of(entry("acme", "s2"))), "entries[0].key: entry 'acme' of keyspace 'tenants' is being moved");
     MapEdits.Edit<List<DirectoryEntry>> other = edits.directory().putEntries(snapshot(), MovingMarkers.none("tenants", 1),
-        "tenants", List.of(entry("initech", "s2")));
+        refs(), "tenants", List.of(entry("initech", "s2")));
     assertFalse(store.commit(other.txn()).get().succeeded(), "a marker was written after the markers read");
   }
 
   @Test
   void regionsMoveWithEpochsPastTheKeysTheyTake() throws Exception {
-    MapEdits.Edit<GeoLayout> set = edits.geo().setRegion(snapshot(), markers("geo"), "geo", "ap", "s2", true);
+    MapEdits.Edit<GeoLayout> set = edits.geo().setRegion(snapshot(), markers("geo"), refs(), "geo", "ap", "s2", true);
     assertEquals("ap", set.value().getDefaultRegion());
     assertEquals(8, set.value().getRegionsList().stream().filter(r -> r.getRegion().equals("ap")).findFirst()
         .orElseThrow().getEpoch(), "unknown regions change owner with the default: past every epoch");
@@ -199,7 +203,7 @@ class MapEditsTest {
     MapEdits.Edit<GeoLayout> removed = edits.geo().removeRegion(snapshot(), markers("geo"), "geo", "us");
     assertEquals(List.of(RegionAssignment.newBuilder().setRegion("eu").setShard("s1").setEpoch(8).build()),
         removed.value().getRegionsList());
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.directory().setFallback(snapshot(), "tenants", "s1"),
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.directory().setFallback(snapshot(), refs(), "tenants", "s1"),
         "shard: 's1' is already the fallback");
   }
 
@@ -209,11 +213,11 @@ class MapEditsTest {
    */
   @Test
   void regionEditsAreRefusedWhileARegionMoves() throws Exception {
-    MapEdits.Edit<GeoLayout> before = edits.geo().setRegion(snapshot(), markers("geo"), "geo", "ap", "s2", false);
+    MapEdits.Edit<GeoLayout> before = edits.geo().setRegion(snapshot(), markers("geo"), refs(), "geo", "ap", "s2", false);
     store.commit(Txn.builder().put(paths.movingRegion("geo", "us"), "r1".getBytes(StandardCharsets.UTF_8))
         .put(paths.movingGuard("geo"), new byte[0]).build()).get();
     assertFalse(store.commit(before.txn()).get().succeeded(), "a region marker was written after the markers read");
-    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.geo().setRegion(snapshot(), markers("geo"), "geo", "ap", "s2",
+    refused(ErrorCode.FAILED_PRECONDITION, () -> edits.geo().setRegion(snapshot(), markers("geo"), refs(), "geo", "ap", "s2",
         false), "region: keyspace 'geo' has units being moved by migration 'r1'");
     refused(ErrorCode.FAILED_PRECONDITION, () -> edits.geo().removeRegion(snapshot(), markers("geo"), "geo", "us"),
         "region: keyspace 'geo' has units being moved by migration 'r1'");

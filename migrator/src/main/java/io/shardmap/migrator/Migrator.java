@@ -5,11 +5,13 @@ import io.shardmap.core.ShardmapException;
 import io.shardmap.migrator.internal.MigrationStore;
 import io.shardmap.migrator.internal.MoveDriver;
 import io.shardmap.migrator.internal.PgConnector;
+import io.shardmap.migrator.internal.ReferenceCopies;
 import io.shardmap.migrator.internal.Planner;
 import io.shardmap.migrator.internal.Resharder;
 import io.shardmap.migrator.internal.States;
 import io.shardmap.proto.v1.KeyspaceSpec;
 import io.shardmap.proto.v1.Migration;
+import io.shardmap.proto.v1.ReferenceTable;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.store.EtcdMetaStore;
@@ -177,6 +179,11 @@ public final class Migrator implements AutoCloseable {
                                  java.util.function.UnaryOperator<MoveSpec.Builder> tuning, Consumer<String> log) {
     Resharder r = new Resharder(ms);
     KeyspaceSpec spec = reshardable(r, keyspace, shard, add);
+    if (add) {
+      // A ring node whose arc stays on its shard changes only the layout: the shard needs its reference
+      // copies before that edit too (moves get theirs at their start).
+      new ReferenceCopies(ms, pg, log).ensureOn(keyspace, shard);
+    }
     List<Migration> done = new java.util.ArrayList<>();
     if (spec.getStrategy() == Strategy.STRATEGY_HASH) {
       for (Resharder.BucketMove b : r.hashMoves(keyspace, shard, add)) {
@@ -217,6 +224,51 @@ public final class Migrator implements AutoCloseable {
     }
     log.accept(what + ": done, " + end.getRowsCopied() + " rows, write pause " + end.getPauseMs() + " ms");
     return end;
+  }
+
+  // ---------------------------------------------------------------- reference tables
+
+  /**
+   * Declares {@code table} (any name form, canonicalized on {@code source}) a reference table of
+   * {@code keyspaces}, or of every keyspace ({@code allKeyspaces}): its rows are copied from {@code source}
+   * to every shard that owns keys of them, every copy is guarded, then the record is written
+   * (docs/reference-tables.md). Refused with nothing changed when the table has no primary key
+   * (INVALID_ARGUMENT), is missing or different on an owner (FAILED_PRECONDITION), or a keyspace or the
+   * source is unknown (NOT_FOUND). Safe to run again after a crash at any step; {@code log} hears of each.
+   */
+  public ReferenceTable addReference(String table, List<String> keyspaces, boolean allKeyspaces, String source,
+                                     Consumer<String> log) {
+    return new ReferenceCopies(ms, pg, log).add(table, keyspaces, allKeyspaces, source);
+  }
+
+  /**
+   * Gives every owner of a reference table's keyspaces that lacks a copy one; with {@code shards}, gives those
+   * shards (about to own keys) the copies of every reference table of {@code keyspace} (null: of every one).
+   * Returns the records changed.
+   */
+  public List<ReferenceTable> syncReferences(List<String> shards, String keyspace, Consumer<String> log) {
+    ReferenceCopies r = new ReferenceCopies(ms, pg, log);
+    if (shards.isEmpty()) {
+      if (keyspace != null) {
+        throw ShardmapException.invalid("keyspace", "applies with --shard only (sync without shards covers every owner)");
+      }
+      return r.sync(null);
+    }
+    return r.syncShards(shards, keyspace);
+  }
+
+  /** The reference tables' records (table, keyspaces, copies, epoch), by name. */
+  public List<ReferenceTable> listReferences() {
+    return new ReferenceCopies(ms, pg, line -> { }).list();
+  }
+
+  /**
+   * Drops the guards of every copy of reference table {@code table} (canonical name as {@link
+   * #listReferences} shows it; an unqualified name means schema public), then its record; the data stay.
+   */
+  public ReferenceTable removeReference(String table, Consumer<String> log) {
+    String name = table.indexOf('.') < 0 ? "public." + table : table;
+    return new ReferenceCopies(ms, pg, log).remove(name);
   }
 
   public List<Migration> list() {

@@ -6,6 +6,7 @@ import io.shardmap.catalog.CatalogTxns.Plan;
 import io.shardmap.catalog.MapEdits;
 import io.shardmap.catalog.MeteredMetaStore;
 import io.shardmap.catalog.MovingMarkers;
+import io.shardmap.catalog.ReferenceTables;
 import com.google.protobuf.MessageLite;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
@@ -41,7 +42,9 @@ import java.util.function.LongSupplier;
  * fail as a whole; it is then re-planned against a snapshot that includes the winner. Invariants hold
  * because every plan checks them against the records it pins. Ownership has one extra guard: every write
  * that makes a shard an owner also rewrites {@code shardrefs/{shard}}, and deregistration requires that
- * key unchanged since the snapshot that showed the shard owns nothing.
+ * key unchanged since the snapshot that showed the shard owns nothing; and the shard must hold a copy of
+ * every reference table of the keyspace (the records are read from etcd on every attempt, like the
+ * markers below; docs/reference-tables.md).
  *
  * <p>Ranges being moved by the migrator carry a marker, {@code keyspaces/{ks}/moving/{hex start}} (value:
  * the migration id), which the migrator writes in a transaction that compares the mod revision of the
@@ -208,14 +211,11 @@ public final class AdminOps {
       Txn.Builder txn = Txn.builder().compare(Compare.absent(paths.spec(ks))).put(paths.spec(ks), bytes(spec));
       Set<String> owners = new LinkedHashSet<>();
       edits.forStrategy(spec.getStrategy()).create(snap, req, spec, txn, owners, maxTxnOps);
-      guardOwners(txn, owners);
+      // A new keyspace's shards must hold the tables copied on every keyspace's shards (all_keyspaces).
+      edits.guardOwners(txn, ks, owners, references());
       return new Plan<>(txn.build(), rev -> CreateKeyspaceResponse.newBuilder().setSpec(spec)
           .setRevision(rev).build());
     });
-  }
-
-  private void guardOwners(Txn.Builder txn, Set<String> owners) {
-    edits.guardOwners(txn, owners);
   }
 
   private static String registered(DirectorySnapshot snap, String field, String shard) {
@@ -366,6 +366,14 @@ public final class AdminOps {
 
   // ---------------------------------------------------------------- moving markers
 
+  /**
+   * One linearizable read of the reference-table records (the watched snapshot does not hold them), which
+   * every edit that makes a shard an owner checks and pins ({@link MapEdits#guardOwners}).
+   */
+  private ReferenceTables references() {
+    return ReferenceTables.read(store, paths, timeout);
+  }
+
   /** One linearizable read of a keyspace's moving markers (the watched snapshot does not hold them). */
   private MovingMarkers markers(String ks) {
     return MovingMarkers.read(store, paths, ks, timeout);
@@ -405,7 +413,7 @@ public final class AdminOps {
       }
       KeyRange range = KeyRange.fromProto(type, req.getRange(), "range");
       Names.shard("shard", req.getShard());
-      MapEdits.Edit<Route> e = edits.range().reassignRange(snap, markers(k.name()), k.name(), range, req.getShard(),
+      MapEdits.Edit<Route> e = edits.range().reassignRange(snap, markers(k.name()), references(), k.name(), range, req.getShard(),
           req.getExpectedEpoch());
       return new Plan<>(e.txn(), rev -> ReassignRangeResponse.newBuilder()
           .setRange(KeyspaceMap.toProto(type, e.value())).setRevision(rev).build());
@@ -421,7 +429,7 @@ public final class AdminOps {
   public ReassignBucketResponse reassignBucket(ReassignBucketRequest req) {
     return execute("ReassignBucket", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_HASH);
-      MapEdits.Edit<BucketAssignment> e = edits.hash().reassignBucket(snap, markers(k.name()), k.name(), req.getBucket(),
+      MapEdits.Edit<BucketAssignment> e = edits.hash().reassignBucket(snap, markers(k.name()), references(), k.name(), req.getBucket(),
           req.getShard(), req.getExpectedEpoch());
       return new Plan<>(e.txn(), rev -> ReassignBucketResponse.newBuilder().setBucket(e.value())
           .setRevision(rev).build());
@@ -431,7 +439,7 @@ public final class AdminOps {
   public ReshardHashResponse reshardHash(ReshardHashRequest req) {
     return execute("ReshardHash", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_HASH);
-      MapEdits.Edit<MapEdits.LayoutChange<HashLayout>> e = edits.hash().reshardHash(snap, markers(k.name()), k.name(),
+      MapEdits.Edit<MapEdits.LayoutChange<HashLayout>> e = edits.hash().reshardHash(snap, markers(k.name()), references(), k.name(),
           req.getBucketsList());
       return new Plan<>(e.txn(), rev -> ReshardHashResponse.newBuilder().setHash(e.value().layout())
           .setMovedFraction(e.value().movedFraction()).setRevision(rev).build());
@@ -442,7 +450,7 @@ public final class AdminOps {
     return execute("AddRingNodes", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_CONSISTENT_HASH);
       int count = req.getVnodes() == 0 ? k.spec().getDefaultVnodes() : req.getVnodes();
-      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.ring().addRingNodes(snap, markers(k.name()), k.name(),
+      MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = edits.ring().addRingNodes(snap, markers(k.name()), references(), k.name(),
           req.getShard(), count, "keyspace");
       return new Plan<>(e.txn(), rev -> AddRingNodesResponse.newBuilder().setRing(e.value().layout())
           .setMovedFraction(e.value().movedFraction()).setRevision(rev).build());
@@ -464,7 +472,7 @@ public final class AdminOps {
   public PutDirectoryEntriesResponse putDirectoryEntries(PutDirectoryEntriesRequest req) {
     return execute("PutDirectoryEntries", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_DIRECTORY);
-      MapEdits.Edit<List<DirectoryEntry>> e = edits.directory().putEntries(snap, markers(k.name()), k.name(), req.getEntriesList());
+      MapEdits.Edit<List<DirectoryEntry>> e = edits.directory().putEntries(snap, markers(k.name()), references(), k.name(), req.getEntriesList());
       return new Plan<>(e.txn(), rev -> PutDirectoryEntriesResponse.newBuilder().addAllEntries(e.value())
           .setRevision(rev).build());
     });
@@ -481,7 +489,7 @@ public final class AdminOps {
 
   public SetDirectoryFallbackResponse setDirectoryFallback(SetDirectoryFallbackRequest req) {
     return execute("SetDirectoryFallback", snap -> {
-      MapEdits.Edit<DirectoryLayout> e = edits.directory().setFallback(snap, req.getKeyspace(), req.getShard());
+      MapEdits.Edit<DirectoryLayout> e = edits.directory().setFallback(snap, references(), req.getKeyspace(), req.getShard());
       return new Plan<>(e.txn(), rev -> SetDirectoryFallbackResponse.newBuilder().setDirectory(e.value())
           .setRevision(rev).build());
     });
@@ -492,7 +500,7 @@ public final class AdminOps {
   public SetRegionResponse setRegion(SetRegionRequest req) {
     return execute("SetRegion", snap -> {
       KeyspaceMap k = MapEdits.keyspaceOf(snap, "keyspace", req.getKeyspace(), Strategy.STRATEGY_GEOGRAPHIC);
-      MapEdits.Edit<GeoLayout> e = edits.geo().setRegion(snap, markers(k.name()), k.name(), req.getRegion(), req.getShard(),
+      MapEdits.Edit<GeoLayout> e = edits.geo().setRegion(snap, markers(k.name()), references(), k.name(), req.getRegion(), req.getShard(),
           req.getMakeDefault());
       return new Plan<>(e.txn(), rev -> SetRegionResponse.newBuilder().setGeo(e.value()).setRevision(rev).build());
     });

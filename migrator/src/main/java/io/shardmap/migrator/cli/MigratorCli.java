@@ -44,7 +44,8 @@ import picocli.CommandLine.ScopeType;
       CancelCommand.class,
       StatusCommand.class,
       ListCommand.class,
-      WorkerCommand.class
+      WorkerCommand.class,
+      ReferenceCommand.class
     },
     footer = {
       "",

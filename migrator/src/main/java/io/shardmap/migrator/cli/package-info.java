@@ -1,7 +1,8 @@
 /**
  * {@code migrator}, the operator's command line for moving units of a keyspace (key ranges, hash buckets,
  * ring arcs, directory entries) between shards: {@code move}, {@code reshard}, {@code resume}, {@code
- * cancel}, {@code status}, {@code list} and {@code worker}, each a picocli subcommand over the public
+ * cancel}, {@code status}, {@code list}, {@code worker} and the group {@code reference} (reference tables:
+ * {@code add}, {@code sync}, {@code list}, {@code remove}; docs/reference-tables.md), each a picocli subcommand over the public
  * {@link io.shardmap.migrator.Migrator} API (docs/migrator.md).
  *
  * <p>Guarantees scripts can rely on: with {@code --json}, stdout carries exactly the protobuf JSON of the

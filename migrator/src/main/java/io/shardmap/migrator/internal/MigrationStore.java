@@ -104,7 +104,27 @@ public final class MigrationStore {
   public KeyspaceRead readKeyspace(String ks) {
     RangeResult shards = read("reading the shard registrations", () -> store.getPrefix(paths.shardsPrefix()));
     RangeResult records = read("reading keyspace '" + ks + "'", () -> store.getPrefix(paths.keyspacePrefix(ks)));
-    return KeyspaceRead.of(paths, ks, shards, records);
+    RangeResult references = read("reading the reference tables", () -> store.getPrefix(paths.referenceTablesPrefix()));
+    return KeyspaceRead.of(paths, ks, shards, records, references);
+  }
+
+  /**
+   * Every keyspace and the shard registrations as one snapshot, at the revision of the keyspaces' read
+   * (what a reference-table declaration compares the owners guard against); retried like {@link #read}.
+   */
+  public io.shardmap.core.DirectorySnapshot readMaps() {
+    RangeResult shards = read("reading the shard registrations", () -> store.getPrefix(paths.shardsPrefix()));
+    RangeResult keyspaces = read("reading the keyspaces", () -> store.getPrefix(paths.keyspacesPrefix()));
+    List<KeyValue> all = new ArrayList<>(shards.kvs());
+    all.addAll(keyspaces.kvs());
+    return io.shardmap.core.DirectorySnapshot.empty(0).apply(keyspaces.revision(),
+        new io.shardmap.catalog.ChangeDecoder(paths).toChanges(all));
+  }
+
+  /** One linearizable read of the reference-table records; retried like {@link #read}. */
+  public io.shardmap.catalog.ReferenceTables readReferences() {
+    return io.shardmap.catalog.ReferenceTables.of(paths,
+        read("reading the reference tables", () -> store.getPrefix(paths.referenceTablesPrefix())));
   }
 
   /** How long a read that failed transiently is retried (also the read-back of an unknown outcome). */

@@ -210,6 +210,11 @@ public final class MoveDriver {
   private void prepare(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
     List<String> created = new ArrayList<>();
+    // Before anything routes to the target, it gets current copies of the keyspace's reference tables
+    // (docs/reference-tables.md); a crash here resumes in this step and finishes it (each step reruns).
+    new ReferenceCopies(ms, pg, line -> log.info("migration " + m.getId() + ": " + line), faults)
+        .ensureOn(m.getKeyspace(), m.getTarget());
+    faults.accept("preparing:reference-copies");
     // The migrator writes through fences on both sides (cleanup on the source; copy, replay and repair on
     // a target that still fences the unit): its role must be allowed to, or the move would fail late.
     Fences.requirePass(src, m.getSource());
@@ -362,6 +367,12 @@ public final class MoveDriver {
     // A fence left by an attempt that did not commit (this worker's or a crashed one's) comes off first:
     // the source is still the owner.
     Fences.unfence(src, m.getId(), tableNames(), ticker);
+    // A reference table declared since the move's start: copy it to the target now, before the fence (one
+    // etcd read when nothing is missing). The cutover checks the records read here, so that the write pause
+    // has no extra etcd read, and compares them unchanged: a table declared after this still refuses it.
+    String migrationId = m.getId();
+    io.shardmap.catalog.ReferenceTables refsBeforeFence = new ReferenceCopies(ms, pg,
+        line -> log.info("migration " + migrationId + ": " + line)).ensureOn(m.getKeyspace(), m.getTarget());
     long catchUpEnd = ticker.getAsLong() + Duration.ofSeconds(5).toNanos();
     long replayed = 0;
     double msPerKey = 0.05;
@@ -482,7 +493,17 @@ public final class MoveDriver {
           if (changed[0] != null) {
             return null;
           }
-          ms.edits().guardOwners(txn, java.util.Set.of(cut.getTarget()));
+          // The move's start gave the target its reference copies; a table declared since without one there
+          // refuses the cutover (no owner without copies): undone below like any refused cutover.
+          io.shardmap.catalog.ReferenceTables refs = attempts[0] == 1 ? refsBeforeFence : ms.readReferences();
+          List<io.shardmap.catalog.ReferenceTables.Versioned> missing = refs.missingOn(cut.getKeyspace(), cut.getTarget());
+          if (!missing.isEmpty()) {
+            changed[0] = "the target '" + cut.getTarget() + "' has no copy of reference table "
+                + missing.get(0).table().getTable() + " (declared after the move started); run shardmap-migrator "
+                + "reference sync --shard " + cut.getTarget() + " --keyspace " + cut.getKeyspace() + ", then move again";
+            return null;
+          }
+          ms.edits().guardOwners(txn, cut.getKeyspace(), java.util.Set.of(cut.getTarget()), refs);
           UnitRecords.markers(paths, cut).forEach(txn::delete);
           txn.put(paths.migration(cut.getId()), next.toByteArray());
           return new CatalogTxns.Plan<>(txn.build(), rev -> rev);

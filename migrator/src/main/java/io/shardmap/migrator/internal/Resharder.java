@@ -151,7 +151,7 @@ public final class Resharder {
         return null;
       }
       MapEdits.Edit<MapEdits.LayoutChange<RingLayout>> e = join
-          ? ms.edits().ring().addRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard")
+          ? ms.edits().ring().addRingNodes(read.snapshot(), read.markers(), read.references(), keyspace, shard, 1, "shard")
           : ms.edits().ring().removeRingNodes(read.snapshot(), read.markers(), keyspace, shard, 1, "shard");
       return new CatalogTxns.Plan<>(e.txn(), rev -> new RingStep(shard, c.node().vnode(), join, shard, shard, false));
     }, CatalogTxns.FRESH_READS);

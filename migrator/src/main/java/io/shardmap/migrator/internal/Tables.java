@@ -33,9 +33,14 @@ public final class Tables {
 
   /** The table's columns in order, or null when the table does not exist. */
   public static List<Column> columns(Connection c, String table) throws SQLException {
+    return columnsOf(c, ident(table));
+  }
+
+  /** {@link #columns} of a table named in SQL as it is ({@code sqlName} quoted where needed, e.g. canonical). */
+  static List<Column> columnsOf(Connection c, String sqlName) throws SQLException {
     Long oid;
     try (PreparedStatement ps = c.prepareStatement("SELECT to_regclass(?)::oid")) {
-      ps.setString(1, ident(table));
+      ps.setString(1, sqlName);
       try (ResultSet rs = ps.executeQuery()) {
         rs.next();
         oid = (Long) rs.getObject(1);

@@ -27,6 +27,10 @@
  *       and arcs). {@link io.shardmap.migrator.internal.Fences} keeps the fences, whose table lock drains
  *       in-flight writers, decides who passes them (the migrator's role, a declared route) and lifts them
  *       from units that come back.
+ *   <li>Reference tables: {@link io.shardmap.migrator.internal.ReferenceCopies} declares them (guard, copy
+ *       by one binary COPY pipe under the guard's bypass, record last), gives copies to shards that lack
+ *       them (epoch raised on every copy first) for {@code reference sync} and at a move's start, and
+ *       removes them (docs/reference-tables.md).
  * </ul>
  */
 package io.shardmap.migrator.internal;
