@@ -57,7 +57,7 @@ import picocli.CommandLine.ScopeType;
 public final class MigratorCli {
   /** The exit codes the migrator can end with, as its --help lists them. */
   static final ExitCode[] EXIT_CODES = {ExitCode.OK, ExitCode.USAGE, ExitCode.NOT_FOUND, ExitCode.REFUSED,
-      ExitCode.UNAVAILABLE, ExitCode.CANCELLED, ExitCode.ABORTED, ExitCode.INTERRUPTED, ExitCode.TERMINATED,
+      ExitCode.UNAVAILABLE, ExitCode.CANCELLED, ExitCode.ABORTED, ExitCode.DIFFERENT, ExitCode.INTERRUPTED, ExitCode.TERMINATED,
       ExitCode.OTHER};
 
   static final String DEFAULT_ETCD = "http://127.0.0.1:2379";
@@ -127,6 +127,12 @@ public final class MigratorCli {
       description = "Show this help and exit.")
   boolean help;
 
+  /**
+   * Commands added under the root for this process only: tests of commands before they are wired into the
+   * tree (the {@code reference} group gathers its commands in its own class).
+   */
+  final List<Object> extraCommands = new ArrayList<>();
+
   private final Map<String, String> env;
   final PrintWriter out;
   final PrintWriter err;
@@ -194,6 +200,7 @@ public final class MigratorCli {
    */
   int execute(String... args) {
     CommandLine cl = new CommandLine(this);
+    extraCommands.forEach(cl::addSubcommand);
     cl.setOut(out);
     cl.setErr(err);
     cl.setCaseInsensitiveEnumValuesAllowed(true);

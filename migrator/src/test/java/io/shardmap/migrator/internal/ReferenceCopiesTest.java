@@ -292,7 +292,8 @@ class ReferenceCopiesTest {
   @Test
   void repairUnderConcurrentCoordinatedWriters() throws Exception {
     int writers = 2;
-    int txns = 60;
+    int txns = 3_000; // a bound: writers stop when the repairs are done
+    java.util.concurrent.atomic.AtomicLong commits = new java.util.concurrent.atomic.AtomicLong();
     Map<Integer, String> acked = new ConcurrentHashMap<>();
     AtomicBoolean stop = new AtomicBoolean();
     List<Throwable> failures = new CopyOnWriteArrayList<>();
@@ -301,7 +302,7 @@ class ReferenceCopiesTest {
       int writer = w;
       Thread t = new Thread(() -> {
         try {
-          write(writer, txns, acked, stop);
+          write(writer, txns, acked, commits, stop);
         } catch (Throwable e) {
           failures.add(e);
         }
@@ -309,6 +310,10 @@ class ReferenceCopiesTest {
       t.start();
       threads.add(t);
     }
+    while (commits.get() < 20 && failures.isEmpty()) {
+      Thread.onSpinWait(); // the writers are under way before the first repair
+    }
+    long before = commits.get();
     List<ReferenceRepair> repairs = new ArrayList<>();
     for (int round = 0; round < 4; round++) {
       String shard = SHARDS.get(round % 3);
@@ -316,11 +321,13 @@ class ReferenceCopiesTest {
       plant(shard, "DELETE FROM " + name + " WHERE code = " + (100 + round));
       repairs.add(copies().repair(null, false));
     }
+    long during = commits.get() - before;
+    stop.set(true);
     for (Thread t : threads) {
       t.join(120_000);
     }
-    stop.set(true);
     assertEquals(List.of(), failures);
+    assertTrue(during > 0, "writers committed while the repairs ran");
     for (ReferenceRepair r : repairs) {
       assertEquals(2, r.changes().get(0).total(), r.toString());
       assertTrue(r.after().equal(), r.after().toString());
@@ -335,7 +342,8 @@ class ReferenceCopiesTest {
   }
 
   /** One writer: each transaction sets one of its ten keys on every copy, 2PC in shard order. */
-  private void write(int writer, int txns, Map<Integer, String> acked, AtomicBoolean stop) throws SQLException {
+  private void write(int writer, int txns, Map<Integer, String> acked, java.util.concurrent.atomic.AtomicLong commits,
+      AtomicBoolean stop) throws SQLException {
     List<Connection> cs = new ArrayList<>();
     try {
       for (int i = 0; i < SHARDS.size(); i++) {
@@ -379,6 +387,7 @@ class ReferenceCopiesTest {
           throw e;
         }
         acked.put(key, value + "|" + n);
+        commits.incrementAndGet();
       }
     } finally {
       for (Connection c : cs) {
