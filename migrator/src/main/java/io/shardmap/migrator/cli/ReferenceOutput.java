@@ -112,9 +112,9 @@ final class ReferenceOutput {
     String of = p.total() > 0 ? " of " + Show.count(p.total()) : "";
     return switch (p.step()) {
       case "locking" -> "locking   epoch rows: " + p.done() + of + " copies";
-      case "checksums" -> "checksums " + p.done() + of + " copies summed, " + Show.count(p.rows()) + " rows";
-      case "buckets" -> "buckets   " + Show.count(p.done()) + of + " compared";
-      case "rows" -> "rows      " + p.done() + of + " copies, " + Show.count(p.rows()) + " rows compared by key";
+      case "checksums" -> "checksums " + p.done() + of + " copies summed, " + Show.plural(p.rows(), "row");
+      case "buckets" -> "buckets   " + Show.count(p.done()) + of + " bucket summaries compared";
+      case "rows" -> "rows      " + p.done() + of + " copies, " + Show.plural(p.rows(), "row") + " compared by key";
       default -> String.format(Locale.ROOT, "%-9s %s%s rows written", p.step(), Show.count(p.done()), of);
     };
   }

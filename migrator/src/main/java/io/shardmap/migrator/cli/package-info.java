@@ -2,7 +2,10 @@
  * {@code migrator}, the operator's command line for moving units of a keyspace (key ranges, hash buckets,
  * ring arcs, directory entries) between shards: {@code move}, {@code reshard}, {@code resume}, {@code
  * cancel}, {@code status}, {@code list} and {@code worker}, each a picocli subcommand over the public
- * {@link io.shardmap.migrator.Migrator} API (docs/migrator.md).
+ * {@link io.shardmap.migrator.Migrator} API (docs/migrator.md); {@code reference verify} and {@code reference
+ * repair} compare and repair the copies of a reference table (docs/reference-verify.md; their reports are
+ * JSON objects of their own with {@code --json}, not protobuf, and their progress lines are
+ * {@code {"step":..,"done":..,"total":..,"rows":..}}), exiting 8 when the copies differ.
  *
  * <p>Guarantees scripts can rely on: with {@code --json}, stdout carries exactly the protobuf JSON of the
  * answer (one {@code Migration} object; a JSON array of them for {@code list}) and stderr carries progress

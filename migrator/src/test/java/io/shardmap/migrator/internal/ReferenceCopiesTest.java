@@ -256,6 +256,31 @@ class ReferenceCopiesTest {
   }
 
   @Test
+  void aForeignKeyRefusingADeleteRollsBackTheWholeRepair() throws SQLException {
+    String orders = name + "_orders";
+    pg.shard(2).exec("CREATE TABLE " + orders + " (id int PRIMARY KEY, code int REFERENCES " + name + " (code))");
+    try {
+      plant("a", "UPDATE " + name + " SET name = 'changed' WHERE code = 10");
+      plant("c", "INSERT INTO " + name + " (code, name, pop) VALUES (999, 'extra', 1)");
+      pg.shard(2).exec("INSERT INTO " + orders + " VALUES (1, 999), (2, 30)");
+      Map<Integer, String> a = rows("a");
+      Map<Integer, String> c = rows("c");
+      SQLException e = assertThrows(SQLException.class, () -> copies().repair(null, false));
+      assertEquals("23503", e.getSQLState(), e.getMessage());
+      assertEquals(a, rows("a"), "a's repair was rolled back with c's");
+      assertEquals(c, rows("c"));
+      // An update in place keeps the rows that reference it: row 30 changes on c while order 2 points at it.
+      pg.shard(2).exec("DELETE FROM " + orders + " WHERE id = 1");
+      plant("c", "UPDATE " + name + " SET pop = -1 WHERE code = 30");
+      ReferenceRepair r = copies().repair(null, false);
+      assertTrue(r.after().equal(), r.after().toString());
+      assertEquals(new Change("c", 0, 1, 1), r.changes().get(1));
+    } finally {
+      pg.shard(2).exec("DROP TABLE IF EXISTS " + orders);
+    }
+  }
+
+  @Test
   void aPreparedWriterHoldingTheEpochRowTimesOutClearly() throws SQLException {
     String gid = "refwriter_" + name;
     try (Connection w = pg.shard(1).connect()) {
