@@ -339,38 +339,15 @@ public final class ReferenceCopies {
     for (String key : keys) {
       Map<String, Long> version = new TreeMap<>();
       rows.forEach((shard, m) -> version.put(shard, m.get(key))); // null: absent
-      Long want;
-      if (source != null) {
-        want = version.get(source);
-      } else {
-        Map<Long, Integer> votes = new HashMap<>();
-        int absent = 0;
-        for (Long v : version.values()) {
-          if (v == null) {
-            absent++;
-          } else {
-            votes.merge(v, 1, Integer::sum);
-          }
+      Want w = want(version, source);
+      if (!w.resolved()) {
+        unresolvedKeys++;
+        if (unresolved.size() < options.listLimit()) {
+          unresolved.add(new Unresolved(key, labels(version)));
         }
-        Long best = null;
-        int bestVotes = absent;
-        boolean bestAbsent = true;
-        for (Map.Entry<Long, Integer> v : votes.entrySet()) {
-          if (v.getValue() > bestVotes) {
-            best = v.getKey();
-            bestVotes = v.getValue();
-            bestAbsent = false;
-          }
-        }
-        if (2 * bestVotes <= copies.size()) {
-          unresolvedKeys++;
-          if (unresolved.size() < options.listLimit()) {
-            unresolved.add(new Unresolved(key, labels(version)));
-          }
-          continue;
-        }
-        want = bestAbsent ? null : best;
+        continue;
       }
+      Long want = w.version();
       if (want != null) {
         wanted.put(key, want);
         for (Map.Entry<String, Long> v : version.entrySet()) {
@@ -400,6 +377,46 @@ public final class ReferenceCopies {
     ReferenceCheck check = new ReferenceCheck(table, cs, false, diffs, unresolved, unresolvedKeys, options.buckets(),
         differing.size(), compared);
     return new Compared(check, layout, rows, wanted, provider);
+  }
+
+  /**
+   * The version a key should have on every copy.
+   *
+   * @param resolved false when no version is held by a strict majority (and no source was named)
+   * @param version the row hash wanted, or null for "no row"
+   */
+  record Want(boolean resolved, Long version) {}
+
+  /**
+   * Decides one key from the version each copy holds ({@code versions}: shard to row hash, null for no
+   * row, one entry per copy): the named {@code source}'s version, else the version (no row counts as one)
+   * held by more than half of the copies; none when no version has that.
+   */
+  static Want want(Map<String, Long> versions, String source) {
+    if (source != null) {
+      if (!versions.containsKey(source)) {
+        throw new IllegalArgumentException("source: '" + source + "' is not one of the copies " + versions.keySet());
+      }
+      return new Want(true, versions.get(source));
+    }
+    Map<Long, Integer> votes = new HashMap<>();
+    int absent = 0;
+    for (Long v : versions.values()) {
+      if (v == null) {
+        absent++;
+      } else {
+        votes.merge(v, 1, Integer::sum);
+      }
+    }
+    if (2 * absent > versions.size()) {
+      return new Want(true, null);
+    }
+    for (Map.Entry<Long, Integer> v : votes.entrySet()) {
+      if (2 * v.getValue() > versions.size()) {
+        return new Want(true, v.getKey());
+      }
+    }
+    return new Want(false, null);
   }
 
   /** Labels the versions of one key: absent, or v1, v2, ... in order of first appearance by shard. */
