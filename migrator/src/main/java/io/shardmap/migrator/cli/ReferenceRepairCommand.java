@@ -44,9 +44,13 @@ final class ReferenceRepairCommand extends Cmd {
     if (source != null && source.isBlank()) {
       throw usage("invalid value for option '--source': a shard name is required");
     }
-    ReferenceRepair r = migrator().repairReference(tuning.table, source, dryRun, tuning.settings(this),
-        ReferenceOutput.progress(cli));
-    ReferenceOutput.finish(cli);
+    ReferenceRepair r;
+    try {
+      r = migrator().repairReference(tuning.table, source, dryRun, tuning.settings(this),
+          ReferenceOutput.progress(cli));
+    } finally {
+      ReferenceOutput.finish(cli);
+    }
     if (cli.json()) {
       cli.out.println(ReferenceOutput.json(r));
     } else {

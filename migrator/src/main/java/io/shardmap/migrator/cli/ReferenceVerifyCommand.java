@@ -28,8 +28,12 @@ final class ReferenceVerifyCommand extends Cmd {
   @Override
   int execute(MigratorCli cli) {
     ReferenceCheck.Settings settings = tuning.settings(this);
-    ReferenceCheck r = migrator().verifyReference(tuning.table, settings, ReferenceOutput.progress(cli));
-    ReferenceOutput.finish(cli);
+    ReferenceCheck r;
+    try {
+      r = migrator().verifyReference(tuning.table, settings, ReferenceOutput.progress(cli));
+    } finally {
+      ReferenceOutput.finish(cli);
+    }
     if (cli.json()) {
       cli.out.println(ReferenceOutput.json(r));
     } else {

@@ -310,8 +310,8 @@ class ReferenceCopiesTest {
   }
 
   /**
-   * Writers commit with two-phase commit on every copy (declaring the epoch, locking in shard order as the
-   * SDK's coordinator would) while divergences are planted and repaired from the majority: every repair
+   * Writers commit with two-phase commit on every copy (declaring the epoch; one in shard order, one in
+   * reverse order) while divergences are planted and repaired from the majority: every repair
    * ends with equal copies, and at the end every copy holds every acknowledged write.
    */
   @Test
@@ -344,7 +344,7 @@ class ReferenceCopiesTest {
       String shard = SHARDS.get(round % 3);
       plant(shard, "UPDATE " + name + " SET name = 'drift " + round + "' WHERE code = " + (50 + round));
       plant(shard, "DELETE FROM " + name + " WHERE code = " + (100 + round));
-      repairs.add(copies().repair(null, false));
+      repairs.add(copies(new Settings(16, 20, Duration.ofMillis(300), 50)).repair(null, false));
     }
     long during = commits.get() - before;
     stop.set(true);
@@ -378,7 +378,13 @@ class ReferenceCopiesTest {
         int key = 10_000 + writer * 100 + n % 10;
         String value = "w" + writer + " n" + n;
         List<String> gids = new ArrayList<>();
-        for (Connection c : cs) {
+        // Writer 1 writes the copies in reverse shard order: it can hold c's epoch row while the repair,
+        // holding a's, waits for it; the repair's lock timeout releases everything and tries again.
+        List<Connection> order = new ArrayList<>(cs);
+        if (writer % 2 == 1) {
+          java.util.Collections.reverse(order);
+        }
+        for (Connection c : order) {
           c.setAutoCommit(false);
           ReferenceGuard.declare(c, Map.of(table, EPOCH));
           try (Statement s = c.createStatement()) {
