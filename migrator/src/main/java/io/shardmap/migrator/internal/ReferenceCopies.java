@@ -260,18 +260,19 @@ public final class ReferenceCopies {
     String hash = "hashtextextended(" + row(layout.byName) + ", 0)";
     Map<String, long[]> whole = new TreeMap<>();
     Map<String, String> sums = new TreeMap<>();
-    long rowsRead = 0;
-    int n = 0;
-    for (Map.Entry<String, Connection> e : copies.entrySet()) {
-      try (Statement s = e.getValue().createStatement(); ResultSet rs = s.executeQuery("SELECT count(*), "
+    java.util.concurrent.atomic.AtomicLong rowsSummed = new java.util.concurrent.atomic.AtomicLong();
+    Map<String, String[]> summed = onEveryCopy((shard, c) -> {
+      try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT count(*), "
           + "coalesce(sum(h), 0)::text FROM (SELECT " + hash + " AS h FROM " + table + " t) x")) {
         rs.next();
-        whole.put(e.getKey(), new long[] {rs.getLong(1)});
-        sums.put(e.getKey(), rs.getString(2));
-        rowsRead += rs.getLong(1);
+        return new String[] {Long.toString(rs.getLong(1)), rs.getString(2)};
       }
-      progress.accept(new Progress("checksums", ++n, copies.size(), rowsRead));
-    }
+    }, (n, r) -> new Progress("checksums", n, copies.size(), rowsSummed.addAndGet(Long.parseLong(r[0]))));
+    summed.forEach((shard, r) -> {
+      whole.put(shard, new long[] {Long.parseLong(r[0])});
+      sums.put(shard, r[1]);
+    });
+    long rowsRead = rowsSummed.get();
     boolean equal = new TreeSet<>(sums.values()).size() == 1
         && whole.values().stream().map(a -> a[0]).distinct().count() == 1;
     if (equal) {
@@ -283,21 +284,17 @@ public final class ReferenceCopies {
 
     // Narrow down: the same summary per primary-key hash bucket.
     String bucket = "(hashtextextended(" + row(primaryKey) + ", 0) & " + (options.buckets() - 1) + ")";
-    Map<String, Map<Long, String>> perBucket = new TreeMap<>();
-    n = 0;
-    for (Map.Entry<String, Connection> e : copies.entrySet()) {
+    Map<String, Map<Long, String>> perBucket = onEveryCopy((shard, c) -> {
       Map<Long, String> m = new HashMap<>();
-      try (Statement s = e.getValue().createStatement(); ResultSet rs = s.executeQuery("SELECT b, count(*), "
+      try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT b, count(*), "
           + "sum(h)::text FROM (SELECT " + bucket + " AS b, " + hash + " AS h FROM " + table + " t) x GROUP BY b")) {
         while (rs.next()) {
           m.put(rs.getLong(1), rs.getLong(2) + ":" + rs.getString(3));
         }
       }
-      perBucket.put(e.getKey(), m);
-      n++;
-      progress.accept(new Progress("buckets", (long) n * options.buckets(), (long) copies.size() * options.buckets(),
-          rowsRead));
-    }
+      return m;
+    }, (n, m) -> new Progress("buckets", (long) n * options.buckets(), (long) copies.size() * options.buckets(),
+        rowsRead));
     List<Long> differing = new ArrayList<>();
     for (long b = 0; b < options.buckets(); b++) {
       final long k = b;
@@ -307,23 +304,22 @@ public final class ReferenceCopies {
     }
 
     // Row by row, in the differing buckets only: each copy's key -> row hash.
-    Map<String, Map<String, Long>> rows = new TreeMap<>();
-    long compared = 0;
-    for (Map.Entry<String, Connection> e : copies.entrySet()) {
+    java.util.concurrent.atomic.AtomicLong keyed = new java.util.concurrent.atomic.AtomicLong();
+    Long[] differingBuckets = differing.toArray(Long[]::new);
+    Map<String, Map<String, Long>> rows = onEveryCopy((shard, c) -> {
       Map<String, Long> m = new HashMap<>();
-      try (PreparedStatement p = e.getValue().prepareStatement("SELECT " + row(primaryKey) + ", " + hash + " FROM "
+      try (PreparedStatement p = c.prepareStatement("SELECT " + row(primaryKey) + ", " + hash + " FROM "
           + table + " t WHERE " + bucket + " = ANY(?)")) {
-        p.setArray(1, e.getValue().createArrayOf("bigint", differing.toArray(Long[]::new)));
+        p.setArray(1, c.createArrayOf("bigint", differingBuckets));
         try (ResultSet rs = p.executeQuery()) {
           while (rs.next()) {
             m.put(rs.getString(1), rs.getLong(2));
-            compared++;
           }
         }
       }
-      rows.put(e.getKey(), m);
-      progress.accept(new Progress("rows", rows.size(), copies.size(), compared));
-    }
+      return m;
+    }, (n, m) -> new Progress("rows", n, copies.size(), keyed.addAndGet(m.size())));
+    long compared = keyed.get();
 
     // Per key: the wanted version (majority, or the source's) and who holds it.
     TreeSet<String> keys = new TreeSet<>();
@@ -417,6 +413,71 @@ public final class ReferenceCopies {
       }
     }
     return new Want(false, null);
+  }
+
+  private interface CopyRead<T> {
+    T read(String shard, Connection c) throws SQLException;
+  }
+
+  /**
+   * Runs {@code read} on every copy at once, in the copies' locked transactions, and returns the results by
+   * shard. At once because the copies are on different servers and coordinated writers wait while the
+   * epoch rows are held: their wait is the slowest copy's read, not the sum of all. Reports {@code
+   * progress} (completed count, result) as each copy finishes. Returns only once every read has ended, so
+   * that no connection is still in use when a failure rolls the transactions back.
+   */
+  private <T> Map<String, T> onEveryCopy(CopyRead<T> read,
+      java.util.function.BiFunction<Integer, T, Progress> progressOf) throws SQLException {
+    Map<String, T> out = new TreeMap<>();
+    if (copies.size() == 1) {
+      Map.Entry<String, Connection> e = copies.entrySet().iterator().next();
+      T r = read.read(e.getKey(), e.getValue());
+      out.put(e.getKey(), r);
+      progress.accept(progressOf.apply(1, r));
+      return out;
+    }
+    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(copies.size(), r -> {
+      Thread t = new Thread(r, "reference-copies-" + table);
+      t.setDaemon(true);
+      return t;
+    });
+    try {
+      java.util.concurrent.atomic.AtomicInteger finished = new java.util.concurrent.atomic.AtomicInteger();
+      Map<String, java.util.concurrent.Future<T>> futures = new TreeMap<>();
+      copies.forEach((shard, c) -> futures.put(shard, pool.submit(() -> {
+        T r = read.read(shard, c);
+        synchronized (progress) {
+          progress.accept(progressOf.apply(finished.incrementAndGet(), r));
+        }
+        return r;
+      })));
+      Throwable failed = null;
+      for (Map.Entry<String, java.util.concurrent.Future<T>> f : futures.entrySet()) {
+        try {
+          out.put(f.getKey(), f.getValue().get());
+        } catch (java.util.concurrent.ExecutionException e) {
+          if (failed == null) {
+            failed = e.getCause();
+          }
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          failed = failed != null ? failed : new ShardmapException(ErrorCode.ABORTED, "interrupted while reading the "
+              + "copies of " + table, e);
+        }
+      }
+      if (failed instanceof SQLException se) {
+        throw se;
+      }
+      if (failed instanceof RuntimeException re) {
+        throw re;
+      }
+      if (failed != null) {
+        throw new IllegalStateException("reading a copy of " + table + " failed", failed);
+      }
+      return out;
+    } finally {
+      pool.shutdownNow();
+    }
   }
 
   /** Labels the versions of one key: absent, or v1, v2, ... in order of first appearance by shard. */
