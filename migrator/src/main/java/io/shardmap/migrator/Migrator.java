@@ -235,7 +235,7 @@ public final class Migrator implements AutoCloseable {
   public ReferenceCheck verifyReference(String table, ReferenceCheck.Settings settings,
       Consumer<ReferenceCheck.Progress> progress) {
     io.shardmap.proto.v1.ReferenceTable record = referenceRecord(table);
-    return withCopies(record, settings, progress, io.shardmap.migrator.internal.ReferenceCopies::verify);
+    return withCopies(record, settings, progress, io.shardmap.migrator.internal.ReferenceVerifier::verify);
   }
 
   /**
@@ -274,7 +274,7 @@ public final class Migrator implements AutoCloseable {
   }
 
   private interface OnCopies<T> {
-    T run(io.shardmap.migrator.internal.ReferenceCopies copies) throws SQLException;
+    T run(io.shardmap.migrator.internal.ReferenceVerifier copies) throws SQLException;
   }
 
   private <T> T withCopies(io.shardmap.proto.v1.ReferenceTable record, ReferenceCheck.Settings settings,
@@ -284,7 +284,7 @@ public final class Migrator implements AutoCloseable {
       for (String shard : record.getCopiesList()) {
         conns.put(shard, pg.open("copies", shard));
       }
-      return body.run(new io.shardmap.migrator.internal.ReferenceCopies(record.getTable(),
+      return body.run(new io.shardmap.migrator.internal.ReferenceVerifier(record.getTable(),
           record.getPrimaryKeyList(), conns, settings, progress));
     } catch (SQLException e) {
       // A lost connection is worth retrying; a constraint that refused a repair (a foreign key pointing at a

@@ -27,7 +27,7 @@
  *       and arcs). {@link io.shardmap.migrator.internal.Fences} keeps the fences, whose table lock drains
  *       in-flight writers, decides who passes them (the migrator's role, a declared route) and lifts them
  *       from units that come back.
- *   <li>Reference tables: {@link io.shardmap.migrator.internal.ReferenceCopies} compares every copy of a
+ *   <li>Reference tables: {@link io.shardmap.migrator.internal.ReferenceVerifier} compares every copy of a
  *       reference table by checksums at one point (every copy's epoch row locked) and repairs copies by
  *       primary key from the majority or a named copy (docs/reference-verify.md).
  * </ul>

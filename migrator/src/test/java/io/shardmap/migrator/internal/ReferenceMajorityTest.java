@@ -3,13 +3,13 @@ package io.shardmap.migrator.internal;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import io.shardmap.migrator.internal.ReferenceCopies.Want;
+import io.shardmap.migrator.internal.ReferenceVerifier.Want;
 import java.util.HashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-/** {@link ReferenceCopies#want}: which version of a key every copy should get (no servers). */
+/** {@link ReferenceVerifier#want}: which version of a key every copy should get (no servers). */
 @Tag("unit")
 class ReferenceMajorityTest {
   /** Shards s1.. holding the given versions in order; null is "no row". */
@@ -25,32 +25,32 @@ class ReferenceMajorityTest {
 
   @Test
   void aStrictMajorityWins() {
-    assertEquals(new Want(true, 7L), ReferenceCopies.want(copies(7L, 7L, 8L), null));
-    assertEquals(new Want(true, 7L), ReferenceCopies.want(copies(7L, 7L, null), null));
-    assertEquals(new Want(true, 7L), ReferenceCopies.want(copies(7L, 7L, 7L, 1L, 2L), null));
-    assertEquals(new Want(true, 7L), ReferenceCopies.want(copies(7L), null));
+    assertEquals(new Want(true, 7L), ReferenceVerifier.want(copies(7L, 7L, 8L), null));
+    assertEquals(new Want(true, 7L), ReferenceVerifier.want(copies(7L, 7L, null), null));
+    assertEquals(new Want(true, 7L), ReferenceVerifier.want(copies(7L, 7L, 7L, 1L, 2L), null));
+    assertEquals(new Want(true, 7L), ReferenceVerifier.want(copies(7L), null));
   }
 
   @Test
   void noRowIsAVersionToo() {
-    assertEquals(new Want(true, null), ReferenceCopies.want(copies(null, null, 8L), null));
-    assertEquals(new Want(true, null), ReferenceCopies.want(copies(null, null, null, 8L, 8L), null));
+    assertEquals(new Want(true, null), ReferenceVerifier.want(copies(null, null, 8L), null));
+    assertEquals(new Want(true, null), ReferenceVerifier.want(copies(null, null, null, 8L, 8L), null));
   }
 
   @Test
   void aTieOrAPluralityIsNoMajority() {
-    assertEquals(UNRESOLVED, ReferenceCopies.want(copies(7L, 8L), null));
-    assertEquals(UNRESOLVED, ReferenceCopies.want(copies(7L, null), null));
-    assertEquals(UNRESOLVED, ReferenceCopies.want(copies(7L, 8L, 9L), null));
-    assertEquals(UNRESOLVED, ReferenceCopies.want(copies(7L, 7L, 8L, 8L), null));
-    assertEquals(UNRESOLVED, ReferenceCopies.want(copies(7L, 7L, null, null), null));
-    assertEquals(UNRESOLVED, ReferenceCopies.want(copies(7L, 7L, 8L, 9L, null), null));
+    assertEquals(UNRESOLVED, ReferenceVerifier.want(copies(7L, 8L), null));
+    assertEquals(UNRESOLVED, ReferenceVerifier.want(copies(7L, null), null));
+    assertEquals(UNRESOLVED, ReferenceVerifier.want(copies(7L, 8L, 9L), null));
+    assertEquals(UNRESOLVED, ReferenceVerifier.want(copies(7L, 7L, 8L, 8L), null));
+    assertEquals(UNRESOLVED, ReferenceVerifier.want(copies(7L, 7L, null, null), null));
+    assertEquals(UNRESOLVED, ReferenceVerifier.want(copies(7L, 7L, 8L, 9L, null), null));
   }
 
   @Test
   void aNamedSourceWinsEvenAlone() {
-    assertEquals(new Want(true, 9L), ReferenceCopies.want(copies(7L, 7L, 9L), "s3"));
-    assertEquals(new Want(true, null), ReferenceCopies.want(copies(7L, 7L, null), "s3"));
-    assertThrows(IllegalArgumentException.class, () -> ReferenceCopies.want(copies(7L, 7L), "s9"));
+    assertEquals(new Want(true, 9L), ReferenceVerifier.want(copies(7L, 7L, 9L), "s3"));
+    assertEquals(new Want(true, null), ReferenceVerifier.want(copies(7L, 7L, null), "s3"));
+    assertThrows(IllegalArgumentException.class, () -> ReferenceVerifier.want(copies(7L, 7L), "s9"));
   }
 }

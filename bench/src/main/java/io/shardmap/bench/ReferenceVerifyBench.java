@@ -3,7 +3,7 @@ package io.shardmap.bench;
 import io.shardmap.core.sql.ReferenceGuard;
 import io.shardmap.migrator.ReferenceCheck;
 import io.shardmap.migrator.ReferenceRepair;
-import io.shardmap.migrator.internal.ReferenceCopies;
+import io.shardmap.migrator.internal.ReferenceVerifier;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
 import java.io.PrintStream;
@@ -34,7 +34,7 @@ import picocli.CommandLine.Option;
 @Command(name = "reference-verify", mixinStandardHelpOptions = true,
     description = {"Verify and repair three copies of a reference table on one local PostgreSQL, against a bare "
         + "count(*) of every copy (baseline). Prints the median time of each case."})
-public final class ReferenceCopiesCommand implements Callable<Integer> {
+public final class ReferenceVerifyBench implements Callable<Integer> {
   @Option(names = "--rows", defaultValue = "100000", description = "Rows of the table.")
   int rows;
 
@@ -75,7 +75,7 @@ public final class ReferenceCopiesCommand implements Callable<Integer> {
         dbs.add(db);
         copies.put(s, db.connect());
       }
-      ReferenceCopies rc = new ReferenceCopies(table, List.of("id"), copies,
+      ReferenceVerifier rc = new ReferenceVerifier(table, List.of("id"), copies,
           new ReferenceCheck.Settings(buckets, 20, Duration.ofSeconds(30), 1), null);
       Map<String, List<Double>> ms = new TreeMap<>();
       rc.verify(); // warm-up: caches, plans

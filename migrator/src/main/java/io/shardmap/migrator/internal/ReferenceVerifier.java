@@ -52,7 +52,7 @@ import java.util.stream.Collectors;
  * delete-and-insert, which would cascade to or be refused by foreign keys pointing at the table), INSERT
  * the missing ones.
  */
-public final class ReferenceCopies {
+public final class ReferenceVerifier {
   /** Rows per statement when fetching or writing rows by key. */
   static final int BATCH = 500;
   private static final String LOCK_TIMEOUT_SQLSTATE = "55P03";
@@ -69,7 +69,7 @@ public final class ReferenceCopies {
    * @param primaryKey the record's primary key columns
    * @param copies a connection (autocommit) to each copy's shard, by shard name; owned by the caller
    */
-  public ReferenceCopies(String table, List<String> primaryKey, Map<String, Connection> copies, Settings options,
+  public ReferenceVerifier(String table, List<String> primaryKey, Map<String, Connection> copies, Settings options,
       Consumer<Progress> progress) {
     if (copies.isEmpty()) {
       throw new ShardmapException(ErrorCode.FAILED_PRECONDITION, "table: reference table " + table
@@ -595,7 +595,7 @@ public final class ReferenceCopies {
       }
       for (List<String> batch : batches(e.getValue())) {
         try (PreparedStatement s = target.prepareStatement("UPDATE " + table + " t SET ("
-            + setCols.stream().map(ReferenceCopies::ident).collect(Collectors.joining(", ")) + ") = ROW("
+            + setCols.stream().map(ReferenceVerifier::ident).collect(Collectors.joining(", ")) + ") = ROW("
             + setCols.stream().map(c -> "(s.r)." + ident(c)).collect(Collectors.joining(", ")) + ") FROM "
             + parsed + " WHERE " + match)) {
           s.setArray(1, target.createArrayOf("text", batch.toArray(String[]::new)));
@@ -607,7 +607,7 @@ public final class ReferenceCopies {
     for (Map.Entry<String, List<String>> e : rowsFrom(layout, shard, p.insert).entrySet()) {
       for (List<String> batch : batches(e.getValue())) {
         try (PreparedStatement s = target.prepareStatement("INSERT INTO " + table + " ("
-            + writable.stream().map(ReferenceCopies::ident).collect(Collectors.joining(", ")) + ") OVERRIDING SYSTEM "
+            + writable.stream().map(ReferenceVerifier::ident).collect(Collectors.joining(", ")) + ") OVERRIDING SYSTEM "
             + "VALUE SELECT " + writable.stream().map(c -> "(s.r)." + ident(c)).collect(Collectors.joining(", "))
             + " FROM " + parsed)) {
           s.setArray(1, target.createArrayOf("text", batch.toArray(String[]::new)));

@@ -39,14 +39,14 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * {@link ReferenceCopies} on three real PostgreSQL servers, each holding a guarded copy (shards a, b, c) of
+ * {@link ReferenceVerifier} on three real PostgreSQL servers, each holding a guarded copy (shards a, b, c) of
  * a 200-row table: divergences planted under the guard's bypass are reported key by key and repaired from
  * the majority or a named source; refusals change nothing; a repair under concurrent coordinated (two-phase)
  * writers leaves every copy equal and every acknowledged write in place.
  */
 @Tag("integration")
 @Timeout(180)
-class ReferenceCopiesTest {
+class ReferenceVerifierTest {
   static PostgresFixture pg;
   static final List<String> SHARDS = List.of("a", "b", "c");
   static final long EPOCH = 3;
@@ -91,11 +91,11 @@ class ReferenceCopiesTest {
     }
   }
 
-  ReferenceCopies copies(Settings s) {
-    return new ReferenceCopies(table, List.of("code"), conns, s, seen::add);
+  ReferenceVerifier copies(Settings s) {
+    return new ReferenceVerifier(table, List.of("code"), conns, s, seen::add);
   }
 
-  ReferenceCopies copies() {
+  ReferenceVerifier copies() {
     return copies(new Settings(16, 20, Duration.ofSeconds(5), 5));
   }
 
@@ -159,7 +159,7 @@ class ReferenceCopiesTest {
   @Test
   void oneDifferingCopyLeavesTheOthersAgreeing() throws SQLException {
     plant("b", "UPDATE " + name + " SET pop = NULL WHERE code BETWEEN 1 AND 30");
-    ReferenceCheck r = new ReferenceCopies(table, List.of("code"), conns, new Settings(16, 5, Duration.ofSeconds(5), 5),
+    ReferenceCheck r = new ReferenceVerifier(table, List.of("code"), conns, new Settings(16, 5, Duration.ofSeconds(5), 5),
         null).verify();
     assertEquals(List.of("a", "c"), r.agreeing());
     assertEquals(30, r.copies().get(1).changed());
@@ -223,7 +223,7 @@ class ReferenceCopiesTest {
     Map<Integer, String> a = rows("a");
     Map<Integer, String> b = rows("b");
     Map<String, Connection> two = new TreeMap<>(Map.of("a", conns.get("a"), "b", conns.get("b")));
-    ReferenceCopies pair = new ReferenceCopies(table, List.of("code"), two, Settings.DEFAULTS, null);
+    ReferenceVerifier pair = new ReferenceVerifier(table, List.of("code"), two, Settings.DEFAULTS, null);
     ShardmapException e = assertThrows(ShardmapException.class, () -> pair.repair(null, false));
     assertEquals(ErrorCode.FAILED_PRECONDITION, e.code());
     assertEquals(a, rows("a"));
@@ -243,7 +243,7 @@ class ReferenceCopiesTest {
     assertThrows(IllegalArgumentException.class, () -> new Settings(16, 0, Duration.ofSeconds(1), 1));
     assertThrows(IllegalArgumentException.class, () -> new Settings(16, 20, Duration.ZERO, 1));
     ShardmapException pk = assertThrows(ShardmapException.class,
-        () -> new ReferenceCopies(table, List.of("name"), conns, Settings.DEFAULTS, null).verify());
+        () -> new ReferenceVerifier(table, List.of("name"), conns, Settings.DEFAULTS, null).verify());
     assertEquals(ErrorCode.FAILED_PRECONDITION, pk.code());
     try (Connection c = pg.shard(1).connect()) {
       ReferenceGuard.uninstall(c, table);
