@@ -16,7 +16,8 @@ import picocli.CommandLine.Unmatched;
         PropagationCommand.class, ClientHeapCommand.class, WatchRecoveryCommand.class, DataLoadCommand.class,
         MigrateCopyCommand.class, MigrateLoadCommand.class, FencePassCommand.class, SqlRoutingCommand.class,
         FenceGuardCommand.class, CrossShardCommand.class, TwoPhaseCommand.class,
-        TxnCommand.class, IdsCommand.class, ReferenceCommand.class})
+        TxnCommand.class, IdsCommand.class, ReferenceCommand.class,
+        ReferenceVerifyBench.class})
 public final class BenchMain implements Callable<Integer> {
   /**
    * Kept strongly reachable: java.util.logging holds loggers weakly, and a collected logger would lose

@@ -276,6 +276,88 @@ public final class Migrator implements AutoCloseable {
   }
 
   /**
+   * Compares every copy of reference table {@code table} (its catalog record's copies) at one consistent
+   * point, by checksums, narrowing differences down to primary keys (docs/reference-verify.md). Changes
+   * nothing.
+   *
+   * @throws ShardmapException NOT_FOUND when no reference table {@code table} is declared; FAILED_PRECONDITION
+   *     when a copy is not guarded or the copies' columns differ; ABORTED when the copies' epoch rows stay
+   *     locked past the settings' bounds; UNAVAILABLE when a shard cannot be reached
+   */
+  public ReferenceCheck verifyReference(String table, ReferenceCheck.Settings settings,
+      Consumer<ReferenceCheck.Progress> progress) {
+    io.shardmap.proto.v1.ReferenceTable record = referenceRecord(table);
+    return withCopies(record, settings, progress, io.shardmap.migrator.internal.ReferenceVerifier::verify);
+  }
+
+  /**
+   * Repairs every copy of reference table {@code table} from the majority version of each key
+   * ({@code source} null) or from the copy on shard {@code source}, then verifies again
+   * (docs/reference-verify.md). With {@code dryRun} only computes the changes.
+   *
+   * @throws ShardmapException NOT_FOUND for an unknown table or an unregistered {@code source};
+   *     FAILED_PRECONDITION, with nothing changed, when {@code source} holds no copy or a key has no majority
+   *     version; otherwise as {@link #verifyReference}
+   */
+  public ReferenceRepair repairReference(String table, String source, boolean dryRun,
+      ReferenceCheck.Settings settings, Consumer<ReferenceCheck.Progress> progress) {
+    io.shardmap.proto.v1.ReferenceTable record = referenceRecord(table);
+    if (source != null && !record.getCopiesList().contains(source)) {
+      pg.shard("--source", source); // NOT_FOUND when no such shard is registered at all
+    }
+    return withCopies(record, settings, progress, c -> c.repair(source, dryRun));
+  }
+
+  /** The record of reference table {@code table}: as named, else (no schema given) in schema public. */
+  private io.shardmap.proto.v1.ReferenceTable referenceRecord(String table) {
+    if (table == null || table.isBlank()) {
+      throw new ShardmapException(ErrorCode.INVALID_ARGUMENT, "--table: a reference table name is required");
+    }
+    List<String> names = table.contains(".") ? List.of(table) : List.of(table, "public." + table);
+    for (String name : names) {
+      io.shardmap.store.RangeResult r = ms.read("reading reference table " + name,
+          () -> ms.store().get(ms.paths().referenceTable(name)));
+      if (!r.kvs().isEmpty()) {
+        return io.shardmap.catalog.Records.decode(r.kvs().get(0), io.shardmap.proto.v1.ReferenceTable.parser());
+      }
+    }
+    throw new ShardmapException(ErrorCode.NOT_FOUND, "--table: no reference table '" + table + "' is declared "
+        + "(names are schema-qualified as PostgreSQL prints them, e.g. public.countries; 'reference list' shows them)");
+  }
+
+  private interface OnCopies<T> {
+    T run(io.shardmap.migrator.internal.ReferenceVerifier copies) throws SQLException;
+  }
+
+  private <T> T withCopies(io.shardmap.proto.v1.ReferenceTable record, ReferenceCheck.Settings settings,
+      Consumer<ReferenceCheck.Progress> progress, OnCopies<T> body) {
+    java.util.Map<String, java.sql.Connection> conns = new java.util.TreeMap<>();
+    try {
+      for (String shard : record.getCopiesList()) {
+        conns.put(shard, pg.open("copies", shard));
+      }
+      return body.run(new io.shardmap.migrator.internal.ReferenceVerifier(record.getTable(),
+          record.getPrimaryKeyList(), conns, settings, progress));
+    } catch (SQLException e) {
+      // A lost connection is worth retrying; a constraint that refused a repair (a foreign key pointing at a
+      // row the source lacks) needs a person; the transactions were rolled back either way.
+      String state = e.getSQLState() == null ? "" : e.getSQLState();
+      ErrorCode code = state.startsWith("08") || state.startsWith("57P") ? ErrorCode.UNAVAILABLE
+          : state.startsWith("23") ? ErrorCode.FAILED_PRECONDITION : ErrorCode.INTERNAL;
+      throw new ShardmapException(code, "comparing or repairing the copies of " + record.getTable() + " failed: "
+          + e.getMessage() + " (SQLSTATE " + state + ")", e);
+    } finally {
+      for (java.sql.Connection c : conns.values()) {
+        try {
+          c.close();
+        } catch (SQLException e) {
+          // Closing a broken connection: nothing more to release.
+        }
+      }
+    }
+  }
+
+  /**
    * Asks for a migration to be cancelled. Before cutover the worker driving it (or the next {@link #drive})
    * undoes it; after cutover it fails with FAILED_PRECONDITION.
    */

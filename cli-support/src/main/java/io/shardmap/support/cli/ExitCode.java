@@ -25,6 +25,11 @@ public enum ExitCode {
   CANCELLED(6, "the migration ended cancelled"),
   /** ABORTED: another writer or worker won (concurrent changes, a migration held by a live worker). */
   ABORTED(7, "ABORTED (another writer or worker won)"),
+  /**
+   * A comparison found differences (the copies of a reference table differ: {@code migrator reference
+   * verify}); nothing failed, and nothing was changed.
+   */
+  DIFFERENT(8, "the copies compared differ (reference verify)"),
   /** Stopped by SIGINT (128 + 2). */
   INTERRUPTED(130, "stopped by SIGINT"),
   /** Stopped by SIGTERM (128 + 15). */

@@ -22,6 +22,7 @@ class ExitCodeTest {
     assertEquals(5, ExitCode.UNAVAILABLE.code());
     assertEquals(6, ExitCode.CANCELLED.code());
     assertEquals(7, ExitCode.ABORTED.code());
+    assertEquals(8, ExitCode.DIFFERENT.code());
     assertEquals(130, ExitCode.INTERRUPTED.code());
     assertEquals(143, ExitCode.TERMINATED.code());
     Set<Integer> numbers = new HashSet<>();

@@ -58,7 +58,7 @@ import picocli.CommandLine.ScopeType;
 public final class MigratorCli {
   /** The exit codes the migrator can end with, as its --help lists them. */
   static final ExitCode[] EXIT_CODES = {ExitCode.OK, ExitCode.USAGE, ExitCode.NOT_FOUND, ExitCode.REFUSED,
-      ExitCode.UNAVAILABLE, ExitCode.CANCELLED, ExitCode.ABORTED, ExitCode.INTERRUPTED, ExitCode.TERMINATED,
+      ExitCode.UNAVAILABLE, ExitCode.CANCELLED, ExitCode.ABORTED, ExitCode.DIFFERENT, ExitCode.INTERRUPTED, ExitCode.TERMINATED,
       ExitCode.OTHER};
 
   static final String DEFAULT_ETCD = "http://127.0.0.1:2379";

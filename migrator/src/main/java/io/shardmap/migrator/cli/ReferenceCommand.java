@@ -11,8 +11,8 @@ import picocli.CommandLine.Parameters;
 
 /**
  * {@code migrator reference}: the reference tables, small tables copied on every shard of their keyspaces
- * (docs/reference-tables.md). Each subcommand is a class nested here; {@code verify} and {@code repair} are
- * added to this group by their own classes.
+ * (docs/reference-tables.md). Each subcommand is a class nested here, except {@code verify} and {@code repair}
+ * ({@link ReferenceVerifyCommand}, {@link ReferenceRepairCommand}; docs/reference-verify.md).
  */
 @Command(
     name = "reference",
@@ -27,14 +27,16 @@ import picocli.CommandLine.Parameters;
       ReferenceCommand.Add.class,
       ReferenceCommand.Sync.class,
       ReferenceCommand.ListTables.class,
-      ReferenceCommand.Remove.class
+      ReferenceCommand.Remove.class,
+      ReferenceVerifyCommand.class,
+      ReferenceRepairCommand.class
     },
     footer = {"", "Exit codes: 0 ok; 2 usage; 3 NOT_FOUND; 4 refused; 5 UNAVAILABLE (a rerun finishes the work); "
-        + "1 anything else."})
+        + "8 the copies differ (verify); 1 anything else."})
 final class ReferenceCommand extends Cmd {
   @Override
   int execute(MigratorCli cli) {
-    throw usage("give a subcommand: add, sync, list or remove (migrator reference --help)");
+    throw usage("give a subcommand: add, sync, list, remove, verify or repair (migrator reference --help)");
   }
 
   static void print(MigratorCli cli, List<ReferenceTable> tables, boolean array) {
@@ -152,7 +154,7 @@ final class ReferenceCommand extends Cmd {
       description = {"Stop treating TABLE as a reference table: the guard of every copy is dropped, then the",
         "record. The copies' rows stay where they are."},
       footer = {"", "Exit codes: 0 removed; 3 NOT_FOUND (no such reference table); 5 UNAVAILABLE (run again); "
-          + "1 anything else."})
+          + "8 the copies differ (verify); 1 anything else."})
   static final class Remove extends Cmd {
     @Parameters(index = "0", paramLabel = "TABLE", description = "The table's canonical name, as 'list' shows it "
         + "(an unqualified name means schema public).")

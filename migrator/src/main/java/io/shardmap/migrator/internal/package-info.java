@@ -31,6 +31,9 @@
  *       by one binary COPY pipe under the guard's bypass, record last), gives copies to shards that lack
  *       them (epoch raised on every copy first) for {@code reference sync} and at a move's start, and
  *       removes them (docs/reference-tables.md).
+ *   <li>Reference tables: {@link io.shardmap.migrator.internal.ReferenceVerifier} compares every copy of a
+ *       reference table by checksums at one point (every copy's epoch row locked) and repairs copies by
+ *       primary key from the majority or a named copy (docs/reference-verify.md).
  * </ul>
  */
 package io.shardmap.migrator.internal;
