@@ -31,6 +31,7 @@ import io.shardmap.server.internal.ServerMetrics;
 import io.shardmap.server.internal.TxnResolver;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.server.internal.WatchStreams;
+import io.shardmap.server.internal.Sequences;
 import io.shardmap.server.internal.WorkerLeases;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.MetaStore;
@@ -65,7 +66,7 @@ public final class DirectoryServer implements AutoCloseable {
   private final ServerMetrics metrics = new ServerMetrics();
   private final ScheduledExecutorService scheduler;
   private final ExecutorService adminExecutor;
-  /** Runs the worker-lease calls of id generators (each waits on etcd), apart from admin calls. */
+  /** Runs the worker-lease and sequence calls of the id service (each waits on etcd), apart from admin calls. */
   private final ExecutorService idExecutor;
   private final DirectoryState state;
   private final WatchStreams watches;
@@ -102,6 +103,7 @@ public final class DirectoryServer implements AutoCloseable {
         .addService(ServerInterceptors.intercept(
             MalformedRequests.guard(new AdminService(ops, adminExecutor).bindService()), counting))
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(new IdService(new WorkerLeases(store, paths,
+            o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), new Sequences(store, paths,
             o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), idExecutor).bindService()),
             counting))
         .addService(MalformedRequests.guard(health.getHealthService().bindService()))
