@@ -204,7 +204,14 @@ public final class SequenceBlocks implements AutoCloseable {
           throw unavailable("interrupted while waiting for the next block", e);
         }
         pending = null;
-        current = block(got);
+        Block next = block(got);
+        if (next.first <= b.last) {
+          // The source broke its contract (blocks above each other): handing these out could repeat numbers.
+          throw new ShardmapException(ErrorCode.INTERNAL, "sequence '" + name + "': the block reserved ["
+              + next.first + ", " + next.last + "] does not lie above the previous one [" + b.first + ", " + b.last
+              + "]; refusing to hand out numbers that may repeat");
+        }
+        current = next;
       }
     } finally {
       lock.unlock();

@@ -205,6 +205,18 @@ class SequenceBlocksTest {
   }
 
   @Test
+  void aBlockBelowThePreviousOneIsRefused() {
+    executor.direct = true;
+    SequenceBlocks s = blocks(2, TimeUnit.SECONDS.toNanos(5));
+    source.next.set(1);                         // the source goes back: its next block overlaps [1, 2]
+    assertEquals(1, s.next());
+    assertEquals(2, s.next());
+    ShardmapException e = assertThrows(ShardmapException.class, s::next);
+    assertEquals(ErrorCode.INTERNAL, e.code());
+    assertTrue(e.getMessage().contains("does not lie above the previous one"), e.getMessage());
+  }
+
+  @Test
   void aBadBlockFromTheSourceIsRefused() {
     ShardmapException e = assertThrows(ShardmapException.class,
         () -> new SequenceBlocks("orders", 10, n -> new long[] {5, 4}, executor, 0, System::nanoTime));
