@@ -134,11 +134,9 @@ public final class IdsCommand implements Callable<Integer> {
         if (client != null) {
           GlobalIds sdk = perCount.add(client.ids("bench-t" + n, twitter));
           cases.add(new Case("SDK GlobalIds.next(), 41/10/12", cap12, true, () -> sdk::next));
-          ShardMapIdServiceGrpc.ShardMapIdServiceBlockingStub ids = ShardMapIdServiceGrpc.newBlockingStub(
-              fleet.channel(0));
           for (int b : blockSizes) {
             String name = "bench-b" + b + "-t" + n;
-            ids.withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS).createSequence(
+            fleet.admin().withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS).createSequence(
                 CreateSequenceRequest.newBuilder().setName(name).setDefaultBlockSize(b).build());
             GlobalSequence seq = perCount.add(client.sequence(name));
             cases.add(new Case("SDK GlobalSequence.next(), block " + b, 0, true, () -> seq::next));

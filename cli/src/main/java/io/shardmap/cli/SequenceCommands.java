@@ -61,7 +61,7 @@ final class SequenceCommands {
       if (blockSize != null) {
         req.setDefaultBlockSize(blockSize);
       }
-      CreateSequenceResponse r = ctl.ids().createSequence(req.build());
+      CreateSequenceResponse r = ctl.admin().createSequence(req.build());
       if (printedJson(r)) {
         return;
       }

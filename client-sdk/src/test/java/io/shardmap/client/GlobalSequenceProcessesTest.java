@@ -106,10 +106,8 @@ class GlobalSequenceProcessesTest {
 
   @Test
   void processesTakeEveryNumberOnceAndAKilledOneLosesAtMostTheBound() throws Exception {
-    ShardMapIdServiceGrpc.ShardMapIdServiceBlockingStub ids = ShardMapIdServiceGrpc.newBlockingStub(
-        fleet.get().channel(0)).withDeadlineAfter(30, TimeUnit.SECONDS);
-    ids.createSequence(CreateSequenceRequest.newBuilder().setName("orders").setStart(START)
-        .setDefaultBlockSize(BLOCK).build());
+    fleet.get().admin().withDeadlineAfter(30, TimeUnit.SECONDS).createSequence(CreateSequenceRequest.newBuilder()
+        .setName("orders").setStart(START).setDefaultBlockSize(BLOCK).build());
 
     // The victim would take far more than the others, so it is surely mid-run when it is killed, which is when
     // its first thread has taken as many numbers as the others' threads are taking in half their run.

@@ -62,14 +62,17 @@ class GlobalSequenceTest {
     return ShardMapIdServiceGrpc.newBlockingStub(fleet.get().channel(0)).withDeadlineAfter(20, TimeUnit.SECONDS);
   }
 
+  void create(CreateSequenceRequest.Builder req) {
+    fleet.get().admin().withDeadlineAfter(20, TimeUnit.SECONDS).createSequence(req.build());
+  }
+
   Sequence stored(String name) {
     return ids().getSequence(GetSequenceRequest.newBuilder().setName(name).build()).getSequence();
   }
 
   @Test
   void twoClientsShareASequenceWithoutDuplicates() {
-    ids().createSequence(CreateSequenceRequest.newBuilder().setName("orders").setStart(1).setDefaultBlockSize(25)
-        .build());
+    create(CreateSequenceRequest.newBuilder().setName("orders").setStart(1).setDefaultBlockSize(25));
     Set<Long> seen = new HashSet<>();
     try (GlobalSequence x = a.sequence("orders"); GlobalSequence y = b.sequence("orders", 10)) {
       long lastX = 0;
@@ -98,7 +101,7 @@ class GlobalSequenceTest {
     e = assertThrows(ShardmapException.class, () -> a.sequence("Bad Name"));
     assertEquals(ErrorCode.INVALID_ARGUMENT, e.code());
     assertTrue(e.getMessage().startsWith("name"), e.getMessage());
-    ids().createSequence(CreateSequenceRequest.newBuilder().setName("orders").build());
+    create(CreateSequenceRequest.newBuilder().setName("orders"));
     for (int bad : new int[] {-1, 1_000_001}) {
       e = assertThrows(ShardmapException.class, () -> a.sequence("orders", bad));
       assertEquals(ErrorCode.INVALID_ARGUMENT, e.code());
@@ -112,7 +115,7 @@ class GlobalSequenceTest {
 
   @Test
   void closedSequenceRefuses() {
-    ids().createSequence(CreateSequenceRequest.newBuilder().setName("orders").build());
+    create(CreateSequenceRequest.newBuilder().setName("orders"));
     GlobalSequence x = a.sequence("orders");
     assertEquals(1, x.next());
     x.close();

@@ -90,6 +90,8 @@ public final class DirectoryServer implements AutoCloseable {
         o.probeInterval(), o.watchHistory(), metrics);
     this.watches = new WatchStreams(state, o.watchQueueLimit());
     AdminOps ops = new AdminOps(store, paths, state, o.etcdTimeout(), o.maxTxnOps(), System::nanoTime, metrics);
+    Sequences sequences = new Sequences(store, paths, o.etcdTimeout(), System::nanoTime, System::currentTimeMillis,
+        metrics);
     ServerInterceptor counting = new RpcCounter(metrics);
     ReadService read = new ReadService(state, metrics, watches, o.etcdPrefix());
     health.setStatus("", ServingStatus.NOT_SERVING);
@@ -101,10 +103,9 @@ public final class DirectoryServer implements AutoCloseable {
         // MalformedRequests); the counter goes outside that guard so it counts the refusals too.
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(read.bindService()), counting))
         .addService(ServerInterceptors.intercept(
-            MalformedRequests.guard(new AdminService(ops, adminExecutor).bindService()), counting))
+            MalformedRequests.guard(new AdminService(ops, sequences, adminExecutor).bindService()), counting))
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(new IdService(new WorkerLeases(store, paths,
-            o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), new Sequences(store, paths,
-            o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), idExecutor).bindService()),
+            o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), sequences, idExecutor).bindService()),
             counting))
         .addService(MalformedRequests.guard(health.getHealthService().bindService()))
         .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance().bindService()))

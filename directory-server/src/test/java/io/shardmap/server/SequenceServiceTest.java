@@ -73,6 +73,10 @@ class SequenceServiceTest {
     return ShardMapIdServiceGrpc.newBlockingStub(c).withDeadlineAfter(20, TimeUnit.SECONDS);
   }
 
+  private io.shardmap.proto.v1.ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin(ManagedChannel c) {
+    return io.shardmap.proto.v1.ShardMapAdminServiceGrpc.newBlockingStub(c).withDeadlineAfter(20, TimeUnit.SECONDS);
+  }
+
   private KeyValue raw(String name) throws Exception {
     List<KeyValue> kvs = store.get(paths.sequence(name)).get(5, TimeUnit.SECONDS).kvs();
     return kvs.isEmpty() ? null : kvs.get(0);
@@ -80,10 +84,10 @@ class SequenceServiceTest {
 
   @Test
   void createGetListAndDefaults() throws Exception {
-    CreateSequenceResponse c = ids(channelA).createSequence(CreateSequenceRequest.newBuilder().setName("orders")
+    CreateSequenceResponse c = admin(channelA).createSequence(CreateSequenceRequest.newBuilder().setName("orders")
         .setStart(1000).setDefaultBlockSize(50).build());
     assertEquals(1000, c.getSequence().getNextValue());
-    ids(channelB).createSequence(CreateSequenceRequest.newBuilder().setName("invoices").build());
+    admin(channelB).createSequence(CreateSequenceRequest.newBuilder().setName("invoices").build());
     Sequence inv = ids(channelA).getSequence(GetSequenceRequest.newBuilder().setName("invoices").build()).getSequence();
     assertEquals(1, inv.getStart());
     assertEquals(1000, inv.getDefaultBlockSize());
@@ -104,7 +108,7 @@ class SequenceServiceTest {
   /** 8 threads on two servers reserve blocks of random sizes: together they tile [1, next_value) exactly. */
   @Test
   void concurrentReservationsTileTheSequence() throws Exception {
-    ids(channelA).createSequence(CreateSequenceRequest.newBuilder().setName("tiles").build());
+    admin(channelA).createSequence(CreateSequenceRequest.newBuilder().setName("tiles").build());
     ExecutorService pool = Executors.newFixedThreadPool(8);
     try {
       List<Future<List<long[]>>> parts = new ArrayList<>();
@@ -143,16 +147,16 @@ class SequenceServiceTest {
 
   @Test
   void badInputIsRefusedNamingTheFieldAndChangesNothing() throws Exception {
-    ids(channelA).createSequence(CreateSequenceRequest.newBuilder().setName("orders").setStart(5).build());
+    admin(channelA).createSequence(CreateSequenceRequest.newBuilder().setName("orders").setStart(5).build());
     KeyValue before = raw("orders");
 
-    assertStatus(Status.Code.ALREADY_EXISTS, () -> ids(channelB).createSequence(CreateSequenceRequest.newBuilder()
+    assertStatus(Status.Code.ALREADY_EXISTS, () -> admin(channelB).createSequence(CreateSequenceRequest.newBuilder()
         .setName("orders").setStart(99).build()), "orders", "already exists");
-    assertStatus(Status.Code.INVALID_ARGUMENT, () -> ids(channelA).createSequence(CreateSequenceRequest.newBuilder()
+    assertStatus(Status.Code.INVALID_ARGUMENT, () -> admin(channelA).createSequence(CreateSequenceRequest.newBuilder()
         .setName("Bad Name").build()), "name", "[a-z0-9_-]");
-    assertStatus(Status.Code.INVALID_ARGUMENT, () -> ids(channelA).createSequence(CreateSequenceRequest.newBuilder()
+    assertStatus(Status.Code.INVALID_ARGUMENT, () -> admin(channelA).createSequence(CreateSequenceRequest.newBuilder()
         .setName("neg").setStart(-3).build()), "start", "-3");
-    assertStatus(Status.Code.INVALID_ARGUMENT, () -> ids(channelA).createSequence(CreateSequenceRequest.newBuilder()
+    assertStatus(Status.Code.INVALID_ARGUMENT, () -> admin(channelA).createSequence(CreateSequenceRequest.newBuilder()
         .setName("huge").setDefaultBlockSize(2_000_000).build()), "default_block_size", "1000000");
     assertEquals(null, raw("neg"));
     assertEquals(null, raw("huge"));
@@ -180,7 +184,7 @@ class SequenceServiceTest {
   @Test
   void overflowIsRefused() throws Exception {
     long start = Long.MAX_VALUE - 10;
-    ids(channelA).createSequence(CreateSequenceRequest.newBuilder().setName("end").setStart(start).build());
+    admin(channelA).createSequence(CreateSequenceRequest.newBuilder().setName("end").setStart(start).build());
     KeyValue before = raw("end");
     assertStatus(Status.Code.FAILED_PRECONDITION, () -> ids(channelA).reserveSequenceBlock(
         ReserveSequenceBlockRequest.newBuilder().setName("end").setCount(11).build()), "10 numbers left",

@@ -3,8 +3,6 @@ package io.shardmap.server.internal;
 import io.grpc.stub.StreamObserver;
 import io.shardmap.proto.v1.AcquireWorkerRequest;
 import io.shardmap.proto.v1.AcquireWorkerResponse;
-import io.shardmap.proto.v1.CreateSequenceRequest;
-import io.shardmap.proto.v1.CreateSequenceResponse;
 import io.shardmap.proto.v1.GetSequenceRequest;
 import io.shardmap.proto.v1.GetSequenceResponse;
 import io.shardmap.proto.v1.ListSequencesRequest;
@@ -20,7 +18,8 @@ import java.util.concurrent.Executor;
 import java.util.function.Function;
 
 /**
- * Worker leases of global id generators ({@link WorkerLeases}) and dense sequences ({@link Sequences}). Each
+ * Worker leases of global id generators ({@link WorkerLeases}) and dense sequences ({@link Sequences}: read
+ * and reserve; creating one is on {@link AdminService}). Each
  * call waits on etcd, so it runs on its own executor, off the transport threads that serve lookups.
  */
 public final class IdService extends ShardMapIdServiceGrpc.ShardMapIdServiceImplBase {
@@ -61,11 +60,6 @@ public final class IdService extends ShardMapIdServiceGrpc.ShardMapIdServiceImpl
   @Override
   public void releaseWorker(ReleaseWorkerRequest r, StreamObserver<ReleaseWorkerResponse> o) {
     run(r, o, leases::release);
-  }
-
-  @Override
-  public void createSequence(CreateSequenceRequest r, StreamObserver<CreateSequenceResponse> o) {
-    run(r, o, sequences::create);
   }
 
   @Override
