@@ -286,4 +286,20 @@ class SmokeTest {
     }
     assertTrue(output().contains("/ cap"), output());
   }
+
+  @Test
+  @Timeout(120)
+  void idsSequenceModeMeasuresTheSdkAgainstTheCoreGenerator() throws Exception {
+    IdsCommand c = new IdsCommand();
+    new CommandLine(c).parseArgs("--seconds", "0.05", "--warmup-seconds", "0.02", "--rounds", "1", "--threads", "1",
+        "--sequence", "--block-sizes", "10,1000");
+    List<IdsCommand.Row> rows = c.run(out);
+    assertEquals(8, rows.size(), output());
+    for (IdsCommand.Row r : rows) {
+      assertTrue(r.idsPerSecond() > 0, r.toString());
+      assertTrue(r.orderViolations() <= 0, r.toString());
+    }
+    assertTrue(output().contains("SDK GlobalSequence.next(), block 1000") && output().contains("/ snowflake next()")
+        && output().contains("sequence bench-b10-t1: "), output());
+  }
 }

@@ -27,6 +27,7 @@ import io.shardmap.core.Keys;
  * {root}/txn-resolver                        UTF-8 server id of the directory server that runs the resolver, under its lease
  * {root}/ids/{gen}/workers/{w}               WorkerClaim: worker id w (decimal) of id generator gen, under its owner's lease
  * {root}/ids/{gen}/high-water/{w}            WorkerHighWater: the ms up to which owners of w may have issued ids; never lowered
+ * {root}/sequences/{name}                    Sequence: a dense sequence's next unreserved number and settings
  * {root}/reference/tables/{table}            ReferenceTable: a table copied on every shard of its keyspaces ({table} canonical, e.g. public.countries)
  * {root}/reference/guard                     empty; rewritten by every declaration of a reference table
  * {root}/owners-guard                        empty; rewritten by every write that makes any shard an owner of any key
@@ -185,6 +186,16 @@ public final class CatalogPaths {
 
   public String workerHighWaterPrefix(String generator) {
     return idGeneratorPrefix(generator) + "high-water/";
+  }
+
+  /** Every dense sequence's record starts with this. */
+  public String sequencesPrefix() {
+    return root + "/sequences/";
+  }
+
+  /** The record of dense sequence {@code name}: its next unreserved number (see docs/ids.md, "Dense sequences"). */
+  public String sequence(String name) {
+    return sequencesPrefix() + name;
   }
 
   /** Every reference table's record starts with this. */

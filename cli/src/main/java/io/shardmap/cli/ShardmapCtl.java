@@ -51,7 +51,8 @@ import picocli.CommandLine.ScopeType;
       WatchCommand.class,
       QueryCommands.Query.class,
       QueryCommands.Count.class,
-      TxnCommands.class
+      TxnCommands.class,
+      SequenceCommands.class
     },
     footer = {
       "",
@@ -197,6 +198,12 @@ public final class ShardmapCtl {
   /** An admin stub whose deadline starts now: call it right before the RPC. */
   ShardMapAdminServiceGrpc.ShardMapAdminServiceBlockingStub admin() {
     return ShardMapAdminServiceGrpc.newBlockingStub(channel()).withDeadlineAfter(deadlineMillis(),
+        TimeUnit.MILLISECONDS);
+  }
+
+  /** An id-service stub (worker leases, dense sequences) whose deadline starts now. */
+  io.shardmap.proto.v1.ShardMapIdServiceGrpc.ShardMapIdServiceBlockingStub ids() {
+    return io.shardmap.proto.v1.ShardMapIdServiceGrpc.newBlockingStub(channel()).withDeadlineAfter(deadlineMillis(),
         TimeUnit.MILLISECONDS);
   }
 

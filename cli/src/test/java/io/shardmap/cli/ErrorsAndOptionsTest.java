@@ -114,7 +114,7 @@ class ErrorsAndOptionsTest {
 
     assertEquals(0, r.code(), r::toString);
     for (String c : List.of("shard", "keyspace", "lookup", "range", "bucket", "hash", "ring", "directory", "region",
-        "watch", "query", "count")) {
+        "watch", "query", "count", "sequence")) {
       assertTrue(r.out().contains("\n  " + c + " "), c + " missing in\n" + r.out());
     }
     Result sub = fake.run("keyspace", "create", "--help");

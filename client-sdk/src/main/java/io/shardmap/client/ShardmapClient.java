@@ -317,6 +317,27 @@ public final class ShardmapClient implements AutoCloseable {
         options.rpcTimeout(), Backoff.exponential(options.initialBackoff(), options.maxBackoff()), clock));
   }
 
+  /** {@link #sequence(String, int)} with the sequence's default block size (set when it was created). */
+  public GlobalSequence sequence(String name) {
+    return sequence(name, 0);
+  }
+
+  /**
+   * Numbers of the dense sequence {@code name} (created beforehand by an admin: {@code shardmapctl sequence
+   * create}), reserved {@code blockSize} at a time through any directory server; the first block is reserved
+   * here. See {@link GlobalSequence} and docs/ids.md, "Dense sequences". Close it before the client.
+   *
+   * @param blockSize numbers per reservation, 1..1,000,000, or 0 for the sequence's default. A larger block
+   *     means fewer reservations and a larger gap when this process stops (fewer than two blocks)
+   * @throws ShardmapException INVALID_ARGUMENT naming the field (name: 1-63 of [a-z0-9_-] starting with a letter;
+   *     blockSize); NOT_FOUND when the sequence does not exist; UNAVAILABLE when no directory server answered
+   *     within the RPC timeout
+   */
+  public GlobalSequence sequence(String name, int blockSize) {
+    return new GlobalSequence(new io.shardmap.client.internal.ids.RemoteSequence(follower.rpc(), name, blockSize,
+        options.rpcTimeout()));
+  }
+
   /**
    * The etcd revision the client's map reflects: that of the last change it applied. Later revisions that
    * changed nothing the client follows (other keyspaces, the directory servers' client presence records)

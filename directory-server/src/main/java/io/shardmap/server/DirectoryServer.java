@@ -32,6 +32,7 @@ import io.shardmap.server.internal.ServerMetrics;
 import io.shardmap.server.internal.TxnResolver;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.server.internal.WatchStreams;
+import io.shardmap.server.internal.Sequences;
 import io.shardmap.server.internal.WorkerLeases;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.MetaStore;
@@ -66,7 +67,7 @@ public final class DirectoryServer implements AutoCloseable {
   private final ServerMetrics metrics = new ServerMetrics();
   private final ScheduledExecutorService scheduler;
   private final ExecutorService adminExecutor;
-  /** Runs the worker-lease calls of id generators (each waits on etcd), apart from admin calls. */
+  /** Runs the worker-lease and sequence calls of the id service (each waits on etcd), apart from admin calls. */
   private final ExecutorService idExecutor;
   private final DirectoryState state;
   private final WatchStreams watches;
@@ -90,6 +91,8 @@ public final class DirectoryServer implements AutoCloseable {
         o.probeInterval(), o.watchHistory(), metrics);
     this.watches = new WatchStreams(state, o.watchQueueLimit());
     AdminOps ops = new AdminOps(store, paths, state, o.etcdTimeout(), o.maxTxnOps(), System::nanoTime, metrics);
+    Sequences sequences = new Sequences(store, paths, o.etcdTimeout(), System::nanoTime, System::currentTimeMillis,
+        metrics);
     ServerInterceptor counting = new RpcCounter(metrics);
     ReadService read = new ReadService(state, metrics, watches, o.etcdPrefix(), new ReferenceTables(store, paths,
         ks -> state.snapshot().keyspaces().containsKey(ks), o.etcdTimeout()));
@@ -102,9 +105,9 @@ public final class DirectoryServer implements AutoCloseable {
         // MalformedRequests); the counter goes outside that guard so it counts the refusals too.
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(read.bindService()), counting))
         .addService(ServerInterceptors.intercept(
-            MalformedRequests.guard(new AdminService(ops, adminExecutor).bindService()), counting))
+            MalformedRequests.guard(new AdminService(ops, sequences, adminExecutor).bindService()), counting))
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(new IdService(new WorkerLeases(store, paths,
-            o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), idExecutor).bindService()),
+            o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), sequences, idExecutor).bindService()),
             counting))
         .addService(MalformedRequests.guard(health.getHealthService().bindService()))
         .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance().bindService()))

@@ -11,11 +11,18 @@ import java.util.function.Function;
  */
 public final class AdminService extends ShardMapAdminServiceGrpc.ShardMapAdminServiceImplBase {
   private final AdminOps ops;
+  private final Sequences sequences;
   private final Executor executor;
 
-  public AdminService(AdminOps ops, Executor executor) {
+  public AdminService(AdminOps ops, Sequences sequences, Executor executor) {
     this.ops = ops;
+    this.sequences = sequences;
     this.executor = executor;
+  }
+
+  @Override
+  public void createSequence(CreateSequenceRequest r, StreamObserver<CreateSequenceResponse> o) {
+    run(r, o, sequences::create);
   }
 
   private <Q, R> void run(Q req, StreamObserver<R> out, Function<Q, R> op) {

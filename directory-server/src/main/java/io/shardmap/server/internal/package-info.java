@@ -13,6 +13,8 @@
  * doubt, on the one server holding the role's lease ({@link io.shardmap.server.internal.LeasedSingleton});
  * {@link io.shardmap.server.internal.IdService} leases worker ids of id generators from etcd on behalf of
  * clients ({@link io.shardmap.server.internal.WorkerLeases}, stateless: the lease id travels in the token,
- * docs/worker-leases.md); {@link io.shardmap.server.internal.WorkerCensus} counts the held ones from the watch.
+ * docs/worker-leases.md) and reserves blocks of dense sequences ({@link io.shardmap.server.internal.Sequences},
+ * one compare-and-set per block, docs/ids.md); {@link io.shardmap.server.internal.WorkerCensus} counts the held
+ * ones from the watch.
  */
 package io.shardmap.server.internal;
