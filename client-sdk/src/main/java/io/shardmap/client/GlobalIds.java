@@ -12,7 +12,8 @@ import io.shardmap.core.ids.IdLayout;
  * ids returned on one thread strictly increase (time-ordered form), also across a lost and re-acquired
  * worker id. While the lease cannot be proven (directory servers unreachable past its TTL, or the claim
  * lost) {@link #next()} refuses with UNAVAILABLE, and a new worker id is acquired in the background.
- * Close it before the client: {@link #close()} stops issuing, then frees the worker id at once.
+ * Close it before the client: {@link #close()} stops issuing, then frees the worker id at once, and the
+ * next process that takes it issues at once too (the release records the time of the last id issued).
  */
 public final class GlobalIds implements AutoCloseable {
   private final LeasedIds ids;
@@ -45,7 +46,10 @@ public final class GlobalIds implements AutoCloseable {
     return ids.workerId();
   }
 
-  /** Stops issuing, then releases the worker id (ReleaseWorker) so another process may take it at once. */
+  /**
+   * Stops issuing, then releases the worker id (ReleaseWorker, with the time of the last id issued) so
+   * another process may take it and issue with it at once.
+   */
   @Override
   public void close() {
     ids.close();

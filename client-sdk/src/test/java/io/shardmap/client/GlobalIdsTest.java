@@ -5,9 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.core.ids.IdLayout;
+import io.shardmap.proto.v1.WorkerClaim;
+import io.shardmap.proto.v1.WorkerHighWater;
+import io.shardmap.store.EtcdMetaStore;
+import io.shardmap.store.KeyValue;
+import io.shardmap.store.Txn;
 import io.shardmap.testkit.fleet.ShardmapFleet;
 import io.shardmap.testkit.fleet.ShardmapFleetExtension;
 import java.time.Duration;
@@ -17,6 +23,7 @@ import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -151,6 +158,101 @@ class GlobalIdsTest {
     // Nothing was acquired: the first valid acquire gets worker id 0.
     try (GlobalIds g = a.ids("wide")) {
       assertEquals(0, g.workerId());
+    }
+  }
+
+  EtcdMetaStore etcd() {
+    return EtcdMetaStore.builder().endpoints(fleet.get().etcd().clientEndpoints())
+        .requestTimeout(Duration.ofSeconds(3)).connectTimeout(Duration.ofSeconds(3)).build();
+  }
+
+  static KeyValue read(EtcdMetaStore store, String key) throws Exception {
+    List<KeyValue> kvs = store.get(key).get(5, TimeUnit.SECONDS).kvs();
+    return kvs.isEmpty() ? null : kvs.get(0);
+  }
+
+  static long highWater(EtcdMetaStore store, CatalogPaths paths, String gen, int worker) throws Exception {
+    KeyValue kv = read(store, paths.workerHighWater(gen, worker));
+    return kv == null ? 0 : WorkerHighWater.parseFrom(kv.value()).getIssueUntilMs();
+  }
+
+  /**
+   * The short-lived process case (a CLI run twice in a row): the first generator, with a 60 s TTL, so its
+   * renewals record a mark about 66 s ahead, closes; its clean release brings the mark down to the time of
+   * its last id, and the next generator, which gets the same (lowest free) worker id, issues on its first
+   * call: no "ids resume in ..." (before the fix that call waited its 1 s bound and was refused).
+   */
+  @Test
+  void aClosedGeneratorsWorkerIdIssuesAgainAtOnce() throws Exception {
+    Duration ttl = Duration.ofSeconds(60);
+    IdLayout layout = IdLayout.defaults();
+    CatalogPaths paths = new CatalogPaths(fleet.get().prefix());
+    try (EtcdMetaStore store = etcd()) {
+      long lastOfFirst = 0;
+      int w;
+      try (GlobalIds x = a.ids("signup", layout, ttl)) {
+        w = x.workerId();
+        for (int i = 0; i < 10_000; i++) {
+          lastOfFirst = Math.max(lastOfFirst, x.next());
+        }
+        assertTrue(highWater(store, paths, "signup", w) > layout.unixMillisOf(lastOfFirst) + 30_000,
+            "while held, the mark is recorded ahead of the ids");
+      }
+      assertEquals(layout.unixMillisOf(lastOfFirst), highWater(store, paths, "signup", w),
+          "the clean release leaves the mark at the time of the last id issued");
+      for (int run = 0; run < 3; run++) { // back-to-back runs, alternating processes
+        try (GlobalIds y = (run % 2 == 0 ? b : a).ids("signup", layout, ttl)) {
+          assertEquals(w, y.workerId(), "the lowest free id is recycled");
+          long first = y.next(); // no UNAVAILABLE: issues at once
+          assertTrue(first > lastOfFirst, "above every id of the previous holder: " + first + " <= " + lastOfFirst);
+          lastOfFirst = first;
+          for (int i = 0; i < 1_000; i++) {
+            long id = y.next();
+            assertTrue(id > lastOfFirst);
+            lastOfFirst = id;
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * A holder that took over a worker id whose previous holder vanished (its claim deleted, so its mark
+   * ~66 s ahead stays) issues nothing and closes: its clean release cannot bring the mark below the
+   * start_after it was given, so the next holder still waits. The vanished holder's own release, when it
+   * closes later, matches no claim and changes nothing.
+   */
+  @Test
+  void aCleanReleaseNeverLowersTheMarkBelowStartAfterAndALostClaimsReleaseChangesNothing() throws Exception {
+    Duration ttl = Duration.ofSeconds(60);
+    IdLayout layout = IdLayout.defaults();
+    CatalogPaths paths = new CatalogPaths(fleet.get().prefix());
+    try (EtcdMetaStore store = etcd()) {
+      GlobalIds x = a.ids("vanish", layout, ttl);
+      int w = x.workerId();
+      long xLast = x.next();
+      long mark = highWater(store, paths, "vanish", w);
+      assertTrue(mark > layout.unixMillisOf(xLast) + 30_000, "mark " + mark);
+      // x's claim disappears (as after an etcd lease bug); x still believes it holds w until its next renewal.
+      store.commit(Txn.builder().delete(paths.workerClaim("vanish", w)).build()).get(5, TimeUnit.SECONDS);
+      try (GlobalIds y = b.ids("vanish", layout, ttl)) {
+        assertEquals(w, y.workerId());
+        ShardmapException wait = assertThrows(ShardmapException.class, y::next);
+        assertEquals(ErrorCode.UNAVAILABLE, wait.code(), wait.getMessage());
+        assertTrue(wait.getMessage().contains("resume"), wait.getMessage());
+      } // y issued nothing: its clean release says so
+      assertEquals(mark, highWater(store, paths, "vanish", w), "not lowered below y's start_after");
+      try (GlobalIds z = b.ids("vanish", layout, ttl)) {
+        assertEquals(w, z.workerId());
+        long zMark = highWater(store, paths, "vanish", w); // z's acquire recorded its own issue-until
+        assertTrue(zMark >= mark);
+        x.close(); // x's release carries its old token: it matches no claim
+        assertEquals(zMark, highWater(store, paths, "vanish", w), "a lost claim's release changes nothing");
+        KeyValue claim = read(store, paths.workerClaim("vanish", w));
+        assertTrue(claim != null, "z's claim survives x's release");
+        assertEquals("proc-b", WorkerClaim.parseFrom(claim.value()).getOwnerId());
+        assertEquals(w, z.workerId());
+      }
     }
   }
 }

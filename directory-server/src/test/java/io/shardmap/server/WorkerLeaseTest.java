@@ -22,6 +22,7 @@ import io.shardmap.proto.v1.WorkerClaim;
 import io.shardmap.proto.v1.WorkerHighWater;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
+import io.shardmap.store.Txn;
 import io.shardmap.testkit.EtcdCluster;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -335,5 +336,104 @@ class WorkerLeaseTest {
     assertEquals(held, keysUnder(prefix + "/ids/"));
     assertEquals(now + 1000, highWater("gen", w.getWorkerId()));
     assertTrue(read(paths.workerClaim("gen", w.getWorkerId())) != null, "the real holder's claim untouched");
+  }
+
+  private static ReleaseWorkerRequest cleanRelease(String gen, String owner, AcquireWorkerResponse w, long issued) {
+    return release(gen, owner, w, 0).toBuilder().setIssuedUntilMs(issued).build();
+  }
+
+  @Test
+  void aCleanReleaseLowersTheMarkToWhatItIssuedButNeverBelowItsStartAfter() throws Exception {
+    long now = System.currentTimeMillis();
+    // A long ttl: only releases free the id in this test. The first holder records a mark 10 s ahead...
+    AcquireWorkerResponse first = ids(channelA).acquireWorker(acquire("clean", "p", 1).setTtlMs(60_000)
+        .setIssueUntilMs(now + 10_000).build());
+    assertEquals(now + 11_000, ids(channelB).renewWorker(renew("clean", "p", first, now + 11_000)).getIssueUntilMs());
+    WorkerClaim claim = WorkerClaim.parseFrom(read(paths.workerClaim("clean", first.getWorkerId())).value());
+    assertTrue(claim.hasStartAfterMs(), "the claim remembers the start_after it was given");
+    assertEquals(first.getStartAfterMs(), claim.getStartAfterMs());
+    // ...but issued only up to now + 5: its clean release brings the mark down to that.
+    ReleaseWorkerResponse rel = ids(channelB).releaseWorker(cleanRelease("clean", "p", first, now + 5));
+    assertTrue(rel.getReleased());
+    assertEquals(now + 5, rel.getIssueUntilMs());
+    assertEquals(now + 5, highWater("clean", first.getWorkerId()));
+    assertEquals(null, read(paths.workerClaim("clean", first.getWorkerId())), "claim deleted by the release");
+    // The next holder of the id (the lowest free one) starts after what was issued, not after the old mark.
+    AcquireWorkerResponse second = ids(channelA).acquireWorker(acquire("clean", "q", 1).setTtlMs(60_000)
+        .setIssueUntilMs(now + 12_000).build());
+    assertEquals(first.getWorkerId(), second.getWorkerId(), "the lowest free id is recycled");
+    assertEquals(now + 5, second.getStartAfterMs());
+    // A release that claims to have issued below its start_after cannot lower the mark below start_after:
+    // the first holder's ids up to now + 5 stay covered.
+    ReleaseWorkerResponse low = ids(channelB).releaseWorker(cleanRelease("clean", "q", second, now - 60_000));
+    assertTrue(low.getReleased());
+    assertEquals(now + 5, low.getIssueUntilMs());
+    assertEquals(now + 5, highWater("clean", first.getWorkerId()));
+    // A holder that issued nothing (issued_until_ms = 0, set) leaves its start_after.
+    AcquireWorkerResponse third = ids(channelA).acquireWorker(acquire("clean", "r", 1).setTtlMs(60_000)
+        .setIssueUntilMs(now + 12_000).build());
+    assertEquals(now + 5, third.getStartAfterMs());
+    assertEquals(now + 5, ids(channelB).releaseWorker(cleanRelease("clean", "r", third, 0)).getIssueUntilMs());
+    // issue_until_ms next to issued_until_ms still raises at least to it.
+    AcquireWorkerResponse fourth = ids(channelA).acquireWorker(acquire("clean", "s", 1).setTtlMs(60_000).build());
+    assertEquals(now + 500, ids(channelB).releaseWorker(cleanRelease("clean", "s", fourth, now + 100).toBuilder()
+        .setIssueUntilMs(now + 500).build()).getIssueUntilMs());
+    assertEquals(now + 500, highWater("clean", first.getWorkerId()));
+  }
+
+  @Test
+  void aReleaseFromAnOwnerThatLostItsClaimChangesNothing() throws Exception {
+    long now = System.currentTimeMillis();
+    AcquireWorkerResponse old = ids(channelA).acquireWorker(acquire("lost", "old", 2).setTtlMs(1000)
+        .setIssueUntilMs(now + 60_000).build());
+    String key = paths.workerClaim("lost", old.getWorkerId());
+    for (int i = 0; i < 100 && read(key) != null; i++) { // etcd expires the lease (bounded wait)
+      Thread.sleep(100);
+    }
+    assertEquals(null, read(key), "claim gone with its lease");
+    AcquireWorkerResponse next = ids(channelB).acquireWorker(acquire("lost", "new", 2).setTtlMs(60_000)
+        .setIssueUntilMs(now + 61_000).build());
+    assertEquals(old.getWorkerId(), next.getWorkerId());
+    assertEquals(now + 60_000, next.getStartAfterMs());
+    // The old owner wakes up and releases "cleanly": its token matches no claim, so nothing changes.
+    ReleaseWorkerResponse rel = ids(channelA).releaseWorker(cleanRelease("lost", "old", old, now + 1));
+    assertFalse(rel.getReleased());
+    assertEquals(now + 61_000, rel.getIssueUntilMs());
+    // Nor with the new claim's lease id under the old revision, nor as another owner of the live claim.
+    assertFalse(ids(channelA).releaseWorker(cleanRelease("lost", "old",
+        next.toBuilder().setClaimRevision(old.getClaimRevision()).build(), now + 1)).getReleased());
+    assertFalse(ids(channelA).releaseWorker(cleanRelease("lost", "old", next, now + 1)).getReleased());
+    assertEquals(now + 61_000, highWater("lost", old.getWorkerId()));
+    assertEquals("new", WorkerClaim.parseFrom(read(key).value()).getOwnerId(), "the live claim untouched");
+    // Bad values of the new field are refused naming it, and change nothing.
+    assertStatus(Status.Code.INVALID_ARGUMENT, () -> ids(channelB).releaseWorker(cleanRelease("lost", "new", next,
+        -1)), "issued_until_ms");
+    assertStatus(Status.Code.INVALID_ARGUMENT, () -> ids(channelB).releaseWorker(cleanRelease("lost", "new", next,
+        now + 3_600_000)), "issued_until_ms", "ahead");
+    assertEquals(now + 61_000, highWater("lost", old.getWorkerId()));
+    assertTrue(read(key) != null, "the holder's claim survives refused releases");
+  }
+
+  @Test
+  void aReleaseWithoutIssuedUntilOrOfAnOldClaimOnlyRaisesTheMark() throws Exception {
+    long now = System.currentTimeMillis();
+    AcquireWorkerResponse w = ids(channelA).acquireWorker(acquire("oldstyle", "p", 1).setTtlMs(60_000)
+        .setIssueUntilMs(now + 9_000).build());
+    // Old-style release (no issued_until_ms): the mark stays where the renewals left it.
+    ReleaseWorkerResponse rel = ids(channelB).releaseWorker(release("oldstyle", "p", w, now + 1));
+    assertTrue(rel.getReleased());
+    assertEquals(now + 9_000, rel.getIssueUntilMs());
+    assertEquals(now + 9_000, highWater("oldstyle", w.getWorkerId()));
+    // A claim written before claims recorded start_after_ms (simulated: rewritten without it, same lease, same
+    // create revision): the server cannot know its floor, so even a clean release only raises the mark.
+    AcquireWorkerResponse v = ids(channelA).acquireWorker(acquire("oldstyle", "p", 1).setTtlMs(60_000).build());
+    String key = paths.workerClaim("oldstyle", v.getWorkerId());
+    WorkerClaim withFloor = WorkerClaim.parseFrom(read(key).value());
+    store.commit(Txn.builder().put(key, withFloor.toBuilder().clearStartAfterMs().build().toByteArray(),
+        v.getLeaseId()).build()).get(5, TimeUnit.SECONDS);
+    ReleaseWorkerResponse old = ids(channelB).releaseWorker(cleanRelease("oldstyle", "p", v, now + 1));
+    assertTrue(old.getReleased());
+    assertEquals(now + 9_000, old.getIssueUntilMs());
+    assertEquals(now + 9_000, highWater("oldstyle", w.getWorkerId()));
   }
 }

@@ -3,6 +3,7 @@ package io.shardmap.core.ids;
 import io.shardmap.core.ErrorCode;
 import io.shardmap.core.ShardmapException;
 import java.time.Duration;
+import java.util.OptionalLong;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -47,8 +48,16 @@ public final class IdGenerator {
   private final long workerShifted;
   private final long epochMillis;
   private final long maxTime;
-  /** {@code time << sequenceBits | sequence} of the last id issued; -1 (time -1) before the first. */
+  /** The state of a generator that {@link #retire()} stopped: no packed (time, sequence) is negative but -1. */
+  private static final long RETIRED = Long.MIN_VALUE;
+
+  /**
+   * {@code time << sequenceBits | sequence} of the last id issued; -1 (time -1) before the first;
+   * {@link #RETIRED} once retired.
+   */
   private final AtomicLong last = new AtomicLong(-1);
+  /** What the first {@link #retire()} returned, for later calls; guarded by {@code this}. */
+  private OptionalLong retiredAt;
 
   private IdGenerator(IdLayout layout, WorkerLease lease, IdClock clock, Duration maxWait) {
     if (layout == null) {
@@ -104,6 +113,25 @@ public final class IdGenerator {
   }
 
   /**
+   * Stops this generator for good and returns the wall-clock time (ms since the Unix epoch) of the last id
+   * it issued, empty if it issued none. Atomic with issuing: the state moves to "retired" by the same
+   * compare-and-set that issues ids, so every id this generator ever returns (including from calls running
+   * concurrently with this one) has a time at or below the returned value, and every later or losing
+   * {@link #next()}/{@link #fill} refuses with UNAVAILABLE. Calling it again returns the same answer.
+   *
+   * <p>This is what a holder needs to hand its worker id back with an exact high-water mark
+   * (docs/worker-leases.md, "A clean release"): no id above the returned time can appear afterwards.
+   */
+  public synchronized OptionalLong retire() {
+    if (retiredAt != null) {
+      return retiredAt;
+    }
+    long prev = last.getAndSet(RETIRED);
+    retiredAt = prev < 0 ? OptionalLong.empty() : OptionalLong.of((prev >> sequenceBits) + epochMillis);
+    return retiredAt;
+  }
+
+  /**
    * The next id.
    *
    * @throws ShardmapException UNAVAILABLE when the lease cannot be proven (expired, or the clock is past
@@ -147,6 +175,10 @@ public final class IdGenerator {
     boolean waiting = false;
     for (;;) {
       long prev = last.get();
+      if (prev == RETIRED) {
+        throw new ShardmapException(ErrorCode.UNAVAILABLE, "worker id " + workerId + ": this generator was "
+            + "retired (its worker id is being handed back), so it issues no more ids");
+      }
       // The wall clock is read BEFORE the lease is checked: the id's time is then a moment at which the lease
       // was still provably held, even if the process freezes (GC, SIGSTOP) anywhere in this call. Read after
       // the check, a freeze between the two reads would stamp the id with a time after the lease had lapsed.

@@ -13,6 +13,8 @@ import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.OptionalLong;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -438,6 +440,64 @@ class IdGeneratorTest {
         assertTrue(c > 9_400 && c < 10_600, (onePerMs ? "one per ms " : "full rate ") + Arrays.toString(counts));
       }
       assertNoDuplicate(ids);
+    }
+  }
+
+  @Test
+  void retireReturnsTheTimeOfTheLastIdAndStopsIssuing() {
+    IdGenerator fresh = generator(InMemoryWorkerLease.unbounded(1));
+    assertEquals(OptionalLong.empty(), fresh.retire(), "nothing issued, nothing to report");
+    refused(fresh, ErrorCode.UNAVAILABLE, "retired");
+
+    IdGenerator g = generator(InMemoryWorkerLease.unbounded(3));
+    g.next();
+    clock.advanceMillis(5);
+    long[] batch = new long[10_000]; // spans several milliseconds
+    g.fill(batch, 0, batch.length);
+    long lastTime = LAYOUT.unixMillisOf(batch[batch.length - 1]);
+    clock.advanceMillis(7); // the clock moves on: what counts is the last id issued, not the clock
+    assertEquals(OptionalLong.of(lastTime), g.retire());
+    assertEquals(OptionalLong.of(lastTime), g.retire(), "a second call gives the same answer");
+    refused(g, ErrorCode.UNAVAILABLE, "retired");
+    assertThrows(ShardmapException.class, () -> g.fill(new long[4], 0, 4));
+  }
+
+  @Test
+  void noIdIsIssuedAboveWhatRetireReturnsEvenFromConcurrentThreads() throws Exception {
+    IdGenerator g = IdGenerator.create(LAYOUT, InMemoryWorkerLease.unbounded(4), IdClock.SYSTEM,
+        Duration.ofSeconds(1));
+    int threads = 3;
+    ExecutorService pool = Executors.newFixedThreadPool(threads);
+    try {
+      AtomicLong issued = new AtomicLong();
+      List<Future<Long>> maxTimes = new ArrayList<>();
+      for (int t = 0; t < threads; t++) {
+        maxTimes.add(pool.submit(() -> {
+          long max = Long.MIN_VALUE;
+          for (int i = 0; i < 50_000_000; i++) { // bounded; ends at the first refusal
+            long id;
+            try {
+              id = g.next();
+            } catch (ShardmapException e) {
+              assertEquals(ErrorCode.UNAVAILABLE, e.code(), e.getMessage());
+              return max;
+            }
+            issued.incrementAndGet();
+            max = Math.max(max, LAYOUT.unixMillisOf(id));
+          }
+          throw new AssertionError("never refused");
+        }));
+      }
+      while (issued.get() < 200_000) {
+        Thread.onSpinWait();
+      }
+      long retiredAt = g.retire().orElseThrow();
+      for (Future<Long> f : maxTimes) {
+        long max = f.get();
+        assertTrue(max <= retiredAt, "an id at " + max + " ms after retire() said " + retiredAt);
+      }
+    } finally {
+      pool.shutdownNow();
     }
   }
 }

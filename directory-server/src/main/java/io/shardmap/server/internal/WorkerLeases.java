@@ -47,10 +47,14 @@ import java.util.regex.Pattern;
  * <ul>
  *   <li>One live owner per worker id: the claim is created only by a transaction that compares it absent,
  *       and it vanishes only with its lease (expiry or revoke) or by ReleaseWorker.
- *   <li>The high-water mark {@code {root}/ids/{gen}/high-water/{w}} never decreases: every write is
- *       max(read value, requested) guarded by the mod revision it was read at. While a claim exists only a
- *       transaction that compares the claim's create revision writes it, so the mark read by an
- *       AcquireWorker (with its compare) is the last one any earlier owner recorded.
+ *   <li>The high-water mark {@code {root}/ids/{gen}/high-water/{w}} never decreases except by a clean
+ *       release: every other write is max(read value, requested) guarded by the mod revision it was read
+ *       at. While a claim exists only a transaction that compares the claim's create revision writes it, so
+ *       the mark read by an AcquireWorker (with its compare) is the last one any earlier owner recorded.
+ *   <li>A clean release (issued_until_ms set) sets the mark to max(issued_until_ms, the claim's recorded
+ *       start_after_ms, issue_until_ms) in the transaction that deletes the claim: the holder has stopped
+ *       issuing and names the last time it issued, earlier owners issued at most start_after_ms, and once
+ *       the claim is deleted no renew of it can raise the mark again (they compare its create revision).
  *   <li>A renew refreshes the lease first and then checks the claim: a success means the lease was alive
  *       when etcd processed the keep-alive (after the client sent the request), so the client's bound "send
  *       time + ttl" is never later than etcd's expiry.
@@ -131,7 +135,7 @@ public final class WorkerLeases {
         String claimKey = paths.workerClaim(gen, worker);
         String markKey = paths.workerHighWater(gen, worker);
         WorkerClaim claim = WorkerClaim.newBuilder().setOwnerId(owner).setLeaseId(leaseId)
-            .setAcquiredUnixMs(wallClockMillis.getAsLong()).setTtlMs(ttlMs).build();
+            .setAcquiredUnixMs(wallClockMillis.getAsLong()).setTtlMs(ttlMs).setStartAfterMs(startAfter).build();
         Txn.Builder t = Txn.builder().compare(Compare.absent(claimKey))
             .compare(Compare.modRevision(markKey, mark == null ? 0 : mark.modRevision()))
             .put(claimKey, claim.toByteArray(), leaseId);
@@ -172,7 +176,7 @@ public final class WorkerLeases {
       }
       throw e;
     }
-    long recorded = raise(tok, wanted, false);
+    long recorded = raise(tok, wanted, false, -1);
     if (recorded < 0) {
       throw lost(tok, "the claim was released or replaced");
     }
@@ -182,13 +186,20 @@ public final class WorkerLeases {
   public ReleaseWorkerResponse release(ReleaseWorkerRequest r) {
     Token tok = token(r.getGenerator(), r.getOwnerId(), r.getWorkerId(), r.getLeaseId(), r.getClaimRevision());
     long wanted = issueUntil(r.getIssueUntilMs());
+    long issued = r.hasIssuedUntilMs() ? issueUntil("issued_until_ms", r.getIssuedUntilMs()) : -1;
     KeyValue claim = readClaim(tok);
     if (claim == null || mismatch(tok, claim) != null) {
       KeyValue mark = get(paths.workerHighWater(tok.gen, tok.worker));
       return ReleaseWorkerResponse.newBuilder().setReleased(false)
           .setIssueUntilMs(mark == null ? 0 : highWater(mark)).build();
     }
-    long recorded = raise(tok, wanted, true);
+    // The claim read here is the one the transaction below compares (same create revision, and a claim is
+    // never rewritten while held), so its start_after_ms is the floor earlier owners left.
+    WorkerClaim held = claim(claim);
+    long exact = issued >= 0 && held.hasStartAfterMs()
+        ? Math.max(Math.max(issued, held.getStartAfterMs()), wanted)
+        : -1;
+    long recorded = raise(tok, wanted, true, exact);
     if (recorded < 0) {
       KeyValue mark = get(paths.workerHighWater(tok.gen, tok.worker));
       return ReleaseWorkerResponse.newBuilder().setReleased(false)
@@ -253,19 +264,22 @@ public final class WorkerLeases {
    * Raises the high-water mark to max(recorded, wanted) in a transaction that also requires the claim of
    * {@code tok} to exist (and deletes it if {@code release}). Returns the mark after it, or -1 if the claim
    * is gone. A transaction with nothing to write still runs: it is the check that the claim exists.
+   *
+   * @param exact if not negative (a clean release only), the mark is set to exactly this instead, up or
+   *     down: the caller computed it as max(what the holder issued, the claim's start_after, wanted)
    */
-  private long raise(Token tok, long wanted, boolean release) {
+  private long raise(Token tok, long wanted, boolean release, long exact) {
     String claimKey = paths.workerClaim(tok.gen, tok.worker);
     String markKey = paths.workerHighWater(tok.gen, tok.worker);
     Backoff.Attempts pauses = BACKOFF.start();
     for (int attempt = 1; ; attempt++) {
       KeyValue mark = get(markKey);
       long old = mark == null ? 0 : highWater(mark);
-      long recorded = Math.max(old, wanted);
+      long recorded = exact >= 0 ? exact : Math.max(old, wanted);
       Txn.Builder t = Txn.builder()
           .compare(new Compare(claimKey, Compare.Target.CREATE_REVISION, Compare.Op.EQUAL, tok.claimRevision))
           .compare(Compare.modRevision(markKey, mark == null ? 0 : mark.modRevision()));
-      if (recorded > old) {
+      if (recorded != old) {
         t.put(markKey, mark(recorded, tok.owner));
       }
       if (release) {
@@ -313,13 +327,17 @@ public final class WorkerLeases {
   }
 
   private long issueUntil(long ms) {
+    return issueUntil("issue_until_ms", ms);
+  }
+
+  private long issueUntil(String field, long ms) {
     if (ms < 0) {
-      throw ShardmapException.invalid("issue_until_ms", "must be 0 (record nothing) or a time in ms since the Unix "
+      throw ShardmapException.invalid(field, "must be 0 (record nothing) or a time in ms since the Unix "
           + "epoch; got " + ms);
     }
     long limit = wallClockMillis.getAsLong() + MAX_AHEAD_MS;
     if (ms > limit) {
-      throw ShardmapException.invalid("issue_until_ms", "must be at most " + MAX_AHEAD_MS + " ms ahead of the "
+      throw ShardmapException.invalid(field, "must be at most " + MAX_AHEAD_MS + " ms ahead of the "
           + "directory server's clock (" + (limit - MAX_AHEAD_MS) + "); got " + ms + ", " + (ms - limit + MAX_AHEAD_MS)
           + " ms ahead: is the caller's clock fast?");
     }

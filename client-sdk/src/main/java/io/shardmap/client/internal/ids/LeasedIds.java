@@ -180,8 +180,7 @@ public final class LeasedIds implements AutoCloseable {
         Held got = acquire();
         if (closed) {
           // close() ran while this acquire was under way and may have missed it: free it here.
-          got.lease.lapse(clock.nanoTime());
-          release(got.lease);
+          release(got);
           return;
         }
         held = got;
@@ -272,7 +271,7 @@ public final class LeasedIds implements AutoCloseable {
 
   /**
    * Stops issuing at once, stops the renewer, then frees the worker id (ReleaseWorker) so another process
-   * may take it immediately. A release that no server answers is logged, not thrown: the claim then frees
+   * may take it immediately, and issue with it at once: the release carries the time of the last id issued. A release that no server answers is logged, not thrown: the claim then frees
    * itself when its TTL passes.
    */
   @Override
@@ -284,6 +283,7 @@ public final class LeasedIds implements AutoCloseable {
     Held h = held;
     held = null;
     if (h != null) {
+      h.generator.retire();
       h.lease.lapse(clock.nanoTime());
     }
     renewer.shutdownNow();
@@ -299,14 +299,24 @@ public final class LeasedIds implements AutoCloseable {
       if (x == null) {
         continue;
       }
-      x.lease.lapse(clock.nanoTime());
-      release(x.lease);
+      release(x);
     }
   }
 
-  private void release(RemoteWorkerLease lease) {
+  /**
+   * Stops the claim's generator for good ({@link IdGenerator#retire()}: no id of it can appear after this,
+   * even from a call under way on another thread), then frees the worker id with a clean release carrying
+   * the time of the last id it issued: the service lowers the worker's high-water mark to that (never below
+   * this claim's start_after_ms), so the next process that takes the worker id issues at once instead of
+   * waiting out the issue-until mark the renewals recorded up to a TTL ahead (docs/worker-leases.md).
+   */
+  private void release(Held held) {
+    RemoteWorkerLease lease = held.lease;
+    long issued = held.generator.retire().orElse(0);
+    lease.lapse(clock.nanoTime());
     ReleaseWorkerRequest req = ReleaseWorkerRequest.newBuilder().setGenerator(generator).setOwnerId(ownerId)
-        .setWorkerId(lease.workerId()).setLeaseId(lease.leaseId()).setClaimRevision(lease.claimRevision()).build();
+        .setWorkerId(lease.workerId()).setLeaseId(lease.leaseId()).setClaimRevision(lease.claimRevision())
+        .setIssuedUntilMs(issued).build();
     try {
       rpc.callAny("cannot release worker id " + lease.workerId() + " of id generator '" + generator + "'",
           acquireTimeoutNanos, (channel, left, target) -> ShardMapIdServiceGrpc.newBlockingStub(channel)
