@@ -1067,27 +1067,63 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  /** Plans by keyspace, sharded tables and SQL: plans are immutable and reusable with other parameters. */
-  private record PlanKey(String keyspace, Map<String, String> tables, String sql, io.shardmap.query.Merge merge) {}
+  /**
+   * Plans by keyspace, sharded tables, the reference tables' snapshot and SQL: plans are immutable and
+   * reusable with other parameters.
+   */
+  private record PlanKey(String keyspace, Map<String, String> tables, long references, String sql,
+      io.shardmap.query.Merge merge) {}
 
   private static final int MAX_PLANS = 1024;
   private final Map<PlanKey, QueryPlan> plans = new java.util.concurrent.ConcurrentHashMap<>();
 
-  /** The plan of {@code q}'s SQL for its keyspace's sharded tables (planning refuses bad SQL here). */
+  /**
+   * The plan of {@code q}'s SQL for its keyspace's sharded and reference tables (planning refuses bad SQL
+   * here). The reference tables are asked for only when the SQL names a table the keyspace does not shard;
+   * a table not among them is looked up once more (declared since the SDK read them) before the refusal.
+   */
   private QueryPlan plan(CrossShardQuery q) {
     Map<String, String> tables = tables(client.coreSnapshotFor(q.keyspace()).keyspace(q.keyspace()));
-    PlanKey key = new PlanKey(q.keyspace(), tables, q.sql(), q.merge().orElse(null));
-    QueryPlan p = plans.get(key);
-    if (p == null) {
-      QueryPlanner.ShardedTables sharded = t -> java.util.Optional.ofNullable(tables.get(t));
-      p = q.merge().isPresent() ? QueryPlanner.plan(q.sql(), sharded, q.merge().get())
-          : QueryPlanner.plan(q.sql(), sharded);
+    boolean[] reloaded = {false};
+    while (true) {
+      PlanKey key = new PlanKey(q.keyspace(), tables, references.revision(q.keyspace()), q.sql(),
+          q.merge().orElse(null));
+      QueryPlan p = plans.get(key);
+      if (p != null) {
+        return p;
+      }
+      boolean[] askedReference = {false};
+      QueryPlanner.ShardedTables sharded = new QueryPlanner.ShardedTables() {
+        @Override
+        public java.util.Optional<String> keyColumn(String t) {
+          return java.util.Optional.ofNullable(tables.get(t));
+        }
+
+        @Override
+        public boolean isReference(String t) {
+          askedReference[0] = true;
+          return references.isReference(q.keyspace(), t);
+        }
+      };
+      try {
+        p = q.merge().isPresent() ? QueryPlanner.plan(q.sql(), sharded, q.merge().get())
+            : QueryPlanner.plan(q.sql(), sharded);
+      } catch (ShardmapException e) {
+        if (askedReference[0] && !reloaded[0] && e.getMessage().contains("nor one of its reference tables")) {
+          reloaded[0] = true;
+          references.reload(q.keyspace());
+          continue;
+        }
+        throw e;
+      }
       if (plans.size() >= MAX_PLANS) {
         plans.clear(); // a service has a bounded set of statements; this only bounds a runaway one
       }
-      plans.put(key, p);
+      // Keyed by the snapshot the planner consulted (the revision may have moved while planning).
+      plans.put(new PlanKey(q.keyspace(), tables, references.revision(q.keyspace()), q.sql(),
+          q.merge().orElse(null)), p);
+      return p;
     }
-    return p;
   }
 
   /**

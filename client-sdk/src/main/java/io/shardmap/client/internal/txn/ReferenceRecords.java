@@ -57,6 +57,40 @@ public final class ReferenceRecords {
     return match(read(keyspace), keyspace, table, true);
   }
 
+  /**
+   * Whether the query planner's table {@code schema.table} or {@code table} (identifiers already folded: the
+   * exact names, no quotes) is a reference table of {@code keyspace}, by the snapshot (read once if there is
+   * none yet). A table declared since the snapshot is missed until {@link #reload}.
+   */
+  public boolean isReference(String keyspace, String folded) {
+    Snapshot s = byKeyspace.get(keyspace);
+    if (s == null) {
+      s = read(keyspace);
+    }
+    int dot = folded.indexOf('.');
+    String name = dot < 0 ? quoted(folded) : quoted(folded.substring(0, dot)) + "." + quoted(folded.substring(dot + 1));
+    try {
+      return match(s, keyspace, name, false) != null;
+    } catch (ShardmapException e) {
+      return false; // ambiguous or malformed: the planner refuses the table, naming it
+    }
+  }
+
+  /** The revision of {@code keyspace}'s snapshot, 0 when none was read. */
+  public long revision(String keyspace) {
+    Snapshot s = byKeyspace.get(keyspace);
+    return s == null ? 0 : s.revision();
+  }
+
+  /** Reads {@code keyspace}'s records again. */
+  public void reload(String keyspace) {
+    read(keyspace);
+  }
+
+  private static String quoted(String identifier) {
+    return identifier.matches("[a-z_][a-z0-9_$]*") ? identifier : "\"" + identifier.replace("\"", "\"\"") + "\"";
+  }
+
   /** Reads {@code keyspace}'s records again and returns the record named {@code canonical}, or null. */
   public ReferenceTable refresh(String keyspace, String canonical) {
     return read(keyspace).byName().get(canonical);
