@@ -51,7 +51,7 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "shardmap-example", mixinStandardHelpOptions = true, version = "shardmap-example 0.1.0",
     sortOptions = false, subcommands = {AccountCommands.Transfer.class, AccountCommands.Accounts.class,
-        SignupCommand.class},
+        SignupCommand.class, CountriesCommand.class},
     description = {"Writes users through the Shardmap client SDK and reads them back: each upsert "
         + "(INSERT ... ON CONFLICT (id) DO UPDATE) runs in a transaction on the shard that owns the user's id, "
         + "each read on that shard too. Prints rows per shard, where some ids went, the map revision and the "
