@@ -45,12 +45,27 @@ $wrong"
   echo "smoke: $total example users on the shards; $checked sampled ids are where the directory says"
 }
 
-check_example_rows 1000
+# 1000 users of the example run, and the 2 that up.sh's signup added (Ada and Grace, global ids).
+check_example_rows 1002
+
+# up.sh's signup and countries (README: Global ids and reference tables): Ada and Grace with country fr; the
+# reference table countries equal on every shard, with the Italy that countries --set wrote through the SDK;
+# a psql write to one copy refused by its guard.
+signed=$(for n in 1 2 3; do shard_sql "$n" "SELECT count(*) FROM users WHERE country = 'fr' AND name IN ('Ada', 'Grace')"; done \
+  | awk '{ s += $1 } END { print s }')
+[ "$signed" = 2 ] || fail "up.sh's signup should have written Ada and Grace with country fr, found $signed"
+copies=$(for n in 1 2 3; do shard_sql "$n" "SELECT string_agg(code || '=' || name, ',' ORDER BY code) FROM countries"; done | sort -u)
+[ "$(wc -l <<<"$copies")" -eq 1 ] || fail "the copies of countries differ: $copies"
+grep -q 'it=Italy' <<<"$copies" || fail "countries --set it Italy should be on every copy: $copies"
+if shard_sql 2 "UPDATE countries SET name = 'x'" 2>/dev/null; then
+  fail "a psql write to shard2's copy of the reference table countries was not refused"
+fi
+echo "smoke: signup wrote 2 users with global ids; countries is equal on the 3 shards and refuses psql writes"
 
 # The same total through a cross-shard query (shardmapctl count: one pinned map revision, each shard counting
 # only the rows it owns in it), and a merged ORDER BY ... LIMIT across the shards.
 out=$(ctl count users users --pg-user postgres) || fail "shardmapctl count failed"
-grep -q '^count  *1000$' <<<"$out" || fail "shardmapctl count should say 1000 users: $out"
+grep -q '^count  *1002$' <<<"$out" || fail "shardmapctl count should say 1002 users: $out"
 out=$(ctl query users "SELECT id FROM users ORDER BY id DESC LIMIT 3" --pg-user postgres) \
   || fail "shardmapctl query failed"
 top=$(for n in 1 2 3; do shard_sql "$n" "SELECT id FROM users ORDER BY id DESC LIMIT 3"; done | sort -n | tail -1)

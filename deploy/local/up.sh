@@ -329,10 +329,13 @@ EOF
       say "created database shard$n on port $port"
     fi
     # The demo keyspace shards table users by id; give each shard the table so the lookups lead somewhere.
+    # countries becomes a reference table of keyspace users (declare_countries): a copy on every shard.
     # The demo keyspace accounts shards the users' balances and the ledger of their transfers by user id
     # (the example's transfer command; the statements are examples' AccountStore.ddl, checked by its tests).
     PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d "shard$n" -v ON_ERROR_STOP=1 \
       -c "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text NOT NULL)" \
+      -c "ALTER TABLE users ADD COLUMN IF NOT EXISTS country text" \
+      -c "CREATE TABLE IF NOT EXISTS countries (code text PRIMARY KEY, name text NOT NULL)" \
       -c "CREATE TABLE IF NOT EXISTS accounts (user_id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))" \
       -c "CREATE TABLE IF NOT EXISTS ledger (user_id bigint NOT NULL, transfer_id uuid NOT NULL, amount bigint NOT NULL, other_user bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (user_id, transfer_id))" \
       >/dev/null
@@ -415,6 +418,25 @@ create_keyspace() {
   rm -f "$RUN/keyspace-get.err"
 }
 
+# countries, a reference table of keyspace users (docs/reference-tables.md): seeded on shard1, then declared
+# with the migrator, which guards shard1's copy, copies it to shard2 and shard3 and records it in etcd. From
+# then on it is written only through the SDK (the example's countries --set); psql writes are refused.
+declare_countries() {
+  local listed
+  listed=$("$ROOT/deploy/local/migrator" reference list) || die "deploy/local/migrator reference list failed"
+  if grep -q '^public.countries ' <<<"$listed"; then
+    say "reference table countries already declared"
+    return
+  fi
+  if [[ $("$PG_BIN/psql" -h 127.0.0.1 -p "${PG_PORTS[0]}" -U postgres -d shard1 -tAc "SELECT count(*) FROM countries") == 0 ]]; then
+    "$PG_BIN/psql" -q -h 127.0.0.1 -p "${PG_PORTS[0]}" -U postgres -d shard1 -v ON_ERROR_STOP=1 \
+      -c "INSERT INTO countries VALUES ('fr', 'France'), ('de', 'Germany'), ('jp', 'Japan'), ('br', 'Brazil')" >/dev/null
+  fi
+  "$ROOT/deploy/local/migrator" reference add countries --keyspace users --source shard1 >/dev/null \
+    || die "declaring the reference table countries failed (above)"
+  say "declared reference table countries of keyspace users (copied from shard1 to shard2 and shard3)"
+}
+
 # ---------------------------------------------------------------- (f) the example service
 
 # The directory servers as the example's --directory list.
@@ -442,6 +464,14 @@ run_example() {
   # --either-way: from whichever has more, so reruns of up.sh move the money back and forth.
   "$JAVA" -jar "$EXAMPLE_JAR" transfer 1 2 100 --either-way --directory "$(directory_list)" --pg-user postgres \
     || die "the transfer failed (above); the system itself is up: rerun it with: $JAVA -jar $EXAMPLE_JAR transfer 1 2 100"
+  say ""
+  say "new users get global ids (ShardmapClient.ids): each is written on the shard that owns its id"
+  "$JAVA" -jar "$EXAMPLE_JAR" signup Ada Grace --country fr --directory "$(directory_list)" --pg-user postgres \
+    || die "signup failed (above); the system itself is up: rerun it with: $JAVA -jar $EXAMPLE_JAR signup Ada Grace --country fr"
+  say ""
+  say "the reference table countries: one write reaches every copy (ShardmapData.writeReference); each shard joins its users with its own copy"
+  "$JAVA" -jar "$EXAMPLE_JAR" countries --set it Italy --directory "$(directory_list)" --pg-user postgres \
+    || die "the countries command failed (above); the system itself is up: rerun it with: $JAVA -jar $EXAMPLE_JAR countries"
 }
 
 try_it() {
@@ -481,6 +511,12 @@ Try it:
   $JAVA -jar $EXAMPLE_JAR accounts 1 2 --directory $(directory_list)
   shardmapctl txn list
 
+  # global ids and a reference table (README: Global ids and reference tables)
+  $JAVA -jar $EXAMPLE_JAR signup Linus --country jp --directory $(directory_list)
+  $JAVA -jar $EXAMPLE_JAR countries --set jp 'Nippon' --directory $(directory_list)
+  psql -h 127.0.0.1 -p ${PG_PORTS[1]} -U postgres shard2 -c "UPDATE countries SET name = 'x'"   # refused: a reference table
+  $ROOT/deploy/local/migrator reference verify --table countries
+
   # the migrator (docs/migrator.md): moves a range's rows to another shard while applications write
   $ROOT/deploy/local/migrator move users 3074457345618258602.. --to shard2 --cleanup-grace 5s
   $ROOT/deploy/local/migrator list
@@ -499,6 +535,7 @@ main() {
   start_postgres
   start_directories
   register_demo
+  declare_countries
   run_example
   try_it
 }
