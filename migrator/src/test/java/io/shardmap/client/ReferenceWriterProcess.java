@@ -86,6 +86,11 @@ public final class ReferenceWriterProcess {
     client.close();
   }
 
+  /** The client's count of reference writes run again after a stale-epoch refusal (for the test's report). */
+  public static long referenceReruns(ShardmapClient client) {
+    return client.counters().referenceReruns();
+  }
+
   private static String oneLine(String s) {
     return String.valueOf(s).replace('\n', ' ');
   }

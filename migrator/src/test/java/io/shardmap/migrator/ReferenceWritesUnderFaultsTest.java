@@ -330,9 +330,11 @@ class ReferenceWritesUnderFaultsTest {
       }
       assertTrue(o.errors.isEmpty(), () -> "writer errors: " + o.errors);
       System.out.println("ReferenceWritesUnderFaultsTest: acknowledged " + o.acked.get() + " (before the kills "
-          + beforeKills + ", after the move " + (o.acked.get() - afterMove) + "), failed " + o.failures.size()
+          + beforeKills + ", after the move " + (o.acked.get() - afterMove) + "), reruns " + ReferenceWriterProcess.referenceReruns(client) + ", failed " + o.failures.size()
           + ", prepared parts at the kills " + preparedAtKills + (o.failures.isEmpty() ? "" : ", first: " + o.failures.get(0)));
       assertTrue(o.acked.get() > afterMove, "writers wrote the four copies after the move");
+      assertTrue(ReferenceWriterProcess.referenceReruns(client) > 0,
+          "writers in flight at the epoch raise were refused and ran again");
 
       awaitResolved();
       ReferenceTable t = m.listReferences().get(0);
