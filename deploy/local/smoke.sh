@@ -136,7 +136,7 @@ cat "$log"
 grep -q 'map changed: revision' "$log" || fail "the example did not follow the map changes while running"
 grep -q '^Verify: ' "$log" || fail "the example did not verify its rows"
 grep -qx 'OK' "$log" || fail "the example did not report OK"
-check_example_rows 2000
+check_example_rows 2002   # and the 2 users of up.sh's signup
 out=$(ctl lookup users 1500)
 grep -q '^shard  *shard3$' <<<"$out" || fail "key 1500 should be on shard3 after the reassign, got: $out"
 
