@@ -29,6 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
 class ReadmeSnippetTest {
   static final String SECTION = "## Use it from your service";
   static final String TRANSACTIONS = "## Transactions across shards";
+  static final String IDS_AND_REFERENCES = "## Global ids and reference tables";
 
   static Path readme() {
     Path dir = Path.of(System.getProperty("basedir", System.getProperty("user.dir"))).toAbsolutePath();
@@ -47,10 +48,18 @@ class ReadmeSnippetTest {
 
   /** The first ```java block of the README's section {@code heading}. */
   static String snippet(String heading) throws Exception {
+    return snippet(heading, 0);
+  }
+
+  /** The {@code index}-th (from 0) ```java block of the README's section {@code heading}. */
+  static String snippet(String heading, int index) throws Exception {
     String md = Files.readString(readme(), StandardCharsets.UTF_8);
     int section = md.indexOf("\n" + heading + "\n");
     assertTrue(section >= 0, "README.md has a section '" + heading + "'");
     int start = md.indexOf("```java\n", section);
+    for (int i = 0; i < index && start >= 0; i++) {
+      start = md.indexOf("```java\n", start + 1);
+    }
     int next = md.indexOf("\n## ", section + 1);
     assertTrue(start > 0 && (next < 0 || start < next), "the section has a ```java block");
     start += "```java\n".length();
@@ -81,6 +90,59 @@ class ReadmeSnippetTest {
         body,
         "  }",
         "}"));
+  }
+
+  /** The global ids of "Global ids and reference tables" compile given what its first comment says it has. */
+  @Test
+  void theGlobalIdsSnippetCompiles(@TempDir Path tmp) throws Exception {
+    String body = snippet(IDS_AND_REFERENCES, 0);
+    assertTrue(body.startsWith("// client: a ShardmapClient, data: a ShardmapData (above); name: a new user's name\n"),
+        body);
+    assertTrue(body.contains("IdLayout.builder().spreadBits(3).build()"), "the example's layout: " + body);
+    assertEquals(SignupCommand.LAYOUT.spreadBits(), 3, "the README shows the example's layout");
+    assertCompiles(tmp, String.join("\n",
+        "import io.shardmap.client.GlobalIds;",
+        "import io.shardmap.client.ShardKey;",
+        "import io.shardmap.client.ShardmapClient;",
+        "import io.shardmap.client.ShardmapData;",
+        "import io.shardmap.core.ids.IdLayout;",
+        "import java.sql.PreparedStatement;",
+        "import java.sql.SQLException;",
+        "public class IdsSnippet {",
+        "  static void signup(ShardmapClient client, ShardmapData data, String name) throws SQLException {",
+        body,
+        "  }",
+        "}"));
+  }
+
+  /** ... and its reference-table write and cross-shard join compile too. */
+  @Test
+  void theReferenceTableSnippetCompiles(@TempDir Path tmp) throws Exception {
+    String body = snippet(IDS_AND_REFERENCES, 1);
+    assertTrue(body.startsWith("// data: a ShardmapData (above)\n"), body);
+    assertCompiles(tmp, String.join("\n",
+        "import io.shardmap.client.CrossShardQuery;",
+        "import io.shardmap.client.QueryResult;",
+        "import io.shardmap.client.ShardmapData;",
+        "import java.sql.PreparedStatement;",
+        "import java.sql.SQLException;",
+        "public class ReferenceSnippet {",
+        "  static void countries(ShardmapData data) throws SQLException {",
+        body,
+        "  }",
+        "}"));
+  }
+
+  /** up.sh declares the example's reference table and runs signup and countries, as the README says. */
+  @Test
+  void upShDeclaresCountriesAndRunsSignupAndCountries() throws Exception {
+    String up = Files.readString(readme().resolveSibling("deploy/local/up.sh"), StandardCharsets.UTF_8);
+    for (String s : List.of("reference add countries --keyspace users --source shard1",
+        "CREATE TABLE IF NOT EXISTS countries (code text PRIMARY KEY, name text NOT NULL)",
+        "ALTER TABLE users ADD COLUMN IF NOT EXISTS country text", "signup Ada Grace --country fr",
+        "countries --set it Italy")) {
+      assertTrue(up.contains(s), "up.sh lacks " + s);
+    }
   }
 
   /** ... and is the example's transfer: the same SQL, keyspace and row order as AccountStore's. */
