@@ -21,6 +21,16 @@ public final class Names {
     return check(field, value, SHARD, "a shard name is 1-63 characters of [a-z0-9_-], starting with a letter");
   }
 
+  /** The name of a global id generator (its worker ids are leased under it). */
+  public static String idGenerator(String field, String value) {
+    return check(field, value, SHARD, "a generator name is 1-63 characters of [a-z0-9_-], starting with a letter");
+  }
+
+  /** The name of a dense sequence. */
+  public static String sequence(String field, String value) {
+    return check(field, value, SHARD, "a sequence name is 1-63 characters of [a-z0-9_-], starting with a letter");
+  }
+
   public static String region(String field, String value) {
     return check(field, value, REGION, "a region name is 1-63 characters of [a-z0-9-]");
   }

@@ -98,11 +98,7 @@ public final class DecisionRows {
     if (installed(c)) {
       return;
     }
-    if (!c.getAutoCommit()) {
-      throw new IllegalStateException("install runs its own transaction: the connection must be in autocommit");
-    }
-    c.setAutoCommit(false);
-    try {
+    OwnTransaction.run(c, () -> {
       try (Statement s = c.createStatement()) {
         s.execute("SELECT pg_advisory_xact_lock(hashtextextended('shardmap.ddl.schema', 0))");
       }
@@ -113,17 +109,7 @@ public final class DecisionRows {
           }
         }
       }
-      c.commit();
-    } catch (SQLException | RuntimeException e) {
-      try {
-        c.rollback();
-      } catch (SQLException r) {
-        e.addSuppressed(r);
-      }
-      throw e;
-    } finally {
-      c.setAutoCommit(true);
-    }
+    });
   }
 
   /**

@@ -92,7 +92,7 @@ public final class ReferenceGuard {
    */
   public static void install(Connection c, String table, long epoch) throws SQLException {
     requireEpoch(epoch);
-    inOwnTransaction(c, () -> {
+    OwnTransaction.run(c, () -> {
       try (Statement s = c.createStatement()) {
         s.execute(LOCK);
         for (String ddl : ddl()) {
@@ -119,7 +119,7 @@ public final class ReferenceGuard {
   public static long raise(Connection c, String table, long epoch) throws SQLException {
     requireEpoch(epoch);
     long[] now = new long[1];
-    inOwnTransaction(c, () -> {
+    OwnTransaction.run(c, () -> {
       try (PreparedStatement p = c.prepareStatement("UPDATE shardmap.reference_tables SET epoch = greatest(epoch, ?) "
           + "WHERE tbl = ? RETURNING epoch")) {
         p.setLong(1, epoch);
@@ -153,7 +153,7 @@ public final class ReferenceGuard {
 
   /** Removes the guard of {@code table} (trigger and epoch row) in one transaction on {@code c} (autocommit). */
   public static void uninstall(Connection c, String table) throws SQLException {
-    inOwnTransaction(c, () -> {
+    OwnTransaction.run(c, () -> {
       try (Statement s = c.createStatement()) {
         s.execute(LOCK);
         s.execute("DROP TRIGGER IF EXISTS " + TRIGGER + " ON " + table);
@@ -260,29 +260,5 @@ public final class ReferenceGuard {
 
   private static String literal(String s) {
     return "'" + s.replace("'", "''") + "'";
-  }
-
-  private interface SqlBody {
-    void run() throws SQLException;
-  }
-
-  private static void inOwnTransaction(Connection c, SqlBody body) throws SQLException {
-    if (!c.getAutoCommit()) {
-      throw new IllegalStateException("this runs its own transaction: the connection must be in autocommit");
-    }
-    c.setAutoCommit(false);
-    try {
-      body.run();
-      c.commit();
-    } catch (SQLException | RuntimeException e) {
-      try {
-        c.rollback();
-      } catch (SQLException r) {
-        e.addSuppressed(r);
-      }
-      throw e;
-    } finally {
-      c.setAutoCommit(true);
-    }
   }
 }

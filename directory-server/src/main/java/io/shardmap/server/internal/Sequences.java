@@ -27,7 +27,6 @@ import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
-import java.util.regex.Pattern;
 
 /**
  * Dense sequences (docs/ids.md, "Dense sequences"): one etcd key per sequence holding the next number not yet
@@ -41,7 +40,6 @@ import java.util.regex.Pattern;
  * when no other reservation came in between. Refusals change nothing. The server keeps no state.
  */
 public final class Sequences {
-  private static final Pattern NAME = Pattern.compile("[a-z][a-z0-9_-]{0,62}");
   public static final int DEFAULT_BLOCK_SIZE = 1_000;
   public static final int MAX_BLOCK_SIZE = 1_000_000;
   /** The largest number a sequence hands out: 2^63-2, so that next_value (one above it) stays an int64. */
@@ -161,14 +159,7 @@ public final class Sequences {
   }
 
   private static String name(String n) {
-    if (n == null || n.isEmpty()) {
-      throw ShardmapException.invalid("name", "is required (1-63 characters of [a-z0-9_-], starting with a letter)");
-    }
-    if (!NAME.matcher(n).matches()) {
-      throw ShardmapException.invalid("name", "a sequence name is 1-63 characters of [a-z0-9_-], starting with a "
-          + "letter; got '" + (n.length() <= 80 ? n : n.substring(0, 77) + "...") + "'");
-    }
-    return n;
+    return io.shardmap.core.Names.sequence("name", n);
   }
 
   private static Sequence parse(KeyValue kv) {

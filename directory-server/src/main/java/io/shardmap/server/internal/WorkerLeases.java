@@ -36,7 +36,6 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongSupplier;
 import java.util.logging.Logger;
-import java.util.regex.Pattern;
 
 /**
  * Worker ids of global id generators, leased from etcd on behalf of SDK clients (docs/worker-leases.md).
@@ -63,7 +62,6 @@ import java.util.regex.Pattern;
 public final class WorkerLeases {
   private static final Logger log = Logger.getLogger(WorkerLeases.class.getName());
 
-  private static final Pattern GENERATOR = Pattern.compile("[a-z][a-z0-9_-]{0,62}");
   /** One cap for the service and the SDK: {@link WorkerLease#MAX_LEASED_WORKER_BITS}. */
   public static final int MAX_WORKER_BITS = WorkerLease.MAX_LEASED_WORKER_BITS;
   public static final long MIN_TTL_MS = 1_000;
@@ -305,14 +303,7 @@ public final class WorkerLeases {
   }
 
   private static String generator(String g) {
-    if (g == null || g.isEmpty()) {
-      throw ShardmapException.invalid("generator", "is required (1-63 characters of [a-z0-9_-], starting with a letter)");
-    }
-    if (!GENERATOR.matcher(g).matches()) {
-      throw ShardmapException.invalid("generator", "a generator name is 1-63 characters of [a-z0-9_-], starting "
-          + "with a letter; got '" + (g.length() <= 80 ? g : g.substring(0, 77) + "...") + "'");
-    }
-    return g;
+    return io.shardmap.core.Names.idGenerator("generator", g);
   }
 
   private static long ttl(long ms) {

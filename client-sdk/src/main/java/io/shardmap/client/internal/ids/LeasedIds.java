@@ -21,7 +21,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
-import java.util.regex.Pattern;
 
 /**
  * One SDK id generator: a worker id leased through any directory server, kept by a renewer thread, and a
@@ -37,7 +36,6 @@ import java.util.regex.Pattern;
 public final class LeasedIds implements AutoCloseable {
   private static final Logger log = Logger.getLogger(LeasedIds.class.getName());
   /** The server's rule for generator names (WorkerLeases), checked here so bad input costs no RPC. */
-  private static final Pattern GENERATOR = Pattern.compile("[a-z][a-z0-9_-]{0,62}");
   /** The id service's cap on worker bits. */
   public static final int MAX_WORKER_BITS = WorkerLease.MAX_LEASED_WORKER_BITS;
 
@@ -68,10 +66,7 @@ public final class LeasedIds implements AutoCloseable {
    */
   public LeasedIds(DirectoryRpc rpc, String generator, String ownerId, IdLayout layout, Duration ttl,
                    Duration rpcTimeout, Backoff backoff, IdClock clock) {
-    if (generator == null || !GENERATOR.matcher(generator).matches()) {
-      throw ShardmapException.invalid("generator", "must be 1-63 characters of [a-z0-9_-] starting with a "
-          + "letter, got " + (generator == null ? "null" : "'" + generator + "'"));
-    }
+    io.shardmap.core.Names.idGenerator("generator", generator);
     if (layout == null) {
       throw ShardmapException.invalid("layout", "must not be null");
     }

@@ -11,7 +11,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.regex.Pattern;
 
 /**
  * One SDK dense sequence: {@link SequenceBlocks} fed by ReserveSequenceBlock through any directory server
@@ -24,7 +23,6 @@ import java.util.regex.Pattern;
  */
 public final class RemoteSequence implements AutoCloseable {
   /** The server's rule for sequence names, checked here so bad input costs no RPC. */
-  private static final Pattern NAME = Pattern.compile("[a-z][a-z0-9_-]{0,62}");
   /** The server's cap on a block. */
   public static final int MAX_BLOCK_SIZE = 1_000_000;
 
@@ -37,10 +35,7 @@ public final class RemoteSequence implements AutoCloseable {
    *     UNAVAILABLE when no directory server answered within the RPC timeout
    */
   public RemoteSequence(DirectoryRpc rpc, String name, int blockSize, Duration rpcTimeout) {
-    if (name == null || !NAME.matcher(name).matches()) {
-      throw ShardmapException.invalid("name", "a sequence name is 1-63 characters of [a-z0-9_-] starting with a "
-          + "letter, got " + (name == null ? "null" : "'" + name + "'"));
-    }
+    io.shardmap.core.Names.sequence("name", name);
     if (blockSize < 0 || blockSize > MAX_BLOCK_SIZE) {
       throw ShardmapException.invalid("blockSize", "must be 0 (the sequence's default) or within 1.." + MAX_BLOCK_SIZE
           + ", got " + blockSize);
