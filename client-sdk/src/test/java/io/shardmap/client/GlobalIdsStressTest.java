@@ -278,6 +278,11 @@ class GlobalIdsStressTest {
         Thread.sleep(20);
       }
       extraTakers = extra;
+      // Frozen for longer than a whole TTL, whatever the takeover took: etcd may expire the claims as soon as
+      // 2/3 of a TTL after the freeze (the last renewal came up to a third of a TTL before it).
+      while (System.currentTimeMillis() <= stopWall + TTL_MS + 100) {
+        Thread.sleep(20);
+      }
       contWall = System.currentTimeMillis();
       p1.signal("CONT");
     }
