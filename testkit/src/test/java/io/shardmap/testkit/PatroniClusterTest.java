@@ -113,6 +113,8 @@ class PatroniClusterTest {
       assertEquals("f", text(c, "select pg_is_in_recovery()"));
     }
     newPrimary.exec("insert into failover_probe values (2)");
+    // Patroni restarts the killed node as a replica of the new primary: the shard is whole again.
+    assertEquals(old.name(), cluster.awaitSyncStandby(WAIT), "the old primary rejoins as the sync standby");
   }
 
   @Test
