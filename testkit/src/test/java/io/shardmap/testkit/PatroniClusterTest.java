@@ -130,6 +130,20 @@ class PatroniClusterTest {
     assertTrue(listing.contains(standby) && listing.contains("Leader"), listing);
   }
 
+  @Test
+  @Timeout(180)
+  void aStoppedLeaderHandsOverAndRejoinsWhenStarted() {
+    Leader old = cluster.awaitLeader(WAIT);
+    String standby = cluster.awaitSyncStandby(WAIT);
+    cluster.stopNode(old.name()); // SIGTERM: Patroni stops PostgreSQL and releases the leader key
+    Leader next = cluster.awaitLeader(old.name(), WAIT);
+    assertEquals(standby, next.name());
+    assertEquals(Optional.of(next), cluster.leader());
+    cluster.startNode(old.name());
+    assertEquals(old.name(), cluster.awaitSyncStandby(WAIT), "the restarted node follows as the sync standby");
+    assertEquals(2, cluster.members().size(), "members: " + cluster.members());
+  }
+
   private static String text(Connection connection, String sql) throws SQLException {
     try (Statement s = connection.createStatement(); ResultSet rows = s.executeQuery(sql)) {
       assertTrue(rows.next(), sql);
