@@ -38,6 +38,11 @@ final class ManagedProcess {
     return new ManagedProcess(process);
   }
 
+  /** The process's handle, for callers that signal or wait for it themselves. */
+  ProcessHandle handle() {
+    return process.toHandle();
+  }
+
   boolean isAlive() {
     return process.isAlive();
   }

@@ -12,6 +12,10 @@
  *       with servers that can be stopped and started, for tests that move data between shards; a
  *       private one can be started with other server settings (e.g. {@code
  *       max_prepared_transactions = 0}).
+ *   <li>{@link io.shardmap.testkit.PatroniCluster}: one shard as a Patroni-managed PostgreSQL 15
+ *       cluster (a primary and synchronous standbys) on a given etcd, whose primary can be killed or
+ *       switched over, for tests of failover (docs/patroni.md). Local binaries only (Debian's
+ *       {@code patroni} and {@code python3-etcd}); where they are missing it says so and tests skip.
  *   <li>{@link io.shardmap.testkit.FreePorts}: loopback ports for the servers above, chosen so a
  *       stopped server's port is still free when it restarts.
  *   <li>{@link io.shardmap.testkit.Await}: the one bounded poll for a condition another thread makes true.
