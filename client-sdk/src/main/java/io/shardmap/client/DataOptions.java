@@ -29,6 +29,9 @@ public final class DataOptions {
   private final Duration validationTimeout;
   private final String connectionInitSql;
   private final int queryPoolSize;
+  private final Duration failoverBufferWindow;
+  private final int failoverBufferSize;
+  private final Duration failoverProbeInterval;
 
   private DataOptions(Builder b) {
     user = b.user;
@@ -48,6 +51,9 @@ public final class DataOptions {
     validationTimeout = b.validationTimeout;
     connectionInitSql = b.connectionInitSql;
     queryPoolSize = b.queryPoolSize;
+    failoverBufferWindow = b.failoverBufferWindow;
+    failoverBufferSize = b.failoverBufferSize;
+    failoverProbeInterval = b.failoverProbeInterval;
   }
 
   public static Builder builder() {
@@ -105,6 +111,25 @@ public final class DataOptions {
    */
   public int queryPoolSize() { return queryPoolSize; }
 
+  /**
+   * How long a call to a Patroni shard waits, in all, for a primary when the one it tried is gone or was
+   * demoted (the failover buffer): long enough for Patroni to promote a standby after a crash (a loop or
+   * two, about 2-3 s with loop_wait 1) and for a switchover, short enough that callers learn of a shard
+   * without a primary. Default 10 s (as vtgate's buffer window). Only calls that provably did not run wait.
+   */
+  public Duration failoverBufferWindow() { return failoverBufferWindow; }
+
+  /** At most this many calls wait in the failover buffer at once; more fail at once. Default 1000. */
+  public int failoverBufferSize() { return failoverBufferSize; }
+
+  /**
+   * While buffered, a call tries its shard's primary again this often (besides running at once when the map
+   * names a new primary): so a primary that recovers in place is used again, and a newly named one is used
+   * as soon as its promotion completes (the map names it when Patroni takes the leader key, a moment before
+   * PostgreSQL accepts writes). Default 100 ms.
+   */
+  public Duration failoverProbeInterval() { return failoverProbeInterval; }
+
   public static final class Builder {
     private String user;
     private String password;
@@ -123,6 +148,9 @@ public final class DataOptions {
     private Duration validationTimeout = Duration.ofSeconds(5);
     private String connectionInitSql;
     private int queryPoolSize = 4;
+    private Duration failoverBufferWindow = Duration.ofSeconds(10);
+    private int failoverBufferSize = 1000;
+    private Duration failoverProbeInterval = Duration.ofMillis(100);
 
     private Builder() {}
 
@@ -245,6 +273,27 @@ public final class DataOptions {
       return this;
     }
 
+    /** Default 10 s; zero turns buffering off (a call fails as soon as the primary does). */
+    public Builder failoverBufferWindow(Duration d) {
+      this.failoverBufferWindow = zeroOrAtLeastMillis("failoverBufferWindow", d, Duration.ofMillis(100));
+      return this;
+    }
+
+    /** Default 1000; 1..100000. */
+    public Builder failoverBufferSize(int n) {
+      if (n < 1 || n > 100_000) {
+        throw new IllegalArgumentException("failoverBufferSize: must be 1..100000 calls, got " + n);
+      }
+      this.failoverBufferSize = n;
+      return this;
+    }
+
+    /** Default 100 ms; at least 10 ms. */
+    public Builder failoverProbeInterval(Duration d) {
+      this.failoverProbeInterval = atLeast("failoverProbeInterval", d, Duration.ofMillis(10));
+      return this;
+    }
+
     public DataOptions build() {
       if (user == null) {
         throw new IllegalArgumentException("user: a PostgreSQL role name is required");
@@ -265,6 +314,17 @@ public final class DataOptions {
       }
       if (d == null || d.compareTo(min) < 0) {
         throw new IllegalArgumentException(name + ": must be zero (off) or at least " + min.toSeconds() + " s, got "
+            + d);
+      }
+      return d;
+    }
+
+    private static Duration zeroOrAtLeastMillis(String name, Duration d, Duration min) {
+      if (d != null && d.isZero()) {
+        return d;
+      }
+      if (d == null || d.compareTo(min) < 0) {
+        throw new IllegalArgumentException(name + ": must be zero (off) or at least " + min.toMillis() + " ms, got "
             + d);
       }
       return d;

@@ -4,6 +4,7 @@ import com.zaxxer.hikari.HikariDataSource;
 import io.shardmap.client.internal.Counters;
 import io.shardmap.client.internal.Counters.QueryFailure;
 import io.shardmap.client.internal.Counters.RetryCause;
+import io.shardmap.client.internal.FailoverBuffer;
 import io.shardmap.client.internal.NotRunException;
 import io.shardmap.client.internal.SqlStates;
 import io.shardmap.client.internal.ShardPools;
@@ -100,6 +101,10 @@ public final class ShardmapData implements AutoCloseable {
   private final TxnCoordinator txns;
   /** The reference table records per keyspace, read from a directory server when needed. */
   private final ReferenceRecords references;
+  /** Holds calls to a Patroni shard between its primary's failure and the map naming the next. */
+  private final FailoverBuffer failover;
+  /** The failover buffer's Micrometer meters; null without a registry. */
+  private final AutoCloseable failoverMetrics;
   private final Object mapChanged = new Object();
   private final SnapshotListener listener = (before, after, resync) -> onMapChange(after);
   private volatile long mapChanges;
@@ -123,6 +128,11 @@ public final class ShardmapData implements AutoCloseable {
     this.txns = new TxnCoordinator(this::txnNamespace, TxnCoordinator.coordinatorId(client.clientId()), stats,
         txnExecutor, DECIDE_AFTER_LOSS_TIMEOUT, options.crossShardCommitWait(), steps);
     this.references = new ReferenceRecords(client::referenceTables, stats);
+    this.failover = new FailoverBuffer(options.failoverBufferSize(), options.failoverBufferWindow(),
+        options.failoverProbeInterval(), System::nanoTime);
+    Object registry = client.options().meterRegistry();
+    this.failoverMetrics = registry == null ? null
+        : io.shardmap.client.internal.MicrometerMetrics.bindFailover(registry, failover);
   }
 
   /**
@@ -164,6 +174,7 @@ public final class ShardmapData implements AutoCloseable {
     DirectorySnapshot now = client.coreSnapshot();
     d.pools.sync(now);
     d.queryPools.sync(now);
+    d.failover.mapChanged(primaryTerms(now));
     return d;
   }
 
@@ -173,10 +184,22 @@ public final class ShardmapData implements AutoCloseable {
     }
     pools.sync(after);
     queryPools.sync(after);
+    failover.mapChanged(primaryTerms(after));
     synchronized (mapChanged) {
       mapChanges++;
       mapChanged.notifyAll();
     }
+  }
+
+  /** The primary terms of the map's Patroni shards. */
+  private static Map<String, Long> primaryTerms(DirectorySnapshot map) {
+    Map<String, Long> terms = new java.util.HashMap<>();
+    for (io.shardmap.proto.v1.Shard s : map.shards().values()) {
+      if (s.hasPatroni()) {
+        terms.put(s.getName(), s.getPrimaryTerm());
+      }
+    }
+    return terms;
   }
 
   /** Runs {@code work} in a transaction on the primary of the key's shard and commits it. */
@@ -684,6 +707,12 @@ public final class ShardmapData implements AutoCloseable {
   }
 
   /** A reading of this object's pools and of the client's shard-call counters (see {@link DataStats}). */
+  /** The failover buffer's figures and the failovers of Patroni shards seen so far. */
+  public FailoverStats failoverStats() {
+    return new FailoverStats(failover.waiting(), failover.buffered(), failover.overflows(), failover.timeouts(),
+        failover.failoversSeen(), failover.firstCallAfterFailover());
+  }
+
   public DataStats stats() {
     return new DataStats(pools.openedCount(), pools.closedCount(), pools.pools().keySet(), stats.calls(),
         stats.callFailures(), java.time.Duration.ofNanos(stats.callNanos()), stats.retries(RetryCause.STALE_ROUTE),
@@ -711,9 +740,12 @@ public final class ShardmapData implements AutoCloseable {
       // Set once a shard refused with a fence older than the route (see StaleRoute, "Declared routes"):
       // from then on every run of this call declares its route.
       boolean declare = false;
+      // Set once the call waits in the failover buffer; bounds all its waits together.
+      FailoverBuffer.Wait buffered = null;
       for (int attempt = 1; ; attempt++) {
+        ShardPool pool = null;
         try {
-          ShardPool pool = pools.get(route.shard(), client.coreSnapshot());
+          pool = pools.get(route.shard(), client.coreSnapshot());
           if (pool == null) {
             // Deregistered since we routed (only a shard owning nothing can be): the route is stale.
             route = route(keyspace, intKey, key);
@@ -729,8 +761,25 @@ public final class ShardmapData implements AutoCloseable {
               : null;
           T result = runOnce(pool, mode, work, d);
           failed = false;
+          if (pool.followsPatroni() && mode != Mode.READ) {
+            failover.succeeded(pool.shard());
+          }
           return result;
         } catch (SQLException e) {
+          if (!options.failoverBufferWindow().isZero()
+              && FailoverBuffer.isFailover(pool, e, mode != Mode.READ)) {
+            // The shard's primary is gone or demoted and nothing ran: wait for the map to name the next one
+            // (or for this one to answer again), then route again. Bounded by the buffer's window, not by
+            // maxAttempts: a failover takes as many probes as it takes.
+            stats.retry(RetryCause.CONNECTION);
+            ShardPool failedPool = pool;
+            String shard = pool.shard();
+            buffered = failover.await(buffered, failedPool, () -> pools.get(shard, client.coreSnapshot()),
+                e instanceof NotRunException n ? n.original() : e);
+            attempt--;
+            route = route(keyspace, intKey, key);
+            continue;
+          }
           if (StaleRoute.isStaleRoute(e)) {
             long fenced = StaleRoute.fencedEpoch(e);
             if (fenced >= 0 && fenced < route.epoch()) {
@@ -953,8 +1002,9 @@ public final class ShardmapData implements AutoCloseable {
       }
       return pool.primary().getConnection();
     } catch (SQLException e) {
-      if (pool.isClosed()) {
-        // Replaced between lookup and borrow (endpoints changed): nothing ran; route again.
+      if (pool.isClosed() || pool.followsPatroni()) {
+        // Replaced between lookup and borrow (endpoints changed), or a Patroni shard's primary that cannot
+        // be reached (a failover under way): nothing ran; route again, through the failover buffer.
         throw new NotRunException(e);
       }
       throw e;
@@ -1219,6 +1269,14 @@ public final class ShardmapData implements AutoCloseable {
   public void close() {
     closed = true;
     client.removeCoreListener(listener);
+    failover.onNewShard(shard -> {});
+    if (failoverMetrics != null) {
+      try {
+        failoverMetrics.close();
+      } catch (Exception e) {
+        throw new IllegalStateException("removing the failover meters failed", e);
+      }
+    }
     txnExecutor.shutdown();
     queries.close();
     queryPools.close();

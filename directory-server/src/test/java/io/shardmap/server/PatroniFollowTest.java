@@ -115,27 +115,33 @@ class PatroniFollowTest {
   }
 
   @Test
-  void theFollowerPublishesAPrimaryOnlyOnceItRunsAsOne() throws Exception {
+  void theFollowerPublishesTheNodeTheLeaderKeyNamesOnceItRuns() throws Exception {
     healthyCluster();
     client.admin().registerShard(RegisterShardRequest.newBuilder().setShard(patroniShard("s1", NS, SCOPE, ""))
         .build());
     assertEquals(ep(6000, "postgres"), shard("s1").getPrimary());
 
-    // node0 dies: its leader key goes, node1 takes the key but has not promoted yet.
+    // node0 dies: its leader key goes; node1 is not running yet (restarting, say) when it takes the key.
     delete(PREFIX + "leader");
     member("node0", 6000, "master", "stopped");
+    member("node1", 6001, "replica", "starting");
     put(PREFIX + "leader", "node1");
     long before = shard("s1").getRevision();
     // Let the follower see all of that (it reacts to every event and re-checks every 500 ms).
     Thread.sleep(1500);
     Shard unchanged = shard("s1");
-    assertEquals(before, unchanged.getRevision(), "nothing written while node1 is still a replica: " + unchanged);
+    assertEquals(before, unchanged.getRevision(), "nothing written while no named leader runs: " + unchanged);
     assertEquals(ep(6000, "postgres"), unchanged.getPrimary());
 
-    member("node1", 6001, "master", "running");
-    Shard promoted = awaitShard("s1", s -> s.getPrimaryTerm() == 2, "node1's promotion published");
+    // node1 runs, still as a replica (it is being promoted): published at once; PostgreSQL refuses writes
+    // until the promotion is done, and the SDK buffers those refusals.
+    member("node1", 6001, "replica", "running");
+    Shard promoted = awaitShard("s1", s -> s.getPrimaryTerm() == 2, "node1's leadership published");
     assertEquals(ep(6001, "postgres"), promoted.getPrimary());
     assertEquals(List.of(), promoted.getReplicasList(), "node0 is stopped: no replica");
+    member("node1", 6001, "master", "running"); // the role catches up: nothing to write
+    Thread.sleep(1000);
+    assertEquals(promoted.getRevision(), shard("s1").getRevision());
 
     // node0 comes back as a replica: replicas change, the term does not.
     member("node0", 6000, "replica", "running");
@@ -176,10 +182,11 @@ class PatroniFollowTest {
     assertStatus(Status.Code.FAILED_PRECONDITION, () -> client.admin().registerShard(
         RegisterShardRequest.newBuilder().setShard(patroniShard("s1", NS, SCOPE, "")).build()),
         "shard.patroni", "no leader");
-    put(PREFIX + "leader", "node1"); // named, but a replica still
+    member("node1", 6001, "replica", "stopped");
+    put(PREFIX + "leader", "node1"); // named, but not running
     assertStatus(Status.Code.FAILED_PRECONDITION, () -> client.admin().registerShard(
         RegisterShardRequest.newBuilder().setShard(patroniShard("s1", NS, SCOPE, "")).build()),
-        "does not run as the primary");
+        "'node1' does not run");
     put(PREFIX + "leader", "node0");
 
     put(PREFIX + "config", "{\"ttl\":20,\"loop_wait\":1,\"synchronous_mode\":true}");

@@ -146,12 +146,42 @@ public final class MicrometerMetrics implements AutoCloseable {
         .baseUnit("entries").description("keys cached for lazily loaded directory keyspaces").register(r));
   }
 
-  private void add(Meter m) {
+  /**
+   * The meters of one ShardmapData's failover buffer (docs/patroni.md): calls waiting now, calls buffered,
+   * refused for a full buffer, and that waited their whole window; per Patroni shard, new primaries seen and
+   * the time from the map naming the latest to the first call that succeeded on it. Closing removes them.
+   */
+  public static AutoCloseable bindFailover(Object registry, FailoverBuffer f) {
+    MicrometerMetrics m = new MicrometerMetrics((MeterRegistry) registry);
+    MeterRegistry r = m.registry;
+    m.add(Gauge.builder("shardmap.data.failover.waiting", f, FailoverBuffer::waiting)
+        .description("calls waiting in the failover buffer for a Patroni shard's next primary").register(r));
+    m.add(FunctionCounter.builder("shardmap.data.failover.buffered", f, FailoverBuffer::buffered)
+        .description("calls that waited in the failover buffer").register(r));
+    m.add(FunctionCounter.builder("shardmap.data.failover.overflows", f, FailoverBuffer::overflows)
+        .description("calls refused because the failover buffer was full").register(r));
+    m.add(FunctionCounter.builder("shardmap.data.failover.timeouts", f, FailoverBuffer::timeouts)
+        .description("calls that waited the buffer's whole window without a primary").register(r));
+    f.onNewShard(shard -> {
+      m.add(FunctionCounter.builder("shardmap.data.primary.changes", f,
+              x -> x.failoversSeen().getOrDefault(shard, 0L))
+          .tag("shard", shard).description("new primaries of a Patroni shard seen in the map").register(r));
+      m.add(TimeGauge.builder("shardmap.data.failover.first_call", f, TimeUnit.NANOSECONDS, x -> {
+            java.time.Duration d = x.firstCallAfterFailover().get(shard);
+            return d == null ? Double.NaN : d.toNanos();
+          })
+          .tag("shard", shard).description("from the map naming a shard's new primary to the first call that "
+              + "succeeded on it (latest failover)").register(r));
+    });
+    return m;
+  }
+
+  private synchronized void add(Meter m) {
     meters.add(m);
   }
 
   @Override
-  public void close() {
+  public synchronized void close() {
     for (Meter m : meters) {
       registry.remove(m);
     }

@@ -37,10 +37,14 @@ public final class ShardPools implements AutoCloseable {
     private final List<Endpoint> replicaEndpoints;
     private final HikariDataSource primary;
     private final HikariDataSource[] replicas;
+    private final boolean followsPatroni;
+    private final long primaryTerm;
 
     private ShardPool(String shard, Endpoint primaryEndpoint, List<Endpoint> replicaEndpoints,
-        HikariDataSource primary, HikariDataSource[] replicas) {
+        HikariDataSource primary, HikariDataSource[] replicas, boolean followsPatroni, long primaryTerm) {
       this.shard = shard;
+      this.followsPatroni = followsPatroni;
+      this.primaryTerm = primaryTerm;
       this.primaryEndpoint = primaryEndpoint;
       this.replicaEndpoints = replicaEndpoints;
       this.primary = primary;
@@ -65,8 +69,39 @@ public final class ShardPools implements AutoCloseable {
       return primary.isClosed();
     }
 
+    /** Whether Patroni manages the shard (its record has a Patroni source): a failed primary gets replaced. */
+    public boolean followsPatroni() {
+      return followsPatroni;
+    }
+
+    /** The shard's primary term when this pool was opened (0 for fixed shards). */
+    public long primaryTerm() {
+      return primaryTerm;
+    }
+
+    /** host:port/database of the primary. */
+    public String describePrimary() {
+      return describe(primaryEndpoint);
+    }
+
+    /**
+     * Marks every idle connection of the primary pool evicted at once and every borrowed one to be closed
+     * when returned (HikariCP's soft eviction): after a failure that says the node is gone or demoted, no
+     * caller should be handed a connection to it again.
+     */
+    public void softEvictPrimary() {
+      if (!primary.isClosed()) {
+        var bean = primary.getHikariPoolMXBean();
+        if (bean != null) {
+          bean.softEvictConnections();
+        }
+      }
+    }
+
+    /** Same endpoints and, for Patroni shards, the same primary term (a new term gets fresh connections). */
     boolean sameEndpoints(Shard s) {
-      return primaryEndpoint.equals(s.getPrimary()) && replicaEndpoints.equals(s.getReplicasList());
+      return primaryEndpoint.equals(s.getPrimary()) && replicaEndpoints.equals(s.getReplicasList())
+          && followsPatroni == s.hasPatroni() && primaryTerm == s.getPrimaryTerm();
     }
 
     void close() {
@@ -185,7 +220,8 @@ public final class ShardPools implements AutoCloseable {
     }
     log.info("shardmap data: opened " + purpose + "pools for shard " + s.getName() + " (primary " + describe(s.getPrimary())
         + (replicas.length == 0 ? "" : ", " + replicas.length + " replicas") + ")");
-    return new ShardPool(s.getName(), s.getPrimary(), List.copyOf(s.getReplicasList()), primary, replicas);
+    return new ShardPool(s.getName(), s.getPrimary(), List.copyOf(s.getReplicasList()), primary, replicas,
+        s.hasPatroni(), s.getPrimaryTerm());
   }
 
   private HikariDataSource dataSource(String shard, String role, Endpoint e, boolean replica) {
@@ -217,6 +253,8 @@ public final class ShardPools implements AutoCloseable {
   }
 
   private void closeLater(ShardPool p, String why) {
+    // Idle connections go at once; borrowed ones as they come back (close() below waits for them).
+    p.softEvictPrimary();
     log.info("shardmap data: closing pools of shard " + p.shard + " because " + why);
     closer.execute(() -> {
       p.close();

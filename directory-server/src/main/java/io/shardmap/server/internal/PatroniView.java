@@ -18,13 +18,16 @@ import java.util.TreeMap;
  * What Patroni's keys under one cluster's prefix say about its primary and replicas (docs/patroni.md),
  * parsed from one consistent read or watched copy. Immutable; pure.
  *
- * <p>The primary is the member the {@code leader} key names, and only once that member's own key says it
- * runs as the primary ({@code role} {@code master} in Patroni 3.0, {@code primary} later, {@code state}
- * {@code running}). Patroni writes the leader key before it promotes, and the member's role after the
- * promotion completed: routing writes to a node on the leader key alone would send them to a standby that
- * still refuses writes. Until both agree there is no primary to publish, and the map keeps the last one
- * (a dead or demoting node, whose refusals the SDK buffers). Replicas are the other members whose role is
- * {@code replica} and state {@code running}, by name.
+ * <p>The primary is the member the {@code leader} key names, as soon as the key names it and that member's
+ * own key says it runs ({@code state} {@code running}), whatever role the member key still shows. Patroni
+ * takes the leader key first and promotes right after, but publishes the member's new role ({@code master}
+ * in Patroni 3.0, {@code primary} later) only at its next loop, a second or two later; waiting for that
+ * would add those seconds to every failover. Publishing early is safe because PostgreSQL itself refuses
+ * writes until the promotion completed (SQLSTATE 25006, read-only transaction), which the SDK treats as
+ * "did not run" and buffers, trying again every {@code failoverProbeInterval}. Until the leader key names a
+ * running member there is no primary to publish, and the map keeps the last one (a dead or demoting node,
+ * whose failures the SDK buffers too). Replicas are the other members whose role is {@code replica} and
+ * state {@code running}, by name.
  */
 final class PatroniView {
   /** Patroni's default {@code namespace}. */
@@ -32,8 +35,9 @@ final class PatroniView {
 
   /** A member as its key describes it; {@code endpoint} is null when its {@code conn_url} is unusable. */
   record Member(String name, String role, String state, Endpoint endpoint, String connUrl) {
-    boolean runsAsPrimary() {
-      return ("master".equals(role) || "primary".equals(role)) && "running".equals(state);
+    /** Runs: as the primary, or as a standby the leader key names that is being promoted. */
+    boolean runs() {
+      return "running".equals(state);
     }
 
     boolean runsAsReplica() {
@@ -227,9 +231,8 @@ final class PatroniView {
     if (p == null) {
       return "the leader key names '" + leader + "', which has no member key under " + prefix + "members/";
     }
-    if (!p.runsAsPrimary()) {
-      return "the leader '" + leader + "' does not run as the primary yet (role " + p.role() + ", state "
-          + p.state() + ")";
+    if (!p.runs()) {
+      return "the leader '" + leader + "' does not run (state " + p.state() + ", role " + p.role() + ")";
     }
     if (p.endpoint() == null) {
       return "the leader '" + leader + "' has no usable conn_url (" + p.connUrl() + ")";
