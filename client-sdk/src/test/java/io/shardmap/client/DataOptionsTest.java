@@ -40,6 +40,25 @@ class DataOptionsTest {
   }
 
   @Test
+  void theFailoverBufferIsBoundedAndCanBeTurnedOff() {
+    DataOptions d = DataOptions.builder().user("app").build();
+    assertEquals(Duration.ofSeconds(10), d.failoverBufferWindow());
+    assertEquals(1000, d.failoverBufferSize());
+    assertEquals(Duration.ofMillis(100), d.failoverProbeInterval());
+    DataOptions o = DataOptions.builder().user("app").failoverBufferWindow(Duration.ZERO).failoverBufferSize(5)
+        .failoverProbeInterval(Duration.ofMillis(20)).build();
+    assertEquals(Duration.ZERO, o.failoverBufferWindow());
+    assertEquals(5, o.failoverBufferSize());
+    assertEquals(Duration.ofMillis(20), o.failoverProbeInterval());
+    refused("failoverBufferWindow", () -> DataOptions.builder().failoverBufferWindow(Duration.ofMillis(50)));
+    refused("failoverBufferWindow", () -> DataOptions.builder().failoverBufferWindow(Duration.ofSeconds(-1)));
+    refused("failoverBufferWindow", () -> DataOptions.builder().failoverBufferWindow(null));
+    refused("failoverBufferSize", () -> DataOptions.builder().failoverBufferSize(0));
+    refused("failoverBufferSize", () -> DataOptions.builder().failoverBufferSize(100_001));
+    refused("failoverProbeInterval", () -> DataOptions.builder().failoverProbeInterval(Duration.ofMillis(5)));
+  }
+
+  @Test
   void poolSettingsAreKept() {
     DataOptions o = DataOptions.builder().user("app").idleTimeout(Duration.ZERO).maxLifetime(Duration.ofMinutes(5))
         .keepaliveTime(Duration.ofMinutes(1)).validationTimeout(Duration.ofSeconds(1))
