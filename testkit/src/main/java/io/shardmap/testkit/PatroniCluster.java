@@ -72,7 +72,7 @@ public final class PatroniCluster implements AutoCloseable {
   public static final String PATRONI_BIN_ENV = "SHARDMAP_PATRONI_BIN";
   static final String PG_BIN = "/usr/lib/postgresql/15/bin";
 
-  static final int TTL_SECONDS = 20;
+  public static final int TTL_SECONDS = 20;
   static final int LOOP_WAIT_SECONDS = 1;
   static final int RETRY_TIMEOUT_SECONDS = 5;
   static final int MAX_PREPARED_TRANSACTIONS = 64;
