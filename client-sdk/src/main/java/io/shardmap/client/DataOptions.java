@@ -275,7 +275,7 @@ public final class DataOptions {
 
     /** Default 10 s; zero turns buffering off (a call fails as soon as the primary does). */
     public Builder failoverBufferWindow(Duration d) {
-      this.failoverBufferWindow = zeroOrAtLeastMillis("failoverBufferWindow", d, Duration.ofMillis(100));
+      this.failoverBufferWindow = zeroOrAtLeast("failoverBufferWindow", d, Duration.ofMillis(100));
       return this;
     }
 
@@ -313,19 +313,8 @@ public final class DataOptions {
         return d;
       }
       if (d == null || d.compareTo(min) < 0) {
-        throw new IllegalArgumentException(name + ": must be zero (off) or at least " + min.toSeconds() + " s, got "
-            + d);
-      }
-      return d;
-    }
-
-    private static Duration zeroOrAtLeastMillis(String name, Duration d, Duration min) {
-      if (d != null && d.isZero()) {
-        return d;
-      }
-      if (d == null || d.compareTo(min) < 0) {
-        throw new IllegalArgumentException(name + ": must be zero (off) or at least " + min.toMillis() + " ms, got "
-            + d);
+        throw new IllegalArgumentException(name + ": must be zero (off) or at least " + (min.toMillis() % 1000 == 0
+            ? min.toSeconds() + " s" : min.toMillis() + " ms") + ", got " + d);
       }
       return d;
     }
