@@ -82,9 +82,9 @@ class ReplicaReadsTest {
         .build());
     fleet.admin().withDeadlineAfter(30, TimeUnit.SECONDS).createKeyspace(CreateKeyspaceRequest.newBuilder()
         .setSpec(KeyspaceSpec.newBuilder().setName(KEYSPACE).setKeyType(KeyType.KEY_TYPE_INT64)
-            .setStrategy(Strategy.STRATEGY_RANGE).addRangeShards("p1")
+            .setStrategy(Strategy.STRATEGY_RANGE)
             .addTables(ShardedTable.newBuilder().setName(TABLE).setKeyColumn("id")))
-        .build());
+        .addRangeShards("p1").build());
     registry = new SimpleMeterRegistry();
     client = ShardmapClient.start(ClientOptions.builder().targets(fleet.targets())
         .channelFactory(fleet::channelBuilder).keyspaces(KEYSPACE).meterRegistry(registry)
@@ -187,8 +187,11 @@ class ReplicaReadsTest {
   void aStandbyWhoseReplayIsPausedIsLeftOnceItLagsAndUsedAgainAfterItResumes() throws Exception {
     awaitStandbyUsable();
     PgInstance standbyPg = cluster.instance(standby);
-    standbyPg.exec("select pg_wal_replay_pause()");
+    // Patroni resumes a paused replay on PostgreSQL 14+ at its next loop (handle_parameter_change) unless
+    // the cluster is in maintenance mode: pause Patroni first, so the replay stays paused.
+    cluster.patronictl(leader, "pause", cluster.scope(), "--wait");
     try {
+      standbyPg.exec("select pg_wal_replay_pause()");
       long fallbacks = data.stats().replicaFallbacks();
       // Writes go on (synchronous_commit on waits for the standby's flush, which goes on while replay is
       // paused); once the standby's replay lag passes maxReplicaLag, reads go to the primary.
@@ -212,7 +215,11 @@ class ReplicaReadsTest {
       assertEquals(0.0, gauge("shardmap.data.replica.usable", 0));
       assertEquals(-1.0, gauge("shardmap.data.replica.lag", 0));
     } finally {
-      standbyPg.exec("select pg_wal_replay_resume()");
+      try {
+        standbyPg.exec("select pg_wal_replay_resume()");
+      } finally {
+        cluster.patronictl(leader, "resume", cluster.scope(), "--wait");
+      }
     }
     long id = write();
     Await.until(WAIT, "reads return to the standby once it has replayed", () -> {

@@ -33,9 +33,12 @@ import java.util.logging.Logger;
  * each replica {@code pg_is_in_recovery()}, {@code pg_last_wal_replay_lsn()} and
  * {@code now() - pg_last_xact_replay_timestamp()}. A replica is usable when the check reached it, it is in
  * recovery, and it either has replayed at least the primary's sampled position (caught up: lag 0, which is
- * also how an idle primary's replica, whose last replayed transaction is old, stays usable) or replays
- * transactions at most {@link DataOptions#maxReplicaLag()} old. When the primary cannot be asked, only the
- * time lag decides. A server that is not in recovery (a promoted former replica, or an endpoint that never
+ * also how an idle primary's replica, whose last replayed transaction is old, stays usable) or lags at most
+ * {@link DataOptions#maxReplicaLag()}. Its lag is the smaller of two upper bounds of how old its data is:
+ * the age of its last replayed transaction, and the age of the newest earlier sample of the primary's
+ * position it has replayed (the first overstates the lag right after an idle period, when a new commit
+ * has not been replayed yet; the second is only as fine as the interval). When the primary cannot be
+ * asked, only the replayed transaction's age decides. A server that is not in recovery (a promoted former replica, or an endpoint that never
  * was one) is never used for replica reads: its data may have forked from the primary's.
  *
  * <p>Checks use connections of their own (one per endpoint, kept open, with a short connect and socket
@@ -58,6 +61,9 @@ public final class ReplicaHealth implements AutoCloseable {
    * hung server frees its check thread soon; the staleness bound marks it unusable even sooner.
    */
   static final int CHECK_TIMEOUT_SECONDS = 2;
+
+  /** Samples of a primary's WAL position kept per shard at most (see {@code sampledLag}). */
+  private static final int MAX_SAMPLES = 1024;
 
   /** The value of {@link #lagNanos} for a replica that is unusable or whose lag is unknown. */
   public static final long UNKNOWN = -1;
@@ -250,6 +256,8 @@ public final class ReplicaHealth implements AutoCloseable {
     /** Per replica: whether "not in recovery" was logged since it last was in recovery (log once). */
     private final boolean[] warnedPromoted;
     private final Replica[] last;
+    /** Recent samples of the primary's position: {nanoTime, lsn}, oldest first; the check thread's only. */
+    private final java.util.ArrayDeque<long[]> samples = new java.util.ArrayDeque<>();
     private volatile boolean retired;
 
     Checker(ShardPool pool) {
@@ -265,7 +273,11 @@ public final class ReplicaHealth implements AutoCloseable {
         if (retired || closed) {
           return;
         }
+        long sampledAt = nanoTime.getAsLong(); // before the query: the primary had at most its answer then
         long primaryLsn = primaryLsn();
+        if (primaryLsn >= 0) {
+          remember(sampledAt, primaryLsn);
+        }
         Replica[] out = new Replica[replicas.length];
         for (int i = 0; i < replicas.length; i++) {
           out[i] = checkReplica(i, primaryLsn);
@@ -284,6 +296,31 @@ public final class ReplicaHealth implements AutoCloseable {
           closeConnections(); // retired while this check ran: nothing else will close them
         }
       }
+    }
+
+    /** Records a sample of the primary's position, dropping those too old to bound a usable lag. */
+    private void remember(long at, long lsn) {
+      samples.addLast(new long[] {at, lsn});
+      while (samples.size() > MAX_SAMPLES || at - samples.peekFirst()[0] > maxLagNanos + staleAfterNanos) {
+        samples.removeFirst();
+      }
+    }
+
+    /**
+     * How long ago, at most, the primary had no more than the replica has replayed: the age of the newest
+     * sample of the primary's position the replica has reached; {@link #UNKNOWN} when it reached none kept.
+     */
+    private long sampledLag(long replayLsn, long now) {
+      if (replayLsn < 0) {
+        return UNKNOWN;
+      }
+      for (java.util.Iterator<long[]> it = samples.descendingIterator(); it.hasNext(); ) {
+        long[] sample = it.next();
+        if (Long.compareUnsigned(sample[1], replayLsn) <= 0) {
+          return Math.max(0, now - sample[0]);
+        }
+      }
+      return UNKNOWN;
     }
 
     /** The primary's current WAL position, or -1 when it cannot be had (unreachable, in recovery). */
@@ -351,6 +388,12 @@ public final class ReplicaHealth implements AutoCloseable {
       warnedPromoted[i] = false;
       if (primaryLsn >= 0 && replayLsn >= 0 && Long.compareUnsigned(replayLsn, primaryLsn) >= 0) {
         return new Replica(true, 0, now, "caught up");
+      }
+      // Both are upper bounds of the replica's staleness; the replay timestamp's overstates it after the
+      // primary was idle (it counts from the last commit), the samples' is only as fine as the interval.
+      long sampled = sampledLag(replayLsn, now);
+      if (sampled != UNKNOWN && (lagNanos == UNKNOWN || sampled < lagNanos)) {
+        lagNanos = sampled;
       }
       if (lagNanos == UNKNOWN) {
         return new Replica(false, UNKNOWN, now, "its replay lag is unknown (no transaction replayed yet) and it "
