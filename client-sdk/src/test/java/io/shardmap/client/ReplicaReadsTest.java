@@ -15,6 +15,7 @@ import io.shardmap.proto.v1.RegisterShardRequest;
 import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
+import io.shardmap.proto.v1.UpdateShardRequest;
 import io.shardmap.testkit.Await;
 import io.shardmap.testkit.PatroniCluster;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
@@ -279,5 +280,54 @@ class ReplicaReadsTest {
         throw new IllegalStateException(e);
       }
     });
+  }
+
+  /** Connections the replica checks hold on {@code node}'s PostgreSQL now. */
+  private static int checkConnections(String node) throws SQLException {
+    try (Connection c = cluster.instance(node).connect(); Statement s = c.createStatement();
+        ResultSet rs = s.executeQuery("select count(*) from pg_stat_activity "
+            + "where application_name = 'shardmap-replica-check'")) {
+      rs.next();
+      return rs.getInt(1);
+    }
+  }
+
+  @Test
+  @Order(4)
+  void replacedAndClosedPoolsAreNoLongerChecked() throws Exception {
+    // Before: the primary (its position) and the primary registered as replica1, and the standby.
+    Await.until(WAIT, "checks connected to both servers", () -> {
+      try {
+        return checkConnections(leader) == 2 && checkConnections(standby) == 1;
+      } catch (SQLException e) {
+        throw new IllegalStateException(e);
+      }
+    });
+    fleet.admin().withDeadlineAfter(30, TimeUnit.SECONDS).updateShard(UpdateShardRequest.newBuilder()
+        .setShard(Shard.newBuilder().setName("p1").setPrimary(endpoint(leader)).addReplicas(endpoint(standby)))
+        .build());
+    Await.until(WAIT, "the pools of the old endpoints are replaced", () ->
+        client.shard("p1").replicas().size() == 1);
+    // The old pools' checks stop and close their connections; the new pools' checks open their own.
+    Await.until(WAIT, "only the new pools' checks remain connected", () -> {
+      try {
+        return checkConnections(leader) == 1 && checkConnections(standby) == 1 && lag(1) == null
+            && !lag(0).isNegative();
+      } catch (SQLException e) {
+        throw new IllegalStateException(e);
+      }
+    });
+    data.close();
+    data = null;
+    // The server ends a backend a moment after its client closed the socket: awaited, not asserted at once.
+    Await.until(WAIT, "closing stops the checks and closes their connections", () -> {
+      try {
+        return checkConnections(leader) == 0 && checkConnections(standby) == 0;
+      } catch (SQLException e) {
+        throw new IllegalStateException(e);
+      }
+    });
+    assertTrue(registry.find("shardmap.data.replica.lag").gauges().isEmpty(), "the lag gauges are removed");
+    assertTrue(registry.find("shardmap.data.replica.usable").gauges().isEmpty());
   }
 }

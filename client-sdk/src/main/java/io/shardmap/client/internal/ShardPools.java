@@ -308,6 +308,11 @@ public final class ShardPools implements AutoCloseable {
     if (healthExecutor != null) {
       // Not shutdownNow: a running check must finish (within its timeout) to close its connections.
       healthExecutor.shutdown();
+      try {
+        healthExecutor.awaitTermination(2L * ReplicaHealth.CHECK_TIMEOUT_SECONDS + 1, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 }
