@@ -32,6 +32,8 @@ public final class DataOptions {
   private final Duration failoverBufferWindow;
   private final int failoverBufferSize;
   private final Duration failoverProbeInterval;
+  private final Duration maxReplicaLag;
+  private final Duration replicaCheckInterval;
 
   private DataOptions(Builder b) {
     user = b.user;
@@ -54,6 +56,8 @@ public final class DataOptions {
     failoverBufferWindow = b.failoverBufferWindow;
     failoverBufferSize = b.failoverBufferSize;
     failoverProbeInterval = b.failoverProbeInterval;
+    maxReplicaLag = b.maxReplicaLag;
+    replicaCheckInterval = b.replicaCheckInterval;
   }
 
   public static Builder builder() {
@@ -130,6 +134,26 @@ public final class DataOptions {
    */
   public Duration failoverProbeInterval() { return failoverProbeInterval; }
 
+  /**
+   * How far behind its primary a replica may be and still serve {@link ShardmapData#read}s; default 5 s.
+   * A replica is used while it is in recovery and has either replayed everything its primary had written
+   * when last checked (lag 0) or replays transactions committed at most this long ago; beyond it reads go
+   * to another replica or the primary. The default tolerates a replica briefly busy replaying (a large
+   * transaction, a vacuum) while keeping reads seconds-fresh. Zero is refused: a read that must see the
+   * latest commit belongs on the primary ({@code inTransaction}, {@code withConnection}), since no
+   * replica can promise it. The bound holds as of the last check: a replica can fall a further
+   * {@link #replicaCheckInterval()} behind before the SDK notices.
+   */
+  public Duration maxReplicaLag() { return maxReplicaLag; }
+
+  /**
+   * How often each replica's health and lag are checked (on a thread of the SDK, never a caller's);
+   * default 500 ms, at least 50 ms. A replica whose last successful check is older than a few intervals
+   * counts as unusable, so this also bounds how long a hung or lagging replica keeps serving reads. Each
+   * check is two short statements (the primary's WAL position, the replica's replay position and time).
+   */
+  public Duration replicaCheckInterval() { return replicaCheckInterval; }
+
   public static final class Builder {
     private String user;
     private String password;
@@ -151,6 +175,8 @@ public final class DataOptions {
     private Duration failoverBufferWindow = Duration.ofSeconds(10);
     private int failoverBufferSize = 1000;
     private Duration failoverProbeInterval = Duration.ofMillis(100);
+    private Duration maxReplicaLag = Duration.ofSeconds(5);
+    private Duration replicaCheckInterval = Duration.ofMillis(500);
 
     private Builder() {}
 
@@ -291,6 +317,25 @@ public final class DataOptions {
     /** Default 100 ms; at least 10 ms. */
     public Builder failoverProbeInterval(Duration d) {
       this.failoverProbeInterval = atLeast("failoverProbeInterval", d, Duration.ofMillis(10));
+      return this;
+    }
+
+    /**
+     * Default 5 s; more than zero (reads that must not lag use the primary). See
+     * {@link DataOptions#maxReplicaLag()}.
+     */
+    public Builder maxReplicaLag(Duration d) {
+      if (d == null || d.isNegative() || d.isZero()) {
+        throw new IllegalArgumentException("maxReplicaLag: must be more than zero (reads that must not lag "
+            + "belong on the primary: inTransaction or withConnection), got " + d);
+      }
+      this.maxReplicaLag = d;
+      return this;
+    }
+
+    /** Default 500 ms; at least 50 ms. See {@link DataOptions#replicaCheckInterval()}. */
+    public Builder replicaCheckInterval(Duration d) {
+      this.replicaCheckInterval = atLeast("replicaCheckInterval", d, Duration.ofMillis(50));
       return this;
     }
 

@@ -1,6 +1,7 @@
 package io.shardmap.client;
 
 import java.time.Duration;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -19,6 +20,12 @@ import java.util.Set;
  * @param oldFenceRetries reruns on the same shard with the route declared, after a fence older than the route
  * @param replicaUnavailableRetries reads sent on to another replica or the primary
  * @param connectionRetries reruns after the connection broke before the call could have run
+ * @param replicaFallbacks reads of a shard with replicas that went to its primary because no replica was usable
+ *     (lagging beyond {@link DataOptions#maxReplicaLag()}, unreachable, not in recovery) or none gave a
+ *     connection
+ * @param replicaLags the replay lag used for routing reads, by {@code "shard/replicaN"} (N from 0, in
+ *     registration order), as of the replica's last check: zero when it had replayed all its primary had
+ *     written; {@link #UNKNOWN_LAG} (-1 s) when the replica is not usable for reads or its lag is unknown
  */
 public record DataStats(
     long poolsOpened,
@@ -30,8 +37,14 @@ public record DataStats(
     long staleRouteRetries,
     long oldFenceRetries,
     long replicaUnavailableRetries,
-    long connectionRetries) {
+    long connectionRetries,
+    long replicaFallbacks,
+    Map<String, Duration> replicaLags) {
+  /** The {@link #replicaLags()} value of a replica that is not usable, or whose lag is unknown. */
+  public static final Duration UNKNOWN_LAG = Duration.ofSeconds(-1);
+
   public DataStats {
     openShards = Set.copyOf(openShards);
+    replicaLags = java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(replicaLags));
   }
 }

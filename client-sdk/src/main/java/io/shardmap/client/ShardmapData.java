@@ -67,9 +67,13 @@ import javax.sql.DataSource;
  * sends COMMIT) means the transaction did not commit, so the call runs again on a fresh connection. A
  * break during COMMIT leaves the outcome unknown and is reported, never retried.
  *
- * <p><b>Replicas.</b> {@link #read} uses a random replica of the shard when it has any, moving to the next
- * replica and finally to the primary when one cannot give a connection in
- * {@link DataOptions#replicaConnectionTimeout()}. Replica reads may lag the primary.
+ * <p><b>Replicas.</b> {@link #read} uses a random usable replica of the shard when it has any, moving to the
+ * next usable replica and finally to the primary when one cannot give a connection in
+ * {@link DataOptions#replicaConnectionTimeout()}. A replica is usable while its periodic check (every
+ * {@link DataOptions#replicaCheckInterval()}, off the callers' threads) finds it reachable, in recovery, and
+ * lagging at most {@link DataOptions#maxReplicaLag()}; so replica reads may lag the primary by about that
+ * bound, and a promoted or misconfigured "replica" is never read. Reads of a shard with replicas that go to
+ * the primary are counted ({@link DataStats#replicaFallbacks()}).
  *
  * <p>Errors of the work itself (its SQL) reach the caller unchanged as {@link SQLException}s; routing
  * failures (unknown keyspace, stale map past its limit) are {@link ShardmapException}s.
@@ -109,6 +113,8 @@ public final class ShardmapData implements AutoCloseable {
   private final SnapshotListener listener = (before, after, resync) -> onMapChange(after);
   private volatile long mapChanges;
   private volatile boolean closed;
+  /** The replica gauges (see MicrometerMetrics#bindReplicas); null without a registry. */
+  private AutoCloseable replicaMetrics;
 
   private ShardmapData(ShardmapClient client, DataOptions options, PartGuard guard, TxnCoordinator.Steps steps) {
     this.client = client;
@@ -175,6 +181,11 @@ public final class ShardmapData implements AutoCloseable {
     d.pools.sync(now);
     d.queryPools.sync(now);
     d.failover.mapChanged(primaryTerms(now));
+    if (client.options().meterRegistry() != null) {
+      // Only with a registry: Micrometer classes are never loaded otherwise.
+      d.replicaMetrics = io.shardmap.client.internal.MicrometerMetrics.bindReplicas(client.options().meterRegistry(),
+          d.pools.replicaHealth());
+    }
     return d;
   }
 
@@ -717,7 +728,15 @@ public final class ShardmapData implements AutoCloseable {
     return new DataStats(pools.openedCount(), pools.closedCount(), pools.pools().keySet(), stats.calls(),
         stats.callFailures(), java.time.Duration.ofNanos(stats.callNanos()), stats.retries(RetryCause.STALE_ROUTE),
         stats.retries(RetryCause.OLD_FENCE), stats.retries(RetryCause.REPLICA_UNAVAILABLE),
-        stats.retries(RetryCause.CONNECTION));
+        stats.retries(RetryCause.CONNECTION), stats.replicaFallbacks(), replicaLags());
+  }
+
+  /** The replicas' lag as routing uses it, for {@link DataStats#replicaLags()}. */
+  private Map<String, java.time.Duration> replicaLags() {
+    Map<String, java.time.Duration> out = new java.util.TreeMap<>();
+    pools.replicaHealth().lags().forEach((k, nanos) ->
+        out.put(k, nanos < 0 ? DataStats.UNKNOWN_LAG : java.time.Duration.ofNanos(nanos)));
+    return out;
   }
 
   private static Mode autocommit(Idempotence i) {
@@ -1011,14 +1030,23 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  /** A connection of a replica, else of the primary; {@code from[0]}, unless null, is set to its pool. */
+  /**
+   * A connection of a usable replica (see {@link io.shardmap.client.internal.ReplicaHealth}: reachable, in
+   * recovery, within {@link DataOptions#maxReplicaLag()}), else of the primary; {@code from[0]}, unless null,
+   * is set to its pool. A read of a shard with replicas that ends up on the primary is counted.
+   */
   private Connection readConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
     HikariDataSource[] replicas = pool.replicas();
     if (replicas.length > 0) {
+      io.shardmap.client.internal.ReplicaHealth health = pools.replicaHealth();
       int first = replicas.length == 1 ? 0 : ThreadLocalRandom.current().nextInt(replicas.length);
       for (int i = 0; i < replicas.length; i++) {
+        int k = (first + i) % replicas.length;
+        if (!health.usable(pool, k)) {
+          continue;
+        }
         try {
-          HikariDataSource r = replicas[(first + i) % replicas.length];
+          HikariDataSource r = replicas[k];
           Connection c = r.getConnection();
           if (from != null) {
             from[0] = r;
@@ -1028,6 +1056,7 @@ public final class ShardmapData implements AutoCloseable {
           stats.retry(RetryCause.REPLICA_UNAVAILABLE);
         }
       }
+      stats.replicaFallback();
     }
     return primaryConnection(pool, from);
   }
@@ -1281,5 +1310,12 @@ public final class ShardmapData implements AutoCloseable {
     queries.close();
     queryPools.close();
     pools.close();
+    if (replicaMetrics != null) {
+      try {
+        replicaMetrics.close();
+      } catch (Exception e) {
+        throw new IllegalStateException("removing the replica gauges failed", e);
+      }
+    }
   }
 }

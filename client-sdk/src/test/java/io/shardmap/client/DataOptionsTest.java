@@ -82,4 +82,24 @@ class DataOptionsTest {
         .keepaliveTime(Duration.ofMinutes(2)).build());
     refused("minIdle", () -> DataOptions.builder().user("app").maxPoolSize(2).minIdle(3).build());
   }
+
+  @Test
+  void replicaLagBoundAndCheckInterval() {
+    DataOptions d = DataOptions.builder().user("app").build();
+    assertEquals(Duration.ofSeconds(5), d.maxReplicaLag());
+    assertEquals(Duration.ofMillis(500), d.replicaCheckInterval());
+    DataOptions o = DataOptions.builder().user("app").maxReplicaLag(Duration.ofMillis(1))
+        .replicaCheckInterval(Duration.ofMillis(50)).build();
+    assertEquals(Duration.ofMillis(1), o.maxReplicaLag());
+    assertEquals(Duration.ofMillis(50), o.replicaCheckInterval());
+    refused("maxReplicaLag", () -> DataOptions.builder().maxReplicaLag(Duration.ZERO));
+    refused("maxReplicaLag", () -> DataOptions.builder().maxReplicaLag(Duration.ofSeconds(-1)));
+    refused("maxReplicaLag", () -> DataOptions.builder().maxReplicaLag(null));
+    refused("replicaCheckInterval", () -> DataOptions.builder().replicaCheckInterval(Duration.ofMillis(49)));
+    refused("replicaCheckInterval", () -> DataOptions.builder().replicaCheckInterval(Duration.ZERO));
+    refused("replicaCheckInterval", () -> DataOptions.builder().replicaCheckInterval(null));
+    IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        () -> DataOptions.builder().maxReplicaLag(Duration.ZERO));
+    assertTrue(e.getMessage().contains("more than zero") && e.getMessage().contains("primary"), e.getMessage());
+  }
 }

@@ -162,6 +162,7 @@ public final class Counters {
   private final LongAdder referenceReruns = new LongAdder();
   private final LongAdder referenceFetches = new LongAdder();
   private final LongAdder referenceDiffered = new LongAdder();
+  private final LongAdder replicaFallbacks = new LongAdder();
 
 
   private static LongAdder[] adders(int n) {
@@ -191,6 +192,18 @@ public final class Counters {
 
   public void retry(RetryCause cause) {
     retries[cause.ordinal()].increment();
+  }
+
+  /**
+   * A read of a shard that has replicas went to its primary: no replica was usable (lagging beyond
+   * maxReplicaLag, unreachable, not in recovery, not checked yet) or none gave a connection.
+   */
+  public void replicaFallback() {
+    replicaFallbacks.increment();
+  }
+
+  public long replicaFallbacks() {
+    return replicaFallbacks.sum();
   }
 
   /** A lookup of a lazily loaded directory keyspace answered from the client's cache. */

@@ -5,9 +5,12 @@ import io.micrometer.core.instrument.FunctionTimer;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.MultiGauge;
+import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.TimeGauge;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -33,6 +36,62 @@ public final class MicrometerMetrics implements AutoCloseable {
     MicrometerMetrics m = new MicrometerMetrics((MeterRegistry) registry);
     m.register(stats, follower);
     return m;
+  }
+
+  /**
+   * Registers the replica gauges of one {@code ShardmapData}'s pools; closing the result removes them. Per
+   * replica (tags {@code shard}, {@code replica} = {@code replicaN}): {@code shardmap.data.replica.lag}
+   * (seconds; Prometheus {@code shardmap_data_replica_lag_seconds}), the replay lag reads are routed by,
+   * -1 when the replica is not usable or its lag unknown; {@code shardmap.data.replica.usable}, 1 when
+   * reads may use it, else 0. The rows follow the pool table after each check round.
+   *
+   * @param registry a {@code MeterRegistry} (typed Object so callers need not load Micrometer)
+   */
+  public static AutoCloseable bindReplicas(Object registry, ReplicaHealth health) {
+    MeterRegistry r = (MeterRegistry) registry;
+    MultiGauge lag = MultiGauge.builder("shardmap.data.replica.lag").baseUnit("seconds")
+        .description("replay lag of a replica as used for routing reads (0: it had replayed all its primary had "
+            + "written when checked); -1 when the replica is not usable or its lag is unknown")
+        .register(r);
+    MultiGauge usable = MultiGauge.builder("shardmap.data.replica.usable")
+        .description("1 when reads may use the replica (reachable, in recovery, within maxReplicaLag), else 0")
+        .register(r);
+    java.util.concurrent.atomic.AtomicReference<Map<String, Integer>> shown =
+        new java.util.concurrent.atomic.AtomicReference<>(Map.of());
+    java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+    Runnable refresh = () -> {
+      Map<String, Integer> now = health.replicaCounts();
+      synchronized (shown) {
+        if (closed.get() || now.equals(shown.get())) {
+          return;
+        }
+        List<MultiGauge.Row<?>> lags = new ArrayList<>();
+        List<MultiGauge.Row<?>> flags = new ArrayList<>();
+        now.forEach((shard, n) -> {
+          for (int i = 0; i < n; i++) {
+            int k = i;
+            Tags tags = Tags.of("shard", shard, "replica", "replica" + k);
+            lags.add(MultiGauge.Row.of(tags, health, h -> {
+              long nanos = h.lagNanos(shard, k);
+              return nanos < 0 ? -1 : nanos / 1e9;
+            }));
+            flags.add(MultiGauge.Row.of(tags, health, h -> h.usable(shard, k) ? 1 : 0));
+          }
+        });
+        lag.register(lags, false);
+        usable.register(flags, false);
+        shown.set(now);
+      }
+    };
+    refresh.run();
+    health.afterEachRound(refresh);
+    return () -> {
+      synchronized (shown) {
+        closed.set(true);
+        lag.register(List.of(), false); // removes every row's gauge
+        usable.register(List.of(), false);
+      }
+    };
   }
 
   private void register(Counters stats, MapFollower follower) {
@@ -137,6 +196,10 @@ public final class MicrometerMetrics implements AutoCloseable {
         .description("reads of a keyspace's reference table records from a directory server").register(r));
     add(FunctionCounter.builder("shardmap.client.reference.results_differed", stats, Counters::referenceDiffered)
         .description("reference writes refused because the copies returned different results").register(r));
+
+    add(FunctionCounter.builder("shardmap.client.replica.fallbacks", stats, Counters::replicaFallbacks)
+        .description("reads of a shard with replicas that went to its primary: no replica was usable (lagging "
+            + "beyond maxReplicaLag, unreachable, not in recovery) or gave a connection").register(r));
 
     add(FunctionCounter.builder("shardmap.client.directory.cache.hits", stats, Counters::directoryHits)
         .description("lookups of lazily loaded directory keyspaces answered from the cache").register(r));

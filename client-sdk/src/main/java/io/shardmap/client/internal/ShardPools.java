@@ -59,6 +59,16 @@ public final class ShardPools implements AutoCloseable {
       return primary;
     }
 
+    /** The primary's endpoint these pools were opened for. */
+    public Endpoint primaryEndpoint() {
+      return primaryEndpoint;
+    }
+
+    /** The replicas' endpoints these pools were opened for, in the order of {@link #replicas()}. */
+    public List<Endpoint> replicaEndpoints() {
+      return replicaEndpoints;
+    }
+
     /** Replica pools in registration order; empty when the shard has none. */
     public HikariDataSource[] replicas() {
       return replicas;
@@ -125,10 +135,16 @@ public final class ShardPools implements AutoCloseable {
 
   private volatile Table table = new Table(Map.of(), -1);
   private boolean shutDown;
+  /** Replica checks of the single-key pools (see {@link ReplicaHealth}); null for other pools. */
+  private final ReplicaHealth health;
+  private final ScheduledThreadPoolExecutor healthExecutor;
 
-  /** The pools of single-key calls: {@link DataOptions#maxPoolSize()} connections each. */
+  /**
+   * The pools of single-key calls: {@link DataOptions#maxPoolSize()} connections each, and their replicas'
+   * health checked every {@link DataOptions#replicaCheckInterval()} ({@link #replicaHealth()}).
+   */
   public ShardPools(DataOptions options) {
-    this(options, "", options.maxPoolSize());
+    this(options, "", options.maxPoolSize(), true);
   }
 
   /**
@@ -136,6 +152,10 @@ public final class ShardPools implements AutoCloseable {
    * {@code maxPoolSize} connections each, so that work cannot take the connections of the others.
    */
   public ShardPools(DataOptions options, String purpose, int maxPoolSize) {
+    this(options, purpose, maxPoolSize, false);
+  }
+
+  private ShardPools(DataOptions options, String purpose, int maxPoolSize, boolean checkReplicas) {
     this.options = options;
     this.purpose = purpose.isEmpty() ? "" : purpose + "-";
     this.maxPoolSize = maxPoolSize;
@@ -145,6 +165,23 @@ public final class ShardPools implements AutoCloseable {
     this.housekeeping = hk;
     // Closing a pool waits for its borrowed connections; never on the map follower's thread.
     this.closer = Executors.newSingleThreadExecutor(daemon("shardmap-" + this.purpose + "pool-closer"));
+    if (checkReplicas) {
+      // Two threads: one hung server (a check waits up to its timeout) does not hold up the other shards'.
+      ScheduledThreadPoolExecutor x = new ScheduledThreadPoolExecutor(2, daemon("shardmap-" + this.purpose
+          + "replica-check"));
+      x.setRemoveOnCancelPolicy(true);
+      this.healthExecutor = x;
+      this.health = new ReplicaHealth(this::pools, options, x, System::nanoTime);
+      health.start();
+    } else {
+      this.healthExecutor = null;
+      this.health = null;
+    }
+  }
+
+  /** Health and lag of the replicas, or null when these pools' replicas are not checked. */
+  public ReplicaHealth replicaHealth() {
+    return health;
   }
 
   /**
@@ -227,7 +264,7 @@ public final class ShardPools implements AutoCloseable {
   private HikariDataSource dataSource(String shard, String role, Endpoint e, boolean replica) {
     HikariConfig c = new HikariConfig();
     c.setPoolName("shardmap-" + purpose + shard + "-" + role);
-    c.setJdbcUrl("jdbc:postgresql://" + hostForUrl(e.getHost()) + ":" + e.getPort() + "/" + e.getDatabase());
+    c.setJdbcUrl(jdbcUrl(e));
     c.setUsername(options.user());
     if (options.password() != null) {
       c.setPassword(options.password());
@@ -262,6 +299,11 @@ public final class ShardPools implements AutoCloseable {
     });
   }
 
+  /** The PostgreSQL JDBC URL of an endpoint. */
+  static String jdbcUrl(Endpoint e) {
+    return "jdbc:postgresql://" + hostForUrl(e.getHost()) + ":" + e.getPort() + "/" + e.getDatabase();
+  }
+
   private static String hostForUrl(String host) {
     return host.indexOf(':') >= 0 && !host.startsWith("[") ? "[" + host + "]" : host;
   }
@@ -281,6 +323,9 @@ public final class ShardPools implements AutoCloseable {
 
   @Override
   public void close() {
+    if (health != null) {
+      health.close(); // before the pools, so no check runs against a closed table
+    }
     Map<String, ShardPool> last;
     synchronized (this) {
       shutDown = true;
@@ -298,5 +343,14 @@ public final class ShardPools implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     housekeeping.shutdownNow();
+    if (healthExecutor != null) {
+      // Not shutdownNow: a running check must finish (within its timeout) to close its connections.
+      healthExecutor.shutdown();
+      try {
+        healthExecutor.awaitTermination(2L * ReplicaHealth.CHECK_TIMEOUT_SECONDS + 1, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
   }
 }
