@@ -30,6 +30,7 @@ import io.shardmap.server.internal.ReadService;
 import io.shardmap.server.internal.ReferenceTables;
 import io.shardmap.server.internal.ServerMetrics;
 import io.shardmap.server.internal.TxnResolver;
+import io.shardmap.server.internal.PatroniFollower;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.server.internal.WatchStreams;
 import io.shardmap.server.internal.Sequences;
@@ -62,6 +63,12 @@ import java.util.logging.Logger;
 public final class DirectoryServer implements AutoCloseable {
   private static final Logger log = Logger.getLogger(DirectoryServer.class.getName());
 
+  /**
+   * How often the Patroni follower re-reads the shard list and re-evaluates each cluster, besides reacting
+   * to every watched change at once: bounds how long a failed write of new endpoints waits for its retry.
+   */
+  private static final java.time.Duration PATRONI_RECHECK = java.time.Duration.ofMillis(500);
+
   private final MetaStore store;
   private final boolean ownsStore;
   private final ServerMetrics metrics = new ServerMetrics();
@@ -75,6 +82,9 @@ public final class DirectoryServer implements AutoCloseable {
   /** Null when the server runs no resolver (no --resolver-db-user). */
   private final TxnResolver resolver;
   private final ScheduledExecutorService resolverExecutor;
+  /** Follows the Patroni clusters of Patroni shards; on its own thread (it blocks on etcd writes). */
+  private final PatroniFollower patroni;
+  private final ScheduledExecutorService patroniExecutor;
   private final HealthStatusManager health = new HealthStatusManager();
   private final Server grpc;
   private final HttpServer http;
@@ -128,6 +138,9 @@ public final class DirectoryServer implements AutoCloseable {
       this.resolverExecutor = null;
       this.resolver = null;
     }
+    this.patroniExecutor = Executors.newSingleThreadScheduledExecutor(daemon("shardmap-patroni-follower"));
+    this.patroni = new PatroniFollower(store, ops, state::snapshot, patroniExecutor, PATRONI_RECHECK, o.etcdTimeout(),
+        metrics);
     this.http = o.metricsHost() == null ? null : startHttp(o.metricsHost(), o.metricsPort());
     long hb = o.watchHeartbeat().toMillis();
     scheduler.scheduleWithFixedDelay(state::heartbeat, hb, hb, TimeUnit.MILLISECONDS);
@@ -176,6 +189,7 @@ public final class DirectoryServer implements AutoCloseable {
     try {
       s.state.start();
       s.clients.start();
+      s.patroni.start();
       if (s.resolver != null) {
         s.resolver.start();
       } else {
@@ -271,6 +285,8 @@ public final class DirectoryServer implements AutoCloseable {
       resolver.close(); // gives the role up at once, so another server takes it at its next scan
       resolverExecutor.shutdownNow();
     }
+    patroni.close();
+    patroniExecutor.shutdown();
     state.close();
     try {
       if (!grpc.awaitTermination(5, TimeUnit.SECONDS)) {

@@ -7,6 +7,7 @@ import io.shardmap.catalog.MapEdits;
 import io.shardmap.catalog.MeteredMetaStore;
 import io.shardmap.catalog.MovingMarkers;
 import io.shardmap.catalog.ReferenceTables;
+import io.shardmap.catalog.StoreErrors;
 import com.google.protobuf.MessageLite;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
@@ -21,12 +22,14 @@ import io.shardmap.core.strategy.StrategyKind;
 import io.shardmap.proto.v1.*;
 import io.shardmap.store.Compare;
 import io.shardmap.store.MetaStore;
+import io.shardmap.store.RangeResult;
 import io.shardmap.store.Txn;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.function.LongSupplier;
 
@@ -117,12 +120,13 @@ public final class AdminOps {
   // ---------------------------------------------------------------- shards
 
   public RegisterShardResponse registerShard(RegisterShardRequest req) {
-    Shard shard = validShard("shard", req.getShard());
+    Shard given = validShard("shard", req.getShard());
     return execute("RegisterShard", snap -> {
-      if (snap.shards().containsKey(shard.getName())) {
-        throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "shard '" + shard.getName()
+      if (snap.shards().containsKey(given.getName())) {
+        throw new ShardmapException(ErrorCode.ALREADY_EXISTS, "shard '" + given.getName()
             + "' is already registered (use UpdateShard to change it)");
       }
+      Shard shard = given.hasPatroni() ? withPatroniEndpoints("shard.patroni", given, null) : given;
       Txn txn = Txn.builder().compare(Compare.absent(paths.shard(shard.getName())))
           .put(paths.shard(shard.getName()), bytes(shard)).build();
       return new Plan<>(txn, rev -> RegisterShardResponse.newBuilder()
@@ -131,17 +135,106 @@ public final class AdminOps {
   }
 
   public UpdateShardResponse updateShard(UpdateShardRequest req) {
-    Shard shard = validShard("shard", req.getShard());
+    Shard given = validShard("shard", req.getShard());
     return execute("UpdateShard", snap -> {
-      Shard old = snap.shard(shard.getName());
+      Shard old = snap.shard(given.getName());
       if (req.getExpectedRevision() != 0 && req.getExpectedRevision() != old.getRevision()) {
-        throw ShardmapException.precondition("expected_revision: shard '" + shard.getName()
+        throw ShardmapException.precondition("expected_revision: shard '" + given.getName()
             + "' is at revision " + old.getRevision() + ", not " + req.getExpectedRevision());
       }
+      Shard shard = given.hasPatroni() ? withPatroniEndpoints("shard.patroni", given, old)
+          : given.toBuilder().setPrimaryTerm(old.getPrimaryTerm()).build();
       Txn txn = Txn.builder().compare(Compare.modRevision(paths.shard(shard.getName()), old.getRevision()))
           .put(paths.shard(shard.getName()), bytes(shard)).build();
       return new Plan<>(txn, rev -> UpdateShardResponse.newBuilder()
           .setShard(shard.toBuilder().setRevision(rev)).setRevision(rev).build());
+    });
+  }
+
+  /**
+   * {@code shard} (with a Patroni source) with the primary and replicas that Patroni's keys show now, read
+   * from etcd; refused, with nothing written, when the cluster does not exist, has no running leader, or
+   * runs without failsafe_mode. The primary term continues {@code old}'s (null: a new shard), one higher
+   * when the primary differs.
+   */
+  private Shard withPatroniEndpoints(String field, Shard shard, Shard old) {
+    PatroniSource source = shard.getPatroni();
+    PatroniView view = readPatroni(source);
+    if (view.isEmpty()) {
+      throw ShardmapException.notFound(field + ": no Patroni cluster with scope '" + source.getScope()
+          + "' in namespace '" + (source.getNamespace().isEmpty() ? PatroniView.DEFAULT_NAMESPACE
+          : source.getNamespace()) + "' in this etcd (no key under " + view.prefix() + "); Shardmap follows "
+          + "Patroni clusters that keep their state in the directory's own etcd");
+    }
+    if (!Boolean.TRUE.equals(view.failsafeMode())) {
+      throw ShardmapException.precondition(field + ": Patroni cluster '" + source.getScope() + "' runs without "
+          + "failsafe_mode (" + (view.failsafeMode() == null ? "no readable " + view.prefix() + "config key"
+          : "failsafe_mode is not true in " + view.prefix() + "config") + "). It keeps its leader key in the "
+          + "etcd that Shardmap's maps live in, so losing etcd quorum would demote its primary together with "
+          + "every other shard's; set it with `patronictl edit-config -s failsafe_mode=true` and register again "
+          + "(docs/patroni.md)");
+    }
+    PatroniView.Endpoints e = view.endpoints(source.getDatabase());
+    if (e == null) {
+      throw ShardmapException.precondition(field + ": Patroni cluster '" + source.getScope() + "' has no primary "
+          + "to route to: " + view.whyNoPrimary() + "; register it once a leader runs");
+    }
+    long term = old == null ? 1
+        : old.hasPatroni() && old.getPrimary().equals(e.primary()) ? Math.max(1, old.getPrimaryTerm())
+        : old.getPrimaryTerm() + 1;
+    return shard.toBuilder().setPrimary(e.primary()).clearReplicas().addAllReplicas(e.replicas())
+        .setPrimaryTerm(term).setPatroni(source.toBuilder().setObservedRevision(view.revision())).build();
+  }
+
+  /** One linearizable read of a Patroni cluster's keys. */
+  PatroniView readPatroni(PatroniSource source) {
+    String prefix = PatroniView.prefix(source);
+    RangeResult rr;
+    try {
+      rr = store.getPrefix(prefix).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (Exception e) {
+      throw StoreErrors.fromStoreRead("the keys of Patroni cluster '" + source.getScope() + "' (" + prefix + ")", e);
+    }
+    return PatroniView.parse(prefix, rr.kvs(), rr.revision());
+  }
+
+  /** Why {@link #followPatroni} wrote nothing: the record already reflects this or a newer view. */
+  static final class Superseded extends RuntimeException {
+    Superseded(String why) {
+      super(why, null, false, false);
+    }
+  }
+
+  /**
+   * The directory's own write when a followed Patroni cluster's primary or replicas change: one transaction
+   * that rewrites the shard's record with the endpoints {@code view} shows (term + 1 when the primary
+   * changes), compared against the record it read. Only ever moves forward: a record that already reflects
+   * a view at or after {@code view.revision()}, or endpoints equal to these, or a shard no longer following
+   * this cluster, ends in {@link Superseded} with nothing written. Returns the written record.
+   */
+  Shard followPatroni(String name, PatroniView view) {
+    return execute("FollowPatroni", snap -> {
+      Shard old = snap.shards().get(name);
+      if (old == null || !old.hasPatroni() || !PatroniView.prefix(old.getPatroni()).equals(view.prefix())) {
+        throw new Superseded("shard '" + name + "' no longer follows " + view.prefix());
+      }
+      if (old.getPatroni().getObservedRevision() >= view.revision()) {
+        throw new Superseded("shard '" + name + "' already reflects revision " + old.getPatroni().getObservedRevision());
+      }
+      PatroniView.Endpoints e = view.endpoints(old.getPatroni().getDatabase());
+      if (e == null) {
+        throw new Superseded("no confirmed primary: " + view.whyNoPrimary());
+      }
+      if (old.getPrimary().equals(e.primary()) && old.getReplicasList().equals(e.replicas())) {
+        throw new Superseded("shard '" + name + "' endpoints unchanged");
+      }
+      boolean newPrimary = !old.getPrimary().equals(e.primary());
+      Shard shard = old.toBuilder().setRevision(0).setPrimary(e.primary()).clearReplicas().addAllReplicas(e.replicas())
+          .setPrimaryTerm(old.getPrimaryTerm() + (newPrimary ? 1 : 0))
+          .setPatroni(old.getPatroni().toBuilder().setObservedRevision(view.revision())).build();
+      Txn txn = Txn.builder().compare(Compare.modRevision(paths.shard(name), old.getRevision()))
+          .put(paths.shard(name), bytes(shard)).build();
+      return new Plan<>(txn, rev -> shard.toBuilder().setRevision(rev).build());
     });
   }
 
@@ -167,12 +260,27 @@ public final class AdminOps {
 
   private static Shard validShard(String field, Shard s) {
     Names.shard(field + ".name", s.getName());
-    if (!s.hasPrimary()) {
-      throw ShardmapException.invalid(field + ".primary", "a shard needs its primary endpoint");
-    }
-    validEndpoint(field + ".primary", s.getPrimary());
-    for (int i = 0; i < s.getReplicasCount(); i++) {
-      validEndpoint(field + ".replicas[" + i + "]", s.getReplicas(i));
+    Shard.Builder b = s.toBuilder().setRevision(0).setPrimaryTerm(0);
+    if (s.hasPatroni()) {
+      // Patroni names the endpoints; a fixed one beside it would be overwritten at the next failover.
+      if (s.hasPrimary()) {
+        throw ShardmapException.invalid(field + ".primary", "give either a fixed primary or a Patroni source "
+            + "(patroni), not both: a Patroni shard's primary and replicas come from Patroni's keys");
+      }
+      if (s.getReplicasCount() > 0) {
+        throw ShardmapException.invalid(field + ".replicas", "a Patroni shard's replicas come from Patroni's "
+            + "keys; give none");
+      }
+      b.setPatroni(PatroniView.valid(field + ".patroni", s.getPatroni()));
+    } else {
+      if (!s.hasPrimary()) {
+        throw ShardmapException.invalid(field + ".primary", "a shard needs its primary endpoint (or a Patroni "
+            + "source, patroni)");
+      }
+      validEndpoint(field + ".primary", s.getPrimary());
+      for (int i = 0; i < s.getReplicasCount(); i++) {
+        validEndpoint(field + ".replicas[" + i + "]", s.getReplicas(i));
+      }
     }
     if (!s.getRegion().isEmpty()) {
       Names.region(field + ".region", s.getRegion());
@@ -180,7 +288,6 @@ public final class AdminOps {
     if (s.getState() == ShardState.UNRECOGNIZED) {
       throw ShardmapException.invalid(field + ".state", "unknown shard state");
     }
-    Shard.Builder b = s.toBuilder().setRevision(0);
     if (s.getState() == ShardState.SHARD_STATE_UNSPECIFIED) {
       b.setState(ShardState.SHARD_STATE_ACTIVE);
     }

@@ -180,4 +180,27 @@ public final class ServerMetrics {
   public void txnDecisionsForgotten(int n) {
     txnForgotten.increment(n);
   }
+
+  private final ConcurrentHashMap<String, Counter> patroniChanges = new ConcurrentHashMap<>();
+  private final AtomicLong patroniFollowed = new AtomicLong();
+  private final AtomicLong patroniFollowedRegistered = new AtomicLong();
+
+  /**
+   * This server wrote a followed Patroni shard's new endpoints: {@code kind} {@code primary} (a failover or
+   * switchover: the primary term rose) or {@code replicas}.
+   */
+  public void patroniChange(String shard, String kind) {
+    patroniChanges.computeIfAbsent(shard + "|" + kind, k -> Counter.builder("shardmap.patroni.changes")
+        .description("endpoint changes of Patroni shards written by this server (primary: failovers and "
+            + "switchovers)").tag("shard", shard).tag("kind", kind).register(registry)).increment();
+  }
+
+  /** Patroni clusters this server watches now. */
+  public void patroniFollowed(int n) {
+    if (patroniFollowedRegistered.compareAndSet(0, 1)) {
+      Gauge.builder("shardmap.patroni.followed", patroniFollowed, AtomicLong::get)
+          .description("Patroni clusters whose keys this server watches").register(registry);
+    }
+    patroniFollowed.set(n);
+  }
 }
