@@ -208,11 +208,13 @@ as_postgres() {
 # The ports are part of the data (etcd members record their peer URLs, PostgreSQL its port): refuse to
 # run against a deploy/.run that was set up with other ones.
 check_settings() {
-  local settings="etcd client ports ${ETCD_CLIENT_PORTS[*]}; etcd peer ports ${ETCD_PEER_PORTS[*]}; PostgreSQL ports ${PG_PORTS[*]}; gRPC ports ${GRPC_PORTS[*]}; metrics ports ${METRICS_PORTS[*]}; etcd prefix $ETCD_PREFIX"
-  # Only Patroni mode adds to the line, so a deploy/.run of fixed shards made by an older up.sh still matches.
+  # Only Patroni mode adds to the line, so a deploy/.run of fixed shards made by an older up.sh still matches;
+  # the etcd prefix stays last (deploy/local/migrator reads it from there).
+  local patroni=""
   if $PATRONI; then
-    settings+="; Patroni shards: second members' PostgreSQL ports ${PATRONI_PG_PORTS[*]}; REST API ports ${PATRONI_API_PORTS[*]}; namespace $PATRONI_NAMESPACE"
+    patroni="; Patroni shards: second members' PostgreSQL ports ${PATRONI_PG_PORTS[*]}, REST API ports ${PATRONI_API_PORTS[*]}, namespace $PATRONI_NAMESPACE"
   fi
+  local settings="etcd client ports ${ETCD_CLIENT_PORTS[*]}; etcd peer ports ${ETCD_PEER_PORTS[*]}; PostgreSQL ports ${PG_PORTS[*]}; gRPC ports ${GRPC_PORTS[*]}; metrics ports ${METRICS_PORTS[*]}$patroni; etcd prefix $ETCD_PREFIX"
   local file="$RUN/settings"
   if [[ -f $file && $(<"$file") != "$settings" ]]; then
     if ! $PATRONI && grep -q 'Patroni shards' "$file"; then
