@@ -471,9 +471,11 @@ bootstrap:
         # PG_MAX_PREPARED_TRANSACTIONS. A standby needs at least the primary's value, so it is cluster-wide.
         max_prepared_transactions: $PG_MAX_PREPARED_TRANSACTIONS
         wal_log_hints: 'on'
+  # no-sync: a few seconds less per cluster; only an OS crash right after the bootstrap could cost the data.
   initdb:
   - encoding: UTF8
   - locale: C
+  - no-sync
 postgresql:
   listen: 127.0.0.1:$(member_pg_port "$m")
   connect_address: 127.0.0.1:$(member_pg_port "$m")
@@ -525,8 +527,10 @@ has_sync_standby() {
   return 1
 }
 
-start_patroni() {
-  local n x port patroni_bin
+# Starts the six Patroni members (those not running yet) and returns at once: each cluster bootstraps (initdb on
+# the member that wins the initialize key, a base backup on the other) while the directory servers start.
+spawn_patroni() {
+  local n x patroni_bin
   if $IS_ROOT; then
     id postgres >/dev/null 2>&1 || die "user postgres does not exist (it comes with the postgresql package)"
     runuser -u postgres -- test -x "$RUN" \
@@ -559,6 +563,12 @@ start_patroni() {
       say "pg$m started (pid $(<"$pidfile"), Patroni of shard$n, PostgreSQL port $(member_pg_port "$m"), REST API port $(member_api_port "$m"), log $log)"
     done
   done
+}
+
+# Waits for each cluster's leader, creates the shard's database and tables on it, then waits for each
+# cluster's synchronous standby, so the shards are registered with their replica in place.
+await_patroni() {
+  local n port
   for n in 1 2 3; do
     wait_until "shard$n's Patroni leader" "$RUN/pg${n}a.log" "$RUN/pg${n}a.pid" "$(patroni_config "${n}a")" \
       leader_accepts_writes "$n"
@@ -790,11 +800,13 @@ main() {
   build_jars
   start_etcd
   if $PATRONI; then
-    start_patroni
+    spawn_patroni
+    start_directories
+    await_patroni
   else
     start_postgres
+    start_directories
   fi
-  start_directories
   register_demo
   declare_countries
   run_example
