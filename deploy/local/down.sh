@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops what deploy/local/up.sh started (directory servers, PostgreSQL shards, etcd members), found by the
+# Stops what deploy/local/up.sh started (directory servers, PostgreSQL shards or their Patroni members, etcd members), found by the
 # pid files and data directories in deploy/.run. Stops only processes whose command line still matches
 # what up.sh started, so a recycled pid is never killed. --purge also deletes deploy/.run (all data).
 set -euo pipefail
@@ -93,11 +93,51 @@ stop_postgres() {
   rm -f "$RUN/pg$n.pid"
 }
 
+# up.sh --patroni's members pg1a, pg1b, ... pg3b: SIGTERM to every Patroni at once (each stops its PostgreSQL
+# with a fast shutdown and hands its leader key over), then up to STOP_SECONDS for all to exit, then SIGKILL.
+# Patroni runs PostgreSQL in a session of its own, so a postmaster that outlived a killed Patroni is stopped
+# with pg_ctl after.
+stop_patroni() {
+  local m pid pids=() names=()
+  for m in 1a 1b 2a 2b 3a 3b; do
+    [[ -d $RUN/pg$m ]] || continue
+    if pid=$(live_pid "$RUN/pg$m.pid" "$RUN/pg$m/patroni.yml"); then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+      names+=("pg$m")
+    else
+      say "pg$m (Patroni) not running"
+    fi
+  done
+  local i deadline=$((SECONDS + STOP_SECONDS))
+  for i in "${!pids[@]}"; do
+    while kill -0 "${pids[i]}" 2>/dev/null; do
+      if ((SECONDS >= deadline)); then
+        say "${names[i]} (Patroni, pid ${pids[i]}) did not stop in ${STOP_SECONDS}s; killing it"
+        kill -KILL "${pids[i]}" 2>/dev/null || true
+        break
+      fi
+      sleep 0.2
+    done
+    say "stopped ${names[i]} (Patroni, pid ${pids[i]})"
+  done
+  for m in 1a 1b 2a 2b 3a 3b; do
+    rm -f "$RUN/pg$m.pid"
+    local data="$RUN/pg$m/data"
+    if [[ -f $data/PG_VERSION ]] && as_postgres "$PG_BIN/pg_ctl" status -D "$data" >/dev/null 2>&1; then
+      as_postgres "$PG_BIN/pg_ctl" stop -D "$data" -m fast -w -t "$STOP_SECONDS" >/dev/null || true
+      say "stopped pg$m's PostgreSQL, left running by its Patroni"
+    fi
+  done
+}
+
 if [[ -d $RUN ]]; then
-  # Clients first, store last: directory servers, then the shards, then etcd.
+  # Clients first, store last: directory servers, then the shards, then etcd (which Patroni needs to hand
+  # its leader keys over).
   for n in 1 2; do
     stop_process "directory$n" "$RUN/directory$n.pid" "shardmap-server.jar"
   done
+  stop_patroni
   for n in 1 2 3; do
     stop_postgres "$n"
   done

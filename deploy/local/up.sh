@@ -5,7 +5,32 @@
 # between two users on different shards in one cross-shard transaction. Safe to run again: what runs is left
 # alone, what exists is not re-created, and the example upserts the same users again. Everything it starts
 # outlives it; deploy/local/down.sh stops it. Ports, timeouts and paths are overridable by the environment variables below.
+#
+# --patroni (or SHARDMAP_PATRONI=1): each shard is a Patroni cluster of two PostgreSQL servers, a primary and a
+# synchronous standby, on the same etcd, registered with shardmapctl shard register --patroni-scope: the
+# directory reads the primary and replica from Patroni's keys and follows failovers (README: Shards as Patroni
+# clusters). Fixed loopback ports in that mode (SHARDMAP_LOCAL_PG_PORTS, SHARDMAP_LOCAL_PATRONI_PG_PORTS,
+# SHARDMAP_LOCAL_PATRONI_API_PORTS):
+#   shard1: members pg1a (PostgreSQL 5433, REST API 8433) and pg1b (PostgreSQL 5443, REST API 8443), scope shard1
+#   shard2: members pg2a (5434, 8434) and pg2b (5444, 8444), scope shard2
+#   shard3: members pg3a (5435, 8435) and pg3b (5445, 8445), scope shard3
+# in Patroni's default namespace /service (SHARDMAP_LOCAL_PATRONI_NAMESPACE). Which member is a shard's primary
+# changes with every failover: shardmapctl shard list shows it. A deploy/.run set up in one mode is refused in
+# the other (down.sh --purge first).
 set -euo pipefail
+
+usage() {
+  echo "usage: deploy/local/up.sh [--patroni]   (--patroni, or SHARDMAP_PATRONI=1: each shard a 2-member Patroni cluster)"
+}
+PATRONI=false
+[[ ${SHARDMAP_PATRONI:-0} == 1 ]] && PATRONI=true
+for arg in "$@"; do
+  case $arg in
+    --patroni) PATRONI=true ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "error: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+  esac
+done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -16,6 +41,9 @@ read -r -a ETCD_PEER_PORTS <<<"${SHARDMAP_LOCAL_ETCD_PEER_PORTS:-2380 22380 3238
 read -r -a PG_PORTS <<<"${SHARDMAP_LOCAL_PG_PORTS:-5433 5434 5435}"
 read -r -a GRPC_PORTS <<<"${SHARDMAP_LOCAL_GRPC_PORTS:-7700 7710}"
 read -r -a METRICS_PORTS <<<"${SHARDMAP_LOCAL_METRICS_PORTS:-7701 7711}"
+read -r -a PATRONI_PG_PORTS <<<"${SHARDMAP_LOCAL_PATRONI_PG_PORTS:-5443 5444 5445}"
+read -r -a PATRONI_API_PORTS <<<"${SHARDMAP_LOCAL_PATRONI_API_PORTS:-8433 8434 8435 8443 8444 8445}"
+PATRONI_NAMESPACE=${SHARDMAP_LOCAL_PATRONI_NAMESPACE:-/service}
 ETCD_PREFIX=${SHARDMAP_LOCAL_ETCD_PREFIX:-/shardmap}
 PG_BIN=${SHARDMAP_LOCAL_PG_BIN:-/usr/lib/postgresql/15/bin}
 WAIT_SECONDS=${SHARDMAP_LOCAL_WAIT_SECONDS:-90}
@@ -35,6 +63,8 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
   || die "SHARDMAP_LOCAL_ETCD_CLIENT_PORTS, SHARDMAP_LOCAL_ETCD_PEER_PORTS and SHARDMAP_LOCAL_PG_PORTS take 3 ports each"
 [[ ${#GRPC_PORTS[@]} -eq 2 && ${#METRICS_PORTS[@]} -eq 2 ]] \
   || die "SHARDMAP_LOCAL_GRPC_PORTS and SHARDMAP_LOCAL_METRICS_PORTS take 2 ports each"
+[[ ${#PATRONI_PG_PORTS[@]} -eq 3 && ${#PATRONI_API_PORTS[@]} -eq 6 ]] \
+  || die "SHARDMAP_LOCAL_PATRONI_PG_PORTS takes 3 ports (each shard's second member), SHARDMAP_LOCAL_PATRONI_API_PORTS 6 (the first members' REST APIs, then the second ones')"
 [[ $EXAMPLE_USERS =~ ^[0-9]+$ ]] || die "SHARDMAP_LOCAL_EXAMPLE_USERS must be a number of users (0 skips the example run)"
 
 IS_ROOT=false
@@ -42,11 +72,21 @@ IS_ROOT=false
 
 # ---------------------------------------------------------------- (a) packages
 
+# Patroni with its etcd3 DCS (which needs python3-etcd, named explicitly: the package depends on any one of
+# several DCS libraries), checked with the interpreter Patroni itself runs on (docs/patroni.md).
+have_patroni() {
+  command -v patroni >/dev/null 2>&1 \
+    && $(sed -n '1s/^#!//p' "$(command -v patroni)") -c 'import patroni.dcs.etcd3' >/dev/null 2>&1
+}
+
 install_packages() {
   local missing=()
   command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
   command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
   [[ -x "$PG_BIN/initdb" && -x "$PG_BIN/pg_ctl" ]] || missing+=(postgresql)
+  if $PATRONI && ! have_patroni; then
+    missing+=(patroni python3-etcd)
+  fi
   if [[ ${#missing[@]} -eq 0 ]]; then
     return
   fi
@@ -60,6 +100,9 @@ install_packages() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
   [[ -x "$PG_BIN/initdb" ]] \
     || die "PostgreSQL installed, but $PG_BIN/initdb is missing; set SHARDMAP_LOCAL_PG_BIN to the PostgreSQL 15 bin directory"
+  if $PATRONI; then
+    have_patroni || die "Patroni installed, but it cannot load its etcd3 DCS (is python3-etcd installed?)"
+  fi
 }
 
 # ---------------------------------------------------------------- (b) jars
@@ -165,9 +208,21 @@ as_postgres() {
 # The ports are part of the data (etcd members record their peer URLs, PostgreSQL its port): refuse to
 # run against a deploy/.run that was set up with other ones.
 check_settings() {
-  local settings="etcd client ports ${ETCD_CLIENT_PORTS[*]}; etcd peer ports ${ETCD_PEER_PORTS[*]}; PostgreSQL ports ${PG_PORTS[*]}; gRPC ports ${GRPC_PORTS[*]}; metrics ports ${METRICS_PORTS[*]}; etcd prefix $ETCD_PREFIX"
+  # Only Patroni mode adds to the line, so a deploy/.run of fixed shards made by an older up.sh still matches;
+  # the etcd prefix stays last (deploy/local/migrator reads it from there).
+  local patroni=""
+  if $PATRONI; then
+    patroni="; Patroni shards: second members' PostgreSQL ports ${PATRONI_PG_PORTS[*]}, REST API ports ${PATRONI_API_PORTS[*]}, namespace $PATRONI_NAMESPACE"
+  fi
+  local settings="etcd client ports ${ETCD_CLIENT_PORTS[*]}; etcd peer ports ${ETCD_PEER_PORTS[*]}; PostgreSQL ports ${PG_PORTS[*]}; gRPC ports ${GRPC_PORTS[*]}; metrics ports ${METRICS_PORTS[*]}$patroni; etcd prefix $ETCD_PREFIX"
   local file="$RUN/settings"
   if [[ -f $file && $(<"$file") != "$settings" ]]; then
+    if ! $PATRONI && grep -q 'Patroni shards' "$file"; then
+      die "$RUN was set up with Patroni shards: run deploy/local/up.sh --patroni, or delete it first with deploy/local/down.sh --purge"
+    fi
+    if $PATRONI && ! grep -q 'Patroni shards' "$file"; then
+      die "$RUN was set up with fixed shards (without --patroni): delete it first with deploy/local/down.sh --purge"
+    fi
     die "$RUN was set up with other settings ($(<"$file")); run with those, or delete it first with deploy/local/down.sh --purge"
   fi
   printf '%s\n' "$settings" >"$file"
@@ -182,7 +237,15 @@ preflight_ports() {
       require_free_port "${ETCD_CLIENT_PORTS[i]}" "etcd$((i + 1)) client"
       require_free_port "${ETCD_PEER_PORTS[i]}" "etcd$((i + 1)) peer"
     fi
-    if ! { [[ -f $RUN/pg$((i + 1))/PG_VERSION ]] && pg_running "$RUN/pg$((i + 1))"; }; then
+    if $PATRONI; then
+      local x
+      for x in a b; do
+        if ! running "$RUN/pg$((i + 1))$x.pid" "$(patroni_config "$((i + 1))$x")"; then
+          require_free_port "$(member_pg_port "$((i + 1))$x")" "pg$((i + 1))$x"
+          require_free_port "$(member_api_port "$((i + 1))$x")" "pg$((i + 1))$x REST API"
+        fi
+      done
+    elif ! { [[ -f $RUN/pg$((i + 1))/PG_VERSION ]] && pg_running "$RUN/pg$((i + 1))"; }; then
       require_free_port "${PG_PORTS[i]}" "pg$((i + 1))"
     fi
   done
@@ -323,23 +386,201 @@ EOF
     head -n 1 "$data/postmaster.pid" >"$pidfile"
     wait_until "pg$n" "$log" "" "" "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" -U postgres -t 2
     check_prepared_transactions "$n" "$data" "$port"
-    if [[ -z $("$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
-      "SELECT 1 FROM pg_database WHERE datname = 'shard$n'") ]]; then
-      "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres "shard$n"
-      say "created database shard$n on port $port"
-    fi
-    # The demo keyspace shards table users by id; give each shard the table so the lookups lead somewhere.
-    # countries becomes a reference table of keyspace users (declare_countries): a copy on every shard.
-    # The demo keyspace accounts shards the users' balances and the ledger of their transfers by user id
-    # (the example's transfer command; the statements are examples' AccountStore.ddl, checked by its tests).
-    PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d "shard$n" -v ON_ERROR_STOP=1 \
-      -c "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text NOT NULL)" \
-      -c "ALTER TABLE users ADD COLUMN IF NOT EXISTS country text" \
-      -c "CREATE TABLE IF NOT EXISTS countries (code text PRIMARY KEY, name text NOT NULL)" \
-      -c "CREATE TABLE IF NOT EXISTS accounts (user_id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))" \
-      -c "CREATE TABLE IF NOT EXISTS ledger (user_id bigint NOT NULL, transfer_id uuid NOT NULL, amount bigint NOT NULL, other_user bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (user_id, transfer_id))" \
-      >/dev/null
+    create_schema "$n" "$port"
   done
+}
+
+
+# Shard n's database and the demo's tables, on the PostgreSQL at the port (a Patroni shard's primary; its standby
+# replicates them).
+create_schema() {
+  local n=$1 port=$2
+  if [[ -z $("$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'shard$n'") ]]; then
+    "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres "shard$n"
+    say "created database shard$n on port $port"
+  fi
+  # The demo keyspace shards table users by id; give each shard the table so the lookups lead somewhere.
+  # countries becomes a reference table of keyspace users (declare_countries): a copy on every shard.
+  # The demo keyspace accounts shards the users' balances and the ledger of their transfers by user id
+  # (the example's transfer command; the statements are examples' AccountStore.ddl, checked by its tests).
+  PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d "shard$n" -v ON_ERROR_STOP=1 \
+    -c "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text NOT NULL)" \
+    -c "ALTER TABLE users ADD COLUMN IF NOT EXISTS country text" \
+    -c "CREATE TABLE IF NOT EXISTS countries (code text PRIMARY KEY, name text NOT NULL)" \
+    -c "CREATE TABLE IF NOT EXISTS accounts (user_id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))" \
+    -c "CREATE TABLE IF NOT EXISTS ledger (user_id bigint NOT NULL, transfer_id uuid NOT NULL, amount bigint NOT NULL, other_user bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (user_id, transfer_id))" \
+    >/dev/null
+}
+
+# ---------------------------------------------------------------- (c) PostgreSQL as Patroni clusters (--patroni)
+
+# Member "1a" is pg1a, the first member of shard1 (port from SHARDMAP_LOCAL_PG_PORTS), "1b" the second
+# (SHARDMAP_LOCAL_PATRONI_PG_PORTS). Member names are the directory names under deploy/.run, so the leader key
+# (/service/shard1/leader = pg1b) names the member's directory too.
+member_pg_port() {
+  local n=${1%[ab]}
+  if [[ $1 == *a ]]; then echo "${PG_PORTS[n - 1]}"; else echo "${PATRONI_PG_PORTS[n - 1]}"; fi
+}
+
+member_api_port() {
+  local n=${1%[ab]}
+  if [[ $1 == *a ]]; then echo "${PATRONI_API_PORTS[n - 1]}"; else echo "${PATRONI_API_PORTS[n + 2]}"; fi
+}
+
+patroni_config() {
+  echo "$RUN/pg$1/patroni.yml"
+}
+
+# The Patroni settings (bootstrap.dcs becomes the cluster's dynamic configuration in etcd on its first start;
+# later edits of this file do not change it: patronictl edit-config does). The timing is testkit's
+# PatroniCluster's (docs/patroni.md): ttl 20 s and loop_wait 1 s are Patroni's minimums; retry_timeout 5 s gives
+# a loaded machine slack within loop_wait + 2 * retry_timeout <= ttl; primary_start_timeout 0 fails a crashed
+# primary over to the synchronous standby at once instead of restarting it in place (no acknowledged commit is
+# lost: synchronous_mode). failsafe_mode: Patroni keeps its keys in the etcd that Shardmap uses, so without it
+# losing etcd's quorum would demote every shard's primary at once; with it a primary that still reaches all its
+# members keeps serving. The directory refuses to follow a cluster without it.
+write_patroni_config() {
+  local m=$1 n=${1%[ab]} dir="$RUN/pg$1" hosts="" p
+  for p in "${ETCD_CLIENT_PORTS[@]}"; do
+    hosts+="${hosts:+, }'127.0.0.1:$p'"
+  done
+  cat >"$(patroni_config "$m")" <<EOF
+# deploy/local/up.sh --patroni: member pg$m of shard$n's Patroni cluster (scope shard$n).
+scope: shard$n
+namespace: $PATRONI_NAMESPACE
+name: pg$m
+restapi:
+  listen: 127.0.0.1:$(member_api_port "$m")
+  connect_address: 127.0.0.1:$(member_api_port "$m")
+etcd3:
+  hosts: [$hosts]
+bootstrap:
+  dcs:
+    ttl: 20
+    loop_wait: 1
+    retry_timeout: 5
+    primary_start_timeout: 0
+    maximum_lag_on_failover: 1048576
+    synchronous_mode: true
+    failsafe_mode: true
+    postgresql:
+      use_pg_rewind: true
+      parameters:
+        # Cross-shard transactions prepare on every participant shard (PREPARE TRANSACTION); see
+        # PG_MAX_PREPARED_TRANSACTIONS. A standby needs at least the primary's value, so it is cluster-wide.
+        max_prepared_transactions: $PG_MAX_PREPARED_TRANSACTIONS
+        wal_log_hints: 'on'
+  # no-sync: a few seconds less per cluster; only an OS crash right after the bootstrap could cost the data.
+  initdb:
+  - encoding: UTF8
+  - locale: C
+  - no-sync
+postgresql:
+  listen: 127.0.0.1:$(member_pg_port "$m")
+  connect_address: 127.0.0.1:$(member_pg_port "$m")
+  data_dir: $dir/data
+  bin_dir: $PG_BIN
+  pgpass: $dir/pgpass
+  authentication:
+    superuser:
+      username: postgres
+    replication:
+      username: replicator
+      password: replicator
+    rewind:
+      username: postgres
+  # As the fixed shards: a local development cluster; anyone on 127.0.0.1 may connect as anyone.
+  pg_hba:
+  - host all all 127.0.0.1/32 trust
+  - host replication all 127.0.0.1/32 trust
+  parameters:
+    # Loopback TCP only, no Unix socket (socket paths have a length limit).
+    unix_socket_directories: ''
+EOF
+}
+
+# The member of shard n whose REST API says it is the primary, as its PostgreSQL port; fails if none is.
+leader_port() {
+  local x
+  for x in a b; do
+    if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$(member_api_port "$1$x")/primary" 2>/dev/null; then
+      member_pg_port "$1$x"
+      return 0
+    fi
+  done
+  return 1
+}
+
+leader_accepts_writes() {
+  local port
+  port=$(leader_port "$1") || return 1
+  [[ $("$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc "SELECT NOT pg_is_in_recovery()") == t ]]
+}
+
+# True once a member of shard n streams as its synchronous standby.
+has_sync_standby() {
+  local x
+  for x in a b; do
+    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$(member_api_port "$1$x")/sync" 2>/dev/null && return 0
+  done
+  return 1
+}
+
+# Starts the six Patroni members (those not running yet) and returns at once: each cluster bootstraps (initdb on
+# the member that wins the initialize key, a base backup on the other) while the directory servers start.
+spawn_patroni() {
+  local n x patroni_bin
+  if $IS_ROOT; then
+    id postgres >/dev/null 2>&1 || die "user postgres does not exist (it comes with the postgresql package)"
+    runuser -u postgres -- test -x "$RUN" \
+      || die "user postgres cannot reach $RUN (a parent directory is not searchable by others); put the repository elsewhere"
+  fi
+  patroni_bin=$(command -v patroni)
+  for n in 1 2 3; do
+    for x in a b; do
+      local m=$n$x dir="$RUN/pg$n$x" log="$RUN/pg$n$x.log" pidfile="$RUN/pg$n$x.pid" config
+      config=$(patroni_config "$m")
+      if running "$pidfile" "$config"; then
+        say "pg$m already running (pid $(<"$pidfile"), Patroni of shard$n)"
+        continue
+      fi
+      require_free_port "$(member_pg_port "$m")" "pg$m"
+      require_free_port "$(member_api_port "$m")" "pg$m REST API"
+      mkdir -p "$dir"
+      chmod 700 "$dir"
+      write_patroni_config "$m"
+      touch "$log"
+      local as=()
+      if $IS_ROOT; then
+        chown -R postgres: "$dir" "$log"
+        # setpriv executes Patroni in place (runuser would fork and wait), so the pid file names Patroni itself.
+        as=(setpriv --reuid=postgres --regid=postgres --init-groups)
+      fi
+      # A clean environment: PG* and PATRONI_* variables would override the configuration.
+      spawn "$pidfile" "$log" ${as[@]+"${as[@]}"} env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$dir" LANG=C.UTF-8 \
+        "$patroni_bin" "$config"
+      say "pg$m started (pid $(<"$pidfile"), Patroni of shard$n, PostgreSQL port $(member_pg_port "$m"), REST API port $(member_api_port "$m"), log $log)"
+    done
+  done
+}
+
+# Waits for each cluster's leader, creates the shard's database and tables on it, then waits for each
+# cluster's synchronous standby, so the shards are registered with their replica in place.
+await_patroni() {
+  local n port
+  for n in 1 2 3; do
+    wait_until "shard$n's Patroni leader" "$RUN/pg${n}a.log" "$RUN/pg${n}a.pid" "$(patroni_config "${n}a")" \
+      leader_accepts_writes "$n"
+    port=$(leader_port "$n")
+    say "shard$n: primary on port $port"
+    create_schema "$n" "$port"
+  done
+  for n in 1 2 3; do
+    wait_until "shard$n's synchronous standby" "$RUN/pg${n}b.log" "$RUN/pg${n}b.pid" "$(patroni_config "${n}b")" \
+      has_sync_standby "$n"
+  done
+  say "Patroni clusters shard1..3 run, each a primary and a synchronous standby (patronictl -c $(patroni_config 1a) list)"
 }
 
 # ---------------------------------------------------------------- (c) directory servers
@@ -391,6 +632,12 @@ register_demo() {
     local n=$((i + 1))
     if grep -qx "shard$n" <<<"$registered"; then
       say "shard$n already registered"
+    elif $PATRONI; then
+      # No endpoints: the directory reads them from Patroni's keys (the members' conn_url names database
+      # postgres, hence --patroni-database) and rewrites them at each failover.
+      ctl shard register "shard$n" --patroni-scope "shard$n" --patroni-namespace "$PATRONI_NAMESPACE" \
+        --patroni-database "shard$n" >/dev/null
+      say "registered shard$n (Patroni cluster $PATRONI_NAMESPACE/shard$n, database shard$n)"
     else
       ctl shard register "shard$n" --host 127.0.0.1 --port "${PG_PORTS[i]}" --database "shard$n" >/dev/null
       say "registered shard$n (127.0.0.1:${PG_PORTS[i]}/shard$n)"
@@ -430,8 +677,12 @@ declare_countries() {
     say "reference table countries already declared"
     return
   fi
-  if [[ $("$PG_BIN/psql" -h 127.0.0.1 -p "${PG_PORTS[0]}" -U postgres -d shard1 -tAc "SELECT count(*) FROM countries") == 0 ]]; then
-    "$PG_BIN/psql" -q -h 127.0.0.1 -p "${PG_PORTS[0]}" -U postgres -d shard1 -v ON_ERROR_STOP=1 \
+  local port=${PG_PORTS[0]}
+  if $PATRONI; then
+    port=$(leader_port 1) || die "shard1's Patroni cluster has no primary"
+  fi
+  if [[ $("$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d shard1 -tAc "SELECT count(*) FROM countries") == 0 ]]; then
+    "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d shard1 -v ON_ERROR_STOP=1 \
       -c "INSERT INTO countries VALUES ('fr', 'France'), ('de', 'Germany'), ('jp', 'Japan'), ('br', 'Brazil')" >/dev/null
   fi
   out=$("$ROOT/deploy/local/migrator" reference add countries --keyspace users --source shard1 2>&1 | grep -v '^SLF4J') \
@@ -480,9 +731,13 @@ try_it() {
   local g=${GRPC_PORTS[0]}
   local pg_ports
   pg_ports=$(IFS=,; echo "${PG_PORTS[*]}")
+  local shards="PostgreSQL shard1..3 on 127.0.0.1 ports $pg_ports"
+  if $PATRONI; then
+    shards="shard1..3 as Patroni clusters (PostgreSQL ports $pg_ports and $(IFS=,; echo "${PATRONI_PG_PORTS[*]}"))"
+  fi
   cat <<EOF
 
-Shardmap is up: etcd $ETCD_ENDPOINTS, PostgreSQL shard1..3 on 127.0.0.1 ports $pg_ports,
+Shardmap is up: etcd $ETCD_ENDPOINTS, $shards,
 directory servers on 127.0.0.1:${GRPC_PORTS[0]} and 127.0.0.1:${GRPC_PORTS[1]} (metrics ${METRICS_PORTS[0]}, ${METRICS_PORTS[1]}).
 Logs and data: $RUN
 
@@ -525,6 +780,16 @@ Try it:
 
 Stop it: deploy/local/down.sh   (--purge also deletes $RUN)
 EOF
+  if $PATRONI; then
+    cat <<EOF
+
+The shards are Patroni clusters (README: Shards as Patroni clusters). A failover:
+  patronictl -c $(patroni_config 1a) list                  # shard1's members: which one leads
+  leader=\$(ETCDCTL_API=3 etcdctl --endpoints $ETCD_ENDPOINTS get --print-value-only $PATRONI_NAMESPACE/shard1/leader)
+  kill -9 \$(head -n 1 $RUN/\$leader/data/postmaster.pid)     # shard1's primary postmaster
+  shardmapctl shard list                                      # a few seconds later: the new primary, TERM + 1
+EOF
+  fi
 }
 
 main() {
@@ -534,8 +799,14 @@ main() {
   preflight_ports
   build_jars
   start_etcd
-  start_postgres
-  start_directories
+  if $PATRONI; then
+    spawn_patroni
+    start_directories
+    await_patroni
+  else
+    start_postgres
+    start_directories
+  fi
   register_demo
   declare_countries
   run_example

@@ -6,6 +6,7 @@ import io.shardmap.proto.v1.Key;
 import io.shardmap.proto.v1.KeyRange;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.PatroniSource;
 import io.shardmap.proto.v1.ShardState;
 import io.shardmap.proto.v1.ShardedTable;
 import io.shardmap.proto.v1.Strategy;
@@ -53,6 +54,15 @@ final class Text {
   static String endpoint(Endpoint e) {
     String host = e.getHost().contains(":") ? "[" + e.getHost() + "]" : e.getHost();
     return host + ":" + e.getPort() + "/" + e.getDatabase();
+  }
+
+  /**
+   * Where Patroni keeps the cluster: {@code <namespace>/<scope>}, the namespace defaulting to Patroni's
+   * {@code /service} and written with one leading and no trailing slash, as Patroni collapses them.
+   */
+  static String patroni(PatroniSource p) {
+    String ns = p.getNamespace().replaceAll("/+", "/").replaceAll("^/|/$", "");
+    return "/" + (ns.isEmpty() ? "service" : ns) + "/" + p.getScope();
   }
 
   static String state(ShardState s) {

@@ -103,10 +103,12 @@ final class WatchCommand extends Cmd {
       case KEYSPACE_DROPPED -> "keyspace dropped";
       case SHARD -> {
         Shard s = c.getShard();
-        yield "shard " + s.getName() + " = " + Text.endpoint(s.getPrimary()) + ", " + Text.state(s.getState())
+        yield "shard " + s.getName() + " = " + (s.hasPrimary() ? Text.endpoint(s.getPrimary()) : "-") + ", "
+            + Text.state(s.getState())
             + (s.getRegion().isEmpty() ? "" : ", region " + s.getRegion())
             + (s.getReplicasCount() == 0 ? "" : ", replicas " + s.getReplicasList().stream().map(Text::endpoint)
-                .collect(Collectors.joining(",")));
+                .collect(Collectors.joining(",")))
+            + (s.hasPatroni() ? ", patroni " + Text.patroni(s.getPatroni()) + " term " + s.getPrimaryTerm() : "");
       }
       case SHARD_REMOVED -> "shard " + c.getShardRemoved() + " deregistered";
       case RANGE -> "range " + Text.range(c.getRange().getRange()) + " -> " + c.getRange().getShard() + " (epoch "

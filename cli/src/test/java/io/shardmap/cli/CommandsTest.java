@@ -171,6 +171,179 @@ class CommandsTest {
         + "shard10  127.0.0.1:15435/shard10  -         us      down    7\n", l.out());
   }
 
+  // ---- Patroni shards
+
+  static Shard patroniShard(String name, String scope, int port, long term) {
+    return Shard.newBuilder().setName(name)
+        .setPrimary(Endpoint.newBuilder().setHost("127.0.0.1").setPort(port).setDatabase(name))
+        .addReplicas(Endpoint.newBuilder().setHost("127.0.0.1").setPort(port + 1).setDatabase(name))
+        .setPatroni(PatroniSource.newBuilder().setScope(scope).setDatabase(name).setObservedRevision(88))
+        .setPrimaryTerm(term).setState(ShardState.SHARD_STATE_ACTIVE).setRevision(90).build();
+  }
+
+  @Test
+  void shardRegisterWithPatroniScopeSendsTheSourceAndNoEndpoints() {
+    Shard stored = patroniShard("shard1", "pg-shard1", 25433, 1);
+    fake.answer("RegisterShard", RegisterShardResponse.newBuilder().setShard(stored).setRevision(90).build());
+
+    Result r = fake.run("shard", "register", "shard1", "--patroni-scope", "pg-shard1", "--patroni-database", "shard1",
+        "--region", "eu");
+    Result ns = fake.run("shard", "register", "shard2", "--patroni-scope", "s2", "--patroni-namespace", "/demo");
+
+    ok(r);
+    ok(ns);
+    List<RegisterShardRequest> sent = fake.all(RegisterShardRequest.class);
+    assertEquals(Shard.newBuilder().setName("shard1").setRegion("eu")
+        .setPatroni(PatroniSource.newBuilder().setScope("pg-shard1").setDatabase("shard1")).build(),
+        sent.get(0).getShard(), "no primary, no replicas; the namespace left to the server's default");
+    assertEquals(PatroniSource.newBuilder().setScope("s2").setNamespace("/demo").build(),
+        sent.get(1).getShard().getPatroni());
+    assertFalse(sent.get(1).getShard().hasPrimary());
+    assertEquals("registered shard shard1 (revision 90)\n"
+        + "NAME    PRIMARY                 REPLICAS                REGION  STATE   REVISION  PATRONI             TERM\n"
+        + "shard1  127.0.0.1:25433/shard1  127.0.0.1:25434/shard1  -       active  90        /service/pg-shard1  1\n",
+        r.out());
+  }
+
+  @Test
+  void shardRegisterRefusesPatroniScopeWithFixedEndpointsAndPatroniOptionsWithoutScope() {
+    Result both = fake.run("shard", "register", "s", "--patroni-scope", "c", "--host", "h", "--port", "1",
+        "--database", "d");
+    Result replica = fake.run("shard", "register", "s", "--patroni-scope", "c", "--replica", "h:1/d");
+    Result nsOnly = fake.run("shard", "register", "s", "--host", "h", "--port", "1", "--database", "d",
+        "--patroni-namespace", "/x");
+    Result empty = fake.run("shard", "register", "s", "--patroni-scope", "");
+    Result nothing = fake.run("shard", "register", "s");
+
+    for (Result r : List.of(both, replica, nsOnly, empty, nothing)) {
+      assertEquals(2, r.code(), r::toString);
+    }
+    assertTrue(both.err().contains("--patroni-scope and --host, --port, --database, --replica exclude each other"),
+        both::toString);
+    assertTrue(replica.err().contains("exclude each other"), replica::toString);
+    assertTrue(nsOnly.err().contains("--patroni-namespace and --patroni-database need --patroni-scope"),
+        nsOnly::toString);
+    assertTrue(empty.err().contains("--patroni-scope must not be empty"), empty::toString);
+    assertTrue(nothing.err().startsWith("error: usage: Missing required options: '--host', '--port', '--database'"
+        + " (a shard needs --host, --port and --database, or --patroni-scope)"), nothing::toString);
+    assertEquals(List.of(), fake.requests());
+  }
+
+  @Test
+  void shardUpdateTurnsAFixedShardIntoAPatroniOneWithoutItsEndpoints() {
+    Shard current = shard("shard2", 5434).toBuilder().setRegion("eu").setRevision(31)
+        .addReplicas(Endpoint.newBuilder().setHost("10.0.0.9").setPort(5434).setDatabase("shard2")).build();
+    fake.answer("ListShards", ListShardsResponse.newBuilder().addShards(current).build());
+    fake.answer("UpdateShard", UpdateShardResponse.newBuilder().setShard(patroniShard("shard2", "c2", 26000, 1))
+        .setRevision(44).build());
+
+    ok(fake.run("shard", "update", "shard2", "--patroni-scope", "c2", "--patroni-namespace", "/demo"));
+
+    UpdateShardRequest req = fake.only(UpdateShardRequest.class);
+    assertEquals(31, req.getExpectedRevision());
+    assertEquals(Shard.newBuilder().setName("shard2").setRegion("eu").setState(ShardState.SHARD_STATE_ACTIVE)
+        .setPatroni(PatroniSource.newBuilder().setScope("c2").setNamespace("/demo")).build(), req.getShard());
+  }
+
+  @Test
+  void shardUpdateOfAPatroniShardSendsItsSourceWithoutTheEndpointsAndOutputOnlyFields() {
+    Shard current = patroniShard("shard3", "c3", 25435, 4);
+    fake.answer("ListShards", ListShardsResponse.newBuilder().addShards(current).build());
+    fake.answer("UpdateShard", UpdateShardResponse.newBuilder().setShard(current).setRevision(95).build());
+
+    ok(fake.run("shard", "update", "shard3", "--state", "draining"));
+    ok(fake.run("shard", "update", "shard3", "--patroni-database", "", "--patroni-namespace", "/other"));
+
+    List<UpdateShardRequest> sent = fake.all(UpdateShardRequest.class);
+    assertEquals(Shard.newBuilder().setName("shard3").setState(ShardState.SHARD_STATE_DRAINING)
+        .setPatroni(PatroniSource.newBuilder().setScope("c3").setDatabase("shard3")).build(), sent.get(0).getShard(),
+        "primary and replicas are the directory's to fill in; primary_term and observed_revision are output only");
+    assertEquals(90, sent.get(0).getExpectedRevision());
+    assertEquals(PatroniSource.newBuilder().setScope("c3").setNamespace("/other").build(),
+        sent.get(1).getShard().getPatroni());
+  }
+
+  @Test
+  void shardUpdateNoPatroniKeepsTheEndpointsLastSeenAsFixedOnes() {
+    Shard current = patroniShard("shard3", "c3", 25435, 4);
+    fake.answer("ListShards", ListShardsResponse.newBuilder().addShards(current).build());
+    fake.answer("UpdateShard", UpdateShardResponse.newBuilder().setShard(shard("shard3", 25435)).setRevision(95)
+        .build());
+
+    ok(fake.run("shard", "update", "shard3", "--no-patroni", "--port", "25436"));
+
+    Shard sent = fake.only(UpdateShardRequest.class).getShard();
+    assertFalse(sent.hasPatroni());
+    assertEquals(0, sent.getPrimaryTerm());
+    assertEquals(current.getPrimary().toBuilder().setPort(25436).build(), sent.getPrimary());
+    assertEquals(current.getReplicasList(), sent.getReplicasList());
+  }
+
+  @Test
+  void shardUpdateRefusesMixingPatroniAndFixedEndpoints() {
+    fake.answer("ListShards", ListShardsResponse.newBuilder().addShards(patroniShard("p", "c", 25433, 2))
+        .addShards(shard("f", 5433)).build());
+
+    Result scopeAndHost = fake.run("shard", "update", "f", "--patroni-scope", "c", "--host", "h");
+    Result scopeAndNoPatroni = fake.run("shard", "update", "p", "--patroni-scope", "c", "--no-patroni");
+    Result hostOnPatroni = fake.run("shard", "update", "p", "--port", "1");
+    Result noPatroniOnFixed = fake.run("shard", "update", "f", "--no-patroni");
+    Result namespaceOnFixed = fake.run("shard", "update", "f", "--patroni-namespace", "/x");
+
+    for (Result r : List.of(scopeAndHost, scopeAndNoPatroni, hostOnPatroni, noPatroniOnFixed, namespaceOnFixed)) {
+      assertEquals(2, r.code(), r::toString);
+    }
+    assertTrue(scopeAndHost.err().contains("exclude each other"), scopeAndHost::toString);
+    assertTrue(scopeAndNoPatroni.err().contains("exclude each other"), scopeAndNoPatroni::toString);
+    assertTrue(hostOnPatroni.err().contains("shard 'p' follows Patroni (/service/c)"), hostOnPatroni::toString);
+    assertTrue(hostOnPatroni.err().contains("need --no-patroni"), hostOnPatroni::toString);
+    assertTrue(noPatroniOnFixed.err().contains("shard 'f' does not follow Patroni"), noPatroniOnFixed::toString);
+    assertTrue(namespaceOnFixed.err().contains("give --patroni-scope too"), namespaceOnFixed::toString);
+    assertEquals(List.of(), fake.all(UpdateShardRequest.class));
+  }
+
+  @Test
+  void shardListAndShowPrintThePatroniSourceAndTerm() {
+    fake.answer("ListShards", ListShardsResponse.newBuilder().addShards(shard("fixed", 5433))
+        .addShards(patroniShard("shard1", "pg1", 25433, 3).toBuilder()
+            .setPatroni(PatroniSource.newBuilder().setScope("pg1").setNamespace("demo/").setObservedRevision(88)))
+        .build());
+
+    Result l = fake.run("shard", "list");
+    Result p = fake.run("shard", "show", "shard1");
+    Result f = fake.run("shard", "show", "fixed");
+    Result missing = fake.run("shard", "show", "nope");
+
+    ok(l);
+    assertEquals(""
+        + "NAME    PRIMARY                 REPLICAS                REGION  STATE   REVISION  PATRONI    TERM\n"
+        + "fixed   127.0.0.1:5433/fixed    -                       -       active  7         -          -\n"
+        + "shard1  127.0.0.1:25433/shard1  127.0.0.1:25434/shard1  -       active  90        /demo/pg1  3\n", l.out());
+    ok(p);
+    assertEquals(""
+        + "name               shard1\n"
+        + "primary            127.0.0.1:25433/shard1\n"
+        + "replicas           127.0.0.1:25434/shard1\n"
+        + "region             -\n"
+        + "state              active\n"
+        + "revision           90\n"
+        + "patroni            /demo/pg1\n"
+        + "patroni database   - (the members' conn_url)\n"
+        + "observed revision  88\n"
+        + "primary term       3\n", p.out());
+    ok(f);
+    assertTrue(f.out().contains("patroni   - (fixed endpoints)\n"), f::toString);
+    assertEquals(3, missing.code(), missing::toString);
+    assertEquals("error: NOT_FOUND: shard 'nope' is not registered\n", missing.err());
+  }
+
+  @Test
+  void watchDescribesAPatroniShardsSourceAndTerm() {
+    Shard s = patroniShard("shard1", "pg1", 25433, 2);
+    assertEquals("shard shard1 = 127.0.0.1:25433/shard1, active, replicas 127.0.0.1:25434/shard1, "
+        + "patroni /service/pg1 term 2", WatchCommand.describe(MapChange.newBuilder().setShard(s).build()));
+  }
+
   // ---- keyspaces
 
   @Test
