@@ -32,6 +32,7 @@ public final class DataOptions {
   private final Duration failoverBufferWindow;
   private final int failoverBufferSize;
   private final Duration failoverProbeInterval;
+  private final boolean resolveUnknownCommits;
   private final Duration maxReplicaLag;
   private final Duration replicaCheckInterval;
 
@@ -56,6 +57,7 @@ public final class DataOptions {
     failoverBufferWindow = b.failoverBufferWindow;
     failoverBufferSize = b.failoverBufferSize;
     failoverProbeInterval = b.failoverProbeInterval;
+    resolveUnknownCommits = b.resolveUnknownCommits;
     maxReplicaLag = b.maxReplicaLag;
     replicaCheckInterval = b.replicaCheckInterval;
   }
@@ -135,6 +137,14 @@ public final class DataOptions {
   public Duration failoverProbeInterval() { return failoverProbeInterval; }
 
   /**
+   * Whether a transaction on a Patroni shard whose connection breaks inside COMMIT (a failover, a switchover)
+   * has its outcome looked up on the shard's primary afterwards instead of failing as unknown: committed
+   * answers the call, provably not committed runs it again (docs/patroni.md, "Commits cut by a failover").
+   * Costs one short statement before each such COMMIT. Default true.
+   */
+  public boolean resolveUnknownCommits() { return resolveUnknownCommits; }
+
+  /**
    * How far behind its primary a replica may be and still serve {@link ShardmapData#read}s; default 5 s.
    * A replica is used while it is in recovery and has either replayed everything its primary had written
    * when last checked (lag 0) or replays transactions committed at most this long ago; beyond it reads go
@@ -175,6 +185,7 @@ public final class DataOptions {
     private Duration failoverBufferWindow = Duration.ofSeconds(10);
     private int failoverBufferSize = 1000;
     private Duration failoverProbeInterval = Duration.ofMillis(100);
+    private boolean resolveUnknownCommits = true;
     private Duration maxReplicaLag = Duration.ofSeconds(5);
     private Duration replicaCheckInterval = Duration.ofMillis(500);
 
@@ -311,6 +322,12 @@ public final class DataOptions {
         throw new IllegalArgumentException("failoverBufferSize: must be 1..100000 calls, got " + n);
       }
       this.failoverBufferSize = n;
+      return this;
+    }
+
+    /** Default true. See {@link DataOptions#resolveUnknownCommits()}. */
+    public Builder resolveUnknownCommits(boolean on) {
+      this.resolveUnknownCommits = on;
       return this;
     }
 

@@ -4,6 +4,8 @@ import com.zaxxer.hikari.HikariDataSource;
 import io.shardmap.client.internal.Counters;
 import io.shardmap.client.internal.Counters.QueryFailure;
 import io.shardmap.client.internal.Counters.RetryCause;
+import io.shardmap.client.internal.CommitOutcome;
+import io.shardmap.client.internal.CommitUnknownException;
 import io.shardmap.client.internal.FailoverBuffer;
 import io.shardmap.client.internal.NotRunException;
 import io.shardmap.client.internal.SqlStates;
@@ -784,7 +786,24 @@ public final class ShardmapData implements AutoCloseable {
             failover.succeeded(pool.shard());
           }
           return result;
-        } catch (SQLException e) {
+        } catch (SQLException caught) {
+          SQLException e = caught;
+          if (e instanceof CommitUnknownException u) {
+            String shard = u.pool().shard();
+            CommitOutcome.Status outcome = CommitOutcome.resolve(u.xid(), u.pool(),
+                () -> pools.get(shard, client.coreSnapshot()), failover, u.original());
+            if (outcome == CommitOutcome.Status.COMMITTED) {
+              failed = false;
+              failover.succeeded(shard);
+              @SuppressWarnings("unchecked")
+              T result = (T) u.result();
+              return result;
+            }
+            if (outcome == CommitOutcome.Status.UNKNOWN) {
+              throw u.original();
+            }
+            e = new NotRunException(u.original()); // aborted: provably not applied, so it may run again
+          }
           if (!options.failoverBufferWindow().isZero()
               && FailoverBuffer.isFailover(pool, e, mode != Mode.READ)) {
             // The shard's primary is gone or demoted and nothing ran: wait for the map to name the next one
@@ -987,8 +1006,26 @@ public final class ShardmapData implements AutoCloseable {
         rollbackQuietly(c, e);
         throw e;
       }
-      // A failure in COMMIT itself is passed on as is: if the connection broke, the outcome is unknown.
-      c.commit();
+      // A failure in COMMIT itself is passed on as is: if the connection broke, the outcome is unknown;
+      // on a Patroni shard the call learns it from the primary afterwards (CommitOutcome), by the id
+      // taken here, just before COMMIT.
+      String xid = null;
+      if (pool.followsPatroni() && options.resolveUnknownCommits()) {
+        try {
+          xid = CommitOutcome.assignedId(c);
+        } catch (SQLException e) {
+          rollbackQuietly(c, e);
+          throw SqlStates.isConnectionLoss(e) ? new NotRunException(e) : e;
+        }
+      }
+      try {
+        c.commit();
+      } catch (SQLException e) {
+        if (xid != null && SqlStates.isConnectionLoss(e)) {
+          throw new CommitUnknownException(e, xid, pool, result);
+        }
+        throw e;
+      }
       return result;
     } finally {
       c.close();

@@ -51,7 +51,10 @@ final class PatroniBed implements AutoCloseable {
       throws Exception {
     this.cluster = cluster;
     try (Connection c = cluster.primary(WAIT).connect(); Statement s = c.createStatement()) {
-      s.execute("create table items (id bigint primary key, writer int not null)");
+      // at: when the row was written, by the server's clock (the same machine's as the test's); port: the
+      // port of the server that wrote it, so rows replicated from an old primary are told apart.
+      s.execute("create table items (id bigint primary key, writer int not null, "
+          + "at timestamptz not null default clock_timestamp(), port int not null default inet_server_port())");
     }
     String prefix = "/t" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
     server = DirectoryServer.start(ServerOptions.loopbackForTests(etcdEndpoints, prefix).build());
@@ -89,6 +92,19 @@ final class PatroniBed implements AutoCloseable {
       }
     }
     return ids;
+  }
+
+  /** When {@code node}'s PostgreSQL wrote its first row of items (itself, not replicated), in wall-clock ms; -1 if none. */
+  long firstWriteOn(String node) throws SQLException {
+    try (Connection c = cluster.instance(node).connect(); PreparedStatement ps = c.prepareStatement(
+        "select (extract(epoch from min(at)) * 1000)::bigint from items where port = ?")) {
+      ps.setInt(1, cluster.postgresPort(node));
+      try (ResultSet rs = ps.executeQuery()) {
+        rs.next();
+        long v = rs.getLong(1);
+        return rs.wasNull() ? -1 : v;
+      }
+    }
   }
 
   Writers writers(int n) {
