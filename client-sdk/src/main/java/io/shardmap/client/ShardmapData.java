@@ -293,13 +293,18 @@ public final class ShardmapData implements AutoCloseable {
     int writers = 0;
     // Keys refused by a fence older than their route: declared on every later run (see StaleRoute).
     Map<String, Boolean> declare = new java.util.HashMap<>();
+    // A Patroni shard whose primary could not be reached in this attempt (see patroniFailure), and this
+    // transaction's wait in the failover buffer, shared by all its attempts.
+    ShardPool[] unreachable = new ShardPool[1];
+    FailoverBuffer.Wait buffered = null;
     try {
       for (int attempt = 1; ; attempt++) {
+        unreachable[0] = null;
         CrossShardTransaction tx = new CrossShardTransaction(new CrossShardTransaction.Opener() {
           @Override
           public Participant open(CrossShardTransaction t, String keyspace, long intKey, ShardKey key)
               throws SQLException {
-            return participant(t, keyspace, intKey, key, declare);
+            return participant(t, keyspace, intKey, key, declare, unreachable);
           }
 
           @Override
@@ -309,14 +314,25 @@ public final class ShardmapData implements AutoCloseable {
 
           @Override
           public Participant openShard(CrossShardTransaction t, String shard) throws SQLException {
-            return participantOf(t, shard);
+            return participantOf(t, shard, unreachable);
           }
         });
         T result;
         try {
           result = work.run(tx);
         } catch (SQLException e) {
+          ShardPool failedOver = patroniFailure(tx, e, unreachable[0]);
           txns.rollback(tx.end(), e);
+          if (failedOver != null) {
+            // Nothing committed anywhere (every shard's transaction was open): wait for the shard's next
+            // primary as a single-key call does, then run the whole transaction again.
+            String shard = failedOver.shard();
+            buffered = failover.await(buffered, failedOver, () -> pools.get(shard, client.coreSnapshot()),
+                e instanceof NotRunException n ? n.original() : e);
+            stats.txnRerun();
+            attempt--;
+            continue;
+          }
           if (StaleRoute.isStaleRoute(e)) {
             awaitRerun(tx.routes(), e, attempt, declare);
             stats.txnRerun();
@@ -614,10 +630,10 @@ public final class ShardmapData implements AutoCloseable {
 
   /** The participant of {@code key}'s shard in {@code tx}, opened (and the route declared) as needed. */
   private Participant participant(CrossShardTransaction tx, String keyspace, long intKey, ShardKey key,
-      Map<String, Boolean> declare) throws SQLException {
+      Map<String, Boolean> declare, ShardPool[] unreachable) throws SQLException {
     Route route = route(keyspace, intKey, key);
     tx.used(new CrossShardTransaction.UsedRoute(keyspace, intKey, key, route));
-    Participant p = participantOf(tx, route.shard());
+    Participant p = participantOf(tx, route.shard(), unreachable);
     String declared = declaredKey(intKey, key);
     if (declare.containsKey(keyspace + '\0' + declared)) {
       declare(p.raw(), new Declaration(keyspace, route.epoch(), declared), true);
@@ -625,8 +641,37 @@ public final class ShardmapData implements AutoCloseable {
     return p;
   }
 
-  /** The participant of {@code shard} in {@code tx}, opened (with the lock bound of two shards) as needed. */
-  private Participant participantOf(CrossShardTransaction tx, String shard) throws SQLException {
+  /**
+   * The Patroni shard to wait for before running a failed cross-shard transaction again, or null: when the
+   * buffer is on and the failure proves nothing ran (NotRun, or a connection lost before the commit), the
+   * shard whose primary could not be borrowed from, else one whose participant's connection broke.
+   */
+  private ShardPool patroniFailure(CrossShardTransaction tx, SQLException e, ShardPool unreachable) {
+    if (options.failoverBufferWindow().isZero() || !(e instanceof NotRunException || SqlStates.isConnectionLoss(e))) {
+      return null;
+    }
+    if (unreachable != null) {
+      return unreachable;
+    }
+    for (Participant p : tx.participants()) {
+      ShardPool pool = pools.get(p.shard(), client.coreSnapshot());
+      try {
+        if (pool != null && pool.followsPatroni() && p.raw().isClosed()) {
+          return pool;
+        }
+      } catch (SQLException ignored) {
+        // isClosed does not fail on pgjdbc; a driver that did would just not be waited for
+      }
+    }
+    return null;
+  }
+
+  /**
+   * The participant of {@code shard} in {@code tx}, opened (with the lock bound of two shards) as needed;
+   * a Patroni shard whose primary cannot be borrowed from is noted in {@code unreachable[0]}.
+   */
+  private Participant participantOf(CrossShardTransaction tx, String shard, ShardPool[] unreachable)
+      throws SQLException {
     Participant p = tx.participant(shard);
     if (p == null) {
       ShardPool pool = pools.get(shard, client.coreSnapshot());
@@ -639,6 +684,10 @@ public final class ShardmapData implements AutoCloseable {
       } catch (SQLException e) {
         if (pool.isClosed()) {
           throw new NotRunException(e); // replaced between lookup and borrow (endpoints changed): route again
+        }
+        if (pool.followsPatroni()) {
+          unreachable[0] = pool; // a failover under way: nothing ran; wait for the next primary
+          throw new NotRunException(e);
         }
         throw e;
       }

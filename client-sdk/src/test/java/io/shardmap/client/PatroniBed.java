@@ -108,14 +108,23 @@ final class PatroniBed implements AutoCloseable {
   }
 
   Writers writers(int n) {
-    return new Writers(n);
+    return new Writers(n, 0);
+  }
+
+  /** {@code n} single-key writers and {@code crossShard} more that write through {@code acrossShards}. */
+  Writers writers(int n, int crossShard) {
+    return new Writers(n, crossShard);
   }
 
   /** SDK writers, each inserting its own ids in transactions, with the oracle of what was acknowledged. */
   final class Writers {
     final int count;
+    final int crossShard;
     final Set<Long> acked = ConcurrentHashMap.newKeySet();
     final ConcurrentLinkedQueue<String> failures = new ConcurrentLinkedQueue<>();
+    /** Writes acknowledged and failed by the writers that use acrossShards. */
+    final Set<Long> crossAcked = ConcurrentHashMap.newKeySet();
+    final ConcurrentLinkedQueue<String> crossFailures = new ConcurrentLinkedQueue<>();
     private long lastAckNanos;
     /** The longest time between two consecutive acknowledgements (the write outage), and when it ended. */
     private long maxGapNanos;
@@ -123,30 +132,31 @@ final class PatroniBed implements AutoCloseable {
     final AtomicBoolean stop = new AtomicBoolean();
     final List<Thread> threads = new ArrayList<>();
 
-    private Writers(int count) {
+    private Writers(int count, int crossShard) {
       this.count = count;
+      this.crossShard = crossShard;
     }
 
     /** Starts the writers; each stops at 200,000 writes, at {@code limit}, or at {@link #stopAndJoin}. */
     Writers start(Duration limit) {
       long deadline = System.nanoTime() + limit.toNanos();
-      for (int w = 0; w < count; w++) {
+      for (int w = 0; w < count + crossShard; w++) {
         int writer = w;
+        boolean cross = w >= count;
         Thread t = new Thread(() -> {
           for (long seq = 0; seq < 200_000 && !stop.get() && System.nanoTime() < deadline; seq++) {
             long id = writer * 1_000_000L + seq;
             try {
-              data.inTransaction("items", id, c -> {
-                try (PreparedStatement ps = c.prepareStatement("insert into items (id, writer) values (?, ?)")) {
-                  ps.setLong(1, id);
-                  ps.setInt(2, writer);
-                  return ps.executeUpdate();
-                }
-              });
+              if (cross) {
+                data.acrossShards(tx -> insert(tx.connection("items", id), id, writer));
+                crossAcked.add(id);
+              } else {
+                data.inTransaction("items", id, c -> insert(c, id, writer));
+              }
               acked.add(id);
               acknowledged(System.nanoTime());
             } catch (SQLException | RuntimeException e) {
-              failures.add(id + ": " + e);
+              (cross ? crossFailures : failures).add(id + ": " + e);
             }
           }
         }, "writer-" + w);
@@ -154,6 +164,14 @@ final class PatroniBed implements AutoCloseable {
         t.start();
       }
       return this;
+    }
+
+    private int insert(Connection c, long id, int writer) throws SQLException {
+      try (PreparedStatement ps = c.prepareStatement("insert into items (id, writer) values (?, ?)")) {
+        ps.setLong(1, id);
+        ps.setInt(2, writer);
+        return ps.executeUpdate();
+      }
     }
 
     private synchronized void acknowledged(long now) {

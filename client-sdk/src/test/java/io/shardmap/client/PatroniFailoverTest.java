@@ -118,7 +118,8 @@ class PatroniFailoverTest {
   void killedPrimaryLosesNoAcknowledgedWrite() throws Exception {
     Leader old = cluster.awaitLeader(WAIT);
     String standby = cluster.awaitSyncStandby(WAIT);
-    PatroniBed.Writers w = bed.writers(WRITERS).start(Duration.ofSeconds(120));
+    // One more writer goes through acrossShards: a cross-shard transaction waits in the buffer too.
+    PatroniBed.Writers w = bed.writers(WRITERS, 1).start(Duration.ofSeconds(120));
     try {
       w.awaitAcks(200, "writes before the kill");
       AtomicLong promotedAt = new AtomicLong();
@@ -128,9 +129,13 @@ class PatroniFailoverTest {
       Leader now = cluster.awaitLeader(old.name(), WAIT);
       assertEquals(standby, now.name());
       watcher.join(WAIT.toMillis());
+      int crossBefore = w.crossAcked.size();
       w.awaitAcks(w.acked.size() + 200, "writes after the failover");
       w.stopAndJoin();
       checkAfter(w, old, now);
+      assertTrue(w.crossAcked.size() > crossBefore, "the cross-shard writer wrote on the new primary");
+      // Its commit, cut by the kill, may stay unknown (a cross-shard commit is not looked up): at most one.
+      assertTrue(w.crossFailures.size() <= 1, "cross-shard failures: " + w.crossFailures);
       // The first write the new primary ran itself (its port on the row). Acknowledgements can come earlier:
       // commits cut by the kill, found committed there.
       long first = bed.firstWriteOn(now.name());
@@ -140,6 +145,7 @@ class PatroniFailoverTest {
           + "acknowledgements); acknowledged %d, failed %d %s; %s%n",
           first - killedAt, standby, promotedAt.get() == 0 ? -1 : first - promotedAt.get(), w.maxGapMillis(),
           w.acked.size(), w.failures.size(), w.failures, bed.data.failoverStats());
+      System.out.printf("cross-shard writer: %d acknowledged, failed %s%n", w.crossAcked.size(), w.crossFailures);
     } finally {
       w.stopAndJoin();
     }
