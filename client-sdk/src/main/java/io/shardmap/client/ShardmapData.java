@@ -1105,12 +1105,13 @@ public final class ShardmapData implements AutoCloseable {
       if (from != null) {
         from[0] = pool.primary();
       }
-      return pool.primary().getConnection();
+      // A Patroni shard's primary that cannot be reached (a failover under way) ends in NotRun: nothing ran;
+      // the call routes again, through the failover buffer.
+      return pools.borrowPrimary(pool, () -> pools.get(pool.shard(), client.coreSnapshot()));
     } catch (SQLException e) {
-      if (pool.isClosed() || pool.followsPatroni()) {
-        // Replaced between lookup and borrow (endpoints changed), or a Patroni shard's primary that cannot
-        // be reached (a failover under way): nothing ran; route again, through the failover buffer.
-        throw new NotRunException(e);
+      if (pool.isClosed()) {
+        // Replaced between lookup and borrow (endpoints changed): nothing ran; route again.
+        throw e instanceof NotRunException ? e : new NotRunException(e);
       }
       throw e;
     }

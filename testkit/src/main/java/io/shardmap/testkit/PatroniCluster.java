@@ -617,7 +617,9 @@ public final class PatroniCluster implements AutoCloseable {
         // As in PostgresFixture: commits still reach the OS before returning, so killed servers
         // keep them; only an OS crash could lose data, which these tests never cause.
         "        fsync: 'off'",
-        "        full_page_writes: 'off'",
+        // pg_rewind refuses a source without full page writes: a killed primary whose WAL went past
+        // its standby's could not rejoin.
+        "        full_page_writes: 'on'",
         "  initdb:",
         "  - encoding: UTF8",
         "  - locale: C",

@@ -6,6 +6,7 @@ import io.shardmap.client.DataOptions;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.proto.v1.Endpoint;
 import io.shardmap.proto.v1.Shard;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -234,6 +235,30 @@ public final class ShardPools implements AutoCloseable {
     table = new Table(Map.copyOf(next), map.revision());
   }
 
+  /**
+   * A connection of {@code pool}'s primary. For a Patroni shard the wait goes in slices
+   * ({@link #PATRONI_BORROW_SLICE}) and ends, with {@link NotRunException}, as soon as the map has another
+   * pool for the shard (a new primary), or after {@link DataOptions#connectionTimeout()}: a failover must
+   * not hold callers on the dead primary's pool after the map named the next one. {@code current} gives
+   * the shard's pool as the map names it now.
+   */
+  public java.sql.Connection borrowPrimary(ShardPool pool, java.util.function.Supplier<ShardPool> current)
+      throws java.sql.SQLException {
+    if (!pool.followsPatroni()) {
+      return pool.primary().getConnection();
+    }
+    long deadline = System.nanoTime() + options.connectionTimeout().toNanos();
+    while (true) {
+      try {
+        return pool.primary().getConnection();
+      } catch (java.sql.SQLException e) {
+        if (pool.isClosed() || current.get() != pool || System.nanoTime() - deadline >= 0) {
+          throw new NotRunException(e);
+        }
+      }
+    }
+  }
+
   /** Shards with open pools. */
   public Map<String, ShardPool> pools() {
     return table.pools;
@@ -250,10 +275,10 @@ public final class ShardPools implements AutoCloseable {
   }
 
   private ShardPool open(Shard s) {
-    HikariDataSource primary = dataSource(s.getName(), "primary", s.getPrimary(), false);
+    HikariDataSource primary = dataSource(s.getName(), "primary", s.getPrimary(), false, s.hasPatroni());
     HikariDataSource[] replicas = new HikariDataSource[s.getReplicasCount()];
     for (int i = 0; i < replicas.length; i++) {
-      replicas[i] = dataSource(s.getName(), "replica" + i, s.getReplicas(i), true);
+      replicas[i] = dataSource(s.getName(), "replica" + i, s.getReplicas(i), true, false);
     }
     log.info("shardmap data: opened " + purpose + "pools for shard " + s.getName() + " (primary " + describe(s.getPrimary())
         + (replicas.length == 0 ? "" : ", " + replicas.length + " replicas") + ")");
@@ -261,7 +286,15 @@ public final class ShardPools implements AutoCloseable {
         s.hasPatroni(), s.getPrimaryTerm());
   }
 
-  private HikariDataSource dataSource(String shard, String role, Endpoint e, boolean replica) {
+  /**
+   * HikariCP's wait for a connection of a Patroni shard's primary, per try. A borrower stuck on a dead
+   * primary's pool is not woken when the map names the next one (closing a pool does not end its waits),
+   * so such borrows wait in slices of this length and look at the map between them
+   * ({@link #borrowPrimary}), up to {@link DataOptions#connectionTimeout()} in all. HikariCP's minimum.
+   */
+  public static final Duration PATRONI_BORROW_SLICE = Duration.ofMillis(250);
+
+  private HikariDataSource dataSource(String shard, String role, Endpoint e, boolean replica, boolean patroni) {
     HikariConfig c = new HikariConfig();
     c.setPoolName("shardmap-" + purpose + shard + "-" + role);
     c.setJdbcUrl(jdbcUrl(e));
@@ -271,7 +304,8 @@ public final class ShardPools implements AutoCloseable {
     }
     c.setMaximumPoolSize(maxPoolSize);
     c.setMinimumIdle(Math.min(options.minIdle(), maxPoolSize));
-    c.setConnectionTimeout((replica ? options.replicaConnectionTimeout() : options.connectionTimeout()).toMillis());
+    long timeout = (replica ? options.replicaConnectionTimeout() : options.connectionTimeout()).toMillis();
+    c.setConnectionTimeout(patroni ? Math.min(timeout, PATRONI_BORROW_SLICE.toMillis()) : timeout);
     // A shard that is down when its pool opens must not fail the map update; calls to it fail instead.
     c.setInitializationFailTimeout(-1);
     c.setReadOnly(replica);
