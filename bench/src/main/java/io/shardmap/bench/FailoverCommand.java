@@ -22,6 +22,10 @@ import io.shardmap.server.ServerOptions;
 import io.shardmap.testkit.PatroniCluster;
 import io.shardmap.testkit.PatroniCluster.Leader;
 import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -103,6 +107,10 @@ public final class FailoverCommand implements Callable<Integer> {
       + "${DEFAULT-VALUE}).")
   int waitSeconds;
 
+  @Option(names = "--fsync", defaultValue = "true", arity = "1", description = "fsync on both PostgreSQL servers "
+      + "(default true, as in production; the test fixture starts them with it off).")
+  boolean fsync;
+
   @Option(names = "--etcd-endpoints", split = ",",
       description = "etcd on 127.0.0.1 to use; default: start --etcd-members local members.")
   List<String> etcdEndpoints = new ArrayList<>();
@@ -117,7 +125,13 @@ public final class FailoverCommand implements Callable<Integer> {
     return r.clean() ? 0 : 1;
   }
 
-  /** One side's figures of one round; times in ms, -1 when not measured (see {@link #recovered}). */
+  /** Marks a figure not measured (the side did not recover, or the promotion was not seen). */
+  public static final long NONE = Long.MIN_VALUE;
+
+  /**
+   * One side's figures of one round; times in ms, {@link #NONE} when not measured. Promotion to first write
+   * may be slightly negative: the watcher polls every 5 ms.
+   */
   public record Side(String writer, boolean recovered, long killToFirstWrite, long promotionToFirstWrite,
                      long outage, long acknowledged, long failed, String firstFailure, long missing) {}
 
@@ -150,6 +164,7 @@ public final class FailoverCommand implements Callable<Integer> {
       LocalEtcd etcd = closer.add(LocalEtcd.start(etcdEndpoints, etcdMembers));
       PatroniCluster cluster = closer.add(PatroniCluster.start(etcd.endpoints(), "shard", 2));
       cluster.awaitSyncStandby(wait);
+      configure(cluster, wait);
       try (Connection c = cluster.primary(wait).connect(); Statement s = c.createStatement()) {
         s.execute("create table items (id bigint primary key, writer int not null)");
         s.execute("create table baseline_items (id bigint primary key, writer int not null)");
@@ -170,7 +185,8 @@ public final class FailoverCommand implements Callable<Integer> {
       out.println("etcd:     " + etcd.description());
       out.println("cluster:  Patroni " + nodes + " (primary + synchronous standby, synchronous_mode, failsafe_mode; "
           + "ttl " + PatroniCluster.TTL_SECONDS + " s, loop_wait 1 s, retry_timeout 5 s, primary_start_timeout 0; "
-          + "PostgreSQL 15, fsync on) under " + cluster.keyPrefix());
+          + "PostgreSQL 15, fsync " + (fsync ? "on" : "off") + ", full_page_writes on, synchronous_commit on) under "
+          + cluster.keyPrefix());
       out.println("shardmap: DirectoryServer (default ServerOptions, its Patroni follower) registering shard " + SHARD
           + " from Patroni; ShardmapData with DataOptions defaults except user " + PatroniCluster.SUPERUSER
           + " (pool " + options.maxPoolSize() + ", connectionTimeout " + options.connectionTimeout().toMillis()
@@ -192,7 +208,7 @@ public final class FailoverCommand implements Callable<Integer> {
           waitSeconds, maxWrites, roundSeconds);
       out.println();
       for (int round = 1; round <= rounds; round++) {
-        Round r = round(round, cluster, data, baseline, wait);
+        Round r = round(out, round, cluster, data, baseline, wait);
         results.add(r);
         printRound(out, r);
       }
@@ -209,6 +225,46 @@ public final class FailoverCommand implements Callable<Integer> {
             + "are missing on the new primary (see the rounds above) !!!");
       }
       return result;
+    }
+  }
+
+  /**
+   * Sets fsync as asked and full_page_writes on through Patroni's dynamic configuration (both reload without
+   * a restart) and waits until both servers run with them. The fixture turns both off for speed; without
+   * full_page_writes pg_rewind refuses to run, so an old primary whose WAL went past the standby's before the
+   * kill could not rejoin.
+   */
+  private void configure(PatroniCluster cluster, Duration wait) throws Exception {
+    String leader = cluster.awaitLeader(wait).name();
+    String value = fsync ? "on" : "off";
+    HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    HttpResponse<String> response = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+            + cluster.restApiPort(leader) + "/config")).timeout(Duration.ofSeconds(10))
+        .method("PATCH", HttpRequest.BodyPublishers.ofString("{\"postgresql\":{\"parameters\":{\"fsync\":\""
+            + value + "\",\"full_page_writes\":\"on\"}}}")).build(), HttpResponse.BodyHandlers.ofString());
+    if (response.statusCode() != 200) {
+      throw new IllegalStateException("Patroni refused the configuration change: HTTP " + response.statusCode() + " "
+          + response.body());
+    }
+    long deadline = System.nanoTime() + wait.toNanos();
+    for (String node : cluster.nodeNames()) {
+      while (!(value.equals(show(cluster, node, "fsync")) && "on".equals(show(cluster, node, "full_page_writes")))) {
+        if (System.nanoTime() >= deadline) {
+          throw new IllegalStateException(node + " did not apply fsync=" + value + ", full_page_writes=on within "
+              + wait);
+        }
+        Thread.sleep(100);
+      }
+    }
+  }
+
+  private static String show(PatroniCluster cluster, String node, String setting) {
+    try (Connection c = cluster.instance(node).connect(); Statement s = c.createStatement();
+        ResultSet rs = s.executeQuery("show " + setting)) {
+      rs.next();
+      return rs.getString(1);
+    } catch (SQLException e) {
+      return null;
     }
   }
 
@@ -244,8 +300,8 @@ public final class FailoverCommand implements Callable<Integer> {
     return new HikariDataSource(c);
   }
 
-  private Round round(int round, PatroniCluster cluster, ShardmapData data, HikariDataSource baseline,
-      Duration wait) throws Exception {
+  private Round round(PrintStream out, int round, PatroniCluster cluster, ShardmapData data,
+      HikariDataSource baseline, Duration wait) throws Exception {
     Leader old = cluster.awaitLeader(wait);
     String standby = cluster.awaitSyncStandby(wait);
     long base = round * ROUND_IDS;
@@ -296,22 +352,37 @@ public final class FailoverCommand implements Callable<Integer> {
     Set<Long> sdkOnPrimary = idsOn(cluster, now.name(), "items", base);
     Set<Long> jdbcOnPrimary = idsOn(cluster, now.name(), "baseline_items", base);
     long promoted = promotedAt.get();
-    Round r = new Round(round, old.name(), now.name(), promoted == 0 ? -1 : millis(promoted - faultAt),
+    Round r = new Round(round, old.name(), now.name(), promoted == 0 ? NONE : millis(promoted - faultAt),
         sdk.side(promoted, sdkAgain, sdkOnPrimary), jdbc.side(promoted, jdbcAgain, jdbcOnPrimary));
-    // The old primary rejoins as the synchronous standby, so the next round fails over back to it.
-    long healDeadline = System.nanoTime() + wait.toNanos();
-    while (true) {
-      String sync = cluster.awaitSyncStandby(Duration.ofNanos(Math.max(1, healDeadline - System.nanoTime())));
-      if (sync.equals(old.name())) {
-        break;
+    // The old primary rejoins as the synchronous standby (pg_rewind if its WAL went past the standby's), so
+    // the next round fails over back to it. Should Patroni not manage within the bound, the node is rebuilt
+    // from the new primary (patronictl reinit, a fresh base backup), and the round says so.
+    if (!healed(cluster, old.name(), wait)) {
+      out.println("  note: " + old.name() + " did not rejoin as sync standby within " + wait.toSeconds()
+          + " s; rebuilt with patronictl reinit");
+      cluster.patronictl(old.name(), "reinit", cluster.scope(), old.name(), "--force");
+      if (!healed(cluster, old.name(), wait)) {
+        throw new IllegalStateException(old.name() + " did not rejoin as sync standby, even after reinit\n"
+            + cluster.diagnostics());
       }
-      if (System.nanoTime() >= healDeadline) {
-        throw new IllegalStateException(old.name() + " did not rejoin as sync standby within " + wait
-            + " (sync standby: " + sync + ")");
+    }
+    return r;
+  }
+
+  /** Whether {@code node} became the synchronous standby within {@code wait}. */
+  private static boolean healed(PatroniCluster cluster, String node, Duration wait) throws InterruptedException {
+    long deadline = System.nanoTime() + wait.toNanos();
+    while (System.nanoTime() < deadline) {
+      try {
+        if (cluster.awaitSyncStandby(Duration.ofNanos(Math.max(1, deadline - System.nanoTime()))).equals(node)) {
+          return true;
+        }
+      } catch (IllegalStateException timedOut) {
+        return false;
       }
       Thread.sleep(100);
     }
-    return r;
+    return false;
   }
 
   private static Integer insert(Connection c, String table, long id) throws SQLException {
@@ -474,15 +545,16 @@ public final class FailoverCommand implements Callable<Integer> {
       Set<Long> missing = new HashSet<>(acked);
       missing.removeAll(onPrimary);
       boolean recovered = wroteAgain && gapEndNanos != 0;
-      return new Side(name, recovered, recovered ? millis(gapEndNanos - faultAtNanos) : -1,
-          recovered && promotedAt != 0 ? millis(gapEndNanos - promotedAt) : -1, recovered ? millis(maxGapNanos) : -1,
+      return new Side(name, recovered, recovered ? millis(gapEndNanos - faultAtNanos) : NONE,
+          recovered && promotedAt != 0 ? millis(gapEndNanos - promotedAt) : NONE,
+          recovered ? millis(maxGapNanos) : NONE,
           acked.size(), failed.get(), firstFailure.get(), missing.size());
     }
   }
 
   private static void printRound(PrintStream out, Round r) {
-    out.printf(Locale.ROOT, "round %d: %s -> %s, promotion %d ms after the fault; load average %s%n", r.round(),
-        r.from(), r.to(), r.promotionMillis(), Report.loadAverage());
+    out.printf(Locale.ROOT, "round %d: %s -> %s, promotion %s ms after the fault; load average %s%n", r.round(),
+        r.from(), r.to(), ms(r.promotionMillis()), Report.loadAverage());
     for (Side s : List.of(r.shardmap(), r.pgjdbc())) {
       out.printf(Locale.ROOT, "  %-8s kill->first write %6s ms, promotion->first write %6s ms, outage %6s ms, "
               + "acknowledged %,7d, failed %,4d, missing on new primary %d%s%n", s.writer(), ms(s.killToFirstWrite()),
@@ -499,7 +571,7 @@ public final class FailoverCommand implements Callable<Integer> {
   }
 
   private static String ms(long v) {
-    return v < 0 ? "n/a" : Long.toString(v);
+    return v == NONE ? "n/a" : Long.toString(v);
   }
 
   private static String abbreviate(String s, int max) {
@@ -513,7 +585,7 @@ public final class FailoverCommand implements Callable<Integer> {
       List<Side> sides = rounds.stream().map(r -> writer.equals("shardmap") ? r.shardmap() : r.pgjdbc()).toList();
       List<Side> ok = sides.stream().filter(Side::recovered).toList();
       long[] kill = ok.stream().mapToLong(Side::killToFirstWrite).toArray();
-      long[] promo = ok.stream().mapToLong(Side::promotionToFirstWrite).filter(v -> v >= 0).toArray();
+      long[] promo = ok.stream().mapToLong(Side::promotionToFirstWrite).filter(v -> v != NONE).toArray();
       long[] outage = ok.stream().mapToLong(Side::outage).toArray();
       long[] failed = sides.stream().mapToLong(Side::failed).toArray();
       rows.add(List.of(writer, ok.size() + "/" + sides.size(), p50(kill), max(kill), p50(promo), max(promo),
