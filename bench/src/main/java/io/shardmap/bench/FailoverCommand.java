@@ -107,6 +107,10 @@ public final class FailoverCommand implements Callable<Integer> {
       + "${DEFAULT-VALUE}).")
   int waitSeconds;
 
+  @Option(names = "--connection-timeout-ms", description = "Pool connectionTimeout of both sides (default: "
+      + "DataOptions' default, 5000).")
+  Long connectionTimeoutMs;
+
   @Option(names = "--fsync", defaultValue = "true", arity = "1", description = "fsync on both PostgreSQL servers "
       + "(default true, as in production; the test fixture starts them with it off).")
   boolean fsync;
@@ -136,7 +140,8 @@ public final class FailoverCommand implements Callable<Integer> {
                      long outage, long acknowledged, long failed, String firstFailure, long missing) {}
 
   /** One failover: from which node to which, and both sides' figures. */
-  public record Round(int round, String from, String to, long promotionMillis, Side shardmap, Side pgjdbc) {}
+  public record Round(int round, String from, String to, long promotionMillis, long mapMillis, Side shardmap,
+                      Side pgjdbc) {}
 
   /** Every round; {@link #clean()} when every side recovered in every round and no acknowledged write is missing. */
   public record Result(List<Round> rounds) {
@@ -145,6 +150,10 @@ public final class FailoverCommand implements Callable<Integer> {
           && r.shardmap().missing() == 0 && r.pgjdbc().missing() == 0);
     }
   }
+
+  /** The shard's primary port in the client's map, and when it last changed (System.nanoTime). */
+  private final AtomicLong mapPort = new AtomicLong();
+  private final AtomicLong mapChangedAt = new AtomicLong();
 
   public Result run(PrintStream out) throws Exception {
     if (rounds < 1 || rounds > 50 || threads < 1 || threads > 8 || steadyWrites < 1 || afterWrites < 1
@@ -175,12 +184,28 @@ public final class FailoverCommand implements Callable<Integer> {
       register(server.port(), cluster);
       ShardmapClient client = closer.add(ShardmapClient.start(ClientOptions.builder()
           .targets("127.0.0.1:" + server.port()).keyspaces(KEYSPACE).build()));
-      DataOptions options = DataOptions.builder().user(PatroniCluster.SUPERUSER).build();
+      DataOptions.Builder ob = DataOptions.builder().user(PatroniCluster.SUPERUSER);
+      if (connectionTimeoutMs != null) {
+        ob.connectionTimeout(Duration.ofMillis(connectionTimeoutMs));
+      }
+      DataOptions options = ob.build();
       ShardmapData data = closer.add(ShardmapData.open(client, options));
       List<String> nodes = cluster.nodeNames();
       String url = "jdbc:postgresql://127.0.0.1:" + cluster.postgresPort(nodes.get(0)) + ",127.0.0.1:"
           + cluster.postgresPort(nodes.get(1)) + "/postgres?targetServerType=primary";
       HikariDataSource baseline = closer.add(baselinePool(url, options));
+      // When the client's map names a new primary for the shard (the directory's Patroni follower wrote it).
+      client.addListener((before, after, resync) -> {
+        try {
+          int port = client.shard(SHARD).primary().port();
+          if (port != mapPort.get()) {
+            mapPort.set(port);
+            mapChangedAt.set(System.nanoTime());
+          }
+        } catch (RuntimeException e) {
+          // not registered yet: nothing to time
+        }
+      });
 
       out.println("etcd:     " + etcd.description());
       out.println("cluster:  Patroni " + nodes + " (primary + synchronous standby, synchronous_mode, failsafe_mode; "
@@ -189,6 +214,7 @@ public final class FailoverCommand implements Callable<Integer> {
           + cluster.keyPrefix());
       out.println("shardmap: DirectoryServer (default ServerOptions, its Patroni follower) registering shard " + SHARD
           + " from Patroni; ShardmapData with DataOptions defaults except user " + PatroniCluster.SUPERUSER
+          + (connectionTimeoutMs == null ? "" : " and connectionTimeout")
           + " (pool " + options.maxPoolSize() + ", connectionTimeout " + options.connectionTimeout().toMillis()
           + " ms, validationTimeout " + options.validationTimeout().toMillis() + " ms, failoverBufferWindow "
           + options.failoverBufferWindow().toMillis() + " ms, failoverBufferSize " + options.failoverBufferSize()
@@ -214,6 +240,10 @@ public final class FailoverCommand implements Callable<Integer> {
       }
       out.println();
       out.println(summary(results, fault));
+      long[] promo = results.stream().mapToLong(Round::promotionMillis).filter(v -> v != NONE).toArray();
+      long[] map = results.stream().mapToLong(Round::mapMillis).filter(v -> v != NONE).toArray();
+      out.println(fault + " -> promotion p50 " + p50(promo) + " ms, max " + max(promo) + " ms; " + fault
+          + " -> the client's map names the new primary p50 " + p50(map) + " ms, max " + max(map) + " ms");
       out.println("kill -> first write: from the " + (switchover ? "switchover request" : "SIGKILL")
           + " to the acknowledged write that ended the side's longest gap between acknowledgements (the outage); "
           + "promotion: the standby answering pg_is_in_recovery() = false. p50 nearest-rank over rounds.");
@@ -325,6 +355,8 @@ public final class FailoverCommand implements Callable<Integer> {
       awaitAcks(List.of(sdk, jdbc), steadyWrites, wait, "steady writes before the " + (switchover ? "switchover"
           : "kill"));
       Thread watcher = promotionWatcher(cluster, standby, promotedAt, wait);
+      mapPort.set(cluster.postgresPort(old.name()));
+      mapChangedAt.set(0);
       faultAt = System.nanoTime();
       sdk.faultAt(faultAt);
       jdbc.faultAt(faultAt);
@@ -352,7 +384,9 @@ public final class FailoverCommand implements Callable<Integer> {
     Set<Long> sdkOnPrimary = idsOn(cluster, now.name(), "items", base);
     Set<Long> jdbcOnPrimary = idsOn(cluster, now.name(), "baseline_items", base);
     long promoted = promotedAt.get();
+    long mapAt = mapChangedAt.get();
     Round r = new Round(round, old.name(), now.name(), promoted == 0 ? NONE : millis(promoted - faultAt),
+        mapAt == 0 ? NONE : millis(mapAt - faultAt),
         sdk.side(promoted, sdkAgain, sdkOnPrimary), jdbc.side(promoted, jdbcAgain, jdbcOnPrimary));
     // The old primary rejoins as the synchronous standby (pg_rewind if its WAL went past the standby's), so
     // the next round fails over back to it. Should Patroni not manage within the bound, the node is rebuilt
@@ -553,8 +587,9 @@ public final class FailoverCommand implements Callable<Integer> {
   }
 
   private static void printRound(PrintStream out, Round r) {
-    out.printf(Locale.ROOT, "round %d: %s -> %s, promotion %s ms after the fault; load average %s%n", r.round(),
-        r.from(), r.to(), ms(r.promotionMillis()), Report.loadAverage());
+    out.printf(Locale.ROOT, "round %d: %s -> %s, promotion %s ms after the fault, the client's map named "
+        + "the new primary %s ms after it; load average %s%n", r.round(), r.from(), r.to(), ms(r.promotionMillis()),
+        ms(r.mapMillis()), Report.loadAverage());
     for (Side s : List.of(r.shardmap(), r.pgjdbc())) {
       out.printf(Locale.ROOT, "  %-8s kill->first write %6s ms, promotion->first write %6s ms, outage %6s ms, "
               + "acknowledged %,7d, failed %,4d, missing on new primary %d%s%n", s.writer(), ms(s.killToFirstWrite()),
