@@ -236,7 +236,7 @@ public final class FailoverCommand implements Callable<Integer> {
       for (int round = 1; round <= rounds; round++) {
         Round r = round(out, round, cluster, data, baseline, wait);
         results.add(r);
-        printRound(out, r);
+        printRound(out, r, fault);
       }
       out.println();
       out.println(summary(results, fault));
@@ -244,7 +244,7 @@ public final class FailoverCommand implements Callable<Integer> {
       long[] map = results.stream().mapToLong(Round::mapMillis).filter(v -> v != NONE).toArray();
       out.println(fault + " -> promotion p50 " + p50(promo) + " ms, max " + max(promo) + " ms; " + fault
           + " -> the client's map names the new primary p50 " + p50(map) + " ms, max " + max(map) + " ms");
-      out.println("kill -> first write: from the " + (switchover ? "switchover request" : "SIGKILL")
+      out.println(fault + " -> first write: from the " + (switchover ? "switchover request" : "SIGKILL")
           + " to the acknowledged write that ended the side's longest gap between acknowledgements (the outage); "
           + "promotion: the standby answering pg_is_in_recovery() = false. p50 nearest-rank over rounds.");
       out.println("SDK failover stats: " + data.failoverStats());
@@ -586,14 +586,14 @@ public final class FailoverCommand implements Callable<Integer> {
     }
   }
 
-  private static void printRound(PrintStream out, Round r) {
+  private static void printRound(PrintStream out, Round r, String fault) {
     out.printf(Locale.ROOT, "round %d: %s -> %s, promotion %s ms after the fault, the client's map named "
         + "the new primary %s ms after it; load average %s%n", r.round(), r.from(), r.to(), ms(r.promotionMillis()),
         ms(r.mapMillis()), Report.loadAverage());
     for (Side s : List.of(r.shardmap(), r.pgjdbc())) {
-      out.printf(Locale.ROOT, "  %-8s kill->first write %6s ms, promotion->first write %6s ms, outage %6s ms, "
-              + "acknowledged %,7d, failed %,4d, missing on new primary %d%s%n", s.writer(), ms(s.killToFirstWrite()),
-          ms(s.promotionToFirstWrite()), ms(s.outage()), s.acknowledged(), s.failed(), s.missing(),
+      out.printf(Locale.ROOT, "  %-8s %s->first write %6s ms, promotion->first write %6s ms, outage %6s ms, "
+              + "acknowledged %,7d, failed %,4d, missing on new primary %d%s%n", s.writer(), fault,
+          ms(s.killToFirstWrite()), ms(s.promotionToFirstWrite()), ms(s.outage()), s.acknowledged(), s.failed(), s.missing(),
           s.firstFailure() == null ? "" : "; first failure: " + abbreviate(s.firstFailure(), 200));
       if (!s.recovered()) {
         out.println("  !!! " + s.writer() + " did NOT write again after the failover within the bound !!!");
