@@ -1,7 +1,10 @@
 package io.shardmap.client;
 
 import java.time.Duration;
+import java.util.Collections;
+import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 
 /**
  * One immutable reading of a {@link ShardmapData}'s pools and of the shard calls made through its client,
@@ -19,6 +22,9 @@ import java.util.Set;
  * @param oldFenceRetries reruns on the same shard with the route declared, after a fence older than the route
  * @param replicaUnavailableRetries reads sent on to another replica or the primary
  * @param connectionRetries reruns after the connection broke before the call could have run
+ * @param breakerStates the circuit breaker of each endpoint of the open pools, by breaker name
+ *     ({@code shard-<shard>-primary}, {@code shard-<shard>-replica<i>}): CLOSED, OPEN (calls fail at once) or
+ *     HALF_OPEN (probing); DISABLED when {@link DataOptions#breakerEnabled()} is false
  */
 public record DataStats(
     long poolsOpened,
@@ -30,8 +36,10 @@ public record DataStats(
     long staleRouteRetries,
     long oldFenceRetries,
     long replicaUnavailableRetries,
-    long connectionRetries) {
+    long connectionRetries,
+    Map<String, String> breakerStates) {
   public DataStats {
     openShards = Set.copyOf(openShards);
+    breakerStates = Collections.unmodifiableMap(new TreeMap<>(breakerStates));
   }
 }

@@ -1,6 +1,7 @@
 package io.shardmap.client;
 
 import com.zaxxer.hikari.HikariDataSource;
+import io.shardmap.client.internal.CircuitOpenException;
 import io.shardmap.client.internal.Counters;
 import io.shardmap.client.internal.Counters.QueryFailure;
 import io.shardmap.client.internal.Counters.RetryCause;
@@ -109,7 +110,7 @@ public final class ShardmapData implements AutoCloseable {
     this.client = client;
     this.options = options;
     this.stats = client.counters();
-    this.pools = new ShardPools(options);
+    this.pools = new ShardPools(options, stats.breakers());
     this.queryPools = new ShardPools(options, "query", options.queryPoolSize());
     this.queries = new QueryExecutor(queryPools, maps, guard, options.maxAttempts(), stats);
     java.util.concurrent.atomic.AtomicInteger threads = new java.util.concurrent.atomic.AtomicInteger();
@@ -292,6 +293,10 @@ public final class ShardmapData implements AutoCloseable {
             stats.txnRerun();
             stats.referenceRerun();
             continue;
+          }
+          if (e instanceof NotRunException n && n.original() instanceof CircuitOpenException open
+              && open.isFrom(pools.get(open.shard(), client.coreSnapshot()))) {
+            throw open; // the shard's breaker is still open: a rerun would be refused the same way
           }
           if ((e instanceof NotRunException || SqlStates.isConnectionLoss(e)) && attempt < options.maxAttempts()) {
             stats.txnRerun(); // nothing was committed: every shard's transaction was still open
@@ -598,9 +603,13 @@ public final class ShardmapData implements AutoCloseable {
         throw new NotRunException(new SQLException("shard '" + shard + "' is not registered in the map at "
             + "revision " + client.revision() + " (the client's map may be behind the directory)", "08003"));
       }
+      pool.acquire(pool.primary()); // an open breaker refuses at once: nothing ran (see CircuitOpenException)
+      long borrowStart = System.nanoTime();
       try {
         p = Participant.open(shard, pool.primary());
+        pool.record(pool.primary(), borrowStart, null); // the breaker learns of the borrow only
       } catch (SQLException e) {
+        pool.record(pool.primary(), borrowStart, e);
         if (pool.isClosed()) {
           throw new NotRunException(e); // replaced between lookup and borrow (endpoints changed): route again
         }
@@ -688,7 +697,7 @@ public final class ShardmapData implements AutoCloseable {
     return new DataStats(pools.openedCount(), pools.closedCount(), pools.pools().keySet(), stats.calls(),
         stats.callFailures(), java.time.Duration.ofNanos(stats.callNanos()), stats.retries(RetryCause.STALE_ROUTE),
         stats.retries(RetryCause.OLD_FENCE), stats.retries(RetryCause.REPLICA_UNAVAILABLE),
-        stats.retries(RetryCause.CONNECTION));
+        stats.retries(RetryCause.CONNECTION), pools.breakerStates());
   }
 
   private static Mode autocommit(Idempotence i) {
@@ -767,6 +776,9 @@ public final class ShardmapData implements AutoCloseable {
             stats.retry(RetryCause.STALE_ROUTE);
             route = newer;
           } else if (e instanceof NotRunException n) {
+            if (n.original() instanceof CircuitOpenException open && sameEndpoints(open, keyspace, intKey, key)) {
+              throw open; // another run would be refused the same way: fail fast
+            }
             if (attempt >= options.maxAttempts()) {
               throw n.original();
             }
@@ -780,6 +792,15 @@ public final class ShardmapData implements AutoCloseable {
     } finally {
       stats.call(System.nanoTime() - start, failed);
     }
+  }
+
+  /**
+   * Whether the key still routes to the shard whose breaker refused, through the same pools (its endpoints
+   * did not change in the map): then its breaker is still open, and only a changed map is worth a rerun.
+   */
+  private boolean sameEndpoints(CircuitOpenException open, String keyspace, long intKey, ShardKey key) {
+    return route(keyspace, intKey, key).shard().equals(open.shard())
+        && open.isFrom(pools.get(open.shard(), client.coreSnapshot()));
   }
 
   /** A route declared to the shard (see {@link StaleRoute}); {@code key} in {@link StaleRoute#declaredKey} form. */
@@ -878,9 +899,12 @@ public final class ShardmapData implements AutoCloseable {
   }
 
   private <T> T runOnce(ShardPool pool, Mode mode, SqlWork<T> work, Declaration declared) throws SQLException {
-    // Which pool the connection came from matters only for clearing a declaration: allocate nothing otherwise.
-    HikariDataSource[] from = declared == null ? null : new HikariDataSource[1];
+    // Which pool the connection came from: its endpoint's breaker learns the outcome, and a declaration is
+    // cleared on it.
+    HikariDataSource[] from = new HikariDataSource[1];
+    long start = System.nanoTime(); // borrowing counts towards a slow call
     Connection c = mode == Mode.READ ? readConnection(pool, from) : primaryConnection(pool, from);
+    Throwable failure = null;
     try {
       if (mode != Mode.TRANSACTION) {
         try {
@@ -922,8 +946,12 @@ public final class ShardmapData implements AutoCloseable {
       // A failure in COMMIT itself is passed on as is: if the connection broke, the outcome is unknown.
       c.commit();
       return result;
+    } catch (Throwable t) {
+      failure = t;
+      throw t;
     } finally {
       c.close();
+      pool.record(from[0], start, failure);
     }
   }
 
@@ -945,14 +973,21 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  /** A connection of the shard's primary; {@code from[0]}, unless null, is set to its pool. */
+  /**
+   * A connection of the shard's primary; {@code from[0]}, unless null, is set to its pool. Its breaker's
+   * permission is taken first (refused: a {@link NotRunException} of a {@link CircuitOpenException}); the
+   * caller records the call's outcome on it once a connection was returned.
+   */
   private Connection primaryConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
+    pool.acquire(pool.primary());
+    long start = System.nanoTime();
     try {
       if (from != null) {
         from[0] = pool.primary();
       }
       return pool.primary().getConnection();
     } catch (SQLException e) {
+      pool.record(pool.primary(), start, e);
       if (pool.isClosed()) {
         // Replaced between lookup and borrow (endpoints changed): nothing ran; route again.
         throw new NotRunException(e);
@@ -961,20 +996,29 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  /** A connection of a replica, else of the primary; {@code from[0]}, unless null, is set to its pool. */
+  /**
+   * A connection of a replica, else of the primary; {@code from[0]}, unless null, is set to its pool. A
+   * replica whose breaker is open is skipped like one that gives no connection.
+   */
   private Connection readConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
     HikariDataSource[] replicas = pool.replicas();
     if (replicas.length > 0) {
       int first = replicas.length == 1 ? 0 : ThreadLocalRandom.current().nextInt(replicas.length);
       for (int i = 0; i < replicas.length; i++) {
+        HikariDataSource r = replicas[(first + i) % replicas.length];
+        if (!pool.tryAcquire(r)) {
+          stats.retry(RetryCause.REPLICA_UNAVAILABLE);
+          continue;
+        }
+        long start = System.nanoTime();
         try {
-          HikariDataSource r = replicas[(first + i) % replicas.length];
           Connection c = r.getConnection();
           if (from != null) {
             from[0] = r;
           }
           return c;
         } catch (SQLException e) {
+          pool.record(r, start, e);
           stats.retry(RetryCause.REPLICA_UNAVAILABLE);
         }
       }
