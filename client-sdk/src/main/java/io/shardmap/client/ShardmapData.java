@@ -71,6 +71,13 @@ import javax.sql.DataSource;
  * replica and finally to the primary when one cannot give a connection in
  * {@link DataOptions#replicaConnectionTimeout()}. Replica reads may lag the primary.
  *
+ * <p><b>Circuit breakers.</b> Each shard endpoint (primary, each replica) has a breaker that learns from the
+ * calls on it ({@code DataOptions.breaker*}). Once enough of them failed for want of a connection (lost, or
+ * none within the timeout) or ran too slow, calls to that endpoint fail at once with a
+ * {@code CircuitOpenException} (SQLSTATE 08001; nothing ran) instead of each waiting out a timeout, and reads
+ * skip such a replica; after the open duration a few probe calls go through and close it again if they
+ * succeed. Calls to other shards never wait on a failing one. The work's own SQL errors do not count.
+ *
  * <p>Errors of the work itself (its SQL) reach the caller unchanged as {@link SQLException}s; routing
  * failures (unknown keyspace, stale map past its limit) are {@link ShardmapException}s.
  *
@@ -608,6 +615,9 @@ public final class ShardmapData implements AutoCloseable {
       try {
         p = Participant.open(shard, pool.primary());
         pool.record(pool.primary(), borrowStart, null); // the breaker learns of the borrow only
+      } catch (RuntimeException | Error e) {
+        pool.record(pool.primary(), borrowStart, e);
+        throw e;
       } catch (SQLException e) {
         pool.record(pool.primary(), borrowStart, e);
         if (pool.isClosed()) {
