@@ -50,10 +50,11 @@ class ShardBreakerTest {
   /** Shard A (s1) stays healthy; shard B (s2) is hung and stopped. */
   static final String A = "s1";
   static final String B = "s2";
-  static final Duration CONNECTION_TIMEOUT = Duration.ofMillis(1500);
+  static final Duration CONNECTION_TIMEOUT = Duration.ofMillis(2000);
   /**
    * A call to A that waited on B at all would wait at least a connection timeout (B's pool) or a socket
-   * timeout; half the connection timeout is a generous bound that still proves it did not.
+   * timeout (3 s); half the connection timeout is a generous bound (a loaded CI machine) that still proves it
+   * did not.
    */
   static final long NOT_BLOCKED_NANOS = CONNECTION_TIMEOUT.toNanos() / 2;
   static final String PRIMARY_B = "shard-" + B + "-primary";
@@ -326,8 +327,9 @@ class ShardBreakerTest {
       assertNotNull(refused, "refused by the open breaker after " + before);
       assertEquals("OPEN", state());
       checkRefusal(refused);
+      // (A failed borrow also takes the slow-call threshold, so the message may name slow calls too.)
       assertTrue(refused.getMessage().matches(".*\\(\\d+% of the last \\d+ calls failed by connection loss or "
-          + "timeout\\).*"), refused.getMessage());
+          + "timeout[,)].*"), refused.getMessage());
       // The window holds the calls before the stop too (successes): at most a window's worth of slow failures.
       assertTrue(before.size() >= 5 && before.size() <= 20, "the breaker opened within its window: " + before);
       before.forEach(ShardBreakerTest::checkConnectionFailure);
