@@ -162,7 +162,9 @@ public final class DataOptions {
   /**
    * Probe calls let through by a half-open breaker; all must succeed (at the failure rate threshold) to
    * close it, one failing too many opens it again for {@link #breakerOpenDuration()}. Default 2: one
-   * lucky call does not reopen the gate for every waiting caller at once.
+   * lucky call does not reopen the gate for every waiting caller at once. Until the probes end, other calls
+   * are still refused; give the driver a {@code socketTimeout} ({@link Builder#property}) so that a probe sent
+   * to a shard that hangs ends too.
    */
   public int breakerHalfOpenCalls() { return breakerHalfOpenCalls; }
 
@@ -170,7 +172,8 @@ public final class DataOptions {
    * A call on an endpoint that takes longer than this (borrowing included) counts as slow; slow calls open
    * the breaker at {@link #breakerFailureRateThreshold()} like failures. Default 2 s: far above any healthy
    * single-key call, and below the default {@link #connectionTimeout()} of 5 s, so a shard that hangs but
-   * still answers at a crawl is cut off too.
+   * still answers at a crawl is cut off too. Calls that are slow by design (reports, batch work) count as
+   * well: raise it above the slowest call the application makes on purpose.
    */
   public Duration breakerSlowCallThreshold() { return breakerSlowCallThreshold; }
 
