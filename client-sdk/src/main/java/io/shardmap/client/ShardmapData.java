@@ -911,8 +911,7 @@ public final class ShardmapData implements AutoCloseable {
   private <T> T runOnce(ShardPool pool, Mode mode, SqlWork<T> work, Declaration declared) throws SQLException {
     // Which pool the connection came from: its endpoint's breaker learns the outcome, and a declaration is
     // cleared on it.
-    HikariDataSource[] from = new HikariDataSource[1];
-    long start = System.nanoTime(); // borrowing counts towards a slow call
+    Borrowed from = new Borrowed();
     Connection c = mode == Mode.READ ? readConnection(pool, from) : primaryConnection(pool, from);
     Throwable failure = null;
     try {
@@ -929,7 +928,7 @@ public final class ShardmapData implements AutoCloseable {
           try {
             return work.run(c);
           } finally {
-            clearDeclaration(from[0], c);
+            clearDeclaration(from.pool, c);
           }
         } catch (SQLException e) {
           if (mode != Mode.AUTOCOMMIT && SqlStates.isConnectionLoss(e)) {
@@ -960,8 +959,11 @@ public final class ShardmapData implements AutoCloseable {
       failure = t;
       throw t;
     } finally {
-      c.close();
-      pool.record(from[0], start, failure);
+      try {
+        c.close();
+      } finally {
+        pool.record(from.pool, from.start, failure); // exactly once per permission taken
+      }
     }
   }
 
@@ -984,17 +986,25 @@ public final class ShardmapData implements AutoCloseable {
   }
 
   /**
-   * A connection of the shard's primary; {@code from[0]}, unless null, is set to its pool. Its breaker's
-   * permission is taken first (refused: a {@link NotRunException} of a {@link CircuitOpenException}); the
-   * caller records the call's outcome on it once a connection was returned.
+   * The pool a call's connection came from, and when borrowing from it began: the endpoint's breaker times
+   * the call from there (borrowing counts towards a slow call; a replica waited for before does not).
    */
-  private Connection primaryConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
+  private static final class Borrowed {
+    HikariDataSource pool;
+    long start;
+  }
+
+  /**
+   * A connection of the shard's primary; {@code from} is set to its pool. Its breaker's permission is taken
+   * first (refused: a {@link NotRunException} of a {@link CircuitOpenException}); the caller records the
+   * call's outcome on it once a connection was returned.
+   */
+  private Connection primaryConnection(ShardPool pool, Borrowed from) throws SQLException {
     pool.acquire(pool.primary());
     long start = System.nanoTime();
     try {
-      if (from != null) {
-        from[0] = pool.primary();
-      }
+      from.pool = pool.primary();
+      from.start = start;
       return pool.primary().getConnection();
     } catch (SQLException e) {
       pool.record(pool.primary(), start, e);
@@ -1007,10 +1017,10 @@ public final class ShardmapData implements AutoCloseable {
   }
 
   /**
-   * A connection of a replica, else of the primary; {@code from[0]}, unless null, is set to its pool. A
-   * replica whose breaker is open is skipped like one that gives no connection.
+   * A connection of a replica, else of the primary; {@code from} is set to its pool. A replica whose breaker
+   * is open is skipped like one that gives no connection.
    */
-  private Connection readConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
+  private Connection readConnection(ShardPool pool, Borrowed from) throws SQLException {
     HikariDataSource[] replicas = pool.replicas();
     if (replicas.length > 0) {
       int first = replicas.length == 1 ? 0 : ThreadLocalRandom.current().nextInt(replicas.length);
@@ -1023,9 +1033,8 @@ public final class ShardmapData implements AutoCloseable {
         long start = System.nanoTime();
         try {
           Connection c = r.getConnection();
-          if (from != null) {
-            from[0] = r;
-          }
+          from.pool = r;
+          from.start = start;
           return c;
         } catch (SQLException e) {
           pool.record(r, start, e);

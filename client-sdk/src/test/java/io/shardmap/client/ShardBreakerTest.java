@@ -13,7 +13,9 @@ import io.shardmap.client.internal.CircuitOpenException;
 import io.shardmap.proto.v1.CreateKeyspaceRequest;
 import io.shardmap.proto.v1.KeyType;
 import io.shardmap.proto.v1.KeyspaceSpec;
+import io.shardmap.proto.v1.Shard;
 import io.shardmap.proto.v1.ShardedTable;
+import io.shardmap.proto.v1.UpdateShardRequest;
 import io.shardmap.proto.v1.Strategy;
 import io.shardmap.testkit.PostgresFixture;
 import io.shardmap.testkit.PostgresFixture.PgInstance;
@@ -70,7 +72,7 @@ class ShardBreakerTest {
   @BeforeAll
   static void start() throws Exception {
     assumeTrue(PostgresFixture.canStartServers(), "needs PostgreSQL servers of its own");
-    pg = PostgresFixture.startNew(2);
+    pg = PostgresFixture.startNew(3); // the third server: a replica of B in the replica test
     assumeTrue(pg.canControlInstances(), "needs PostgreSQL servers it can hang and stop");
     fleet = ShardmapFleet.builder().postgres(pg).shards(2).table("id bigint NOT NULL, v text").build();
     fleet.execOnShards("CREATE TABLE breaker_uniq (k bigint PRIMARY KEY)");
@@ -82,7 +84,8 @@ class ShardBreakerTest {
     client = ShardmapClient.start(ClientOptions.builder().targets(fleet.targets()).channelFactory(fleet::channelBuilder)
         .keyspaces("users").meterRegistry(registry).build());
     data = ShardmapData.open(client, DataOptions.builder().user(pg.shard(0).user()).password(pg.shard(0).password())
-        .connectionTimeout(CONNECTION_TIMEOUT).validationTimeout(Duration.ofMillis(250))
+        .connectionTimeout(CONNECTION_TIMEOUT).replicaConnectionTimeout(CONNECTION_TIMEOUT)
+        .validationTimeout(Duration.ofMillis(250))
         .breakerOpenDuration(Duration.ofMillis(500))
         // A statement sent to the hung shard on a pooled connection ends after 3 s (pgjdbc: seconds).
         .property("socketTimeout", "3").build());
@@ -370,5 +373,77 @@ class ShardBreakerTest {
     assertEquals("CLOSED", state(), "the shard answered every call");
     assertEquals(0.0, gauge(B));
     assertEquals(1L, select(keyB));
+  }
+
+  /** Where a read of {@code key} ran: the {@code v} of its row (the replica's copy says "replica"). */
+  static String readWhere(long key) throws SQLException {
+    return data.read("users", key, c -> {
+      try (PreparedStatement ps = c.prepareStatement("SELECT v FROM " + fleet.table() + " WHERE id = ?")) {
+        ps.setLong(1, key);
+        try (ResultSet rs = ps.executeQuery()) {
+          return rs.next() ? rs.getString(1) : "none";
+        }
+      }
+    });
+  }
+
+  static void setReplicas(boolean withReplica) throws InterruptedException {
+    Shard.Builder b = Shard.newBuilder().setName(B).setPrimary(ShardmapFleet.endpoint(pg.shard(1)));
+    if (withReplica) {
+      b.addReplicas(ShardmapFleet.endpoint(pg.shard(2)));
+    }
+    fleet.admin().updateShard(UpdateShardRequest.newBuilder().setShard(b).build());
+    await("B's replicas in the client's map: " + withReplica, 30,
+        () -> client.shard(B).replicas().size() == (withReplica ? 1 : 0)
+            && data.stats().breakerStates().containsKey(REPLICA_B) == withReplica);
+  }
+
+  static final String REPLICA_B = "shard-" + B + "-replica0";
+
+  @Test
+  void aReadSkipsAReplicaWhoseBreakerIsOpenAndNewEndpointsStartWithAClosedOne() throws Exception {
+    long k = keyB + 777;
+    pg.shard(1).exec("INSERT INTO " + fleet.table() + " VALUES (" + k + ", 'primary')");
+    // The third server stands in for B's replica: a copy of the row that says where it was read.
+    pg.shard(2).exec("CREATE TABLE IF NOT EXISTS " + fleet.table() + " (id bigint NOT NULL, v text)");
+    pg.shard(2).exec("INSERT INTO " + fleet.table() + " VALUES (" + k + ", 'replica')");
+    setReplicas(true);
+    try {
+      assertEquals("replica", readWhere(k));
+      assertEquals("CLOSED", data.stats().breakerStates().get(REPLICA_B));
+      long skippedBefore = data.stats().replicaUnavailableRetries();
+      pg.pause(2);
+      try {
+        // Each read waits out the replica, then reads the primary, until the replica's breaker opens.
+        for (int i = 0; i < 20 && !"OPEN".equals(data.stats().breakerStates().get(REPLICA_B)); i++) {
+          assertEquals("primary", readWhere(k));
+        }
+        assertEquals("OPEN", data.stats().breakerStates().get(REPLICA_B));
+        assertEquals("CLOSED", state(), "the primary answered every read");
+        for (int i = 0; i < 5; i++) {
+          long t0 = System.nanoTime();
+          assertEquals("primary", readWhere(k));
+          long took = System.nanoTime() - t0;
+          assertTrue(took < NOT_BLOCKED_NANOS, "the open replica is skipped, not waited for: "
+              + TimeUnit.NANOSECONDS.toMillis(took) + " ms");
+        }
+        assertTrue(data.stats().replicaUnavailableRetries() >= skippedBefore + 5);
+        // New endpoints, new breakers: the replica taken out of the map and put back starts closed.
+        setReplicas(false);
+        setReplicas(true);
+        assertEquals("CLOSED", data.stats().breakerStates().get(REPLICA_B), "a fresh breaker");
+      } finally {
+        pg.resume(2);
+      }
+      await("reads come from the replica again", 30, () -> {
+        try {
+          return "replica".equals(readWhere(k)) && "CLOSED".equals(data.stats().breakerStates().get(REPLICA_B));
+        } catch (SQLException e) {
+          throw new AssertionError("reads never fail while the primary is up", e);
+        }
+      });
+    } finally {
+      setReplicas(false);
+    }
   }
 }
