@@ -35,6 +35,13 @@ public final class DataOptions {
   private final boolean resolveUnknownCommits;
   private final Duration maxReplicaLag;
   private final Duration replicaCheckInterval;
+  private final boolean breakerEnabled;
+  private final int breakerFailureRateThreshold;
+  private final int breakerWindowSize;
+  private final int breakerMinimumCalls;
+  private final Duration breakerOpenDuration;
+  private final int breakerHalfOpenCalls;
+  private final Duration breakerSlowCallThreshold;
 
   private DataOptions(Builder b) {
     user = b.user;
@@ -60,6 +67,13 @@ public final class DataOptions {
     resolveUnknownCommits = b.resolveUnknownCommits;
     maxReplicaLag = b.maxReplicaLag;
     replicaCheckInterval = b.replicaCheckInterval;
+    breakerEnabled = b.breakerEnabled;
+    breakerFailureRateThreshold = b.breakerFailureRateThreshold;
+    breakerWindowSize = b.breakerWindowSize;
+    breakerMinimumCalls = b.breakerMinimumCalls;
+    breakerOpenDuration = b.breakerOpenDuration;
+    breakerHalfOpenCalls = b.breakerHalfOpenCalls;
+    breakerSlowCallThreshold = b.breakerSlowCallThreshold;
   }
 
   public static Builder builder() {
@@ -164,6 +178,64 @@ public final class DataOptions {
    */
   public Duration replicaCheckInterval() { return replicaCheckInterval; }
 
+  /**
+   * Whether each shard endpoint (primary, each replica) has a circuit breaker. Default true: without one, a
+   * shard that hangs or is gone costs every call to it a full {@link #connectionTimeout()} and holds the
+   * caller's thread that long; with one, once the breaker has seen the shard fail, calls to it fail at once
+   * (a {@code CircuitOpenException}, SQLSTATE 08001, nothing ran) until a probe finds it back. Only failures
+   * of the connection count (connection lost, no connection within the timeout, server shutting down) and
+   * calls slower than {@link #breakerSlowCallThreshold()}; the work's own SQL errors (constraint violations
+   * and the like) show a shard that answers. Calls to other shards never wait on it either way.
+   */
+  public boolean breakerEnabled() { return breakerEnabled; }
+
+  /**
+   * Percent (1..100) of the calls in the window that must fail (or be slow) to open an endpoint's breaker.
+   * Default 50: a shard failing half its calls is down or flapping for its callers; a few failures among
+   * many successes (a killed backend, one slow query) leave it closed.
+   */
+  public int breakerFailureRateThreshold() { return breakerFailureRateThreshold; }
+
+  /**
+   * Calls (count-based sliding window) over which an endpoint's failure rate is measured. Default 20:
+   * database calls come by hundreds per second, so 20 calls is a fraction of a second of traffic, and a
+   * failing shard is seen within that, where Resilience4j's stock 100-call window is far slower at low rates.
+   */
+  public int breakerWindowSize() { return breakerWindowSize; }
+
+  /**
+   * Calls an endpoint's breaker needs in its window before it may open (at most {@link #breakerWindowSize()}).
+   * Default 5: enough not to open on one or two unlucky calls, few enough that a dead shard costs callers
+   * at most five connection timeouts before they fail fast.
+   */
+  public int breakerMinimumCalls() { return breakerMinimumCalls; }
+
+  /**
+   * How long an open breaker refuses calls before letting {@link #breakerHalfOpenCalls()} probe calls
+   * through (half-open). Default 1 s, where Resilience4j's stock 60 s is far too slow for databases: a
+   * restarted or failed-over PostgreSQL is back within seconds, and an open breaker costs nothing but one
+   * probe per second while the shard stays down.
+   */
+  public Duration breakerOpenDuration() { return breakerOpenDuration; }
+
+  /**
+   * Probe calls let through by a half-open breaker; all must succeed (at the failure rate threshold) to
+   * close it, one failing too many opens it again for {@link #breakerOpenDuration()}. Default 2: one
+   * lucky call does not reopen the gate for every waiting caller at once. Until the probes end, other calls
+   * are still refused; give the driver a {@code socketTimeout} ({@link Builder#property}) so that a probe sent
+   * to a shard that hangs ends too.
+   */
+  public int breakerHalfOpenCalls() { return breakerHalfOpenCalls; }
+
+  /**
+   * A call on an endpoint that takes longer than this (borrowing included) counts as slow; slow calls open
+   * the breaker at {@link #breakerFailureRateThreshold()} like failures. Default 2 s: far above any healthy
+   * single-key call, and below the default {@link #connectionTimeout()} of 5 s, so a shard that hangs but
+   * still answers at a crawl is cut off too. Calls that are slow by design (reports, batch work) count as
+   * well: raise it above the slowest call the application makes on purpose.
+   */
+  public Duration breakerSlowCallThreshold() { return breakerSlowCallThreshold; }
+
   public static final class Builder {
     private String user;
     private String password;
@@ -188,6 +260,13 @@ public final class DataOptions {
     private boolean resolveUnknownCommits = true;
     private Duration maxReplicaLag = Duration.ofSeconds(5);
     private Duration replicaCheckInterval = Duration.ofMillis(500);
+    private boolean breakerEnabled = true;
+    private int breakerFailureRateThreshold = 50;
+    private int breakerWindowSize = 20;
+    private int breakerMinimumCalls = 5;
+    private Duration breakerOpenDuration = Duration.ofSeconds(1);
+    private int breakerHalfOpenCalls = 2;
+    private Duration breakerSlowCallThreshold = Duration.ofSeconds(2);
 
     private Builder() {}
 
@@ -356,6 +435,48 @@ public final class DataOptions {
       return this;
     }
 
+    /** Default true. See {@link DataOptions#breakerEnabled()}. */
+    public Builder breakerEnabled(boolean enabled) {
+      this.breakerEnabled = enabled;
+      return this;
+    }
+
+    /** Default 50; a percent, 1..100. See {@link DataOptions#breakerFailureRateThreshold()}. */
+    public Builder breakerFailureRateThreshold(int percent) {
+      this.breakerFailureRateThreshold = within("breakerFailureRateThreshold", percent, 1, 100);
+      return this;
+    }
+
+    /** Default 20; 1..10000 calls. See {@link DataOptions#breakerWindowSize()}. */
+    public Builder breakerWindowSize(int calls) {
+      this.breakerWindowSize = within("breakerWindowSize", calls, 1, 10_000);
+      return this;
+    }
+
+    /** Default 5; 1..10000 and at most the window size (checked by {@link #build}). */
+    public Builder breakerMinimumCalls(int calls) {
+      this.breakerMinimumCalls = within("breakerMinimumCalls", calls, 1, 10_000);
+      return this;
+    }
+
+    /** Default 1 s; at least 10 ms. See {@link DataOptions#breakerOpenDuration()}. */
+    public Builder breakerOpenDuration(Duration d) {
+      this.breakerOpenDuration = atLeast("breakerOpenDuration", d, Duration.ofMillis(10));
+      return this;
+    }
+
+    /** Default 2; 1..1000 calls. See {@link DataOptions#breakerHalfOpenCalls()}. */
+    public Builder breakerHalfOpenCalls(int calls) {
+      this.breakerHalfOpenCalls = within("breakerHalfOpenCalls", calls, 1, 1000);
+      return this;
+    }
+
+    /** Default 2 s; at least 1 ms. See {@link DataOptions#breakerSlowCallThreshold()}. */
+    public Builder breakerSlowCallThreshold(Duration d) {
+      this.breakerSlowCallThreshold = atLeast("breakerSlowCallThreshold", d, Duration.ofMillis(1));
+      return this;
+    }
+
     public DataOptions build() {
       if (user == null) {
         throw new IllegalArgumentException("user: a PostgreSQL role name is required");
@@ -367,7 +488,18 @@ public final class DataOptions {
         throw new IllegalArgumentException("keepaliveTime: " + keepaliveTime.toSeconds() + " s must be below "
             + "maxLifetime (" + maxLifetime.toSeconds() + " s)");
       }
+      if (breakerMinimumCalls > breakerWindowSize) {
+        throw new IllegalArgumentException("breakerMinimumCalls: " + breakerMinimumCalls + " must be at most "
+            + "breakerWindowSize (" + breakerWindowSize + "), the calls the breaker remembers");
+      }
       return new DataOptions(this);
+    }
+
+    private static int within(String name, int n, int min, int max) {
+      if (n < min || n > max) {
+        throw new IllegalArgumentException(name + ": must be " + min + ".." + max + ", got " + n);
+      }
+      return n;
     }
 
     private static Duration zeroOrAtLeast(String name, Duration d, Duration min) {

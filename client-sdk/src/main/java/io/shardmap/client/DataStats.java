@@ -1,8 +1,10 @@
 package io.shardmap.client;
 
 import java.time.Duration;
+import java.util.Collections;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 
 /**
  * One immutable reading of a {@link ShardmapData}'s pools and of the shard calls made through its client,
@@ -26,6 +28,9 @@ import java.util.Set;
  * @param replicaLags the replay lag used for routing reads, by {@code "shard/replicaN"} (N from 0, in
  *     registration order), as of the replica's last check: zero when it had replayed all its primary had
  *     written; {@link #UNKNOWN_LAG} (-1 s) when the replica is not usable for reads or its lag is unknown
+ * @param breakerStates the circuit breaker of each endpoint of the open pools, by breaker name
+ *     ({@code shard-<shard>-primary}, {@code shard-<shard>-replica<i>}): CLOSED, OPEN (calls fail at once) or
+ *     HALF_OPEN (probing); DISABLED when {@link DataOptions#breakerEnabled()} is false
  */
 public record DataStats(
     long poolsOpened,
@@ -39,12 +44,14 @@ public record DataStats(
     long replicaUnavailableRetries,
     long connectionRetries,
     long replicaFallbacks,
-    Map<String, Duration> replicaLags) {
+    Map<String, Duration> replicaLags,
+    Map<String, String> breakerStates) {
   /** The {@link #replicaLags()} value of a replica that is not usable, or whose lag is unknown. */
   public static final Duration UNKNOWN_LAG = Duration.ofSeconds(-1);
 
   public DataStats {
     openShards = Set.copyOf(openShards);
-    replicaLags = java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(replicaLags));
+    replicaLags = Collections.unmodifiableMap(new TreeMap<>(replicaLags));
+    breakerStates = Collections.unmodifiableMap(new TreeMap<>(breakerStates));
   }
 }

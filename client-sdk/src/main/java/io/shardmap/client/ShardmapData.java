@@ -1,6 +1,7 @@
 package io.shardmap.client;
 
 import com.zaxxer.hikari.HikariDataSource;
+import io.shardmap.client.internal.CircuitOpenException;
 import io.shardmap.client.internal.Counters;
 import io.shardmap.client.internal.Counters.QueryFailure;
 import io.shardmap.client.internal.Counters.RetryCause;
@@ -77,6 +78,13 @@ import javax.sql.DataSource;
  * bound, and a promoted or misconfigured "replica" is never read. Reads of a shard with replicas that go to
  * the primary are counted ({@link DataStats#replicaFallbacks()}).
  *
+ * <p><b>Circuit breakers.</b> Each shard endpoint (primary, each replica) has a breaker that learns from the
+ * calls on it ({@code DataOptions.breaker*}). Once enough of them failed for want of a connection (lost, or
+ * none within the timeout) or ran too slow, calls to that endpoint fail at once with a
+ * {@code CircuitOpenException} (SQLSTATE 08001; nothing ran) instead of each waiting out a timeout, and reads
+ * skip such a replica; after the open duration a few probe calls go through and close it again if they
+ * succeed. Calls to other shards never wait on a failing one. The work's own SQL errors do not count.
+ *
  * <p>Errors of the work itself (its SQL) reach the caller unchanged as {@link SQLException}s; routing
  * failures (unknown keyspace, stale map past its limit) are {@link ShardmapException}s.
  *
@@ -122,7 +130,7 @@ public final class ShardmapData implements AutoCloseable {
     this.client = client;
     this.options = options;
     this.stats = client.counters();
-    this.pools = new ShardPools(options);
+    this.pools = new ShardPools(options, stats.breakers());
     this.queryPools = new ShardPools(options, "query", options.queryPoolSize());
     this.queries = new QueryExecutor(queryPools, maps, guard, options.maxAttempts(), stats);
     java.util.concurrent.atomic.AtomicInteger threads = new java.util.concurrent.atomic.AtomicInteger();
@@ -344,6 +352,10 @@ public final class ShardmapData implements AutoCloseable {
             stats.txnRerun();
             stats.referenceRerun();
             continue;
+          }
+          if (e instanceof NotRunException n && n.original() instanceof CircuitOpenException open
+              && open.isFrom(pools.get(open.shard(), client.coreSnapshot()))) {
+            throw open; // the shard's breaker is still open: a rerun would be refused the same way
           }
           if ((e instanceof NotRunException || SqlStates.isConnectionLoss(e)) && attempt < options.maxAttempts()) {
             stats.txnRerun(); // nothing was committed: every shard's transaction was still open
@@ -679,9 +691,16 @@ public final class ShardmapData implements AutoCloseable {
         throw new NotRunException(new SQLException("shard '" + shard + "' is not registered in the map at "
             + "revision " + client.revision() + " (the client's map may be behind the directory)", "08003"));
       }
+      pool.acquire(pool.primary()); // an open breaker refuses at once: nothing ran (see CircuitOpenException)
+      long borrowStart = System.nanoTime();
       try {
         p = Participant.open(shard, pool.primary());
+        pool.record(pool.primary(), borrowStart, null); // the breaker learns of the borrow only
+      } catch (RuntimeException | Error e) {
+        pool.record(pool.primary(), borrowStart, e);
+        throw e;
       } catch (SQLException e) {
+        pool.record(pool.primary(), borrowStart, e);
         if (pool.isClosed()) {
           throw new NotRunException(e); // replaced between lookup and borrow (endpoints changed): route again
         }
@@ -779,7 +798,8 @@ public final class ShardmapData implements AutoCloseable {
     return new DataStats(pools.openedCount(), pools.closedCount(), pools.pools().keySet(), stats.calls(),
         stats.callFailures(), java.time.Duration.ofNanos(stats.callNanos()), stats.retries(RetryCause.STALE_ROUTE),
         stats.retries(RetryCause.OLD_FENCE), stats.retries(RetryCause.REPLICA_UNAVAILABLE),
-        stats.retries(RetryCause.CONNECTION), stats.replicaFallbacks(), replicaLags());
+        stats.retries(RetryCause.CONNECTION), stats.replicaFallbacks(), replicaLags(),
+        pools.breakerStates());
   }
 
   /** The replicas' lag as routing uses it, for {@link DataStats#replicaLags()}. */
@@ -903,6 +923,9 @@ public final class ShardmapData implements AutoCloseable {
             stats.retry(RetryCause.STALE_ROUTE);
             route = newer;
           } else if (e instanceof NotRunException n) {
+            if (n.original() instanceof CircuitOpenException open && sameEndpoints(open, keyspace, intKey, key)) {
+              throw open; // another run would be refused the same way: fail fast
+            }
             if (attempt >= options.maxAttempts()) {
               throw n.original();
             }
@@ -916,6 +939,15 @@ public final class ShardmapData implements AutoCloseable {
     } finally {
       stats.call(System.nanoTime() - start, failed);
     }
+  }
+
+  /**
+   * Whether the key still routes to the shard whose breaker refused, through the same pools (its endpoints
+   * did not change in the map): then its breaker is still open, and only a changed map is worth a rerun.
+   */
+  private boolean sameEndpoints(CircuitOpenException open, String keyspace, long intKey, ShardKey key) {
+    return route(keyspace, intKey, key).shard().equals(open.shard())
+        && open.isFrom(pools.get(open.shard(), client.coreSnapshot()));
   }
 
   /** A route declared to the shard (see {@link StaleRoute}); {@code key} in {@link StaleRoute#declaredKey} form. */
@@ -1014,9 +1046,11 @@ public final class ShardmapData implements AutoCloseable {
   }
 
   private <T> T runOnce(ShardPool pool, Mode mode, SqlWork<T> work, Declaration declared) throws SQLException {
-    // Which pool the connection came from matters only for clearing a declaration: allocate nothing otherwise.
-    HikariDataSource[] from = declared == null ? null : new HikariDataSource[1];
+    // Which pool the connection came from: its endpoint's breaker learns the outcome, and a declaration is
+    // cleared on it.
+    Borrowed from = new Borrowed();
     Connection c = mode == Mode.READ ? readConnection(pool, from) : primaryConnection(pool, from);
+    Throwable failure = null;
     try {
       if (mode != Mode.TRANSACTION) {
         try {
@@ -1031,7 +1065,7 @@ public final class ShardmapData implements AutoCloseable {
           try {
             return work.run(c);
           } finally {
-            clearDeclaration(from[0], c);
+            clearDeclaration(from.pool, c);
           }
         } catch (SQLException e) {
           if (mode != Mode.AUTOCOMMIT && SqlStates.isConnectionLoss(e)) {
@@ -1076,8 +1110,15 @@ public final class ShardmapData implements AutoCloseable {
         throw e;
       }
       return result;
+    } catch (Throwable t) {
+      failure = t;
+      throw t;
     } finally {
-      c.close();
+      try {
+        c.close();
+      } finally {
+        pool.record(from.pool, from.start, failure); // exactly once per permission taken
+      }
     }
   }
 
@@ -1099,16 +1140,31 @@ public final class ShardmapData implements AutoCloseable {
     }
   }
 
-  /** A connection of the shard's primary; {@code from[0]}, unless null, is set to its pool. */
-  private Connection primaryConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
+  /**
+   * The pool a call's connection came from, and when borrowing from it began: the endpoint's breaker times
+   * the call from there (borrowing counts towards a slow call; a replica waited for before does not).
+   */
+  private static final class Borrowed {
+    HikariDataSource pool;
+    long start;
+  }
+
+  /**
+   * A connection of the shard's primary; {@code from} is set to its pool. Its breaker's permission is taken
+   * first (refused: a {@link NotRunException} of a {@link CircuitOpenException}); the caller records the
+   * call's outcome on it once a connection was returned.
+   */
+  private Connection primaryConnection(ShardPool pool, Borrowed from) throws SQLException {
+    pool.acquire(pool.primary());
+    long start = System.nanoTime();
     try {
-      if (from != null) {
-        from[0] = pool.primary();
-      }
+      from.pool = pool.primary();
+      from.start = start;
       // A Patroni shard's primary that cannot be reached (a failover under way) ends in NotRun: nothing ran;
       // the call routes again, through the failover buffer.
       return pools.borrowPrimary(pool, () -> pools.get(pool.shard(), client.coreSnapshot()));
     } catch (SQLException e) {
+      pool.record(pool.primary(), start, e);
       if (pool.isClosed()) {
         // Replaced between lookup and borrow (endpoints changed): nothing ran; route again.
         throw e instanceof NotRunException ? e : new NotRunException(e);
@@ -1119,10 +1175,11 @@ public final class ShardmapData implements AutoCloseable {
 
   /**
    * A connection of a usable replica (see {@link io.shardmap.client.internal.ReplicaHealth}: reachable, in
-   * recovery, within {@link DataOptions#maxReplicaLag()}), else of the primary; {@code from[0]}, unless null,
-   * is set to its pool. A read of a shard with replicas that ends up on the primary is counted.
+   * recovery, within {@link DataOptions#maxReplicaLag()}), else of the primary; {@code from} is set to its
+   * pool. A replica whose breaker is open is skipped like one that gives no connection. A read of a shard
+   * with replicas that ends up on the primary is counted.
    */
-  private Connection readConnection(ShardPool pool, HikariDataSource[] from) throws SQLException {
+  private Connection readConnection(ShardPool pool, Borrowed from) throws SQLException {
     HikariDataSource[] replicas = pool.replicas();
     if (replicas.length > 0) {
       io.shardmap.client.internal.ReplicaHealth health = pools.replicaHealth();
@@ -1132,14 +1189,19 @@ public final class ShardmapData implements AutoCloseable {
         if (!health.usable(pool, k)) {
           continue;
         }
+        HikariDataSource r = replicas[k];
+        if (!pool.tryAcquire(r)) {
+          stats.retry(RetryCause.REPLICA_UNAVAILABLE);
+          continue;
+        }
+        long start = System.nanoTime();
         try {
-          HikariDataSource r = replicas[k];
           Connection c = r.getConnection();
-          if (from != null) {
-            from[0] = r;
-          }
+          from.pool = r;
+          from.start = start;
           return c;
         } catch (SQLException e) {
+          pool.record(r, start, e);
           stats.retry(RetryCause.REPLICA_UNAVAILABLE);
         }
       }

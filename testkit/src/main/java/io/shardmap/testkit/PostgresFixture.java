@@ -291,6 +291,42 @@ public final class PostgresFixture implements AutoCloseable {
     }
   }
 
+  /**
+   * Hangs shard {@code i}'s server: every one of its processes (the postmaster and all its children:
+   * backends, checkpointer, WAL writer, ...) is stopped with SIGSTOP. Its sockets stay open and new
+   * connections are accepted by the kernel, but nothing answers: the way a shard that hangs (a stalled disk,
+   * a frozen VM) looks to its clients. Undone by {@link #resume}; {@link #stop} and closing the fixture resume
+   * it first. No-op if already paused. Servers from local binaries only.
+   *
+   * @throws UnsupportedOperationException if {@link #canControlInstances()} is false, or the servers are
+   *     containers
+   */
+  public synchronized void pause(int i) {
+    lifecycle.requireControl(i);
+    try {
+      backend.pause(i);
+    } catch (RuntimeException e) {
+      lifecycle.markFailed();
+      throw e;
+    }
+  }
+
+  /**
+   * Lets a {@link #pause paused} shard {@code i} run on (SIGCONT to the postmaster and its children). No-op
+   * if not paused.
+   *
+   * @throws UnsupportedOperationException if {@link #canControlInstances()} is false
+   */
+  public synchronized void resume(int i) {
+    lifecycle.requireControl(i);
+    try {
+      backend.resume(i);
+    } catch (RuntimeException e) {
+      lifecycle.markFailed();
+      throw e;
+    }
+  }
+
   /** Whether shard {@code i}'s server is up; always true for external databases. */
   public boolean isRunning(int i) {
     lifecycle.checkIndex(i);
@@ -394,6 +430,16 @@ public final class PostgresFixture implements AutoCloseable {
     default int size() {
       return instances().size();
     }
+
+    /** See {@link PostgresFixture#pause}. */
+    default void pause(int i) {
+      throw new UnsupportedOperationException("this backend cannot pause a server");
+    }
+
+    /** See {@link PostgresFixture#resume}. */
+    default void resume(int i) {
+      throw new UnsupportedOperationException("this backend cannot resume a server");
+    }
   }
 
   private static final class ExternalBackend extends ExternalServers implements Backend {
@@ -471,6 +517,8 @@ public final class PostgresFixture implements AutoCloseable {
     /** The OS user to run as when this JVM is root, else null. */
     private final UserPrincipal runAs;
     private final List<PgInstance> instances = new ArrayList<>();
+    /** Shards whose processes are stopped by {@link #pause}: resumed before being stopped or closed. */
+    private final java.util.Set<Integer> paused = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     LocalBackend(Path bin, List<String> extraSettings) {
       this.bin = bin;
@@ -700,11 +748,61 @@ public final class PostgresFixture implements AutoCloseable {
       stopDirectory(i);
     }
 
+    /**
+     * SIGSTOP to the postmaster first (so it forks no new child meanwhile), then to each of its descendants
+     * as the OS lists them once it is stopped.
+     */
+    @Override
+    public void pause(int i) {
+      if (!isRunning(i) || paused.contains(i)) {
+        return;
+      }
+      long postmaster = postmasterPid(i);
+      run(i, "kill -STOP postmaster", List.of("kill", "-STOP", Long.toString(postmaster)));
+      paused.add(i);
+      List<String> children = descendants(postmaster);
+      if (!children.isEmpty()) {
+        List<String> command = new ArrayList<>(List.of("kill", "-STOP"));
+        command.addAll(children);
+        run(i, "kill -STOP children", command);
+      }
+    }
+
+    /** SIGCONT to the postmaster's descendants, then to the postmaster. */
+    @Override
+    public void resume(int i) {
+      if (!paused.contains(i)) {
+        return;
+      }
+      long postmaster = postmasterPid(i);
+      List<String> command = new ArrayList<>(List.of("kill", "-CONT"));
+      command.addAll(descendants(postmaster));
+      command.add(Long.toString(postmaster));
+      run(i, "kill -CONT", command);
+      paused.remove(i);
+    }
+
+    /** The first line of postmaster.pid. */
+    private long postmasterPid(int i) {
+      try {
+        return Long.parseLong(Files.readAllLines(dataDir(i).resolve("postmaster.pid")).get(0).trim());
+      } catch (IOException | RuntimeException e) {
+        throw new IllegalStateException("shard " + i + ": cannot read the postmaster's pid from "
+            + dataDir(i).resolve("postmaster.pid") + ": " + e, e);
+      }
+    }
+
+    private static List<String> descendants(long pid) {
+      return ProcessHandle.of(pid).map(h -> h.descendants().map(d -> Long.toString(d.pid()))
+          .collect(Collectors.toList())).orElse(List.of());
+    }
+
     /** Immediate shutdown: no checkpoint, the next start runs crash recovery. */
     private void stopDirectory(int i) {
       if (!isRunning(i)) {
         return;
       }
+      resume(i); // a stopped postmaster would not act on pg_ctl's signal
       run(i, "pg_ctl stop", List.of(bin.resolve("pg_ctl").toString(), "-D", dataDir(i).toString(),
           "-m", "immediate", "-w", "-t", String.valueOf(PG_CTL_WAIT_SECONDS), "stop"));
     }

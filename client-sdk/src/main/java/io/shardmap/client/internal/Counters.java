@@ -421,4 +421,11 @@ public final class Counters {
   public long referenceDiffered() {
     return referenceDiffered.sum();
   }
+
+  private final BreakerBoard breakers = new BreakerBoard();
+
+  /** The circuit breakers of the single-key pools of every ShardmapData on this client, for the metrics. */
+  public BreakerBoard breakers() {
+    return breakers;
+  }
 }

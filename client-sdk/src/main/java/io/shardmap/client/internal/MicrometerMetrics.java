@@ -22,6 +22,9 @@ import java.util.concurrent.TimeUnit;
 public final class MicrometerMetrics implements AutoCloseable {
   private final MeterRegistry registry;
   private final List<Meter> meters = new ArrayList<>();
+  /** The breaker state gauges, one row per live endpoint breaker; null until registered. */
+  private MultiGauge breakerStates;
+  private BreakerBoard board;
 
   private MicrometerMetrics(MeterRegistry registry) {
     this.registry = registry;
@@ -207,6 +210,22 @@ public final class MicrometerMetrics implements AutoCloseable {
         .description("lookups of lazily loaded directory keyspaces that asked a directory server").register(r));
     add(Gauge.builder("shardmap.client.directory.cache.size", follower, MapFollower::lazyCacheSize)
         .baseUnit("entries").description("keys cached for lazily loaded directory keyspaces").register(r));
+
+    // Circuit breakers of the shard endpoints (DataOptions.breaker*): rows follow the pools as they come and go.
+    board = stats.breakers();
+    add(FunctionCounter.builder("shardmap.data.breaker.refusals", board, BreakerBoard::refusals)
+        .description("shard calls (or replica choices of reads) refused at once by an open circuit breaker")
+        .register(r));
+    MultiGauge states = MultiGauge.builder("shardmap.data.breaker.state")
+        .description("circuit breaker of a shard endpoint: 0 closed, 1 open (calls fail at once), 2 half-open "
+            + "(probing)")
+        .register(r);
+    breakerStates = states;
+    board.onChange(() -> states.register(board.breakers().stream()
+        // The breaker itself is the gauged object: its pool holds it while the row exists.
+        .map(e -> MultiGauge.Row.of(Tags.of("shard", e.shard(), "endpoint", e.endpoint()), e.breaker(),
+            BreakerBoard::stateCode))
+        .collect(java.util.stream.Collectors.toList()), true));
   }
 
   /**
@@ -245,6 +264,10 @@ public final class MicrometerMetrics implements AutoCloseable {
 
   @Override
   public synchronized void close() {
+    if (board != null) {
+      board.onChange(null);
+      breakerStates.register(List.of(), true);
+    }
     for (Meter m : meters) {
       registry.remove(m);
     }

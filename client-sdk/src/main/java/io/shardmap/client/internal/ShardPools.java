@@ -2,6 +2,8 @@ package io.shardmap.client.internal;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.shardmap.client.DataOptions;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.proto.v1.Endpoint;
@@ -10,6 +12,7 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -27,6 +30,9 @@ import java.util.logging.Logger;
  * <p>The pool table is an immutable map swapped by one writer at a time; callers read it without a lock.
  * A caller can route with a map newer than the table (the table is updated by a listener that runs just
  * after the map is published); {@link #get} then catches the table up before answering.
+ *
+ * <p>Each endpoint's pool has a circuit breaker ({@link EndpointBreaker}) created with it: a shard whose
+ * endpoints change gets closed breakers with its new pools, and a failed endpoint's record goes with its pool.
  */
 public final class ShardPools implements AutoCloseable {
   private static final Logger log = Logger.getLogger(ShardPools.class.getName());
@@ -40,9 +46,13 @@ public final class ShardPools implements AutoCloseable {
     private final HikariDataSource[] replicas;
     private final boolean followsPatroni;
     private final long primaryTerm;
+    private final EndpointBreaker primaryBreaker;
+    private final EndpointBreaker[] replicaBreakers;
+    private final BreakerBoard board;
 
     private ShardPool(String shard, Endpoint primaryEndpoint, List<Endpoint> replicaEndpoints,
-        HikariDataSource primary, HikariDataSource[] replicas, boolean followsPatroni, long primaryTerm) {
+        HikariDataSource primary, HikariDataSource[] replicas, boolean followsPatroni, long primaryTerm,
+        EndpointBreaker primaryBreaker, EndpointBreaker[] replicaBreakers, BreakerBoard board) {
       this.shard = shard;
       this.followsPatroni = followsPatroni;
       this.primaryTerm = primaryTerm;
@@ -50,6 +60,79 @@ public final class ShardPools implements AutoCloseable {
       this.replicaEndpoints = replicaEndpoints;
       this.primary = primary;
       this.replicas = replicas;
+      this.primaryBreaker = primaryBreaker;
+      this.replicaBreakers = replicaBreakers;
+      this.board = board;
+    }
+
+    /** The circuit breaker of the primary, named {@code shard-<shard>-primary}. */
+    public CircuitBreaker primaryBreaker() {
+      return primaryBreaker.breaker();
+    }
+
+    /** The circuit breaker of replica {@code i} (registration order), named {@code shard-<shard>-replica<i>}. */
+    public CircuitBreaker replicaBreaker(int i) {
+      return replicaBreakers[i].breaker();
+    }
+
+    /**
+     * Takes a permission to call the endpoint of {@code pool} (the primary or one of the replicas of this
+     * shard), or throws a {@link NotRunException} of a {@link CircuitOpenException} (nothing ran) when its
+     * breaker is open. A permission taken must be followed by one {@link #record}.
+     */
+    public void acquire(HikariDataSource pool) throws NotRunException {
+      if (!tryAcquire(pool)) {
+        throw new NotRunException(breakerOf(pool).refusal(this));
+      }
+    }
+
+    /** {@link #acquire}, answering false instead of throwing (a read skipping a replica whose breaker is open). */
+    public boolean tryAcquire(HikariDataSource pool) {
+      if (breakerOf(pool).tryAcquire()) {
+        return true;
+      }
+      if (board != null) {
+        board.refused();
+      }
+      return false;
+    }
+
+    /**
+     * Reports the outcome of a call on the endpoint of {@code pool} that took a permission, timed from
+     * {@code startNanos}; {@code failure} null when it returned. Only connection-class failures count against
+     * the endpoint (see {@link EndpointBreaker#isEndpointFailure}).
+     */
+    public void record(HikariDataSource pool, long startNanos, Throwable failure) {
+      breakerOf(pool).record(startNanos, failure);
+    }
+
+    private EndpointBreaker breakerOf(HikariDataSource pool) {
+      if (pool == primary) {
+        return primaryBreaker;
+      }
+      for (int i = 0; i < replicas.length; i++) {
+        if (pool == replicas[i]) {
+          return replicaBreakers[i];
+        }
+      }
+      throw new IllegalArgumentException("pool " + pool.getPoolName() + " is not one of shard " + shard + "'s");
+    }
+
+    /** Each endpoint's breaker state by breaker name (CLOSED, OPEN, HALF_OPEN; DISABLED when off). */
+    void breakerStates(Map<String, String> into) {
+      into.put(primaryBreaker.breaker().getName(), primaryBreaker.breaker().getState().name());
+      for (EndpointBreaker b : replicaBreakers) {
+        into.put(b.breaker().getName(), b.breaker().getState().name());
+      }
+    }
+
+    private void unregisterBreakers() {
+      if (board != null) {
+        board.remove(primaryBreaker);
+        for (EndpointBreaker b : replicaBreakers) {
+          board.remove(b);
+        }
+      }
     }
 
     public String shard() {
@@ -127,6 +210,9 @@ public final class ShardPools implements AutoCloseable {
   /** "" for the single-key pools, "query-" for cross-shard queries' own: part of each pool's name. */
   private final String purpose;
   private final int maxPoolSize;
+  /** Where the pools' breakers are published; null: the breakers are disabled (pools the SDK does not guard). */
+  private final BreakerBoard board;
+  private final CircuitBreakerConfig breakerConfig;
   private final ScheduledExecutorService housekeeping;
   private final ExecutorService closer;
   private final AtomicInteger opened = new AtomicInteger();
@@ -142,10 +228,20 @@ public final class ShardPools implements AutoCloseable {
 
   /**
    * The pools of single-key calls: {@link DataOptions#maxPoolSize()} connections each, and their replicas'
-   * health checked every {@link DataOptions#replicaCheckInterval()} ({@link #replicaHealth()}).
+   * health checked every {@link DataOptions#replicaCheckInterval()} ({@link #replicaHealth()}); without
+   * breakers.
    */
   public ShardPools(DataOptions options) {
-    this(options, "", options.maxPoolSize(), true);
+    this(options, "", options.maxPoolSize(), null, true);
+  }
+
+  /**
+   * The pools of single-key calls: {@link DataOptions#maxPoolSize()} connections each, their replicas' health
+   * checked, and a circuit breaker per endpoint (unless {@link DataOptions#breakerEnabled()} is false)
+   * published on {@code board}.
+   */
+  public ShardPools(DataOptions options, BreakerBoard board) {
+    this(options, "", options.maxPoolSize(), board, true);
   }
 
   /**
@@ -153,11 +249,14 @@ public final class ShardPools implements AutoCloseable {
    * {@code maxPoolSize} connections each, so that work cannot take the connections of the others.
    */
   public ShardPools(DataOptions options, String purpose, int maxPoolSize) {
-    this(options, purpose, maxPoolSize, false);
+    this(options, purpose, maxPoolSize, null, false);
   }
 
-  private ShardPools(DataOptions options, String purpose, int maxPoolSize, boolean checkReplicas) {
+  private ShardPools(DataOptions options, String purpose, int maxPoolSize, BreakerBoard board,
+      boolean checkReplicas) {
     this.options = options;
+    this.board = board;
+    this.breakerConfig = EndpointBreaker.config(options);
     this.purpose = purpose.isEmpty() ? "" : purpose + "-";
     this.maxPoolSize = maxPoolSize;
     // One housekeeping thread for every pool instead of HikariCP's one per pool: a fleet has many shards.
@@ -264,6 +363,15 @@ public final class ShardPools implements AutoCloseable {
     return table.pools;
   }
 
+  /** The breaker state of every endpoint of the open pools, by breaker name (see {@link ShardPool#primaryBreaker}). */
+  public Map<String, String> breakerStates() {
+    Map<String, String> states = new TreeMap<>();
+    for (ShardPool p : table.pools.values()) {
+      p.breakerStates(states);
+    }
+    return states;
+  }
+
   /** Pools opened so far (primaries and replicas). */
   public int openedCount() {
     return opened.get();
@@ -277,13 +385,25 @@ public final class ShardPools implements AutoCloseable {
   private ShardPool open(Shard s) {
     HikariDataSource primary = dataSource(s.getName(), "primary", s.getPrimary(), false, s.hasPatroni());
     HikariDataSource[] replicas = new HikariDataSource[s.getReplicasCount()];
+    EndpointBreaker[] replicaBreakers = new EndpointBreaker[replicas.length];
     for (int i = 0; i < replicas.length; i++) {
       replicas[i] = dataSource(s.getName(), "replica" + i, s.getReplicas(i), true, false);
+      replicaBreakers[i] = breaker(s.getName(), "replica" + i, s.getReplicas(i));
     }
+    EndpointBreaker primaryBreaker = breaker(s.getName(), "primary", s.getPrimary());
     log.info("shardmap data: opened " + purpose + "pools for shard " + s.getName() + " (primary " + describe(s.getPrimary())
         + (replicas.length == 0 ? "" : ", " + replicas.length + " replicas") + ")");
     return new ShardPool(s.getName(), s.getPrimary(), List.copyOf(s.getReplicasList()), primary, replicas,
-        s.hasPatroni(), s.getPrimaryTerm());
+        s.hasPatroni(), s.getPrimaryTerm(), primaryBreaker, replicaBreakers, board);
+  }
+
+  private EndpointBreaker breaker(String shard, String role, Endpoint e) {
+    boolean enabled = board != null && options.breakerEnabled();
+    EndpointBreaker b = EndpointBreaker.create(breakerConfig, options, shard, role, describe(e), enabled);
+    if (enabled) {
+      board.add(b);
+    }
+    return b;
   }
 
   /**
@@ -327,6 +447,7 @@ public final class ShardPools implements AutoCloseable {
     // Idle connections go at once; borrowed ones as they come back (close() below waits for them).
     p.softEvictPrimary();
     log.info("shardmap data: closing pools of shard " + p.shard + " because " + why);
+    p.unregisterBreakers();
     closer.execute(() -> {
       p.close();
       closed.addAndGet(1 + p.replicas.length);
@@ -367,6 +488,7 @@ public final class ShardPools implements AutoCloseable {
       table = new Table(Map.of(), Long.MAX_VALUE);
     }
     for (ShardPool p : last.values()) {
+      p.unregisterBreakers();
       p.close();
       closed.addAndGet(1 + p.replicas.length);
     }

@@ -16,7 +16,10 @@
  *       id service's calls ({@code callAny}, used by {@code internal.ids}: leased worker ids of global ids);
  *   <li>{@link io.shardmap.client.internal.ShardPools} keeps one pool per shard primary and replica in step
  *       with the map (one set for single-key calls, one of its own for cross-shard queries, whose executor
- *       is in {@code internal.query});
+ *       is in {@code internal.query}), each endpoint's pool with its circuit breaker
+ *       ({@link io.shardmap.client.internal.EndpointBreaker}; an open one refuses calls with the
+ *       {@link io.shardmap.client.internal.CircuitOpenException} callers get; the live breakers are listed
+ *       on the {@link io.shardmap.client.internal.BreakerBoard} for the metrics);
  *   <li>{@link io.shardmap.client.internal.NotRunException} marks a failure after which the work provably
  *       did not take effect and may run again (single-shard calls and cross-shard commits alike), and
  *       {@link io.shardmap.client.internal.SqlStates} says which SQLSTATEs mean the session was lost;
