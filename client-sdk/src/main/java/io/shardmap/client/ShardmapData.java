@@ -659,7 +659,11 @@ public final class ShardmapData implements AutoCloseable {
    * shard whose primary could not be borrowed from, else one whose participant's connection broke.
    */
   private ShardPool patroniFailure(CrossShardTransaction tx, SQLException e, ShardPool unreachable) {
-    if (options.failoverBufferWindow().isZero() || !(e instanceof NotRunException || SqlStates.isConnectionLoss(e))) {
+    // 25006: a participant turned out read-only (a standby the map already names, still being promoted, or
+    // a demoted primary). Before the commit point nothing committed anywhere, so any such failure may rerun.
+    boolean readOnly = "25006".equals(e.getSQLState());
+    if (options.failoverBufferWindow().isZero()
+        || !(e instanceof NotRunException || SqlStates.isConnectionLoss(e) || readOnly)) {
       return null;
     }
     if (unreachable != null) {
@@ -668,7 +672,9 @@ public final class ShardmapData implements AutoCloseable {
     for (Participant p : tx.participants()) {
       ShardPool pool = pools.get(p.shard(), client.coreSnapshot());
       try {
-        if (pool != null && pool.followsPatroni() && p.raw().isClosed()) {
+        // Which participant refused as read-only the exception does not say: any Patroni one is waited on
+        // (a probe interval at most when it was not that one).
+        if (pool != null && pool.followsPatroni() && (readOnly || p.raw().isClosed())) {
           return pool;
         }
       } catch (SQLException ignored) {
@@ -691,7 +697,14 @@ public final class ShardmapData implements AutoCloseable {
         throw new NotRunException(new SQLException("shard '" + shard + "' is not registered in the map at "
             + "revision " + client.revision() + " (the client's map may be behind the directory)", "08003"));
       }
-      pool.acquire(pool.primary()); // an open breaker refuses at once: nothing ran (see CircuitOpenException)
+      try {
+        pool.acquire(pool.primary()); // an open breaker refuses at once: nothing ran (see CircuitOpenException)
+      } catch (NotRunException refused) {
+        if (pool.followsPatroni()) {
+          unreachable[0] = pool; // a Patroni shard's failing primary: wait for the next one
+        }
+        throw refused;
+      }
       long borrowStart = System.nanoTime();
       try {
         p = Participant.open(shard, pool.primary());

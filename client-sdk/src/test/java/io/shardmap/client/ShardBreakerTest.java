@@ -401,49 +401,37 @@ class ShardBreakerTest {
   static final String REPLICA_B = "shard-" + B + "-replica0";
 
   @Test
-  void aReadSkipsAReplicaWhoseBreakerIsOpenAndNewEndpointsStartWithAClosedOne() throws Exception {
+  void replicasGetBreakersOfTheirOwnAndNewEndpointsStartWithClosedOnes() throws Exception {
     long k = keyB + 777;
     pg.shard(1).exec("INSERT INTO " + fleet.table() + " VALUES (" + k + ", 'primary')");
-    // The third server stands in for B's replica: a copy of the row that says where it was read.
+    // The third server stands in for B's replica. It is not in recovery, so the replica health checks never
+    // route reads to it (ReplicaReadsTest covers real standbys); what matters here is its breaker.
     pg.shard(2).exec("CREATE TABLE IF NOT EXISTS " + fleet.table() + " (id bigint NOT NULL, v text)");
     pg.shard(2).exec("INSERT INTO " + fleet.table() + " VALUES (" + k + ", 'replica')");
     setReplicas(true);
     try {
-      assertEquals("replica", readWhere(k));
+      assertEquals("primary", readWhere(k), "a server not in recovery is never read as a replica");
       assertEquals("CLOSED", data.stats().breakerStates().get(REPLICA_B));
-      long skippedBefore = data.stats().replicaUnavailableRetries();
       pg.pause(2);
       try {
-        // Each read waits out the replica, then reads the primary, until the replica's breaker opens.
-        for (int i = 0; i < 20 && !"OPEN".equals(data.stats().breakerStates().get(REPLICA_B)); i++) {
-          assertEquals("primary", readWhere(k));
-        }
-        assertEquals("OPEN", data.stats().breakerStates().get(REPLICA_B));
-        assertEquals("CLOSED", state(), "the primary answered every read");
         for (int i = 0; i < 5; i++) {
           long t0 = System.nanoTime();
           assertEquals("primary", readWhere(k));
           long took = System.nanoTime() - t0;
-          assertTrue(took < NOT_BLOCKED_NANOS, "the open replica is skipped, not waited for: "
+          assertTrue(took < NOT_BLOCKED_NANOS, "the hung replica is skipped, not waited for: "
               + TimeUnit.NANOSECONDS.toMillis(took) + " ms");
         }
-        assertTrue(data.stats().replicaUnavailableRetries() >= skippedBefore + 5);
         // New endpoints, new breakers: the replica taken out of the map and put back starts closed.
         setReplicas(false);
+        assertEquals(null, data.stats().breakerStates().get(REPLICA_B), "no replica, no breaker");
         setReplicas(true);
         assertEquals("CLOSED", data.stats().breakerStates().get(REPLICA_B), "a fresh breaker");
       } finally {
         pg.resume(2);
       }
-      await("reads come from the replica again", 30, () -> {
-        try {
-          return "replica".equals(readWhere(k)) && "CLOSED".equals(data.stats().breakerStates().get(REPLICA_B));
-        } catch (SQLException e) {
-          throw new AssertionError("reads never fail while the primary is up", e);
-        }
-      });
     } finally {
       setReplicas(false);
     }
   }
+
 }
