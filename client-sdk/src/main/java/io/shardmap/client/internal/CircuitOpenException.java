@@ -52,4 +52,14 @@ public final class CircuitOpenException extends SQLTransientConnectionException 
   public boolean isFrom(Object pools) {
     return pools != null && pools == origin;
   }
+
+  /**
+   * No stack trace: an open breaker refuses thousands of calls a second, and filling a trace for each (the
+   * refusal happens in one place, which the message names) costs allocation and garbage-collection pauses
+   * that the calls to healthy shards would feel.
+   */
+  @Override
+  public synchronized Throwable fillInStackTrace() {
+    return this;
+  }
 }

@@ -18,4 +18,10 @@ public final class NotRunException extends SQLException {
   public SQLException original() {
     return (SQLException) getCause();
   }
+
+  /** No stack trace of its own: it never reaches the caller, and its cause carries the one that matters. */
+  @Override
+  public synchronized Throwable fillInStackTrace() {
+    return this;
+  }
 }
