@@ -230,9 +230,15 @@ public final class PatroniFollower implements AutoCloseable {
   @Override
   public void close() {
     closed = true;
-    executor.execute(() -> {
-      followed.values().forEach(f -> f.watch.close());
-      followed.clear();
-    });
+    try {
+      executor.execute(this::stopWatching);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      stopWatching(); // closed twice, or after the executor: no other thread touches the map any more
+    }
+  }
+
+  private void stopWatching() {
+    followed.values().forEach(f -> f.watch.close());
+    followed.clear();
   }
 }
