@@ -16,7 +16,8 @@ import java.util.function.Supplier;
  * <p>How: just before COMMIT the SDK asks the session for its transaction id
  * ({@code pg_current_xact_id_if_assigned()}, null when the transaction wrote nothing, and then the outcome
  * does not matter). If COMMIT then breaks, it asks the shard's primary as the map names it now
- * ({@code pg_xact_status}) until the answer is final:
+ * ({@code pg_xact_status}), and only while that server is a primary (not in recovery), until the answer is
+ * final:
  *
  * <ul>
  *   <li>{@code committed}: the commit is durable on that primary (after a failover: it reached the
@@ -37,6 +38,13 @@ public final class CommitOutcome {
 
   private CommitOutcome() {}
 
+  private static boolean inRecovery(Connection c) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select pg_is_in_recovery()")) {
+      rs.next();
+      return rs.getBoolean(1);
+    }
+  }
+
   /** The session's transaction id, or null when the transaction has none (wrote nothing). */
   public static String assignedId(Connection c) throws SQLException {
     try (Statement s = c.createStatement();
@@ -56,26 +64,34 @@ public final class CommitOutcome {
     while (true) {
       ShardPool now = current.get();
       if (now != null) {
-        try (Connection c = now.primary().getConnection();
-            PreparedStatement ps = c.prepareStatement("select pg_xact_status(?::xid8)")) {
-          ps.setString(1, xid);
-          try (ResultSet rs = ps.executeQuery()) {
-            rs.next();
-            String status = rs.getString(1);
-            if ("committed".equals(status)) {
-              return Status.COMMITTED;
+        try (Connection c = now.primary().getConnection()) {
+          // Only a primary's answer counts. The crashed old primary, restarted by Patroni as a standby, still
+          // has its own local-only commits in its WAL and would say "committed" of a transaction the new
+          // primary never received (it is discarded when the old node rejoins): an acknowledged write lost.
+          // A standby the map already names, still being promoted, answers once its promotion is done.
+          if (inRecovery(c)) {
+            throw new SQLException("not a primary yet", "25006");
+          }
+          try (PreparedStatement ps = c.prepareStatement("select pg_xact_status(?::xid8)")) {
+            ps.setString(1, xid);
+            try (ResultSet rs = ps.executeQuery()) {
+              rs.next();
+              String status = rs.getString(1);
+              if ("committed".equals(status)) {
+                return Status.COMMITTED;
+              }
+              if ("aborted".equals(status)) {
+                return Status.ABORTED;
+              }
+              // "in progress" (the old primary still finishes it), or null (too old to know: not a case that
+              // can arise within the window): ask again after a pause.
             }
-            if ("aborted".equals(status)) {
-              return Status.ABORTED;
-            }
-            // "in progress" (the old primary still finishes it), or null (too old to know: not a case that
-            // can arise within the window): ask again after a pause.
           }
         } catch (SQLException e) {
           if ("22023".equals(e.getSQLState()) && now != committedOn && now.primaryTerm() > committedOn.primaryTerm()) {
             return Status.ABORTED; // "in the future" on a later primary: it never saw this transaction
           }
-          // The primary cannot be asked yet (gone, not promoted): wait as a buffered call does.
+          // No primary to ask yet (gone, restarted as a standby, not promoted): wait as a buffered call does.
         }
       }
       try {
