@@ -9,28 +9,21 @@ import java.sql.Statement;
 import java.util.function.Supplier;
 
 /**
- * Learns whether a transaction on a Patroni shard committed when its connection broke inside COMMIT, so the
- * SDK can answer the caller instead of reporting an unknown outcome. Without this a failover leaves every
- * transaction that was waiting in COMMIT (with synchronous replication, most of a writer's time) unknown.
+ * Learns whether a transaction on a Patroni shard committed when its connection broke inside COMMIT while the
+ * primary itself stayed up (a dropped connection, a killed backend), so the SDK can answer the caller
+ * instead of reporting an unknown outcome.
  *
- * <p>How: just before COMMIT the SDK asks the session for its transaction id
+ * <p>How: just before COMMIT the SDK asks the session for its transaction id and the server's start time
  * ({@code pg_current_xact_id_if_assigned()}, null when the transaction wrote nothing, and then the outcome
- * does not matter). If COMMIT then breaks, it asks the shard's primary as the map names it now
- * ({@code pg_xact_status}), and only while that server is a primary (not in recovery), until the answer is
- * final:
+ * does not matter). If COMMIT then breaks, it asks the same primary, through the same pool, while the map
+ * names no newer primary: {@code committed} answers the call, {@code aborted} runs it again, {@code in
+ * progress} is asked again after a pause.
  *
- * <ul>
- *   <li>{@code committed}: the commit is durable on that primary (after a failover: it reached the
- *       synchronous standby that is now the primary). The call succeeded.
- *   <li>{@code aborted}, or (on a primary of a later term) an id "in the future": that primary never
- *       committed it; with synchronous replication an old primary's local-only commit is discarded when it
- *       rejoins (pg_rewind), so the transaction provably did not take effect and may run again.
- *   <li>{@code in progress}: the old primary still finishes it (the connection broke, the node did not):
- *       asked again after a pause.
- * </ul>
- *
- * <p>The questions are bounded by the same window as the failover buffer; when it passes the outcome stays
- * unknown and the caller gets the original failure, as before.
+ * <p>Only the same server instance is asked, never a primary after a failover nor the same server after a
+ * restart: transaction ids are not unique across a failover. The promoted standby never saw the old
+ * primary's local-only commit and hands the same id to its own next transaction, so {@code pg_xact_status}
+ * there can say {@code committed} of somebody else's transaction; a clean-clone CI run lost an acknowledged
+ * write exactly that way. Across a failover the outcome stays unknown, as without this class.
  */
 public final class CommitOutcome {
   /** What the primary said of the transaction. */
@@ -38,64 +31,57 @@ public final class CommitOutcome {
 
   private CommitOutcome() {}
 
-  private static boolean inRecovery(Connection c) throws SQLException {
-    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select pg_is_in_recovery()")) {
-      rs.next();
-      return rs.getBoolean(1);
-    }
-  }
-
-  /** The session's transaction id, or null when the transaction has none (wrote nothing). */
+  /**
+   * The session's transaction id and its server's start time ({@code "xid@start"}), or null when the
+   * transaction has none (wrote nothing).
+   */
   public static String assignedId(Connection c) throws SQLException {
-    try (Statement s = c.createStatement();
-        ResultSet rs = s.executeQuery("select pg_current_xact_id_if_assigned()::text")) {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(
+        "select pg_current_xact_id_if_assigned()::text, pg_postmaster_start_time()::text")) {
       rs.next();
-      return rs.getString(1);
+      String xid = rs.getString(1);
+      return xid == null ? null : xid + "@" + rs.getString(2);
     }
   }
 
   /**
-   * Asks the current primary about transaction {@code xid} committed through {@code committedOn} until the
-   * answer is final or the buffer's window passes.
+   * Asks the primary that ran transaction {@code id} (from {@link #assignedId}) through {@code committedOn},
+   * while {@code current} still gives that pool and the server was not restarted, until the answer is final;
+   * UNKNOWN when the map names a newer primary, the server restarted, or the buffer's window passes.
    */
-  public static Status resolve(String xid, ShardPool committedOn, Supplier<ShardPool> current, FailoverBuffer buffer,
+  public static Status resolve(String id, ShardPool committedOn, Supplier<ShardPool> current, FailoverBuffer buffer,
       SQLException failure) {
+    int at = id.indexOf('@');
+    String xid = id.substring(0, at);
+    String started = id.substring(at + 1);
     FailoverBuffer.Wait wait = null;
     while (true) {
-      ShardPool now = current.get();
-      if (now != null) {
-        try (Connection c = now.primary().getConnection()) {
-          // Only a primary's answer counts. The crashed old primary, restarted by Patroni as a standby, still
-          // has its own local-only commits in its WAL and would say "committed" of a transaction the new
-          // primary never received (it is discarded when the old node rejoins): an acknowledged write lost.
-          // A standby the map already names, still being promoted, answers once its promotion is done.
-          if (inRecovery(c)) {
-            throw new SQLException("not a primary yet", "25006");
+      if (current.get() != committedOn) {
+        return Status.UNKNOWN; // a newer primary (or endpoints): its transaction ids are not ours to ask about
+      }
+      try (Connection c = committedOn.primary().getConnection();
+          PreparedStatement ps = c.prepareStatement(
+              "select pg_postmaster_start_time()::text, pg_is_in_recovery(), pg_xact_status(?::xid8)")) {
+        ps.setString(1, xid);
+        try (ResultSet rs = ps.executeQuery()) {
+          rs.next();
+          if (!started.equals(rs.getString(1)) || rs.getBoolean(2)) {
+            return Status.UNKNOWN; // restarted (crashed, or demoted): no longer the instance that ran it
           }
-          try (PreparedStatement ps = c.prepareStatement("select pg_xact_status(?::xid8)")) {
-            ps.setString(1, xid);
-            try (ResultSet rs = ps.executeQuery()) {
-              rs.next();
-              String status = rs.getString(1);
-              if ("committed".equals(status)) {
-                return Status.COMMITTED;
-              }
-              if ("aborted".equals(status)) {
-                return Status.ABORTED;
-              }
-              // "in progress" (the old primary still finishes it), or null (too old to know: not a case that
-              // can arise within the window): ask again after a pause.
-            }
+          String status = rs.getString(3);
+          if ("committed".equals(status)) {
+            return Status.COMMITTED;
           }
-        } catch (SQLException e) {
-          if ("22023".equals(e.getSQLState()) && now != committedOn && now.primaryTerm() > committedOn.primaryTerm()) {
-            return Status.ABORTED; // "in the future" on a later primary: it never saw this transaction
+          if ("aborted".equals(status)) {
+            return Status.ABORTED;
           }
-          // No primary to ask yet (gone, restarted as a standby, not promoted): wait as a buffered call does.
+          // "in progress": the server still finishes it; asked again after a pause.
         }
+      } catch (SQLException e) {
+        // The primary cannot be reached now: wait as a buffered call does (a map change ends it above).
       }
       try {
-        wait = buffer.await(wait, now == null ? committedOn : now, current, failure);
+        wait = buffer.await(wait, committedOn, current, failure);
       } catch (io.shardmap.core.ShardmapException windowPassed) {
         return Status.UNKNOWN;
       }
