@@ -151,10 +151,11 @@ public final class DataOptions {
   public Duration failoverProbeInterval() { return failoverProbeInterval; }
 
   /**
-   * Whether a transaction on a Patroni shard whose connection breaks inside COMMIT (a failover, a switchover)
-   * has its outcome looked up on the shard's primary afterwards instead of failing as unknown: committed
-   * answers the call, provably not committed runs it again (docs/patroni.md, "Commits cut by a failover").
-   * Costs one short statement before each such COMMIT. Default true.
+   * Whether a transaction on a Patroni shard whose connection breaks inside COMMIT while the primary stays up
+   * (a dropped connection, a killed backend) has its outcome looked up on that same server instead of failing
+   * as unknown: committed answers the call, provably not committed runs it again. Across a failover or a
+   * restart the outcome stays unknown (transaction ids repeat there; docs/patroni.md, "Commits cut while the
+   * primary stays up"). Costs one short statement before each such COMMIT. Default true.
    */
   public boolean resolveUnknownCommits() { return resolveUnknownCommits; }
 
