@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -30,6 +31,7 @@ import org.junit.jupiter.api.Timeout;
  * only on a confirmed primary, one transaction per change. The same against a real Patroni cluster, with
  * a killed primary: PatroniFailoverTest.
  */
+@Tag("integration")
 @Timeout(60)
 class PatroniFollowTest {
   private static final String NS = "/pg";

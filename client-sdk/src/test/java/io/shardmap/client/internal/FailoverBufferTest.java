@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -32,6 +33,7 @@ import org.junit.jupiter.api.Timeout;
  * which failures it holds, that a new pool for the shard releases the waiting calls at once, and both of
  * its bounds.
  */
+@Tag("unit")
 @Timeout(30)
 class FailoverBufferTest {
   private final ShardPools pools = new ShardPools(DataOptions.builder().user("nobody").build());
