@@ -1175,7 +1175,9 @@ public final class ShardmapData implements AutoCloseable {
       from.start = start;
       // A Patroni shard's primary that cannot be reached (a failover under way) ends in NotRun: nothing ran;
       // the call routes again, through the failover buffer.
-      return pools.borrowPrimary(pool, () -> pools.get(pool.shard(), client.coreSnapshot()));
+      // Fixed shards borrow directly: no supplier is allocated on the common path.
+      return pool.followsPatroni() ? pools.borrowPrimary(pool, () -> pools.get(pool.shard(), client.coreSnapshot()))
+          : pool.primary().getConnection();
     } catch (SQLException e) {
       pool.record(pool.primary(), start, e);
       if (pool.isClosed()) {
