@@ -9,16 +9,19 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Tags;
 import org.junit.jupiter.api.Test;
 
 /**
- * Every test class of every module carries exactly one tier tag, so that {@code -Dgroups=unit} (and the
+ * Every test class of every module carries exactly one tier tag (besides, perhaps, {@code slow}, which says
+ * only that the default run leaves it out), so that {@code -Dgroups=unit} (and the
  * other tiers) select what docs/architecture.md says they do and no test silently falls outside every tier.
  * Reads the compiled test classes of the sibling modules (a reactor build compiles them before this
  * module's tests run).
@@ -63,7 +66,10 @@ class TestTiersTest {
   private static List<String> tiersOf(JavaClass c) {
     List<String> found = new ArrayList<>();
     for (Optional<JavaClass> k = Optional.of(c); k.isPresent(); k = k.get().getEnclosingClass()) {
+      // Two or more @Tag on one class are compiled into their container, @Tags.
       k.get().tryGetAnnotationOfType(Tag.class).map(Tag::value).filter(TIERS::contains).ifPresent(found::add);
+      k.get().tryGetAnnotationOfType(Tags.class).ifPresent(tags -> Arrays.stream(tags.value()).map(Tag::value)
+          .filter(TIERS::contains).forEach(found::add));
     }
     return found;
   }

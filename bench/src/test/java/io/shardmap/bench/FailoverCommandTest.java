@@ -20,6 +20,7 @@ import picocli.CommandLine;
  * and the figures are filled in. No timing is asserted; the real runs are manual (docs/benchmarks.md).
  */
 @Tag("fault")
+@Tag("slow") // minutes: run by `mvn verify -Pslow` and .ci/run, not by the default `mvn verify`
 class FailoverCommandTest {
   @Test
   @Timeout(300)

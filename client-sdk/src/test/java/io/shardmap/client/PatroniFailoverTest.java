@@ -36,6 +36,7 @@ import org.junit.jupiter.api.Timeout;
  * rounds: docs/benchmarks.md).
  */
 @Tag("fault")
+@Tag("slow") // minutes: run by `mvn verify -Pslow` and .ci/run, not by the default `mvn verify`
 @Timeout(300)
 class PatroniFailoverTest {
   private static final int WRITERS = 4;

@@ -30,6 +30,7 @@ import org.junit.jupiter.api.Timeout;
  * throughout and afterwards, and every acknowledged write is there.
  */
 @Tag("fault")
+@Tag("slow") // minutes: run by `mvn verify -Pslow` and .ci/run, not by the default `mvn verify`
 @Timeout(300)
 class PatroniQuorumLossTest {
 

@@ -46,6 +46,7 @@ import org.junit.jupiter.api.Timeout;
  * resumes; with its postmaster killed not one read fails. Skipped where Patroni cannot run.
  */
 @Tag("integration")
+@Tag("slow") // minutes: run by `mvn verify -Pslow` and .ci/run, not by the default `mvn verify`
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class ReplicaReadsTest {

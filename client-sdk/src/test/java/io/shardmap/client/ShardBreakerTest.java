@@ -48,6 +48,7 @@ import org.junit.jupiter.api.Test;
  * once the shard is back, and the work's own SQL errors never open it.
  */
 @Tag("fault")
+@Tag("slow") // minutes: run by `mvn verify -Pslow` and .ci/run, not by the default `mvn verify`
 class ShardBreakerTest {
   /** Shard A (s1) stays healthy; shard B (s2) is hung and stopped. */
   static final String A = "s1";

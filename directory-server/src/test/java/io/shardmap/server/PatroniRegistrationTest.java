@@ -26,6 +26,7 @@ import org.junit.jupiter.api.Timeout;
  * nothing. The same rules on hand-written keys, with the follower's edge cases: PatroniFollowTest.
  */
 @Tag("integration")
+@Tag("slow") // minutes: run by `mvn verify -Pslow` and .ci/run, not by the default `mvn verify`
 @Timeout(300)
 class PatroniRegistrationTest {
   private static final Duration WAIT = Duration.ofSeconds(60);

@@ -27,6 +27,7 @@ import org.junit.jupiter.api.Timeout;
  * it runs.
  */
 @Tag("integration")
+@Tag("slow") // minutes: run by `mvn verify -Pslow` and .ci/run, not by the default `mvn verify`
 class PatroniClusterTest {
 
   private static final Duration WAIT = Duration.ofSeconds(60);
