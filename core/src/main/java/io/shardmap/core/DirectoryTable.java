@@ -89,6 +89,46 @@ public final class DirectoryTable implements RoutingTable {
     return r != null ? r : fallback;
   }
 
+  /**
+   * Units are {@link UnitSpace#DIRECTORY_GROUPS} groups of keys by hash (a group at position g, four bytes
+   * big-endian): entries are many and come and go, so load and size are counted per group, whose owners
+   * are those of the entries in it (and the fallback).
+   */
+  @Override
+  public int unitCount() {
+    return UnitSpace.DIRECTORY_GROUPS;
+  }
+
+  @Override
+  public int unitOf(long key) {
+    return HashTable.bucketOf(XxHash64.hashInt64(key), UnitSpace.DIRECTORY_GROUPS);
+  }
+
+  @Override
+  public int unitOf(byte[] canonicalKey) {
+    return HashTable.bucketOf(XxHash64.hash(canonicalKey), UnitSpace.DIRECTORY_GROUPS);
+  }
+
+  @Override
+  public Route unitRoute(int unit) {
+    return null;
+  }
+
+  @Override
+  public byte[] unitStart(int unit) {
+    return unit == 0 ? UnitSpace.START : UnitSpace.int32(unit);
+  }
+
+  @Override
+  public byte[] unitEnd(int unit) {
+    return unit + 1 < UnitSpace.DIRECTORY_GROUPS ? UnitSpace.int32(unit + 1) : UnitSpace.END;
+  }
+
+  @Override
+  public String describeUnit(int unit) {
+    return "entry group " + unit + " of " + UnitSpace.DIRECTORY_GROUPS;
+  }
+
   public DirectoryTable withLayout(DirectoryLayout newLayout, long revision) {
     return new DirectoryTable(chunks, size, fallbackRoute(newLayout, revision), newLayout, entriesHeld);
   }

@@ -53,6 +53,42 @@ public final class HashTable implements RoutingTable {
     return buckets[bucketOf(XxHash64.hashInt64(intKey), buckets.length)];
   }
 
+  /** Units are the buckets; bucket i is at position i, four bytes big-endian. */
+  @Override
+  public int unitCount() {
+    return buckets.length;
+  }
+
+  @Override
+  public int unitOf(long intKey) {
+    return bucketOf(XxHash64.hashInt64(intKey), buckets.length);
+  }
+
+  @Override
+  public int unitOf(byte[] canonicalKey) {
+    return bucketOf(XxHash64.hash(canonicalKey), buckets.length);
+  }
+
+  @Override
+  public Route unitRoute(int unit) {
+    return buckets[unit];
+  }
+
+  @Override
+  public byte[] unitStart(int unit) {
+    return unit == 0 ? UnitSpace.START : UnitSpace.int32(unit);
+  }
+
+  @Override
+  public byte[] unitEnd(int unit) {
+    return unit + 1 < buckets.length ? UnitSpace.int32(unit + 1) : UnitSpace.END;
+  }
+
+  @Override
+  public String describeUnit(int unit) {
+    return "bucket " + unit + " of " + buckets.length;
+  }
+
   public Route route(byte[] canonicalKey) {
     return buckets[bucketOf(XxHash64.hash(canonicalKey), buckets.length)];
   }

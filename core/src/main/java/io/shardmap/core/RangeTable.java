@@ -69,6 +69,12 @@ public final class RangeTable implements RoutingTable {
   }
 
   public Route route(long key) {
+    return routes[unitOf(key)];
+  }
+
+  /** Index of the range containing the key (the range is unit i: see {@link RoutingTable}). */
+  @Override
+  public int unitOf(long key) {
     long[] s = intStarts;
     if (s == null) {
       throw ShardmapException.invalid("key", "the keyspace has KEY_TYPE_BYTES keys; an integer key was given");
@@ -84,7 +90,7 @@ public final class RangeTable implements RoutingTable {
         hi = mid - 1;
       }
     }
-    return routes[lo];
+    return lo;
   }
 
   public Route route(byte[] canonicalKey) {
@@ -104,6 +110,38 @@ public final class RangeTable implements RoutingTable {
       }
     }
     return lo;
+  }
+
+  @Override
+  public int unitCount() {
+    return routes.length;
+  }
+
+  @Override
+  public int unitOf(byte[] canonicalKey) {
+    return indexOf(canonicalKey);
+  }
+
+  @Override
+  public Route unitRoute(int unit) {
+    return routes[unit];
+  }
+
+  /** The range's start as a canonical key: the unit space of a range keyspace is its key space. */
+  @Override
+  public byte[] unitStart(int unit) {
+    return starts[unit].clone();
+  }
+
+  @Override
+  public byte[] unitEnd(int unit) {
+    return unit + 1 < starts.length ? starts[unit + 1].clone() : UnitSpace.END;
+  }
+
+  @Override
+  public String describeUnit(int unit) {
+    return "[" + (unit == 0 ? "-inf" : Keys.describe(type, starts[unit])) + ", "
+        + (unit + 1 < starts.length ? Keys.describe(type, starts[unit + 1]) : "+inf") + ")";
   }
 
   /** Index of the range that starts exactly at {@code start}, or -1. */

@@ -277,6 +277,65 @@ public final class Ring implements RoutingTable {
     layout.getShardsList().forEach(s -> out.add(s.getShard()));
   }
 
+  /**
+   * Units are the arcs in hash order, at their unsigned hash positions (eight bytes big-endian): unit i ends
+   * just after node i's position, and one more unit, owned by node 0 like the first, holds the wrap-around
+   * part above the last node's position (absent when that position is the largest hash).
+   */
+  @Override
+  public int unitCount() {
+    return positions[positions.length - 1] == Long.MAX_VALUE ? positions.length : positions.length + 1;
+  }
+
+  @Override
+  public int unitOf(long intKey) {
+    return unitAt(XxHash64.hashInt64(intKey));
+  }
+
+  @Override
+  public int unitOf(byte[] canonicalKey) {
+    return unitAt(XxHash64.hash(canonicalKey));
+  }
+
+  private int unitAt(long hash) {
+    long h = hash ^ Long.MIN_VALUE;
+    long[] p = positions;
+    int lo = 0;
+    int hi = p.length;
+    while (lo < hi) {
+      int mid = (lo + hi) >>> 1;
+      if (p[mid] < h) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  @Override
+  public Route unitRoute(int unit) {
+    return routes[unit == positions.length ? 0 : unit];
+  }
+
+  @Override
+  public byte[] unitStart(int unit) {
+    return unit == 0 ? UnitSpace.START : UnitSpace.int64((positions[unit - 1] ^ Long.MIN_VALUE) + 1);
+  }
+
+  @Override
+  public byte[] unitEnd(int unit) {
+    return unit == positions.length || positions[unit] == Long.MAX_VALUE ? UnitSpace.END
+        : UnitSpace.int64((positions[unit] ^ Long.MIN_VALUE) + 1);
+  }
+
+  @Override
+  public String describeUnit(int unit) {
+    int node = unit == positions.length ? 0 : unit;
+    return "arc of " + owners[node] + "#" + vnodes[node] + " ending at "
+        + Long.toUnsignedString(unit == positions.length ? -1L : positions[unit] ^ Long.MIN_VALUE);
+  }
+
   /** The ring position (xxHash64, compared unsigned) of node {@code i} in ring order. */
   public long positionOf(int i) {
     return positions[i] ^ Long.MIN_VALUE;
