@@ -1,0 +1,8 @@
+/**
+ * The balance planner (docs/balancing.md): from a keyspace's units (where they are, who owns them, their
+ * load and size), sampled keys and a {@link io.shardmap.core.balance.BalancePolicy}, the ordered splits and
+ * moves that would even the keyspace out, with the skew expected after each. Pure and deterministic: the
+ * same input and policy give the same plan; nothing here reads etcd or PostgreSQL. The directory server's
+ * fleet status and the balancer's dry run both print its plans.
+ */
+package io.shardmap.core.balance;
