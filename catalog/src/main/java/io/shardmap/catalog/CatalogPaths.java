@@ -24,6 +24,7 @@ import io.shardmap.core.Keys;
  * {root}/migrations/{id}                     Migration (the migrator's persisted state machine)
  * {root}/migration-owners/{id}               UTF-8 worker name, under the driving worker's lease
  * {root}/clients/{server}                    ClientPresence, under that directory server's lease
+ * {root}/load/{ks}/{minute}/{server}         KeyspaceLoad: that directory server's part of the 1-minute load column starting at {minute} (Unix ms), under a lease that expires ~17 minutes later (docs/load.md)
  * {root}/txn-resolver                        UTF-8 server id of the directory server that runs the resolver, under its lease
  * {root}/ids/{gen}/workers/{w}               WorkerClaim: worker id w (decimal) of id generator gen, under its owner's lease
  * {root}/ids/{gen}/high-water/{w}            WorkerHighWater: the ms up to which owners of w may have issued ids; never lowered
@@ -155,6 +156,16 @@ public final class CatalogPaths {
 
   public String clients(String serverId) {
     return clientsPrefix() + serverId;
+  }
+
+  /** Where each directory server publishes its part of the recent 1-minute load columns (docs/load.md). */
+  public String loadPrefix() {
+    return root + "/load/";
+  }
+
+  /** One server's part of one keyspace's 1-minute load column starting at {@code minuteUnixMs}. */
+  public String load(String keyspace, long minuteUnixMs, String serverId) {
+    return loadPrefix() + keyspace + "/" + minuteUnixMs + "/" + serverId;
   }
 
   /**

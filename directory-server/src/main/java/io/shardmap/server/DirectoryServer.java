@@ -16,6 +16,7 @@ import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.TxnId;
+import io.shardmap.proto.v1.FleetServiceGrpc;
 import io.shardmap.proto.v1.Freshness;
 import io.shardmap.proto.v1.ShardMapAdminServiceGrpc;
 import io.shardmap.proto.v1.ShardMapIdServiceGrpc;
@@ -24,6 +25,10 @@ import io.shardmap.server.internal.AdminOps;
 import io.shardmap.server.internal.AdminService;
 import io.shardmap.server.internal.ClientRegistry;
 import io.shardmap.server.internal.DirectoryState;
+import io.shardmap.server.internal.FleetService;
+import io.shardmap.server.internal.LoadExchange;
+import io.shardmap.server.internal.LoadHistory;
+import io.shardmap.server.internal.LoadReports;
 import io.shardmap.server.internal.IdService;
 import io.shardmap.server.internal.MalformedRequests;
 import io.shardmap.server.internal.ReadService;
@@ -42,6 +47,7 @@ import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -79,6 +85,9 @@ public final class DirectoryServer implements AutoCloseable {
   private final DirectoryState state;
   private final WatchStreams watches;
   private final ClientRegistry clients;
+  /** The fleet's load over unit space and time (docs/load.md), and its exchange with the other servers. */
+  private final LoadHistory load;
+  private final LoadExchange loadExchange;
   /** Null when the server runs no resolver (no --resolver-db-user). */
   private final TxnResolver resolver;
   private final ScheduledExecutorService resolverExecutor;
@@ -110,6 +119,9 @@ public final class DirectoryServer implements AutoCloseable {
     health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapIdServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    health.setStatus(FleetServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    this.load = LoadHistory.over(loadSettings(o), System::currentTimeMillis, state::snapshot);
+    read.loads(new LoadReports(load, metrics, System::currentTimeMillis));
     this.grpc = (builder != null ? builder : nettyBuilder(o))
         // Every method of every service refuses undecodable requests with INVALID_ARGUMENT (see
         // MalformedRequests); the counter goes outside that guard so it counts the refusals too.
@@ -119,6 +131,8 @@ public final class DirectoryServer implements AutoCloseable {
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(new IdService(new WorkerLeases(store, paths,
             o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), sequences, idExecutor).bindService()),
             counting))
+        .addService(ServerInterceptors.intercept(MalformedRequests.guard(new FleetService(state::snapshot, load,
+            System::currentTimeMillis).bindService()), counting))
         .addService(MalformedRequests.guard(health.getHealthService().bindService()))
         .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance().bindService()))
         .build()
@@ -127,6 +141,8 @@ public final class DirectoryServer implements AutoCloseable {
     this.clients = new ClientRegistry(store, paths, id, o.clientReportTimeout(), o.etcdTimeout(),
         state::changeBracket, System::nanoTime, System::currentTimeMillis, metrics);
     read.clients(clients);
+    this.loadExchange = new LoadExchange(store, paths, id, load, o.etcdTimeout(), o.loadPublishInterval(),
+        System::nanoTime, System::currentTimeMillis, metrics);
     if (o.resolverDbUser() != null) {
       // Its own thread: a scan blocks on the shards' PostgreSQL, which must not hold up probes or heartbeats.
       this.resolverExecutor = Executors.newSingleThreadScheduledExecutor(daemon("shardmap-txn-resolver"));
@@ -144,6 +160,19 @@ public final class DirectoryServer implements AutoCloseable {
     this.http = o.metricsHost() == null ? null : startHttp(o.metricsHost(), o.metricsPort());
     long hb = o.watchHeartbeat().toMillis();
     scheduler.scheduleWithFixedDelay(state::heartbeat, hb, hb, TimeUnit.MILLISECONDS);
+  }
+
+  private static LoadHistory.Settings loadSettings(ServerOptions o) {
+    List<Duration> r = o.loadRetention();
+    return LoadHistory.Settings.defaults().withLadder(List.of(
+        new LoadHistory.Tier(Duration.ofMinutes(1).toMillis(), r.get(0).toMillis()),
+        new LoadHistory.Tier(Duration.ofMinutes(10).toMillis(), r.get(1).toMillis()),
+        new LoadHistory.Tier(Duration.ofHours(1).toMillis(), r.get(2).toMillis()))).withMaxBands(o.loadMaxBands());
+  }
+
+  /** The load history of this server (the whole fleet's load; docs/load.md). */
+  public LoadHistory loadHistory() {
+    return load;
   }
 
   /** The default transport: plaintext Netty on the options' host and port. */
@@ -189,6 +218,7 @@ public final class DirectoryServer implements AutoCloseable {
     try {
       s.state.start();
       s.clients.start();
+      s.loadExchange.start();
       s.patroni.start();
       if (s.resolver != null) {
         s.resolver.start();
@@ -205,6 +235,7 @@ public final class DirectoryServer implements AutoCloseable {
     s.health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
     s.health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
     s.health.setStatus(ShardMapIdServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    s.health.setStatus(FleetServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
     log.info("directory server serving gRPC on " + (builder == null ? options.host() + ":" + s.port()
         : "the given " + builder.getClass().getSimpleName())
         + (s.http == null ? "" : ", metrics on http://" + options.metricsHost() + ":" + s.metricsPort()
@@ -280,6 +311,9 @@ public final class DirectoryServer implements AutoCloseable {
     watches.close();
     if (clients != null) {
       clients.close();
+    }
+    if (loadExchange != null) {
+      loadExchange.close();
     }
     if (resolver != null) {
       resolver.close(); // gives the role up at once, so another server takes it at its next scan

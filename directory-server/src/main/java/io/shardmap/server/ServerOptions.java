@@ -22,6 +22,9 @@ public final class ServerOptions {
   private final int maxTxnOps;
   private final String serverId;
   private final Duration clientReportTimeout;
+  private final List<Duration> loadRetention;
+  private final int loadMaxBands;
+  private final Duration loadPublishInterval;
   private final String resolverDbUser;
   private final String resolverDbPassword;
   private final Duration txnResolveInterval;
@@ -43,6 +46,9 @@ public final class ServerOptions {
     maxTxnOps = b.maxTxnOps;
     serverId = b.serverId;
     clientReportTimeout = b.clientReportTimeout;
+    loadRetention = b.loadRetention;
+    loadMaxBands = b.loadMaxBands;
+    loadPublishInterval = b.loadPublishInterval;
     resolverDbUser = b.resolverDbUser;
     resolverDbPassword = b.resolverDbPassword;
     txnResolveInterval = b.txnResolveInterval;
@@ -88,6 +94,15 @@ public final class ServerOptions {
   /** A client that has not reported its applied revision for this long is forgotten (not waited for). */
   public Duration clientReportTimeout() { return clientReportTimeout; }
   /**
+   * How long the load history keeps its 1-minute, 10-minute and 1-hour columns (default 6 hours, 4 days,
+   * 28 days; docs/load.md).
+   */
+  public List<Duration> loadRetention() { return loadRetention; }
+  /** At most this many bands per load column (default 4096): the load history's memory bound. */
+  public int loadMaxBands() { return loadMaxBands; }
+  /** How often this server publishes its part of the recent load columns to etcd (default 5 s). */
+  public Duration loadPublishInterval() { return loadPublishInterval; }
+  /**
    * The PostgreSQL role the transaction resolver connects to the shards as, or null: then this server runs
    * no resolver.
    */
@@ -116,6 +131,9 @@ public final class ServerOptions {
     private int maxTxnOps = 128;
     private String serverId;
     private Duration clientReportTimeout = Duration.ofSeconds(10);
+    private List<Duration> loadRetention = List.of(Duration.ofHours(6), Duration.ofDays(4), Duration.ofDays(28));
+    private int loadMaxBands = 4096;
+    private Duration loadPublishInterval = Duration.ofSeconds(5);
     private String resolverDbUser;
     private String resolverDbPassword;
     private Duration txnResolveInterval = Duration.ofSeconds(1);
@@ -212,6 +230,40 @@ public final class ServerOptions {
      */
     public Builder clientReportTimeout(Duration d) {
       this.clientReportTimeout = requirePositive("client-report-timeout", d);
+      return this;
+    }
+
+    /**
+     * How long the load history keeps its 1-minute, 10-minute and 1-hour columns (default 6 h, 4 days, 28
+     * days). Each at least its column width, and none shorter than the one before.
+     */
+    public Builder loadRetention(Duration minuteColumns, Duration tenMinuteColumns, Duration hourColumns) {
+      requirePositive("load-retention", minuteColumns);
+      requirePositive("load-retention", tenMinuteColumns);
+      requirePositive("load-retention", hourColumns);
+      if (minuteColumns.compareTo(Duration.ofMinutes(1)) < 0 || tenMinuteColumns.compareTo(minuteColumns) < 0
+          || tenMinuteColumns.compareTo(Duration.ofMinutes(10)) < 0 || hourColumns.compareTo(tenMinuteColumns) < 0
+          || hourColumns.compareTo(Duration.ofHours(1)) < 0) {
+        throw new IllegalArgumentException("load-retention: each at least its column (1 min, 10 min, 1 h) and "
+            + "none shorter than the one before, got " + minuteColumns + ", " + tenMinuteColumns + ", " + hourColumns);
+      }
+      this.loadRetention = List.of(minuteColumns, tenMinuteColumns, hourColumns);
+      return this;
+    }
+
+    /** At most this many bands per load column (default 4096, 16-65536). */
+    public Builder loadMaxBands(int n) {
+      this.loadMaxBands = requireRange("load-max-bands", n, 16, 65536);
+      return this;
+    }
+
+    /** How often this server publishes its part of the recent load columns (default 5 s, 100 ms-60 s). */
+    public Builder loadPublishInterval(Duration d) {
+      requirePositive("load-publish-interval", d);
+      if (d.toMillis() < 100 || d.compareTo(Duration.ofSeconds(60)) > 0) {
+        throw new IllegalArgumentException("load-publish-interval: must be 100 ms-60 s, got " + d);
+      }
+      this.loadPublishInterval = d;
       return this;
     }
 

@@ -283,6 +283,13 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
     }
   }
 
+  private volatile LoadReports loads;
+
+  /** Set with {@link #clients}: checks and records the load part of ReportApplied. */
+  public void loads(LoadReports reports) {
+    this.loads = reports;
+  }
+
   /** Set once the server knows its id (after binding its port), before it serves. */
   public void clients(ClientRegistry registry) {
     this.clients = registry;
@@ -300,10 +307,14 @@ public final class ReadService extends ShardMapServiceGrpc.ShardMapServiceImplBa
             + req.getMaxStalenessMs());
       }
       ClientRegistry registry = clients;
-      if (registry == null) {
+      LoadReports load = loads;
+      if (registry == null || load == null) {
         throw new ShardmapException(ErrorCode.UNAVAILABLE, "the directory server is starting");
       }
+      // The whole report is checked before any of it is recorded: a refused report changes nothing.
+      List<LoadReports.Checked> checked = req.getLoadCount() == 0 ? List.of() : load.check(req, state.snapshot());
       registry.report(req.getClientId(), req.getAppliedRevision(), req.getMaxStalenessMs());
+      load.record(checked);
       out.onNext(ReportAppliedResponse.newBuilder().setServerId(registry.serverId())
           .setClientReportTimeoutMs(registry.clientTimeout().toMillis()).build());
       out.onCompleted();

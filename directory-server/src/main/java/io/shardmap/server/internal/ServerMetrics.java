@@ -203,4 +203,47 @@ public final class ServerMetrics {
     }
     patroniFollowed.set(n);
   }
+
+  // Load (docs/load.md). Labels are keyspaces and shards only, never units: bounded cardinality.
+  private final ConcurrentHashMap<String, Counter> loadCalls = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, Counter> loadReports = new ConcurrentHashMap<>();
+  private final AtomicLong loadHistoryBytes = new AtomicLong();
+  private final AtomicLong loadHistoryBands = new AtomicLong();
+  private final AtomicLong loadGaugesRegistered = new AtomicLong();
+
+  /** Calls of one report laid over the current map, credited to one shard of one keyspace. */
+  public void loadCalls(String keyspace, String shard, long reads, long writes, long errors) {
+    loadCall(keyspace, shard, "read", reads);
+    loadCall(keyspace, shard, "write", writes);
+    loadCall(keyspace, shard, "error", errors);
+  }
+
+  private void loadCall(String keyspace, String shard, String kind, long n) {
+    if (n <= 0) {
+      return;
+    }
+    loadCalls.computeIfAbsent(keyspace + "|" + shard + "|" + kind, k -> Counter.builder("shardmap.load.calls")
+        .description("calls the SDK clients reported to this server, by keyspace, owner shard (by the map when "
+            + "reported) and kind (read, write, error)").tag("keyspace", keyspace).tag("shard", shard)
+        .tag("kind", kind).register(registry)).increment(n);
+  }
+
+  /** One keyspace load of a report: accepted, dropped_layout (hash bands of another layout), refused. */
+  public void loadReport(String result) {
+    loadReports.computeIfAbsent(result, r -> Counter.builder("shardmap.load.reports")
+        .description("keyspace loads in ReportApplied requests by result (refused: the whole report)")
+        .tag("result", r).register(registry)).increment();
+  }
+
+  /** The load history's size as its maintenance last measured it. */
+  public void loadHistory(long bytes, long bands) {
+    if (loadGaugesRegistered.compareAndSet(0, 1)) {
+      Gauge.builder("shardmap.load.history.bytes", loadHistoryBytes, AtomicLong::get)
+          .description("heap held by the load history, estimated").register(registry);
+      Gauge.builder("shardmap.load.history.bands", loadHistoryBands, AtomicLong::get)
+          .description("bands held by the load history (every column of every keyspace)").register(registry);
+    }
+    loadHistoryBytes.set(bytes);
+    loadHistoryBands.set(bands);
+  }
 }
