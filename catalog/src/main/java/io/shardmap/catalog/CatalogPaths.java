@@ -32,6 +32,9 @@ import io.shardmap.core.Keys;
  * {root}/reference/tables/{table}            ReferenceTable: a table copied on every shard of its keyspaces ({table} canonical, e.g. public.countries)
  * {root}/reference/guard                     empty; rewritten by every declaration of a reference table
  * {root}/owners-guard                        empty; rewritten by every write that makes any shard an owner of any key
+ * {root}/size-sampler                        UTF-8 server id of the directory server that takes sizes periodically, under its lease
+ * {root}/sizes/head/{ks}                     KeyspaceSizes without units: when, how, and per shard (docs/sizes.md)
+ * {root}/sizes/units/{ks}/{taken}/{chunk}    KeyspaceSizes holding only units: chunk (6 digits) of the sizes taken at {taken} (ms, 13 digits)
  * </pre>
  */
 public final class CatalogPaths {
@@ -234,6 +237,39 @@ public final class CatalogPaths {
    */
   public String ownersGuard() {
     return root + "/owners-guard";
+  }
+
+  /** Held (created if absent, under a lease) by the one directory server that takes sizes every interval. */
+  public String sizeSampler() {
+    return root + "/size-sampler";
+  }
+
+  /** Every keyspace's latest sizes record (without its units) starts with this: one read for all of them. */
+  public String sizesHeadsPrefix() {
+    return root + "/sizes/head/";
+  }
+
+  /**
+   * The latest sizes of keyspace {@code ks}: a KeyspaceSizes without units, written after all its unit chunks
+   * ({@link #sizesUnits}), so a reader that sees it finds them (docs/sizes.md).
+   */
+  public String sizesHead(String ks) {
+    return sizesHeadsPrefix() + ks;
+  }
+
+  /** Every unit chunk of every set of sizes of {@code ks}. */
+  public String sizesUnitsPrefix(String ks) {
+    return root + "/sizes/units/" + ks + "/";
+  }
+
+  /** The unit chunks of the sizes of {@code ks} taken at {@code takenUnixMs}. */
+  public String sizesUnitsPrefix(String ks, long takenUnixMs) {
+    return sizesUnitsPrefix(ks) + String.format(java.util.Locale.ROOT, "%013d", takenUnixMs) + "/";
+  }
+
+  /** One chunk (in position order from 0) of the units of the sizes of {@code ks} taken at {@code takenUnixMs}. */
+  public String sizesUnits(String ks, long takenUnixMs, int chunk) {
+    return sizesUnitsPrefix(ks, takenUnixMs) + String.format(java.util.Locale.ROOT, "%06d", chunk);
   }
 
   enum Kind { SHARD, SPEC, LAYOUT, RANGE, ENTRY }

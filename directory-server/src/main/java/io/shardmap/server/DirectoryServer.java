@@ -34,6 +34,10 @@ import io.shardmap.server.internal.MalformedRequests;
 import io.shardmap.server.internal.ReadService;
 import io.shardmap.server.internal.ReferenceTables;
 import io.shardmap.server.internal.ServerMetrics;
+import io.shardmap.server.internal.FleetService;
+import io.shardmap.server.internal.SizeRecords;
+import io.shardmap.server.internal.SizeSampler;
+import io.shardmap.server.internal.SizesRpc;
 import io.shardmap.server.internal.TxnResolver;
 import io.shardmap.server.internal.PatroniFollower;
 import io.shardmap.catalog.CatalogPaths;
@@ -94,6 +98,12 @@ public final class DirectoryServer implements AutoCloseable {
   /** Follows the Patroni clusters of Patroni shards; on its own thread (it blocks on etcd writes). */
   private final PatroniFollower patroni;
   private final ScheduledExecutorService patroniExecutor;
+  /** Null when the server has no database role (no --resolver-db-user): it then takes no sizes. */
+  private final SizeSampler sizes;
+  private final ScheduledExecutorService sizesTicker;
+  /** Reads the shards for sizes (one task per shard), and runs RefreshSizes calls (each waits on those). */
+  private final ExecutorService sizesShardPool;
+  private final ExecutorService sizesRefreshPool;
   private final HealthStatusManager health = new HealthStatusManager();
   private final Server grpc;
   private final HttpServer http;
@@ -115,6 +125,8 @@ public final class DirectoryServer implements AutoCloseable {
     ServerInterceptor counting = new RpcCounter(metrics);
     ReadService read = new ReadService(state, metrics, watches, o.etcdPrefix(), new ReferenceTables(store, paths,
         ks -> state.snapshot().keyspaces().containsKey(ks), o.etcdTimeout()));
+    SizeRecords sizeRecords = new SizeRecords(store, paths, o.etcdTimeout(), System::nanoTime, metrics);
+    SizesRpc sizesRpc = new SizesRpc(state::snapshot, sizeRecords, adminExecutor);
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     health.setStatus(ShardMapAdminServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
@@ -132,12 +144,27 @@ public final class DirectoryServer implements AutoCloseable {
             o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), sequences, idExecutor).bindService()),
             counting))
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(new FleetService(state::snapshot, load,
-            System::currentTimeMillis).bindService()), counting))
+            System::currentTimeMillis, sizesRpc).bindService()), counting))
         .addService(MalformedRequests.guard(health.getHealthService().bindService()))
         .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance().bindService()))
         .build()
         .start();
     String id = o.serverId() != null ? o.serverId() : defaultServerId(grpc.getPort());
+    if (o.resolverDbUser() != null) {
+      this.sizesTicker = Executors.newSingleThreadScheduledExecutor(daemon("shardmap-size-sampler"));
+      this.sizesShardPool = Executors.newFixedThreadPool(4, daemon("shardmap-sizes"));
+      this.sizesRefreshPool = Executors.newFixedThreadPool(2, daemon("shardmap-sizes-refresh"));
+      this.sizes = new SizeSampler(new SizeSampler.Settings(o.resolverDbUser(), o.resolverDbPassword(),
+          o.sizeInterval(), SizeSampler.LEASE_TTL, SizeSampler.STATEMENT_TIMEOUT, SizeSampler.EXACT_STATEMENT_TIMEOUT),
+          store, sizeRecords, paths, id, o.etcdTimeout(), state::snapshot, sizesTicker, sizesShardPool,
+          sizesRefreshPool, System::nanoTime, System::currentTimeMillis, metrics, null);
+    } else {
+      this.sizesTicker = null;
+      this.sizesShardPool = null;
+      this.sizesRefreshPool = null;
+      this.sizes = null;
+    }
+    sizesRpc.sampler(sizes);
     this.clients = new ClientRegistry(store, paths, id, o.clientReportTimeout(), o.etcdTimeout(),
         state::changeBracket, System::nanoTime, System::currentTimeMillis, metrics);
     read.clients(clients);
@@ -220,6 +247,9 @@ public final class DirectoryServer implements AutoCloseable {
       s.clients.start();
       s.loadExchange.start();
       s.patroni.start();
+      if (s.sizes != null) {
+        s.sizes.start();
+      }
       if (s.resolver != null) {
         s.resolver.start();
       } else {
@@ -318,6 +348,12 @@ public final class DirectoryServer implements AutoCloseable {
     if (resolver != null) {
       resolver.close(); // gives the role up at once, so another server takes it at its next scan
       resolverExecutor.shutdownNow();
+    }
+    if (sizes != null) {
+      sizes.close(); // gives the role up at once
+      sizesTicker.shutdownNow();
+      sizesShardPool.shutdownNow();
+      sizesRefreshPool.shutdownNow();
     }
     patroni.close();
     patroniExecutor.shutdown();

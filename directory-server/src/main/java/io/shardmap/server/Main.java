@@ -116,6 +116,13 @@ public final class Main implements Callable<Integer> {
           + "${DEFAULT-VALUE}, whole seconds).")
   Duration txnResolverLeaseTtl;
 
+  @Option(names = "--size-interval", paramLabel = "DURATION", defaultValue = "5m",
+      converter = Durations.Positive.class,
+      description = "How often the server holding the size-sampler role ({prefix}/size-sampler) estimates every "
+          + "keyspace's rows and bytes per unit and shard from the shards' PostgreSQL, as --resolver-db-user "
+          + "(docs/sizes.md; default: ${DEFAULT-VALUE}, 1s to 7d).")
+  Duration sizeInterval;
+
   public static void main(String[] args) {
     // One line per record (the JDK's default spreads each over two): an operator greps the log, and a
     // refused malformed request is one line (MalformedRequests). Before any logger is used; -D overrides.
@@ -181,6 +188,7 @@ public final class Main implements Callable<Integer> {
       b.resolver(resolverDbUser, null);
     }
     b.txnResolveInterval(txnResolveInterval).txnAbortAfter(txnAbortAfter).txnResolverLeaseTtl(txnResolverLeaseTtl);
+    b.sizeInterval(sizeInterval);
     return b.etcdEndpoints(etcdEndpoints).etcdPrefix(etcdPrefix)
         .etcdTimeout(etcdTimeout).probeInterval(probeInterval).watchHeartbeat(watchHeartbeat)
         .clientReportTimeout(clientReportTimeout)

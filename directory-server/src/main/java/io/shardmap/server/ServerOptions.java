@@ -30,6 +30,7 @@ public final class ServerOptions {
   private final Duration txnResolveInterval;
   private final Duration txnAbortAfter;
   private final Duration txnResolverLeaseTtl;
+  private final Duration sizeInterval;
 
   private ServerOptions(Builder b) {
     host = b.host;
@@ -54,6 +55,7 @@ public final class ServerOptions {
     txnResolveInterval = b.txnResolveInterval;
     txnAbortAfter = b.txnAbortAfter;
     txnResolverLeaseTtl = b.txnResolverLeaseTtl;
+    sizeInterval = b.sizeInterval;
   }
 
   public static Builder builder() {
@@ -115,6 +117,11 @@ public final class ServerOptions {
   public Duration txnAbortAfter() { return txnAbortAfter; }
   /** The TTL of the lease under which one server holds the resolver role ({@code {prefix}/txn-resolver}). */
   public Duration txnResolverLeaseTtl() { return txnResolverLeaseTtl; }
+  /**
+   * How often the server holding the size-sampler role takes every keyspace's sizes (docs/sizes.md), as the
+   * role {@link #resolverDbUser()}; without that role no server takes sizes.
+   */
+  public Duration sizeInterval() { return sizeInterval; }
 
   public static final class Builder {
     private String host = "127.0.0.1";
@@ -139,6 +146,7 @@ public final class ServerOptions {
     private Duration txnResolveInterval = Duration.ofSeconds(1);
     private Duration txnAbortAfter = Duration.ofSeconds(2);
     private Duration txnResolverLeaseTtl = Duration.ofSeconds(5);
+    private Duration sizeInterval = Duration.ofMinutes(5);
 
     private Builder() {}
 
@@ -300,6 +308,15 @@ public final class ServerOptions {
      */
     public Builder txnResolverLeaseTtl(Duration d) {
       this.txnResolverLeaseTtl = requirePositive("txn-resolver-lease-ttl", d);
+      return this;
+    }
+
+    /** How often sizes are taken (default 5 minutes; 1 s to 7 days). */
+    public Builder sizeInterval(Duration d) {
+      if (d == null || d.compareTo(Duration.ofSeconds(1)) < 0 || d.compareTo(Duration.ofDays(7)) > 0) {
+        throw new IllegalArgumentException("size-interval: must be 1s to 7d, got " + d);
+      }
+      this.sizeInterval = d;
       return this;
     }
 

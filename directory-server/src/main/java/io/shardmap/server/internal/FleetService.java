@@ -8,13 +8,17 @@ import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.FleetServiceGrpc;
 import io.shardmap.proto.v1.GetHeatmapRequest;
 import io.shardmap.proto.v1.GetHeatmapResponse;
+import io.shardmap.proto.v1.GetSizesRequest;
+import io.shardmap.proto.v1.GetSizesResponse;
+import io.shardmap.proto.v1.RefreshSizesRequest;
+import io.shardmap.proto.v1.RefreshSizesResponse;
 import java.time.Duration;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /**
- * shardmap.v1.FleetService: where the data and the load are (docs/load.md). Thin: the load is kept by
- * {@link LoadHistory} and drawn by {@link Heatmap}. Runs on the transport threads; nothing here blocks
+ * shardmap.v1.FleetService: where the data and the load are (docs/load.md, docs/sizes.md). Thin: the load is
+ * kept by {@link LoadHistory} and drawn by {@link Heatmap}; sizes are {@link SizesRpc}'s. Runs on the transport threads; nothing here blocks
  * (the history is in memory; a heatmap of 28 days of a large map is a few milliseconds of CPU).
  */
 public final class FleetService extends FleetServiceGrpc.FleetServiceImplBase {
@@ -26,11 +30,24 @@ public final class FleetService extends FleetServiceGrpc.FleetServiceImplBase {
   private final Supplier<DirectorySnapshot> snapshots;
   private final LoadHistory history;
   private final LongSupplier wallClockMillis;
+  private final SizesRpc sizes;
 
-  public FleetService(Supplier<DirectorySnapshot> snapshots, LoadHistory history, LongSupplier wallClockMillis) {
+  public FleetService(Supplier<DirectorySnapshot> snapshots, LoadHistory history, LongSupplier wallClockMillis,
+      SizesRpc sizes) {
     this.snapshots = snapshots;
     this.history = history;
     this.wallClockMillis = wallClockMillis;
+    this.sizes = sizes;
+  }
+
+  @Override
+  public void getSizes(GetSizesRequest r, StreamObserver<GetSizesResponse> o) {
+    sizes.getSizes(r, o);
+  }
+
+  @Override
+  public void refreshSizes(RefreshSizesRequest r, StreamObserver<RefreshSizesResponse> o) {
+    sizes.refreshSizes(r, o);
   }
 
   /** The load history this service answers from (for the other FleetService methods). */

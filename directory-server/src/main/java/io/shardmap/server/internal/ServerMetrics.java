@@ -246,4 +246,41 @@ public final class ServerMetrics {
     loadHistoryBytes.set(bytes);
     loadHistoryBands.set(bands);
   }
+
+  // Sizes (docs/sizes.md): every server exports the latest record's, read from etcd.
+  private final ConcurrentHashMap<String, java.util.concurrent.atomic.AtomicReference<Double>> shardRows =
+      new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, java.util.concurrent.atomic.AtomicReference<Double>> shardBytes =
+      new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, AtomicLong> sizesTaken = new ConcurrentHashMap<>();
+
+  /** The latest sizes of a keyspace (units not needed): rows and bytes per shard (NaN: missing), and when. */
+  public void sizes(io.shardmap.proto.v1.KeyspaceSizes s) {
+    String ks = s.getKeyspace();
+    for (io.shardmap.proto.v1.ShardSize sh : s.getShardsList()) {
+      sizeGauge(shardRows, "shardmap.shard.rows", "rows of the keyspace's sharded tables on the shard, as last "
+          + "estimated or counted (NaN: the shard could not be read)", ks, sh.getShard())
+          .set(sh.getRows() < 0 ? Double.NaN : (double) sh.getRows());
+      sizeGauge(shardBytes, "shardmap.shard.bytes", "bytes of the keyspace's sharded tables on the shard, indexes "
+          + "and TOAST included (NaN: the shard could not be read)", ks, sh.getShard())
+          .set(sh.getBytes() < 0 ? Double.NaN : (double) sh.getBytes());
+    }
+    sizesTaken.computeIfAbsent(ks, k -> {
+      AtomicLong taken = new AtomicLong();
+      Gauge.builder("shardmap.sizes.age_seconds", taken, t -> (System.currentTimeMillis() - t.get()) / 1000.0)
+          .description("age of the keyspace's latest sizes in etcd").tag("keyspace", k).register(registry);
+      return taken;
+    }).set(s.getTakenUnixMs());
+  }
+
+  private java.util.concurrent.atomic.AtomicReference<Double> sizeGauge(
+      ConcurrentHashMap<String, java.util.concurrent.atomic.AtomicReference<Double>> map, String name,
+      String description, String ks, String shard) {
+    return map.computeIfAbsent(ks + "|" + shard, k -> {
+      java.util.concurrent.atomic.AtomicReference<Double> v = new java.util.concurrent.atomic.AtomicReference<>(0.0);
+      Gauge.builder(name, v, java.util.concurrent.atomic.AtomicReference::get).description(description)
+          .tag("keyspace", ks).tag("shard", shard).register(registry);
+      return v;
+    });
+  }
 }
