@@ -705,11 +705,13 @@ public final class MoveDriver {
           lastPersist = ticker.getAsLong();
         }
         deleted += n.rows();
+        if (n.rows() > 0) {
+          faults.accept("cleaning-up:batch");
+        }
         if (n.done()) {
           break;
         }
         after = n.last();
-        faults.accept("cleaning-up:batch");
         if (stop.getAsBoolean()) {
           update(MigrationSteps.deleting(v.migration(), deleted));
           return;
