@@ -90,7 +90,7 @@ public final class MoveSpec {
     private String target;
     private boolean split;
     private final MigrationOptions.Builder options = MigrationOptions.newBuilder().setPauseBudgetMs(100)
-        .setChunkRows(50_000).setCleanupGraceMs(60_000).setCleanupBatchRows(5_000).setCleanupPauseMs(10)
+        .setChunkRows(50_000).setCleanupGraceMs(60_000).setCleanupBatchRows(50_000).setCleanupPauseMs(10)
         .setMaxCutoverAttempts(5).setCreateMissingTables(true);
 
     private Builder() {}
@@ -190,7 +190,7 @@ public final class MoveSpec {
       return this;
     }
 
-    /** Rows per cleanup DELETE (default 5,000) and the pause between two (default 10 ms). */
+    /** Rows per cleanup DELETE (default 50,000) and the pause between two (default 10 ms). */
     public Builder cleanupBatch(int rows, Duration pause) {
       if (rows < 1 || rows > 1_000_000) {
         throw new IllegalArgumentException("cleanupBatchRows: must be 1 to 1000000, got " + rows);

@@ -24,7 +24,7 @@ final class MoveTuning {
           + "are deleted (default 60s; 0 deletes them without waiting).")
   Duration cleanupGrace;
 
-  @Option(names = "--cleanup-batch-rows", paramLabel = "N", description = "Rows per cleanup DELETE (default 5000).")
+  @Option(names = "--cleanup-batch-rows", paramLabel = "N", description = "Rows per cleanup DELETE (default 50000).")
   Integer cleanupBatchRows;
 
   @Option(names = "--cleanup-pause", paramLabel = "DURATION", converter = Durations.ZeroAllowed.class,

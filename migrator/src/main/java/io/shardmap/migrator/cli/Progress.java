@@ -2,6 +2,7 @@ package io.shardmap.migrator.cli;
 
 import io.shardmap.proto.v1.Migration;
 import io.shardmap.proto.v1.MigrationOptions;
+import io.shardmap.proto.v1.MigrationState;
 import io.shardmap.support.cli.Durations;
 import java.io.PrintWriter;
 import java.util.Locale;
@@ -21,7 +22,9 @@ import java.util.function.LongSupplier;
  * </ul>
  *
  * <p>The copy shows rows copied, rows/s and MB/s (averages since the copy began); with an estimate of the
- * rows to copy ({@link io.shardmap.migrator.Migrator#estimateRows}) also a bar, the share and an ETA.
+ * rows to copy ({@link io.shardmap.migrator.Migrator#estimateRows}) also a bar, the share and an ETA. When
+ * the driving worker recorded the whole move's ETA ({@code eta_unix_ms}: copy, catch-up, verification,
+ * cutover and cleanup), every line shows that one ({@code move ETA ...}) instead of the copy's own.
  */
 final class Progress {
   enum Mode { JSON, LIVE, LINES, NONE }
@@ -119,7 +122,18 @@ final class Progress {
 
   /** {@code mv1 copying      [#####---------------] 25%  12,345 of ~49,000 rows, 3,210 rows/s, ...}. */
   String line(Migration m) {
-    return String.format(Locale.ROOT, "%s %-12s %s", m.getId(), Show.state(m), detail(m));
+    String line = String.format(Locale.ROOT, "%s %-12s %s", m.getId(), Show.state(m), detail(m));
+    // The whole move's ETA, as the driving worker estimated it (eta_unix_ms); the copy's line has it in place
+    // of the copy's own.
+    if (m.getEtaUnixMs() > 0 && m.getState() != MigrationState.MIGRATION_STATE_COPYING) {
+      line += "; " + moveEta(m);
+    }
+    return line;
+  }
+
+  /** {@code move ETA 12 s}: time left of the whole move, cleanup included, as of the record's update. */
+  static String moveEta(Migration m) {
+    return "move ETA " + Durations.human(Math.max(0, m.getEtaUnixMs() - m.getUpdatedUnixMs()));
   }
 
   private String detail(Migration m) {
@@ -164,7 +178,13 @@ final class Progress {
           + (m.getTablesCount() > 1 ? ", " + m.getTablesCount() + " tables" : "");
     }
     String rates = Show.rates(m);
+    if (m.getEtaUnixMs() > 0 && total.isEmpty() && m.getRowsEstimate() > 0) {
+      total = OptionalLong.of(m.getRowsEstimate());
+    }
     if (total.isEmpty() || total.getAsLong() <= 0) {
+      if (m.getEtaUnixMs() > 0) {
+        return Show.count(m.getRowsCopied()) + " rows, " + rates + ", " + moveEta(m);
+      }
       return Show.count(m.getRowsCopied()) + " rows, " + rates;
     }
     long t = total.getAsLong();
@@ -174,13 +194,15 @@ final class Progress {
     }
     double share = Math.min(0.99, (double) m.getRowsCopied() / t);
     int filled = (int) Math.round(share * BAR);
-    String eta = "-";
+    String eta = "ETA -";
     long elapsed = m.getUpdatedUnixMs() - m.getCopyStartedUnixMs();
-    if (m.getRowsCopied() > 0 && elapsed > 0 && t > m.getRowsCopied()) {
-      eta = Durations.human(Math.round((t - m.getRowsCopied()) * (double) elapsed / m.getRowsCopied()));
+    if (m.getEtaUnixMs() > 0) {
+      eta = moveEta(m); // the whole move's, from the driving worker
+    } else if (m.getRowsCopied() > 0 && elapsed > 0 && t > m.getRowsCopied()) {
+      eta = "ETA " + Durations.human(Math.round((t - m.getRowsCopied()) * (double) elapsed / m.getRowsCopied()));
     }
     return "[" + "#".repeat(filled) + "-".repeat(BAR - filled) + "] " + (int) Math.floor(share * 100) + "%  "
-        + Show.count(m.getRowsCopied()) + " of ~" + Show.count(t) + " rows, " + rates + ", ETA " + eta;
+        + Show.count(m.getRowsCopied()) + " of ~" + Show.count(t) + " rows, " + rates + ", " + eta;
   }
 
   /** The estimate of rows to copy, asked for once (in the background) when the copy is first seen. */

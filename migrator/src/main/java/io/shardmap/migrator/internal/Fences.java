@@ -884,18 +884,48 @@ public final class Fences {
     s.execute("CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN" + body
         + " RETURN coalesce(NEW, OLD); END $f$");
     boolean exists;
-    try (PreparedStatement ps = c.prepareStatement("SELECT 1 FROM pg_trigger WHERE tgrelid = ?::regclass AND tgname = ?")) {
+    boolean guarded = false;
+    try (PreparedStatement ps = c.prepareStatement("SELECT tgqual IS NOT NULL FROM pg_trigger WHERE tgrelid = "
+        + "?::regclass AND tgname = ?")) {
       ps.setString(1, ident(table));
       ps.setString(2, TRIGGER);
       try (ResultSet rs = ps.executeQuery()) {
         exists = rs.next();
+        if (exists) {
+          guarded = rs.getBoolean(1);
+        }
       }
+    }
+    if (exists && !guarded) {
+      // A trigger from before issue 16, which ran for the migrator's own rows too: replaced, in this
+      // transaction, which holds the table's lock (no write sees the table without its fence trigger).
+      s.execute("DROP TRIGGER " + TRIGGER + " ON " + ident(table));
+      exists = false;
     }
     if (!exists) {
       s.execute("CREATE TRIGGER " + TRIGGER + " BEFORE INSERT OR UPDATE OR DELETE ON " + ident(table)
-          + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()");
+          + " FOR EACH ROW WHEN (" + NOT_THE_MIGRATOR + ") EXECUTE FUNCTION " + fn + "()");
     }
   }
+
+  /**
+   * The fence trigger's WHEN condition: false, so that the trigger does not run at all, for the rows of a
+   * transaction that {@link #PASS_FUNCTION} would let pass as the migrator's (the bypass setting equals
+   * the transaction's id and the role is a member of {@value #PASS_ROLE}, or a superuser, which
+   * {@code pg_has_role} counts as a member of every role); true for every other row, which the trigger
+   * checks as before. The same decision as the pass function's, made without calling PL/pgSQL per row:
+   * cleanup deletes every row of the unit through the fence, and the per-row trigger call with the pass
+   * function's catalog queries made it ~14 times slower than a bare DELETE (docs/benchmarks.md, issue 16).
+   * Safe against a writer's own functions or operators: PostgreSQL stores a trigger's WHEN condition parsed,
+   * with every function and operator resolved (and written schema-qualified) when the trigger is created, so
+   * a writer's search_path cannot change what it calls. A role that is not allowed still fires the trigger,
+   * whose pass function refuses it. Without the role on the shard ({@code to_regrole} is NULL), the trigger
+   * runs and the pass function decides (a superuser passes there).
+   */
+  static final String NOT_THE_MIGRATOR = "NOT (CASE WHEN pg_catalog.current_setting("
+      + literal(RangeTableMove.BYPASS_SETTING) + ", true) OPERATOR(pg_catalog.=) "
+      + "pg_catalog.txid_current()::pg_catalog.text THEN CASE WHEN pg_catalog.to_regrole(" + literal(PASS_ROLE)
+      + ") IS NULL THEN false ELSE pg_catalog.pg_has_role(" + literal(PASS_ROLE) + ", 'MEMBER') END ELSE false END)";
 
   /** The SQL type of {@code table}'s column {@code column} as {@code format_type} prints it, or null. */
   private static String columnType(Connection c, String table, String column) throws SQLException {

@@ -81,6 +81,8 @@ public final class MoveDriver {
 
   private MigrationStore.Versioned v;
   private List<RangeTableMove> moves;
+  /** The whole move's expected end, written into every persisted record ({@code eta_unix_ms}). */
+  private final MoveEta eta = new MoveEta(MoveEta.Priors.DEFAULT);
 
   /**
    * @param stop asked at every step boundary (and in cleanup's waits): once true, the drive returns the
@@ -249,7 +251,16 @@ public final class MoveDriver {
       t.installCapture(src, ticker);
     }
     faults.accept("preparing:captured");
-    update(MigrationSteps.prepared(m, created, clock.millis()));
+    // The rows to move, for the whole move's ETA: the planner's estimate (EXPLAIN, nothing is read).
+    long estimate = 0;
+    for (RangeTableMove t : moves) {
+      try {
+        estimate += t.estimateRange(src);
+      } catch (SQLException e) {
+        log.fine(() -> "migration " + m.getId() + ": no row estimate of " + t.table() + ": " + e.getMessage());
+      }
+    }
+    update(MigrationSteps.prepared(m, created, clock.millis()).setRowsEstimate(estimate));
   }
 
   /** Longest stretch of copying between two saves of the copy cursor. */
@@ -319,20 +330,42 @@ public final class MoveDriver {
     update(MigrationSteps.caughtUp(v.migration(), replayed, lag));
   }
 
+  /** Longest stretch of verifying between two saves of the verify cursor (and replay rounds). */
+  private static final long VERIFY_SAVE_MAX_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+  /**
+   * Verifies chunks of the current table for up to {@link #VERIFY_SAVE_MAX_NANOS}, then saves the cursor
+   * once, as the copy does: saving (an etcd write) and a replay round after every chunk cost a round trip
+   * each per chunk. One replay round opens the stretch, keeping the lag small so that fewer chunks differ
+   * (a key written after its chunk was compared is replayed later, as before). A crash repeats the chunks
+   * since the last save, which converges: comparing and repairing a chunk twice changes nothing.
+   */
   private void verify(Connection src, Connection dst) throws SQLException {
     Migration m = v.migration();
-    int t = m.getVerifyTable();
     if (MigrationSteps.verifyFinished(m, moves.size())) {
       update(MigrationSteps.verified(m, moves.size(), null));
       return;
     }
-    // Keep the lag small while verifying: a chunk differs less often, and cutover starts closer.
+    long startedMs = m.getVerifyStartedUnixMs() != 0 ? m.getVerifyStartedUnixMs() : clock.millis();
     long replayed = replayAll(src, dst);
-    byte[] after = m.getVerifyAfter().isEmpty() ? null : m.getVerifyAfter().toByteArray();
-    RangeTableMove.VerifiedChunk c = moves.get(t).verifyChunk(src, dst, after, m.getOptions().getChunkRows());
-    faults.accept("verifying:chunk");
-    update(MigrationSteps.verified(m, moves.size(), new MigrationSteps.Verified(replayed, c.done(), c.mismatched(),
-        c.keysRepaired(), c.last())));
+    long saveBy = ticker.getAsLong() + VERIFY_SAVE_MAX_NANOS;
+    Migration cur = m;
+    long rows = 0;
+    while (true) {
+      int t = cur.getVerifyTable();
+      byte[] after = cur.getVerifyAfter().isEmpty() ? null : cur.getVerifyAfter().toByteArray();
+      RangeTableMove.VerifiedChunk c = moves.get(t).verifyChunk(src, dst, after, m.getOptions().getChunkRows());
+      faults.accept("verifying:chunk");
+      rows += c.rows();
+      cur = MigrationSteps.verified(cur, moves.size(), new MigrationSteps.Verified(replayed, c.done(), c.mismatched(),
+          c.keysRepaired(), c.last())).build();
+      replayed = 0;
+      if (MigrationSteps.verifyFinished(cur, moves.size()) || ticker.getAsLong() - saveBy >= 0
+          || stop.getAsBoolean()) {
+        break;
+      }
+    }
+    update(cur.toBuilder().setVerifyStartedUnixMs(startedMs).setRowsVerified(m.getRowsVerified() + rows));
   }
 
   /**
@@ -631,12 +664,19 @@ public final class MoveDriver {
     m = v.migration();
     long deleted = m.getRowsDeleted();
     lastPersist = ticker.getAsLong();
+    if (m.getDeleteStartedUnixMs() == 0) {
+      update(v.migration().toBuilder().setDeleteStartedUnixMs(clock.millis()));
+      m = v.migration();
+    }
     for (RangeTableMove t : moves) {
-      int n;
+      // Chunks along the key column's index (RangeTableMove.deleteChunk); a resumed cleanup starts again
+      // at the unit's start, where the deleted rows are gone.
+      byte[] after = null;
       Backoff.Attempts blocked = null;
       while (true) {
+        RangeTableMove.DeletedChunk n;
         try {
-          n = t.deleteBatch(src, m.getOptions().getCleanupBatchRows(), CLEANUP_LOCK_WAIT);
+          n = t.deleteChunk(src, after, m.getOptions().getCleanupBatchRows(), CLEANUP_LOCK_WAIT);
         } catch (SQLException e) {
           if (!"55P03".equals(e.getSQLState())) {
             throw e;
@@ -664,11 +704,14 @@ public final class MoveDriver {
           update(MigrationSteps.deleting(v.migration(), deleted).setLastError(""));
           lastPersist = ticker.getAsLong();
         }
-        if (n == 0) {
+        deleted += n.rows();
+        if (n.rows() > 0) {
+          faults.accept("cleaning-up:batch");
+        }
+        if (n.done()) {
           break;
         }
-        deleted += n;
-        faults.accept("cleaning-up:batch");
+        after = n.last();
         if (stop.getAsBoolean()) {
           update(MigrationSteps.deleting(v.migration(), deleted));
           return;
@@ -732,7 +775,10 @@ public final class MoveDriver {
    */
   private void update(Migration.Builder next) {
     long t0 = ticker.getAsLong();
-    v = ms.update(v, own, next.setUpdatedUnixMs(clock.millis()).build());
+    long now = clock.millis();
+    next.setUpdatedUnixMs(now);
+    next.setEtaUnixMs(eta.etaUnixMs(next.build(), now));
+    v = ms.update(v, own, next.build());
     etcdCommits.add(ticker.getAsLong() - t0);
     progress.accept(v.migration());
   }

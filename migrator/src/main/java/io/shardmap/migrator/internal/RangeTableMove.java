@@ -401,7 +401,8 @@ public final class RangeTableMove {
    */
   public record CopiedChunk(long rows, long bytes, byte[] last, boolean done) {}
 
-  public record VerifiedChunk(byte[] last, boolean done, boolean mismatched, long keysRepaired) {}
+  /** One verified chunk: where it ended, whether it differed, keys repaired, and the source rows it compared. */
+  public record VerifiedChunk(byte[] last, boolean done, boolean mismatched, long keysRepaired, long rows) {}
 
   /**
    * The last key of the chunk of {@code chunkRows} source rows after {@code after} (null: from the start),
@@ -473,24 +474,34 @@ public final class RangeTableMove {
 
   /**
    * Compares one chunk on both sides — summarized by PostgreSQL as (row count, sum of a 64-bit hash of each
-   * row's text), so only two numbers per side cross the network — and, if they differ, re-copies every key
-   * whose rows' hashes differ (keys only on the target are deleted). While writers run, a chunk can differ
+   * row), so only two numbers per side cross the network — and, if they differ, re-copies every key whose
+   * rows' hashes differ (keys only on the target are deleted). While writers run, a chunk can differ
    * because a logged key is not replayed yet; repairing it is harmless (replay by key converges).
+   *
+   * <p>The two sides are summarized at the same time, the source's on a thread of its own: each is a scan
+   * of the chunk on its own server, so together they take as long as the slower one rather than the sum.
+   * Every row of the chunk on both sides is hashed (see {@link #rowHash} for which hash).
    */
   public VerifiedChunk verifyChunk(Connection source, Connection target, byte[] after, int chunkRows) throws SQLException {
     byte[] last = chunkEnd(source, after, chunkRows);
     String where = chunkWhere(after, last);
-    String summary = "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM " + ident(table)
-        + " t WHERE " + where;
+    String hash = rowHash(source, target);
+    String summary = "SELECT count(*), coalesce(sum(" + hash + "), 0) FROM " + ident(table) + " t WHERE " + where;
     long repaired = 0;
-    boolean mismatched = !summarize(source, summary).equals(summarize(target, summary));
+    Both<String, String> sides = both(() -> summarize(source, summary), () -> summarize(target, summary));
+    boolean mismatched = !sides.first().equals(sides.second());
     if (mismatched) {
       // Find the keys that differ by their rows' hashes (one small result per side) and re-copy only those.
-      String perKey = "SELECT " + ident(keyColumn) + ", sum(hashtextextended(t::text, 0)) FROM " + ident(table)
+      String perKey = "SELECT " + ident(keyColumn) + ", sum(" + hash + ") FROM " + ident(table)
           + " t WHERE " + where + " GROUP BY 1";
-      java.util.Map<String, byte[]> keyOf = new java.util.HashMap<>();
-      java.util.Map<String, Long> a = keyHashes(source, perKey, keyOf);
-      java.util.Map<String, Long> b = keyHashes(target, perKey, keyOf);
+      java.util.Map<String, byte[]> keyOfA = new java.util.HashMap<>();
+      java.util.Map<String, byte[]> keyOfB = new java.util.HashMap<>();
+      Both<java.util.Map<String, Long>, java.util.Map<String, Long>> hashes =
+          both(() -> keyHashes(source, perKey, keyOfA), () -> keyHashes(target, perKey, keyOfB));
+      java.util.Map<String, Long> a = hashes.first();
+      java.util.Map<String, Long> b = hashes.second();
+      java.util.Map<String, byte[]> keyOf = new java.util.HashMap<>(keyOfB);
+      keyOf.putAll(keyOfA);
       java.util.TreeSet<String> keys = new java.util.TreeSet<>();
       a.forEach((key, h) -> {
         if (!h.equals(b.get(key))) {
@@ -503,7 +514,132 @@ public final class RangeTableMove {
       }
       repaired = keys.size();
     }
-    return new VerifiedChunk(last, last == null, mismatched, repaired);
+    long rows = Long.parseLong(sides.first().substring(0, sides.first().indexOf(':')));
+    return new VerifiedChunk(last, last == null, mismatched, repaired, rows);
+  }
+
+  /**
+   * Column types whose hash function tells apart every two values that print differently: integers,
+   * booleans, text and varchar (under a deterministic collation), bytea, dates, times, timestamps, uuids,
+   * oids. For these a row's {@code hash_record_extended} is as strong a check as the hash of its text
+   * (two rows whose columns hash alike print alike, up to hash collisions, which both forms share) and
+   * about three times cheaper: it hashes each value as stored instead of printing the row first. Types
+   * whose equality ignores a difference the text shows (numeric 1.0 and 1.00, float 0 and -0, interval
+   * 1 day and 24 hours, json's whitespace, citext's case), types without a hash function, arrays and
+   * composites are not listed: a table with any of them is hashed by its rows' text as before.
+   */
+  static final java.util.Set<String> EXACT_HASH_TYPES = java.util.Set.of("smallint", "integer", "bigint", "boolean",
+      "text", "character varying", "bytea", "date", "time without time zone", "timestamp without time zone",
+      "timestamp with time zone", "uuid", "oid");
+
+  private volatile String rowHash;
+
+  /**
+   * The SQL expression that hashes a row {@code t} of the table to 64 bits for verification, the same on
+   * both sides: {@code hash_record_extended(t, 0)} when every column on both sides is of a type in
+   * {@link #EXACT_HASH_TYPES} with a deterministic collation, else {@code hashtextextended(t::text, 0)}.
+   * Decided once per move from both servers' catalogs.
+   */
+  String rowHash(Connection source, Connection target) throws SQLException {
+    String h = rowHash;
+    if (h == null) {
+      Both<Boolean, Boolean> exact = both(() -> exactlyHashable(source), () -> exactlyHashable(target));
+      h = exact.first() && exact.second() ? "hash_record_extended(t, 0)" : "hashtextextended(t::text, 0)";
+      rowHash = h;
+    }
+    return h;
+  }
+
+  private boolean exactlyHashable(Connection c) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement("SELECT format_type(a.atttypid, NULL), coalesce(co.collisdeterministic, "
+        + "true) FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation WHERE a.attrelid = "
+        + "to_regclass(?) AND a.attnum > 0 AND NOT a.attisdropped")) {
+      ps.setString(1, ident(table));
+      try (ResultSet rs = ps.executeQuery()) {
+        boolean any = false;
+        while (rs.next()) {
+          any = true;
+          if (!EXACT_HASH_TYPES.contains(rs.getString(1)) || !rs.getBoolean(2)) {
+            return false;
+          }
+        }
+        return any;
+      }
+    }
+  }
+
+  /** The results of {@link #both}. */
+  record Both<A, B>(A first, B second) {}
+
+  /** Runs {@code a} on a thread of its own and {@code b} on this one; returns both results once both ended. */
+  static <A, B> Both<A, B> both(SqlCall<A> a, SqlCall<B> b) throws SQLException {
+    java.util.concurrent.CompletableFuture<A> first = new java.util.concurrent.CompletableFuture<>();
+    Thread t = new Thread(() -> {
+      try {
+        first.complete(a.call());
+      } catch (Throwable e) {
+        first.completeExceptionally(e);
+      }
+    }, "shardmap-verify-source");
+    t.setDaemon(true);
+    t.start();
+    B second;
+    try {
+      second = b.call();
+    } finally {
+      // Whatever happened here, the other side's connection is used again only after its query ended.
+      boolean interrupted = false;
+      while (true) {
+        try {
+          t.join();
+          break;
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    try {
+      return new Both<>(first.join(), second);
+    } catch (java.util.concurrent.CompletionException e) {
+      Throwable cause = e.getCause();
+      if (cause instanceof SQLException se) {
+        throw se;
+      }
+      if (cause instanceof RuntimeException re) {
+        throw re;
+      }
+      throw new IllegalStateException(cause);
+    }
+  }
+
+  /** What one chunk of cleanup deleted: rows, and the key it ended at (null: it ran to the unit's end). */
+  public record DeletedChunk(long rows, byte[] last, boolean done) {}
+
+  /**
+   * Deletes the next chunk of the unit's rows from {@code c} — the keys after {@code after} (null: from the
+   * start) up to the {@code batchRows}-th row in key order, or to the end — in one short transaction,
+   * passing the fence. A cursor moving along the key column's index: each chunk is one index range scan
+   * and no chunk walks the index entries its predecessors left dead, which the batches of
+   * {@link #deleteBatch} each walked again from the unit's start. Waits at most {@code lockWait} for a row
+   * lock (null: without a bound); fails with SQLSTATE 55P03, having deleted nothing, when one stays locked
+   * that long. The source's cleanup; after the cutover nobody writes the unit there, so a chunk's end is
+   * not overtaken by new rows (and a chunk that runs to the end deletes whatever is there).
+   */
+  public DeletedChunk deleteChunk(Connection c, byte[] after, int batchRows, Duration lockWait) throws SQLException {
+    byte[] last = chunkEnd(c, after, batchRows);
+    String where = chunkWhere(after, last);
+    long[] n = new long[1];
+    inTransaction(c, s -> {
+      if (lockWait != null) {
+        s.execute("SET LOCAL lock_timeout = " + literal(Math.max(1, lockWait.toMillis()) + "ms"));
+      }
+      Fences.passFence(s);
+      n[0] = s.executeUpdate("DELETE FROM " + ident(table) + " WHERE " + where);
+    });
+    return new DeletedChunk(n[0], last, last == null);
   }
 
   /**
