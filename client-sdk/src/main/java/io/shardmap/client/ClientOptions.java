@@ -17,6 +17,10 @@ public final class ClientOptions {
   public static final Duration DEFAULT_REPORT_INTERVAL = Duration.ofSeconds(2);
   /** The longest {@link Builder#reportInterval}: half of the directory servers' default client report timeout. */
   public static final Duration MAX_REPORT_INTERVAL = Duration.ofSeconds(5);
+  /** Default of {@link Builder#loadSlots}. */
+  public static final int DEFAULT_LOAD_SLOTS = 1024;
+  /** Default of {@link Builder#loadSampleEvery}. */
+  public static final int DEFAULT_LOAD_SAMPLE_EVERY = 64;
 
   /**
    * The default {@link Builder#channelFactory}: plaintext gRPC over Netty to {@code host:port}, with a keepalive
@@ -43,6 +47,9 @@ public final class ClientOptions {
   private final String clientId;
   private final Duration reportInterval;
   private final ChannelFactory channelFactory;
+  private final boolean loadAccounting;
+  private final int loadSlots;
+  private final int loadSampleEvery;
 
   private ClientOptions(Builder b) {
     targets = List.copyOf(b.targets);
@@ -58,6 +65,9 @@ public final class ClientOptions {
     clientId = b.clientId;
     reportInterval = b.reportInterval;
     channelFactory = b.channelFactory;
+    loadAccounting = b.loadAccounting;
+    loadSlots = b.loadSlots;
+    loadSampleEvery = b.loadSampleEvery;
   }
 
   public static Builder builder() {
@@ -94,6 +104,12 @@ public final class ClientOptions {
   public Duration reportInterval() { return reportInterval; }
   /** See {@link Builder#channelFactory}; {@link #PLAINTEXT} unless set. */
   public ChannelFactory channelFactory() { return channelFactory; }
+  /** See {@link Builder#loadAccounting}; on unless turned off. */
+  public boolean loadAccounting() { return loadAccounting; }
+  /** See {@link Builder#loadSlots}. */
+  public int loadSlots() { return loadSlots; }
+  /** See {@link Builder#loadSampleEvery}. */
+  public int loadSampleEvery() { return loadSampleEvery; }
 
   public static final class Builder {
     private List<String> targets;
@@ -109,6 +125,9 @@ public final class ClientOptions {
     private String clientId;
     private Duration reportInterval = DEFAULT_REPORT_INTERVAL;
     private ChannelFactory channelFactory = PLAINTEXT;
+    private boolean loadAccounting = true;
+    private int loadSlots = DEFAULT_LOAD_SLOTS;
+    private int loadSampleEvery = DEFAULT_LOAD_SAMPLE_EVERY;
 
     private Builder() {}
 
@@ -276,6 +295,44 @@ public final class ClientOptions {
             + " s (well below the directory servers' client report timeout, 10 s by default), got " + d);
       }
       this.reportInterval = d;
+      return this;
+    }
+
+    /**
+     * Whether the client counts the load its calls put on each unit of the map (reads, writes, time, errors
+     * per range, bucket, arc, region or entry group) and sends it with its presence reports, for the
+     * directory's heatmap and balancing suggestions (docs/client-sdk.md, "Load accounting"). On by default;
+     * off, no counters are allocated and a call pays one branch.
+     */
+    public Builder loadAccounting(boolean on) {
+      this.loadAccounting = on;
+      return this;
+    }
+
+    /**
+     * The most counter slots per keyspace (default {@value ClientOptions#DEFAULT_LOAD_SLOTS}), 16 to 65536:
+     * a map with more units than this counts adjacent units together in one slot, so the client's memory
+     * for load stays bounded however many ranges the map has. Each slot costs 32 bytes per stripe.
+     */
+    public Builder loadSlots(int slots) {
+      if (slots < 16 || slots > 65536) {
+        throw new IllegalArgumentException("loadSlots: must be 16 to 65536, got " + slots);
+      }
+      this.loadSlots = slots;
+      return this;
+    }
+
+    /**
+     * One call in this many (at random; default {@value ClientOptions#DEFAULT_LOAD_SAMPLE_EVERY}),
+     * 1 to 1,000,000, has its key sent with the load (at most 1024 keys per keyspace and report): where a
+     * hot range's load halves, for a split point.
+     */
+    public Builder loadSampleEvery(int every) {
+      if (every < 1 || every > 1_000_000) {
+        throw new IllegalArgumentException("loadSampleEvery: must be 1 to 1000000 (one call in that many is "
+            + "sampled), got " + every);
+      }
+      this.loadSampleEvery = every;
       return this;
     }
 

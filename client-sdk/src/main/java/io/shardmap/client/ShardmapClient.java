@@ -7,6 +7,7 @@ import io.shardmap.client.internal.LazyDirectory;
 import io.shardmap.client.internal.MapFollower;
 import io.shardmap.client.internal.MicrometerMetrics;
 import io.shardmap.client.internal.SnapshotListener;
+import io.shardmap.client.internal.load.LoadMeter;
 import io.shardmap.core.Backoff;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.ErrorCode;
@@ -52,6 +53,8 @@ public final class ShardmapClient implements AutoCloseable {
   private final long stalenessCheckNanos;
   private final java.util.concurrent.ScheduledExecutorService stalenessTimer;
   private final Counters stats = new Counters();
+  /** The load accounting (docs/client-sdk.md, "Load accounting"); null when it is off. */
+  private final LoadMeter load;
   /** The adapter registered with the follower for each public listener. */
   private final java.util.Map<MapListener, SnapshotListener> listeners =
       new java.util.concurrent.ConcurrentHashMap<>();
@@ -61,7 +64,12 @@ public final class ShardmapClient implements AutoCloseable {
   private ShardmapClient(ClientOptions options) {
     this.options = options;
     this.clientId = options.clientId() != null ? options.clientId() : defaultClientId();
-    this.follower = new MapFollower(options, clientId, stats, System::nanoTime);
+    this.load = options.loadAccounting()
+        ? new LoadMeter(options.loadSlots(), options.loadSampleEvery(), System::currentTimeMillis, stats) : null;
+    this.follower = new MapFollower(options, clientId, stats, System::nanoTime, load);
+    if (load != null) {
+      follower.addListener((before, after, resync) -> load.sync(after));
+    }
     this.maxStalenessNanos = options.maxStaleness() == null ? Long.MAX_VALUE : options.maxStaleness().toNanos();
     this.stalenessCheckNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(1),
         Math.min(TimeUnit.MILLISECONDS.toNanos(20), maxStalenessNanos / 20));
@@ -148,6 +156,50 @@ public final class ShardmapClient implements AutoCloseable {
       return lazy(k).route(bytes);
     }
     return k.route(bytes);
+  }
+
+  /**
+   * Counts one call an application made itself (its own SQL on a connection it got for a {@link #route} of
+   * this key) in the client's load accounting, as {@link ShardmapData} counts its calls: per unit of the map,
+   * sent with the client's presence reports to the directory (docs/client-sdk.md, "Load accounting").
+   * Lock-free and allocation-free; does nothing when {@link ClientOptions.Builder#loadAccounting} is off, or
+   * for a keyspace the client does not follow or whose keys are not INT64.
+   *
+   * @param write whether the call wrote (anything but a read-only call)
+   * @param nanos the call's time, from asking for a connection to its end, in nanoseconds (at least 0)
+   * @param failed whether the call failed
+   * @throws ShardmapException INVALID_ARGUMENT for negative {@code nanos}
+   */
+  public void recordLoad(String keyspace, long key, boolean write, long nanos, boolean failed) {
+    if (nanos < 0) {
+      throw ShardmapException.invalid("nanos", "a call's time is at least 0, got " + nanos);
+    }
+    if (load != null) {
+      load.record(keyspace, key, write, nanos, failed);
+    }
+  }
+
+  /** {@link #recordLoad(String, long, boolean, long, boolean)} for any key (an integer or a byte-string one). */
+  public void recordLoad(String keyspace, ShardKey key, boolean write, long nanos, boolean failed) {
+    if (key == null) {
+      throw ShardmapException.invalid("key", "a key is required");
+    }
+    if (nanos < 0) {
+      throw ShardmapException.invalid("nanos", "a call's time is at least 0, got " + nanos);
+    }
+    if (load == null) {
+      return;
+    }
+    if (key.isInteger()) {
+      load.record(keyspace, key.intValue(), write, nanos, failed);
+    } else {
+      load.record(keyspace, key.bytesUnsafe(), write, nanos, failed);
+    }
+  }
+
+  /** The load accounting, for this package; null when it is off. */
+  LoadMeter loadMeter() {
+    return load;
   }
 
   /**

@@ -106,6 +106,8 @@ public final class ShardmapData implements AutoCloseable {
   private final ShardmapClient client;
   private final DataOptions options;
   private final Counters stats;
+  /** The client's load accounting; null when off (the hot path checks only this field). */
+  private final io.shardmap.client.internal.load.LoadMeter load;
   private final ShardPools pools;
   /** Cross-shard queries' own pools, so that queries never take single-key calls' connections. */
   private final ShardPools queryPools;
@@ -130,6 +132,7 @@ public final class ShardmapData implements AutoCloseable {
     this.client = client;
     this.options = options;
     this.stats = client.counters();
+    this.load = client.loadMeter();
     this.pools = new ShardPools(options, stats.breakers());
     this.queryPools = new ShardPools(options, "query", options.queryPoolSize());
     this.queries = new QueryExecutor(queryPools, maps, guard, options.maxAttempts(), stats);
@@ -305,6 +308,8 @@ public final class ShardmapData implements AutoCloseable {
     // transaction's wait in the failover buffer, shared by all its attempts.
     ShardPool[] unreachable = new ShardPool[1];
     FailoverBuffer.Wait buffered = null;
+    // The last run's transaction: its shard parts are counted in the load accounting.
+    CrossShardTransaction[] lastTx = new CrossShardTransaction[1];
     try {
       for (int attempt = 1; ; attempt++) {
         unreachable[0] = null;
@@ -325,6 +330,7 @@ public final class ShardmapData implements AutoCloseable {
             return participantOf(t, shard, unreachable);
           }
         });
+        lastTx[0] = tx;
         T result;
         try {
           result = work.run(tx);
@@ -383,7 +389,30 @@ public final class ShardmapData implements AutoCloseable {
         }
       }
     } finally {
-      stats.txnEnded(outcome, writers, System.nanoTime() - start);
+      long nanos = System.nanoTime() - start;
+      stats.txnEnded(outcome, writers, nanos);
+      if (load != null && lastTx[0] != null) {
+        recordParts(lastTx[0], nanos, outcome != TxnOutcome.COMMITTED);
+      }
+    }
+  }
+
+  /**
+   * Counts a cross-shard transaction's last run in the load accounting: one write per shard part opened by a
+   * key, on that key's unit (parts opened by shard name, such as reference copies, have no unit and are not
+   * counted), each with an equal share of the transaction's time.
+   */
+  private void recordParts(CrossShardTransaction tx, long nanos, boolean failed) {
+    List<CrossShardTransaction.UsedRoute> used = tx.routes();
+    java.util.Set<String> shards = new java.util.HashSet<>();
+    List<CrossShardTransaction.UsedRoute> parts = new ArrayList<>();
+    for (CrossShardTransaction.UsedRoute u : used) {
+      if (shards.add(u.route().shard())) {
+        parts.add(u);
+      }
+    }
+    for (CrossShardTransaction.UsedRoute u : parts) {
+      recordLoad(u.keyspace(), u.intKey(), u.key(), true, nanos / parts.size(), failed);
     }
   }
 
@@ -950,7 +979,26 @@ public final class ShardmapData implements AutoCloseable {
         }
       }
     } finally {
-      stats.call(System.nanoTime() - start, failed);
+      long nanos = System.nanoTime() - start;
+      stats.call(nanos, failed);
+      if (load != null) {
+        recordLoad(keyspace, intKey, key, mode != Mode.READ, nanos, failed);
+      }
+    }
+  }
+
+  /** Counts a call in the load accounting; never throws (a call's own failure must reach its caller). */
+  private void recordLoad(String keyspace, long intKey, ShardKey key, boolean write, long nanos, boolean failed) {
+    try {
+      if (key == null) {
+        load.record(keyspace, intKey, write, nanos, failed);
+      } else if (key.isInteger()) {
+        load.record(keyspace, key.intValue(), write, nanos, failed);
+      } else {
+        load.record(keyspace, key.bytesUnsafe(), write, nanos, failed);
+      }
+    } catch (RuntimeException e) {
+      // A key the bound table cannot place (of the other type: the call itself failed on it): not counted.
     }
   }
 

@@ -3,6 +3,8 @@ package io.shardmap.client.internal;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.shardmap.client.internal.load.LoadMeter;
+import io.shardmap.proto.v1.KeyspaceLoad;
 import io.shardmap.proto.v1.ReportAppliedRequest;
 import io.shardmap.proto.v1.ReportAppliedResponse;
 import io.shardmap.proto.v1.ShardMapServiceGrpc;
@@ -22,6 +24,11 @@ import java.util.logging.Logger;
  * interval, as a heartbeat. Nothing here touches the lookup path or the follower thread beyond an unpark;
  * a failed report is counted and logged once per run of failures, never thrown. A server that answers
  * UNIMPLEMENTED (older than the RPC) is not asked again.
+ *
+ * <p>With load accounting on, each report carries the load counted since the last accepted one
+ * ({@link LoadMeter#takeReport}): accepted, it is never sent again; failed, it is merged into the next; refused
+ * as INVALID_ARGUMENT (a server that validates the load and finds it wrong), it is dropped, logged once, and
+ * the report is sent again at once without it, so that the applied revision is still recorded.
  */
 public final class AppliedReporter implements AutoCloseable {
   private static final Logger log = Logger.getLogger(AppliedReporter.class.getName());
@@ -36,6 +43,8 @@ public final class AppliedReporter implements AutoCloseable {
   private final IntSupplier target;
   private final LongSupplier applied;
   private final Counters stats;
+  /** Null when load accounting is off. */
+  private final LoadMeter load;
   private final LongSupplier nanoTime;
   private final long intervalNanos;
   private final long debounceNanos = TimeUnit.MILLISECONDS.toNanos(DEBOUNCE_MS);
@@ -49,10 +58,20 @@ public final class AppliedReporter implements AutoCloseable {
   private volatile long due;
   private String failing;
   private boolean warnedTimeout;
+  private boolean warnedLoadRefused;
 
   public AppliedReporter(String clientId, long maxStalenessMs, long intervalNanos, long rpcTimeoutNanos,
                          List<String> targets, List<ManagedChannel> channels, IntSupplier target,
                          LongSupplier applied, Counters stats, LongSupplier nanoTime) {
+    this(clientId, maxStalenessMs, intervalNanos, rpcTimeoutNanos, targets, channels, target, applied, stats,
+        nanoTime, null);
+  }
+
+  /** As above, sending the load of {@code load} (null: none) with each report. */
+  public AppliedReporter(String clientId, long maxStalenessMs, long intervalNanos, long rpcTimeoutNanos,
+                         List<String> targets, List<ManagedChannel> channels, IntSupplier target,
+                         LongSupplier applied, Counters stats, LongSupplier nanoTime, LoadMeter load) {
+    this.load = load;
     this.clientId = clientId;
     this.maxStalenessMs = maxStalenessMs;
     this.intervalNanos = intervalNanos;
@@ -112,15 +131,26 @@ public final class AppliedReporter implements AutoCloseable {
 
   private void send(int t, long revision) {
     if (unimplemented[t]) {
+      if (load != null) {
+        load.takeReport(); // no server to take it: keep the windows fresh, count the calls as dropped
+        load.dropPending();
+      }
       return;
     }
+    send(t, revision, load == null ? List.of() : load.takeReport());
+  }
+
+  private void send(int t, long revision, List<KeyspaceLoad> loads) {
     String server = targets.get(t);
     try {
       ReportAppliedResponse r = ShardMapServiceGrpc.newBlockingStub(channels.get(t))
           .withDeadlineAfter(deadlineNanos, TimeUnit.NANOSECONDS)
           .reportApplied(ReportAppliedRequest.newBuilder().setClientId(clientId).setAppliedRevision(revision)
-              .setMaxStalenessMs(maxStalenessMs).build());
+              .setMaxStalenessMs(maxStalenessMs).addAllLoad(loads).build());
       stats.report();
+      if (!loads.isEmpty()) {
+        load.accepted();
+      }
       lastAccepted = revision;
       if (failing != null) {
         log.info("shardmap client '" + clientId + "': reporting its applied revision to directory " + server
@@ -140,6 +170,17 @@ public final class AppliedReporter implements AutoCloseable {
         return;
       }
       Status s = e.getStatus();
+      if (s.getCode() == Status.Code.INVALID_ARGUMENT && !loads.isEmpty()) {
+        long dropped = load.dropPending();
+        if (!warnedLoadRefused) {
+          warnedLoadRefused = true;
+          log.warning("shardmap client '" + clientId + "': directory " + server + " refused the load report ("
+              + s.getDescription() + "); dropped the load of " + dropped + " calls and reporting without it; "
+              + "logged once (shardmap.client.load.dropped counts every drop)");
+        }
+        send(t, revision, List.of());
+        return;
+      }
       if (s.getCode() == Status.Code.UNIMPLEMENTED) {
         unimplemented[t] = true;
         log.info("shardmap client '" + clientId + "': directory " + server + " does not support ReportApplied "

@@ -146,6 +146,9 @@ public final class Counters {
   private final LongAdder directoryMisses = new LongAdder();
   private final LongAdder reports = new LongAdder();
   private final LongAdder reportFailures = new LongAdder();
+  private final LongAdder loadBands = new LongAdder();
+  private final LongAdder loadCalls = new LongAdder();
+  private final LongAdder loadDropped = new LongAdder();
   private final LongAdder[] queries = adders(QueryOutcome.values().length);
   private final LongAdder[] queryNanos = adders(QueryOutcome.values().length);
   private final LongAdder[] queryFailures = adders(QueryFailure.values().length);
@@ -265,6 +268,29 @@ public final class Counters {
 
   public long reportFailures() {
     return reportFailures.sum();
+  }
+
+  /** A directory server accepted load reports ({@code internal.load}): this many bands, covering this many calls. */
+  public void loadReported(long bands, long calls) {
+    loadBands.add(bands);
+    loadCalls.add(calls);
+  }
+
+  /** Counted calls whose load was never reported (refused, too old, over the pending bound). */
+  public void loadDropped(long calls) {
+    loadDropped.add(calls);
+  }
+
+  public long loadReportedBands() {
+    return loadBands.sum();
+  }
+
+  public long loadReportedCalls() {
+    return loadCalls.sum();
+  }
+
+  public long loadDropped() {
+    return loadDropped.sum();
   }
 
   /**

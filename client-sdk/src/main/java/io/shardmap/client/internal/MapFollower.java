@@ -98,6 +98,12 @@ public final class MapFollower implements AutoCloseable {
   private final AtomicLong failovers = new AtomicLong();
 
   public MapFollower(ClientOptions options, String clientId, Counters stats, LongSupplier nanoTime) {
+    this(options, clientId, stats, nanoTime, null);
+  }
+
+  /** As above, the presence reports carrying the load of {@code load} (null: load accounting off). */
+  public MapFollower(ClientOptions options, String clientId, Counters stats, LongSupplier nanoTime,
+                     io.shardmap.client.internal.load.LoadMeter load) {
     this.options = options;
     this.stats = stats;
     this.nanoTime = nanoTime;
@@ -114,7 +120,7 @@ public final class MapFollower implements AutoCloseable {
     long maxStalenessMs = options.maxStaleness() == null ? 0 : Math.max(1, options.maxStaleness().toMillis());
     this.reporter = new AppliedReporter(clientId, maxStalenessMs, options.reportInterval().toNanos(),
         options.rpcTimeout().toNanos(), options.targets(), channels, () -> target, () -> view.appliedRevision(),
-        stats, nanoTime);
+        stats, nanoTime, load);
     this.worker = new Thread(this::run, "shardmap-client-follower");
     this.worker.setDaemon(true);
   }

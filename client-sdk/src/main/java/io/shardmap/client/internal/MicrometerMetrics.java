@@ -134,6 +134,13 @@ public final class MicrometerMetrics implements AutoCloseable {
 
     add(FunctionCounter.builder("shardmap.client.reports", stats, Counters::reports)
         .description("applied revisions reported to a directory server (ReportApplied)").register(r));
+    add(FunctionCounter.builder("shardmap.client.load.reported", stats, Counters::loadReportedBands)
+        .tag("kind", "bands").description("load bands (units' counts) a directory server accepted").register(r));
+    add(FunctionCounter.builder("shardmap.client.load.reported", stats, Counters::loadReportedCalls)
+        .tag("kind", "calls").description("calls whose load a directory server accepted").register(r));
+    add(FunctionCounter.builder("shardmap.client.load.dropped", stats, Counters::loadDropped)
+        .description("calls counted for load but never reported (refused by a server, pending too long or "
+            + "over the pending bound)").register(r));
     add(FunctionCounter.builder("shardmap.client.report.failures", stats, Counters::reportFailures)
         .description("reports of the applied revision that failed (they are retried, never thrown)")
         .register(r));
