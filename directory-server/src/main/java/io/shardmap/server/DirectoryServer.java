@@ -27,6 +27,7 @@ import io.shardmap.server.internal.ClientRegistry;
 import io.shardmap.server.internal.DirectoryState;
 import io.shardmap.server.internal.FleetService;
 import io.shardmap.server.internal.LoadExchange;
+import io.shardmap.server.internal.FleetStatus;
 import io.shardmap.server.internal.LoadHistory;
 import io.shardmap.server.internal.LoadReports;
 import io.shardmap.server.internal.IdService;
@@ -98,6 +99,8 @@ public final class DirectoryServer implements AutoCloseable {
   /** Follows the Patroni clusters of Patroni shards; on its own thread (it blocks on etcd writes). */
   private final PatroniFollower patroni;
   private final ScheduledExecutorService patroniExecutor;
+  /** Refreshes the fleet gauges (FleetService#refreshMetrics). */
+  private final ScheduledExecutorService fleetMetricsExecutor;
   /** Null when the server has no database role (no --resolver-db-user): it then takes no sizes. */
   private final SizeSampler sizes;
   private final ScheduledExecutorService sizesTicker;
@@ -134,6 +137,9 @@ public final class DirectoryServer implements AutoCloseable {
     health.setStatus(FleetServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     this.load = LoadHistory.over(loadSettings(o), System::currentTimeMillis, state::snapshot);
     read.loads(new LoadReports(load, metrics, System::currentTimeMillis));
+    FleetService fleet = new FleetService(state::snapshot, load, System::currentTimeMillis, sizesRpc,
+        new FleetStatus(state::snapshot, load, sizeRecords::read, FleetStatus.migrations(store, paths, o.etcdTimeout()),
+            System::currentTimeMillis), adminExecutor, metrics);
     this.grpc = (builder != null ? builder : nettyBuilder(o))
         // Every method of every service refuses undecodable requests with INVALID_ARGUMENT (see
         // MalformedRequests); the counter goes outside that guard so it counts the refusals too.
@@ -143,8 +149,7 @@ public final class DirectoryServer implements AutoCloseable {
         .addService(ServerInterceptors.intercept(MalformedRequests.guard(new IdService(new WorkerLeases(store, paths,
             o.etcdTimeout(), System::nanoTime, System::currentTimeMillis, metrics), sequences, idExecutor).bindService()),
             counting))
-        .addService(ServerInterceptors.intercept(MalformedRequests.guard(new FleetService(state::snapshot, load,
-            System::currentTimeMillis, sizesRpc).bindService()), counting))
+        .addService(ServerInterceptors.intercept(MalformedRequests.guard(fleet.bindService()), counting))
         .addService(MalformedRequests.guard(health.getHealthService().bindService()))
         .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance().bindService()))
         .build()
@@ -187,6 +192,10 @@ public final class DirectoryServer implements AutoCloseable {
     this.http = o.metricsHost() == null ? null : startHttp(o.metricsHost(), o.metricsPort());
     long hb = o.watchHeartbeat().toMillis();
     scheduler.scheduleWithFixedDelay(state::heartbeat, hb, hb, TimeUnit.MILLISECONDS);
+    // Its own thread: the refresh reads etcd (sizes, migrations), which must not hold up heartbeats.
+    this.fleetMetricsExecutor = Executors.newSingleThreadScheduledExecutor(daemon("shardmap-fleet-metrics"));
+    long fp = FleetService.METRICS_PERIOD.toMillis();
+    fleetMetricsExecutor.scheduleWithFixedDelay(fleet::refreshMetrics, fp, fp, TimeUnit.MILLISECONDS);
   }
 
   private static LoadHistory.Settings loadSettings(ServerOptions o) {
@@ -357,6 +366,7 @@ public final class DirectoryServer implements AutoCloseable {
     }
     patroni.close();
     patroniExecutor.shutdown();
+    fleetMetricsExecutor.shutdownNow();
     state.close();
     try {
       if (!grpc.awaitTermination(5, TimeUnit.SECONDS)) {

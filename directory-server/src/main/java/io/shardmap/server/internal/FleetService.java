@@ -6,6 +6,8 @@ import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Names;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.FleetServiceGrpc;
+import io.shardmap.proto.v1.GetFleetStatusRequest;
+import io.shardmap.proto.v1.GetFleetStatusResponse;
 import io.shardmap.proto.v1.GetHeatmapRequest;
 import io.shardmap.proto.v1.GetHeatmapResponse;
 import io.shardmap.proto.v1.GetSizesRequest;
@@ -13,6 +15,9 @@ import io.shardmap.proto.v1.GetSizesResponse;
 import io.shardmap.proto.v1.RefreshSizesRequest;
 import io.shardmap.proto.v1.RefreshSizesResponse;
 import java.time.Duration;
+import java.util.concurrent.Executor;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
@@ -26,18 +31,58 @@ public final class FleetService extends FleetServiceGrpc.FleetServiceImplBase {
   public static final long MAX_WINDOW_SECONDS = Duration.ofDays(28).toSeconds();
   public static final int DEFAULT_MAX_ROWS = 256;
   public static final int MAX_ROWS = 4096;
+  /** How often the fleet gauges are refreshed. */
+  public static final Duration METRICS_PERIOD = Duration.ofSeconds(30);
+  private static final Logger LOG = Logger.getLogger(FleetService.class.getName());
 
   private final Supplier<DirectorySnapshot> snapshots;
   private final LoadHistory history;
   private final LongSupplier wallClockMillis;
   private final SizesRpc sizes;
+  private final FleetStatus status;
+  /** Where GetFleetStatus runs: it reads etcd (sizes, migrations). */
+  private final Executor executor;
+  private final ServerMetrics metrics;
 
   public FleetService(Supplier<DirectorySnapshot> snapshots, LoadHistory history, LongSupplier wallClockMillis,
-      SizesRpc sizes) {
+      SizesRpc sizes, FleetStatus status, Executor executor, ServerMetrics metrics) {
     this.snapshots = snapshots;
     this.history = history;
     this.wallClockMillis = wallClockMillis;
     this.sizes = sizes;
+    this.status = status;
+    this.executor = executor;
+    this.metrics = metrics;
+  }
+
+  @Override
+  public void getFleetStatus(GetFleetStatusRequest r, StreamObserver<GetFleetStatusResponse> o) {
+    executor.execute(() -> {
+      try {
+        o.onNext(status.status(r));
+        o.onCompleted();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        o.onError(Errors.toStatus(e));
+      } catch (Exception e) {
+        o.onError(Errors.toStatus(e));
+      }
+    });
+  }
+
+  /**
+   * Refreshes the fleet gauges (skews per keyspace, running moves and their ETAs) from a status of every
+   * keyspace; the server runs it every {@link #METRICS_PERIOD}. A failure (etcd unreachable) keeps the
+   * previous values and is logged.
+   */
+  public void refreshMetrics() {
+    try {
+      metrics.fleet(status.status(GetFleetStatusRequest.newBuilder().setTop(1).build()));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (Exception e) {
+      LOG.log(Level.FINE, "fleet metrics not refreshed", e);
+    }
   }
 
   @Override

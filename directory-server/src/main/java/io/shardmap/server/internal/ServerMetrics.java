@@ -283,4 +283,44 @@ public final class ServerMetrics {
       return v;
     });
   }
+
+  // Fleet status (docs/balancing.md): refreshed by FleetService every FLEET_METRICS_PERIOD. Multi-gauges, so that
+  // a dropped keyspace or a finished move leaves the exposition at the next refresh.
+  private final AtomicLong movesRunning = new AtomicLong();
+  private final io.micrometer.core.instrument.MultiGauge loadSkew = io.micrometer.core.instrument.MultiGauge
+      .builder("shardmap.keyspace.load_skew").description("the keyspace's busiest shard's calls per second over "
+          + "the mean, minus 1, over the fleet status window (0: even)").register(registry);
+  private final io.micrometer.core.instrument.MultiGauge sizeSkew = io.micrometer.core.instrument.MultiGauge
+      .builder("shardmap.keyspace.size_skew").description("the keyspace's largest shard's bytes over the mean, "
+          + "minus 1, by the latest sizes (0: even)").register(registry);
+  private final io.micrometer.core.instrument.MultiGauge moveEta = io.micrometer.core.instrument.MultiGauge
+      .builder("shardmap.move.eta_seconds").description("time left to a running move's end as last estimated "
+          + "(only moves with an estimate)").register(registry);
+
+  {
+    Gauge.builder("shardmap.moves.running", movesRunning, AtomicLong::get)
+        .description("migrations recorded in etcd and not finished (done or cancelled)").register(registry);
+  }
+
+  /** The fleet as a status just assembled it (every keyspace). */
+  public void fleet(io.shardmap.proto.v1.GetFleetStatusResponse r) {
+    java.util.List<io.micrometer.core.instrument.MultiGauge.Row<?>> load = new java.util.ArrayList<>();
+    java.util.List<io.micrometer.core.instrument.MultiGauge.Row<?>> size = new java.util.ArrayList<>();
+    for (io.shardmap.proto.v1.KeyspaceStatus k : r.getKeyspacesList()) {
+      io.micrometer.core.instrument.Tags tags = io.micrometer.core.instrument.Tags.of("keyspace", k.getKeyspace());
+      load.add(io.micrometer.core.instrument.MultiGauge.Row.of(tags, k.getLoadSkew()));
+      size.add(io.micrometer.core.instrument.MultiGauge.Row.of(tags, k.getSizeSkew()));
+    }
+    java.util.List<io.micrometer.core.instrument.MultiGauge.Row<?>> eta = new java.util.ArrayList<>();
+    for (io.shardmap.proto.v1.MoveStatus m : r.getMovesList()) {
+      if (m.getEtaMs() >= 0) {
+        eta.add(io.micrometer.core.instrument.MultiGauge.Row.of(io.micrometer.core.instrument.Tags.of("id", m.getId()),
+            m.getEtaMs() / 1000.0));
+      }
+    }
+    loadSkew.register(load, true);
+    sizeSkew.register(size, true);
+    moveEta.register(eta, true);
+    movesRunning.set(r.getMovesCount());
+  }
 }
