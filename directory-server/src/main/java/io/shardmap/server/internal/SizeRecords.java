@@ -85,14 +85,30 @@ public final class SizeRecords {
     return b.build();
   }
 
+  /** A keyspace's latest head and the etcd revision it was written at. */
+  public record Head(KeyspaceSizes sizes, long modRevision) {}
+
   /**
    * Stores {@code sizes} as the keyspace's latest, replacing the previous set and deleting its chunks. False
    * when another writer replaced the head meanwhile: its set stands, and this one's chunks are deleted.
    */
   boolean write(KeyspaceSizes sizes) throws InterruptedException, ExecutionException, TimeoutException {
+    return write(sizes, -1);
+  }
+
+  /**
+   * {@link #write}, but only over the head at {@code expectRevision} (0: none): sizes taken because the head read
+   * then was due do not replace one written since (a refresh's).
+   */
+  boolean write(KeyspaceSizes sizes, long expectRevision)
+      throws InterruptedException, ExecutionException, TimeoutException {
     String ks = sizes.getKeyspace();
     String headKey = paths.sizesHead(ks);
     RangeResult old = store.get(headKey).get(timeoutMs, TimeUnit.MILLISECONDS);
+    long current = old.kvs().isEmpty() ? 0 : old.kvs().get(0).modRevision();
+    if (expectRevision >= 0 && current != expectRevision) {
+      return false;
+    }
     List<KeyspaceSizes> parts = split(sizes, CHUNK_BYTES);
     for (int i = 1; i < parts.size(); i++) {
       // One put each: together they would pass etcd's request size limit.
@@ -150,11 +166,11 @@ public final class SizeRecords {
     }
   }
 
-  /** Every keyspace's latest head (no units): for the metrics. */
-  public List<KeyspaceSizes> heads() throws InterruptedException, ExecutionException, TimeoutException {
-    List<KeyspaceSizes> out = new ArrayList<>();
+  /** Every keyspace's latest head (no units: when, exact, per-shard totals), in one etcd read. */
+  public List<Head> heads() throws InterruptedException, ExecutionException, TimeoutException {
+    List<Head> out = new ArrayList<>();
     for (KeyValue kv : store.getPrefix(paths.sizesHeadsPrefix()).get(timeoutMs, TimeUnit.MILLISECONDS).kvs()) {
-      out.add(parse(kv));
+      out.add(new Head(parse(kv), kv.modRevision()));
     }
     return out;
   }

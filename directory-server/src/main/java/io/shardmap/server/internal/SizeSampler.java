@@ -161,10 +161,10 @@ public final class SizeSampler implements AutoCloseable {
       return;
     }
     try {
-      Map<String, KeyspaceSizes> heads = new HashMap<>();
-      for (KeyspaceSizes h : records.heads()) {
-        heads.put(h.getKeyspace(), h);
-        metrics.sizes(h);
+      Map<String, SizeRecords.Head> heads = new HashMap<>();
+      for (SizeRecords.Head h : records.heads()) {
+        heads.put(h.sizes().getKeyspace(), h);
+        metrics.sizes(h.sizes());
       }
       if (!lease.check()) {
         return;
@@ -173,8 +173,8 @@ public final class SizeSampler implements AutoCloseable {
       List<KeyspaceMap> due = new ArrayList<>();
       long now = clock.getAsLong();
       for (KeyspaceMap km : new TreeMap<>(snap.keyspaces()).values()) {
-        KeyspaceSizes h = heads.get(km.name());
-        if (sizable(km) && (h == null || now - h.getTakenUnixMs() >= settings.interval().toMillis())) {
+        SizeRecords.Head h = heads.get(km.name());
+        if (sizable(km) && (h == null || now - h.sizes().getTakenUnixMs() >= settings.interval().toMillis())) {
           due.add(km);
         }
       }
@@ -182,7 +182,8 @@ public final class SizeSampler implements AutoCloseable {
         return;
       }
       for (KeyspaceSizes s : take(snap, due, false)) {
-        if (records.write(s)) {
+        SizeRecords.Head h = heads.get(s.getKeyspace());
+        if (records.write(s, h == null ? 0 : h.modRevision())) {
           metrics.sizes(s);
         }
       }

@@ -66,7 +66,12 @@ class SizeRecordsTest {
       assertTrue(kv.key().startsWith(paths.sizesUnitsPrefix("ks", 2000)), "the first set's chunks are gone: " + kv.key());
       assertTrue(kv.value().length < 2 * SizeRecords.CHUNK_BYTES);
     }
-    assertEquals(List.of(second.toBuilder().clearUnits().build()), records.heads());
+    assertEquals(List.of(second.toBuilder().clearUnits().build()),
+        records.heads().stream().map(SizeRecords.Head::sizes).toList());
+    // Sizes taken over a head since replaced do not replace the newer one.
+    long headRevision = records.heads().get(0).modRevision();
+    assertTrue(!records.write(sizes(10, 2500), headRevision - 1));
+    assertEquals(second, records.read("ks").orElseThrow());
     // A set without units (no owner could be read) reads back as it is.
     KeyspaceSizes none = KeyspaceSizes.newBuilder().setKeyspace("ks").setTakenUnixMs(3000)
         .addShards(ShardSize.newBuilder().setShard("shard-a").setRows(-1).setBytes(-1)).build();
