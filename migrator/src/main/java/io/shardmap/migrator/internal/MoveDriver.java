@@ -335,9 +335,8 @@ public final class MoveDriver {
 
   /**
    * Verifies chunks of the current table for up to {@link #VERIFY_SAVE_MAX_NANOS}, then saves the cursor
-   * once, as the copy does: saving (an etcd write) and a replay round after every chunk cost a round trip
-   * each per chunk. One replay round opens the stretch, keeping the lag small so that fewer chunks differ
-   * (a key written after its chunk was compared is replayed later, as before). A crash repeats the chunks
+   * once, as the copy does: saving (an etcd write) after every chunk cost a round trip per chunk. A replay
+   * round still precedes each chunk's comparison (a key written after it is replayed later). A crash repeats the chunks
    * since the last save, which converges: comparing and repairing a chunk twice changes nothing.
    */
   private void verify(Connection src, Connection dst) throws SQLException {
@@ -347,19 +346,19 @@ public final class MoveDriver {
       return;
     }
     long startedMs = m.getVerifyStartedUnixMs() != 0 ? m.getVerifyStartedUnixMs() : clock.millis();
-    long replayed = replayAll(src, dst);
     long saveBy = ticker.getAsLong() + VERIFY_SAVE_MAX_NANOS;
     Migration cur = m;
     long rows = 0;
     while (true) {
       int t = cur.getVerifyTable();
       byte[] after = cur.getVerifyAfter().isEmpty() ? null : cur.getVerifyAfter().toByteArray();
-      RangeTableMove.VerifiedChunk c = moves.get(t).verifyChunk(src, dst, after, m.getOptions().getChunkRows());
+      // A replay round right before each chunk's comparison keeps the lag small, so that few chunks differ.
+      RangeTableMove.VerifiedChunk c = moves.get(t).verifyChunk(src, dst, after, m.getOptions().getChunkRows(),
+          () -> replayAll(src, dst));
       faults.accept("verifying:chunk");
       rows += c.rows();
-      cur = MigrationSteps.verified(cur, moves.size(), new MigrationSteps.Verified(replayed, c.done(), c.mismatched(),
-          c.keysRepaired(), c.last())).build();
-      replayed = 0;
+      cur = MigrationSteps.verified(cur, moves.size(), new MigrationSteps.Verified(c.replayed(), c.done(),
+          c.mismatched(), c.keysRepaired(), c.last())).build();
       if (MigrationSteps.verifyFinished(cur, moves.size()) || ticker.getAsLong() - saveBy >= 0
           || stop.getAsBoolean()) {
         break;

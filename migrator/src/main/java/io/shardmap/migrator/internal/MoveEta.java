@@ -15,8 +15,9 @@ import io.shardmap.proto.v1.MigrationState;
  *       before that at the copy's rate times {@link Priors#verifySpeed} or {@link Priors#deleteSpeed},
  *       ratios measured in the {@code migrate-load} benchmark (docs/benchmarks.md, issue 16). Each phase
  *       scans its rows once, so its time grows with the rows like the copy's.
- *   <li>Catch-up, cutover and cleanup's wait for the clients' acknowledgements: fixed allowances
- *       ({@link Priors}), short next to the rest on moves long enough to want an ETA.
+ *   <li>Catch-up: a share of the copy's duration (it replays what was written meanwhile). Cutover and
+ *       cleanup's wait for the clients' acknowledgements: fixed allowances ({@link Priors}), short next to
+ *       the rest on moves long enough to want an ETA.
  * </ul>
  *
  * <p>Pure: a function of the record and the time it is asked at, which the caller passes (its clock).
@@ -33,21 +34,22 @@ public final class MoveEta {
    *
    * @param verifySpeed verification's rows/s as a multiple of the copy's (before verification is measured)
    * @param deleteSpeed cleanup's deleted rows/s as a multiple of the copy's (before the deletes are measured)
-   * @param catchUpMs the catch-up after the copy
+   * @param catchUpShare the catch-up after the copy, as a share of the copy's duration (it replays what was
+   *     written during the copy)
    * @param cutoverMs the cutover (catch-up, fence, drain, owner switch), first attempt
    * @param ackWaitMs from the cutover until every live client acknowledged the new map
    */
-  public record Priors(double verifySpeed, double deleteSpeed, long catchUpMs, long cutoverMs, long ackWaitMs) {
+  public record Priors(double verifySpeed, double deleteSpeed, double catchUpShare, long cutoverMs, long ackWaitMs) {
     /** Measured with the migrate-load benchmark (docs/benchmarks.md, "Issue 16: whole-move time"). */
-    public static final Priors DEFAULT = new Priors(1.6, 1.3, 150, 150, 250);
+    public static final Priors DEFAULT = new Priors(0.7, 1.25, 0.08, 300, 300);
 
     public Priors {
       if (!(verifySpeed > 0) || !(deleteSpeed > 0)) {
         throw new IllegalArgumentException("verifySpeed, deleteSpeed: must be above 0, got " + verifySpeed + ", "
             + deleteSpeed);
       }
-      if (catchUpMs < 0 || cutoverMs < 0 || ackWaitMs < 0) {
-        throw new IllegalArgumentException("catchUpMs, cutoverMs, ackWaitMs: must not be negative");
+      if (!(catchUpShare >= 0) || cutoverMs < 0 || ackWaitMs < 0) {
+        throw new IllegalArgumentException("catchUpShare, cutoverMs, ackWaitMs: must not be negative");
       }
     }
   }
@@ -92,7 +94,7 @@ public final class MoveEta {
         left += (rows - m.getRowsCopied()) / copyRate;
         // fall through
       case MIGRATION_STATE_CATCHING_UP:
-        left += priors.catchUpMs() + rows / (copyRate * priors.verifySpeed());
+        left += priors.catchUpShare() * rows / copyRate + rows / (copyRate * priors.verifySpeed());
         left += priors.cutoverMs() + afterCutover(rows, copyRate);
         break;
       case MIGRATION_STATE_VERIFYING: {

@@ -402,7 +402,8 @@ public final class RangeTableMove {
   public record CopiedChunk(long rows, long bytes, byte[] last, boolean done) {}
 
   /** One verified chunk: where it ended, whether it differed, keys repaired, and the source rows it compared. */
-  public record VerifiedChunk(byte[] last, boolean done, boolean mismatched, long keysRepaired, long rows) {}
+  public record VerifiedChunk(byte[] last, boolean done, boolean mismatched, long keysRepaired, long rows,
+                              long replayed) {}
 
   /**
    * The last key of the chunk of {@code chunkRows} source rows after {@code after} (null: from the start),
@@ -474,8 +475,9 @@ public final class RangeTableMove {
 
   /**
    * Compares one chunk on both sides — summarized by PostgreSQL as (row count, sum of a 64-bit hash of each
-   * row), so only two numbers per side cross the network — and, if they differ, re-copies every key whose
-   * rows' hashes differ (keys only on the target are deleted). While writers run, a chunk can differ
+   * row) per bucket of its keys ({@link #BUCKETS}), so at most that many small rows per side cross the
+   * network — and, if any bucket differs, re-copies every key of the differing buckets whose rows' hashes
+   * differ (keys only on the target are deleted). While writers run, a chunk can differ
    * because a logged key is not replayed yet; repairing it is harmless (replay by key converges).
    *
    * <p>The two sides are summarized at the same time, the source's on a thread of its own: each is a scan
@@ -483,17 +485,45 @@ public final class RangeTableMove {
    * Every row of the chunk on both sides is hashed (see {@link #rowHash} for which hash).
    */
   public VerifiedChunk verifyChunk(Connection source, Connection target, byte[] after, int chunkRows) throws SQLException {
+    return verifyChunk(source, target, after, chunkRows, () -> 0L);
+  }
+
+  /**
+   * {@link #verifyChunk(Connection, Connection, byte[], int)}, running {@code catchUp} (a replay round; it
+   * returns the keys it replayed, reported in {@link VerifiedChunk#replayed}) once the chunk's bounds are
+   * known and right before both sides are summarized: a key written before the summaries' snapshots but
+   * after the last replay makes the chunk differ, so the shorter that gap, the fewer chunks need the
+   * per-key comparison.
+   */
+  public VerifiedChunk verifyChunk(Connection source, Connection target, byte[] after, int chunkRows,
+                                   SqlCall<Long> catchUp) throws SQLException {
     byte[] last = chunkEnd(source, after, chunkRows);
     String where = chunkWhere(after, last);
+    long replayed = catchUp.call();
     String hash = rowHash(source, target);
-    String summary = "SELECT count(*), coalesce(sum(" + hash + "), 0) FROM " + ident(table) + " t WHERE " + where;
+    // One pass per side: (row count, sum of row hashes) for each of BUCKETS buckets of the chunk's keys (by
+    // a hash of the key), at most BUCKETS small rows over the network. A chunk differs when any bucket does.
+    String bucket = "abs(hashtextextended(" + ident(keyColumn) + "::text, 0) % " + BUCKETS + ")";
+    String summary = "SELECT " + bucket + ", count(*), sum(" + hash + ") FROM " + ident(table) + " t WHERE " + where
+        + " GROUP BY 1";
     long repaired = 0;
-    Both<String, String> sides = both(() -> summarize(source, summary), () -> summarize(target, summary));
-    boolean mismatched = !sides.first().equals(sides.second());
+    Both<java.util.Map<Integer, String>, java.util.Map<Integer, String>> sides =
+        both(() -> buckets(source, summary), () -> buckets(target, summary));
+    java.util.TreeSet<Integer> differing = new java.util.TreeSet<>();
+    sides.first().forEach((b, sum) -> {
+      if (!sum.equals(sides.second().get(b))) {
+        differing.add(b);
+      }
+    });
+    sides.second().keySet().stream().filter(b -> !sides.first().containsKey(b)).forEach(differing::add);
+    boolean mismatched = !differing.isEmpty();
     if (mismatched) {
-      // Find the keys that differ by their rows' hashes (one small result per side) and re-copy only those.
+      // Find the keys that differ by their rows' hashes, in the differing buckets only (a small result per
+      // side), and re-copy only those.
+      StringBuilder in = new StringBuilder();
+      differing.forEach(b -> in.append(in.length() == 0 ? "" : ", ").append(b));
       String perKey = "SELECT " + ident(keyColumn) + ", sum(" + hash + ") FROM " + ident(table)
-          + " t WHERE " + where + " GROUP BY 1";
+          + " t WHERE " + where + " AND " + bucket + " IN (" + in + ") GROUP BY 1";
       java.util.Map<String, byte[]> keyOfA = new java.util.HashMap<>();
       java.util.Map<String, byte[]> keyOfB = new java.util.HashMap<>();
       Both<java.util.Map<String, Long>, java.util.Map<String, Long>> hashes =
@@ -514,8 +544,11 @@ public final class RangeTableMove {
       }
       repaired = keys.size();
     }
-    long rows = Long.parseLong(sides.first().substring(0, sides.first().indexOf(':')));
-    return new VerifiedChunk(last, last == null, mismatched, repaired, rows);
+    long rows = 0;
+    for (String sum : sides.first().values()) {
+      rows += Long.parseLong(sum.substring(0, sum.indexOf(':')));
+    }
+    return new VerifiedChunk(last, last == null, mismatched, repaired, rows, replayed);
   }
 
   /**
@@ -690,11 +723,21 @@ public final class RangeTableMove {
     }
   }
 
-  private static String summarize(Connection c, String sql) throws SQLException {
+  /**
+   * Buckets a verified chunk's keys are summarized in: a differing chunk's per-key comparison then reads the
+   * hashes of the keys of its differing buckets only (usually one of 64), not of all its keys.
+   */
+  static final int BUCKETS = 64;
+
+  /** Bucket → "count:sum of row hashes" of a chunk's summary query. */
+  private static java.util.Map<Integer, String> buckets(Connection c, String sql) throws SQLException {
+    java.util.Map<Integer, String> out = new java.util.HashMap<>();
     try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
-      rs.next();
-      return rs.getLong(1) + ":" + rs.getString(2);
+      while (rs.next()) {
+        out.put(rs.getInt(1), rs.getLong(2) + ":" + rs.getString(3));
+      }
     }
+    return out;
   }
 
   /** Key (hex of its canonical bytes) → the sum of its rows' hashes; records each key's bytes in keyOf. */
@@ -783,7 +826,8 @@ public final class RangeTableMove {
     }
   }
 
-  interface SqlCall<T> {
+  /** A call that may fail with an SQLException. */
+  public interface SqlCall<T> {
     T call() throws SQLException;
   }
 

@@ -12,12 +12,13 @@ import org.junit.jupiter.api.Test;
  * The whole move's ETA model on records at chosen moments (the clock is the {@code nowMs} passed in): the
  * phases left, each at its measured rate or, before it is measured, at the copy's rate times its prior.
  * Priors here are round numbers so that every expectation can be worked out by hand: verification twice
- * as fast as the copy, deletes four times, catch-up 100 ms, cutover 200 ms, clients' acknowledgements 300 ms.
+ * as fast as the copy, deletes four times, catch-up a hundredth of the copy's (whole, estimated) duration,
+ * cutover 200 ms, clients' acknowledgements 300 ms.
  */
 @Tag("unit")
 class MoveEtaTest {
   static final long T0 = 1_700_000_000_000L;
-  static final MoveEta ETA = new MoveEta(new MoveEta.Priors(2.0, 4.0, 100, 200, 300));
+  static final MoveEta ETA = new MoveEta(new MoveEta.Priors(2.0, 4.0, 0.01, 200, 300));
 
   static Migration.Builder copying(long estimate, long copied) {
     return Migration.newBuilder().setId("m").setState(MigrationState.MIGRATION_STATE_COPYING)
@@ -27,7 +28,7 @@ class MoveEtaTest {
   @Test
   void whileCopyingEveryPhaseAheadIsPricedAtTheCopysRate() {
     // 100,000 of 1,000,000 rows in 1 s: 100 rows/ms. Copy left 9,000 ms; verify 1,000,000 at 200/ms =
-    // 5,000 ms; deletes at 400/ms = 2,500 ms; allowances 100 + 200 + 300.
+    // 5,000 ms; deletes at 400/ms = 2,500 ms; catch-up 1% of the 10,000 ms copy; cutover 200, clients 300.
     Migration m = copying(1_000_000, 100_000).build();
     assertEquals(9_000 + 100 + 5_000 + 200 + 300 + 2_500, ETA.remainingMs(m, T0 + 1_000));
     assertEquals(T0 + 1_000 + 17_100, ETA.etaUnixMs(m, T0 + 1_000));
@@ -37,14 +38,14 @@ class MoveEtaTest {
   void aSlowerCopyPushesTheWholeEstimateOut() {
     // The same rows copied in 2 s: 50 rows/ms, and every phase priced from it doubles.
     Migration m = copying(1_000_000, 100_000).build();
-    assertEquals(18_000 + 100 + 10_000 + 200 + 300 + 5_000, ETA.remainingMs(m, T0 + 2_000));
+    assertEquals(18_000 + 200 + 10_000 + 200 + 300 + 5_000, ETA.remainingMs(m, T0 + 2_000));
   }
 
   @Test
   void anEstimateBelowTheRowsCopiedCountsTheRowsCopied() {
     // Stale statistics: 500,000 estimated, 600,000 copied in 3 s (200/ms): no copy left, the rest on 600,000.
     Migration m = copying(500_000, 600_000).build();
-    assertEquals(0 + 100 + 1_500 + 200 + 300 + 750, ETA.remainingMs(m, T0 + 3_000));
+    assertEquals(0 + 30 + 1_500 + 200 + 300 + 750, ETA.remainingMs(m, T0 + 3_000));
   }
 
   @Test
