@@ -52,7 +52,9 @@ import picocli.CommandLine.ScopeType;
       QueryCommands.Query.class,
       QueryCommands.Count.class,
       TxnCommands.class,
-      SequenceCommands.class
+      SequenceCommands.class,
+      StatusCommands.Status.class,
+      StatusCommands.Hot.class
     },
     footer = {
       "",
@@ -204,6 +206,12 @@ public final class ShardmapCtl {
   /** An id-service stub (worker leases, dense sequences) whose deadline starts now. */
   io.shardmap.proto.v1.ShardMapIdServiceGrpc.ShardMapIdServiceBlockingStub ids() {
     return io.shardmap.proto.v1.ShardMapIdServiceGrpc.newBlockingStub(channel()).withDeadlineAfter(deadlineMillis(),
+        TimeUnit.MILLISECONDS);
+  }
+
+  /** A fleet-service stub (status, heatmap, sizes) whose deadline starts now. */
+  io.shardmap.proto.v1.FleetServiceGrpc.FleetServiceBlockingStub fleet() {
+    return io.shardmap.proto.v1.FleetServiceGrpc.newBlockingStub(channel()).withDeadlineAfter(deadlineMillis(),
         TimeUnit.MILLISECONDS);
   }
 
