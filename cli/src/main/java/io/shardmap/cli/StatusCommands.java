@@ -35,6 +35,18 @@ final class StatusCommands {
         description = "How many of the hottest units to list per keyspace, 1-1000 (default 10).")
     int top;
 
+    @Option(names = "--json", description = "Print the GetFleetStatusResponse as JSON (the same as -o json).")
+    boolean json;
+
+    /** Prints the response as JSON when asked (--json or -o json) and returns true. */
+    boolean printedAsJson(GetFleetStatusResponse r) {
+      if (json && !ctl().json()) {
+        ctl().out.println(json(r, false));
+        return true;
+      }
+      return printedJson(r);
+    }
+
     GetFleetStatusResponse fetch(ShardmapCtl ctl, Duration window) {
       if (top < 1 || top > 1000) {
         throw usage("--top: must be 1-1000, got " + top);
@@ -67,7 +79,7 @@ final class StatusCommands {
         throw usage("--window: must be 1m-28d, got " + Durations.format(window));
       }
       GetFleetStatusResponse r = fetch(ctl, window);
-      if (printedJson(r)) {
+      if (printedAsJson(r)) {
         return;
       }
       print(ctl.out, r);
@@ -80,7 +92,7 @@ final class StatusCommands {
     @Override
     void execute(ShardmapCtl ctl) {
       GetFleetStatusResponse r = fetch(ctl, null);
-      if (printedJson(r)) {
+      if (printedAsJson(r)) {
         return;
       }
       printHot(ctl.out, r);

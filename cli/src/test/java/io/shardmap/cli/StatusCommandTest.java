@@ -149,6 +149,10 @@ class StatusCommandTest {
     assertEquals(0, json.code(), json.err());
     assertTrue(json.out().replaceAll("\\s+", "").contains("\"splitAt\":{\"intKey\":\"1080\"}"), json.out());
 
+    Result flag = ctl("hot", "--keyspace", "users", "--json");
+    assertEquals(0, flag.code(), flag.err());
+    assertTrue(flag.out().startsWith("{") && flag.out().contains("\"hottest\""), flag.out());
+
     Result unknown = ctl("status", "--keyspace", "nope");
     assertEquals(3, unknown.code(), unknown.err());
     assertTrue(unknown.err().contains("NOT_FOUND") && unknown.err().contains("'nope'"), unknown.err());
