@@ -72,6 +72,7 @@ public final class LoadHistoryCommand implements Callable<Integer> {
       Filled[] last = new Filled[1];
       for (int t = 0; t < trials; t++) {
         long seed = t0Seed(t);
+        last[0] = null; // the previous trial's history must not count in this one's "before"
         bytes.add(HeapMeasure.retained(() -> {
           last[0] = fill(snap, seed);
           return last[0];

@@ -88,6 +88,11 @@ public final class Main implements Callable<Integer> {
           + "(default: ${DEFAULT-VALUE}).")
   Duration clientReportTimeout;
 
+  @Option(names = "--load-max-bands", paramLabel = "N", defaultValue = "4096",
+      description = "At most this many bands per column of the load history (16-65536; its memory bound, "
+          + "docs/load.md; default: ${DEFAULT-VALUE}).")
+  int loadMaxBands;
+
   @Option(names = "--resolver-db-user", paramLabel = "ROLE",
       description = "PostgreSQL role the resolver of in-doubt cross-shard transactions connects to the shards as: "
           + "the applications' role or a superuser (only they may finish a prepared transaction). Without it "
@@ -191,7 +196,7 @@ public final class Main implements Callable<Integer> {
     b.sizeInterval(sizeInterval);
     return b.etcdEndpoints(etcdEndpoints).etcdPrefix(etcdPrefix)
         .etcdTimeout(etcdTimeout).probeInterval(probeInterval).watchHeartbeat(watchHeartbeat)
-        .clientReportTimeout(clientReportTimeout)
+        .clientReportTimeout(clientReportTimeout).loadMaxBands(loadMaxBands)
         .watchHistory(watchHistory).watchQueueLimit(watchQueueLimit).maxTxnOps(maxTxnOps).build();
   }
 
