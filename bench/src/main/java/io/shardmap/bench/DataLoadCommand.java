@@ -83,6 +83,10 @@ public final class DataLoadCommand implements Callable<Integer> {
   @Option(names = "--seed", defaultValue = "7", description = "Seed of the ids and of the key choice.")
   long seed;
 
+  @Option(names = "--no-load-accounting", description = "Turn the SDK client's load accounting off "
+      + "(ClientOptions.loadAccounting(false)): compare a run with it against one without.")
+  boolean noLoadAccounting;
+
   enum Workload { read, write }
 
   /** The measured totals of one target and workload over all rounds. */
@@ -119,7 +123,7 @@ public final class DataLoadCommand implements Callable<Integer> {
     if (threads < 1 || threads > 256 || rows < 100 || rows > 10_000_000 || poolSize < 1 || rounds < 1) {
       throw new IllegalArgumentException("threads 1-256, rows 100-10000000, pool-size >= 1, rounds >= 1");
     }
-    out.println("data-load | " + Report.environment());
+    out.println("data-load | " + Report.environment() + " | load accounting " + (noLoadAccounting ? "off" : "on"));
     try (PostgresFixture pg = PostgresFixture.startNew(3);
          InMemoryMetaStore store = new InMemoryMetaStore();
          ShardmapFleet fleet = ShardmapFleet.builder().store(store).postgres(pg).shards(3).sockets()
@@ -129,7 +133,7 @@ public final class DataLoadCommand implements Callable<Integer> {
           .setName(KEYSPACE).setKeyType(KeyType.KEY_TYPE_INT64).setStrategy(Strategy.STRATEGY_RANGE)
           .addTables(ShardedTable.newBuilder().setName(TABLE).setKeyColumn("id"))).addAllRangeShards(shards).build());
       try (ShardmapClient client = ShardmapClient.start(ClientOptions.builder()
-          .targets(fleet.targets()).keyspaces(KEYSPACE).build())) {
+          .targets(fleet.targets()).keyspaces(KEYSPACE).loadAccounting(!noLoadAccounting).build())) {
         prepare(pg, client, shards);
         DataOptions options = DataOptions.builder().user(pg.shard(0).user()).password(pg.shard(0).password())
             .maxPoolSize(poolSize).minIdle(poolSize).build();

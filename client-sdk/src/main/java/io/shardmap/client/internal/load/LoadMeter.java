@@ -171,7 +171,7 @@ public final class LoadMeter {
     if (c == null || !c.intKeys) {
       return;
     }
-    c.add(c.table.unitOf(key), write, nanos, failed);
+    c.addToSlot(c.slotOfKey(key), write, nanos, failed);
     if (sampleEvery == 1 || ThreadLocalRandom.current().nextInt(sampleEvery) == 0) {
       c.sample(key, null, write);
     }

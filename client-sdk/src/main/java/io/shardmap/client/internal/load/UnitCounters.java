@@ -2,6 +2,7 @@ package io.shardmap.client.internal.load;
 
 import com.google.protobuf.ByteString;
 import io.shardmap.core.Keys;
+import io.shardmap.core.RangeTable;
 import io.shardmap.core.RoutingTable;
 import io.shardmap.proto.v1.LoadSample;
 import java.lang.invoke.MethodHandles;
@@ -48,6 +49,12 @@ final class UnitCounters {
   final int slots;
   /** slot = (unit × mul) >>> 32: 2^32 when every unit has its own slot, floor(slots × 2^32 / units) otherwise. */
   private final long mul;
+  /**
+   * For an INT64 range table with more units than slots: the first key of each slot. The slot of a key is
+   * then a binary search over at most {@code maxSlots} keys (a few cache lines) instead of the table's own
+   * search over every range (which, on a large map, misses the cache at each step).
+   */
+  private final long[] slotKeys;
   private final long[][] stripes;
   private final int stripeMask;
   private final AtomicReference<Samples> samples = new AtomicReference<>(new Samples());
@@ -65,6 +72,15 @@ final class UnitCounters {
     this.units = table.unitCount();
     this.slots = Math.min(units, maxSlots);
     this.mul = units <= maxSlots ? 1L << 32 : ((long) slots << 32) / units;
+    if (table instanceof RangeTable && intKeys && units > slots) {
+      slotKeys = new long[slots];
+      for (int i = 0; i < slots; i++) {
+        byte[] start = table.unitStart(firstUnit(i));
+        slotKeys[i] = start.length == 0 ? Long.MIN_VALUE : Keys.decodeInt64(start);
+      }
+    } else {
+      slotKeys = null;
+    }
     // Stripes times slots stays within 2^17 cells' worth of slots: at most 4 MiB however large loadSlots is.
     int n = Math.max(1, Math.min(maxStripes, Integer.highestOneBit(Math.max(1, (1 << 17) / slots))));
     this.stripes = new long[n][];
@@ -98,11 +114,35 @@ final class UnitCounters {
     return stripes.length;
   }
 
-  /** Counts one call on {@code unit}: the hot path (two or three uncontended atomic adds, one cache line). */
+  /** The slot of an INT64 key (only for counters with {@link #intKeys}). */
+  int slotOfKey(long key) {
+    long[] k = slotKeys;
+    if (k == null) {
+      return slotOf(table.unitOf(key));
+    }
+    int lo = 0;
+    int hi = k.length - 1;
+    while (lo < hi) {
+      int mid = (lo + hi + 1) >>> 1;
+      if (k[mid] <= key) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return lo;
+  }
+
+  /** Counts one call on {@code unit}. */
   void add(int unit, boolean write, long nanos, boolean failed) {
+    addToSlot(slotOf(unit), write, nanos, failed);
+  }
+
+  /** Counts one call on a slot: the hot path (two or three uncontended atomic adds, one cache line). */
+  void addToSlot(int slot, boolean write, long nanos, boolean failed) {
     long id = Thread.currentThread().getId();
     long[] cells = stripes[(int) ((id * 0x9E3779B97F4A7C15L) >>> 40) & stripeMask];
-    int i = PAD + slotOf(unit) * FIELDS;
+    int i = PAD + slot * FIELDS;
     CELLS.getAndAdd(cells, i + (write ? WRITES : READS), 1L);
     CELLS.getAndAdd(cells, i + BUSY, nanos);
     if (failed) {

@@ -244,6 +244,12 @@ class LoadMeterTest {
       assertEquals(units, t.unitCount());
       m.bind("users", t, 0, true);
       assertEquals(16, m.counters("users").slots);
+      UnitCounters c = m.counters("users");
+      Random rnd = new Random(units);
+      for (int i = 0; i < 20_000; i++) {
+        long k = i % 2 == 0 ? rnd.nextLong() : rnd.nextInt(units * 10 + 20) - 10;
+        assertEquals(c.slotOf(t.unitOf(k)), c.slotOfKey(k), "the slot of key " + k + " by its own search");
+      }
       for (int u = 0; u < units; u++) {
         m.record("users", u == 0 ? -1 : (u - 1) * 10L, false, 1000, false); // one call in every range
       }
