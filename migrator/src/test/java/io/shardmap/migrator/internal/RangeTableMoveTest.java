@@ -286,7 +286,7 @@ class RangeTableMoveTest {
       List<String> changes = List.of("i = i + 1", "sm = sm + 1", "b = NOT b", "tx = tx || ' '", "vc = upper(vc)",
           "by = by || '\\x00'::bytea", "d = d + 1", "ts = ts + interval '1 microsecond'",
           "tz = tz + interval '1 microsecond'", "u = md5('other')::uuid", "tm = tm + interval '1 microsecond'",
-          "o = o + 1", "tx = NULL", "tx = ''");
+          "o = (o::bigint + 1)::oid", "tx = NULL", "tx = ''");
       long key = 10;
       for (String change : changes) {
         dst.exec("UPDATE " + t + " SET " + change + " WHERE id = " + key);
