@@ -178,6 +178,9 @@ public final class SizeSampler implements AutoCloseable {
           due.add(km);
         }
       }
+      if (problems.remove("etcd|") != null) {
+        log.info("size sampler: etcd answers again");
+      }
       if (due.isEmpty()) {
         return;
       }
@@ -190,7 +193,8 @@ public final class SizeSampler implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     } catch (ExecutionException | TimeoutException e) {
-      log.warning("size sampler: etcd failed (" + e + "); tried again in " + CHECK.toSeconds() + " s");
+      once("etcd|", "size sampler: etcd failed (" + e + "); tried again at every check, logged once until it works");
+      return;
     } catch (RuntimeException e) {
       // A bug must not end the scheduled task (an exception would cancel it silently).
       log.log(Level.SEVERE, "size sampler failed", e);
@@ -384,7 +388,7 @@ public final class SizeSampler implements AutoCloseable {
           mine.add(u);
         }
       }
-      if (mine.size() <= COUNT_PER_RANGE_MAX) {
+      if (s.keyIndexed && mine.size() <= COUNT_PER_RANGE_MAX) {
         return countPerRange(c, t.getName(), sqlName, col, kind, table, mine, s.totalBytes);
       }
     }
@@ -439,7 +443,7 @@ public final class SizeSampler implements AutoCloseable {
     return new TableCount(t.getName(), rows, s.totalBytes, read, owned, notOwned);
   }
 
-  /** Exact: count(*) of each owned range (an index range scan each where the key is indexed), and the total. */
+  /** Exact: count(*) of each owned range (an index range scan each: the key is indexed), and the total. */
   private static TableCount countPerRange(Connection c, String name, String sqlName, String col, KeyKind kind,
                                           RoutingTable table, List<Integer> mine, long bytes) throws SQLException {
     long[] owned = new long[table.unitCount()];
@@ -466,7 +470,7 @@ public final class SizeSampler implements AutoCloseable {
 
   /** A table's statistics on a shard. */
   record Stats(double reltuples, long relpages, long tableBytes, long totalBytes, long liveTuples, int blockSize,
-               String keyType) {
+               String keyType, boolean keyIndexed) {
     /**
      * Rows by the statistics, as PostgreSQL's planner scales them: tuples per page at the last ANALYZE or
      * VACUUM times the pages now; the statistics collector's live tuples when the table was never analyzed.
@@ -484,16 +488,21 @@ public final class SizeSampler implements AutoCloseable {
     try (PreparedStatement ps = c.prepareStatement("SELECT c.reltuples::float8, c.relpages, pg_relation_size(c.oid), "
         + "pg_total_relation_size(c.oid), coalesce(s.n_live_tup, 0), current_setting('block_size')::int, "
         + "(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = c.oid "
-        + "AND a.attname = ? AND a.attnum > 0 AND NOT a.attisdropped) "
+        + "AND a.attname = ? AND a.attnum > 0 AND NOT a.attisdropped), "
+        // A btree index led by the key column: count(*) of a range is then an index range scan.
+        + "EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+        + "JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam "
+        + "WHERE i.indrelid = c.oid AND a.attname = ? AND am.amname = 'btree') "
         + "FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(?)")) {
       ps.setString(1, keyColumn);
-      ps.setString(2, sqlName);
+      ps.setString(2, keyColumn);
+      ps.setString(3, sqlName);
       try (ResultSet rs = ps.executeQuery()) {
         if (!rs.next()) {
           return null;
         }
         return new Stats(rs.getDouble(1), rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5), rs.getInt(6),
-            rs.getString(7));
+            rs.getString(7), rs.getBoolean(8));
       }
     }
   }
