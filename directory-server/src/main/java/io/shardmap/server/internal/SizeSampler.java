@@ -69,16 +69,19 @@ import java.util.logging.Logger;
 public final class SizeSampler implements AutoCloseable {
   private static final Logger log = Logger.getLogger(SizeSampler.class.getName());
 
-  /** Keys sampled per table and shard, about (a uniform sample: rows are estimated within ~1%). */
-  static final int SAMPLE_TARGET = 20_000;
+  /**
+   * Keys sampled per table and shard, about: a unit of N rows is then estimated within about
+   * sqrt(N (1 - p) / p) rows (one standard deviation), at the rate p = 50,000 / the table's rows.
+   */
+  static final int SAMPLE_TARGET = 50_000;
   /** Tables with fewer rows than this (by the statistics) are read whole: the counts are then exact. */
-  static final long READ_WHOLE_BELOW = 3L * SAMPLE_TARGET;
+  static final long READ_WHOLE_BELOW = 60_000;
   /** Tables larger than this are sampled by pages (TABLESAMPLE SYSTEM) instead of by rows (BERNOULLI). */
   static final long SYSTEM_SAMPLE_ABOVE_BYTES = 1L << 30;
   /** Exact counts per range with an index range scan each, for a shard owning at most this many ranges. */
   static final int COUNT_PER_RANGE_MAX = 1000;
   /** How often every server checks the role and reads the heads (at most; the interval when shorter). */
-  static final Duration CHECK = Duration.ofSeconds(10);
+  static final Duration CHECK = Duration.ofSeconds(5);
 
   /** The TTL of the size-sampler role's lease. */
   public static final Duration LEASE_TTL = Duration.ofSeconds(30);
