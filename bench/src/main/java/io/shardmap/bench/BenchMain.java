@@ -17,7 +17,8 @@ import picocli.CommandLine.Unmatched;
         MigrateCopyCommand.class, MigrateLoadCommand.class, FencePassCommand.class, SqlRoutingCommand.class,
         FenceGuardCommand.class, CrossShardCommand.class, TwoPhaseCommand.class,
         TxnCommand.class, IdsCommand.class, ReferenceCommand.class,
-        ReferenceVerifyBench.class, FailoverCommand.class, BreakerCommand.class, LoadHistoryCommand.class})
+        ReferenceVerifyBench.class, FailoverCommand.class, BreakerCommand.class, LoadHistoryCommand.class,
+        SizesCommand.class})
 public final class BenchMain implements Callable<Integer> {
   /**
    * Kept strongly reachable: java.util.logging holds loggers weakly, and a collected logger would lose

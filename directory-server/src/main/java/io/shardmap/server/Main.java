@@ -125,7 +125,7 @@ public final class Main implements Callable<Integer> {
       converter = Durations.Positive.class,
       description = "How often the server holding the size-sampler role ({prefix}/size-sampler) estimates every "
           + "keyspace's rows and bytes per unit and shard from the shards' PostgreSQL, as --resolver-db-user "
-          + "(docs/sizes.md; default: ${DEFAULT-VALUE}, 1s to 7d).")
+          + "(docs/sizes.md; default: ${DEFAULT-VALUE}, 1s to 168h).")
   Duration sizeInterval;
 
   public static void main(String[] args) {

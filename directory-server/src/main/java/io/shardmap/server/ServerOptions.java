@@ -311,10 +311,10 @@ public final class ServerOptions {
       return this;
     }
 
-    /** How often sizes are taken (default 5 minutes; 1 s to 7 days). */
+    /** How often sizes are taken (default 5 minutes; 1 s to 168 h). */
     public Builder sizeInterval(Duration d) {
       if (d == null || d.compareTo(Duration.ofSeconds(1)) < 0 || d.compareTo(Duration.ofDays(7)) > 0) {
-        throw new IllegalArgumentException("size-interval: must be 1s to 7d, got " + d);
+        throw new IllegalArgumentException("size-interval: must be 1s to 168h (7 days), got " + d);
       }
       this.sizeInterval = d;
       return this;

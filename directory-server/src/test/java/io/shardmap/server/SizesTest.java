@@ -376,6 +376,13 @@ class SizesTest {
   /** Every unit's one entry: its owner's, with rows within {@code tolerance} of the truth. */
   static void assertUnits(KeyspaceSizes s, long[] truth, String[] owner, double tolerance) {
     assertEquals(truth.length, s.getUnitsCount(), () -> "units of " + s);
+    StringBuilder report = new StringBuilder(s.getKeyspace() + (s.getExact() ? " exact:" : " estimate:"));
+    for (int u = 0; u < truth.length; u++) {
+      long r = s.getUnits(u).getRows();
+      report.append(String.format(java.util.Locale.ROOT, " unit %d %d/%d (%+.1f%%)", u, r, truth[u],
+          truth[u] == 0 ? 0.0 : 100.0 * (r - truth[u]) / truth[u]));
+    }
+    System.out.println(report); // the accuracy docs/sizes.md quotes
     for (int u = 0; u < truth.length; u++) {
       UnitSize us = s.getUnits(u);
       assertEquals(owner[u], us.getShard(), "owner of unit " + u);

@@ -69,16 +69,19 @@ import java.util.logging.Logger;
 public final class SizeSampler implements AutoCloseable {
   private static final Logger log = Logger.getLogger(SizeSampler.class.getName());
 
-  /** Keys sampled per table and shard, about (a uniform sample: rows are estimated within ~1%). */
-  static final int SAMPLE_TARGET = 20_000;
+  /**
+   * Keys sampled per table and shard, about: a unit of N rows is then estimated within about
+   * sqrt(N (1 - p) / p) rows (one standard deviation), at the rate p = 50,000 / the table's rows.
+   */
+  static final int SAMPLE_TARGET = 50_000;
   /** Tables with fewer rows than this (by the statistics) are read whole: the counts are then exact. */
-  static final long READ_WHOLE_BELOW = 3L * SAMPLE_TARGET;
+  static final long READ_WHOLE_BELOW = 60_000;
   /** Tables larger than this are sampled by pages (TABLESAMPLE SYSTEM) instead of by rows (BERNOULLI). */
   static final long SYSTEM_SAMPLE_ABOVE_BYTES = 1L << 30;
   /** Exact counts per range with an index range scan each, for a shard owning at most this many ranges. */
   static final int COUNT_PER_RANGE_MAX = 1000;
   /** How often every server checks the role and reads the heads (at most; the interval when shorter). */
-  static final Duration CHECK = Duration.ofSeconds(10);
+  static final Duration CHECK = Duration.ofSeconds(5);
 
   /** The TTL of the size-sampler role's lease. */
   public static final Duration LEASE_TTL = Duration.ofSeconds(30);
@@ -178,6 +181,9 @@ public final class SizeSampler implements AutoCloseable {
           due.add(km);
         }
       }
+      if (problems.remove("etcd|") != null) {
+        log.info("size sampler: etcd answers again");
+      }
       if (due.isEmpty()) {
         return;
       }
@@ -190,7 +196,8 @@ public final class SizeSampler implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     } catch (ExecutionException | TimeoutException e) {
-      log.warning("size sampler: etcd failed (" + e + "); tried again in " + CHECK.toSeconds() + " s");
+      once("etcd|", "size sampler: etcd failed (" + e + "); tried again at every check, logged once until it works");
+      return;
     } catch (RuntimeException e) {
       // A bug must not end the scheduled task (an exception would cancel it silently).
       log.log(Level.SEVERE, "size sampler failed", e);
@@ -384,7 +391,7 @@ public final class SizeSampler implements AutoCloseable {
           mine.add(u);
         }
       }
-      if (mine.size() <= COUNT_PER_RANGE_MAX) {
+      if (s.keyIndexed && mine.size() <= COUNT_PER_RANGE_MAX) {
         return countPerRange(c, t.getName(), sqlName, col, kind, table, mine, s.totalBytes);
       }
     }
@@ -439,7 +446,7 @@ public final class SizeSampler implements AutoCloseable {
     return new TableCount(t.getName(), rows, s.totalBytes, read, owned, notOwned);
   }
 
-  /** Exact: count(*) of each owned range (an index range scan each where the key is indexed), and the total. */
+  /** Exact: count(*) of each owned range (an index range scan each: the key is indexed), and the total. */
   private static TableCount countPerRange(Connection c, String name, String sqlName, String col, KeyKind kind,
                                           RoutingTable table, List<Integer> mine, long bytes) throws SQLException {
     long[] owned = new long[table.unitCount()];
@@ -466,7 +473,7 @@ public final class SizeSampler implements AutoCloseable {
 
   /** A table's statistics on a shard. */
   record Stats(double reltuples, long relpages, long tableBytes, long totalBytes, long liveTuples, int blockSize,
-               String keyType) {
+               String keyType, boolean keyIndexed) {
     /**
      * Rows by the statistics, as PostgreSQL's planner scales them: tuples per page at the last ANALYZE or
      * VACUUM times the pages now; the statistics collector's live tuples when the table was never analyzed.
@@ -484,16 +491,21 @@ public final class SizeSampler implements AutoCloseable {
     try (PreparedStatement ps = c.prepareStatement("SELECT c.reltuples::float8, c.relpages, pg_relation_size(c.oid), "
         + "pg_total_relation_size(c.oid), coalesce(s.n_live_tup, 0), current_setting('block_size')::int, "
         + "(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = c.oid "
-        + "AND a.attname = ? AND a.attnum > 0 AND NOT a.attisdropped) "
+        + "AND a.attname = ? AND a.attnum > 0 AND NOT a.attisdropped), "
+        // A btree index led by the key column: count(*) of a range is then an index range scan.
+        + "EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+        + "JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam "
+        + "WHERE i.indrelid = c.oid AND a.attname = ? AND am.amname = 'btree') "
         + "FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(?)")) {
       ps.setString(1, keyColumn);
-      ps.setString(2, sqlName);
+      ps.setString(2, keyColumn);
+      ps.setString(3, sqlName);
       try (ResultSet rs = ps.executeQuery()) {
         if (!rs.next()) {
           return null;
         }
         return new Stats(rs.getDouble(1), rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5), rs.getInt(6),
-            rs.getString(7));
+            rs.getString(7), rs.getBoolean(8));
       }
     }
   }
