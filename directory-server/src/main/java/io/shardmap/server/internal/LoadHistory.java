@@ -283,7 +283,7 @@ public final class LoadHistory {
    */
   List<TimedColumn> columns(String keyspace, long sinceUnixMs, long untilUnixMs) {
     KeyspaceHistory h = keyspaces.get(keyspace);
-    if (h == null) {
+    if (h == null || sinceUnixMs >= untilUnixMs) {
       return List.of();
     }
     LoadColumn.UnitWeights w = weights.apply(keyspace);

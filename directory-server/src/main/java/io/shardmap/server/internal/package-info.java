@@ -15,6 +15,11 @@
  * clients ({@link io.shardmap.server.internal.WorkerLeases}, stateless: the lease id travels in the token,
  * docs/worker-leases.md) and reserves blocks of dense sequences ({@link io.shardmap.server.internal.Sequences},
  * one compare-and-set per block, docs/ids.md); {@link io.shardmap.server.internal.WorkerCensus} counts the held
- * ones from the watch.
+ * ones from the watch. {@link io.shardmap.server.internal.LoadHistory} keeps the fleet's load over unit space and
+ * time (retention ladder, bounded bands per column; docs/load.md), fed by {@link
+ * io.shardmap.server.internal.LoadReports} (the checked load part of ReportApplied) and by {@link
+ * io.shardmap.server.internal.LoadExchange} (every server's recent columns through etcd); {@link
+ * io.shardmap.server.internal.FleetService} answers GetHeatmap from it ({@link
+ * io.shardmap.server.internal.Heatmap}).
  */
 package io.shardmap.server.internal;
