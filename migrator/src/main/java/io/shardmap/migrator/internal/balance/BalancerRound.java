@@ -3,6 +3,7 @@ package io.shardmap.migrator.internal.balance;
 import io.shardmap.core.UnitSpace;
 import io.shardmap.proto.v1.BalancerMove;
 import io.shardmap.proto.v1.BalancerPolicy;
+import io.shardmap.proto.v1.Strategy;
 import io.shardmap.proto.v1.Suggestion;
 import java.time.Duration;
 import java.time.Instant;
@@ -23,7 +24,7 @@ import java.util.Set;
  */
 public final class BalancerRound {
   /** One planned step of a keyspace, as GetFleetStatus listed it. */
-  public record Step(String keyspace, Suggestion suggestion) {}
+  public record Step(String keyspace, Strategy strategy, Suggestion suggestion) {}
 
   /** The steps to start now (in order), or why none: one of the reasons below, or "" when steps start. */
   public record Decision(List<Step> start, String idleReason) {}

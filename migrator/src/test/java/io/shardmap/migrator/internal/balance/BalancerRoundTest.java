@@ -11,6 +11,7 @@ import io.shardmap.core.Keys;
 import io.shardmap.core.ShardmapException;
 import io.shardmap.proto.v1.BalancerMove;
 import io.shardmap.proto.v1.BalancerPolicy;
+import io.shardmap.proto.v1.Strategy;
 import io.shardmap.proto.v1.Suggestion;
 import java.time.Instant;
 import java.util.List;
@@ -27,7 +28,7 @@ class BalancerRoundTest {
       .setMaxConcurrentMoves(2).build());
 
   private static BalancerRound.Step step(String ks, long start, long end, String source, String target) {
-    return new BalancerRound.Step(ks, Suggestion.newBuilder().setKind(Suggestion.Kind.KIND_MOVE)
+    return new BalancerRound.Step(ks, Strategy.STRATEGY_RANGE, Suggestion.newBuilder().setKind(Suggestion.Kind.KIND_MOVE)
         .setStart(ByteString.copyFrom(Keys.encodeInt64(start))).setEnd(ByteString.copyFrom(Keys.encodeInt64(end)))
         .setSource(source).setTarget(target).build());
   }
