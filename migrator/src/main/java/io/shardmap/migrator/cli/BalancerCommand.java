@@ -1,12 +1,13 @@
 package io.shardmap.migrator.cli;
 
+import io.shardmap.core.balance.BalancerPolicies;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.migrator.MigratorOptions;
 import io.shardmap.migrator.MoveSpec;
 import io.shardmap.migrator.internal.balance.Balancer;
-import io.shardmap.migrator.internal.balance.BalancerPolicies;
+
 import io.shardmap.migrator.internal.balance.BalancerRound;
 import io.shardmap.proto.v1.BalancerMove;
 import io.shardmap.proto.v1.BalancerPolicy;

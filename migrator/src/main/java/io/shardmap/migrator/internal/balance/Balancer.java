@@ -1,5 +1,6 @@
 package io.shardmap.migrator.internal.balance;
 
+import io.shardmap.core.balance.BalancerPolicies;
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.grpc.Channel;
 import io.grpc.StatusRuntimeException;

@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal.balance;
 
+import io.shardmap.core.balance.BalancerPolicies;
+import io.shardmap.core.balance.QuietHours;
 import io.shardmap.core.UnitSpace;
 import io.shardmap.proto.v1.BalancerMove;
 import io.shardmap.proto.v1.BalancerPolicy;

@@ -1,5 +1,7 @@
 package io.shardmap.migrator.internal.balance;
 
+import io.shardmap.core.balance.BalancerPolicies;
+import io.shardmap.core.balance.QuietHours;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;

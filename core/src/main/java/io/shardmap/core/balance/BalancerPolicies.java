@@ -1,4 +1,4 @@
-package io.shardmap.migrator.internal.balance;
+package io.shardmap.core.balance;
 
 import io.shardmap.core.Names;
 import io.shardmap.core.ShardmapException;

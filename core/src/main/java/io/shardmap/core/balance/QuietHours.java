@@ -1,4 +1,4 @@
-package io.shardmap.migrator.internal.balance;
+package io.shardmap.core.balance;
 
 import io.shardmap.core.ShardmapException;
 import java.time.Instant;
@@ -19,7 +19,7 @@ public final class QuietHours {
   private QuietHours() {}
 
   /** Minutes of the day [start, end) of a window; refuses a malformed one naming {@code field}. */
-  static int[] parseWindow(String field, String window) {
+  public static int[] parseWindow(String field, String window) {
     Matcher m = WINDOW.matcher(window);
     if (!m.matches()) {
       throw ShardmapException.invalid(field, "a quiet window is HH:MM-HH:MM in UTC (e.g. 22:00-06:00), got '"
