@@ -179,6 +179,21 @@ public final class CatalogPaths {
     return root + "/txn-resolver";
   }
 
+  /** The balancer's policy (a BalancerPolicy); see docs/balancing.md. */
+  public String balancerPolicy() {
+    return root + "/balancer/policy";
+  }
+
+  /** What the balancer did last (a BalancerState), written by the one that holds {@link #balancerLeader}. */
+  public String balancerState() {
+    return root + "/balancer/state";
+  }
+
+  /** Held (created if absent, under a lease) by the one balancer process that acts. */
+  public String balancerLeader() {
+    return root + "/balancer/leader";
+  }
+
   /** Every key of id generator {@code generator}: its worker claims and their high-water marks. */
   public String idGeneratorPrefix(String generator) {
     return root + "/ids/" + generator + "/";

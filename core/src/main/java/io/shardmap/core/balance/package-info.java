@@ -4,5 +4,10 @@
  * moves that would even the keyspace out, with the skew expected after each. Pure and deterministic: the
  * same input and policy give the same plan; nothing here reads etcd or PostgreSQL. The directory server's
  * fleet status and the balancer's dry run both print its plans.
+ *
+ * <p>Also the balancer's stored policy ({@code BalancerPolicy} in fleet.proto) with its defaults and bounds
+ * ({@link io.shardmap.core.balance.BalancerPolicies}) and quiet windows
+ * ({@link io.shardmap.core.balance.QuietHours}): the directory plans with that policy, the migrator's balancer
+ * acts on the plan.
  */
 package io.shardmap.core.balance;

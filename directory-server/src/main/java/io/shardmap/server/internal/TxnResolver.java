@@ -1,5 +1,7 @@
 package io.shardmap.server.internal;
 
+import io.shardmap.catalog.LeasedSingleton;
+import io.shardmap.catalog.MeteredMetaStore;
 import io.shardmap.core.Backoff;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.TxnId;
@@ -39,7 +41,7 @@ import java.util.logging.Logger;
 /**
  * Finishes the cross-shard transactions their coordinators left in doubt (docs/transactions.md,
  * "Resolution without anyone"). Every directory server runs one; only the holder of {@code
- * {root}/txn-resolver} ({@link LeasedSingleton}) scans. Every interval, on every registered shard's primary:
+ * {root}/txn-resolver} ({@link io.shardmap.catalog.LeasedSingleton}) scans. Every interval, on every registered shard's primary:
  *
  * <ol>
  *   <li>installs the decision table the first time it sees the shard ({@link DecisionRows#ddl}; a failure is
@@ -114,8 +116,8 @@ public final class TxnResolver implements AutoCloseable {
     this.nanoTime = nanoTime;
     this.metrics = metrics;
     this.connector = connector != null ? connector : jdbc(settings);
-    this.lease = new LeasedSingleton(store, resolverKey, serverId, settings.leaseTtl(), requestTimeout, nanoTime,
-        metrics);
+    this.lease = new LeasedSingleton(new MeteredMetaStore(store, metrics::etcdRequest, nanoTime), resolverKey, serverId,
+        settings.leaseTtl(), requestTimeout, nanoTime, "txn_resolver");
   }
 
   /** Connections to the shards' primaries as {@code settings.dbUser()}, named {@code shardmap-resolver}. */

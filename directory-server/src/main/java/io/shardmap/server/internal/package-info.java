@@ -10,7 +10,7 @@
  * {@link io.shardmap.server.internal.ClientRegistry} publishes the SDK clients' applied revisions; {@link
  * io.shardmap.server.internal.Errors} is the one mapping of failures to gRPC statuses; {@link
  * io.shardmap.server.internal.TxnResolver} finishes the cross-shard transactions dead coordinators left in
- * doubt, on the one server holding the role's lease ({@link io.shardmap.server.internal.LeasedSingleton});
+ * doubt, on the one server holding the role's lease ({@link io.shardmap.catalog.LeasedSingleton});
  * {@link io.shardmap.server.internal.IdService} leases worker ids of id generators from etcd on behalf of
  * clients ({@link io.shardmap.server.internal.WorkerLeases}, stateless: the lease id travels in the token,
  * docs/worker-leases.md) and reserves blocks of dense sequences ({@link io.shardmap.server.internal.Sequences},

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.shardmap.catalog.LeasedSingleton;
+import io.shardmap.catalog.MeteredMetaStore;
 import io.shardmap.store.EtcdMetaStore;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.RangeResult;
@@ -30,8 +32,10 @@ class LeasedSingletonEtcdTest {
     String key = "/t" + UUID.randomUUID().toString().replace("-", "").substring(0, 12) + "/txn-resolver";
     ServerMetrics metrics = new ServerMetrics();
     try (MetaStore dead = client(etcd); MetaStore alive = client(etcd)) {
-      LeasedSingleton a = new LeasedSingleton(dead, key, "a", TTL, Duration.ofSeconds(3), System::nanoTime, metrics);
-      LeasedSingleton b = new LeasedSingleton(alive, key, "b", TTL, Duration.ofSeconds(3), System::nanoTime, metrics);
+      LeasedSingleton a = new LeasedSingleton(new MeteredMetaStore(dead, metrics::etcdRequest, System::nanoTime), key,
+          "a", TTL, Duration.ofSeconds(3), System::nanoTime, "txn_resolver");
+      LeasedSingleton b = new LeasedSingleton(new MeteredMetaStore(alive, metrics::etcdRequest, System::nanoTime), key,
+          "b", TTL, Duration.ofSeconds(3), System::nanoTime, "txn_resolver");
       assertTrue(a.check());
       assertFalse(b.check(), "held by a");
       assertEquals("a", holder(alive, key));

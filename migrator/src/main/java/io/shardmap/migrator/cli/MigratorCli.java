@@ -45,7 +45,8 @@ import picocli.CommandLine.ScopeType;
       StatusCommand.class,
       ListCommand.class,
       WorkerCommand.class,
-      ReferenceCommand.class
+      ReferenceCommand.class,
+      BalancerCommand.class
     },
     footer = {
       "",
@@ -128,7 +129,7 @@ public final class MigratorCli {
       description = "Show this help and exit.")
   boolean help;
 
-  private final Map<String, String> env;
+  final Map<String, String> env;
   final PrintWriter out;
   final PrintWriter err;
   private final boolean interactive;

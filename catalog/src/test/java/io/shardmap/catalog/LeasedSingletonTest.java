@@ -1,4 +1,4 @@
-package io.shardmap.server.internal;
+package io.shardmap.catalog;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -23,10 +23,10 @@ class LeasedSingletonTest {
 
   final AtomicLong clock = new AtomicLong(1_000_000_000L);
   final InMemoryMetaStore store = new InMemoryMetaStore(clock::get);
-  final ServerMetrics metrics = new ServerMetrics();
 
   LeasedSingleton server(String id) {
-    return new LeasedSingleton(store, KEY, id, TTL, Duration.ofSeconds(1), clock::get, metrics);
+    return new LeasedSingleton(new MeteredMetaStore(store, (op, outcome, nanos) -> { }, clock::get), KEY, id, TTL,
+        Duration.ofSeconds(1), clock::get, "txn_resolver");
   }
 
   void advance(Duration d) {

@@ -1,6 +1,5 @@
-package io.shardmap.server.internal;
+package io.shardmap.catalog;
 
-import io.shardmap.catalog.MeteredMetaStore;
 import io.shardmap.store.Compare;
 import io.shardmap.store.KeyValue;
 import io.shardmap.store.MetaStore;
@@ -17,10 +16,11 @@ import java.util.function.LongSupplier;
 import java.util.logging.Logger;
 
 /**
- * One role among the directory servers of a prefix, held by whoever holds {@code key} under an etcd lease:
- * the key is created only if absent (one transaction), so at most one server holds it at a time, and it
+ * One role among the processes of a prefix (the directory servers' resolver and size sampler, the balancer),
+ * held by whoever holds {@code key} under an etcd lease:
+ * the key is created only if absent (one transaction), so at most one process holds it at a time, and it
  * vanishes with its holder's lease (the holder died, or could not renew for the TTL) or at once when the
- * holder {@link #release}s it. Another server then creates it at its next {@link #check}.
+ * holder {@link #release}s it. Another process then creates it at its next {@link #check}.
  *
  * <p>What {@link #check} answers is the holder's own view: it says "held" only while the lease was renewed
  * less than one TTL ago, measured from before the renewal was sent (etcd counts the TTL from when it
@@ -31,7 +31,7 @@ import java.util.logging.Logger;
  *
  * <p>Not thread-safe: one thread calls {@link #check} and {@link #release}.
  */
-final class LeasedSingleton {
+public final class LeasedSingleton {
   private static final Logger log = Logger.getLogger(LeasedSingleton.class.getName());
 
   private final MeteredMetaStore store;
@@ -41,6 +41,8 @@ final class LeasedSingleton {
   private final long ttlNanos;
   private final long requestTimeoutMs;
   private final LongSupplier nanoTime;
+  /** Prefix of the operation names its etcd requests are timed under (e.g. {@code txn_resolver}). */
+  private final String op;
 
   private long leaseId;
   /** When the last successful grant or renewal of {@link #leaseId} was sent. */
@@ -48,9 +50,14 @@ final class LeasedSingleton {
   private String otherHolder;
   private String failing;
 
-  LeasedSingleton(MetaStore store, String key, String holder, Duration ttl, Duration requestTimeout,
-                  LongSupplier nanoTime, ServerMetrics metrics) {
-    this.store = new MeteredMetaStore(store, metrics::etcdRequest, nanoTime);
+  /**
+   * @param op the prefix of the operation names its etcd requests are timed under in {@code store}
+   *     ({@code op_lease_grant}, {@code op_keepalive}, ...)
+   */
+  public LeasedSingleton(MeteredMetaStore store, String key, String holder, Duration ttl, Duration requestTimeout,
+                         LongSupplier nanoTime, String op) {
+    this.store = store;
+    this.op = op;
     this.key = key;
     this.holder = holder;
     this.ttl = ttl;
@@ -61,9 +68,9 @@ final class LeasedSingleton {
 
   /**
    * Takes the role if nobody holds it, renews it when a third of the TTL has passed, and says whether this
-   * server holds it now. Blocks for at most a few etcd round trips, each bounded by the request timeout.
+   * process holds it now. Blocks for at most a few etcd round trips, each bounded by the request timeout.
    */
-  boolean check() throws InterruptedException {
+  public boolean check() throws InterruptedException {
     long now = nanoTime.getAsLong();
     if (leaseId != 0) {
       if (now - renewedNanos >= ttlNanos / 3) {
@@ -78,37 +85,37 @@ final class LeasedSingleton {
     return leaseId != 0;
   }
 
-  /** Whether the last {@link #check} found this server holding the role. */
-  boolean held() {
+  /** Whether the last {@link #check} found this process holding the role. */
+  public boolean held() {
     return leaseId != 0;
   }
 
-  /** Gives the role up at once (revokes the lease, which deletes the key) if this server holds it. */
-  void release() {
+  /** Gives the role up at once (revokes the lease, which deletes the key) if this process holds it. */
+  public void release() {
     long lease = leaseId;
     leaseId = 0;
     if (lease == 0) {
       return;
     }
     try {
-      store.as("txn_resolver_lease_revoke").revokeLease(lease).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
+      store.as(op + "_lease_revoke").revokeLease(lease).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
       log.info("released " + key + " (lease " + Long.toHexString(lease) + " revoked)");
     } catch (Exception e) {
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
       }
-      log.warning("revoking the lease of " + key + " failed (" + describe(e) + "); another server takes the role "
+      log.warning("revoking the lease of " + key + " failed (" + describe(e) + "); another process takes the role "
           + "when it expires, within " + ttl.toMillis() + " ms");
     }
   }
 
   private void renew(long now) throws InterruptedException {
     try {
-      store.as("txn_resolver_keepalive").keepAliveOnce(leaseId).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
-      // The key may have been deleted by hand while the lease lived: then this server no longer holds it.
-      RangeResult r = store.as("txn_resolver_get").get(key).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
+      store.as(op + "_keepalive").keepAliveOnce(leaseId).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
+      // The key may have been deleted by hand while the lease lived: then this process no longer holds it.
+      RangeResult r = store.as(op + "_get").get(key).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
       if (r.kvs().isEmpty() || r.kvs().get(0).lease() != leaseId) {
-        lost("the key " + key + " no longer carries this server's lease");
+        lost("the key " + key + " no longer carries this process's lease");
         return;
       }
       renewedNanos = now;
@@ -125,14 +132,14 @@ final class LeasedSingleton {
   private void acquire(long now) throws InterruptedException {
     long granted = 0;
     try {
-      RangeResult current = store.as("txn_resolver_get").get(key).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
+      RangeResult current = store.as(op + "_get").get(key).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
       if (!current.kvs().isEmpty()) {
         noteHolder(current.kvs().get(0));
         recovered();
         return;
       }
-      granted = store.as("txn_resolver_lease_grant").grantLease(ttl).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
-      TxnResult r = store.as("txn_resolver_acquire").commit(Txn.builder().compare(Compare.absent(key))
+      granted = store.as(op + "_lease_grant").grantLease(ttl).get(requestTimeoutMs, TimeUnit.MILLISECONDS);
+      TxnResult r = store.as(op + "_acquire").commit(Txn.builder().compare(Compare.absent(key))
           .put(key, holder.getBytes(StandardCharsets.UTF_8), granted).build())
           .get(requestTimeoutMs, TimeUnit.MILLISECONDS);
       recovered();
@@ -140,7 +147,7 @@ final class LeasedSingleton {
         leaseId = granted;
         renewedNanos = now;
         otherHolder = null;
-        log.info("this server (" + holder + ") holds " + key + " (lease " + Long.toHexString(granted) + ", TTL "
+        log.info("this process (" + holder + ") holds " + key + " (lease " + Long.toHexString(granted) + ", TTL "
             + ttl.toMillis() + " ms)");
         return;
       }
@@ -148,7 +155,7 @@ final class LeasedSingleton {
       fault("taking " + key + " failed", e);
     }
     if (granted != 0) {
-      // Another server was quicker (or the put failed): this lease holds nothing; let it go now.
+      // Another process was quicker (or the put failed): this lease holds nothing; let it go now.
       store.revokeLease(granted);
     }
   }
@@ -157,14 +164,14 @@ final class LeasedSingleton {
     String who = kv.valueUtf8();
     if (!who.equals(otherHolder)) {
       otherHolder = who;
-      log.info(key + " is held by " + who + "; this server (" + holder + ") takes it over if that lease ends");
+      log.info(key + " is held by " + who + "; this process (" + holder + ") takes it over if that lease ends");
     }
   }
 
   private void lost(String why) {
     long lease = leaseId;
     leaseId = 0;
-    log.warning("this server (" + holder + ") no longer holds " + key + ": " + why);
+    log.warning("this process (" + holder + ") no longer holds " + key + ": " + why);
     if (lease != 0) {
       store.revokeLease(lease); // fire and forget: it is gone or about to be
     }
