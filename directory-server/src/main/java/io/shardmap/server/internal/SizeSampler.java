@@ -1,6 +1,8 @@
 package io.shardmap.server.internal;
 
 import io.shardmap.catalog.CatalogPaths;
+import io.shardmap.catalog.LeasedSingleton;
+import io.shardmap.catalog.MeteredMetaStore;
 import io.shardmap.core.DirectorySnapshot;
 import io.shardmap.core.KeyspaceMap;
 import io.shardmap.core.Route;
@@ -129,8 +131,8 @@ public final class SizeSampler implements AutoCloseable {
     this.clock = clock;
     this.metrics = metrics;
     this.connector = connector != null ? connector : jdbc(settings);
-    this.lease = new LeasedSingleton(store, paths.sizeSampler(), serverId, settings.leaseTtl(), requestTimeout,
-        nanoTime, metrics);
+    this.lease = new LeasedSingleton(new MeteredMetaStore(store, metrics::etcdRequest, nanoTime), paths.sizeSampler(),
+        serverId, settings.leaseTtl(), requestTimeout, nanoTime, "size_sampler");
   }
 
   /** Read-only connections to the shards' primaries as {@code settings.dbUser()}, named {@code shardmap-sizes}. */
