@@ -143,10 +143,12 @@ final class UnitCounters {
     long id = Thread.currentThread().getId();
     long[] cells = stripes[(int) ((id * 0x9E3779B97F4A7C15L) >>> 40) & stripeMask];
     int i = PAD + slot * FIELDS;
-    CELLS.getAndAdd(cells, i + (write ? WRITES : READS), 1L);
-    CELLS.getAndAdd(cells, i + BUSY, nanos);
+    // The casts give the calls the exact type (long[], int, long)long: as statements they would be typed
+    // void, and a VarHandle adapts such a call, boxing the result where the call is not inlined.
+    long unused = (long) CELLS.getAndAdd(cells, i + (write ? WRITES : READS), 1L);
+    unused = (long) CELLS.getAndAdd(cells, i + BUSY, nanos);
     if (failed) {
-      CELLS.getAndAdd(cells, i + ERRORS, 1L);
+      unused = (long) CELLS.getAndAdd(cells, i + ERRORS, 1L);
     }
   }
 
@@ -168,7 +170,7 @@ final class UnitCounters {
       for (int i = 0; i < sums.length; i++) {
         long v = (long) CELLS.getOpaque(cells, PAD + i);
         if (v != 0) {
-          CELLS.getAndAdd(cells, PAD + i, -v);
+          long unused = (long) CELLS.getAndAdd(cells, PAD + i, -v);
           sums[i] += v;
           any = true;
         }
