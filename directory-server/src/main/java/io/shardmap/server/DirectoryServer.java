@@ -25,8 +25,8 @@ import io.shardmap.server.internal.AdminOps;
 import io.shardmap.server.internal.AdminService;
 import io.shardmap.server.internal.ClientRegistry;
 import io.shardmap.server.internal.DirectoryState;
-import io.shardmap.server.internal.FleetService;
 import io.shardmap.server.internal.LoadExchange;
+import io.shardmap.server.internal.FleetPage;
 import io.shardmap.server.internal.FleetStatus;
 import io.shardmap.server.internal.LoadHistory;
 import io.shardmap.server.internal.LoadReports;
@@ -189,7 +189,7 @@ public final class DirectoryServer implements AutoCloseable {
     this.patroniExecutor = Executors.newSingleThreadScheduledExecutor(daemon("shardmap-patroni-follower"));
     this.patroni = new PatroniFollower(store, ops, state::snapshot, patroniExecutor, PATRONI_RECHECK, o.etcdTimeout(),
         metrics);
-    this.http = o.metricsHost() == null ? null : startHttp(o.metricsHost(), o.metricsPort());
+    this.http = o.metricsHost() == null ? null : startHttp(o.metricsHost(), o.metricsPort(), new FleetPage(fleet, read));
     long hb = o.watchHeartbeat().toMillis();
     scheduler.scheduleWithFixedDelay(state::heartbeat, hb, hb, TimeUnit.MILLISECONDS);
     // Its own thread: the refresh reads etcd (sizes, migrations), which must not hold up heartbeats.
@@ -315,7 +315,7 @@ public final class DirectoryServer implements AutoCloseable {
     return metrics.scrape();
   }
 
-  private HttpServer startHttp(String host, int port) throws IOException {
+  private HttpServer startHttp(String host, int port, FleetPage page) throws IOException {
     HttpServer h = HttpServer.create(new InetSocketAddress(host, port), 16);
     h.createContext("/metrics", ex -> {
       byte[] body = metrics.scrape().getBytes(StandardCharsets.UTF_8);
@@ -336,7 +336,10 @@ public final class DirectoryServer implements AutoCloseable {
         os.write(body);
       }
     });
-    h.setExecutor(Executors.newSingleThreadExecutor(daemon("shardmap-http")));
+    // The fleet page (docs/load.md): /fleet and its JSON endpoints under /api/v1/, next to /metrics.
+    page.mount(h);
+    // A few threads: a status answer reads etcd, and must not hold up a Prometheus scrape.
+    h.setExecutor(Executors.newFixedThreadPool(4, daemon("shardmap-http")));
     h.start();
     return h;
   }

@@ -14,6 +14,8 @@ import io.shardmap.core.balance.BalanceInput;
 import io.shardmap.core.balance.BalancePlan;
 import io.shardmap.core.balance.BalancePlanner;
 import io.shardmap.core.balance.BalancePolicy;
+import io.shardmap.core.balance.BalancerPolicies;
+import io.shardmap.proto.v1.BalancerPolicy;
 import io.shardmap.proto.v1.GetFleetStatusRequest;
 import io.shardmap.proto.v1.GetFleetStatusResponse;
 import io.shardmap.proto.v1.KeyType;
@@ -50,7 +52,7 @@ import java.util.function.Supplier;
  * Assembles GetFleetStatus (docs/balancing.md, "What status reads"): per keyspace, the current map's units
  * with the load the clients reported over the window ({@link LoadHistory#totals}), the latest sizes in
  * etcd ({@link SizeRecords}), the shards' totals and skews, the hottest units, and the balance planner's
- * suggestions under {@link #POLICY}; and every migration record not finished, with its phase, rate and
+ * suggestions under {@link #POLICY} (or the request's policy, as the balancer's dry run asks); and every migration record not finished, with its phase, rate and
  * ETA. Reads etcd (sizes, migrations): call it off the transport threads.
  */
 public final class FleetStatus {
@@ -118,6 +120,7 @@ public final class FleetStatus {
       throw ShardmapException.invalid("top", "must be 0-" + MAX_TOP + " (0 for the default " + DEFAULT_TOP + "), got "
           + req.getTop());
     }
+    BalancePolicy policy = req.hasPolicy() ? policyOf(req.getPolicy()) : POLICY;
     DirectorySnapshot snap = snapshots.get();
     List<KeyspaceMap> keyspaces = new ArrayList<>();
     if (req.getKeyspace().isEmpty()) {
@@ -141,7 +144,7 @@ public final class FleetStatus {
     running.sort(Comparator.comparingLong(Migration::getCreatedUnixMs).thenComparing(Migration::getId));
     GetFleetStatusResponse.Builder out = GetFleetStatusResponse.newBuilder().setGeneratedUnixMs(now);
     for (KeyspaceMap k : keyspaces) {
-      out.addKeyspaces(keyspace(snap, k, window * 1000, top, now, running));
+      out.addKeyspaces(keyspace(snap, k, window * 1000, top, now, running, policy));
     }
     for (Migration m : running) {
       out.addMoves(move(m, now));
@@ -149,8 +152,18 @@ public final class FleetStatus {
     return out.build();
   }
 
+  /**
+   * The planner's policy from a balancer's (the balancer's dry run asks with its stored policy): refused with
+   * INVALID_ARGUMENT naming {@code policy.<field>} when a value is out of its bounds.
+   */
+  static BalancePolicy policyOf(BalancerPolicy requested) {
+    BalancerPolicy p = BalancerPolicies.effective(requested);
+    return BalancePolicy.builder().targetSkew(p.getTargetSkew()).loadWeight(p.getLoadWeight())
+        .sizeWeight(p.getSizeWeight()).hysteresis(p.getHysteresis()).maxMoves(p.getMaxMoves()).build();
+  }
+
   private KeyspaceStatus keyspace(DirectorySnapshot snap, KeyspaceMap k, long windowMs, int top, long now,
-      List<Migration> running) throws Exception {
+      List<Migration> running, BalancePolicy policy) throws Exception {
     KeyspaceStatus.Builder b = KeyspaceStatus.newBuilder().setKeyspace(k.name()).setStrategy(k.strategy());
     RoutingTable t;
     try {
@@ -304,7 +317,7 @@ public final class FleetStatus {
         }
       }
       KeyType type = k.keyType();
-      BalancePlan plan = BalancePlanner.plan(in.build(), POLICY, key -> rangeLabelKey(type, key));
+      BalancePlan plan = BalancePlanner.plan(in.build(), policy, key -> rangeLabelKey(type, key));
       for (BalancePlan.Step st : plan.steps()) {
         b.addSuggestions(suggestion(k, st));
       }
