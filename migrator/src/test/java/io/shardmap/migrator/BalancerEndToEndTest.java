@@ -52,7 +52,7 @@ class BalancerEndToEndTest {
       // [..0) on s1, [0..5000) [5000..10000) [10000..) on s2; s3 registered but owning nothing.
       for (long at : new long[] {HOT_START, HOT_END}) {
         h.fixture.admin().splitRange(SplitRangeRequest.newBuilder().setKeyspace(MoveHarness.KS)
-            .setAt(Key.newBuilder().setIntKey(at)).build());
+            .setSplitKey(Key.newBuilder().setIntKey(at)).build());
       }
       h.hotKeys = LongStream.range(HOT_START, HOT_START + 1_000).boxed().toList();
       h.startWriters(4, Duration.ofSeconds(300));
