@@ -157,6 +157,16 @@ else
   echo "smoke: npm not installed, reflection check skipped"
 fi
 
+# The fleet page and the status (issue 16): the page, its JSON status endpoint, and shardmapctl status.
+fetch() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=20).read().decode())' "$1"; }
+page=$(fetch http://127.0.0.1:7701/fleet) || fail "the fleet page did not answer"
+grep -q '<title>Shardmap fleet</title>' <<<"$page" || fail "the fleet page has no title"
+status=$(fetch 'http://127.0.0.1:7701/api/v1/status?keyspace=users') || fail "the fleet page's status endpoint failed"
+grep -q '"keyspace":"users"' <<<"$status" || fail "the status endpoint did not describe users: $status"
+out=$(ctl status --keyspace users) || fail "shardmapctl status failed"
+grep -q 'shard1' <<<"$out" || fail "shardmapctl status should list shard1: $out"
+echo "smoke: the fleet page, its status endpoint and shardmapctl status answer"
+
 deploy/local/down.sh --purge
 trap - EXIT
 [ ! -e deploy/.run ] || fail "down.sh --purge left deploy/.run behind"

@@ -739,6 +739,8 @@ try_it() {
 
 Shardmap is up: etcd $ETCD_ENDPOINTS, $shards,
 directory servers on 127.0.0.1:${GRPC_PORTS[0]} and 127.0.0.1:${GRPC_PORTS[1]} (metrics ${METRICS_PORTS[0]}, ${METRICS_PORTS[1]}).
+Fleet page (load heatmap, shard sizes, hottest units, moves): http://127.0.0.1:${METRICS_PORTS[0]}/fleet
+Fleet status in a terminal: java -jar $CLI_JAR --server 127.0.0.1:$g status
 Logs and data: $RUN
 
 Try it:
@@ -773,6 +775,11 @@ Try it:
   $JAVA -jar $EXAMPLE_JAR countries --set jp 'Nippon' --directory $(directory_list)
   psql -h 127.0.0.1 -p ${PG_PORTS[1]} -U postgres shard2 -c "UPDATE countries SET name = 'x'"   # refused: a reference table
   $ROOT/deploy/local/migrator reference verify --table countries
+
+  # where the data and the load are (README: See where the data and the load are)
+  shardmapctl status                   # per keyspace and shard: units, rows, bytes, load, skew, hottest units, moves
+  shardmapctl hot --keyspace users     # the hottest units, each with what to split or move
+  $ROOT/deploy/local/migrator balancer plan       # what the balancer would do now (it is off until enabled)
 
   # the migrator (docs/migrator.md): moves a range's rows to another shard while applications write
   $ROOT/deploy/local/migrator move users 3074457345618258602.. --to shard2 --cleanup-grace 5s
