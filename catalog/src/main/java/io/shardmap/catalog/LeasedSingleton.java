@@ -121,7 +121,7 @@ public final class LeasedSingleton {
       renewedNanos = now;
       recovered();
     } catch (ExecutionException | TimeoutException e) {
-      if (kind(e) == StoreException.Kind.NOT_FOUND) {
+      if (StoreErrors.kind(e) == StoreException.Kind.NOT_FOUND) {
         lost("the lease of " + key + " expired");
         return;
       }
@@ -198,8 +198,4 @@ public final class LeasedSingleton {
         : String.valueOf(cause.getMessage());
   }
 
-  private static StoreException.Kind kind(Exception e) {
-    Throwable t = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
-    return t instanceof StoreException s ? s.kind() : null;
-  }
 }

@@ -49,6 +49,11 @@ public final class StoreErrors {
     return e;
   }
 
+  /** The store's kind of the failure behind future wrappers, or null when it is not a store failure. */
+  public static io.shardmap.store.StoreException.Kind kind(Throwable t) {
+    return unwrap(t) instanceof io.shardmap.store.StoreException s ? s.kind() : null;
+  }
+
   private enum Access { NEUTRAL, PLANNING_READ, WRITE }
 
   private static ShardmapException translate(String what, Throwable t, Access access) {

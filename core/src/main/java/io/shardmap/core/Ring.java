@@ -116,19 +116,8 @@ public final class Ring implements RoutingTable {
 
   /** Index of the node owning hash position {@code hash}. */
   public int nodeAt(long hash) {
-    long h = hash ^ Long.MIN_VALUE;
-    long[] p = positions;
-    int lo = 0;
-    int hi = p.length;
-    while (lo < hi) {
-      int mid = (lo + hi) >>> 1;
-      if (p[mid] < h) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
-    return lo == p.length ? 0 : lo;
+    int u = unitAt(hash);
+    return u == positions.length ? 0 : u; // the wrap-around above the last position is node 0's
   }
 
   /** The share of the ring (hash space) each shard owns. */

@@ -2,6 +2,7 @@ package io.shardmap.server.internal;
 
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.catalog.MeteredMetaStore;
+import io.shardmap.catalog.StoreErrors;
 import io.shardmap.proto.v1.ClientPresence;
 import io.shardmap.store.MetaStore;
 import io.shardmap.store.StoreException;
@@ -78,7 +79,7 @@ public final class ClientRegistry implements AutoCloseable {
   private volatile long leaseId;
   private long leaseRenewedNanos;
   private Aggregate published;
-  private volatile String failing;
+  private final EtcdFaultLog faults;
   private volatile boolean closed;
 
   public ClientRegistry(MetaStore store, CatalogPaths paths, String serverId, Duration clientTimeout,
@@ -89,6 +90,7 @@ public final class ClientRegistry implements AutoCloseable {
     this.serverId = serverId;
     this.timeoutNanos = clientTimeout.toNanos();
     this.requestTimeout = requestTimeout;
+    this.faults = new EtcdFaultLog(log, requestTimeout, PUBLISH_INTERVAL_MS);
     this.changes = changes;
     this.nanoTime = nanoTime;
     this.wallClockMillis = wallClockMillis;
@@ -205,22 +207,22 @@ public final class ClientRegistry implements AutoCloseable {
     try {
       metered.as("presence_keepalive").keepAliveOnce(lease).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
       leaseRenewedNanos = now;
-      recovered("lease of client presence record " + key + " renewed");
+      faults.recovered("lease of client presence record " + key + " renewed");
     } catch (Exception e) {
       if (e instanceof InterruptedException || closed) {
         Thread.currentThread().interrupt();
         return;
       }
-      boolean gone = kind(e) == StoreException.Kind.NOT_FOUND;
+      boolean gone = StoreErrors.kind(e) == StoreException.Kind.NOT_FOUND;
       if (gone || now - leaseRenewedNanos >= LEASE_TTL.toNanos()) {
         // The record went with the lease (or will have by now): start over with a new lease.
         leaseId = 0;
         published = null;
-        fault("the lease of this server's client presence record " + (gone ? "expired" : "could not be renewed for "
+        faults.fault("the lease of this server's client presence record " + (gone ? "expired" : "could not be renewed for "
             + TimeUnit.NANOSECONDS.toMillis(now - leaseRenewedNanos) + " ms") + "; it is rewritten under a new "
             + "lease", e);
       } else {
-        fault("renewing the lease of this server's client presence record failed", e);
+        faults.fault("renewing the lease of this server's client presence record failed", e);
       }
     }
   }
@@ -239,44 +241,22 @@ public final class ClientRegistry implements AutoCloseable {
       metered.as("presence_put").commit(Txn.builder().put(key, record.toByteArray(), leaseId).build())
           .get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
       published = a;
-      recovered("client presence record " + key + " written (" + a.count() + " clients, min applied revision "
+      faults.recovered("client presence record " + key + " written (" + a.count() + " clients, min applied revision "
           + a.minApplied() + ")");
     } catch (Exception e) {
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
         return;
       }
-      if (kind(e) == StoreException.Kind.NOT_FOUND) {
+      if (StoreErrors.kind(e) == StoreException.Kind.NOT_FOUND) {
         leaseId = 0; // the lease expired under us; the next run grants a new one
       }
       if (!closed) {
-        fault("writing the client presence record " + key + " failed", e);
+        faults.fault("writing the client presence record " + key + " failed", e);
       }
     }
   }
 
-  private void recovered(String what) {
-    if (failing != null) {
-      log.info(what + " again after: " + failing);
-      failing = null;
-    }
-  }
-
-  /** Logs a fault once, until etcd answers this publisher again. */
-  private void fault(String what, Exception e) {
-    Throwable cause = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
-    String message = what + " (" + (cause instanceof TimeoutException ? "no answer from etcd within "
-        + requestTimeout.toMillis() + " ms" : cause.getMessage()) + ")";
-    if (failing == null) {
-      log.warning(message + "; retrying every " + PUBLISH_INTERVAL_MS + " ms, logged once");
-      failing = message;
-    }
-  }
-
-  private static StoreException.Kind kind(Exception e) {
-    Throwable t = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
-    return t instanceof StoreException s ? s.kind() : null;
-  }
 
   /**
    * Stops publishing and revokes the lease, which deletes the record at once (bounded by the etcd
@@ -295,7 +275,7 @@ public final class ClientRegistry implements AutoCloseable {
     }
     long lease = leaseId;
     leaseId = 0;
-    if (lease != 0 && failing == null) {
+    if (lease != 0 && faults.failing() == null) {
       try {
         store.revokeLease(lease).get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
       } catch (Exception e) {
@@ -306,7 +286,7 @@ public final class ClientRegistry implements AutoCloseable {
             + "); the record vanishes when the lease expires, within " + LEASE_TTL.toSeconds() + " s");
       }
     } else if (lease != 0) {
-      log.info("not revoking the lease of the client presence record " + key + " (etcd was failing: " + failing
+      log.info("not revoking the lease of the client presence record " + key + " (etcd was failing: " + faults.failing()
           + "); the record vanishes when the lease expires, within " + LEASE_TTL.toSeconds() + " s");
     }
     metrics.reportingClients(0);

@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.shardmap.catalog.CatalogPaths;
 import io.shardmap.catalog.MeteredMetaStore;
+import io.shardmap.catalog.StoreErrors;
 import io.shardmap.proto.v1.KeyspaceLoad;
 import io.shardmap.proto.v1.LoadBand;
 import io.shardmap.store.KeyValue;
@@ -69,7 +70,7 @@ public final class LoadExchange implements AutoCloseable {
   private final TreeMap<Long, Long> leases = new TreeMap<>();
   private volatile Watch watch;
   private volatile boolean loaded;
-  private volatile String failing;
+  private final EtcdFaultLog faults;
   private volatile boolean closed;
 
   public LoadExchange(MetaStore store, CatalogPaths paths, String serverId, LoadHistory history,
@@ -84,6 +85,7 @@ public final class LoadExchange implements AutoCloseable {
     this.serverId = serverId;
     this.requestTimeout = requestTimeout;
     this.intervalMs = publishInterval.toMillis();
+    this.faults = new EtcdFaultLog(log, requestTimeout, intervalMs);
     this.wallClockMillis = wallClockMillis;
     this.metrics = metrics;
     this.executor = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -141,13 +143,13 @@ public final class LoadExchange implements AutoCloseable {
       }
       watch = store.watch(prefix, r.revision(), new Listener());
       loaded = true;
-      recovered("read " + r.kvs().size() + " load columns from " + prefix);
+      faults.recovered("read " + r.kvs().size() + " load columns from " + prefix);
     } catch (Exception e) {
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
         return;
       }
-      fault("reading the recent load columns under " + prefix + " failed", e);
+      faults.fault("reading the recent load columns under " + prefix + " failed", e);
     }
   }
 
@@ -188,7 +190,7 @@ public final class LoadExchange implements AutoCloseable {
         byte[] value = encode(part);
         metered.as("load_put").commit(Txn.builder().put(key, value, lease).build())
             .get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
-        recovered("load column " + key + " written");
+        faults.recovered("load column " + key + " written");
       } catch (Exception e) {
         // This one and every one not yet tried are written again at the next run.
         history.markChanged(part.keyspace(), part.minuteUnixMs());
@@ -200,11 +202,11 @@ public final class LoadExchange implements AutoCloseable {
           Thread.currentThread().interrupt();
           return;
         }
-        if (kind(e) == StoreException.Kind.NOT_FOUND) {
+        if (StoreErrors.kind(e) == StoreException.Kind.NOT_FOUND) {
           leases.remove(part.minuteUnixMs()); // the lease expired under us: a new one next time
         }
         if (!closed) {
-          fault("writing this server's load columns failed", e);
+          faults.fault("writing this server's load columns failed", e);
         }
         return;
       }
@@ -254,27 +256,6 @@ public final class LoadExchange implements AutoCloseable {
     }
   }
 
-  private void recovered(String what) {
-    if (failing != null) {
-      log.info(what + " again after: " + failing);
-      failing = null;
-    }
-  }
-
-  private void fault(String what, Exception e) {
-    Throwable cause = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
-    String message = what + " (" + (cause instanceof TimeoutException ? "no answer from etcd within "
-        + requestTimeout.toMillis() + " ms" : cause.getMessage()) + ")";
-    if (failing == null) {
-      log.warning(message + "; retrying every " + intervalMs + " ms, logged once");
-      failing = message;
-    }
-  }
-
-  private static StoreException.Kind kind(Exception e) {
-    Throwable t = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
-    return t instanceof StoreException s ? s.kind() : null;
-  }
 
   /**
    * Stops publishing and watching. The published columns stay until their leases expire (the load they
